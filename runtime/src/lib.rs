@@ -1,0 +1,30 @@
+//! lstm-edge runtime: a `no_std`, allocation-free LSTM/GRU engine for text models.
+//!
+//! One model blob (postcard, checked by magic, version and CRC-32) is borrowed in
+//! place from flash. The same cell code runs on two numeric paths: [`numeric::Int`]
+//! (int8 weights, int16 activations, no float arithmetic) and [`numeric::F32`].
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+pub mod error;
+pub mod tokenize;
+
+pub use error::Error;

@@ -1,0 +1,1 @@
+//! Tokenizers (written next).

@@ -1,0 +1,1 @@
+//! Training on ONNX Runtime, ONNX export and quantization.
