@@ -1,1 +1,5 @@
-//! Training on ONNX Runtime, ONNX export and quantization.
+//! lstm-edge trainer: datasets, training graphs run on ONNX Runtime, ONNX export.
+//!
+//! Each module below owns one job; add new modules here with one `pub mod` line.
+
+pub mod data;
