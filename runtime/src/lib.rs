@@ -25,6 +25,7 @@
 extern crate std;
 
 pub mod error;
+pub mod format;
 pub mod tokenize;
 
 pub use error::Error;
