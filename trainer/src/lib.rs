@@ -3,3 +3,4 @@
 //! Each module below owns one job; add new modules here with one `pub mod` line.
 
 pub mod data;
+pub mod onnx;
