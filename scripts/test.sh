@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The project's test command. Installs what it needs, then: formatting, lints,
+# the workspace tests, the runtime's Cortex-M4F build, and the firmware under
+# QEMU (bit-exact against the host). Stops at the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+# Debian's toolchain for the device; a separate target dir keeps its
+# artifacts apart from the rustup toolchain's.
+device_cargo() { RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo "$@"; }
+
+section "install: ONNX Runtime"
+if [ -f scripts/install-ort.sh ]; then
+    bash scripts/install-ort.sh
+else
+    echo "scripts/install-ort.sh not present; skipping"
+fi
+
+section "install: device toolchain (Debian packages)"
+bash scripts/install-device-deps.sh
+
+section "cargo fmt --check"
+cargo fmt --all -- --check
+(cd firmware && cargo fmt -- --check)
+
+section "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+# The firmware's QEMU tests run in their own section below, after the device builds.
+section "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-tests=pass -E 'not binary(firmware_qemu)'
+else
+    cargo test --workspace -- --skip firmware_
+fi
+
+section "doc tests"
+cargo test --workspace --doc
+
+section "device build: runtime for thumbv7em-none-eabihf"
+device_cargo build -p lstm-edge-runtime --release --target thumbv7em-none-eabihf \
+    -Zbuild-std=core --target-dir target/thumb
+
+section "device build: firmware with its default model, run under QEMU"
+(cd firmware && device_cargo build --release -Zbuild-std=core --target-dir ../target/firmware)
+firmware_elf=target/firmware/thumbv7em-none-eabihf/release/lstm-edge-firmware
+arm-none-eabi-size "$firmware_elf"
+timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
+    -semihosting-config enable=on,target=native -icount shift=0 -kernel "$firmware_elf"
+
+section "firmware: QEMU tests against the host integer path"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run -p lstm-edge-tests --test firmware_qemu
+else
+    cargo test -p lstm-edge-tests --test firmware_qemu
+fi
+
+section "all checks passed"
