@@ -1,0 +1,708 @@
+//! Builds the Cortex-M4F firmware (`firmware/`) for a model blob and runs it
+//! under QEMU (`mps2-an386`), parsing its line protocol.
+//!
+//! The device toolchain is Debian's: `rustc-web` and `cargo-web` (with
+//! `rust-web-src` for `-Zbuild-std=core`), `binutils-arm-none-eabi` for the
+//! linker and `qemu-system-arm`. A missing piece is an error that names the
+//! package to install.
+//!
+//! The firmware prints one record per line (see `firmware/src/main.rs`):
+//!
+//! ```text
+//! lstm-edge-firmware 1
+//! clock <systick hz>
+//! model <cell> hidden=<h> input=<chars|words>:<tokens> head=<head> output=<output> blob=<bytes>
+//! score <index> <q0.15 score> <ticks> <steps>
+//! gen <temperature milli> <seed> <prompt ticks> <generation ticks> <text as hex>
+//! stack <peak bytes> <region bytes>
+//! end
+//! error <message>      (then it exits non-zero)
+//! ```
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// The target the firmware is built for.
+pub const TARGET: &str = "thumbv7em-none-eabihf";
+/// The version of the firmware's line protocol this module reads.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Under QEMU's `-icount shift=0` one instruction takes 1 ns of virtual time.
+pub const INSTRUCTIONS_PER_SECOND: u64 = 1_000_000_000;
+
+/// The board the firmware image is linked for (its memory map).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Board {
+    /// QEMU's `mps2-an386` (Cortex-M4F, flash at 0x0, RAM at 0x2000_0000).
+    #[default]
+    Mps2An386,
+    /// STM32F407 boards (1 MiB flash at 0x0800_0000, 128 KiB RAM), for probe-rs.
+    Stm32f407,
+}
+
+impl Board {
+    /// The name `firmware/build.rs` reads from `LSTM_EDGE_BOARD`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Board::Mps2An386 => "mps2-an386",
+            Board::Stm32f407 => "stm32f407",
+        }
+    }
+}
+
+/// What the firmware does with its model, fixed at build time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FirmwareInputs {
+    /// Reviews scored by a sentiment model, each on its own line (no `\n` inside).
+    pub reviews: Vec<Vec<u8>>,
+    /// The prompt a generator model is fed before sampling.
+    pub prompt: Vec<u8>,
+    /// Characters generated per temperature.
+    pub gen_chars: usize,
+    /// Sampling temperatures in thousandths (500 = 0.5); each run starts from a
+    /// fresh state and a fresh generator seeded with `seed`.
+    pub temperatures_milli: Vec<u32>,
+    pub seed: u64,
+    pub board: Board,
+}
+
+impl Default for FirmwareInputs {
+    fn default() -> Self {
+        FirmwareInputs {
+            reviews: Vec::new(),
+            prompt: b"the ".to_vec(),
+            gen_chars: 100,
+            temperatures_milli: vec![200, 500, 1000],
+            seed: 42,
+            board: Board::default(),
+        }
+    }
+}
+
+/// The Debian tools the firmware needs, found on this machine.
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    pub cargo: PathBuf,
+    pub rustc: PathBuf,
+    pub linker: PathBuf,
+    pub size: PathBuf,
+    pub qemu: PathBuf,
+}
+
+/// The device toolchain is incomplete; lists the Debian packages that are missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingToolchain {
+    pub packages: Vec<&'static str>,
+}
+
+impl fmt::Display for MissingToolchain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = self.packages.join(" ");
+        write!(
+            f,
+            "the device toolchain is missing Debian packages: {list}; install them with \
+             `apt-get install -y {list}` (or `bash scripts/install-device-deps.sh`)"
+        )
+    }
+}
+
+impl std::error::Error for MissingToolchain {}
+
+impl Toolchain {
+    /// Finds Debian's rustc/cargo (with their core source), the ARM binutils and QEMU.
+    pub fn detect() -> Result<Toolchain, MissingToolchain> {
+        let mut packages = Vec::new();
+        let rustc = PathBuf::from("/usr/bin/rustc");
+        let cargo = PathBuf::from("/usr/bin/cargo");
+        if !rustc.is_file() {
+            packages.push("rustc-web");
+        }
+        if !cargo.is_file() {
+            packages.push("cargo-web");
+        }
+        if !Path::new("/usr/lib/rustlib/src/rust/library/core/Cargo.toml").is_file() {
+            packages.push("rust-web-src");
+        }
+        let linker = find_in_path("arm-none-eabi-ld");
+        let size = find_in_path("arm-none-eabi-size");
+        if linker.is_none() || size.is_none() {
+            packages.push("binutils-arm-none-eabi");
+        }
+        let qemu = find_in_path("qemu-system-arm");
+        if qemu.is_none() {
+            packages.push("qemu-system-arm");
+        }
+        match (linker, size, qemu) {
+            (Some(linker), Some(size), Some(qemu)) if packages.is_empty() => Ok(Toolchain {
+                cargo,
+                rustc,
+                linker,
+                size,
+                qemu,
+            }),
+            _ => Err(MissingToolchain { packages }),
+        }
+    }
+}
+
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Where the firmware project lives and where its builds go.
+#[derive(Debug, Clone)]
+pub struct FirmwareProject {
+    /// The `firmware/` cargo project.
+    pub dir: PathBuf,
+    /// Its cargo target dir (kept apart from the host workspace's artifacts).
+    pub target_dir: PathBuf,
+}
+
+impl FirmwareProject {
+    /// `LSTM_EDGE_FIRMWARE_DIR`, else the `firmware/` folder of this source tree;
+    /// builds go to `target/firmware` beside it.
+    pub fn locate() -> Result<FirmwareProject> {
+        let dir = match std::env::var_os("LSTM_EDGE_FIRMWARE_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware"),
+        };
+        let dir = dir.canonicalize().with_context(|| {
+            format!(
+                "firmware project not found at {}; set LSTM_EDGE_FIRMWARE_DIR to the \
+                 lstm-edge `firmware/` folder",
+                dir.display()
+            )
+        })?;
+        if !dir.join("Cargo.toml").is_file() {
+            bail!(
+                "{} has no Cargo.toml; LSTM_EDGE_FIRMWARE_DIR must name the lstm-edge \
+                 `firmware/` folder",
+                dir.display()
+            );
+        }
+        let target_dir = dir
+            .parent()
+            .map(|root| root.join("target/firmware"))
+            .unwrap_or_else(|| dir.join("target"));
+        Ok(FirmwareProject { dir, target_dir })
+    }
+
+    /// Builds the firmware with `model` embedded and returns its ELF, copied to a
+    /// name derived from the model and inputs, so concurrent builds do not clash.
+    pub fn build(&self, model: &Path, inputs: &FirmwareInputs) -> Result<PathBuf> {
+        let toolchain = Toolchain::detect()?;
+        let blob = fs::read(model)
+            .with_context(|| format!("cannot read model blob {}", model.display()))?;
+        if let Some(index) = inputs.reviews.iter().position(|r| r.contains(&b'\n')) {
+            bail!("review {index} contains a newline; the firmware takes one review per line");
+        }
+        if inputs.temperatures_milli.is_empty() {
+            bail!("no sampling temperature given; pass at least one (e.g. 500 for 0.5)");
+        }
+
+        let mut hasher = DefaultHasher::new();
+        blob.hash(&mut hasher);
+        inputs.hash(&mut hasher);
+        let key = format!("{:016x}", hasher.finish());
+        let work = self.target_dir.join("inputs").join(&key);
+        fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+        let model_copy = work.join("model.bin");
+        let reviews_path = work.join("reviews.txt");
+        let prompt_path = work.join("prompt.txt");
+        fs::write(&model_copy, &blob)?;
+        fs::write(&reviews_path, inputs.reviews.join(&b'\n'))?;
+        fs::write(&prompt_path, &inputs.prompt)?;
+        let temperatures = inputs
+            .temperatures_milli
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+
+        // Builds share one target dir, so they take turns: the ELF is copied out
+        // before the next build overwrites it.
+        fs::create_dir_all(&self.target_dir)?;
+        let lock_path = self.target_dir.join("lstm-edge-build.lock");
+        let lock = fs::File::create(&lock_path)
+            .with_context(|| format!("cannot create {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+
+        let mut command = Command::new(&toolchain.cargo);
+        command
+            .current_dir(&self.dir)
+            .args(["build", "--release", "--quiet", "-Zbuild-std=core"])
+            .arg("--target")
+            .arg(TARGET)
+            .arg("--target-dir")
+            .arg(&self.target_dir)
+            .env("RUSTC", &toolchain.rustc)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("LSTM_EDGE_MODEL", &model_copy)
+            .env("LSTM_EDGE_REVIEWS", &reviews_path)
+            .env("LSTM_EDGE_PROMPT", &prompt_path)
+            .env("LSTM_EDGE_GEN_CHARS", inputs.gen_chars.to_string())
+            .env("LSTM_EDGE_TEMPERATURES", temperatures)
+            .env("LSTM_EDGE_SEED", inputs.seed.to_string())
+            .env("LSTM_EDGE_BOARD", inputs.board.name())
+            .stdin(Stdio::null());
+        // Settings meant for the host build (or the calling cargo) must not
+        // leak into the device build.
+        for var in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CARGO_BUILD_RUSTFLAGS",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET",
+            "RUSTC_WRAPPER",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "RUSTDOCFLAGS",
+            "CARGO",
+            "CARGO_MANIFEST_DIR",
+        ] {
+            command.env_remove(var);
+        }
+        let output = command
+            .output()
+            .with_context(|| format!("cannot start {}", toolchain.cargo.display()))?;
+        if !output.status.success() {
+            bail!(
+                "firmware build for {} failed ({}):\n{}",
+                model.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let built = self
+            .target_dir
+            .join(TARGET)
+            .join("release/lstm-edge-firmware");
+        let elf = work.join("lstm-edge-firmware.elf");
+        fs::copy(&built, &elf)
+            .with_context(|| format!("cannot copy {} to {}", built.display(), elf.display()))?;
+        drop(lock);
+        Ok(elf)
+    }
+}
+
+/// Builds the firmware of this source tree for `model` (see [`FirmwareProject::build`]).
+pub fn build(model: &Path, inputs: &FirmwareInputs) -> Result<PathBuf> {
+    FirmwareProject::locate()?.build(model, inputs)
+}
+
+/// A review's score as the firmware printed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Score {
+    pub index: usize,
+    /// The sigmoid output in Q0.15 (32767 is 1.0).
+    pub q15: i16,
+    /// SysTick ticks spent scoring it.
+    pub ticks: u64,
+    /// Cell steps it took (padding included).
+    pub steps: u32,
+}
+
+/// One generation run as the firmware printed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pub temperature_milli: u32,
+    pub seed: u64,
+    /// SysTick ticks spent feeding the prompt.
+    pub prompt_ticks: u64,
+    /// SysTick ticks spent generating `text`.
+    pub ticks: u64,
+    pub text: Vec<u8>,
+}
+
+/// Everything a successful firmware run printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareOutput {
+    /// SysTick frequency: with `-icount shift=0`, one tick is
+    /// `INSTRUCTIONS_PER_SECOND / clock_hz` instructions.
+    pub clock_hz: u64,
+    /// The `model` line, after the keyword.
+    pub model: String,
+    pub scores: Vec<Score>,
+    pub generations: Vec<Generation>,
+    /// Peak stack use found by stack painting, and the painted region's size.
+    pub stack_peak_bytes: u64,
+    pub stack_region_bytes: u64,
+    /// The whole console output.
+    pub console: String,
+}
+
+impl FirmwareOutput {
+    /// Instructions per SysTick tick under `-icount shift=0`.
+    pub fn instructions_per_tick(&self) -> u64 {
+        INSTRUCTIONS_PER_SECOND / self.clock_hz.max(1)
+    }
+}
+
+/// The firmware ran but failed: it exited non-zero (after printing `error ...`),
+/// or printed something this module cannot read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareFailed {
+    /// QEMU's exit status, if it exited on its own.
+    pub status: Option<i32>,
+    /// The message of the firmware's `error` line, or what went wrong.
+    pub message: String,
+    /// The whole console output.
+    pub console: String,
+}
+
+impl fmt::Display for FirmwareFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(code) => write!(f, "firmware failed (exit status {code}): {}", self.message),
+            None => write!(f, "firmware failed: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for FirmwareFailed {}
+
+/// How long a firmware run may take before it is stopped.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs `elf` under QEMU (`mps2-an386`, instruction-counting clock) and parses its output.
+pub fn run(elf: &Path) -> Result<FirmwareOutput> {
+    run_with_timeout(elf, DEFAULT_RUN_TIMEOUT)
+}
+
+/// [`run`] with a time limit; a run past it is stopped and reported as failed.
+pub fn run_with_timeout(elf: &Path, timeout: Duration) -> Result<FirmwareOutput> {
+    let toolchain = Toolchain::detect()?;
+    if !elf.is_file() {
+        bail!("firmware image {} does not exist", elf.display());
+    }
+    let mut child = Command::new(&toolchain.qemu)
+        .args(qemu_args(elf))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", toolchain.qemu.display()))?;
+    let stdout = child.stdout.take().context("QEMU stdout")?;
+    let stderr = child.stderr.take().context("QEMU stderr")?;
+    let stdout_reader = thread::spawn(move || read_all(stdout));
+    let stderr_reader = thread::spawn(move || read_all(stderr));
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if started.elapsed() > timeout {
+            child.kill()?;
+            child.wait()?;
+            break None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout_reader.join().unwrap_or_default();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    let console = format!(
+        "{}{}",
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr)
+    );
+
+    let Some(status) = status else {
+        return Err(FirmwareFailed {
+            status: None,
+            message: format!("no exit within {} s; stopped", timeout.as_secs()),
+            console,
+        }
+        .into());
+    };
+    if !status.success() {
+        let message = console
+            .lines()
+            .find_map(|line| line.strip_prefix("error "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| last_lines(&console, 5));
+        return Err(FirmwareFailed {
+            status: status.code(),
+            message,
+            console,
+        }
+        .into());
+    }
+    parse_output(&console).map_err(|message| {
+        FirmwareFailed {
+            status: status.code(),
+            message,
+            console: console.clone(),
+        }
+        .into()
+    })
+}
+
+/// QEMU's arguments for the reference board, with the instruction-counting clock.
+pub fn qemu_args(elf: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "-cpu",
+        "cortex-m4",
+        "-machine",
+        "mps2-an386",
+        "-nographic",
+        "-monitor",
+        "none",
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-icount",
+        "shift=0",
+        "-kernel",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push(elf.as_os_str().to_owned());
+    args
+}
+
+fn read_all(mut reader: impl Read) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    // A read error only shortens the captured console; the exit status still decides.
+    let _ = reader.read_to_end(&mut buffer);
+    buffer
+}
+
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(count);
+    match lines.get(start..) {
+        Some(tail) if !tail.is_empty() => tail.join(" | "),
+        _ => "no output".to_owned(),
+    }
+}
+
+/// Parses the firmware's line protocol (see the module docs).
+pub fn parse_output(console: &str) -> Result<FirmwareOutput, String> {
+    let mut version = None;
+    let mut clock_hz = None;
+    let mut model = None;
+    let mut scores = Vec::new();
+    let mut generations = Vec::new();
+    let mut stack = None;
+    let mut ended = false;
+    for (number, line) in console.lines().enumerate() {
+        let number = number + 1;
+        let mut fields = line.split_ascii_whitespace();
+        let Some(keyword) = fields.next() else {
+            continue;
+        };
+        let fields: Vec<&str> = fields.collect();
+        let bad = |what: &str| format!("console line {number} `{line}`: {what}");
+        let int = |index: usize, what: &str| -> Result<u64, String> {
+            fields
+                .get(index)
+                .and_then(|field| field.parse().ok())
+                .ok_or_else(|| bad(&format!("field {} ({what}) is not a number", index + 1)))
+        };
+        match keyword {
+            "lstm-edge-firmware" => version = Some(int(0, "protocol version")?),
+            "clock" => clock_hz = Some(int(0, "clock hz")?),
+            "model" => model = Some(fields.join(" ")),
+            "score" => {
+                let q15 = fields
+                    .get(1)
+                    .and_then(|field| field.parse::<i16>().ok())
+                    .ok_or_else(|| bad("field 2 (score) is not an i16"))?;
+                scores.push(Score {
+                    index: int(0, "review index")? as usize,
+                    q15,
+                    ticks: int(2, "ticks")?,
+                    steps: int(3, "steps")? as u32,
+                });
+            }
+            "gen" => {
+                let hex = fields.get(4).copied().unwrap_or("");
+                let text = decode_hex(hex).ok_or_else(|| bad("field 5 (text) is not hex"))?;
+                generations.push(Generation {
+                    temperature_milli: int(0, "temperature")? as u32,
+                    seed: int(1, "seed")?,
+                    prompt_ticks: int(2, "prompt ticks")?,
+                    ticks: int(3, "generation ticks")?,
+                    text,
+                });
+            }
+            "stack" => stack = Some((int(0, "peak bytes")?, int(1, "region bytes")?)),
+            "end" => ended = true,
+            "error" => return Err(bad("the firmware reported an error")),
+            _ => {}
+        }
+    }
+    match version {
+        Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
+        Some(v) => {
+            return Err(format!(
+                "firmware speaks protocol {v}, this tool reads {PROTOCOL_VERSION}; rebuild it"
+            ))
+        }
+        None => return Err("no `lstm-edge-firmware` banner in the output".to_owned()),
+    }
+    if !ended {
+        return Err("the output stops before its `end` line".to_owned());
+    }
+    let (stack_peak_bytes, stack_region_bytes) =
+        stack.ok_or_else(|| "no `stack` line in the output".to_owned())?;
+    Ok(FirmwareOutput {
+        clock_hz: clock_hz.ok_or_else(|| "no `clock` line in the output".to_owned())?,
+        model: model.ok_or_else(|| "no `model` line in the output".to_owned())?,
+        scores,
+        generations,
+        stack_peak_bytes,
+        stack_region_bytes,
+        console: console.to_owned(),
+    })
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect()
+}
+
+/// Section sizes of an ELF, as `arm-none-eabi-size` (Berkeley format) reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionSizes {
+    /// Flash: code, read-only data (the model blob among them) and the vector table.
+    pub text: u64,
+    /// Initialised RAM (its initial values also take flash).
+    pub data: u64,
+    /// Zeroed RAM.
+    pub bss: u64,
+}
+
+/// Runs `arm-none-eabi-size` on `elf`.
+pub fn section_sizes(elf: &Path) -> Result<SectionSizes> {
+    let toolchain = Toolchain::detect()?;
+    let output = Command::new(&toolchain.size)
+        .arg(elf)
+        .output()
+        .with_context(|| format!("cannot start {}", toolchain.size.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} {} failed: {}",
+            toolchain.size.display(),
+            elf.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    parse_size_output(&String::from_utf8_lossy(&output.stdout))
+}
+
+fn parse_size_output(text: &str) -> Result<SectionSizes> {
+    let row = text
+        .lines()
+        .nth(1)
+        .context("arm-none-eabi-size printed no size row")?;
+    let numbers: Vec<u64> = row
+        .split_ascii_whitespace()
+        .take(3)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("cannot read arm-none-eabi-size row `{row}`"))?;
+    match numbers[..] {
+        [text, data, bss] => Ok(SectionSizes { text, data, bss }),
+        _ => bail!("arm-none-eabi-size row `{row}` has fewer than 3 numbers"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "lstm-edge-firmware 1\nclock 25000000\n\
+        model lstm hidden=8 input=chars:30 head=last output=softmax:30 blob=1234\n\
+        score 0 16384 120 12\n\
+        gen 500 7 10 99 68690a\n\
+        stack 612 4190000\nend\n";
+
+    #[test]
+    fn parses_every_record() {
+        let out = parse_output(GOOD).unwrap();
+        assert_eq!(out.clock_hz, 25_000_000);
+        assert_eq!(out.instructions_per_tick(), 40);
+        assert!(out.model.starts_with("lstm hidden=8"));
+        assert_eq!(
+            out.scores,
+            vec![Score {
+                index: 0,
+                q15: 16384,
+                ticks: 120,
+                steps: 12
+            }]
+        );
+        assert_eq!(out.generations.len(), 1);
+        assert_eq!(out.generations[0].text, b"hi\n");
+        assert_eq!(out.generations[0].temperature_milli, 500);
+        assert_eq!(out.generations[0].seed, 7);
+        assert_eq!(
+            (out.stack_peak_bytes, out.stack_region_bytes),
+            (612, 4190000)
+        );
+    }
+
+    #[test]
+    fn rejects_truncated_or_garbled_output() {
+        let cut = GOOD.replace("end\n", "");
+        assert!(parse_output(&cut).unwrap_err().contains("`end`"));
+        let odd_hex = GOOD.replace("68690a", "6869a");
+        assert!(parse_output(&odd_hex).unwrap_err().contains("not hex"));
+        let wide = GOOD.replace("16384", "40000");
+        assert!(parse_output(&wide).unwrap_err().contains("i16"));
+        let newer = GOOD.replace("lstm-edge-firmware 1", "lstm-edge-firmware 2");
+        assert!(parse_output(&newer).unwrap_err().contains("protocol 2"));
+    }
+
+    #[test]
+    fn reads_berkeley_size_output() {
+        let text = "   text\t   data\t    bss\t    dec\t    hex\tfilename\n  \
+                    1320\t      4\t      8\t   1332\t    534\tfirmware\n";
+        assert_eq!(
+            parse_size_output(text).unwrap(),
+            SectionSizes {
+                text: 1320,
+                data: 4,
+                bss: 8
+            }
+        );
+        assert!(parse_size_output("nothing").is_err());
+    }
+
+    #[test]
+    fn missing_packages_are_named_with_the_install_command() {
+        let message = MissingToolchain {
+            packages: vec!["binutils-arm-none-eabi", "qemu-system-arm"],
+        }
+        .to_string();
+        assert!(message.contains("apt-get install -y binutils-arm-none-eabi qemu-system-arm"));
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(decode_hex("00ff7a").unwrap(), vec![0, 255, 0x7a]);
+        assert!(decode_hex("0g").is_none());
+        assert_eq!(decode_hex("").unwrap(), Vec::<u8>::new());
+    }
+}

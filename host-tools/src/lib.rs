@@ -1,0 +1,3 @@
+//! The `lstm-edge` command line's library: what its subcommands call.
+
+pub mod firmware;
