@@ -4,3 +4,4 @@
 
 pub mod data;
 pub mod onnx;
+pub mod ort_env;

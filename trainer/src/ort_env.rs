@@ -1,0 +1,349 @@
+//! Loading ONNX Runtime (dynamically, once per process) and creating sessions.
+//!
+//! The library is looked up in this order:
+//! 1. `ORT_DYLIB_PATH`, the file itself;
+//! 2. the project-local install made by `scripts/install-ort.sh`:
+//!    `.ort/gpu` then `.ort/cpu` under the repository root (`LSTM_EDGE_HOME`, or the
+//!    first ancestor of the current directory or executable holding `Cargo.toml`
+//!    and `runtime/`);
+//! 3. a pip-installed `onnxruntime` / `onnxruntime-gpu` package of `python3`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, bail, Context, Result};
+use ort::environment::Environment;
+use ort::session::Session;
+
+/// The ONNX Runtime release the project pins (it matches `ort` 2.0.0-rc.15).
+pub const ORT_VERSION: &str = "1.31.1";
+
+/// The command that installs the CPU build where [`library_path`] finds it.
+pub const INSTALL_COMMAND: &str = "bash scripts/install-ort.sh";
+
+/// Where a session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    /// The CUDA execution provider on one GPU (needs the `onnxruntime-gpu` build).
+    Cuda {
+        device_id: i32,
+    },
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda { device_id } => write!(f, "cuda:{device_id}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = anyhow::Error;
+
+    /// Parses `cpu`, `cuda` (device 0) or `cuda:N`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda { device_id: 0 }),
+            _ => match s.strip_prefix("cuda:").map(str::parse) {
+                Some(Ok(device_id)) => Ok(Device::Cuda { device_id }),
+                _ => bail!("unknown device {s:?}: expected `cpu`, `cuda` or `cuda:N`"),
+            },
+        }
+    }
+}
+
+struct Loaded {
+    path: PathBuf,
+    environment: Environment,
+}
+
+/// The process-wide environment; an error is kept as text so every caller sees it.
+static LOADED: OnceLock<std::result::Result<Loaded, String>> = OnceLock::new();
+
+/// Loads the ONNX Runtime library once; later calls return the first outcome.
+pub fn init() -> Result<()> {
+    loaded().map(|_| ())
+}
+
+fn loaded() -> Result<&'static Loaded> {
+    LOADED
+        .get_or_init(|| load().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| anyhow!("{e}"))
+}
+
+fn load() -> Result<Loaded> {
+    let path = library_path()?;
+    let environment = ort::init_from(&path)
+        .map_err(|e| anyhow!("loading ONNX Runtime from {}: {e}", path.display()))?
+        .with_name("lstm-edge")
+        .build()
+        .map_err(|e| anyhow!("creating the ONNX Runtime environment: {e}"))?;
+    Ok(Loaded { path, environment })
+}
+
+/// The path of the ONNX Runtime library that was loaded (after [`init`]).
+pub fn loaded_library_path() -> Result<&'static Path> {
+    loaded().map(|l| l.path.as_path())
+}
+
+/// Finds the ONNX Runtime shared library (see the module docs for the order).
+pub fn library_path() -> Result<PathBuf> {
+    library_path_from(std::env::var_os("ORT_DYLIB_PATH"))
+}
+
+fn library_path_from(ort_dylib_path: Option<std::ffi::OsString>) -> Result<PathBuf> {
+    if let Some(path) = ort_dylib_path.filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!(
+                "ORT_DYLIB_PATH is {} but no such file exists; point it at libonnxruntime.so, \
+                 or unset it and run `{INSTALL_COMMAND}` in the repository",
+                path.display()
+            );
+        }
+        return Ok(path);
+    }
+    let mut searched = Vec::new();
+    if let Some(root) = repo_root() {
+        for flavour in ["gpu", "cpu"] {
+            let dir = root.join(".ort").join(flavour).join("onnxruntime/capi");
+            if let Some(lib) = find_library_in(&dir) {
+                return Ok(lib);
+            }
+            searched.push(dir);
+        }
+    }
+    if let Some(dir) = pip_package_dir() {
+        let capi = dir.join("capi");
+        if let Some(lib) = find_library_in(&capi) {
+            return Ok(lib);
+        }
+        searched.push(capi);
+    }
+    let searched: Vec<String> = searched.iter().map(|d| d.display().to_string()).collect();
+    bail!(
+        "ONNX Runtime {ORT_VERSION} was not found (searched ORT_DYLIB_PATH, {}, and python3's \
+         onnxruntime package). Install it with `{INSTALL_COMMAND}` in the repository root \
+         (`{INSTALL_COMMAND} --gpu` for CUDA), or set ORT_DYLIB_PATH to libonnxruntime.so",
+        if searched.is_empty() {
+            "no repository root".to_string()
+        } else {
+            searched.join(", ")
+        }
+    )
+}
+
+/// `libonnxruntime.so.X.Y.Z` (preferred) or `libonnxruntime.so` in `dir`.
+fn find_library_in(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libonnxruntime.so") || n == "libonnxruntime.dylib")
+        })
+        .collect();
+    // The longest name is the fully versioned file, not a symlink to it.
+    found.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    found.into_iter().next()
+}
+
+/// The repository root: `LSTM_EDGE_HOME`, else the first ancestor of the current
+/// directory, then of the executable, that holds `Cargo.toml` and `runtime/`.
+pub fn repo_root() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("LSTM_EDGE_HOME").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(home));
+    }
+    let is_root = |d: &Path| d.join("Cargo.toml").is_file() && d.join("runtime").is_dir();
+    let starts = [
+        std::env::current_dir().ok(),
+        std::env::current_exe().ok(),
+        // Tests and `cargo run` builds: the workspace this crate was built in.
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
+    ];
+    starts.into_iter().flatten().find_map(|start| {
+        start
+            .ancestors()
+            .find(|d| is_root(d))
+            .map(Path::to_path_buf)
+    })
+}
+
+fn pip_package_dir() -> Option<PathBuf> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let dir = String::from_utf8(out.stdout).ok()?;
+    Some(PathBuf::from(dir.trim()))
+}
+
+/// The CUDA and cuDNN libraries that `scripts/install-ort.sh --gpu` puts beside the
+/// GPU build (pip's `nvidia-*` packages) are preloaded so the CUDA provider finds
+/// them without `LD_LIBRARY_PATH`; a system CUDA install needs none of this.
+fn preload_cuda_libraries() {
+    let Some(root) = repo_root() else { return };
+    let nvidia = root.join(".ort/gpu/nvidia");
+    if !nvidia.is_dir() {
+        return;
+    }
+    let mut lib_dirs = Vec::new();
+    collect_lib_dirs(&nvidia, 4, &mut lib_dirs);
+    for name in ort::ep::cuda::CUDA_DYLIBS
+        .iter()
+        .chain(ort::ep::cuda::CUDNN_DYLIBS)
+    {
+        if let Some(path) = lib_dirs.iter().map(|d| d.join(name)).find(|p| p.exists()) {
+            // A failure here resurfaces as a clear provider registration error.
+            let _ = ort::util::preload_dylib(&path);
+        }
+    }
+}
+
+fn collect_lib_dirs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "lib") {
+                out.push(path.clone());
+            }
+            if depth > 0 {
+                collect_lib_dirs(&path, depth - 1, out);
+            }
+        }
+    }
+}
+
+/// Creates a session for an in-memory ONNX model on `device`. `threads` sets the
+/// intra-op thread count (0 lets ONNX Runtime choose). CUDA is registered with
+/// `error_on_failure`, so a missing GPU build or driver is an error, never a
+/// silent fallback to the CPU.
+pub fn session_from_bytes(model: &[u8], device: Device, threads: usize) -> Result<Session> {
+    let loaded = loaded()?;
+    let mut builder = Session::builder(&loaded.environment)
+        .context("creating an ONNX Runtime session builder")?;
+    if threads > 0 {
+        builder = builder
+            .with_intra_threads(threads)
+            .map_err(|e| anyhow!("setting {threads} intra-op threads: {e}"))?;
+    }
+    if let Device::Cuda { device_id } = device {
+        preload_cuda_libraries();
+        let cuda = ort::ep::CUDA::default()
+            .with_device_id(device_id)
+            .build()
+            .error_on_failure();
+        builder = builder.with_execution_providers([cuda]).map_err(|e| {
+            anyhow!(
+                "the CUDA execution provider (device {device_id}) could not be registered with \
+                 ONNX Runtime from {}: {e}. It needs the GPU build: run \
+                 `{INSTALL_COMMAND} --gpu` (onnxruntime-gpu {ORT_VERSION}, CUDA 13, cuDNN 9), \
+                 or use the CPU device",
+                loaded.path.display()
+            )
+        })?;
+    }
+    builder.commit_from_memory(model).map_err(|e| {
+        anyhow!(
+            "ONNX Runtime rejected the model ({} bytes): {e}",
+            model.len()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::{Dim, Elem, Graph};
+    use ort::value::Tensor;
+
+    #[test]
+    fn device_parses_and_prints() {
+        assert_eq!("cpu".parse::<Device>().unwrap(), Device::Cpu);
+        assert_eq!(
+            "cuda".parse::<Device>().unwrap(),
+            Device::Cuda { device_id: 0 }
+        );
+        assert_eq!(
+            "cuda:3".parse::<Device>().unwrap(),
+            Device::Cuda { device_id: 3 }
+        );
+        assert!("gpu".parse::<Device>().is_err());
+        assert_eq!(Device::Cuda { device_id: 1 }.to_string(), "cuda:1");
+    }
+
+    #[test]
+    fn repo_root_holds_the_workspace() {
+        let root = repo_root().expect("tests run inside the repository");
+        assert!(root.join("runtime").is_dir());
+        assert!(root.join("trainer/src/ort_env.rs").is_file());
+    }
+
+    #[test]
+    fn a_missing_ort_dylib_path_is_named_in_the_error() {
+        let err = library_path_from(Some("/nonexistent/libonnxruntime.so".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/libonnxruntime.so"), "{err}");
+        assert!(err.contains(INSTALL_COMMAND), "{err}");
+    }
+
+    #[test]
+    fn cuda_on_a_cpu_build_is_an_error_not_a_fallback() -> Result<()> {
+        init()?;
+        let capi = loaded_library_path()?
+            .parent()
+            .expect("library has a folder");
+        if capi.join("libonnxruntime_providers_cuda.so").exists() {
+            return Ok(()); // the GPU build is installed: nothing to check here
+        }
+        let mut g = Graph::new("neg");
+        let x = g.input("x", Elem::F32, &[Dim::Fixed(1)]);
+        let y = g.op("Neg", &[&x], vec![]);
+        g.output(&y, "y", Elem::F32, &[Dim::Fixed(1)]);
+        let bytes = g.to_model_bytes(crate::onnx::OPSET);
+        let Err(err) = session_from_bytes(&bytes, Device::Cuda { device_id: 0 }, 1) else {
+            panic!("a CPU-only ONNX Runtime must refuse the CUDA device");
+        };
+        let msg = format!("{err:#}");
+        assert!(msg.contains("install-ort.sh --gpu"), "{msg}");
+        Ok(())
+    }
+
+    #[test]
+    fn library_is_found_and_a_built_graph_runs() -> Result<()> {
+        init()?;
+        assert!(loaded_library_path()?.is_file());
+        let mut g = Graph::new("affine");
+        let x = g.input("x", Elem::F32, &[Dim::Sym("batch"), Dim::Fixed(2)]);
+        let w = g.initializer("w", &[2, 1], &[2.0, -1.0]);
+        let b = g.const_f32(&[1], &[0.5]);
+        let xw = g.op("MatMul", &[&x, &w], vec![]);
+        let y = g.op("Add", &[&xw, &b], vec![]);
+        g.output(&y, "y", Elem::F32, &[Dim::Sym("batch"), Dim::Fixed(1)]);
+        let mut session =
+            session_from_bytes(&g.to_model_bytes(crate::onnx::OPSET), Device::Cpu, 1)?;
+        let input = Tensor::from_array(([2usize, 2], vec![1.0f32, 1.0, 3.0, 2.0]))?;
+        let outputs = session.run(ort::inputs!["x" => input])?;
+        let (shape, y) = outputs["y"].try_extract_tensor::<f32>()?;
+        assert_eq!(shape.to_vec(), [2, 1]);
+        assert_eq!(y, [1.5, 4.5]);
+        Ok(())
+    }
+}
