@@ -2,6 +2,7 @@
 //! borrowed in place. Gate order everywhere is ONNX's: LSTM i,o,f,c; GRU z,r,h
 //! (with `linear_before_reset = 1`).
 
+use crate::Error;
 use serde::{Deserialize, Serialize};
 
 /// Recurrent cell type.
@@ -52,4 +53,388 @@ impl Output {
             Output::Softmax { classes } => classes as usize,
         }
     }
+}
+
+/// First bytes of every blob.
+pub const MAGIC: [u8; 4] = *b"LSTE";
+/// The format version this runtime reads and writes.
+pub const VERSION: u16 = 1;
+/// Header: magic (4), version (u16), reserved (u16), body length (u32), CRC-32 of the body (u32).
+pub const HEADER_LEN: usize = 16;
+/// Hidden sizes above this are refused: the integer path's i32 dot products are
+/// proven free of overflow only up to here (|w| <= 128, |h| <= 2^15, 256 terms < 2^31).
+pub const MAX_HIDDEN: usize = 256;
+
+const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// The input layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input<'a> {
+    /// One-hot chars. Ids: `symbols[i]` is `i`, then UNK, then PAD when present.
+    Chars {
+        symbols: &'a [u8],
+        lowercase: bool,
+        unk: bool,
+        pad: bool,
+    },
+    /// Word embedding. Ids: 0 = PAD, 1 = UNK, `2 + i` = the i-th word of the sorted
+    /// vocabulary (`strings` concatenated, `offsets` n+1 little-endian u32).
+    Words {
+        strings: &'a [u8],
+        offsets: &'a [u8],
+        embed_dim: u16,
+    },
+}
+
+/// f32 weights, little-endian, row-major, ONNX gate order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatParams<'a> {
+    /// `[rows, embed_dim]` for word input; empty for chars.
+    pub embedding: &'a [u8],
+    /// ONNX `W`: `[gates * hidden, input_dim]`.
+    pub w: &'a [u8],
+    /// ONNX `R`: `[gates * hidden, hidden]`.
+    pub r: &'a [u8],
+    /// First half of ONNX `B`: `[gates * hidden]`.
+    pub wb: &'a [u8],
+    /// Second half of ONNX `B`: `[gates * hidden]`.
+    pub rb: &'a [u8],
+    /// Dense layer `[outputs, features]`.
+    pub head_w: &'a [u8],
+    /// Dense bias `[outputs]`.
+    pub head_b: &'a [u8],
+}
+
+/// Integer weights. Every `*_scale` is a list of [`Rescale`] entries (8 bytes each:
+/// i32 multiplier, i32 shift) that map an integer dot product to its target format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntParams<'a> {
+    /// int8 `[rows, embed_dim]` (one scale for the table); empty for chars.
+    pub embedding: &'a [u8],
+    /// int8 ONNX `W`.
+    pub w: &'a [u8],
+    /// `W·x` (x = one-hot 1, or the int8 embedding row) to Q3.12; one entry per gate or per row.
+    pub w_scale: &'a [u8],
+    /// int8 ONNX `R`.
+    pub r: &'a [u8],
+    /// `R·h` (h in Q0.15) to Q3.12; one entry per gate or per row.
+    pub r_scale: &'a [u8],
+    /// i32 Q3.12 biases `[gates * hidden]`.
+    pub wb: &'a [u8],
+    /// i32 Q3.12 biases `[gates * hidden]`.
+    pub rb: &'a [u8],
+    /// int8 dense layer `[outputs, features]`.
+    pub head_w: &'a [u8],
+    /// Dense dot product (h in Q0.15) to a Q16 logit; one entry per output.
+    pub head_scale: &'a [u8],
+    /// i32 Q16 dense bias `[outputs]`.
+    pub head_b: &'a [u8],
+}
+
+/// The numeric path and its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Params<'a> {
+    F32(#[serde(borrow)] FloatParams<'a>),
+    Int(#[serde(borrow)] IntParams<'a>),
+}
+
+/// The decoded body of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Body<'a> {
+    pub cell: Cell,
+    pub hidden: u16,
+    #[serde(borrow)]
+    pub input: Input<'a>,
+    pub head: Head,
+    pub output: Output,
+    #[serde(borrow)]
+    pub params: Params<'a>,
+}
+
+/// A fixed-point multiplier: `x * mult / 2^shift`, rounded half up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rescale {
+    mult: i32,
+    shift: u8,
+}
+
+impl Rescale {
+    /// A multiplier with `shift` in 1..=62; `None` otherwise.
+    pub const fn new(mult: i32, shift: u8) -> Option<Self> {
+        if shift >= 1 && shift <= 62 {
+            Some(Rescale { mult, shift })
+        } else {
+            None
+        }
+    }
+
+    /// The multiplier and shift.
+    pub const fn parts(self) -> (i32, u8) {
+        (self.mult, self.shift)
+    }
+
+    /// Multiplies by one.
+    pub const ONE: Rescale = Rescale {
+        mult: 1 << 30,
+        shift: 30,
+    };
+
+    /// Bytes per entry in a scale list.
+    pub const BYTES: usize = 8;
+
+    /// Applies the multiplier, saturating to i32.
+    #[inline(always)]
+    pub fn apply(self, x: i32) -> i32 {
+        let rounded = (x as i64 * self.mult as i64 + (1i64 << (self.shift - 1))) >> self.shift;
+        rounded.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+    }
+
+    /// Same for a wide value; the product is formed in i128 so it cannot overflow.
+    pub fn apply_wide(self, x: i64) -> i64 {
+        let rounded = (x as i128 * self.mult as i128 + (1i128 << (self.shift - 1))) >> self.shift;
+        rounded.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+    }
+
+    /// Reads entry `index` of a scale list; `None` when out of bounds or invalid.
+    pub fn read(list: &[u8], index: usize) -> Option<Rescale> {
+        let at = index.checked_mul(Self::BYTES)?;
+        let entry = list.get(at..at.checked_add(Self::BYTES)?)?;
+        let mult = i32::from_le_bytes(entry.get(0..4)?.try_into().ok()?);
+        let shift = i32::from_le_bytes(entry.get(4..8)?.try_into().ok()?);
+        Rescale::new(mult, u8::try_from(shift).ok()?)
+    }
+
+    /// The entry's bytes, for encoders.
+    pub fn to_bytes(self) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        out[..4].copy_from_slice(&self.mult.to_le_bytes());
+        out[4..].copy_from_slice(&(self.shift as i32).to_le_bytes());
+        out
+    }
+}
+
+/// Splits a blob into its checked body bytes.
+fn checked_body(blob: &[u8]) -> Result<&[u8], Error> {
+    let header = blob.get(..HEADER_LEN).ok_or(Error::Truncated)?;
+    let field = |range: core::ops::Range<usize>| header.get(range).ok_or(Error::Truncated);
+    if field(0..4)? != MAGIC {
+        return Err(Error::BadMagic);
+    }
+    let version = u16::from_le_bytes(field(4..6)?.try_into().map_err(|_| Error::Truncated)?);
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion(version));
+    }
+    if field(6..8)? != [0, 0] {
+        return Err(Error::Malformed);
+    }
+    let len = u32::from_le_bytes(field(8..12)?.try_into().map_err(|_| Error::Truncated)?);
+    let crc = u32::from_le_bytes(field(12..16)?.try_into().map_err(|_| Error::Truncated)?);
+    let rest = blob.get(HEADER_LEN..).ok_or(Error::Truncated)?;
+    let len = usize::try_from(len).map_err(|_| Error::Truncated)?;
+    let body = match rest.len().cmp(&len) {
+        core::cmp::Ordering::Less => return Err(Error::Truncated),
+        core::cmp::Ordering::Greater => return Err(Error::TrailingBytes),
+        core::cmp::Ordering::Equal => rest,
+    };
+    if CRC32.checksum(body) != crc {
+        return Err(Error::BadChecksum);
+    }
+    Ok(body)
+}
+
+/// A checked model, borrowing its tensors from the blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Model<'a> {
+    body: Body<'a>,
+}
+
+impl<'a> Model<'a> {
+    /// Checks magic, version, length, CRC-32 and every dimension.
+    pub fn from_bytes(blob: &'a [u8]) -> Result<Self, Error> {
+        let bytes = checked_body(blob)?;
+        let (body, rest) =
+            postcard::take_from_bytes::<Body<'a>>(bytes).map_err(|_| Error::Malformed)?;
+        if !rest.is_empty() {
+            return Err(Error::TrailingBytes);
+        }
+        Dims::of(&body)?.check_params(&body.params)?;
+        Ok(Model { body })
+    }
+
+    /// The decoded body.
+    pub fn body(&self) -> &Body<'a> {
+        &self.body
+    }
+
+    /// Sizes derived from the body (already validated).
+    pub fn dims(&self) -> Dims {
+        // Validated in `from_bytes`, so this cannot fail; fall back to zeros defensively.
+        Dims::of(&self.body).unwrap_or(Dims::ZERO)
+    }
+}
+
+/// Sizes every tensor is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    pub gates: usize,
+    pub hidden: usize,
+    /// Input width: the char table size or the embedding width.
+    pub input: usize,
+    /// Distinct token ids (rows of the embedding or of the one-hot).
+    pub tokens: usize,
+    /// Input features of the dense layer.
+    pub features: usize,
+    pub outputs: usize,
+    /// Rows of the embedding table: `tokens` for word input, 0 for one-hot chars.
+    pub embedding_rows: usize,
+}
+
+impl Dims {
+    const ZERO: Dims = Dims {
+        gates: 0,
+        hidden: 0,
+        input: 0,
+        tokens: 0,
+        features: 0,
+        outputs: 0,
+        embedding_rows: 0,
+    };
+
+    /// Derives and range-checks the sizes of a body.
+    pub fn of(body: &Body<'_>) -> Result<Self, Error> {
+        let hidden = body.hidden as usize;
+        if hidden == 0 || hidden > MAX_HIDDEN {
+            return Err(Error::OutOfRange("hidden"));
+        }
+        let (input, tokens, embedding_rows) = match body.input {
+            Input::Chars {
+                symbols, unk, pad, ..
+            } => {
+                let n = symbols.len() + unk as usize + pad as usize;
+                (n, n, 0)
+            }
+            Input::Words {
+                offsets, embed_dim, ..
+            } => {
+                let words = (offsets.len() / 4).checked_sub(1).ok_or(Error::BadVocab)?;
+                (embed_dim as usize, words + 2, words + 2)
+            }
+        };
+        if input == 0 || tokens > u16::MAX as usize {
+            return Err(Error::OutOfRange("input"));
+        }
+        let features = match body.head {
+            Head::Flatten { maxlen } if maxlen == 0 || maxlen > u16::MAX as u32 => {
+                return Err(Error::OutOfRange("maxlen"))
+            }
+            Head::Flatten { maxlen } => maxlen as usize * hidden,
+            Head::Last | Head::Mean => hidden,
+        };
+        let outputs = body.output.width();
+        match (body.head, body.output) {
+            (Head::Flatten { .. } | Head::Mean, Output::Softmax { .. }) => {
+                return Err(Error::OutOfRange(
+                    "head: flatten and mean need a sigmoid output",
+                ))
+            }
+            (_, Output::Softmax { classes }) if classes < 2 || classes as usize > tokens => {
+                return Err(Error::OutOfRange("classes"))
+            }
+            _ => {}
+        }
+        if let (Head::Flatten { .. }, Input::Chars { pad: false, .. }) = (body.head, body.input) {
+            return Err(Error::OutOfRange("flatten head needs a PAD char"));
+        }
+        Ok(Dims {
+            gates: body.cell.gates(),
+            hidden,
+            input,
+            tokens,
+            features,
+            outputs,
+            embedding_rows,
+        })
+    }
+
+    /// Rows of `W` and `R`.
+    pub fn rows(&self) -> usize {
+        self.gates * self.hidden
+    }
+
+    fn check_params(&self, params: &Params<'_>) -> Result<(), Error> {
+        let rows = self.rows();
+        let embedding = |width: usize, len: usize| -> Result<(), Error> {
+            expect_len("embedding", len, self.embedding_rows * self.input * width)
+        };
+        match params {
+            Params::F32(p) => {
+                embedding(4, p.embedding.len())?;
+                expect_len("w", p.w.len(), rows * self.input * 4)?;
+                expect_len("r", p.r.len(), rows * self.hidden * 4)?;
+                expect_len("wb", p.wb.len(), rows * 4)?;
+                expect_len("rb", p.rb.len(), rows * 4)?;
+                expect_len("head_w", p.head_w.len(), self.outputs * self.features * 4)?;
+                expect_len("head_b", p.head_b.len(), self.outputs * 4)
+            }
+            Params::Int(p) => {
+                embedding(1, p.embedding.len())?;
+                expect_len("w", p.w.len(), rows * self.input)?;
+                expect_len("r", p.r.len(), rows * self.hidden)?;
+                self.check_scales("w_scale", p.w_scale)?;
+                self.check_scales("r_scale", p.r_scale)?;
+                expect_len("wb", p.wb.len(), rows * 4)?;
+                expect_len("rb", p.rb.len(), rows * 4)?;
+                expect_len("head_w", p.head_w.len(), self.outputs * self.features)?;
+                expect_len(
+                    "head_scale",
+                    p.head_scale.len(),
+                    self.outputs * Rescale::BYTES,
+                )?;
+                all_scales_valid("head_scale", p.head_scale)?;
+                expect_len("head_b", p.head_b.len(), self.outputs * 4)
+            }
+        }
+    }
+
+    fn check_scales(&self, what: &'static str, list: &[u8]) -> Result<(), Error> {
+        let entries = list.len() / Rescale::BYTES;
+        if !list.len().is_multiple_of(Rescale::BYTES)
+            || (entries != self.gates && entries != self.rows())
+        {
+            return Err(Error::BadDimension(what));
+        }
+        all_scales_valid(what, list)
+    }
+}
+
+fn expect_len(what: &'static str, got: usize, want: usize) -> Result<(), Error> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Error::BadDimension(what))
+    }
+}
+
+fn all_scales_valid(what: &'static str, list: &[u8]) -> Result<(), Error> {
+    let entries = list.len() / Rescale::BYTES;
+    if (0..entries).all(|i| Rescale::read(list, i).is_some()) {
+        Ok(())
+    } else {
+        Err(Error::OutOfRange(what))
+    }
+}
+
+/// Encodes a body into a complete blob (header + postcard body).
+#[cfg(feature = "std")]
+pub fn encode(body: &Body<'_>) -> Result<std::vec::Vec<u8>, Error> {
+    let payload = postcard::to_allocvec(body).map_err(|_| Error::Malformed)?;
+    let len = u32::try_from(payload.len()).map_err(|_| Error::OutOfRange("body length"))?;
+    let mut blob = std::vec::Vec::with_capacity(HEADER_LEN + payload.len());
+    blob.extend_from_slice(&MAGIC);
+    blob.extend_from_slice(&VERSION.to_le_bytes());
+    blob.extend_from_slice(&[0, 0]);
+    blob.extend_from_slice(&len.to_le_bytes());
+    blob.extend_from_slice(&CRC32.checksum(&payload).to_le_bytes());
+    blob.extend_from_slice(&payload);
+    Ok(blob)
 }

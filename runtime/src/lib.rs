@@ -24,8 +24,16 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+#[cfg(feature = "std")]
+pub mod builder;
 pub mod error;
 pub mod format;
+pub mod net;
+pub mod numeric;
+pub mod sample;
 pub mod tokenize;
 
 pub use error::Error;
+pub use format::Model;
+pub use net::{Fed, Logits, Network, State, Tokenizer};
+pub use sample::{Rng, Temperature};

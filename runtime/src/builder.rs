@@ -1,0 +1,256 @@
+//! Host-side model building (`std` feature): owned f32 weights in ONNX layout,
+//! encoded into an f32 blob, or quantized into an integer blob.
+
+use std::vec::Vec;
+
+use crate::format::{
+    encode, Body, Cell, Dims, FloatParams, Head, Input, IntParams, Output, Params, Rescale,
+};
+use crate::numeric::int::{ACT_FRAC, LOGIT_FRAC, PRE_FRAC};
+use crate::Error;
+
+/// Owned input layer description.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputSpec {
+    Chars {
+        symbols: Vec<u8>,
+        lowercase: bool,
+        unk: bool,
+        pad: bool,
+    },
+    Words {
+        strings: Vec<u8>,
+        offsets: Vec<u8>,
+        embed_dim: u16,
+    },
+}
+
+/// f32 weights in ONNX layout and gate order (see [`FloatParams`] for shapes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FloatWeights {
+    pub embedding: Vec<f32>,
+    pub w: Vec<f32>,
+    pub r: Vec<f32>,
+    pub wb: Vec<f32>,
+    pub rb: Vec<f32>,
+    pub head_w: Vec<f32>,
+    pub head_b: Vec<f32>,
+}
+
+/// How int8 weight scales are shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleScheme {
+    /// One scale per gate matrix (TFLM / CMSIS-NN).
+    PerGate,
+    /// One scale per output row.
+    PerRow,
+}
+
+/// A complete model on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub cell: Cell,
+    pub hidden: u16,
+    pub input: InputSpec,
+    pub head: Head,
+    pub output: Output,
+    pub weights: FloatWeights,
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn i32_bytes(values: impl IntoIterator<Item = i32>) -> Vec<u8> {
+    values.into_iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The fixed-point multiplier closest to `real` (`real >= 0`).
+pub fn rescale_for(real: f64) -> Rescale {
+    if !(real.is_finite() && real > 0.0) {
+        return Rescale::new(0, 1).unwrap_or(Rescale::ONE);
+    }
+    // mult in [2^30, 2^31) where the shift range allows it.
+    let mut shift: i32 = 30 - real.log2().floor() as i32;
+    shift = shift.clamp(1, 62);
+    let mut mult = (real * 2f64.powi(shift)).round();
+    while mult >= 2f64.powi(31) && shift > 1 {
+        shift -= 1;
+        mult = (real * 2f64.powi(shift)).round();
+    }
+    let mult = mult.min(i32::MAX as f64) as i32;
+    Rescale::new(mult, shift as u8).unwrap_or(Rescale::ONE)
+}
+
+/// Symmetric int8 quantization of `values` with one scale per `group` values.
+/// Returns the int8 bytes and the scales.
+fn quantize_groups(values: &[f32], group: usize) -> (Vec<u8>, Vec<f64>) {
+    let mut bytes = Vec::with_capacity(values.len());
+    let mut scales = Vec::new();
+    for chunk in values.chunks(group.max(1)) {
+        let max = chunk.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        scales.push(scale);
+        bytes.extend(
+            chunk
+                .iter()
+                .map(|&v| ((v as f64 / scale).round().clamp(-127.0, 127.0) as i8) as u8),
+        );
+    }
+    (bytes, scales)
+}
+
+fn scale_list(scales: &[f64], factor: f64) -> Vec<u8> {
+    scales
+        .iter()
+        .flat_map(|s| rescale_for(s * factor).to_bytes())
+        .collect()
+}
+
+fn fixed(values: &[f32], frac: u32) -> Vec<u8> {
+    let one = (1u64 << frac) as f64;
+    i32_bytes(values.iter().map(|&v| {
+        (v as f64 * one)
+            .round()
+            .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+    }))
+}
+
+impl ModelSpec {
+    fn body<'a>(&'a self, params: Params<'a>) -> Body<'a> {
+        let input = match &self.input {
+            InputSpec::Chars {
+                symbols,
+                lowercase,
+                unk,
+                pad,
+            } => Input::Chars {
+                symbols,
+                lowercase: *lowercase,
+                unk: *unk,
+                pad: *pad,
+            },
+            InputSpec::Words {
+                strings,
+                offsets,
+                embed_dim,
+            } => Input::Words {
+                strings,
+                offsets,
+                embed_dim: *embed_dim,
+            },
+        };
+        Body {
+            cell: self.cell,
+            hidden: self.hidden,
+            input,
+            head: self.head,
+            output: self.output,
+            params,
+        }
+    }
+
+    /// Sizes, checked as the runtime checks them.
+    pub fn dims(&self) -> Result<Dims, Error> {
+        let empty = FloatParams {
+            embedding: &[],
+            w: &[],
+            r: &[],
+            wb: &[],
+            rb: &[],
+            head_w: &[],
+            head_b: &[],
+        };
+        Dims::of(&self.body(Params::F32(empty)))
+    }
+
+    /// The f32 blob.
+    pub fn f32_blob(&self) -> Result<Vec<u8>, Error> {
+        let w = &self.weights;
+        let (embedding, wm, r, wb, rb, head_w, head_b) = (
+            f32_bytes(&w.embedding),
+            f32_bytes(&w.w),
+            f32_bytes(&w.r),
+            f32_bytes(&w.wb),
+            f32_bytes(&w.rb),
+            f32_bytes(&w.head_w),
+            f32_bytes(&w.head_b),
+        );
+        let params = Params::F32(FloatParams {
+            embedding: &embedding,
+            w: &wm,
+            r: &r,
+            wb: &wb,
+            rb: &rb,
+            head_w: &head_w,
+            head_b: &head_b,
+        });
+        encode(&self.body(params))
+    }
+
+    /// The integer blob: int8 weights with scales per gate or per row, Q3.12
+    /// biases, Q16 dense bias.
+    pub fn int_blob(&self, scheme: ScaleScheme) -> Result<Vec<u8>, Error> {
+        let dims = self.dims()?;
+        let w = &self.weights;
+        let group = |width: usize| match scheme {
+            ScaleScheme::PerGate => dims.hidden * width,
+            ScaleScheme::PerRow => width,
+        };
+        let pre_one = (1u64 << PRE_FRAC) as f64;
+        let act_one = (1u64 << ACT_FRAC) as f64;
+        let logit_one = (1u64 << LOGIT_FRAC) as f64;
+
+        let (embedding, embed_scale) = if dims.embedding_rows > 0 {
+            let (bytes, scales) = quantize_groups(&w.embedding, w.embedding.len());
+            (bytes, scales.first().copied().unwrap_or(1.0))
+        } else {
+            (Vec::new(), 1.0)
+        };
+        let (wq, w_scales) = quantize_groups(&w.w, group(dims.input));
+        let (rq, r_scales) = quantize_groups(&w.r, group(dims.hidden));
+        let (head_w, head_scales) = quantize_groups(&w.head_w, dims.features);
+        let w_scale = scale_list(&w_scales, embed_scale * pre_one);
+        let r_scale = scale_list(&r_scales, pre_one / act_one);
+        let head_scale = scale_list(&head_scales, logit_one / act_one);
+        let (wb, rb, head_b) = (
+            fixed(&w.wb, PRE_FRAC),
+            fixed(&w.rb, PRE_FRAC),
+            fixed(&w.head_b, LOGIT_FRAC),
+        );
+        let params = Params::Int(IntParams {
+            embedding: &embedding,
+            w: &wq,
+            w_scale: &w_scale,
+            r: &rq,
+            r_scale: &r_scale,
+            wb: &wb,
+            rb: &rb,
+            head_w: &head_w,
+            head_scale: &head_scale,
+            head_b: &head_b,
+        });
+        encode(&self.body(params))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rescale_is_accurate_over_a_wide_range() {
+        for exp in -30..20 {
+            let real = 1.2345 * 2f64.powi(exp);
+            let (mult, shift) = rescale_for(real).parts();
+            let got = mult as f64 / 2f64.powi(shift as i32);
+            assert!(
+                (got / real - 1.0).abs() < 1e-8 || exp < -25,
+                "{real}: {got}"
+            );
+        }
+        let r = rescale_for(3.0);
+        assert_eq!(r.apply(1000), 3000);
+        assert_eq!(r.apply(-1000), -3000);
+    }
+}

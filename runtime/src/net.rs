@@ -1,0 +1,381 @@
+//! The network: one LSTM/GRU cell, a head and an output layer, generic over the
+//! numeric path. State is the caller's value; tokens are fed one at a time.
+
+use crate::format::{Cell, Dims, Head, Input, Model, Output};
+use crate::numeric::{Numeric, Token};
+use crate::sample::{Rng, Temperature};
+use crate::tokenize::{CharTable, Vocab};
+use crate::Error;
+
+/// The tokenizer a model was trained with.
+// Built once per network; the char table's id map is the large variant.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Tokenizer<'a> {
+    Chars(CharTable<'a>),
+    Words(Vocab<'a>),
+}
+
+impl<'a> Tokenizer<'a> {
+    /// Splits `text` and calls `f` with each token id.
+    pub fn for_each_id(
+        &self,
+        text: &[u8],
+        f: impl FnMut(u16) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        match self {
+            Tokenizer::Chars(table) => table.for_each_id(text, f),
+            Tokenizer::Words(vocab) => vocab.for_each_id(text, f),
+        }
+    }
+
+    /// The PAD id, if the tokenizer has one.
+    pub fn pad_id(&self) -> Option<u16> {
+        match self {
+            Tokenizer::Chars(table) => table.pad_id(),
+            Tokenizer::Words(_) => Some(Vocab::PAD),
+        }
+    }
+}
+
+/// Recurrent state for models of up to `H` hidden units: the hidden state
+/// (double-buffered, since every unit reads the previous step's whole vector),
+/// the LSTM cell state, the step count and the head's running sum.
+#[derive(Debug, Clone)]
+pub struct State<N: Numeric, const H: usize> {
+    h: [[N::Act; H]; 2],
+    c: [N::Act; H],
+    current: usize,
+    steps: u32,
+    head_sum: N::Logit,
+}
+
+impl<N: Numeric, const H: usize> Default for State<N, H> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<N: Numeric, const H: usize> State<N, H> {
+    /// A zeroed state.
+    pub fn new() -> Self {
+        State {
+            h: [[N::Act::default(); H]; 2],
+            c: [N::Act::default(); H],
+            current: 0,
+            steps: 0,
+            head_sum: N::Logit::default(),
+        }
+    }
+
+    /// Back to the zero state, for the next sequence.
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+
+    /// Tokens that went through the cell since the last reset (padding included).
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
+    /// The current hidden state, `hidden` entries long.
+    pub fn hidden(&self, hidden: usize) -> &[N::Act] {
+        self.h
+            .get(self.current & 1)
+            .and_then(|h| h.get(..hidden))
+            .unwrap_or(&[])
+    }
+}
+
+/// Logit buffer for softmax models of up to `V` classes.
+#[derive(Debug, Clone)]
+pub struct Logits<N: Numeric, const V: usize> {
+    values: [N::Logit; V],
+}
+
+impl<N: Numeric, const V: usize> Default for Logits<N, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<N: Numeric, const V: usize> Logits<N, V> {
+    pub fn new() -> Self {
+        Logits {
+            values: [N::Logit::default(); V],
+        }
+    }
+}
+
+/// What happened to a fed token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fed {
+    /// It went through the cell.
+    Stepped,
+    /// The flatten head already saw `maxlen` tokens; the notebook truncates after them.
+    Truncated,
+}
+
+/// A model ready to run on numeric path `N`.
+#[derive(Debug, Clone)]
+pub struct Network<'a, N: Numeric> {
+    cell: Cell,
+    head: Head,
+    output: Output,
+    dims: Dims,
+    one_hot: bool,
+    tokenizer: Tokenizer<'a>,
+    weights: N::Weights<'a>,
+}
+
+impl<'a, N: Numeric> Network<'a, N> {
+    /// `Err(WrongPath)` if the blob holds the other numeric path.
+    pub fn new(model: &Model<'a>) -> Result<Self, Error> {
+        let body = model.body();
+        let weights = N::weights(&body.params)?;
+        let (tokenizer, one_hot) = match body.input {
+            Input::Chars {
+                symbols,
+                lowercase,
+                unk,
+                pad,
+            } => (
+                Tokenizer::Chars(CharTable::new(symbols, lowercase, unk, pad)?),
+                true,
+            ),
+            Input::Words {
+                strings, offsets, ..
+            } => (Tokenizer::Words(Vocab::new(strings, offsets)?), false),
+        };
+        Ok(Network {
+            cell: body.cell,
+            head: body.head,
+            output: body.output,
+            dims: model.dims(),
+            one_hot,
+            tokenizer,
+            weights,
+        })
+    }
+
+    pub fn dims(&self) -> &Dims {
+        &self.dims
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer<'a> {
+        &self.tokenizer
+    }
+
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    pub fn output(&self) -> Output {
+        self.output
+    }
+
+    fn check<const H: usize>(&self, _: &State<N, H>) -> Result<(), Error> {
+        if self.dims.hidden > H {
+            return Err(Error::StateTooSmall {
+                needed: self.dims.hidden,
+                capacity: H,
+            });
+        }
+        Ok(())
+    }
+
+    /// Feeds one token id.
+    pub fn feed<const H: usize>(&self, state: &mut State<N, H>, id: u16) -> Result<Fed, Error> {
+        self.check(state)?;
+        let id = id as usize;
+        if id >= self.dims.tokens {
+            return Err(Error::BadToken(id as u32));
+        }
+        if let Head::Flatten { maxlen } = self.head {
+            if state.steps >= maxlen {
+                return Ok(Fed::Truncated);
+            }
+        }
+        let x = if self.one_hot {
+            Token::OneHot(id)
+        } else {
+            N::embedding_row(&self.weights, &self.dims, id)
+        };
+        self.step(state, x);
+        self.accumulate_head(state);
+        state.steps = state.steps.saturating_add(1);
+        Ok(Fed::Stepped)
+    }
+
+    /// Tokenizes `text` and feeds every token; returns how many went through the cell.
+    pub fn feed_text<const H: usize>(
+        &self,
+        state: &mut State<N, H>,
+        text: &[u8],
+    ) -> Result<usize, Error> {
+        let mut stepped = 0;
+        self.tokenizer.for_each_id(text, |id| {
+            if self.feed(state, id)? == Fed::Stepped {
+                stepped += 1;
+            }
+            Ok(())
+        })?;
+        Ok(stepped)
+    }
+
+    /// One cell step: unit by unit, reading the previous hidden buffer and
+    /// writing the other, so no gate scratch is needed.
+    fn step<const H: usize>(&self, state: &mut State<N, H>, x: Token<'_>) {
+        let hidden = self.dims.hidden;
+        let [h0, h1] = &mut state.h;
+        let (prev, next) = if state.current & 1 == 0 {
+            (&h0[..], &mut h1[..])
+        } else {
+            (&h1[..], &mut h0[..])
+        };
+        let prev = prev.get(..hidden).unwrap_or(&[]);
+        let w = &self.weights;
+        let d = &self.dims;
+        let units = next
+            .iter_mut()
+            .zip(state.c.iter_mut())
+            .zip(prev)
+            .take(hidden);
+        for (j, ((h_out, c), &h_prev)) in units.enumerate() {
+            let pre = |gate: usize| {
+                let row = gate * hidden + j;
+                (N::input_pre(w, d, row, x), N::hidden_pre(w, d, row, prev))
+            };
+            match self.cell {
+                Cell::Lstm => {
+                    let gate = |g: usize| {
+                        let (a, b) = pre(g);
+                        N::add(a, b)
+                    };
+                    let i = N::sigmoid(gate(0));
+                    let o = N::sigmoid(gate(1));
+                    let f = N::sigmoid(gate(2));
+                    let g = N::tanh(gate(3));
+                    *c = N::lstm_cell(f, *c, i, g);
+                    *h_out = N::lstm_hidden(o, *c);
+                }
+                Cell::Gru => {
+                    let (zx, zh) = pre(0);
+                    let (rx, rh) = pre(1);
+                    let (nx, nh) = pre(2);
+                    let z = N::sigmoid(N::add(zx, zh));
+                    let r = N::sigmoid(N::add(rx, rh));
+                    let n = N::tanh(N::add(nx, N::gate_mul(r, nh)));
+                    *h_out = N::gru_hidden(z, n, h_prev);
+                }
+            }
+        }
+        state.current ^= 1;
+    }
+
+    fn accumulate_head<const H: usize>(&self, state: &mut State<N, H>) {
+        let offset = match self.head {
+            Head::Flatten { .. } => state.steps as usize * self.dims.hidden,
+            Head::Mean => 0,
+            Head::Last => return,
+        };
+        let h = state.hidden(self.dims.hidden);
+        let dot = N::head_dot(&self.weights, &self.dims, 0, offset, h);
+        state.head_sum = N::logit_add(state.head_sum, dot);
+    }
+
+    /// Sentiment score of the fed sequence. The flatten head first runs the
+    /// PAD steps up to `maxlen`, as the notebook's post-padding does.
+    pub fn finish<const H: usize>(&self, state: &mut State<N, H>) -> Result<N::Prob, Error> {
+        self.check(state)?;
+        if self.output != Output::Sigmoid {
+            return Err(Error::WrongModelKind);
+        }
+        let features = match self.head {
+            Head::Flatten { maxlen } => {
+                let pad = self.tokenizer.pad_id().ok_or(Error::WrongModelKind)?;
+                while state.steps < maxlen {
+                    self.feed(state, pad)?;
+                }
+                state.head_sum
+            }
+            Head::Mean => N::logit_div(state.head_sum, state.steps.max(1)),
+            Head::Last => {
+                let h = state.hidden(self.dims.hidden);
+                N::head_dot(&self.weights, &self.dims, 0, 0, h)
+            }
+        };
+        Ok(N::sigmoid_prob(N::logit_add(
+            features,
+            N::head_bias(&self.weights, 0),
+        )))
+    }
+
+    /// Resets the state, feeds `text` and returns its score.
+    pub fn score_text<const H: usize>(
+        &self,
+        state: &mut State<N, H>,
+        text: &[u8],
+    ) -> Result<N::Prob, Error> {
+        state.reset();
+        self.feed_text(state, text)?;
+        self.finish(state)
+    }
+
+    /// Next-token logits of a softmax model from the current state.
+    pub fn logits<'l, const H: usize, const V: usize>(
+        &self,
+        state: &State<N, H>,
+        logits: &'l mut Logits<N, V>,
+    ) -> Result<&'l [N::Logit], Error> {
+        self.check(state)?;
+        let Output::Softmax { classes } = self.output else {
+            return Err(Error::WrongModelKind);
+        };
+        let classes = classes as usize;
+        if classes > V {
+            return Err(Error::StateTooSmall {
+                needed: classes,
+                capacity: V,
+            });
+        }
+        let h = state.hidden(self.dims.hidden);
+        let out = logits.values.get_mut(..classes).unwrap_or(&mut []);
+        for (k, l) in out.iter_mut().enumerate() {
+            let dot = N::head_dot(&self.weights, &self.dims, k, 0, h);
+            *l = N::logit_add(dot, N::head_bias(&self.weights, k));
+        }
+        Ok(out)
+    }
+
+    /// Next-token probabilities into `out` (at least `classes` long).
+    pub fn probabilities<const H: usize, const V: usize>(
+        &self,
+        state: &State<N, H>,
+        logits: &mut Logits<N, V>,
+        out: &mut [N::Prob],
+    ) -> Result<(), Error> {
+        let values = self.logits(state, logits)?;
+        let capacity = out.len();
+        let out = out.get_mut(..values.len()).ok_or(Error::StateTooSmall {
+            needed: values.len(),
+            capacity,
+        })?;
+        N::softmax(values, out);
+        Ok(())
+    }
+
+    /// Samples the next token at `temperature`, feeds it back, and returns its id.
+    pub fn sample_next<const H: usize, const V: usize>(
+        &self,
+        state: &mut State<N, H>,
+        logits: &mut Logits<N, V>,
+        temperature: Temperature,
+        rng: &mut Rng,
+    ) -> Result<u16, Error> {
+        let values = self.logits(state, logits)?;
+        let id = N::sample(values, temperature, rng) as u16;
+        self.feed(state, id)?;
+        Ok(id)
+    }
+}

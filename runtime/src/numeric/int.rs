@@ -1,0 +1,300 @@
+//! The integer path: int8 weights, Q0.15 activations, Q4.11 cell state, Q3.12
+//! gate pre-activations in i32, Q16 logits in i64. No float arithmetic: the same
+//! blob gives bit-identical results on any core, FPU or not.
+
+use super::tables::{EXP2_Q30, SIGMOID_Q15};
+use super::{argmax, Numeric, Token};
+use crate::format::{Dims, IntParams, Params, Rescale};
+use crate::sample::{Rng, Temperature};
+use crate::Error;
+
+/// The integer numeric path.
+#[derive(Debug, Clone, Copy)]
+pub enum Int {}
+
+/// Fraction bits of gate pre-activations (Q3.12).
+pub const PRE_FRAC: u32 = 12;
+/// Fraction bits of activations and gates (Q0.15).
+pub const ACT_FRAC: u32 = 15;
+/// Fraction bits of the LSTM cell state (Q4.11).
+pub const CELL_FRAC: u32 = 11;
+/// Fraction bits of dense-layer logits (Q16).
+pub const LOGIT_FRAC: u32 = 16;
+/// Fraction bits of probabilities (Q0.30).
+pub const PROB_FRAC: u32 = 30;
+
+const fn round_shift(x: i64, shift: u32) -> i64 {
+    (x + (1 << (shift - 1))) >> shift
+}
+
+const fn sat16(x: i64) -> i16 {
+    if x > i16::MAX as i64 {
+        i16::MAX
+    } else if x < i16::MIN as i64 {
+        i16::MIN
+    } else {
+        x as i16
+    }
+}
+
+/// Table lookup with linear interpolation; `u` is the index in 1/256 steps.
+fn interpolate<const N: usize>(table: &[u16; N], u: u32) -> i32 {
+    let index = (u >> 8) as usize;
+    let frac = (u & 0xFF) as i32;
+    let lo = table.get(index).copied().unwrap_or(0) as i32;
+    let hi = table.get(index + 1).copied().unwrap_or(lo as u16) as i32;
+    lo + (((hi - lo) * frac + 128) >> 8)
+}
+
+/// sigmoid of a Q3.12 value, in Q0.15; saturates outside [-8, 8).
+pub fn sigmoid_q12(x: i32) -> i16 {
+    let limit = 8 << PRE_FRAC;
+    let u = (x.clamp(-limit, limit - 1) + limit) as u32;
+    interpolate(&SIGMOID_Q15, u) as i16
+}
+
+/// tanh of a Q3.12 value, in Q0.15: `2 * sigmoid(2x) - 1`.
+pub fn tanh_q12(x: i32) -> i16 {
+    let s = sigmoid_q12(x.saturating_mul(2)) as i32;
+    (2 * s - (1 << ACT_FRAC)).clamp(-(i16::MAX as i32), i16::MAX as i32) as i16
+}
+
+/// `exp(x)` for a Q16 value `x <= 0`, in Q0.30 (so `exp(0) = 1 << 30`).
+pub fn exp_q16(x: i64) -> u32 {
+    // exp(x) = 2^(x * log2 e); log2 e in Q30.
+    const LOG2E_Q30: i64 = 1_549_082_005;
+    let y = (x.clamp(-(64 << LOGIT_FRAC), 0) * LOG2E_Q30) >> 30;
+    let whole = y >> LOGIT_FRAC; // <= 0
+    let frac = (y & 0xFFFF) as u32; // [0, 1) in Q16
+    let index = (frac >> 8) as usize;
+    let lo = EXP2_Q30.get(index).copied().unwrap_or(0) as u64;
+    let hi = EXP2_Q30.get(index + 1).copied().unwrap_or(0) as u64;
+    let mantissa = lo + (((hi - lo) * (frac & 0xFF) as u64 + 128) >> 8); // Q1.30 in [1, 2)
+    let shift = (-whole) as u32;
+    match shift {
+        0 => mantissa as u32,
+        1..=40 => ((mantissa + (1 << (shift - 1))) >> shift) as u32,
+        _ => 0,
+    }
+}
+
+fn le_i32(bytes: &[u8], index: usize) -> i32 {
+    bytes
+        .get(index * 4..index * 4 + 4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, i32::from_le_bytes)
+}
+
+/// The scale of `row`: lists hold one entry per row, or one per gate.
+fn scale_of(list: &[u8], row: usize, dims: &Dims) -> Rescale {
+    let index = if list.len() / Rescale::BYTES == dims.rows() {
+        row
+    } else {
+        row / dims.hidden.max(1)
+    };
+    Rescale::read(list, index).unwrap_or(Rescale::ONE)
+}
+
+/// `Σ w[k] * x[k]` for int8 weights and int16 activations.
+#[inline(always)]
+fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
+    w.iter()
+        .zip(x)
+        .map(|(&w, &x)| (w as i8 as i32) * (x as i32))
+        .fold(0i32, i32::wrapping_add)
+}
+
+/// `Σ w[k] * x[k]` for int8 weights and int8 inputs.
+#[inline(always)]
+fn dot_i8_i8(w: &[u8], x: &[u8]) -> i32 {
+    w.iter()
+        .zip(x)
+        .map(|(&w, &x)| (w as i8 as i32) * (x as i8 as i32))
+        .fold(0i32, i32::wrapping_add)
+}
+
+fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
+    bytes.get(row * width..(row + 1) * width).unwrap_or(&[])
+}
+
+impl Numeric for Int {
+    type Act = i16;
+    type Pre = i32;
+    type Logit = i64;
+    type Prob = u32;
+    type Weights<'a> = IntParams<'a>;
+
+    fn weights<'a>(params: &Params<'a>) -> Result<IntParams<'a>, Error> {
+        match params {
+            Params::Int(p) => Ok(*p),
+            Params::F32(_) => Err(Error::WrongPath),
+        }
+    }
+
+    fn embedding_row<'a>(w: &Self::Weights<'a>, dims: &Dims, id: usize) -> Token<'a> {
+        Token::Vector(row_of(w.embedding, id, dims.input))
+    }
+
+    #[inline(always)]
+    fn input_pre(w: &IntParams<'_>, dims: &Dims, row: usize, x: Token<'_>) -> i32 {
+        let acc = match x {
+            Token::OneHot(id) => {
+                w.w.get(row * dims.input + id)
+                    .map_or(0, |&b| b as i8 as i32)
+            }
+            Token::Vector(e) => dot_i8_i8(row_of(w.w, row, dims.input), e),
+        };
+        scale_of(w.w_scale, row, dims)
+            .apply(acc)
+            .saturating_add(le_i32(w.wb, row))
+    }
+
+    #[inline(always)]
+    fn hidden_pre(w: &IntParams<'_>, dims: &Dims, row: usize, h: &[i16]) -> i32 {
+        let acc = dot_i8_i16(row_of(w.r, row, dims.hidden), h);
+        scale_of(w.r_scale, row, dims)
+            .apply(acc)
+            .saturating_add(le_i32(w.rb, row))
+    }
+
+    fn add(a: i32, b: i32) -> i32 {
+        a.saturating_add(b)
+    }
+
+    fn gate_mul(gate: i16, pre: i32) -> i32 {
+        round_shift(gate as i64 * pre as i64, ACT_FRAC) as i32
+    }
+
+    fn sigmoid(x: i32) -> i16 {
+        sigmoid_q12(x)
+    }
+
+    fn tanh(x: i32) -> i16 {
+        tanh_q12(x)
+    }
+
+    fn lstm_cell(f: i16, c: i16, i: i16, g: i16) -> i16 {
+        // Q0.15 * Q4.11 -> Q4.11, and Q0.15 * Q0.15 -> Q4.11.
+        let keep = round_shift(f as i64 * c as i64, ACT_FRAC);
+        let write = round_shift(i as i64 * g as i64, 2 * ACT_FRAC - CELL_FRAC);
+        sat16(keep + write)
+    }
+
+    fn lstm_hidden(o: i16, c: i16) -> i16 {
+        // Q4.11 -> Q3.12 is one bit left.
+        let t = tanh_q12((c as i32) << (PRE_FRAC - CELL_FRAC));
+        sat16(round_shift(o as i64 * t as i64, ACT_FRAC))
+    }
+
+    fn gru_hidden(z: i16, n: i16, h: i16) -> i16 {
+        let mix = round_shift(z as i64 * (h as i64 - n as i64), ACT_FRAC);
+        sat16(n as i64 + mix)
+    }
+
+    fn head_dot(w: &IntParams<'_>, dims: &Dims, row: usize, offset: usize, h: &[i16]) -> i64 {
+        let start = row * dims.features + offset;
+        let weights = w.head_w.get(start..start + h.len()).unwrap_or(&[]);
+        let scale = Rescale::read(w.head_scale, row).unwrap_or(Rescale::ONE);
+        scale.apply(dot_i8_i16(weights, h)) as i64
+    }
+
+    fn head_bias(w: &IntParams<'_>, row: usize) -> i64 {
+        le_i32(w.head_b, row) as i64
+    }
+
+    fn logit_add(a: i64, b: i64) -> i64 {
+        a.saturating_add(b)
+    }
+
+    fn logit_div(sum: i64, count: u32) -> i64 {
+        sum / (count.max(1) as i64)
+    }
+
+    fn sigmoid_prob(logit: i64) -> u32 {
+        let q12 = round_shift(logit.clamp(-(1 << 40), 1 << 40), LOGIT_FRAC - PRE_FRAC);
+        (sigmoid_q12(q12 as i32) as u32) << (PROB_FRAC - ACT_FRAC)
+    }
+
+    fn softmax(logits: &[i64], out: &mut [u32]) {
+        let max = logits.iter().copied().max().unwrap_or(0);
+        let total: u64 = logits.iter().map(|&l| exp_q16(l - max) as u64).sum();
+        for (p, &l) in out.iter_mut().zip(logits) {
+            let e = exp_q16(l - max) as u64;
+            *p = ((e << PROB_FRAC) / total.max(1)) as u32;
+        }
+    }
+
+    fn sample(logits: &[i64], temperature: Temperature, rng: &mut Rng) -> usize {
+        let milli = temperature.milli() as i64;
+        if milli == 0 {
+            return argmax(logits);
+        }
+        let max = logits.iter().copied().max().unwrap_or(0);
+        let weight = |l: i64| exp_q16(((l - max).max(-(1 << 40)) * 1000) / milli) as u64;
+        let total: u64 = logits.iter().map(|&l| weight(l)).sum();
+        let mut target = (rng.next_u32() as u64 * total) >> 32;
+        for (i, &l) in logits.iter().enumerate() {
+            let w = weight(l);
+            if target < w {
+                return i;
+            }
+            target -= w;
+        }
+        argmax(logits)
+    }
+
+    fn prob_to_f64(p: u32) -> f64 {
+        p as f64 / (1u64 << PROB_FRAC) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigmoid_and_tanh_track_f64() {
+        let mut worst = (0.0f64, 0.0f64);
+        for x in (-40_000..40_000).step_by(7) {
+            let xf = x as f64 / 4096.0;
+            let s = sigmoid_q12(x) as f64 / 32768.0;
+            let t = tanh_q12(x) as f64 / 32768.0;
+            worst.0 = worst.0.max((s - 1.0 / (1.0 + (-xf).exp())).abs());
+            worst.1 = worst.1.max((t - xf.tanh()).abs());
+        }
+        assert!(worst.0 < 4e-4, "sigmoid error {}", worst.0);
+        assert!(worst.1 < 1e-3, "tanh error {}", worst.1);
+    }
+
+    #[test]
+    fn exp_tracks_f64() {
+        for x in (-20 << 16..=0).step_by(997) {
+            let got = exp_q16(x) as f64 / (1u64 << 30) as f64;
+            let want = (x as f64 / 65536.0).exp();
+            assert!(
+                (got - want).abs() < 2e-6 + want * 1e-4,
+                "exp({x}): {got} vs {want}"
+            );
+        }
+        assert_eq!(exp_q16(0), 1 << 30);
+        assert_eq!(exp_q16(i64::MIN), 0);
+    }
+
+    #[test]
+    fn cell_arithmetic_saturates_instead_of_wrapping() {
+        assert_eq!(
+            Int::lstm_cell(i16::MAX, i16::MAX, i16::MAX, i16::MAX),
+            i16::MAX
+        );
+        assert_eq!(
+            Int::lstm_cell(i16::MAX, i16::MIN, i16::MAX, -i16::MAX),
+            i16::MIN
+        );
+        assert_eq!(
+            // n + z (h - n) = 32767 + 65535 saturates.
+            Int::gru_hidden(i16::MIN, i16::MAX, i16::MIN),
+            i16::MAX
+        );
+        assert_eq!(Int::add(i32::MAX, 1), i32::MAX);
+    }
+}

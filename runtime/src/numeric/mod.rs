@@ -1,0 +1,90 @@
+//! The two numeric paths. The cell, head and sampling code in [`crate::net`] is
+//! written once against [`Numeric`]; each path supplies its arithmetic.
+
+mod float;
+pub mod int;
+mod tables;
+
+pub use float::F32;
+pub use int::Int;
+
+use crate::format::{Dims, Params};
+use crate::sample::{Rng, Temperature};
+use crate::Error;
+
+/// The model input of one step.
+#[derive(Debug, Clone, Copy)]
+pub enum Token<'a> {
+    /// A one-hot char: its weight is one column of `W` (a column add, no product).
+    OneHot(usize),
+    /// An embedding row, in the path's weight encoding.
+    Vector(&'a [u8]),
+}
+
+/// Arithmetic of one numeric path.
+pub trait Numeric: 'static {
+    /// Hidden state, cell state and gate outputs.
+    type Act: Copy + Default + PartialEq + core::fmt::Debug;
+    /// Gate pre-activations.
+    type Pre: Copy;
+    /// Dense-layer logits and their accumulators.
+    type Logit: Copy + Default + PartialEq + core::fmt::Debug;
+    /// Probabilities (sigmoid score or softmax entries).
+    type Prob: Copy + Default + PartialEq + core::fmt::Debug;
+    /// A validated view of this path's weights.
+    type Weights<'a>: Copy;
+
+    /// Selects this path's weights; `Err(WrongPath)` for a blob of the other path.
+    fn weights<'a>(params: &Params<'a>) -> Result<Self::Weights<'a>, Error>;
+    /// The embedding row of token `id` (word models).
+    fn embedding_row<'a>(w: &Self::Weights<'a>, dims: &Dims, id: usize) -> Token<'a>;
+    /// `W[row]·x + wb[row]`.
+    fn input_pre(w: &Self::Weights<'_>, dims: &Dims, row: usize, x: Token<'_>) -> Self::Pre;
+    /// `R[row]·h + rb[row]`.
+    fn hidden_pre(w: &Self::Weights<'_>, dims: &Dims, row: usize, h: &[Self::Act]) -> Self::Pre;
+    fn add(a: Self::Pre, b: Self::Pre) -> Self::Pre;
+    /// `gate * pre` (GRU reset gate times the recurrent part).
+    fn gate_mul(gate: Self::Act, pre: Self::Pre) -> Self::Pre;
+    fn sigmoid(x: Self::Pre) -> Self::Act;
+    fn tanh(x: Self::Pre) -> Self::Act;
+    /// LSTM: `f * c + i * g`.
+    fn lstm_cell(f: Self::Act, c: Self::Act, i: Self::Act, g: Self::Act) -> Self::Act;
+    /// LSTM: `o * tanh(c)`.
+    fn lstm_hidden(o: Self::Act, c: Self::Act) -> Self::Act;
+    /// GRU: `(1 - z) * n + z * h`.
+    fn gru_hidden(z: Self::Act, n: Self::Act, h: Self::Act) -> Self::Act;
+
+    /// `head_w[row][offset .. offset + h.len()] · h`, in logit units, without bias.
+    fn head_dot(
+        w: &Self::Weights<'_>,
+        dims: &Dims,
+        row: usize,
+        offset: usize,
+        h: &[Self::Act],
+    ) -> Self::Logit;
+    fn head_bias(w: &Self::Weights<'_>, row: usize) -> Self::Logit;
+    fn logit_add(a: Self::Logit, b: Self::Logit) -> Self::Logit;
+    /// `sum / count` (mean head); `count` is never 0.
+    fn logit_div(sum: Self::Logit, count: u32) -> Self::Logit;
+    /// Sigmoid of a logit.
+    fn sigmoid_prob(logit: Self::Logit) -> Self::Prob;
+    /// Softmax of `logits` into `out` (same length).
+    fn softmax(logits: &[Self::Logit], out: &mut [Self::Prob]);
+    /// Draws an index from softmax(logits / T); T = 0 picks the arg max.
+    fn sample(logits: &[Self::Logit], temperature: Temperature, rng: &mut Rng) -> usize;
+    /// A probability as f64, for reports and tests on the host.
+    fn prob_to_f64(p: Self::Prob) -> f64;
+}
+
+/// Index of the largest value, the first one on ties (0 for an empty slice).
+pub(crate) fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
+    let mut best = 0;
+    let mut best_value = None;
+    for (i, &v) in values.iter().enumerate() {
+        if best_value.is_none_or(|b| v > b) {
+            best = i;
+            best_value = Some(v);
+        }
+    }
+    best
+}

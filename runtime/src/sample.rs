@@ -1,0 +1,52 @@
+//! Seeded randomness and temperature for generation.
+//!
+//! Temperature T reweights p to p^(1/T), renormalised: softmax(logits / T).
+//! It is held in thousandths so the integer path needs no float; T = 0 is greedy.
+
+/// A sampling temperature in thousandths (500 = 0.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Temperature(u32);
+
+impl Temperature {
+    /// Greedy decoding (arg max).
+    pub const GREEDY: Temperature = Temperature(0);
+
+    /// `milli / 1000`; 0 is greedy.
+    pub const fn from_milli(milli: u32) -> Self {
+        Temperature(milli)
+    }
+
+    /// The temperature in thousandths.
+    pub const fn milli(self) -> u32 {
+        self.0
+    }
+}
+
+/// SplitMix64: small, fast, and the same sequence on every target for a seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rng {
+    state: u64,
+}
+
+impl Rng {
+    pub const fn new(seed: u64) -> Self {
+        Rng { state: seed }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u32() >> 8) as f32 / (1u32 << 24) as f32
+    }
+}
