@@ -2,6 +2,8 @@
 //!
 //! Each module below owns one job; add new modules here with one `pub mod` line.
 
+pub mod autodiff;
 pub mod data;
+pub mod loss;
 pub mod onnx;
 pub mod ort_env;
