@@ -217,9 +217,12 @@ impl Numeric for Int {
 
     fn softmax(logits: &[i64], out: &mut [u32]) {
         let max = logits.iter().copied().max().unwrap_or(0);
-        let total: u64 = logits.iter().map(|&l| exp_q16(l - max) as u64).sum();
+        let total: u64 = logits
+            .iter()
+            .map(|&l| exp_q16(l.saturating_sub(max)) as u64)
+            .sum();
         for (p, &l) in out.iter_mut().zip(logits) {
-            let e = exp_q16(l - max) as u64;
+            let e = exp_q16(l.saturating_sub(max)) as u64;
             *p = ((e << PROB_FRAC) / total.max(1)) as u32;
         }
     }
@@ -230,9 +233,11 @@ impl Numeric for Int {
             return argmax(logits);
         }
         let max = logits.iter().copied().max().unwrap_or(0);
-        let weight = |l: i64| exp_q16(((l - max).max(-(1 << 40)) * 1000) / milli) as u64;
+        let weight =
+            |l: i64| exp_q16((l.saturating_sub(max).max(-(1 << 40)) * 1000) / milli) as u64;
         let total: u64 = logits.iter().map(|&l| weight(l)).sum();
-        let mut target = (rng.next_u32() as u64 * total) >> 32;
+        // Uniform in [0, total): total < 2^47 for 65536 classes, so this stays in u128.
+        let mut target = ((rng.next_u32() as u128 * total as u128) >> 32) as u64;
         for (i, &l) in logits.iter().enumerate() {
             let w = weight(l);
             if target < w {
@@ -296,5 +301,26 @@ mod tests {
             i16::MAX
         );
         assert_eq!(Int::add(i32::MAX, 1), i32::MAX);
+    }
+
+    #[test]
+    fn extreme_logits_never_overflow() {
+        let mut rng = Rng::new(1);
+        let cases: [&[i64]; 4] = [
+            &[0; 64],
+            &[i64::MAX; 64],
+            &[i64::MIN, i64::MAX, 0, i64::MIN],
+            &[i64::MIN; 3],
+        ];
+        for logits in cases {
+            for milli in [0, 1, 1000, u32::MAX] {
+                let k = Int::sample(logits, Temperature::from_milli(milli), &mut rng);
+                assert!(k < logits.len());
+            }
+            let mut out = [0u32; 64];
+            Int::softmax(logits, &mut out[..logits.len()]);
+            let total: u64 = out.iter().map(|&p| p as u64).sum();
+            assert!(total <= 1 << PROB_FRAC, "probabilities sum past 1: {total}");
+        }
     }
 }
