@@ -204,6 +204,22 @@ impl Rescale {
         Rescale::new(mult, u8::try_from(shift).ok()?)
     }
 
+    /// Reads entry `index` of a list already checked by [`Model::from_bytes`]:
+    /// no validation, so it is cheap enough for the inner loops.
+    #[inline(always)]
+    pub fn read_checked_list(list: &[u8], index: usize) -> Rescale {
+        let entry = list
+            .get(index * Self::BYTES..)
+            .and_then(|rest| rest.first_chunk::<8>())
+            .copied()
+            .unwrap_or([0, 0, 0, 64, 30, 0, 0, 0]);
+        let [m0, m1, m2, m3, s0, ..] = entry;
+        Rescale {
+            mult: i32::from_le_bytes([m0, m1, m2, m3]),
+            shift: s0.clamp(1, 62),
+        }
+    }
+
     /// The entry's bytes, for encoders.
     pub fn to_bytes(self) -> [u8; 8] {
         let mut out = [0u8; 8];

@@ -10,6 +10,7 @@ use crate::Error;
 #[derive(Debug, Clone, Copy)]
 pub enum F32 {}
 
+#[inline(always)]
 fn le_f32(bytes: &[u8], index: usize) -> f32 {
     bytes
         .get(index * 4..index * 4 + 4)
@@ -17,20 +18,43 @@ fn le_f32(bytes: &[u8], index: usize) -> f32 {
         .map_or(0.0, f32::from_le_bytes)
 }
 
+#[inline(always)]
 fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
     bytes
         .get(row * width * 4..(row + 1) * width * 4)
         .unwrap_or(&[])
 }
 
+/// Independent partial sums, so the compiler can keep them in vector registers
+/// (a single float sum cannot be reordered, so it would stay scalar).
+const LANES: usize = 16;
+
 #[inline(always)]
-fn dot(w: &[u8], x: impl Iterator<Item = f32>) -> f32 {
-    w.as_chunks::<4>()
-        .0
+fn dot(w: &[u8], x: &[f32]) -> f32 {
+    let (w_blocks, w_tail) = w.as_chunks::<4>().0.as_chunks::<LANES>();
+    let (x_blocks, x_tail) = x.as_chunks::<LANES>();
+    let mut lanes = [0f32; LANES];
+    for (wb, xb) in w_blocks.iter().zip(x_blocks) {
+        for ((acc, &w), &x) in lanes.iter_mut().zip(wb).zip(xb) {
+            *acc += f32::from_le_bytes(w) * x;
+        }
+    }
+    let tail: f32 = w_tail
         .iter()
-        .zip(x)
-        .map(|(&w, x)| f32::from_le_bytes(w) * x)
-        .sum()
+        .zip(x_tail)
+        .map(|(&w, &x)| f32::from_le_bytes(w) * x)
+        .sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Decodes little-endian f32 bytes into `out` (embedding rows), returning the filled prefix.
+#[inline(always)]
+fn decode_into<'o>(bytes: &[u8], out: &'o mut [f32]) -> &'o [f32] {
+    let words = bytes.as_chunks::<4>().0;
+    for (o, &b) in out.iter_mut().zip(words) {
+        *o = f32::from_le_bytes(b);
+    }
+    out.get(..words.len()).unwrap_or(&[])
 }
 
 impl Numeric for F32 {
@@ -40,6 +64,7 @@ impl Numeric for F32 {
     type Prob = f32;
     type Weights<'a> = FloatParams<'a>;
 
+    #[inline(always)]
     fn weights<'a>(params: &Params<'a>) -> Result<FloatParams<'a>, Error> {
         match params {
             Params::F32(p) => Ok(*p),
@@ -47,6 +72,7 @@ impl Numeric for F32 {
         }
     }
 
+    #[inline(always)]
     fn embedding_row<'a>(w: &Self::Weights<'a>, dims: &Dims, id: usize) -> Token<'a> {
         Token::Vector(row_of(w.embedding, id, dims.input))
     }
@@ -55,69 +81,87 @@ impl Numeric for F32 {
     fn input_pre(w: &FloatParams<'_>, dims: &Dims, row: usize, x: Token<'_>) -> f32 {
         let wx = match x {
             Token::OneHot(id) => le_f32(w.w, row * dims.input + id),
-            Token::Vector(e) => dot(
-                row_of(w.w, row, dims.input),
-                e.as_chunks::<4>().0.iter().map(|&b| f32::from_le_bytes(b)),
-            ),
+            Token::Vector(e) => {
+                // Embedding widths up to 512 are decoded on the stack; wider ones in pieces.
+                let mut buffer = [0f32; 512];
+                let row = row_of(w.w, row, dims.input);
+                row.chunks(512 * 4)
+                    .zip(e.chunks(512 * 4))
+                    .map(|(wc, ec)| dot(wc, decode_into(ec, &mut buffer)))
+                    .sum()
+            }
         };
         wx + le_f32(w.wb, row)
     }
 
     #[inline(always)]
     fn hidden_pre(w: &FloatParams<'_>, dims: &Dims, row: usize, h: &[f32]) -> f32 {
-        dot(row_of(w.r, row, dims.hidden), h.iter().copied()) + le_f32(w.rb, row)
+        dot(row_of(w.r, row, dims.hidden), h) + le_f32(w.rb, row)
     }
 
+    #[inline(always)]
     fn add(a: f32, b: f32) -> f32 {
         a + b
     }
 
+    #[inline(always)]
     fn gate_mul(gate: f32, pre: f32) -> f32 {
         gate * pre
     }
 
+    #[inline(always)]
     fn sigmoid(x: f32) -> f32 {
         1.0 / (1.0 + libm::expf(-x))
     }
 
+    #[inline(always)]
     fn tanh(x: f32) -> f32 {
         libm::tanhf(x)
     }
 
+    #[inline(always)]
     fn lstm_cell(f: f32, c: f32, i: f32, g: f32) -> f32 {
         f * c + i * g
     }
 
+    #[inline(always)]
     fn lstm_hidden(o: f32, c: f32) -> f32 {
         o * libm::tanhf(c)
     }
 
+    #[inline(always)]
     fn gru_hidden(z: f32, n: f32, h: f32) -> f32 {
         (1.0 - z) * n + z * h
     }
 
+    #[inline(always)]
     fn head_dot(w: &FloatParams<'_>, dims: &Dims, row: usize, offset: usize, h: &[f32]) -> f32 {
         let start = (row * dims.features + offset) * 4;
         let weights = w.head_w.get(start..start + h.len() * 4).unwrap_or(&[]);
-        dot(weights, h.iter().copied())
+        dot(weights, h)
     }
 
+    #[inline(always)]
     fn head_bias(w: &FloatParams<'_>, row: usize) -> f32 {
         le_f32(w.head_b, row)
     }
 
+    #[inline(always)]
     fn logit_add(a: f32, b: f32) -> f32 {
         a + b
     }
 
+    #[inline(always)]
     fn logit_div(sum: f32, count: u32) -> f32 {
         sum / count.max(1) as f32
     }
 
+    #[inline(always)]
     fn sigmoid_prob(logit: f32) -> f32 {
         Self::sigmoid(logit)
     }
 
+    #[inline(always)]
     fn softmax(logits: &[f32], out: &mut [f32]) {
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let total: f32 = logits.iter().map(|&l| libm::expf(l - max)).sum();
@@ -126,6 +170,7 @@ impl Numeric for F32 {
         }
     }
 
+    #[inline(always)]
     fn sample(logits: &[f32], temperature: Temperature, rng: &mut Rng) -> usize {
         if temperature.milli() == 0 {
             return argmax(logits);
@@ -145,6 +190,7 @@ impl Numeric for F32 {
         argmax(logits)
     }
 
+    #[inline(always)]
     fn prob_to_f64(p: f32) -> f64 {
         p as f64
     }

@@ -23,10 +23,12 @@ pub const LOGIT_FRAC: u32 = 16;
 /// Fraction bits of probabilities (Q0.30).
 pub const PROB_FRAC: u32 = 30;
 
+#[inline(always)]
 const fn round_shift(x: i64, shift: u32) -> i64 {
     (x + (1 << (shift - 1))) >> shift
 }
 
+#[inline(always)]
 const fn sat16(x: i64) -> i16 {
     if x > i16::MAX as i64 {
         i16::MAX
@@ -38,6 +40,7 @@ const fn sat16(x: i64) -> i16 {
 }
 
 /// Table lookup with linear interpolation; `u` is the index in 1/256 steps.
+#[inline(always)]
 fn interpolate<const N: usize>(table: &[u16; N], u: u32) -> i32 {
     let index = (u >> 8) as usize;
     let frac = (u & 0xFF) as i32;
@@ -47,6 +50,7 @@ fn interpolate<const N: usize>(table: &[u16; N], u: u32) -> i32 {
 }
 
 /// sigmoid of a Q3.12 value, in Q0.15; saturates outside [-8, 8).
+#[inline(always)]
 pub fn sigmoid_q12(x: i32) -> i16 {
     let limit = 8 << PRE_FRAC;
     let u = (x.clamp(-limit, limit - 1) + limit) as u32;
@@ -54,12 +58,14 @@ pub fn sigmoid_q12(x: i32) -> i16 {
 }
 
 /// tanh of a Q3.12 value, in Q0.15: `2 * sigmoid(2x) - 1`.
+#[inline(always)]
 pub fn tanh_q12(x: i32) -> i16 {
     let s = sigmoid_q12(x.saturating_mul(2)) as i32;
     (2 * s - (1 << ACT_FRAC)).clamp(-(i16::MAX as i32), i16::MAX as i32) as i16
 }
 
 /// `exp(x)` for a Q16 value `x <= 0`, in Q0.30 (so `exp(0) = 1 << 30`).
+#[inline(always)]
 pub fn exp_q16(x: i64) -> u32 {
     // exp(x) = 2^(x * log2 e); log2 e in Q30.
     const LOG2E_Q30: i64 = 1_549_082_005;
@@ -78,6 +84,7 @@ pub fn exp_q16(x: i64) -> u32 {
     }
 }
 
+#[inline(always)]
 fn le_i32(bytes: &[u8], index: usize) -> i32 {
     bytes
         .get(index * 4..index * 4 + 4)
@@ -86,33 +93,65 @@ fn le_i32(bytes: &[u8], index: usize) -> i32 {
 }
 
 /// The scale of `row`: lists hold one entry per row, or one per gate.
+#[inline(always)]
 fn scale_of(list: &[u8], row: usize, dims: &Dims) -> Rescale {
     let index = if list.len() / Rescale::BYTES == dims.rows() {
         row
     } else {
         row / dims.hidden.max(1)
     };
-    Rescale::read(list, index).unwrap_or(Rescale::ONE)
+    Rescale::read_checked_list(list, index)
 }
 
-/// `Σ w[k] * x[k]` for int8 weights and int16 activations.
+/// Lanes of the dot-product kernels: 16 independent i32 sums let the
+/// compiler use full-width multiply-add instructions (pmaddwd and friends).
+const LANES: usize = 16;
+
+/// `Σ w[k] * x[k]` for int8 weights and 16-bit inputs.
 #[inline(always)]
 fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
-    w.iter()
-        .zip(x)
-        .map(|(&w, &x)| (w as i8 as i32) * (x as i32))
+    let (w_blocks, w_tail) = w.as_chunks::<LANES>();
+    let (x_blocks, x_tail) = x.as_chunks::<LANES>();
+    let mut lanes = [0i32; LANES];
+    for (wb, xb) in w_blocks.iter().zip(x_blocks) {
+        for ((acc, &w), &x) in lanes.iter_mut().zip(wb).zip(xb) {
+            *acc = acc.wrapping_add((w as i8 as i32) * (x as i32));
+        }
+    }
+    let tail = w_tail
+        .iter()
+        .zip(x_tail)
+        .map(|(&w, &x)| (w as i8 as i32) * (x as i32));
+    lanes
+        .iter()
+        .copied()
+        .chain(tail)
         .fold(0i32, i32::wrapping_add)
 }
 
 /// `Σ w[k] * x[k]` for int8 weights and int8 inputs.
 #[inline(always)]
 fn dot_i8_i8(w: &[u8], x: &[u8]) -> i32 {
-    w.iter()
-        .zip(x)
-        .map(|(&w, &x)| (w as i8 as i32) * (x as i8 as i32))
+    let (w_blocks, w_tail) = w.as_chunks::<LANES>();
+    let (x_blocks, x_tail) = x.as_chunks::<LANES>();
+    let mut lanes = [0i32; LANES];
+    for (wb, xb) in w_blocks.iter().zip(x_blocks) {
+        for ((acc, &w), &x) in lanes.iter_mut().zip(wb).zip(xb) {
+            *acc = acc.wrapping_add((w as i8 as i32) * (x as i8 as i32));
+        }
+    }
+    let tail = w_tail
+        .iter()
+        .zip(x_tail)
+        .map(|(&w, &x)| (w as i8 as i32) * (x as i8 as i32));
+    lanes
+        .iter()
+        .copied()
+        .chain(tail)
         .fold(0i32, i32::wrapping_add)
 }
 
+#[inline(always)]
 fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
     bytes.get(row * width..(row + 1) * width).unwrap_or(&[])
 }
@@ -124,6 +163,7 @@ impl Numeric for Int {
     type Prob = u32;
     type Weights<'a> = IntParams<'a>;
 
+    #[inline(always)]
     fn weights<'a>(params: &Params<'a>) -> Result<IntParams<'a>, Error> {
         match params {
             Params::Int(p) => Ok(*p),
@@ -131,6 +171,7 @@ impl Numeric for Int {
         }
     }
 
+    #[inline(always)]
     fn embedding_row<'a>(w: &Self::Weights<'a>, dims: &Dims, id: usize) -> Token<'a> {
         Token::Vector(row_of(w.embedding, id, dims.input))
     }
@@ -157,22 +198,27 @@ impl Numeric for Int {
             .saturating_add(le_i32(w.rb, row))
     }
 
+    #[inline(always)]
     fn add(a: i32, b: i32) -> i32 {
         a.saturating_add(b)
     }
 
+    #[inline(always)]
     fn gate_mul(gate: i16, pre: i32) -> i32 {
         round_shift(gate as i64 * pre as i64, ACT_FRAC) as i32
     }
 
+    #[inline(always)]
     fn sigmoid(x: i32) -> i16 {
         sigmoid_q12(x)
     }
 
+    #[inline(always)]
     fn tanh(x: i32) -> i16 {
         tanh_q12(x)
     }
 
+    #[inline(always)]
     fn lstm_cell(f: i16, c: i16, i: i16, g: i16) -> i16 {
         // Q0.15 * Q4.11 -> Q4.11, and Q0.15 * Q0.15 -> Q4.11.
         let keep = round_shift(f as i64 * c as i64, ACT_FRAC);
@@ -180,41 +226,49 @@ impl Numeric for Int {
         sat16(keep + write)
     }
 
+    #[inline(always)]
     fn lstm_hidden(o: i16, c: i16) -> i16 {
         // Q4.11 -> Q3.12 is one bit left.
         let t = tanh_q12((c as i32) << (PRE_FRAC - CELL_FRAC));
         sat16(round_shift(o as i64 * t as i64, ACT_FRAC))
     }
 
+    #[inline(always)]
     fn gru_hidden(z: i16, n: i16, h: i16) -> i16 {
         let mix = round_shift(z as i64 * (h as i64 - n as i64), ACT_FRAC);
         sat16(n as i64 + mix)
     }
 
+    #[inline(always)]
     fn head_dot(w: &IntParams<'_>, dims: &Dims, row: usize, offset: usize, h: &[i16]) -> i64 {
         let start = row * dims.features + offset;
         let weights = w.head_w.get(start..start + h.len()).unwrap_or(&[]);
-        let scale = Rescale::read(w.head_scale, row).unwrap_or(Rescale::ONE);
+        let scale = Rescale::read_checked_list(w.head_scale, row);
         scale.apply(dot_i8_i16(weights, h)) as i64
     }
 
+    #[inline(always)]
     fn head_bias(w: &IntParams<'_>, row: usize) -> i64 {
         le_i32(w.head_b, row) as i64
     }
 
+    #[inline(always)]
     fn logit_add(a: i64, b: i64) -> i64 {
         a.saturating_add(b)
     }
 
+    #[inline(always)]
     fn logit_div(sum: i64, count: u32) -> i64 {
         sum / (count.max(1) as i64)
     }
 
+    #[inline(always)]
     fn sigmoid_prob(logit: i64) -> u32 {
         let q12 = round_shift(logit.clamp(-(1 << 40), 1 << 40), LOGIT_FRAC - PRE_FRAC);
         (sigmoid_q12(q12 as i32) as u32) << (PROB_FRAC - ACT_FRAC)
     }
 
+    #[inline(always)]
     fn softmax(logits: &[i64], out: &mut [u32]) {
         let max = logits.iter().copied().max().unwrap_or(0);
         let total: u64 = logits
@@ -227,6 +281,7 @@ impl Numeric for Int {
         }
     }
 
+    #[inline(always)]
     fn sample(logits: &[i64], temperature: Temperature, rng: &mut Rng) -> usize {
         let milli = temperature.milli() as i64;
         if milli == 0 {
@@ -248,6 +303,7 @@ impl Numeric for Int {
         argmax(logits)
     }
 
+    #[inline(always)]
     fn prob_to_f64(p: u32) -> f64 {
         p as f64 / (1u64 << PROB_FRAC) as f64
     }
