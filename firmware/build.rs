@@ -1,6 +1,167 @@
-use std::{env, fs, path::PathBuf};
+//! Chooses the board's memory map and embeds the model and its inputs.
+//!
+//! Environment (all optional):
+//! - `LSTM_EDGE_MODEL`: model blob (default `models/default.bin`)
+//! - `LSTM_EDGE_REVIEWS`: reviews to score, one per line (default `inputs/reviews.txt`)
+//! - `LSTM_EDGE_PROMPT`: prompt file, used as is (default `inputs/prompt.txt`)
+//! - `LSTM_EDGE_GEN_CHARS`: characters generated per temperature (default 100)
+//! - `LSTM_EDGE_TEMPERATURES`: comma-separated, in thousandths (default `200,500,1000`)
+//! - `LSTM_EDGE_SEED`: sampling seed, u64 (default 42)
+//! - `LSTM_EDGE_MAX_HIDDEN`, `LSTM_EDGE_MAX_CLASSES`: state and logit capacity
+//!   (default 256 and 128)
+//! - `LSTM_EDGE_BOARD`: `mps2-an386` (QEMU, default) or `stm32f407`
+//!
+//! Relative paths are relative to this `firmware/` folder.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    fs::copy("memory.x", out.join("memory.x")).unwrap();
-    println!("cargo:rustc-link-search={}", out.display());
+    if let Err(message) = run() {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or("cargo did not set OUT_DIR")?);
+    let manifest_dir = PathBuf::from(
+        env::var_os("CARGO_MANIFEST_DIR").ok_or("cargo did not set CARGO_MANIFEST_DIR")?,
+    );
+
+    let board = setting("LSTM_EDGE_BOARD", "mps2-an386");
+    let memory = manifest_dir.join("memory").join(format!("{board}.x"));
+    let layout = fs::read(&memory).map_err(|e| {
+        format!(
+            "LSTM_EDGE_BOARD={board}: no memory map {} ({e}); boards: mps2-an386, stm32f407",
+            memory.display()
+        )
+    })?;
+    fs::write(out_dir.join("memory.x"), layout).map_err(|e| e.to_string())?;
+    println!("cargo:rustc-link-search={}", out_dir.display());
+    println!("cargo:rerun-if-changed={}", memory.display());
+
+    let model = input_path(&manifest_dir, "LSTM_EDGE_MODEL", "models/default.bin");
+    let blob = read(
+        &model,
+        "LSTM_EDGE_MODEL",
+        "a model blob from `lstm-edge quantize`",
+    )?;
+    // A copy in OUT_DIR keeps the image reproducible even if the source file changes later.
+    fs::write(out_dir.join("model.bin"), blob).map_err(|e| e.to_string())?;
+
+    let reviews_path = input_path(&manifest_dir, "LSTM_EDGE_REVIEWS", "inputs/reviews.txt");
+    let reviews = read(&reviews_path, "LSTM_EDGE_REVIEWS", "reviews, one per line")?;
+    let prompt_path = input_path(&manifest_dir, "LSTM_EDGE_PROMPT", "inputs/prompt.txt");
+    let prompt = read(&prompt_path, "LSTM_EDGE_PROMPT", "the prompt text")?;
+
+    let gen_chars: usize = number("LSTM_EDGE_GEN_CHARS", "100")?;
+    let seed: u64 = number("LSTM_EDGE_SEED", "42")?;
+    let max_hidden: usize = number("LSTM_EDGE_MAX_HIDDEN", "256")?;
+    let max_classes: usize = number("LSTM_EDGE_MAX_CLASSES", "128")?;
+    let temperatures = setting("LSTM_EDGE_TEMPERATURES", "200,500,1000")
+        .split(',')
+        .map(|t| {
+            t.trim().parse::<u32>().map_err(|_| {
+                format!(
+                    "LSTM_EDGE_TEMPERATURES: `{t}` is not a temperature in thousandths \
+                     (write 0.5 as 500; e.g. 200,500,1000)"
+                )
+            })
+        })
+        .collect::<Result<Vec<u32>, String>>()?;
+
+    let mut code = String::new();
+    let _ = writeln!(code, "/// The embedded model blob.");
+    let _ = writeln!(
+        code,
+        "pub static MODEL: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/model.bin\"));"
+    );
+    let _ = writeln!(code, "/// Reviews to score with a sentiment model.");
+    let _ = writeln!(code, "pub static REVIEWS: &[&[u8]] = &[");
+    for review in split_lines(&reviews) {
+        let _ = writeln!(code, "    {},", byte_string(review));
+    }
+    let _ = writeln!(code, "];");
+    let _ = writeln!(code, "/// What a generator model is fed before sampling.");
+    let _ = writeln!(code, "pub static PROMPT: &[u8] = {};", byte_string(&prompt));
+    let _ = writeln!(code, "/// Characters generated per temperature.");
+    let _ = writeln!(code, "pub const GEN_CHARS: usize = {gen_chars};");
+    let _ = writeln!(code, "/// Sampling temperatures in thousandths.");
+    let _ = writeln!(
+        code,
+        "pub static TEMPERATURES_MILLI: &[u32] = &{temperatures:?};"
+    );
+    let _ = writeln!(code, "/// Seed of every generation run.");
+    let _ = writeln!(code, "pub const SEED: u64 = {seed};");
+    let _ = writeln!(code, "/// Hidden units the recurrent state can hold.");
+    let _ = writeln!(code, "pub const MAX_HIDDEN: usize = {max_hidden};");
+    let _ = writeln!(code, "/// Output classes the logit buffer can hold.");
+    let _ = writeln!(code, "pub const MAX_CLASSES: usize = {max_classes};");
+    fs::write(out_dir.join("inputs.rs"), code).map_err(|e| e.to_string())?;
+
+    println!("cargo:rerun-if-changed=build.rs");
+    for var in [
+        "LSTM_EDGE_BOARD",
+        "LSTM_EDGE_MODEL",
+        "LSTM_EDGE_REVIEWS",
+        "LSTM_EDGE_PROMPT",
+        "LSTM_EDGE_GEN_CHARS",
+        "LSTM_EDGE_SEED",
+        "LSTM_EDGE_TEMPERATURES",
+        "LSTM_EDGE_MAX_HIDDEN",
+        "LSTM_EDGE_MAX_CLASSES",
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    Ok(())
+}
+
+fn setting(var: &str, default: &str) -> String {
+    env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+fn number<T: std::str::FromStr>(var: &str, default: &str) -> Result<T, String> {
+    let value = setting(var, default);
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{var}=`{value}` is not a valid non-negative integer"))
+}
+
+fn input_path(manifest_dir: &Path, var: &str, default: &str) -> PathBuf {
+    let path = env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    manifest_dir.join(path)
+}
+
+fn read(path: &Path, var: &str, what: &str) -> Result<Vec<u8>, String> {
+    println!("cargo:rerun-if-changed={}", path.display());
+    fs::read(path).map_err(|e| {
+        format!(
+            "cannot read {} ({e}); set {var} to the path of {what}",
+            path.display()
+        )
+    })
+}
+
+/// One review per line; a final newline does not start another review.
+fn split_lines(text: &[u8]) -> Vec<&[u8]> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    text.split(|&b| b == b'\n').collect()
+}
+
+fn byte_string(bytes: &[u8]) -> String {
+    let mut literal = String::from("b\"");
+    for &b in bytes {
+        literal.extend(std::ascii::escape_default(b).map(char::from));
+    }
+    literal.push('"');
+    literal
 }

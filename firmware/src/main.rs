@@ -1,11 +1,219 @@
+//! lstm-edge firmware for Cortex-M4F: runs the embedded model on the embedded
+//! inputs (see `build.rs`) and reports over semihosting, one record per line:
+//!
+//! ```text
+//! lstm-edge-firmware 1
+//! clock <SysTick hz>
+//! model <cell> hidden=<h> input=<chars|words>:<tokens> head=<head> output=<output> path=int blob=<bytes>
+//! score <review index> <score> <ticks> <steps>          (sentiment models)
+//! gen <temperature milli> <seed> <text hex> <prompt ticks> <ticks>   (generator models)
+//! stack <peak bytes> <region bytes>
+//! end
+//! ```
+//!
+//! `score` is the integer path's sigmoid output as the runtime returns it.
+//! Each `gen` run starts from a fresh state fed the prompt and a generator seeded
+//! with the seed; an id without a symbol (UNK, PAD) is written as byte 0x1A.
+//! Any failure prints `error <what>: <message>` and exits non-zero.
 #![no_std]
 #![no_main]
-use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+
+mod clock;
+mod stack;
+
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_semihosting::{debug, hprint, hprintln};
+use lstm_edge_runtime::format::{Cell, Head, Input, Output, Params};
+use lstm_edge_runtime::numeric::Int;
+use lstm_edge_runtime::{Error, Logits, Model, Network, Rng, State, Temperature, Tokenizer};
 use panic_semihosting as _;
+
+mod inputs {
+    include!(concat!(env!("OUT_DIR"), "/inputs.rs"));
+}
+
+const PROTOCOL_VERSION: u32 = 1;
+/// Written for a generated id that has no symbol (UNK or PAD): ASCII SUB.
+const NO_SYMBOL: u8 = 0x1A;
+
+type DeviceState = State<Int, { inputs::MAX_HIDDEN }>;
+type DeviceLogits = Logits<Int, { inputs::MAX_CLASSES }>;
+
 #[entry]
 fn main() -> ! {
-    hprintln!("hello");
+    stack::paint();
+    let Some(peripherals) = cortex_m::Peripherals::take() else {
+        fail("boot", "core peripherals already taken");
+    };
+    clock::start(peripherals.SYST);
+
+    hprintln!("lstm-edge-firmware {}", PROTOCOL_VERSION);
+    hprintln!("clock {}", clock::CORE_CLOCK_HZ);
+
+    let model = match Model::from_bytes(inputs::MODEL) {
+        Ok(model) => model,
+        Err(error) => fail_with("model", error),
+    };
+    print_model(&model);
+    let net = match Network::<Int>::new(&model) {
+        Ok(net) => net,
+        Err(error) => fail_with("model", error),
+    };
+    let mut state = DeviceState::new();
+    let result = match net.output() {
+        Output::Sigmoid => score_reviews(&net, &mut state),
+        Output::Softmax { .. } => generate(&net, &mut state),
+    };
+    if let Err(error) = result {
+        fail_with("run", error);
+    }
+
+    hprintln!("stack {} {}", stack::peak_bytes(), stack::region_bytes());
+    hprintln!("end");
     debug::exit(debug::EXIT_SUCCESS);
-    loop {}
+    halt()
+}
+
+fn print_model(model: &Model<'_>) {
+    let body = model.body();
+    let dims = model.dims();
+    let cell = match body.cell {
+        Cell::Lstm => "lstm",
+        Cell::Gru => "gru",
+    };
+    let input = match body.input {
+        Input::Chars { .. } => "chars",
+        Input::Words { .. } => "words",
+    };
+    let path = match body.params {
+        Params::Int(_) => "int",
+        Params::F32(_) => "f32",
+    };
+    hprint!(
+        "model {} hidden={} input={}:{} head=",
+        cell,
+        dims.hidden,
+        input,
+        dims.tokens
+    );
+    match body.head {
+        Head::Flatten { maxlen } => hprint!("flatten:{}", maxlen),
+        Head::Last => hprint!("last"),
+        Head::Mean => hprint!("mean"),
+    }
+    match body.output {
+        Output::Sigmoid => hprint!(" output=sigmoid"),
+        Output::Softmax { classes } => hprint!(" output=softmax:{}", classes),
+    }
+    hprintln!(" path={} blob={}", path, inputs::MODEL.len());
+}
+
+fn score_reviews(net: &Network<'_, Int>, state: &mut DeviceState) -> Result<(), Error> {
+    for (index, review) in inputs::REVIEWS.iter().enumerate() {
+        let start = clock::now();
+        let score = net.score_text(state, review)?;
+        let ticks = clock::now() - start;
+        hprintln!("score {} {} {} {}", index, score, ticks, state.steps());
+    }
+    Ok(())
+}
+
+fn generate(net: &Network<'_, Int>, state: &mut DeviceState) -> Result<(), Error> {
+    let symbols = match net.tokenizer() {
+        Tokenizer::Chars(table) => table.symbols(),
+        Tokenizer::Words(_) => return Err(Error::WrongModelKind),
+    };
+    let mut logits = DeviceLogits::new();
+    for &temperature in inputs::TEMPERATURES_MILLI {
+        state.reset();
+        let start = clock::now();
+        net.feed_text(state, inputs::PROMPT)?;
+        let prompt_ticks = clock::now() - start;
+
+        hprint!("gen {} {} ", temperature, inputs::SEED);
+        let mut rng = Rng::new(inputs::SEED);
+        let mut hex = HexLine::new();
+        let mut ticks = 0;
+        for _ in 0..inputs::GEN_CHARS {
+            let start = clock::now();
+            let id = net.sample_next(
+                state,
+                &mut logits,
+                Temperature::from_milli(temperature),
+                &mut rng,
+            )?;
+            ticks += clock::now() - start;
+            let symbol = symbols.get(usize::from(id)).copied().unwrap_or(NO_SYMBOL);
+            hex.push(symbol);
+        }
+        hex.flush();
+        hprintln!(" {} {}", prompt_ticks, ticks);
+    }
+    Ok(())
+}
+
+/// Hex digits buffered into chunks, so output costs one semihosting call per chunk.
+struct HexLine {
+    buffer: [u8; 128],
+    len: usize,
+}
+
+impl HexLine {
+    fn new() -> Self {
+        HexLine {
+            buffer: [0; 128],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, byte: u8) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        if self.len + 2 > self.buffer.len() {
+            self.flush();
+        }
+        if let Some(pair) = self.buffer.get_mut(self.len..self.len + 2) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xF)];
+            self.len += 2;
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(Ok(text)) = self.buffer.get(..self.len).map(core::str::from_utf8) {
+            hprint!("{}", text);
+        }
+        self.len = 0;
+    }
+}
+
+fn fail_with(what: &str, error: Error) -> ! {
+    hprintln!("error {}: {}", what, error);
+    exit_failure()
+}
+
+fn fail(what: &str, message: &str) -> ! {
+    hprintln!("error {}: {}", what, message);
+    exit_failure()
+}
+
+fn exit_failure() -> ! {
+    debug::exit(debug::EXIT_FAILURE);
+    halt()
+}
+
+/// Where execution stays if the debugger or emulator ignores the exit request.
+fn halt() -> ! {
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    hprintln!(
+        "error hardfault: pc={:#010x} lr={:#010x}",
+        frame.pc(),
+        frame.lr()
+    );
+    exit_failure()
 }

@@ -11,9 +11,9 @@
 //! ```text
 //! lstm-edge-firmware 1
 //! clock <systick hz>
-//! model <cell> hidden=<h> input=<chars|words>:<tokens> head=<head> output=<output> blob=<bytes>
-//! score <index> <q0.15 score> <ticks> <steps>
-//! gen <temperature milli> <seed> <prompt ticks> <generation ticks> <text as hex>
+//! model <cell> hidden=<h> input=<chars|words>:<tokens> head=<head> output=<output> path=<int|f32> blob=<bytes>
+//! score <index> <score> <ticks> <steps>
+//! gen <temperature milli> <seed> <text as hex> <prompt ticks> <generation ticks>
 //! stack <peak bytes> <region bytes>
 //! end
 //! error <message>      (then it exits non-zero)
@@ -257,6 +257,18 @@ impl FirmwareProject {
             .env("LSTM_EDGE_SEED", inputs.seed.to_string())
             .env("LSTM_EDGE_BOARD", inputs.board.name())
             .stdin(Stdio::null());
+        // State and logit buffers sized for this model keep the measured RAM honest;
+        // a blob that does not parse keeps the defaults and fails at boot, as it should.
+        if let Ok(parsed) = lstm_edge_runtime::Model::from_bytes(&blob) {
+            let dims = parsed.dims();
+            command
+                .env("LSTM_EDGE_MAX_HIDDEN", dims.hidden.to_string())
+                .env("LSTM_EDGE_MAX_CLASSES", dims.outputs.max(1).to_string());
+        } else {
+            command
+                .env_remove("LSTM_EDGE_MAX_HIDDEN")
+                .env_remove("LSTM_EDGE_MAX_CLASSES");
+        }
         // Settings meant for the host build (or the calling cargo) must not
         // leak into the device build.
         for var in [
@@ -305,8 +317,8 @@ pub fn build(model: &Path, inputs: &FirmwareInputs) -> Result<PathBuf> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Score {
     pub index: usize,
-    /// The sigmoid output in Q0.15 (32767 is 1.0).
-    pub q15: i16,
+    /// The integer path's sigmoid output, as the runtime returns it.
+    pub value: i64,
     /// SysTick ticks spent scoring it.
     pub ticks: u64,
     /// Cell steps it took (padding included).
@@ -516,25 +528,25 @@ pub fn parse_output(console: &str) -> Result<FirmwareOutput, String> {
             "clock" => clock_hz = Some(int(0, "clock hz")?),
             "model" => model = Some(fields.join(" ")),
             "score" => {
-                let q15 = fields
+                let value = fields
                     .get(1)
-                    .and_then(|field| field.parse::<i16>().ok())
-                    .ok_or_else(|| bad("field 2 (score) is not an i16"))?;
+                    .and_then(|field| field.parse::<i64>().ok())
+                    .ok_or_else(|| bad("field 2 (score) is not an integer"))?;
                 scores.push(Score {
                     index: int(0, "review index")? as usize,
-                    q15,
+                    value,
                     ticks: int(2, "ticks")?,
                     steps: int(3, "steps")? as u32,
                 });
             }
             "gen" => {
-                let hex = fields.get(4).copied().unwrap_or("");
-                let text = decode_hex(hex).ok_or_else(|| bad("field 5 (text) is not hex"))?;
+                let hex = fields.get(2).copied().unwrap_or("");
+                let text = decode_hex(hex).ok_or_else(|| bad("field 3 (text) is not hex"))?;
                 generations.push(Generation {
                     temperature_milli: int(0, "temperature")? as u32,
                     seed: int(1, "seed")?,
-                    prompt_ticks: int(2, "prompt ticks")?,
-                    ticks: int(3, "generation ticks")?,
+                    prompt_ticks: int(3, "prompt ticks")?,
+                    ticks: int(4, "generation ticks")?,
                     text,
                 });
             }
@@ -570,7 +582,7 @@ pub fn parse_output(console: &str) -> Result<FirmwareOutput, String> {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
@@ -633,9 +645,9 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "lstm-edge-firmware 1\nclock 25000000\n\
-        model lstm hidden=8 input=chars:30 head=last output=softmax:30 blob=1234\n\
-        score 0 16384 120 12\n\
-        gen 500 7 10 99 68690a\n\
+        model lstm hidden=8 input=chars:30 head=last output=softmax:30 path=int blob=1234\n\
+        score 0 536870912 120 12\n\
+        gen 500 7 68690a 10 99\n\
         stack 612 4190000\nend\n";
 
     #[test]
@@ -648,7 +660,7 @@ mod tests {
             out.scores,
             vec![Score {
                 index: 0,
-                q15: 16384,
+                value: 536870912,
                 ticks: 120,
                 steps: 12
             }]
@@ -669,8 +681,8 @@ mod tests {
         assert!(parse_output(&cut).unwrap_err().contains("`end`"));
         let odd_hex = GOOD.replace("68690a", "6869a");
         assert!(parse_output(&odd_hex).unwrap_err().contains("not hex"));
-        let wide = GOOD.replace("16384", "40000");
-        assert!(parse_output(&wide).unwrap_err().contains("i16"));
+        let word = GOOD.replace("536870912", "high");
+        assert!(parse_output(&word).unwrap_err().contains("not an integer"));
         let newer = GOOD.replace("lstm-edge-firmware 1", "lstm-edge-firmware 2");
         assert!(parse_output(&newer).unwrap_err().contains("protocol 2"));
     }

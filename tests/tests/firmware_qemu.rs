@@ -1,0 +1,374 @@
+//! The Cortex-M4F firmware under QEMU against the host's integer path: same blob,
+//! same inputs, byte-identical scores and generated text. Also the firmware's
+//! handling of a corrupt blob, and its footprint and instruction counts.
+//!
+//! Needs the Debian device toolchain (`scripts/install-device-deps.sh`).
+//! `LSTM_EDGE_BLESS=1` rewrites `firmware/models/default.bin` from its recipe.
+
+use std::path::{Path, PathBuf};
+
+use lstm_edge::firmware::{self, FirmwareFailed, FirmwareInputs, FirmwareOutput};
+use lstm_edge_runtime::builder::{FloatWeights, InputSpec, ModelSpec, ScaleScheme};
+use lstm_edge_runtime::format::{Cell, Head, Output};
+use lstm_edge_runtime::numeric::Int;
+use lstm_edge_runtime::tokenize::words::encode_vocab;
+use lstm_edge_runtime::{Error, Logits, Model, Network, Rng, State, Temperature, Tokenizer};
+
+/// The firmware's byte for a generated id without a symbol (see `firmware/src/main.rs`).
+const NO_SYMBOL: u8 = 0x1A;
+
+/// The 50 symbols of the notebook's Shakespeare generator (G).
+const PLAY_CHARS: &[u8] = b"\n !&'(),-.01234569:;?[]abcdefghijklmnopqrstuvwxyz\xe6";
+const REVIEW_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz123456789\"'?!.,:; ";
+
+/// SplitMix64 for test weights, so every model is the same on every run.
+struct WeightRng(u64);
+
+impl WeightRng {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    fn weights(&mut self, count: usize, amplitude: f32) -> Vec<f32> {
+        (0..count)
+            .map(|_| (self.next() * 2.0 - 1.0) * amplitude)
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Words,
+    Chars,
+    Generator,
+}
+
+fn model(kind: Kind, cell: Cell, hidden: usize, head: Head, seed: u64) -> ModelSpec {
+    let mut rng = WeightRng(seed);
+    let (input, input_dim, tokens) = match kind {
+        Kind::Words => {
+            let words = [
+                "the", "movie", "film", "was", "good", "great", "bad", "boring", "not", "plot",
+                "acting", "loved", "hated", "it", "i", ".", ",", "!",
+            ];
+            let (strings, offsets) = encode_vocab(words.iter().map(|w| w.as_bytes().to_vec()));
+            let embed_dim = 16;
+            (
+                InputSpec::Words {
+                    strings,
+                    offsets,
+                    embed_dim: embed_dim as u16,
+                },
+                embed_dim,
+                words.len() + 2,
+            )
+        }
+        Kind::Chars => (
+            InputSpec::Chars {
+                symbols: REVIEW_CHARS.to_vec(),
+                lowercase: true,
+                unk: true,
+                pad: true,
+            },
+            REVIEW_CHARS.len() + 2,
+            REVIEW_CHARS.len() + 2,
+        ),
+        Kind::Generator => (
+            InputSpec::Chars {
+                symbols: PLAY_CHARS.to_vec(),
+                lowercase: true,
+                unk: false,
+                pad: false,
+            },
+            PLAY_CHARS.len(),
+            PLAY_CHARS.len(),
+        ),
+    };
+    let output = match kind {
+        Kind::Generator => Output::Softmax {
+            classes: tokens as u16,
+        },
+        _ => Output::Sigmoid,
+    };
+    let gates = cell.gates();
+    let features = match head {
+        Head::Flatten { maxlen } => maxlen as usize * hidden,
+        Head::Last | Head::Mean => hidden,
+    };
+    let embedding = match kind {
+        Kind::Words => rng.weights(tokens * input_dim, 0.5),
+        _ => Vec::new(),
+    };
+    let weights = FloatWeights {
+        embedding,
+        w: rng.weights(gates * hidden * input_dim, 0.5),
+        r: rng.weights(gates * hidden * hidden, 0.5 / (hidden as f32 / 16.0).sqrt()),
+        wb: rng.weights(gates * hidden, 0.5),
+        rb: rng.weights(gates * hidden, 0.5),
+        head_w: rng.weights(output.width() * features, 2.0 / (features as f32).sqrt()),
+        head_b: rng.weights(output.width(), 0.5),
+    };
+    ModelSpec {
+        cell,
+        hidden: hidden as u16,
+        input,
+        head,
+        output,
+        weights,
+    }
+}
+
+fn int_blob(spec: &ModelSpec) -> Vec<u8> {
+    spec.int_blob(ScaleScheme::PerRow)
+        .expect("encode the test model")
+}
+
+fn write_blob(name: &str, blob: &[u8]) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("firmware-{name}.bin"));
+    std::fs::write(&path, blob).expect("write the test blob");
+    path
+}
+
+fn reviews() -> Vec<Vec<u8>> {
+    vec![
+        b"I loved this movie. The acting was great, the plot was not boring!".to_vec(),
+        b"The worst film: boring, bad acting, and I hated it.".to_vec(),
+        // Non-ASCII UTF-8, an invalid byte and chars outside the tables.
+        "Caf\u{e9} \u{2014} \u{201c}not good\u{201d} \u{1f600}"
+            .as_bytes()
+            .iter()
+            .copied()
+            .chain([0xFF, b' ', b'#', b'~'])
+            .collect(),
+        Vec::new(),
+        // Longer than the flatten heads' maxlen, so it is truncated.
+        b"it was good. ".repeat(12),
+    ]
+}
+
+/// What the host's integer path gives for `inputs`, in the firmware's terms.
+struct HostRun {
+    scores: Vec<(i64, u32)>,
+    texts: Vec<Vec<u8>>,
+}
+
+fn host_run(blob: &[u8], inputs: &FirmwareInputs) -> HostRun {
+    let model = Model::from_bytes(blob).expect("valid test blob");
+    let net = Network::<Int>::new(&model).expect("integer blob");
+    let mut state = State::<Int, 256>::new();
+    let mut scores = Vec::new();
+    let mut texts = Vec::new();
+    match net.output() {
+        Output::Sigmoid => {
+            for review in &inputs.reviews {
+                let score = net.score_text(&mut state, review).expect("host score");
+                scores.push((i64::from(score), state.steps()));
+            }
+        }
+        Output::Softmax { .. } => {
+            let Tokenizer::Chars(table) = net.tokenizer() else {
+                panic!("a generator reads chars");
+            };
+            let mut logits = Logits::<Int, 128>::new();
+            for &temperature in &inputs.temperatures_milli {
+                state.reset();
+                net.feed_text(&mut state, &inputs.prompt)
+                    .expect("host prompt");
+                let mut rng = Rng::new(inputs.seed);
+                let text = (0..inputs.gen_chars)
+                    .map(|_| {
+                        let id = net
+                            .sample_next(
+                                &mut state,
+                                &mut logits,
+                                Temperature::from_milli(temperature),
+                                &mut rng,
+                            )
+                            .expect("host sample");
+                        table.symbol(id).unwrap_or(NO_SYMBOL)
+                    })
+                    .collect();
+                texts.push(text);
+            }
+        }
+    }
+    HostRun { scores, texts }
+}
+
+fn device_run(name: &str, blob: &[u8], inputs: &FirmwareInputs) -> FirmwareOutput {
+    let path = write_blob(name, blob);
+    let elf = firmware::build(&path, inputs).expect("build the firmware");
+    firmware::run(&elf).unwrap_or_else(|error| panic!("{name}: {error:#}"))
+}
+
+/// Builds, runs and compares one model with the host; returns the device output.
+fn assert_bit_exact(name: &str, spec: &ModelSpec, inputs: &FirmwareInputs) -> FirmwareOutput {
+    let blob = int_blob(spec);
+    let host = host_run(&blob, inputs);
+    let device = device_run(name, &blob, inputs);
+    let device_scores: Vec<(i64, u32)> = device.scores.iter().map(|s| (s.value, s.steps)).collect();
+    assert_eq!(
+        device_scores, host.scores,
+        "{name}: scores differ from the host"
+    );
+    let device_texts: Vec<Vec<u8>> = device.generations.iter().map(|g| g.text.clone()).collect();
+    assert_eq!(
+        device_texts, host.texts,
+        "{name}: generated text differs from the host"
+    );
+    for (generation, &temperature) in device.generations.iter().zip(&inputs.temperatures_milli) {
+        assert_eq!(generation.temperature_milli, temperature);
+        assert_eq!(generation.seed, inputs.seed);
+        assert_eq!(generation.text.len(), inputs.gen_chars);
+    }
+    println!("{name}: {}", device.model);
+    device
+}
+
+fn sentiment_inputs() -> FirmwareInputs {
+    FirmwareInputs {
+        reviews: reviews(),
+        ..FirmwareInputs::default()
+    }
+}
+
+fn generator_inputs() -> FirmwareInputs {
+    FirmwareInputs {
+        prompt: b"First Citizen: Before we proceed any further, hear me speak.\n".to_vec(),
+        gen_chars: 120,
+        temperatures_milli: vec![0, 200, 500, 1000],
+        seed: 7,
+        ..FirmwareInputs::default()
+    }
+}
+
+#[test]
+fn firmware_word_sentiment_lstm_matches_host() {
+    let spec = model(Kind::Words, Cell::Lstm, 24, Head::Flatten { maxlen: 32 }, 1);
+    let out = assert_bit_exact("words-lstm", &spec, &sentiment_inputs());
+    assert_eq!(out.scores.len(), reviews().len());
+    assert!(
+        out.scores.iter().all(|s| s.steps == 32),
+        "flatten pads/truncates to maxlen"
+    );
+}
+
+#[test]
+fn firmware_word_sentiment_gru_matches_host() {
+    let spec = model(Kind::Words, Cell::Gru, 24, Head::Mean, 2);
+    assert_bit_exact("words-gru", &spec, &sentiment_inputs());
+}
+
+#[test]
+fn firmware_char_sentiment_lstm_matches_host() {
+    let spec = model(Kind::Chars, Cell::Lstm, 40, Head::Flatten { maxlen: 96 }, 3);
+    assert_bit_exact("chars-lstm", &spec, &sentiment_inputs());
+}
+
+#[test]
+fn firmware_char_sentiment_gru_matches_host() {
+    let spec = model(Kind::Chars, Cell::Gru, 40, Head::Last, 4);
+    assert_bit_exact("chars-gru", &spec, &sentiment_inputs());
+}
+
+#[test]
+fn firmware_generator_gru_matches_host() {
+    let spec = model(Kind::Generator, Cell::Gru, 64, Head::Last, 6);
+    assert_bit_exact("generator-gru", &spec, &generator_inputs());
+}
+
+/// The notebook's G shape (LSTM 128, 50 symbols): bit-exact, and its footprint
+/// and instructions per generated char, printed for the record.
+#[test]
+fn firmware_generator_lstm_matches_host_with_footprint() {
+    let spec = model(Kind::Generator, Cell::Lstm, 128, Head::Last, 5);
+    let inputs = generator_inputs();
+    let blob = int_blob(&spec);
+    let out = assert_bit_exact("generator-lstm", &spec, &inputs);
+
+    let elf = firmware::build(&write_blob("generator-lstm", &blob), &inputs).expect("cached build");
+    let sizes = firmware::section_sizes(&elf).expect("arm-none-eabi-size");
+    let chars = (inputs.gen_chars * inputs.temperatures_milli.len()) as u64;
+    let ticks: u64 = out.generations.iter().map(|g| g.ticks).sum();
+    let instructions_per_char = ticks * out.instructions_per_tick() / chars;
+    // Per char: the 4 gates' recurrent products (one-hot input is a column add)
+    // and the dense layer.
+    let (hidden, symbols) = (128u64, PLAY_CHARS.len() as u64);
+    let macs_per_char = 4 * hidden * hidden + hidden * symbols;
+    println!(
+        "G shape on Cortex-M4 (QEMU icount): {instructions_per_char} instructions/char, \
+         {macs_per_char} MACs/char, {:.2} instructions/MAC",
+        instructions_per_char as f64 / macs_per_char as f64
+    );
+    println!(
+        "footprint: text {} data {} bss {} bytes (blob {} bytes), peak stack {} bytes",
+        sizes.text,
+        sizes.data,
+        sizes.bss,
+        blob.len(),
+        out.stack_peak_bytes
+    );
+    assert!(
+        instructions_per_char >= macs_per_char / 4,
+        "the clock must count work"
+    );
+    assert!(sizes.text > blob.len() as u64, "the blob lives in flash");
+    assert!(
+        sizes.data + sizes.bss + out.stack_peak_bytes <= 8 * 1024,
+        "RAM besides weights over 8 KiB: {} data + {} bss + {} stack",
+        sizes.data,
+        sizes.bss,
+        out.stack_peak_bytes
+    );
+}
+
+fn expect_failure(name: &str, blob: &[u8], error: Error) {
+    let path = write_blob(name, blob);
+    let elf = firmware::build(&path, &sentiment_inputs()).expect("a bad blob still builds");
+    let failure = firmware::run(&elf).expect_err("a bad blob must fail at boot");
+    let failure = failure
+        .downcast_ref::<FirmwareFailed>()
+        .unwrap_or_else(|| panic!("{name}: not a firmware failure: {failure:#}"));
+    assert_eq!(failure.status, Some(1), "{name}: {}", failure.console);
+    assert_eq!(failure.message, format!("model: {error}"), "{name}");
+}
+
+#[test]
+fn firmware_corrupt_blob_prints_runtime_error_and_fails() {
+    let spec = model(Kind::Chars, Cell::Lstm, 16, Head::Last, 8);
+    let mut blob = int_blob(&spec);
+    let last = blob.len() - 1;
+    blob[last] ^= 0x40;
+    expect_failure("corrupt", &blob, Error::BadChecksum);
+
+    let mut wrong_magic = int_blob(&spec);
+    wrong_magic[0] ^= 0xFF;
+    expect_failure("bad-magic", &wrong_magic, Error::BadMagic);
+
+    let f32_blob = spec.f32_blob().expect("encode f32");
+    expect_failure("f32", &f32_blob, Error::WrongPath);
+}
+
+/// The default model embedded when `LSTM_EDGE_MODEL` is not set: a small G-shaped
+/// generator, rebuilt from this recipe (`LSTM_EDGE_BLESS=1` rewrites the file).
+#[test]
+fn firmware_default_model_matches_its_recipe() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/models/default.bin");
+    let blob = int_blob(&model(Kind::Generator, Cell::Lstm, 32, Head::Last, 42));
+    if std::env::var_os("LSTM_EDGE_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("models folder")).expect("mkdir");
+        std::fs::write(&path, &blob).expect("write the default model");
+    }
+    let committed = std::fs::read(&path).expect("firmware/models/default.bin");
+    assert!(
+        committed == blob,
+        "firmware/models/default.bin is stale for this runtime; \
+         rerun with LSTM_EDGE_BLESS=1 and commit it"
+    );
+    Model::from_bytes(&committed).expect("the default model parses");
+}
