@@ -1,0 +1,61 @@
+//! Checks the data shipped in `data/` (what a fresh clone trains on) with the loaders.
+
+use std::path::PathBuf;
+
+use super::corpus::{read_corpus, CharSet, CharWindows};
+use super::encode::{build_word_vocab, encode_words};
+use super::reviews::load_reviews;
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data")
+}
+
+pub(crate) fn plays() -> Vec<PathBuf> {
+    ["caesar", "hamlet", "macbeth"]
+        .iter()
+        .map(|play| data_dir().join(format!("shakespeare/shakespeare-{play}.txt")))
+        .collect()
+}
+
+#[test]
+fn plays_give_the_notebooks_375542_chars_and_50_symbols() {
+    let text = read_corpus(&plays()).unwrap();
+    assert_eq!(text.len(), 375_542);
+    let set = CharSet::of(&text, true);
+    assert_eq!(set.chars, 375_542);
+    assert_eq!(set.symbols.len(), 50);
+    assert!(!set.needs_unk);
+    assert!(set.symbols.contains(&0xE6), "the Latin-1 'æ' is a symbol");
+    assert!(!set.symbols.contains(&b'7') && !set.symbols.contains(&b'A'));
+    let table = set.table(true).unwrap();
+    let windows = CharWindows::new(&text, &table, 40, 3, 0.1).unwrap();
+    // len(range(0, 375542 - 40, 3))
+    assert_eq!(windows.len(), 125_168);
+    assert_eq!(windows.held_out().len(), 12_517);
+    let (input, target) = windows.get(windows.len() - 1).unwrap();
+    assert_eq!(input.len(), 40);
+    assert_eq!(Some(&target), windows.ids().get(125_167 * 3 + 40));
+}
+
+#[test]
+fn imdb_sample_is_balanced_and_encodes() {
+    let train = load_reviews(&data_dir().join("imdb-sample/train.jsonl.gz")).unwrap();
+    let test = load_reviews(&data_dir().join("imdb-sample/test.jsonl.gz")).unwrap();
+    assert_eq!(train.len(), 4000);
+    assert_eq!(test.len(), 1000);
+    for (set, half) in [(&train, 2000), (&test, 500)] {
+        assert_eq!(set.iter().filter(|r| r.label == 1).count(), half);
+    }
+    let vocab = build_word_vocab(train.iter().map(|r| r.text.as_slice()), 10_000).unwrap();
+    let view = vocab.vocab().unwrap();
+    assert_eq!(view.len(), 10_000);
+    assert!(vocab.coverage() > 0.9, "coverage {}", vocab.coverage());
+    let encoded = encode_words(&test, &view, 200).unwrap();
+    assert_eq!(encoded.len(), 1000);
+    assert_eq!(encoded.stats.sequences, 1000);
+    assert_eq!(
+        encoded.stats.to_string(),
+        "1000 sequences at maxlen 200: 511 padded, 5 exactly maxlen, 484 truncated; \
+         average length 258.3 tokens"
+    );
+}
