@@ -1,0 +1,233 @@
+//! The model card: a JSON file beside each exported model that records the data,
+//! hyperparameters, dimensions, tokenizer, metrics and tool versions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{ensure, Context, Result};
+use lstm_edge_runtime::format::{Cell, Head, Output};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Hyperparams, InputConfig, ModelConfig, Params};
+
+/// Version of the card's JSON layout; readers refuse a newer one.
+pub const CARD_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub card_version: u32,
+    pub name: String,
+    pub description: String,
+    pub data: DataInfo,
+    /// `None` for models not trained by this tool (imported weights, say).
+    pub hyperparameters: Option<Hyperparams>,
+    pub dims: CardDims,
+    pub tokenizer: TokenizerInfo,
+    /// Evaluation results by name (`"test_accuracy"`, `"val_loss"`, ...), filled by
+    /// whoever measures them.
+    pub metrics: BTreeMap<String, f64>,
+    pub versions: Versions,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// Files or corpus names the model was trained on.
+    pub sources: Vec<String>,
+    pub train_samples: usize,
+    pub validation_samples: usize,
+    pub test_samples: usize,
+    /// Preprocessing in words (lowercasing, windowing, padding).
+    pub preprocessing: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CardDims {
+    pub cell: Cell,
+    pub gates: usize,
+    pub hidden: usize,
+    pub input_dim: usize,
+    pub vocab_rows: usize,
+    pub head: Head,
+    pub feature_dim: usize,
+    pub output: Output,
+    pub outputs: usize,
+    /// Trainable scalars in all tensors.
+    pub parameters: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TokenizerInfo {
+    Chars {
+        /// The symbols in id order, as Latin-1 chars.
+        table: String,
+        lowercase: bool,
+        unk_id: Option<u16>,
+        pad_id: Option<u16>,
+    },
+    Words {
+        /// Words in the vocabulary, not counting PAD (id 0) and UNK (id 1).
+        vocab_size: usize,
+        embed_dim: usize,
+        pad_id: u16,
+        unk_id: u16,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    pub lstm_edge: String,
+    pub onnx_opset: i64,
+    pub onnxruntime: String,
+    pub model_format: u16,
+}
+
+impl ModelCard {
+    /// A card for `cfg`/`params`, with empty metrics.
+    pub fn new(
+        name: &str,
+        cfg: &ModelConfig,
+        params: &Params,
+        hyperparameters: Option<Hyperparams>,
+        data: DataInfo,
+    ) -> Self {
+        let tokenizer = match &cfg.input {
+            InputConfig::Chars {
+                table,
+                lowercase,
+                unk,
+                ..
+            } => TokenizerInfo::Chars {
+                table: table.iter().map(|&b| char::from(b)).collect(),
+                lowercase: *lowercase,
+                unk_id: unk.then_some(table.len() as u16),
+                pad_id: cfg.input.pad_id(),
+            },
+            InputConfig::Words { embed_dim, .. } => TokenizerInfo::Words {
+                vocab_size: cfg.input.words(),
+                embed_dim: *embed_dim,
+                pad_id: 0,
+                unk_id: 1,
+            },
+        };
+        ModelCard {
+            card_version: CARD_VERSION,
+            name: name.to_string(),
+            description: String::new(),
+            data,
+            hyperparameters,
+            dims: CardDims {
+                cell: cfg.cell,
+                gates: cfg.cell.gates(),
+                hidden: cfg.hidden,
+                input_dim: cfg.input_dim(),
+                vocab_rows: cfg.vocab_rows(),
+                head: cfg.head,
+                feature_dim: cfg.feature_dim(),
+                output: cfg.output,
+                outputs: cfg.output.width(),
+                parameters: params.named().iter().map(|(_, t)| t.len()).sum(),
+            },
+            tokenizer,
+            metrics: BTreeMap::new(),
+            versions: Versions {
+                lstm_edge: env!("CARGO_PKG_VERSION").to_string(),
+                onnx_opset: crate::export::EXPORT_OPSET,
+                onnxruntime: crate::ort_env::ORT_VERSION.to_string(),
+                model_format: lstm_edge_runtime::format::VERSION,
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a model card always serialises")
+    }
+
+    /// Parses a card; `origin` (a file name) is named in errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<Self> {
+        let card: ModelCard = serde_json::from_str(text)
+            .with_context(|| format!("{origin}: not a valid lstm-edge model card"))?;
+        ensure!(
+            card.card_version <= CARD_VERSION,
+            "{origin}: card_version {} is newer than this tool reads ({CARD_VERSION}); \
+             update lstm-edge",
+            card.card_version
+        );
+        Ok(card)
+    }
+
+    /// Writes the card atomically (temp file, then rename).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, self.to_json() + "\n")
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading model card {}", path.display()))?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Preset;
+
+    fn card() -> ModelCard {
+        let hp = Preset::G.defaults();
+        let cfg = hp.model_config(
+            InputConfig::Chars {
+                table: b"ab\n\xe6".to_vec(),
+                lowercase: true,
+                unk: false,
+                pad: false,
+            },
+            Output::Softmax { classes: 4 },
+        );
+        let params = Params::init(&cfg, 0);
+        let mut card = ModelCard::new("g", &cfg, &params, Some(hp), DataInfo::default());
+        card.metrics.insert("val_loss".into(), 1.25);
+        card
+    }
+
+    #[test]
+    fn card_round_trips_through_json() -> Result<()> {
+        let card = card();
+        assert_eq!(
+            card.dims.parameters,
+            4 * 128 * 4 + 4 * 128 * 128 + 2 * 4 * 128 + 4 * 128 + 4
+        );
+        let json = card.to_json();
+        assert!(json.contains("\"kind\": \"chars\""), "{json}");
+        assert!(json.contains("ab\\næ"), "{json}");
+        assert_eq!(ModelCard::from_json(&json, "card.json")?, card);
+        Ok(())
+    }
+
+    #[test]
+    fn newer_or_broken_cards_are_refused_with_the_file_name() {
+        let mut card = card();
+        card.card_version = CARD_VERSION + 1;
+        let err = ModelCard::from_json(&card.to_json(), "m.json").unwrap_err();
+        assert!(err.to_string().contains("m.json"), "{err}");
+        assert!(err.to_string().contains("newer"), "{err}");
+        let err = ModelCard::from_json("{}", "x.json").unwrap_err();
+        assert!(format!("{err:#}").contains("x.json"), "{err:#}");
+    }
+
+    #[test]
+    fn write_then_read() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("lstm-edge-card-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("model.json");
+        card().write(&path)?;
+        assert_eq!(ModelCard::read(&path)?, card());
+        assert!(!path.with_extension("json.tmp").exists());
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}
