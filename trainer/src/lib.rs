@@ -3,10 +3,13 @@
 //! Each module below owns one job; add new modules here with one `pub mod` line.
 
 pub mod autodiff;
+pub mod bptt;
 pub mod card;
 pub mod data;
 pub mod export;
 pub mod loss;
 pub mod model;
 pub mod onnx;
+pub mod optim;
 pub mod ort_env;
+pub mod step;

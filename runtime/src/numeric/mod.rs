@@ -22,7 +22,7 @@ pub enum Token<'a> {
 }
 
 /// Arithmetic of one numeric path.
-pub trait Numeric: 'static {
+pub trait Numeric: Copy + core::fmt::Debug + 'static {
     /// Hidden state, cell state and gate outputs.
     type Act: Copy + Default + PartialEq + core::fmt::Debug;
     /// Gate pre-activations.

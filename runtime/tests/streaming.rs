@@ -1,0 +1,102 @@
+//! The state is the caller's value: feeding text in pieces, or pausing and
+//! resuming a copied state, gives exactly the same result as one pass.
+
+mod common;
+
+use common::random_model;
+use lstm_edge_runtime::builder::ScaleScheme;
+use lstm_edge_runtime::format::{Cell, Head, Output};
+use lstm_edge_runtime::numeric::{Int, Numeric, F32};
+use lstm_edge_runtime::{Fed, Model, Network, State};
+
+const TEXT: &[u8] =
+    b"It was the best of times, it was the worst of times; \xe9t\xc3\xa9 ... and 12 more!";
+
+fn pieces_equal_one_pass<N: Numeric>(blob: &[u8]) {
+    let model = Model::from_bytes(blob).unwrap();
+    let net = Network::<N>::new(&model).unwrap();
+    let mut whole = State::<N, 32>::new();
+    net.feed_text(&mut whole, TEXT).unwrap();
+    // Char models may split anywhere outside a UTF-8 sequence; split at spaces for both.
+    let mut pieces = State::<N, 32>::new();
+    for piece in TEXT.split_inclusive(|&b| b == b' ') {
+        let saved = pieces.clone();
+        net.feed_text(&mut pieces, piece).unwrap();
+        // A copy taken mid-stream continues identically.
+        let mut resumed = saved;
+        net.feed_text(&mut resumed, piece).unwrap();
+        assert_eq!(resumed.hidden(16), pieces.hidden(16));
+    }
+    assert_eq!(pieces.steps(), whole.steps());
+    assert_eq!(pieces.hidden(16), whole.hidden(16));
+    assert_eq!(
+        net.finish(&mut pieces).unwrap(),
+        net.finish(&mut whole).unwrap()
+    );
+    // score_text resets first, so a used state gives the same score as a fresh one.
+    let mut used = whole.clone();
+    let mut fresh = State::<N, 32>::new();
+    assert_eq!(
+        net.score_text(&mut used, TEXT).unwrap(),
+        net.score_text(&mut fresh, TEXT).unwrap()
+    );
+}
+
+#[test]
+fn streaming_matches_one_pass_for_every_cell_and_path() {
+    for cell in [Cell::Lstm, Cell::Gru] {
+        for words in [false, true] {
+            for head in [Head::Last, Head::Mean, Head::Flatten { maxlen: 200 }] {
+                let spec = random_model(cell, 16, words, head, Output::Sigmoid, 0.5, 3);
+                pieces_equal_one_pass::<F32>(&spec.f32_blob().unwrap());
+                pieces_equal_one_pass::<Int>(&spec.int_blob(ScaleScheme::PerRow).unwrap());
+            }
+        }
+    }
+}
+
+#[test]
+fn flatten_head_truncates_after_maxlen_and_pads_on_finish() {
+    let spec = random_model(
+        Cell::Lstm,
+        8,
+        false,
+        Head::Flatten { maxlen: 5 },
+        Output::Sigmoid,
+        0.5,
+        4,
+    );
+    let blob = spec.int_blob(ScaleScheme::PerGate).unwrap();
+    let model = Model::from_bytes(&blob).unwrap();
+    let net = Network::<Int>::new(&model).unwrap();
+    let mut state = State::<Int, 8>::new();
+    let fed: Vec<Fed> = (0..7).map(|i| net.feed(&mut state, i).unwrap()).collect();
+    assert_eq!(&fed[..5], &[Fed::Stepped; 5]);
+    assert_eq!(&fed[5..], &[Fed::Truncated; 2]);
+    // The first five tokens decide the score, as with post-truncation.
+    let mut short = State::<Int, 8>::new();
+    (0..5).for_each(|i| {
+        net.feed(&mut short, i).unwrap();
+    });
+    assert_eq!(
+        net.finish(&mut state).unwrap(),
+        net.finish(&mut short).unwrap()
+    );
+    // Two tokens are post-padded to five steps.
+    let mut padded = State::<Int, 8>::new();
+    net.feed(&mut padded, 0).unwrap();
+    net.feed(&mut padded, 1).unwrap();
+    net.finish(&mut padded).unwrap();
+    assert_eq!(padded.steps(), 5);
+}
+
+#[test]
+fn a_state_smaller_than_the_model_is_an_error() {
+    let spec = random_model(Cell::Gru, 16, false, Head::Last, Output::Sigmoid, 0.5, 5);
+    let blob = spec.f32_blob().unwrap();
+    let model = Model::from_bytes(&blob).unwrap();
+    let net = Network::<F32>::new(&model).unwrap();
+    let mut small = State::<F32, 8>::new();
+    assert!(net.feed(&mut small, 0).is_err());
+    assert!(net.score_text(&mut small, b"abc").is_err());
+}
