@@ -1,0 +1,114 @@
+//! LSTM as a forward `Scan` plus a reverse `Scan` for its gradient.
+//!
+//! Per step (ONNX order `i, o, f, c`):
+//! `[i, o, f] = σ(xp_t + h·Rᵀ)[..3H]`, `g = tanh(..)[3H..]`,
+//! `c_t = f ⊙ c_{t-1} + i ⊙ g`, `h_t = o ⊙ tanh(c_t)`.
+//!
+//! Backward, per step from the last: `dh = dh_out_t + dh_rec`,
+//! `dc = dc_next + dh ⊙ o ⊙ (1 - tanh²c_t)`, pre-activation gradients
+//! `[dc⊙g, dh⊙tanh c_t, dc⊙c_{t-1}, dc⊙i] ⊙ [σ', σ', σ', tanh']`,
+//! `dc_{t-1} = dc ⊙ f`, `dh_{t-1} = dgates · R`. Every factor that does not
+//! depend on the carried gradients is formed for all steps at once, outside the
+//! loop, so the reverse body is seven small ops.
+
+use super::{
+    one_minus, scan_node, shifted_states, sigmoid_slope, split, sum_outer, tanh_slope, zeros_state,
+    Body,
+};
+use crate::autodiff::Tape;
+use crate::onnx::{Attr, Value};
+
+pub(super) fn scan_forward(
+    tape: &mut Tape,
+    xproj: &Value,
+    r: &Value,
+    hidden: i64,
+) -> (Value, Vec<Value>, Value) {
+    let g = tape.graph();
+    let h0 = zeros_state(g, xproj, 1, hidden);
+    let mut body = Body::new(g, "lstm_fwd");
+    let h_prev = body.input("h", hidden);
+    let c_prev = body.input("c", hidden);
+    let xp = body.input("xp", 4 * hidden);
+    let b = &mut body.graph;
+    let gates = b.op("Gemm", &[&h_prev, r, &xp], vec![Attr::Int("transB", 1)]);
+    let parts = split(b, &gates, 1, &[3 * hidden, hidden]);
+    let sig = b.op("Sigmoid", &[&parts[0]], vec![]);
+    let cand = b.op("Tanh", &[&parts[1]], vec![]);
+    let iof = split(b, &sig, 1, &[hidden, hidden, hidden]);
+    let keep = b.op("Mul", &[&iof[2], &c_prev], vec![]);
+    let write = b.op("Mul", &[&iof[0], &cand], vec![]);
+    let c = b.op("Add", &[&keep, &write], vec![]);
+    let tc = b.op("Tanh", &[&c], vec![]);
+    let h = b.op("Mul", &[&iof[1], &tc], vec![]);
+    body.outputs(&[&h, &c, &h, &c, &sig, &cand]);
+    let outs = scan_node(tape.graph(), body, &[&h0, &h0], &[xproj], 4, false);
+    // outs: h_T, c_T, h_seq, c_seq, sig_seq, cand_seq
+    (outs[2].clone(), outs[3..].to_vec(), h0)
+}
+
+pub(super) fn scan(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> Value {
+    let (h_seq, saved, h0) = scan_forward(tape, xproj, r, hidden);
+    let (h_seq_c, r_c) = (h_seq.clone(), r.clone());
+    tape.record(&[xproj, r], &[&h_seq], move |g, dys, needed| {
+        let Some(dh_seq) = &dys[0] else {
+            return vec![None, None];
+        };
+        let (c_seq, sig, cand) = (&saved[0], &saved[1], &saved[2]);
+        let c_prev = shifted_states(g, &h0, c_seq);
+        let tc = g.op("Tanh", &[c_seq], vec![]);
+        let iof = split(g, sig, 2, &[hidden, hidden, hidden]);
+        let (i, o, f) = (&iof[0], &iof[1], &iof[2]);
+        // dc gains dh ⊙ o ⊙ (1 - tanh² c_t).
+        let tc_slope = tanh_slope(g, &tc);
+        let to_dc = g.op("Mul", &[o, &tc_slope], vec![]);
+        // Pre-activation factors, gate by gate: [g, tanh c, c_prev, i] ⊙ slopes.
+        let sig_slope = sigmoid_slope(g, sig);
+        let cand_sq = g.op("Mul", &[cand, cand], vec![]);
+        let cand_slope = one_minus(g, &cand_sq);
+        let slopes = g.op(
+            "Concat",
+            &[&sig_slope, &cand_slope],
+            vec![Attr::Int("axis", 2)],
+        );
+        let picks = g.op(
+            "Concat",
+            &[cand, &tc, &c_prev, i],
+            vec![Attr::Int("axis", 2)],
+        );
+        let factors = g.op("Mul", &[&picks, &slopes], vec![]);
+
+        let mut body = Body::new(g, "lstm_bwd");
+        let dh_rec = body.input("dh", hidden);
+        let dc_next = body.input("dc", hidden);
+        let dh_out = body.input("dh_out", hidden);
+        let to_dc_t = body.input("to_dc", hidden);
+        let factors_t = body.input("factors", 4 * hidden);
+        let f_t = body.input("f", hidden);
+        let b = &mut body.graph;
+        let dh = b.op("Add", &[&dh_out, &dh_rec], vec![]);
+        let via_h = b.op("Mul", &[&dh, &to_dc_t], vec![]);
+        let dc = b.op("Add", &[&dc_next, &via_h], vec![]);
+        let spread = b.op("Concat", &[&dc, &dh, &dc, &dc], vec![Attr::Int("axis", 1)]);
+        let dgates = b.op("Mul", &[&spread, &factors_t], vec![]);
+        let dc_prev = b.op("Mul", &[&dc, &f_t], vec![]);
+        let dh_prev = b.op("MatMul", &[&dgates, &r_c], vec![]);
+        body.outputs(&[&dh_prev, &dc_prev, &dgates]);
+        let zeros = zeros_state(g, &h0, 0, hidden);
+        let outs = scan_node(
+            g,
+            body,
+            &[&zeros, &zeros],
+            &[dh_seq, &to_dc, &factors, f],
+            1,
+            true,
+        );
+        let dgates = &outs[2];
+        let dr = needed[1].then(|| {
+            let h_prev = shifted_states(g, &h0, &h_seq_c);
+            sum_outer(g, dgates, &h_prev, 4 * hidden, hidden)
+        });
+        vec![Some(dgates.clone()), dr]
+    });
+    h_seq
+}

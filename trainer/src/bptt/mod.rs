@@ -1,0 +1,195 @@
+//! Recurrent layers on the tape: LSTM and GRU over a whole sequence, with
+//! back-propagation through time.
+//!
+//! Both take the input projections for all steps at once (`xproj [T, B, G·H]`,
+//! one `Gemm` or row lookup upstream) and return the hidden states
+//! `[T, B, H]`, time-major. Two implementations:
+//!
+//! - [`Recurrence::Scan`]: a forward ONNX `Scan` that also emits the gate
+//!   activations, and a reverse `Scan` for the gradient recurrence, then the
+//!   weight gradients of all steps with one `Gemm` each. The graph size does
+//!   not depend on `T`.
+//! - [`Recurrence::Unrolled`]: one copy of the cell per step built from the
+//!   tape's primitive ops; the graph grows with `T`.
+//!
+//! Gate orders are ONNX's: LSTM `i, o, f, c`; GRU `z, r, h` with
+//! `linear_before_reset = 1`: `n = tanh(xn + r ⊙ (Rn·h + rbn))`. The initial
+//! state is zero, and padded steps run through the cell like any token.
+
+mod gru;
+mod lstm;
+mod unrolled;
+
+#[cfg(test)]
+pub(crate) mod reference;
+
+use crate::autodiff::Tape;
+use crate::onnx::{Attr, Dim, Elem, Graph, Value};
+
+/// How the recurrence is laid out in the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recurrence {
+    Scan,
+    Unrolled,
+}
+
+impl Tape {
+    /// LSTM over `xproj [T, B, 4H]` (input projections plus both biases),
+    /// recurrent weights `r [4H, H]`. Returns `h [T, B, H]`.
+    pub fn lstm(
+        &mut self,
+        xproj: &Value,
+        r: &Value,
+        hidden: i64,
+        steps: i64,
+        how: Recurrence,
+    ) -> Value {
+        match how {
+            Recurrence::Scan => lstm::scan(self, xproj, r, hidden),
+            Recurrence::Unrolled => unrolled::lstm(self, xproj, r, hidden, steps),
+        }
+    }
+
+    /// GRU over `xproj [T, B, 3H]` (input projections plus the input bias),
+    /// recurrent weights `r [3H, H]` and recurrent bias `rb [3H]`.
+    /// Returns `h [T, B, H]`.
+    pub fn gru(
+        &mut self,
+        xproj: &Value,
+        r: &Value,
+        rb: &Value,
+        hidden: i64,
+        steps: i64,
+        how: Recurrence,
+    ) -> Value {
+        match how {
+            Recurrence::Scan => gru::scan(self, xproj, r, rb, hidden),
+            Recurrence::Unrolled => unrolled::gru(self, xproj, r, rb, hidden, steps),
+        }
+    }
+}
+
+/// Zeros `[B, width]` with `B` read from axis `batch_axis` of `like`.
+fn zeros_state(g: &mut Graph, like: &Value, batch_axis: i64, width: i64) -> Value {
+    let batch = g.op(
+        "Shape",
+        &[like],
+        vec![
+            Attr::Int("start", batch_axis),
+            Attr::Int("end", batch_axis + 1),
+        ],
+    );
+    let width = g.const_i64(&[1], &[width]);
+    let shape = g.op("Concat", &[&batch, &width], vec![Attr::Int("axis", 0)]);
+    g.op(
+        "ConstantOfShape",
+        &[&shape],
+        vec![Attr::Tensor(
+            "value",
+            crate::onnx::builder::tensor_f32("", &[1], &[0.0]),
+        )],
+    )
+}
+
+/// `[h0; h[0..T-1]]`: the state each step started from, `[T, B, H]`.
+fn shifted_states(g: &mut Graph, initial: &Value, seq: &Value) -> Value {
+    let axis0 = g.const_i64(&[1], &[0]);
+    let first = g.op("Unsqueeze", &[initial, &axis0], vec![]);
+    let starts = g.const_i64(&[1], &[0]);
+    let ends = g.const_i64(&[1], &[-1]);
+    let head = g.op("Slice", &[seq, &starts, &ends, &axis0], vec![]);
+    g.op("Concat", &[&first, &head], vec![Attr::Int("axis", 0)])
+}
+
+/// `Σ_t aᵀ_t · b_t` for `a [T, B, M]`, `b [T, B, N]`: one `Gemm` on the
+/// flattened steps, `[M, N]`.
+fn sum_outer(g: &mut Graph, a: &Value, b: &Value, m: i64, n: i64) -> Value {
+    let a2 = reshape(g, a, &[-1, m]);
+    let b2 = reshape(g, b, &[-1, n]);
+    g.op("Gemm", &[&a2, &b2], vec![Attr::Int("transA", 1)])
+}
+
+fn reshape(g: &mut Graph, x: &Value, dims: &[i64]) -> Value {
+    let shape = g.const_i64(&[dims.len() as i64], dims);
+    g.op("Reshape", &[x, &shape], vec![])
+}
+
+fn one_minus(g: &mut Graph, x: &Value) -> Value {
+    let one = g.const_f32(&[], &[1.0]);
+    g.op("Sub", &[&one, x], vec![])
+}
+
+/// `x ⊙ (1 - x)`: the sigmoid's slope from its output.
+fn sigmoid_slope(g: &mut Graph, y: &Value) -> Value {
+    let rest = one_minus(g, y);
+    g.op("Mul", &[y, &rest], vec![])
+}
+
+/// `1 - y²`: the tanh's slope from its output.
+fn tanh_slope(g: &mut Graph, y: &Value) -> Value {
+    let sq = g.op("Mul", &[y, y], vec![]);
+    one_minus(g, &sq)
+}
+
+fn split(g: &mut Graph, x: &Value, axis: i64, sizes: &[i64]) -> Vec<Value> {
+    let s = g.const_i64(&[sizes.len() as i64], sizes);
+    g.op_multi(
+        "Split",
+        &[Some(x), Some(&s)],
+        vec![Attr::Int("axis", axis)],
+        sizes.len(),
+    )
+}
+
+/// A Scan body under construction: its graph and its declared state/scan inputs.
+struct Body {
+    graph: Graph,
+}
+
+impl Body {
+    fn new(outer: &mut Graph, hint: &str) -> Self {
+        let name = outer.fresh(hint);
+        Body {
+            graph: Graph::new(&name),
+        }
+    }
+
+    /// A body input `[B, width]`.
+    fn input(&mut self, hint: &str, width: i64) -> Value {
+        let name = format!("{}/{hint}", self.graph.name());
+        self.graph
+            .input(&name, Elem::F32, &[Dim::Sym("batch"), Dim::Fixed(width)])
+    }
+
+    fn outputs(&mut self, values: &[&Value]) {
+        for (k, v) in values.iter().enumerate() {
+            let name = format!("{}/out{k}", self.graph.name());
+            self.graph.output_untyped(v, &name);
+        }
+    }
+}
+
+/// A `Scan` node over `states` then `scans` (all along axis 0), `reverse`
+/// running from the last step to the first (outputs still in time order).
+fn scan_node(
+    g: &mut Graph,
+    body: Body,
+    states: &[&Value],
+    scans: &[&Value],
+    n_scan_outputs: usize,
+    reverse: bool,
+) -> Vec<Value> {
+    let inputs: Vec<Option<&Value>> = states.iter().chain(scans).map(|v| Some(*v)).collect();
+    let dir = reverse as i64;
+    g.op_multi(
+        "Scan",
+        &inputs,
+        vec![
+            Attr::Graph("body", body.graph),
+            Attr::Int("num_scan_inputs", scans.len() as i64),
+            Attr::Ints("scan_input_directions", vec![dir; scans.len()]),
+            Attr::Ints("scan_output_directions", vec![dir; n_scan_outputs]),
+        ],
+        states.len() + n_scan_outputs,
+    )
+}

@@ -1,0 +1,464 @@
+//! The network's training and evaluation graphs, and the sessions that run them.
+//!
+//! [`forward`] emits the network on a [`Tape`]: row lookup (embedding, or the
+//! input weight's columns for one-hot chars), the recurrence
+//! ([`crate::bptt`]), the head, dropout and the dense layer. [`build_train_graph`]
+//! adds the loss, its gradients and the optimizer update, so one session run
+//! is one whole training step.
+
+use lstm_edge_runtime::format::{Cell, Head, Output};
+
+use crate::autodiff::{GatherGrad, Tape};
+use crate::bptt::Recurrence;
+use crate::onnx::Value;
+
+/// How tokens enter the recurrent layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// A trained `[vocab, dim]` embedding table.
+    Embedding { vocab: usize, dim: usize },
+    /// One-hot vectors of width `vocab`; the product with `W` is a column lookup.
+    OneHot { vocab: usize },
+}
+
+/// The dimensions the graphs are built for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NetSpec {
+    pub cell: Cell,
+    pub hidden: usize,
+    pub input: InputKind,
+    pub head: Head,
+    pub output: Output,
+    /// Sequence length `T` of every batch.
+    pub steps: usize,
+}
+
+/// Training targets of one batch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Targets {
+    /// Sigmoid output: labels in `[0, 1]`.
+    Binary(Vec<f32>),
+    /// Softmax output: class ids.
+    Class(Vec<i64>),
+}
+
+impl NetSpec {
+    /// Width of one input vector (embedding dim or one-hot width).
+    pub fn input_width(&self) -> usize {
+        match self.input {
+            InputKind::Embedding { dim, .. } => dim,
+            InputKind::OneHot { vocab } => vocab,
+        }
+    }
+
+    /// Width of the head's features: `T·H` for flatten, `H` otherwise.
+    pub fn feature_width(&self) -> usize {
+        match self.head {
+            Head::Flatten { .. } => self.steps * self.hidden,
+            Head::Last | Head::Mean => self.hidden,
+        }
+    }
+
+    /// Names and shapes of the trainable tensors, in the order the graphs take
+    /// them: `embedding` (embedding input only), `w [G·H, in]`, `r [G·H, H]`,
+    /// `wb [G·H]`, `rb [G·H]`, `head_w [out, features]`, `head_b [out]`.
+    pub fn param_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        let gh = self.cell.gates() * self.hidden;
+        let mut shapes = Vec::new();
+        if let InputKind::Embedding { vocab, dim } = self.input {
+            shapes.push(("embedding", vec![vocab, dim]));
+        }
+        shapes.extend([
+            ("w", vec![gh, self.input_width()]),
+            ("r", vec![gh, self.hidden]),
+            ("wb", vec![gh]),
+            ("rb", vec![gh]),
+            ("head_w", vec![self.output.width(), self.feature_width()]),
+            ("head_b", vec![self.output.width()]),
+        ]);
+        shapes
+    }
+
+    /// Shape of the dropout mask of a batch of `batch` rows.
+    pub fn mask_shape(&self, batch: usize) -> Vec<usize> {
+        match self.head {
+            Head::Flatten { .. } => vec![batch, self.steps, self.hidden],
+            Head::Last | Head::Mean => vec![batch, self.hidden],
+        }
+    }
+}
+
+/// Emits the network and returns its logits `[B, out]`. `params` are in
+/// [`NetSpec::param_shapes`] order; `ids` is int64 `[B, T]`; `mask` (inverted
+/// dropout, see [`Tape::dropout`]) multiplies the head features.
+pub fn forward(
+    tape: &mut Tape,
+    spec: &NetSpec,
+    params: &[Value],
+    ids: &Value,
+    mask: Option<&Value>,
+    how: Recurrence,
+) -> Value {
+    let hidden = spec.hidden as i64;
+    let steps = spec.steps as i64;
+    let gh = spec.cell.gates() as i64 * hidden;
+    let (embedding, rest) = match spec.input {
+        InputKind::Embedding { .. } => (Some(&params[0]), &params[1..]),
+        InputKind::OneHot { .. } => (None, params),
+    };
+    let (w, r, wb, rb, head_w, head_b) =
+        (&rest[0], &rest[1], &rest[2], &rest[3], &rest[4], &rest[5]);
+    let g = tape.graph();
+    let ids_t = g.op(
+        "Transpose",
+        &[ids],
+        vec![crate::onnx::Attr::Ints("perm", vec![1, 0])],
+    );
+
+    // The LSTM's two biases always add; the GRU's recurrent bias sits inside r ⊙ (..).
+    let bias = match spec.cell {
+        Cell::Lstm => tape.add(wb, rb),
+        Cell::Gru => wb.clone(),
+    };
+    let xproj = match (embedding, spec.input) {
+        (Some(table), InputKind::Embedding { vocab, dim }) => {
+            let x = tape.gather_rows(table, &ids_t, GatherGrad::for_rows(vocab));
+            let flat = tape.reshape(&x, &[-1, dim as i64]);
+            let xp = tape.linear(&flat, w, Some(&bias));
+            tape.reshape(&xp, &[steps, -1, gh])
+        }
+        (_, InputKind::OneHot { vocab }) | (None, InputKind::Embedding { vocab, .. }) => {
+            let columns = tape.transpose(w, &[1, 0]);
+            let xp = tape.gather_rows(&columns, &ids_t, GatherGrad::for_rows(vocab));
+            tape.add_bias(&xp, &bias)
+        }
+    };
+    let h_seq = match spec.cell {
+        Cell::Lstm => tape.lstm(&xproj, r, hidden, steps, how),
+        Cell::Gru => tape.gru(&xproj, r, rb, hidden, steps, how),
+    };
+    let features = match spec.head {
+        Head::Flatten { .. } => {
+            let batch_major = tape.transpose(&h_seq, &[1, 0, 2]);
+            let dropped = match mask {
+                Some(m) => tape.dropout(&batch_major, m),
+                None => batch_major,
+            };
+            tape.reshape(&dropped, &[-1, steps * hidden])
+        }
+        Head::Last | Head::Mean => {
+            let pooled = if spec.head == Head::Last {
+                let last = tape.slice(&h_seq, 0, -1, i64::MAX);
+                tape.reshape(&last, &[-1, hidden])
+            } else {
+                tape.reduce_mean(&h_seq, &[0], false)
+            };
+            match mask {
+                Some(m) => tape.dropout(&pooled, m),
+                None => pooled,
+            }
+        }
+    };
+    tape.linear(&features, head_w, Some(head_b))
+}
+
+/// The mean loss of `logits` for the spec's output kind. `targets` is f32 `[B]`
+/// for a sigmoid output and int64 `[B]` for a softmax output.
+pub fn loss(tape: &mut Tape, spec: &NetSpec, logits: &Value, targets: &Value) -> Value {
+    match spec.output {
+        Output::Sigmoid => {
+            let z = tape.reshape(logits, &[-1]);
+            tape.bce_with_logits(&z, targets)
+        }
+        Output::Softmax { .. } => tape.cce_with_logits(logits, targets),
+    }
+}
+
+/// The number of correct predictions in the batch (f32 scalar).
+pub fn correct(tape: &mut Tape, spec: &NetSpec, logits: &Value, targets: &Value) -> Value {
+    let g = tape.graph();
+    match spec.output {
+        Output::Sigmoid => {
+            let shape = g.const_i64(&[1], &[-1]);
+            let z = g.op("Reshape", &[logits, &shape], vec![]);
+            crate::loss::binary_correct(g, &z, targets)
+        }
+        Output::Softmax { .. } => crate::loss::categorical_correct(g, logits, targets),
+    }
+}
+
+#[cfg(test)]
+mod gradient_checks {
+    //! Acceptance check 1: for LSTM and GRU with each head, every parameter's
+    //! graph gradient (f32, on ONNX Runtime) agrees with central differences of
+    //! the independent f64 reference loss (`bptt::reference`):
+    //! `|graph - fd| <= 1e-6 + 1e-4 * |fd|`, and the graph's loss matches the
+    //! reference loss to 1e-5 relative.
+
+    use super::*;
+    use crate::bptt::reference;
+    use crate::onnx::{Dim, Elem, Graph, OPSET};
+    use crate::ort_env::{self, Device};
+    use ort::value::Tensor;
+
+    const ABS_TOL: f64 = 1e-6;
+    const REL_TOL: f64 = 1e-4;
+    const FD_STEP: f64 = 1e-5;
+    const BATCH: usize = 3;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+        fn uniform(&mut self, scale: f64) -> f32 {
+            ((self.next() * 2.0 - 1.0) * scale) as f32
+        }
+    }
+
+    fn check(spec: NetSpec, dropout: bool, how: Recurrence) {
+        ort_env::init().expect("ONNX Runtime is installed (scripts/install-ort.sh)");
+        let mut rng = Rng(0x5EED_0000 + spec.hidden as u64 * 7 + spec.steps as u64);
+        let shapes = spec.param_shapes();
+        let params: Vec<Vec<f32>> = shapes
+            .iter()
+            .map(|(_, dims)| {
+                let n = dims.iter().product();
+                (0..n).map(|_| rng.uniform(0.6)).collect()
+            })
+            .collect();
+        let vocab = match spec.input {
+            InputKind::Embedding { vocab, .. } | InputKind::OneHot { vocab } => vocab,
+        };
+        let ids: Vec<i64> = (0..BATCH * spec.steps)
+            .map(|_| (rng.next() * vocab as f64) as i64 % vocab as i64)
+            .collect();
+        let targets = match spec.output {
+            Output::Sigmoid => Targets::Binary((0..BATCH).map(|b| (b % 2) as f32).collect()),
+            Output::Softmax { classes } => Targets::Class(
+                (0..BATCH)
+                    .map(|b| (b * 2 % classes as usize) as i64)
+                    .collect(),
+            ),
+        };
+        let mask_shape = spec.mask_shape(BATCH);
+        let mask: Option<Vec<f32>> = dropout.then(|| {
+            let n = mask_shape.iter().product();
+            (0..n)
+                .map(|_| if rng.next() < 0.3 { 0.0 } else { 1.0 / 0.7 })
+                .collect()
+        });
+
+        let mut tape = Tape::new(Graph::new("check"));
+        let param_values: Vec<Value> = shapes
+            .iter()
+            .map(|(name, dims)| {
+                let dims: Vec<Dim> = dims.iter().map(|d| Dim::Fixed(*d as i64)).collect();
+                tape.graph().input(name, Elem::F32, &dims)
+            })
+            .collect();
+        let g = tape.graph();
+        let ids_v = g.input(
+            "ids",
+            Elem::I64,
+            &[Dim::Sym("batch"), Dim::Fixed(spec.steps as i64)],
+        );
+        let target_elem = match targets {
+            Targets::Binary(_) => Elem::F32,
+            Targets::Class(_) => Elem::I64,
+        };
+        let targets_v = g.input("targets", target_elem, &[Dim::Sym("batch")]);
+        let mask_v = mask.as_ref().map(|_| {
+            let dims: Vec<Dim> = mask_shape.iter().map(|d| Dim::Fixed(*d as i64)).collect();
+            g.input("mask", Elem::F32, &dims)
+        });
+        let logits = forward(
+            &mut tape,
+            &spec,
+            &param_values,
+            &ids_v,
+            mask_v.as_ref(),
+            how,
+        );
+        let loss_v = loss(&mut tape, &spec, &logits, &targets_v);
+        let wrt: Vec<&Value> = param_values.iter().collect();
+        let (mut graph, grads) = tape.gradients(&loss_v, &wrt);
+        graph.output(&loss_v, "loss", Elem::F32, &[]);
+        for ((name, _), grad) in shapes.iter().zip(&grads) {
+            graph.output_untyped(grad, &format!("grad_{name}"));
+        }
+        let mut session =
+            ort_env::session_from_bytes(&graph.to_model_bytes(OPSET), Device::Cpu, 1).unwrap();
+
+        let mut feed: Vec<(String, ort::session::SessionInputValue)> = Vec::new();
+        for ((name, dims), data) in shapes.iter().zip(&params) {
+            let t = Tensor::from_array((dims.clone(), data.clone())).unwrap();
+            feed.push((name.to_string(), t.into_dyn().into()));
+        }
+        let ids_t = Tensor::from_array(([BATCH, spec.steps], ids.clone())).unwrap();
+        feed.push(("ids".into(), ids_t.into_dyn().into()));
+        let targets_t = match &targets {
+            Targets::Binary(y) => Tensor::from_array(([BATCH], y.clone())).unwrap().into_dyn(),
+            Targets::Class(y) => Tensor::from_array(([BATCH], y.clone())).unwrap().into_dyn(),
+        };
+        feed.push(("targets".into(), targets_t.into()));
+        if let Some(m) = &mask {
+            let t = Tensor::from_array((mask_shape.clone(), m.clone())).unwrap();
+            feed.push(("mask".into(), t.into_dyn().into()));
+        }
+        let out = session.run(feed).unwrap();
+
+        let mut p64: Vec<Vec<f64>> = params
+            .iter()
+            .map(|p| p.iter().map(|v| *v as f64).collect())
+            .collect();
+        let mask64: Option<Vec<f64>> = mask.map(|m| m.iter().map(|v| *v as f64).collect());
+        let ref_loss =
+            |p: &[Vec<f64>]| reference::loss(&spec, p, &ids, &targets, mask64.as_deref());
+        let graph_loss = out["loss"].try_extract_tensor::<f32>().unwrap().1[0] as f64;
+        let expected = ref_loss(&p64);
+        assert!(
+            (graph_loss - expected).abs() <= 1e-5 * expected.abs().max(1.0),
+            "loss: graph {graph_loss} vs reference {expected}"
+        );
+        let mut worst = 0.0f64;
+        for (k, (name, _)) in shapes.iter().enumerate() {
+            let grad = out[format!("grad_{name}").as_str()]
+                .try_extract_tensor::<f32>()
+                .unwrap()
+                .1
+                .to_vec();
+            assert_eq!(
+                grad.len(),
+                p64[k].len(),
+                "gradient of {name} has the wrong size"
+            );
+            for j in 0..grad.len() {
+                let original = p64[k][j];
+                p64[k][j] = original + FD_STEP;
+                let plus = ref_loss(&p64);
+                p64[k][j] = original - FD_STEP;
+                let minus = ref_loss(&p64);
+                p64[k][j] = original;
+                let fd = (plus - minus) / (2.0 * FD_STEP);
+                let err = (grad[j] as f64 - fd).abs();
+                worst = worst.max(err / (ABS_TOL + REL_TOL * fd.abs()));
+                assert!(
+                    err <= ABS_TOL + REL_TOL * fd.abs(),
+                    "{:?} {:?} {how:?}: d loss / d {name}[{j}]: graph {} vs finite difference {fd}",
+                    spec.cell,
+                    spec.head,
+                    grad[j]
+                );
+            }
+        }
+        eprintln!(
+            "{:?} {:?} {how:?}: worst error / tolerance = {worst:.1e}",
+            spec.cell, spec.head
+        );
+        assert!(worst <= 1.0);
+    }
+
+    fn spec(cell: Cell, head: Head, input: InputKind, output: Output) -> NetSpec {
+        NetSpec {
+            cell,
+            hidden: 4,
+            input,
+            head,
+            output,
+            steps: 5,
+        }
+    }
+
+    const WORDS: InputKind = InputKind::Embedding { vocab: 7, dim: 3 };
+    const CHARS: InputKind = InputKind::OneHot { vocab: 6 };
+    const FLATTEN: Head = Head::Flatten { maxlen: 5 };
+    const SOFTMAX: Output = Output::Softmax { classes: 5 };
+
+    #[test]
+    fn lstm_flatten_words_sigmoid_with_dropout() {
+        check(
+            spec(Cell::Lstm, FLATTEN, WORDS, Output::Sigmoid),
+            true,
+            Recurrence::Scan,
+        );
+    }
+
+    #[test]
+    fn lstm_last_chars_softmax() {
+        check(
+            spec(Cell::Lstm, Head::Last, CHARS, SOFTMAX),
+            false,
+            Recurrence::Scan,
+        );
+    }
+
+    #[test]
+    fn lstm_mean_chars_sigmoid_with_dropout() {
+        check(
+            spec(Cell::Lstm, Head::Mean, CHARS, Output::Sigmoid),
+            true,
+            Recurrence::Scan,
+        );
+    }
+
+    #[test]
+    fn gru_flatten_chars_sigmoid_with_dropout() {
+        check(
+            spec(Cell::Gru, FLATTEN, CHARS, Output::Sigmoid),
+            true,
+            Recurrence::Scan,
+        );
+    }
+
+    #[test]
+    fn gru_last_words_softmax() {
+        check(
+            spec(Cell::Gru, Head::Last, WORDS, SOFTMAX),
+            false,
+            Recurrence::Scan,
+        );
+    }
+
+    #[test]
+    fn gru_mean_words_softmax() {
+        check(
+            spec(Cell::Gru, Head::Mean, WORDS, SOFTMAX),
+            false,
+            Recurrence::Scan,
+        );
+    }
+
+    #[test]
+    fn unrolled_lstm_and_gru() {
+        check(
+            spec(Cell::Lstm, FLATTEN, WORDS, Output::Sigmoid),
+            true,
+            Recurrence::Unrolled,
+        );
+        check(
+            spec(Cell::Gru, Head::Last, CHARS, SOFTMAX),
+            false,
+            Recurrence::Unrolled,
+        );
+        check(
+            spec(Cell::Lstm, Head::Mean, CHARS, SOFTMAX),
+            false,
+            Recurrence::Unrolled,
+        );
+    }
+
+    #[test]
+    fn large_vocabulary_embedding_uses_scatter_add() {
+        let words = InputKind::Embedding { vocab: 300, dim: 2 };
+        assert_eq!(GatherGrad::for_rows(300), GatherGrad::ScatterAdd);
+        check(
+            spec(Cell::Lstm, Head::Last, words, Output::Sigmoid),
+            false,
+            Recurrence::Scan,
+        );
+    }
+}
