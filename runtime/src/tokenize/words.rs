@@ -24,7 +24,8 @@
 //!   ends a word (before whitespace, possibly followed by closing quotes or brackets) is
 //!   split off wherever it is, which is what sentence splitting plus Treebank gives on
 //!   reviews, except after the titles `mr` `mrs` `ms` `dr` `prof` `st` `jr` `sr` `vs`
-//!   and letter-dot abbreviations such as `u.s.`, `e.g.` and `a.m.`, which keep it.
+//!   and letter-dot abbreviations such as `u.s.`, `e.g.` and `a.m.`, which keep it
+//!   (except at the very end of the text, where NLTK splits it off too).
 //! - `<br />` is whitespace (NLTK would make `<` `br` `/` `>` tokens of it).
 //! - The MacIntyre contractions apply to whole words only, not inside words joined by
 //!   punctuation that NLTK leaves attached (`x/cannot` stays one token).
@@ -107,13 +108,18 @@ pub fn for_each_word<'t>(
     text: &'t [u8],
     mut f: impl FnMut(&'t [u8]) -> Result<(), Error>,
 ) -> Result<(), Error> {
+    // A chunk is split once the next one starts (or the text ends), so that the
+    // last chunk, whose final period NLTK always splits off, is known.
+    let mut pending: Option<&'t [u8]> = None;
     let mut chunk_start = None;
     let mut at = 0;
     while at < text.len() {
         let (separator, len) = classify(text, at);
         if separator {
             if let Some(start) = chunk_start.take() {
-                split_chunk(text.get(start..at).unwrap_or_default(), &mut f)?;
+                if let Some(previous) = pending.replace(text.get(start..at).unwrap_or_default()) {
+                    split_chunk(previous, false, &mut f)?;
+                }
             }
         } else if chunk_start.is_none() {
             chunk_start = Some(at);
@@ -121,7 +127,12 @@ pub fn for_each_word<'t>(
         at += len;
     }
     if let Some(start) = chunk_start {
-        split_chunk(text.get(start..).unwrap_or_default(), &mut f)?;
+        if let Some(previous) = pending.replace(text.get(start..).unwrap_or_default()) {
+            split_chunk(previous, false, &mut f)?;
+        }
+    }
+    if let Some(last) = pending {
+        split_chunk(last, true, &mut f)?;
     }
     Ok(())
 }
@@ -157,7 +168,8 @@ fn is_letter_abbreviation(word: &[u8]) -> bool {
 }
 
 /// The index of the sentence-final period of a whitespace-delimited chunk, if it has one.
-fn final_period_at(chunk: &[u8]) -> Option<usize> {
+/// The text's last chunk always ends a sentence, even after an abbreviation (as in NLTK).
+fn final_period_at(chunk: &[u8], last: bool) -> Option<usize> {
     let period = chunk
         .iter()
         .rposition(|b| !matches!(b, b']' | b')' | b'}' | b'>' | b'"' | b'\''))?;
@@ -175,7 +187,7 @@ fn final_period_at(chunk: &[u8]) -> Option<usize> {
         .map_or(0, |i| i + 1);
     let word = before.get(word_start..)?;
     let is_title = TITLES.iter().any(|title| title.eq_ignore_ascii_case(word));
-    if is_title || is_letter_abbreviation(word) {
+    if !last && (is_title || is_letter_abbreviation(word)) {
         None
     } else {
         Some(period)
@@ -183,11 +195,11 @@ fn final_period_at(chunk: &[u8]) -> Option<usize> {
 }
 
 /// Splits one whitespace-free chunk at punctuation; the words between go to [`emit_word`].
-fn split_chunk<'t, F>(chunk: &'t [u8], f: &mut F) -> Result<(), Error>
+fn split_chunk<'t, F>(chunk: &'t [u8], last: bool, f: &mut F) -> Result<(), Error>
 where
     F: FnMut(&'t [u8]) -> Result<(), Error>,
 {
-    let final_period = final_period_at(chunk);
+    let final_period = final_period_at(chunk, last);
     let mut word_start = 0;
     let mut at = 0;
     while let Some(&byte) = chunk.get(at) {
@@ -520,6 +532,12 @@ mod tests {
             ],
         );
         check("3.5 stars.", &["3.5", "stars", "."]);
+        // At the end of the text the period goes even after an abbreviation.
+        check(
+            "Martin Luther King Jr.  <br />",
+            &["Martin", "Luther", "King", "Jr", "."],
+        );
+        check("in the U.S.)", &["in", "the", "U.S", ".", ")"]);
         check(".", &["."]);
         check("..", &[".."]);
         check("....", &["...", "."]);
