@@ -458,7 +458,7 @@ mod tests {
         );
     }
 
-    // Expected tokens below are NLTK 3.9's TreebankWordTokenizer output, except where
+    // Expected tokens below are NLTK 3.10.4's TreebankWordTokenizer output, except where
     // a comment names a documented difference.
     #[test]
     fn treebank_sentences() {

@@ -59,3 +59,41 @@ fn imdb_sample_is_balanced_and_encodes() {
          average length 258.3 tokens"
     );
 }
+
+/// The runtime's word splitter against NLTK's Treebank tokenizer on the bundled test
+/// reviews: `tests/data/imdb-sample-test.treebank-crc32.txt` holds the CRC-32 of NLTK's
+/// tokens per review (written by `tests/data/nltk_treebank_crcs.py`, which applies the
+/// splitter's documented differences first).
+#[test]
+fn word_splitter_agrees_with_nltk_on_the_sample() {
+    let expected = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/imdb-sample-test.treebank-crc32.txt"),
+    )
+    .unwrap();
+    let reviews = load_reviews(&data_dir().join("imdb-sample/test.jsonl.gz")).unwrap();
+    let expected: Vec<u32> = expected
+        .lines()
+        .map(|line| u32::from_str_radix(line, 16).unwrap())
+        .collect();
+    assert_eq!(expected.len(), reviews.len());
+    let mut agree = 0;
+    for (review, want) in reviews.iter().zip(&expected) {
+        let mut crc = flate2::Crc::new();
+        let mut first = true;
+        lstm_edge_runtime::tokenize::for_each_word(&review.text, |word| {
+            if !first {
+                crc.update(b"\0");
+            }
+            first = false;
+            crc.update(word);
+            Ok(())
+        })
+        .unwrap();
+        agree += usize::from(crc.sum() == *want);
+    }
+    // Measured: 998 of 1000 (a `,,just` run and a `''` opening a review); on the whole
+    // 25,000-review test split 24,986 agree, the rest differing in such runs of quotes
+    // and commas and in `cannot`/`gotta` joined to other words by hyphens.
+    assert!(agree >= 998, "{agree} of {} reviews agree", reviews.len());
+}
