@@ -1,11 +1,240 @@
-use clap::Parser;
+//! `lstm-edge`: train small recurrent text models and run them on microcontrollers.
+//! Each subcommand is a thin layer over library calls.
 
-/// Train small recurrent text models and run them on microcontrollers.
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use lstm_edge::blob::BlobFile;
+use lstm_edge::{firmware, infer, inspect};
+
+/// Train small recurrent text models on a workstation; run them on microcontrollers.
 #[derive(Parser)]
 #[command(name = "lstm-edge", version)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// Show a model blob's dimensions, size, numeric scheme and CRC.
+    Inspect {
+        /// The model blob (.blob).
+        model: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score the sentiment of a review (text argument, --file, or standard input).
+    Score {
+        #[arg(long, short)]
+        model: PathBuf,
+        /// The review text.
+        text: Option<String>,
+        /// Read the review from this file (any bytes; UTF-8 or Latin-1).
+        #[arg(long, conflicts_with = "text")]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate text with a char-level generator model.
+    Generate {
+        #[arg(long, short)]
+        model: PathBuf,
+        /// Text the model continues.
+        #[arg(long, short)]
+        prompt: String,
+        /// Sampling temperature: p^(1/T) renormalised; 0 is greedy.
+        #[arg(long, short, default_value_t = 0.5, allow_negative_numbers = true)]
+        temperature: f32,
+        /// Chars to generate.
+        #[arg(long, short, default_value_t = 400)]
+        length: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Build the Cortex-M4F firmware for a model and run it under QEMU.
+    Firmware {
+        #[command(subcommand)]
+        action: FirmwareAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum FirmwareAction {
+    /// Build the firmware ELF (the image a real board takes too).
+    Build(FirmwareArgs),
+    /// Build it, then run it under QEMU (mps2-an386) and print its results.
+    Run {
+        #[command(flatten)]
+        args: FirmwareArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct FirmwareArgs {
+    #[arg(long, short)]
+    model: PathBuf,
+    /// A review to score (repeatable; sentiment models).
+    #[arg(long = "review")]
+    reviews: Vec<String>,
+    /// Prompt for generator models.
+    #[arg(long, default_value = "the ")]
+    prompt: String,
+    /// Chars to generate per temperature.
+    #[arg(long, default_value_t = 100)]
+    length: usize,
+    /// Temperatures to sample at.
+    #[arg(long = "temperature", default_values_t = [0.2f32, 0.5, 1.0])]
+    temperatures: Vec<f32>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn read_text(text: Option<String>, file: Option<&Path>) -> Result<Vec<u8>> {
+    let bytes = match (text, file) {
+        (Some(text), _) => text.into_bytes(),
+        (None, Some(path)) => std::fs::read(path)
+            .with_context(|| format!("cannot read review file {}", path.display()))?,
+        (None, None) => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading the review from standard input")?;
+            buf
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        let source = file.map_or("the review".to_string(), |p| p.display().to_string());
+        bail!("{source} is empty: give some text to score");
+    }
+    Ok(bytes)
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn firmware_inputs(args: &FirmwareArgs) -> Result<firmware::FirmwareInputs> {
+    let temperatures = args
+        .temperatures
+        .iter()
+        .map(|&t| infer::temperature(t).map(|t| t.milli()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(firmware::FirmwareInputs {
+        reviews: args.reviews.iter().map(|r| r.as_bytes().to_vec()).collect(),
+        prompt: args.prompt.as_bytes().to_vec(),
+        gen_chars: args.length,
+        temperatures_milli: temperatures,
+        seed: args.seed,
+        ..Default::default()
+    })
+}
+
+fn firmware_summary(out: &firmware::FirmwareOutput) -> serde_json::Value {
+    let per_tick = out.instructions_per_tick();
+    serde_json::json!({
+        "model": out.model,
+        "scores": out.scores.iter().map(|s| serde_json::json!({
+            "review": s.index, "raw": s.value, "steps": s.steps, "instructions": s.ticks * per_tick,
+        })).collect::<Vec<_>>(),
+        "generations": out.generations.iter().map(|g| serde_json::json!({
+            "temperature": g.temperature_milli as f64 / 1000.0, "seed": g.seed,
+            "text": infer::latin1_to_string(&g.text),
+            "instructions_per_char": g.ticks * per_tick / (g.text.len().max(1) as u64),
+        })).collect::<Vec<_>>(),
+        "stack_peak_bytes": out.stack_peak_bytes,
+    })
+}
+
+fn print_firmware(out: &firmware::FirmwareOutput) {
+    let per_tick = out.instructions_per_tick();
+    println!("model: {}", out.model);
+    for s in &out.scores {
+        println!(
+            "review {}: raw score {} ({} steps, ~{} instructions)",
+            s.index,
+            s.value,
+            s.steps,
+            s.ticks * per_tick
+        );
+    }
+    for g in &out.generations {
+        println!(
+            "T={} seed {} (~{} instructions/char): {}",
+            g.temperature_milli as f64 / 1000.0,
+            g.seed,
+            g.ticks * per_tick / (g.text.len().max(1) as u64),
+            infer::latin1_to_string(&g.text)
+        );
+    }
+    println!("peak stack: {} bytes", out.stack_peak_bytes);
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Inspect { model, json } => {
+            let info = inspect::inspect_blob(&BlobFile::read(&model)?)?;
+            if json {
+                print_json(&info)?;
+            } else {
+                print!("{info}");
+            }
+        }
+        Command::Score {
+            model,
+            text,
+            file,
+            json,
+        } => {
+            let blob = BlobFile::read(&model)?;
+            let text = read_text(text, file.as_deref())?;
+            let report = infer::score(&blob, &text)?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!("{:.4} {}", report.score, report.label);
+            }
+        }
+        Command::Generate {
+            model,
+            prompt,
+            temperature,
+            length,
+            seed,
+        } => {
+            let blob = BlobFile::read(&model)?;
+            let options = infer::GenerateOptions {
+                temperature,
+                length,
+                seed,
+            };
+            let text = infer::generate(&blob, prompt.as_bytes(), options)?;
+            println!("{prompt}{}", infer::latin1_to_string(&text));
+        }
+        Command::Firmware { action } => match action {
+            FirmwareAction::Build(args) => {
+                BlobFile::read(&args.model)?;
+                let elf = firmware::build(&args.model, &firmware_inputs(&args)?)?;
+                println!("{}", elf.display());
+            }
+            FirmwareAction::Run { args, json } => {
+                BlobFile::read(&args.model)?;
+                let elf = firmware::build(&args.model, &firmware_inputs(&args)?)?;
+                let out = firmware::run(&elf)?;
+                let summary = firmware_summary(&out);
+                if json {
+                    print_json(&summary)?;
+                } else {
+                    print_firmware(&out);
+                }
+            }
+        },
+    }
     Ok(())
 }

@@ -1,0 +1,143 @@
+//! `lstm-edge score` and `lstm-edge generate` on the host, through the same
+//! runtime code the device runs.
+
+use anyhow::{bail, Context, Result};
+use lstm_edge_runtime::format::{Output, MAX_HIDDEN};
+use lstm_edge_runtime::numeric::{Int, Numeric, F32};
+use lstm_edge_runtime::{Error, Logits, Network, Rng, State, Temperature, Tokenizer};
+use serde::Serialize;
+
+use crate::blob::{BlobFile, NumericPath};
+
+/// Largest softmax the host commands accept.
+const MAX_CLASSES: usize = 1024;
+
+/// A sentiment score.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreReport {
+    /// Probability of the positive class.
+    pub score: f64,
+    /// The runtime's own value (Q0.30 on the integer path; the f32 bits' value otherwise).
+    pub raw: String,
+    pub label: &'static str,
+    /// Tokens that went through the cell, padding included.
+    pub steps: u32,
+}
+
+fn runtime_error(file: &BlobFile, what: &str, err: Error) -> anyhow::Error {
+    let hint = match err {
+        Error::UnknownChar(_) => " (the model's char table has no UNK: remove that character)",
+        Error::WrongModelKind => {
+            " (use `score` with sentiment models and `generate` with generator models)"
+        }
+        _ => "",
+    };
+    anyhow::anyhow!("{what} with {}: {err}{hint}", file.path.display())
+}
+
+fn score_with<N: Numeric>(file: &BlobFile, text: &[u8]) -> Result<ScoreReport> {
+    let model = file.model()?;
+    let net = Network::<N>::new(&model).map_err(|e| runtime_error(file, "loading", e))?;
+    if net.output() != Output::Sigmoid {
+        bail!(
+            "{} is a generator (softmax) model, not a sentiment model: use `lstm-edge generate`",
+            file.path.display()
+        );
+    }
+    let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
+    let p = net
+        .score_text(&mut state, text)
+        .map_err(|e| runtime_error(file, "scoring", e))?;
+    let score = N::prob_to_f64(p);
+    Ok(ScoreReport {
+        score,
+        raw: format!("{p:?}"),
+        label: if score >= 0.5 { "positive" } else { "negative" },
+        steps: state.steps(),
+    })
+}
+
+/// Scores `text` with a sentiment model.
+pub fn score(file: &BlobFile, text: &[u8]) -> Result<ScoreReport> {
+    match file.numeric_path()? {
+        NumericPath::Int => score_with::<Int>(file, text),
+        NumericPath::F32 => score_with::<F32>(file, text),
+    }
+}
+
+/// Settings for `generate`.
+#[derive(Debug, Clone, Copy)]
+pub struct GenerateOptions {
+    pub temperature: f32,
+    pub length: usize,
+    pub seed: u64,
+}
+
+/// Converts a user temperature to the runtime's thousandths.
+pub fn temperature(t: f32) -> Result<Temperature> {
+    if !(t.is_finite() && (0.0..=100.0).contains(&t)) {
+        bail!("temperature must be between 0 (greedy) and 100, got {t}");
+    }
+    Ok(Temperature::from_milli((t * 1000.0).round() as u32))
+}
+
+fn generate_with<N: Numeric>(
+    file: &BlobFile,
+    prompt: &[u8],
+    opts: GenerateOptions,
+) -> Result<Vec<u8>> {
+    let model = file.model()?;
+    let net = Network::<N>::new(&model).map_err(|e| runtime_error(file, "loading", e))?;
+    let Output::Softmax { classes } = net.output() else {
+        bail!(
+            "{} is a sentiment (sigmoid) model, not a generator: use `lstm-edge score`",
+            file.path.display()
+        );
+    };
+    if classes as usize > MAX_CLASSES {
+        bail!(
+            "{} has {classes} output classes; at most {MAX_CLASSES} are supported",
+            file.path.display()
+        );
+    }
+    let Tokenizer::Chars(table) = net.tokenizer() else {
+        bail!(
+            "{} is a word model: generation needs a char model",
+            file.path.display()
+        );
+    };
+    let table = table.clone();
+    let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
+    net.feed_text(&mut state, prompt)
+        .map_err(|e| runtime_error(file, "reading the prompt", e))?;
+    let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
+    let mut rng = Rng::new(opts.seed);
+    let t = temperature(opts.temperature)?;
+    let mut out = Vec::with_capacity(opts.length);
+    for _ in 0..opts.length {
+        let id = net
+            .sample_next(&mut state, &mut logits, t, &mut rng)
+            .map_err(|e| runtime_error(file, "generating", e))?;
+        // UNK and PAD have no char; they are not emitted.
+        if let Some(byte) = table.symbol(id) {
+            out.push(byte);
+        }
+    }
+    Ok(out)
+}
+
+/// Generates `opts.length` chars after `prompt`. Chars are Latin-1 code points.
+pub fn generate(file: &BlobFile, prompt: &[u8], opts: GenerateOptions) -> Result<Vec<u8>> {
+    if prompt.is_empty() {
+        bail!("the prompt is empty: give the model some text to continue (e.g. --prompt \"to be or not to be\")");
+    }
+    match file.numeric_path().context("reading the model")? {
+        NumericPath::Int => generate_with::<Int>(file, prompt, opts),
+        NumericPath::F32 => generate_with::<F32>(file, prompt, opts),
+    }
+}
+
+/// Latin-1 bytes as a UTF-8 string.
+pub fn latin1_to_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| b as char).collect()
+}

@@ -1,0 +1,145 @@
+//! `lstm-edge inspect`: what a blob holds.
+
+use serde::Serialize;
+
+use crate::blob::BlobFile;
+use anyhow::Result;
+use lstm_edge_runtime::format::{Head, Input, Output, Params, HEADER_LEN};
+
+/// A blob's description.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlobInfo {
+    pub file: String,
+    pub bytes: usize,
+    pub format_version: u16,
+    pub crc32: String,
+    pub cell: String,
+    pub hidden: usize,
+    pub input: String,
+    pub tokens: usize,
+    pub input_width: usize,
+    pub head: String,
+    pub output: String,
+    pub numeric: String,
+    pub weight_scales: Option<String>,
+    pub tensors: Vec<(String, usize)>,
+}
+
+/// Describes a blob.
+pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
+    let model = file.model()?;
+    let body = model.body();
+    let dims = model.dims();
+    let header = file.bytes.get(..HEADER_LEN).unwrap_or(&[]);
+    let word = |at: usize| {
+        header
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let input = match body.input {
+        Input::Chars {
+            symbols,
+            lowercase,
+            unk,
+            pad,
+        } => format!(
+            "one-hot chars {:?}{}{}{}",
+            symbols.iter().map(|&b| b as char).collect::<String>(),
+            if lowercase { ", lowercased" } else { "" },
+            if unk { " + UNK" } else { "" },
+            if pad { " + PAD" } else { "" }
+        ),
+        Input::Words { embed_dim, .. } => format!(
+            "words: {} vocabulary entries + PAD + UNK, embedding width {embed_dim}",
+            dims.tokens - 2
+        ),
+    };
+    let head = match body.head {
+        Head::Flatten { maxlen } => format!("flatten (maxlen {maxlen})"),
+        Head::Last => "last state".into(),
+        Head::Mean => "mean over steps".into(),
+    };
+    let output = match body.output {
+        Output::Sigmoid => "sigmoid (1)".into(),
+        Output::Softmax { classes } => format!("softmax ({classes})"),
+    };
+    let (tensors, scales): (Vec<(&str, usize)>, Option<String>) = match body.params {
+        Params::F32(p) => (
+            vec![
+                ("embedding", p.embedding.len()),
+                ("w", p.w.len()),
+                ("r", p.r.len()),
+                ("wb", p.wb.len()),
+                ("rb", p.rb.len()),
+                ("head_w", p.head_w.len()),
+                ("head_b", p.head_b.len()),
+            ],
+            None,
+        ),
+        Params::Int(p) => {
+            let per_row = p.w_scale.len() / 8 == dims.rows();
+            (
+                vec![
+                    ("embedding", p.embedding.len()),
+                    ("w", p.w.len()),
+                    ("w_scale", p.w_scale.len()),
+                    ("r", p.r.len()),
+                    ("r_scale", p.r_scale.len()),
+                    ("wb", p.wb.len()),
+                    ("rb", p.rb.len()),
+                    ("head_w", p.head_w.len()),
+                    ("head_scale", p.head_scale.len()),
+                    ("head_b", p.head_b.len()),
+                ],
+                Some(if per_row { "per row" } else { "per gate" }.into()),
+            )
+        }
+    };
+    Ok(BlobInfo {
+        file: file.path.display().to_string(),
+        bytes: file.bytes.len(),
+        format_version: header
+            .get(4..6)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]])),
+        crc32: format!("{:08x}", word(12).unwrap_or(0)),
+        cell: format!("{:?}", body.cell),
+        hidden: dims.hidden,
+        input,
+        tokens: dims.tokens,
+        input_width: dims.input,
+        head,
+        output,
+        numeric: file.numeric_path()?.name().into(),
+        weight_scales: scales,
+        tensors: tensors
+            .into_iter()
+            .map(|(n, b)| (n.to_string(), b))
+            .collect(),
+    })
+}
+
+impl std::fmt::Display for BlobInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "file        {}", self.file)?;
+        writeln!(f, "bytes       {}", self.bytes)?;
+        writeln!(
+            f,
+            "format      v{}, CRC-32 {}",
+            self.format_version, self.crc32
+        )?;
+        writeln!(f, "cell        {} (hidden {})", self.cell, self.hidden)?;
+        writeln!(f, "input       {}", self.input)?;
+        writeln!(f, "head        {}", self.head)?;
+        writeln!(f, "output      {}", self.output)?;
+        write!(f, "numeric     {}", self.numeric)?;
+        if let Some(s) = &self.weight_scales {
+            write!(f, ", weight scales {s}")?;
+        }
+        writeln!(f)?;
+        writeln!(f, "tensors (bytes):")?;
+        for (name, bytes) in &self.tensors {
+            writeln!(f, "  {name:<11} {bytes}")?;
+        }
+        Ok(())
+    }
+}

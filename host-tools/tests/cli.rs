@@ -1,0 +1,265 @@
+//! The command line end to end on small models built here, good input and bad.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use lstm_edge_runtime::builder::{FloatWeights, InputSpec, ModelSpec, ScaleScheme};
+use lstm_edge_runtime::format::{Cell, Head, Output};
+use lstm_edge_runtime::tokenize::words::encode_vocab;
+
+fn weights(n: usize, seed: &mut u64) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.6
+        })
+        .collect()
+}
+
+fn generator(symbols: &[u8], unk: bool) -> ModelSpec {
+    let mut seed = 7;
+    let (h, v) = (16, symbols.len() + unk as usize);
+    ModelSpec {
+        cell: Cell::Lstm,
+        hidden: h as u16,
+        input: InputSpec::Chars {
+            symbols: symbols.to_vec(),
+            lowercase: true,
+            unk,
+            pad: false,
+        },
+        head: Head::Last,
+        output: Output::Softmax { classes: v as u16 },
+        weights: FloatWeights {
+            embedding: vec![],
+            w: weights(4 * h * v, &mut seed),
+            r: weights(4 * h * h, &mut seed),
+            wb: weights(4 * h, &mut seed),
+            rb: weights(4 * h, &mut seed),
+            head_w: weights(v * h, &mut seed),
+            head_b: weights(v, &mut seed),
+        },
+    }
+}
+
+fn sentiment() -> ModelSpec {
+    let mut seed = 9;
+    let (strings, offsets) =
+        encode_vocab(["good", "bad", "movie", "the"].map(|w| w.as_bytes().to_vec()));
+    let (h, e, rows, maxlen) = (8, 6, 6, 20);
+    ModelSpec {
+        cell: Cell::Gru,
+        hidden: h as u16,
+        input: InputSpec::Words {
+            strings,
+            offsets,
+            embed_dim: e as u16,
+        },
+        head: Head::Flatten {
+            maxlen: maxlen as u32,
+        },
+        output: Output::Sigmoid,
+        weights: FloatWeights {
+            embedding: weights(rows * e, &mut seed),
+            w: weights(3 * h * e, &mut seed),
+            r: weights(3 * h * h, &mut seed),
+            wb: weights(3 * h, &mut seed),
+            rb: weights(3 * h, &mut seed),
+            head_w: weights(maxlen * h, &mut seed),
+            head_b: weights(1, &mut seed),
+        },
+    }
+}
+
+struct Models {
+    _dir: tempfile::TempDir,
+    gen_int: PathBuf,
+    gen_f32: PathBuf,
+    gen_no_unk: PathBuf,
+    sentiment: PathBuf,
+    corrupt: PathBuf,
+    empty: PathBuf,
+    dir: PathBuf,
+}
+
+fn models() -> Models {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let gen = generator(b"abcdefghijklmnopqrstuvwxyz ", true);
+    let int = gen.int_blob(ScaleScheme::PerRow).unwrap();
+    let mut corrupt = int.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0x10;
+    Models {
+        gen_int: write("gen.blob", &int),
+        gen_f32: write("gen-f32.blob", &gen.f32_blob().unwrap()),
+        gen_no_unk: write(
+            "gen-strict.blob",
+            &generator(b"abc ", false)
+                .int_blob(ScaleScheme::PerGate)
+                .unwrap(),
+        ),
+        sentiment: write(
+            "sent.blob",
+            &sentiment().int_blob(ScaleScheme::PerRow).unwrap(),
+        ),
+        corrupt: write("corrupt.blob", &corrupt),
+        empty: write("empty.txt", b""),
+        dir: dir.path().to_path_buf(),
+        _dir: dir,
+    }
+}
+
+fn lstm_edge() -> Command {
+    Command::cargo_bin("lstm-edge").unwrap()
+}
+
+fn stderr_of(cmd: &mut Command) -> String {
+    let out = cmd.assert().failure().get_output().clone();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn inspect_describes_a_blob_and_json_parses() {
+    let m = models();
+    let out = lstm_edge()
+        .args(["inspect", arg(&m.gen_int)])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("Lstm (hidden 16)"), "{text}");
+    assert!(text.contains("per row"), "{text}");
+    let out = lstm_edge()
+        .args(["inspect", "--json", arg(&m.sentiment)])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(json["hidden"], 8);
+    assert_eq!(json["cell"], "Gru");
+}
+
+#[test]
+fn generate_is_deterministic_per_seed_on_both_paths() {
+    let m = models();
+    for blob in [&m.gen_int, &m.gen_f32] {
+        let run = |seed: &str| {
+            lstm_edge()
+                .args([
+                    "generate",
+                    "-m",
+                    arg(blob),
+                    "-p",
+                    "the ",
+                    "-l",
+                    "60",
+                    "--seed",
+                    seed,
+                ])
+                .assert()
+                .success()
+                .get_output()
+                .stdout
+                .clone()
+        };
+        assert_eq!(run("1"), run("1"));
+        let text = String::from_utf8(run("1")).unwrap();
+        assert!(text.starts_with("the "));
+        assert!(text.trim_end().len() >= 60);
+    }
+}
+
+#[test]
+fn score_reads_text_file_and_stdin_identically() {
+    let m = models();
+    let review = m.dir.join("review.txt");
+    std::fs::write(&review, "The movie was good, not bad \u{e9}\u{e9}.").unwrap();
+    let from_file = lstm_edge()
+        .args([
+            "score",
+            "-m",
+            arg(&m.sentiment),
+            "--file",
+            arg(&review),
+            "--json",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let from_stdin = lstm_edge()
+        .args(["score", "-m", arg(&m.sentiment), "--json"])
+        .write_stdin(std::fs::read(&review).unwrap())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(from_file, from_stdin);
+    let json: serde_json::Value = serde_json::from_slice(&from_file).unwrap();
+    let score = json["score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&score));
+    assert_eq!(json["steps"], 20, "flatten head pads to maxlen");
+    // Non-UTF-8 bytes are scored, not rejected.
+    std::fs::write(&review, b"good \xff\xfe movie").unwrap();
+    lstm_edge()
+        .args(["score", "-m", arg(&m.sentiment), "--file", arg(&review)])
+        .assert()
+        .success();
+}
+
+#[test]
+fn bad_input_gives_a_clear_error_and_non_zero_exit() {
+    let m = models();
+    let missing = m.dir.join("nope.blob");
+    let err = stderr_of(lstm_edge().args(["inspect", arg(&missing)]));
+    assert!(
+        err.contains("cannot read model file") && err.contains("nope.blob"),
+        "{err}"
+    );
+
+    let err = stderr_of(lstm_edge().args(["score", "-m", arg(&m.corrupt), "hello"]));
+    assert!(
+        err.contains("corrupt.blob") && err.contains("CRC-32"),
+        "{err}"
+    );
+
+    let err = stderr_of(lstm_edge().args(["score", "-m", arg(&m.gen_int), "hello"]));
+    assert!(
+        err.contains("generator") && err.contains("lstm-edge generate"),
+        "{err}"
+    );
+
+    let err = stderr_of(lstm_edge().args(["generate", "-m", arg(&m.sentiment), "-p", "x"]));
+    assert!(
+        err.contains("sentiment") && err.contains("lstm-edge score"),
+        "{err}"
+    );
+
+    let err =
+        stderr_of(lstm_edge().args(["score", "-m", arg(&m.sentiment), "--file", arg(&m.empty)]));
+    assert!(err.contains("empty"), "{err}");
+
+    let err = stderr_of(lstm_edge().args(["generate", "-m", arg(&m.gen_no_unk), "-p", "abz"]));
+    assert!(err.contains("U+007A") && err.contains("no UNK"), "{err}");
+
+    let err =
+        stderr_of(lstm_edge().args(["generate", "-m", arg(&m.gen_int), "-p", "a", "-t", "-1"]));
+    assert!(err.contains("temperature"), "{err}");
+}
