@@ -28,6 +28,8 @@ extern crate std;
 pub mod builder;
 pub mod error;
 pub mod format;
+#[cfg(feature = "std")]
+pub mod host;
 pub mod net;
 pub mod numeric;
 pub mod sample;

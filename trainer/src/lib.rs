@@ -11,5 +11,6 @@ pub mod loss;
 pub mod model;
 pub mod onnx;
 pub mod optim;
+pub mod quantize;
 pub mod ort_env;
 pub mod step;

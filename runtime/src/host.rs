@@ -1,0 +1,62 @@
+//! Host conveniences (`std` feature): run a blob of either numeric path on
+//! token ids and get its outputs as f64, for evaluation, quantization and checks.
+
+use std::boxed::Box;
+use std::vec::Vec;
+
+use crate::format::{Output, Params, MAX_HIDDEN};
+use crate::numeric::{Int, Numeric, F32};
+use crate::{Error, Logits, Model, Network, State};
+
+/// Largest softmax the host helpers handle.
+pub const MAX_CLASSES: usize = 1024;
+
+/// A blob ready to run on the host, whatever its numeric path.
+pub struct HostModel<'a> {
+    model: Model<'a>,
+    integer: bool,
+}
+
+impl<'a> HostModel<'a> {
+    pub fn new(blob: &'a [u8]) -> Result<Self, Error> {
+        let model = Model::from_bytes(blob)?;
+        let integer = matches!(model.body().params, Params::Int(_));
+        Ok(HostModel { model, integer })
+    }
+
+    pub fn model(&self) -> &Model<'a> {
+        &self.model
+    }
+
+    /// Whether the blob holds the integer path.
+    pub fn is_integer(&self) -> bool {
+        self.integer
+    }
+
+    /// Feeds `ids` from a zero state, then returns the sigmoid score (flatten
+    /// heads pad to maxlen) or the softmax probabilities for the next token.
+    pub fn outputs(&self, ids: &[u16]) -> Result<Vec<f64>, Error> {
+        if self.integer {
+            run::<Int>(&self.model, ids)
+        } else {
+            run::<F32>(&self.model, ids)
+        }
+    }
+}
+
+fn run<N: Numeric>(model: &Model<'_>, ids: &[u16]) -> Result<Vec<f64>, Error> {
+    let net = Network::<N>::new(model)?;
+    let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
+    for &id in ids {
+        net.feed(&mut state, id)?;
+    }
+    match net.output() {
+        Output::Sigmoid => Ok(std::vec![N::prob_to_f64(net.finish(&mut state)?)]),
+        Output::Softmax { classes } => {
+            let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
+            let mut probs = std::vec![N::Prob::default(); classes as usize];
+            net.probabilities(&state, &mut logits, &mut probs)?;
+            Ok(probs.into_iter().map(N::prob_to_f64).collect())
+        }
+    }
+}
