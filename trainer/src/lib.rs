@@ -5,12 +5,14 @@
 pub mod autodiff;
 pub mod bptt;
 pub mod card;
+pub mod checkpoint;
 pub mod data;
 pub mod export;
 pub mod loss;
 pub mod model;
 pub mod onnx;
 pub mod optim;
-pub mod quantize;
 pub mod ort_env;
+pub mod quantize;
 pub mod step;
+pub mod train;

@@ -6,11 +6,17 @@
 //! adds the loss, its gradients and the optimizer update, so one session run
 //! is one whole training step.
 
+use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output};
+use ort::session::{Session, SessionInputValue};
+use ort::value::{DynValue, Tensor as OrtTensor};
 
 use crate::autodiff::{GatherGrad, Tape};
 use crate::bptt::Recurrence;
-use crate::onnx::Value;
+use crate::model::{InputConfig, ModelConfig, Params, Tensor};
+use crate::onnx::{Dim, Elem, Graph, Value, OPSET};
+use crate::optim::OptimizerConfig;
+use crate::ort_env::{self, Device};
 
 /// How tokens enter the recurrent layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +90,30 @@ impl NetSpec {
         match self.head {
             Head::Flatten { .. } => vec![batch, self.steps, self.hidden],
             Head::Last | Head::Mean => vec![batch, self.hidden],
+        }
+    }
+}
+
+impl NetSpec {
+    /// The spec of `cfg` for sequences of `steps` tokens (a flatten head's
+    /// `maxlen`; any length for last/mean heads).
+    pub fn new(cfg: &ModelConfig, steps: usize) -> Self {
+        let input = match &cfg.input {
+            InputConfig::Chars { .. } => InputKind::OneHot {
+                vocab: cfg.vocab_rows(),
+            },
+            InputConfig::Words { embed_dim, .. } => InputKind::Embedding {
+                vocab: cfg.vocab_rows(),
+                dim: *embed_dim,
+            },
+        };
+        NetSpec {
+            cell: cfg.cell,
+            hidden: cfg.hidden,
+            input,
+            head: cfg.head,
+            output: cfg.output,
+            steps,
         }
     }
 }
@@ -184,6 +214,382 @@ pub fn correct(tape: &mut Tape, spec: &NetSpec, logits: &Value, targets: &Value)
             crate::loss::binary_correct(g, &z, targets)
         }
         Output::Softmax { .. } => crate::loss::categorical_correct(g, logits, targets),
+    }
+}
+
+/// Graph input and output names shared by the builders and [`TrainSession`].
+mod names {
+    pub const IDS: &str = "ids";
+    pub const TARGETS: &str = "targets";
+    pub const MASK: &str = "mask";
+    pub const LOSS: &str = "loss";
+    pub const CORRECT: &str = "correct";
+
+    /// The updated value of parameter or state tensor `name`.
+    pub fn next(name: &str) -> String {
+        format!("{name}.next")
+    }
+}
+
+fn fixed(dims: &[usize]) -> Vec<Dim> {
+    dims.iter().map(|d| Dim::Fixed(*d as i64)).collect()
+}
+
+/// Declares the parameter inputs and the batch inputs (`ids`, `targets`).
+fn declare_inputs(tape: &mut Tape, spec: &NetSpec) -> (Vec<Value>, Value, Value) {
+    let params = spec
+        .param_shapes()
+        .iter()
+        .map(|(name, dims)| tape.graph().input(name, Elem::F32, &fixed(dims)))
+        .collect();
+    let g = tape.graph();
+    let ids = g.input(
+        names::IDS,
+        Elem::I64,
+        &[Dim::Sym("batch"), Dim::Fixed(spec.steps as i64)],
+    );
+    let target_elem = match spec.output {
+        Output::Sigmoid => Elem::F32,
+        Output::Softmax { .. } => Elem::I64,
+    };
+    let targets = g.input(names::TARGETS, target_elem, &[Dim::Sym("batch")]);
+    (params, ids, targets)
+}
+
+fn mask_dims(spec: &NetSpec) -> Vec<Dim> {
+    let mut dims = vec![Dim::Sym("batch")];
+    dims.extend(fixed(&spec.mask_shape(1)[1..]));
+    dims
+}
+
+/// One whole training step as an ONNX model: forward, loss, gradients and the
+/// optimizer update. Inputs: the parameters (by name), the optimizer state
+/// (by name), `ids [B, T]` int64, `targets [B]`, and with `dropout` a `mask`
+/// (see [`NetSpec::mask_shape`]). Outputs: `{name}.next` for every parameter
+/// and state tensor, the batch's mean `loss` and its `correct` count.
+pub fn build_train_graph(
+    spec: &NetSpec,
+    optimizer: &OptimizerConfig,
+    dropout: bool,
+    how: Recurrence,
+) -> Vec<u8> {
+    let mut tape = Tape::new(Graph::new("train"));
+    let (params, ids, targets) = declare_inputs(&mut tape, spec);
+    let param_shapes = spec.param_shapes();
+    let state_shapes = optimizer.state_shapes(&param_shapes);
+    let state: Vec<Value> = state_shapes
+        .iter()
+        .map(|(name, dims)| tape.graph().input(name, Elem::F32, &fixed(dims)))
+        .collect();
+    let mask = dropout.then(|| tape.graph().input(names::MASK, Elem::F32, &mask_dims(spec)));
+    let logits = forward(&mut tape, spec, &params, &ids, mask.as_ref(), how);
+    let loss_v = loss(&mut tape, spec, &logits, &targets);
+    let correct_v = correct(&mut tape, spec, &logits, &targets);
+    let wrt: Vec<&Value> = params.iter().collect();
+    let (mut g, grads) = tape.gradients(&loss_v, &wrt);
+    let (new_params, new_state) = optimizer.emit(&mut g, &params, &grads, &state);
+    for ((name, dims), v) in param_shapes.iter().zip(&new_params) {
+        g.output(v, &names::next(name), Elem::F32, &fixed(dims));
+    }
+    for ((name, dims), v) in state_shapes.iter().zip(&new_state) {
+        g.output(v, &names::next(name), Elem::F32, &fixed(dims));
+    }
+    g.output(&loss_v, names::LOSS, Elem::F32, &[]);
+    g.output(&correct_v, names::CORRECT, Elem::F32, &[]);
+    g.to_model_bytes(OPSET)
+}
+
+/// The forward pass only (no dropout): inputs as [`build_train_graph`] without
+/// state and mask; outputs `loss` (batch mean), `correct` and `logits`.
+pub fn build_eval_graph(spec: &NetSpec, how: Recurrence) -> Vec<u8> {
+    let mut tape = Tape::new(Graph::new("eval"));
+    let (params, ids, targets) = declare_inputs(&mut tape, spec);
+    let logits = forward(&mut tape, spec, &params, &ids, None, how);
+    let loss_v = loss(&mut tape, spec, &logits, &targets);
+    let correct_v = correct(&mut tape, spec, &logits, &targets);
+    let g = tape.graph();
+    g.output(&loss_v, names::LOSS, Elem::F32, &[]);
+    g.output(&correct_v, names::CORRECT, Elem::F32, &[]);
+    let width = spec.output.width() as i64;
+    g.output(
+        &logits,
+        "logits",
+        Elem::F32,
+        &[Dim::Sym("batch"), Dim::Fixed(width)],
+    );
+    g.to_model_bytes(OPSET)
+}
+
+/// Targets of one batch, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub enum BatchTargets<'a> {
+    Binary(&'a [f32]),
+    Class(&'a [i64]),
+}
+
+/// One batch: `ids` is `[rows, steps]` row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    pub ids: &'a [i64],
+    pub targets: BatchTargets<'a>,
+    /// Inverted-dropout mask of [`NetSpec::mask_shape`]`(rows)`; training only.
+    pub mask: Option<&'a [f32]>,
+}
+
+impl Batch<'_> {
+    pub fn rows(&self) -> usize {
+        match self.targets {
+            BatchTargets::Binary(y) => y.len(),
+            BatchTargets::Class(y) => y.len(),
+        }
+    }
+}
+
+/// What one batch gave.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchStats {
+    /// Mean loss over the batch's rows.
+    pub loss: f32,
+    /// Correct predictions among the rows.
+    pub correct: f32,
+    pub rows: usize,
+}
+
+/// The training and evaluation sessions of one model, holding the parameters
+/// and optimizer state as ONNX Runtime values between steps: each step's
+/// outputs are the next step's inputs, never copied through Rust vectors.
+pub struct TrainSession {
+    spec: NetSpec,
+    dropout: bool,
+    train: Session,
+    eval: Session,
+    param_shapes: Vec<(&'static str, Vec<usize>)>,
+    state_shapes: Vec<(String, Vec<usize>)>,
+    params: Vec<DynValue>,
+    state: Vec<DynValue>,
+}
+
+fn to_ort(dims: &[usize], data: &[f32]) -> Result<DynValue> {
+    Ok(OrtTensor::from_array((dims.to_vec(), data.to_vec()))?.into_dyn())
+}
+
+fn from_ort(value: &DynValue, dims: &[usize]) -> Result<Tensor> {
+    let (_, data) = value.try_extract_tensor::<f32>()?;
+    Tensor::new(dims, data.to_vec())
+}
+
+impl TrainSession {
+    /// Builds both graphs and loads `params` (and `optimizer_state`, if resuming;
+    /// zeros otherwise). `threads` is the intra-op thread count (0: ORT decides).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        spec: NetSpec,
+        dropout: bool,
+        optimizer: &OptimizerConfig,
+        params: &Params,
+        optimizer_state: Option<&[Tensor]>,
+        device: Device,
+        threads: usize,
+        how: Recurrence,
+    ) -> Result<Self> {
+        // Loads the library before the first tensor is made.
+        ort_env::init()?;
+        let param_shapes = spec.param_shapes();
+        let state_shapes = optimizer.state_shapes(&param_shapes);
+        let named = params.named();
+        ensure!(
+            named.len() == param_shapes.len(),
+            "the parameters hold {} tensors but the model needs {} (embedding present for word input only)",
+            named.len(),
+            param_shapes.len()
+        );
+        let mut param_values = Vec::new();
+        for ((name, tensor), (want_name, dims)) in named.iter().zip(&param_shapes) {
+            ensure!(
+                name == want_name && &tensor.dims == dims,
+                "parameter {name} has shape {:?}, the model needs {want_name} {dims:?}",
+                tensor.dims
+            );
+            param_values.push(to_ort(dims, &tensor.data)?);
+        }
+        let mut state_values = Vec::new();
+        match optimizer_state {
+            Some(state) => {
+                ensure!(
+                    state.len() == state_shapes.len(),
+                    "optimizer state has {} tensors, {:?} needs {}",
+                    state.len(),
+                    optimizer.rule,
+                    state_shapes.len()
+                );
+                for (t, (name, dims)) in state.iter().zip(&state_shapes) {
+                    ensure!(
+                        &t.dims == dims,
+                        "optimizer state {name} has shape {:?}, expected {dims:?}",
+                        t.dims
+                    );
+                    state_values.push(to_ort(dims, &t.data)?);
+                }
+            }
+            None => {
+                for (_, dims) in &state_shapes {
+                    let zeros = vec![0.0; dims.iter().product()];
+                    state_values.push(to_ort(dims, &zeros)?);
+                }
+            }
+        }
+        let train_bytes = build_train_graph(&spec, optimizer, dropout, how);
+        let train = ort_env::session_from_bytes(&train_bytes, device, threads)
+            .context("loading the training graph")?;
+        let eval = ort_env::session_from_bytes(&build_eval_graph(&spec, how), device, threads)
+            .context("loading the evaluation graph")?;
+        Ok(TrainSession {
+            spec,
+            dropout,
+            train,
+            eval,
+            param_shapes,
+            state_shapes,
+            params: param_values,
+            state: state_values,
+        })
+    }
+
+    pub fn spec(&self) -> &NetSpec {
+        &self.spec
+    }
+
+    fn batch_inputs(&self, batch: &Batch) -> Result<Vec<(String, SessionInputValue<'static>)>> {
+        let rows = batch.rows();
+        ensure!(
+            batch.ids.len() == rows * self.spec.steps,
+            "batch ids hold {} values, expected {rows} rows x {} steps",
+            batch.ids.len(),
+            self.spec.steps
+        );
+        let ids = OrtTensor::from_array(([rows, self.spec.steps], batch.ids.to_vec()))?;
+        let targets = match (batch.targets, self.spec.output) {
+            (BatchTargets::Binary(y), Output::Sigmoid) => {
+                OrtTensor::from_array(([rows], y.to_vec()))?.into_dyn()
+            }
+            (BatchTargets::Class(y), Output::Softmax { .. }) => {
+                OrtTensor::from_array(([rows], y.to_vec()))?.into_dyn()
+            }
+            _ => bail!(
+                "batch targets do not match the model's output ({:?})",
+                self.spec.output
+            ),
+        };
+        Ok(vec![
+            (names::IDS.into(), ids.into_dyn().into()),
+            (names::TARGETS.into(), targets.into()),
+        ])
+    }
+
+    fn stats(out: &ort::session::SessionOutputs, rows: usize) -> Result<BatchStats> {
+        let loss = out[names::LOSS].try_extract_tensor::<f32>()?.1[0];
+        let correct = out[names::CORRECT].try_extract_tensor::<f32>()?.1[0];
+        Ok(BatchStats {
+            loss,
+            correct,
+            rows,
+        })
+    }
+
+    /// One optimizer step on `batch`. A non-finite loss is an error and leaves
+    /// the parameters as they were.
+    pub fn step(&mut self, batch: &Batch) -> Result<BatchStats> {
+        let mut feed = self.batch_inputs(batch)?;
+        match (self.dropout, batch.mask) {
+            (true, Some(mask)) => {
+                let dims = self.spec.mask_shape(batch.rows());
+                ensure!(
+                    mask.len() == dims.iter().product::<usize>(),
+                    "dropout mask holds {} values, expected {dims:?}",
+                    mask.len()
+                );
+                feed.push((names::MASK.into(), to_ort(&dims, mask)?.into()));
+            }
+            (true, None) => bail!("this model trains with dropout: the batch needs a mask"),
+            (false, Some(_)) => bail!("this model has no dropout, but the batch has a mask"),
+            (false, None) => {}
+        }
+        let mut inputs: Vec<(String, SessionInputValue)> = feed;
+        for ((name, _), v) in self.param_shapes.iter().zip(&self.params) {
+            inputs.push((name.to_string(), v.into()));
+        }
+        for ((name, _), v) in self.state_shapes.iter().zip(&self.state) {
+            inputs.push((name.clone(), v.into()));
+        }
+        let mut out = self
+            .train
+            .run(inputs)
+            .context("running the training step")?;
+        let stats = Self::stats(&out, batch.rows())?;
+        if !stats.loss.is_finite() {
+            bail!("the training loss became {} (not finite)", stats.loss);
+        }
+        let mut take = |name: &str| {
+            out.remove(names::next(name))
+                .with_context(|| format!("the training graph did not return {name}"))
+        };
+        let params = self
+            .param_shapes
+            .iter()
+            .map(|(name, _)| take(name))
+            .collect::<Result<Vec<_>>>()?;
+        let state = self
+            .state_shapes
+            .iter()
+            .map(|(name, _)| take(name))
+            .collect::<Result<Vec<_>>>()?;
+        self.params = params;
+        self.state = state;
+        Ok(stats)
+    }
+
+    /// Loss and correct count on `batch` with the current parameters, no dropout.
+    pub fn evaluate(&mut self, batch: &Batch) -> Result<BatchStats> {
+        let mut inputs = self.batch_inputs(batch)?;
+        for ((name, _), v) in self.param_shapes.iter().zip(&self.params) {
+            inputs.push((name.to_string(), v.into()));
+        }
+        let out = self
+            .eval
+            .run(inputs)
+            .context("running the evaluation graph")?;
+        Self::stats(&out, batch.rows())
+    }
+
+    /// A copy of the current parameters.
+    pub fn params(&self) -> Result<Params> {
+        let mut tensors = self
+            .param_shapes
+            .iter()
+            .zip(&self.params)
+            .map(|((_, dims), v)| from_ort(v, dims))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let mut next = || tensors.next().expect("one tensor per parameter");
+        let embedding = matches!(self.spec.input, InputKind::Embedding { .. }).then(&mut next);
+        Ok(Params {
+            embedding,
+            w: next(),
+            r: next(),
+            wb: next(),
+            rb: next(),
+            head_w: next(),
+            head_b: next(),
+        })
+    }
+
+    /// A copy of the optimizer state, in [`OptimizerConfig::state_shapes`] order.
+    pub fn optimizer_state(&self) -> Result<Vec<Tensor>> {
+        self.state_shapes
+            .iter()
+            .zip(&self.state)
+            .map(|((_, dims), v)| from_ort(v, dims))
+            .collect()
     }
 }
 

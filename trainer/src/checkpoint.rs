@@ -1,0 +1,190 @@
+//! Training checkpoints: everything needed to continue a run bit-identically.
+//!
+//! File layout: magic `LSTMEDCK`, format version (u32 LE), body length (u64 LE),
+//! CRC-32 of the body (u32 LE, ISO-HDLC), then the postcard-encoded
+//! [`Checkpoint`]. Files are written to a temporary sibling, synced, then
+//! renamed over the target, so a crash leaves either the old or the new file.
+//!
+//! The random state is `seed` plus `epochs_done`: the training loop derives
+//! each epoch's shuffle and each batch's dropout mask from `(seed, epoch,
+//! batch)` alone, so nothing else needs saving.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ModelConfig, Params, Tensor};
+use crate::optim::OptimizerConfig;
+use crate::train::EpochStats;
+
+const MAGIC: &[u8; 8] = b"LSTMEDCK";
+/// Bump when [`Checkpoint`]'s encoding changes.
+pub const VERSION: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 8 + 4;
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// The state of a run after `epochs_done` whole epochs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub model: ModelConfig,
+    pub params: Params,
+    pub optimizer: OptimizerConfig,
+    /// In the order of [`OptimizerConfig::state_shapes`].
+    pub optimizer_state: Vec<Tensor>,
+    pub epochs_done: usize,
+    pub seed: u64,
+    pub batch_size: usize,
+    pub history: Vec<EpochStats>,
+}
+
+/// Writes `checkpoint` to `path` atomically (temporary file + rename).
+pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
+    let body = postcard::to_stdvec(checkpoint).context("encoding the checkpoint")?;
+    let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&CRC.checksum(&body).to_le_bytes());
+    bytes.extend_from_slice(&body);
+
+    let tmp = temp_path(path);
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().with_context(|| {
+        let _ = fs::remove_file(&tmp);
+        format!(
+            "writing checkpoint {} (via {})",
+            path.display(),
+            tmp.display()
+        )
+    })
+}
+
+/// Reads and verifies a checkpoint written by [`save`].
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let bytes = fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let what = path.display();
+    ensure!(
+        bytes.len() >= HEADER_LEN && &bytes[..8] == MAGIC,
+        "{what} is not an lstm-edge checkpoint (bad magic or shorter than its header)"
+    );
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        bail!("{what}: checkpoint format version {version}, this build reads version {VERSION}; resume with the build that wrote it, or start a new run");
+    }
+    let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
+    let body = &bytes[HEADER_LEN..];
+    ensure!(
+        body.len() as u64 == len,
+        "{what}: header says the body is {len} bytes but {} follow (truncated file?)",
+        body.len()
+    );
+    let actual = CRC.checksum(body);
+    ensure!(
+        actual == crc,
+        "{what}: CRC-32 mismatch (header {crc:#010x}, body {actual:#010x}); the file is corrupt"
+    );
+    postcard::from_bytes(body).with_context(|| format!("{what}: decoding the checkpoint body"))
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::Optimizer;
+    use lstm_edge_runtime::format::{Cell, Head, Output};
+
+    fn sample() -> Checkpoint {
+        let model = ModelConfig {
+            cell: Cell::Gru,
+            input: crate::model::InputConfig::Chars {
+                table: b"ab".to_vec(),
+                lowercase: true,
+                unk: true,
+                pad: false,
+            },
+            hidden: 2,
+            head: Head::Last,
+            output: Output::Softmax { classes: 3 },
+            dropout: 0.0,
+        };
+        let params = Params::init(&model, 7);
+        Checkpoint {
+            model,
+            params,
+            optimizer: OptimizerConfig {
+                rule: Optimizer::rmsprop(0.01),
+                clip_norm: Some(5.0),
+            },
+            optimizer_state: vec![Tensor::zeros(&[2, 3])],
+            epochs_done: 3,
+            seed: 42,
+            batch_size: 8,
+            history: vec![EpochStats {
+                epoch: 1,
+                train_loss: 1.5,
+                train_accuracy: 0.25,
+                val_loss: Some(1.25),
+                val_accuracy: Some(0.5),
+                seconds: 0.5,
+                samples_per_second: 100.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let ck = sample();
+        save(&path, &ck).unwrap();
+        save(&path, &ck).unwrap();
+        assert_eq!(load(&path).unwrap(), ck);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from("run.ckpt")]);
+    }
+
+    #[test]
+    fn corruption_truncation_and_foreign_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        save(&path, &sample()).unwrap();
+        let good = fs::read(&path).unwrap();
+
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x40;
+        fs::write(&path, &flipped).unwrap();
+        assert!(format!("{:#}", load(&path).unwrap_err()).contains("CRC-32 mismatch"));
+
+        fs::write(&path, &good[..good.len() - 3]).unwrap();
+        assert!(format!("{:#}", load(&path).unwrap_err()).contains("truncated"));
+
+        fs::write(&path, b"not a checkpoint at all").unwrap();
+        assert!(format!("{:#}", load(&path).unwrap_err()).contains("bad magic"));
+
+        let mut future = good.clone();
+        future[8] = 99;
+        fs::write(&path, &future).unwrap();
+        assert!(format!("{:#}", load(&path).unwrap_err()).contains("version 99"));
+    }
+}

@@ -1,0 +1,669 @@
+//! The training loop: epochs of shuffled batches through a [`TrainSession`],
+//! validation after each epoch, an atomic checkpoint after each epoch, resume.
+//!
+//! Determinism: epoch `e`'s order is a shuffle seeded by `(seed, e)`, and batch
+//! `b`'s dropout mask is drawn from a generator seeded by `(seed, e, b)`, so a
+//! run resumed after any epoch replays exactly what an uninterrupted run does
+//! (on the same device and thread count).
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use lstm_edge_runtime::format::{Head, Output};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::bptt::Recurrence;
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::corpus::CharWindows;
+use crate::data::encode::Encoded;
+use crate::model::{ModelConfig, Params, Tensor};
+use crate::optim::OptimizerConfig;
+use crate::ort_env::Device;
+use crate::step::{Batch, BatchTargets, NetSpec, TrainSession};
+
+/// Targets of a whole dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DatasetTargets {
+    /// Sigmoid output: one label in `[0, 1]` per row.
+    Binary(Vec<f32>),
+    /// Softmax output: one class id per row.
+    Class(Vec<u16>),
+}
+
+/// Encoded samples: a row-major `[rows, steps]` id matrix and its targets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    ids: Vec<u16>,
+    steps: usize,
+    targets: DatasetTargets,
+}
+
+impl Dataset {
+    pub fn new(ids: Vec<u16>, steps: usize, targets: DatasetTargets) -> Result<Self> {
+        let rows = match &targets {
+            DatasetTargets::Binary(y) => y.len(),
+            DatasetTargets::Class(y) => y.len(),
+        };
+        ensure!(steps > 0, "dataset: sequences must have at least one step");
+        ensure!(
+            ids.len() == rows * steps,
+            "dataset: {} ids do not make {rows} rows of {steps} steps",
+            ids.len()
+        );
+        Ok(Dataset {
+            ids,
+            steps,
+            targets,
+        })
+    }
+
+    /// Padded reviews with 0/1 labels (sentiment).
+    pub fn from_encoded(encoded: &Encoded) -> Result<Self> {
+        let labels = encoded.labels.iter().map(|&l| l as f32).collect();
+        Dataset::new(
+            encoded.ids.clone(),
+            encoded.maxlen,
+            DatasetTargets::Binary(labels),
+        )
+    }
+
+    /// The char windows `range` (e.g. [`CharWindows::train`]) with their next-char targets.
+    pub fn from_windows(windows: &CharWindows, range: Range<usize>) -> Result<Self> {
+        let mut ids = Vec::with_capacity(range.len() * windows.window());
+        let mut targets = Vec::with_capacity(range.len());
+        for index in range {
+            let (window, next) = windows
+                .get(index)
+                .with_context(|| format!("char window {index} is out of range"))?;
+            ids.extend_from_slice(window);
+            targets.push(next);
+        }
+        Dataset::new(ids, windows.window(), DatasetTargets::Class(targets))
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len() / self.steps
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The largest id, for range checks against the vocabulary.
+    fn max_id(&self) -> Option<u16> {
+        self.ids.iter().copied().max()
+    }
+}
+
+/// Reusable host buffers for one batch.
+#[derive(Default)]
+struct BatchBuffers {
+    ids: Vec<i64>,
+    binary: Vec<f32>,
+    class: Vec<i64>,
+    mask: Vec<f32>,
+}
+
+impl BatchBuffers {
+    fn fill(&mut self, data: &Dataset, rows: &[usize]) {
+        let t = data.steps;
+        self.ids.clear();
+        self.binary.clear();
+        self.class.clear();
+        for &row in rows {
+            self.ids
+                .extend(data.ids[row * t..(row + 1) * t].iter().map(|&id| id as i64));
+            match &data.targets {
+                DatasetTargets::Binary(y) => self.binary.push(y[row]),
+                DatasetTargets::Class(y) => self.class.push(y[row] as i64),
+            }
+        }
+    }
+
+    fn batch(&self, data: &Dataset, with_mask: bool) -> Batch<'_> {
+        Batch {
+            ids: &self.ids,
+            targets: match data.targets {
+                DatasetTargets::Binary(_) => BatchTargets::Binary(&self.binary),
+                DatasetTargets::Class(_) => BatchTargets::Class(&self.class),
+            },
+            mask: with_mask.then_some(&self.mask[..]),
+        }
+    }
+}
+
+/// Mixes run seed, epoch and batch into one generator seed (SplitMix64 finaliser).
+fn derive_seed(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x243F_6A88_85A3_08D3, |acc, &p| {
+        let mut z = acc ^ p.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
+}
+
+/// Epoch `epoch`'s sample order.
+fn epoch_order(rows: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(&[
+        seed,
+        epoch as u64,
+    ])));
+    order
+}
+
+/// Fills `mask` with inverted-dropout factors: 0 with probability `rate`,
+/// `1 / (1 - rate)` otherwise.
+fn dropout_mask(mask: &mut Vec<f32>, len: usize, rate: f32, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let keep = 1.0 / (1.0 - rate);
+    mask.clear();
+    mask.extend((0..len).map(|_| {
+        if rng.random::<f32>() < rate {
+            0.0
+        } else {
+            keep
+        }
+    }));
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    /// Wall time of the training batches (validation excluded).
+    pub seconds: f64,
+    pub samples_per_second: f64,
+}
+
+/// How to train.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub optimizer: OptimizerConfig,
+    pub device: Device,
+    /// Intra-op threads (0: ONNX Runtime decides).
+    pub threads: usize,
+    pub recurrence: Recurrence,
+    /// Written after every epoch; with `resume`, read first if it exists.
+    pub checkpoint: Option<PathBuf>,
+    pub resume: bool,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// The result of [`train`].
+#[derive(Clone, Debug)]
+pub struct TrainRun {
+    pub params: Params,
+    pub optimizer_state: Vec<Tensor>,
+    /// Every epoch of the run, including those before a resume.
+    pub history: Vec<EpochStats>,
+}
+
+/// Loss and accuracy of `params` on `data`, in batches of `batch_size`.
+fn evaluate(session: &mut TrainSession, data: &Dataset, batch_size: usize) -> Result<(f64, f64)> {
+    let mut buffers = BatchBuffers::default();
+    let (mut loss, mut correct) = (0.0f64, 0.0f64);
+    let rows: Vec<usize> = (0..data.len()).collect();
+    for chunk in rows.chunks(batch_size) {
+        buffers.fill(data, chunk);
+        let stats = session.evaluate(&buffers.batch(data, false))?;
+        loss += stats.loss as f64 * stats.rows as f64;
+        correct += stats.correct as f64;
+    }
+    let n = data.len().max(1) as f64;
+    Ok((loss / n, correct / n))
+}
+
+fn check_data(model: &ModelConfig, data: &Dataset, what: &str) -> Result<()> {
+    if let Head::Flatten { maxlen } = model.head {
+        ensure!(
+            data.steps == maxlen as usize,
+            "{what} data has {} steps per row but the flatten head's maxlen is {maxlen}; encode with maxlen {maxlen}",
+            data.steps
+        );
+    }
+    match (&data.targets, model.output) {
+        (DatasetTargets::Binary(_), Output::Sigmoid) => {}
+        (DatasetTargets::Class(y), Output::Softmax { classes }) => {
+            if let Some(bad) = y.iter().find(|&&c| c >= classes) {
+                bail!("{what} data has target class {bad}, but the softmax has {classes} classes");
+            }
+        }
+        (_, output) => bail!("{what} data targets do not fit the model's output {output:?}"),
+    }
+    if let Some(max) = data.max_id() {
+        ensure!(
+            (max as usize) < model.vocab_rows(),
+            "{what} data has token id {max}, but the model has {} token ids",
+            model.vocab_rows()
+        );
+    }
+    Ok(())
+}
+
+/// Trains `model` from `initial` (or from the checkpoint, when resuming) for
+/// `options.epochs` epochs in all.
+pub fn train(
+    model: &ModelConfig,
+    initial: Params,
+    train_data: &Dataset,
+    validation: Option<&Dataset>,
+    options: &TrainOptions,
+) -> Result<TrainRun> {
+    model.validate()?;
+    ensure!(options.batch_size > 0, "batch size must be at least 1");
+    ensure!(!train_data.is_empty(), "the training data is empty");
+    check_data(model, train_data, "training")?;
+    if let Some(v) = validation {
+        check_data(model, v, "validation")?;
+        ensure!(
+            v.steps == train_data.steps,
+            "validation rows have {} steps, training rows {}",
+            v.steps,
+            train_data.steps
+        );
+    }
+
+    let resumed = match (&options.checkpoint, options.resume) {
+        (Some(path), true) if path.exists() => Some(resume_from(path, model, options)?),
+        _ => None,
+    };
+    let (params, state, mut history, first_epoch) = match resumed {
+        Some(ck) => (
+            ck.params,
+            Some(ck.optimizer_state),
+            ck.history,
+            ck.epochs_done,
+        ),
+        None => (initial, None, Vec::new(), 0),
+    };
+    let spec = NetSpec::new(model, train_data.steps);
+    let with_dropout = model.dropout > 0.0;
+    let mut session = TrainSession::new(
+        spec,
+        with_dropout,
+        &options.optimizer,
+        &params,
+        state.as_deref(),
+        options.device,
+        options.threads,
+        options.recurrence,
+    )?;
+
+    let batches = train_data.len().div_ceil(options.batch_size);
+    let mut buffers = BatchBuffers::default();
+    for epoch in first_epoch..options.epochs {
+        let bar = if options.progress {
+            let bar = ProgressBar::new(batches as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} batches {msg} ({eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{}/{}", epoch + 1, options.epochs));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let order = epoch_order(train_data.len(), options.seed, epoch);
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
+        for (b, rows) in order.chunks(options.batch_size).enumerate() {
+            buffers.fill(train_data, rows);
+            if with_dropout {
+                let len = spec.mask_shape(rows.len()).iter().product();
+                let seed = derive_seed(&[options.seed, epoch as u64, b as u64, 1]);
+                dropout_mask(&mut buffers.mask, len, model.dropout, seed);
+            }
+            let stats = session
+                .step(&buffers.batch(train_data, with_dropout))
+                .with_context(|| diverged(epoch, b, options, &history))?;
+            loss_sum += stats.loss as f64 * stats.rows as f64;
+            correct += stats.correct as f64;
+            seen += stats.rows;
+            bar.inc(1);
+            if b % 16 == 0 || b + 1 == batches {
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.4}",
+                    loss_sum / seen as f64,
+                    correct / seen as f64
+                ));
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let (val_loss, val_accuracy) = match validation {
+            Some(v) => {
+                let (l, a) = evaluate(&mut session, v, options.batch_size)?;
+                ensure!(
+                    l.is_finite(),
+                    "{}",
+                    diverged(epoch, batches, options, &history)
+                );
+                (Some(l), Some(a))
+            }
+            None => (None, None),
+        };
+        let stats = EpochStats {
+            epoch: epoch + 1,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct / seen as f64,
+            val_loss,
+            val_accuracy,
+            seconds,
+            samples_per_second: seen as f64 / seconds,
+        };
+        bar.finish_and_clear();
+        if options.progress {
+            eprintln!("{}", describe(&stats, options.epochs));
+        }
+        history.push(stats);
+        if let Some(path) = &options.checkpoint {
+            let ck = Checkpoint {
+                model: model.clone(),
+                params: session.params()?,
+                optimizer: options.optimizer,
+                optimizer_state: session.optimizer_state()?,
+                epochs_done: epoch + 1,
+                seed: options.seed,
+                batch_size: options.batch_size,
+                history: history.clone(),
+            };
+            checkpoint::save(path, &ck)?;
+        }
+    }
+    Ok(TrainRun {
+        params: session.params()?,
+        optimizer_state: session.optimizer_state()?,
+        history,
+    })
+}
+
+/// One line per epoch, as the progress output prints it.
+pub fn describe(s: &EpochStats, epochs: usize) -> String {
+    let mut line = format!(
+        "epoch {}/{epochs}: loss {:.4} acc {:.4}",
+        s.epoch, s.train_loss, s.train_accuracy
+    );
+    if let (Some(l), Some(a)) = (s.val_loss, s.val_accuracy) {
+        line.push_str(&format!(" | val loss {l:.4} acc {a:.4}"));
+    }
+    line.push_str(&format!(
+        " | {:.1} s, {:.0} samples/s",
+        s.seconds, s.samples_per_second
+    ));
+    line
+}
+
+fn diverged(epoch: usize, batch: usize, options: &TrainOptions, history: &[EpochStats]) -> String {
+    let kept = match (&options.checkpoint, history.last()) {
+        (Some(path), Some(last)) => format!(
+            "; the last good checkpoint, after epoch {}, is kept at {}",
+            last.epoch,
+            path.display()
+        ),
+        _ => "; no checkpoint was written yet".to_string(),
+    };
+    format!(
+        "training stopped in epoch {}, batch {batch}{kept}. Lower the learning rate or enable gradient clipping",
+        epoch + 1
+    )
+}
+
+/// Loads a checkpoint and checks it belongs to this run's settings.
+fn resume_from(
+    path: &std::path::Path,
+    model: &ModelConfig,
+    options: &TrainOptions,
+) -> Result<Checkpoint> {
+    let ck = checkpoint::load(path)?;
+    let what = path.display();
+    ensure!(
+        &ck.model == model,
+        "{what} was written for another model configuration; use a new checkpoint path or the same model settings"
+    );
+    ensure!(
+        ck.optimizer == options.optimizer,
+        "{what} was written with optimizer {:?}, this run uses {:?}",
+        ck.optimizer,
+        options.optimizer
+    );
+    ensure!(
+        ck.seed == options.seed && ck.batch_size == options.batch_size,
+        "{what} was written with seed {} and batch size {}, this run uses seed {} and batch size {}",
+        ck.seed,
+        ck.batch_size,
+        options.seed,
+        options.batch_size
+    );
+    Ok(ck)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::InputConfig;
+    use crate::optim::Optimizer;
+    use lstm_edge_runtime::format::Cell;
+
+    const STEPS: usize = 6;
+
+    fn model(cell: Cell) -> ModelConfig {
+        ModelConfig {
+            cell,
+            input: InputConfig::Chars {
+                table: b"abcd".to_vec(),
+                lowercase: true,
+                unk: true,
+                pad: true,
+            },
+            hidden: 4,
+            head: Head::Flatten {
+                maxlen: STEPS as u32,
+            },
+            output: Output::Sigmoid,
+            dropout: 0.25,
+        }
+    }
+
+    /// Label 1 when the first char is `a` (id 0): learnable, not trivial.
+    fn data(rows: usize, seed: u64) -> Dataset {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let ids: Vec<u16> = (0..rows * STEPS).map(|_| rng.random_range(0..6)).collect();
+        let labels = (0..rows)
+            .map(|r| (ids[r * STEPS] == 0) as u8 as f32)
+            .collect();
+        Dataset::new(ids, STEPS, DatasetTargets::Binary(labels)).unwrap()
+    }
+
+    fn options(epochs: usize, checkpoint: Option<PathBuf>, resume: bool) -> TrainOptions {
+        TrainOptions {
+            epochs,
+            batch_size: 8,
+            seed: 11,
+            optimizer: OptimizerConfig {
+                rule: Optimizer::rmsprop(0.01),
+                clip_norm: None,
+            },
+            device: Device::Cpu,
+            threads: 1,
+            recurrence: Recurrence::Scan,
+            checkpoint,
+            resume,
+            progress: false,
+        }
+    }
+
+    fn bits(p: &Params) -> Vec<u32> {
+        p.named()
+            .iter()
+            .flat_map(|(_, t)| t.data.iter().map(|v| v.to_bits()))
+            .collect()
+    }
+
+    #[test]
+    fn resumed_run_ends_with_bit_identical_weights() {
+        let cfg = model(Cell::Lstm);
+        let (train_set, val) = (data(44, 1), data(16, 2));
+        let dir = tempfile::tempdir().unwrap();
+        let (straight, split) = (dir.path().join("a.ckpt"), dir.path().join("b.ckpt"));
+
+        let full = train(
+            &cfg,
+            Params::init(&cfg, 3),
+            &train_set,
+            Some(&val),
+            &options(2, Some(straight), false),
+        )
+        .unwrap();
+        let first = train(
+            &cfg,
+            Params::init(&cfg, 3),
+            &train_set,
+            Some(&val),
+            &options(1, Some(split.clone()), true),
+        )
+        .unwrap();
+        assert_eq!(first.history.len(), 1);
+        assert_ne!(bits(&first.params), bits(&full.params));
+        // Different initial weights: resuming must take them from the checkpoint.
+        let resumed = train(
+            &cfg,
+            Params::init(&cfg, 999),
+            &train_set,
+            Some(&val),
+            &options(2, Some(split), true),
+        )
+        .unwrap();
+
+        assert_eq!(bits(&resumed.params), bits(&full.params));
+        assert_eq!(resumed.optimizer_state, full.optimizer_state);
+        assert_eq!(resumed.history.len(), 2);
+        for (a, b) in resumed.history.iter().zip(&full.history) {
+            assert_eq!((a.train_loss, a.val_loss), (b.train_loss, b.val_loss));
+        }
+    }
+
+    #[test]
+    fn loss_falls_and_accuracy_rises_on_a_learnable_task() {
+        for cell in [Cell::Lstm, Cell::Gru] {
+            let cfg = model(cell);
+            let run = train(
+                &cfg,
+                Params::init(&cfg, 5),
+                &data(256, 3),
+                Some(&data(64, 4)),
+                &options(8, None, false),
+            )
+            .unwrap();
+            let (first, last) = (&run.history[0], run.history.last().unwrap());
+            assert!(
+                last.train_loss < 0.6 * first.train_loss,
+                "{cell:?}: {first:?} -> {last:?}"
+            );
+            assert!(last.val_accuracy.unwrap() > 0.9, "{cell:?}: {last:?}");
+        }
+    }
+
+    #[test]
+    fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
+        let cfg = model(Cell::Gru);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let good = data(16, 1);
+        train(
+            &cfg,
+            Params::init(&cfg, 3),
+            &good,
+            None,
+            &options(1, Some(path.clone()), true),
+        )
+        .unwrap();
+        let saved = std::fs::read(&path).unwrap();
+
+        // A NaN label (which `Dataset::new` would accept only through a bug
+        // elsewhere) makes the loss NaN in epoch 2.
+        let mut labels = vec![0.0f32; 16];
+        labels[5] = f32::NAN;
+        let poisoned = Dataset {
+            ids: good.ids.clone(),
+            steps: STEPS,
+            targets: DatasetTargets::Binary(labels),
+        };
+        let err = train(
+            &cfg,
+            Params::init(&cfg, 3),
+            &poisoned,
+            None,
+            &options(2, Some(path.clone()), true),
+        )
+        .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("not finite"), "{message}");
+        assert!(message.contains("after epoch 1, is kept"), "{message}");
+        assert_eq!(std::fs::read(&path).unwrap(), saved);
+    }
+
+    #[test]
+    fn mismatched_data_is_rejected_with_the_fix() {
+        let cfg = model(Cell::Lstm);
+        let short = Dataset::new(vec![0; 8], 4, DatasetTargets::Binary(vec![0.0, 1.0])).unwrap();
+        let err = train(
+            &cfg,
+            Params::init(&cfg, 1),
+            &short,
+            None,
+            &options(1, None, false),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("encode with maxlen 6"));
+        let classes = Dataset::new(vec![0; 6], 6, DatasetTargets::Class(vec![1])).unwrap();
+        assert!(train(
+            &cfg,
+            Params::init(&cfg, 1),
+            &classes,
+            None,
+            &options(1, None, false)
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn shuffles_and_masks_depend_only_on_seed_epoch_and_batch() {
+        assert_eq!(epoch_order(50, 7, 3), epoch_order(50, 7, 3));
+        assert_ne!(epoch_order(50, 7, 3), epoch_order(50, 7, 4));
+        let mut order = epoch_order(50, 7, 3);
+        order.sort();
+        assert_eq!(order, (0..50).collect::<Vec<_>>());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        dropout_mask(&mut a, 10_000, 0.2, 5);
+        dropout_mask(&mut b, 10_000, 0.2, 5);
+        assert_eq!(a, b);
+        let dropped = a.iter().filter(|&&m| m == 0.0).count();
+        assert!(
+            (1800..2200).contains(&dropped),
+            "{dropped} of 10000 dropped at rate 0.2"
+        );
+        assert!(a.iter().all(|&m| m == 0.0 || m == 1.25));
+    }
+}
