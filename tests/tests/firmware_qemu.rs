@@ -227,7 +227,34 @@ fn assert_bit_exact(name: &str, spec: &ModelSpec, inputs: &FirmwareInputs) -> Fi
         assert_eq!(generation.text.len(), inputs.gen_chars);
     }
     println!("{name}: {}", device.model);
+    let steps: u64 = device.scores.iter().map(|s| u64::from(s.steps)).sum();
+    if steps > 0 {
+        let ticks: u64 = device.scores.iter().map(|s| s.ticks).sum();
+        let per_step = ticks * device.instructions_per_tick() / steps;
+        let reviews = device.scores.len() as u64;
+        println!(
+            "{name}: {} instructions/review ({} reviews), {per_step} instructions/step, \
+             {} MACs/step, {:.2} instructions/MAC",
+            ticks * device.instructions_per_tick() / reviews,
+            reviews,
+            macs_per_step(spec),
+            per_step as f64 / macs_per_step(spec) as f64
+        );
+    }
     device
+}
+
+/// Multiply-accumulates of one cell step and its share of the head: the
+/// recurrent products, the input products (none for one-hot chars, a column
+/// add) and one dense row per output.
+fn macs_per_step(spec: &ModelSpec) -> u64 {
+    let hidden = u64::from(spec.hidden);
+    let gates = spec.cell.gates() as u64;
+    let input = match &spec.input {
+        InputSpec::Words { embed_dim, .. } => u64::from(*embed_dim),
+        InputSpec::Chars { .. } => 0,
+    };
+    gates * hidden * (hidden + input) + hidden * spec.output.width() as u64
 }
 
 fn sentiment_inputs() -> FirmwareInputs {
@@ -296,10 +323,7 @@ fn firmware_generator_lstm_matches_host_with_footprint() {
     let chars = (inputs.gen_chars * inputs.temperatures_milli.len()) as u64;
     let ticks: u64 = out.generations.iter().map(|g| g.ticks).sum();
     let instructions_per_char = ticks * out.instructions_per_tick() / chars;
-    // Per char: the 4 gates' recurrent products (one-hot input is a column add)
-    // and the dense layer.
-    let (hidden, symbols) = (128u64, PLAY_CHARS.len() as u64);
-    let macs_per_char = 4 * hidden * hidden + hidden * symbols;
+    let macs_per_char = macs_per_step(&spec);
     println!(
         "G shape on Cortex-M4 (QEMU icount): {instructions_per_char} instructions/char, \
          {macs_per_char} MACs/char, {:.2} instructions/MAC",
