@@ -228,9 +228,8 @@ fn assert_bit_exact(name: &str, spec: &ModelSpec, inputs: &FirmwareInputs) -> Fi
     }
     println!("{name}: {}", device.model);
     let steps: u64 = device.scores.iter().map(|s| u64::from(s.steps)).sum();
-    if steps > 0 {
-        let ticks: u64 = device.scores.iter().map(|s| s.ticks).sum();
-        let per_step = ticks * device.instructions_per_tick() / steps;
+    let ticks: u64 = device.scores.iter().map(|s| s.ticks).sum();
+    if let Some(per_step) = (ticks * device.instructions_per_tick()).checked_div(steps) {
         let reviews = device.scores.len() as u64;
         println!(
             "{name}: {} instructions/review ({} reviews), {per_step} instructions/step, \
