@@ -165,6 +165,21 @@ impl CharWindows {
         Some((input, target))
     }
 
+    /// The windows at `indices` as one batch: inputs `[indices.len(), window]` row-major,
+    /// and their targets. An index out of range is an error.
+    pub fn gather(&self, indices: &[usize]) -> Result<(Vec<u16>, Vec<u16>)> {
+        let mut inputs = Vec::with_capacity(indices.len() * self.window);
+        let mut targets = Vec::with_capacity(indices.len());
+        for &index in indices {
+            let (input, target) = self.get(index).with_context(|| {
+                format!("window {index} is out of range ({} windows)", self.count)
+            })?;
+            inputs.extend_from_slice(input);
+            targets.push(target);
+        }
+        Ok((inputs, targets))
+    }
+
     /// The training window indices in a seeded shuffled order (one epoch).
     pub fn shuffled_train(&self, seed: u64) -> Vec<usize> {
         let mut order: Vec<usize> = self.train().collect();
@@ -238,6 +253,17 @@ mod tests {
         assert_eq!(order.len(), 171);
         assert!(order.iter().all(|&i| i < 171));
         assert_eq!(order, windows.shuffled_train(5));
+        let (inputs, targets) = windows.gather(&[3, 0]).unwrap();
+        assert_eq!(
+            inputs,
+            [(3..13).collect::<Vec<u16>>(), (0..10).collect()].concat()
+        );
+        assert_eq!(targets, vec![13, 10]);
+        let err = windows.gather(&[190]).unwrap_err();
+        assert!(
+            err.to_string().contains("window 190 is out of range"),
+            "{err}"
+        );
     }
 
     #[test]

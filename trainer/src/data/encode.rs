@@ -95,6 +95,24 @@ impl Encoded {
     pub fn row(&self, index: usize) -> Option<&[u16]> {
         self.ids.get(index * self.maxlen..(index + 1) * self.maxlen)
     }
+
+    /// The sequences at `indices` as one batch: ids `[indices.len(), maxlen]` row-major,
+    /// and their labels. An index out of range is an error.
+    pub fn gather(&self, indices: &[usize]) -> Result<(Vec<u16>, Vec<u8>)> {
+        let mut ids = Vec::with_capacity(indices.len() * self.maxlen);
+        let mut labels = Vec::with_capacity(indices.len());
+        for &index in indices {
+            let row = self.row(index).with_context(|| {
+                format!(
+                    "sequence {index} is out of range ({} sequences)",
+                    self.len()
+                )
+            })?;
+            ids.extend_from_slice(row);
+            labels.push(self.labels[index]);
+        }
+        Ok((ids, labels))
+    }
 }
 
 /// Post-truncates `tokens` to `maxlen` and post-pads it with `pad` up to `maxlen`.
@@ -307,6 +325,11 @@ mod tests {
         );
         assert_eq!(encoded.row(1).unwrap(), &[id(b"bad"); 4]);
         assert_eq!(encoded.row(2), None);
+        let (batch, labels) = encoded.gather(&[1, 0]).unwrap();
+        assert_eq!(batch[..4], *encoded.row(1).unwrap());
+        assert_eq!(batch[4..], *encoded.row(0).unwrap());
+        assert_eq!(labels, vec![0, 1]);
+        assert!(encoded.gather(&[2]).is_err());
         assert_eq!(encoded.labels, vec![1, 0]);
         assert_eq!(
             (

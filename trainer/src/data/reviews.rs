@@ -23,9 +23,8 @@ pub fn load_reviews(path: &Path) -> Result<Vec<Review>> {
         return load_acl_dir(path);
     }
     let name = path.to_string_lossy();
-    let gzipped = name.ends_with(".gz");
     let plain = name.strip_suffix(".gz").unwrap_or(&name);
-    if plain.ends_with(".jsonl") || plain.ends_with(".json") || plain.ends_with(".csv") {
+    if plain.ends_with(".jsonl") || plain.ends_with(".csv") {
         let reader = open_text(path)?;
         if plain.ends_with(".csv") {
             read_csv(reader, path)
@@ -36,10 +35,9 @@ pub fn load_reviews(path: &Path) -> Result<Vec<Review>> {
         bail!("review data {} does not exist", path.display())
     } else {
         bail!(
-            "cannot tell the format of review data {}{}: expected a directory in the aclImdb \
+            "cannot tell the format of review data {}: expected a directory in the aclImdb \
              layout (pos/*.txt, neg/*.txt), or a .jsonl, .jsonl.gz, .csv or .csv.gz file",
-            path.display(),
-            if gzipped { " (gzip)" } else { "" }
+            path.display()
         )
     }
 }
