@@ -97,3 +97,45 @@ fn word_splitter_agrees_with_nltk_on_the_sample() {
     // and commas and in `cannot`/`gotta` joined to other words by hyphens.
     assert!(agree >= 998, "{agree} of {} reviews agree", reviews.len());
 }
+
+/// The notebook's length figures on the full IMDB train split (not bundled):
+/// `IMDB_TRAIN=/path/imdb_train.jsonl.gz cargo test -p lstm-edge-trainer --release --lib \
+/// notebook_length_stats -- --ignored --nocapture` (defaults to `../shared/data`).
+#[test]
+#[ignore = "needs the full IMDB train split"]
+fn notebook_length_stats_on_the_full_split() {
+    use super::encode::encode_chars;
+    use super::{split_reviews, SplitOptions};
+    use lstm_edge_runtime::tokenize::{CharTable, NOTEBOOK_CHARS};
+
+    let path = std::env::var_os("IMDB_TRAIN").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/imdb_train.jsonl.gz"),
+        PathBuf::from,
+    );
+    let pool = load_reviews(&path).unwrap();
+    let split = split_reviews(pool, None, &SplitOptions::default()).unwrap();
+    assert_eq!((split.train.len(), split.test.len()), (12_800, 3_200));
+    let vocab = build_word_vocab(split.train.iter().map(|r| r.text.as_slice()), 20_000).unwrap();
+    println!(
+        "word vocabulary: {} distinct, 20,000 kept, {:.2}% of training tokens covered",
+        vocab.distinct_words,
+        100.0 * vocab.coverage()
+    );
+    let view = vocab.vocab().unwrap();
+    for maxlen in [400, 200] {
+        let stats = encode_words(&split.train, &view, maxlen).unwrap().stats;
+        assert_eq!(stats.padded + stats.exact + stats.truncated, 12_800);
+        println!("W train: {stats}");
+    }
+    let table = CharTable::new(NOTEBOOK_CHARS, true, true, true).unwrap();
+    let encoded = encode_chars(&split.train, &table, 1500).unwrap();
+    let (unk, pad) = (table.unk_id().unwrap(), table.pad_id().unwrap());
+    let kept = encoded.ids.iter().filter(|&&id| id != pad).count();
+    let unks = encoded.ids.iter().filter(|&&id| id == unk).count();
+    let unk_share = unks as f64 / kept as f64;
+    println!(
+        "C train: {}; UNK {:.2}% of kept chars",
+        encoded.stats,
+        100.0 * unk_share
+    );
+}
