@@ -283,3 +283,48 @@ fn a_gate_order_mistake_is_detected() -> Result<()> {
     );
     Ok(())
 }
+
+/// Times the G-shaped step model (LSTM, H = 128, 50 chars, batch 1, state fed
+/// back) in ONNX Runtime on one thread. Run with
+/// `cargo test -p lstm-edge-tests --test export_crosscheck -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, not a check"]
+fn time_generator_step_in_ort() -> Result<()> {
+    let cfg = ModelConfig {
+        cell: Cell::Lstm,
+        input: InputConfig::Chars {
+            table: (0..49u8).map(|i| b'0' + i).collect(),
+            lowercase: false,
+            unk: true,
+            pad: false,
+        },
+        hidden: 128,
+        head: Head::Last,
+        output: Output::Softmax { classes: 50 },
+        dropout: 0.0,
+    };
+    let p = params(&cfg, 1);
+    let bytes = export::export_step_onnx(&cfg, &p, &[])?;
+    let mut session = session_from_bytes(&bytes, Device::Cpu, 1)?;
+    let (mut h, mut c) = (vec![0.0f32; 128], vec![0.0f32; 128]);
+    let steps = 2000;
+    let mut elapsed = std::time::Duration::ZERO;
+    for step in 0..steps + 200 {
+        let start = std::time::Instant::now();
+        let outputs = session.run(ort::inputs![
+            INPUT_IDS => ort::value::Tensor::from_array(([1usize, 1], vec![(step % 50) as i64]))?,
+            "h0" => ort::value::Tensor::from_array(([1usize, 128], h))?,
+            "c0" => ort::value::Tensor::from_array(([1usize, 128], c))?,
+        ])?;
+        h = outputs["h"].try_extract_tensor::<f32>()?.1.to_vec();
+        c = outputs["c"].try_extract_tensor::<f32>()?.1.to_vec();
+        if step >= 200 {
+            elapsed += start.elapsed();
+        }
+    }
+    println!(
+        "ORT G step (H=128, V=50, batch 1): {:.1} us per step over {steps} steps",
+        elapsed.as_secs_f64() * 1e6 / steps as f64
+    );
+    Ok(())
+}
