@@ -4,3 +4,4 @@ pub mod blob;
 pub mod firmware;
 pub mod infer;
 pub mod inspect;
+pub mod verify;

@@ -1,0 +1,75 @@
+//! tract on the exported ONNX, the runtime's f32 path and its integer path agree
+//! on random models of every cell and head (trained models are checked by
+//! `lstm-edge verify` in the main job).
+
+use lstm_edge::verify::verify;
+use lstm_edge_runtime::format::{Cell, Head, Output};
+use lstm_edge_trainer::export::export_onnx;
+use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params};
+use lstm_edge_trainer::quantize::quantize;
+
+fn config(cell: Cell, head: Head, output: Output, words: bool) -> ModelConfig {
+    let input = if words {
+        let (strings, offsets) = lstm_edge_runtime::tokenize::words::encode_vocab(
+            ["bad", "film", "good", "great", "movie", "the"].map(|w| w.as_bytes().to_vec()),
+        );
+        InputConfig::Words {
+            strings,
+            offsets,
+            embed_dim: 8,
+        }
+    } else {
+        InputConfig::Chars {
+            table: b"abcdefghij ".to_vec(),
+            lowercase: true,
+            unk: true,
+            pad: true,
+        }
+    };
+    ModelConfig {
+        cell,
+        input,
+        hidden: 16,
+        head,
+        output,
+        dropout: 0.0,
+    }
+}
+
+#[test]
+fn tract_f32_and_int_agree_on_every_cell_and_head() {
+    let mut seed = 0;
+    for cell in [Cell::Lstm, Cell::Gru] {
+        for (head, output) in [
+            (Head::Flatten { maxlen: 40 }, Output::Sigmoid),
+            (Head::Mean, Output::Sigmoid),
+            (Head::Last, Output::Sigmoid),
+            (Head::Last, Output::Softmax { classes: 12 }),
+        ] {
+            for words in [false, true] {
+                if words && matches!(output, Output::Softmax { .. }) {
+                    continue;
+                }
+                seed += 1;
+                let cfg = config(cell, head, output, words);
+                let params = Params::init(&cfg, seed);
+                let rows = cfg.vocab_rows() as u16;
+                // Lengths below, at and above maxlen; never PAD inside the text.
+                let sequences: Vec<Vec<u16>> = (0..12u16)
+                    .map(|s| {
+                        (0..(5 + 4 * s))
+                            .map(|t| 1 + (s * 5 + t * 7) % (rows - 2))
+                            .collect()
+                    })
+                    .collect();
+                let q = quantize(&cfg, &params, &sequences).unwrap();
+                let onnx = export_onnx(&cfg, &params, &[]).unwrap();
+                let report = verify(onnx, &q.f32_blob, &q.int_blob, &sequences).unwrap();
+                println!("{cell:?} {head:?} {output:?} words={words}: {report:?}");
+                assert!(report.max_abs_tract_vs_f32 <= 1e-4, "{report:?}");
+                assert!(report.max_abs_f32_vs_int <= 0.03, "{report:?}");
+                assert_eq!(report.decision_agreement_tract_vs_f32, 1.0);
+            }
+        }
+    }
+}
