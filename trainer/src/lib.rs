@@ -3,6 +3,7 @@
 //! Each module below owns one job; add new modules here with one `pub mod` line.
 
 pub mod autodiff;
+pub mod bench;
 pub mod bptt;
 pub mod card;
 pub mod checkpoint;

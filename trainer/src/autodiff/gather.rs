@@ -15,10 +15,12 @@ pub enum GatherGrad {
 }
 
 impl GatherGrad {
-    /// The cheaper method for a table of `rows` rows (measured on ORT CPU: the
-    /// one-hot product wins while the one-hot matrix stays small).
+    /// The method for a table of `rows` rows. Measured on ORT 1.31 CPU for the
+    /// G shape (5,120 ids into a `[50, 512]` table): `ScatterND` about 2 ms a
+    /// step, the one-hot product about the same; the product grows with the
+    /// rows and the scatter does not, so the product is kept for tiny tables.
     pub fn for_rows(rows: usize) -> Self {
-        if rows <= 256 {
+        if rows <= 32 {
             GatherGrad::OneHotMatMul
         } else {
             GatherGrad::ScatterAdd

@@ -20,11 +20,13 @@ use crate::onnx::{Attr, Value};
 pub(super) fn scan(tape: &mut Tape, xproj: &Value, r: &Value, rb: &Value, hidden: i64) -> Value {
     let g = tape.graph();
     let h0 = zeros_state(g, xproj, 1, hidden);
+    // `h · Rᵀ` with `Rᵀ` formed once (see lstm.rs).
+    let r_t = g.op("Transpose", &[r], vec![Attr::Ints("perm", vec![1, 0])]);
     let mut body = Body::new(g, "gru_fwd");
     let h_prev = body.input("h", hidden);
     let xp = body.input("xp", 3 * hidden);
     let b = &mut body.graph;
-    let hr = b.op("Gemm", &[&h_prev, r, rb], vec![Attr::Int("transB", 1)]);
+    let hr = b.op("Gemm", &[&h_prev, &r_t, rb], vec![]);
     let xs = split(b, &xp, 1, &[2 * hidden, hidden]);
     let hs = split(b, &hr, 1, &[2 * hidden, hidden]);
     let zr_pre = b.op("Add", &[&xs[0], &hs[0]], vec![]);

@@ -26,12 +26,15 @@ pub(super) fn scan_forward(
 ) -> (Value, Vec<Value>, Value) {
     let g = tape.graph();
     let h0 = zeros_state(g, xproj, 1, hidden);
+    // `h · Rᵀ` with `Rᵀ` formed once: a transposed operand would be repacked
+    // on every step.
+    let r_t = g.op("Transpose", &[r], vec![Attr::Ints("perm", vec![1, 0])]);
     let mut body = Body::new(g, "lstm_fwd");
     let h_prev = body.input("h", hidden);
     let c_prev = body.input("c", hidden);
     let xp = body.input("xp", 4 * hidden);
     let b = &mut body.graph;
-    let gates = b.op("Gemm", &[&h_prev, r, &xp], vec![Attr::Int("transB", 1)]);
+    let gates = b.op("Gemm", &[&h_prev, &r_t, &xp], vec![]);
     let parts = split(b, &gates, 1, &[3 * hidden, hidden]);
     let sig = b.op("Sigmoid", &[&parts[0]], vec![]);
     let cand = b.op("Tanh", &[&parts[1]], vec![]);

@@ -144,6 +144,7 @@ fn split(g: &mut Graph, x: &Value, axis: i64, sizes: &[i64]) -> Vec<Value> {
 /// A Scan body under construction: its graph and its declared state/scan inputs.
 struct Body {
     graph: Graph,
+    inputs: Vec<String>,
 }
 
 impl Body {
@@ -151,20 +152,30 @@ impl Body {
         let name = outer.fresh(hint);
         Body {
             graph: Graph::new(&name),
+            inputs: Vec::new(),
         }
     }
 
     /// A body input `[B, width]`.
     fn input(&mut self, hint: &str, width: i64) -> Value {
         let name = format!("{}/{hint}", self.graph.name());
+        self.inputs.push(name.clone());
         self.graph
             .input(&name, Elem::F32, &[Dim::Sym("batch"), Dim::Fixed(width)])
     }
 
+    /// Declares the body outputs. A value is output under its own name, so no
+    /// copy is made; only a value listed twice (a state that is also a scan
+    /// output) or a body input gets an `Identity` under a new name.
     fn outputs(&mut self, values: &[&Value]) {
+        let mut used = std::collections::HashSet::new();
         for (k, v) in values.iter().enumerate() {
-            let name = format!("{}/out{k}", self.graph.name());
-            self.graph.output_untyped(v, &name);
+            if !self.inputs.contains(&v.0) && used.insert(v.0.clone()) {
+                self.graph.output_untyped(v, &v.0);
+            } else {
+                let name = format!("{}/out{k}", self.graph.name());
+                self.graph.output_untyped(v, &name);
+            }
         }
     }
 }
