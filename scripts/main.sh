@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # The project's main job: installs what it needs, builds the `lstm-edge`
-# command line, and runs the model on the emulated Cortex-M4F.
+# command line, and runs one model blob on the host and on the emulated
+# Cortex-M4F (QEMU mps2-an386), where the integer path gives the same text.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 section() { printf '\n==== %s ====\n' "$*"; }
-device_cargo() { RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo "$@"; }
+
+# The model the firmware embeds by default: a small char-level LSTM generator
+# with the notebook's 50 Shakespeare symbols (fixed random weights, untrained).
+model=firmware/models/default.bin
+prompt="the king hath "
+temperature=0.5
+length=120
+seed=42
 
 section "install: ONNX Runtime"
 if [ -f scripts/install-ort.sh ]; then
@@ -19,13 +27,17 @@ bash scripts/install-device-deps.sh
 
 section "build: the lstm-edge command line"
 cargo build --release -p lstm-edge
-./target/release/lstm-edge --help
+lstm_edge=target/release/lstm-edge
 
-section "device: firmware with its default model on the emulated Cortex-M4F (QEMU mps2-an386)"
-(cd firmware && device_cargo build --release -Zbuild-std=core --target-dir ../target/firmware)
-firmware_elf=target/firmware/thumbv7em-none-eabihf/release/lstm-edge-firmware
-arm-none-eabi-size "$firmware_elf"
-timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
-    -semihosting-config enable=on,target=native -icount shift=0 -kernel "$firmware_elf"
+section "inspect: $model"
+"$lstm_edge" inspect "$model"
+
+section "generate on the host (integer path)"
+"$lstm_edge" generate --model "$model" --prompt "$prompt" \
+    --temperature "$temperature" --length "$length" --seed "$seed"
+
+section "generate on the emulated Cortex-M4F (same blob, prompt and seed)"
+"$lstm_edge" firmware run --model "$model" --prompt "$prompt" \
+    --temperature "$temperature" --length "$length" --seed "$seed"
 
 section "main job done"
