@@ -1,5 +1,6 @@
 //! The `lstm-edge` command line's library: what its subcommands call.
 
+pub mod bench;
 pub mod blob;
 pub mod firmware;
 pub mod infer;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use lstm_edge::blob::BlobFile;
-use lstm_edge::{firmware, infer, inspect};
+use lstm_edge::{bench, firmware, infer, inspect};
 
 /// Train small recurrent text models on a workstation; run them on microcontrollers.
 #[derive(Parser)]
@@ -54,6 +54,18 @@ enum Command {
         length: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+    /// Time the runtime's integer and f32 paths against tract and ONNX Runtime
+    /// (per generated char for G, per review for W and C), with ratios.
+    Bench {
+        /// Seconds spent measuring each engine on each workload.
+        #[arg(long, default_value_t = 1.5)]
+        seconds: f64,
+        /// ONNX Runtime intra-op threads.
+        #[arg(long, default_value_t = 1)]
+        ort_threads: usize,
+        #[arg(long)]
+        json: bool,
     },
     /// Build the Cortex-M4F firmware for a model and run it under QEMU.
     Firmware {
@@ -216,6 +228,30 @@ fn main() -> Result<()> {
             };
             let text = infer::generate(&blob, prompt.as_bytes(), options)?;
             println!("{prompt}{}", infer::latin1_to_string(&text));
+        }
+        Command::Bench {
+            seconds,
+            ort_threads,
+            json,
+        } => {
+            if !(seconds.is_finite() && seconds > 0.0) {
+                bail!("--seconds must be positive, got {seconds}");
+            }
+            let options = bench::BenchOptions {
+                per_engine: std::time::Duration::from_secs_f64(seconds),
+                ort_threads,
+            };
+            let timings = bench::run(options, |t| {
+                if !json {
+                    println!(
+                        "{:<52} {:<12} {:>12.2} us  {:>6.2}x runtime int",
+                        t.workload, t.engine, t.micros, t.vs_runtime_int
+                    );
+                }
+            })?;
+            if json {
+                print_json(&timings)?;
+            }
         }
         Command::Firmware { action } => match action {
             FirmwareAction::Build(args) => {
