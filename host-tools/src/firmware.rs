@@ -117,8 +117,15 @@ impl fmt::Display for MissingToolchain {
 impl std::error::Error for MissingToolchain {}
 
 impl Toolchain {
-    /// Finds Debian's rustc/cargo (with their core source), the ARM binutils and QEMU.
+    /// Finds Debian's rustc/cargo (with their core source), and the ARM binutils
+    /// and QEMU on `PATH`.
     pub fn detect() -> Result<Toolchain, MissingToolchain> {
+        Self::detect_in(&std::env::var_os("PATH").unwrap_or_default())
+    }
+
+    /// [`Toolchain::detect`] with `search_path` (a `PATH`-style list) for the ARM
+    /// binutils and QEMU.
+    pub fn detect_in(search_path: &std::ffi::OsStr) -> Result<Toolchain, MissingToolchain> {
         let mut packages = Vec::new();
         let rustc = PathBuf::from("/usr/bin/rustc");
         let cargo = PathBuf::from("/usr/bin/cargo");
@@ -131,12 +138,12 @@ impl Toolchain {
         if !Path::new("/usr/lib/rustlib/src/rust/library/core/Cargo.toml").is_file() {
             packages.push("rust-web-src");
         }
-        let linker = find_in_path("arm-none-eabi-ld");
-        let size = find_in_path("arm-none-eabi-size");
+        let linker = find_in_path(search_path, "arm-none-eabi-ld");
+        let size = find_in_path(search_path, "arm-none-eabi-size");
         if linker.is_none() || size.is_none() {
             packages.push("binutils-arm-none-eabi");
         }
-        let qemu = find_in_path("qemu-system-arm");
+        let qemu = find_in_path(search_path, "qemu-system-arm");
         if qemu.is_none() {
             packages.push("qemu-system-arm");
         }
@@ -153,9 +160,8 @@ impl Toolchain {
     }
 }
 
-fn find_in_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+fn find_in_path(search_path: &std::ffi::OsStr, program: &str) -> Option<PathBuf> {
+    std::env::split_paths(search_path)
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
 }
@@ -709,6 +715,20 @@ mod tests {
         }
         .to_string();
         assert!(message.contains("apt-get install -y binutils-arm-none-eabi qemu-system-arm"));
+    }
+
+    #[test]
+    fn tools_missing_from_the_path_name_their_packages() {
+        let empty = empty_dir();
+        let missing = Toolchain::detect_in(empty.as_os_str()).unwrap_err();
+        assert!(missing.packages.contains(&"binutils-arm-none-eabi"));
+        assert!(missing.packages.contains(&"qemu-system-arm"));
+    }
+
+    fn empty_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("lstm-edge-empty-path-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]
