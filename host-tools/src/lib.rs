@@ -6,3 +6,4 @@ pub mod firmware;
 pub mod infer;
 pub mod inspect;
 pub mod verify;
+pub mod workflow;

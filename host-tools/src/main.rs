@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use lstm_edge::blob::BlobFile;
-use lstm_edge::{bench, firmware, infer, inspect};
+use lstm_edge::{bench, firmware, infer, inspect, workflow};
 
 /// Train small recurrent text models on a workstation; run them on microcontrollers.
 #[derive(Parser)]
@@ -19,6 +19,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model (preset w, c, g or r) into a model directory: ONNX, blobs, card, plots.
+    Train(Box<workflow::TrainArgs>),
+    /// Evaluate a model directory's f32 and integer blobs and update its card.
+    Eval(workflow::EvalArgs),
+    /// Export ONNX from a training checkpoint.
+    Export(workflow::ExportArgs),
+    /// Write the f32 and integer blobs of a training checkpoint, calibrated on data.
+    Quantize(workflow::QuantizeArgs),
+    /// Compare tract on the ONNX with the runtime's f32 and integer blobs.
+    Verify(workflow::VerifyArgs),
+    /// The notebook's length analysis of reviews at a maxlen: padded, equal, truncated, average.
+    DataStats(workflow::DataStatsArgs),
     /// Show a model blob's dimensions, size, numeric scheme and CRC.
     Inspect {
         /// The model blob (.blob).
@@ -190,6 +202,12 @@ fn print_firmware(out: &firmware::FirmwareOutput) {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Train(args) => workflow::train(&args)?,
+        Command::Eval(args) => workflow::eval(&args)?,
+        Command::Export(args) => workflow::export(&args)?,
+        Command::Quantize(args) => workflow::quantize(&args)?,
+        Command::Verify(args) => workflow::verify(&args)?,
+        Command::DataStats(args) => workflow::data_stats(&args)?,
         Command::Inspect { model, json } => {
             let info = inspect::inspect_blob(&BlobFile::read(&model)?)?;
             if json {

@@ -1,0 +1,478 @@
+//! The workstation workflow's subcommands: `train`, `eval`, `export`, `quantize`,
+//! `verify` and `data-stats`. Each parses its options into a library call of
+//! [`lstm_edge_trainer::pipeline`] (or [`crate::verify`]) and prints the result.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Args, ValueEnum};
+use lstm_edge_runtime::format::Cell;
+use lstm_edge_trainer::model::{HeadKind, OptimizerKind, Preset};
+use lstm_edge_trainer::ort_env::Device;
+use lstm_edge_trainer::pipeline::{self, DataSource, EvalData, TrainJob, TrainedCard};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PresetArg {
+    /// Word-level sentiment (IMDB reviews).
+    W,
+    /// Char-level sentiment.
+    C,
+    /// Char-level generator (LSTM).
+    G,
+    /// The generator with a GRU.
+    R,
+}
+
+impl From<PresetArg> for Preset {
+    fn from(p: PresetArg) -> Self {
+        match p {
+            PresetArg::W => Preset::W,
+            PresetArg::C => Preset::C,
+            PresetArg::G => Preset::G,
+            PresetArg::R => Preset::R,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CellArg {
+    Lstm,
+    Gru,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum HeadArg {
+    /// The notebook's flatten head (fixed maxlen).
+    Flatten,
+    /// The last hidden state.
+    Last,
+    /// The mean of the hidden states.
+    Mean,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OptimizerArg {
+    Rmsprop,
+    Adam,
+}
+
+/// Data options shared by `eval`, `verify` and `quantize`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DataArgs {
+    /// Labelled reviews (aclImdb folder, .jsonl[.gz] or .csv) for sentiment models.
+    #[arg(long = "test", alias = "reviews", value_name = "PATH")]
+    pub reviews: Option<PathBuf>,
+    /// Text files for generator models (their last 10% of windows are evaluated).
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub corpus: Vec<PathBuf>,
+    /// Evaluate only this many reviews (a seeded sample).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl DataArgs {
+    fn eval_data(&self) -> EvalData {
+        EvalData {
+            reviews: self.reviews.clone(),
+            corpus: self.corpus.clone(),
+            limit: self.limit,
+        }
+    }
+}
+
+/// `lstm-edge train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Workload: w (word sentiment), c (char sentiment), g (generator), r (GRU generator).
+    #[arg(long, value_enum)]
+    pub preset: PresetArg,
+    /// Output model directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training reviews (W, C): aclImdb folder, .jsonl[.gz] or .csv.
+    #[arg(long, value_name = "PATH")]
+    pub train: Option<PathBuf>,
+    /// Test reviews (W, C); without it the validation share of --train is the test set.
+    #[arg(long, value_name = "PATH")]
+    pub test: Option<PathBuf>,
+    /// Text files (G, R), concatenated in order.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub corpus: Vec<PathBuf>,
+    /// Model name in the card (default: the output directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, value_enum)]
+    pub cell: Option<CellArg>,
+    #[arg(long, value_enum)]
+    pub head: Option<HeadArg>,
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Word embedding width (W).
+    #[arg(long)]
+    pub embed_dim: Option<usize>,
+    /// Words in the vocabulary (W), besides PAD and UNK.
+    #[arg(long, default_value_t = 10_000)]
+    pub vocab_size: usize,
+    /// Sequence length (reviews are post-padded/truncated; the generator's window).
+    #[arg(long)]
+    pub maxlen: Option<usize>,
+    /// Stride between generator windows.
+    #[arg(long)]
+    pub window_step: Option<usize>,
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f32>,
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Training reviews used, train + validation (W and C default: the notebook's 16000).
+    #[arg(long, conflicts_with = "all_reviews")]
+    pub limit: Option<usize>,
+    /// Use every training review instead of the notebook's 16000.
+    #[arg(long)]
+    pub all_reviews: bool,
+    /// Share of the training reviews held out for validation.
+    #[arg(long)]
+    pub validation_split: Option<f32>,
+    /// Evaluate only this many test reviews (a seeded sample).
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// word2vec (.bin) or GloVe/word2vec text file initialising the embedding (W).
+    #[arg(long, value_name = "FILE")]
+    pub word_vectors: Option<PathBuf>,
+    /// Training sequences used to calibrate the integer blob.
+    #[arg(long, default_value_t = 256)]
+    pub calibration: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: Device,
+    /// ONNX Runtime intra-op threads (0: its default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Continue from the output directory's checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress output.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The command line as typed, quoted for a shell, for the card.
+pub fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("lstm-edge {}", shell_words::join(args))
+}
+
+/// Builds the job `train` runs.
+pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
+    let preset = Preset::from(args.preset);
+    let data = match preset {
+        Preset::W | Preset::C => {
+            ensure!(
+                args.corpus.is_empty(),
+                "preset {preset:?} trains a sentiment model on reviews: use --train PATH [--test PATH], not --corpus"
+            );
+            let train = args.train.clone().with_context(|| {
+                format!("preset {preset:?} needs labelled reviews: give --train PATH (aclImdb folder, .jsonl[.gz] or .csv)")
+            })?;
+            DataSource::Reviews {
+                train,
+                test: args.test.clone(),
+            }
+        }
+        Preset::G | Preset::R => {
+            ensure!(
+                args.train.is_none() && args.test.is_none(),
+                "preset {preset:?} trains a generator on text: use --corpus FILE..., not --train/--test"
+            );
+            ensure!(
+                !args.corpus.is_empty(),
+                "preset {preset:?} needs text: give --corpus FILE... (e.g. data/shakespeare/*.txt)"
+            );
+            DataSource::Corpus {
+                files: args.corpus.clone(),
+            }
+        }
+    };
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => args
+            .out
+            .file_name()
+            .map_or("model".to_string(), |n| n.to_string_lossy().into_owned()),
+    };
+    let mut job = TrainJob::new(&name, preset, data, args.out.clone());
+    let hp = &mut job.hyper;
+    if let Some(cell) = args.cell {
+        hp.cell = match cell {
+            CellArg::Lstm => Cell::Lstm,
+            CellArg::Gru => Cell::Gru,
+        };
+    }
+    if let Some(head) = args.head {
+        hp.head = match head {
+            HeadArg::Flatten => HeadKind::Flatten,
+            HeadArg::Last => HeadKind::Last,
+            HeadArg::Mean => HeadKind::Mean,
+        };
+    }
+    if let Some(optimizer) = args.optimizer {
+        hp.optimizer = match optimizer {
+            OptimizerArg::Rmsprop => OptimizerKind::RmsProp,
+            OptimizerArg::Adam => OptimizerKind::Adam,
+        };
+    }
+    macro_rules! set {
+        ($($field:ident <- $arg:expr),*) => {$(if let Some(v) = $arg { hp.$field = v; })*};
+    }
+    set!(hidden <- args.hidden, embed_dim <- args.embed_dim, maxlen <- args.maxlen,
+         window_step <- args.window_step, dropout <- args.dropout, epochs <- args.epochs,
+         batch_size <- args.batch, learning_rate <- args.lr, seed <- args.seed,
+         validation_split <- args.validation_split);
+    if args.all_reviews {
+        hp.train_samples = None;
+    } else if let Some(limit) = args.limit {
+        hp.train_samples = Some(limit);
+    }
+    if args.word_vectors.is_some() && preset != Preset::W {
+        bail!("--word-vectors only applies to the word model (preset w)");
+    }
+    job.vocab_size = args.vocab_size;
+    job.word_vectors = args.word_vectors.clone();
+    job.test_limit = args.test_limit;
+    job.calibration_sequences = args.calibration;
+    job.device = args.device;
+    job.threads = args.threads;
+    job.resume = args.resume;
+    job.progress = !args.quiet;
+    job.command = command;
+    Ok(job)
+}
+
+/// `train`: prints where the model went and its figures.
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let job = train_job(args, command_line())?;
+    let report = pipeline::run(&job)?;
+    let card = &report.card;
+    println!("model written to {}", report.out_dir.display());
+    println!(
+        "files: {} B integer blob, {} B f32 blob, {} B ONNX",
+        card.files.int_blob, card.files.f32_blob, card.files.onnx
+    );
+    if let Some(eval) = &card.evaluation {
+        println!("{eval}");
+    }
+    println!("time: {:.1} s", card.job.seconds);
+    Ok(())
+}
+
+fn check_model_dir(dir: &Path) -> Result<()> {
+    ensure!(
+        dir.is_dir(),
+        "{} is not a model directory: give the --out directory of `lstm-edge train`",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `lstm-edge eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Model directory written by `lstm-edge train`.
+    #[arg(long, short)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn eval(args: &EvalArgs) -> Result<()> {
+    check_model_dir(&args.model)?;
+    let evaluation = pipeline::eval(&args.model, &args.data.eval_data(), !args.json)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&evaluation)?);
+    } else {
+        println!("{evaluation}");
+    }
+    Ok(())
+}
+
+/// `lstm-edge export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Training checkpoint (a model directory's checkpoint.ckpt), or the model directory.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Directory for model.onnx (and model-step.onnx); default: the checkpoint's.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn checkpoint_path(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(pipeline::CHECKPOINT_FILE)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+fn out_dir(out: &Option<PathBuf>, checkpoint: &Path) -> PathBuf {
+    out.clone().unwrap_or_else(|| {
+        checkpoint
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    })
+}
+
+pub fn export(args: &ExportArgs) -> Result<()> {
+    let checkpoint = checkpoint_path(&args.checkpoint);
+    let onnx = pipeline::export_checkpoint(&checkpoint, &out_dir(&args.out, &checkpoint))?;
+    println!("{}", onnx.display());
+    Ok(())
+}
+
+/// `lstm-edge quantize`.
+#[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    /// Training checkpoint, or the model directory holding it.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Calibration reviews (sentiment models).
+    #[arg(long = "train", value_name = "PATH")]
+    pub reviews: Option<PathBuf>,
+    /// Calibration text (generator models).
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub corpus: Vec<PathBuf>,
+    /// Calibration sequences.
+    #[arg(long, default_value_t = 256)]
+    pub calibration: usize,
+    /// Directory for model.blob and model-f32.blob; default: the checkpoint's.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn quantize(args: &QuantizeArgs) -> Result<()> {
+    ensure!(args.calibration > 0, "--calibration must be at least 1");
+    let checkpoint = checkpoint_path(&args.checkpoint);
+    let dir = out_dir(&args.out, &checkpoint);
+    let data = EvalData {
+        reviews: args.reviews.clone(),
+        corpus: args.corpus.clone(),
+        limit: None,
+    };
+    let calibration = pipeline::quantize_checkpoint(&checkpoint, &data, args.calibration, &dir)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&calibration)?);
+    } else {
+        println!(
+            "{} and {} written to {}",
+            pipeline::INT_BLOB_FILE,
+            pipeline::F32_BLOB_FILE,
+            dir.display()
+        );
+        println!(
+            "calibration: {} sequences, {} steps; mean |int - f32| per gate {:.3e}, per row {:.3e}: {} chosen",
+            calibration.sequences,
+            calibration.steps,
+            calibration.per_gate_error,
+            calibration.per_row_error,
+            calibration.chosen
+        );
+    }
+    Ok(())
+}
+
+/// `lstm-edge verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Model directory written by `lstm-edge train`.
+    #[arg(long, short)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Sequences compared.
+    #[arg(long, default_value_t = 64)]
+    pub sequences: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn verify(args: &VerifyArgs) -> Result<()> {
+    check_model_dir(&args.model)?;
+    ensure!(args.sequences > 0, "--sequences must be at least 1");
+    // Reads the card first, so a directory that is not a model says so.
+    TrainedCard::read(&args.model)?;
+    let sequences =
+        pipeline::verify_sequences(&args.model, &args.data.eval_data(), args.sequences)?;
+    let read = |name: &str| {
+        let path = args.model.join(name);
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let report = crate::verify::verify(
+        read(pipeline::ONNX_FILE)?,
+        &read(pipeline::F32_BLOB_FILE)?,
+        &read(pipeline::INT_BLOB_FILE)?,
+        &sequences,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+/// `lstm-edge data-stats`.
+#[derive(Args, Debug)]
+pub struct DataStatsArgs {
+    /// Reviews: aclImdb folder, .jsonl[.gz] or .csv.
+    pub reviews: PathBuf,
+    #[arg(long, default_value_t = 200)]
+    pub maxlen: usize,
+    /// Count chars of the notebook's set (workload C) instead of words.
+    #[arg(long)]
+    pub chars: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn data_stats(args: &DataStatsArgs) -> Result<()> {
+    let stats = pipeline::length_stats(&args.reviews, args.maxlen, args.chars)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "file": args.reviews.display().to_string(),
+                "unit": if args.chars { "chars" } else { "words" },
+                "maxlen": stats.maxlen,
+                "sequences": stats.sequences,
+                "padded": stats.padded,
+                "equal": stats.exact,
+                "truncated": stats.truncated,
+                "average_len": stats.average_len(),
+            }))?
+        );
+    } else {
+        println!(
+            "{}: {} reviews, {} at maxlen {}",
+            args.reviews.display(),
+            stats.sequences,
+            if args.chars { "chars" } else { "words" },
+            stats.maxlen
+        );
+        println!("padded     {}", stats.padded);
+        println!("equal      {}", stats.exact);
+        println!("truncated  {}", stats.truncated);
+        println!("average    {:.1}", stats.average_len());
+    }
+    Ok(())
+}
