@@ -14,6 +14,8 @@ pub mod model;
 pub mod onnx;
 pub mod optim;
 pub mod ort_env;
+pub mod pipeline;
+pub mod plot;
 pub mod quantize;
 pub mod step;
 pub mod train;
