@@ -48,6 +48,89 @@ impl Optimizer {
     }
 }
 
+/// A parameter's gradient as the training graph produced it.
+#[derive(Clone, Debug)]
+pub enum Grad {
+    /// Same shape as the parameter.
+    Dense(Value),
+    /// Rows of a table: row `ids[k]` (int64 `[N]`, repeats allowed) gets
+    /// `rows[k]` (`[N, D]`) added. An embedding's gradient, without the
+    /// `[vocab, D]` matrix of mostly zeros.
+    Rows { ids: Value, rows: Value },
+}
+
+/// A gradient after repeated rows were summed: `rows[k]` belongs to row
+/// `index[k, 0]` and every index appears once.
+enum Ready {
+    Dense(Value),
+    Rows { index: Value, rows: Value },
+}
+
+impl Ready {
+    fn value(&self) -> &Value {
+        match self {
+            Ready::Dense(v) | Ready::Rows { rows: v, .. } => v,
+        }
+    }
+
+    fn scaled(&self, g: &mut Graph, factor: &Value) -> Ready {
+        let v = g.op("Mul", &[self.value(), factor], vec![]);
+        match self {
+            Ready::Dense(_) => Ready::Dense(v),
+            Ready::Rows { index, .. } => Ready::Rows {
+                index: index.clone(),
+                rows: v,
+            },
+        }
+    }
+
+    /// The dense gradient of `param` (scattering rows into zeros).
+    fn dense(&self, g: &mut Graph, param: &Value) -> Value {
+        match self {
+            Ready::Dense(v) => v.clone(),
+            Ready::Rows { index, rows } => {
+                let zeros = crate::autodiff::zeros_like(g, param);
+                g.op("ScatterND", &[&zeros, index, rows], vec![])
+            }
+        }
+    }
+}
+
+/// Sums the rows of repeated ids (`Unique` + `ScatterND` add), in id order of
+/// first appearance within each unique row, as the dense scatter would.
+fn coalesce(g: &mut Graph, grad: &Grad) -> Ready {
+    match grad {
+        Grad::Dense(v) => Ready::Dense(v.clone()),
+        Grad::Rows { ids, rows } => {
+            let outs = g.op_multi("Unique", &[Some(ids)], vec![Attr::Int("sorted", 1)], 4);
+            let (unique, inverse) = (&outs[0], &outs[2]);
+            let minus_one = g.const_i64(&[1], &[-1]);
+            let index = g.op("Unsqueeze", &[unique, &minus_one], vec![]);
+            let inverse_index = g.op("Unsqueeze", &[inverse, &minus_one], vec![]);
+            let count = g.op("Shape", &[unique], vec![]);
+            let width = g.op("Shape", &[rows], vec![Attr::Int("start", 1)]);
+            let shape = g.op("Concat", &[&count, &width], vec![Attr::Int("axis", 0)]);
+            let zeros = g.op(
+                "ConstantOfShape",
+                &[&shape],
+                vec![Attr::Tensor(
+                    "value",
+                    crate::onnx::builder::tensor_f32("", &[1], &[0.0]),
+                )],
+            );
+            let summed = g.op(
+                "ScatterND",
+                &[&zeros, &inverse_index, rows],
+                vec![Attr::Str("reduction", "add".into())],
+            );
+            Ready::Rows {
+                index,
+                rows: summed,
+            }
+        }
+    }
+}
+
 /// The update rule plus gradient clipping.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerConfig {
@@ -83,16 +166,22 @@ impl OptimizerConfig {
 
     /// Emits the update: returns the new parameters (same order as `params`)
     /// and the new state (order of [`OptimizerConfig::state_shapes`]).
+    ///
+    /// RMSprop updates a [`Grad::Rows`] parameter sparsely and exactly: rows
+    /// without gradient only see `ms ← ρ·ms` (their step is zero), so only the
+    /// touched rows are computed and scattered back. Adam moves every row
+    /// (momentum), so it densifies the rows first.
     pub fn emit(
         &self,
         g: &mut Graph,
         params: &[Value],
-        grads: &[Value],
+        grads: &[Grad],
         state: &[Value],
     ) -> (Vec<Value>, Vec<Value>) {
-        let grads = match self.clip_norm {
-            Some(max_norm) => clip_by_global_norm(g, grads, max_norm),
-            None => grads.to_vec(),
+        let ready: Vec<Ready> = grads.iter().map(|grad| coalesce(g, grad)).collect();
+        let ready = match self.clip_norm {
+            Some(max_norm) => clip_by_global_norm(g, &ready, max_norm),
+            None => ready,
         };
         match self.rule {
             Optimizer::RmsProp { lr, rho, eps } => {
@@ -102,17 +191,35 @@ impl OptimizerConfig {
                 let lr_v = g.const_f32(&[], &[lr]);
                 let mut new_params = Vec::new();
                 let mut new_state = Vec::new();
-                for ((p, grad), ms) in params.iter().zip(&grads).zip(state) {
+                for ((p, grad), ms) in params.iter().zip(&ready).zip(state) {
                     let decayed = g.op("Mul", &[ms, &rho_v], vec![]);
+                    let (grad, rows_index, ms_old, p_old) = match grad {
+                        Ready::Dense(v) => (v.clone(), None, decayed.clone(), p.clone()),
+                        Ready::Rows { index, rows } => {
+                            let ms_rows = g.op("GatherND", &[&decayed, index], vec![]);
+                            let p_rows = g.op("GatherND", &[p, index], vec![]);
+                            (rows.clone(), Some(index), ms_rows, p_rows)
+                        }
+                    };
+                    let grad = &grad;
                     let sq = g.op("Mul", &[grad, grad], vec![]);
                     let fresh = g.op("Mul", &[&sq, &one_minus_rho], vec![]);
-                    let ms_new = g.op("Add", &[&decayed, &fresh], vec![]);
+                    let ms_new = g.op("Add", &[&ms_old, &fresh], vec![]);
                     let shifted = g.op("Add", &[&ms_new, &eps_v], vec![]);
                     let denom = g.op("Sqrt", &[&shifted], vec![]);
                     let ratio = g.op("Div", &[grad, &denom], vec![]);
                     let step = g.op("Mul", &[&ratio, &lr_v], vec![]);
-                    new_params.push(g.op("Sub", &[p, &step], vec![]));
-                    new_state.push(ms_new);
+                    let p_new = g.op("Sub", &[&p_old, &step], vec![]);
+                    match rows_index {
+                        None => {
+                            new_params.push(p_new);
+                            new_state.push(ms_new);
+                        }
+                        Some(index) => {
+                            new_params.push(g.op("ScatterND", &[p, index, &p_new], vec![]));
+                            new_state.push(g.op("ScatterND", &[&decayed, index, &ms_new], vec![]));
+                        }
+                    }
                 }
                 (new_params, new_state)
             }
@@ -140,7 +247,8 @@ impl OptimizerConfig {
                 let eps_v = g.const_f32(&[], &[eps]);
                 let mut new_params = Vec::new();
                 let mut new_state = Vec::new();
-                for (k, (p, grad)) in params.iter().zip(&grads).enumerate() {
+                for (k, (p, grad)) in params.iter().zip(&ready).enumerate() {
+                    let grad = &grad.dense(g, p);
                     let (m, v) = (&state[2 * k], &state[2 * k + 1]);
                     let m_keep = g.op("Mul", &[m, &b1], vec![]);
                     let m_fresh = g.op("Mul", &[grad, &one_minus_b1], vec![]);
@@ -165,11 +273,12 @@ impl OptimizerConfig {
 }
 
 /// `g_k · max_norm / max(‖g‖, max_norm)` with `‖g‖` over all gradients.
-fn clip_by_global_norm(g: &mut Graph, grads: &[Value], max_norm: f32) -> Vec<Value> {
+fn clip_by_global_norm(g: &mut Graph, grads: &[Ready], max_norm: f32) -> Vec<Ready> {
     let squares: Vec<Value> = grads
         .iter()
         .map(|grad| {
-            let sq = g.op("Mul", &[grad, grad], vec![]);
+            let v = grad.value();
+            let sq = g.op("Mul", &[v, v], vec![]);
             g.op("ReduceSum", &[&sq], vec![Attr::Int("keepdims", 0)])
         })
         .collect();
@@ -179,10 +288,7 @@ fn clip_by_global_norm(g: &mut Graph, grads: &[Value], max_norm: f32) -> Vec<Val
     let limit = g.const_f32(&[], &[max_norm]);
     let bigger = g.op("Max", &[&norm, &limit], vec![]);
     let scale = g.op("Div", &[&limit, &bigger], vec![]);
-    grads
-        .iter()
-        .map(|grad| g.op("Mul", &[grad, &scale], vec![]))
-        .collect()
+    grads.iter().map(|grad| grad.scaled(g, &scale)).collect()
 }
 
 #[cfg(test)]
@@ -213,7 +319,7 @@ mod tests {
                 g.input(name, Elem::F32, &dims)
             })
             .collect();
-        let (np, ns) = cfg.emit(&mut g, &[pv], &[gv], &sv);
+        let (np, ns) = cfg.emit(&mut g, &[pv], &[Grad::Dense(gv)], &sv);
         g.output_untyped(&np[0], "p_new");
         for (k, s) in ns.iter().enumerate() {
             g.output_untyped(s, &format!("s_new{k}"));
@@ -290,6 +396,113 @@ mod tests {
             let expected = p[i] as f64 - lr_t * m_new / (v_new.sqrt() + 1e-7);
             assert!(close(ns[0][i], m_new) && close(ns[1][i], v_new));
             assert!(close(np[i], expected), "p[{i}] {} vs {expected}", np[i]);
+        }
+    }
+
+    /// Runs `cfg`'s update of a `[4, 2]` table whose gradient is given as rows
+    /// (`sparse`) or as the equivalent dense matrix, plus a dense bias.
+    fn table_update(cfg: OptimizerConfig, sparse: bool) -> Vec<Vec<f32>> {
+        ort_env::init().unwrap();
+        let table: Vec<f32> = (0..8).map(|i| i as f32 * 0.25 - 1.0).collect();
+        let ids = [2i64, 0, 2, 2];
+        let rows: Vec<f32> = (0..8).map(|i| (i as f32 - 3.5) * 0.3).collect();
+        let bias_grad = [0.5f32, -2.0];
+        let shapes = cfg.state_shapes(&[("t", vec![4, 2]), ("b", vec![2])]);
+        let mut g = Graph::new("rows");
+        let t = g.input("t", Elem::F32, &[Dim::Fixed(4), Dim::Fixed(2)]);
+        let b = g.input("b", Elem::F32, &[Dim::Fixed(2)]);
+        let ids_v = g.const_i64(&[4], &ids);
+        let rows_v = g.const_f32(&[4, 2], &rows);
+        let grad_t = if sparse {
+            Grad::Rows {
+                ids: ids_v,
+                rows: rows_v,
+            }
+        } else {
+            let zeros = g.const_f32(&[4, 2], &[0.0; 8]);
+            let minus_one = g.const_i64(&[1], &[-1]);
+            let index = g.op("Unsqueeze", &[&ids_v, &minus_one], vec![]);
+            Grad::Dense(g.op(
+                "ScatterND",
+                &[&zeros, &index, &rows_v],
+                vec![Attr::Str("reduction", "add".into())],
+            ))
+        };
+        let grad_b = Grad::Dense(g.const_f32(&[2], &bias_grad));
+        let sv: Vec<Value> = shapes
+            .iter()
+            .map(|(name, dims)| {
+                let dims: Vec<Dim> = dims.iter().map(|d| Dim::Fixed(*d as i64)).collect();
+                g.input(name, Elem::F32, &dims)
+            })
+            .collect();
+        let (np, ns) = cfg.emit(&mut g, &[t, b], &[grad_t, grad_b], &sv);
+        let outs: Vec<Value> = np.into_iter().chain(ns).collect();
+        for (k, v) in outs.iter().enumerate() {
+            g.output_untyped(v, &format!("out{k}"));
+        }
+        let mut session =
+            ort_env::session_from_bytes(&g.to_model_bytes(OPSET), Device::Cpu, 1).unwrap();
+        let mut feed: Vec<(String, ort::session::SessionInputValue)> = vec![
+            (
+                "t".into(),
+                Tensor::from_array(([4usize, 2], table))
+                    .unwrap()
+                    .into_dyn()
+                    .into(),
+            ),
+            (
+                "b".into(),
+                Tensor::from_array(([2usize], vec![0.1f32, 0.2]))
+                    .unwrap()
+                    .into_dyn()
+                    .into(),
+            ),
+        ];
+        for (name, dims) in &shapes {
+            // Non-zero state, so the decay of untouched rows is visible.
+            let n: usize = dims.iter().product();
+            let data: Vec<f32> = (0..n).map(|i| 0.01 * (i + 1) as f32).collect();
+            feed.push((
+                name.clone(),
+                Tensor::from_array((dims.clone(), data))
+                    .unwrap()
+                    .into_dyn()
+                    .into(),
+            ));
+        }
+        let out = session.run(feed).unwrap();
+        (0..outs.len())
+            .map(|k| {
+                out[format!("out{k}").as_str()]
+                    .try_extract_tensor::<f32>()
+                    .unwrap()
+                    .1
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn row_gradients_update_exactly_like_dense_ones() {
+        for rule in [Optimizer::rmsprop(0.01), Optimizer::adam(0.01)] {
+            for clip_norm in [None, Some(0.5)] {
+                let cfg = OptimizerConfig { rule, clip_norm };
+                let (sparse, dense) = (table_update(cfg, true), table_update(cfg, false));
+                for (k, (a, b)) in sparse.iter().zip(&dense).enumerate() {
+                    for (x, y) in a.iter().zip(b) {
+                        assert!(
+                            (x - y).abs() <= 1e-7 * y.abs().max(1.0),
+                            "{cfg:?} output {k}: {a:?} vs {b:?}"
+                        );
+                    }
+                }
+                // Row 1 and 3 had no gradient: RMSprop leaves them, their state decays.
+                if let Optimizer::RmsProp { .. } = rule {
+                    assert_eq!(sparse[0][2..4], [-0.5, -0.25]);
+                    assert_eq!(sparse[2][2], 0.03 * 0.9);
+                }
+            }
         }
     }
 

@@ -15,7 +15,7 @@ use crate::autodiff::{GatherGrad, Tape};
 use crate::bptt::Recurrence;
 use crate::model::{InputConfig, ModelConfig, Params, Tensor};
 use crate::onnx::{Dim, Elem, Graph, Value, OPSET};
-use crate::optim::OptimizerConfig;
+use crate::optim::{Grad, OptimizerConfig};
 use crate::ort_env::{self, Device};
 
 /// How tokens enter the recurrent layer.
@@ -129,6 +129,30 @@ pub fn forward(
     mask: Option<&Value>,
     how: Recurrence,
 ) -> Value {
+    forward_with(tape, spec, params, ids, mask, how, false).0
+}
+
+/// The embedding lookup of a word model, kept out of the tape.
+pub struct Lookup {
+    /// The looked-up rows `[T, B, E]`: differentiate with respect to these.
+    pub rows: Value,
+    /// The ids, time-major `[T, B]`.
+    pub ids: Value,
+}
+
+/// [`forward`], optionally (`lookup_leaf`) with the embedding lookup outside
+/// the tape, returned so the caller can take the gradient of the looked-up
+/// rows and update only those rows of the table.
+pub fn forward_with(
+    tape: &mut Tape,
+    spec: &NetSpec,
+    params: &[Value],
+    ids: &Value,
+    mask: Option<&Value>,
+    how: Recurrence,
+    lookup_leaf: bool,
+) -> (Value, Option<Lookup>) {
+    let mut lookup = None;
     let hidden = spec.hidden as i64;
     let steps = spec.steps as i64;
     let gh = spec.cell.gates() as i64 * hidden;
@@ -152,7 +176,20 @@ pub fn forward(
     };
     let xproj = match (embedding, spec.input) {
         (Some(table), InputKind::Embedding { vocab, dim }) => {
-            let x = tape.gather_rows(table, &ids_t, GatherGrad::for_rows(vocab));
+            let x = if lookup_leaf {
+                let x = tape.graph().op(
+                    "Gather",
+                    &[table, &ids_t],
+                    vec![crate::onnx::Attr::Int("axis", 0)],
+                );
+                lookup = Some(Lookup {
+                    rows: x.clone(),
+                    ids: ids_t.clone(),
+                });
+                x
+            } else {
+                tape.gather_rows(table, &ids_t, GatherGrad::for_rows(vocab))
+            };
             let flat = tape.reshape(&x, &[-1, dim as i64]);
             let xp = tape.linear(&flat, w, Some(&bias));
             tape.reshape(&xp, &[steps, -1, gh])
@@ -189,7 +226,7 @@ pub fn forward(
             }
         }
     };
-    tape.linear(&features, head_w, Some(head_b))
+    (tape.linear(&features, head_w, Some(head_b)), lookup)
 }
 
 /// The mean loss of `logits` for the spec's output kind. `targets` is f32 `[B]`
@@ -282,11 +319,26 @@ pub fn build_train_graph(
         .map(|(name, dims)| tape.graph().input(name, Elem::F32, &fixed(dims)))
         .collect();
     let mask = dropout.then(|| tape.graph().input(names::MASK, Elem::F32, &mask_dims(spec)));
-    let logits = forward(&mut tape, spec, &params, &ids, mask.as_ref(), how);
+    let (logits, lookup) = forward_with(&mut tape, spec, &params, &ids, mask.as_ref(), how, true);
     let loss_v = loss(&mut tape, spec, &logits, &targets);
     let correct_v = correct(&mut tape, spec, &logits, &targets);
-    let wrt: Vec<&Value> = params.iter().collect();
-    let (mut g, grads) = tape.gradients(&loss_v, &wrt);
+    // A word model's table gets its gradient as the looked-up rows' gradients.
+    let mut wrt: Vec<&Value> = params.iter().collect();
+    if let Some(lookup) = &lookup {
+        wrt[0] = &lookup.rows;
+    }
+    let (mut g, dense) = tape.gradients(&loss_v, &wrt);
+    let mut grads: Vec<Grad> = dense.into_iter().map(Grad::Dense).collect();
+    if let (Some(lookup), InputKind::Embedding { dim, .. }) = (&lookup, spec.input) {
+        let flat_ids = g.const_i64(&[1], &[-1]);
+        let ids = g.op("Reshape", &[&lookup.ids, &flat_ids], vec![]);
+        let flat_rows = g.const_i64(&[2], &[-1, dim as i64]);
+        let Grad::Dense(d_rows) = &grads[0] else {
+            unreachable!("tape gradients are dense")
+        };
+        let rows = g.op("Reshape", &[d_rows, &flat_rows], vec![]);
+        grads[0] = Grad::Rows { ids, rows };
+    }
     let (new_params, new_state) = optimizer.emit(&mut g, &params, &grads, &state);
     for ((name, dims), v) in param_shapes.iter().zip(&new_params) {
         g.output(v, &names::next(name), Elem::F32, &fixed(dims));

@@ -586,6 +586,45 @@ mod tests {
     }
 
     #[test]
+    fn word_model_learns_through_the_row_sparse_embedding_update() {
+        let words = 10u32;
+        let offsets: Vec<u8> = (0..=words).flat_map(|i| i.to_le_bytes()).collect();
+        let cfg = ModelConfig {
+            input: InputConfig::Words {
+                strings: b"abcdefghij".to_vec(),
+                offsets,
+                embed_dim: 3,
+            },
+            ..model(Cell::Lstm)
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let ids: Vec<u16> = (0..256 * STEPS).map(|_| rng.random_range(0..12)).collect();
+        // Label 1 when the first word is id 2 or 3.
+        let labels = (0..256)
+            .map(|r| ((2..4).contains(&ids[r * STEPS])) as u8 as f32)
+            .collect();
+        let set = Dataset::new(ids, STEPS, DatasetTargets::Binary(labels)).unwrap();
+        let initial = Params::init(&cfg, 5);
+        let run = train(&cfg, initial.clone(), &set, None, &options(8, None, false)).unwrap();
+        let (first, last) = (&run.history[0], run.history.last().unwrap());
+        assert!(
+            last.train_loss < 0.6 * first.train_loss,
+            "{first:?} -> {last:?}"
+        );
+        // Ids 0..12 all occur, so every embedding row was trained.
+        let before = initial.embedding.as_ref().unwrap();
+        let after = run.params.embedding.as_ref().unwrap();
+        for row in 0..12 {
+            let span = row * 3..row * 3 + 3;
+            assert_ne!(
+                before.data[span.clone()],
+                after.data[span],
+                "embedding row {row} never moved"
+            );
+        }
+    }
+
+    #[test]
     fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
         let cfg = model(Cell::Gru);
         let dir = tempfile::tempdir().unwrap();
