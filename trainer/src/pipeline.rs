@@ -671,6 +671,17 @@ fn progress_bar(len: usize, what: &str, show: bool) -> ProgressBar {
 pub fn run(job: &TrainJob) -> Result<TrainReport> {
     let started = Instant::now();
     check_hyper(&job.hyper)?;
+    match (&job.data, is_sentiment(job.hyper.preset)) {
+        (DataSource::Reviews { .. }, true) | (DataSource::Corpus { .. }, false) => {}
+        (DataSource::Reviews { .. }, false) => bail!(
+            "preset {:?} trains a generator: give --corpus FILE..., not reviews",
+            job.hyper.preset
+        ),
+        (DataSource::Corpus { .. }, true) => bail!(
+            "preset {:?} trains a sentiment model: give --train PATH with labelled reviews, not a corpus",
+            job.hyper.preset
+        ),
+    }
     let prepared = match &job.data {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
@@ -1219,7 +1230,16 @@ mod tests {
             assert!(dir.path().join(file).exists(), "{file} missing");
         }
         let card = TrainedCard::read(dir.path())?;
-        assert_eq!(card, report.card);
+        let written = &report.card;
+        assert_eq!(card.files, written.files);
+        assert_eq!(card.card.dims, written.card.dims);
+        assert_eq!(card.job.data, written.job.data);
+        // JSON keeps floats to within a rounding step.
+        assert_eq!(card.card.metrics.len(), written.card.metrics.len());
+        for ((k1, v1), (k2, v2)) in card.card.metrics.iter().zip(&written.card.metrics) {
+            assert_eq!(k1, k2);
+            assert!((v1 - v2).abs() <= 1e-12 * v2.abs().max(1.0), "{k1}: {v1} vs {v2}");
+        }
         assert_eq!(card.history.len(), 2);
         let eval = card.evaluation.as_ref().context("no evaluation")?;
         assert_eq!(eval.samples, card.card.data.test_samples);
