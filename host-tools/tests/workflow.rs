@@ -1,0 +1,301 @@
+//! The workstation workflow through the command line: tiny train -> eval -> verify runs
+//! on the bundled data, export and quantize from a checkpoint, data-stats, and bad input
+//! for each of these subcommands.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn data(rel: &str) -> String {
+    repo().join("data").join(rel).display().to_string()
+}
+
+fn cli() -> Command {
+    let mut cmd = Command::cargo_bin("lstm-edge").unwrap();
+    cmd.current_dir(repo());
+    cmd
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn json_of(cmd: &mut Command) -> Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out));
+    })
+}
+
+/// Runs `cmd`, expects failure, and returns stderr.
+fn failure(cmd: &mut Command) -> String {
+    let out = cmd.assert().failure().get_output().stderr.clone();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn train_tiny_generator(out: &Path) {
+    cli()
+        .args(["train", "--preset", "g", "--corpus"])
+        .arg(data("shakespeare/shakespeare-macbeth.txt"))
+        .args(["--hidden", "8", "--maxlen", "12", "--window-step", "40"])
+        .args(["--epochs", "2", "--threads", "1", "--calibration", "32", "--quiet"])
+        .args(["--out", arg(out)])
+        .assert()
+        .success();
+}
+
+#[test]
+fn generator_trains_evaluates_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("g");
+    train_tiny_generator(&model);
+    for file in [
+        "model.onnx",
+        "model-step.onnx",
+        "model.blob",
+        "model-f32.blob",
+        "card.json",
+        "curves.png",
+        "quant-error.png",
+    ] {
+        assert!(model.join(file).is_file(), "{file} missing");
+    }
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["history"].as_array().unwrap().len(), 2);
+    assert!(card["command"].as_str().unwrap().contains("--preset g"));
+    assert_eq!(card["dims"]["hidden"], 8);
+
+    let eval = json_of(cli().args(["eval", "--json", "--model", arg(&model)]));
+    let samples = eval["samples"].as_u64().unwrap();
+    assert_eq!(samples, card["data"]["test_samples"].as_u64().unwrap());
+    // Better than a uniform guess over the ~45 symbols of Macbeth (ln 45 = 3.8).
+    let loss = eval["float"]["loss"].as_f64().unwrap();
+    assert!(loss < 3.8, "{eval}");
+    let quantized = eval["quantized"]["loss"].as_f64().unwrap();
+    assert!((loss - quantized).abs() < 0.1, "{eval}");
+    // The card now holds what eval printed.
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["metrics"]["held_out_cross_entropy_f32"], eval["float"]["loss"]);
+
+    let verify = json_of(cli().args(["verify", "--json", "--sequences", "20", "--model", arg(&model)]));
+    assert_eq!(verify["sequences"], 20);
+    assert!(verify["max_abs_tract_vs_f32"].as_f64().unwrap() < 1e-4, "{verify}");
+    assert!(verify["max_abs_f32_vs_int"].as_f64().unwrap() < 0.05, "{verify}");
+
+    // Export and quantize again from the checkpoint into another directory.
+    let again = dir.path().join("again");
+    cli()
+        .args(["export", "--checkpoint", arg(&model), "--out", arg(&again)])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(again.join("model.onnx")).unwrap(),
+        std::fs::read(model.join("model.onnx")).unwrap()
+    );
+    let calibration = json_of(
+        cli()
+            .args(["quantize", "--json", "--checkpoint", arg(&model), "--out", arg(&again)])
+            .arg("--corpus")
+            .arg(data("shakespeare/shakespeare-macbeth.txt")),
+    );
+    assert_eq!(calibration["sequences"], 256);
+    assert_eq!(
+        std::fs::read(again.join("model-f32.blob")).unwrap(),
+        std::fs::read(model.join("model-f32.blob")).unwrap()
+    );
+    assert!(again.join("model.blob").is_file());
+
+    // The generator refuses review data, and the sentiment-only options.
+    let err = failure(
+        cli()
+            .args(["eval", "--model", arg(&model), "--test"])
+            .arg(data("imdb-sample/test.jsonl.gz")),
+    );
+    assert!(err.contains("generator model") && err.contains("--corpus"), "{err}");
+    let err = failure(
+        cli()
+            .args(["quantize", "--checkpoint", arg(&model), "--out", arg(&again), "--train"])
+            .arg(data("imdb-sample/train.jsonl.gz")),
+    );
+    assert!(err.contains("generator model") && err.contains("--corpus"), "{err}");
+}
+
+#[test]
+fn word_sentiment_trains_evaluates_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("w");
+    let trained = cli()
+        .args(["train", "--preset", "w", "--train"])
+        .arg(data("imdb-sample/train.jsonl.gz"))
+        .arg("--test")
+        .arg(data("imdb-sample/test.jsonl.gz"))
+        .args(["--limit", "600", "--test-limit", "200", "--vocab-size", "800"])
+        .args(["--embed-dim", "8", "--hidden", "6", "--maxlen", "60", "--epochs", "2"])
+        .args(["--threads", "1", "--calibration", "32", "--out", arg(&model)])
+        .assert()
+        .success();
+    let printed = String::from_utf8_lossy(&trained.get_output().stdout).into_owned();
+    assert!(printed.contains("int blob") && printed.contains("model written to"), "{printed}");
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["data"]["train_samples"], 480);
+    assert_eq!(card["data"]["validation_samples"], 120);
+    assert_eq!(card["data"]["test_samples"], 200);
+    assert_eq!(card["tokenizer"]["vocab_size"], 800);
+    let int_size = std::fs::metadata(model.join("model.blob")).unwrap().len();
+    assert_eq!(card["files"]["int_blob"].as_u64().unwrap(), int_size);
+
+    let eval = json_of(cli().args(["eval", "--json", "--model", arg(&model)]));
+    assert_eq!(eval["samples"], 200, "the card's test limit is reused");
+    let accuracy = eval["quantized"]["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy), "{eval}");
+    assert!(eval["decision_agreement"].as_f64().unwrap() > 0.9, "{eval}");
+    assert_eq!(
+        card["evaluation"]["float"]["accuracy"], eval["float"]["accuracy"],
+        "eval repeats the training run's evaluation"
+    );
+
+    let verify = json_of(cli().args(["verify", "--json", "--sequences", "16", "--model", arg(&model)]));
+    assert!(verify["max_abs_tract_vs_f32"].as_f64().unwrap() < 1e-4, "{verify}");
+    assert!(verify["decision_agreement_tract_vs_f32"].as_f64().unwrap() == 1.0);
+
+    // A sentiment model refuses a corpus.
+    let err = failure(
+        cli()
+            .args(["eval", "--model", arg(&model), "--corpus"])
+            .arg(data("shakespeare/shakespeare-macbeth.txt")),
+    );
+    assert!(err.contains("sentiment model") && err.contains("--test"), "{err}");
+}
+
+#[test]
+fn data_stats_counts_every_review_once() {
+    let stats = json_of(
+        cli()
+            .args(["data-stats", "--json", "--maxlen", "200"])
+            .arg(data("imdb-sample/test.jsonl.gz")),
+    );
+    let n = stats["sequences"].as_u64().unwrap();
+    assert!(n > 0);
+    let parts = ["padded", "equal", "truncated"].map(|k| stats[k].as_u64().unwrap());
+    assert_eq!(parts.iter().sum::<u64>(), n, "{stats}");
+    assert!(parts[0] > 0 && parts[2] > 0, "{stats}");
+    let words = stats["average_len"].as_f64().unwrap();
+    let chars = json_of(
+        cli()
+            .args(["data-stats", "--json", "--chars", "--maxlen", "1500"])
+            .arg(data("imdb-sample/test.jsonl.gz")),
+    );
+    assert_eq!(chars["unit"], "chars");
+    assert!(chars["average_len"].as_f64().unwrap() > 3.0 * words, "{chars}");
+    let text = cli()
+        .args(["data-stats"])
+        .arg(data("imdb-sample/test.jsonl.gz"))
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&text.get_output().stdout).into_owned();
+    assert!(text.contains("truncated") && text.contains("average"), "{text}");
+}
+
+#[test]
+fn train_rejects_bad_input_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "w", "--train", "no/such/reviews.jsonl", "--out"])
+            .arg(&out),
+    );
+    assert!(err.contains("no/such/reviews.jsonl"), "{err}");
+    let err = failure(cli().args(["train", "--preset", "w", "--out"]).arg(&out));
+    assert!(err.contains("--train PATH"), "{err}");
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "g", "--train"])
+            .arg(data("imdb-sample/train.jsonl.gz"))
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(err.contains("--corpus"), "{err}");
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, b"").unwrap();
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "g", "--corpus", arg(&empty), "--out"])
+            .arg(&out),
+    );
+    assert!(err.contains("empty"), "{err}");
+    let empty_reviews = dir.path().join("none.jsonl");
+    std::fs::write(&empty_reviews, b"").unwrap();
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "c", "--train", arg(&empty_reviews), "--out"])
+            .arg(&out),
+    );
+    assert!(err.contains("none.jsonl"), "{err}");
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "g", "--epochs", "0", "--corpus"])
+            .arg(data("shakespeare/shakespeare-macbeth.txt"))
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(err.contains("--epochs"), "{err}");
+    let err = failure(cli().args(["train", "--preset", "x", "--out"]).arg(&out));
+    assert!(err.contains("invalid value 'x'"), "{err}");
+}
+
+#[test]
+fn eval_verify_export_quantize_reject_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    for sub in ["eval", "verify"] {
+        let err = failure(cli().args([sub, "--model", arg(&missing)]));
+        assert!(err.contains("not a model directory"), "{sub}: {err}");
+    }
+    // A directory without a card.
+    let err = failure(cli().args(["eval", "--model", arg(dir.path())]));
+    assert!(err.contains("card.json"), "{err}");
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join("card.json"), b"{not json").unwrap();
+    let err = failure(cli().args(["verify", "--model", arg(&broken)]));
+    assert!(err.contains("card.json") && err.contains("not a valid"), "{err}");
+
+    let corrupt = dir.path().join("corrupt.ckpt");
+    std::fs::write(&corrupt, b"LSTMEDCK but not really a checkpoint").unwrap();
+    let err = failure(cli().args(["export", "--checkpoint", arg(&corrupt)]));
+    assert!(err.contains("corrupt.ckpt"), "{err}");
+    let err = failure(cli().args(["export", "--checkpoint", arg(&missing)]));
+    assert!(err.contains("missing"), "{err}");
+    let err = failure(cli().args(["quantize", "--checkpoint", arg(&corrupt), "--corpus", "x.txt"]));
+    assert!(err.contains("corrupt.ckpt"), "{err}");
+}
+
+#[test]
+fn data_stats_rejects_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = failure(cli().args(["data-stats", "no/such/file.jsonl"]));
+    assert!(err.contains("no/such/file.jsonl"), "{err}");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, b"").unwrap();
+    let err = failure(cli().args(["data-stats", arg(&empty)]));
+    assert!(err.contains("empty.jsonl") && err.contains("no reviews"), "{err}");
+    let latin1 = dir.path().join("latin1.jsonl");
+    std::fs::write(&latin1, b"{\"label\": 1, \"text\": \"caf\xe9\"}\n").unwrap();
+    let err = failure(cli().args(["data-stats", arg(&latin1)]));
+    assert!(err.contains("latin1.jsonl"), "{err}");
+    let err = failure(
+        cli()
+            .args(["data-stats", "--maxlen", "0"])
+            .arg(data("imdb-sample/test.jsonl.gz")),
+    );
+    assert!(err.contains("--maxlen"), "{err}");
+}
