@@ -64,6 +64,17 @@ fn time<N: Numeric>(blob: &[u8], label: &str) {
 }
 
 fn main() {
+    // `step_timing write PATH`: save the G-shaped integer blob (for firmware profiling).
+    if let (Some("write"), Some(path)) =
+        (std::env::args().nth(1).as_deref(), std::env::args().nth(2))
+    {
+        std::fs::write(
+            &path,
+            spec(Cell::Lstm).int_blob(ScaleScheme::PerRow).unwrap(),
+        )
+        .unwrap();
+        return;
+    }
     for cell in [Cell::Lstm, Cell::Gru] {
         let s = spec(cell);
         time::<Int>(

@@ -4,7 +4,7 @@
 use std::vec::Vec;
 
 use crate::format::{
-    encode, Body, Cell, Dims, FloatParams, Head, Input, IntParams, Output, Params, Rescale,
+    encode, Body, Cell, Dims, FloatParams, Head, Input, IntParams, Output, Params, Rescale, ONE_HOT,
 };
 use crate::numeric::int::{ACT_FRAC, LOGIT_FRAC, PRE_FRAC};
 use crate::Error;
@@ -201,11 +201,12 @@ impl ModelSpec {
         let act_one = (1u64 << ACT_FRAC) as f64;
         let logit_one = (1u64 << LOGIT_FRAC) as f64;
 
+        // The real value of one unit of x: the embedding's scale, or 1 / ONE_HOT.
         let (embedding, embed_scale) = if dims.embedding_rows > 0 {
             let (bytes, scales) = quantize_groups(&w.embedding, w.embedding.len());
             (bytes, scales.first().copied().unwrap_or(1.0))
         } else {
-            (Vec::new(), 1.0)
+            (Vec::new(), 1.0 / ONE_HOT as f64)
         };
         let (wq, w_scales) = quantize_groups(&w.w, group(dims.input));
         let (rq, r_scales) = quantize_groups(&w.r, group(dims.hidden));
@@ -252,5 +253,25 @@ mod tests {
         let r = rescale_for(3.0);
         assert_eq!(r.apply(1000), 3000);
         assert_eq!(r.apply(-1000), -3000);
+    }
+
+    #[test]
+    fn fast_rescale_equals_the_exact_rounded_product() {
+        let mut seed = 1u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 16) as u32
+        };
+        for _ in 0..200_000 {
+            let x = next() as i32;
+            let mult = (next() >> 1) as i32;
+            let shift = 1 + (next() % 62) as u8;
+            let r = Rescale::new(mult, shift).unwrap();
+            let exact = ((x as i128 * mult as i128) + (1i128 << (shift - 1))) >> shift;
+            let want = exact.clamp(i32::MIN as i128, i32::MAX as i128) as i32;
+            assert_eq!(r.apply(x), want, "x {x} mult {mult} shift {shift}");
+        }
     }
 }

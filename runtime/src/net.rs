@@ -234,6 +234,10 @@ impl<'a, N: Numeric> Network<'a, N> {
             (&h1[..], &mut h0[..])
         };
         let prev = prev.get(..hidden).unwrap_or(&[]);
+        let mut laid_out = [N::Act::default(); H];
+        let kernel_h = laid_out.get_mut(..hidden).unwrap_or(&mut []);
+        N::kernel_layout(prev, kernel_h);
+        let kernel_h = &*kernel_h;
         let w = &self.weights;
         let d = &self.dims;
         let units = next
@@ -242,35 +246,41 @@ impl<'a, N: Numeric> Network<'a, N> {
             .zip(prev)
             .take(hidden);
         for (j, ((h_out, c), &h_prev)) in units.enumerate() {
-            let pre = |gate: usize| {
-                let row = gate * hidden + j;
-                (N::input_pre(w, d, row, x), N::hidden_pre(w, d, row, prev))
-            };
+            let row = |gate: usize| gate * hidden + j;
+            let x_pre = |gate: usize| N::input_pre(w, d, row(gate), x);
+            // Recurrent parts two gates at a time, so kernels can share loads of h.
+            let h_pre = |a: usize, b: usize| N::hidden_pre2(w, d, (row(a), row(b)), kernel_h);
             match self.cell {
                 Cell::Lstm => {
-                    let gate = |g: usize| {
-                        let (a, b) = pre(g);
-                        N::add(a, b)
-                    };
-                    let i = N::sigmoid(gate(0));
-                    let o = N::sigmoid(gate(1));
-                    let f = N::sigmoid(gate(2));
-                    let g = N::tanh(gate(3));
+                    let (hi, ho) = h_pre(0, 1);
+                    let (hf, hc) = h_pre(2, 3);
+                    let i = N::sigmoid(N::add(x_pre(0), hi));
+                    let o = N::sigmoid(N::add(x_pre(1), ho));
+                    let f = N::sigmoid(N::add(x_pre(2), hf));
+                    let g = N::tanh(N::add(x_pre(3), hc));
                     *c = N::lstm_cell(f, *c, i, g);
                     *h_out = N::lstm_hidden(o, *c);
                 }
                 Cell::Gru => {
-                    let (zx, zh) = pre(0);
-                    let (rx, rh) = pre(1);
-                    let (nx, nh) = pre(2);
-                    let z = N::sigmoid(N::add(zx, zh));
-                    let r = N::sigmoid(N::add(rx, rh));
-                    let n = N::tanh(N::add(nx, N::gate_mul(r, nh)));
+                    let (zh, rh) = h_pre(0, 1);
+                    let nh = N::hidden_pre(w, d, row(2), kernel_h);
+                    let z = N::sigmoid(N::add(x_pre(0), zh));
+                    let r = N::sigmoid(N::add(x_pre(1), rh));
+                    let n = N::tanh(N::add(x_pre(2), N::gate_mul(r, nh)));
                     *h_out = N::gru_hidden(z, n, h_prev);
                 }
             }
         }
         state.current ^= 1;
+    }
+
+    /// The current hidden state in the kernels' layout.
+    fn kernel_hidden<const H: usize>(state: &State<N, H>, hidden: usize) -> [N::Act; H] {
+        let mut out = [N::Act::default(); H];
+        if let Some(dst) = out.get_mut(..hidden) {
+            N::kernel_layout(state.hidden(hidden), dst);
+        }
+        out
     }
 
     fn accumulate_head<const H: usize>(&self, state: &mut State<N, H>) {
@@ -279,7 +289,8 @@ impl<'a, N: Numeric> Network<'a, N> {
             Head::Mean => 0,
             Head::Last => return,
         };
-        let h = state.hidden(self.dims.hidden);
+        let h = Self::kernel_hidden(state, self.dims.hidden);
+        let h = h.get(..self.dims.hidden).unwrap_or(&[]);
         let dot = N::head_dot(&self.weights, &self.dims, 0, offset, h);
         state.head_sum = N::logit_add(state.head_sum, dot);
     }
@@ -301,7 +312,8 @@ impl<'a, N: Numeric> Network<'a, N> {
             }
             Head::Mean => N::logit_div(state.head_sum, state.steps.max(1)),
             Head::Last => {
-                let h = state.hidden(self.dims.hidden);
+                let h = Self::kernel_hidden(state, self.dims.hidden);
+                let h = h.get(..self.dims.hidden).unwrap_or(&[]);
                 N::head_dot(&self.weights, &self.dims, 0, 0, h)
             }
         };
@@ -339,7 +351,8 @@ impl<'a, N: Numeric> Network<'a, N> {
                 capacity: V,
             });
         }
-        let h = state.hidden(self.dims.hidden);
+        let h = Self::kernel_hidden(state, self.dims.hidden);
+        let h = h.get(..self.dims.hidden).unwrap_or(&[]);
         let out = logits.values.get_mut(..classes).unwrap_or(&mut []);
         for (k, l) in out.iter_mut().enumerate() {
             let dot = N::head_dot(&self.weights, &self.dims, k, 0, h);

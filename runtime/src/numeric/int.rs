@@ -4,7 +4,7 @@
 
 use super::tables::{EXP2_Q30, SIGMOID_Q15};
 use super::{argmax, Numeric, Token};
-use crate::format::{Dims, IntParams, Params, Rescale};
+use crate::format::{Dims, IntParams, Params, Rescale, ONE_HOT};
 use crate::sample::{Rng, Temperature};
 use crate::Error;
 
@@ -105,9 +105,17 @@ fn scale_of(list: &[u8], row: usize, dims: &Dims) -> Rescale {
 
 /// Lanes of the dot-product kernels: 16 independent i32 sums let the
 /// compiler use full-width multiply-add instructions (pmaddwd and friends).
+#[cfg(not(target_arch = "arm"))]
 const LANES: usize = 16;
+/// Cortex-M has 13 usable registers: more sums than this would spill.
+#[cfg(target_arch = "arm")]
+const LANES: usize = 4;
+
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+use super::dsp::dot_i8_i16;
 
 /// `Σ w[k] * x[k]` for int8 weights and 16-bit inputs.
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
 fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
     let (w_blocks, w_tail) = w.as_chunks::<LANES>();
@@ -181,7 +189,7 @@ impl Numeric for Int {
         let acc = match x {
             Token::OneHot(id) => {
                 w.w.get(row * dims.input + id)
-                    .map_or(0, |&b| b as i8 as i32)
+                    .map_or(0, |&b| b as i8 as i32 * ONE_HOT)
             }
             Token::Vector(e) => dot_i8_i8(row_of(w.w, row, dims.input), e),
         };
@@ -190,12 +198,34 @@ impl Numeric for Int {
             .saturating_add(le_i32(w.wb, row))
     }
 
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    #[inline(always)]
+    fn kernel_layout(h: &[i16], out: &mut [i16]) {
+        super::dsp::pair_layout(h, out);
+    }
+
     #[inline(always)]
     fn hidden_pre(w: &IntParams<'_>, dims: &Dims, row: usize, h: &[i16]) -> i32 {
         let acc = dot_i8_i16(row_of(w.r, row, dims.hidden), h);
         scale_of(w.r_scale, row, dims)
             .apply(acc)
             .saturating_add(le_i32(w.rb, row))
+    }
+
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    #[inline(always)]
+    fn hidden_pre2(w: &IntParams<'_>, dims: &Dims, rows: (usize, usize), h: &[i16]) -> (i32, i32) {
+        let (a, b) = super::dsp::dot2_i8_i16(
+            row_of(w.r, rows.0, dims.hidden),
+            row_of(w.r, rows.1, dims.hidden),
+            h,
+        );
+        let finish = |row: usize, acc: i32| {
+            scale_of(w.r_scale, row, dims)
+                .apply(acc)
+                .saturating_add(le_i32(w.rb, row))
+        };
+        (finish(rows.0, a), finish(rows.1, b))
     }
 
     #[inline(always)]
@@ -288,8 +318,13 @@ impl Numeric for Int {
             return argmax(logits);
         }
         let max = logits.iter().copied().max().unwrap_or(0);
-        let weight =
-            |l: i64| exp_q16((l.saturating_sub(max).max(-(1 << 40)) * 1000) / milli) as u64;
+        // 1/T in Q16: one division per draw, none per class (the M4 has no
+        // 64-bit divide). |x| <= 2^36 and 1/T <= 2^26 keep the product in i64.
+        let inv_t = (1000i64 << 16) / milli;
+        let weight = |l: i64| {
+            let x = l.saturating_sub(max).max(-(1 << 36));
+            exp_q16((x * inv_t) >> 16) as u64
+        };
         let total: u64 = logits.iter().map(|&l| weight(l)).sum();
         // Uniform in [0, total): total < 2^47 for 65536 classes, so this stays in u128.
         let mut target = ((rng.next_u32() as u128 * total as u128) >> 32) as u64;

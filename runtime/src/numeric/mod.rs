@@ -1,6 +1,8 @@
 //! The two numeric paths. The cell, head and sampling code in [`crate::net`] is
 //! written once against [`Numeric`]; each path supplies its arithmetic.
 
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+mod dsp;
 mod float;
 pub mod int;
 mod tables;
@@ -40,8 +42,30 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     fn embedding_row<'a>(w: &Self::Weights<'a>, dims: &Dims, id: usize) -> Token<'a>;
     /// `W[row]·x + wb[row]`.
     fn input_pre(w: &Self::Weights<'_>, dims: &Dims, row: usize, x: Token<'_>) -> Self::Pre;
-    /// `R[row]·h + rb[row]`.
+    /// Copies the hidden state into the layout [`Numeric::hidden_pre`] and
+    /// [`Numeric::head_dot`] read (`out.len() == h.len()`). Plain order unless a
+    /// kernel needs another.
+    #[inline(always)]
+    fn kernel_layout(h: &[Self::Act], out: &mut [Self::Act]) {
+        for (o, &v) in out.iter_mut().zip(h) {
+            *o = v;
+        }
+    }
+    /// `R[row]·h + rb[row]`, `h` in kernel layout.
     fn hidden_pre(w: &Self::Weights<'_>, dims: &Dims, row: usize, h: &[Self::Act]) -> Self::Pre;
+    /// [`Numeric::hidden_pre`] for two rows at once (kernels may share loads).
+    #[inline(always)]
+    fn hidden_pre2(
+        w: &Self::Weights<'_>,
+        dims: &Dims,
+        rows: (usize, usize),
+        h: &[Self::Act],
+    ) -> (Self::Pre, Self::Pre) {
+        (
+            Self::hidden_pre(w, dims, rows.0, h),
+            Self::hidden_pre(w, dims, rows.1, h),
+        )
+    }
     fn add(a: Self::Pre, b: Self::Pre) -> Self::Pre;
     /// `gate * pre` (GRU reset gate times the recurrent part).
     fn gate_mul(gate: Self::Act, pre: Self::Pre) -> Self::Pre;
@@ -54,7 +78,8 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     /// GRU: `(1 - z) * n + z * h`.
     fn gru_hidden(z: Self::Act, n: Self::Act, h: Self::Act) -> Self::Act;
 
-    /// `head_w[row][offset .. offset + h.len()] · h`, in logit units, without bias.
+    /// `head_w[row][offset .. offset + h.len()] · h`, in logit units, without
+    /// bias; `h` in kernel layout.
     fn head_dot(
         w: &Self::Weights<'_>,
         dims: &Dims,
