@@ -1,26 +1,61 @@
-//! Prints training samples/s for the W, C and G shapes (LSTM and GRU), Scan and
-//! unrolled recurrences. `cargo bench -p lstm-edge-trainer --bench training [-- FILTER]`
-//! where FILTER picks workloads by name (e.g. `G`); env `THREADS` (default 2),
-//! `STEPS` (timed steps, default 10), `DEVICE` (`cpu` or `cuda`).
+//! Training samples/s for the W, C and G shapes.
+//!
+//! `cargo bench -p lstm-edge-trainer --bench training [-- FILTER]` prints LSTM
+//! and GRU, Scan and unrolled recurrences, where FILTER picks workloads by name
+//! (e.g. `G`); env `THREADS` (default 2), `STEPS` (timed steps, default 10),
+//! `DEVICE` (`cpu` or `cuda`).
+//!
+//! `-- --serve [--gru]` answers requests `SHAPE STEPS` on stdin, one JSON line
+//! `{"shape", "batch", "seconds": [...]}` each (Scan recurrence, LSTM unless
+//! `--gru`), so `scripts/bench-training.sh` can alternate it with Keras.
+//!
+//! `-- --dump DIR [FILTER]` writes each workload's training graph to
+//! `DIR/{name}-{cell}-train.onnx` instead, for ONNX Runtime's profiler.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
 
 use lstm_edge_runtime::format::Cell;
-use lstm_edge_trainer::bench::{samples_per_second, workloads};
+use lstm_edge_trainer::bench::{samples_per_second, train_graph, workloads, Prepared};
 use lstm_edge_trainer::bptt::Recurrence;
 use lstm_edge_trainer::ort_env::Device;
 
 fn main() -> anyhow::Result<()> {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let dump_dir = match args.iter().position(|a| a == "--dump") {
+        Some(k) if k + 1 < args.len() => Some(args.drain(k..k + 2).nth(1).expect("two args")),
+        Some(_) => anyhow::bail!("--dump needs a folder"),
+        None => None,
+    };
+    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| *f == name);
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
     let threads: usize = env("THREADS", "2").parse()?;
     let steps: usize = env("STEPS", "10").parse()?;
     let device: Device = env("DEVICE", "cpu").parse()?;
+    if args.iter().any(|a| a == "--serve") {
+        let cell = if args.iter().any(|a| a == "--gru") {
+            Cell::Gru
+        } else {
+            Cell::Lstm
+        };
+        return serve(cell, device, threads);
+    }
+    if let Some(dir) = dump_dir {
+        for cell in [Cell::Lstm, Cell::Gru] {
+            for w in workloads(cell).iter().filter(|w| wanted(w.name)) {
+                let path =
+                    std::path::Path::new(&dir).join(format!("{}-{cell:?}-train.onnx", w.name));
+                std::fs::write(&path, train_graph(w, Recurrence::Scan))?;
+                println!("wrote {}", path.display());
+            }
+        }
+        return Ok(());
+    }
     println!("device {device}, {threads} threads, {steps} timed steps");
     for cell in [Cell::Lstm, Cell::Gru] {
         for w in workloads(cell) {
-            if !filter.is_empty() && !filter.iter().any(|f| f == w.name) {
+            if !wanted(w.name) {
                 continue;
             }
             for how in [Recurrence::Scan, Recurrence::Unrolled] {
@@ -35,6 +70,51 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// The request loop of `--serve`: sessions are built and warmed up on a
+/// shape's first request, outside the timed steps.
+fn serve(cell: Cell, device: Device, threads: usize) -> anyhow::Result<()> {
+    let mut prepared: HashMap<&'static str, Prepared> = HashMap::new();
+    let shapes = workloads(cell);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::json!({ "ready": true }))?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.is_empty() {
+            continue;
+        }
+        let request = match words[..] {
+            [name, steps] => shapes
+                .iter()
+                .find(|w| w.name == name)
+                .zip(steps.parse::<usize>().ok()),
+            _ => None,
+        };
+        let Some((workload, steps)) = request else {
+            let error = format!("bad request {line:?}: want 'G|W|C STEPS'");
+            writeln!(out, "{}", serde_json::json!({ "error": error }))?;
+            out.flush()?;
+            continue;
+        };
+        let session = match prepared.entry(workload.name) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Prepared::new(workload, Recurrence::Scan, device, threads)?)
+            }
+        };
+        let seconds = session.step_seconds(steps)?;
+        let reply = serde_json::json!({
+            "shape": workload.name,
+            "batch": session.rows(),
+            "seconds": seconds,
+        });
+        writeln!(out, "{reply}")?;
+        out.flush()?;
     }
     Ok(())
 }
