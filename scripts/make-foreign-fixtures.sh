@@ -27,7 +27,7 @@ make_torch() {
 }
 
 make_keras() {
-  venv "$venv_root-keras" "tensorflow-cpu==2.21.0" "tf2onnx==1.17.0" "onnx==1.23.2"
+  venv "$venv_root-keras" "tensorflow-cpu==2.21.0" "tf-keras==2.21.0" "tf2onnx==1.17.0" "onnx==1.23.2"
   "$venv_root-keras/bin/python" "$root/scripts/make_foreign_fixtures.py" keras "$out"
 }
 

@@ -125,7 +125,7 @@ def make_torch(out_dir):
         ("torch_lstm_flatten_sigmoid", "lstm", "flatten", 1, False, CHAR_TOKENS, False),
         ("torch_gru_last_softmax", "gru", "last", 5, False, CHAR_TOKENS, True),
         ("torch_lstm_state_words", "lstm", "state", 1, False, {"vocab": WORDS}, False),
-        ("torch_gru_onehot_mean_softmax", "gru", "mean", 3, True, CHAR_TOKENS, True),
+        ("torch_gru_onehot_mean_sigmoid", "gru", "mean", 1, True, CHAR_TOKENS, True),
     ]
     for k, (name, cell, head, outputs, onehot, tokens, dynamic_time) in enumerate(cases):
         torch.manual_seed(100 + k)
@@ -154,33 +154,61 @@ def make_torch(out_dir):
     write_unsupported(out_dir, "torch_lstm_2layer_unsupported", source, CHAR_TOKENS,
                       ["second recurrent layer"])
 
+    # Variants no exporter writes by default, edited into a PyTorch export with onnx.
+    import onnx
+    from onnx import helper
+
+    def edited(src, name, edit, needles):
+        model = onnx.load(os.path.join(out_dir, f"{src}.onnx"))
+        node = next(n for n in model.graph.node if n.op_type in ("LSTM", "GRU"))
+        edit(node)
+        onnx.save(model, os.path.join(out_dir, f"{name}.onnx"))
+        write_unsupported(out_dir, name, source + ", edited with onnx", CHAR_TOKENS, needles)
+
+    def set_attr(node, name, value):
+        kept = [a for a in node.attribute if a.name != name]
+        del node.attribute[:]
+        node.attribute.extend(kept + [helper.make_attribute(name, value)])
+
+    edited("torch_gru_last_softmax", "torch_gru_reset_before_unsupported",
+           lambda n: set_attr(n, "linear_before_reset", 0), ["linear_before_reset"])
+    edited("torch_gru_last_softmax", "torch_gru_clip_unsupported",
+           lambda n: set_attr(n, "clip", 3.0), ["clip"])
+    edited("torch_lstm_flatten_sigmoid", "torch_lstm_activations_unsupported",
+           lambda n: set_attr(n, "activations", ["Sigmoid", "Relu", "Tanh"]), ["activations"])
+
 
 def make_keras(out_dir):
+    # Keras 2 (tf_keras): tf2onnx rewrites its LSTM and GRU layers into the ONNX ops.
+    # Keras 3 GRU layers stay a Loop; one such model checks the importer's refusal.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import keras as keras3
     import tensorflow as tf
     import tf2onnx
+    import tf_keras as keras
 
-    source = (f"Keras {keras.__version__} (TensorFlow {tf.__version__}), "
+    source = (f"Keras {keras.__version__} (tf_keras, TensorFlow {tf.__version__}), "
               f"tf2onnx {tf2onnx.__version__}, opset 14")
 
-    def build(cell, head, outputs, onehot=False, reset_after=True):
+    def build(layers_mod, cell, head, outputs, onehot=False, reset_after=True):
+        layers = layers_mod.layers
         if onehot:
-            inp = keras.Input(shape=(MAXLEN, VOCAB_ROWS), dtype="float32", name="onehot")
+            inp = layers_mod.Input(shape=(MAXLEN, VOCAB_ROWS), dtype="float32", name="onehot")
             x = inp
         else:
-            inp = keras.Input(shape=(MAXLEN,), dtype="int32", name="ids")
-            x = keras.layers.Embedding(VOCAB_ROWS, EMBED)(inp)
+            inp = layers_mod.Input(shape=(MAXLEN,), dtype="int32", name="ids")
+            x = layers.Embedding(VOCAB_ROWS, EMBED)(inp)
         sequences = head == "flatten"
         if cell == "lstm":
-            x = keras.layers.LSTM(HIDDEN, return_sequences=sequences)(x)
+            x = layers.LSTM(HIDDEN, return_sequences=sequences)(x)
         else:
-            x = keras.layers.GRU(HIDDEN, return_sequences=sequences, reset_after=reset_after)(x)
+            x = layers.GRU(HIDDEN, return_sequences=sequences, reset_after=reset_after)(x)
         if sequences:
-            x = keras.layers.Flatten()(x)
+            x = layers.Flatten()(x)
         activation = "sigmoid" if outputs == 1 else "softmax"
-        out = keras.layers.Dense(outputs, activation=activation)(x)
-        return keras.Model(inp, out), inp
+        out = layers.Dense(outputs, activation=activation)(x)
+        return layers_mod.Model(inp, out)
 
     def randomize(model, seed):
         # Non-zero biases everywhere, so a misplaced bias cannot hide.
@@ -188,25 +216,24 @@ def make_keras(out_dir):
         model.set_weights([rng.normal(0.0, 0.5, size=w.shape).astype(np.float32)
                            for w in model.get_weights()])
 
-    def export(name, model, onehot=False):
+    def spec(onehot):
         if onehot:
-            spec = (tf.TensorSpec((None, MAXLEN, VOCAB_ROWS), tf.float32, name="onehot"),)
-        else:
-            spec = (tf.TensorSpec((None, MAXLEN), tf.int32, name="ids"),)
-        # Keras 3 models go through a tf.function; tf2onnx rewrites the recurrent
-        # layer's loop into the ONNX LSTM/GRU op.
-        fn = tf.function(lambda x: model(x, training=False))
-        tf2onnx.convert.from_function(fn, input_signature=spec, opset=14,
-                                      output_path=os.path.join(out_dir, f"{name}.onnx"))
+            return (tf.TensorSpec((None, MAXLEN, VOCAB_ROWS), tf.float32, name="onehot"),)
+        return (tf.TensorSpec((None, MAXLEN), tf.int32, name="ids"),)
+
+    def export(name, model, onehot=False):
+        tf2onnx.convert.from_keras(model, input_signature=spec(onehot), opset=14,
+                                   output_path=os.path.join(out_dir, f"{name}.onnx"))
 
     cases = [
         ("keras_lstm_flatten_sigmoid", "lstm", "flatten", 1, False),
         ("keras_gru_last_softmax", "gru", "last", 5, False),
         ("keras_lstm_onehot_last_sigmoid", "lstm", "last", 1, True),
+        ("keras_gru_flatten_sigmoid", "gru", "flatten", 1, False),
     ]
     for k, (name, cell, head, outputs, onehot) in enumerate(cases):
         keras.utils.set_random_seed(200 + k)
-        model, _ = build(cell, head, outputs, onehot)
+        model = build(keras, cell, head, outputs, onehot)
         randomize(model, 300 + k)
         ids = fixed_ids(17 + k, 4, MAXLEN, pad_tail=head == "flatten")
         x = np.eye(VOCAB_ROWS, dtype=np.float32)[ids] if onehot else ids.astype(np.int32)
@@ -218,11 +245,20 @@ def make_keras(out_dir):
         write_fixture(out_dir, name, source, CHAR_TOKENS, ids, out, expect)
 
     keras.utils.set_random_seed(9)
-    model, _ = build("gru", "last", 1, reset_after=False)
+    model = build(keras, "gru", "last", 1, reset_after=False)
     randomize(model, 9)
     export("keras_gru_reset_before_unsupported", model)
+    # tf2onnx leaves reset_after=False GRU layers as a Loop.
     write_unsupported(out_dir, "keras_gru_reset_before_unsupported", source, CHAR_TOKENS,
-                      ["linear_before_reset"])
+                      ["Loop"])
+
+    keras3.utils.set_random_seed(10)
+    model = build(keras3, "gru", "last", 1)
+    fn = tf.function(lambda x: model(x, training=False))
+    tf2onnx.convert.from_function(fn, input_signature=spec(False), opset=14,
+                                  output_path=os.path.join(out_dir, "keras3_gru_loop_unsupported.onnx"))
+    source3 = f"Keras {keras3.__version__} (TensorFlow {tf.__version__}), tf2onnx {tf2onnx.__version__}"
+    write_unsupported(out_dir, "keras3_gru_loop_unsupported", source3, CHAR_TOKENS, ["Loop"])
 
 
 def main():

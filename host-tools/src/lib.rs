@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod blob;
 pub mod firmware;
+pub mod import;
 pub mod infer;
 pub mod inspect;
 pub mod verify;

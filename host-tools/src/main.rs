@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use lstm_edge::blob::BlobFile;
-use lstm_edge::{bench, firmware, infer, inspect, workflow};
+use lstm_edge::{bench, firmware, import, infer, inspect, workflow};
 
 /// Train small recurrent text models on a workstation; run them on microcontrollers.
 #[derive(Parser)]
@@ -31,6 +31,8 @@ enum Command {
     Verify(workflow::VerifyArgs),
     /// The notebook's length analysis of reviews at a maxlen: padded, equal, truncated, average.
     DataStats(workflow::DataStatsArgs),
+    /// Convert a PyTorch or Keras ONNX LSTM/GRU model into f32 and integer blobs.
+    Import(import::ImportArgs),
     /// Show a model blob's dimensions, size, numeric scheme and CRC.
     Inspect {
         /// The model blob (.blob).
@@ -208,6 +210,7 @@ fn main() -> Result<()> {
         Command::Quantize(args) => workflow::quantize(&args)?,
         Command::Verify(args) => workflow::verify(&args)?,
         Command::DataStats(args) => workflow::data_stats(&args)?,
+        Command::Import(args) => import::run(&args)?,
         Command::Inspect { model, json } => {
             let info = inspect::inspect_blob(&BlobFile::read(&model)?)?;
             if json {

@@ -1,0 +1,285 @@
+//! Foreign ONNX models (PyTorch, Keras) imported into blobs and compared with the
+//! outputs their own framework computed (tests/fixtures/foreign, made by
+//! scripts/make-foreign-fixtures.sh), and unsupported graphs refused by name.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use lstm_edge::import::{import, read_onnx, TokenTable};
+use lstm_edge_runtime::format::{Cell, Head, Output};
+use lstm_edge_runtime::host::HostModel;
+use serde_json::Value;
+
+/// Issue 4's bound for the f32 path against the source framework.
+const F32_TOLERANCE: f64 = 1e-4;
+/// The integer path against the source framework on these small random models.
+const INT_TOLERANCE: f64 = 0.05;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/foreign")
+}
+
+struct Fixture {
+    name: String,
+    onnx: Vec<u8>,
+    record: Value,
+}
+
+fn load_all() -> Vec<Fixture> {
+    let mut out: Vec<Fixture> = std::fs::read_dir(fixtures())
+        .expect("tests/fixtures/foreign exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|json| {
+            let record: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+            let onnx = std::fs::read(fixtures().join(record["model"].as_str().unwrap())).unwrap();
+            Fixture {
+                name: json.file_stem().unwrap().to_string_lossy().into_owned(),
+                onnx,
+                record,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn tokens(record: &Value) -> TokenTable {
+    let t = &record["tokens"];
+    if let Some(vocab) = t["vocab"].as_array() {
+        TokenTable::Words {
+            lines: vocab
+                .iter()
+                .map(|w| w.as_str().unwrap().to_string())
+                .collect(),
+        }
+    } else {
+        TokenTable::Chars {
+            table: t["chars"].as_str().unwrap().as_bytes().to_vec(),
+            lowercase: false,
+            unk: t["unk"].as_bool().unwrap(),
+            pad: t["pad"].as_bool().unwrap(),
+        }
+    }
+}
+
+fn rows(value: &Value) -> Vec<Vec<f64>> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn fixtures_cover_both_frameworks_and_both_cells() {
+    let all = load_all();
+    let supported: Vec<&Fixture> = all
+        .iter()
+        .filter(|f| f.record.get("error_contains").is_none())
+        .collect();
+    for prefix in ["torch_lstm", "torch_gru", "keras_lstm"] {
+        assert!(
+            supported.iter().any(|f| f.name.starts_with(prefix)),
+            "no supported {prefix} fixture"
+        );
+    }
+    assert!(all.len() > supported.len(), "no unsupported fixture");
+}
+
+#[test]
+fn foreign_models_match_their_source_framework() {
+    for fixture in load_all()
+        .iter()
+        .filter(|f| f.record.get("error_contains").is_none())
+    {
+        let name = &fixture.name;
+        let imported = import(&fixture.onnx, &tokens(&fixture.record))
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let expect = &fixture.record["expect"];
+        let f = &imported.foreign;
+        let cell = match expect["cell"].as_str().unwrap() {
+            "lstm" => Cell::Lstm,
+            _ => Cell::Gru,
+        };
+        assert_eq!(f.cell, cell, "{name}");
+        assert_eq!(
+            f.hidden as u64,
+            expect["hidden"].as_u64().unwrap(),
+            "{name}"
+        );
+        let head = match expect["head"].as_str().unwrap() {
+            "flatten" => Head::Flatten {
+                maxlen: expect["maxlen"].as_u64().unwrap() as u32,
+            },
+            "last" => Head::Last,
+            _ => Head::Mean,
+        };
+        assert_eq!(f.head, head, "{name}");
+        let output = match expect["classes"].as_u64().unwrap() {
+            1 => Output::Sigmoid,
+            n => Output::Softmax { classes: n as u16 },
+        };
+        assert_eq!(f.output, output, "{name}");
+
+        let f32_model = HostModel::new(&imported.f32_blob).unwrap();
+        let int_model = HostModel::new(&imported.int_blob).unwrap();
+        assert!(!f32_model.is_integer() && int_model.is_integer());
+        let ids = rows(&fixture.record["ids"]);
+        let want = rows(&fixture.record["outputs"]);
+        assert_eq!(ids.len(), want.len());
+        let (mut f32_diff, mut int_diff) = (0f64, 0f64);
+        for (ids, want) in ids.iter().zip(&want) {
+            let foreign: Vec<u16> = ids.iter().map(|&i| i as u16).collect();
+            let runtime = imported.converted.map_ids(&foreign).unwrap();
+            let got_f32 = f32_model.outputs(&runtime).unwrap();
+            let got_int = int_model.outputs(&runtime).unwrap();
+            assert_eq!(got_f32.len(), want.len(), "{name}: output width");
+            for ((w, f), i) in want.iter().zip(&got_f32).zip(&got_int) {
+                f32_diff = f32_diff.max((w - f).abs());
+                int_diff = int_diff.max((w - i).abs());
+            }
+        }
+        println!(
+            "{name}: max |source - f32| {f32_diff:.2e}, max |source - int| {int_diff:.2e}, \
+             tract self-check {:.2e}",
+            imported.self_check.max_abs_tract_vs_f32
+        );
+        assert!(f32_diff <= F32_TOLERANCE, "{name}: f32 off by {f32_diff}");
+        assert!(int_diff <= INT_TOLERANCE, "{name}: int off by {int_diff}");
+    }
+}
+
+#[test]
+fn unsupported_graphs_are_refused_by_name() {
+    let mut seen = 0;
+    for fixture in load_all() {
+        let Some(needles) = fixture.record.get("error_contains") else {
+            continue;
+        };
+        seen += 1;
+        let err = import(&fixture.onnx, &tokens(&fixture.record))
+            .map(|_| ())
+            .expect_err(&fixture.name);
+        let text = format!("{err:#}");
+        for needle in needles.as_array().unwrap() {
+            let needle = needle.as_str().unwrap();
+            assert!(
+                text.contains(needle),
+                "{}: error does not name {needle:?}: {text}",
+                fixture.name
+            );
+        }
+    }
+    assert!(seen >= 2);
+}
+
+#[test]
+fn a_wrong_token_table_size_names_both_counts() {
+    let onnx = std::fs::read(fixtures().join("torch_lstm_flatten_sigmoid.onnx")).unwrap();
+    let err = import(
+        &onnx,
+        &TokenTable::Chars {
+            table: b"abc".to_vec(),
+            lowercase: false,
+            unk: true,
+            pad: true,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("20 token ids") && err.contains("= 5"), "{err}");
+
+    // A flatten head pads, so the char table needs PAD.
+    let err = import(
+        &onnx,
+        &TokenTable::Chars {
+            table: b"abcdefghijklmnopqrs".to_vec(),
+            lowercase: false,
+            unk: true,
+            pad: false,
+        },
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("pad"), "{err:#}");
+}
+
+#[test]
+fn word_models_map_ids_through_the_sorted_vocabulary() {
+    let fixture = load_all()
+        .into_iter()
+        .find(|f| f.record["tokens"].get("vocab").is_some())
+        .expect("a word-vocab fixture");
+    let imported = import(&fixture.onnx, &tokens(&fixture.record)).unwrap();
+    let vocab: Vec<&str> = fixture.record["tokens"]["vocab"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let ids = &imported.converted.runtime_id;
+    let pad = vocab.iter().position(|w| *w == "<pad>").unwrap();
+    let unk = vocab.iter().position(|w| *w == "<unk>").unwrap();
+    assert_eq!((ids[pad], ids[unk]), (0, 1));
+    // Runtime ids follow the words' sorted order.
+    let mut words: Vec<(&str, u16)> = vocab
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| *k != pad && *k != unk)
+        .map(|(k, w)| (*w, ids[k]))
+        .collect();
+    words.sort();
+    let runtime: Vec<u16> = words.iter().map(|w| w.1).collect();
+    assert_eq!(runtime, (2..2 + words.len() as u16).collect::<Vec<_>>());
+}
+
+#[test]
+fn reading_alone_reports_the_graph_layout() {
+    let onnx = std::fs::read(fixtures().join("torch_gru_onehot_mean_sigmoid.onnx")).unwrap();
+    let foreign = read_onnx(&onnx).unwrap();
+    assert_eq!(foreign.head, Head::Mean);
+    assert_eq!(foreign.input.ids(), 20);
+    assert_eq!(foreign.seq_len, None, "exported with a free time axis");
+}
+
+#[test]
+fn cli_import_writes_both_blobs_that_score_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("imported");
+    Command::cargo_bin("lstm-edge")
+        .unwrap()
+        .args(["import"])
+        .arg(fixtures().join("torch_lstm_flatten_sigmoid.onnx"))
+        .args(["--chars", "abcdefghijklmnopqr", "--unk", "--pad", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    for file in ["model.blob", "model-f32.blob", "import.json"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    Command::cargo_bin("lstm-edge")
+        .unwrap()
+        .args(["score", "--model"])
+        .arg(out.join("model.blob"))
+        .arg("a bad idea")
+        .assert()
+        .success();
+}
+
+#[test]
+fn cli_import_needs_a_token_table() {
+    Command::cargo_bin("lstm-edge")
+        .unwrap()
+        .args(["import"])
+        .arg(fixtures().join("torch_lstm_flatten_sigmoid.onnx"))
+        .args(["--out", "/tmp/never-written"])
+        .assert()
+        .failure();
+}
