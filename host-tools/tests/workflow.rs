@@ -43,7 +43,15 @@ fn train_tiny_generator(out: &Path) {
         .args(["train", "--preset", "g", "--corpus"])
         .arg(data("shakespeare/shakespeare-macbeth.txt"))
         .args(["--hidden", "8", "--maxlen", "12", "--window-step", "40"])
-        .args(["--epochs", "2", "--threads", "1", "--calibration", "32", "--quiet"])
+        .args([
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--calibration",
+            "32",
+            "--quiet",
+        ])
         .args(["--out", arg(out)])
         .assert()
         .success();
@@ -82,12 +90,28 @@ fn generator_trains_evaluates_and_verifies() {
     // The card now holds what eval printed.
     let card: Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
-    assert_eq!(card["metrics"]["held_out_cross_entropy_f32"], eval["float"]["loss"]);
+    assert_eq!(
+        card["metrics"]["held_out_cross_entropy_f32"],
+        eval["float"]["loss"]
+    );
 
-    let verify = json_of(cli().args(["verify", "--json", "--sequences", "20", "--model", arg(&model)]));
+    let verify = json_of(cli().args([
+        "verify",
+        "--json",
+        "--sequences",
+        "20",
+        "--model",
+        arg(&model),
+    ]));
     assert_eq!(verify["sequences"], 20);
-    assert!(verify["max_abs_tract_vs_f32"].as_f64().unwrap() < 1e-4, "{verify}");
-    assert!(verify["max_abs_f32_vs_int"].as_f64().unwrap() < 0.05, "{verify}");
+    assert!(
+        verify["max_abs_tract_vs_f32"].as_f64().unwrap() < 1e-4,
+        "{verify}"
+    );
+    assert!(
+        verify["max_abs_f32_vs_int"].as_f64().unwrap() < 0.05,
+        "{verify}"
+    );
 
     // Export and quantize again from the checkpoint into another directory.
     let again = dir.path().join("again");
@@ -101,7 +125,14 @@ fn generator_trains_evaluates_and_verifies() {
     );
     let calibration = json_of(
         cli()
-            .args(["quantize", "--json", "--checkpoint", arg(&model), "--out", arg(&again)])
+            .args([
+                "quantize",
+                "--json",
+                "--checkpoint",
+                arg(&model),
+                "--out",
+                arg(&again),
+            ])
             .arg("--corpus")
             .arg(data("shakespeare/shakespeare-macbeth.txt")),
     );
@@ -118,13 +149,26 @@ fn generator_trains_evaluates_and_verifies() {
             .args(["eval", "--model", arg(&model), "--test"])
             .arg(data("imdb-sample/test.jsonl.gz")),
     );
-    assert!(err.contains("generator model") && err.contains("--corpus"), "{err}");
+    assert!(
+        err.contains("generator model") && err.contains("--corpus"),
+        "{err}"
+    );
     let err = failure(
         cli()
-            .args(["quantize", "--checkpoint", arg(&model), "--out", arg(&again), "--train"])
+            .args([
+                "quantize",
+                "--checkpoint",
+                arg(&model),
+                "--out",
+                arg(&again),
+                "--train",
+            ])
             .arg(data("imdb-sample/train.jsonl.gz")),
     );
-    assert!(err.contains("generator model") && err.contains("--corpus"), "{err}");
+    assert!(
+        err.contains("generator model") && err.contains("--corpus"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -136,13 +180,39 @@ fn word_sentiment_trains_evaluates_and_verifies() {
         .arg(data("imdb-sample/train.jsonl.gz"))
         .arg("--test")
         .arg(data("imdb-sample/test.jsonl.gz"))
-        .args(["--limit", "600", "--test-limit", "200", "--vocab-size", "800"])
-        .args(["--embed-dim", "8", "--hidden", "6", "--maxlen", "60", "--epochs", "2"])
-        .args(["--threads", "1", "--calibration", "32", "--out", arg(&model)])
+        .args([
+            "--limit",
+            "600",
+            "--test-limit",
+            "200",
+            "--vocab-size",
+            "800",
+        ])
+        .args([
+            "--embed-dim",
+            "8",
+            "--hidden",
+            "6",
+            "--maxlen",
+            "60",
+            "--epochs",
+            "2",
+        ])
+        .args([
+            "--threads",
+            "1",
+            "--calibration",
+            "32",
+            "--out",
+            arg(&model),
+        ])
         .assert()
         .success();
     let printed = String::from_utf8_lossy(&trained.get_output().stdout).into_owned();
-    assert!(printed.contains("int blob") && printed.contains("model written to"), "{printed}");
+    assert!(
+        printed.contains("int blob") && printed.contains("model written to"),
+        "{printed}"
+    );
     let card: Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
     assert_eq!(card["data"]["train_samples"], 480);
@@ -162,8 +232,18 @@ fn word_sentiment_trains_evaluates_and_verifies() {
         "eval repeats the training run's evaluation"
     );
 
-    let verify = json_of(cli().args(["verify", "--json", "--sequences", "16", "--model", arg(&model)]));
-    assert!(verify["max_abs_tract_vs_f32"].as_f64().unwrap() < 1e-4, "{verify}");
+    let verify = json_of(cli().args([
+        "verify",
+        "--json",
+        "--sequences",
+        "16",
+        "--model",
+        arg(&model),
+    ]));
+    assert!(
+        verify["max_abs_tract_vs_f32"].as_f64().unwrap() < 1e-4,
+        "{verify}"
+    );
     assert!(verify["decision_agreement_tract_vs_f32"].as_f64().unwrap() == 1.0);
 
     // A sentiment model refuses a corpus.
@@ -172,7 +252,10 @@ fn word_sentiment_trains_evaluates_and_verifies() {
             .args(["eval", "--model", arg(&model), "--corpus"])
             .arg(data("shakespeare/shakespeare-macbeth.txt")),
     );
-    assert!(err.contains("sentiment model") && err.contains("--test"), "{err}");
+    assert!(
+        err.contains("sentiment model") && err.contains("--test"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -194,14 +277,20 @@ fn data_stats_counts_every_review_once() {
             .arg(data("imdb-sample/test.jsonl.gz")),
     );
     assert_eq!(chars["unit"], "chars");
-    assert!(chars["average_len"].as_f64().unwrap() > 3.0 * words, "{chars}");
+    assert!(
+        chars["average_len"].as_f64().unwrap() > 3.0 * words,
+        "{chars}"
+    );
     let text = cli()
         .args(["data-stats"])
         .arg(data("imdb-sample/test.jsonl.gz"))
         .assert()
         .success();
     let text = String::from_utf8_lossy(&text.get_output().stdout).into_owned();
-    assert!(text.contains("truncated") && text.contains("average"), "{text}");
+    assert!(
+        text.contains("truncated") && text.contains("average"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -210,7 +299,14 @@ fn train_rejects_bad_input_with_the_fix() {
     let out = dir.path().join("m");
     let err = failure(
         cli()
-            .args(["train", "--preset", "w", "--train", "no/such/reviews.jsonl", "--out"])
+            .args([
+                "train",
+                "--preset",
+                "w",
+                "--train",
+                "no/such/reviews.jsonl",
+                "--out",
+            ])
             .arg(&out),
     );
     assert!(err.contains("no/such/reviews.jsonl"), "{err}");
@@ -236,7 +332,14 @@ fn train_rejects_bad_input_with_the_fix() {
     std::fs::write(&empty_reviews, b"").unwrap();
     let err = failure(
         cli()
-            .args(["train", "--preset", "c", "--train", arg(&empty_reviews), "--out"])
+            .args([
+                "train",
+                "--preset",
+                "c",
+                "--train",
+                arg(&empty_reviews),
+                "--out",
+            ])
             .arg(&out),
     );
     assert!(err.contains("none.jsonl"), "{err}");
@@ -267,7 +370,10 @@ fn eval_verify_export_quantize_reject_bad_input() {
     std::fs::create_dir(&broken).unwrap();
     std::fs::write(broken.join("card.json"), b"{not json").unwrap();
     let err = failure(cli().args(["verify", "--model", arg(&broken)]));
-    assert!(err.contains("card.json") && err.contains("not a valid"), "{err}");
+    assert!(
+        err.contains("card.json") && err.contains("not a valid"),
+        "{err}"
+    );
 
     let corrupt = dir.path().join("corrupt.ckpt");
     std::fs::write(&corrupt, b"LSTMEDCK but not really a checkpoint").unwrap();
@@ -275,7 +381,13 @@ fn eval_verify_export_quantize_reject_bad_input() {
     assert!(err.contains("corrupt.ckpt"), "{err}");
     let err = failure(cli().args(["export", "--checkpoint", arg(&missing)]));
     assert!(err.contains("missing"), "{err}");
-    let err = failure(cli().args(["quantize", "--checkpoint", arg(&corrupt), "--corpus", "x.txt"]));
+    let err = failure(cli().args([
+        "quantize",
+        "--checkpoint",
+        arg(&corrupt),
+        "--corpus",
+        "x.txt",
+    ]));
     assert!(err.contains("corrupt.ckpt"), "{err}");
 }
 
@@ -287,7 +399,10 @@ fn data_stats_rejects_bad_input() {
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, b"").unwrap();
     let err = failure(cli().args(["data-stats", arg(&empty)]));
-    assert!(err.contains("empty.jsonl") && err.contains("no reviews"), "{err}");
+    assert!(
+        err.contains("empty.jsonl") && err.contains("no reviews"),
+        "{err}"
+    );
     let latin1 = dir.path().join("latin1.jsonl");
     std::fs::write(&latin1, b"{\"label\": 1, \"text\": \"caf\xe9\"}\n").unwrap();
     let err = failure(cli().args(["data-stats", arg(&latin1)]));

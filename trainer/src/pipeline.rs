@@ -29,9 +29,9 @@ use crate::export::{export_onnx, export_step_onnx};
 use crate::model::{Hyperparams, InputConfig, ModelConfig, OptimizerKind, Params, Preset};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::ort_env::Device;
+use crate::plot;
 use crate::quantize::{self, Calibration};
 use crate::train::{train, Dataset, EpochStats, TrainOptions};
-use crate::plot;
 
 pub const ONNX_FILE: &str = "model.onnx";
 pub const STEP_ONNX_FILE: &str = "model-step.onnx";
@@ -273,8 +273,12 @@ impl TrainedCard {
         })?;
         // Checks the card version and names the file in errors.
         ModelCard::from_json(&text, &path.display().to_string())?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a card written by `lstm-edge train`", path.display()))
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: not a card written by `lstm-edge train`",
+                path.display()
+            )
+        })
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {
@@ -387,7 +391,14 @@ fn load_nonempty_reviews(path: &Path) -> Result<Vec<Review>> {
     Ok(reviews)
 }
 
-fn prepare_reviews(job: &TrainJob, train_path: &Path, test_path: Option<&Path>) -> Result<Prepared> {
+/// Turns reviews into padded id rows with the run's tokenizer.
+type ReviewEncoder = dyn Fn(&[Review]) -> Result<Encoded>;
+
+fn prepare_reviews(
+    job: &TrainJob,
+    train_path: &Path,
+    test_path: Option<&Path>,
+) -> Result<Prepared> {
     let hp = &job.hyper;
     let pool = load_nonempty_reviews(train_path)?;
     let explicit_test = test_path.map(load_nonempty_reviews).transpose()?;
@@ -420,51 +431,58 @@ fn prepare_reviews(job: &TrainJob, train_path: &Path, test_path: Option<&Path>) 
         test_reviews.len()
     );
 
-    let (input, encode): (InputConfig, Box<dyn Fn(&[Review]) -> Result<Encoded>>) =
-        match hp.preset {
-            Preset::W => {
-                let vocab = build_word_vocab(
-                    train_reviews.iter().map(|r| r.text.as_slice()),
-                    job.vocab_size,
-                )?;
-                let input = InputConfig::Words {
-                    strings: vocab.strings().to_vec(),
-                    offsets: vocab.offsets().to_vec(),
-                    embed_dim: hp.embed_dim,
-                };
-                let maxlen = hp.maxlen;
-                (
-                    input,
-                    Box::new(move |r: &[Review]| encode_words(r, &vocab.vocab()?, maxlen)),
-                )
-            }
-            Preset::C => {
-                let maxlen = hp.maxlen;
-                (
-                    InputConfig::Chars {
-                        table: NOTEBOOK_CHARS.to_vec(),
-                        lowercase: true,
-                        unk: true,
-                        pad: true,
-                    },
-                    Box::new(move |r: &[Review]| {
-                        encode_chars(r, &CharTable::new(NOTEBOOK_CHARS, true, true, true)?, maxlen)
-                    }),
-                )
-            }
-            Preset::G | Preset::R => bail!(
-                "preset {:?} trains a generator: give --corpus FILE..., not reviews",
-                hp.preset
-            ),
-        };
+    let (input, encode): (InputConfig, Box<ReviewEncoder>) = match hp.preset {
+        Preset::W => {
+            let vocab = build_word_vocab(
+                train_reviews.iter().map(|r| r.text.as_slice()),
+                job.vocab_size,
+            )?;
+            let input = InputConfig::Words {
+                strings: vocab.strings().to_vec(),
+                offsets: vocab.offsets().to_vec(),
+                embed_dim: hp.embed_dim,
+            };
+            let maxlen = hp.maxlen;
+            (
+                input,
+                Box::new(move |r: &[Review]| encode_words(r, &vocab.vocab()?, maxlen)),
+            )
+        }
+        Preset::C => {
+            let maxlen = hp.maxlen;
+            (
+                InputConfig::Chars {
+                    table: NOTEBOOK_CHARS.to_vec(),
+                    lowercase: true,
+                    unk: true,
+                    pad: true,
+                },
+                Box::new(move |r: &[Review]| {
+                    encode_chars(
+                        r,
+                        &CharTable::new(NOTEBOOK_CHARS, true, true, true)?,
+                        maxlen,
+                    )
+                }),
+            )
+        }
+        Preset::G | Preset::R => bail!(
+            "preset {:?} trains a generator: give --corpus FILE..., not reviews",
+            hp.preset
+        ),
+    };
     let cfg = hp.model_config(input, Output::Sigmoid);
     let pad = cfg.input.pad_id().context("sentiment input without PAD")?;
     let train_enc = encode(&train_reviews)?;
     let val_enc = encode(&val_reviews)?;
     let test_enc = encode(&test_reviews)?;
     let mut params = Params::init(&cfg, hp.seed);
-    if let (Some(path), InputConfig::Words { strings, offsets, .. }) =
-        (&job.word_vectors, &cfg.input)
+    if let (
+        Some(path),
+        InputConfig::Words {
+            strings, offsets, ..
+        },
+    ) = (&job.word_vectors, &cfg.input)
     {
         let vocab = lstm_edge_runtime::tokenize::Vocab::new(strings, offsets)?;
         let embedding = load_vectors(
@@ -631,7 +649,10 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<u64> {
 pub fn write_onnx(cfg: &ModelConfig, params: &Params, dir: &Path) -> Result<u64> {
     let size = write_file(&dir.join(ONNX_FILE), &export_onnx(cfg, params, &[])?)?;
     if cfg.head == Head::Last {
-        write_file(&dir.join(STEP_ONNX_FILE), &export_step_onnx(cfg, params, &[])?)?;
+        write_file(
+            &dir.join(STEP_ONNX_FILE),
+            &export_step_onnx(cfg, params, &[])?,
+        )?;
     }
     Ok(size)
 }
@@ -799,17 +820,19 @@ fn describe_model(hp: &Hyperparams) -> String {
 fn decision(outputs: &[f64]) -> u16 {
     match outputs {
         [p] => u16::from(*p >= 0.5),
-        _ => outputs
-            .iter()
-            .enumerate()
-            .fold((0usize, f64::NEG_INFINITY), |best, (i, &v)| {
-                if v > best.1 {
-                    (i, v)
-                } else {
-                    best
-                }
-            })
-            .0 as u16,
+        _ => {
+            outputs
+                .iter()
+                .enumerate()
+                .fold((0usize, f64::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 {
+                        (i, v)
+                    } else {
+                        best
+                    }
+                })
+                .0 as u16
+        }
     }
 }
 
@@ -900,7 +923,10 @@ pub fn evaluate_blobs(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| bail!("an evaluation thread panicked")))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| bail!("an evaluation thread panicked"))
+            })
             .collect()
     });
     bar.finish_and_clear();
@@ -938,7 +964,11 @@ pub fn evaluate_blobs(
 
 /// Sequences of `texts` as a model's own tokenizer splits them (from its blob), cut to
 /// `maxlen` for a flatten head.
-pub fn tokenize_with_blob(blob: &[u8], texts: &[&[u8]], maxlen: Option<usize>) -> Result<Vec<Vec<u16>>> {
+pub fn tokenize_with_blob(
+    blob: &[u8],
+    texts: &[&[u8]],
+    maxlen: Option<usize>,
+) -> Result<Vec<Vec<u16>>> {
     let model = lstm_edge_runtime::Model::from_bytes(blob)?;
     let net = Network::<F32>::new(&model)?;
     let tokenizer: &Tokenizer<'_> = net.tokenizer();
@@ -986,7 +1016,11 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
     } else {
         match &card.job.data {
             DataSource::Reviews { train, test } => match test {
-                Some(test) => (Some(test.clone()), Vec::new(), data.limit.or(card.job.test_limit)),
+                Some(test) => (
+                    Some(test.clone()),
+                    Vec::new(),
+                    data.limit.or(card.job.test_limit),
+                ),
                 None => bail!(
                     "{} was trained without a separate test set ({}): give --test PATH",
                     dir.display(),
@@ -1107,7 +1141,11 @@ pub fn quantize_checkpoint(
     let sequences = match (&data.reviews, data.corpus.is_empty(), sentiment) {
         (Some(path), true, true) => {
             let reviews = load_nonempty_reviews(path)?;
-            let texts: Vec<&[u8]> = reviews.iter().take(count).map(|r| r.text.as_slice()).collect();
+            let texts: Vec<&[u8]> = reviews
+                .iter()
+                .take(count)
+                .map(|r| r.text.as_slice())
+                .collect();
             let maxlen = match ck.model.head {
                 Head::Flatten { maxlen } => Some(maxlen as usize),
                 _ => None,
@@ -1116,7 +1154,10 @@ pub fn quantize_checkpoint(
         }
         (None, false, false) => {
             let text = read_corpus(&data.corpus)?;
-            ensure!(!text.is_empty(), "the corpus is empty: give text files with content");
+            ensure!(
+                !text.is_empty(),
+                "the corpus is empty: give text files with content"
+            );
             let window = 40;
             let mut ids = tokenize_with_blob(&f32_blob, &[&text], None)?;
             let ids = ids.pop().unwrap_or_default();
@@ -1238,14 +1279,20 @@ mod tests {
         assert_eq!(card.card.metrics.len(), written.card.metrics.len());
         for ((k1, v1), (k2, v2)) in card.card.metrics.iter().zip(&written.card.metrics) {
             assert_eq!(k1, k2);
-            assert!((v1 - v2).abs() <= 1e-12 * v2.abs().max(1.0), "{k1}: {v1} vs {v2}");
+            assert!(
+                (v1 - v2).abs() <= 1e-12 * v2.abs().max(1.0),
+                "{k1}: {v1} vs {v2}"
+            );
         }
         assert_eq!(card.history.len(), 2);
         let eval = card.evaluation.as_ref().context("no evaluation")?;
         assert_eq!(eval.samples, card.card.data.test_samples);
         // A 50-symbol uniform guess has loss ln 50 = 3.9; two epochs must beat it.
         assert!(eval.float.loss < 3.9, "{eval:?}");
-        assert!((eval.float.loss - eval.quantized.loss).abs() < 0.1, "{eval:?}");
+        assert!(
+            (eval.float.loss - eval.quantized.loss).abs() < 0.1,
+            "{eval:?}"
+        );
 
         // Re-evaluating from the directory gives the same figures.
         let again = super::eval(dir.path(), &EvalData::default(), false)?;

@@ -89,7 +89,10 @@ fn draw_panel(
         }
         let color = *color;
         let drawn = chart
-            .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))
             .map_err(|e| plot_error(path, e))?;
         if text {
             drawn
