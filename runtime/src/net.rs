@@ -234,10 +234,8 @@ impl<'a, N: Numeric> Network<'a, N> {
             (&h1[..], &mut h0[..])
         };
         let prev = prev.get(..hidden).unwrap_or(&[]);
-        let mut laid_out = [N::Act::default(); H];
-        let kernel_h = laid_out.get_mut(..hidden).unwrap_or(&mut []);
-        N::kernel_layout(prev, kernel_h);
-        let kernel_h = &*kernel_h;
+        let mut scratch = [N::Act::default(); H];
+        let kernel_h = N::kernel_layout(prev, scratch.get_mut(..hidden).unwrap_or(&mut []));
         let w = &self.weights;
         let d = &self.dims;
         let units = next
@@ -274,13 +272,17 @@ impl<'a, N: Numeric> Network<'a, N> {
         state.current ^= 1;
     }
 
-    /// The current hidden state in the kernels' layout.
-    fn kernel_hidden<const H: usize>(state: &State<N, H>, hidden: usize) -> [N::Act; H] {
-        let mut out = [N::Act::default(); H];
-        if let Some(dst) = out.get_mut(..hidden) {
-            N::kernel_layout(state.hidden(hidden), dst);
-        }
-        out
+    /// The current hidden state in the kernels' layout (see `Numeric::kernel_layout`).
+    fn kernel_hidden<'s, const H: usize>(
+        &self,
+        state: &'s State<N, H>,
+        scratch: &'s mut [N::Act; H],
+    ) -> &'s [N::Act] {
+        let hidden = self.dims.hidden;
+        N::kernel_layout(
+            state.hidden(hidden),
+            scratch.get_mut(..hidden).unwrap_or(&mut []),
+        )
     }
 
     fn accumulate_head<const H: usize>(&self, state: &mut State<N, H>) {
@@ -289,8 +291,8 @@ impl<'a, N: Numeric> Network<'a, N> {
             Head::Mean => 0,
             Head::Last => return,
         };
-        let h = Self::kernel_hidden(state, self.dims.hidden);
-        let h = h.get(..self.dims.hidden).unwrap_or(&[]);
+        let mut scratch = [N::Act::default(); H];
+        let h = self.kernel_hidden(state, &mut scratch);
         let dot = N::head_dot(&self.weights, &self.dims, 0, offset, h);
         state.head_sum = N::logit_add(state.head_sum, dot);
     }
@@ -312,8 +314,8 @@ impl<'a, N: Numeric> Network<'a, N> {
             }
             Head::Mean => N::logit_div(state.head_sum, state.steps.max(1)),
             Head::Last => {
-                let h = Self::kernel_hidden(state, self.dims.hidden);
-                let h = h.get(..self.dims.hidden).unwrap_or(&[]);
+                let mut scratch = [N::Act::default(); H];
+                let h = self.kernel_hidden(state, &mut scratch);
                 N::head_dot(&self.weights, &self.dims, 0, 0, h)
             }
         };
@@ -351,8 +353,8 @@ impl<'a, N: Numeric> Network<'a, N> {
                 capacity: V,
             });
         }
-        let h = Self::kernel_hidden(state, self.dims.hidden);
-        let h = h.get(..self.dims.hidden).unwrap_or(&[]);
+        let mut scratch = [N::Act::default(); H];
+        let h = self.kernel_hidden(state, &mut scratch);
         let out = logits.values.get_mut(..classes).unwrap_or(&mut []);
         for (k, l) in out.iter_mut().enumerate() {
             let dot = N::head_dot(&self.weights, &self.dims, k, 0, h);

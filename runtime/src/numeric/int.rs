@@ -200,8 +200,9 @@ impl Numeric for Int {
 
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     #[inline(always)]
-    fn kernel_layout(h: &[i16], out: &mut [i16]) {
-        super::dsp::pair_layout(h, out);
+    fn kernel_layout<'h>(h: &'h [i16], scratch: &'h mut [i16]) -> &'h [i16] {
+        super::dsp::pair_layout(h, scratch);
+        scratch
     }
 
     #[inline(always)]

@@ -42,14 +42,12 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     fn embedding_row<'a>(w: &Self::Weights<'a>, dims: &Dims, id: usize) -> Token<'a>;
     /// `W[row]·x + wb[row]`.
     fn input_pre(w: &Self::Weights<'_>, dims: &Dims, row: usize, x: Token<'_>) -> Self::Pre;
-    /// Copies the hidden state into the layout [`Numeric::hidden_pre`] and
-    /// [`Numeric::head_dot`] read (`out.len() == h.len()`). Plain order unless a
-    /// kernel needs another.
+    /// The hidden state in the layout [`Numeric::hidden_pre`] and
+    /// [`Numeric::head_dot`] read: `h` itself, unless a kernel needs another
+    /// order, which it then writes into `scratch` (same length as `h`).
     #[inline(always)]
-    fn kernel_layout(h: &[Self::Act], out: &mut [Self::Act]) {
-        for (o, &v) in out.iter_mut().zip(h) {
-            *o = v;
-        }
+    fn kernel_layout<'h>(h: &'h [Self::Act], _scratch: &'h mut [Self::Act]) -> &'h [Self::Act] {
+        h
     }
     /// `R[row]·h + rb[row]`, `h` in kernel layout.
     fn hidden_pre(w: &Self::Weights<'_>, dims: &Dims, row: usize, h: &[Self::Act]) -> Self::Pre;
