@@ -2,7 +2,7 @@
 //! the caller's state, the logit buffer, and the step's stack scratch (the
 //! Cortex-M integer kernel reads a pair-ordered copy of h; other paths need none).
 
-use lstm_edge_runtime::numeric::{F32, Int};
+use lstm_edge_runtime::numeric::{Int, F32};
 use lstm_edge_runtime::{Logits, State};
 
 #[test]
