@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # The project's main job: installs what it needs, builds the `lstm-edge`
-# command line, and runs one model blob on the host and on the emulated
-# Cortex-M4F (QEMU mps2-an386), where the integer path gives the same text.
+# command line, trains a quick char-level generator (G) on the bundled plays,
+# exports, quantizes and verifies it, then generates text with it on the host
+# and on the emulated Cortex-M4F (QEMU mps2-an386), where the integer path gives
+# the same text.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 section() { printf '\n==== %s ====\n' "$*"; }
 
-# The model the firmware embeds by default: a small char-level LSTM generator
-# with the notebook's 50 Shakespeare symbols (fixed random weights, untrained).
-model=firmware/models/default.bin
-prompt="the king hath "
+# A small, quick G: the notebook's shape scaled down to train in minutes on 2 cores.
+model=out/quick-g
+prompt="first citizen: "
 temperature=0.5
-length=120
+length=200
 seed=42
 
 section "install: ONNX Runtime"
@@ -29,15 +30,27 @@ section "build: the lstm-edge command line"
 cargo build --release -p lstm-edge
 lstm_edge=target/release/lstm-edge
 
-section "inspect: $model"
-"$lstm_edge" inspect "$model"
+section "train: quick G on the three bundled plays (ONNX, blobs and card in $model)"
+"$lstm_edge" train --preset g \
+    --corpus data/shakespeare/shakespeare-caesar.txt data/shakespeare/shakespeare-hamlet.txt \
+    data/shakespeare/shakespeare-macbeth.txt \
+    --hidden 64 --window-step 9 --epochs 3 --seed "$seed" --quiet --out "$model"
+
+section "eval: held-out loss of the f32 and integer blobs"
+"$lstm_edge" eval --model "$model"
+
+section "verify: tract on the ONNX against the runtime's f32 and integer paths"
+"$lstm_edge" verify --model "$model"
+
+section "inspect: the integer blob"
+"$lstm_edge" inspect "$model/model.blob"
 
 section "generate on the host (integer path)"
-"$lstm_edge" generate --model "$model" --prompt "$prompt" \
+"$lstm_edge" generate --model "$model/model.blob" --prompt "$prompt" \
     --temperature "$temperature" --length "$length" --seed "$seed"
 
 section "generate on the emulated Cortex-M4F (same blob, prompt and seed)"
-"$lstm_edge" firmware run --model "$model" --prompt "$prompt" \
+"$lstm_edge" firmware run --model "$model/model.blob" --prompt "$prompt" \
     --temperature "$temperature" --length "$length" --seed "$seed"
 
 section "main job done"
