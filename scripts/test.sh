@@ -52,7 +52,7 @@ section "device build: firmware with its default model, run under QEMU"
 firmware_elf=target/firmware/thumbv7em-none-eabihf/release/lstm-edge-firmware
 arm-none-eabi-size "$firmware_elf"
 timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
-    -semihosting-config enable=on,target=native -icount shift=0 -kernel "$firmware_elf"
+    -semihosting-config enable=on,target=native -icount shift=0 -kernel "$firmware_elf" </dev/null
 
 section "firmware: QEMU tests against the host integer path"
 if cargo nextest --version >/dev/null 2>&1; then
