@@ -163,9 +163,13 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-/// The command line as typed, quoted for a shell, for the card.
+/// The command line as typed, quoted for a shell, for the card. `--resume` is left out:
+/// the same command without it rebuilds the model from scratch.
 pub fn command_line() -> String {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--resume")
+        .collect();
     format!("lstm-edge {}", shell_words::join(args))
 }
 

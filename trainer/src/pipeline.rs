@@ -1107,7 +1107,12 @@ pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
 /// The verification inputs of the model in `dir`: the first `count` evaluation sequences.
 pub fn verify_sequences(dir: &Path, data: &EvalData, count: usize) -> Result<Vec<Vec<u16>>> {
     let card = TrainedCard::read(dir)?;
-    let (mut set, _) = eval_set_for(dir, &card, data)?;
+    // Only `count` reviews are needed: sample them before tokenizing.
+    let data = EvalData {
+        limit: Some(data.limit.map_or(count, |l| l.min(count))),
+        ..data.clone()
+    };
+    let (mut set, _) = eval_set_for(dir, &card, &data)?;
     set.sequences.truncate(count);
     Ok(set.sequences)
 }
@@ -1140,7 +1145,9 @@ pub fn quantize_checkpoint(
     let sentiment = ck.model.output == Output::Sigmoid;
     let sequences = match (&data.reviews, data.corpus.is_empty(), sentiment) {
         (Some(path), true, true) => {
-            let reviews = load_nonempty_reviews(path)?;
+            let mut reviews = load_nonempty_reviews(path)?;
+            // Review files are often sorted by label: calibrate on a seeded sample.
+            crate::data::shuffle(&mut reviews, ck.seed);
             let texts: Vec<&[u8]> = reviews
                 .iter()
                 .take(count)
@@ -1178,7 +1185,16 @@ pub fn quantize_checkpoint(
     };
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let (_, _, calibration) = write_blobs(&ck.model, &ck.params, &sequences, out_dir)?;
+    let (int_blob, f32_blob, calibration) =
+        write_blobs(&ck.model, &ck.params, &sequences, out_dir)?;
+    // In a model directory, the card follows the new blobs.
+    if out_dir.join(CARD_FILE).is_file() {
+        let mut card = TrainedCard::read(out_dir)?;
+        card.files.int_blob = int_blob;
+        card.files.f32_blob = f32_blob;
+        card.calibration = Some(CalibrationRecord::from(&calibration));
+        card.write(out_dir)?;
+    }
     Ok(calibration)
 }
 
