@@ -10,7 +10,7 @@
 //! `--gru`), so `scripts/bench-training.sh` can alternate it with Keras.
 //!
 //! `-- --dump DIR [FILTER]` writes each workload's training graph to
-//! `DIR/{name}-{cell}-train.onnx` instead, for ONNX Runtime's profiler.
+//! `DIR/{name}-{cell}-{recurrence}-train.onnx` instead, for ONNX Runtime's profiler.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -44,10 +44,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = dump_dir {
         for cell in [Cell::Lstm, Cell::Gru] {
             for w in workloads(cell).iter().filter(|w| wanted(w.name)) {
-                let path =
-                    std::path::Path::new(&dir).join(format!("{}-{cell:?}-train.onnx", w.name));
-                std::fs::write(&path, train_graph(w, Recurrence::Scan))?;
-                println!("wrote {}", path.display());
+                for how in [Recurrence::Scan, Recurrence::Unrolled] {
+                    let name = format!("{}-{cell:?}-{how:?}-train.onnx", w.name);
+                    let path = std::path::Path::new(&dir).join(name);
+                    std::fs::write(&path, train_graph(w, how))?;
+                    println!("wrote {}", path.display());
+                }
             }
         }
         return Ok(());

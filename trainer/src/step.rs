@@ -195,9 +195,12 @@ pub fn forward_with(
             tape.reshape(&xp, &[steps, -1, gh])
         }
         (_, InputKind::OneHot { vocab }) | (None, InputKind::Embedding { vocab, .. }) => {
+            // The bias joins the `[vocab, G·H]` table before the lookup: a pass
+            // over the small table instead of over all `[T, B, G·H]` rows, and
+            // its gradient sums `vocab` rows instead of `T·B`.
             let columns = tape.transpose(w, &[1, 0]);
-            let xp = tape.gather_rows(&columns, &ids_t, GatherGrad::for_rows(vocab));
-            tape.add_bias(&xp, &bias)
+            let table = tape.add_bias(&columns, &bias);
+            tape.gather_rows(&table, &ids_t, GatherGrad::for_rows(vocab))
         }
     };
     let h_seq = match spec.cell {

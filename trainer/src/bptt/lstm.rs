@@ -8,22 +8,28 @@
 //! `dc = dc_next + dh ⊙ o ⊙ (1 - tanh²c_t)`, pre-activation gradients
 //! `[dc⊙g, dh⊙tanh c_t, dc⊙c_{t-1}, dc⊙i] ⊙ [σ', σ', σ', tanh']`,
 //! `dc_{t-1} = dc ⊙ f`, `dh_{t-1} = dgates · R`. Every factor that does not
-//! depend on the carried gradients is formed for all steps at once, outside the
-//! loop, so the reverse body is seven small ops.
+//! depend on the carried gradients is formed by the forward body, so the
+//! reverse body is seven small ops.
 
-use super::{
-    one_minus, scan_node, shifted_states, sigmoid_slope, split, sum_outer, tanh_slope, zeros_state,
-    Body,
-};
+use super::{one_minus, scan_node, shifted_states, split, sum_outer, zeros_state, Body};
 use crate::autodiff::Tape;
 use crate::onnx::{Attr, Value};
 
-pub(super) fn scan_forward(
-    tape: &mut Tape,
-    xproj: &Value,
-    r: &Value,
-    hidden: i64,
-) -> (Value, Vec<Value>, Value) {
+/// What the forward `Scan` saves for the backward one, per step `[T, B, ·]`.
+struct Saved {
+    /// `[g, tanh c_t, c_{t-1}, i] ⊙ [σ'(i), σ'(o), σ'(f), tanh'(g)]`: the
+    /// pre-activation gradients are `[dc, dh, dc, dc] ⊙ factors`.
+    factors: Value,
+    /// `o ⊙ (1 - tanh² c_t)`: how `dh` reaches `dc`.
+    to_dc: Value,
+    /// The forget gate: how `dc` reaches `c_{t-1}`.
+    forget: Value,
+}
+
+/// The forward recurrence. Its body also forms the backward factors while
+/// the step's values are in cache: done afterwards, over whole `[T, B, 4H]`
+/// tensors, the same arithmetic took about twice as long (memory bound).
+fn scan_forward(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> (Value, Saved, Value) {
     let g = tape.graph();
     let h0 = zeros_state(g, xproj, 1, hidden);
     // `h · Rᵀ` with `Rᵀ` formed once: a transposed operand would be repacked
@@ -39,15 +45,40 @@ pub(super) fn scan_forward(
     let sig = b.op("Sigmoid", &[&parts[0]], vec![]);
     let cand = b.op("Tanh", &[&parts[1]], vec![]);
     let iof = split(b, &sig, 1, &[hidden, hidden, hidden]);
-    let keep = b.op("Mul", &[&iof[2], &c_prev], vec![]);
-    let write = b.op("Mul", &[&iof[0], &cand], vec![]);
+    let (i, o, f) = (&iof[0], &iof[1], &iof[2]);
+    let keep = b.op("Mul", &[f, &c_prev], vec![]);
+    let write = b.op("Mul", &[i, &cand], vec![]);
     let c = b.op("Add", &[&keep, &write], vec![]);
     let tc = b.op("Tanh", &[&c], vec![]);
-    let h = b.op("Mul", &[&iof[1], &tc], vec![]);
-    body.outputs(&[&h, &c, &h, &c, &sig, &cand]);
+    let h = b.op("Mul", &[o, &tc], vec![]);
+    // Backward factors. `σ' = s - s²`, `tanh' = 1 - t²`; `o ⊙ (1 - tanh² c)`
+    // is `o - h ⊙ tanh c`.
+    let sig_sq = b.op("Mul", &[&sig, &sig], vec![]);
+    let sig_slope = b.op("Sub", &[&sig, &sig_sq], vec![]);
+    let cand_sq = b.op("Mul", &[&cand, &cand], vec![]);
+    let cand_slope = one_minus(b, &cand_sq);
+    let slopes = b.op(
+        "Concat",
+        &[&sig_slope, &cand_slope],
+        vec![Attr::Int("axis", 1)],
+    );
+    let picks = b.op(
+        "Concat",
+        &[&cand, &tc, &c_prev, i],
+        vec![Attr::Int("axis", 1)],
+    );
+    let factors = b.op("Mul", &[&picks, &slopes], vec![]);
+    let h_tc = b.op("Mul", &[&h, &tc], vec![]);
+    let to_dc = b.op("Sub", &[o, &h_tc], vec![]);
+    body.outputs(&[&h, &c, &h, &factors, &to_dc, f]);
     let outs = scan_node(tape.graph(), body, &[&h0, &h0], &[xproj], 4, false);
-    // outs: h_T, c_T, h_seq, c_seq, sig_seq, cand_seq
-    (outs[2].clone(), outs[3..].to_vec(), h0)
+    // outs: h_T, c_T, h_seq, factors, to_dc, forget
+    let saved = Saved {
+        factors: outs[3].clone(),
+        to_dc: outs[4].clone(),
+        forget: outs[5].clone(),
+    };
+    (outs[2].clone(), saved, h0)
 }
 
 pub(super) fn scan(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> Value {
@@ -57,30 +88,6 @@ pub(super) fn scan(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> Va
         let Some(dh_seq) = &dys[0] else {
             return vec![None, None];
         };
-        let (c_seq, sig, cand) = (&saved[0], &saved[1], &saved[2]);
-        let c_prev = shifted_states(g, &h0, c_seq);
-        let tc = g.op("Tanh", &[c_seq], vec![]);
-        let iof = split(g, sig, 2, &[hidden, hidden, hidden]);
-        let (i, o, f) = (&iof[0], &iof[1], &iof[2]);
-        // dc gains dh ⊙ o ⊙ (1 - tanh² c_t).
-        let tc_slope = tanh_slope(g, &tc);
-        let to_dc = g.op("Mul", &[o, &tc_slope], vec![]);
-        // Pre-activation factors, gate by gate: [g, tanh c, c_prev, i] ⊙ slopes.
-        let sig_slope = sigmoid_slope(g, sig);
-        let cand_sq = g.op("Mul", &[cand, cand], vec![]);
-        let cand_slope = one_minus(g, &cand_sq);
-        let slopes = g.op(
-            "Concat",
-            &[&sig_slope, &cand_slope],
-            vec![Attr::Int("axis", 2)],
-        );
-        let picks = g.op(
-            "Concat",
-            &[cand, &tc, &c_prev, i],
-            vec![Attr::Int("axis", 2)],
-        );
-        let factors = g.op("Mul", &[&picks, &slopes], vec![]);
-
         let mut body = Body::new(g, "lstm_bwd");
         let dh_rec = body.input("dh", hidden);
         let dc_next = body.input("dc", hidden);
@@ -102,7 +109,7 @@ pub(super) fn scan(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> Va
             g,
             body,
             &[&zeros, &zeros],
-            &[dh_seq, &to_dc, &factors, f],
+            &[dh_seq, &saved.to_dc, &saved.factors, &saved.forget],
             1,
             true,
         );
