@@ -4,7 +4,8 @@
 use std::vec::Vec;
 
 use crate::format::{
-    encode, Body, Cell, Dims, FloatParams, Head, Input, IntParams, Output, Params, Rescale, ONE_HOT,
+    encode, unit_major_index, Body, Cell, Dims, FloatParams, Head, Input, IntParams, Output,
+    Params, Rescale, ONE_HOT,
 };
 use crate::numeric::int::{ACT_FRAC, LOGIT_FRAC, PRE_FRAC};
 use crate::Error;
@@ -98,6 +99,20 @@ fn quantize_groups(values: &[f32], group: usize) -> (Vec<u8>, Vec<f64>) {
         );
     }
     (bytes, scales)
+}
+
+/// Row-major `R` (`rows` rows of `hidden` bytes) in the unit-major order the
+/// integer kernels read (see [`unit_major_index`]).
+fn unit_major(r: &[u8], gates: usize, hidden: usize) -> Vec<u8> {
+    let mut out = std::vec![0u8; r.len()];
+    for (row, values) in r.chunks(hidden.max(1)).enumerate() {
+        for (col, &v) in values.iter().enumerate() {
+            if let Some(slot) = out.get_mut(unit_major_index(gates, hidden, row, col)) {
+                *slot = v;
+            }
+        }
+    }
+    out
 }
 
 fn scale_list(scales: &[f64], factor: f64) -> Vec<u8> {
@@ -210,6 +225,7 @@ impl ModelSpec {
         };
         let (wq, w_scales) = quantize_groups(&w.w, group(dims.input));
         let (rq, r_scales) = quantize_groups(&w.r, group(dims.hidden));
+        let rq = unit_major(&rq, dims.gates, dims.hidden);
         let (head_w, head_scales) = quantize_groups(&w.head_w, dims.features);
         let w_scale = scale_list(&w_scales, embed_scale * pre_one);
         let r_scale = scale_list(&r_scales, pre_one / act_one);
@@ -238,6 +254,34 @@ impl ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_major_order_is_a_permutation() {
+        for (gates, hidden) in [(4, 1), (3, 5), (4, 8), (3, 130), (4, 128)] {
+            let rows = gates * hidden;
+            let r: Vec<u8> = (0..rows * hidden).map(|i| (i % 251) as u8).collect();
+            let mut seen = std::vec![false; r.len()];
+            for row in 0..rows {
+                for col in 0..hidden {
+                    let at = unit_major_index(gates, hidden, row, col);
+                    assert!(
+                        !seen[at],
+                        "gates {gates} hidden {hidden}: {row},{col} collides"
+                    );
+                    seen[at] = true;
+                }
+            }
+            let out = unit_major(&r, gates, hidden);
+            assert_eq!(
+                out[unit_major_index(gates, hidden, rows - 1, hidden - 1)],
+                *r.last().unwrap()
+            );
+        }
+        // Unit 0 of an LSTM with 8 units: four columns of each gate, then the next four.
+        assert_eq!(unit_major_index(4, 8, 8, 0), 4);
+        assert_eq!(unit_major_index(4, 8, 0, 4), 16);
+        assert_eq!(unit_major_index(4, 8, 1, 0), 32);
+    }
 
     #[test]
     fn rescale_is_accurate_over_a_wide_range() {

@@ -58,7 +58,7 @@ impl Output {
 /// First bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"LSTE";
 /// The format version this runtime reads and writes.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// Header: magic (4), version (u16), reserved (u16), body length (u32), CRC-32 of the body (u32).
 pub const HEADER_LEN: usize = 16;
 /// The integer value of a one-hot input on the integer path.
@@ -119,7 +119,9 @@ pub struct IntParams<'a> {
     /// row, or for one-hot chars the integer [`ONE_HOT`], so multipliers stay
     /// below 1/4 and take the fast path of [`Rescale::apply`].
     pub w_scale: &'a [u8],
-    /// int8 ONNX `R`.
+    /// int8 ONNX `R`, unit-major (see [`unit_major_index`]): all gate rows of
+    /// a hidden unit together, interleaved in groups of four columns, so one
+    /// pass over `h` serves every gate of the unit.
     pub r: &'a [u8],
     /// `R·h` (h in Q0.15) to Q3.12; one entry per gate or per row.
     pub r_scale: &'a [u8],
@@ -238,6 +240,24 @@ impl Rescale {
         out[..4].copy_from_slice(&self.mult.to_le_bytes());
         out[4..].copy_from_slice(&(self.shift as i32).to_le_bytes());
         out
+    }
+}
+
+/// Where `R[row][col]` lies in the integer path's unit-major `r`.
+///
+/// Unit `j` owns `gates * hidden` bytes starting at `j * gates * hidden`. Its
+/// columns come in groups of four; each group holds four bytes of every gate in
+/// turn (`[g0 c0..3][g1 c0..3]...[g0 c4..7]...`). The last `hidden % 4` columns
+/// follow, one run per gate. `row` is `gate * hidden + j`, ONNX's order.
+pub const fn unit_major_index(gates: usize, hidden: usize, row: usize, col: usize) -> usize {
+    let (gate, unit) = (row / hidden, row % hidden);
+    let grouped = hidden / 4 * 4;
+    let base = unit * gates * hidden;
+    if col < grouped {
+        base + (col / 4) * 4 * gates + gate * 4 + col % 4
+    } else {
+        let tail = hidden - grouped;
+        base + grouped * gates + gate * tail + (col - grouped)
     }
 }
 

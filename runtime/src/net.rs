@@ -246,12 +246,9 @@ impl<'a, N: Numeric> Network<'a, N> {
         for (j, ((h_out, c), &h_prev)) in units.enumerate() {
             let row = |gate: usize| gate * hidden + j;
             let x_pre = |gate: usize| N::input_pre(w, d, row(gate), x);
-            // Recurrent parts two gates at a time, so kernels can share loads of h.
-            let h_pre = |a: usize, b: usize| N::hidden_pre2(w, d, (row(a), row(b)), kernel_h);
             match self.cell {
                 Cell::Lstm => {
-                    let (hi, ho) = h_pre(0, 1);
-                    let (hf, hc) = h_pre(2, 3);
+                    let [hi, ho, hf, hc] = N::hidden_pres::<4>(w, d, j, kernel_h);
                     let i = N::sigmoid(N::add(x_pre(0), hi));
                     let o = N::sigmoid(N::add(x_pre(1), ho));
                     let f = N::sigmoid(N::add(x_pre(2), hf));
@@ -260,8 +257,7 @@ impl<'a, N: Numeric> Network<'a, N> {
                     *h_out = N::lstm_hidden(o, *c);
                 }
                 Cell::Gru => {
-                    let (zh, rh) = h_pre(0, 1);
-                    let nh = N::hidden_pre(w, d, row(2), kernel_h);
+                    let [zh, rh, nh] = N::hidden_pres::<3>(w, d, j, kernel_h);
                     let z = N::sigmoid(N::add(x_pre(0), zh));
                     let r = N::sigmoid(N::add(x_pre(1), rh));
                     let n = N::tanh(N::add(x_pre(2), N::gate_mul(r, nh)));

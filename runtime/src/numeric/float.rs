@@ -95,8 +95,16 @@ impl Numeric for F32 {
     }
 
     #[inline(always)]
-    fn hidden_pre(w: &FloatParams<'_>, dims: &Dims, row: usize, h: &[f32]) -> f32 {
-        dot(row_of(w.r, row, dims.hidden), h) + le_f32(w.rb, row)
+    fn hidden_pres<const G: usize>(
+        w: &FloatParams<'_>,
+        dims: &Dims,
+        unit: usize,
+        h: &[f32],
+    ) -> [f32; G] {
+        core::array::from_fn(|gate| {
+            let row = gate * dims.hidden + unit;
+            dot(row_of(w.r, row, dims.hidden), h) + le_f32(w.rb, row)
+        })
     }
 
     #[inline(always)]

@@ -112,7 +112,45 @@ const LANES: usize = 16;
 const LANES: usize = 4;
 
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-use super::dsp::dot_i8_i16;
+use super::dsp::{dot_i8_i16, dot_unit};
+
+/// Adds the last `x_tail.len()` columns of a unit-major block (one run per
+/// gate, see `format::unit_major_index`) to the gate sums.
+#[inline(always)]
+pub(super) fn tail_sums<const G: usize>(sums: &mut [i32; G], w_tail: &[u8], x_tail: &[i16]) {
+    if x_tail.is_empty() {
+        return;
+    }
+    for (sum, run) in sums.iter_mut().zip(w_tail.chunks(x_tail.len())) {
+        *sum = run.iter().zip(x_tail).fold(*sum, |acc, (&w, &x)| {
+            acc.wrapping_add((w as i8 as i32) * (x as i32))
+        });
+    }
+}
+
+/// The recurrent sums of the `G` gates of one unit, from the unit's block of a
+/// unit-major `R`: four columns of every gate per pass, so each group of `x` is
+/// read once for all gates.
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[inline(always)]
+fn dot_unit<const G: usize>(w: &[u8], x: &[i16]) -> [i32; G] {
+    let (x_blocks, x_tail) = x.as_chunks::<4>();
+    let (grouped, w_tail) = w
+        .split_at_checked(x_blocks.len() * 4 * G)
+        .unwrap_or((&[], w));
+    let (words, _) = grouped.as_chunks::<4>();
+    let mut lanes = [[0i32; 4]; G];
+    for (group, xb) in words.chunks_exact(G).zip(x_blocks) {
+        for (lane, w4) in lanes.iter_mut().zip(group) {
+            for ((acc, &w), &x) in lane.iter_mut().zip(w4).zip(xb) {
+                *acc = acc.wrapping_add((w as i8 as i32) * (x as i32));
+            }
+        }
+    }
+    let mut sums = lanes.map(|lane| lane.iter().fold(0i32, |a, &b| a.wrapping_add(b)));
+    tail_sums(&mut sums, w_tail, x_tail);
+    sums
+}
 
 /// `Σ w[k] * x[k]` for int8 weights and 16-bit inputs.
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
@@ -206,27 +244,20 @@ impl Numeric for Int {
     }
 
     #[inline(always)]
-    fn hidden_pre(w: &IntParams<'_>, dims: &Dims, row: usize, h: &[i16]) -> i32 {
-        let acc = dot_i8_i16(row_of(w.r, row, dims.hidden), h);
-        scale_of(w.r_scale, row, dims)
-            .apply(acc)
-            .saturating_add(le_i32(w.rb, row))
-    }
-
-    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-    #[inline(always)]
-    fn hidden_pre2(w: &IntParams<'_>, dims: &Dims, rows: (usize, usize), h: &[i16]) -> (i32, i32) {
-        let (a, b) = super::dsp::dot2_i8_i16(
-            row_of(w.r, rows.0, dims.hidden),
-            row_of(w.r, rows.1, dims.hidden),
-            h,
-        );
-        let finish = |row: usize, acc: i32| {
-            scale_of(w.r_scale, row, dims)
-                .apply(acc)
-                .saturating_add(le_i32(w.rb, row))
-        };
-        (finish(rows.0, a), finish(rows.1, b))
+    fn hidden_pres<const G: usize>(
+        w: &IntParams<'_>,
+        dims: &Dims,
+        unit: usize,
+        h: &[i16],
+    ) -> [i32; G] {
+        let mut pres = dot_unit::<G>(row_of(w.r, unit, G * dims.hidden), h);
+        for (gate, pre) in pres.iter_mut().enumerate() {
+            let row = gate * dims.hidden + unit;
+            *pre = scale_of(w.r_scale, row, dims)
+                .apply(*pre)
+                .saturating_add(le_i32(w.rb, row));
+        }
+        pres
     }
 
     #[inline(always)]
@@ -361,6 +392,43 @@ mod tests {
         }
         assert!(worst.0 < 4e-4, "sigmoid error {}", worst.0);
         assert!(worst.1 < 1e-3, "tanh error {}", worst.1);
+    }
+
+    #[test]
+    fn unit_kernel_equals_row_by_row_sums() {
+        use crate::format::unit_major_index;
+        fn check<const G: usize>(hidden: usize) {
+            let rows = G * hidden;
+            let row_major: std::vec::Vec<u8> =
+                (0..rows * hidden).map(|i| (i * 37 % 256) as u8).collect();
+            let mut unit_major = std::vec![0u8; row_major.len()];
+            for row in 0..rows {
+                for col in 0..hidden {
+                    unit_major[unit_major_index(G, hidden, row, col)] =
+                        row_major[row * hidden + col];
+                }
+            }
+            let h: std::vec::Vec<i16> = (0..hidden)
+                .map(|k| (k as i16).wrapping_mul(997) ^ -32768)
+                .collect();
+            for unit in 0..hidden {
+                let block = &unit_major[unit * G * hidden..(unit + 1) * G * hidden];
+                let got = dot_unit::<G>(block, &h);
+                for (gate, &sum) in got.iter().enumerate() {
+                    let row = &row_major[(gate * hidden + unit) * hidden..][..hidden];
+                    let want = row
+                        .iter()
+                        .zip(&h)
+                        .map(|(&w, &x)| w as i8 as i32 * x as i32)
+                        .sum::<i32>();
+                    assert_eq!(sum, want, "G {G} hidden {hidden} unit {unit} gate {gate}");
+                }
+            }
+        }
+        for hidden in [1, 3, 4, 7, 16, 130] {
+            check::<3>(hidden);
+            check::<4>(hidden);
+        }
     }
 
     #[test]

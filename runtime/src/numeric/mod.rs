@@ -42,28 +42,21 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     fn embedding_row<'a>(w: &Self::Weights<'a>, dims: &Dims, id: usize) -> Token<'a>;
     /// `W[row]·x + wb[row]`.
     fn input_pre(w: &Self::Weights<'_>, dims: &Dims, row: usize, x: Token<'_>) -> Self::Pre;
-    /// The hidden state in the layout [`Numeric::hidden_pre`] and
+    /// The hidden state in the layout [`Numeric::hidden_pres`] and
     /// [`Numeric::head_dot`] read: `h` itself, unless a kernel needs another
     /// order, which it then writes into `scratch` (same length as `h`).
     #[inline(always)]
     fn kernel_layout<'h>(h: &'h [Self::Act], _scratch: &'h mut [Self::Act]) -> &'h [Self::Act] {
         h
     }
-    /// `R[row]·h + rb[row]`, `h` in kernel layout.
-    fn hidden_pre(w: &Self::Weights<'_>, dims: &Dims, row: usize, h: &[Self::Act]) -> Self::Pre;
-    /// [`Numeric::hidden_pre`] for two rows at once (kernels may share loads).
-    #[inline(always)]
-    fn hidden_pre2(
+    /// `R[g * hidden + unit]·h + rb[g * hidden + unit]` for every gate `g` of
+    /// `unit`, `h` in kernel layout; `G` is the cell's gate count.
+    fn hidden_pres<const G: usize>(
         w: &Self::Weights<'_>,
         dims: &Dims,
-        rows: (usize, usize),
+        unit: usize,
         h: &[Self::Act],
-    ) -> (Self::Pre, Self::Pre) {
-        (
-            Self::hidden_pre(w, dims, rows.0, h),
-            Self::hidden_pre(w, dims, rows.1, h),
-        )
-    }
+    ) -> [Self::Pre; G];
     fn add(a: Self::Pre, b: Self::Pre) -> Self::Pre;
     /// `gate * pre` (GRU reset gate times the recurrent part).
     fn gate_mul(gate: Self::Act, pre: Self::Pre) -> Self::Pre;
