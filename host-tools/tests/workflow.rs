@@ -143,6 +143,23 @@ fn generator_trains_evaluates_and_verifies() {
     );
     assert!(again.join("model.blob").is_file());
 
+    // Quantizing into the model directory itself updates its card.
+    cli()
+        .args([
+            "quantize",
+            "--checkpoint",
+            arg(&model),
+            "--calibration",
+            "50",
+        ])
+        .arg("--corpus")
+        .arg(data("shakespeare/shakespeare-macbeth.txt"))
+        .assert()
+        .success();
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["calibration"]["sequences"], 50);
+
     // The generator refuses review data, and the sentiment-only options.
     let err = failure(
         cli()
