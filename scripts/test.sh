@@ -54,11 +54,13 @@ arm-none-eabi-size "$firmware_elf"
 timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
     -semihosting-config enable=on,target=native -icount shift=0 -kernel "$firmware_elf" </dev/null
 
+# Selected from the whole workspace, so the test binary built above is reused
+# (a single-package build would unify features differently and rebuild).
 section "firmware: QEMU tests against the host integer path"
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run -p lstm-edge-tests --test firmware_qemu
+    cargo nextest run --workspace -E 'binary(firmware_qemu)'
 else
-    cargo test -p lstm-edge-tests --test firmware_qemu
+    cargo test --workspace --test firmware_qemu
 fi
 
 section "all checks passed"
