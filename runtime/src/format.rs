@@ -191,15 +191,17 @@ impl Rescale {
     /// Applies the multiplier, saturating to i32.
     #[inline(always)]
     pub fn apply(self, x: i32) -> i32 {
-        let product = x as i64 * self.mult as i64 + (1i64 << (self.shift - 1));
-        if self.shift >= 32 {
-            // The common case (multipliers below 1/4): take the high word, then a
-            // 32-bit shift. Equal to the general form below (floor of a floor),
+        let product = x as i64 * self.mult as i64;
+        if self.shift > 32 {
+            // The common case (multipliers below 1/4). The rounding term
+            // 2^(shift-1) is a multiple of 2^32, so it can be added after taking
+            // the high word: equal to the general form below (floor of a floor),
             // and |result| < 2^30, so no saturation is needed. On Cortex-M4 this
-            // is one SMLAL and one ASR instead of a 64-bit variable shift.
-            ((product >> 32) as i32) >> (self.shift - 32)
+            // is one SMULL, an ADD and an ASR instead of 64-bit variable shifts.
+            (((product >> 32) as i32) + (1 << (self.shift - 33))) >> (self.shift - 32)
         } else {
-            (product >> self.shift).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+            let rounded = (product + (1i64 << (self.shift - 1))) >> self.shift;
+            rounded.clamp(i32::MIN as i64, i32::MAX as i64) as i32
         }
     }
 
@@ -223,8 +225,9 @@ impl Rescale {
     #[inline(always)]
     pub fn read_checked_list(list: &[u8], index: usize) -> Rescale {
         let entry = list
-            .get(index * Self::BYTES..)
-            .and_then(|rest| rest.first_chunk::<8>())
+            .as_chunks::<{ Self::BYTES }>()
+            .0
+            .get(index)
             .copied()
             .unwrap_or([0, 0, 0, 64, 30, 0, 0, 0]);
         let [m0, m1, m2, m3, s0, ..] = entry;

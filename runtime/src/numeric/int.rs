@@ -28,6 +28,12 @@ const fn round_shift(x: i64, shift: u32) -> i64 {
     (x + (1 << (shift - 1))) >> shift
 }
 
+/// [`round_shift`] for values that stay within i32 (products of two i16).
+#[inline(always)]
+const fn round_shift32(x: i32, shift: u32) -> i32 {
+    (x + (1 << (shift - 1))) >> shift
+}
+
 #[inline(always)]
 const fn sat16(x: i64) -> i16 {
     if x > i16::MAX as i64 {
@@ -87,20 +93,23 @@ pub fn exp_q16(x: i64) -> u32 {
 #[inline(always)]
 fn le_i32(bytes: &[u8], index: usize) -> i32 {
     bytes
-        .get(index * 4..index * 4 + 4)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, i32::from_le_bytes)
+        .as_chunks::<4>()
+        .0
+        .get(index)
+        .map_or(0, |&b| i32::from_le_bytes(b))
 }
 
 /// The scale of `row`: lists hold one entry per row, or one per gate.
 #[inline(always)]
 fn scale_of(list: &[u8], row: usize, dims: &Dims) -> Rescale {
-    let index = if list.len() / Rescale::BYTES == dims.rows() {
-        row
-    } else {
-        row / dims.hidden.max(1)
-    };
-    Rescale::read_checked_list(list, index)
+    scale_of_gate(list, row / dims.hidden.max(1), row, dims)
+}
+
+/// [`scale_of`] when the caller knows the row's gate (no division).
+#[inline(always)]
+fn scale_of_gate(list: &[u8], gate: usize, row: usize, dims: &Dims) -> Rescale {
+    let per_row = list.len() / Rescale::BYTES == dims.rows();
+    Rescale::read_checked_list(list, if per_row { row } else { gate })
 }
 
 /// Lanes of the dot-product kernels: 16 independent i32 sums let the
@@ -253,7 +262,7 @@ impl Numeric for Int {
         let mut pres = dot_unit::<G>(row_of(w.r, unit, G * dims.hidden), h);
         for (gate, pre) in pres.iter_mut().enumerate() {
             let row = gate * dims.hidden + unit;
-            *pre = scale_of(w.r_scale, row, dims)
+            *pre = scale_of_gate(w.r_scale, gate, row, dims)
                 .apply(*pre)
                 .saturating_add(le_i32(w.rb, row));
         }
@@ -282,17 +291,18 @@ impl Numeric for Int {
 
     #[inline(always)]
     fn lstm_cell(f: i16, c: i16, i: i16, g: i16) -> i16 {
-        // Q0.15 * Q4.11 -> Q4.11, and Q0.15 * Q0.15 -> Q4.11.
-        let keep = round_shift(f as i64 * c as i64, ACT_FRAC);
-        let write = round_shift(i as i64 * g as i64, 2 * ACT_FRAC - CELL_FRAC);
-        sat16(keep + write)
+        // Q0.15 * Q4.11 -> Q4.11, and Q0.15 * Q0.15 -> Q4.11. Products of two
+        // i16 and their rounded sum stay within i32.
+        let keep = round_shift32(f as i32 * c as i32, ACT_FRAC);
+        let write = round_shift32(i as i32 * g as i32, 2 * ACT_FRAC - CELL_FRAC);
+        sat16((keep + write) as i64)
     }
 
     #[inline(always)]
     fn lstm_hidden(o: i16, c: i16) -> i16 {
         // Q4.11 -> Q3.12 is one bit left.
         let t = tanh_q12((c as i32) << (PRE_FRAC - CELL_FRAC));
-        sat16(round_shift(o as i64 * t as i64, ACT_FRAC))
+        sat16(round_shift32(o as i32 * t as i32, ACT_FRAC) as i64)
     }
 
     #[inline(always)]
