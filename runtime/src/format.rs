@@ -224,13 +224,14 @@ impl Rescale {
     /// no validation, so it is cheap enough for the inner loops.
     #[inline(always)]
     pub fn read_checked_list(list: &[u8], index: usize) -> Rescale {
-        let entry = list
-            .as_chunks::<{ Self::BYTES }>()
-            .0
-            .get(index)
-            .copied()
-            .unwrap_or([0, 0, 0, 64, 30, 0, 0, 0]);
-        let [m0, m1, m2, m3, s0, ..] = entry;
+        Self::from_checked_entry(list.as_chunks::<{ Self::BYTES }>().0.get(index))
+    }
+
+    /// Decodes one entry of a list already checked by [`Model::from_bytes`]
+    /// (`None`, for a missing entry, reads as [`Rescale::ONE`]).
+    #[inline(always)]
+    pub fn from_checked_entry(entry: Option<&[u8; Self::BYTES]>) -> Rescale {
+        let [m0, m1, m2, m3, s0, ..] = entry.copied().unwrap_or([0, 0, 0, 64, 30, 0, 0, 0]);
         Rescale {
             mult: i32::from_le_bytes([m0, m1, m2, m3]),
             shift: s0.clamp(1, 62),

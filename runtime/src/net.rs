@@ -225,7 +225,7 @@ impl<'a, N: Numeric> Network<'a, N> {
 
     /// One cell step: unit by unit, reading the previous hidden buffer and
     /// writing the other, so no gate scratch is needed.
-    fn step<const H: usize>(&self, state: &mut State<N, H>, x: Token<'_>) {
+    fn step<const H: usize>(&self, state: &mut State<N, H>, x: Token<'a>) {
         let hidden = self.dims.hidden;
         let [h0, h1] = &mut state.h;
         let (prev, next) = if state.current & 1 == 0 {
@@ -236,31 +236,29 @@ impl<'a, N: Numeric> Network<'a, N> {
         let prev = prev.get(..hidden).unwrap_or(&[]);
         let mut scratch = [N::Act::default(); H];
         let kernel_h = N::kernel_layout(prev, scratch.get_mut(..hidden).unwrap_or(&mut []));
-        let w = &self.weights;
-        let d = &self.dims;
+        let step = N::begin_step(&self.weights, &self.dims, x);
         let units = next
             .iter_mut()
             .zip(state.c.iter_mut())
             .zip(prev)
             .take(hidden);
         for (j, ((h_out, c), &h_prev)) in units.enumerate() {
-            let row = |gate: usize| gate * hidden + j;
-            let x_pre = |gate: usize| N::input_pre(w, d, row(gate), x);
             match self.cell {
                 Cell::Lstm => {
-                    let [hi, ho, hf, hc] = N::hidden_pres::<4>(w, d, j, kernel_h);
-                    let i = N::sigmoid(N::add(x_pre(0), hi));
-                    let o = N::sigmoid(N::add(x_pre(1), ho));
-                    let f = N::sigmoid(N::add(x_pre(2), hf));
-                    let g = N::tanh(N::add(x_pre(3), hc));
+                    let ([xi, xo, xf, xc], [hi, ho, hf, hc]) =
+                        N::unit_pres::<4>(&step, j, kernel_h);
+                    let i = N::sigmoid(N::add(xi, hi));
+                    let o = N::sigmoid(N::add(xo, ho));
+                    let f = N::sigmoid(N::add(xf, hf));
+                    let g = N::tanh(N::add(xc, hc));
                     *c = N::lstm_cell(f, *c, i, g);
                     *h_out = N::lstm_hidden(o, *c);
                 }
                 Cell::Gru => {
-                    let [zh, rh, nh] = N::hidden_pres::<3>(w, d, j, kernel_h);
-                    let z = N::sigmoid(N::add(x_pre(0), zh));
-                    let r = N::sigmoid(N::add(x_pre(1), rh));
-                    let n = N::tanh(N::add(x_pre(2), N::gate_mul(r, nh)));
+                    let ([xz, xr, xn], [zh, rh, nh]) = N::unit_pres::<3>(&step, j, kernel_h);
+                    let z = N::sigmoid(N::add(xz, zh));
+                    let r = N::sigmoid(N::add(xr, rh));
+                    let n = N::tanh(N::add(xn, N::gate_mul(r, nh)));
                     *h_out = N::gru_hidden(z, n, h_prev);
                 }
             }

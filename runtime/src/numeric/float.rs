@@ -57,12 +57,45 @@ fn decode_into<'o>(bytes: &[u8], out: &'o mut [f32]) -> &'o [f32] {
     out.get(..words.len()).unwrap_or(&[])
 }
 
+/// The weights, sizes and input of one step.
+#[derive(Debug, Clone, Copy)]
+pub struct FloatStep<'a> {
+    w: FloatParams<'a>,
+    dims: Dims,
+    x: Token<'a>,
+}
+
+/// `W[row]·x + wb[row]`.
+#[inline(always)]
+fn input_pre(w: &FloatParams<'_>, dims: &Dims, row: usize, x: Token<'_>) -> f32 {
+    let wx = match x {
+        Token::OneHot(id) => le_f32(w.w, row * dims.input + id),
+        Token::Vector(e) => {
+            // Embedding widths up to 512 are decoded on the stack; wider ones in pieces.
+            let mut buffer = [0f32; 512];
+            let row = row_of(w.w, row, dims.input);
+            row.chunks(512 * 4)
+                .zip(e.chunks(512 * 4))
+                .map(|(wc, ec)| dot(wc, decode_into(ec, &mut buffer)))
+                .sum()
+        }
+    };
+    wx + le_f32(w.wb, row)
+}
+
+/// `R[row]·h + rb[row]`.
+#[inline(always)]
+fn hidden_pre(w: &FloatParams<'_>, dims: &Dims, row: usize, h: &[f32]) -> f32 {
+    dot(row_of(w.r, row, dims.hidden), h) + le_f32(w.rb, row)
+}
+
 impl Numeric for F32 {
     type Act = f32;
     type Pre = f32;
     type Logit = f32;
     type Prob = f32;
     type Weights<'a> = FloatParams<'a>;
+    type Step<'a> = FloatStep<'a>;
 
     #[inline(always)]
     fn weights<'a>(params: &Params<'a>) -> Result<FloatParams<'a>, Error> {
@@ -78,33 +111,25 @@ impl Numeric for F32 {
     }
 
     #[inline(always)]
-    fn input_pre(w: &FloatParams<'_>, dims: &Dims, row: usize, x: Token<'_>) -> f32 {
-        let wx = match x {
-            Token::OneHot(id) => le_f32(w.w, row * dims.input + id),
-            Token::Vector(e) => {
-                // Embedding widths up to 512 are decoded on the stack; wider ones in pieces.
-                let mut buffer = [0f32; 512];
-                let row = row_of(w.w, row, dims.input);
-                row.chunks(512 * 4)
-                    .zip(e.chunks(512 * 4))
-                    .map(|(wc, ec)| dot(wc, decode_into(ec, &mut buffer)))
-                    .sum()
-            }
-        };
-        wx + le_f32(w.wb, row)
+    fn begin_step<'a>(w: &FloatParams<'a>, dims: &Dims, x: Token<'a>) -> FloatStep<'a> {
+        FloatStep {
+            w: *w,
+            dims: *dims,
+            x,
+        }
     }
 
     #[inline(always)]
-    fn hidden_pres<const G: usize>(
-        w: &FloatParams<'_>,
-        dims: &Dims,
+    fn unit_pres<const G: usize>(
+        step: &FloatStep<'_>,
         unit: usize,
         h: &[f32],
-    ) -> [f32; G] {
-        core::array::from_fn(|gate| {
-            let row = gate * dims.hidden + unit;
-            dot(row_of(w.r, row, dims.hidden), h) + le_f32(w.rb, row)
-        })
+    ) -> ([f32; G], [f32; G]) {
+        let row = |gate: usize| gate * step.dims.hidden + unit;
+        (
+            core::array::from_fn(|gate| input_pre(&step.w, &step.dims, row(gate), step.x)),
+            core::array::from_fn(|gate| hidden_pre(&step.w, &step.dims, row(gate), h)),
+        )
     }
 
     #[inline(always)]

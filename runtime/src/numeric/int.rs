@@ -99,17 +99,53 @@ fn le_i32(bytes: &[u8], index: usize) -> i32 {
         .map_or(0, |&b| i32::from_le_bytes(b))
 }
 
-/// The scale of `row`: lists hold one entry per row, or one per gate.
-#[inline(always)]
-fn scale_of(list: &[u8], row: usize, dims: &Dims) -> Rescale {
-    scale_of_gate(list, row / dims.hidden.max(1), row, dims)
+/// A scale list decoded for a step: per-gate lists are decoded once, per-row
+/// lists are read as each row needs them.
+#[derive(Debug, Clone, Copy)]
+enum Scales<'a> {
+    PerGate([Rescale; 4]),
+    PerRow(&'a [[u8; Rescale::BYTES]]),
 }
 
-/// [`scale_of`] when the caller knows the row's gate (no division).
+impl<'a> Scales<'a> {
+    #[inline(always)]
+    fn new(list: &'a [u8], dims: &Dims) -> Self {
+        let (entries, _) = list.as_chunks::<{ Rescale::BYTES }>();
+        if entries.len() == dims.rows() {
+            Scales::PerRow(entries)
+        } else {
+            Scales::PerGate(core::array::from_fn(|gate| {
+                Rescale::from_checked_entry(entries.get(gate))
+            }))
+        }
+    }
+
+    #[inline(always)]
+    fn of(&self, gate: usize, row: usize) -> Rescale {
+        match self {
+            Scales::PerGate(scales) => scales.get(gate).copied().unwrap_or(Rescale::ONE),
+            Scales::PerRow(entries) => Rescale::from_checked_entry(entries.get(row)),
+        }
+    }
+}
+
+/// What the integer path reads once per step (see [`Numeric::begin_step`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IntStep<'a> {
+    x: Token<'a>,
+    w: &'a [u8],
+    r: &'a [u8],
+    w_scales: Scales<'a>,
+    r_scales: Scales<'a>,
+    wb: &'a [[u8; 4]],
+    rb: &'a [[u8; 4]],
+    input: usize,
+    hidden: usize,
+}
+
 #[inline(always)]
-fn scale_of_gate(list: &[u8], gate: usize, row: usize, dims: &Dims) -> Rescale {
-    let per_row = list.len() / Rescale::BYTES == dims.rows();
-    Rescale::read_checked_list(list, if per_row { row } else { gate })
+fn bias(list: &[[u8; 4]], row: usize) -> i32 {
+    list.get(row).map_or(0, |&b| i32::from_le_bytes(b))
 }
 
 /// Lanes of the dot-product kernels: 16 independent i32 sums let the
@@ -217,6 +253,7 @@ impl Numeric for Int {
     type Logit = i64;
     type Prob = u32;
     type Weights<'a> = IntParams<'a>;
+    type Step<'a> = IntStep<'a>;
 
     #[inline(always)]
     fn weights<'a>(params: &Params<'a>) -> Result<IntParams<'a>, Error> {
@@ -232,17 +269,18 @@ impl Numeric for Int {
     }
 
     #[inline(always)]
-    fn input_pre(w: &IntParams<'_>, dims: &Dims, row: usize, x: Token<'_>) -> i32 {
-        let acc = match x {
-            Token::OneHot(id) => {
-                w.w.get(row * dims.input + id)
-                    .map_or(0, |&b| b as i8 as i32 * ONE_HOT)
-            }
-            Token::Vector(e) => dot_i8_i8(row_of(w.w, row, dims.input), e),
-        };
-        scale_of(w.w_scale, row, dims)
-            .apply(acc)
-            .saturating_add(le_i32(w.wb, row))
+    fn begin_step<'a>(w: &IntParams<'a>, dims: &Dims, x: Token<'a>) -> IntStep<'a> {
+        IntStep {
+            x,
+            w: w.w,
+            r: w.r,
+            w_scales: Scales::new(w.w_scale, dims),
+            r_scales: Scales::new(w.r_scale, dims),
+            wb: w.wb.as_chunks::<4>().0,
+            rb: w.rb.as_chunks::<4>().0,
+            input: dims.input,
+            hidden: dims.hidden,
+        }
     }
 
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
@@ -253,20 +291,35 @@ impl Numeric for Int {
     }
 
     #[inline(always)]
-    fn hidden_pres<const G: usize>(
-        w: &IntParams<'_>,
-        dims: &Dims,
+    fn unit_pres<const G: usize>(
+        step: &IntStep<'_>,
         unit: usize,
         h: &[i16],
-    ) -> [i32; G] {
-        let mut pres = dot_unit::<G>(row_of(w.r, unit, G * dims.hidden), h);
-        for (gate, pre) in pres.iter_mut().enumerate() {
-            let row = gate * dims.hidden + unit;
-            *pre = scale_of_gate(w.r_scale, gate, row, dims)
-                .apply(*pre)
-                .saturating_add(le_i32(w.rb, row));
+    ) -> ([i32; G], [i32; G]) {
+        let mut hidden_pres = dot_unit::<G>(row_of(step.r, unit, G * step.hidden), h);
+        let mut input_pres = [0i32; G];
+        let gates = input_pres.iter_mut().zip(hidden_pres.iter_mut());
+        for (gate, (x_pre, h_pre)) in gates.enumerate() {
+            let row = gate * step.hidden + unit;
+            let wx = match step.x {
+                Token::OneHot(id) => step
+                    .w
+                    .get(row * step.input + id)
+                    .map_or(0, |&b| b as i8 as i32 * ONE_HOT),
+                Token::Vector(e) => dot_i8_i8(row_of(step.w, row, step.input), e),
+            };
+            *x_pre = step
+                .w_scales
+                .of(gate, row)
+                .apply(wx)
+                .saturating_add(bias(step.wb, row));
+            *h_pre = step
+                .r_scales
+                .of(gate, row)
+                .apply(*h_pre)
+                .saturating_add(bias(step.rb, row));
         }
-        pres
+        (input_pres, hidden_pres)
     }
 
     #[inline(always)]

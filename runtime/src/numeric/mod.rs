@@ -35,28 +35,31 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     type Prob: Copy + Default + PartialEq + core::fmt::Debug;
     /// A validated view of this path's weights.
     type Weights<'a>: Copy;
+    /// Per-step values, from [`Numeric::begin_step`].
+    type Step<'a>: Copy;
 
     /// Selects this path's weights; `Err(WrongPath)` for a blob of the other path.
     fn weights<'a>(params: &Params<'a>) -> Result<Self::Weights<'a>, Error>;
     /// The embedding row of token `id` (word models).
     fn embedding_row<'a>(w: &Self::Weights<'a>, dims: &Dims, id: usize) -> Token<'a>;
-    /// `W[row]·x + wb[row]`.
-    fn input_pre(w: &Self::Weights<'_>, dims: &Dims, row: usize, x: Token<'_>) -> Self::Pre;
-    /// The hidden state in the layout [`Numeric::hidden_pres`] and
+    /// What one step reads for every unit: the input token and whatever the
+    /// path decodes once per step rather than once per unit.
+    fn begin_step<'a>(w: &Self::Weights<'a>, dims: &Dims, x: Token<'a>) -> Self::Step<'a>;
+    /// The hidden state in the layout [`Numeric::unit_pres`] and
     /// [`Numeric::head_dot`] read: `h` itself, unless a kernel needs another
     /// order, which it then writes into `scratch` (same length as `h`).
     #[inline(always)]
     fn kernel_layout<'h>(h: &'h [Self::Act], _scratch: &'h mut [Self::Act]) -> &'h [Self::Act] {
         h
     }
-    /// `R[g * hidden + unit]·h + rb[g * hidden + unit]` for every gate `g` of
-    /// `unit`, `h` in kernel layout; `G` is the cell's gate count.
-    fn hidden_pres<const G: usize>(
-        w: &Self::Weights<'_>,
-        dims: &Dims,
+    /// The input and recurrent pre-activations of every gate `g` of `unit`:
+    /// `W[r]·x + wb[r]` and `R[r]·h + rb[r]` with `r = g * hidden + unit`,
+    /// `h` in kernel layout; `G` is the cell's gate count.
+    fn unit_pres<const G: usize>(
+        step: &Self::Step<'_>,
         unit: usize,
         h: &[Self::Act],
-    ) -> [Self::Pre; G];
+    ) -> ([Self::Pre; G], [Self::Pre; G]);
     fn add(a: Self::Pre, b: Self::Pre) -> Self::Pre;
     /// `gate * pre` (GRU reset gate times the recurrent part).
     fn gate_mul(gate: Self::Act, pre: Self::Pre) -> Self::Pre;
