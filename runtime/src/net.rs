@@ -349,10 +349,21 @@ impl<'a, N: Numeric> Network<'a, N> {
         }
         let mut scratch = [N::Act::default(); H];
         let h = self.kernel_hidden(state, &mut scratch);
+        let (w, d) = (&self.weights, &self.dims);
         let out = logits.values.get_mut(..classes).unwrap_or(&mut []);
-        for (k, l) in out.iter_mut().enumerate() {
-            let dot = N::head_dot(&self.weights, &self.dims, k, 0, h);
-            *l = N::logit_add(dot, N::head_bias(&self.weights, k));
+        // Two classes at a time, so kernels can share loads of h.
+        let mut pairs = out.chunks_exact_mut(2);
+        for (pair, logit_pair) in (&mut pairs).enumerate() {
+            let k = 2 * pair;
+            let (a, b) = N::head_dot2(w, d, k, h);
+            if let [la, lb] = logit_pair {
+                *la = N::logit_add(a, N::head_bias(w, k));
+                *lb = N::logit_add(b, N::head_bias(w, k + 1));
+            }
+        }
+        if let [last] = pairs.into_remainder() {
+            let k = classes - 1;
+            *last = N::logit_add(N::head_dot(w, d, k, 0, h), N::head_bias(w, k));
         }
         Ok(out)
     }

@@ -83,6 +83,29 @@ pub fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
     })
 }
 
+/// Two rows against the same `x` (in [`pair_layout`] order): each `x` word is
+/// loaded once for both.
+#[inline(always)]
+pub fn dot2_i8_i16(wa: &[u8], wb: &[u8], x: &[i16]) -> (i32, i32) {
+    let (a_blocks, a_tail) = wa.as_chunks::<4>();
+    let (b_blocks, b_tail) = wb.as_chunks::<4>();
+    let (x_blocks, x_tail) = x.as_chunks::<4>();
+    let (mut sa, mut sb) = (0i32, 0i32);
+    for ((&a4, &b4), &[x0, x2, x1, x3]) in a_blocks.iter().zip(b_blocks).zip(x_blocks) {
+        let (a, b) = (u32::from_le_bytes(a4), u32::from_le_bytes(b4));
+        let (even, odd) = (pair(x0, x2), pair(x1, x3));
+        sa = smlad(sxtb16(a), even, sa);
+        sb = smlad(sxtb16(b), even, sb);
+        sa = smlad(sxtb16_ror8(a), odd, sa);
+        sb = smlad(sxtb16_ror8(b), odd, sb);
+    }
+    for ((&a, &b), &x) in a_tail.iter().zip(b_tail).zip(x_tail) {
+        sa = sa.wrapping_add((a as i8 as i32) * (x as i32));
+        sb = sb.wrapping_add((b as i8 as i32) * (x as i32));
+    }
+    (sa, sb)
+}
+
 /// The recurrent sums of the `G` gates of one unit: `w` is the unit's block of
 /// a unit-major `R` (see `format::unit_major_index`) and `x` is in
 /// [`pair_layout`] order. Each `x` word is loaded once for all `G` gates.

@@ -372,6 +372,18 @@ impl Numeric for Int {
         scale.apply(dot_i8_i16(weights, h)) as i64
     }
 
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    #[inline(always)]
+    fn head_dot2(w: &IntParams<'_>, dims: &Dims, row: usize, h: &[i16]) -> (i64, i64) {
+        let weights = |row: usize| {
+            let start = row * dims.features;
+            w.head_w.get(start..start + h.len()).unwrap_or(&[])
+        };
+        let (a, b) = super::dsp::dot2_i8_i16(weights(row), weights(row + 1), h);
+        let scale = |row: usize| Rescale::read_checked_list(w.head_scale, row);
+        (scale(row).apply(a) as i64, scale(row + 1).apply(b) as i64)
+    }
+
     #[inline(always)]
     fn head_bias(w: &IntParams<'_>, row: usize) -> i64 {
         le_i32(w.head_b, row) as i64

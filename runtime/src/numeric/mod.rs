@@ -81,6 +81,20 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
         offset: usize,
         h: &[Self::Act],
     ) -> Self::Logit;
+    /// [`Numeric::head_dot`] of rows `row` and `row + 1` over the whole of `h`
+    /// (kernels may share loads of `h`).
+    #[inline(always)]
+    fn head_dot2(
+        w: &Self::Weights<'_>,
+        dims: &Dims,
+        row: usize,
+        h: &[Self::Act],
+    ) -> (Self::Logit, Self::Logit) {
+        (
+            Self::head_dot(w, dims, row, 0, h),
+            Self::head_dot(w, dims, row + 1, 0, h),
+        )
+    }
     fn head_bias(w: &Self::Weights<'_>, row: usize) -> Self::Logit;
     fn logit_add(a: Self::Logit, b: Self::Logit) -> Self::Logit;
     /// `sum / count` (mean head); `count` is never 0.
