@@ -236,7 +236,7 @@ impl<'a, N: Numeric> Network<'a, N> {
         let prev = prev.get(..hidden).unwrap_or(&[]);
         let mut scratch = [N::Act::default(); H];
         let kernel_h = N::kernel_layout(prev, scratch.get_mut(..hidden).unwrap_or(&mut []));
-        let step = N::begin_step(&self.weights, &self.dims, x);
+        let step = N::begin_step(&self.weights, &self.dims, x, kernel_h);
         let units = next
             .iter_mut()
             .zip(state.c.iter_mut())

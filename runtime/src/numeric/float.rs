@@ -111,7 +111,7 @@ impl Numeric for F32 {
     }
 
     #[inline(always)]
-    fn begin_step<'a>(w: &FloatParams<'a>, dims: &Dims, x: Token<'a>) -> FloatStep<'a> {
+    fn begin_step<'a>(w: &FloatParams<'a>, dims: &Dims, x: Token<'a>, _h: &[f32]) -> FloatStep<'a> {
         FloatStep {
             w: *w,
             dims: *dims,

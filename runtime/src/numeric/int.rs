@@ -141,6 +141,9 @@ pub struct IntStep<'a> {
     rb: &'a [[u8; 4]],
     input: usize,
     hidden: usize,
+    /// `h` in the shape of a unit's block (see [`repeat_groups`]).
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    repeated: [i16; 4 * crate::format::MAX_HIDDEN],
 }
 
 #[inline(always)]
@@ -173,28 +176,56 @@ pub(super) fn tail_sums<const G: usize>(sums: &mut [i32; G], w_tail: &[u8], x_ta
     }
 }
 
-/// The recurrent sums of the `G` gates of one unit, from the unit's block of a
-/// unit-major `R`: four columns of every gate per pass, so each group of `x` is
-/// read once for all gates.
+/// The recurrent sums of the `G` gates (3 or 4) of one unit, from the unit's
+/// block of a unit-major `R` and `x` repeated to match it (see
+/// [`repeat_groups`]): a plain contiguous dot product whose lane `l` belongs to
+/// gate `l / 4`, which the compiler turns into full-width vector arithmetic.
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
-fn dot_unit<const G: usize>(w: &[u8], x: &[i16]) -> [i32; G] {
-    let (x_blocks, x_tail) = x.as_chunks::<4>();
-    let (grouped, w_tail) = w
-        .split_at_checked(x_blocks.len() * 4 * G)
-        .unwrap_or((&[], w));
-    let (words, _) = grouped.as_chunks::<4>();
-    let mut lanes = [[0i32; 4]; G];
-    for (group, xb) in words.chunks_exact(G).zip(x_blocks) {
-        for (lane, w4) in lanes.iter_mut().zip(group) {
-            for ((acc, &w), &x) in lane.iter_mut().zip(w4).zip(xb) {
-                *acc = acc.wrapping_add((w as i8 as i32) * (x as i32));
-            }
-        }
-    }
-    let mut sums = lanes.map(|lane| lane.iter().fold(0i32, |a, &b| a.wrapping_add(b)));
+fn dot_unit<const G: usize>(w: &[u8], repeated: &[i16], x: &[i16]) -> [i32; G] {
+    let whole = match G {
+        4 => dot_repeated::<16>(w, repeated),
+        _ => dot_repeated::<12>(w, repeated),
+    };
+    let mut sums: [i32; G] = core::array::from_fn(|g| whole.get(g).copied().unwrap_or(0));
+    let (x_groups, x_tail) = x.as_chunks::<4>();
+    let w_tail = w.get(x_groups.len() * 4 * G..).unwrap_or(&[]);
     tail_sums(&mut sums, w_tail, x_tail);
     sums
+}
+
+/// Lane sums of `w · repeated` over whole blocks of `BLOCK = 4 * G` values,
+/// folded per gate (entries past `G` are 0).
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[inline(always)]
+fn dot_repeated<const BLOCK: usize>(w: &[u8], repeated: &[i16]) -> [i32; 4] {
+    let (w_blocks, _) = w.as_chunks::<BLOCK>();
+    let (x_blocks, _) = repeated.as_chunks::<BLOCK>();
+    let mut lanes = [0i32; BLOCK];
+    for (wb, xb) in w_blocks.iter().zip(x_blocks) {
+        for ((acc, &w), &x) in lanes.iter_mut().zip(wb).zip(xb) {
+            *acc = acc.wrapping_add((w as i8 as i32) * (x as i32));
+        }
+    }
+    let (gates, _) = lanes.as_chunks::<4>();
+    core::array::from_fn(|g| {
+        gates
+            .get(g)
+            .map_or(0, |lane| lane.iter().fold(0i32, |a, &b| a.wrapping_add(b)))
+    })
+}
+
+/// Each whole group of four `x` values written `gates` times in a row, the
+/// shape of a unit's block of a unit-major `R`.
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[inline(always)]
+fn repeat_groups(x: &[i16], gates: usize, out: &mut [i16]) {
+    let (groups, _) = x.as_chunks::<4>();
+    for (block, group) in out.chunks_exact_mut(4 * gates.max(1)).zip(groups) {
+        for slot in block.as_chunks_mut::<4>().0 {
+            *slot = *group;
+        }
+    }
 }
 
 /// `Σ w[k] * x[k]` for int8 weights and 16-bit inputs.
@@ -269,8 +300,16 @@ impl Numeric for Int {
     }
 
     #[inline(always)]
-    fn begin_step<'a>(w: &IntParams<'a>, dims: &Dims, x: Token<'a>) -> IntStep<'a> {
+    fn begin_step<'a>(w: &IntParams<'a>, dims: &Dims, x: Token<'a>, _h: &[i16]) -> IntStep<'a> {
+        #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+        let repeated = {
+            let mut repeated = [0i16; 4 * crate::format::MAX_HIDDEN];
+            repeat_groups(_h, dims.gates, &mut repeated);
+            repeated
+        };
         IntStep {
+            #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+            repeated,
             x,
             w: w.w,
             r: w.r,
@@ -296,7 +335,11 @@ impl Numeric for Int {
         unit: usize,
         h: &[i16],
     ) -> ([i32; G], [i32; G]) {
-        let mut hidden_pres = dot_unit::<G>(row_of(step.r, unit, G * step.hidden), h);
+        let block = row_of(step.r, unit, G * step.hidden);
+        #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+        let mut hidden_pres = dot_unit::<G>(block, h);
+        #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+        let mut hidden_pres = dot_unit::<G>(block, &step.repeated, h);
         let mut input_pres = [0i32; G];
         let gates = input_pres.iter_mut().zip(hidden_pres.iter_mut());
         for (gate, (x_pre, h_pre)) in gates.enumerate() {
@@ -488,7 +531,9 @@ mod tests {
                 .collect();
             for unit in 0..hidden {
                 let block = &unit_major[unit * G * hidden..(unit + 1) * G * hidden];
-                let got = dot_unit::<G>(block, &h);
+                let mut repeated = [0i16; 4 * crate::format::MAX_HIDDEN];
+                repeat_groups(&h, G, &mut repeated);
+                let got = dot_unit::<G>(block, &repeated, &h);
                 for (gate, &sum) in got.iter().enumerate() {
                     let row = &row_major[(gate * hidden + unit) * hidden..][..hidden];
                     let want = row

@@ -42,9 +42,15 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     fn weights<'a>(params: &Params<'a>) -> Result<Self::Weights<'a>, Error>;
     /// The embedding row of token `id` (word models).
     fn embedding_row<'a>(w: &Self::Weights<'a>, dims: &Dims, id: usize) -> Token<'a>;
-    /// What one step reads for every unit: the input token and whatever the
-    /// path decodes once per step rather than once per unit.
-    fn begin_step<'a>(w: &Self::Weights<'a>, dims: &Dims, x: Token<'a>) -> Self::Step<'a>;
+    /// What one step reads for every unit: the input token, the hidden state
+    /// `h` (in kernel layout) and whatever the path decodes once per step
+    /// rather than once per unit.
+    fn begin_step<'a>(
+        w: &Self::Weights<'a>,
+        dims: &Dims,
+        x: Token<'a>,
+        h: &[Self::Act],
+    ) -> Self::Step<'a>;
     /// The hidden state in the layout [`Numeric::unit_pres`] and
     /// [`Numeric::head_dot`] read: `h` itself, unless a kernel needs another
     /// order, which it then writes into `scratch` (same length as `h`).
