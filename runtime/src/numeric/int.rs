@@ -228,22 +228,21 @@ fn repeat_groups(x: &[i16], gates: usize, out: &mut [i16]) {
     }
 }
 
-/// `Σ w[k] * x[k]` for int8 weights and 16-bit inputs.
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+/// `Σ w[k] * widen(x[k])` for int8 weights, over independent lanes.
 #[inline(always)]
-fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
+fn dot_i8<X: Copy>(w: &[u8], x: &[X], widen: impl Fn(X) -> i32) -> i32 {
     let (w_blocks, w_tail) = w.as_chunks::<LANES>();
     let (x_blocks, x_tail) = x.as_chunks::<LANES>();
     let mut lanes = [0i32; LANES];
     for (wb, xb) in w_blocks.iter().zip(x_blocks) {
         for ((acc, &w), &x) in lanes.iter_mut().zip(wb).zip(xb) {
-            *acc = acc.wrapping_add((w as i8 as i32) * (x as i32));
+            *acc = acc.wrapping_add((w as i8 as i32) * widen(x));
         }
     }
     let tail = w_tail
         .iter()
         .zip(x_tail)
-        .map(|(&w, &x)| (w as i8 as i32) * (x as i32));
+        .map(|(&w, &x)| (w as i8 as i32) * widen(x));
     lanes
         .iter()
         .copied()
@@ -251,26 +250,17 @@ fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
         .fold(0i32, i32::wrapping_add)
 }
 
+/// `Σ w[k] * x[k]` for int8 weights and 16-bit inputs.
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[inline(always)]
+fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
+    dot_i8(w, x, i32::from)
+}
+
 /// `Σ w[k] * x[k]` for int8 weights and int8 inputs.
 #[inline(always)]
 fn dot_i8_i8(w: &[u8], x: &[u8]) -> i32 {
-    let (w_blocks, w_tail) = w.as_chunks::<LANES>();
-    let (x_blocks, x_tail) = x.as_chunks::<LANES>();
-    let mut lanes = [0i32; LANES];
-    for (wb, xb) in w_blocks.iter().zip(x_blocks) {
-        for ((acc, &w), &x) in lanes.iter_mut().zip(wb).zip(xb) {
-            *acc = acc.wrapping_add((w as i8 as i32) * (x as i8 as i32));
-        }
-    }
-    let tail = w_tail
-        .iter()
-        .zip(x_tail)
-        .map(|(&w, &x)| (w as i8 as i32) * (x as i8 as i32));
-    lanes
-        .iter()
-        .copied()
-        .chain(tail)
-        .fold(0i32, i32::wrapping_add)
+    dot_i8(w, x, |b: u8| b as i8 as i32)
 }
 
 #[inline(always)]
