@@ -17,11 +17,7 @@ length=200
 seed=42
 
 section "install: ONNX Runtime"
-if [ -f scripts/install-ort.sh ]; then
-    bash scripts/install-ort.sh
-else
-    echo "scripts/install-ort.sh not present; skipping"
-fi
+bash scripts/install-ort.sh
 
 section "install: device toolchain (Debian packages)"
 bash scripts/install-device-deps.sh

@@ -12,11 +12,7 @@ section() { printf '\n==== %s ====\n' "$*"; }
 device_cargo() { RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo "$@"; }
 
 section "install: ONNX Runtime"
-if [ -f scripts/install-ort.sh ]; then
-    bash scripts/install-ort.sh
-else
-    echo "scripts/install-ort.sh not present; skipping"
-fi
+bash scripts/install-ort.sh
 
 section "install: device toolchain (Debian packages)"
 bash scripts/install-device-deps.sh

@@ -82,26 +82,15 @@ pub fn workloads(cell: Cell) -> Vec<Workload> {
 }
 
 fn random_params(spec: &NetSpec, rng: &mut ChaCha8Rng) -> Result<Params> {
-    let mut tensors = spec
+    let tensors = spec
         .param_shapes()
         .into_iter()
         .map(|(_, dims)| {
             let n = dims.iter().product();
             Tensor::new(&dims, (0..n).map(|_| rng.random_range(-0.1..0.1)).collect())
         })
-        .collect::<Result<Vec<_>>>()?
-        .into_iter();
-    let mut next = || tensors.next().expect("one tensor per parameter");
-    let embedding = matches!(spec.input, InputKind::Embedding { .. }).then(&mut next);
-    Ok(Params {
-        embedding,
-        w: next(),
-        r: next(),
-        wb: next(),
-        rb: next(),
-        head_w: next(),
-        head_b: next(),
-    })
+        .collect::<Result<Vec<_>>>()?;
+    spec.params_from_ordered(tensors)
 }
 
 /// Training throughput of `workload` over `steps` timed steps (after two

@@ -203,36 +203,10 @@ pub struct TrainedCard {
     pub job: JobRecord,
     pub history: Vec<EpochStats>,
     pub evaluation: Option<Evaluation>,
-    pub calibration: Option<CalibrationRecord>,
+    pub calibration: Option<Calibration>,
     pub files: FileSizes,
     /// Notebook-style length figures of the training and test text at the run's maxlen.
     pub length_stats: Vec<LengthRecord>,
-}
-
-/// [`Calibration`] as stored in the card.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CalibrationRecord {
-    pub sequences: usize,
-    pub steps: u64,
-    pub max_abs_cell: f64,
-    pub saturated_cell_share: f64,
-    pub per_gate_error: f64,
-    pub per_row_error: f64,
-    pub chosen: String,
-}
-
-impl From<&Calibration> for CalibrationRecord {
-    fn from(c: &Calibration) -> Self {
-        CalibrationRecord {
-            sequences: c.sequences,
-            steps: c.steps,
-            max_abs_cell: c.max_abs_cell,
-            saturated_cell_share: c.saturated_cell_share,
-            per_gate_error: c.per_gate_error,
-            per_row_error: c.per_row_error,
-            chosen: c.chosen.clone(),
-        }
-    }
 }
 
 /// [`LengthStats`] of one set, as stored in the card.
@@ -770,7 +744,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         },
         history: run.history.clone(),
         evaluation: None,
-        calibration: Some(CalibrationRecord::from(&calibration)),
+        calibration: Some(calibration.clone()),
         files: FileSizes {
             int_blob,
             f32_blob,
@@ -1192,7 +1166,7 @@ pub fn quantize_checkpoint(
         let mut card = TrainedCard::read(out_dir)?;
         card.files.int_blob = int_blob;
         card.files.f32_blob = f32_blob;
-        card.calibration = Some(CalibrationRecord::from(&calibration));
+        card.calibration = Some(calibration.clone());
         card.write(out_dir)?;
     }
     Ok(calibration)

@@ -9,7 +9,7 @@
 use anyhow::{Context, Result};
 use lstm_edge_runtime::builder::{FloatWeights, InputSpec, ModelSpec, ScaleScheme};
 use lstm_edge_runtime::host::HostModel;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{InputConfig, ModelConfig, Params, ReferenceState};
 
@@ -60,8 +60,8 @@ pub fn model_spec(cfg: &ModelConfig, params: &Params) -> Result<ModelSpec> {
     })
 }
 
-/// What calibration measured.
-#[derive(Debug, Clone, Serialize)]
+/// What calibration measured (stored as is in the model card).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     pub sequences: usize,
     pub steps: u64,

@@ -85,6 +85,28 @@ impl NetSpec {
         shapes
     }
 
+    /// Parameters from tensors in [`NetSpec::param_shapes`] order.
+    pub fn params_from_ordered(&self, tensors: Vec<Tensor>) -> Result<Params> {
+        let expected = self.param_shapes().len();
+        ensure!(
+            tensors.len() == expected,
+            "{} parameter tensors given, the network has {expected}",
+            tensors.len()
+        );
+        let mut tensors = tensors.into_iter();
+        let mut next = || tensors.next().unwrap_or_else(|| Tensor::zeros(&[0]));
+        let embedding = matches!(self.input, InputKind::Embedding { .. }).then(&mut next);
+        Ok(Params {
+            embedding,
+            w: next(),
+            r: next(),
+            wb: next(),
+            rb: next(),
+            head_w: next(),
+            head_b: next(),
+        })
+    }
+
     /// Shape of the dropout mask of a batch of `batch` rows.
     pub fn mask_shape(&self, batch: usize) -> Vec<usize> {
         match self.head {
@@ -618,24 +640,13 @@ impl TrainSession {
 
     /// A copy of the current parameters.
     pub fn params(&self) -> Result<Params> {
-        let mut tensors = self
+        let tensors = self
             .param_shapes
             .iter()
             .zip(&self.params)
             .map(|((_, dims), v)| from_ort(v, dims))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter();
-        let mut next = || tensors.next().expect("one tensor per parameter");
-        let embedding = matches!(self.spec.input, InputKind::Embedding { .. }).then(&mut next);
-        Ok(Params {
-            embedding,
-            w: next(),
-            r: next(),
-            wb: next(),
-            rb: next(),
-            head_w: next(),
-            head_b: next(),
-        })
+            .collect::<Result<Vec<_>>>()?;
+        self.spec.params_from_ordered(tensors)
     }
 
     /// A copy of the optimizer state, in [`OptimizerConfig::state_shapes`] order.
