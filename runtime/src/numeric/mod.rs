@@ -6,6 +6,8 @@ mod dsp;
 mod float;
 pub mod int;
 mod tables;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 pub use float::F32;
 pub use int::Int;

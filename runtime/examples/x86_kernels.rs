@@ -1,0 +1,244 @@
+//! Times the AVX2 integer kernels against scalar code on this host:
+//! `cargo run --release -p lstm-edge-runtime --features std --example x86_kernels`.
+//! Prints ns per call and GMAC/s (best of several rounds) and checks that the
+//! results agree.
+
+#[cfg(target_arch = "x86_64")]
+mod bench {
+    use lstm_edge_runtime::format::unit_major_index;
+    use lstm_edge_runtime::numeric::x86;
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    /// Best ns per call over many short rounds (about 0.3 ms each), so that
+    /// rounds which other processes interrupt do not count.
+    fn time(mut f: impl FnMut()) -> f64 {
+        let start = Instant::now();
+        let mut calls = 0u32;
+        while start.elapsed().as_micros() < 300 {
+            f();
+            calls += 1;
+        }
+        (0..200)
+            .map(|_| {
+                let start = Instant::now();
+                for _ in 0..calls {
+                    f();
+                }
+                start.elapsed().as_nanos() as f64 / f64::from(calls)
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// One line: ns per call, GMAC/s and the speed-ups over `baselines`.
+    fn report(name: &str, macs: usize, ns: f64, baselines: &[(&str, f64)]) {
+        let speedups: String = baselines
+            .iter()
+            .map(|(what, base)| format!("  {:>5.1}x {what}", base / ns))
+            .collect();
+        println!(
+            "{name:<44} {ns:>9.1} ns/call {:>6.2} GMAC/s{speedups}",
+            macs as f64 / ns
+        );
+    }
+
+    /// Deterministic pseudo-random bytes.
+    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (s >> 40) as u8
+            })
+            .collect()
+    }
+
+    fn acts(n: usize, seed: u64) -> Vec<i16> {
+        bytes(2 * n, seed)
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect()
+    }
+
+    /// Scalar reference: the unit-major block in memory order, one gate run at a time.
+    fn scalar_units<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
+        let grouped = hidden / 4 * 4;
+        let tail = hidden - grouped;
+        for (unit, o) in r.chunks_exact(G * hidden).zip(out.iter_mut()) {
+            let mut sums = [0i32; G];
+            for (k, group) in unit[..grouped * G].chunks_exact(4 * G).enumerate() {
+                for (sum, run) in sums.iter_mut().zip(group.chunks_exact(4)) {
+                    for (c, &w) in run.iter().enumerate() {
+                        *sum = sum.wrapping_add(i32::from(w as i8) * i32::from(h[4 * k + c]));
+                    }
+                }
+            }
+            if tail > 0 {
+                for (sum, run) in sums.iter_mut().zip(unit[grouped * G..].chunks_exact(tail)) {
+                    for (&w, &x) in run.iter().zip(&h[grouped..]) {
+                        *sum = sum.wrapping_add(i32::from(w as i8) * i32::from(x));
+                    }
+                }
+            }
+            *o = sums;
+        }
+    }
+
+    /// The portable host kernel's scheme (`numeric::int`): `h` repeated to the
+    /// block's shape once per call, then one contiguous lane-parallel dot
+    /// product of `BLOCK = 4 * G` lanes per unit.
+    fn portable_units<const G: usize, const BLOCK: usize>(
+        r: &[u8],
+        hidden: usize,
+        h: &[i16],
+        out: &mut [[i32; G]],
+    ) {
+        let mut repeated = [0i16; 4 * 256];
+        let (groups, h_tail) = h.as_chunks::<4>();
+        for (block, group) in repeated.chunks_exact_mut(BLOCK).zip(groups) {
+            for slot in block.as_chunks_mut::<4>().0 {
+                *slot = *group;
+            }
+        }
+        let n = groups.len() * BLOCK;
+        for (unit, o) in r.chunks_exact(G * hidden).zip(out.iter_mut()) {
+            let mut lanes = [0i32; BLOCK];
+            let (w_blocks, _) = unit[..n].as_chunks::<BLOCK>();
+            let (x_blocks, _) = repeated[..n].as_chunks::<BLOCK>();
+            for (wb, xb) in w_blocks.iter().zip(x_blocks) {
+                for ((acc, &w), &x) in lanes.iter_mut().zip(wb).zip(xb) {
+                    *acc = acc.wrapping_add(i32::from(w as i8) * i32::from(x));
+                }
+            }
+            let t = h_tail.len();
+            for ((g, sum), gate) in o.iter_mut().enumerate().zip(lanes.chunks_exact(4)) {
+                *sum = gate.iter().fold(0i32, |a, &b| a.wrapping_add(b));
+                for (&w, &x) in unit[n + g * t..][..t].iter().zip(h_tail) {
+                    *sum = sum.wrapping_add(i32::from(w as i8) * i32::from(x));
+                }
+            }
+        }
+    }
+
+    fn units<const G: usize, const BLOCK: usize>(hidden: usize) {
+        let r = bytes(G * hidden * hidden, 1);
+        let h = acts(hidden, 2);
+        let macs = G * hidden * hidden;
+        let (mut a, mut b, mut c) = (
+            vec![[0i32; G]; hidden],
+            vec![[0i32; G]; hidden],
+            vec![[0i32; G]; hidden],
+        );
+        scalar_units(&r, hidden, &h, &mut a);
+        portable_units::<G, BLOCK>(&r, hidden, &h, &mut b);
+        assert!(x86::unit_sums(&r, hidden, &h, &mut c));
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        // Sanity check of the layout the kernels assume.
+        let row = G * hidden - 1;
+        let want = (0..hidden).fold(0i32, |s, k| {
+            let w = r[unit_major_index(G, hidden, row, k)] as i8;
+            s.wrapping_add(i32::from(w) * i32::from(h[k]))
+        });
+        assert_eq!(c[hidden - 1][G - 1], want);
+        let scalar = time(|| scalar_units(black_box(&r), hidden, black_box(&h), black_box(&mut a)));
+        let portable = time(|| {
+            portable_units::<G, BLOCK>(black_box(&r), hidden, black_box(&h), black_box(&mut b))
+        });
+        let avx2 = time(|| {
+            black_box(x86::unit_sums(
+                black_box(&r),
+                hidden,
+                black_box(&h),
+                black_box(&mut c),
+            ));
+        });
+        let tag = format!("G={G} hidden={hidden}");
+        report(
+            &format!("unit_sums {tag}, scalar reference"),
+            macs,
+            scalar,
+            &[],
+        );
+        report(
+            &format!("unit_sums {tag}, portable lanes"),
+            macs,
+            portable,
+            &[("scalar", scalar)],
+        );
+        report(
+            &format!("unit_sums {tag}, AVX2"),
+            macs,
+            avx2,
+            &[("scalar", scalar), ("portable", portable)],
+        );
+    }
+
+    fn scalar_dot_i16(w: &[u8], x: &[i16]) -> i32 {
+        w.iter().zip(x).fold(0i32, |a, (&w, &x)| {
+            a.wrapping_add(i32::from(w as i8) * i32::from(x))
+        })
+    }
+
+    fn scalar_dot_i8(w: &[u8], x: &[u8]) -> i32 {
+        w.iter().zip(x).fold(0i32, |a, (&w, &x)| {
+            a.wrapping_add(i32::from(w as i8) * i32::from(x as i8))
+        })
+    }
+
+    fn dots(n: usize) {
+        let w = bytes(n, 3);
+        let x = acts(n, 4);
+        let e = bytes(n, 5);
+        assert_eq!(x86::dot_i8_i16(&w, &x), Some(scalar_dot_i16(&w, &x)));
+        assert_eq!(x86::dot_i8_i8(&w, &e), Some(scalar_dot_i8(&w, &e)));
+        let s16 = time(|| {
+            black_box(scalar_dot_i16(black_box(&w), black_box(&x)));
+        });
+        let v16 = time(|| {
+            black_box(x86::dot_i8_i16(black_box(&w), black_box(&x)));
+        });
+        let s8 = time(|| {
+            black_box(scalar_dot_i8(black_box(&w), black_box(&e)));
+        });
+        let v8 = time(|| {
+            black_box(x86::dot_i8_i8(black_box(&w), black_box(&e)));
+        });
+        report(&format!("dot_i8_i16 n={n}, scalar reference"), n, s16, &[]);
+        report(
+            &format!("dot_i8_i16 n={n}, AVX2"),
+            n,
+            v16,
+            &[("scalar", s16)],
+        );
+        report(&format!("dot_i8_i8 n={n}, scalar reference"), n, s8, &[]);
+        report(&format!("dot_i8_i8 n={n}, AVX2"), n, v8, &[("scalar", s8)]);
+    }
+
+    pub fn main() {
+        if !x86::has_avx2() {
+            println!("no AVX2 detected (build with --features std for run-time detection)");
+            return;
+        }
+        units::<4, 16>(64);
+        units::<4, 16>(128);
+        units::<3, 12>(128);
+        units::<4, 16>(32);
+        units::<4, 16>(40);
+        units::<3, 12>(50);
+        units::<3, 12>(48);
+        units::<4, 16>(50);
+        units::<3, 12>(52);
+        dots(128);
+        dots(16);
+    }
+}
+
+fn main() {
+    #[cfg(target_arch = "x86_64")]
+    bench::main();
+    #[cfg(not(target_arch = "x86_64"))]
+    println!("the AVX2 kernels exist on x86-64 only");
+}

@@ -1,0 +1,672 @@
+//! AVX2 kernels for the integer path on x86-64 hosts: int8 weights times int16
+//! (or int8) inputs, summed in wrapping i32, 16 products per `vpmaddwd`.
+//!
+//! Audit of the `unsafe` here, the runtime's second exception to
+//! `deny(unsafe_code)`:
+//! - Each public function calls its `#[target_feature(enable = "avx2")]` kernel
+//!   only after [`has_avx2`] said the CPU has AVX2 (runtime detection with the
+//!   `std` feature, else the compile-time target features).
+//! - The kernels' only other `unsafe` operations are pointer offsets into
+//!   slices and unaligned vector loads from them (`loadu`, no alignment
+//!   needed), and 32-byte stores into local arrays. Every load range is checked
+//!   against the slice length before the loop that reads it; each block states
+//!   the bound it relies on. Nothing reads past a slice, not even in the
+//!   leftover columns.
+//!
+//! Results equal the portable definition exactly: every product fits i32 (and a
+//! `vpmaddwd` pair sum as well, since one factor is a sign-extended byte), and
+//! wrapping i32 addition is associative and commutative, so the lane order of
+//! the vector sums does not change the result.
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::{
+    __m128i, __m256i, _mm256_add_epi32, _mm256_blend_epi32, _mm256_castsi256_si128,
+    _mm256_cvtepi8_epi16, _mm256_extracti128_si256, _mm256_hadd_epi32, _mm256_loadu_si256,
+    _mm256_madd_epi16, _mm256_permute4x64_epi64, _mm256_permutevar8x32_epi32, _mm256_set1_epi64x,
+    _mm256_setr_epi32, _mm256_setr_epi64x, _mm256_setzero_si256, _mm256_storeu_si256,
+    _mm256_zextsi128_si256, _mm_add_epi32, _mm_cvtepi8_epi16, _mm_cvtsi128_si32, _mm_cvtsi32_si128,
+    _mm_cvtsi64_si128, _mm_loadu_si128, _mm_madd_epi16, _mm_set1_epi64x, _mm_set_epi64x,
+    _mm_setzero_si128, _mm_shuffle_epi32, _mm_shuffle_epi8,
+};
+
+use crate::format::MAX_HIDDEN;
+
+/// Whether the AVX2 kernels run on this CPU: detected at run time with the
+/// `std` feature (cached by std), else fixed by the compile-time target.
+#[inline]
+pub fn has_avx2() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "avx2")
+    }
+}
+
+/// Recurrent sums of all units of a unit-major `R` (`r.len() == G * hidden *
+/// hidden`, layout of `format::unit_major_index`):
+/// `out[j][g] = Σ_k R[g * hidden + j][k] * h[k]` (wrapping i32), for `G` = 3 or 4.
+/// `h` in natural order, `h.len() == hidden <= MAX_HIDDEN`, `out.len() >= hidden`.
+/// Returns false, and writes nothing, when AVX2 is missing or the shapes do not
+/// match, so the caller can fall back.
+pub fn unit_sums<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) -> bool {
+    let fits = (G == 3 || G == 4)
+        && hidden <= MAX_HIDDEN
+        && h.len() == hidden
+        && G.checked_mul(hidden)
+            .and_then(|n| n.checked_mul(hidden))
+            .is_some_and(|n| n == r.len());
+    let Some(out) = out.get_mut(..hidden) else {
+        return false;
+    };
+    if !fits || !has_avx2() {
+        return false;
+    }
+    if hidden == 0 {
+        return true;
+    }
+    // SAFETY: the CPU has AVX2 (checked just above).
+    unsafe {
+        if G == 4 {
+            sums_g4(r, hidden, h, out);
+        } else {
+            sums_g3(r, hidden, h, out);
+        }
+    }
+    true
+}
+
+/// `Σ w[k] * x[k]` (wrapping i32) for int8 `w` and i16 `x` over their common
+/// length (dense head rows); `None` without AVX2.
+pub fn dot_i8_i16(w: &[u8], x: &[i16]) -> Option<i32> {
+    if !has_avx2() {
+        return None;
+    }
+    // SAFETY: the CPU has AVX2 (checked just above).
+    Some(unsafe { dot_i16(w, x) })
+}
+
+/// `Σ w[k] * x[k]` (wrapping i32) for int8 `w` and int8 `x` over their common
+/// length (embedding inputs of word models); `None` without AVX2.
+pub fn dot_i8_i8(w: &[u8], x: &[u8]) -> Option<i32> {
+    if !has_avx2() {
+        return None;
+    }
+    // SAFETY: the CPU has AVX2 (checked just above).
+    Some(unsafe { dot_i8(w, x) })
+}
+
+/// Units per pass of the LSTM kernel (they share the loads of `h`).
+const UNITS_G4: usize = 4;
+/// Units per pass of the GRU kernel (three accumulators each).
+const UNITS_G3: usize = 2;
+
+/// Four `h` values as the 64 bits of one vector lane group.
+#[inline(always)]
+fn pack4(q: &[i16; 4]) -> i64 {
+    q.iter()
+        .rev()
+        .fold(0u64, |acc, &v| (acc << 16) | u64::from(v as u16)) as i64
+}
+
+/// The last `hidden % 4` columns of a unit's block (one run per gate) in
+/// scalar code, for the units of tiny layers whose [`Tail`] window would start
+/// before `r`; the run length becomes a constant so that the loops unroll.
+#[inline(always)]
+fn tail_sums<const G: usize>(block: &[u8], hidden: usize, h: &[i16]) -> [i32; G] {
+    let grouped = hidden / 4 * 4;
+    let (Some(runs), Some(x)) = (block.get(grouped * G..), h.get(grouped..)) else {
+        return [0; G];
+    };
+    match *x {
+        [a] => tail_runs::<G, 1>(runs, [a]),
+        [a, b] => tail_runs::<G, 2>(runs, [a, b]),
+        [a, b, c] => tail_runs::<G, 3>(runs, [a, b, c]),
+        _ => [0; G],
+    }
+}
+
+#[inline(always)]
+fn tail_runs<const G: usize, const T: usize>(runs: &[u8], x: [i16; T]) -> [i32; G] {
+    let (runs, _) = runs.as_chunks::<T>();
+    core::array::from_fn(|g| {
+        runs.get(g).map_or(0, |run| {
+            run.iter().zip(x).fold(0i32, |acc, (&w, v)| {
+                acc.wrapping_add(i32::from(w as i8) * i32::from(v))
+            })
+        })
+    })
+}
+
+/// Writes one unit's vector sums, plus its tail columns in scalar code when
+/// the vector tail could not be read.
+#[inline(always)]
+fn write_unit<const G: usize>(out: &mut [i32; G], lanes: &[i32], scalar_tail: Option<[i32; G]>) {
+    let tail = scalar_tail.unwrap_or([0; G]);
+    for ((o, &v), t) in out.iter_mut().zip(lanes).zip(tail) {
+        *o = v.wrapping_add(t);
+    }
+}
+
+/// The last `hidden % 4` columns of every unit (`G` runs of `t` bytes at the
+/// end of its block) as one more group of four columns: a 16-byte load that
+/// ends at the block's end, `vpshufb` into the group layout with zeros for the
+/// missing columns, and `h`'s tail zero-padded to four values.
+#[derive(Clone, Copy)]
+struct Tail {
+    shuffle: __m128i,
+    h: __m256i,
+}
+
+impl Tail {
+    #[target_feature(enable = "avx2")]
+    fn new<const G: usize>(hidden: usize, h: &[i16]) -> Option<Self> {
+        let grouped = hidden / 4 * 4;
+        let x = h.get(grouped..).filter(|x| !x.is_empty())?;
+        let t = x.len();
+        let mut padded = [0i16; 4];
+        padded.iter_mut().zip(x).for_each(|(p, &v)| *p = v);
+        // Byte 4g + c takes column c of gate g (window byte 16 - G*t + g*t + c);
+        // 0x80 zeroes it.
+        let mut index = [0x80u8; 16];
+        for (p, slot) in index.iter_mut().enumerate().take(4 * G) {
+            let (g, c) = (p / 4, p % 4);
+            if c < t {
+                *slot = (16 - G * t + g * t + c) as u8;
+            }
+        }
+        let index = u128::from_le_bytes(index);
+        Some(Tail {
+            shuffle: _mm_set_epi64x((index >> 64) as i64, index as i64),
+            h: _mm256_set1_epi64x(pack4(&padded)),
+        })
+    }
+
+    /// Where the 16-byte window of unit `j` starts, when it lies inside `r`
+    /// (every unit but the first few of a tiny layer).
+    #[inline(always)]
+    fn window(j: usize, block: usize) -> Option<usize> {
+        ((j + 1) * block).checked_sub(16)
+    }
+
+    /// The tail products of unit `j`, laid out as one group of four columns.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn products(&self, r: &[u8], j: usize, block: usize) -> Option<__m256i> {
+        let start = Self::window(j, block)?;
+        let bytes = r.get(start..start + 16)?;
+        // SAFETY: `bytes` holds exactly 16 bytes.
+        let w = unsafe { _mm_loadu_si128(bytes.as_ptr().cast::<__m128i>()) };
+        let w = _mm_shuffle_epi8(w, self.shuffle);
+        Some(_mm256_madd_epi16(_mm256_cvtepi8_epi16(w), self.h))
+    }
+
+    /// The scalar tail of unit `j` when [`Tail::products`] cannot serve it.
+    #[inline(always)]
+    fn scalar<const G: usize>(
+        tail: Option<&Self>,
+        r: &[u8],
+        j: usize,
+        hidden: usize,
+        h: &[i16],
+    ) -> Option<[i32; G]> {
+        let block = G * hidden;
+        if tail.is_none() || Self::window(j, block).is_some() {
+            return None;
+        }
+        let unit = r.get(j * block..(j + 1) * block)?;
+        Some(tail_sums::<G>(unit, hidden, h))
+    }
+}
+
+/// LSTM (`G == 4`): one 16-byte run of a unit's block holds four columns of
+/// each gate, so `vpmovsxbw` of it times `h[4k..4k + 4]` repeated four times
+/// gives, after `vpmaddwd`, two i32 lanes per gate.
+#[target_feature(enable = "avx2")]
+fn sums_g4<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
+    let (groups, _) = h.as_chunks::<4>();
+    let mut broadcast = [_mm256_setzero_si256(); MAX_HIDDEN / 4];
+    for (slot, q) in broadcast.iter_mut().zip(groups) {
+        *slot = _mm256_set1_epi64x(pack4(q));
+    }
+    let hb = broadcast.get(..groups.len()).unwrap_or(&[]);
+    let tail = Tail::new::<G>(hidden, h);
+    let block = G * hidden;
+    let mut lanes = [0i32; 4 * UNITS_G4];
+    let mut outs = out.chunks_exact_mut(UNITS_G4);
+    let mut first = 0;
+    for outs in &mut outs {
+        let acc = accumulate_g4::<UNITS_G4>(r, first, block, hb, tail.as_ref());
+        fold_g4(&acc, &mut lanes);
+        for (u, (o, l)) in outs.iter_mut().zip(lanes.chunks_exact(4)).enumerate() {
+            let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
+            write_unit(o, l, scalar);
+        }
+        first += UNITS_G4;
+    }
+    for o in outs.into_remainder() {
+        let acc = accumulate_g4::<1>(r, first, block, hb, tail.as_ref());
+        fold_g4(&acc, &mut lanes);
+        write_unit(
+            o,
+            &lanes,
+            Tail::scalar::<G>(tail.as_ref(), r, first, hidden, h),
+        );
+        first += 1;
+    }
+}
+
+/// Accumulators of units `first..first + U` of `r` (blocks of `block` bytes),
+/// lanes `2g` and `2g + 1` holding gate `g`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn accumulate_g4<const U: usize>(
+    r: &[u8],
+    first: usize,
+    block: usize,
+    hb: &[__m256i],
+    tail: Option<&Tail>,
+) -> [__m256i; U] {
+    let mut acc = [_mm256_setzero_si256(); U];
+    if r.len() < (first + U) * block || hb.len() * 16 > block {
+        return acc;
+    }
+    // SAFETY: first * block <= r.len() (checked above).
+    let base = unsafe { r.as_ptr().add(first * block) };
+    for (k, &hv) in hb.iter().enumerate() {
+        for (u, a) in acc.iter_mut().enumerate() {
+            // SAFETY: u * block + 16 * k + 16 <= u * block + 16 * hb.len()
+            // <= (u + 1) * block, and (first + U) * block <= r.len() (checked above).
+            let w = unsafe { _mm_loadu_si128(base.add(u * block + 16 * k).cast::<__m128i>()) };
+            *a = _mm256_add_epi32(*a, _mm256_madd_epi16(_mm256_cvtepi8_epi16(w), hv));
+        }
+    }
+    if let Some(tail) = tail {
+        for (u, a) in acc.iter_mut().enumerate() {
+            if let Some(p) = tail.products(r, first + u, block) {
+                *a = _mm256_add_epi32(*a, p);
+            }
+        }
+    }
+    acc
+}
+
+/// Folds the lane pairs of LSTM accumulators: `out[4u + g]` is unit `u`'s gate `g`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn fold_g4<const U: usize>(acc: &[__m256i; U], out: &mut [i32; 4 * UNITS_G4]) {
+    for (pair, dst) in acc.chunks(2).zip(out.chunks_exact_mut(8)) {
+        let (a, b) = match *pair {
+            [a, b] => (a, b),
+            [a] => (a, a),
+            _ => continue,
+        };
+        // [a0 a1 b0 b1 | a2 a3 b2 b3] -> [a0 a1 a2 a3 | b0 b1 b2 b3]
+        let sums = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(a, b));
+        // SAFETY: `dst` holds 8 i32, one 32-byte store.
+        unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast::<__m256i>(), sums) };
+    }
+}
+
+/// GRU (`G == 3`): four column groups are 48 bytes of a unit's block, read as
+/// three 16-byte runs whose 4-byte pieces belong to gates `[0, 1, 2, 0]`,
+/// `[1, 2, 0, 1]` and `[2, 0, 1, 2]`; each run has its own accumulator and `h`
+/// vector, and the gates are sorted out once per unit. Leftover groups (fewer
+/// than four) use exact 8- and 4-byte loads.
+#[target_feature(enable = "avx2")]
+fn sums_g3<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
+    let (groups, _) = h.as_chunks::<4>();
+    let (quads, rest) = groups.as_chunks::<4>();
+    let mut patterned = [[_mm256_setzero_si256(); 3]; MAX_HIDDEN / 16];
+    for (slot, q) in patterned.iter_mut().zip(quads) {
+        let [q0, q1, q2, q3] = q.each_ref().map(pack4);
+        *slot = [
+            _mm256_setr_epi64x(q0, q0, q0, q1),
+            _mm256_setr_epi64x(q1, q1, q2, q2),
+            _mm256_setr_epi64x(q2, q3, q3, q3),
+        ];
+    }
+    let mut leftover = [_mm_setzero_si128(); 3];
+    for (slot, q) in leftover.iter_mut().zip(rest) {
+        *slot = _mm_set1_epi64x(pack4(q));
+    }
+    let hc = patterned.get(..quads.len()).unwrap_or(&[]);
+    let hl = leftover.get(..rest.len()).unwrap_or(&[]);
+    let tail = Tail::new::<G>(hidden, h);
+    let block = G * hidden;
+    let mut lanes = [0i32; 8];
+    let mut outs = out.chunks_exact_mut(UNITS_G3);
+    let mut first = 0;
+    for outs in &mut outs {
+        let acc = accumulate_g3::<UNITS_G3>(r, first, block, hc, hl, tail.as_ref());
+        for (u, (o, a)) in outs.iter_mut().zip(&acc).enumerate() {
+            fold_g3(a, &mut lanes);
+            let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
+            write_unit(o, &lanes, scalar);
+        }
+        first += UNITS_G3;
+    }
+    for o in outs.into_remainder() {
+        let [acc] = accumulate_g3::<1>(r, first, block, hc, hl, tail.as_ref());
+        fold_g3(&acc, &mut lanes);
+        write_unit(
+            o,
+            &lanes,
+            Tail::scalar::<G>(tail.as_ref(), r, first, hidden, h),
+        );
+        first += 1;
+    }
+}
+
+/// GRU accumulators of units `first..first + U` of `r` (blocks of `block`
+/// bytes), one per 16-byte run position of a 48-byte quad of groups; leftover
+/// groups and the tail are added where their lanes' gates match.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn accumulate_g3<const U: usize>(
+    r: &[u8],
+    first: usize,
+    block: usize,
+    hc: &[[__m256i; 3]],
+    hl: &[__m128i],
+    tail: Option<&Tail>,
+) -> [[__m256i; 3]; U] {
+    let mut acc = [[_mm256_setzero_si256(); 3]; U];
+    let quad_bytes = hc.len() * 48;
+    if r.len() < (first + U) * block || quad_bytes + hl.len() * 12 > block {
+        return acc;
+    }
+    // SAFETY: first * block <= r.len() (checked above).
+    let base = unsafe { r.as_ptr().add(first * block) };
+    for (c, hv) in hc.iter().enumerate() {
+        for (u, a) in acc.iter_mut().enumerate() {
+            let at = u * block + 48 * c;
+            for (i, (a, &hv)) in a.iter_mut().zip(hv).enumerate() {
+                // SAFETY: at + 16 * i + 16 <= u * block + 48 * hc.len()
+                // <= (u + 1) * block, and (first + U) * block <= r.len()
+                // (checked above).
+                let w = unsafe { _mm_loadu_si128(base.add(at + 16 * i).cast::<__m128i>()) };
+                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(_mm256_cvtepi8_epi16(w), hv));
+            }
+        }
+    }
+    for (u, a) in acc.iter_mut().enumerate() {
+        let j = first + u;
+        let unit = r.get(j * block..(j + 1) * block).unwrap_or(&[]);
+        let groups = unit.get(quad_bytes..).unwrap_or(&[]).chunks_exact(12);
+        // Lanes [g0 g0 g1 g1] and [g2 g2 0 0].
+        let (mut lo, mut hi) = (_mm_setzero_si128(), _mm_setzero_si128());
+        for (bytes, &hv) in groups.zip(hl) {
+            let (w01, w2) = bytes.split_at(8);
+            let w01 = i64::from_le_bytes(w01.try_into().unwrap_or_default());
+            let w2 = i32::from_le_bytes(w2.try_into().unwrap_or_default());
+            let w01 = _mm_cvtepi8_epi16(_mm_cvtsi64_si128(w01));
+            let w2 = _mm_cvtepi8_epi16(_mm_cvtsi32_si128(w2));
+            lo = _mm_add_epi32(lo, _mm_madd_epi16(w01, hv));
+            hi = _mm_add_epi32(hi, _mm_madd_epi16(w2, hv));
+        }
+        // Run 0's lane pairs are gates [0 1 2 0] (the tail group's are
+        // [0 1 2 -]), run 2's start with gate 2.
+        let [a0, _, a2] = a;
+        *a0 = _mm256_add_epi32(*a0, _mm256_zextsi128_si256(lo));
+        *a2 = _mm256_add_epi32(*a2, _mm256_zextsi128_si256(hi));
+        if let Some(p) = tail.and_then(|t| t.products(r, j, block)) {
+            *a0 = _mm256_add_epi32(*a0, p);
+        }
+    }
+    acc
+}
+
+/// Sums one unit's GRU accumulators per gate into `out[0..3]`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn fold_g3(acc: &[__m256i; 3], out: &mut [i32; 8]) {
+    let [a, b, c] = *acc;
+    // Pair sums: h01 = [a0 a1 b0 b1 | a2 a3 b2 b3] with gates [0 1 1 2 | 2 0 0 1],
+    // h22 = [c0 c1 c0 c1 | c2 c3 c2 c3] with gates [2 0 2 0 | 1 2 1 2].
+    let h01 = _mm256_hadd_epi32(a, b);
+    let h22 = _mm256_hadd_epi32(c, c);
+    // [c0 c1 b0 b1 | c2 c3 b2 b3]
+    let mixed = _mm256_blend_epi32::<0b0011_0011>(h01, h22);
+    let x = pick3(h01, 0, 1, 3); // a0 a1 b1
+    let y = pick3(h01, 5, 2, 4); // a3 b0 a2
+    let z = pick3(mixed, 6, 7, 0); // b2 b3 c0
+    let w = pick3(mixed, 1, 4, 5); // c1 c2 c3
+    let sums = _mm256_add_epi32(_mm256_add_epi32(x, y), _mm256_add_epi32(z, w));
+    // SAFETY: `out` holds 8 i32, one 32-byte store.
+    unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast::<__m256i>(), sums) };
+}
+
+/// Lanes `i0`, `i1`, `i2` of `v` into lanes 0, 1, 2.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn pick3(v: __m256i, i0: i32, i1: i32, i2: i32) -> __m256i {
+    _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(i0, i1, i2, 0, 0, 0, 0, 0))
+}
+
+/// Wrapping sum of the eight i32 lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn hsum(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// One block of 16 int8 weights times 16 int16 inputs, as eight pair sums.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn product_i16(w: &[u8; 16], x: &[i16; 16]) -> __m256i {
+    // SAFETY: 16 bytes from `w`, 32 bytes from `x`.
+    let (wv, xv) = unsafe {
+        (
+            _mm_loadu_si128(w.as_ptr().cast::<__m128i>()),
+            _mm256_loadu_si256(x.as_ptr().cast::<__m256i>()),
+        )
+    };
+    _mm256_madd_epi16(_mm256_cvtepi8_epi16(wv), xv)
+}
+
+#[target_feature(enable = "avx2")]
+fn dot_i16(w: &[u8], x: &[i16]) -> i32 {
+    let n = w.len().min(x.len());
+    let (w, x) = (w.get(..n).unwrap_or(&[]), x.get(..n).unwrap_or(&[]));
+    let (w32, w_rest) = w.as_chunks::<32>();
+    let (x32, x_rest) = x.as_chunks::<32>();
+    // Two accumulators: two independent add chains per pass.
+    let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    for (wb, xb) in w32.iter().zip(x32) {
+        let (w0, w1) = wb.as_chunks::<16>().0.split_at(1);
+        let (x0, x1) = xb.as_chunks::<16>().0.split_at(1);
+        for (w, x) in w0.iter().zip(x0) {
+            even = _mm256_add_epi32(even, product_i16(w, x));
+        }
+        for (w, x) in w1.iter().zip(x1) {
+            odd = _mm256_add_epi32(odd, product_i16(w, x));
+        }
+    }
+    let (w16, w_rest) = w_rest.as_chunks::<16>();
+    let (x16, x_rest) = x_rest.as_chunks::<16>();
+    for (w, x) in w16.iter().zip(x16) {
+        even = _mm256_add_epi32(even, product_i16(w, x));
+    }
+    let tail = w_rest.iter().zip(x_rest).fold(0i32, |acc, (&a, &b)| {
+        acc.wrapping_add(i32::from(a as i8) * i32::from(b))
+    });
+    hsum(_mm256_add_epi32(even, odd)).wrapping_add(tail)
+}
+
+#[target_feature(enable = "avx2")]
+fn dot_i8(w: &[u8], x: &[u8]) -> i32 {
+    let n = w.len().min(x.len());
+    let (w, x) = (w.get(..n).unwrap_or(&[]), x.get(..n).unwrap_or(&[]));
+    let (wc, w_rest) = w.as_chunks::<16>();
+    let (xc, x_rest) = x.as_chunks::<16>();
+    let mut acc = _mm256_setzero_si256();
+    for (wb, xb) in wc.iter().zip(xc) {
+        // SAFETY: 16 bytes from each of `wb` and `xb`.
+        let (wv, xv) = unsafe {
+            (
+                _mm_loadu_si128(wb.as_ptr().cast::<__m128i>()),
+                _mm_loadu_si128(xb.as_ptr().cast::<__m128i>()),
+            )
+        };
+        let p = _mm256_madd_epi16(_mm256_cvtepi8_epi16(wv), _mm256_cvtepi8_epi16(xv));
+        acc = _mm256_add_epi32(acc, p);
+    }
+    let tail = w_rest.iter().zip(x_rest).fold(0i32, |acc, (&a, &b)| {
+        acc.wrapping_add(i32::from(a as i8) * i32::from(b as i8))
+    });
+    hsum(acc).wrapping_add(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::unit_major_index;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Deterministic bytes and activations with the extremes mixed in.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 16
+        }
+        fn byte(&mut self) -> u8 {
+            match self.next() % 8 {
+                0 => 0x80,
+                1 => 0x7f,
+                _ => self.next() as u8,
+            }
+        }
+        fn act(&mut self) -> i16 {
+            match self.next() % 8 {
+                0 => i16::MIN,
+                1 => i16::MAX,
+                _ => self.next() as i16,
+            }
+        }
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.byte()).collect()
+        }
+        fn acts(&mut self, n: usize) -> Vec<i16> {
+            (0..n).map(|_| self.act()).collect()
+        }
+    }
+
+    fn reference<const G: usize>(r: &[u8], hidden: usize, h: &[i16]) -> Vec<[i32; G]> {
+        (0..hidden)
+            .map(|j| {
+                core::array::from_fn(|g| {
+                    (0..hidden).fold(0i32, |acc, k| {
+                        let w = r[unit_major_index(G, hidden, g * hidden + j, k)] as i8;
+                        acc.wrapping_add(i32::from(w) * i32::from(h[k]))
+                    })
+                })
+            })
+            .collect()
+    }
+
+    fn check_units<const G: usize>(gen: &mut Gen, hidden: usize) {
+        let cases = [
+            (gen.bytes(G * hidden * hidden), gen.acts(hidden)),
+            // All-extreme products: the largest magnitudes the sums see.
+            (vec![0x80; G * hidden * hidden], vec![i16::MIN; hidden]),
+            (vec![0x80; G * hidden * hidden], vec![i16::MAX; hidden]),
+        ];
+        for (r, h) in cases {
+            // One spare entry checks that nothing past `hidden` is written.
+            let mut out = vec![[7i32; G]; hidden + 1];
+            assert!(
+                unit_sums::<G>(&r, hidden, &h, &mut out),
+                "G={G} hidden={hidden}"
+            );
+            assert_eq!(
+                out[..hidden],
+                reference::<G>(&r, hidden, &h)[..],
+                "G={G} hidden={hidden}"
+            );
+            assert_eq!(out[hidden], [7; G]);
+        }
+    }
+
+    #[test]
+    fn unit_sums_equal_the_scalar_definition() {
+        assert!(has_avx2(), "these tests need an AVX2 host");
+        let mut gen = Gen(42);
+        for hidden in [1, 3, 4, 5, 16, 50, 127, 128, 256] {
+            check_units::<3>(&mut gen, hidden);
+            check_units::<4>(&mut gen, hidden);
+        }
+        // Every leftover-group and tail count of the GRU kernel, odd unit counts.
+        for hidden in 6..=40 {
+            check_units::<3>(&mut gen, hidden);
+            check_units::<4>(&mut gen, hidden);
+        }
+    }
+
+    #[test]
+    fn unit_sums_refuse_wrong_shapes() {
+        let (r, h) = (vec![1u8; 4 * 8 * 8], vec![1i16; 8]);
+        let mut out = vec![[5i32; 4]; 8];
+        assert!(!unit_sums::<4>(&r[1..], 8, &h, &mut out));
+        assert!(!unit_sums::<4>(&r, 8, &h[1..], &mut out));
+        assert!(!unit_sums::<4>(&r, 8, &h, &mut out[1..]));
+        assert!(!unit_sums::<4>(&r[..4 * 7 * 7], 7, &h[..7], &mut out[..6]));
+        let mut out2 = vec![[5i32; 2]; 8];
+        assert!(!unit_sums::<2>(&r[..2 * 64], 8, &h, &mut out2));
+        let big = MAX_HIDDEN + 4;
+        let (rb, hb) = (vec![0u8; 4 * big * big], vec![0i16; big]);
+        let mut outb = vec![[5i32; 4]; big];
+        assert!(!unit_sums::<4>(&rb, big, &hb, &mut outb));
+        assert!(out.iter().chain(&outb).all(|o| *o == [5; 4]));
+        assert!(out2.iter().all(|o| *o == [5; 2]));
+        assert!(unit_sums::<4>(&[], 0, &[], &mut []));
+    }
+
+    #[test]
+    fn dot_products_equal_the_scalar_definition() {
+        let mut gen = Gen(7);
+        let lengths = (0..=70).chain([300]);
+        for n in lengths {
+            let w = gen.bytes(n);
+            let x = gen.acts(n);
+            let e = gen.bytes(n);
+            let want_i16 = w.iter().zip(&x).fold(0i32, |a, (&w, &x)| {
+                a.wrapping_add(i32::from(w as i8) * i32::from(x))
+            });
+            let want_i8 = w.iter().zip(&e).fold(0i32, |a, (&w, &e)| {
+                a.wrapping_add(i32::from(w as i8) * i32::from(e as i8))
+            });
+            assert_eq!(dot_i8_i16(&w, &x), Some(want_i16), "n={n}");
+            assert_eq!(dot_i8_i8(&w, &e), Some(want_i8), "n={n}");
+            // Extremes: -128 * i16::MIN and -128 * -128 in every position.
+            let (wm, xm, em) = (vec![0x80u8; n], vec![i16::MIN; n], vec![0x80u8; n]);
+            let n32 = i32::try_from(n).unwrap();
+            assert_eq!(dot_i8_i16(&wm, &xm), Some(n32 * 128 * 32768), "n={n}");
+            assert_eq!(dot_i8_i8(&wm, &em), Some(n32 * 128 * 128), "n={n}");
+        }
+        // Uneven lengths: the common prefix.
+        assert_eq!(dot_i8_i16(&[2, 3, 4], &[5, 6]), Some(28));
+        assert_eq!(dot_i8_i8(&[0xff; 40], &[2; 33]), Some(-66));
+    }
+
+    #[test]
+    fn wrapping_sums_wrap_like_the_scalar_code() {
+        // 600 products of 128 * 32768 exceed i32::MAX: the sum must wrap.
+        let n = 600usize;
+        let (w, x) = (vec![0x80u8; n], vec![i16::MIN; n]);
+        let want = (0..n).fold(0i32, |a, _| a.wrapping_add(128 * 32768));
+        assert!(want < 0);
+        assert_eq!(dot_i8_i16(&w, &x), Some(want));
+    }
+}
