@@ -74,11 +74,15 @@ fn run() -> Result<(), String> {
         .collect::<Result<Vec<u32>, String>>()?;
 
     let mut code = String::new();
-    let _ = writeln!(code, "/// The embedded model blob.");
+    // Word-aligned, so the runtime's kernels can use two-word loads on it.
+    let _ = writeln!(code, "#[repr(C, align(8))]");
+    let _ = writeln!(code, "struct Aligned<T: ?Sized>(T);");
     let _ = writeln!(
         code,
-        "pub static MODEL: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/model.bin\"));"
+        "static ALIGNED: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!(\"OUT_DIR\"), \"/model.bin\")));"
     );
+    let _ = writeln!(code, "/// The embedded model blob.");
+    let _ = writeln!(code, "pub static MODEL: &[u8] = &ALIGNED.0;");
     let _ = writeln!(code, "/// Reviews to score with a sentiment model.");
     let _ = writeln!(code, "pub static REVIEWS: &[&[u8]] = &[");
     for review in split_lines(&reviews) {

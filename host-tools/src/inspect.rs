@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::blob::BlobFile;
 use anyhow::Result;
-use lstm_edge_runtime::format::{Head, Input, Output, Params, HEADER_LEN};
+use lstm_edge_runtime::format::{Head, Input, Output, Params, RowConsts, HEADER_LEN};
 
 /// A blob's description.
 #[derive(Debug, Clone, Serialize)]
@@ -77,16 +77,23 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
             None,
         ),
         Params::Int(p) => {
-            let per_row = p.w_scale.len() / 8 == dims.rows();
+            // Per-gate scaling leaves one R multiplier per gate across all units.
+            let consts: Vec<RowConsts> = p
+                .units
+                .as_chunks::<{ RowConsts::BYTES }>()
+                .0
+                .iter()
+                .map(RowConsts::from_bytes)
+                .collect();
+            let per_row = consts
+                .chunks(dims.gates.max(1))
+                .any(|unit| unit.iter().zip(&consts).any(|(a, b)| a.r_mult != b.r_mult));
             (
                 vec![
                     ("embedding", p.embedding.len()),
                     ("w", p.w.len()),
-                    ("w_scale", p.w_scale.len()),
                     ("r", p.r.len()),
-                    ("r_scale", p.r_scale.len()),
-                    ("wb", p.wb.len()),
-                    ("rb", p.rb.len()),
+                    ("units", p.units.len()),
                     ("head_w", p.head_w.len()),
                     ("head_scale", p.head_scale.len()),
                     ("head_b", p.head_b.len()),

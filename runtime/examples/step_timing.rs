@@ -60,7 +60,20 @@ fn time<N: Numeric>(blob: &[u8], label: &str) {
         .unwrap();
     }
     let us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
-    println!("{label}: {us:.2} us per generated char");
+    // The cell step alone, and the output layer alone, for the breakdown.
+    let start = Instant::now();
+    for i in 0..n {
+        net.feed(&mut state, (i % 50) as u16).unwrap();
+    }
+    let step_us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(net.logits(&state, &mut logits).unwrap());
+    }
+    let logits_us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!(
+        "{label}: {us:.2} us per generated char (cell step {step_us:.2}, output layer {logits_us:.2})"
+    );
 }
 
 fn main() {

@@ -5,7 +5,7 @@ use std::vec::Vec;
 
 use crate::format::{
     encode, unit_major_index, Body, Cell, Dims, FloatParams, Head, Input, IntParams, Output,
-    Params, Rescale, ONE_HOT,
+    Params, Rescale, RowConsts, MAX_PRE_SHIFT, ONE_HOT,
 };
 use crate::numeric::int::{ACT_FRAC, LOGIT_FRAC, PRE_FRAC};
 use crate::Error;
@@ -108,6 +108,22 @@ fn unit_major(r: &[u8], gates: usize, hidden: usize) -> Vec<u8> {
     for (row, values) in r.chunks(hidden.max(1)).enumerate() {
         for (col, &v) in values.iter().enumerate() {
             if let Some(slot) = out.get_mut(unit_major_index(gates, hidden, row, col)) {
+                *slot = v;
+            }
+        }
+    }
+    out
+}
+
+/// Row-major `[gates * hidden][tokens]` to `[tokens][hidden][gates]` (see
+/// [`IntParams::w`]).
+fn by_token(w: &[u8], gates: usize, hidden: usize, tokens: usize) -> Vec<u8> {
+    let rows = gates * hidden;
+    let mut out = std::vec![0u8; w.len()];
+    for (row, values) in w.chunks(tokens.max(1)).enumerate() {
+        let (gate, unit) = (row / hidden.max(1), row % hidden.max(1));
+        for (token, &v) in values.iter().enumerate() {
+            if let Some(slot) = out.get_mut(token * rows + unit * gates + gate) {
                 *slot = v;
             }
         }
@@ -224,31 +240,117 @@ impl ModelSpec {
             (Vec::new(), 1.0 / ONE_HOT as f64)
         };
         let (wq, w_scales) = quantize_groups(&w.w, group(dims.input));
+        let wq = if dims.embedding_rows > 0 {
+            wq
+        } else {
+            by_token(&wq, dims.gates, dims.hidden, dims.input)
+        };
         let (rq, r_scales) = quantize_groups(&w.r, group(dims.hidden));
         let rq = unit_major(&rq, dims.gates, dims.hidden);
         let (head_w, head_scales) = quantize_groups(&w.head_w, dims.features);
-        let w_scale = scale_list(&w_scales, embed_scale * pre_one);
-        let r_scale = scale_list(&r_scales, pre_one / act_one);
         let head_scale = scale_list(&head_scales, logit_one / act_one);
-        let (wb, rb, head_b) = (
-            fixed(&w.wb, PRE_FRAC),
-            fixed(&w.rb, PRE_FRAC),
-            fixed(&w.head_b, LOGIT_FRAC),
-        );
-        let params = Params::Int(IntParams {
-            embedding: &embedding,
-            w: &wq,
-            w_scale: &w_scale,
-            r: &rq,
-            r_scale: &r_scale,
-            wb: &wb,
-            rb: &rb,
-            head_w: &head_w,
-            head_scale: &head_scale,
-            head_b: &head_b,
-        });
-        encode(&self.body(params))
+        let head_b = fixed(&w.head_b, LOGIT_FRAC);
+
+        // Per-row multipliers sharing one shift per matrix.
+        let per_row = |scales: &[f64], rows_per_scale: usize, factor: f64| -> Vec<f64> {
+            (0..dims.rows())
+                .map(|row| scales.get(row / rows_per_scale.max(1)).unwrap_or(&0.0) * factor)
+                .collect()
+        };
+        let rows_per_scale = |scales: &[f64]| dims.rows() / scales.len().max(1);
+        let w_real = per_row(&w_scales, rows_per_scale(&w_scales), embed_scale * pre_one);
+        let r_real = per_row(&r_scales, rows_per_scale(&r_scales), pre_one / act_one);
+        let (w_mults, w_pre_shift) = q32_multipliers(&w_real, "W scale")?;
+        // `R·h` can reach 2^30, so it gets no pre-shift.
+        let (r_mults, r_pre_shift) = q32_multipliers(&r_real, "R scale")?;
+        if r_pre_shift > 0 {
+            return Err(Error::OutOfRange("R weights (|R| must stay below 508)"));
+        }
+        let q12 = |v: f64| {
+            (v * pre_one)
+                .round()
+                .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+        };
+        let candidate = dims.gates == 3;
+        let mut units = Vec::with_capacity(dims.rows() * RowConsts::BYTES);
+        for unit in 0..dims.hidden {
+            for gate in 0..dims.gates {
+                let row = gate * dims.hidden + unit;
+                let (wb, rb) = (
+                    *w.wb.get(row).unwrap_or(&0.0) as f64,
+                    *w.rb.get(row).unwrap_or(&0.0) as f64,
+                );
+                // GRU's candidate gate scales `R·h + rb` by the reset gate.
+                let separate = candidate && gate == 2;
+                let mult = |mults: &[i32]| mults.get(row).copied().unwrap_or(0);
+                let consts = RowConsts {
+                    w_mult: mult(&w_mults),
+                    r_mult: mult(&r_mults),
+                    bias: if separate { q12(wb) } else { q12(wb + rb) },
+                    r_bias: if separate { q12(rb) } else { 0 },
+                };
+                units.extend_from_slice(&consts.to_bytes());
+            }
+        }
+        // The first padding that puts `r` on a 4-byte boundary of the blob.
+        let mut unaligned = Err(Error::Malformed);
+        for pad in 0..4 {
+            let r_align = std::vec![0u8; pad];
+            let params = Params::Int(IntParams {
+                embedding: &embedding,
+                w: &wq,
+                r_align: &r_align,
+                r: &rq,
+                units: &units,
+                w_pre_shift,
+                r_pre_shift,
+                head_w: &head_w,
+                head_scale: &head_scale,
+                head_b: &head_b,
+            });
+            let blob = encode(&self.body(params))?;
+            let model = crate::Model::from_bytes(&blob)?;
+            let Params::Int(p) = model.body().params else {
+                return Err(Error::WrongPath);
+            };
+            let aligned = (p.r.as_ptr() as usize - blob.as_ptr() as usize).is_multiple_of(4);
+            if aligned {
+                return Ok(blob);
+            }
+            unaligned = Ok(blob);
+        }
+        unaligned
     }
+}
+
+/// Q32 multipliers for `reals` (all `>= 0`, see [`crate::format::scale_q32`]) and the
+/// pre-shift that keeps every one below 2^31.
+fn q32_multipliers(reals: &[f64], what: &'static str) -> Result<(Vec<i32>, u8), Error> {
+    let max = reals
+        .iter()
+        .copied()
+        .filter(|r| r.is_finite())
+        .fold(0f64, f64::max);
+    let limit = 2f64.powi(31) - 1.0;
+    let mut pre_shift = 0u8;
+    while (max * 2f64.powi(32 - pre_shift as i32)).round() > limit {
+        if pre_shift == MAX_PRE_SHIFT {
+            return Err(Error::OutOfRange(what));
+        }
+        pre_shift += 1;
+    }
+    let mults = reals
+        .iter()
+        .map(|&r| {
+            let m = (r * 2f64.powi(32 - pre_shift as i32)).round();
+            if m.is_finite() {
+                m.clamp(0.0, limit) as i32
+            } else {
+                0
+            }
+        })
+        .collect();
+    Ok((mults, pre_shift))
 }
 
 #[cfg(test)]

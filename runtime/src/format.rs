@@ -58,7 +58,7 @@ impl Output {
 /// First bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"LSTE";
 /// The format version this runtime reads and writes.
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 /// Header: magic (4), version (u16), reserved (u16), body length (u32), CRC-32 of the body (u32).
 pub const HEADER_LEN: usize = 16;
 /// The integer value of a one-hot input on the integer path.
@@ -107,34 +107,92 @@ pub struct FloatParams<'a> {
     pub head_b: &'a [u8],
 }
 
-/// Integer weights. Every `*_scale` is a list of [`Rescale`] entries (8 bytes each:
-/// i32 multiplier, i32 shift) that map an integer dot product to its target format.
+/// Integer weights. The gate rows' constants sit together per hidden unit
+/// (`units`), so a step reads one record per row instead of five lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntParams<'a> {
     /// int8 `[rows, embed_dim]` (one scale for the table); empty for chars.
     pub embedding: &'a [u8],
-    /// int8 ONNX `W`.
+    /// int8 ONNX `W`, row-major for word input. For one-hot chars it is stored
+    /// by token instead (`[tokens][hidden][gates]`: token `t`, row
+    /// `gate * hidden + unit` at `t * rows + unit * gates + gate`), so a step's
+    /// whole input contribution is one contiguous run.
     pub w: &'a [u8],
-    /// `W·x` to Q3.12, one entry per gate or per row. `x` is the int8 embedding
-    /// row, or for one-hot chars the integer [`ONE_HOT`], so multipliers stay
-    /// below 1/4 and take the fast path of [`Rescale::apply`].
-    pub w_scale: &'a [u8],
+    /// Zero bytes that put `r` on a 4-byte boundary of the blob: the Cortex-M
+    /// kernel then loads two words per instruction (it falls back to single
+    /// loads when a blob is not aligned).
+    pub r_align: &'a [u8],
     /// int8 ONNX `R`, unit-major (see [`unit_major_index`]): all gate rows of
     /// a hidden unit together, interleaved in groups of four columns, so one
     /// pass over `h` serves every gate of the unit.
     pub r: &'a [u8],
-    /// `R·h` (h in Q0.15) to Q3.12; one entry per gate or per row.
-    pub r_scale: &'a [u8],
-    /// i32 Q3.12 biases `[gates * hidden]`.
-    pub wb: &'a [u8],
-    /// i32 Q3.12 biases `[gates * hidden]`.
-    pub rb: &'a [u8],
+    /// One [`RowConsts`] per gate row, unit-major: row `gate * hidden + unit`
+    /// is entry `unit * gates + gate`.
+    pub units: &'a [u8],
+    /// Left shift of `W·x` before its multiplier (see [`scale_q32`]), at most
+    /// [`MAX_PRE_SHIFT`]; 0 unless a multiplier would pass 1/2.
+    pub w_pre_shift: u8,
+    /// The same for `R·h`.
+    pub r_pre_shift: u8,
     /// int8 dense layer `[outputs, features]`.
     pub head_w: &'a [u8],
-    /// Dense dot product (h in Q0.15) to a Q16 logit; one entry per output.
+    /// Dense dot product (h in Q0.15) to a Q16 logit; one [`Rescale`] entry per output.
     pub head_scale: &'a [u8],
     /// i32 Q16 dense bias `[outputs]`.
     pub head_b: &'a [u8],
+}
+
+/// Largest pre-shift of a dot product: products of int8 weights with int8 or
+/// one-hot inputs stay below 2^24, so eight more bits cannot overflow.
+pub const MAX_PRE_SHIFT: u8 = 7;
+
+/// `(acc << pre_shift) * mult / 2^32`, rounded half up: the integer path's
+/// map from a dot product to Q3.12, one SMMULR on Cortex-M.
+#[inline(always)]
+pub fn scale_q32(acc: i32, mult: i32, pre_shift: u8) -> i32 {
+    let x = acc.wrapping_shl(pre_shift as u32);
+    ((x as i64 * mult as i64 + (1 << 31)) >> 32) as i32
+}
+
+/// The constants of one gate row on the integer path, four little-endian i32:
+/// `w_mult` maps `W·x` (`x` the int8 embedding row, or [`ONE_HOT`] for chars)
+/// and `r_mult` maps `R·h` (h in Q0.15) to Q3.12 (see [`scale_q32`]);
+/// `bias` is `wb + rb` in Q3.12, except for the GRU candidate gate, where it is
+/// `wb` and `r_bias` holds `rb` (it is scaled by the reset gate there). `r_bias`
+/// is 0 everywhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RowConsts {
+    pub w_mult: i32,
+    pub r_mult: i32,
+    pub bias: i32,
+    pub r_bias: i32,
+}
+
+impl RowConsts {
+    /// Bytes per entry in [`IntParams::units`].
+    pub const BYTES: usize = 16;
+
+    #[inline(always)]
+    pub fn from_bytes(b: &[u8; Self::BYTES]) -> Self {
+        let [w0, w1, w2, w3, r0, r1, r2, r3, b0, b1, b2, b3, q0, q1, q2, q3] = *b;
+        RowConsts {
+            w_mult: i32::from_le_bytes([w0, w1, w2, w3]),
+            r_mult: i32::from_le_bytes([r0, r1, r2, r3]),
+            bias: i32::from_le_bytes([b0, b1, b2, b3]),
+            r_bias: i32::from_le_bytes([q0, q1, q2, q3]),
+        }
+    }
+
+    pub fn to_bytes(self) -> [u8; Self::BYTES] {
+        let mut out = [0u8; Self::BYTES];
+        for (chunk, v) in
+            out.chunks_exact_mut(4)
+                .zip([self.w_mult, self.r_mult, self.bias, self.r_bias])
+        {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
 }
 
 /// The numeric path and its weights.
@@ -191,16 +249,22 @@ impl Rescale {
     /// Applies the multiplier, saturating to i32.
     #[inline(always)]
     pub fn apply(self, x: i32) -> i32 {
-        let product = x as i64 * self.mult as i64;
-        if self.shift > 32 {
+        Self::apply_parts(x, self.mult, self.shift)
+    }
+
+    /// [`Rescale::apply`] of `Rescale { mult, shift }`; `shift` must be in 1..=62.
+    #[inline(always)]
+    pub fn apply_parts(x: i32, mult: i32, shift: u8) -> i32 {
+        let product = x as i64 * mult as i64;
+        if shift > 32 {
             // The common case (multipliers below 1/4). The rounding term
             // 2^(shift-1) is a multiple of 2^32, so it can be added after taking
             // the high word: equal to the general form below (floor of a floor),
             // and |result| < 2^30, so no saturation is needed. On Cortex-M4 this
             // is one SMULL, an ADD and an ASR instead of 64-bit variable shifts.
-            (((product >> 32) as i32) + (1 << (self.shift - 33))) >> (self.shift - 32)
+            (((product >> 32) as i32) + (1 << (shift - 33))) >> (shift - 32)
         } else {
-            let rounded = (product + (1i64 << (self.shift - 1))) >> self.shift;
+            let rounded = (product + (1i64 << (shift - 1))) >> shift;
             rounded.clamp(i32::MIN as i64, i32::MAX as i64) as i32
         }
     }
@@ -431,11 +495,19 @@ impl Dims {
             Params::Int(p) => {
                 embedding(1, p.embedding.len())?;
                 expect_len("w", p.w.len(), rows * self.input)?;
+                if p.r_align.len() > 3 {
+                    return Err(Error::BadDimension("r_align"));
+                }
                 expect_len("r", p.r.len(), rows * self.hidden)?;
-                self.check_scales("w_scale", p.w_scale)?;
-                self.check_scales("r_scale", p.r_scale)?;
-                expect_len("wb", p.wb.len(), rows * 4)?;
-                expect_len("rb", p.rb.len(), rows * 4)?;
+                expect_len("units", p.units.len(), rows * RowConsts::BYTES)?;
+                for (what, shift) in [
+                    ("w_pre_shift", p.w_pre_shift),
+                    ("r_pre_shift", p.r_pre_shift),
+                ] {
+                    if shift > MAX_PRE_SHIFT {
+                        return Err(Error::OutOfRange(what));
+                    }
+                }
                 expect_len("head_w", p.head_w.len(), self.outputs * self.features)?;
                 expect_len(
                     "head_scale",
@@ -446,16 +518,6 @@ impl Dims {
                 expect_len("head_b", p.head_b.len(), self.outputs * 4)
             }
         }
-    }
-
-    fn check_scales(&self, what: &'static str, list: &[u8]) -> Result<(), Error> {
-        let entries = list.len() / Rescale::BYTES;
-        if !list.len().is_multiple_of(Rescale::BYTES)
-            || (entries != self.gates && entries != self.rows())
-        {
-            return Err(Error::BadDimension(what));
-        }
-        all_scales_valid(what, list)
     }
 }
 

@@ -4,7 +4,8 @@
 //! place from flash. The same cell code runs on two numeric paths: [`numeric::Int`]
 //! (int8 weights, int16 activations, no float arithmetic) and [`numeric::F32`].
 #![no_std]
-// The one exception is the audited Cortex-M DSP kernel (`numeric/dsp.rs`).
+// The exceptions are the audited kernels: Cortex-M DSP (`numeric/dsp.rs`) and
+// x86-64 AVX2 (`numeric/x86.rs`).
 #![deny(unsafe_code)]
 #![deny(
     clippy::unwrap_used,

@@ -87,6 +87,11 @@ impl<N: Numeric, const H: usize> State<N, H> {
     }
 }
 
+/// Kernel scratch on a word boundary, so Cortex-M kernels can load two words
+/// per instruction.
+#[repr(C, align(8))]
+struct Aligned<T>(T);
+
 /// Logit buffer for softmax models of up to `V` classes.
 #[derive(Debug, Clone)]
 pub struct Logits<N: Numeric, const V: usize> {
@@ -234,8 +239,8 @@ impl<'a, N: Numeric> Network<'a, N> {
             (&h1[..], &mut h0[..])
         };
         let prev = prev.get(..hidden).unwrap_or(&[]);
-        let mut scratch = [N::Act::default(); H];
-        let kernel_h = N::kernel_layout(prev, scratch.get_mut(..hidden).unwrap_or(&mut []));
+        let mut scratch = Aligned([N::Act::default(); H]);
+        let kernel_h = N::kernel_layout(prev, scratch.0.get_mut(..hidden).unwrap_or(&mut []));
         let step = N::begin_step(&self.weights, &self.dims, x, kernel_h);
         let units = next
             .iter_mut()
@@ -270,12 +275,12 @@ impl<'a, N: Numeric> Network<'a, N> {
     fn kernel_hidden<'s, const H: usize>(
         &self,
         state: &'s State<N, H>,
-        scratch: &'s mut [N::Act; H],
+        scratch: &'s mut Aligned<[N::Act; H]>,
     ) -> &'s [N::Act] {
         let hidden = self.dims.hidden;
         N::kernel_layout(
             state.hidden(hidden),
-            scratch.get_mut(..hidden).unwrap_or(&mut []),
+            scratch.0.get_mut(..hidden).unwrap_or(&mut []),
         )
     }
 
@@ -285,7 +290,7 @@ impl<'a, N: Numeric> Network<'a, N> {
             Head::Mean => 0,
             Head::Last => return,
         };
-        let mut scratch = [N::Act::default(); H];
+        let mut scratch = Aligned([N::Act::default(); H]);
         let h = self.kernel_hidden(state, &mut scratch);
         let dot = N::head_dot(&self.weights, &self.dims, 0, offset, h);
         state.head_sum = N::logit_add(state.head_sum, dot);
@@ -308,7 +313,7 @@ impl<'a, N: Numeric> Network<'a, N> {
             }
             Head::Mean => N::logit_div(state.head_sum, state.steps.max(1)),
             Head::Last => {
-                let mut scratch = [N::Act::default(); H];
+                let mut scratch = Aligned([N::Act::default(); H]);
                 let h = self.kernel_hidden(state, &mut scratch);
                 N::head_dot(&self.weights, &self.dims, 0, 0, h)
             }
@@ -347,7 +352,7 @@ impl<'a, N: Numeric> Network<'a, N> {
                 capacity: V,
             });
         }
-        let mut scratch = [N::Act::default(); H];
+        let mut scratch = Aligned([N::Act::default(); H]);
         let h = self.kernel_hidden(state, &mut scratch);
         let (w, d) = (&self.weights, &self.dims);
         let out = logits.values.get_mut(..classes).unwrap_or(&mut []);

@@ -1,11 +1,16 @@
 //! Cortex-M DSP kernel for the integer path: four int8 × int16 products per two
 //! SMLAD instructions, as CMSIS-NN does it.
 //!
-//! This is the runtime's only `unsafe` code, audited here: three one-instruction
-//! `asm!` blocks (SXTB16, SXTB16 with ROR #8, SMLAD) that only read and write
-//! registers. They touch no memory and no stack (`nomem`, `nostack`), and have
-//! no effect besides their result (`pure`). SMLAD may set the sticky Q flag,
-//! which nothing in this crate reads. Results equal the portable kernel's
+//! This is the runtime's only `unsafe` code, audited here:
+//! - three one-instruction `asm!` blocks (SXTB16, SXTB16 with ROR #8, SMLAD)
+//!   that only read and write registers: no memory, no stack (`nomem`,
+//!   `nostack`), no effect besides their result (`pure`);
+//! - one loop ([`grouped_sums`]) that reads, never writes, a unit's weight
+//!   block and `h` with two-word loads (LDRD). Its one caller checks the
+//!   lengths and the word alignment LDRD needs, and falls back to the
+//!   single-word loop otherwise.
+//!
+//! SMLAD may set the sticky Q flag, which nothing in this crate reads. Results equal the portable kernel's
 //! exactly (the sums cannot overflow: see `format::MAX_HIDDEN`), so host and
 //! device stay bit-identical.
 #![allow(unsafe_code)]
@@ -106,18 +111,175 @@ pub fn dot2_i8_i16(wa: &[u8], wb: &[u8], x: &[i16]) -> (i32, i32) {
     (sa, sb)
 }
 
-/// The recurrent sums of the `G` gates of one unit: `w` is the unit's block of
-/// a unit-major `R` (see `format::unit_major_index`) and `x` is in
-/// [`pair_layout`] order. Each `x` word is loaded once for all `G` gates.
+/// One gate's two SMLADs on a weight word `w` and the `x` pair words; `t` is
+/// scratch and `w` is overwritten.
+macro_rules! gate_word {
+    ($acc:literal, $w:literal) => {
+        concat!(
+            "sxtb16 {t}, {",
+            $w,
+            "}\n",
+            "smlad {",
+            $acc,
+            "}, {t}, {xe}, {",
+            $acc,
+            "}\n",
+            "sxtb16 {",
+            $w,
+            "}, {",
+            $w,
+            "}, ror #8\n",
+            "smlad {",
+            $acc,
+            "}, {",
+            $w,
+            "}, {xo}, {",
+            $acc,
+            "}\n",
+        )
+    };
+}
+
+/// One group of four columns of a 4-gate unit block: the `x` pair words and
+/// the gates' weight words, two words per load.
+macro_rules! group4 {
+    () => {
+        concat!(
+            "ldrd {xe}, {xo}, [{x}], #8\n",
+            "ldrd {p}, {q}, [{w}], #8\n",
+            gate_word!("a0", "p"),
+            gate_word!("a1", "q"),
+            "ldrd {p}, {q}, [{w}], #8\n",
+            gate_word!("a2", "p"),
+            gate_word!("a3", "q"),
+        )
+    };
+}
+
+/// The same for a 3-gate unit block.
+macro_rules! group3 {
+    () => {
+        concat!(
+            "ldrd {xe}, {xo}, [{x}], #8\n",
+            "ldrd {p}, {q}, [{w}], #8\n",
+            gate_word!("a0", "p"),
+            gate_word!("a1", "q"),
+            "ldr {p}, [{w}], #4\n",
+            gate_word!("a2", "p"),
+        )
+    };
+}
+
+/// Adds the products of the first `2 * pairs` column groups to `sums`. With
+/// word-aligned data, a group of 16 products (4 gates) costs 19 instructions
+/// plus one loop test per two groups.
+///
+/// # Safety
+/// `pairs > 0`; `w` and `x` are word-aligned, and `w` holds at least
+/// `2 * pairs * 4 * G` bytes and `x` at least `2 * pairs * 4` values.
 #[inline(always)]
-pub fn dot_unit<const G: usize>(w: &[u8], x: &[i16]) -> [i32; G] {
+unsafe fn grouped_sums<const G: usize>(w: &[u8], x: &[i16], pairs: usize, sums: &mut [i32; G]) {
+    let end = x.as_ptr().wrapping_add(8 * pairs);
+    if let Some([a0, a1, a2, a3]) = sums.first_chunk_mut::<4>() {
+        // SAFETY: the caller's bounds and alignment; the loop reads
+        // `[x, end)` and the matching `8 * pairs * 4` bytes of `w`, and writes
+        // only registers.
+        unsafe {
+            asm!(
+                "2:",
+                group4!(),
+                group4!(),
+                "cmp {x}, {end}",
+                "bne 2b",
+                x = inout(reg) x.as_ptr() => _,
+                w = inout(reg) w.as_ptr() => _,
+                end = in(reg) end,
+                a0 = inout(reg) *a0, a1 = inout(reg) *a1,
+                a2 = inout(reg) *a2, a3 = inout(reg) *a3,
+                xe = out(reg) _, xo = out(reg) _, p = out(reg) _, q = out(reg) _, t = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+    } else if let Some([a0, a1, a2]) = sums.first_chunk_mut::<3>() {
+        // SAFETY: as above, with 3 words of `w` per group.
+        unsafe {
+            asm!(
+                "2:",
+                group3!(),
+                group3!(),
+                "cmp {x}, {end}",
+                "bne 2b",
+                x = inout(reg) x.as_ptr() => _,
+                w = inout(reg) w.as_ptr() => _,
+                end = in(reg) end,
+                a0 = inout(reg) *a0, a1 = inout(reg) *a1, a2 = inout(reg) *a2,
+                xe = out(reg) _, xo = out(reg) _, p = out(reg) _, q = out(reg) _, t = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+    }
+}
+
+/// How [`dot_unit`] splits a step's unit blocks, worked out once per step.
+#[derive(Debug, Clone, Copy)]
+pub struct UnitPlan {
+    /// Bytes per unit block (`gates * hidden`).
+    block: usize,
+    /// Column-group pairs for the two-word loop: 0 when `R` or `h` is not
+    /// word-aligned.
+    pairs: usize,
+    /// The loop covers every column, so no single-word code runs.
+    whole: bool,
+}
+
+impl UnitPlan {
+    /// For a unit-major `r` and `h` in [`pair_layout`] order.
+    #[inline(always)]
+    pub fn new(r: &[u8], h: &[i16], gates: usize, hidden: usize) -> Self {
+        let block = gates * hidden;
+        let groups = hidden / 4;
+        let aligned = (r.as_ptr() as usize | h.as_ptr() as usize | block).is_multiple_of(4);
+        let pairs = if aligned && (gates == 3 || gates == 4) {
+            groups / 2
+        } else {
+            0
+        };
+        UnitPlan {
+            block,
+            pairs,
+            whole: pairs > 0 && 8 * pairs == hidden,
+        }
+    }
+}
+
+/// The recurrent sums of the `G` gates of `unit`: its block of a unit-major
+/// `r` (see `format::unit_major_index`) times `x` in [`pair_layout`] order.
+/// Each `x` word is loaded once for all `G` gates.
+#[inline(always)]
+pub fn dot_unit<const G: usize>(plan: &UnitPlan, r: &[u8], unit: usize, x: &[i16]) -> [i32; G] {
+    let Some(w) = r.get(unit * plan.block..).and_then(|b| b.get(..plan.block)) else {
+        return [0; G];
+    };
+    let mut sums = [0i32; G];
+    let pairs = plan.pairs;
+    let fits = w.len() >= 8 * pairs * G && x.len() >= 8 * pairs;
+    let aligned = (w.as_ptr() as usize | x.as_ptr() as usize).is_multiple_of(4);
+    if pairs > 0 && fits && aligned {
+        // SAFETY: `w` holds at least `2 * pairs * 4 * G` bytes and `x` at least
+        // `2 * pairs * 4` values, both word-aligned (checked just above).
+        unsafe { grouped_sums::<G>(w, x, pairs, &mut sums) };
+        if plan.whole {
+            return sums;
+        }
+    }
+    let done = if fits && aligned { 2 * pairs } else { 0 };
     let (x_blocks, x_tail) = x.as_chunks::<4>();
     let (grouped, w_tail) = w
         .split_at_checked(x_blocks.len() * 4 * G)
         .unwrap_or((&[], w));
     let (words, _) = grouped.as_chunks::<4>();
-    let mut sums = [0i32; G];
-    for (group, &[x0, x2, x1, x3]) in words.chunks_exact(G).zip(x_blocks) {
+    let rest = words.chunks_exact(G).zip(x_blocks).skip(done);
+    for (group, &[x0, x2, x1, x3]) in rest {
         let (even, odd) = (pair(x0, x2), pair(x1, x3));
         for (sum, &w4) in sums.iter_mut().zip(group) {
             let word = u32::from_le_bytes(w4);

@@ -4,7 +4,7 @@
 
 use super::tables::{EXP2_Q30, SIGMOID_Q15};
 use super::{argmax, Numeric, Token};
-use crate::format::{Dims, IntParams, Params, Rescale, ONE_HOT};
+use crate::format::{scale_q32, Dims, IntParams, Params, Rescale, RowConsts, ONE_HOT};
 use crate::sample::{Rng, Temperature};
 use crate::Error;
 
@@ -99,56 +99,26 @@ fn le_i32(bytes: &[u8], index: usize) -> i32 {
         .map_or(0, |&b| i32::from_le_bytes(b))
 }
 
-/// A scale list decoded for a step: per-gate lists are decoded once, per-row
-/// lists are read as each row needs them.
-#[derive(Debug, Clone, Copy)]
-enum Scales<'a> {
-    PerGate([Rescale; 4]),
-    PerRow(&'a [[u8; Rescale::BYTES]]),
-}
-
-impl<'a> Scales<'a> {
-    #[inline(always)]
-    fn new(list: &'a [u8], dims: &Dims) -> Self {
-        let (entries, _) = list.as_chunks::<{ Rescale::BYTES }>();
-        if entries.len() == dims.rows() {
-            Scales::PerRow(entries)
-        } else {
-            Scales::PerGate(core::array::from_fn(|gate| {
-                Rescale::from_checked_entry(entries.get(gate))
-            }))
-        }
-    }
-
-    #[inline(always)]
-    fn of(&self, gate: usize, row: usize) -> Rescale {
-        match self {
-            Scales::PerGate(scales) => scales.get(gate).copied().unwrap_or(Rescale::ONE),
-            Scales::PerRow(entries) => Rescale::from_checked_entry(entries.get(row)),
-        }
-    }
-}
-
 /// What the integer path reads once per step (see [`Numeric::begin_step`]).
 #[derive(Debug, Clone, Copy)]
 pub struct IntStep<'a> {
     x: Token<'a>,
     w: &'a [u8],
+    /// A one-hot token's run of `W` (see `IntParams::w`); empty for words.
+    w_token: &'a [u8],
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     r: &'a [u8],
-    w_scales: Scales<'a>,
-    r_scales: Scales<'a>,
-    wb: &'a [[u8; 4]],
-    rb: &'a [[u8; 4]],
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    plan: super::dsp::UnitPlan,
+    units: &'a [[u8; RowConsts::BYTES]],
+    w_pre_shift: u8,
+    r_pre_shift: u8,
     input: usize,
     hidden: usize,
-    /// `h` in the shape of a unit's block (see [`repeat_groups`]).
+    /// The recurrent sums of every row, unit-major (`unit * gates + gate`):
+    /// hosts form them all at once, which vectorises better than unit by unit.
     #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
-    repeated: [i16; 4 * crate::format::MAX_HIDDEN],
-}
-
-#[inline(always)]
-fn bias(list: &[[u8; 4]], row: usize) -> i32 {
-    list.get(row).map_or(0, |&b| i32::from_le_bytes(b))
+    sums: [i32; 4 * crate::format::MAX_HIDDEN],
 }
 
 /// Lanes of the dot-product kernels: 16 independent i32 sums let the
@@ -176,22 +146,45 @@ pub(super) fn tail_sums<const G: usize>(sums: &mut [i32; G], w_tail: &[u8], x_ta
     }
 }
 
-/// The recurrent sums of the `G` gates (3 or 4) of one unit, from the unit's
-/// block of a unit-major `R` and `x` repeated to match it (see
-/// [`repeat_groups`]): a plain contiguous dot product whose lane `l` belongs to
-/// gate `l / 4`, which the compiler turns into full-width vector arithmetic.
+/// The recurrent sums of every gate row (unit-major, see [`IntStep`]) for
+/// hosts.
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
-fn dot_unit<const G: usize>(w: &[u8], repeated: &[i16], x: &[i16]) -> [i32; G] {
-    let whole = match G {
-        4 => dot_repeated::<16>(w, repeated),
-        _ => dot_repeated::<12>(w, repeated),
-    };
-    let mut sums: [i32; G] = core::array::from_fn(|g| whole.get(g).copied().unwrap_or(0));
-    let (x_groups, x_tail) = x.as_chunks::<4>();
-    let w_tail = w.get(x_groups.len() * 4 * G..).unwrap_or(&[]);
-    tail_sums(&mut sums, w_tail, x_tail);
+fn recurrent_sums(r: &[u8], dims: &Dims, h: &[i16]) -> [i32; 4 * crate::format::MAX_HIDDEN] {
+    fn fill<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
+        #[cfg(target_arch = "x86_64")]
+        if super::x86::unit_sums::<G>(r, hidden, h, out) {
+            return;
+        }
+        portable_unit_sums::<G>(r, hidden, h, out);
+    }
+    let mut sums = [0i32; 4 * crate::format::MAX_HIDDEN];
+    match dims.gates {
+        3 => fill::<3>(r, dims.hidden, h, sums.as_chunks_mut().0),
+        _ => fill::<4>(r, dims.hidden, h, sums.as_chunks_mut().0),
+    }
     sums
+}
+
+/// Portable [`recurrent_sums`]: `x` repeated to the shape of a unit's block
+/// (see [`repeat_groups`]) turns each unit into one contiguous dot product
+/// whose lane `l` belongs to gate `l / 4`.
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[inline(always)]
+fn portable_unit_sums<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
+    let mut repeated = [0i16; 4 * crate::format::MAX_HIDDEN];
+    repeat_groups(h, G, &mut repeated);
+    let (x_groups, x_tail) = h.as_chunks::<4>();
+    for (unit, sums) in out.iter_mut().enumerate().take(hidden) {
+        let block = row_of(r, unit, G * hidden);
+        let whole = match G {
+            4 => dot_repeated::<16>(block, &repeated),
+            _ => dot_repeated::<12>(block, &repeated),
+        };
+        *sums = core::array::from_fn(|g| whole.get(g).copied().unwrap_or(0));
+        let w_tail = block.get(x_groups.len() * 4 * G..).unwrap_or(&[]);
+        tail_sums(sums, w_tail, x_tail);
+    }
 }
 
 /// Lane sums of `w · repeated` over whole blocks of `BLOCK = 4 * G` values,
@@ -254,12 +247,20 @@ fn dot_i8<X: Copy>(w: &[u8], x: &[X], widen: impl Fn(X) -> i32) -> i32 {
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
 fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(sum) = super::x86::dot_i8_i16(w, x) {
+        return sum;
+    }
     dot_i8(w, x, i32::from)
 }
 
 /// `Σ w[k] * x[k]` for int8 weights and int8 inputs.
 #[inline(always)]
 fn dot_i8_i8(w: &[u8], x: &[u8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(sum) = super::x86::dot_i8_i8(w, x) {
+        return sum;
+    }
     dot_i8(w, x, |b: u8| b as i8 as i32)
 }
 
@@ -291,22 +292,22 @@ impl Numeric for Int {
 
     #[inline(always)]
     fn begin_step<'a>(w: &IntParams<'a>, dims: &Dims, x: Token<'a>, _h: &[i16]) -> IntStep<'a> {
-        #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
-        let repeated = {
-            let mut repeated = [0i16; 4 * crate::format::MAX_HIDDEN];
-            repeat_groups(_h, dims.gates, &mut repeated);
-            repeated
-        };
         IntStep {
             #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
-            repeated,
+            sums: recurrent_sums(w.r, dims, _h),
             x,
             w: w.w,
+            w_token: match x {
+                Token::OneHot(id) => row_of(w.w, id, dims.rows()),
+                Token::Vector(_) => &[],
+            },
+            #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
             r: w.r,
-            w_scales: Scales::new(w.w_scale, dims),
-            r_scales: Scales::new(w.r_scale, dims),
-            wb: w.wb.as_chunks::<4>().0,
-            rb: w.rb.as_chunks::<4>().0,
+            #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+            plan: super::dsp::UnitPlan::new(w.r, _h, dims.gates, dims.hidden),
+            units: w.units.as_chunks().0,
+            w_pre_shift: w.w_pre_shift,
+            r_pre_shift: w.r_pre_shift,
             input: dims.input,
             hidden: dims.hidden,
         }
@@ -323,34 +324,47 @@ impl Numeric for Int {
     fn unit_pres<const G: usize>(
         step: &IntStep<'_>,
         unit: usize,
-        h: &[i16],
+        _h: &[i16],
     ) -> ([i32; G], [i32; G]) {
-        let block = row_of(step.r, unit, G * step.hidden);
         #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-        let mut hidden_pres = dot_unit::<G>(block, h);
+        let sums = dot_unit::<G>(&step.plan, step.r, unit, _h);
         #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
-        let mut hidden_pres = dot_unit::<G>(block, &step.repeated, h);
+        let sums = step
+            .sums
+            .get(unit * G..)
+            .and_then(|s| s.first_chunk::<G>())
+            .copied()
+            .unwrap_or([0; G]);
+        let Some(consts) = step
+            .units
+            .get(unit * G..)
+            .and_then(|c| c.first_chunk::<G>())
+        else {
+            return ([0; G], [0; G]);
+        };
+        let wx: [i32; G] = match step.x {
+            Token::OneHot(_) => step
+                .w_token
+                .get(unit * G..)
+                .and_then(|w| w.first_chunk::<G>())
+                .map_or([0; G], |w| w.map(|b| b as i8 as i32 * ONE_HOT)),
+            Token::Vector(e) => core::array::from_fn(|gate| {
+                dot_i8_i8(row_of(step.w, gate * step.hidden + unit, step.input), e)
+            }),
+        };
         let mut input_pres = [0i32; G];
-        let gates = input_pres.iter_mut().zip(hidden_pres.iter_mut());
-        for (gate, (x_pre, h_pre)) in gates.enumerate() {
-            let row = gate * step.hidden + unit;
-            let wx = match step.x {
-                Token::OneHot(id) => step
-                    .w
-                    .get(row * step.input + id)
-                    .map_or(0, |&b| b as i8 as i32 * ONE_HOT),
-                Token::Vector(e) => dot_i8_i8(row_of(step.w, row, step.input), e),
-            };
-            *x_pre = step
-                .w_scales
-                .of(gate, row)
-                .apply(wx)
-                .saturating_add(bias(step.wb, row));
-            *h_pre = step
-                .r_scales
-                .of(gate, row)
-                .apply(*h_pre)
-                .saturating_add(bias(step.rb, row));
+        let mut hidden_pres = [0i32; G];
+        for (((x_pre, h_pre), consts), (&wx, &sum)) in input_pres
+            .iter_mut()
+            .zip(hidden_pres.iter_mut())
+            .zip(consts)
+            .zip(wx.iter().zip(&sums))
+        {
+            let c = RowConsts::from_bytes(consts);
+            *x_pre = scale_q32(wx, c.w_mult, step.w_pre_shift).saturating_add(c.bias);
+            // Only GRU's candidate row has an `r_bias` (see `RowConsts`).
+            let r_bias = if G == 3 { c.r_bias } else { 0 };
+            *h_pre = scale_q32(sum, c.r_mult, step.r_pre_shift).saturating_add(r_bias);
         }
         (input_pres, hidden_pres)
     }
@@ -519,11 +533,9 @@ mod tests {
             let h: std::vec::Vec<i16> = (0..hidden)
                 .map(|k| (k as i16).wrapping_mul(997) ^ -32768)
                 .collect();
-            for unit in 0..hidden {
-                let block = &unit_major[unit * G * hidden..(unit + 1) * G * hidden];
-                let mut repeated = [0i16; 4 * crate::format::MAX_HIDDEN];
-                repeat_groups(&h, G, &mut repeated);
-                let got = dot_unit::<G>(block, &repeated, &h);
+            let mut all = std::vec![[0i32; G]; hidden];
+            portable_unit_sums::<G>(&unit_major, hidden, &h, &mut all);
+            for (unit, got) in all.iter().enumerate() {
                 for (gate, &sum) in got.iter().enumerate() {
                     let row = &row_major[(gate * hidden + unit) * hidden..][..hidden];
                     let want = row
