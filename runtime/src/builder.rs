@@ -303,7 +303,6 @@ impl ModelSpec {
                 r: &rq,
                 units: &units,
                 w_pre_shift,
-                r_pre_shift,
                 head_w: &head_w,
                 head_scale: &head_scale,
                 head_b: &head_b,

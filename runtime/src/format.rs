@@ -130,10 +130,9 @@ pub struct IntParams<'a> {
     /// is entry `unit * gates + gate`.
     pub units: &'a [u8],
     /// Left shift of `W·x` before its multiplier (see [`scale_q32`]), at most
-    /// [`MAX_PRE_SHIFT`]; 0 unless a multiplier would pass 1/2.
+    /// [`MAX_PRE_SHIFT`]; 0 unless a multiplier would pass 1/2. `R·h` needs
+    /// none: its multipliers stay below 1/2 for any `|R| < 508`.
     pub w_pre_shift: u8,
-    /// The same for `R·h`.
-    pub r_pre_shift: u8,
     /// int8 dense layer `[outputs, features]`.
     pub head_w: &'a [u8],
     /// Dense dot product (h in Q0.15) to a Q16 logit; one [`Rescale`] entry per output.
@@ -146,12 +145,11 @@ pub struct IntParams<'a> {
 /// one-hot inputs stay below 2^24, so eight more bits cannot overflow.
 pub const MAX_PRE_SHIFT: u8 = 7;
 
-/// `(acc << pre_shift) * mult / 2^32`, rounded half up: the integer path's
-/// map from a dot product to Q3.12, one SMMULR on Cortex-M.
+/// `acc * mult / 2^32`, rounded half up: the integer path's map from a
+/// (pre-shifted) dot product to Q3.12, one SMMULR on Cortex-M.
 #[inline(always)]
-pub fn scale_q32(acc: i32, mult: i32, pre_shift: u8) -> i32 {
-    let x = acc.wrapping_shl(pre_shift as u32);
-    ((x as i64 * mult as i64 + (1 << 31)) >> 32) as i32
+pub fn scale_q32(acc: i32, mult: i32) -> i32 {
+    ((acc as i64 * mult as i64 + (1 << 31)) >> 32) as i32
 }
 
 /// The constants of one gate row on the integer path, four little-endian i32:
@@ -500,14 +498,10 @@ impl Dims {
                 }
                 expect_len("r", p.r.len(), rows * self.hidden)?;
                 expect_len("units", p.units.len(), rows * RowConsts::BYTES)?;
-                for (what, shift) in [
-                    ("w_pre_shift", p.w_pre_shift),
-                    ("r_pre_shift", p.r_pre_shift),
-                ] {
-                    if shift > MAX_PRE_SHIFT {
-                        return Err(Error::OutOfRange(what));
-                    }
+                if p.w_pre_shift > MAX_PRE_SHIFT {
+                    return Err(Error::OutOfRange("w_pre_shift"));
                 }
+
                 expect_len("head_w", p.head_w.len(), self.outputs * self.features)?;
                 expect_len(
                     "head_scale",

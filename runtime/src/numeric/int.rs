@@ -71,24 +71,31 @@ pub fn tanh_q12(x: i32) -> i16 {
 }
 
 /// `exp(x)` for a Q16 value `x <= 0`, in Q0.30 (so `exp(0) = 1 << 30`).
+/// One 32 x 32 -> 64 multiply; the rest stays in 32 bits (cheap on Cortex-M).
 #[inline(always)]
 pub fn exp_q16(x: i64) -> u32 {
     // exp(x) = 2^(x * log2 e); log2 e in Q30.
     const LOG2E_Q30: i64 = 1_549_082_005;
-    let y = (x.clamp(-(64 << LOGIT_FRAC), 0) * LOG2E_Q30) >> 30;
+    let x = x.clamp(-(64 << LOGIT_FRAC), 0) as i32;
+    let y = ((x as i64 * LOG2E_Q30) >> 30) as i32; // >= -92.4 in Q16
     let whole = y >> LOGIT_FRAC; // <= 0
     let frac = (y & 0xFFFF) as u32; // [0, 1) in Q16
     let index = (frac >> 8) as usize;
-    let lo = EXP2_Q30.get(index).copied().unwrap_or(0) as u64;
-    let hi = EXP2_Q30.get(index + 1).copied().unwrap_or(0) as u64;
-    let mantissa = lo + (((hi - lo) * (frac & 0xFF) as u64 + 128) >> 8); // Q1.30 in [1, 2)
-    let shift = (-whole) as u32;
-    match shift {
-        0 => mantissa as u32,
-        1..=40 => ((mantissa + (1 << (shift - 1))) >> shift) as u32,
+    let lo = EXP2_Q30.get(index).copied().unwrap_or(0);
+    let hi = EXP2_Q30.get(index + 1).copied().unwrap_or(0);
+    // The table rises by less than 2^23 per entry, so this stays below 2^31.
+    let mantissa = lo + ((hi.wrapping_sub(lo) * (frac & 0xFF) + 128) >> 8); // Q1.30 in [1, 2)
+    match whole.unsigned_abs() {
+        0 => mantissa,
+        // mantissa < 2^31 and the rounding term <= 2^30: no overflow.
+        shift @ 1..=31 => (mantissa + (1 << (shift - 1))) >> shift,
         _ => 0,
     }
 }
+
+/// Classes whose sampling weights [`Int::sample`] keeps on the stack rather
+/// than computing twice.
+const SAMPLE_CACHE: usize = 64;
 
 #[inline(always)]
 fn le_i32(bytes: &[u8], index: usize) -> i32 {
@@ -111,8 +118,9 @@ pub struct IntStep<'a> {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     plan: super::dsp::UnitPlan,
     units: &'a [[u8; RowConsts::BYTES]],
-    w_pre_shift: u8,
-    r_pre_shift: u8,
+    /// Left shift of `W·x` before its multiplier; for one-hot chars it
+    /// includes the [`ONE_HOT`] factor.
+    w_shift: u32,
     input: usize,
     hidden: usize,
     /// The recurrent sums of every row, unit-major (`unit * gates + gate`):
@@ -306,8 +314,10 @@ impl Numeric for Int {
             #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
             plan: super::dsp::UnitPlan::new(w.r, _h, dims.gates, dims.hidden),
             units: w.units.as_chunks().0,
-            w_pre_shift: w.w_pre_shift,
-            r_pre_shift: w.r_pre_shift,
+            w_shift: match x {
+                Token::OneHot(_) => ONE_HOT.trailing_zeros() + w.w_pre_shift as u32,
+                Token::Vector(_) => w.w_pre_shift as u32,
+            },
             input: dims.input,
             hidden: dims.hidden,
         }
@@ -347,7 +357,7 @@ impl Numeric for Int {
                 .w_token
                 .get(unit * G..)
                 .and_then(|w| w.first_chunk::<G>())
-                .map_or([0; G], |w| w.map(|b| b as i8 as i32 * ONE_HOT)),
+                .map_or([0; G], |w| w.map(|b| b as i8 as i32)),
             Token::Vector(e) => core::array::from_fn(|gate| {
                 dot_i8_i8(row_of(step.w, gate * step.hidden + unit, step.input), e)
             }),
@@ -361,10 +371,10 @@ impl Numeric for Int {
             .zip(wx.iter().zip(&sums))
         {
             let c = RowConsts::from_bytes(consts);
-            *x_pre = scale_q32(wx, c.w_mult, step.w_pre_shift).saturating_add(c.bias);
+            *x_pre = scale_q32(wx.wrapping_shl(step.w_shift), c.w_mult).saturating_add(c.bias);
             // Only GRU's candidate row has an `r_bias` (see `RowConsts`).
             let r_bias = if G == 3 { c.r_bias } else { 0 };
-            *h_pre = scale_q32(sum, c.r_mult, step.r_pre_shift).saturating_add(r_bias);
+            *h_pre = scale_q32(sum, c.r_mult).saturating_add(r_bias);
         }
         (input_pres, hidden_pres)
     }
@@ -477,13 +487,25 @@ impl Numeric for Int {
         let inv_t = (1000i64 << 16) / milli;
         let weight = |l: i64| {
             let x = l.saturating_sub(max).max(-(1 << 36));
-            exp_q16((x * inv_t) >> 16) as u64
+            exp_q16((x * inv_t) >> 16)
         };
-        let total: u64 = logits.iter().map(|&l| weight(l)).sum();
+        let mut cache = [0u32; SAMPLE_CACHE];
+        let cached = logits.len() <= SAMPLE_CACHE;
+        let mut total = 0u64;
+        for (i, &l) in logits.iter().enumerate() {
+            let w = weight(l);
+            if let Some(slot) = cache.get_mut(i) {
+                *slot = w;
+            }
+            total += w as u64;
+        }
         // Uniform in [0, total): total < 2^47 for 65536 classes, so this stays in u128.
         let mut target = ((rng.next_u32() as u128 * total as u128) >> 32) as u64;
         for (i, &l) in logits.iter().enumerate() {
-            let w = weight(l);
+            let w = match cache.get(i) {
+                Some(&w) if cached => w,
+                _ => weight(l),
+            } as u64;
             if target < w {
                 return i;
             }
@@ -565,6 +587,25 @@ mod tests {
         }
         assert_eq!(exp_q16(0), 1 << 30);
         assert_eq!(exp_q16(i64::MIN), 0);
+    }
+
+    #[test]
+    fn exp_in_32_bits_equals_the_64_bit_form() {
+        fn wide(x: i64) -> u32 {
+            let y = (x.clamp(-(64 << 16), 0) * 1_549_082_005) >> 30;
+            let (whole, frac) = (y >> 16, (y & 0xFFFF) as u64);
+            let lo = EXP2_Q30[(frac >> 8) as usize] as u64;
+            let hi = EXP2_Q30[(frac >> 8) as usize + 1] as u64;
+            let mantissa = lo + (((hi - lo) * (frac & 0xFF) + 128) >> 8);
+            match (-whole) as u32 {
+                0 => mantissa as u32,
+                s @ 1..=40 => ((mantissa + (1 << (s - 1))) >> s) as u32,
+                _ => 0,
+            }
+        }
+        for x in (-(70i64 << 16)..=0).step_by(13).chain([i64::MIN, -1, 0]) {
+            assert_eq!(exp_q16(x), wide(x), "x = {x}");
+        }
     }
 
     #[test]
