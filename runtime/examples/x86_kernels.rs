@@ -5,7 +5,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod bench {
-    use lstm_edge_runtime::format::unit_major_index;
+    use lstm_edge_runtime::format::{scale_q32, unit_major_index, RowConsts};
     use lstm_edge_runtime::numeric::x86;
     use std::hint::black_box;
     use std::time::Instant;
@@ -217,6 +217,71 @@ mod bench {
         report(&format!("dot_i8_i8 n={n}, AVX2"), n, v8, &[("scalar", s8)]);
     }
 
+    /// Scalar reference of `x86::prescale`.
+    fn scalar_prescale(
+        records: &[[u8; 16]],
+        wx: &[i32],
+        sums: &[i32],
+        x_pre: &mut [i32],
+        h_pre: &mut [i32],
+    ) {
+        let rows = records.iter().zip(wx).zip(sums);
+        for (((rec, &wx), &s), (x, h)) in rows.zip(x_pre.iter_mut().zip(h_pre)) {
+            let c = RowConsts::from_bytes(rec);
+            *x = scale_q32(wx, c.w_mult).saturating_add(c.bias);
+            *h = scale_q32(s, c.r_mult).saturating_add(c.r_bias);
+        }
+    }
+
+    fn prescales(n: usize) {
+        let words = |seed| -> Vec<i32> {
+            bytes(4 * n, seed)
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        };
+        let records: Vec<[u8; 16]> = bytes(16 * n, 6)
+            .chunks_exact(16)
+            .map(|b| b.try_into().unwrap())
+            .collect();
+        let (wx, sums) = (words(7), words(8));
+        let (mut xa, mut ha, mut xb, mut hb) = (vec![0; n], vec![0; n], vec![0; n], vec![0; n]);
+        scalar_prescale(&records, &wx, &sums, &mut xa, &mut ha);
+        assert!(x86::prescale(&records, &wx, &sums, &mut xb, &mut hb));
+        assert_eq!((&xa, &ha), (&xb, &hb));
+        let scalar = time(|| {
+            scalar_prescale(
+                black_box(&records),
+                black_box(&wx),
+                black_box(&sums),
+                black_box(&mut xa),
+                black_box(&mut ha),
+            )
+        });
+        let avx2 = time(|| {
+            black_box(x86::prescale(
+                black_box(&records),
+                black_box(&wx),
+                black_box(&sums),
+                black_box(&mut xb),
+                black_box(&mut hb),
+            ));
+        });
+        // Two scaled rows per record.
+        report(
+            &format!("prescale n={n}, scalar reference"),
+            2 * n,
+            scalar,
+            &[],
+        );
+        report(
+            &format!("prescale n={n}, AVX2"),
+            2 * n,
+            avx2,
+            &[("scalar", scalar)],
+        );
+    }
+
     pub fn main() {
         if !x86::has_avx2() {
             println!("no AVX2 detected (build with --features std for run-time detection)");
@@ -233,6 +298,8 @@ mod bench {
         units::<3, 12>(52);
         dots(128);
         dots(16);
+        prescales(512);
+        prescales(13);
     }
 }
 
