@@ -217,6 +217,51 @@ mod bench {
         report(&format!("dot_i8_i8 n={n}, AVX2"), n, v8, &[("scalar", s8)]);
     }
 
+    fn dense_rows(rows: usize, width: usize) {
+        let w = bytes(rows * width, 9);
+        let x = acts(width, 10);
+        let scalar_rows = |w: &[u8], x: &[i16], out: &mut [i32]| {
+            for (o, row) in out.iter_mut().zip(w.chunks_exact(width)) {
+                *o = scalar_dot_i16(row, x);
+            }
+        };
+        let per_row = |w: &[u8], x: &[i16], out: &mut [i32]| {
+            for (o, row) in out.iter_mut().zip(w.chunks_exact(width)) {
+                *o = x86::dot_i8_i16(row, x).unwrap_or_default();
+            }
+        };
+        let (mut a, mut b, mut c) = (vec![0; rows], vec![0; rows], vec![0; rows]);
+        scalar_rows(&w, &x, &mut a);
+        per_row(&w, &x, &mut b);
+        assert!(x86::rows_dot_i8_i16(&w, width, &x, &mut c));
+        assert_eq!((&a, &a), (&b, &c));
+        let scalar = time(|| scalar_rows(black_box(&w), black_box(&x), black_box(&mut a)));
+        let calls = time(|| per_row(black_box(&w), black_box(&x), black_box(&mut b)));
+        let avx2 = time(|| {
+            black_box(x86::rows_dot_i8_i16(
+                black_box(&w),
+                width,
+                black_box(&x),
+                black_box(&mut c),
+            ));
+        });
+        let tag = format!("rows={rows} width={width}");
+        let macs = rows * width;
+        report(&format!("dense {tag}, scalar reference"), macs, scalar, &[]);
+        report(
+            &format!("dense {tag}, dot_i8_i16 per row"),
+            macs,
+            calls,
+            &[("scalar", scalar)],
+        );
+        report(
+            &format!("dense {tag}, rows_dot_i8_i16"),
+            macs,
+            avx2,
+            &[("scalar", scalar), ("per row", calls)],
+        );
+    }
+
     /// Scalar reference of `x86::prescale`.
     fn scalar_prescale(
         records: &[[u8; 16]],
@@ -298,6 +343,9 @@ mod bench {
         units::<3, 12>(52);
         dots(128);
         dots(16);
+        dense_rows(50, 128);
+        dense_rows(50, 64);
+        dense_rows(10, 200);
         prescales(512);
         prescales(13);
     }

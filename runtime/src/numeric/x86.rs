@@ -29,7 +29,7 @@ use core::arch::x86_64::{
     _mm256_unpackhi_epi32, _mm256_unpackhi_epi64, _mm256_unpacklo_epi32, _mm256_unpacklo_epi64,
     _mm256_xor_si256, _mm256_zextsi128_si256, _mm_add_epi32, _mm_cvtepi8_epi16, _mm_cvtsi128_si32,
     _mm_cvtsi32_si128, _mm_cvtsi64_si128, _mm_loadu_si128, _mm_madd_epi16, _mm_set1_epi64x,
-    _mm_set_epi64x, _mm_setzero_si128, _mm_shuffle_epi32, _mm_shuffle_epi8,
+    _mm_set_epi64x, _mm_setzero_si128, _mm_shuffle_epi32, _mm_shuffle_epi8, _mm_storeu_si128,
 };
 
 use crate::format::{scale_q32, RowConsts, MAX_HIDDEN};
@@ -127,6 +127,39 @@ pub fn prescale(
     }
     // SAFETY: the CPU has AVX2 (checked just above); all slices hold `n` entries.
     unsafe { prescale_avx2(records, wx, sums, x_pre, h_pre) };
+    true
+}
+
+/// Dense rows: `out[r] = Σ_k w[r * width + k] * x[k]` (int8 `w`, i16 `x`,
+/// wrapping i32) for every `r < out.len()`. Returns false, and writes nothing,
+/// when AVX2 is missing, `w` is shorter than `out.len() * width` or `x` than
+/// `width`.
+pub fn rows_dot_i8_i16(w: &[u8], width: usize, x: &[i16], out: &mut [i32]) -> bool {
+    let Some(w) = out.len().checked_mul(width).and_then(|n| w.get(..n)) else {
+        return false;
+    };
+    let Some(x) = x.get(..width) else {
+        return false;
+    };
+    if !has_avx2() {
+        return false;
+    }
+    if width == 0 {
+        out.fill(0);
+        return true;
+    }
+    // SAFETY: the CPU has AVX2 (checked just above).
+    unsafe {
+        match width / 16 {
+            4 => rows_fixed::<4>(w, x, out),
+            8 => rows_fixed::<8>(w, x, out),
+            _ => {
+                for (o, row) in out.iter_mut().zip(w.chunks_exact(width)) {
+                    *o = dot_i16(row, x);
+                }
+            }
+        }
+    }
     true
 }
 
@@ -555,6 +588,67 @@ fn dot_i8(w: &[u8], x: &[u8]) -> i32 {
     hsum(acc).wrapping_add(tail)
 }
 
+/// Rows per pass of [`rows_dot_i8_i16`] (they share the vectors of `x`).
+const DENSE_ROWS: usize = 4;
+
+/// Rows of `16 * C` columns plus a short tail (`w.len() == out.len() *
+/// x.len()`, `x.len() / 16 == C`): `x` stays in `C` registers across rows.
+#[target_feature(enable = "avx2")]
+fn rows_fixed<const C: usize>(w: &[u8], x: &[i16], out: &mut [i32]) {
+    let width = x.len();
+    let (xc, x_tail) = x.as_chunks::<16>();
+    let mut xs = [_mm256_setzero_si256(); C];
+    for (v, c) in xs.iter_mut().zip(xc) {
+        // SAFETY: 32 bytes from a 16-value chunk.
+        *v = unsafe { _mm256_loadu_si256(c.as_ptr().cast::<__m256i>()) };
+    }
+    let tail = |row: &[u8]| -> i32 {
+        let t = row.get(16 * C..).unwrap_or(&[]);
+        t.iter().zip(x_tail).fold(0i32, |acc, (&a, &b)| {
+            acc.wrapping_add(i32::from(a as i8) * i32::from(b))
+        })
+    };
+    let mut outs = out.chunks_exact_mut(DENSE_ROWS);
+    let mut rows = w.chunks_exact(DENSE_ROWS * width);
+    for (o, block) in (&mut outs).zip(&mut rows) {
+        let mut acc = [_mm256_setzero_si256(); DENSE_ROWS];
+        for (a, row) in acc.iter_mut().zip(block.chunks_exact(width)) {
+            let (wc, _) = row.as_chunks::<16>();
+            for (wb, &xv) in wc.iter().zip(&xs) {
+                *a = _mm256_add_epi32(*a, widen_madd(wb, xv));
+            }
+        }
+        let [a0, a1, a2, a3] = acc;
+        // [s0 s1 s2 s3 | s0' s1' s2' s3'] of the four rows, halves summed.
+        let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+        let sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+        let mut lanes = [0i32; DENSE_ROWS];
+        // SAFETY: `lanes` holds 4 i32, one 16-byte store.
+        unsafe { _mm_storeu_si128(lanes.as_mut_ptr().cast::<__m128i>(), sums) };
+        for ((o, l), row) in o.iter_mut().zip(lanes).zip(block.chunks_exact(width)) {
+            *o = l.wrapping_add(tail(row));
+        }
+    }
+    let rest = rows.remainder().chunks_exact(width);
+    for (o, row) in outs.into_remainder().iter_mut().zip(rest) {
+        let (wc, _) = row.as_chunks::<16>();
+        let mut acc = _mm256_setzero_si256();
+        for (wb, &xv) in wc.iter().zip(&xs) {
+            acc = _mm256_add_epi32(acc, widen_madd(wb, xv));
+        }
+        *o = hsum(acc).wrapping_add(tail(row));
+    }
+}
+
+/// 16 int8 weights widened to i16 times `x`, as eight pair sums.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn widen_madd(w: &[u8; 16], x: __m256i) -> __m256i {
+    // SAFETY: 16 bytes from `w`.
+    let wv = unsafe { _mm_loadu_si128(w.as_ptr().cast::<__m128i>()) };
+    _mm256_madd_epi16(_mm256_cvtepi8_epi16(wv), x)
+}
+
 /// Rows per pass of [`prescale`].
 const PRESCALE_ROWS: usize = 8;
 
@@ -613,7 +707,9 @@ fn prescale_avx2(
     for (((rec, wx), sums), (xo, ho)) in rows {
         // Records k and k + 4 share a vector, so that the in-lane 4x4
         // transpose leaves each field in row order.
-        let [v0, v1, v2, v3] = [0, 1, 2, 3].map(|k| pair_records(&rec[k], &rec[k + 4]));
+        let [r0, r1, r2, r3, r4, r5, r6, r7] = rec;
+        let [v0, v1, v2, v3] =
+            [(r0, r4), (r1, r5), (r2, r6), (r3, r7)].map(|(lo, hi)| pair_records(lo, hi));
         let t0 = _mm256_unpacklo_epi32(v0, v1);
         let t1 = _mm256_unpackhi_epi32(v0, v1);
         let t2 = _mm256_unpacklo_epi32(v2, v3);
@@ -866,6 +962,59 @@ mod tests {
         assert!(!prescale(&records, &v, &v, &mut x[1..], &mut h));
         assert!(!prescale(&records, &v, &v, &mut x, &mut h[1..]));
         assert!(x.iter().chain(&h).all(|&v| v == 9));
+    }
+
+    #[test]
+    fn dense_rows_equal_the_scalar_definition() {
+        let mut gen = Gen(23);
+        let widths = (0..=40).chain([63, 64, 65, 79, 127, 128, 129, 143, 256, 300]);
+        for width in widths {
+            for rows in [0, 1, 3, 4, 5, 8, 50] {
+                let w = gen.bytes(rows * width + 3);
+                let x = gen.acts(width + 2);
+                // Extremes: -128 * i16::MIN in every position, wrapping past i32::MAX.
+                let (wm, xm) = (vec![0x80u8; rows * width], vec![i16::MIN; width]);
+                for (w, x) in [(&w, &x), (&wm, &xm)] {
+                    let mut out = vec![5i32; rows + 1];
+                    assert!(
+                        rows_dot_i8_i16(w, width, x, &mut out[..rows]),
+                        "rows={rows} width={width}"
+                    );
+                    let want: Vec<i32> = (0..rows)
+                        .map(|r| {
+                            (0..width).fold(0i32, |a, k| {
+                                let v = i32::from(w[r * width + k] as i8);
+                                a.wrapping_add(v * i32::from(x[k]))
+                            })
+                        })
+                        .collect();
+                    assert_eq!(out[..rows], want[..], "rows={rows} width={width}");
+                    assert_eq!(out[rows], 5);
+                }
+            }
+        }
+        // 600 products of 2^22 wrap.
+        let mut out = [0i32; 5];
+        assert!(rows_dot_i8_i16(
+            &[0x80; 3000],
+            600,
+            &[i16::MIN; 600],
+            &mut out
+        ));
+        let want = (0..600).fold(0i32, |a, _| a.wrapping_add(1 << 22));
+        assert_eq!(out, [want; 5]);
+    }
+
+    #[test]
+    fn dense_rows_refuse_short_slices() {
+        let (w, x) = (vec![1u8; 4 * 128], vec![1i16; 128]);
+        let mut out = vec![9i32; 4];
+        assert!(!rows_dot_i8_i16(&w[1..], 128, &x, &mut out));
+        assert!(!rows_dot_i8_i16(&w, 128, &x[1..], &mut out));
+        assert!(!rows_dot_i8_i16(&w, usize::MAX, &x, &mut out));
+        assert!(out.iter().all(|&v| v == 9));
+        assert!(rows_dot_i8_i16(&w, 128, &x, &mut out));
+        assert_eq!(out, [128; 4]);
     }
 
     #[test]
