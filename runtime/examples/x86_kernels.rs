@@ -155,6 +155,17 @@ mod bench {
                 black_box(&mut c),
             ));
         });
+        let mut d = vec![[0i32; G]; hidden];
+        assert!(x86::unit_sums_avx2(&r, hidden, &h, &mut d));
+        assert_eq!(a, d);
+        let avx2_only = time(|| {
+            black_box(x86::unit_sums_avx2(
+                black_box(&r),
+                hidden,
+                black_box(&h),
+                black_box(&mut d),
+            ));
+        });
         let tag = format!("G={G} hidden={hidden}");
         report(
             &format!("unit_sums {tag}, scalar reference"),
@@ -171,9 +182,17 @@ mod bench {
         report(
             &format!("unit_sums {tag}, AVX2"),
             macs,
-            avx2,
+            avx2_only,
             &[("scalar", scalar), ("portable", portable)],
         );
+        if x86::has_avx512() {
+            report(
+                &format!("unit_sums {tag}, AVX-512"),
+                macs,
+                avx2,
+                &[("scalar", scalar), ("AVX2", avx2_only)],
+            );
+        }
     }
 
     fn scalar_dot_i16(w: &[u8], x: &[i16]) -> i32 {

@@ -32,6 +32,11 @@ use core::arch::x86_64::{
     _mm_set_epi64x, _mm_setzero_si128, _mm_shuffle_epi32, _mm_shuffle_epi8, _mm_storeu_si128,
 };
 
+use core::arch::x86_64::{
+    __m512i, _mm512_castsi256_si512, _mm512_castsi512_si256, _mm512_cvtepi8_epi16,
+    _mm512_dpwssd_epi32, _mm512_extracti64x4_epi64, _mm512_inserti64x4, _mm512_setzero_si512,
+};
+
 use crate::format::{scale_q32, RowConsts, MAX_HIDDEN};
 
 /// Whether the AVX2 kernels run on this CPU: detected at run time with the
@@ -53,8 +58,31 @@ pub fn has_avx2() -> bool {
 /// `out[j][g] = Σ_k R[g * hidden + j][k] * h[k]` (wrapping i32), for `G` = 3 or 4.
 /// `h` in natural order, `h.len() == hidden <= MAX_HIDDEN`, `out.len() >= hidden`.
 /// Returns false, and writes nothing, when AVX2 is missing or the shapes do not
-/// match, so the caller can fall back.
+/// match, so the caller can fall back. Runs the AVX-512 kernels where
+/// [`has_avx512`], else the AVX2 ones.
 pub fn unit_sums<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) -> bool {
+    unit_sums_on(r, hidden, h, out, has_avx512())
+}
+
+/// [`unit_sums`] on the AVX2 kernels even where AVX-512 is present (to compare
+/// the two).
+pub fn unit_sums_avx2<const G: usize>(
+    r: &[u8],
+    hidden: usize,
+    h: &[i16],
+    out: &mut [[i32; G]],
+) -> bool {
+    unit_sums_on(r, hidden, h, out, false)
+}
+
+/// `wide` only where [`has_avx512`].
+fn unit_sums_on<const G: usize>(
+    r: &[u8],
+    hidden: usize,
+    h: &[i16],
+    out: &mut [[i32; G]],
+    wide: bool,
+) -> bool {
     let fits = (G == 3 || G == 4)
         && hidden <= MAX_HIDDEN
         && h.len() == hidden
@@ -70,15 +98,34 @@ pub fn unit_sums<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [
     if hidden == 0 {
         return true;
     }
-    // SAFETY: the CPU has AVX2 (checked just above).
+    // SAFETY: the CPU has AVX2 (checked just above), and AVX-512 BW and VNNI
+    // where the wide kernels run.
     unsafe {
-        if G == 4 {
-            sums_g4(r, hidden, h, out);
-        } else {
-            sums_g3(r, hidden, h, out);
+        match (G == 4, wide) {
+            (true, true) => sums_g4_wide(r, hidden, h, out),
+            (true, false) => sums_g4(r, hidden, h, out),
+            (false, true) => sums_g3_wide(r, hidden, h, out),
+            (false, false) => sums_g3(r, hidden, h, out),
         }
     }
     true
+}
+
+/// Whether [`unit_sums`] runs its AVX-512 kernels (BW and VNNI) on this CPU;
+/// detected like [`has_avx2`].
+#[inline]
+pub fn has_avx512() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        ))
+    }
 }
 
 /// `Σ w[k] * x[k]` (wrapping i32) for int8 `w` and i16 `x` over their common
@@ -303,7 +350,15 @@ fn sums_g4<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; 
     let mut outs = out.chunks_exact_mut(UNITS_G4);
     let mut first = 0;
     for outs in &mut outs {
-        let acc = accumulate_g4::<UNITS_G4>(r, first, block, hb, tail.as_ref());
+        let acc = accumulate_g4::<UNITS_G4>(
+            r,
+            first,
+            block,
+            hb,
+            tail.as_ref(),
+            0,
+            [_mm256_setzero_si256(); UNITS_G4],
+        );
         fold_g4(&acc, &mut lanes);
         for (u, (o, l)) in outs.iter_mut().zip(lanes.chunks_exact(4)).enumerate() {
             let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
@@ -312,7 +367,15 @@ fn sums_g4<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; 
         first += UNITS_G4;
     }
     for o in outs.into_remainder() {
-        let acc = accumulate_g4::<1>(r, first, block, hb, tail.as_ref());
+        let acc = accumulate_g4::<1>(
+            r,
+            first,
+            block,
+            hb,
+            tail.as_ref(),
+            0,
+            [_mm256_setzero_si256()],
+        );
         fold_g4(&acc, &mut lanes);
         write_unit(
             o,
@@ -324,7 +387,8 @@ fn sums_g4<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; 
 }
 
 /// Accumulators of units `first..first + U` of `r` (blocks of `block` bytes),
-/// lanes `2g` and `2g + 1` holding gate `g`.
+/// lanes `2g` and `2g + 1` holding gate `g`: `acc` plus column groups `from..`
+/// and the tail.
 #[target_feature(enable = "avx2")]
 #[inline]
 fn accumulate_g4<const U: usize>(
@@ -333,14 +397,15 @@ fn accumulate_g4<const U: usize>(
     block: usize,
     hb: &[__m256i],
     tail: Option<&Tail>,
+    from: usize,
+    mut acc: [__m256i; U],
 ) -> [__m256i; U] {
-    let mut acc = [_mm256_setzero_si256(); U];
     if r.len() < (first + U) * block || hb.len() * 16 > block {
         return acc;
     }
     // SAFETY: first * block <= r.len() (checked above).
     let base = unsafe { r.as_ptr().add(first * block) };
-    for (k, &hv) in hb.iter().enumerate() {
+    for (k, &hv) in hb.iter().enumerate().skip(from) {
         for (u, a) in acc.iter_mut().enumerate() {
             // SAFETY: u * block + 16 * k + 16 <= u * block + 16 * hb.len()
             // <= (u + 1) * block, and (first + U) * block <= r.len() (checked above).
@@ -405,7 +470,15 @@ fn sums_g3<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; 
     let mut outs = out.chunks_exact_mut(UNITS_G3);
     let mut first = 0;
     for outs in &mut outs {
-        let acc = accumulate_g3::<UNITS_G3>(r, first, block, hc, hl, tail.as_ref());
+        let acc = accumulate_g3::<UNITS_G3>(
+            r,
+            first,
+            block,
+            hc,
+            hl,
+            tail.as_ref(),
+            (0, [[_mm256_setzero_si256(); 3]; UNITS_G3]),
+        );
         for (u, (o, a)) in outs.iter_mut().zip(&acc).enumerate() {
             fold_g3(a, &mut lanes);
             let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
@@ -414,7 +487,15 @@ fn sums_g3<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; 
         first += UNITS_G3;
     }
     for o in outs.into_remainder() {
-        let [acc] = accumulate_g3::<1>(r, first, block, hc, hl, tail.as_ref());
+        let [acc] = accumulate_g3::<1>(
+            r,
+            first,
+            block,
+            hc,
+            hl,
+            tail.as_ref(),
+            (0, [[_mm256_setzero_si256(); 3]]),
+        );
         fold_g3(&acc, &mut lanes);
         write_unit(
             o,
@@ -427,7 +508,8 @@ fn sums_g3<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; 
 
 /// GRU accumulators of units `first..first + U` of `r` (blocks of `block`
 /// bytes), one per 16-byte run position of a 48-byte quad of groups; leftover
-/// groups and the tail are added where their lanes' gates match.
+/// groups and the tail are added where their lanes' gates match. Starts from
+/// `acc` at quad `from`.
 #[target_feature(enable = "avx2")]
 #[inline]
 fn accumulate_g3<const U: usize>(
@@ -437,15 +519,15 @@ fn accumulate_g3<const U: usize>(
     hc: &[[__m256i; 3]],
     hl: &[__m128i],
     tail: Option<&Tail>,
+    (from, mut acc): (usize, [[__m256i; 3]; U]),
 ) -> [[__m256i; 3]; U] {
-    let mut acc = [[_mm256_setzero_si256(); 3]; U];
     let quad_bytes = hc.len() * 48;
     if r.len() < (first + U) * block || quad_bytes + hl.len() * 12 > block {
         return acc;
     }
     // SAFETY: first * block <= r.len() (checked above).
     let base = unsafe { r.as_ptr().add(first * block) };
-    for (c, hv) in hc.iter().enumerate() {
+    for (c, hv) in hc.iter().enumerate().skip(from) {
         for (u, a) in acc.iter_mut().enumerate() {
             let at = u * block + 48 * c;
             for (i, (a, &hv)) in a.iter_mut().zip(hv).enumerate() {
@@ -586,6 +668,175 @@ fn dot_i8(w: &[u8], x: &[u8]) -> i32 {
         acc.wrapping_add(i32::from(a as i8) * i32::from(b as i8))
     });
     hsum(acc).wrapping_add(tail)
+}
+
+/// [`sums_g4`] with AVX-512: two column groups (32 bytes) per `vpmovsxbw`,
+/// multiplied and added by one `vpdpwssd`.
+#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
+fn sums_g4_wide<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
+    let (groups, _) = h.as_chunks::<4>();
+    let mut broadcast = [_mm256_setzero_si256(); MAX_HIDDEN / 4];
+    for (slot, q) in broadcast.iter_mut().zip(groups) {
+        *slot = _mm256_set1_epi64x(pack4(q));
+    }
+    let hb = broadcast.get(..groups.len()).unwrap_or(&[]);
+    let tail = Tail::new::<G>(hidden, h);
+    let block = G * hidden;
+    let mut lanes = [0i32; 4 * UNITS_G4];
+    let mut outs = out.chunks_exact_mut(UNITS_G4);
+    let mut first = 0;
+    for outs in &mut outs {
+        let acc = accumulate_g4_wide::<UNITS_G4>(r, first, block, hb, tail.as_ref());
+        fold_g4(&acc, &mut lanes);
+        for (u, (o, l)) in outs.iter_mut().zip(lanes.chunks_exact(4)).enumerate() {
+            let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
+            write_unit(o, l, scalar);
+        }
+        first += UNITS_G4;
+    }
+    for o in outs.into_remainder() {
+        let acc = accumulate_g4_wide::<1>(r, first, block, hb, tail.as_ref());
+        fold_g4(&acc, &mut lanes);
+        write_unit(
+            o,
+            &lanes,
+            Tail::scalar::<G>(tail.as_ref(), r, first, hidden, h),
+        );
+        first += 1;
+    }
+}
+
+/// [`accumulate_g4`] over pairs of column groups in 512-bit registers; the
+/// last odd group and the tail go through [`accumulate_g4`].
+#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
+#[inline]
+fn accumulate_g4_wide<const U: usize>(
+    r: &[u8],
+    first: usize,
+    block: usize,
+    hb: &[__m256i],
+    tail: Option<&Tail>,
+) -> [__m256i; U] {
+    let mut acc = [_mm512_setzero_si512(); U];
+    let (pairs, _) = hb.as_chunks::<2>();
+    if r.len() >= (first + U) * block && hb.len() * 16 <= block {
+        // SAFETY: first * block <= r.len() (checked above).
+        let base = unsafe { r.as_ptr().add(first * block) };
+        for (p, &[h0, h1]) in pairs.iter().enumerate() {
+            let hv = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(h0), h1);
+            for (u, a) in acc.iter_mut().enumerate() {
+                // SAFETY: u * block + 32 * p + 32 <= u * block + 16 * hb.len()
+                // <= (u + 1) * block, and (first + U) * block <= r.len()
+                // (checked above).
+                let w =
+                    unsafe { _mm256_loadu_si256(base.add(u * block + 32 * p).cast::<__m256i>()) };
+                *a = _mm512_dpwssd_epi32(*a, _mm512_cvtepi8_epi16(w), hv);
+            }
+        }
+    }
+    let halves = acc.map(|v| fold_halves(v));
+    accumulate_g4::<U>(r, first, block, hb, tail, 2 * pairs.len(), halves)
+}
+
+/// [`sums_g3`] with AVX-512: two 48-byte quads of column groups as three
+/// 32-byte runs per `vpmovsxbw`, multiplied and added by `vpdpwssd`.
+#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
+fn sums_g3_wide<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
+    let (groups, _) = h.as_chunks::<4>();
+    let (quads, rest) = groups.as_chunks::<4>();
+    let mut patterned = [[_mm256_setzero_si256(); 3]; MAX_HIDDEN / 16];
+    for (slot, q) in patterned.iter_mut().zip(quads) {
+        let [q0, q1, q2, q3] = q.each_ref().map(pack4);
+        *slot = [
+            _mm256_setr_epi64x(q0, q0, q0, q1),
+            _mm256_setr_epi64x(q1, q1, q2, q2),
+            _mm256_setr_epi64x(q2, q3, q3, q3),
+        ];
+    }
+    let mut leftover = [_mm_setzero_si128(); 3];
+    for (slot, q) in leftover.iter_mut().zip(rest) {
+        *slot = _mm_set1_epi64x(pack4(q));
+    }
+    let hc = patterned.get(..quads.len()).unwrap_or(&[]);
+    let hl = leftover.get(..rest.len()).unwrap_or(&[]);
+    let tail = Tail::new::<G>(hidden, h);
+    let block = G * hidden;
+    let mut lanes = [0i32; 8];
+    let mut outs = out.chunks_exact_mut(UNITS_G3);
+    let mut first = 0;
+    for outs in &mut outs {
+        let acc = accumulate_g3_wide::<UNITS_G3>(r, first, block, hc, hl, tail.as_ref());
+        for (u, (o, a)) in outs.iter_mut().zip(&acc).enumerate() {
+            fold_g3(a, &mut lanes);
+            let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
+            write_unit(o, &lanes, scalar);
+        }
+        first += UNITS_G3;
+    }
+    for o in outs.into_remainder() {
+        let [acc] = accumulate_g3_wide::<1>(r, first, block, hc, hl, tail.as_ref());
+        fold_g3(&acc, &mut lanes);
+        write_unit(
+            o,
+            &lanes,
+            Tail::scalar::<G>(tail.as_ref(), r, first, hidden, h),
+        );
+        first += 1;
+    }
+}
+
+/// [`accumulate_g3`] over pairs of quads in 512-bit registers: the runs of
+/// quads `2p` and `2p + 1` are `[0 1 | 2 0' | 1' 2']`, so run 0 sums the low
+/// half of the first accumulator and the high half of the second, and so on.
+/// The last odd quad, leftover groups and the tail go through
+/// [`accumulate_g3`].
+#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
+#[inline]
+fn accumulate_g3_wide<const U: usize>(
+    r: &[u8],
+    first: usize,
+    block: usize,
+    hc: &[[__m256i; 3]],
+    hl: &[__m128i],
+    tail: Option<&Tail>,
+) -> [[__m256i; 3]; U] {
+    let mut acc = [[_mm512_setzero_si512(); 3]; U];
+    let (pairs, _) = hc.as_chunks::<2>();
+    if r.len() >= (first + U) * block && hc.len() * 48 + hl.len() * 12 <= block {
+        // SAFETY: first * block <= r.len() (checked above).
+        let base = unsafe { r.as_ptr().add(first * block) };
+        for (p, &[[a0, a1, a2], [b0, b1, b2]]) in pairs.iter().enumerate() {
+            let join = |lo, hi| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
+            let hv = [join(a0, a1), join(a2, b0), join(b1, b2)];
+            for (u, a) in acc.iter_mut().enumerate() {
+                let at = u * block + 96 * p;
+                for (i, (a, &hv)) in a.iter_mut().zip(&hv).enumerate() {
+                    // SAFETY: at + 32 * i + 32 <= u * block + 48 * hc.len()
+                    // <= (u + 1) * block, and (first + U) * block <= r.len()
+                    // (checked above).
+                    let w = unsafe { _mm256_loadu_si256(base.add(at + 32 * i).cast::<__m256i>()) };
+                    *a = _mm512_dpwssd_epi32(*a, _mm512_cvtepi8_epi16(w), hv);
+                }
+            }
+        }
+    }
+    let runs = acc.map(|[x, y, z]| {
+        let lo = |v| _mm512_castsi512_si256(v);
+        let hi = |v| _mm512_extracti64x4_epi64::<1>(v);
+        [
+            _mm256_add_epi32(lo(x), hi(y)),
+            _mm256_add_epi32(hi(x), lo(z)),
+            _mm256_add_epi32(lo(y), hi(z)),
+        ]
+    });
+    accumulate_g3::<U>(r, first, block, hc, hl, tail, (2 * pairs.len(), runs))
+}
+
+/// The sum of the two 256-bit halves.
+#[target_feature(enable = "avx2,avx512bw")]
+#[inline]
+fn fold_halves(v: __m512i) -> __m256i {
+    _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
 }
 
 /// Rows per pass of [`rows_dot_i8_i16`] (they share the vectors of `x`).
@@ -789,6 +1040,8 @@ mod tests {
             .collect()
     }
 
+    type UnitSums<const G: usize> = fn(&[u8], usize, &[i16], &mut [[i32; G]]) -> bool;
+
     fn check_units<const G: usize>(gen: &mut Gen, hidden: usize) {
         let cases = [
             (gen.bytes(G * hidden * hidden), gen.acts(hidden)),
@@ -796,16 +1049,15 @@ mod tests {
             (vec![0x80; G * hidden * hidden], vec![i16::MIN; hidden]),
             (vec![0x80; G * hidden * hidden], vec![i16::MAX; hidden]),
         ];
-        for (r, h) in cases {
+        // Both paths: AVX-512 (where the CPU has it) and AVX2.
+        let paths: [UnitSums<G>; 2] = [unit_sums::<G>, unit_sums_avx2::<G>];
+        for ((r, h), sums) in cases.iter().flat_map(|c| paths.map(|p| (c, p))) {
             // One spare entry checks that nothing past `hidden` is written.
             let mut out = vec![[7i32; G]; hidden + 1];
-            assert!(
-                unit_sums::<G>(&r, hidden, &h, &mut out),
-                "G={G} hidden={hidden}"
-            );
+            assert!(sums(r, hidden, h, &mut out), "G={G} hidden={hidden}");
             assert_eq!(
                 out[..hidden],
-                reference::<G>(&r, hidden, &h)[..],
+                reference::<G>(r, hidden, h)[..],
                 "G={G} hidden={hidden}"
             );
             assert_eq!(out[hidden], [7; G]);
