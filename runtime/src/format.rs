@@ -501,6 +501,18 @@ impl Dims {
                 if p.w_pre_shift > MAX_PRE_SHIFT {
                     return Err(Error::OutOfRange("w_pre_shift"));
                 }
+                // Only GRU's candidate rows scale `R·h + r_bias` by a gate; every
+                // other row's bias lives in `bias`, so kernels may add `r_bias`
+                // to all rows alike.
+                let (records, _) = p.units.as_chunks::<{ RowConsts::BYTES }>();
+                let candidate = |k: usize| self.gates == 3 && k % 3 == 2;
+                if records
+                    .iter()
+                    .enumerate()
+                    .any(|(k, r)| RowConsts::from_bytes(r).r_bias != 0 && !candidate(k))
+                {
+                    return Err(Error::OutOfRange("units r_bias"));
+                }
 
                 expect_len("head_w", p.head_w.len(), self.outputs * self.features)?;
                 expect_len(

@@ -48,6 +48,7 @@ pub struct State<N: Numeric, const H: usize> {
     current: usize,
     steps: u32,
     head_sum: N::Logit,
+    scratch: N::Scratch,
 }
 
 impl<N: Numeric, const H: usize> Default for State<N, H> {
@@ -65,6 +66,7 @@ impl<N: Numeric, const H: usize> State<N, H> {
             current: 0,
             steps: 0,
             head_sum: N::Logit::default(),
+            scratch: N::Scratch::default(),
         }
     }
 
@@ -241,7 +243,8 @@ impl<'a, N: Numeric> Network<'a, N> {
         let prev = prev.get(..hidden).unwrap_or(&[]);
         let mut scratch = Aligned([N::Act::default(); H]);
         let kernel_h = N::kernel_layout(prev, scratch.0.get_mut(..hidden).unwrap_or(&mut []));
-        let step = N::begin_step(&self.weights, &self.dims, x, kernel_h);
+        let step = N::begin_step(&self.weights, &self.dims, x, kernel_h, &mut state.scratch);
+        let scratch = &state.scratch;
         let units = next
             .iter_mut()
             .zip(state.c.iter_mut())
@@ -251,7 +254,7 @@ impl<'a, N: Numeric> Network<'a, N> {
             match self.cell {
                 Cell::Lstm => {
                     let ([xi, xo, xf, xc], [hi, ho, hf, hc]) =
-                        N::unit_pres::<4>(&step, j, kernel_h);
+                        N::unit_pres::<4>(&step, scratch, j, kernel_h);
                     let i = N::sigmoid(N::add(xi, hi));
                     let o = N::sigmoid(N::add(xo, ho));
                     let f = N::sigmoid(N::add(xf, hf));
@@ -260,7 +263,8 @@ impl<'a, N: Numeric> Network<'a, N> {
                     *h_out = N::lstm_hidden(o, *c);
                 }
                 Cell::Gru => {
-                    let ([xz, xr, xn], [zh, rh, nh]) = N::unit_pres::<3>(&step, j, kernel_h);
+                    let ([xz, xr, xn], [zh, rh, nh]) =
+                        N::unit_pres::<3>(&step, scratch, j, kernel_h);
                     let z = N::sigmoid(N::add(xz, zh));
                     let r = N::sigmoid(N::add(xr, rh));
                     let n = N::tanh(N::add(xn, N::gate_mul(r, nh)));
@@ -356,19 +360,9 @@ impl<'a, N: Numeric> Network<'a, N> {
         let h = self.kernel_hidden(state, &mut scratch);
         let (w, d) = (&self.weights, &self.dims);
         let out = logits.values.get_mut(..classes).unwrap_or(&mut []);
-        // Two classes at a time, so kernels can share loads of h.
-        let mut pairs = out.chunks_exact_mut(2);
-        for (pair, logit_pair) in (&mut pairs).enumerate() {
-            let k = 2 * pair;
-            let (a, b) = N::head_dot2(w, d, k, h);
-            if let [la, lb] = logit_pair {
-                *la = N::logit_add(a, N::head_bias(w, k));
-                *lb = N::logit_add(b, N::head_bias(w, k + 1));
-            }
-        }
-        if let [last] = pairs.into_remainder() {
-            let k = classes - 1;
-            *last = N::logit_add(N::head_dot(w, d, k, 0, h), N::head_bias(w, k));
+        N::head_rows(w, d, h, out);
+        for (k, logit) in out.iter_mut().enumerate() {
+            *logit = N::logit_add(*logit, N::head_bias(w, k));
         }
         Ok(out)
     }

@@ -96,6 +96,7 @@ impl Numeric for F32 {
     type Prob = f32;
     type Weights<'a> = FloatParams<'a>;
     type Step<'a> = FloatStep<'a>;
+    type Scratch = ();
 
     #[inline(always)]
     fn weights<'a>(params: &Params<'a>) -> Result<FloatParams<'a>, Error> {
@@ -111,7 +112,13 @@ impl Numeric for F32 {
     }
 
     #[inline(always)]
-    fn begin_step<'a>(w: &FloatParams<'a>, dims: &Dims, x: Token<'a>, _h: &[f32]) -> FloatStep<'a> {
+    fn begin_step<'a>(
+        w: &FloatParams<'a>,
+        dims: &Dims,
+        x: Token<'a>,
+        _h: &[f32],
+        _scratch: &mut (),
+    ) -> FloatStep<'a> {
         FloatStep {
             w: *w,
             dims: *dims,
@@ -122,6 +129,7 @@ impl Numeric for F32 {
     #[inline(always)]
     fn unit_pres<const G: usize>(
         step: &FloatStep<'_>,
+        _scratch: &(),
         unit: usize,
         h: &[f32],
     ) -> ([f32; G], [f32; G]) {

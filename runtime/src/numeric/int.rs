@@ -109,24 +109,94 @@ fn le_i32(bytes: &[u8], index: usize) -> i32 {
 /// What the integer path reads once per step (see [`Numeric::begin_step`]).
 #[derive(Debug, Clone, Copy)]
 pub struct IntStep<'a> {
+    /// Cortex-M works unit by unit, with no per-step buffers.
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    device: DeviceStep<'a>,
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    _weights: core::marker::PhantomData<&'a [u8]>,
+}
+
+/// What a Cortex-M step reads for each unit.
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[derive(Debug, Clone, Copy)]
+struct DeviceStep<'a> {
     x: Token<'a>,
     w: &'a [u8],
     /// A one-hot token's run of `W` (see `IntParams::w`); empty for words.
     w_token: &'a [u8],
-    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     r: &'a [u8],
-    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     plan: super::dsp::UnitPlan,
     units: &'a [[u8; RowConsts::BYTES]],
-    /// Left shift of `W·x` before its multiplier; for one-hot chars it
-    /// includes the [`ONE_HOT`] factor.
+    /// Left shift of `W·x` before its multiplier (with the [`ONE_HOT`] factor
+    /// for chars).
     w_shift: u32,
     input: usize,
     hidden: usize,
-    /// The recurrent sums of every row, unit-major (`unit * gates + gate`):
-    /// hosts form them all at once, which vectorises better than unit by unit.
-    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+}
+
+/// The integer path's per-step buffers on hosts (see [`Numeric::Scratch`]):
+/// every row's pre-activations are formed at once, which vectorises better
+/// than unit by unit. Rows are unit-major (`unit * gates + gate`).
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[derive(Debug, Clone)]
+pub struct HostScratch {
     sums: [i32; 4 * crate::format::MAX_HIDDEN],
+    wx: [i32; 4 * crate::format::MAX_HIDDEN],
+    x: [i32; 4 * crate::format::MAX_HIDDEN],
+    h: [i32; 4 * crate::format::MAX_HIDDEN],
+}
+
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+impl Default for HostScratch {
+    fn default() -> Self {
+        HostScratch {
+            sums: [0; 4 * crate::format::MAX_HIDDEN],
+            wx: [0; 4 * crate::format::MAX_HIDDEN],
+            x: [0; 4 * crate::format::MAX_HIDDEN],
+            h: [0; 4 * crate::format::MAX_HIDDEN],
+        }
+    }
+}
+
+/// Fills [`HostScratch`] for one step: the recurrent sums, the input sums (a
+/// byte of `W` for one-hot chars), then both through the rows' multipliers
+/// and biases.
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[inline(always)]
+fn host_pres(
+    w: &IntParams<'_>,
+    dims: &Dims,
+    x: Token<'_>,
+    h: &[i16],
+    w_shift: u32,
+    s: &mut HostScratch,
+) {
+    recurrent_sums(w.r, dims, h, &mut s.sums);
+    match x {
+        Token::OneHot(id) => {
+            for (v, &b) in s.wx.iter_mut().zip(row_of(w.w, id, dims.rows())) {
+                *v = (b as i8 as i32).wrapping_shl(w_shift);
+            }
+        }
+        Token::Vector(e) => {
+            for (k, v) in s.wx.iter_mut().enumerate().take(dims.rows()) {
+                let (unit, gate) = (k / dims.gates.max(1), k % dims.gates.max(1));
+                let row = row_of(w.w, gate * dims.hidden + unit, dims.input);
+                *v = dot_i8_i8(row, e).wrapping_shl(w_shift);
+            }
+        }
+    }
+    let (records, _) = w.units.as_chunks::<{ RowConsts::BYTES }>();
+    #[cfg(target_arch = "x86_64")]
+    if super::x86::prescale(records, &s.wx, &s.sums, &mut s.x, &mut s.h) {
+        return;
+    }
+    let rows = s.x.iter_mut().zip(s.h.iter_mut()).zip(records);
+    for (((x_pre, h_pre), record), (&wx, &sum)) in rows.zip(s.wx.iter().zip(&s.sums)) {
+        let c = RowConsts::from_bytes(record);
+        *x_pre = scale_q32(wx, c.w_mult).saturating_add(c.bias);
+        *h_pre = scale_q32(sum, c.r_mult).saturating_add(c.r_bias);
+    }
 }
 
 /// Lanes of the dot-product kernels: 16 independent i32 sums let the
@@ -158,7 +228,7 @@ pub(super) fn tail_sums<const G: usize>(sums: &mut [i32; G], w_tail: &[u8], x_ta
 /// hosts.
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
-fn recurrent_sums(r: &[u8], dims: &Dims, h: &[i16]) -> [i32; 4 * crate::format::MAX_HIDDEN] {
+fn recurrent_sums(r: &[u8], dims: &Dims, h: &[i16], sums: &mut [i32]) {
     fn fill<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
         #[cfg(target_arch = "x86_64")]
         if super::x86::unit_sums::<G>(r, hidden, h, out) {
@@ -166,12 +236,10 @@ fn recurrent_sums(r: &[u8], dims: &Dims, h: &[i16]) -> [i32; 4 * crate::format::
         }
         portable_unit_sums::<G>(r, hidden, h, out);
     }
-    let mut sums = [0i32; 4 * crate::format::MAX_HIDDEN];
     match dims.gates {
         3 => fill::<3>(r, dims.hidden, h, sums.as_chunks_mut().0),
         _ => fill::<4>(r, dims.hidden, h, sums.as_chunks_mut().0),
     }
-    sums
 }
 
 /// Portable [`recurrent_sums`]: `x` repeated to the shape of a unit's block
@@ -277,6 +345,50 @@ fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
     bytes.get(row * width..(row + 1) * width).unwrap_or(&[])
 }
 
+/// [`Numeric::unit_pres`] on Cortex-M: the unit's recurrent sums, input
+/// sums and row constants, straight from flash.
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[inline(always)]
+fn device_unit_pres<const G: usize>(
+    step: &DeviceStep<'_>,
+    unit: usize,
+    h: &[i16],
+) -> ([i32; G], [i32; G]) {
+    let sums = dot_unit::<G>(&step.plan, step.r, unit, h);
+    let Some(consts) = step
+        .units
+        .get(unit * G..)
+        .and_then(|c| c.first_chunk::<G>())
+    else {
+        return ([0; G], [0; G]);
+    };
+    let wx: [i32; G] = match step.x {
+        Token::OneHot(_) => step
+            .w_token
+            .get(unit * G..)
+            .and_then(|w| w.first_chunk::<G>())
+            .map_or([0; G], |w| w.map(|b| b as i8 as i32)),
+        Token::Vector(e) => core::array::from_fn(|gate| {
+            dot_i8_i8(row_of(step.w, gate * step.hidden + unit, step.input), e)
+        }),
+    };
+    let mut input_pres = [0i32; G];
+    let mut hidden_pres = [0i32; G];
+    for (((x_pre, h_pre), consts), (&wx, &sum)) in input_pres
+        .iter_mut()
+        .zip(hidden_pres.iter_mut())
+        .zip(consts)
+        .zip(wx.iter().zip(&sums))
+    {
+        let c = RowConsts::from_bytes(consts);
+        *x_pre = scale_q32(wx.wrapping_shl(step.w_shift), c.w_mult).saturating_add(c.bias);
+        // Only GRU's candidate rows may have an `r_bias` (checked at load).
+        let r_bias = if G == 3 { c.r_bias } else { 0 };
+        *h_pre = scale_q32(sum, c.r_mult).saturating_add(r_bias);
+    }
+    (input_pres, hidden_pres)
+}
+
 impl Numeric for Int {
     type Act = i16;
     type Pre = i32;
@@ -284,6 +396,10 @@ impl Numeric for Int {
     type Prob = u32;
     type Weights<'a> = IntParams<'a>;
     type Step<'a> = IntStep<'a>;
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    type Scratch = HostScratch;
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    type Scratch = ();
 
     #[inline(always)]
     fn weights<'a>(params: &Params<'a>) -> Result<IntParams<'a>, Error> {
@@ -299,27 +415,37 @@ impl Numeric for Int {
     }
 
     #[inline(always)]
-    fn begin_step<'a>(w: &IntParams<'a>, dims: &Dims, x: Token<'a>, _h: &[i16]) -> IntStep<'a> {
+    fn begin_step<'a>(
+        w: &IntParams<'a>,
+        dims: &Dims,
+        x: Token<'a>,
+        _h: &[i16],
+        _scratch: &mut Self::Scratch,
+    ) -> IntStep<'a> {
+        let w_shift = match x {
+            Token::OneHot(_) => ONE_HOT.trailing_zeros() + w.w_pre_shift as u32,
+            Token::Vector(_) => w.w_pre_shift as u32,
+        };
+        #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+        host_pres(w, dims, x, _h, w_shift, _scratch);
         IntStep {
             #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
-            sums: recurrent_sums(w.r, dims, _h),
-            x,
-            w: w.w,
-            w_token: match x {
-                Token::OneHot(id) => row_of(w.w, id, dims.rows()),
-                Token::Vector(_) => &[],
-            },
+            _weights: core::marker::PhantomData,
             #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-            r: w.r,
-            #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-            plan: super::dsp::UnitPlan::new(w.r, _h, dims.gates, dims.hidden),
-            units: w.units.as_chunks().0,
-            w_shift: match x {
-                Token::OneHot(_) => ONE_HOT.trailing_zeros() + w.w_pre_shift as u32,
-                Token::Vector(_) => w.w_pre_shift as u32,
+            device: DeviceStep {
+                x,
+                w: w.w,
+                w_token: match x {
+                    Token::OneHot(id) => row_of(w.w, id, dims.rows()),
+                    Token::Vector(_) => &[],
+                },
+                r: w.r,
+                plan: super::dsp::UnitPlan::new(w.r, _h, dims.gates, dims.hidden),
+                units: w.units.as_chunks().0,
+                w_shift,
+                input: dims.input,
+                hidden: dims.hidden,
             },
-            input: dims.input,
-            hidden: dims.hidden,
         }
     }
 
@@ -332,51 +458,23 @@ impl Numeric for Int {
 
     #[inline(always)]
     fn unit_pres<const G: usize>(
-        step: &IntStep<'_>,
+        _step: &IntStep<'_>,
+        _scratch: &Self::Scratch,
         unit: usize,
         _h: &[i16],
     ) -> ([i32; G], [i32; G]) {
-        #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-        let sums = dot_unit::<G>(&step.plan, step.r, unit, _h);
         #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
-        let sums = step
-            .sums
-            .get(unit * G..)
-            .and_then(|s| s.first_chunk::<G>())
-            .copied()
-            .unwrap_or([0; G]);
-        let Some(consts) = step
-            .units
-            .get(unit * G..)
-            .and_then(|c| c.first_chunk::<G>())
-        else {
-            return ([0; G], [0; G]);
-        };
-        let wx: [i32; G] = match step.x {
-            Token::OneHot(_) => step
-                .w_token
-                .get(unit * G..)
-                .and_then(|w| w.first_chunk::<G>())
-                .map_or([0; G], |w| w.map(|b| b as i8 as i32)),
-            Token::Vector(e) => core::array::from_fn(|gate| {
-                dot_i8_i8(row_of(step.w, gate * step.hidden + unit, step.input), e)
-            }),
-        };
-        let mut input_pres = [0i32; G];
-        let mut hidden_pres = [0i32; G];
-        for (((x_pre, h_pre), consts), (&wx, &sum)) in input_pres
-            .iter_mut()
-            .zip(hidden_pres.iter_mut())
-            .zip(consts)
-            .zip(wx.iter().zip(&sums))
         {
-            let c = RowConsts::from_bytes(consts);
-            *x_pre = scale_q32(wx.wrapping_shl(step.w_shift), c.w_mult).saturating_add(c.bias);
-            // Only GRU's candidate row has an `r_bias` (see `RowConsts`).
-            let r_bias = if G == 3 { c.r_bias } else { 0 };
-            *h_pre = scale_q32(sum, c.r_mult).saturating_add(r_bias);
+            let at = |rows: &[i32]| {
+                rows.get(unit * G..)
+                    .and_then(|r| r.first_chunk::<G>())
+                    .copied()
+                    .unwrap_or([0; G])
+            };
+            (at(&_scratch.x), at(&_scratch.h))
         }
-        (input_pres, hidden_pres)
+        #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+        device_unit_pres::<G>(&_step.device, unit, _h)
     }
 
     #[inline(always)]
@@ -439,6 +537,30 @@ impl Numeric for Int {
         let (a, b) = super::dsp::dot2_i8_i16(weights(row), weights(row + 1), h);
         let scale = |row: usize| Rescale::read_checked_list(w.head_scale, row);
         (scale(row).apply(a) as i64, scale(row + 1).apply(b) as i64)
+    }
+
+    /// All rows in one kernel call per 64 rows on x86-64 hosts.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn head_rows(w: &IntParams<'_>, dims: &Dims, h: &[i16], out: &mut [i64]) {
+        const CHUNK: usize = 64;
+        let width = dims.features;
+        let mut sums = [0i32; CHUNK];
+        for (index, chunk) in out.chunks_mut(CHUNK).enumerate() {
+            let first = index * CHUNK;
+            let rows = w.head_w.get(first * width..).unwrap_or(&[]);
+            let sums = sums.get_mut(..chunk.len()).unwrap_or(&mut []);
+            if h.len() == width && super::x86::rows_dot_i8_i16(rows, width, h, sums) {
+                for (k, (logit, &sum)) in chunk.iter_mut().zip(sums.iter()).enumerate() {
+                    let scale = Rescale::read_checked_list(w.head_scale, first + k);
+                    *logit = scale.apply(sum) as i64;
+                }
+            } else {
+                for (k, logit) in chunk.iter_mut().enumerate() {
+                    *logit = Self::head_dot(w, dims, first + k, 0, h);
+                }
+            }
+        }
     }
 
     #[inline(always)]

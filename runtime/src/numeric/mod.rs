@@ -39,6 +39,10 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     type Weights<'a>: Copy;
     /// Per-step values, from [`Numeric::begin_step`].
     type Step<'a>: Copy;
+    /// Buffers a path fills once per step, kept in the caller's
+    /// [`crate::State`] so a step neither clears nor copies them (`()` where
+    /// a path works unit by unit).
+    type Scratch: Clone + core::fmt::Debug + Default;
 
     /// Selects this path's weights; `Err(WrongPath)` for a blob of the other path.
     fn weights<'a>(params: &Params<'a>) -> Result<Self::Weights<'a>, Error>;
@@ -52,6 +56,7 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
         dims: &Dims,
         x: Token<'a>,
         h: &[Self::Act],
+        scratch: &mut Self::Scratch,
     ) -> Self::Step<'a>;
     /// The hidden state in the layout [`Numeric::unit_pres`] and
     /// [`Numeric::head_dot`] read: `h` itself, unless a kernel needs another
@@ -65,6 +70,7 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     /// `h` in kernel layout; `G` is the cell's gate count.
     fn unit_pres<const G: usize>(
         step: &Self::Step<'_>,
+        scratch: &Self::Scratch,
         unit: usize,
         h: &[Self::Act],
     ) -> ([Self::Pre; G], [Self::Pre; G]);
@@ -103,6 +109,12 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
             Self::head_dot(w, dims, row + 1, 0, h),
         )
     }
+    /// [`Numeric::head_dot`] of every row `0..out.len()` over the whole of
+    /// `h`, into `out`.
+    #[inline(always)]
+    fn head_rows(w: &Self::Weights<'_>, dims: &Dims, h: &[Self::Act], out: &mut [Self::Logit]) {
+        head_rows_in_pairs::<Self>(w, dims, h, out);
+    }
     fn head_bias(w: &Self::Weights<'_>, row: usize) -> Self::Logit;
     fn logit_add(a: Self::Logit, b: Self::Logit) -> Self::Logit;
     /// `sum / count` (mean head); `count` is never 0.
@@ -115,6 +127,28 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     fn sample(logits: &[Self::Logit], temperature: Temperature, rng: &mut Rng) -> usize;
     /// A probability as f64, for reports and tests on the host.
     fn prob_to_f64(p: Self::Prob) -> f64;
+}
+
+/// [`Numeric::head_rows`] two rows at a time, so kernels can share loads of `h`.
+#[inline(always)]
+pub(crate) fn head_rows_in_pairs<N: Numeric>(
+    w: &N::Weights<'_>,
+    dims: &Dims,
+    h: &[N::Act],
+    out: &mut [N::Logit],
+) {
+    let rows = out.len();
+    let mut pairs = out.chunks_exact_mut(2);
+    for (pair, slots) in (&mut pairs).enumerate() {
+        let (a, b) = N::head_dot2(w, dims, 2 * pair, h);
+        if let [sa, sb] = slots {
+            *sa = a;
+            *sb = b;
+        }
+    }
+    if let [last] = pairs.into_remainder() {
+        *last = N::head_dot(w, dims, rows - 1, 0, h);
+    }
 }
 
 /// Index of the largest value, the first one on ties (0 for an empty slice).
