@@ -253,12 +253,16 @@ impl<'a, N: Numeric> Network<'a, N> {
         for (j, ((h_out, c), &h_prev)) in units.enumerate() {
             match self.cell {
                 Cell::Lstm => {
-                    let ([xi, xo, xf, xc], [hi, ho, hf, hc]) =
-                        N::unit_pres::<4>(&step, scratch, j, kernel_h);
-                    let i = N::sigmoid(N::add(xi, hi));
-                    let o = N::sigmoid(N::add(xo, ho));
-                    let f = N::sigmoid(N::add(xf, hf));
-                    let g = N::tanh(N::add(xc, hc));
+                    let [i, o, f, g] = N::lstm_gates(scratch, j).unwrap_or_else(|| {
+                        let ([xi, xo, xf, xc], [hi, ho, hf, hc]) =
+                            N::unit_pres::<4>(&step, scratch, j, kernel_h);
+                        [
+                            N::sigmoid(N::add(xi, hi)),
+                            N::sigmoid(N::add(xo, ho)),
+                            N::sigmoid(N::add(xf, hf)),
+                            N::tanh(N::add(xc, hc)),
+                        ]
+                    });
                     *c = N::lstm_cell(f, *c, i, g);
                     *h_out = N::lstm_hidden(o, *c);
                 }

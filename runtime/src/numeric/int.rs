@@ -144,6 +144,9 @@ pub struct HostScratch {
     wx: [i32; 4 * crate::format::MAX_HIDDEN],
     x: [i32; 4 * crate::format::MAX_HIDDEN],
     h: [i32; 4 * crate::format::MAX_HIDDEN],
+    /// LSTM gate outputs of every row, when a vector kernel formed them.
+    gates: [i16; 4 * crate::format::MAX_HIDDEN],
+    gates_ready: bool,
 }
 
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
@@ -154,6 +157,8 @@ impl Default for HostScratch {
             wx: [0; 4 * crate::format::MAX_HIDDEN],
             x: [0; 4 * crate::format::MAX_HIDDEN],
             h: [0; 4 * crate::format::MAX_HIDDEN],
+            gates: [0; 4 * crate::format::MAX_HIDDEN],
+            gates_ready: false,
         }
     }
 }
@@ -188,14 +193,21 @@ fn host_pres(
     }
     let (records, _) = w.units.as_chunks::<{ RowConsts::BYTES }>();
     #[cfg(target_arch = "x86_64")]
-    if super::x86::prescale(records, &s.wx, &s.sums, &mut s.x, &mut s.h) {
-        return;
+    let done = super::x86::prescale(records, &s.wx, &s.sums, &mut s.x, &mut s.h);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = false;
+    if !done {
+        let rows = s.x.iter_mut().zip(s.h.iter_mut()).zip(records);
+        for (((x_pre, h_pre), record), (&wx, &sum)) in rows.zip(s.wx.iter().zip(&s.sums)) {
+            let c = RowConsts::from_bytes(record);
+            *x_pre = scale_q32(wx, c.w_mult).saturating_add(c.bias);
+            *h_pre = scale_q32(sum, c.r_mult).saturating_add(c.r_bias);
+        }
     }
-    let rows = s.x.iter_mut().zip(s.h.iter_mut()).zip(records);
-    for (((x_pre, h_pre), record), (&wx, &sum)) in rows.zip(s.wx.iter().zip(&s.sums)) {
-        let c = RowConsts::from_bytes(record);
-        *x_pre = scale_q32(wx, c.w_mult).saturating_add(c.bias);
-        *h_pre = scale_q32(sum, c.r_mult).saturating_add(c.r_bias);
+    #[cfg(target_arch = "x86_64")]
+    {
+        s.gates_ready =
+            dims.gates == 4 && super::x86::lstm_activations(&s.x, &s.h, dims.rows(), &mut s.gates);
     }
 }
 
@@ -475,6 +487,19 @@ impl Numeric for Int {
         }
         #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
         device_unit_pres::<G>(&_step.device, unit, _h)
+    }
+
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[inline(always)]
+    fn lstm_gates(scratch: &HostScratch, unit: usize) -> Option<[i16; 4]> {
+        if !scratch.gates_ready {
+            return None;
+        }
+        scratch
+            .gates
+            .get(unit * 4..)
+            .and_then(|g| g.first_chunk::<4>())
+            .copied()
     }
 
     #[inline(always)]

@@ -74,6 +74,13 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
         unit: usize,
         h: &[Self::Act],
     ) -> ([Self::Pre; G], [Self::Pre; G]);
+    /// The LSTM gate outputs `[i, o, f, g]` of `unit`, when the path formed
+    /// them for the whole step in [`Numeric::begin_step`] (a vector kernel);
+    /// `None` lets the cell compute them from [`Numeric::unit_pres`].
+    #[inline(always)]
+    fn lstm_gates(_scratch: &Self::Scratch, _unit: usize) -> Option<[Self::Act; 4]> {
+        None
+    }
     fn add(a: Self::Pre, b: Self::Pre) -> Self::Pre;
     /// `gate * pre` (GRU reset gate times the recurrent part).
     fn gate_mul(gate: Self::Act, pre: Self::Pre) -> Self::Pre;
