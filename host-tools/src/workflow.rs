@@ -146,6 +146,13 @@ pub struct TrainArgs {
     /// word2vec (.bin) or GloVe/word2vec text file initialising the embedding (W).
     #[arg(long, value_name = "FILE")]
     pub word_vectors: Option<PathBuf>,
+    /// Initialise the embedding (W) with skip-gram word2vec trained for N passes over the
+    /// training reviews' text (0: keep the random start).
+    #[arg(long, value_name = "N")]
+    pub word2vec: Option<usize>,
+    /// Keep the embedding's initial vectors fixed (with --word-vectors or --word2vec).
+    #[arg(long)]
+    pub freeze_embedding: bool,
     /// Training sequences used to calibrate the integer blob.
     #[arg(long, default_value_t = 256)]
     pub calibration: usize,
@@ -249,6 +256,24 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     }
     job.vocab_size = args.vocab_size;
     job.word_vectors = args.word_vectors.clone();
+    if let Some(epochs) = args.word2vec {
+        ensure!(
+            preset == Preset::W,
+            "--word2vec only applies to the word model (preset w)"
+        );
+        ensure!(
+            args.word_vectors.is_none(),
+            "--word2vec trains the embedding's vectors and --word-vectors reads them from a file: give one of the two"
+        );
+        job.word2vec_epochs = (epochs > 0).then_some(epochs);
+    }
+    if args.freeze_embedding {
+        ensure!(
+            job.word_vectors.is_some() || job.word2vec_epochs.is_some(),
+            "--freeze-embedding keeps the embedding's starting vectors: give them with --word-vectors FILE or --word2vec N"
+        );
+        job.freeze_embedding = true;
+    }
     job.test_limit = args.test_limit;
     job.calibration_sequences = args.calibration;
     job.device = args.device;

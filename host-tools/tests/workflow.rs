@@ -276,6 +276,34 @@ fn word_sentiment_trains_evaluates_and_verifies() {
 }
 
 #[test]
+fn word2vec_starts_a_frozen_embedding_that_training_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("w2v");
+    cli()
+        .args(["train", "--preset", "w", "--train"])
+        .arg(data("imdb-sample/train.jsonl.gz"))
+        .args([
+            "--limit",
+            "300",
+            "--validation-split",
+            "0.2",
+            "--vocab-size",
+            "400",
+        ])
+        .args(["--embed-dim", "8", "--hidden", "4", "--maxlen", "40"])
+        .args(["--epochs", "1", "--word2vec", "2", "--freeze-embedding"])
+        .args(["--threads", "1", "--calibration", "16", "--quiet", "--out"])
+        .arg(&model)
+        .assert()
+        .success();
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["job"]["word2vec_epochs"], 2, "{}", card["job"]);
+    assert_eq!(card["job"]["freeze_embedding"], true, "{}", card["job"]);
+    assert!(card["command"].as_str().unwrap().contains("--word2vec 2"));
+}
+
+#[test]
 fn data_stats_counts_every_review_once() {
     let stats = json_of(
         cli()
@@ -368,6 +396,32 @@ fn train_rejects_bad_input_with_the_fix() {
             .arg(&out),
     );
     assert!(err.contains("--epochs"), "{err}");
+    let reviews = data("imdb-sample/train.jsonl.gz");
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "w", "--freeze-embedding", "--train"])
+            .arg(&reviews)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(err.contains("--word-vectors FILE or --word2vec N"), "{err}");
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "w", "--word2vec", "2"])
+            .args(["--word-vectors", "v.txt", "--train"])
+            .arg(&reviews)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(err.contains("give one of the two"), "{err}");
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "c", "--word2vec", "2", "--train"])
+            .arg(&reviews)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(err.contains("preset w"), "{err}");
     let err = failure(cli().args(["train", "--preset", "x", "--out"]).arg(&out));
     assert!(err.contains("invalid value 'x'"), "{err}");
 }

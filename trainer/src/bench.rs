@@ -34,6 +34,7 @@ pub fn workloads(cell: Cell) -> Vec<Workload> {
         head,
         output,
         steps,
+        frozen_embedding: false,
     };
     vec![
         Workload {

@@ -23,7 +23,8 @@ use crate::card::{DataInfo, ModelCard};
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::{
     build_word_vocab, encode_chars, encode_words, load_reviews, load_vectors, read_corpus,
-    split_reviews, CharSet, CharWindows, Encoded, LengthStats, MissingRows, Review, SplitOptions,
+    split_reviews, train_word2vec, CharSet, CharWindows, Encoded, LengthStats, MissingRows, Review,
+    SplitOptions, Word2VecConfig,
 };
 use crate::export::{export_onnx, export_step_onnx};
 use crate::model::{Hyperparams, InputConfig, ModelConfig, OptimizerKind, Params, Preset};
@@ -71,6 +72,11 @@ pub struct TrainJob {
     pub data: DataSource,
     /// word2vec / GloVe file whose vectors initialise the (fine-tuned) embedding.
     pub word_vectors: Option<PathBuf>,
+    /// Passes of skip-gram word2vec over the training reviews that initialise the
+    /// embedding instead (word input only; `None` keeps a random start).
+    pub word2vec_epochs: Option<usize>,
+    /// Keep the embedding as initialised (word input only).
+    pub freeze_embedding: bool,
     /// Keep only this many test reviews (after a seeded shuffle).
     pub test_limit: Option<usize>,
     /// Training sequences used to calibrate the integer blob.
@@ -93,6 +99,8 @@ impl TrainJob {
             vocab_size: 10_000,
             data,
             word_vectors: None,
+            word2vec_epochs: None,
+            freeze_embedding: false,
             test_limit: None,
             calibration_sequences: 256,
             device: Device::Cpu,
@@ -187,6 +195,10 @@ pub struct JobRecord {
     pub data: DataSource,
     pub vocab_size: Option<usize>,
     pub word_vectors: Option<PathBuf>,
+    #[serde(default)]
+    pub word2vec_epochs: Option<usize>,
+    #[serde(default)]
+    pub freeze_embedding: bool,
     pub test_limit: Option<usize>,
     pub device: String,
     pub threads: usize,
@@ -301,6 +313,42 @@ fn optimizer_config(hyper: &Hyperparams) -> OptimizerConfig {
     }
 }
 
+/// Skip-gram vectors trained on the full text of the training reviews (never the
+/// validation or test reviews), one row per vocabulary id.
+fn word2vec_embedding(
+    reviews: &[Review],
+    vocab: &lstm_edge_runtime::tokenize::Vocab<'_>,
+    cfg: &Word2VecConfig,
+    progress: bool,
+) -> Result<Vec<f32>> {
+    let start = Instant::now();
+    let mut sentences = Vec::with_capacity(reviews.len());
+    for (index, review) in reviews.iter().enumerate() {
+        let mut ids = Vec::new();
+        vocab
+            .for_each_id(&review.text, |id| {
+                ids.push(id);
+                Ok(())
+            })
+            .with_context(|| format!("training review {index}"))?;
+        sentences.push(ids);
+    }
+    let rows = vocab.len() + 2;
+    let (values, report) = train_word2vec(&sentences, rows, 2, cfg)?;
+    if progress {
+        eprintln!(
+            "word2vec: {} epochs over {} tokens of {} training reviews, {} words, {}-d, {:.1} s",
+            cfg.epochs,
+            report.tokens,
+            reviews.len(),
+            report.trained_rows,
+            cfg.dim,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    Ok(values)
+}
+
 fn is_sentiment(preset: Preset) -> bool {
     matches!(preset, Preset::W | Preset::C)
 }
@@ -405,12 +453,30 @@ fn prepare_reviews(
         test_reviews.len()
     );
 
+    let mut pretrained = None;
     let (input, encode): (InputConfig, Box<ReviewEncoder>) = match hp.preset {
         Preset::W => {
             let vocab = build_word_vocab(
                 train_reviews.iter().map(|r| r.text.as_slice()),
                 job.vocab_size,
             )?;
+            if let Some(epochs) = job.word2vec_epochs {
+                ensure!(
+                    job.word_vectors.is_none(),
+                    "the embedding can start from word2vec training or from a vectors file, not both"
+                );
+                pretrained = Some(word2vec_embedding(
+                    &train_reviews,
+                    &vocab.vocab()?,
+                    &Word2VecConfig {
+                        dim: hp.embed_dim,
+                        epochs,
+                        seed: hp.seed,
+                        ..Word2VecConfig::default()
+                    },
+                    job.progress,
+                )?);
+            }
             let input = InputConfig::Words {
                 strings: vocab.strings().to_vec(),
                 offsets: vocab.offsets().to_vec(),
@@ -483,6 +549,13 @@ fn prepare_reviews(
             .as_mut()
             .context("word model without embedding")?;
         table.data = embedding.values;
+    }
+    if let Some(values) = pretrained {
+        params
+            .embedding
+            .as_mut()
+            .context("word model without embedding")?
+            .data = values;
     }
     let train_set = eval_set_from_encoded(&train_enc, pad);
     let test_name = match test_path {
@@ -706,6 +779,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         device: job.device,
         threads: job.threads,
         recurrence: Recurrence::Scan,
+        freeze_embedding: job.freeze_embedding,
         checkpoint: Some(job.out_dir.join(CHECKPOINT_FILE)),
         resume: job.resume,
         progress: job.progress,
@@ -737,6 +811,8 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
             data: job.data.clone(),
             vocab_size: (job.hyper.preset == Preset::W).then_some(job.vocab_size),
             word_vectors: job.word_vectors.clone(),
+            word2vec_epochs: job.word2vec_epochs,
+            freeze_embedding: job.freeze_embedding,
             test_limit: job.test_limit,
             device: job.device.to_string(),
             threads: job.threads,

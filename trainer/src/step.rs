@@ -37,6 +37,8 @@ pub struct NetSpec {
     pub output: Output,
     /// Sequence length `T` of every batch.
     pub steps: usize,
+    /// The embedding table stays as loaded: no gradient, no update, no optimizer state.
+    pub frozen_embedding: bool,
 }
 
 /// Training targets of one batch.
@@ -82,6 +84,23 @@ impl NetSpec {
             ("head_w", vec![self.output.width(), self.feature_width()]),
             ("head_b", vec![self.output.width()]),
         ]);
+        shapes
+    }
+
+    /// Whether the `index`-th tensor of [`NetSpec::param_shapes`] is updated by training.
+    pub fn is_trained(&self, index: usize) -> bool {
+        let is_embedding = index == 0 && matches!(self.input, InputKind::Embedding { .. });
+        !(is_embedding && self.frozen_embedding)
+    }
+
+    /// [`NetSpec::param_shapes`] without the frozen ones: what the optimizer updates.
+    pub fn trained_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
+        let mut shapes = self.param_shapes();
+        let mut index = 0;
+        shapes.retain(|_| {
+            index += 1;
+            self.is_trained(index - 1)
+        });
         shapes
     }
 
@@ -136,6 +155,7 @@ impl NetSpec {
             head: cfg.head,
             output: cfg.output,
             steps,
+            frozen_embedding: false,
         }
     }
 }
@@ -337,7 +357,7 @@ pub fn build_train_graph(
 ) -> Vec<u8> {
     let mut tape = Tape::new(Graph::new("train"));
     let (params, ids, targets) = declare_inputs(&mut tape, spec);
-    let param_shapes = spec.param_shapes();
+    let param_shapes = spec.trained_shapes();
     let state_shapes = optimizer.state_shapes(&param_shapes);
     let state: Vec<Value> = state_shapes
         .iter()
@@ -352,9 +372,23 @@ pub fn build_train_graph(
     if let Some(lookup) = &lookup {
         wrt[0] = &lookup.rows;
     }
+    let mut index = 0;
+    wrt.retain(|_| {
+        index += 1;
+        spec.is_trained(index - 1)
+    });
+    let trained: Vec<Value> = params
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| spec.is_trained(*i))
+        .map(|(_, v)| v.clone())
+        .collect();
     let (mut g, dense) = tape.gradients(&loss_v, &wrt);
     let mut grads: Vec<Grad> = dense.into_iter().map(Grad::Dense).collect();
-    if let (Some(lookup), InputKind::Embedding { dim, .. }) = (&lookup, spec.input) {
+    let table_trained = lookup.is_some() && spec.is_trained(0);
+    if let (true, Some(lookup), InputKind::Embedding { dim, .. }) =
+        (table_trained, &lookup, spec.input)
+    {
         let flat_ids = g.const_i64(&[1], &[-1]);
         let ids = g.op("Reshape", &[&lookup.ids, &flat_ids], vec![]);
         let flat_rows = g.const_i64(&[2], &[-1, dim as i64]);
@@ -364,7 +398,7 @@ pub fn build_train_graph(
         let rows = g.op("Reshape", &[d_rows, &flat_rows], vec![]);
         grads[0] = Grad::Rows { ids, rows };
     }
-    let (new_params, new_state) = optimizer.emit(&mut g, &params, &grads, &state);
+    let (new_params, new_state) = optimizer.emit(&mut g, &trained, &grads, &state);
     for ((name, dims), v) in param_shapes.iter().zip(&new_params) {
         g.output(v, &names::next(name), Elem::F32, &fixed(dims));
     }
@@ -472,7 +506,7 @@ impl TrainSession {
         // Loads the library before the first tensor is made.
         ort_env::init()?;
         let param_shapes = spec.param_shapes();
-        let state_shapes = optimizer.state_shapes(&param_shapes);
+        let state_shapes = optimizer.state_shapes(&spec.trained_shapes());
         let named = params.named();
         ensure!(
             named.len() == param_shapes.len(),
@@ -610,17 +644,22 @@ impl TrainSession {
             out.remove(names::next(name))
                 .with_context(|| format!("the training graph did not return {name}"))
         };
-        let params = self
+        let updated = self
             .param_shapes
             .iter()
-            .map(|(name, _)| take(name))
+            .enumerate()
+            .map(|(index, (name, _))| self.spec.is_trained(index).then(|| take(name)).transpose())
             .collect::<Result<Vec<_>>>()?;
         let state = self
             .state_shapes
             .iter()
             .map(|(name, _)| take(name))
             .collect::<Result<Vec<_>>>()?;
-        self.params = params;
+        for (param, next) in self.params.iter_mut().zip(updated) {
+            if let Some(next) = next {
+                *param = next;
+            }
+        }
         self.state = state;
         Ok(stats)
     }
@@ -842,6 +881,7 @@ mod gradient_checks {
             head,
             output,
             steps: 5,
+            frozen_embedding: false,
         }
     }
 

@@ -202,6 +202,8 @@ pub struct TrainOptions {
     /// Intra-op threads (0: ONNX Runtime decides).
     pub threads: usize,
     pub recurrence: Recurrence,
+    /// Keep a word model's embedding table as loaded (see [`NetSpec::frozen_embedding`]).
+    pub freeze_embedding: bool,
     /// Written after every epoch; with `resume`, read first if it exists.
     pub checkpoint: Option<PathBuf>,
     pub resume: bool,
@@ -296,7 +298,10 @@ pub fn train(
         ),
         None => (initial, None, Vec::new(), 0),
     };
-    let spec = NetSpec::new(model, train_data.steps);
+    let spec = NetSpec {
+        frozen_embedding: options.freeze_embedding,
+        ..NetSpec::new(model, train_data.steps)
+    };
     let with_dropout = model.dropout > 0.0;
     let mut session = TrainSession::new(
         spec,
@@ -508,6 +513,7 @@ mod tests {
             device: Device::Cpu,
             threads: 1,
             recurrence: Recurrence::Scan,
+            freeze_embedding: false,
             checkpoint,
             resume,
             progress: false,
@@ -585,8 +591,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn word_model_learns_through_the_row_sparse_embedding_update() {
+    /// A word model over 10 words (ids 0..12 with PAD and UNK) and data whose label is 1
+    /// when the first word is id 2 or 3.
+    fn word_task() -> (ModelConfig, Dataset) {
         let words = 10u32;
         let offsets: Vec<u8> = (0..=words).flat_map(|i| i.to_le_bytes()).collect();
         let cfg = ModelConfig {
@@ -599,11 +606,16 @@ mod tests {
         };
         let mut rng = ChaCha8Rng::seed_from_u64(8);
         let ids: Vec<u16> = (0..256 * STEPS).map(|_| rng.random_range(0..12)).collect();
-        // Label 1 when the first word is id 2 or 3.
         let labels = (0..256)
             .map(|r| ((2..4).contains(&ids[r * STEPS])) as u8 as f32)
             .collect();
         let set = Dataset::new(ids, STEPS, DatasetTargets::Binary(labels)).unwrap();
+        (cfg, set)
+    }
+
+    #[test]
+    fn word_model_learns_through_the_row_sparse_embedding_update() {
+        let (cfg, set) = word_task();
         let initial = Params::init(&cfg, 5);
         let run = train(&cfg, initial.clone(), &set, None, &options(8, None, false)).unwrap();
         let (first, last) = (&run.history[0], run.history.last().unwrap());
@@ -622,6 +634,39 @@ mod tests {
                 "embedding row {row} never moved"
             );
         }
+    }
+
+    #[test]
+    fn a_frozen_embedding_keeps_its_values_while_the_rest_learns() {
+        let (cfg, set) = word_task();
+        let mut initial = Params::init(&cfg, 5);
+        // Vectors far enough apart to tell words by, as pretrained ones would be.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for v in &mut initial.embedding.as_mut().unwrap().data {
+            *v = rng.random_range(-1.0..1.0);
+        }
+        let frozen = TrainOptions {
+            freeze_embedding: true,
+            ..options(8, None, false)
+        };
+        let run = train(&cfg, initial.clone(), &set, None, &frozen).unwrap();
+        assert_eq!(
+            run.params.embedding, initial.embedding,
+            "the frozen table changed"
+        );
+        assert_ne!(run.params.w, initial.w);
+        assert_ne!(run.params.head_w, initial.head_w);
+        let (first, last) = (&run.history[0], run.history.last().unwrap());
+        assert!(
+            last.train_loss < 0.8 * first.train_loss,
+            "{first:?} -> {last:?}"
+        );
+        // RMSprop keeps one mean square per trained tensor: the table has none.
+        let unfrozen = train(&cfg, initial, &set, None, &options(1, None, false)).unwrap();
+        assert_eq!(
+            run.optimizer_state.len() + 1,
+            unfrozen.optimizer_state.len()
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod corpus;
 pub mod encode;
 pub mod reviews;
 pub mod vectors;
+pub mod word2vec;
 
 #[cfg(test)]
 mod bundled;
@@ -21,6 +22,7 @@ pub use corpus::{read_corpus, CharSet, CharWindows};
 pub use encode::{build_word_vocab, encode_chars, encode_words, Encoded, LengthStats, WordVocab};
 pub use reviews::{load_reviews, Review};
 pub use vectors::{load_vectors, Embedding, MissingRows, VectorFormat};
+pub use word2vec::{train_word2vec, Word2VecConfig, Word2VecReport};
 
 /// Shuffles `items` in place: the same seed gives the same order on every platform
 /// (ChaCha8 with rand's portable index sampling).
