@@ -8,8 +8,9 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output};
-use ort::session::{Session, SessionInputValue};
-use ort::value::{DynValue, Tensor as OrtTensor};
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{IoBinding, Session, SessionInputValue};
+use ort::value::{DynTensor, DynTensorValueType, DynValue, Tensor as OrtTensor};
 
 use crate::autodiff::{GatherGrad, Tape};
 use crate::bptt::Recurrence;
@@ -468,25 +469,60 @@ pub struct BatchStats {
 
 /// The training and evaluation sessions of one model, holding the parameters
 /// and optimizer state as ONNX Runtime values between steps: each step's
-/// outputs are the next step's inputs, never copied through Rust vectors.
+/// outputs are the next step's inputs, never copied through Rust vectors. The
+/// step runs through an [`IoBinding`] whose parameter and state outputs are
+/// allocated in the device's memory, so on CUDA they stay on the GPU and only
+/// the batch (ids, targets, mask) and the two scalars cross to and from the host.
 pub struct TrainSession {
     spec: NetSpec,
     dropout: bool,
     train: Session,
     eval: Session,
+    binding: IoBinding,
+    device: Device,
     param_shapes: Vec<(&'static str, Vec<usize>)>,
     state_shapes: Vec<(String, Vec<usize>)>,
-    params: Vec<DynValue>,
-    state: Vec<DynValue>,
+    params: Vec<DynTensor>,
+    state: Vec<DynTensor>,
 }
 
 fn to_ort(dims: &[usize], data: &[f32]) -> Result<DynValue> {
     Ok(OrtTensor::from_array((dims.to_vec(), data.to_vec()))?.into_dyn())
 }
 
-fn from_ort(value: &DynValue, dims: &[usize]) -> Result<Tensor> {
-    let (_, data) = value.try_extract_tensor::<f32>()?;
-    Tensor::new(dims, data.to_vec())
+/// A tensor in `device`'s memory, holding `data`.
+fn to_device(dims: &[usize], data: &[f32], device: Device) -> Result<DynTensor> {
+    let host = OrtTensor::from_array((dims.to_vec(), data.to_vec()))?.upcast();
+    Ok(match device {
+        Device::Cpu => host,
+        Device::Cuda { device_id } => host
+            .to(AllocationDevice::CUDA, device_id)
+            .with_context(|| format!("copying a {dims:?} tensor to cuda:{device_id}"))?,
+    })
+}
+
+/// Where the step's parameter and state outputs are allocated.
+fn device_memory(device: Device) -> Result<MemoryInfo<'static>> {
+    Ok(match device {
+        Device::Cpu => MemoryInfo::default(),
+        Device::Cuda { device_id } => MemoryInfo::new(
+            AllocationDevice::CUDA,
+            device_id,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )?,
+    })
+}
+
+/// A host copy of a tensor that may live in device memory.
+fn from_ort(value: &DynTensor, dims: &[usize]) -> Result<Tensor> {
+    let data = if value.memory_info().is_cpu_accessible() {
+        value.try_extract_tensor::<f32>()?.1.to_vec()
+    } else {
+        let host = value.to(AllocationDevice::CPU, 0)?;
+        host.try_extract_tensor::<f32>()?.1.to_vec()
+    };
+    Tensor::new(dims, data)
 }
 
 impl TrainSession {
@@ -521,7 +557,7 @@ impl TrainSession {
                 "parameter {name} has shape {:?}, the model needs {want_name} {dims:?}",
                 tensor.dims
             );
-            param_values.push(to_ort(dims, &tensor.data)?);
+            param_values.push(to_device(dims, &tensor.data, device)?);
         }
         let mut state_values = Vec::new();
         match optimizer_state {
@@ -539,13 +575,13 @@ impl TrainSession {
                         "optimizer state {name} has shape {:?}, expected {dims:?}",
                         t.dims
                     );
-                    state_values.push(to_ort(dims, &t.data)?);
+                    state_values.push(to_device(dims, &t.data, device)?);
                 }
             }
             None => {
                 for (_, dims) in &state_shapes {
                     let zeros = vec![0.0; dims.iter().product()];
-                    state_values.push(to_ort(dims, &zeros)?);
+                    state_values.push(to_device(dims, &zeros, device)?);
                 }
             }
         }
@@ -554,11 +590,14 @@ impl TrainSession {
             .context("loading the training graph")?;
         let eval = ort_env::session_from_bytes(&build_eval_graph(&spec, how), device, threads)
             .context("loading the evaluation graph")?;
+        let binding = train.create_binding()?;
         Ok(TrainSession {
             spec,
             dropout,
             train,
             eval,
+            binding,
+            device,
             param_shapes,
             state_shapes,
             params: param_values,
@@ -570,7 +609,7 @@ impl TrainSession {
         &self.spec
     }
 
-    fn batch_inputs(&self, batch: &Batch) -> Result<Vec<(String, SessionInputValue<'static>)>> {
+    fn batch_inputs(&self, batch: &Batch) -> Result<Vec<(&'static str, DynValue)>> {
         let rows = batch.rows();
         ensure!(
             batch.ids.len() == rows * self.spec.steps,
@@ -592,8 +631,8 @@ impl TrainSession {
             ),
         };
         Ok(vec![
-            (names::IDS.into(), ids.into_dyn().into()),
-            (names::TARGETS.into(), targets.into()),
+            (names::IDS, ids.into_dyn()),
+            (names::TARGETS, targets),
         ])
     }
 
@@ -619,30 +658,50 @@ impl TrainSession {
                     "dropout mask holds {} values, expected {dims:?}",
                     mask.len()
                 );
-                feed.push((names::MASK.into(), to_ort(&dims, mask)?.into()));
+                feed.push((names::MASK, to_ort(&dims, mask)?));
             }
             (true, None) => bail!("this model trains with dropout: the batch needs a mask"),
             (false, Some(_)) => bail!("this model has no dropout, but the batch has a mask"),
             (false, None) => {}
         }
-        let mut inputs: Vec<(String, SessionInputValue)> = feed;
-        for ((name, _), v) in self.param_shapes.iter().zip(&self.params) {
-            inputs.push((name.to_string(), v.into()));
+        let memory = device_memory(self.device)?;
+        let host = MemoryInfo::default();
+        // Rebound every step: a bound output that is already allocated would be
+        // written in place, over this step's inputs.
+        let binding = &mut self.binding;
+        binding.clear();
+        for (name, value) in &feed {
+            binding.bind_input(*name, value)?;
         }
-        for ((name, _), v) in self.state_shapes.iter().zip(&self.state) {
-            inputs.push((name.clone(), v.into()));
+        for ((name, _), value) in self.param_shapes.iter().zip(&self.params) {
+            binding.bind_input(*name, value)?;
         }
+        for ((name, _), value) in self.state_shapes.iter().zip(&self.state) {
+            binding.bind_input(name.as_str(), value)?;
+        }
+        for (index, (name, _)) in self.param_shapes.iter().enumerate() {
+            if self.spec.is_trained(index) {
+                binding.bind_output_to_device(names::next(name), &memory)?;
+            }
+        }
+        for (name, _) in &self.state_shapes {
+            binding.bind_output_to_device(names::next(name), &memory)?;
+        }
+        binding.bind_output_to_device(names::LOSS, &host)?;
+        binding.bind_output_to_device(names::CORRECT, &host)?;
         let mut out = self
             .train
-            .run(inputs)
+            .run_binding(&self.binding)
             .context("running the training step")?;
         let stats = Self::stats(&out, batch.rows())?;
         if !stats.loss.is_finite() {
             bail!("the training loss became {} (not finite)", stats.loss);
         }
-        let mut take = |name: &str| {
-            out.remove(names::next(name))
-                .with_context(|| format!("the training graph did not return {name}"))
+        let mut take = |name: &str| -> Result<DynTensor> {
+            let value = out
+                .remove(names::next(name))
+                .with_context(|| format!("the training graph did not return {name}"))?;
+            Ok(value.downcast::<DynTensorValueType>()?)
         };
         let updated = self
             .param_shapes
@@ -655,6 +714,9 @@ impl TrainSession {
             .iter()
             .map(|(name, _)| take(name))
             .collect::<Result<Vec<_>>>()?;
+        drop(out);
+        // The binding would otherwise keep last step's tensors alive beside the new ones.
+        self.binding.clear();
         for (param, next) in self.params.iter_mut().zip(updated) {
             if let Some(next) = next {
                 *param = next;
@@ -666,7 +728,11 @@ impl TrainSession {
 
     /// Loss and correct count on `batch` with the current parameters, no dropout.
     pub fn evaluate(&mut self, batch: &Batch) -> Result<BatchStats> {
-        let mut inputs = self.batch_inputs(batch)?;
+        let mut inputs: Vec<(String, SessionInputValue)> = self
+            .batch_inputs(batch)?
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.into()))
+            .collect();
         for ((name, _), v) in self.param_shapes.iter().zip(&self.params) {
             inputs.push((name.to_string(), v.into()));
         }
