@@ -397,31 +397,36 @@ fn train_rejects_bad_input_with_the_fix() {
     );
     assert!(err.contains("--epochs"), "{err}");
     let reviews = data("imdb-sample/train.jsonl.gz");
-    let err = failure(
-        cli()
-            .args(["train", "--preset", "w", "--freeze-embedding", "--train"])
-            .arg(&reviews)
-            .arg("--out")
-            .arg(&out),
-    );
-    assert!(err.contains("--word-vectors FILE or --word2vec N"), "{err}");
-    let err = failure(
-        cli()
-            .args(["train", "--preset", "w", "--word2vec", "2"])
-            .args(["--word-vectors", "v.txt", "--train"])
-            .arg(&reviews)
-            .arg("--out")
-            .arg(&out),
-    );
-    assert!(err.contains("give one of the two"), "{err}");
-    let err = failure(
-        cli()
-            .args(["train", "--preset", "c", "--word2vec", "2", "--train"])
-            .arg(&reviews)
-            .arg("--out")
-            .arg(&out),
-    );
-    assert!(err.contains("preset w"), "{err}");
+    let embedding_misuse: [(&[&str], &str); 3] = [
+        (
+            &["--preset", "w", "--freeze-embedding"],
+            "--word-vectors FILE or --word2vec N",
+        ),
+        (
+            &[
+                "--preset",
+                "w",
+                "--word2vec",
+                "2",
+                "--word-vectors",
+                "v.txt",
+            ],
+            "give one of the two",
+        ),
+        (&["--preset", "c", "--word2vec", "2"], "preset w"),
+    ];
+    for (flags, expected) in embedding_misuse {
+        let err = failure(
+            cli()
+                .arg("train")
+                .args(flags)
+                .arg("--train")
+                .arg(&reviews)
+                .arg("--out")
+                .arg(&out),
+        );
+        assert!(err.contains(expected), "{flags:?}: {err}");
+    }
     let err = failure(cli().args(["train", "--preset", "x", "--out"]).arg(&out));
     assert!(err.contains("invalid value 'x'"), "{err}");
 }

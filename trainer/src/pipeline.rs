@@ -70,7 +70,7 @@ pub struct TrainJob {
     /// Word vocabulary size (word input only).
     pub vocab_size: usize,
     pub data: DataSource,
-    /// word2vec / GloVe file whose vectors initialise the (fine-tuned) embedding.
+    /// word2vec / GloVe file whose vectors initialise the embedding.
     pub word_vectors: Option<PathBuf>,
     /// Passes of skip-gram word2vec over the training reviews that initialise the
     /// embedding instead (word input only; `None` keeps a random start).
@@ -313,6 +313,36 @@ fn optimizer_config(hyper: &Hyperparams) -> OptimizerConfig {
     }
 }
 
+/// The rows of a word2vec / GloVe file for the vocabulary's words; words it lacks
+/// start random.
+fn file_embedding(
+    path: &Path,
+    vocab: &lstm_edge_runtime::tokenize::Vocab<'_>,
+    hp: &Hyperparams,
+    progress: bool,
+) -> Result<Vec<f32>> {
+    let embedding = load_vectors(
+        path,
+        vocab,
+        MissingRows::Random {
+            scale: 0.05,
+            seed: hp.seed,
+        },
+    )?;
+    ensure!(
+        embedding.dim == hp.embed_dim,
+        "{} has {}-dimensional vectors but the model's embedding is {} wide: pass --embed-dim {}",
+        path.display(),
+        embedding.dim,
+        hp.embed_dim,
+        embedding.dim
+    );
+    if progress {
+        eprintln!("{embedding}");
+    }
+    Ok(embedding.values)
+}
+
 /// Skip-gram vectors trained on the full text of the training reviews (never the
 /// validation or test reviews), one row per vocabulary id.
 fn word2vec_embedding(
@@ -460,12 +490,12 @@ fn prepare_reviews(
                 train_reviews.iter().map(|r| r.text.as_slice()),
                 job.vocab_size,
             )?;
-            if let Some(epochs) = job.word2vec_epochs {
-                ensure!(
-                    job.word_vectors.is_none(),
+            pretrained = match (&job.word_vectors, job.word2vec_epochs) {
+                (Some(_), Some(_)) => bail!(
                     "the embedding can start from word2vec training or from a vectors file, not both"
-                );
-                pretrained = Some(word2vec_embedding(
+                ),
+                (Some(path), None) => Some(file_embedding(path, &vocab.vocab()?, hp, job.progress)?),
+                (None, Some(epochs)) => Some(word2vec_embedding(
                     &train_reviews,
                     &vocab.vocab()?,
                     &Word2VecConfig {
@@ -475,8 +505,9 @@ fn prepare_reviews(
                         ..Word2VecConfig::default()
                     },
                     job.progress,
-                )?);
-            }
+                )?),
+                (None, None) => None,
+            };
             let input = InputConfig::Words {
                 strings: vocab.strings().to_vec(),
                 offsets: vocab.offsets().to_vec(),
@@ -517,39 +548,6 @@ fn prepare_reviews(
     let val_enc = encode(&val_reviews)?;
     let test_enc = encode(&test_reviews)?;
     let mut params = Params::init(&cfg, hp.seed);
-    if let (
-        Some(path),
-        InputConfig::Words {
-            strings, offsets, ..
-        },
-    ) = (&job.word_vectors, &cfg.input)
-    {
-        let vocab = lstm_edge_runtime::tokenize::Vocab::new(strings, offsets)?;
-        let embedding = load_vectors(
-            path,
-            &vocab,
-            MissingRows::Random {
-                scale: 0.05,
-                seed: hp.seed,
-            },
-        )?;
-        ensure!(
-            embedding.dim == hp.embed_dim,
-            "{} has {}-dimensional vectors but the model's embedding is {} wide: pass --embed-dim {}",
-            path.display(),
-            embedding.dim,
-            hp.embed_dim,
-            embedding.dim
-        );
-        if job.progress {
-            eprintln!("{embedding}");
-        }
-        let table = params
-            .embedding
-            .as_mut()
-            .context("word model without embedding")?;
-        table.data = embedding.values;
-    }
     if let Some(values) = pretrained {
         params
             .embedding

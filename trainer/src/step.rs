@@ -94,15 +94,19 @@ impl NetSpec {
         !(is_embedding && self.frozen_embedding)
     }
 
+    /// The entries of `items` (one per [`NetSpec::param_shapes`] tensor) that training updates.
+    pub fn trained<T: Clone>(&self, items: &[T]) -> Vec<T> {
+        items
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| self.is_trained(*index))
+            .map(|(_, item)| item.clone())
+            .collect()
+    }
+
     /// [`NetSpec::param_shapes`] without the frozen ones: what the optimizer updates.
     pub fn trained_shapes(&self) -> Vec<(&'static str, Vec<usize>)> {
-        let mut shapes = self.param_shapes();
-        let mut index = 0;
-        shapes.retain(|_| {
-            index += 1;
-            self.is_trained(index - 1)
-        });
-        shapes
+        self.trained(&self.param_shapes())
     }
 
     /// Parameters from tensors in [`NetSpec::param_shapes`] order.
@@ -366,6 +370,8 @@ pub fn build_train_graph(
         .collect();
     let mask = dropout.then(|| tape.graph().input(names::MASK, Elem::F32, &mask_dims(spec)));
     let (logits, lookup) = forward_with(&mut tape, spec, &params, &ids, mask.as_ref(), how, true);
+    // A frozen table needs no gradient, not even of its looked-up rows.
+    let lookup = lookup.filter(|_| spec.is_trained(0));
     let loss_v = loss(&mut tape, spec, &logits, &targets);
     let correct_v = correct(&mut tape, spec, &logits, &targets);
     // A word model's table gets its gradient as the looked-up rows' gradients.
@@ -373,23 +379,11 @@ pub fn build_train_graph(
     if let Some(lookup) = &lookup {
         wrt[0] = &lookup.rows;
     }
-    let mut index = 0;
-    wrt.retain(|_| {
-        index += 1;
-        spec.is_trained(index - 1)
-    });
-    let trained: Vec<Value> = params
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| spec.is_trained(*i))
-        .map(|(_, v)| v.clone())
-        .collect();
+    let wrt = spec.trained(&wrt);
+    let trained = spec.trained(&params);
     let (mut g, dense) = tape.gradients(&loss_v, &wrt);
     let mut grads: Vec<Grad> = dense.into_iter().map(Grad::Dense).collect();
-    let table_trained = lookup.is_some() && spec.is_trained(0);
-    if let (true, Some(lookup), InputKind::Embedding { dim, .. }) =
-        (table_trained, &lookup, spec.input)
-    {
+    if let (Some(lookup), InputKind::Embedding { dim, .. }) = (&lookup, spec.input) {
         let flat_ids = g.const_i64(&[1], &[-1]);
         let ids = g.op("Reshape", &[&lookup.ids, &flat_ids], vec![]);
         let flat_rows = g.const_i64(&[2], &[-1, dim as i64]);
@@ -479,7 +473,8 @@ pub struct TrainSession {
     train: Session,
     eval: Session,
     binding: IoBinding,
-    device: Device,
+    /// Where the step allocates its parameter and state outputs.
+    device_memory: MemoryInfo<'static>,
     param_shapes: Vec<(&'static str, Vec<usize>)>,
     state_shapes: Vec<(String, Vec<usize>)>,
     params: Vec<DynTensor>,
@@ -501,7 +496,7 @@ fn to_device(dims: &[usize], data: &[f32], device: Device) -> Result<DynTensor> 
     })
 }
 
-/// Where the step's parameter and state outputs are allocated.
+/// The memory of `device`.
 fn device_memory(device: Device) -> Result<MemoryInfo<'static>> {
     Ok(match device {
         Device::Cpu => MemoryInfo::default(),
@@ -597,7 +592,7 @@ impl TrainSession {
             train,
             eval,
             binding,
-            device,
+            device_memory: device_memory(device)?,
             param_shapes,
             state_shapes,
             params: param_values,
@@ -664,7 +659,6 @@ impl TrainSession {
             (false, Some(_)) => bail!("this model has no dropout, but the batch has a mask"),
             (false, None) => {}
         }
-        let memory = device_memory(self.device)?;
         let host = MemoryInfo::default();
         // Rebound every step: a bound output that is already allocated would be
         // written in place, over this step's inputs.
@@ -681,11 +675,11 @@ impl TrainSession {
         }
         for (index, (name, _)) in self.param_shapes.iter().enumerate() {
             if self.spec.is_trained(index) {
-                binding.bind_output_to_device(names::next(name), &memory)?;
+                binding.bind_output_to_device(names::next(name), &self.device_memory)?;
             }
         }
         for (name, _) in &self.state_shapes {
-            binding.bind_output_to_device(names::next(name), &memory)?;
+            binding.bind_output_to_device(names::next(name), &self.device_memory)?;
         }
         binding.bind_output_to_device(names::LOSS, &host)?;
         binding.bind_output_to_device(names::CORRECT, &host)?;

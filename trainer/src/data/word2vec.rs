@@ -40,12 +40,11 @@ impl Default for Word2VecConfig {
     }
 }
 
-/// What training saw, for the progress line and the model card.
+/// What training saw, for the progress line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Word2VecReport {
-    /// Tokens in the sentences, and the (word, context) pairs trained per epoch on average.
+    /// Known words in the sentences (before subsampling).
     pub tokens: u64,
-    pub pairs_per_epoch: u64,
     /// Rows that got a trained vector (words that occur at least once).
     pub trained_rows: usize,
 }
@@ -100,7 +99,6 @@ pub fn train_word2vec(
 
     let total = tokens * cfg.epochs as u64;
     let mut seen = 0u64;
-    let mut pairs = 0u64;
     let mut grad = vec![0.0f32; dim];
     let mut kept = Vec::new();
     for _ in 0..cfg.epochs {
@@ -123,7 +121,6 @@ pub fn train_word2vec(
                     if ctx_pos == pos {
                         continue;
                     }
-                    pairs += 1;
                     let ctx = usize::from(context) * dim;
                     grad.fill(0.0);
                     for k in 0..=cfg.negatives {
@@ -165,7 +162,6 @@ pub fn train_word2vec(
     }
     let report = Word2VecReport {
         tokens,
-        pairs_per_epoch: pairs / cfg.epochs as u64,
         trained_rows: trained.len(),
     };
     Ok((input, report))
