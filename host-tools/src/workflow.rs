@@ -165,6 +165,10 @@ pub struct TrainArgs {
     /// Continue from the output directory's checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Also write the encoded training and validation sets as NumPy arrays
+    /// (OUT/arrays/*.npy, meta.json), to train the same sequences elsewhere.
+    #[arg(long)]
+    pub write_arrays: bool,
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,
@@ -279,6 +283,7 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     job.device = args.device;
     job.threads = args.threads;
     job.resume = args.resume;
+    job.write_arrays = args.write_arrays;
     job.progress = !args.quiet;
     job.command = command;
     Ok(job)

@@ -188,6 +188,44 @@ fn generator_trains_evaluates_and_verifies() {
     );
 }
 
+/// `--write-arrays` output: `.npy` shapes, ids within the vocabulary, 0/1 labels.
+fn check_written_arrays(dir: &Path, train: usize, validation: usize, steps: usize, rows: u16) {
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["vocab_rows"], rows);
+    assert_eq!(meta["steps"], steps);
+    for (name, count) in [("train", train), ("validation", validation)] {
+        let npy = |file: &str| {
+            let bytes = std::fs::read(dir.join(format!("{name}_{file}.npy"))).unwrap();
+            assert_eq!(&bytes[..6], b"\x93NUMPY");
+            let start = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+            let header = String::from_utf8_lossy(&bytes[10..start]).into_owned();
+            (header, bytes[start..].to_vec())
+        };
+        let (header, ids) = npy("ids");
+        assert!(
+            header.contains("'<u2'") && header.contains(&format!("({count}, {steps})")),
+            "{header}"
+        );
+        assert_eq!(ids.len(), count * steps * 2);
+        assert!(ids
+            .chunks(2)
+            .all(|id| u16::from_le_bytes([id[0], id[1]]) < rows));
+        let (header, labels) = npy("targets");
+        assert!(
+            header.contains("'<f4'") && header.contains(&format!("({count},)")),
+            "{header}"
+        );
+        let labels: Vec<f32> = labels
+            .chunks(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert_eq!(labels.len(), count);
+        assert!(labels.iter().all(|&l| l == 0.0 || l == 1.0));
+        assert!(labels.contains(&0.0) && labels.contains(&1.0));
+    }
+}
+
 #[test]
 fn word_sentiment_trains_evaluates_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,6 +258,7 @@ fn word_sentiment_trains_evaluates_and_verifies() {
             "1",
             "--calibration",
             "32",
+            "--write-arrays",
             "--out",
             arg(&model),
         ])
@@ -236,6 +275,7 @@ fn word_sentiment_trains_evaluates_and_verifies() {
     assert_eq!(card["data"]["validation_samples"], 120);
     assert_eq!(card["data"]["test_samples"], 200);
     assert_eq!(card["tokenizer"]["vocab_size"], 800);
+    check_written_arrays(&model.join("arrays"), 480, 120, 60, 802);
     let int_size = std::fs::metadata(model.join("model.blob")).unwrap().len();
     assert_eq!(card["files"]["int_blob"].as_u64().unwrap(), int_size);
 

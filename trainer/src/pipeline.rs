@@ -42,6 +42,8 @@ pub const CARD_FILE: &str = "card.json";
 pub const CHECKPOINT_FILE: &str = "checkpoint.ckpt";
 pub const CURVES_FILE: &str = "curves.png";
 pub const QUANT_ERROR_FILE: &str = "quant-error.png";
+/// Folder of the `.npy` arrays written with [`TrainJob::write_arrays`].
+pub const ARRAYS_DIR: &str = "arrays";
 
 /// Share of a corpus' windows held out for evaluation (the last ones, never trained on).
 pub const CORPUS_HELD_OUT: f64 = 0.1;
@@ -86,6 +88,9 @@ pub struct TrainJob {
     pub out_dir: PathBuf,
     pub resume: bool,
     pub progress: bool,
+    /// Also write the encoded training and validation sets as NumPy arrays
+    /// (`out_dir/arrays`), to train the same sequences in another framework.
+    pub write_arrays: bool,
     /// The command line that rebuilds this model, recorded in the card.
     pub command: String,
 }
@@ -108,6 +113,7 @@ impl TrainJob {
             out_dir,
             resume: false,
             progress: false,
+            write_arrays: false,
             command: String::new(),
         }
     }
@@ -427,6 +433,22 @@ struct Prepared {
     calibration: Vec<Vec<u16>>,
     info: DataInfo,
     lengths: Vec<LengthRecord>,
+}
+
+/// The run's encoded training and validation sets as `.npy` files, with `meta.json`
+/// giving the id range and the padding id.
+fn write_arrays(prepared: &Prepared, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    prepared.train.write_npy(dir, "train")?;
+    if let Some(validation) = &prepared.validation {
+        validation.write_npy(dir, "validation")?;
+    }
+    let meta = serde_json::json!({
+        "vocab_rows": prepared.cfg.vocab_rows(),
+        "pad": prepared.cfg.input.pad_id(),
+        "steps": prepared.train.steps(),
+    });
+    write_file(&dir.join("meta.json"), meta.to_string().as_bytes()).map(|_| ())
 }
 
 fn describe_paths(paths: &[&Path]) -> Vec<String> {
@@ -754,6 +776,9 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     };
     std::fs::create_dir_all(&job.out_dir)
         .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
+    if job.write_arrays {
+        write_arrays(&prepared, &job.out_dir.join(ARRAYS_DIR))?;
+    }
     if job.progress {
         eprintln!(
             "{}: {} training, {} validation, {} test samples; {} parameters",

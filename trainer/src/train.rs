@@ -7,7 +7,7 @@
 //! (on the same device and thread count).
 
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -22,6 +22,7 @@ use crate::bptt::Recurrence;
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::corpus::CharWindows;
 use crate::data::encode::Encoded;
+use crate::data::npy;
 use crate::model::{ModelConfig, Params, Tensor};
 use crate::optim::OptimizerConfig;
 use crate::ort_env::Device;
@@ -97,6 +98,21 @@ impl Dataset {
 
     pub fn steps(&self) -> usize {
         self.steps
+    }
+
+    /// Writes `{name}_ids.npy` (`[rows, steps]` u16) and `{name}_targets.npy` (f32 labels
+    /// or u16 classes) into `dir`.
+    pub fn write_npy(&self, dir: &Path, name: &str) -> Result<()> {
+        npy::write(
+            &dir.join(format!("{name}_ids.npy")),
+            &[self.len(), self.steps],
+            &self.ids,
+        )?;
+        let targets = dir.join(format!("{name}_targets.npy"));
+        match &self.targets {
+            DatasetTargets::Binary(y) => npy::write(&targets, &[y.len()], y),
+            DatasetTargets::Class(y) => npy::write(&targets, &[y.len()], y),
+        }
     }
 
     /// The largest id, for range checks against the vocabulary.

@@ -7,6 +7,7 @@
 
 pub mod corpus;
 pub mod encode;
+pub mod npy;
 pub mod reviews;
 pub mod vectors;
 pub mod word2vec;

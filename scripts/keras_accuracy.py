@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Keras side of the W accuracy comparison (scripts/accuracy-vs-keras.sh).
+
+  keras_accuracy.py ARRAYS_DIR [--seed N] [--epochs 2] [--threads 2]
+
+ARRAYS_DIR is what `lstm-edge train --write-arrays` wrote (OUT/arrays): the
+run's own encoded training and validation reviews. Keras trains the notebook's
+W on exactly those sequences (embedding 300 -> LSTM(50, all steps) -> dropout
+.2 -> flatten -> dense(1) sigmoid, RMSprop lr 0.001, binary cross-entropy,
+batch 32, shuffled every epoch) and prints one JSON line per epoch:
+{"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("arrays")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--embed", type=int, default=300)
+    parser.add_argument("--hidden", type=int, default=50)
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--lr", type=float, default=0.001)
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    keras.utils.set_random_seed(args.seed)
+
+    def load(name):
+        path = os.path.join(args.arrays, name)
+        if not os.path.exists(path):
+            sys.exit(f"error: {path} is missing: run `lstm-edge train ... --write-arrays` first")
+        return np.load(path)
+
+    with open(os.path.join(args.arrays, "meta.json")) as f:
+        meta = json.load(f)
+    x_train = load("train_ids.npy").astype(np.int32)
+    y_train = load("train_targets.npy")
+    x_val = load("validation_ids.npy").astype(np.int32)
+    y_val = load("validation_targets.npy")
+
+    inputs = keras.Input((x_train.shape[1],), dtype="int32")
+    x = layers.Embedding(meta["vocab_rows"], args.embed)(inputs)
+    x = layers.LSTM(args.hidden, return_sequences=True)(x)
+    x = layers.Dropout(args.dropout)(x)
+    x = layers.Flatten()(x)
+    outputs = layers.Dense(1, activation="sigmoid")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=args.lr),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=args.batch,
+        epochs=args.epochs,
+        validation_data=(x_val, y_val),
+        shuffle=True,
+        verbose=0,
+    )
+    for epoch in range(args.epochs):
+        row = {"epoch": epoch + 1}
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            row[key] = round(float(history.history[key][epoch]), 4)
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
