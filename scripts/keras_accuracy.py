@@ -40,13 +40,16 @@ def main():
     tf.config.threading.set_inter_op_parallelism_threads(1)
     keras.utils.set_random_seed(args.seed)
 
-    def load(name):
+    def existing(name):
         path = os.path.join(args.arrays, name)
         if not os.path.exists(path):
             sys.exit(f"error: {path} is missing: run `lstm-edge train ... --write-arrays` first")
-        return np.load(path)
+        return path
 
-    with open(os.path.join(args.arrays, "meta.json")) as f:
+    def load(name):
+        return np.load(existing(name))
+
+    with open(existing("meta.json")) as f:
         meta = json.load(f)
     x_train = load("train_ids.npy").astype(np.int32)
     y_train = load("train_targets.npy")
