@@ -9,8 +9,8 @@
 # bench-training.sh pins, in the git-ignored .bench-venv/) then trains the same
 # layers, optimizer and batch size on exactly those sequences, with the same seed.
 # Prints each side's validation accuracy per epoch and the means over the seeds.
-# TRAIN_ARGS go to lstm-edge only: data options such as --vocab-size or --limit, which
-# reach Keras through the arrays; Keras keeps the notebook's layers and optimizer.
+# TRAIN_ARGS go to lstm-edge (e.g. --vocab-size, --hidden, --epochs); Keras takes the
+# run's sizes and training settings from its card and the vocabulary from the arrays.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,45 +47,38 @@ bin="$root/target/release/lstm-edge"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-results="$work/results.jsonl"
 for seed in $seeds; do
   out="$work/w-$seed"
   echo "seed $seed: lstm-edge" >&2
   "$bin" train --preset w --train "$train" --seed "$seed" --threads "$threads" \
     --write-arrays --quiet --out "$out" "${extra[@]}" >/dev/null
-  python3 -c '
-import json, sys
-card = json.load(open(sys.argv[1]))
-for e in card["history"]:
-    print(json.dumps({"side": "lstm-edge", "seed": int(sys.argv[2]), "epoch": e["epoch"],
-                      "val_accuracy": e["val_accuracy"]}))' "$out/card.json" "$seed" >>"$results"
   echo "seed $seed: Keras" >&2
-  "$venv/bin/python" "$root/scripts/keras_accuracy.py" "$out/arrays" --seed "$seed" \
-    --threads "$threads" 2>"$work/keras.err" | python3 -c '
-import json, sys
-for line in sys.stdin:
-    row = json.loads(line)
-    print(json.dumps({"side": "Keras", "seed": int(sys.argv[1]), "epoch": row["epoch"],
-                      "val_accuracy": row["val_accuracy"]}))' "$seed" >>"$results" || {
+  "$venv/bin/python" "$root/scripts/keras_accuracy.py" "$out/arrays" --card "$out/card.json" \
+    --seed "$seed" --threads "$threads" >"$work/keras-$seed.jsonl" 2>"$work/keras.err" || {
     echo "error: Keras failed; its messages:" >&2
     cat "$work/keras.err" >&2
     exit 1
   }
+  mv "$out/card.json" "$work/card-$seed.json"
   rm -rf "$out"
 done
 
-python3 - "$results" <<'EOF'
+# Each side's per-epoch validation accuracy: the card's history, Keras' JSON lines.
+python3 - "$work" $seeds <<'EOF'
 import json, statistics, sys
-rows = [json.loads(line) for line in open(sys.argv[1])]
-epochs = sorted({r["epoch"] for r in rows})
-seeds = list(dict.fromkeys(r["seed"] for r in rows))
-acc = {(r["side"], r["seed"], r["epoch"]): r["val_accuracy"] for r in rows}
-header = ["seed"] + [f"{side} ep{e}" for side in ("lstm-edge", "Keras") for e in epochs]
-print(" | ".join(header))
+work, seeds = sys.argv[1], sys.argv[2:]
+acc = {}
 for seed in seeds:
-    cells = [str(seed)] + [f"{acc[(side, seed, e)]:.4f}" for side in ("lstm-edge", "Keras") for e in epochs]
-    print(" | ".join(cells))
-means = ["mean"] + [f"{statistics.mean(acc[(side, s, e)] for s in seeds):.4f}"
-                    for side in ("lstm-edge", "Keras") for e in epochs]
-print(" | ".join(means))
+    for e in json.load(open(f"{work}/card-{seed}.json"))["history"]:
+        acc[("lstm-edge", seed, e["epoch"])] = e["val_accuracy"]
+    for line in open(f"{work}/keras-{seed}.jsonl"):
+        row = json.loads(line)
+        acc[("Keras", seed, row["epoch"])] = row["val_accuracy"]
+epochs = sorted({epoch for _, _, epoch in acc})
+columns = [(side, e) for side in ("lstm-edge", "Keras") for e in epochs]
+print(" | ".join(["seed"] + [f"{side} ep{e}" for side, e in columns]))
+for seed in seeds:
+    print(" | ".join([seed] + [f"{acc[(side, seed, e)]:.4f}" for side, e in columns]))
+print(" | ".join(["mean"] + [f"{statistics.mean(acc[(side, s, e)] for s in seeds):.4f}"
+                             for side, e in columns]))
 EOF

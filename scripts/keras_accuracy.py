@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Keras side of the W accuracy comparison (scripts/accuracy-vs-keras.sh).
 
-  keras_accuracy.py ARRAYS_DIR [--seed N] [--epochs 2] [--threads 2]
+  keras_accuracy.py ARRAYS_DIR [--card OUT/card.json] [--seed N] [--threads 2]
 
 ARRAYS_DIR is what `lstm-edge train --write-arrays` wrote (OUT/arrays): the
 run's own encoded training and validation reviews. Keras trains the notebook's
 W on exactly those sequences (embedding 300 -> LSTM(50, all steps) -> dropout
 .2 -> flatten -> dense(1) sigmoid, RMSprop lr 0.001, binary cross-entropy,
-batch 32, shuffled every epoch) and prints one JSON line per epoch:
-{"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}.
+batch 32, 2 epochs, shuffled every epoch) and prints one JSON line per epoch:
+{"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}. With --card, the
+sizes, dropout, learning rate, batch and epochs are that run's instead.
 """
 
 import argparse
@@ -28,7 +29,17 @@ def main():
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--lr", type=float, default=0.001)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--card", help="the lstm-edge run's card.json: train its hyperparameters")
     args = parser.parse_args()
+    if args.card:
+        with open(args.card) as f:
+            hp = json.load(f)["hyperparameters"]
+        shape = (hp["cell"], hp["head"], hp["optimizer"])
+        if shape != ("Lstm", "Flatten", "RmsProp"):
+            sys.exit(f"error: {args.card} trained {shape}; this script builds W's LSTM, "
+                     "flatten head and RMSprop only")
+        args.embed, args.hidden, args.dropout = hp["embed_dim"], hp["hidden"], hp["dropout"]
+        args.lr, args.batch, args.epochs = hp["learning_rate"], hp["batch_size"], hp["epochs"]
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
