@@ -333,57 +333,166 @@ impl Tail {
     }
 }
 
-/// LSTM (`G == 4`): one 16-byte run of a unit's block holds four columns of
-/// each gate, so `vpmovsxbw` of it times `h[4k..4k + 4]` repeated four times
-/// gives, after `vpmaddwd`, two i32 lanes per gate.
-#[target_feature(enable = "avx2")]
-fn sums_g4<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
-    let (groups, _) = h.as_chunks::<4>();
-    let mut broadcast = [_mm256_setzero_si256(); MAX_HIDDEN / 4];
-    for (slot, q) in broadcast.iter_mut().zip(groups) {
-        *slot = _mm256_set1_epi64x(pack4(q));
-    }
-    let hb = broadcast.get(..groups.len()).unwrap_or(&[]);
-    let tail = Tail::new::<G>(hidden, h);
-    let block = G * hidden;
-    let mut lanes = [0i32; 4 * UNITS_G4];
-    let mut outs = out.chunks_exact_mut(UNITS_G4);
-    let mut first = 0;
-    for outs in &mut outs {
-        let acc = accumulate_g4::<UNITS_G4>(
-            r,
-            first,
-            block,
-            hb,
-            tail.as_ref(),
-            0,
-            [_mm256_setzero_si256(); UNITS_G4],
-        );
-        fold_g4(&acc, &mut lanes);
-        for (u, (o, l)) in outs.iter_mut().zip(lanes.chunks_exact(4)).enumerate() {
-            let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
-            write_unit(o, l, scalar);
+/// `h[4k..4k + 4]` repeated over a 256-bit register, one per column group:
+/// the `h` side of [`sums_g4`] and [`sums_g4_wide`].
+struct G4Operands {
+    broadcast: [__m256i; MAX_HIDDEN / 4],
+    len: usize,
+}
+
+impl G4Operands {
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn new(h: &[i16]) -> Self {
+        let (groups, _) = h.as_chunks::<4>();
+        let mut broadcast = [_mm256_setzero_si256(); MAX_HIDDEN / 4];
+        for (slot, q) in broadcast.iter_mut().zip(groups) {
+            *slot = _mm256_set1_epi64x(pack4(q));
         }
-        first += UNITS_G4;
+        G4Operands {
+            broadcast,
+            len: groups.len(),
+        }
     }
-    for o in outs.into_remainder() {
-        let acc = accumulate_g4::<1>(
-            r,
-            first,
-            block,
-            hb,
-            tail.as_ref(),
-            0,
-            [_mm256_setzero_si256()],
-        );
-        fold_g4(&acc, &mut lanes);
-        write_unit(
-            o,
-            &lanes,
-            Tail::scalar::<G>(tail.as_ref(), r, first, hidden, h),
-        );
-        first += 1;
+
+    fn groups(&self) -> &[__m256i] {
+        self.broadcast.get(..self.len).unwrap_or(&[])
     }
+}
+
+/// The `h` side of [`sums_g3`] and [`sums_g3_wide`]: per quad of column groups,
+/// three registers in the gate pattern of its 16-byte runs; per leftover group,
+/// `h[4k..4k + 4]` repeated over 128 bits.
+struct G3Operands {
+    patterned: [[__m256i; 3]; MAX_HIDDEN / 16],
+    quads: usize,
+    leftover: [__m128i; 3],
+    rest: usize,
+}
+
+impl G3Operands {
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn new(h: &[i16]) -> Self {
+        let (groups, _) = h.as_chunks::<4>();
+        let (quads, rest) = groups.as_chunks::<4>();
+        let mut patterned = [[_mm256_setzero_si256(); 3]; MAX_HIDDEN / 16];
+        for (slot, q) in patterned.iter_mut().zip(quads) {
+            let [q0, q1, q2, q3] = q.each_ref().map(pack4);
+            *slot = [
+                _mm256_setr_epi64x(q0, q0, q0, q1),
+                _mm256_setr_epi64x(q1, q1, q2, q2),
+                _mm256_setr_epi64x(q2, q3, q3, q3),
+            ];
+        }
+        let mut leftover = [_mm_setzero_si128(); 3];
+        for (slot, q) in leftover.iter_mut().zip(rest) {
+            *slot = _mm_set1_epi64x(pack4(q));
+        }
+        G3Operands {
+            patterned,
+            quads: quads.len(),
+            leftover,
+            rest: rest.len(),
+        }
+    }
+
+    fn quads(&self) -> &[[__m256i; 3]] {
+        self.patterned.get(..self.quads).unwrap_or(&[])
+    }
+
+    fn leftover(&self) -> &[__m128i] {
+        self.leftover.get(..self.rest).unwrap_or(&[])
+    }
+}
+
+/// Defines a kernel over all units for `G == 4`: runs of [`UNITS_G4`] units,
+/// then single units, with accumulators from `$accumulate` (AVX2 or AVX-512).
+macro_rules! sums_g4_kernel {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $accumulate:ident) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        fn $name<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
+            let operands = G4Operands::new(h);
+            let hb = operands.groups();
+            let tail = Tail::new::<G>(hidden, h);
+            let block = G * hidden;
+            let mut lanes = [0i32; 4 * UNITS_G4];
+            let mut outs = out.chunks_exact_mut(UNITS_G4);
+            let mut first = 0;
+            for outs in &mut outs {
+                let acc = $accumulate::<UNITS_G4>(r, first, block, hb, tail.as_ref());
+                fold_g4(&acc, &mut lanes);
+                for (u, (o, l)) in outs.iter_mut().zip(lanes.chunks_exact(4)).enumerate() {
+                    let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
+                    write_unit(o, l, scalar);
+                }
+                first += UNITS_G4;
+            }
+            for o in outs.into_remainder() {
+                let acc = $accumulate::<1>(r, first, block, hb, tail.as_ref());
+                fold_g4(&acc, &mut lanes);
+                let scalar = Tail::scalar::<G>(tail.as_ref(), r, first, hidden, h);
+                write_unit(o, &lanes, scalar);
+                first += 1;
+            }
+        }
+    };
+}
+
+/// [`sums_g4_kernel`] for `G == 3` with [`G3Operands`], runs of [`UNITS_G3`].
+macro_rules! sums_g3_kernel {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $accumulate:ident) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        fn $name<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
+            let operands = G3Operands::new(h);
+            let (hc, hl) = (operands.quads(), operands.leftover());
+            let tail = Tail::new::<G>(hidden, h);
+            let block = G * hidden;
+            let mut lanes = [0i32; 8];
+            let mut outs = out.chunks_exact_mut(UNITS_G3);
+            let mut first = 0;
+            for outs in &mut outs {
+                let acc = $accumulate::<UNITS_G3>(r, first, block, hc, hl, tail.as_ref());
+                for (u, (o, a)) in outs.iter_mut().zip(&acc).enumerate() {
+                    fold_g3(a, &mut lanes);
+                    let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
+                    write_unit(o, &lanes, scalar);
+                }
+                first += UNITS_G3;
+            }
+            for o in outs.into_remainder() {
+                let [acc] = $accumulate::<1>(r, first, block, hc, hl, tail.as_ref());
+                fold_g3(&acc, &mut lanes);
+                let scalar = Tail::scalar::<G>(tail.as_ref(), r, first, hidden, h);
+                write_unit(o, &lanes, scalar);
+                first += 1;
+            }
+        }
+    };
+}
+
+sums_g4_kernel!(
+    /// LSTM (`G == 4`): one 16-byte run of a unit's block holds four columns of
+    /// each gate, so `vpmovsxbw` of it times `h[4k..4k + 4]` repeated four times
+    /// gives, after `vpmaddwd`, two i32 lanes per gate.
+    sums_g4,
+    "avx2",
+    accumulate_g4_fresh
+);
+
+/// [`accumulate_g4`] from zero.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn accumulate_g4_fresh<const U: usize>(
+    r: &[u8],
+    first: usize,
+    block: usize,
+    hb: &[__m256i],
+    tail: Option<&Tail>,
+) -> [__m256i; U] {
+    accumulate_g4(r, first, block, hb, tail, 0, [_mm256_setzero_si256(); U])
 }
 
 /// Accumulators of units `first..first + U` of `r` (blocks of `block` bytes),
@@ -440,70 +549,30 @@ fn fold_g4<const U: usize>(acc: &[__m256i; U], out: &mut [i32; 4 * UNITS_G4]) {
     }
 }
 
-/// GRU (`G == 3`): four column groups are 48 bytes of a unit's block, read as
-/// three 16-byte runs whose 4-byte pieces belong to gates `[0, 1, 2, 0]`,
-/// `[1, 2, 0, 1]` and `[2, 0, 1, 2]`; each run has its own accumulator and `h`
-/// vector, and the gates are sorted out once per unit. Leftover groups (fewer
-/// than four) use exact 8- and 4-byte loads.
+sums_g3_kernel!(
+    /// GRU (`G == 3`): four column groups are 48 bytes of a unit's block, read as
+    /// three 16-byte runs whose 4-byte pieces belong to gates `[0, 1, 2, 0]`,
+    /// `[1, 2, 0, 1]` and `[2, 0, 1, 2]`; each run has its own accumulator and `h`
+    /// vector, and the gates are sorted out once per unit. Leftover groups (fewer
+    /// than four) use exact 8- and 4-byte loads.
+    sums_g3,
+    "avx2",
+    accumulate_g3_fresh
+);
+
+/// [`accumulate_g3`] from zero.
 #[target_feature(enable = "avx2")]
-fn sums_g3<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
-    let (groups, _) = h.as_chunks::<4>();
-    let (quads, rest) = groups.as_chunks::<4>();
-    let mut patterned = [[_mm256_setzero_si256(); 3]; MAX_HIDDEN / 16];
-    for (slot, q) in patterned.iter_mut().zip(quads) {
-        let [q0, q1, q2, q3] = q.each_ref().map(pack4);
-        *slot = [
-            _mm256_setr_epi64x(q0, q0, q0, q1),
-            _mm256_setr_epi64x(q1, q1, q2, q2),
-            _mm256_setr_epi64x(q2, q3, q3, q3),
-        ];
-    }
-    let mut leftover = [_mm_setzero_si128(); 3];
-    for (slot, q) in leftover.iter_mut().zip(rest) {
-        *slot = _mm_set1_epi64x(pack4(q));
-    }
-    let hc = patterned.get(..quads.len()).unwrap_or(&[]);
-    let hl = leftover.get(..rest.len()).unwrap_or(&[]);
-    let tail = Tail::new::<G>(hidden, h);
-    let block = G * hidden;
-    let mut lanes = [0i32; 8];
-    let mut outs = out.chunks_exact_mut(UNITS_G3);
-    let mut first = 0;
-    for outs in &mut outs {
-        let acc = accumulate_g3::<UNITS_G3>(
-            r,
-            first,
-            block,
-            hc,
-            hl,
-            tail.as_ref(),
-            (0, [[_mm256_setzero_si256(); 3]; UNITS_G3]),
-        );
-        for (u, (o, a)) in outs.iter_mut().zip(&acc).enumerate() {
-            fold_g3(a, &mut lanes);
-            let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
-            write_unit(o, &lanes, scalar);
-        }
-        first += UNITS_G3;
-    }
-    for o in outs.into_remainder() {
-        let [acc] = accumulate_g3::<1>(
-            r,
-            first,
-            block,
-            hc,
-            hl,
-            tail.as_ref(),
-            (0, [[_mm256_setzero_si256(); 3]]),
-        );
-        fold_g3(&acc, &mut lanes);
-        write_unit(
-            o,
-            &lanes,
-            Tail::scalar::<G>(tail.as_ref(), r, first, hidden, h),
-        );
-        first += 1;
-    }
+#[inline]
+fn accumulate_g3_fresh<const U: usize>(
+    r: &[u8],
+    first: usize,
+    block: usize,
+    hc: &[[__m256i; 3]],
+    hl: &[__m128i],
+    tail: Option<&Tail>,
+) -> [[__m256i; 3]; U] {
+    let zeros = [[_mm256_setzero_si256(); 3]; U];
+    accumulate_g3(r, first, block, hc, hl, tail, (0, zeros))
 }
 
 /// GRU accumulators of units `first..first + U` of `r` (blocks of `block`
@@ -670,41 +739,13 @@ fn dot_i8(w: &[u8], x: &[u8]) -> i32 {
     hsum(acc).wrapping_add(tail)
 }
 
-/// [`sums_g4`] with AVX-512: two column groups (32 bytes) per `vpmovsxbw`,
-/// multiplied and added by one `vpdpwssd`.
-#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
-fn sums_g4_wide<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
-    let (groups, _) = h.as_chunks::<4>();
-    let mut broadcast = [_mm256_setzero_si256(); MAX_HIDDEN / 4];
-    for (slot, q) in broadcast.iter_mut().zip(groups) {
-        *slot = _mm256_set1_epi64x(pack4(q));
-    }
-    let hb = broadcast.get(..groups.len()).unwrap_or(&[]);
-    let tail = Tail::new::<G>(hidden, h);
-    let block = G * hidden;
-    let mut lanes = [0i32; 4 * UNITS_G4];
-    let mut outs = out.chunks_exact_mut(UNITS_G4);
-    let mut first = 0;
-    for outs in &mut outs {
-        let acc = accumulate_g4_wide::<UNITS_G4>(r, first, block, hb, tail.as_ref());
-        fold_g4(&acc, &mut lanes);
-        for (u, (o, l)) in outs.iter_mut().zip(lanes.chunks_exact(4)).enumerate() {
-            let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
-            write_unit(o, l, scalar);
-        }
-        first += UNITS_G4;
-    }
-    for o in outs.into_remainder() {
-        let acc = accumulate_g4_wide::<1>(r, first, block, hb, tail.as_ref());
-        fold_g4(&acc, &mut lanes);
-        write_unit(
-            o,
-            &lanes,
-            Tail::scalar::<G>(tail.as_ref(), r, first, hidden, h),
-        );
-        first += 1;
-    }
-}
+sums_g4_kernel!(
+    /// [`sums_g4`] with AVX-512: two column groups (32 bytes) per `vpmovsxbw`,
+    /// multiplied and added by one `vpdpwssd`.
+    sums_g4_wide,
+    "avx2,avx512bw,avx512vnni",
+    accumulate_g4_wide
+);
 
 /// [`accumulate_g4`] over pairs of column groups in 512-bit registers; the
 /// last odd group and the tail go through [`accumulate_g4`].
@@ -738,52 +779,13 @@ fn accumulate_g4_wide<const U: usize>(
     accumulate_g4::<U>(r, first, block, hb, tail, 2 * pairs.len(), halves)
 }
 
-/// [`sums_g3`] with AVX-512: two 48-byte quads of column groups as three
-/// 32-byte runs per `vpmovsxbw`, multiplied and added by `vpdpwssd`.
-#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
-fn sums_g3_wide<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
-    let (groups, _) = h.as_chunks::<4>();
-    let (quads, rest) = groups.as_chunks::<4>();
-    let mut patterned = [[_mm256_setzero_si256(); 3]; MAX_HIDDEN / 16];
-    for (slot, q) in patterned.iter_mut().zip(quads) {
-        let [q0, q1, q2, q3] = q.each_ref().map(pack4);
-        *slot = [
-            _mm256_setr_epi64x(q0, q0, q0, q1),
-            _mm256_setr_epi64x(q1, q1, q2, q2),
-            _mm256_setr_epi64x(q2, q3, q3, q3),
-        ];
-    }
-    let mut leftover = [_mm_setzero_si128(); 3];
-    for (slot, q) in leftover.iter_mut().zip(rest) {
-        *slot = _mm_set1_epi64x(pack4(q));
-    }
-    let hc = patterned.get(..quads.len()).unwrap_or(&[]);
-    let hl = leftover.get(..rest.len()).unwrap_or(&[]);
-    let tail = Tail::new::<G>(hidden, h);
-    let block = G * hidden;
-    let mut lanes = [0i32; 8];
-    let mut outs = out.chunks_exact_mut(UNITS_G3);
-    let mut first = 0;
-    for outs in &mut outs {
-        let acc = accumulate_g3_wide::<UNITS_G3>(r, first, block, hc, hl, tail.as_ref());
-        for (u, (o, a)) in outs.iter_mut().zip(&acc).enumerate() {
-            fold_g3(a, &mut lanes);
-            let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
-            write_unit(o, &lanes, scalar);
-        }
-        first += UNITS_G3;
-    }
-    for o in outs.into_remainder() {
-        let [acc] = accumulate_g3_wide::<1>(r, first, block, hc, hl, tail.as_ref());
-        fold_g3(&acc, &mut lanes);
-        write_unit(
-            o,
-            &lanes,
-            Tail::scalar::<G>(tail.as_ref(), r, first, hidden, h),
-        );
-        first += 1;
-    }
-}
+sums_g3_kernel!(
+    /// [`sums_g3`] with AVX-512: two 48-byte quads of column groups as three
+    /// 32-byte runs per `vpmovsxbw`, multiplied and added by `vpdpwssd`.
+    sums_g3_wide,
+    "avx2,avx512bw,avx512vnni",
+    accumulate_g3_wide
+);
 
 /// [`accumulate_g3`] over pairs of quads in 512-bit registers: the runs of
 /// quads `2p` and `2p + 1` are `[0 1 | 2 0' | 1' 2']`, so run 0 sums the low
