@@ -5,8 +5,8 @@
 #
 # For each seed, `lstm-edge train --preset w` trains the notebook's W on FILE (labelled
 # reviews: aclImdb folder, .jsonl[.gz] or .csv) and writes the encoded training and
-# validation reviews it used (--write-arrays); Keras (tensorflow-cpu, the version
-# bench-training.sh pins, in the git-ignored .bench-venv/) then trains the same
+# validation reviews it used (--write-arrays); Keras (tensorflow-cpu, installed into
+# the git-ignored .bench-venv/ by scripts/install-keras.sh) then trains the same
 # layers, optimizer and batch size on exactly those sequences, with the same seed.
 # Prints each side's validation accuracy per epoch and the means over the seeds.
 # TRAIN_ARGS go to lstm-edge (e.g. --vocab-size, --hidden, --epochs); Keras takes the
@@ -15,7 +15,6 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.bench-venv"
-TF_VERSION="$(sed -n 's/^TF_VERSION=//p' "$root/scripts/bench-training.sh")"
 
 train="" seeds="42" threads=2 extra=()
 while (($#)); do
@@ -35,12 +34,7 @@ done
 }
 [[ -e "$train" ]] || { echo "error: $train does not exist" >&2; exit 2; }
 
-if ! "$venv/bin/python" -c "import sys, tensorflow as tf; sys.exit(tf.__version__ != '$TF_VERSION')" \
-    2>/dev/null; then
-  echo "installing tensorflow-cpu $TF_VERSION into $venv" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --disable-pip-version-check --no-input -q "tensorflow-cpu==$TF_VERSION" >&2
-fi
+"$root/scripts/install-keras.sh" >/dev/null
 "$root/scripts/install-ort.sh" >&2
 (cd "$root" && cargo build --release -q -p lstm-edge)
 bin="$root/target/release/lstm-edge"

@@ -11,11 +11,10 @@
 # The table gives samples/s of the median and of the fastest step, and the
 # ratio lstm-edge / Keras; --json prints the same as one JSON document.
 #
-# Keras is tensorflow-cpu (pinned below), installed on first use into the
-# project-local, git-ignored .bench-venv/; nothing else needs it.
+# Keras is tensorflow-cpu, installed on first use into the project-local,
+# git-ignored .bench-venv/ by scripts/install-keras.sh.
 set -euo pipefail
 
-TF_VERSION=2.21.0
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.bench-venv"
 
@@ -39,12 +38,7 @@ default_steps() { case "$1" in G) echo 20 ;; W) echo 10 ;; C) echo 4 ;; esac; }
 log() { echo "$@" >&2; }
 
 # Progress goes to stderr so that --json output stays clean.
-if ! "$venv/bin/python" -c "import sys, tensorflow as tf; sys.exit(tf.__version__ != '$TF_VERSION')" \
-    2>/dev/null; then
-  log "installing tensorflow-cpu $TF_VERSION into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --disable-pip-version-check --no-input -q "tensorflow-cpu==$TF_VERSION" >&2
-fi
+TF_VERSION="$("$root/scripts/install-keras.sh")"
 "$root/scripts/install-ort.sh" >&2
 
 log "building the lstm-edge bench"

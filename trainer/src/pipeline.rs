@@ -439,9 +439,12 @@ struct Prepared {
 /// giving the id range and the padding id.
 fn write_arrays(prepared: &Prepared, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    prepared.train.write_npy(dir, "train")?;
+    let mut files = Vec::from(prepared.train.npy_files("train")?);
     if let Some(validation) = &prepared.validation {
-        validation.write_npy(dir, "validation")?;
+        files.extend(validation.npy_files("validation")?);
+    }
+    for (file, bytes) in files {
+        write_file(&dir.join(file), &bytes)?;
     }
     let meta = serde_json::json!({
         "vocab_rows": prepared.cfg.vocab_rows(),

@@ -7,7 +7,7 @@
 //! (on the same device and thread count).
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -100,19 +100,18 @@ impl Dataset {
         self.steps
     }
 
-    /// Writes `{name}_ids.npy` (`[rows, steps]` u16) and `{name}_targets.npy` (f32 labels
-    /// or u16 classes) into `dir`.
-    pub fn write_npy(&self, dir: &Path, name: &str) -> Result<()> {
-        npy::write(
-            &dir.join(format!("{name}_ids.npy")),
-            &[self.len(), self.steps],
-            &self.ids,
-        )?;
-        let targets = dir.join(format!("{name}_targets.npy"));
-        match &self.targets {
-            DatasetTargets::Binary(y) => npy::write(&targets, &[y.len()], y),
-            DatasetTargets::Class(y) => npy::write(&targets, &[y.len()], y),
-        }
+    /// `{name}_ids.npy` (`[rows, steps]` u16) and `{name}_targets.npy` (f32 labels or
+    /// u16 classes): file names and bytes.
+    pub fn npy_files(&self, name: &str) -> Result<[(String, Vec<u8>); 2]> {
+        let ids = npy::encode(&[self.len(), self.steps], &self.ids)?;
+        let targets = match &self.targets {
+            DatasetTargets::Binary(y) => npy::encode(&[y.len()], y)?,
+            DatasetTargets::Class(y) => npy::encode(&[y.len()], y)?,
+        };
+        Ok([
+            (format!("{name}_ids.npy"), ids),
+            (format!("{name}_targets.npy"), targets),
+        ])
     }
 
     /// The largest id, for range checks against the vocabulary.

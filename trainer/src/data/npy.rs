@@ -1,8 +1,6 @@
 //! NumPy `.npy` files (format 1.0), so the exact ids and targets a run trained on can be
 //! loaded elsewhere (`numpy.load`) and trained by another framework for comparison.
 
-use std::path::Path;
-
 use anyhow::{ensure, Context, Result};
 
 /// Element types written here, with their NumPy `descr`.
@@ -65,12 +63,6 @@ pub fn encode<T: NpyElement>(shape: &[usize], data: &[T]) -> Result<Vec<u8>> {
         value.write_le(&mut out);
     }
     Ok(out)
-}
-
-/// Writes `data` as a C-order `.npy` array of `shape` to `path`.
-pub fn write<T: NpyElement>(path: &Path, shape: &[usize], data: &[T]) -> Result<()> {
-    std::fs::write(path, encode(shape, data)?)
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]
