@@ -1,0 +1,252 @@
+//! A foreign model's weights in our parameters: gate order, the token table's ids,
+//! and an embedding folded into `W` where the runtime takes one-hot input.
+
+use anyhow::{bail, ensure, Context, Result};
+use lstm_edge_runtime::format::{Head, Output};
+use lstm_edge_runtime::tokenize::encode_vocab;
+use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params, Tensor as ParamTensor};
+
+use super::{Converted, ForeignInput, ForeignModel, TokenTable, PAD_MARK, UNK_MARK};
+
+/// Turns a foreign model into our config and parameters for the given token table.
+pub fn convert(foreign: &ForeignModel, tokens: &TokenTable) -> Result<Converted> {
+    let ids = foreign.input.ids();
+    let gate_rows = foreign.w.dims[0];
+    let (input, embedding, w, runtime_id) = match tokens {
+        TokenTable::Chars {
+            table,
+            lowercase,
+            unk,
+            pad,
+        } => {
+            let rows = table.len() + usize::from(*unk) + usize::from(*pad);
+            ensure!(
+                rows == ids,
+                "the model has {ids} token ids but --chars gives {} chars{}{} = {rows}: \
+                 list one char per id, in id order (UNK and PAD, when flagged, are the last ids)",
+                table.len(),
+                if *unk { " + UNK" } else { "" },
+                if *pad { " + PAD" } else { "" },
+            );
+            // One-hot input: an embedding folds into W (W' = W E^T), exactly.
+            let w = match &foreign.input {
+                ForeignInput::Embedding(e) => matmul_transposed(&foreign.w, e)?,
+                ForeignInput::OneHot { .. } => foreign.w.clone(),
+            };
+            let input = InputConfig::Chars {
+                table: table.clone(),
+                lowercase: *lowercase,
+                unk: *unk,
+                pad: *pad,
+            };
+            (input, None, w, (0..ids as u16).collect::<Vec<u16>>())
+        }
+        TokenTable::Words { lines } => {
+            ensure!(
+                lines.len() == ids,
+                "the vocab file has {} lines but the model has {ids} token ids: give one line per id, in id order",
+                lines.len()
+            );
+            let (order, pad_line, unk_line) = word_order(lines)?;
+            if matches!(foreign.head, Head::Flatten { .. }) {
+                ensure!(
+                    pad_line.is_some(),
+                    "the model's flatten head pads with a PAD id: mark that id's line in the vocab file with {PAD_MARK}"
+                );
+            }
+            let words: Vec<Vec<u8>> = order
+                .iter()
+                .map(|&line| lines[line].as_bytes().to_vec())
+                .collect();
+            let (strings, offsets) = encode_vocab(words);
+            // Runtime rows: 0 = PAD, 1 = UNK, 2 + i = the i-th sorted word; a
+            // missing PAD or UNK gets a zero row.
+            let table = match &foreign.input {
+                ForeignInput::Embedding(e) => e.clone(),
+                ForeignInput::OneHot { depth, .. } => identity(*depth),
+            };
+            let width = table.dims[1];
+            let row = |line: Option<usize>| -> Vec<f32> {
+                line.map_or(vec![0.0; width], |l| {
+                    table.data[l * width..(l + 1) * width].to_vec()
+                })
+            };
+            let mut data = row(pad_line);
+            data.extend(row(unk_line));
+            let mut runtime_id = vec![1u16; ids];
+            if let Some(l) = pad_line {
+                runtime_id[l] = 0;
+            }
+            for (i, &line) in order.iter().enumerate() {
+                data.extend(row(Some(line)));
+                runtime_id[line] = (2 + i) as u16;
+            }
+            let embedding = ParamTensor::new(&[order.len() + 2, width], data)?;
+            let input = InputConfig::Words {
+                strings,
+                offsets,
+                embed_dim: width,
+            };
+            (input, Some(embedding), foreign.w.clone(), runtime_id)
+        }
+    };
+    if matches!(foreign.head, Head::Flatten { .. } | Head::Mean) {
+        ensure!(
+            foreign.output == Output::Sigmoid,
+            "the model has a {:?} head with {:?}: the runtime's flatten and mean heads give a sigmoid score only \
+             (softmax takes the last step)",
+            foreign.head,
+            foreign.output
+        );
+    }
+    let config = ModelConfig {
+        cell: foreign.cell,
+        input,
+        hidden: foreign.hidden,
+        head: foreign.head,
+        output: foreign.output,
+        dropout: 0.0,
+    };
+    config
+        .validate()
+        .context("the imported model does not fit the runtime")?;
+    debug_assert_eq!(w.dims[0], gate_rows);
+    let params = Params {
+        embedding,
+        w,
+        r: foreign.r.clone(),
+        wb: foreign.wb.clone(),
+        rb: foreign.rb.clone(),
+        head_w: foreign.head_w.clone(),
+        head_b: foreign.head_b.clone(),
+    };
+    params.check_shapes(&config)?;
+    Ok(Converted {
+        config,
+        params,
+        runtime_id,
+    })
+}
+
+/// The word lines in the runtime's order (ASCII-lowercased, sorted), and the PAD
+/// and UNK lines, with errors naming the line.
+fn word_order(lines: &[String]) -> Result<(Vec<usize>, Option<usize>, Option<usize>)> {
+    let (mut pad, mut unk) = (None, None);
+    let mut words: Vec<(Vec<u8>, usize)> = Vec::new();
+    for (k, line) in lines.iter().enumerate() {
+        let mark = match line.as_str() {
+            PAD_MARK => Some(&mut pad),
+            UNK_MARK => Some(&mut unk),
+            _ => None,
+        };
+        if let Some(slot) = mark {
+            if let Some(first) = slot.replace(k) {
+                bail!(
+                    "vocab line {}: {line} appears again (first on line {}): a model has one such id",
+                    k + 1,
+                    first + 1
+                );
+            }
+            continue;
+        }
+        ensure!(
+            !line.is_empty() && !line.chars().any(char::is_whitespace),
+            "vocab line {}: {line:?} is not a word: give one token per line, without spaces",
+            k + 1
+        );
+        words.push((line.to_ascii_lowercase().into_bytes(), k));
+    }
+    words.sort();
+    for pair in words.windows(2) {
+        ensure!(
+            pair[0].0 != pair[1].0,
+            "vocab lines {} and {} are the same word once lowercased ({:?}): the runtime matches words case-insensitively",
+            pair[0].1 + 1,
+            pair[1].1 + 1,
+            String::from_utf8_lossy(&pair[0].0)
+        );
+    }
+    Ok((words.into_iter().map(|(_, k)| k).collect(), pad, unk))
+}
+
+fn identity(n: usize) -> ParamTensor {
+    let mut data = vec![0.0; n * n];
+    for i in 0..n {
+        data[i * n + i] = 1.0;
+    }
+    ParamTensor {
+        dims: vec![n, n],
+        data,
+    }
+}
+
+/// `a [m, k] · b[n, k]^T`, accumulated in f64.
+fn matmul_transposed(a: &ParamTensor, b: &ParamTensor) -> Result<ParamTensor> {
+    let (m, k, n) = (a.dims[0], a.dims[1], b.dims[0]);
+    ensure!(
+        b.dims[1] == k,
+        "embedding width {} vs W {:?}",
+        b.dims[1],
+        a.dims
+    );
+    let mut out = Vec::with_capacity(m * n);
+    for i in 0..m {
+        let row = &a.data[i * k..(i + 1) * k];
+        for j in 0..n {
+            let col = &b.data[j * k..(j + 1) * k];
+            out.push(
+                row.iter()
+                    .zip(col)
+                    .map(|(&x, &y)| x as f64 * y as f64)
+                    .sum::<f64>() as f32,
+            );
+        }
+    }
+    ParamTensor::new(&[m, n], out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn word_order_sorts_words_and_finds_the_marks() {
+        let (order, pad, unk) =
+            word_order(&lines(&["<pad>", "zebra", "<unk>", "Apple", "mango"])).unwrap();
+        assert_eq!(order, vec![3, 4, 1]);
+        assert_eq!((pad, unk), (Some(0), Some(2)));
+    }
+
+    #[test]
+    fn word_order_names_the_lines_of_a_duplicate() {
+        let err = word_order(&lines(&["the", "cat", "The"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lines 1 and 3"), "{err}");
+        let err = word_order(&lines(&["<pad>", "a", "<pad>"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3") && err.contains("first on line 1"),
+            "{err}"
+        );
+        let err = word_order(&lines(&["a", "two words"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn folding_an_embedding_into_w_gives_the_same_projection() {
+        let w = ParamTensor::new(&[2, 3], vec![1.0, 2.0, 3.0, -1.0, 0.5, 0.0]).unwrap();
+        let e = ParamTensor::new(&[2, 3], vec![0.0, 1.0, 0.0, 2.0, 0.0, -1.0]).unwrap();
+        let folded = matmul_transposed(&w, &e).unwrap();
+        // Column k of the folded matrix is W times embedding row k.
+        assert_eq!(folded.dims, vec![2, 2]);
+        assert_eq!(folded.data, vec![2.0, -1.0, 0.5, -2.0]);
+    }
+}

@@ -1,0 +1,502 @@
+//! `lstm-edge import`: ONNX LSTM/GRU text models exported by PyTorch (`torch.onnx`)
+//! or Keras (tf2onnx) into the runtime's f32 and integer blobs.
+//!
+//! The supported shape: token ids -> Gather (an embedding) or OneHot, or a float
+//! one-hot graph input -> one forward LSTM or GRU -> flatten, last step or mean
+//! over time -> Gemm (or MatMul + Add) -> Sigmoid or Softmax.
+//!
+//! The graph is read as tract-onnx's protobuf and walked from its input along the
+//! data path. Every node on that path is interpreted against a symbolic layout
+//! (batch, time, feature axes), so a transpose or reshape that would scramble the
+//! features is refused rather than misread. Side computations that exporters add
+//! (shape arithmetic, zero initial states, TensorFlow's negative-index wrap before
+//! an embedding) are checked, and the converted model is run against tract on the
+//! original graph before anything is returned.
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use lstm_edge_runtime::format::{Cell, Head, Output};
+use lstm_edge_runtime::host::HostModel;
+use lstm_edge_trainer::model::{ModelConfig, Params, Tensor as ParamTensor};
+use lstm_edge_trainer::quantize::{quantize, Calibration};
+use serde::Serialize;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+mod convert;
+mod graph;
+mod ops;
+mod walk;
+
+pub use convert::convert;
+pub use walk::read_onnx;
+
+/// What the importer accepts, for error messages.
+const SUPPORTED: &str = "the importer takes token ids -> Gather or OneHot (or a one-hot float input) \
+-> one forward LSTM or GRU -> flatten, last step or mean -> Gemm or MatMul+Add -> Sigmoid or Softmax";
+
+/// Largest |converted - tract| the import accepts on its probe sequences.
+pub const SELF_CHECK_TOLERANCE: f64 = 1e-4;
+
+/// How the foreign graph turns token ids into the recurrent layer's input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForeignInput {
+    /// Rows of a `[ids, width]` table picked by Gather.
+    Embedding(ParamTensor),
+    /// A one-hot vector of `depth` ids: a OneHot op on ids (`float_input` false)
+    /// or a float graph input that already holds one-hot rows (`float_input` true).
+    OneHot { depth: usize, float_input: bool },
+}
+
+impl ForeignInput {
+    /// Number of token ids the graph knows.
+    pub fn ids(&self) -> usize {
+        match self {
+            ForeignInput::Embedding(table) => table.dims[0],
+            ForeignInput::OneHot { depth, .. } => *depth,
+        }
+    }
+
+    /// Width of the recurrent layer's input.
+    pub fn width(&self) -> usize {
+        match self {
+            ForeignInput::Embedding(table) => table.dims[1],
+            ForeignInput::OneHot { depth, .. } => *depth,
+        }
+    }
+}
+
+/// A foreign model as its graph holds it, in ONNX gate order and the foreign ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignModel {
+    pub cell: Cell,
+    pub hidden: usize,
+    pub input: ForeignInput,
+    /// The graph input's fixed sequence length, when it has one.
+    pub seq_len: Option<usize>,
+    pub head: Head,
+    pub output: Output,
+    /// `[G*H, width]`, `[G*H, H]`, `[G*H]`, `[G*H]` (ONNX `W`, `R`, `B` halves).
+    pub w: ParamTensor,
+    pub r: ParamTensor,
+    pub wb: ParamTensor,
+    pub rb: ParamTensor,
+    /// `[outputs, features]` and `[outputs]`, with Gemm's alpha/beta folded in.
+    pub head_w: ParamTensor,
+    pub head_b: ParamTensor,
+}
+
+/// The token table the user supplies: the foreign model has no tokenizer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenTable {
+    /// Id `i` is `table[i]`, then UNK, then PAD when present (the runtime's order).
+    Chars {
+        table: Vec<u8>,
+        lowercase: bool,
+        unk: bool,
+        pad: bool,
+    },
+    /// One line per foreign id, in id order; `<pad>` and `<unk>` mark those ids.
+    Words { lines: Vec<String> },
+}
+
+/// Marks the padding id's line in a vocab file.
+pub const PAD_MARK: &str = "<pad>";
+/// Marks the unknown-word id's line in a vocab file.
+pub const UNK_MARK: &str = "<unk>";
+
+impl TokenTable {
+    /// Reads a vocab file: one token per line, line `k` (from 0) being id `k`.
+    pub fn vocab_file(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read vocab file {}: give a UTF-8 file with one token per line, line k being the model's id k",
+                path.display()
+            )
+        })?;
+        let lines = text
+            .lines()
+            .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+            .collect();
+        Ok(TokenTable::Words { lines })
+    }
+}
+
+/// A converted model: our config and parameters, and the id each foreign id becomes.
+#[derive(Debug, Clone)]
+pub struct Converted {
+    pub config: ModelConfig,
+    pub params: Params,
+    /// `runtime_id[foreign_id]`.
+    pub runtime_id: Vec<u16>,
+}
+
+/// The result of an import: blobs plus what was checked.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub foreign: ForeignModel,
+    pub converted: Converted,
+    pub f32_blob: Vec<u8>,
+    pub int_blob: Vec<u8>,
+    pub calibration: Calibration,
+    pub self_check: SelfCheck,
+}
+
+/// The converted f32 blob against tract on the original graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct SelfCheck {
+    pub sequences: usize,
+    pub length: usize,
+    pub max_abs_tract_vs_f32: f64,
+    pub max_abs_tract_vs_int: f64,
+}
+
+/// Reads the graph, converts it with `tokens`, checks it against tract and
+/// quantizes it (calibrated on random sequences of the model's ids).
+pub fn import(onnx: &[u8], tokens: &TokenTable) -> Result<Imported> {
+    let foreign = read_onnx(onnx)?;
+    let converted = convert(&foreign, tokens)?;
+    let probes = probe_sequences(&foreign, 8, 0x5eed);
+    let calibration: Vec<Vec<u16>> = probe_sequences(&foreign, 64, 0xca1b)
+        .iter()
+        .map(|s| converted.map_ids(s))
+        .collect::<Result<_>>()?;
+    let quantized = quantize(&converted.config, &converted.params, &calibration)?;
+    let self_check = self_check(
+        onnx,
+        &foreign,
+        &converted,
+        &quantized.f32_blob,
+        &quantized.int_blob,
+        &probes,
+    )?;
+    ensure!(
+        self_check.max_abs_tract_vs_f32 <= SELF_CHECK_TOLERANCE,
+        "the converted model does not reproduce the ONNX graph: max |tract - converted| = {:.3e} on {} probe sequences \
+         (tolerance {SELF_CHECK_TOLERANCE:e}); the graph holds something the importer misreads",
+        self_check.max_abs_tract_vs_f32,
+        self_check.sequences
+    );
+    Ok(Imported {
+        foreign,
+        converted,
+        f32_blob: quantized.f32_blob,
+        int_blob: quantized.int_blob,
+        calibration: quantized.calibration,
+        self_check,
+    })
+}
+
+impl Converted {
+    /// Foreign ids into runtime ids.
+    pub fn map_ids(&self, foreign_ids: &[u16]) -> Result<Vec<u16>> {
+        foreign_ids
+            .iter()
+            .map(|&id| {
+                self.runtime_id.get(id as usize).copied().with_context(|| {
+                    format!(
+                        "token id {id} is out of range: the model has {} ids",
+                        self.runtime_id.len()
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// Seeded random sequences of foreign ids, as long as the graph input wants
+/// (16 steps when its length is free).
+fn probe_sequences(foreign: &ForeignModel, count: usize, seed: u64) -> Vec<Vec<u16>> {
+    let len = foreign.seq_len.unwrap_or(16);
+    let ids = foreign.input.ids() as u64;
+    let mut state = seed;
+    (0..count)
+        .map(|_| {
+            (0..len)
+                .map(|_| {
+                    // SplitMix64: enough spread for probes, no extra dependency.
+                    state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    let mut z = state;
+                    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                    ((z ^ (z >> 31)) % ids) as u16
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs `probes` (foreign ids) through tract on the original graph and through
+/// the converted blobs.
+fn self_check(
+    onnx: &[u8],
+    foreign: &ForeignModel,
+    converted: &Converted,
+    f32_blob: &[u8],
+    int_blob: &[u8],
+    probes: &[Vec<u16>],
+) -> Result<SelfCheck> {
+    let mut tract = ForeignRunner::new(onnx, foreign)?;
+    let f32_model = HostModel::new(f32_blob)?;
+    let int_model = HostModel::new(int_blob)?;
+    let (mut f32_diff, mut int_diff) = (0f64, 0f64);
+    for ids in probes {
+        let want = tract.outputs(ids)?;
+        let runtime_ids = converted.map_ids(ids)?;
+        let f = f32_model.outputs(&runtime_ids)?;
+        let i = int_model.outputs(&runtime_ids)?;
+        ensure!(
+            want.len() == f.len(),
+            "tract gives {} outputs, the converted model {}",
+            want.len(),
+            f.len()
+        );
+        for ((w, f), i) in want.iter().zip(&f).zip(&i) {
+            f32_diff = f32_diff.max((w - f).abs());
+            int_diff = int_diff.max((w - i).abs());
+        }
+    }
+    Ok(SelfCheck {
+        sequences: probes.len(),
+        length: probes.first().map_or(0, Vec::len),
+        max_abs_tract_vs_f32: f32_diff,
+        max_abs_tract_vs_int: int_diff,
+    })
+}
+
+type Plan = std::sync::Arc<TypedSimplePlan>;
+
+/// Tract on a foreign graph, fed foreign ids (or their one-hot rows).
+pub struct ForeignRunner {
+    plan: Plan,
+    len: usize,
+    input: ForeignInput,
+    dt: DatumType,
+}
+
+impl ForeignRunner {
+    /// Compiles the graph for one sequence of the model's length (16 steps when free).
+    pub fn new(onnx: &[u8], foreign: &ForeignModel) -> Result<Self> {
+        Self::with_len(onnx, foreign, foreign.seq_len.unwrap_or(16))
+    }
+
+    /// Compiles the graph for one sequence of `len` steps.
+    pub fn with_len(onnx: &[u8], foreign: &ForeignModel, len: usize) -> Result<Self> {
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut &onnx[..])
+            .map_err(|e| anyhow!("tract cannot read the ONNX model: {e}"))?;
+        let declared = model.input_fact(0)?.datum_type.concretize();
+        let (dt, fact) = match foreign.input {
+            ForeignInput::OneHot {
+                depth,
+                float_input: true,
+            } => (
+                f32::datum_type(),
+                InferenceFact::dt_shape(f32::datum_type(), [1, len, depth]),
+            ),
+            _ => {
+                let dt = declared.unwrap_or(i64::datum_type());
+                (dt, InferenceFact::dt_shape(dt, [1, len]))
+            }
+        };
+        let plan = model
+            .with_input_fact(0, fact)?
+            .into_optimized()
+            .map_err(|e| anyhow!("tract cannot optimize the ONNX model: {e}"))?
+            .into_runnable()?;
+        Ok(ForeignRunner {
+            plan,
+            len,
+            input: foreign.input.clone(),
+            dt,
+        })
+    }
+
+    /// The graph's outputs for one sequence of foreign ids.
+    pub fn outputs(&mut self, ids: &[u16]) -> Result<Vec<f64>> {
+        ensure!(
+            ids.len() == self.len,
+            "tract was compiled for {} steps, got {}",
+            self.len,
+            ids.len()
+        );
+        let input: Tensor = match self.input {
+            ForeignInput::OneHot {
+                depth,
+                float_input: true,
+            } => {
+                let mut rows = vec![0f32; ids.len() * depth];
+                for (t, &id) in ids.iter().enumerate() {
+                    rows[t * depth + id as usize] = 1.0;
+                }
+                tract_ndarray::Array3::from_shape_vec((1, ids.len(), depth), rows)?.into()
+            }
+            _ => {
+                let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+                let t: Tensor = tract_ndarray::Array2::from_shape_vec((1, ids.len()), ids)?.into();
+                t.cast_to_dt(self.dt)?.into_owned()
+            }
+        };
+        let out = self.plan.run(tvec!(input.into_tvalue()))?;
+        let out = out
+            .first()
+            .context("the ONNX model has no output")?
+            .cast_to::<f32>()?;
+        let values = out
+            .to_plain_array_view::<f32>()?
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        Ok(values)
+    }
+}
+
+/// A short description of an import, for the command line and the report file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportSummary {
+    pub cell: String,
+    pub hidden: usize,
+    pub input: String,
+    pub head: String,
+    pub output: String,
+    pub token_ids: usize,
+    pub f32_blob_bytes: usize,
+    pub int_blob_bytes: usize,
+    pub scale_scheme: String,
+    pub self_check: SelfCheck,
+}
+
+impl Imported {
+    pub fn summary(&self) -> ImportSummary {
+        let f = &self.foreign;
+        ImportSummary {
+            cell: format!("{:?}", f.cell),
+            hidden: f.hidden,
+            input: match &f.input {
+                ForeignInput::Embedding(e) => format!("embedding {}x{}", e.dims[0], e.dims[1]),
+                ForeignInput::OneHot { depth, .. } => format!("one-hot {depth}"),
+            },
+            head: format!("{:?}", f.head),
+            output: format!("{:?}", f.output),
+            token_ids: f.input.ids(),
+            f32_blob_bytes: self.f32_blob.len(),
+            int_blob_bytes: self.int_blob.len(),
+            scale_scheme: self.calibration.chosen.clone(),
+            self_check: self.self_check.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "cell                     {} ({} units)",
+            self.cell, self.hidden
+        )?;
+        writeln!(
+            f,
+            "input                    {} ({} token ids)",
+            self.input, self.token_ids
+        )?;
+        writeln!(f, "head                     {}", self.head)?;
+        writeln!(f, "output                   {}", self.output)?;
+        writeln!(f, "f32 blob                 {} bytes", self.f32_blob_bytes)?;
+        writeln!(
+            f,
+            "int blob                 {} bytes ({} scales)",
+            self.int_blob_bytes, self.scale_scheme
+        )?;
+        writeln!(
+            f,
+            "max |tract - f32|        {:.3e} ({} probe sequences of {} ids)",
+            self.self_check.max_abs_tract_vs_f32, self.self_check.sequences, self.self_check.length
+        )?;
+        writeln!(
+            f,
+            "max |tract - int|        {:.3e}",
+            self.self_check.max_abs_tract_vs_int
+        )
+    }
+}
+
+/// `lstm-edge import`: a foreign ONNX model into `model.blob` (integer) and
+/// `model-f32.blob`, with `import.json` describing what was read and checked.
+#[derive(clap::Args, Debug)]
+#[command(group = clap::ArgGroup::new("tokens").required(true).args(["chars", "vocab"]))]
+pub struct ImportArgs {
+    /// The ONNX model (PyTorch torch.onnx or Keras tf2onnx export).
+    pub model: std::path::PathBuf,
+    /// Char-level model: the char of each token id, in id order (UNK and PAD follow).
+    #[arg(long)]
+    pub chars: Option<String>,
+    /// The id after the chars is UNK (chars outside the table).
+    #[arg(long, requires = "chars")]
+    pub unk: bool,
+    /// The last id is PAD (flatten heads pad with it).
+    #[arg(long, requires = "chars")]
+    pub pad: bool,
+    /// Lowercase text before looking chars up.
+    #[arg(long, requires = "chars")]
+    pub lowercase: bool,
+    /// Word-level model: a file with one word per line, line k being id k;
+    /// `<pad>` and `<unk>` lines mark those ids.
+    #[arg(long, value_name = "FILE")]
+    pub vocab: Option<std::path::PathBuf>,
+    /// Directory for model.blob, model-f32.blob and import.json.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `lstm-edge import`.
+pub fn run(args: &ImportArgs) -> Result<()> {
+    let onnx = std::fs::read(&args.model).with_context(|| {
+        format!(
+            "cannot read ONNX model {}: check the path",
+            args.model.display()
+        )
+    })?;
+    let tokens = match (&args.chars, &args.vocab) {
+        (Some(chars), None) => TokenTable::Chars {
+            table: chars_to_latin1(chars)?,
+            lowercase: args.lowercase,
+            unk: args.unk,
+            pad: args.pad,
+        },
+        (None, Some(path)) => TokenTable::vocab_file(path)?,
+        _ => bail!("give either --chars or --vocab: the ONNX model has no tokenizer"),
+    };
+    let imported = import(&onnx, &tokens)
+        .with_context(|| format!("cannot import {}", args.model.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
+    let summary = imported.summary();
+    for (name, bytes) in [
+        ("model.blob", imported.int_blob.clone()),
+        ("model-f32.blob", imported.f32_blob.clone()),
+        ("import.json", serde_json::to_vec_pretty(&summary)?),
+    ] {
+        let path = args.out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{summary}");
+        println!("written to {}", args.out.display());
+    }
+    Ok(())
+}
+
+/// The char table as the runtime's bytes (Latin-1: one byte per char).
+fn chars_to_latin1(chars: &str) -> Result<Vec<u8>> {
+    chars
+        .chars()
+        .map(|c| {
+            u8::try_from(u32::from(c)).map_err(|_| {
+                anyhow!("--chars: {c:?} is outside Latin-1; the runtime's char tables hold one byte per char")
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,549 @@
+//! The walk from the graph input along the data path to the output: where it
+//! starts, how it dispatches each node, and what it hands back.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use lstm_edge_runtime::format::{Cell, Head, Output};
+use lstm_edge_trainer::model::Tensor as ParamTensor;
+use tract_onnx::pb::{self, NodeProto};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+use super::graph::{attr_int, attr_ints, describe, is_unit, normalize_axis, Axis, Dim, Graph};
+use super::{ForeignInput, ForeignModel, SUPPORTED};
+
+/// The recurrent layer as found.
+pub(super) struct Recurrent {
+    pub(super) cell: Cell,
+    pub(super) hidden: usize,
+    pub(super) w: ParamTensor,
+    pub(super) r: ParamTensor,
+    pub(super) wb: ParamTensor,
+    pub(super) rb: ParamTensor,
+}
+
+/// The walk along the data path.
+pub(super) struct Walk<'a> {
+    pub(super) g: Graph<'a>,
+    pub(super) seq_len: Option<usize>,
+    pub(super) axes_of: HashMap<String, Vec<Axis>>,
+    pub(super) input: Option<ForeignInput>,
+    pub(super) recurrent: Option<Recurrent>,
+    pub(super) head: Option<Head>,
+    pub(super) dense: Option<(ParamTensor, ParamTensor)>,
+    pub(super) output: Option<Output>,
+}
+
+/// Reads an ONNX model into a [`ForeignModel`], or says which op, attribute or
+/// shape it cannot take.
+pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut &onnx[..])
+        .map_err(|e| anyhow!("not an ONNX model: {e}"))?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .context("the ONNX model has no graph")?;
+    let g = Graph::new(graph);
+    let inputs: Vec<&pb::ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !g.initializers.contains_key(i.name.as_str()))
+        .collect();
+    let [input] = inputs[..] else {
+        bail!(
+            "the graph has {} inputs ({}): the importer takes one input of token ids or one-hot rows",
+            inputs.len(),
+            inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    };
+    ensure!(
+        graph.output.len() == 1,
+        "the graph has {} outputs: the importer takes one (the probabilities)",
+        graph.output.len()
+    );
+    let (elem, dims) = input_type(input)?;
+    let mut walk = Walk {
+        g,
+        seq_len: None,
+        axes_of: HashMap::new(),
+        input: None,
+        recurrent: None,
+        head: None,
+        dense: None,
+        output: None,
+    };
+    let (start, id_check) = match (elem, dims.len()) {
+        // int32 / int64 ids [batch, time].
+        (6 | 7, 2) => {
+            walk.seq_len = dims[1];
+            walk.axes_of
+                .insert(input.name.clone(), vec![Axis::Batch, Axis::Time]);
+            walk.embedding_start(&input.name)?
+        }
+        // float one-hot [batch, time, ids].
+        (1, 3) => {
+            walk.seq_len = dims[1];
+            let depth = dims[2].with_context(|| {
+                format!(
+                    "graph input '{}' has no fixed one-hot width: export it with a fixed last dimension",
+                    input.name
+                )
+            })?;
+            walk.input = Some(ForeignInput::OneHot {
+                depth,
+                float_input: true,
+            });
+            walk.axes_of.insert(
+                input.name.clone(),
+                vec![Axis::Batch, Axis::Time, Axis::Feature],
+            );
+            (input.name.clone(), None)
+        }
+        _ => bail!(
+            "graph input '{}' has ONNX type {elem} and rank {}: the importer takes int ids [batch, time] \
+             or float one-hot rows [batch, time, ids]",
+            input.name,
+            dims.len()
+        ),
+    };
+    let foreign = walk.run(start)?;
+    if let Some(check) = id_check {
+        check_ids_pass_through(onnx, &check, &foreign)?;
+    }
+    Ok(foreign)
+}
+
+/// Element type and dims (`None` for symbolic) of a graph input.
+fn input_type(input: &pb::ValueInfoProto) -> Result<(i32, Vec<Option<usize>>)> {
+    use pb::tensor_shape_proto::dimension::Value;
+    let Some(pb::type_proto::Value::TensorType(t)) =
+        input.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        bail!("graph input '{}' is not a tensor", input.name);
+    };
+    let shape = t
+        .shape
+        .as_ref()
+        .with_context(|| format!("graph input '{}' has no shape", input.name))?;
+    let dims = shape
+        .dim
+        .iter()
+        .map(|d| match d.value {
+            Some(Value::DimValue(v)) if v > 0 => Some(v as usize),
+            _ => None,
+        })
+        .collect();
+    Ok((t.elem_type, dims))
+}
+
+/// Id computations between the graph input and the embedding lookup.
+pub(super) struct IdCheck {
+    indices: String,
+    lookup: String,
+}
+
+/// Runs the graph up to the lookup's indices in tract for every id and checks it
+/// hands each id through unchanged.
+fn check_ids_pass_through(onnx: &[u8], check: &IdCheck, foreign: &ForeignModel) -> Result<()> {
+    let ids = foreign.input.ids();
+    let len = foreign.seq_len.unwrap_or(ids);
+    let mut model = tract_onnx::onnx()
+        .model_for_read(&mut &onnx[..])
+        .map_err(|e| anyhow!("tract cannot read the ONNX model: {e}"))?;
+    let dt = model
+        .input_fact(0)?
+        .datum_type
+        .concretize()
+        .unwrap_or(i64::datum_type());
+    model.select_outputs_by_name([check.indices.as_str()])?;
+    let model = model.with_input_fact(0, InferenceFact::dt_shape(dt, [1, len]))?;
+    let plan = model.into_optimized()?.into_runnable()?;
+    for chunk in (0..ids as i64).collect::<Vec<_>>().chunks(len) {
+        let mut row = chunk.to_vec();
+        row.resize(len, 0);
+        let input = tract_ndarray::Array2::from_shape_vec((1, len), row.clone())?;
+        let input: Tensor = Tensor::from(input).cast_to_dt(dt)?.into_owned();
+        let out = plan.run(tvec!(input.into_tvalue()))?;
+        let out = out[0].cast_to::<i64>()?;
+        let got: Vec<i64> = out.to_plain_array_view::<i64>()?.iter().copied().collect();
+        ensure!(
+            got == row,
+            "the ids pass through computations before {} that change them ({row:?} became {got:?}): unsupported",
+            check.lookup
+        );
+    }
+    Ok(())
+}
+
+impl<'a> Walk<'a> {
+    pub(super) fn size(&self, axis: Axis) -> Option<i64> {
+        match axis {
+            Axis::Batch => None,
+            Axis::Time => self.seq_len.map(|t| t as i64),
+            Axis::Feature => self.input.as_ref().map(|i| i.width() as i64),
+            Axis::Dir | Axis::Unit => Some(1),
+            Axis::Hidden => self.recurrent.as_ref().map(|r| r.hidden as i64),
+            Axis::Flat => self
+                .recurrent
+                .as_ref()
+                .zip(self.seq_len)
+                .map(|(r, t)| (r.hidden * t) as i64),
+            Axis::Out => self.dense.as_ref().map(|(w, _)| w.dims[0] as i64),
+        }
+    }
+
+    /// Finds the embedding Gather or OneHot fed by the ids and returns its output,
+    /// with the id computations before it that [`check_ids_pass_through`] must check.
+    pub(super) fn embedding_start(&mut self, ids: &str) -> Result<(String, Option<IdCheck>)> {
+        let mut reached: HashSet<&str> = HashSet::from([ids]);
+        for node in &self.g.graph.node {
+            if node.input.iter().any(|i| reached.contains(i.as_str())) && node.op_type != "Shape" {
+                reached.extend(node.output.iter().map(String::as_str));
+            }
+        }
+        let mut found = Vec::new();
+        for node in &self.g.graph.node {
+            let candidate = match node.op_type.as_str() {
+                "Gather" => {
+                    node.input.len() == 2
+                        && reached.contains(node.input[1].as_str())
+                        && self.g.constant(&node.input[0])?.is_some()
+                }
+                "OneHot" => reached.contains(node.input[0].as_str()),
+                _ => false,
+            };
+            if candidate {
+                found.push(node);
+            }
+        }
+        let node = match found[..] {
+            [node] => node,
+            [] => bail!("no embedding Gather or OneHot takes the token ids: {SUPPORTED}"),
+            _ => bail!(
+                "{} nodes ({}) look up the token ids: the importer takes one embedding",
+                found.len(),
+                found
+                    .iter()
+                    .map(|n| describe(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let slot = usize::from(node.op_type == "Gather");
+        let indices = &node.input[slot];
+        let mut direct = indices.as_str();
+        while direct != ids {
+            match self.g.producer.get(direct) {
+                Some(p) if matches!(p.op_type.as_str(), "Cast" | "Identity") => {
+                    direct = &p.input[0]
+                }
+                _ => break,
+            }
+        }
+        // E.g. TensorFlow's wrap of negative ids: it must leave valid ids as they are.
+        let check = (direct != ids).then(|| IdCheck {
+            indices: indices.clone(),
+            lookup: describe(node),
+        });
+        self.axes_of
+            .insert(indices.clone(), vec![Axis::Batch, Axis::Time]);
+        match node.op_type.as_str() {
+            "Gather" => {
+                ensure!(
+                    attr_int(node, "axis").unwrap_or(0) == 0,
+                    "{}: an embedding lookup gathers rows (axis 0)",
+                    describe(node)
+                );
+                let (dims, data) = self.g.const_f32(node, 0, "embedding table")?;
+                ensure!(
+                    dims.len() == 2,
+                    "{}: embedding table of dims {dims:?}, expected [ids, width]",
+                    describe(node)
+                );
+                self.input = Some(ForeignInput::Embedding(ParamTensor::new(&dims, data)?));
+            }
+            _ => {
+                let depth = self
+                    .g
+                    .const_i64(&node.input[1])?
+                    .and_then(|d| d.first().copied())
+                    .with_context(|| format!("{}: its depth is not a constant", describe(node)))?;
+                let values = self.g.const_f32(node, 2, "values")?.1;
+                ensure!(
+                    values == [0.0, 1.0],
+                    "{}: values {values:?}, expected [0, 1] (a plain one-hot)",
+                    describe(node)
+                );
+                ensure!(
+                    matches!(attr_int(node, "axis").unwrap_or(-1), -1 | 2),
+                    "{}: one-hot along axis {:?}, expected the last axis",
+                    describe(node),
+                    attr_int(node, "axis")
+                );
+                self.input = Some(ForeignInput::OneHot {
+                    depth: depth as usize,
+                    float_input: false,
+                });
+            }
+        }
+        let out = node.output[0].clone();
+        self.axes_of
+            .insert(out.clone(), vec![Axis::Batch, Axis::Time, Axis::Feature]);
+        Ok((out, check))
+    }
+
+    pub(super) fn run(mut self, start: String) -> Result<ForeignModel> {
+        let mut value = start;
+        let graph_output = self.g.graph.output[0].name.clone();
+        while value != graph_output {
+            let consumers: Vec<&NodeProto> = self
+                .g
+                .consumers
+                .get(value.as_str())
+                .map(|c| c.iter().copied().filter(|n| n.op_type != "Shape").collect())
+                .unwrap_or_default();
+            let node = match consumers[..] {
+                [node] => node,
+                [] => {
+                    // A loop body reads outer values without listing them as inputs.
+                    if let Some(r#loop) = self
+                        .g
+                        .graph
+                        .node
+                        .iter()
+                        .find(|n| matches!(n.op_type.as_str(), "Loop" | "Scan"))
+                    {
+                        bail!(
+                            "unsupported ONNX op {} ({}): the recurrent layer was exported as a loop, not as an ONNX \
+                             LSTM/GRU op (tf2onnx does this for Keras 3 GRU layers; Keras 2 / tf_keras models convert to GRU); {SUPPORTED}",
+                            r#loop.op_type,
+                            describe(r#loop)
+                        );
+                    }
+                    bail!("value '{value}' leads nowhere: it never reaches the graph output '{graph_output}'")
+                }
+                _ => bail!(
+                    "value '{value}' feeds {} nodes ({}): branching graphs are unsupported; {SUPPORTED}",
+                    consumers.len(),
+                    consumers.iter().map(|n| describe(n)).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            let slot = node.input.iter().position(|i| *i == value).unwrap_or(0);
+            ensure!(
+                node.input.iter().filter(|i| **i == value).count() == 1,
+                "{} uses '{value}' twice: unsupported",
+                describe(node)
+            );
+            let axes = self.axes_of[&value].clone();
+            let (next, axes) = self.step(node, slot, axes)?;
+            self.axes_of.insert(next.clone(), axes);
+            value = next;
+        }
+        self.finish(&value)
+    }
+
+    pub(super) fn finish(self, last: &str) -> Result<ForeignModel> {
+        let recurrent = self
+            .recurrent
+            .with_context(|| format!("the graph has no LSTM or GRU node: {SUPPORTED}"))?;
+        let head = self.head.with_context(|| {
+            format!("the graph never reduces the time axis: it needs a flatten, last-step or mean head; {SUPPORTED}")
+        })?;
+        let (head_w, head_b) = self.dense.with_context(|| {
+            format!("the graph has no dense layer (Gemm or MatMul): {SUPPORTED}")
+        })?;
+        let output = self.output.with_context(|| {
+            format!(
+                "the graph's output '{last}' comes from {}: the runtime's models end in Sigmoid or Softmax",
+                self.g
+                    .producer
+                    .get(last)
+                    .map_or("the input".to_string(), |n| describe(n))
+            )
+        })?;
+        let input = self.input.context("the graph has no input layer")?;
+        ensure!(
+            input.width() == recurrent.w.dims[1],
+            "the recurrent layer takes {} inputs but the input layer gives {}",
+            recurrent.w.dims[1],
+            input.width()
+        );
+        Ok(ForeignModel {
+            cell: recurrent.cell,
+            hidden: recurrent.hidden,
+            input,
+            seq_len: self.seq_len,
+            head,
+            output,
+            w: recurrent.w,
+            r: recurrent.r,
+            wb: recurrent.wb,
+            rb: recurrent.rb,
+            head_w,
+            head_b,
+        })
+    }
+
+    /// Interprets one node on the data path, returning its output and layout.
+    pub(super) fn step(
+        &mut self,
+        node: &NodeProto,
+        slot: usize,
+        axes: Vec<Axis>,
+    ) -> Result<(String, Vec<Axis>)> {
+        let out = node.output.first().cloned().unwrap_or_default();
+        let op = node.op_type.as_str();
+        ensure!(
+            self.output.is_none(),
+            "{} follows the output activation: {SUPPORTED}",
+            describe(node)
+        );
+        ensure!(
+            slot == 0 || matches!(op, "Add" | "Mul" | "Concat"),
+            "{} takes the data path on input {slot}: unsupported; {SUPPORTED}",
+            describe(node)
+        );
+        match op {
+            "Identity" | "Dropout" | "Cast" => Ok((out, axes)),
+            "Transpose" => {
+                let perm: Vec<usize> = attr_ints(node, "perm")
+                    .map(|p| p.iter().map(|&i| i as usize).collect())
+                    .unwrap_or_else(|| (0..axes.len()).rev().collect());
+                ensure!(
+                    perm.len() == axes.len() && perm.iter().all(|&p| p < axes.len()),
+                    "{}: perm {perm:?} for a rank-{} value",
+                    describe(node),
+                    axes.len()
+                );
+                Ok((out, perm.iter().map(|&p| axes[p]).collect()))
+            }
+            "Squeeze" => {
+                let listed = match attr_ints(node, "axes") {
+                    Some(a) => Some(a),
+                    None => match node.input.get(1).filter(|n| !n.is_empty()) {
+                        Some(name) => Some(self.g.const_i64(name)?.with_context(|| {
+                            format!("{}: its axes are not a constant", describe(node))
+                        })?),
+                        None => None,
+                    },
+                };
+                let drop: Vec<usize> = match listed {
+                    Some(list) => list
+                        .iter()
+                        .map(|&a| normalize_axis(a, axes.len(), node))
+                        .collect::<Result<_>>()?,
+                    None => (0..axes.len())
+                        .filter(|&i| matches!(axes[i], Axis::Unit | Axis::Dir))
+                        .collect(),
+                };
+                for &i in &drop {
+                    ensure!(
+                        matches!(axes[i], Axis::Unit | Axis::Dir),
+                        "{}: squeezes the {:?} axis, which is not of size 1",
+                        describe(node),
+                        axes[i]
+                    );
+                }
+                let kept = (0..axes.len())
+                    .filter(|i| !drop.contains(i))
+                    .map(|i| axes[i])
+                    .collect();
+                Ok((out, kept))
+            }
+            "Unsqueeze" => {
+                let list = match attr_ints(node, "axes") {
+                    Some(a) => a,
+                    None => self
+                        .g
+                        .const_i64(node.input.get(1).map_or("", String::as_str))?
+                        .with_context(|| format!("{}: its axes are not a constant", describe(node)))?,
+                };
+                let rank = axes.len() + list.len();
+                let mut at: Vec<usize> = list
+                    .iter()
+                    .map(|&a| normalize_axis(a, rank, node))
+                    .collect::<Result<_>>()?;
+                at.sort_unstable();
+                let mut result = axes;
+                for i in at {
+                    result.insert(i, Axis::Unit);
+                }
+                Ok((out, result))
+            }
+            "LSTM" | "GRU" => self.recurrent_node(node, &axes),
+            "Gather" => self.gather(node, axes),
+            "Slice" => self.slice(node, axes),
+            "ReduceMean" => self.reduce_mean(node, axes),
+            "Reshape" => {
+                let target = self.shape_vector(node.input.get(1).map_or("", String::as_str), node)?;
+                let allow_zero = attr_int(node, "allowzero").unwrap_or(0) != 0;
+                let target: Vec<Dim> = target
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| match d {
+                        Dim::Known(0) if !allow_zero => {
+                            axes.get(i).map_or(d, |&a| Dim::Of(a))
+                        }
+                        _ => d,
+                    })
+                    .collect();
+                self.reshape(node, out, axes, &target)
+            }
+            "Flatten" => {
+                let split = normalize_axis(attr_int(node, "axis").unwrap_or(1), axes.len() + 1, node)?;
+                let outer: Vec<Axis> = axes[..split].iter().copied().filter(|a| !is_unit(*a)).collect();
+                ensure!(
+                    outer == [Axis::Batch],
+                    "{}: flattens from axis {split} of a value laid out as {axes:?}: unsupported",
+                    describe(node)
+                );
+                let target = [Dim::Of(Axis::Batch), Dim::Known(-1)];
+                self.reshape(node, out, axes, &target)
+            }
+            "Gemm" | "MatMul" => self.dense_node(node, axes),
+            "Add" => {
+                ensure!(
+                    self.dense.is_some() && axes.last() == Some(&Axis::Out),
+                    "{}: an Add on the data path before the dense layer is unsupported; {SUPPORTED}",
+                    describe(node)
+                );
+                let (_, bias) = self.g.const_f32(node, 1 - slot, "bias")?;
+                let (_, b) = self.dense.as_mut().context("dense")?;
+                ensure!(
+                    bias.len() == b.len() || bias.len() == 1,
+                    "{}: adds {} values to {} outputs",
+                    describe(node),
+                    bias.len(),
+                    b.len()
+                );
+                let n = b.len();
+                for (k, v) in b.data.iter_mut().enumerate() {
+                    *v += bias[if bias.len() == n { k } else { 0 }];
+                }
+                Ok((out, axes))
+            }
+            "Sigmoid" | "Softmax" => self.activation(node, out, axes),
+            "Loop" | "Scan" => bail!(
+                "unsupported ONNX op {op} ({}): the recurrent layer was exported as a loop, not as an ONNX LSTM/GRU op \
+                 (tf2onnx does this for Keras GRU layers and some LSTM ones); {SUPPORTED}",
+                describe(node)
+            ),
+            _ => bail!("unsupported ONNX op {op} ({}) on the data path: {SUPPORTED}", describe(node)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    pub(super) fn garbage_is_not_an_onnx_model() {
+        let err = read_onnx(b"\xff\xfe not a protobuf")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ONNX"), "{err}");
+    }
+}
