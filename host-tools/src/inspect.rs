@@ -91,6 +91,7 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
             (
                 vec![
                     ("embedding", p.embedding.len()),
+                    ("embedding_shifts", p.embedding_shifts.len()),
                     ("w", p.w.len()),
                     ("r", p.r.len()),
                     ("units", p.units.len()),
@@ -145,7 +146,7 @@ impl std::fmt::Display for BlobInfo {
         writeln!(f)?;
         writeln!(f, "tensors (bytes):")?;
         for (name, bytes) in &self.tensors {
-            writeln!(f, "  {name:<11} {bytes}")?;
+            writeln!(f, "  {name:<16} {bytes}")?;
         }
         Ok(())
     }

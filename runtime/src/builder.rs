@@ -5,7 +5,7 @@ use std::vec::Vec;
 
 use crate::format::{
     encode, unit_major_index, Body, Cell, Dims, FloatParams, Head, Input, IntParams, Output,
-    Params, Rescale, RowConsts, MAX_PRE_SHIFT, ONE_HOT,
+    Params, Rescale, RowConsts, MAX_EMBEDDING_SHIFT, MAX_PRE_SHIFT, ONE_HOT,
 };
 use crate::numeric::int::{ACT_FRAC, LOGIT_FRAC, PRE_FRAC};
 use crate::Error;
@@ -99,6 +99,33 @@ fn quantize_groups(values: &[f32], group: usize) -> (Vec<u8>, Vec<f64>) {
         );
     }
     (bytes, scales)
+}
+
+/// The int8 embedding: one scale for the table (its largest entry maps to 127)
+/// and, per row, the largest shift that keeps the row within ±127 once it is
+/// stored `2^shift` times finer (see [`IntParams::embedding_shifts`]).
+/// Returns the rows, their shifts and the table's scale.
+fn quantize_embedding(values: &[f32], width: usize) -> (Vec<u8>, Vec<u8>, f64) {
+    let row_max = |row: &[f32]| row.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+    let rows = values.chunks(width.max(1));
+    let max = rows.clone().map(row_max).fold(0f64, f64::max);
+    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    let mut bytes = Vec::with_capacity(values.len());
+    let mut shifts = Vec::with_capacity(values.len() / width.max(1));
+    for row in rows {
+        let largest = row_max(row);
+        let mut shift = 0u8;
+        while shift < MAX_EMBEDDING_SHIFT && largest * f64::from(2u32 << shift) <= max {
+            shift += 1;
+        }
+        let unit = scale / f64::from(1u32 << shift);
+        shifts.push(shift);
+        bytes.extend(
+            row.iter()
+                .map(|&v| ((v as f64 / unit).round().clamp(-127.0, 127.0) as i8) as u8),
+        );
+    }
+    (bytes, shifts, scale)
 }
 
 /// Row-major `R` (`rows` rows of `hidden` bytes) in the unit-major order the
@@ -232,12 +259,12 @@ impl ModelSpec {
         let act_one = (1u64 << ACT_FRAC) as f64;
         let logit_one = (1u64 << LOGIT_FRAC) as f64;
 
-        // The real value of one unit of x: the embedding's scale, or 1 / ONE_HOT.
-        let (embedding, embed_scale) = if dims.embedding_rows > 0 {
-            let (bytes, scales) = quantize_groups(&w.embedding, w.embedding.len());
-            (bytes, scales.first().copied().unwrap_or(1.0))
+        // The real value of one unit of x: the embedding table's scale (a row's
+        // shift is undone on its dot products), or 1 / ONE_HOT.
+        let (embedding, embedding_shifts, embed_scale) = if dims.embedding_rows > 0 {
+            quantize_embedding(&w.embedding, dims.input)
         } else {
-            (Vec::new(), 1.0 / ONE_HOT as f64)
+            (Vec::new(), Vec::new(), 1.0 / ONE_HOT as f64)
         };
         let (wq, w_scales) = quantize_groups(&w.w, group(dims.input));
         let wq = if dims.embedding_rows > 0 {
@@ -298,6 +325,7 @@ impl ModelSpec {
             let r_align = std::vec![0u8; pad];
             let params = Params::Int(IntParams {
                 embedding: &embedding,
+                embedding_shifts: &embedding_shifts,
                 w: &wq,
                 r_align: &r_align,
                 r: &rq,
@@ -355,6 +383,34 @@ fn q32_multipliers(reals: &[f64], what: &'static str) -> Result<(Vec<i32>, u8), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn embedding_rows_take_the_largest_shift_that_fits() {
+        // Rows whose largest entries are 1, 1/2, 1/3, 1/100, 0 and 0.9.
+        let rows = [1.0f32, 0.5, 1.0 / 3.0, 0.01, 0.0, 0.9];
+        let values: Vec<f32> = rows.iter().flat_map(|&m| [m, -m / 2.0, m / 7.0]).collect();
+        let (bytes, shifts, scale) = quantize_embedding(&values, 3);
+        assert_eq!(shifts, [0, 1, 1, 6, MAX_EMBEDDING_SHIFT, 0]);
+        assert!((scale - 1.0 / 127.0).abs() < 1e-12);
+        for ((row, q), &shift) in values.chunks(3).zip(bytes.chunks(3)).zip(&shifts) {
+            let unit = scale / f64::from(1u32 << shift);
+            for (&v, &b) in row.iter().zip(q) {
+                let back = (b as i8) as f64 * unit;
+                assert!(
+                    (back - v as f64).abs() <= unit / 2.0 + 1e-12,
+                    "{v} -> {back}"
+                );
+            }
+        }
+        // Each row but the empty one uses at least half of the int8 range.
+        for (q, &m) in bytes.chunks(3).zip(&rows) {
+            let largest = q.iter().map(|&b| (b as i8).unsigned_abs()).max().unwrap();
+            assert!(
+                m == 0.0 || largest >= 64,
+                "row of {m}: largest level {largest}"
+            );
+        }
+    }
 
     #[test]
     fn unit_major_order_is_a_permutation() {

@@ -38,7 +38,11 @@ impl core::fmt::Display for Error {
         match self {
             Error::Truncated => f.write_str("model blob is truncated"),
             Error::BadMagic => f.write_str("not an lstm-edge model blob (bad magic)"),
-            Error::UnsupportedVersion(v) => write!(f, "unsupported model format version {v}"),
+            Error::UnsupportedVersion(v) => write!(
+                f,
+                "unsupported model format version {v} (this runtime reads version {})",
+                crate::format::VERSION
+            ),
             Error::BadChecksum => f.write_str("model blob is corrupt (CRC-32 mismatch)"),
             Error::TrailingBytes => f.write_str("model blob has bytes after its body"),
             Error::Malformed => f.write_str("model blob body cannot be decoded"),

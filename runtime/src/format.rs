@@ -58,7 +58,7 @@ impl Output {
 /// First bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"LSTE";
 /// The format version this runtime reads and writes.
-pub const VERSION: u16 = 4;
+pub const VERSION: u16 = 5;
 /// Header: magic (4), version (u16), reserved (u16), body length (u32), CRC-32 of the body (u32).
 pub const HEADER_LEN: usize = 16;
 /// The integer value of a one-hot input on the integer path.
@@ -111,8 +111,15 @@ pub struct FloatParams<'a> {
 /// (`units`), so a step reads one record per row instead of five lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntParams<'a> {
-    /// int8 `[rows, embed_dim]` (one scale for the table); empty for chars.
+    /// int8 `[rows, embed_dim]`; empty for chars. Row `v` counts in units of
+    /// the table's scale divided by `2^embedding_shifts[v]`.
     pub embedding: &'a [u8],
+    /// One byte per embedding row, at most [`MAX_EMBEDDING_SHIFT`]: how many
+    /// times finer than the table's scale the row is stored. A table scale
+    /// set by its largest row leaves the typical word a few of the 255 levels;
+    /// the shift gives each row most of them back, and `W·x` is shifted back
+    /// by the same amount. Empty for chars.
+    pub embedding_shifts: &'a [u8],
     /// int8 ONNX `W`, row-major for word input. For one-hot chars it is stored
     /// by token instead (`[tokens][hidden][gates]`: token `t`, row
     /// `gate * hidden + unit` at `t * rows + unit * gates + gate`), so a step's
@@ -140,6 +147,9 @@ pub struct IntParams<'a> {
     /// i32 Q16 dense bias `[outputs]`.
     pub head_b: &'a [u8],
 }
+
+/// Largest per-row shift of the integer embedding (see [`IntParams::embedding_shifts`]).
+pub const MAX_EMBEDDING_SHIFT: u8 = 7;
 
 /// Largest pre-shift of a dot product: products of int8 weights with int8 or
 /// one-hot inputs stay below 2^24, so eight more bits cannot overflow.
@@ -492,6 +502,14 @@ impl Dims {
             }
             Params::Int(p) => {
                 embedding(1, p.embedding.len())?;
+                expect_len(
+                    "embedding_shifts",
+                    p.embedding_shifts.len(),
+                    self.embedding_rows,
+                )?;
+                if p.embedding_shifts.iter().any(|&k| k > MAX_EMBEDDING_SHIFT) {
+                    return Err(Error::OutOfRange("embedding_shifts"));
+                }
                 expect_len("w", p.w.len(), rows * self.input)?;
                 if p.r_align.len() > 3 {
                     return Err(Error::BadDimension("r_align"));

@@ -100,7 +100,14 @@ fn model(kind: Kind, cell: Cell, hidden: usize, head: Head, seed: u64) -> ModelS
         Head::Last | Head::Mean => hidden,
     };
     let embedding = match kind {
-        Kind::Words => rng.weights(tokens * input_dim, 0.5),
+        // Rows from 0.5 down to 0.5 / 2^8, as trained embeddings spread, so
+        // the device meets every row shift the integer format has.
+        Kind::Words => rng
+            .weights(tokens * input_dim, 0.5)
+            .chunks(input_dim)
+            .enumerate()
+            .flat_map(|(id, row)| row.iter().map(move |v| v / (1u32 << (id % 9)) as f32))
+            .collect(),
         _ => Vec::new(),
     };
     let weights = FloatWeights {

@@ -70,7 +70,7 @@ pub struct FloatStep<'a> {
 fn input_pre(w: &FloatParams<'_>, dims: &Dims, row: usize, x: Token<'_>) -> f32 {
     let wx = match x {
         Token::OneHot(id) => le_f32(w.w, row * dims.input + id),
-        Token::Vector(e) => {
+        Token::Vector { row: e, .. } => {
             // Embedding widths up to 512 are decoded on the stack; wider ones in pieces.
             let mut buffer = [0f32; 512];
             let row = row_of(w.w, row, dims.input);
@@ -108,7 +108,10 @@ impl Numeric for F32 {
 
     #[inline(always)]
     fn embedding_row<'a>(w: &Self::Weights<'a>, dims: &Dims, id: usize) -> Token<'a> {
-        Token::Vector(row_of(w.embedding, id, dims.input))
+        Token::Vector {
+            row: row_of(w.embedding, id, dims.input),
+            shift: 0,
+        }
     }
 
     #[inline(always)]

@@ -34,6 +34,53 @@ const fn round_shift32(x: i32, shift: u32) -> i32 {
     (x + (1 << (shift - 1))) >> shift
 }
 
+/// How a step's input dot products are aligned before their row multiplier:
+/// `W·x · 2^left / 2^right`, rounded half up. One-hot chars and rows stored
+/// finer than the embedding table's scale (see `IntParams::embedding_shifts`)
+/// differ only here.
+#[derive(Debug, Clone, Copy)]
+struct InputShift {
+    left: u32,
+    right: u32,
+}
+
+impl InputShift {
+    /// The shift of token `x` under the matrix's pre-shift.
+    #[inline(always)]
+    fn of(x: Token<'_>, w_pre_shift: u8) -> Self {
+        let pre = w_pre_shift as u32;
+        match x {
+            Token::OneHot(_) => InputShift {
+                left: ONE_HOT.trailing_zeros() + pre,
+                right: 0,
+            },
+            Token::Vector { shift, .. } => InputShift {
+                left: pre.saturating_sub(shift),
+                right: shift.saturating_sub(pre),
+            },
+        }
+    }
+
+    /// `|wx|` is at most 65,535 int8 products (below 2^30), so the rounding
+    /// term cannot overflow; the left shift wraps, as the unshifted path did.
+    #[inline(always)]
+    fn apply(self, wx: i32) -> i32 {
+        let down = if self.right > 0 {
+            round_shift32(wx, self.right)
+        } else {
+            wx
+        };
+        down.wrapping_shl(self.left)
+    }
+
+    /// [`InputShift::apply`] to a one-hot token's byte of `W`, whose shift
+    /// is left only: no rounding branch in the step's inner loop.
+    #[inline(always)]
+    fn one_hot(self, w: u8) -> i32 {
+        (w as i8 as i32).wrapping_shl(self.left)
+    }
+}
+
 #[inline(always)]
 const fn sat16(x: i64) -> i16 {
     if x > i16::MAX as i64 {
@@ -127,9 +174,8 @@ struct DeviceStep<'a> {
     r: &'a [u8],
     plan: super::dsp::UnitPlan,
     units: &'a [[u8; RowConsts::BYTES]],
-    /// Left shift of `W·x` before its multiplier (with the [`ONE_HOT`] factor
-    /// for chars).
-    w_shift: u32,
+    /// Alignment of `W·x` before its multiplier.
+    shift: InputShift,
     input: usize,
     hidden: usize,
 }
@@ -173,21 +219,21 @@ fn host_pres(
     dims: &Dims,
     x: Token<'_>,
     h: &[i16],
-    w_shift: u32,
+    shift: InputShift,
     s: &mut HostScratch,
 ) {
     recurrent_sums(w.r, dims, h, &mut s.sums);
     match x {
         Token::OneHot(id) => {
             for (v, &b) in s.wx.iter_mut().zip(row_of(w.w, id, dims.rows())) {
-                *v = (b as i8 as i32).wrapping_shl(w_shift);
+                *v = shift.one_hot(b);
             }
         }
-        Token::Vector(e) => {
+        Token::Vector { row: e, .. } => {
             for (k, v) in s.wx.iter_mut().enumerate().take(dims.rows()) {
                 let (unit, gate) = (k / dims.gates.max(1), k % dims.gates.max(1));
                 let row = row_of(w.w, gate * dims.hidden + unit, dims.input);
-                *v = dot_i8_i8(row, e).wrapping_shl(w_shift);
+                *v = shift.apply(dot_i8_i8(row, e));
             }
         }
     }
@@ -379,9 +425,10 @@ fn device_unit_pres<const G: usize>(
             .w_token
             .get(unit * G..)
             .and_then(|w| w.first_chunk::<G>())
-            .map_or([0; G], |w| w.map(|b| b as i8 as i32)),
-        Token::Vector(e) => core::array::from_fn(|gate| {
-            dot_i8_i8(row_of(step.w, gate * step.hidden + unit, step.input), e)
+            .map_or([0; G], |w| w.map(|b| step.shift.one_hot(b))),
+        Token::Vector { row: e, .. } => core::array::from_fn(|gate| {
+            let row = row_of(step.w, gate * step.hidden + unit, step.input);
+            step.shift.apply(dot_i8_i8(row, e))
         }),
     };
     let mut input_pres = [0i32; G];
@@ -393,7 +440,7 @@ fn device_unit_pres<const G: usize>(
         .zip(wx.iter().zip(&sums))
     {
         let c = RowConsts::from_bytes(consts);
-        *x_pre = scale_q32(wx.wrapping_shl(step.w_shift), c.w_mult).saturating_add(c.bias);
+        *x_pre = scale_q32(wx, c.w_mult).saturating_add(c.bias);
         // Only GRU's candidate rows may have an `r_bias` (checked at load).
         let r_bias = if G == 3 { c.r_bias } else { 0 };
         *h_pre = scale_q32(sum, c.r_mult).saturating_add(r_bias);
@@ -423,7 +470,11 @@ impl Numeric for Int {
 
     #[inline(always)]
     fn embedding_row<'a>(w: &Self::Weights<'a>, dims: &Dims, id: usize) -> Token<'a> {
-        Token::Vector(row_of(w.embedding, id, dims.input))
+        Token::Vector {
+            row: row_of(w.embedding, id, dims.input),
+            // Validated at load: every entry is at most MAX_EMBEDDING_SHIFT.
+            shift: w.embedding_shifts.get(id).copied().unwrap_or(0) as u32,
+        }
     }
 
     #[inline(always)]
@@ -434,12 +485,9 @@ impl Numeric for Int {
         _h: &[i16],
         _scratch: &mut Self::Scratch,
     ) -> IntStep<'a> {
-        let w_shift = match x {
-            Token::OneHot(_) => ONE_HOT.trailing_zeros() + w.w_pre_shift as u32,
-            Token::Vector(_) => w.w_pre_shift as u32,
-        };
+        let shift = InputShift::of(x, w.w_pre_shift);
         #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
-        host_pres(w, dims, x, _h, w_shift, _scratch);
+        host_pres(w, dims, x, _h, shift, _scratch);
         IntStep {
             #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
             _weights: core::marker::PhantomData,
@@ -449,12 +497,12 @@ impl Numeric for Int {
                 w: w.w,
                 w_token: match x {
                     Token::OneHot(id) => row_of(w.w, id, dims.rows()),
-                    Token::Vector(_) => &[],
+                    Token::Vector { .. } => &[],
                 },
                 r: w.r,
                 plan: super::dsp::UnitPlan::new(w.r, _h, dims.gates, dims.hidden),
                 units: w.units.as_chunks().0,
-                w_shift,
+                shift,
                 input: dims.input,
                 hidden: dims.hidden,
             },

@@ -21,8 +21,10 @@ use crate::Error;
 pub enum Token<'a> {
     /// A one-hot char: its weight is one column of `W` (a column add, no product).
     OneHot(usize),
-    /// An embedding row, in the path's weight encoding.
-    Vector(&'a [u8]),
+    /// An embedding row, in the path's weight encoding. `shift` is the
+    /// integer row's [`crate::format::IntParams::embedding_shifts`] entry
+    /// (0 on the f32 path): `W·row` is `2^shift` times too large.
+    Vector { row: &'a [u8], shift: u32 },
 }
 
 /// Arithmetic of one numeric path.
