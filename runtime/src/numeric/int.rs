@@ -229,6 +229,8 @@ fn host_pres(
                 *v = shift.one_hot(b);
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        Token::Vector { row: e, .. } if vector_sums_x86(w, dims, e, shift, s) => {}
         Token::Vector { row: e, .. } => {
             for (k, v) in s.wx.iter_mut().enumerate().take(dims.rows()) {
                 let (unit, gate) = (k / dims.gates.max(1), k % dims.gates.max(1));
@@ -255,6 +257,39 @@ fn host_pres(
         s.gates_ready =
             dims.gates == 4 && super::x86::lstm_activations(&s.x, &s.h, dims.rows(), &mut s.gates);
     }
+}
+
+/// `W·x` of every row for an embedding row `e`, through the x86 dense-rows
+/// kernel: `e` widened once instead of once per row, the sums formed in ONNX
+/// row order in `s.x` (free until the prescale writes it), then aligned into
+/// `s.wx` in unit-major order. False, with `s.wx` untouched, when the kernel
+/// does not run (no AVX2, or an embedding wider than the widening buffer).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn vector_sums_x86(
+    w: &IntParams<'_>,
+    dims: &Dims,
+    e: &[u8],
+    shift: InputShift,
+    s: &mut HostScratch,
+) -> bool {
+    const WIDEST: usize = 1024;
+    let (rows, gates) = (dims.rows(), dims.gates.max(1));
+    let mut wide = [0i16; WIDEST];
+    let (Some(wide), Some(sums)) = (wide.get_mut(..e.len()), s.x.get_mut(..rows)) else {
+        return false;
+    };
+    for (to, &b) in wide.iter_mut().zip(e) {
+        *to = i16::from(b as i8);
+    }
+    if e.len() != dims.input || !super::x86::rows_dot_i8_i16(w.w, dims.input, wide, sums) {
+        return false;
+    }
+    for (k, v) in s.wx.iter_mut().enumerate().take(rows) {
+        let (unit, gate) = (k / gates, k % gates);
+        *v = shift.apply(sums.get(gate * dims.hidden + unit).copied().unwrap_or(0));
+    }
+    true
 }
 
 /// Lanes of the dot-product kernels: 16 independent i32 sums let the

@@ -8,7 +8,8 @@
 //!   `std` feature, else the compile-time target features).
 //! - The kernels' only other `unsafe` operations are pointer offsets into
 //!   slices and unaligned vector loads from them (`loadu`, no alignment
-//!   needed), and 32-byte stores into local arrays. Every load range is checked
+//!   needed; `maskz_loadu` reads only its unmasked bytes), and 32-byte stores
+//!   into local arrays. Every load range is checked
 //!   against the slice length before the loop that reads it; each block states
 //!   the bound it relies on. Nothing reads past a slice, not even in the
 //!   leftover columns.
@@ -34,7 +35,8 @@ use core::arch::x86_64::{
 
 use core::arch::x86_64::{
     __m512i, _mm512_castsi256_si512, _mm512_castsi512_si256, _mm512_cvtepi8_epi16,
-    _mm512_dpwssd_epi32, _mm512_extracti64x4_epi64, _mm512_inserti64x4, _mm512_setzero_si512,
+    _mm512_dpwssd_epi32, _mm512_extracti64x4_epi64, _mm512_inserti64x4, _mm512_loadu_epi16,
+    _mm512_maskz_loadu_epi8, _mm512_reduce_add_epi32, _mm512_setzero_si512,
 };
 
 use crate::format::{scale_q32, RowConsts, MAX_HIDDEN};
@@ -195,11 +197,13 @@ pub fn rows_dot_i8_i16(w: &[u8], width: usize, x: &[i16], out: &mut [i32]) -> bo
         out.fill(0);
         return true;
     }
-    // SAFETY: the CPU has AVX2 (checked just above).
+    // SAFETY: the CPU has AVX2 (checked just above), and AVX-512 BW and VNNI
+    // where `rows_wide` runs.
     unsafe {
         match width / 16 {
             4 => rows_fixed::<4>(w, x, out),
             8 => rows_fixed::<8>(w, x, out),
+            _ if width <= WIDE_ROWS_MAX && has_avx512() => rows_wide(w, x, out),
             _ => {
                 for (o, row) in out.iter_mut().zip(w.chunks_exact(width)) {
                     *o = dot_i16(row, x);
@@ -839,6 +843,73 @@ fn accumulate_g3_wide<const U: usize>(
 #[inline]
 fn fold_halves(v: __m512i) -> __m256i {
     _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
+}
+
+/// Widest `x` that [`rows_wide`] takes (it copies `x`, zero-padded, to the stack).
+const WIDE_ROWS_MAX: usize = 1024;
+
+/// Rows of any width up to [`WIDE_ROWS_MAX`] (`w.len() == out.len() *
+/// x.len()`) with AVX-512: 32 columns per `vpmovsxbw` and `vpdpwssd`, four
+/// rows per pass so that four sums are in flight. The last `width % 32`
+/// weights of a row come from a masked load (masked-out bytes are not read)
+/// against `x` zero-padded to whole chunks.
+#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
+fn rows_wide(w: &[u8], x: &[i16], out: &mut [i32]) {
+    let width = x.len();
+    let mut padded = [0i16; WIDE_ROWS_MAX];
+    padded.iter_mut().zip(x).for_each(|(p, &v)| *p = v);
+    let (full, rest) = (width / 32, width % 32);
+    let tail_mask: u64 = (1u64 << rest) - 1;
+    // One row's sum over `x`; `row` holds `width` bytes.
+    let row_sum = |acc: __m512i, row: &[u8]| -> __m512i {
+        let mut acc = acc;
+        if row.len() < width || width > WIDE_ROWS_MAX {
+            return acc;
+        }
+        for c in 0..full {
+            // SAFETY: columns 32c..32c + 32 lie within the row (c < width / 32)
+            // and within `padded` (width <= WIDE_ROWS_MAX).
+            let (wv, xv) = unsafe {
+                (
+                    _mm256_loadu_si256(row.as_ptr().add(32 * c).cast::<__m256i>()),
+                    _mm512_loadu_epi16(padded.as_ptr().add(32 * c)),
+                )
+            };
+            acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepi8_epi16(wv), xv);
+        }
+        if rest > 0 {
+            // SAFETY: the mask reads the row's last `rest` bytes only; `padded`
+            // holds the whole chunk (32 * full + 32 <= WIDE_ROWS_MAX, as
+            // `width` < 32 * full + 32 and WIDE_ROWS_MAX is a multiple of 32).
+            let (wv, xv) = unsafe {
+                (
+                    _mm512_maskz_loadu_epi8(tail_mask, row.as_ptr().add(32 * full).cast::<i8>()),
+                    _mm512_loadu_epi16(padded.as_ptr().add(32 * full)),
+                )
+            };
+            let wv = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(wv));
+            acc = _mm512_dpwssd_epi32(acc, wv, xv);
+        }
+        acc
+    };
+    let mut outs = out.chunks_exact_mut(DENSE_ROWS);
+    let mut rows = w.chunks_exact(DENSE_ROWS * width);
+    for (o, block) in (&mut outs).zip(&mut rows) {
+        let mut acc = [_mm512_setzero_si512(); DENSE_ROWS];
+        for (a, row) in acc.iter_mut().zip(block.chunks_exact(width)) {
+            *a = row_sum(*a, row);
+        }
+        for (o, a) in o.iter_mut().zip(acc) {
+            *o = _mm512_reduce_add_epi32(a);
+        }
+    }
+    for (o, row) in outs
+        .into_remainder()
+        .iter_mut()
+        .zip(rows.remainder().chunks_exact(width))
+    {
+        *o = _mm512_reduce_add_epi32(row_sum(_mm512_setzero_si512(), row));
+    }
 }
 
 /// Rows per pass of [`rows_dot_i8_i16`] (they share the vectors of `x`).
