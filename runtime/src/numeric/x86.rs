@@ -204,14 +204,18 @@ pub fn rows_dot_i8_i16(w: &[u8], width: usize, x: &[i16], out: &mut [i32]) -> bo
             4 => rows_fixed::<4>(w, x, out),
             8 => rows_fixed::<8>(w, x, out),
             _ if width <= WIDE_ROWS_MAX && has_avx512() => rows_wide(w, x, out),
-            _ => {
-                for (o, row) in out.iter_mut().zip(w.chunks_exact(width)) {
-                    *o = dot_i16(row, x);
-                }
-            }
+            _ => rows_each(w, x, out),
         }
     }
     true
+}
+
+/// Rows of any width (`w.len() == out.len() * x.len()`), one AVX2 dot each.
+#[target_feature(enable = "avx2")]
+fn rows_each(w: &[u8], x: &[i16], out: &mut [i32]) {
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(x.len().max(1))) {
+        *o = dot_i16(row, x);
+    }
 }
 
 /// Units per pass of the LSTM kernel (they share the loads of `h`).
@@ -1368,6 +1372,39 @@ mod tests {
         ));
         let want = (0..600).fold(0i32, |a, _| a.wrapping_add(1 << 22));
         assert_eq!(out, [want; 5]);
+    }
+
+    /// The general-width kernels [`rows_dot_i8_i16`] picks between, each
+    /// against the scalar definition, whatever this CPU would pick.
+    #[test]
+    fn both_general_width_kernels_equal_the_scalar_definition() {
+        if !has_avx2() {
+            return;
+        }
+        let mut gen = Gen(31);
+        for width in [1, 17, 31, 32, 33, 100, 300, 1000, 1024] {
+            for rows in [1, 4, 7, 200] {
+                let (w, x) = (gen.bytes(rows * width), gen.acts(width));
+                let want: Vec<i32> = w
+                    .chunks_exact(width)
+                    .map(|row| {
+                        row.iter().zip(&x).fold(0i32, |a, (&v, &h)| {
+                            a.wrapping_add(i32::from(v as i8) * i32::from(h))
+                        })
+                    })
+                    .collect();
+                let mut out = vec![0i32; rows];
+                // SAFETY: AVX2 checked above.
+                unsafe { rows_each(&w, &x, &mut out) };
+                assert_eq!(out, want, "AVX2, rows={rows} width={width}");
+                if has_avx512() {
+                    out.fill(0);
+                    // SAFETY: AVX-512 BW and VNNI checked just above.
+                    unsafe { rows_wide(&w, &x, &mut out) };
+                    assert_eq!(out, want, "AVX-512, rows={rows} width={width}");
+                }
+            }
+        }
     }
 
     #[test]
