@@ -1,5 +1,5 @@
-//! Cortex-M DSP kernel for the integer path: four int8 × int16 products per two
-//! SMLAD instructions, as CMSIS-NN does it.
+//! Cortex-M DSP kernels for the integer path: four int8 × int16 (or int8 ×
+//! int8) products per two SMLAD instructions, as CMSIS-NN does it.
 //!
 //! This is the runtime's only `unsafe` code, audited here:
 //! - three one-instruction `asm!` blocks (SXTB16, SXTB16 with ROR #8, SMLAD)
@@ -85,6 +85,25 @@ pub fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
     }
     w_tail.iter().zip(x_tail).fold(acc, |acc, (&w, &x)| {
         acc.wrapping_add((w as i8 as i32) * (x as i32))
+    })
+}
+
+/// `Σ w[k] * x[k]` for int8 `w` and int8 `x` (a word model's embedding row):
+/// SXTB16 splits both words into the same lanes, so four products take two
+/// SMLADs, where the portable loop takes a load, a load and a multiply-add
+/// each.
+#[inline(always)]
+pub fn dot_i8_i8(w: &[u8], x: &[u8]) -> i32 {
+    let (w_blocks, w_tail) = w.as_chunks::<4>();
+    let (x_blocks, x_tail) = x.as_chunks::<4>();
+    let mut acc = 0i32;
+    for (&w4, &x4) in w_blocks.iter().zip(x_blocks) {
+        let (wv, xv) = (u32::from_le_bytes(w4), u32::from_le_bytes(x4));
+        acc = smlad(sxtb16(wv), sxtb16(xv), acc);
+        acc = smlad(sxtb16_ror8(wv), sxtb16_ror8(xv), acc);
+    }
+    w_tail.iter().zip(x_tail).fold(acc, |acc, (&w, &x)| {
+        acc.wrapping_add((w as i8 as i32) * (x as i8 as i32))
     })
 }
 

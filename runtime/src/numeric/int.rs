@@ -296,12 +296,13 @@ fn vector_sums_x86(
 /// compiler use full-width multiply-add instructions (pmaddwd and friends).
 #[cfg(not(target_arch = "arm"))]
 const LANES: usize = 16;
-/// Cortex-M has 13 usable registers: more sums than this would spill.
-#[cfg(target_arch = "arm")]
+/// Cortex-M has 13 usable registers: more sums than this would spill (cores
+/// with the DSP extension use its kernels instead).
+#[cfg(all(target_arch = "arm", not(target_feature = "dsp")))]
 const LANES: usize = 4;
 
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-use super::dsp::{dot_i8_i16, dot_unit};
+use super::dsp::{dot_i8_i16, dot_i8_i8, dot_unit};
 
 /// Adds the last `x_tail.len()` columns of a unit-major block (one run per
 /// gate, see `format::unit_major_index`) to the gate sums.
@@ -391,6 +392,7 @@ fn repeat_groups(x: &[i16], gates: usize, out: &mut [i16]) {
 }
 
 /// `Σ w[k] * widen(x[k])` for int8 weights, over independent lanes.
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
 fn dot_i8<X: Copy>(w: &[u8], x: &[X], widen: impl Fn(X) -> i32) -> i32 {
     let (w_blocks, w_tail) = w.as_chunks::<LANES>();
@@ -424,6 +426,7 @@ fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
 }
 
 /// `Σ w[k] * x[k]` for int8 weights and int8 inputs.
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
 fn dot_i8_i8(w: &[u8], x: &[u8]) -> i32 {
     #[cfg(target_arch = "x86_64")]
