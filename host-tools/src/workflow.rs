@@ -110,9 +110,9 @@ pub struct TrainArgs {
     /// Word embedding width (W).
     #[arg(long)]
     pub embed_dim: Option<usize>,
-    /// Words in the vocabulary (W), besides PAD and UNK.
-    #[arg(long, default_value_t = 10_000)]
-    pub vocab_size: usize,
+    /// Words in the vocabulary (W; default 10000), besides PAD and UNK.
+    #[arg(long)]
+    pub vocab_size: Option<usize>,
     /// Sequence length (reviews are post-padded/truncated; the generator's window).
     #[arg(long)]
     pub maxlen: Option<usize>,
@@ -159,7 +159,8 @@ pub struct TrainArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: Device,
-    /// ONNX Runtime intra-op threads (0: its default).
+    /// ONNX Runtime intra-op threads (0: its default). Workers sleep between ops;
+    /// LSTM_EDGE_ORT_SPINNING=1 lets them spin, faster on an otherwise idle machine.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Continue from the output directory's checkpoint.
@@ -215,6 +216,24 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
             }
         }
     };
+    // Flags that only some data kinds read are refused elsewhere, not ignored.
+    if matches!(preset, Preset::G | Preset::R) {
+        let review_flags = [
+            (args.limit.is_some(), "--limit"),
+            (args.all_reviews, "--all-reviews"),
+            (args.test_limit.is_some(), "--test-limit"),
+        ];
+        if let Some((_, flag)) = review_flags.iter().find(|(given, _)| *given) {
+            bail!(
+                "{flag} applies to review data (presets w and c); preset {preset:?} reads a corpus, \
+                 whose held-out set is its last 10% of windows: drop {flag}"
+            );
+        }
+    }
+    ensure!(
+        args.vocab_size.is_none() || preset == Preset::W,
+        "--vocab-size applies to the word model (preset w); preset {preset:?} reads chars: drop --vocab-size"
+    );
     let name = match &args.name {
         Some(name) => name.clone(),
         None => args
@@ -258,7 +277,9 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     if args.word_vectors.is_some() && preset != Preset::W {
         bail!("--word-vectors only applies to the word model (preset w)");
     }
-    job.vocab_size = args.vocab_size;
+    if let Some(words) = args.vocab_size {
+        job.vocab_size = words;
+    }
     job.word_vectors = args.word_vectors.clone();
     if let Some(epochs) = args.word2vec {
         ensure!(

@@ -467,6 +467,35 @@ fn train_rejects_bad_input_with_the_fix() {
         );
         assert!(err.contains(expected), "{flags:?}: {err}");
     }
+    let corpus = data("shakespeare/shakespeare-macbeth.txt");
+    for flags in [
+        &["--limit", "500"][..],
+        &["--all-reviews"],
+        &["--test-limit", "9"],
+        &["--vocab-size", "100"],
+    ] {
+        let err = failure(
+            cli()
+                .args(["train", "--preset", "g"])
+                .args(flags)
+                .arg("--corpus")
+                .arg(&corpus)
+                .arg("--out")
+                .arg(&out),
+        );
+        assert!(
+            err.contains(flags[0]) && err.contains("applies to") && err.contains("drop"),
+            "{flags:?}: {err}"
+        );
+    }
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "c", "--vocab-size", "100", "--train"])
+            .arg(&reviews)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(err.contains("preset w"), "{err}");
     let err = failure(cli().args(["train", "--preset", "x", "--out"]).arg(&out));
     assert!(err.contains("invalid value 'x'"), "{err}");
 }
