@@ -38,6 +38,10 @@ default_steps() { case "$1" in G) echo 20 ;; W) echo 10 ;; C) echo 4 ;; esac; }
 log() { echo "$@" >&2; }
 
 # Progress goes to stderr so that --json output stays clean.
+if [[ "${LSTM_EDGE_ORT_SPINNING:-0}" == 1 ]]; then
+  log "warning: LSTM_EDGE_ORT_SPINNING=1: lstm-edge's spinning workers keep running between"
+  log "its steps and slow the Keras runs that alternate with them; the ratios are not a fair comparison"
+fi
 TF_VERSION="$("$root/scripts/install-keras.sh")"
 "$root/scripts/install-ort.sh" >&2
 
