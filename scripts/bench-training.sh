@@ -38,10 +38,6 @@ default_steps() { case "$1" in G) echo 20 ;; W) echo 10 ;; C) echo 4 ;; esac; }
 log() { echo "$@" >&2; }
 
 # Progress goes to stderr so that --json output stays clean.
-if [[ "${LSTM_EDGE_ORT_SPINNING:-0}" == 1 ]]; then
-  log "warning: LSTM_EDGE_ORT_SPINNING=1: lstm-edge's spinning workers keep running between"
-  log "its steps and slow the Keras runs that alternate with them; the ratios are not a fair comparison"
-fi
 TF_VERSION="$("$root/scripts/install-keras.sh")"
 "$root/scripts/install-ort.sh" >&2
 
@@ -87,8 +83,9 @@ reply rust 4 >/dev/null
 reply keras 6 >/dev/null
 
 records="$work/records.jsonl"
-printf '{"meta": {"cpus": %s, "threads": %s, "tensorflow": "%s", "cell": "%s", "load_before": "%s"}}\n' \
-  "$(nproc)" "$threads" "$TF_VERSION" "$keras_cell" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$records"
+printf '{"meta": {"cpus": %s, "threads": %s, "tensorflow": "%s", "cell": "%s", "ort_spinning": "%s", "load_before": "%s"}}\n' \
+  "$(nproc)" "$threads" "$TF_VERSION" "$keras_cell" "${LSTM_EDGE_ORT_SPINNING:-0}" \
+  "$(cut -d' ' -f1-3 /proc/loadavg)" >"$records"
 for ((round = 0; round < rounds; round++)); do
   for shape in "${shapes[@]}"; do
     n="${steps:-$(default_steps "$shape")}"

@@ -265,12 +265,19 @@ pub fn session_from_bytes(model: &[u8], device: Device, threads: usize) -> Resul
             .map_err(|e| anyhow!("setting {threads} intra-op threads: {e}"))?;
     }
     // Spinning workers are faster on an idle machine and slower on a shared one
-    // (G training, 2 threads: +19% idle, -24% with one core busy), so they are
+    // (G training, 2 threads: +31% idle, -22% with one core busy), so they are
     // opt-in.
     let spinning = spinning_requested()?;
     builder = builder
         .with_intra_op_spinning(spinning)
         .map_err(|e| anyhow!("setting intra-op spinning to {spinning}: {e}"))?;
+    if spinning {
+        // Spin only inside a run: between training steps the workers sleep and
+        // leave the cores to data preparation and other processes.
+        builder = builder
+            .with_config_entry("session.force_spinning_stop", "1")
+            .map_err(|e| anyhow!("stopping spinning between runs: {e}"))?;
+    }
     if let Device::Cuda { device_id } = device {
         preload_cuda_libraries();
         let cuda = ort::ep::CUDA::default()
