@@ -83,20 +83,34 @@ pub fn rescale_for(real: f64) -> Rescale {
     Rescale::new(mult, shift as u8).unwrap_or(Rescale::ONE)
 }
 
+/// The largest |v| of `values`.
+fn largest_magnitude(values: &[f32]) -> f64 {
+    values.iter().fold(0f64, |m, &v| m.max((v as f64).abs()))
+}
+
+/// The step that maps `largest` to 127 (1 for all-zero values).
+fn int8_scale(largest: f64) -> f64 {
+    if largest > 0.0 {
+        largest / 127.0
+    } else {
+        1.0
+    }
+}
+
+/// `v` in steps of `unit`, rounded and clamped to ±127, as a weight byte.
+fn to_int8(v: f32, unit: f64) -> u8 {
+    ((v as f64 / unit).round().clamp(-127.0, 127.0) as i8) as u8
+}
+
 /// Symmetric int8 quantization of `values` with one scale per `group` values.
 /// Returns the int8 bytes and the scales.
 fn quantize_groups(values: &[f32], group: usize) -> (Vec<u8>, Vec<f64>) {
     let mut bytes = Vec::with_capacity(values.len());
     let mut scales = Vec::new();
     for chunk in values.chunks(group.max(1)) {
-        let max = chunk.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
-        let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+        let scale = int8_scale(largest_magnitude(chunk));
         scales.push(scale);
-        bytes.extend(
-            chunk
-                .iter()
-                .map(|&v| ((v as f64 / scale).round().clamp(-127.0, 127.0) as i8) as u8),
-        );
+        bytes.extend(chunk.iter().map(|&v| to_int8(v, scale)));
     }
     (bytes, scales)
 }
@@ -106,24 +120,20 @@ fn quantize_groups(values: &[f32], group: usize) -> (Vec<u8>, Vec<f64>) {
 /// stored `2^shift` times finer (see [`IntParams::embedding_shifts`]).
 /// Returns the rows, their shifts and the table's scale.
 fn quantize_embedding(values: &[f32], width: usize) -> (Vec<u8>, Vec<u8>, f64) {
-    let row_max = |row: &[f32]| row.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
     let rows = values.chunks(width.max(1));
-    let max = rows.clone().map(row_max).fold(0f64, f64::max);
-    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    let max = largest_magnitude(values);
+    let scale = int8_scale(max);
     let mut bytes = Vec::with_capacity(values.len());
     let mut shifts = Vec::with_capacity(values.len() / width.max(1));
     for row in rows {
-        let largest = row_max(row);
+        let largest = largest_magnitude(row);
         let mut shift = 0u8;
         while shift < MAX_EMBEDDING_SHIFT && largest * f64::from(2u32 << shift) <= max {
             shift += 1;
         }
         let unit = scale / f64::from(1u32 << shift);
         shifts.push(shift);
-        bytes.extend(
-            row.iter()
-                .map(|&v| ((v as f64 / unit).round().clamp(-127.0, 127.0) as i8) as u8),
-        );
+        bytes.extend(row.iter().map(|&v| to_int8(v, unit)));
     }
     (bytes, shifts, scale)
 }

@@ -260,10 +260,9 @@ fn host_pres(
 }
 
 /// `W·x` of every row for an embedding row `e`, through the x86 dense-rows
-/// kernel: `e` widened once instead of once per row, the sums formed in ONNX
-/// row order in `s.x` (free until the prescale writes it), then aligned into
-/// `s.wx` in unit-major order. False, with `s.wx` untouched, when the kernel
-/// does not run (no AVX2, or an embedding wider than the widening buffer).
+/// kernel: the sums formed in ONNX row order in `s.x` (free until the prescale
+/// writes it), then aligned into `s.wx` in unit-major order. False, with
+/// `s.wx` untouched, when the kernel does not run.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn vector_sums_x86(
@@ -273,16 +272,11 @@ fn vector_sums_x86(
     shift: InputShift,
     s: &mut HostScratch,
 ) -> bool {
-    const WIDEST: usize = 1024;
     let (rows, gates) = (dims.rows(), dims.gates.max(1));
-    let mut wide = [0i16; WIDEST];
-    let (Some(wide), Some(sums)) = (wide.get_mut(..e.len()), s.x.get_mut(..rows)) else {
+    let Some(sums) = s.x.get_mut(..rows) else {
         return false;
     };
-    for (to, &b) in wide.iter_mut().zip(e) {
-        *to = i16::from(b as i8);
-    }
-    if e.len() != dims.input || !super::x86::rows_dot_i8_i16(w.w, dims.input, wide, sums) {
+    if e.len() != dims.input || !super::x86::rows_dot_i8_i8(w.w, dims.input, e, sums) {
         return false;
     }
     for (k, v) in s.wx.iter_mut().enumerate().take(rows) {

@@ -210,6 +210,20 @@ pub fn rows_dot_i8_i16(w: &[u8], width: usize, x: &[i16], out: &mut [i32]) -> bo
     true
 }
 
+/// [`rows_dot_i8_i16`] for an int8 `x` (a word model's embedding row): `x` is
+/// sign-extended once for all rows. Returns false, and writes nothing, where
+/// [`rows_dot_i8_i16`] would, or when `x` is wider than [`WIDE_ROWS_MAX`].
+pub fn rows_dot_i8_i8(w: &[u8], width: usize, x: &[u8], out: &mut [i32]) -> bool {
+    let Some(x) = x.get(..width).filter(|_| width <= WIDE_ROWS_MAX) else {
+        return false;
+    };
+    let mut wide = [0i16; WIDE_ROWS_MAX];
+    for (to, &b) in wide.iter_mut().zip(x) {
+        *to = i16::from(b as i8);
+    }
+    rows_dot_i8_i16(w, width, &wide, out)
+}
+
 /// Rows of any width (`w.len() == out.len() * x.len()`), one AVX2 dot each.
 #[target_feature(enable = "avx2")]
 fn rows_each(w: &[u8], x: &[i16], out: &mut [i32]) {
