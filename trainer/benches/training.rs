@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
                 for how in [Recurrence::Scan, Recurrence::Unrolled] {
                     let name = format!("{}-{cell:?}-{how:?}-train.onnx", w.name);
                     let path = std::path::Path::new(&dir).join(name);
-                    std::fs::write(&path, train_graph(w, how))?;
+                    std::fs::write(&path, train_graph(w, how, device))?;
                     println!("wrote {}", path.display());
                 }
             }

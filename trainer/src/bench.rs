@@ -219,12 +219,13 @@ fn optimizer(workload: &Workload) -> OptimizerConfig {
 }
 
 /// The ONNX model of one training step of `workload`, as [`Prepared`] runs it.
-pub fn train_graph(workload: &Workload, how: Recurrence) -> Vec<u8> {
+pub fn train_graph(workload: &Workload, how: Recurrence, device: Device) -> Vec<u8> {
     build_train_graph(
         &workload.spec,
         &optimizer(workload),
         workload.dropout > 0.0,
         how,
+        device,
     )
 }
 

@@ -280,6 +280,11 @@ pub fn session_from_bytes(model: &[u8], device: Device, threads: usize) -> Resul
     }
     if let Device::Cuda { device_id } = device {
         preload_cuda_libraries();
+        // CUDA kernels may otherwise sum in a varying order (atomics), which makes
+        // a seeded run, and a resumed one, drift from the last.
+        builder = builder
+            .with_deterministic_compute(true)
+            .map_err(|e| anyhow!("asking for deterministic compute: {e}"))?;
         let cuda = ort::ep::CUDA::default()
             .with_device_id(device_id)
             .build()

@@ -12,7 +12,7 @@ use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{IoBinding, Session, SessionInputValue};
 use ort::value::{DynTensor, DynTensorValueType, DynValue, Tensor as OrtTensor};
 
-use crate::autodiff::{GatherGrad, Tape};
+use crate::autodiff::Tape;
 use crate::bptt::Recurrence;
 use crate::model::{InputConfig, ModelConfig, Params, Tensor};
 use crate::onnx::{Dim, Elem, Graph, Value, OPSET};
@@ -235,7 +235,7 @@ pub fn forward_with(
                 });
                 x
             } else {
-                tape.gather_rows(table, &ids_t, GatherGrad::for_rows(vocab))
+                tape.gather_rows(table, &ids_t, tape.lookup_grad(vocab))
             };
             let flat = tape.reshape(&x, &[-1, dim as i64]);
             let xp = tape.linear(&flat, w, Some(&bias));
@@ -247,7 +247,7 @@ pub fn forward_with(
             // its gradient sums `vocab` rows instead of `T·B`.
             let columns = tape.transpose(w, &[1, 0]);
             let table = tape.add_bias(&columns, &bias);
-            tape.gather_rows(&table, &ids_t, GatherGrad::for_rows(vocab))
+            tape.gather_rows(&table, &ids_t, tape.lookup_grad(vocab))
         }
     };
     let h_seq = match spec.cell {
@@ -359,8 +359,10 @@ pub fn build_train_graph(
     optimizer: &OptimizerConfig,
     dropout: bool,
     how: Recurrence,
+    device: Device,
 ) -> Vec<u8> {
-    let mut tape = Tape::new(Graph::new("train"));
+    let cuda = matches!(device, Device::Cuda { .. });
+    let mut tape = Tape::new(Graph::new("train")).with_ordered_sums(cuda);
     let (params, ids, targets) = declare_inputs(&mut tape, spec);
     let param_shapes = spec.trained_shapes();
     let state_shapes = optimizer.state_shapes(&param_shapes);
@@ -545,6 +547,13 @@ impl TrainSession {
             named.len(),
             param_shapes.len()
         );
+        // The sessions come first: registering the device's provider is where a
+        // missing GPU build or driver gives its clearest error.
+        let train_bytes = build_train_graph(&spec, optimizer, dropout, how, device);
+        let train = ort_env::session_from_bytes(&train_bytes, device, threads)
+            .context("loading the training graph")?;
+        let eval = ort_env::session_from_bytes(&build_eval_graph(&spec, how), device, threads)
+            .context("loading the evaluation graph")?;
         let mut param_values = Vec::new();
         for ((name, tensor), (want_name, dims)) in named.iter().zip(&param_shapes) {
             ensure!(
@@ -580,11 +589,6 @@ impl TrainSession {
                 }
             }
         }
-        let train_bytes = build_train_graph(&spec, optimizer, dropout, how);
-        let train = ort_env::session_from_bytes(&train_bytes, device, threads)
-            .context("loading the training graph")?;
-        let eval = ort_env::session_from_bytes(&build_eval_graph(&spec, how), device, threads)
-            .context("loading the evaluation graph")?;
         let binding = train.create_binding()?;
         Ok(TrainSession {
             spec,
@@ -1024,9 +1028,39 @@ mod gradient_checks {
     }
 
     #[test]
+    fn cuda_graph_of_a_char_model_has_no_scatter_add() {
+        use prost::Message;
+        let spec = spec(
+            Cell::Lstm,
+            Head::Last,
+            InputKind::OneHot { vocab: 50 },
+            SOFTMAX,
+        );
+        let optimizer = OptimizerConfig {
+            rule: crate::optim::Optimizer::rmsprop(0.01),
+            clip_norm: None,
+        };
+        let scatters = |device| {
+            let bytes = build_train_graph(&spec, &optimizer, false, Recurrence::Scan, device);
+            let model = crate::onnx::proto::ModelProto::decode(&bytes[..]).expect("decodes");
+            let graph = model.graph.expect("graph");
+            graph
+                .node
+                .iter()
+                .filter(|n| n.op_type == "ScatterND")
+                .count()
+        };
+        assert_eq!(scatters(Device::Cpu), 1);
+        assert_eq!(scatters(Device::Cuda { device_id: 0 }), 0);
+    }
+
+    #[test]
     fn large_vocabulary_embedding_uses_scatter_add() {
         let words = InputKind::Embedding { vocab: 300, dim: 2 };
-        assert_eq!(GatherGrad::for_rows(300), GatherGrad::ScatterAdd);
+        assert_eq!(
+            crate::autodiff::GatherGrad::for_rows(300, false),
+            crate::autodiff::GatherGrad::ScatterAdd
+        );
         check(
             spec(Cell::Lstm, Head::Last, words, Output::Sigmoid),
             false,

@@ -47,6 +47,8 @@ struct Record {
 pub struct Tape {
     graph: Graph,
     records: Vec<Record>,
+    /// Gradients must sum in a fixed order (see [`GatherGrad::for_rows`]).
+    ordered_sums: bool,
 }
 
 impl Tape {
@@ -54,7 +56,20 @@ impl Tape {
         Tape {
             graph,
             records: Vec::new(),
+            ordered_sums: false,
         }
+    }
+
+    /// Asks for gradients whose sums run in a fixed order on every backend,
+    /// so that a seeded run repeats bit for bit on CUDA too.
+    pub fn with_ordered_sums(mut self, ordered: bool) -> Self {
+        self.ordered_sums = ordered;
+        self
+    }
+
+    /// How this tape differentiates a lookup into a table of `rows` rows.
+    pub fn lookup_grad(&self, rows: usize) -> GatherGrad {
+        GatherGrad::for_rows(rows, self.ordered_sums)
     }
 
     /// The underlying graph, for inputs, constants and ops that need no gradient.
@@ -89,7 +104,9 @@ impl Tape {
     /// Emits the gradient of the scalar `loss` with respect to each of `wrt` and
     /// returns the graph with them. A value `loss` does not depend on gets zeros.
     pub fn gradients(self, loss: &Value, wrt: &[&Value]) -> (Graph, Vec<Value>) {
-        let Tape { mut graph, records } = self;
+        let Tape {
+            mut graph, records, ..
+        } = self;
 
         // Values on a path from some `wrt` value: only those need gradients.
         let mut live: HashSet<String> = wrt.iter().map(|v| v.0.clone()).collect();
