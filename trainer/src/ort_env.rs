@@ -230,6 +230,33 @@ fn collect_lib_dirs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// What to do when the CUDA provider fails to register, from what it said.
+fn cuda_fix(library: &Path, error: &str) -> String {
+    let gpu_build = library
+        .with_file_name("libonnxruntime_providers_cuda.so")
+        .exists();
+    if !gpu_build {
+        format!(
+            "This is ONNX Runtime's CPU build: run `{INSTALL_COMMAND} --gpu` (onnxruntime-gpu \
+             {ORT_VERSION}, CUDA 13, cuDNN 9), or use --device cpu"
+        )
+    } else if error.contains("libcuda.so") {
+        "No NVIDIA driver was found (libcuda.so.1): --device cuda needs an NVIDIA GPU and its \
+         driver (580 or newer, for CUDA 13); on this machine use --device cpu"
+            .to_string()
+    } else if error.contains("cannot open shared object file") {
+        format!(
+            "A CUDA 13 or cuDNN 9 library is missing: run `{INSTALL_COMMAND} --gpu`, which \
+             puts them in .ort/gpu/nvidia, or add the folders that hold them to LD_LIBRARY_PATH"
+        )
+    } else {
+        format!(
+            "It needs an NVIDIA GPU with its driver and the GPU build of ONNX Runtime \
+             (`{INSTALL_COMMAND} --gpu`), or use --device cpu"
+        )
+    }
+}
+
 /// The environment variable that lets ONNX Runtime's intra-op workers spin
 /// between ops (`1`) instead of sleeping (`0`, the default).
 pub const SPINNING_VAR: &str = "LSTM_EDGE_ORT_SPINNING";
@@ -290,12 +317,13 @@ pub fn session_from_bytes(model: &[u8], device: Device, threads: usize) -> Resul
             .build()
             .error_on_failure();
         builder = builder.with_execution_providers([cuda]).map_err(|e| {
+            let error = e.to_string();
             anyhow!(
                 "the CUDA execution provider (device {device_id}) could not be registered with \
-                 ONNX Runtime from {}: {e}. It needs the GPU build: run \
-                 `{INSTALL_COMMAND} --gpu` (onnxruntime-gpu {ORT_VERSION}, CUDA 13, cuDNN 9), \
-                 or use the CPU device",
-                loaded.path.display()
+                 ONNX Runtime from {}: {}. {}",
+                loaded.path.display(),
+                error.trim(),
+                cuda_fix(&loaded.path, &error)
             )
         })?;
     }
@@ -383,6 +411,28 @@ mod tests {
         let msg = format!("{err:#}");
         assert!(msg.contains("install-ort.sh --gpu"), "{msg}");
         Ok(())
+    }
+
+    #[test]
+    fn cuda_errors_name_the_missing_piece() {
+        let dir = std::env::temp_dir().join(format!("lstm-edge-cuda-fix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let library = dir.join("libonnxruntime.so.1.31.1");
+        let missing =
+            |lib: &str| format!("Failed to load library: {lib}: cannot open shared object file");
+        let cpu_build = cuda_fix(&library, &missing("libcublasLt.so.13"));
+        assert!(
+            cpu_build.contains("CPU build") && cpu_build.contains("--gpu"),
+            "{cpu_build}"
+        );
+        std::fs::write(dir.join("libonnxruntime_providers_cuda.so"), b"").unwrap();
+        let no_driver = cuda_fix(&library, &missing("libcuda.so.1"));
+        assert!(no_driver.contains("NVIDIA driver"), "{no_driver}");
+        let no_cublas = cuda_fix(&library, &missing("libcublasLt.so.13"));
+        assert!(no_cublas.contains("LD_LIBRARY_PATH"), "{no_cublas}");
+        let other = cuda_fix(&library, "no CUDA-capable device is detected");
+        assert!(other.contains("NVIDIA GPU"), "{other}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
