@@ -322,7 +322,7 @@ pub fn session_from_bytes(model: &[u8], device: Device, threads: usize) -> Resul
                 "the CUDA execution provider (device {device_id}) could not be registered with \
                  ONNX Runtime from {}: {}. {}",
                 loaded.path.display(),
-                error.trim(),
+                error.trim().trim_end_matches('.'),
                 cuda_fix(&loaded.path, &error)
             )
         })?;
