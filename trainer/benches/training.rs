@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 use lstm_edge_runtime::format::Cell;
+use lstm_edge_trainer::autodiff::Backend;
 use lstm_edge_trainer::bench::{samples_per_second, train_graph, workloads, Prepared};
 use lstm_edge_trainer::bptt::Recurrence;
 use lstm_edge_trainer::ort_env::Device;
@@ -47,7 +48,7 @@ fn main() -> anyhow::Result<()> {
                 for how in [Recurrence::Scan, Recurrence::Unrolled] {
                     let name = format!("{}-{cell:?}-{how:?}-train.onnx", w.name);
                     let path = std::path::Path::new(&dir).join(name);
-                    std::fs::write(&path, train_graph(w, how, device))?;
+                    std::fs::write(&path, train_graph(w, how, Backend::of(device, threads)))?;
                     println!("wrote {}", path.display());
                 }
             }

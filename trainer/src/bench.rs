@@ -9,6 +9,7 @@ use lstm_edge_runtime::format::{Cell, Head, Output};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::autodiff::Backend;
 use crate::bptt::Recurrence;
 use crate::model::{Params, Tensor};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -219,13 +220,13 @@ fn optimizer(workload: &Workload) -> OptimizerConfig {
 }
 
 /// The ONNX model of one training step of `workload`, as [`Prepared`] runs it.
-pub fn train_graph(workload: &Workload, how: Recurrence, device: Device) -> Vec<u8> {
+pub fn train_graph(workload: &Workload, how: Recurrence, backend: Backend) -> Vec<u8> {
     build_train_graph(
         &workload.spec,
         &optimizer(workload),
         workload.dropout > 0.0,
         how,
-        device,
+        backend,
     )
 }
 

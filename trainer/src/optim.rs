@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::autodiff::{scatter_add_rows, RowSum};
 use crate::onnx::{Attr, Graph, Value};
 
 /// Which update rule, with its hyperparameters.
@@ -99,9 +100,9 @@ impl Ready {
     }
 }
 
-/// Sums the rows of repeated ids (`Unique` + `ScatterND` add), in id order of
-/// first appearance within each unique row, as the dense scatter would.
-fn coalesce(g: &mut Graph, grad: &Grad) -> Ready {
+/// Sums the rows of repeated ids (`Unique` + [`scatter_add_rows`]), in id order
+/// within each unique row, as the dense scatter would.
+fn coalesce(g: &mut Graph, grad: &Grad, sum: RowSum) -> Ready {
     match grad {
         Grad::Dense(v) => Ready::Dense(v.clone()),
         Grad::Rows { ids, rows } => {
@@ -109,7 +110,6 @@ fn coalesce(g: &mut Graph, grad: &Grad) -> Ready {
             let (unique, inverse) = (&outs[0], &outs[2]);
             let minus_one = g.const_i64(&[1], &[-1]);
             let index = g.op("Unsqueeze", &[unique, &minus_one], vec![]);
-            let inverse_index = g.op("Unsqueeze", &[inverse, &minus_one], vec![]);
             let count = g.op("Shape", &[unique], vec![]);
             let width = g.op("Shape", &[rows], vec![Attr::Int("start", 1)]);
             let shape = g.op("Concat", &[&count, &width], vec![Attr::Int("axis", 0)]);
@@ -121,11 +121,7 @@ fn coalesce(g: &mut Graph, grad: &Grad) -> Ready {
                     crate::onnx::builder::tensor_f32("", &[1], &[0.0]),
                 )],
             );
-            let summed = g.op(
-                "ScatterND",
-                &[&zeros, &inverse_index, rows],
-                vec![Attr::Str("reduction", "add".into())],
-            );
+            let summed = scatter_add_rows(g, &zeros, inverse, rows, sum);
             Ready::Rows {
                 index,
                 rows: summed,
@@ -168,7 +164,8 @@ impl OptimizerConfig {
     }
 
     /// Emits the update: returns the new parameters (same order as `params`)
-    /// and the new state (order of [`OptimizerConfig::state_shapes`]).
+    /// and the new state (order of [`OptimizerConfig::state_shapes`]). `sum`
+    /// adds up the rows of repeated ids (see [`crate::autodiff::Backend::row_sum`]).
     ///
     /// RMSprop updates a [`Grad::Rows`] parameter sparsely and exactly: rows
     /// without gradient only see `ms ← ρ·ms` (their step is zero), so only the
@@ -180,8 +177,9 @@ impl OptimizerConfig {
         params: &[Value],
         grads: &[Grad],
         state: &[Value],
+        sum: RowSum,
     ) -> (Vec<Value>, Vec<Value>) {
-        let ready: Vec<Ready> = grads.iter().map(|grad| coalesce(g, grad)).collect();
+        let ready: Vec<Ready> = grads.iter().map(|grad| coalesce(g, grad, sum)).collect();
         let ready = match self.clip_norm {
             Some(max_norm) => clip_by_global_norm(g, &ready, max_norm),
             None => ready,
@@ -322,7 +320,7 @@ mod tests {
                 g.input(name, Elem::F32, &dims)
             })
             .collect();
-        let (np, ns) = cfg.emit(&mut g, &[pv], &[Grad::Dense(gv)], &sv);
+        let (np, ns) = cfg.emit(&mut g, &[pv], &[Grad::Dense(gv)], &sv, RowSum::ScatterNd);
         g.output_untyped(&np[0], "p_new");
         for (k, s) in ns.iter().enumerate() {
             g.output_untyped(s, &format!("s_new{k}"));
@@ -439,12 +437,12 @@ mod tests {
             }
         } else {
             let zeros = g.const_f32(&[4, 2], &[0.0; 8]);
-            let minus_one = g.const_i64(&[1], &[-1]);
-            let index = g.op("Unsqueeze", &[&ids_v, &minus_one], vec![]);
-            Grad::Dense(g.op(
-                "ScatterND",
-                &[&zeros, &index, &rows_v],
-                vec![Attr::Str("reduction", "add".into())],
+            Grad::Dense(scatter_add_rows(
+                &mut g,
+                &zeros,
+                &ids_v,
+                &rows_v,
+                RowSum::ScatterNd,
             ))
         };
         let grad_b = Grad::Dense(g.const_f32(&[2], &bias_grad));
@@ -455,7 +453,7 @@ mod tests {
                 g.input(name, Elem::F32, &dims)
             })
             .collect();
-        let (np, ns) = cfg.emit(&mut g, &[t, b], &[grad_t, grad_b], &sv);
+        let (np, ns) = cfg.emit(&mut g, &[t, b], &[grad_t, grad_b], &sv, RowSum::ScatterNd);
         let outs: Vec<Value> = np.into_iter().chain(ns).collect();
         for (k, v) in outs.iter().enumerate() {
             g.output_untyped(v, &format!("out{k}"));

@@ -12,7 +12,7 @@ use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{IoBinding, Session, SessionInputValue};
 use ort::value::{DynTensor, DynTensorValueType, DynValue, Tensor as OrtTensor};
 
-use crate::autodiff::Tape;
+use crate::autodiff::{Backend, Tape};
 use crate::bptt::Recurrence;
 use crate::model::{InputConfig, ModelConfig, Params, Tensor};
 use crate::onnx::{Dim, Elem, Graph, Value, OPSET};
@@ -359,10 +359,9 @@ pub fn build_train_graph(
     optimizer: &OptimizerConfig,
     dropout: bool,
     how: Recurrence,
-    device: Device,
+    backend: Backend,
 ) -> Vec<u8> {
-    let cuda = matches!(device, Device::Cuda { .. });
-    let mut tape = Tape::new(Graph::new("train")).with_ordered_sums(cuda);
+    let mut tape = Tape::new(Graph::new("train")).for_backend(backend);
     let (params, ids, targets) = declare_inputs(&mut tape, spec);
     let param_shapes = spec.trained_shapes();
     let state_shapes = optimizer.state_shapes(&param_shapes);
@@ -395,7 +394,8 @@ pub fn build_train_graph(
         let rows = g.op("Reshape", &[d_rows, &flat_rows], vec![]);
         grads[0] = Grad::Rows { ids, rows };
     }
-    let (new_params, new_state) = optimizer.emit(&mut g, &trained, &grads, &state);
+    let (new_params, new_state) =
+        optimizer.emit(&mut g, &trained, &grads, &state, backend.row_sum());
     for ((name, dims), v) in param_shapes.iter().zip(&new_params) {
         g.output(v, &names::next(name), Elem::F32, &fixed(dims));
     }
@@ -549,7 +549,8 @@ impl TrainSession {
         );
         // The sessions come first: registering the device's provider is where a
         // missing GPU build or driver gives its clearest error.
-        let train_bytes = build_train_graph(&spec, optimizer, dropout, how, device);
+        let train_bytes =
+            build_train_graph(&spec, optimizer, dropout, how, Backend::of(device, threads));
         let train = ort_env::session_from_bytes(&train_bytes, device, threads)
             .context("loading the training graph")?;
         let eval = ort_env::session_from_bytes(&build_eval_graph(&spec, how), device, threads)
@@ -1028,38 +1029,50 @@ mod gradient_checks {
     }
 
     #[test]
-    fn cuda_graph_of_a_char_model_has_no_scatter_add() {
+    fn each_backend_sums_repeated_ids_its_own_way() {
         use prost::Message;
-        let spec = spec(
-            Cell::Lstm,
-            Head::Last,
-            InputKind::OneHot { vocab: 50 },
-            SOFTMAX,
-        );
         let optimizer = OptimizerConfig {
             rule: crate::optim::Optimizer::rmsprop(0.01),
             clip_norm: None,
         };
-        let scatters = |device| {
-            let bytes = build_train_graph(&spec, &optimizer, false, Recurrence::Scan, device);
+        // (ScatterND adds, ScatterElements adds) in the training graph.
+        let adds = |input, backend| {
+            let spec = spec(Cell::Lstm, Head::Last, input, SOFTMAX);
+            let bytes = build_train_graph(&spec, &optimizer, false, Recurrence::Scan, backend);
             let model = crate::onnx::proto::ModelProto::decode(&bytes[..]).expect("decodes");
             let graph = model.graph.expect("graph");
-            graph
-                .node
-                .iter()
-                .filter(|n| n.op_type == "ScatterND")
-                .count()
+            let count = |op: &str| {
+                graph
+                    .node
+                    .iter()
+                    .filter(|n| n.op_type == op)
+                    .filter(|n| n.attribute.iter().any(|a| a.s == b"add"))
+                    .count()
+            };
+            (count("ScatterND"), count("ScatterElements"))
         };
-        assert_eq!(scatters(Device::Cpu), 1);
-        assert_eq!(scatters(Device::Cuda { device_id: 0 }), 0);
+        let chars = InputKind::OneHot { vocab: 50 };
+        let words = InputKind::Embedding { vocab: 300, dim: 2 };
+        let one = Backend::CpuOneThread;
+        let threads = Backend::CpuThreads;
+        let cuda = Backend::Cuda;
+        // One CPU thread: ScatterND is exact there, and fastest.
+        assert_eq!(adds(chars, one), (1, 0));
+        assert_eq!(adds(words, one), (1, 0));
+        // Several threads: ScatterND would lose updates; chars take the product.
+        assert_eq!(adds(chars, threads), (0, 0));
+        assert_eq!(adds(words, threads), (0, 1));
+        // CUDA: chars take the product, whose sums come in a fixed order.
+        assert_eq!(adds(chars, cuda), (0, 0));
+        assert_eq!(adds(words, cuda), (1, 0));
     }
 
     #[test]
     fn large_vocabulary_embedding_uses_scatter_add() {
         let words = InputKind::Embedding { vocab: 300, dim: 2 };
         assert_eq!(
-            crate::autodiff::GatherGrad::for_rows(300, false),
-            crate::autodiff::GatherGrad::ScatterAdd
+            crate::autodiff::GatherGrad::for_rows(300, Backend::CpuOneThread),
+            crate::autodiff::GatherGrad::ScatterAdd(crate::autodiff::RowSum::ScatterNd)
         );
         check(
             spec(Cell::Lstm, Head::Last, words, Output::Sigmoid),

@@ -24,7 +24,7 @@ mod slice;
 mod split;
 mod tanh;
 
-pub use gather::GatherGrad;
+pub use gather::{scatter_add_rows, Backend, GatherGrad, RowSum};
 
 use std::collections::{HashMap, HashSet};
 
@@ -47,8 +47,8 @@ struct Record {
 pub struct Tape {
     graph: Graph,
     records: Vec<Record>,
-    /// Gradients must sum in a fixed order (see [`GatherGrad::for_rows`]).
-    ordered_sums: bool,
+    /// Where the graph will run, which decides how repeated ids are summed.
+    backend: Backend,
 }
 
 impl Tape {
@@ -56,20 +56,19 @@ impl Tape {
         Tape {
             graph,
             records: Vec::new(),
-            ordered_sums: false,
+            backend: Backend::CpuOneThread,
         }
     }
 
-    /// Asks for gradients whose sums run in a fixed order on every backend,
-    /// so that a seeded run repeats bit for bit on CUDA too.
-    pub fn with_ordered_sums(mut self, ordered: bool) -> Self {
-        self.ordered_sums = ordered;
+    /// Builds the gradients for `backend` (one CPU thread by default).
+    pub fn for_backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
         self
     }
 
     /// How this tape differentiates a lookup into a table of `rows` rows.
     pub fn lookup_grad(&self, rows: usize) -> GatherGrad {
-        GatherGrad::for_rows(rows, self.ordered_sums)
+        GatherGrad::for_rows(rows, self.backend)
     }
 
     /// The underlying graph, for inputs, constants and ops that need no gradient.
