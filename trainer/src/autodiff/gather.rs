@@ -117,15 +117,15 @@ impl Tape {
             let Some(dy) = &dys[0] else {
                 return vec![None];
             };
+            // Both methods work on the ids as `[N]` and their gradients as `[N, D]`.
+            let minus_one = g.const_i64(&[1], &[-1]);
+            let flat_ids = g.op("Reshape", &[&ids_c, &minus_one], vec![]);
+            let width = g.op("Shape", &[&table_c], vec![Attr::Int("start", 1)]);
+            let flat_shape = g.op("Concat", &[&minus_one, &width], vec![Attr::Int("axis", 0)]);
+            let flat_dy = g.op("Reshape", &[dy, &flat_shape], vec![]);
             let grad = match method {
                 GatherGrad::ScatterAdd(sum) => {
                     let zeros = zeros_like(g, &table_c);
-                    let minus_one = g.const_i64(&[1], &[-1]);
-                    let flat_ids = g.op("Reshape", &[&ids_c, &minus_one], vec![]);
-                    let width = g.op("Shape", &[&table_c], vec![Attr::Int("start", 1)]);
-                    let flat_shape =
-                        g.op("Concat", &[&minus_one, &width], vec![Attr::Int("axis", 0)]);
-                    let flat_dy = g.op("Reshape", &[dy, &flat_shape], vec![]);
                     scatter_add_rows(g, &zeros, &flat_ids, &flat_dy, sum)
                 }
                 GatherGrad::OneHotMatMul => {
@@ -134,18 +134,12 @@ impl Tape {
                         &[&table_c],
                         vec![Attr::Int("start", 0), Attr::Int("end", 1)],
                     );
-                    let width = g.op("Shape", &[&table_c], vec![Attr::Int("start", 1)]);
-                    let minus_one = g.const_i64(&[1], &[-1]);
-                    let flat_ids = g.op("Reshape", &[&ids_c, &minus_one], vec![]);
                     let off_on = g.const_f32(&[2], &[0.0, 1.0]);
                     let one_hot = g.op(
                         "OneHot",
                         &[&flat_ids, &rows, &off_on],
                         vec![Attr::Int("axis", 0)],
                     );
-                    let flat_shape =
-                        g.op("Concat", &[&minus_one, &width], vec![Attr::Int("axis", 0)]);
-                    let flat_dy = g.op("Reshape", &[dy, &flat_shape], vec![]);
                     g.op("Gemm", &[&one_hot, &flat_dy], vec![])
                 }
             };
@@ -185,10 +179,10 @@ mod tests {
 
     /// Adds `rows` into 4 rows by `ids` on ONNX Runtime's CPU with `threads` threads.
     fn scatter_add_on_ort(ids: &[i64], rows: &[f32], width: usize, threads: usize) -> Vec<f32> {
-        let sum = Backend::of(Device::Cpu, threads).row_sum();
         use crate::onnx::{Dim, Elem, Graph, OPSET};
         use crate::ort_env;
         use ort::value::Tensor;
+        let row_sum = Backend::of(Device::Cpu, threads).row_sum();
         let n = ids.len() as i64;
         let mut g = Graph::new("scatter");
         let ids_v = g.input("ids", Elem::I64, &[Dim::Fixed(n)]);
@@ -198,7 +192,7 @@ mod tests {
             &[Dim::Fixed(n), Dim::Fixed(width as i64)],
         );
         let base = g.const_f32(&[4, width as i64], &vec![0.0; 4 * width]);
-        let sum = super::scatter_add_rows(&mut g, &base, &ids_v, &rows_v, sum);
+        let sum = super::scatter_add_rows(&mut g, &base, &ids_v, &rows_v, row_sum);
         g.output(
             &sum,
             "sum",
