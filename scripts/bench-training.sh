@@ -84,7 +84,7 @@ reply keras 6 >/dev/null
 
 records="$work/records.jsonl"
 printf '{"meta": {"cpus": %s, "threads": %s, "tensorflow": "%s", "cell": "%s", "ort_spinning": "%s", "load_before": "%s"}}\n' \
-  "$(nproc)" "$threads" "$TF_VERSION" "$keras_cell" "${LSTM_EDGE_ORT_SPINNING:-0}" \
+  "$(nproc)" "$threads" "$TF_VERSION" "$keras_cell" "${LSTM_EDGE_ORT_SPINNING:-1}" \
   "$(cut -d' ' -f1-3 /proc/loadavg)" >"$records"
 for ((round = 0; round < rounds; round++)); do
   for shape in "${shapes[@]}"; do

@@ -159,8 +159,9 @@ pub struct TrainArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: Device,
-    /// ONNX Runtime intra-op threads (0: its default). Workers sleep between ops;
-    /// LSTM_EDGE_ORT_SPINNING=1 lets them spin, faster on an otherwise idle machine.
+    /// ONNX Runtime intra-op threads (0: one per core). Workers spin during a step;
+    /// LSTM_EDGE_ORT_SPINNING=0 makes them sleep. On a machine busy with other
+    /// work, 1 thread is fastest (and repeats the shipped models bit for bit).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Continue from the output directory's checkpoint.
