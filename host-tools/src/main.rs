@@ -35,7 +35,7 @@ enum Command {
     Import(import::ImportArgs),
     /// Show a model blob's dimensions, size, numeric scheme and CRC.
     Inspect {
-        /// The model blob (.blob).
+        /// The model blob (.blob), or a model directory (its model.blob).
         model: PathBuf,
         /// Print JSON.
         #[arg(long)]
@@ -43,6 +43,7 @@ enum Command {
     },
     /// Score the sentiment of a review (text argument, --file, or standard input).
     Score {
+        /// The model blob (.blob), or a model directory (its model.blob).
         #[arg(long, short)]
         model: PathBuf,
         /// The review text.
@@ -55,6 +56,7 @@ enum Command {
     },
     /// Generate text with a char-level generator model.
     Generate {
+        /// The model blob (.blob), or a model directory (its model.blob).
         #[arg(long, short)]
         model: PathBuf,
         /// Text the model continues.
@@ -103,6 +105,7 @@ enum FirmwareAction {
 
 #[derive(clap::Args)]
 struct FirmwareArgs {
+    /// The model blob (.blob), or a model directory (its model.blob).
     #[arg(long, short)]
     model: PathBuf,
     /// A review to score (repeatable; sentiment models).
@@ -276,13 +279,13 @@ fn main() -> Result<()> {
         }
         Command::Firmware { action } => match action {
             FirmwareAction::Build(args) => {
-                BlobFile::read(&args.model)?;
-                let elf = firmware::build(&args.model, &firmware_inputs(&args)?)?;
+                let blob = BlobFile::read(&args.model)?;
+                let elf = firmware::build(&blob.path, &firmware_inputs(&args)?)?;
                 println!("{}", elf.display());
             }
             FirmwareAction::Run { args, json } => {
-                BlobFile::read(&args.model)?;
-                let elf = firmware::build(&args.model, &firmware_inputs(&args)?)?;
+                let blob = BlobFile::read(&args.model)?;
+                let elf = firmware::build(&blob.path, &firmware_inputs(&args)?)?;
                 let out = firmware::run(&elf)?;
                 let summary = firmware_summary(&out);
                 if json {

@@ -120,6 +120,10 @@ fn lstm_edge() -> Command {
     Command::cargo_bin("lstm-edge").unwrap()
 }
 
+fn stdout_of(cmd: &mut Command) -> Vec<u8> {
+    cmd.assert().success().get_output().stdout.clone()
+}
+
 fn stderr_of(cmd: &mut Command) -> String {
     let out = cmd.assert().failure().get_output().clone();
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -189,29 +193,21 @@ fn score_reads_text_file_and_stdin_identically() {
     let m = models();
     let review = m.dir.join("review.txt");
     std::fs::write(&review, "The movie was good, not bad \u{e9}\u{e9}.").unwrap();
-    let from_file = lstm_edge()
-        .args([
-            "score",
-            "-m",
-            arg(&m.sentiment),
-            "--file",
-            arg(&review),
-            "--json",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let from_stdin = lstm_edge()
-        .args(["score", "-m", arg(&m.sentiment), "--json"])
-        .write_stdin(std::fs::read(&review).unwrap())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+    let score_json = |model: &Path| {
+        stdout_of(lstm_edge().args(["score", "-m", arg(model), "--file", arg(&review), "--json"]))
+    };
+    let from_file = score_json(&m.sentiment);
+    let from_stdin = stdout_of(
+        lstm_edge()
+            .args(["score", "-m", arg(&m.sentiment), "--json"])
+            .write_stdin(std::fs::read(&review).unwrap()),
+    );
     assert_eq!(from_file, from_stdin);
+    // A model directory stands for its model.blob.
+    let model_dir = m.dir.join("sent-model");
+    std::fs::create_dir(&model_dir).unwrap();
+    std::fs::copy(&m.sentiment, model_dir.join("model.blob")).unwrap();
+    assert_eq!(from_file, score_json(&model_dir));
     let json: serde_json::Value = serde_json::from_slice(&from_file).unwrap();
     let score = json["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score));
@@ -233,6 +229,9 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         err.contains("cannot read model file") && err.contains("nope.blob"),
         "{err}"
     );
+
+    let err = stderr_of(lstm_edge().args(["score", "-m", arg(&m.dir), "hello"]));
+    assert!(err.contains("is a directory without model.blob"), "{err}");
 
     let err = stderr_of(lstm_edge().args(["score", "-m", arg(&m.corrupt), "hello"]));
     assert!(
