@@ -412,7 +412,18 @@ fn train_rejects_bad_input_with_the_fix() {
             .args(["train", "--preset", "g", "--corpus", arg(&empty), "--out"])
             .arg(&out),
     );
-    assert!(err.contains("empty"), "{err}");
+    assert!(err.contains("empty") && err.contains("empty.txt"), "{err}");
+    let short = dir.path().join("short.txt");
+    std::fs::write(&short, b"to be").unwrap();
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "g", "--corpus", arg(&short), "--out"])
+            .arg(&out),
+    );
+    assert!(
+        err.contains("short.txt") && err.contains("--maxlen") && err.contains("5 chars"),
+        "{err}"
+    );
     let empty_reviews = dir.path().join("none.jsonl");
     std::fs::write(&empty_reviews, b"").unwrap();
     let err = failure(

@@ -626,17 +626,18 @@ fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepared> {
         hp.preset
     );
     let text = read_corpus(files)?;
+    let named = describe_paths(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>()).join(", ");
     ensure!(
         !text.is_empty(),
-        "the corpus ({}) is empty: give text files with content",
-        describe_paths(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>()).join(", ")
+        "the corpus ({named}) is empty: give text files with content"
     );
     let charset = CharSet::of(&text, true);
     let table = charset.table(true)?;
-    let windows = CharWindows::new(&text, &table, hp.maxlen, hp.window_step, CORPUS_HELD_OUT)?;
+    let windows = CharWindows::new(&text, &table, hp.maxlen, hp.window_step, CORPUS_HELD_OUT)
+        .with_context(|| format!("the corpus ({named}): give more text or a smaller --maxlen"))?;
     ensure!(
         !windows.train().is_empty() && !windows.held_out().is_empty(),
-        "the corpus gives {} windows of {} chars: too short to hold some out",
+        "the corpus ({named}) gives {} windows of {} chars: too short to hold some out; give more text",
         windows.len(),
         hp.maxlen
     );

@@ -229,6 +229,13 @@ fn read_text(
             continue;
         };
         vector.clear();
+        let mut fields = fields.peekable();
+        ensure!(
+            fields.peek().is_some(),
+            "{}: {:?} has no values after it; each line is a word and its vector (GloVe text, or word2vec text with a `count dim` header)",
+            at(),
+            String::from_utf8_lossy(word)
+        );
         for field in fields {
             let value = std::str::from_utf8(field)
                 .ok()
@@ -244,7 +251,7 @@ fn read_text(
         }
         let filler = filler.get_or_insert_with(|| Filler::new(vocab, vector.len(), missing));
         ensure!(
-            filler.dim > 0 && vector.len() == filler.dim,
+            vector.len() == filler.dim,
             "{}: expected {} values after the word, found {}",
             at(),
             filler.dim,
@@ -421,6 +428,13 @@ mod tests {
         let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
         assert!(
             err.to_string().ends_with("g.txt:3: \"x\" is not a number"),
+            "{err}"
+        );
+        std::fs::write(&path, "the\n").unwrap();
+        let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("g.txt:1: \"the\" has no values after it"),
             "{err}"
         );
         std::fs::write(&path, "").unwrap();
