@@ -626,7 +626,8 @@ fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepared> {
         hp.preset
     );
     let text = read_corpus(files)?;
-    let named = describe_paths(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>()).join(", ");
+    let sources = describe_paths(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
+    let named = sources.join(", ");
     ensure!(
         !text.is_empty(),
         "the corpus ({named}) is empty: give text files with content"
@@ -662,7 +663,7 @@ fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepared> {
             hp.maxlen
         ),
         info: DataInfo {
-            sources: describe_paths(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>()),
+            sources,
             train_samples: windows.train().len(),
             validation_samples: windows.held_out().len(),
             test_samples: windows.held_out().len(),

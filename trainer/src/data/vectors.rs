@@ -229,13 +229,6 @@ fn read_text(
             continue;
         };
         vector.clear();
-        let mut fields = fields.peekable();
-        ensure!(
-            fields.peek().is_some(),
-            "{}: {:?} has no values after it; each line is a word and its vector (GloVe text, or word2vec text with a `count dim` header)",
-            at(),
-            String::from_utf8_lossy(word)
-        );
         for field in fields {
             let value = std::str::from_utf8(field)
                 .ok()
@@ -249,6 +242,12 @@ fn read_text(
                 })?;
             vector.push(value);
         }
+        ensure!(
+            !vector.is_empty(),
+            "{}: {:?} has no values after it; each line is a word and its vector (GloVe text, or word2vec text with a `count dim` header)",
+            at(),
+            String::from_utf8_lossy(word)
+        );
         let filler = filler.get_or_insert_with(|| Filler::new(vocab, vector.len(), missing));
         ensure!(
             vector.len() == filler.dim,
