@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 
@@ -101,8 +101,17 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<Vec<Review>> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let record: JsonReview = serde_json::from_slice(&line).with_context(|| {
-            format!("{at}: not a review object with `label` (0 or 1) and `text` (string) fields")
+        let record: JsonReview = serde_json::from_slice(&line).map_err(|e| {
+            // serde_json counts lines within this one line; give the file's line and the column.
+            let message = e.to_string();
+            let cause = message
+                .rsplit_once(" at line ")
+                .map_or(&*message, |(cause, _)| cause);
+            anyhow!(
+                "{at}:{}: {cause}; each line must be a JSON object with `label` (0 or 1) \
+                 and `text` (string) fields",
+                e.column()
+            )
         })?;
         let label = match &record.label {
             serde_json::Value::Bool(b) => u8::from(*b),
@@ -208,10 +217,16 @@ mod tests {
         );
         let err = read("{\"label\": 1}\n");
         let message = format!("{err:#}");
-        assert!(message.contains("bad.jsonl:1:"), "{message}");
-        assert!(message.contains("missing field `text`"), "{message}");
+        assert!(
+            message.starts_with("bad.jsonl:1:12: missing field `text`; each line must be"),
+            "{message}"
+        );
+        assert!(!message.contains("at line"), "{message}");
         let err = read("\n\n{not json\n");
-        assert!(format!("{err:#}").contains("bad.jsonl:3:"), "{err:#}");
+        assert!(
+            format!("{err:#}").starts_with("bad.jsonl:3:2: key must be a string"),
+            "{err:#}"
+        );
     }
 
     #[test]
