@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use lstm_edge_runtime::format::Params;
 use lstm_edge_runtime::Model;
-use lstm_edge_trainer::pipeline::INT_BLOB_FILE;
+use lstm_edge_trainer::pipeline::{in_model_dir, INT_BLOB_FILE};
 
 /// A model blob read into memory.
 #[derive(Debug, Clone)]
@@ -71,12 +71,9 @@ impl BlobFile {
 /// The blob a `--model` path names: the file itself, or a model directory's
 /// integer blob.
 fn resolve(path: &Path) -> Result<PathBuf> {
-    if !path.is_dir() {
-        return Ok(path.to_path_buf());
-    }
-    let blob = path.join(INT_BLOB_FILE);
+    let blob = in_model_dir(path, INT_BLOB_FILE);
     anyhow::ensure!(
-        blob.is_file(),
+        !path.is_dir() || blob.is_file(),
         "{} is a directory without {INT_BLOB_FILE}: pass a model directory written by `lstm-edge train` or `lstm-edge quantize`, or a .blob file",
         path.display()
     );

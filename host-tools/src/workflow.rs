@@ -371,14 +371,6 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
 }
 
-fn checkpoint_path(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        path.join(pipeline::CHECKPOINT_FILE)
-    } else {
-        path.to_path_buf()
-    }
-}
-
 fn out_dir(out: &Option<PathBuf>, checkpoint: &Path) -> PathBuf {
     out.clone().unwrap_or_else(|| {
         checkpoint
@@ -388,7 +380,7 @@ fn out_dir(out: &Option<PathBuf>, checkpoint: &Path) -> PathBuf {
 }
 
 pub fn export(args: &ExportArgs) -> Result<()> {
-    let checkpoint = checkpoint_path(&args.checkpoint);
+    let checkpoint = pipeline::in_model_dir(&args.checkpoint, pipeline::CHECKPOINT_FILE);
     let onnx = pipeline::export_checkpoint(&checkpoint, &out_dir(&args.out, &checkpoint))?;
     println!("{}", onnx.display());
     Ok(())
@@ -418,7 +410,7 @@ pub struct QuantizeArgs {
 
 pub fn quantize(args: &QuantizeArgs) -> Result<()> {
     ensure!(args.calibration > 0, "--calibration must be at least 1");
-    let checkpoint = checkpoint_path(&args.checkpoint);
+    let checkpoint = pipeline::in_model_dir(&args.checkpoint, pipeline::CHECKPOINT_FILE);
     let dir = out_dir(&args.out, &checkpoint);
     let data = EvalData {
         reviews: args.reviews.clone(),

@@ -42,6 +42,16 @@ pub const CARD_FILE: &str = "card.json";
 pub const CHECKPOINT_FILE: &str = "checkpoint.ckpt";
 pub const CURVES_FILE: &str = "curves.png";
 pub const QUANT_ERROR_FILE: &str = "quant-error.png";
+
+/// The file a command-line path names: the path itself, or `file` inside it when it
+/// is a model directory (`--model models/w` stands for `models/w/model.blob`).
+pub fn in_model_dir(path: &Path, file: &str) -> PathBuf {
+    if path.is_dir() {
+        path.join(file)
+    } else {
+        path.to_path_buf()
+    }
+}
 /// Folder of the `.npy` arrays written with [`TrainJob::write_arrays`].
 pub const ARRAYS_DIR: &str = "arrays";
 
