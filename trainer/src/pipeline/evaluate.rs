@@ -1,0 +1,443 @@
+//! Evaluation of a model's f32 and integer blobs on held-out data.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use indicatif::ProgressBar;
+use lstm_edge_runtime::format::{Head, Output};
+use lstm_edge_runtime::host::HostModel;
+use lstm_edge_runtime::numeric::F32;
+use lstm_edge_runtime::{Network, Tokenizer};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{read_corpus, CharWindows, Encoded};
+use crate::plot;
+
+use super::prepare::{describe_paths, load_nonempty_reviews};
+use super::{
+    progress_bar, DataSource, TrainedCard, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE,
+    QUANT_ERROR_FILE,
+};
+/// Token ids of one evaluation set with their targets.
+#[derive(Clone, Debug, Default)]
+pub struct EvalSet {
+    /// Unpadded ids (truncated to a flatten head's maxlen; the runtime pads).
+    pub sequences: Vec<Vec<u16>>,
+    /// Sentiment: the 0/1 label; generator: the next char's id.
+    pub targets: Vec<u16>,
+}
+
+impl EvalSet {
+    pub fn len(&self) -> usize {
+        self.sequences.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sequences.is_empty()
+    }
+}
+
+/// Loss and accuracy of one blob on an evaluation set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlobMetrics {
+    /// Mean binary (sentiment) or categorical (generator) cross-entropy.
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// The f32 and integer blobs on the same evaluation set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub data: String,
+    pub samples: usize,
+    pub float: BlobMetrics,
+    pub quantized: BlobMetrics,
+    /// Share of samples where both blobs make the same decision.
+    pub decision_agreement: f64,
+    pub max_abs_output_diff: f64,
+    pub mean_abs_output_diff: f64,
+    pub seconds: f64,
+    /// |int - f32| of every output, for the histogram.
+    #[serde(skip)]
+    pub abs_diffs: Vec<f64>,
+}
+
+impl std::fmt::Display for Evaluation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "data        {} ({} samples)", self.data, self.samples)?;
+        writeln!(
+            f,
+            "f32 blob    loss {:.4}  accuracy {:.4}",
+            self.float.loss, self.float.accuracy
+        )?;
+        writeln!(
+            f,
+            "int blob    loss {:.4}  accuracy {:.4}",
+            self.quantized.loss, self.quantized.accuracy
+        )?;
+        writeln!(
+            f,
+            "int vs f32  decisions agree {:.2}%, |diff| mean {:.2e} max {:.2e}",
+            100.0 * self.decision_agreement,
+            self.mean_abs_output_diff,
+            self.max_abs_output_diff
+        )?;
+        write!(f, "time        {:.1} s", self.seconds)
+    }
+}
+
+/// Unpadded ids of an encoded row: trailing PADs are dropped (PAD never occurs inside
+/// a tokenized text), so the runtime pads exactly as the trainer did.
+pub(super) fn unpadded(row: &[u16], pad: u16) -> Vec<u16> {
+    let len = row.iter().rposition(|&id| id != pad).map_or(0, |i| i + 1);
+    row[..len].to_vec()
+}
+
+pub(super) fn eval_set_from_encoded(encoded: &Encoded, pad: u16) -> EvalSet {
+    EvalSet {
+        sequences: (0..encoded.len())
+            .filter_map(|i| encoded.row(i))
+            .map(|row| unpadded(row, pad))
+            .collect(),
+        targets: encoded.labels.iter().map(|&l| l as u16).collect(),
+    }
+}
+
+pub(super) fn eval_set_from_windows(
+    windows: &CharWindows,
+    range: std::ops::Range<usize>,
+) -> EvalSet {
+    let mut set = EvalSet::default();
+    for index in range {
+        if let Some((window, next)) = windows.get(index) {
+            set.sequences.push(window.to_vec());
+            set.targets.push(next);
+        }
+    }
+    set
+}
+
+fn decision(outputs: &[f64]) -> u16 {
+    match outputs {
+        [p] => u16::from(*p >= 0.5),
+        _ => {
+            outputs
+                .iter()
+                .enumerate()
+                .fold((0usize, f64::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 {
+                        (i, v)
+                    } else {
+                        best
+                    }
+                })
+                .0 as u16
+        }
+    }
+}
+
+/// Cross-entropy of one prediction: binary for one output, categorical otherwise.
+fn sample_loss(outputs: &[f64], target: u16) -> f64 {
+    const EPS: f64 = 1e-7;
+    match outputs {
+        [p] => {
+            let p = p.clamp(EPS, 1.0 - EPS);
+            if target == 1 {
+                -p.ln()
+            } else {
+                -(1.0 - p).ln()
+            }
+        }
+        _ => -outputs
+            .get(usize::from(target))
+            .copied()
+            .unwrap_or(0.0)
+            .max(EPS)
+            .ln(),
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    loss_f32: f64,
+    loss_int: f64,
+    correct_f32: usize,
+    correct_int: usize,
+    agree: usize,
+    diffs: Vec<f64>,
+}
+
+fn tally_chunk(
+    f32_blob: &[u8],
+    int_blob: &[u8],
+    sequences: &[Vec<u16>],
+    targets: &[u16],
+    bar: &ProgressBar,
+) -> Result<Tally> {
+    let f32_model = HostModel::new(f32_blob).context("loading the f32 blob")?;
+    let int_model = HostModel::new(int_blob).context("loading the integer blob")?;
+    let mut t = Tally::default();
+    for (ids, &target) in sequences.iter().zip(targets) {
+        let f = f32_model.outputs(ids)?;
+        let i = int_model.outputs(ids)?;
+        t.loss_f32 += sample_loss(&f, target);
+        t.loss_int += sample_loss(&i, target);
+        let (df, di) = (decision(&f), decision(&i));
+        t.correct_f32 += usize::from(df == target);
+        t.correct_int += usize::from(di == target);
+        t.agree += usize::from(df == di);
+        t.diffs.extend(f.iter().zip(&i).map(|(a, b)| (a - b).abs()));
+        bar.inc(1);
+    }
+    Ok(t)
+}
+
+/// Runs both blobs over `set` (on all cores) and compares them with the targets.
+pub fn evaluate_blobs(
+    f32_blob: &[u8],
+    int_blob: &[u8],
+    set: &EvalSet,
+    data_name: &str,
+    progress: bool,
+) -> Result<Evaluation> {
+    ensure!(!set.is_empty(), "the evaluation set ({data_name}) is empty");
+    let f32_model = HostModel::new(f32_blob).context("loading the f32 blob")?;
+    let int_model = HostModel::new(int_blob).context("loading the integer blob")?;
+    ensure!(
+        !f32_model.is_integer() && int_model.is_integer(),
+        "evaluation needs the f32 blob ({F32_BLOB_FILE}) and the integer blob ({INT_BLOB_FILE})"
+    );
+    let started = Instant::now();
+    let bar = progress_bar(set.len(), "evaluating", progress);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = set.len().div_ceil(threads);
+    let tallies: Vec<Result<Tally>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = set
+            .sequences
+            .chunks(chunk)
+            .zip(set.targets.chunks(chunk))
+            .map(|(seqs, targets)| {
+                let bar = bar.clone();
+                scope.spawn(move || tally_chunk(f32_blob, int_blob, seqs, targets, &bar))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| bail!("an evaluation thread panicked"))
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    let mut total = Tally::default();
+    for t in tallies {
+        let t = t?;
+        total.loss_f32 += t.loss_f32;
+        total.loss_int += t.loss_int;
+        total.correct_f32 += t.correct_f32;
+        total.correct_int += t.correct_int;
+        total.agree += t.agree;
+        total.diffs.extend(t.diffs);
+    }
+    let n = set.len() as f64;
+    let max_diff = total.diffs.iter().copied().fold(0.0, f64::max);
+    let mean_diff = total.diffs.iter().sum::<f64>() / total.diffs.len().max(1) as f64;
+    Ok(Evaluation {
+        data: data_name.to_string(),
+        samples: set.len(),
+        float: BlobMetrics {
+            loss: total.loss_f32 / n,
+            accuracy: total.correct_f32 as f64 / n,
+        },
+        quantized: BlobMetrics {
+            loss: total.loss_int / n,
+            accuracy: total.correct_int as f64 / n,
+        },
+        decision_agreement: total.agree as f64 / n,
+        max_abs_output_diff: max_diff,
+        mean_abs_output_diff: mean_diff,
+        seconds: started.elapsed().as_secs_f64(),
+        abs_diffs: total.diffs,
+    })
+}
+
+/// Sequences of `texts` as a model's own tokenizer splits them (from its blob), cut to
+/// `maxlen` for a flatten head.
+pub fn tokenize_with_blob(
+    blob: &[u8],
+    texts: &[&[u8]],
+    maxlen: Option<usize>,
+) -> Result<Vec<Vec<u16>>> {
+    let model = lstm_edge_runtime::Model::from_bytes(blob)?;
+    let net = Network::<F32>::new(&model)?;
+    let tokenizer: &Tokenizer<'_> = net.tokenizer();
+    texts
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let mut ids = Vec::new();
+            tokenizer
+                .for_each_id(text, |id| {
+                    ids.push(id);
+                    Ok(())
+                })
+                .map_err(|e| anyhow::anyhow!("text {index}: {e}"))?;
+            if let Some(maxlen) = maxlen {
+                ids.truncate(maxlen);
+            }
+            Ok(ids)
+        })
+        .collect()
+}
+
+/// Evaluation data for `eval`/`verify`: reviews or a corpus.
+#[derive(Clone, Debug, Default)]
+pub struct EvalData {
+    /// Labelled reviews; all of them are evaluated (up to `limit`).
+    pub reviews: Option<PathBuf>,
+    /// Corpus files; the last 10% of their windows are evaluated.
+    pub corpus: Vec<PathBuf>,
+    pub limit: Option<usize>,
+}
+
+/// Builds the evaluation set of the model in `dir` from `data`, or from the data recorded
+/// in its card when `data` names none. Returns the set and a description of it.
+pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(EvalSet, String)> {
+    let hp = card
+        .card
+        .hyperparameters
+        .as_ref()
+        .context("the card records no hyperparameters")?;
+    let blob = read_model_file(dir, F32_BLOB_FILE)?;
+    let sentiment = card.card.dims.output == Output::Sigmoid;
+    let (reviews, corpus, limit) = if data.reviews.is_some() || !data.corpus.is_empty() {
+        (data.reviews.clone(), data.corpus.clone(), data.limit)
+    } else {
+        match &card.job.data {
+            DataSource::Reviews { train, test } => match test {
+                Some(test) => (
+                    Some(test.clone()),
+                    Vec::new(),
+                    data.limit.or(card.job.test_limit),
+                ),
+                None => bail!(
+                    "{} was trained without a separate test set ({}): give --test PATH",
+                    dir.display(),
+                    train.display()
+                ),
+            },
+            DataSource::Corpus { files } => (None, files.clone(), data.limit),
+        }
+    };
+    match (sentiment, reviews, corpus.is_empty()) {
+        (true, Some(path), true) => {
+            let mut all = load_nonempty_reviews(&path)?;
+            if let Some(limit) = limit {
+                crate::data::shuffle(&mut all, hp.seed ^ 0x5445_5354);
+                all.truncate(limit);
+            }
+            let maxlen = matches!(card.card.dims.head, Head::Flatten { .. }).then_some(hp.maxlen);
+            let texts: Vec<&[u8]> = all.iter().map(|r| r.text.as_slice()).collect();
+            let sequences = tokenize_with_blob(&blob, &texts, maxlen)?;
+            let set = EvalSet {
+                sequences,
+                targets: all.iter().map(|r| u16::from(r.label)).collect(),
+            };
+            Ok((set, path.display().to_string()))
+        }
+        (false, None, false) => {
+            let text = read_corpus(&corpus)?;
+            ensure!(!text.is_empty(), "the corpus is empty: give text files with content");
+            let mut ids = tokenize_with_blob(&blob, &[&text], None)?;
+            let windows = CharWindows::from_ids(
+                ids.pop().unwrap_or_default(),
+                hp.maxlen,
+                hp.window_step,
+                CORPUS_HELD_OUT,
+            )?;
+            let name = format!(
+                "last {:.0}% of the {}-char windows of {}",
+                CORPUS_HELD_OUT * 100.0,
+                hp.maxlen,
+                describe_paths(&corpus.iter().map(PathBuf::as_path).collect::<Vec<_>>()).join(", ")
+            );
+            Ok((eval_set_from_windows(&windows, windows.held_out()), name))
+        }
+        (true, _, _) => bail!(
+            "{} is a sentiment model: evaluate it on labelled reviews with --test PATH, not --corpus",
+            dir.display()
+        ),
+        (false, _, _) => bail!(
+            "{} is a generator model: evaluate it on text with --corpus FILE..., not --test",
+            dir.display()
+        ),
+    }
+}
+
+fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read {}: the model directory is incomplete (rebuild it with `lstm-edge train`, `export` and `quantize`)",
+            path.display()
+        )
+    })
+}
+
+/// Re-evaluates the model in `dir` on `data` (or its recorded test data), updates its card
+/// and its error histogram, and returns the figures.
+pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
+    let mut card = TrainedCard::read(dir)?;
+    let (set, name) = eval_set_for(dir, &card, data)?;
+    let evaluation = evaluate_blobs(
+        &read_model_file(dir, F32_BLOB_FILE)?,
+        &read_model_file(dir, INT_BLOB_FILE)?,
+        &set,
+        &name,
+        progress,
+    )?;
+    plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))?;
+    let sentiment = card.card.dims.output == Output::Sigmoid;
+    card.set_metrics(&evaluation, sentiment);
+    card.write(dir)?;
+    Ok(evaluation)
+}
+
+/// The verification inputs of the model in `dir`: the first `count` evaluation sequences.
+pub fn verify_sequences(dir: &Path, data: &EvalData, count: usize) -> Result<Vec<Vec<u16>>> {
+    let card = TrainedCard::read(dir)?;
+    // Only `count` reviews are needed: sample them before tokenizing.
+    let data = EvalData {
+        limit: Some(data.limit.map_or(count, |l| l.min(count))),
+        ..data.clone()
+    };
+    let (mut set, _) = eval_set_for(dir, &card, &data)?;
+    set.sequences.truncate(count);
+    Ok(set.sequences)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_pads_are_dropped_and_nothing_else() {
+        assert_eq!(unpadded(&[3, 0, 4, 9, 9], 9), vec![3, 0, 4]);
+        assert_eq!(unpadded(&[9, 9], 9), Vec::<u16>::new());
+        assert_eq!(unpadded(&[1, 2], 9), vec![1, 2]);
+    }
+
+    #[test]
+    fn losses_and_decisions_follow_the_output_kind() {
+        assert_eq!(decision(&[0.7]), 1);
+        assert_eq!(decision(&[0.2]), 0);
+        assert_eq!(decision(&[0.1, 0.6, 0.3]), 1);
+        assert!((sample_loss(&[0.8], 1) + 0.8f64.ln()).abs() < 1e-12);
+        assert!((sample_loss(&[0.8], 0) + 0.2f64.ln()).abs() < 1e-12);
+        assert!((sample_loss(&[0.25, 0.75], 0) + 0.25f64.ln()).abs() < 1e-12);
+        // A zero probability is clamped, not infinite.
+        assert!(sample_loss(&[0.0, 1.0], 0).is_finite());
+    }
+}

@@ -1,0 +1,564 @@
+//! The training workflow end to end: data -> tokenizer -> encoded sets -> training with
+//! per-epoch checkpoints -> ONNX, f32 and integer blobs -> evaluation of both blobs ->
+//! model card and plots, all in one output directory.
+//!
+//! A model directory holds `model.onnx` (and `model-step.onnx` for last-state heads),
+//! `model-f32.blob`, `model.blob` (integer), `card.json`, `curves.png`,
+//! `quant-error.png` and the training checkpoint `checkpoint.ckpt`.
+
+mod card;
+mod evaluate;
+mod prepare;
+
+pub use card::{FileSizes, JobRecord, LengthRecord, TrainedCard};
+pub use evaluate::{
+    eval, eval_set_for, evaluate_blobs, tokenize_with_blob, verify_sequences, BlobMetrics,
+    EvalData, EvalSet, Evaluation,
+};
+pub use prepare::length_stats;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use lstm_edge_runtime::format::{Head, Output};
+use serde::{Deserialize, Serialize};
+
+use crate::bptt::Recurrence;
+use crate::card::ModelCard;
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::read_corpus;
+use crate::export::{export_onnx, export_step_onnx};
+use crate::model::{Hyperparams, ModelConfig, OptimizerKind, Params, Preset};
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::ort_env::Device;
+use crate::plot;
+use crate::quantize::{self, Calibration};
+use crate::train::{train, Dataset, TrainOptions};
+
+use prepare::{load_nonempty_reviews, prepare_corpus, prepare_reviews, write_arrays};
+
+pub const ONNX_FILE: &str = "model.onnx";
+pub const STEP_ONNX_FILE: &str = "model-step.onnx";
+pub const F32_BLOB_FILE: &str = "model-f32.blob";
+pub const INT_BLOB_FILE: &str = "model.blob";
+pub const CARD_FILE: &str = "card.json";
+pub const CHECKPOINT_FILE: &str = "checkpoint.ckpt";
+pub const CURVES_FILE: &str = "curves.png";
+pub const QUANT_ERROR_FILE: &str = "quant-error.png";
+
+/// The file a command-line path names: the path itself, or `file` inside it when it
+/// is a model directory (`--model models/w` stands for `models/w/model.blob`).
+pub fn in_model_dir(path: &Path, file: &str) -> PathBuf {
+    if path.is_dir() {
+        path.join(file)
+    } else {
+        path.to_path_buf()
+    }
+}
+/// Folder of the `.npy` arrays written with [`TrainJob::write_arrays`].
+pub const ARRAYS_DIR: &str = "arrays";
+
+/// Share of a corpus' windows held out for evaluation (the last ones, never trained on).
+pub const CORPUS_HELD_OUT: f64 = 0.1;
+
+/// Where the text comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DataSource {
+    /// Labelled reviews (aclImdb dir, JSONL(.gz) or CSV). Without `test`, the held-out
+    /// share of the training pool is the test set.
+    Reviews {
+        train: PathBuf,
+        test: Option<PathBuf>,
+    },
+    /// Raw text files, concatenated in order (generators).
+    Corpus { files: Vec<PathBuf> },
+}
+
+/// Everything one training run needs.
+#[derive(Clone, Debug)]
+pub struct TrainJob {
+    /// Model name recorded in the card.
+    pub name: String,
+    /// Preset defaults with the user's overrides applied.
+    pub hyper: Hyperparams,
+    /// Word vocabulary size (word input only).
+    pub vocab_size: usize,
+    pub data: DataSource,
+    /// word2vec / GloVe file whose vectors initialise the embedding.
+    pub word_vectors: Option<PathBuf>,
+    /// Passes of skip-gram word2vec over the training reviews that initialise the
+    /// embedding instead (word input only; `None` keeps a random start).
+    pub word2vec_epochs: Option<usize>,
+    /// Keep the embedding as initialised (word input only).
+    pub freeze_embedding: bool,
+    /// Keep only this many test reviews (after a seeded shuffle).
+    pub test_limit: Option<usize>,
+    /// Training sequences used to calibrate the integer blob.
+    pub calibration_sequences: usize,
+    pub device: Device,
+    pub threads: usize,
+    pub out_dir: PathBuf,
+    pub resume: bool,
+    pub progress: bool,
+    /// Also write the encoded training and validation sets as NumPy arrays
+    /// (`out_dir/arrays`), to train the same sequences in another framework.
+    pub write_arrays: bool,
+    /// The command line that rebuilds this model, recorded in the card.
+    pub command: String,
+}
+
+impl TrainJob {
+    /// A job with the preset's notebook settings and the usual defaults.
+    pub fn new(name: &str, preset: Preset, data: DataSource, out_dir: PathBuf) -> Self {
+        TrainJob {
+            name: name.to_string(),
+            hyper: preset.defaults(),
+            vocab_size: 10_000,
+            data,
+            word_vectors: None,
+            word2vec_epochs: None,
+            freeze_embedding: false,
+            test_limit: None,
+            calibration_sequences: 256,
+            device: Device::Cpu,
+            threads: 0,
+            out_dir,
+            resume: false,
+            progress: false,
+            write_arrays: false,
+            command: String::new(),
+        }
+    }
+}
+
+/// What [`run`] produced.
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    pub card: TrainedCard,
+    pub out_dir: PathBuf,
+}
+
+fn optimizer_config(hyper: &Hyperparams) -> OptimizerConfig {
+    OptimizerConfig {
+        rule: match hyper.optimizer {
+            OptimizerKind::RmsProp => Optimizer::rmsprop(hyper.learning_rate),
+            OptimizerKind::Adam => Optimizer::adam(hyper.learning_rate),
+        },
+        clip_norm: None,
+    }
+}
+
+fn is_sentiment(preset: Preset) -> bool {
+    matches!(preset, Preset::W | Preset::C)
+}
+
+fn check_hyper(hp: &Hyperparams) -> Result<()> {
+    ensure!(hp.maxlen > 0, "--maxlen must be at least 1");
+    ensure!(hp.hidden > 0, "--hidden must be at least 1");
+    ensure!(hp.epochs > 0, "--epochs must be at least 1");
+    ensure!(hp.batch_size > 0, "--batch must be at least 1");
+    ensure!(
+        hp.learning_rate.is_finite() && hp.learning_rate > 0.0,
+        "--lr must be positive, got {}",
+        hp.learning_rate
+    );
+    ensure!(
+        (0.0..1.0).contains(&hp.dropout),
+        "--dropout must be in [0, 1), got {}",
+        hp.dropout
+    );
+    ensure!(
+        (0.0..1.0).contains(&hp.validation_split),
+        "--validation-split must be in [0, 1), got {}",
+        hp.validation_split
+    );
+    if hp.preset == Preset::W {
+        ensure!(hp.embed_dim > 0, "--embed-dim must be at least 1");
+    }
+    if !is_sentiment(hp.preset) {
+        ensure!(hp.window_step > 0, "--window-step must be at least 1");
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<u64> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(bytes.len() as u64)
+}
+
+/// Writes `model.onnx` (and `model-step.onnx` for last-state heads); returns the main file's size.
+pub fn write_onnx(cfg: &ModelConfig, params: &Params, dir: &Path) -> Result<u64> {
+    let size = write_file(&dir.join(ONNX_FILE), &export_onnx(cfg, params, &[])?)?;
+    if cfg.head == Head::Last {
+        write_file(
+            &dir.join(STEP_ONNX_FILE),
+            &export_step_onnx(cfg, params, &[])?,
+        )?;
+    }
+    Ok(size)
+}
+
+/// Writes both blobs, calibrated on `sequences`; returns the sizes and the calibration.
+pub fn write_blobs(
+    cfg: &ModelConfig,
+    params: &Params,
+    sequences: &[Vec<u16>],
+    dir: &Path,
+) -> Result<(u64, u64, Calibration)> {
+    ensure!(
+        !sequences.is_empty(),
+        "no calibration sequences: give data with at least one text"
+    );
+    let q = quantize::quantize(cfg, params, sequences)?;
+    let f32_size = write_file(&dir.join(F32_BLOB_FILE), &q.f32_blob)?;
+    let int_size = write_file(&dir.join(INT_BLOB_FILE), &q.int_blob)?;
+    Ok((int_size, f32_size, q.calibration))
+}
+
+fn progress_bar(len: usize, what: &str, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// Trains, exports, quantizes and evaluates: everything in the module docs.
+pub fn run(job: &TrainJob) -> Result<TrainReport> {
+    let started = Instant::now();
+    check_hyper(&job.hyper)?;
+    match (&job.data, is_sentiment(job.hyper.preset)) {
+        (DataSource::Reviews { .. }, true) | (DataSource::Corpus { .. }, false) => {}
+        (DataSource::Reviews { .. }, false) => bail!(
+            "preset {:?} trains a generator: give --corpus FILE..., not reviews",
+            job.hyper.preset
+        ),
+        (DataSource::Corpus { .. }, true) => bail!(
+            "preset {:?} trains a sentiment model: give --train PATH with labelled reviews, not a corpus",
+            job.hyper.preset
+        ),
+    }
+    let prepared = match &job.data {
+        DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
+        DataSource::Corpus { files } => prepare_corpus(job, files)?,
+    };
+    std::fs::create_dir_all(&job.out_dir)
+        .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
+    if job.write_arrays {
+        write_arrays(&prepared, &job.out_dir.join(ARRAYS_DIR))?;
+    }
+    if job.progress {
+        eprintln!(
+            "{}: {} training, {} validation, {} test samples; {} parameters",
+            job.name,
+            prepared.train.len(),
+            prepared.validation.as_ref().map_or(0, Dataset::len),
+            prepared.test.len(),
+            prepared
+                .params
+                .named()
+                .iter()
+                .map(|(_, t)| t.len())
+                .sum::<usize>()
+        );
+    }
+    let options = TrainOptions {
+        epochs: job.hyper.epochs,
+        batch_size: job.hyper.batch_size,
+        seed: job.hyper.seed,
+        optimizer: optimizer_config(&job.hyper),
+        device: job.device,
+        threads: job.threads,
+        recurrence: Recurrence::Scan,
+        freeze_embedding: job.freeze_embedding,
+        checkpoint: Some(job.out_dir.join(CHECKPOINT_FILE)),
+        resume: job.resume,
+        progress: job.progress,
+    };
+    let run = train(
+        &prepared.cfg,
+        prepared.params.clone(),
+        &prepared.train,
+        prepared.validation.as_ref(),
+        &options,
+    )?;
+
+    let dir = &job.out_dir;
+    let onnx = write_onnx(&prepared.cfg, &run.params, dir)?;
+    let (int_blob, f32_blob, calibration) =
+        write_blobs(&prepared.cfg, &run.params, &prepared.calibration, dir)?;
+    plot::training_curves(&run.history, &dir.join(CURVES_FILE))?;
+
+    let mut card = TrainedCard {
+        card: ModelCard::new(
+            &job.name,
+            &prepared.cfg,
+            &run.params,
+            Some(job.hyper.clone()),
+            prepared.info,
+        ),
+        command: job.command.clone(),
+        job: JobRecord {
+            data: job.data.clone(),
+            vocab_size: (job.hyper.preset == Preset::W).then_some(job.vocab_size),
+            word_vectors: job.word_vectors.clone(),
+            word2vec_epochs: job.word2vec_epochs,
+            freeze_embedding: job.freeze_embedding,
+            test_limit: job.test_limit,
+            device: job.device.to_string(),
+            threads: job.threads,
+            seconds: 0.0,
+        },
+        history: run.history.clone(),
+        evaluation: None,
+        calibration: Some(calibration.clone()),
+        files: FileSizes {
+            int_blob,
+            f32_blob,
+            onnx,
+        },
+        length_stats: prepared.lengths,
+    };
+    card.card.description = describe_model(&job.hyper);
+    if let Some(last) = run.history.last() {
+        let metrics = &mut card.card.metrics;
+        metrics.insert("train_loss".into(), last.train_loss);
+        metrics.insert("train_accuracy".into(), last.train_accuracy);
+        if let (Some(l), Some(a)) = (last.val_loss, last.val_accuracy) {
+            metrics.insert("val_loss".into(), l);
+            metrics.insert("val_accuracy".into(), a);
+        }
+    }
+    let evaluation = evaluate_blobs(
+        &std::fs::read(dir.join(F32_BLOB_FILE))?,
+        &std::fs::read(dir.join(INT_BLOB_FILE))?,
+        &prepared.test,
+        &prepared.test_name,
+        job.progress,
+    )?;
+    plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))?;
+    card.set_metrics(&evaluation, is_sentiment(job.hyper.preset));
+    card.job.seconds = started.elapsed().as_secs_f64();
+    card.write(dir)?;
+    Ok(TrainReport {
+        card,
+        out_dir: dir.clone(),
+    })
+}
+
+fn describe_model(hp: &Hyperparams) -> String {
+    let what = match hp.preset {
+        Preset::W => "word-level sentiment",
+        Preset::C => "char-level sentiment",
+        Preset::G | Preset::R => "char-level generator",
+    };
+    format!(
+        "{what}: {:?}({}) with a {:?} head, trained {} epochs",
+        hp.cell, hp.hidden, hp.head, hp.epochs
+    )
+}
+/// Reads a training checkpoint, naming the file in errors.
+pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
+    checkpoint::load(path)
+}
+
+/// `export`: ONNX from a checkpoint into `out_dir`.
+pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<PathBuf> {
+    let ck = load_checkpoint(checkpoint)?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    write_onnx(&ck.model, &ck.params, out_dir)?;
+    Ok(out_dir.join(ONNX_FILE))
+}
+
+/// The window a generator trained on, from the card beside its checkpoint or in
+/// `out_dir`; the G preset's window when neither has one.
+fn generator_window(checkpoint: &Path, out_dir: &Path) -> usize {
+    let dirs = [checkpoint.parent().unwrap_or(Path::new(".")), out_dir];
+    dirs.iter()
+        .filter(|dir| dir.join(CARD_FILE).is_file())
+        .find_map(|dir| TrainedCard::read(dir).ok()?.card.hyperparameters)
+        .map_or(Preset::G.defaults().maxlen, |hp| hp.maxlen)
+}
+
+/// `quantize`: blobs from a checkpoint, calibrated on the first `count` texts of `texts`
+/// (reviews or corpus windows, tokenized with the model's own tokenizer).
+pub fn quantize_checkpoint(
+    checkpoint: &Path,
+    data: &EvalData,
+    count: usize,
+    out_dir: &Path,
+) -> Result<Calibration> {
+    let ck = load_checkpoint(checkpoint)?;
+    let spec = quantize::model_spec(&ck.model, &ck.params)?;
+    let f32_blob = spec.f32_blob()?;
+    let sentiment = ck.model.output == Output::Sigmoid;
+    let sequences = match (&data.reviews, data.corpus.is_empty(), sentiment) {
+        (Some(path), true, true) => {
+            let mut reviews = load_nonempty_reviews(path)?;
+            // Review files are often sorted by label: calibrate on a seeded sample.
+            crate::data::shuffle(&mut reviews, ck.seed);
+            let texts: Vec<&[u8]> = reviews
+                .iter()
+                .take(count)
+                .map(|r| r.text.as_slice())
+                .collect();
+            let maxlen = match ck.model.head {
+                Head::Flatten { maxlen } => Some(maxlen as usize),
+                _ => None,
+            };
+            tokenize_with_blob(&f32_blob, &texts, maxlen)?
+        }
+        (None, false, false) => {
+            let text = read_corpus(&data.corpus)?;
+            ensure!(
+                !text.is_empty(),
+                "the corpus is empty: give text files with content"
+            );
+            let window = generator_window(checkpoint, out_dir);
+            let mut ids = tokenize_with_blob(&f32_blob, &[&text], None)?;
+            let ids = ids.pop().unwrap_or_default();
+            ids.chunks(window)
+                .filter(|c| c.len() == window)
+                .take(count)
+                .map(<[u16]>::to_vec)
+                .collect()
+        }
+        (_, _, true) => bail!(
+            "{} holds a sentiment model: calibrate it with --train PATH (labelled reviews)",
+            checkpoint.display()
+        ),
+        (_, _, false) => bail!(
+            "{} holds a generator model: calibrate it with --corpus FILE...",
+            checkpoint.display()
+        ),
+    };
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let (int_blob, f32_blob, calibration) =
+        write_blobs(&ck.model, &ck.params, &sequences, out_dir)?;
+    // In a model directory, the card follows the new blobs.
+    if out_dir.join(CARD_FILE).is_file() {
+        let mut card = TrainedCard::read(out_dir)?;
+        card.files.int_blob = int_blob;
+        card.files.f32_blob = f32_blob;
+        card.calibration = Some(calibration.clone());
+        card.write(out_dir)?;
+    }
+    Ok(calibration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generator_job(dir: &Path, epochs: usize) -> TrainJob {
+        let corpus = ["caesar", "hamlet", "macbeth"]
+            .iter()
+            .map(|play| {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("../data/shakespeare/shakespeare-{play}.txt"))
+            })
+            .collect();
+        let mut job = TrainJob::new(
+            "tiny-g",
+            Preset::G,
+            DataSource::Corpus { files: corpus },
+            dir.to_path_buf(),
+        );
+        job.hyper.hidden = 8;
+        job.hyper.maxlen = 10;
+        job.hyper.window_step = 97;
+        job.hyper.epochs = epochs;
+        job.calibration_sequences = 16;
+        job.threads = 1;
+        job
+    }
+
+    #[test]
+    fn a_tiny_generator_run_writes_a_complete_model_directory() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let report = run(&generator_job(dir.path(), 2))?;
+        for file in [
+            ONNX_FILE,
+            STEP_ONNX_FILE,
+            F32_BLOB_FILE,
+            INT_BLOB_FILE,
+            CARD_FILE,
+            CURVES_FILE,
+            QUANT_ERROR_FILE,
+            CHECKPOINT_FILE,
+        ] {
+            assert!(dir.path().join(file).exists(), "{file} missing");
+        }
+        let card = TrainedCard::read(dir.path())?;
+        let written = &report.card;
+        assert_eq!(card.files, written.files);
+        assert_eq!(card.card.dims, written.card.dims);
+        assert_eq!(card.job.data, written.job.data);
+        // JSON keeps floats to within a rounding step.
+        assert_eq!(card.card.metrics.len(), written.card.metrics.len());
+        for ((k1, v1), (k2, v2)) in card.card.metrics.iter().zip(&written.card.metrics) {
+            assert_eq!(k1, k2);
+            assert!(
+                (v1 - v2).abs() <= 1e-12 * v2.abs().max(1.0),
+                "{k1}: {v1} vs {v2}"
+            );
+        }
+        assert_eq!(card.history.len(), 2);
+        let eval = card.evaluation.as_ref().context("no evaluation")?;
+        assert_eq!(eval.samples, card.card.data.test_samples);
+        // A 50-symbol uniform guess has loss ln 50 = 3.9; two epochs must beat it.
+        assert!(eval.float.loss < 3.9, "{eval:?}");
+        assert!(
+            (eval.float.loss - eval.quantized.loss).abs() < 0.1,
+            "{eval:?}"
+        );
+
+        // Re-quantizing from the checkpoint calibrates on the run's 10-char windows.
+        let checkpoint = dir.path().join(CHECKPOINT_FILE);
+        let elsewhere = tempfile::tempdir()?;
+        assert_eq!(generator_window(&checkpoint, elsewhere.path()), 10);
+        let moved = elsewhere.path().join(CHECKPOINT_FILE);
+        std::fs::copy(&checkpoint, &moved)?;
+        assert_eq!(generator_window(&moved, elsewhere.path()), 40);
+        assert_eq!(generator_window(&moved, dir.path()), 10);
+
+        // Re-evaluating from the directory gives the same figures.
+        let again = super::eval(dir.path(), &EvalData::default(), false)?;
+        assert_eq!(again.samples, eval.samples);
+        assert!((again.float.loss - eval.float.loss).abs() < 1e-9);
+        assert!((again.quantized.accuracy - eval.quantized.accuracy).abs() < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_data_for_the_preset_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut job = generator_job(dir.path(), 1);
+        job.hyper = Preset::W.defaults();
+        let err = run(&job).unwrap_err();
+        assert!(format!("{err:#}").contains("--train PATH"), "{err:#}");
+        let mut job = generator_job(dir.path(), 1);
+        job.data = DataSource::Reviews {
+            train: "x.jsonl".into(),
+            test: None,
+        };
+        let err = run(&job).unwrap_err();
+        assert!(format!("{err:#}").contains("--corpus"), "{err:#}");
+        let mut job = generator_job(dir.path(), 1);
+        job.hyper.epochs = 0;
+        assert!(format!("{:#}", run(&job).unwrap_err()).contains("--epochs"));
+    }
+}

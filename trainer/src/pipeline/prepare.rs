@@ -1,0 +1,376 @@
+//! Data preparation: reviews or a corpus into encoded training, validation and test sets,
+//! with the embedding's starting vectors.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use lstm_edge_runtime::format::Output;
+use lstm_edge_runtime::tokenize::{CharTable, NOTEBOOK_CHARS};
+
+use crate::card::DataInfo;
+use crate::data::{
+    build_word_vocab, encode_chars, encode_words, load_reviews, load_vectors, read_corpus,
+    split_reviews, train_word2vec, CharSet, CharWindows, Encoded, LengthStats, MissingRows, Review,
+    SplitOptions, Word2VecConfig,
+};
+use crate::model::{Hyperparams, InputConfig, ModelConfig, Params, Preset};
+use crate::train::Dataset;
+
+use super::card::LengthRecord;
+use super::evaluate::{eval_set_from_encoded, eval_set_from_windows, EvalSet};
+use super::{is_sentiment, write_file, TrainJob, CORPUS_HELD_OUT};
+/// The rows of a word2vec / GloVe file for the vocabulary's words; words it lacks
+/// start random.
+fn file_embedding(
+    path: &Path,
+    vocab: &lstm_edge_runtime::tokenize::Vocab<'_>,
+    hp: &Hyperparams,
+    progress: bool,
+) -> Result<Vec<f32>> {
+    let embedding = load_vectors(
+        path,
+        vocab,
+        MissingRows::Random {
+            scale: 0.05,
+            seed: hp.seed,
+        },
+    )?;
+    ensure!(
+        embedding.dim == hp.embed_dim,
+        "{} has {}-dimensional vectors but the model's embedding is {} wide: pass --embed-dim {}",
+        path.display(),
+        embedding.dim,
+        hp.embed_dim,
+        embedding.dim
+    );
+    if progress {
+        eprintln!("{embedding}");
+    }
+    Ok(embedding.values)
+}
+
+/// Skip-gram vectors trained on the full text of the training reviews (never the
+/// validation or test reviews), one row per vocabulary id.
+fn word2vec_embedding(
+    reviews: &[Review],
+    vocab: &lstm_edge_runtime::tokenize::Vocab<'_>,
+    cfg: &Word2VecConfig,
+    progress: bool,
+) -> Result<Vec<f32>> {
+    let start = Instant::now();
+    let mut sentences = Vec::with_capacity(reviews.len());
+    for (index, review) in reviews.iter().enumerate() {
+        let mut ids = Vec::new();
+        vocab
+            .for_each_id(&review.text, |id| {
+                ids.push(id);
+                Ok(())
+            })
+            .with_context(|| format!("training review {index}"))?;
+        sentences.push(ids);
+    }
+    let rows = vocab.len() + 2;
+    let (values, report) = train_word2vec(&sentences, rows, 2, cfg)?;
+    if progress {
+        eprintln!(
+            "word2vec: {} epochs over {} tokens of {} training reviews, {} words, {}-d, {:.1} s",
+            cfg.epochs,
+            report.tokens,
+            reviews.len(),
+            report.trained_rows,
+            cfg.dim,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    Ok(values)
+}
+
+/// The first `count` training sequences, for calibration.
+fn calibration_from(set: &EvalSet, count: usize) -> Vec<Vec<u16>> {
+    set.sequences.iter().take(count).cloned().collect()
+}
+
+/// Data ready for training.
+pub(super) struct Prepared {
+    pub(super) cfg: ModelConfig,
+    pub(super) params: Params,
+    pub(super) train: Dataset,
+    pub(super) validation: Option<Dataset>,
+    pub(super) test: EvalSet,
+    pub(super) test_name: String,
+    pub(super) calibration: Vec<Vec<u16>>,
+    pub(super) info: DataInfo,
+    pub(super) lengths: Vec<LengthRecord>,
+}
+
+/// The run's encoded training and validation sets as `.npy` files, with `meta.json`
+/// giving the id range and the padding id.
+pub(super) fn write_arrays(prepared: &Prepared, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut files = Vec::from(prepared.train.npy_files("train")?);
+    if let Some(validation) = &prepared.validation {
+        files.extend(validation.npy_files("validation")?);
+    }
+    for (file, bytes) in files {
+        write_file(&dir.join(file), &bytes)?;
+    }
+    let meta = serde_json::json!({
+        "vocab_rows": prepared.cfg.vocab_rows(),
+        "pad": prepared.cfg.input.pad_id(),
+        "steps": prepared.train.steps(),
+    });
+    write_file(&dir.join("meta.json"), meta.to_string().as_bytes()).map(|_| ())
+}
+
+pub(super) fn describe_paths(paths: &[&Path]) -> Vec<String> {
+    paths.iter().map(|p| p.display().to_string()).collect()
+}
+
+pub(super) fn load_nonempty_reviews(path: &Path) -> Result<Vec<Review>> {
+    let reviews = load_reviews(path)?;
+    ensure!(
+        !reviews.is_empty(),
+        "{} holds no reviews: give a file with labelled reviews",
+        path.display()
+    );
+    Ok(reviews)
+}
+
+/// Turns reviews into padded id rows with the run's tokenizer.
+type ReviewEncoder = dyn Fn(&[Review]) -> Result<Encoded>;
+
+pub(super) fn prepare_reviews(
+    job: &TrainJob,
+    train_path: &Path,
+    test_path: Option<&Path>,
+) -> Result<Prepared> {
+    let hp = &job.hyper;
+    let pool = load_nonempty_reviews(train_path)?;
+    let explicit_test = test_path.map(load_nonempty_reviews).transpose()?;
+    let has_test = explicit_test.is_some();
+    let split = split_reviews(
+        pool,
+        explicit_test,
+        &SplitOptions {
+            seed: hp.seed,
+            limit: hp.train_samples,
+            test_fraction: hp.validation_split as f64,
+            test_limit: job.test_limit,
+        },
+    )?;
+    // With an explicit test set, validation comes out of the training pool (the notebook's
+    // 80/20 of its 16,000 reviews) and the test set is only evaluated at the end.
+    let (train_reviews, val_reviews, test_reviews) = if has_test {
+        let mut train = split.train;
+        let held = (train.len() as f64 * hp.validation_split as f64).round() as usize;
+        let val = train.split_off(train.len() - held);
+        (train, val, split.test)
+    } else {
+        (split.train, split.test.clone(), split.test)
+    };
+    ensure!(
+        !train_reviews.is_empty() && !test_reviews.is_empty(),
+        "{} gives {} training and {} test reviews; both need at least one (lower --validation-split or give more reviews)",
+        train_path.display(),
+        train_reviews.len(),
+        test_reviews.len()
+    );
+
+    let mut pretrained = None;
+    let (input, encode): (InputConfig, Box<ReviewEncoder>) = match hp.preset {
+        Preset::W => {
+            let vocab = build_word_vocab(
+                train_reviews.iter().map(|r| r.text.as_slice()),
+                job.vocab_size,
+            )?;
+            pretrained = match (&job.word_vectors, job.word2vec_epochs) {
+                (Some(_), Some(_)) => bail!(
+                    "the embedding can start from word2vec training or from a vectors file, not both"
+                ),
+                (Some(path), None) => Some(file_embedding(path, &vocab.vocab()?, hp, job.progress)?),
+                (None, Some(epochs)) => Some(word2vec_embedding(
+                    &train_reviews,
+                    &vocab.vocab()?,
+                    &Word2VecConfig {
+                        dim: hp.embed_dim,
+                        epochs,
+                        seed: hp.seed,
+                        ..Word2VecConfig::default()
+                    },
+                    job.progress,
+                )?),
+                (None, None) => None,
+            };
+            let input = InputConfig::Words {
+                strings: vocab.strings().to_vec(),
+                offsets: vocab.offsets().to_vec(),
+                embed_dim: hp.embed_dim,
+            };
+            let maxlen = hp.maxlen;
+            (
+                input,
+                Box::new(move |r: &[Review]| encode_words(r, &vocab.vocab()?, maxlen)),
+            )
+        }
+        Preset::C => {
+            let maxlen = hp.maxlen;
+            (
+                InputConfig::Chars {
+                    table: NOTEBOOK_CHARS.to_vec(),
+                    lowercase: true,
+                    unk: true,
+                    pad: true,
+                },
+                Box::new(move |r: &[Review]| {
+                    encode_chars(
+                        r,
+                        &CharTable::new(NOTEBOOK_CHARS, true, true, true)?,
+                        maxlen,
+                    )
+                }),
+            )
+        }
+        Preset::G | Preset::R => bail!(
+            "preset {:?} trains a generator: give --corpus FILE..., not reviews",
+            hp.preset
+        ),
+    };
+    let cfg = hp.model_config(input, Output::Sigmoid);
+    let pad = cfg.input.pad_id().context("sentiment input without PAD")?;
+    let train_enc = encode(&train_reviews)?;
+    let val_enc = encode(&val_reviews)?;
+    let test_enc = encode(&test_reviews)?;
+    let mut params = Params::init(&cfg, hp.seed);
+    if let Some(values) = pretrained {
+        params
+            .embedding
+            .as_mut()
+            .context("word model without embedding")?
+            .data = values;
+    }
+    let train_set = eval_set_from_encoded(&train_enc, pad);
+    let test_name = match test_path {
+        Some(p) => p.display().to_string(),
+        None => format!("{} (held-out share)", train_path.display()),
+    };
+    let mut sources = vec![train_path];
+    sources.extend(test_path);
+    Ok(Prepared {
+        params,
+        train: Dataset::from_encoded(&train_enc)?,
+        validation: Some(Dataset::from_encoded(&val_enc)?),
+        calibration: calibration_from(&train_set, job.calibration_sequences),
+        test: eval_set_from_encoded(&test_enc, pad),
+        test_name,
+        info: DataInfo {
+            sources: describe_paths(&sources),
+            train_samples: train_enc.len(),
+            validation_samples: val_enc.len(),
+            test_samples: test_enc.len(),
+            preprocessing: match hp.preset {
+                Preset::W => format!(
+                    "Treebank words, lowercased, {} most frequent training words (+PAD, UNK); post-pad/truncate to {}",
+                    job.vocab_size, hp.maxlen
+                ),
+                _ => format!(
+                    "lowercased chars of the notebook set (+UNK, PAD); post-pad/truncate to {}",
+                    hp.maxlen
+                ),
+            },
+        },
+        lengths: vec![
+            LengthRecord::new("train", &train_enc.stats),
+            LengthRecord::new("test", &test_enc.stats),
+        ],
+        cfg,
+    })
+}
+
+pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepared> {
+    let hp = &job.hyper;
+    ensure!(
+        !is_sentiment(hp.preset),
+        "preset {:?} trains a sentiment model: give --train PATH with labelled reviews, not a corpus",
+        hp.preset
+    );
+    let text = read_corpus(files)?;
+    let sources = describe_paths(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
+    let named = sources.join(", ");
+    ensure!(
+        !text.is_empty(),
+        "the corpus ({named}) is empty: give text files with content"
+    );
+    let charset = CharSet::of(&text, true);
+    let table = charset.table(true)?;
+    let windows = CharWindows::new(&text, &table, hp.maxlen, hp.window_step, CORPUS_HELD_OUT)
+        .with_context(|| format!("the corpus ({named}): give more text or a smaller --maxlen"))?;
+    ensure!(
+        !windows.train().is_empty() && !windows.held_out().is_empty(),
+        "the corpus ({named}) gives {} windows of {} chars: too short to hold some out; give more text",
+        windows.len(),
+        hp.maxlen
+    );
+    let input = InputConfig::Chars {
+        table: charset.symbols.clone(),
+        lowercase: true,
+        unk: charset.needs_unk,
+        pad: false,
+    };
+    let classes = u16::try_from(table.len()).context("char table over 65535 entries")?;
+    let cfg = hp.model_config(input, Output::Softmax { classes });
+    let train_set = eval_set_from_windows(&windows, windows.train());
+    Ok(Prepared {
+        params: Params::init(&cfg, hp.seed),
+        train: Dataset::from_windows(&windows, windows.train())?,
+        validation: Some(Dataset::from_windows(&windows, windows.held_out())?),
+        calibration: calibration_from(&train_set, job.calibration_sequences),
+        test: eval_set_from_windows(&windows, windows.held_out()),
+        test_name: format!(
+            "last {:.0}% of the {}-char windows",
+            CORPUS_HELD_OUT * 100.0,
+            hp.maxlen
+        ),
+        info: DataInfo {
+            sources,
+            train_samples: windows.train().len(),
+            validation_samples: windows.held_out().len(),
+            test_samples: windows.held_out().len(),
+            preprocessing: format!(
+                "{} chars lowercased, {} symbols; windows of {} every {}; last {:.0}% held out",
+                charset.chars,
+                table.len(),
+                hp.maxlen,
+                hp.window_step,
+                CORPUS_HELD_OUT * 100.0
+            ),
+        },
+        lengths: Vec::new(),
+        cfg,
+    })
+}
+/// The notebook's length analysis of a review file at `maxlen`, in words or chars.
+pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<LengthStats> {
+    ensure!(maxlen > 0, "--maxlen must be at least 1");
+    let reviews = load_nonempty_reviews(path)?;
+    let encoded = if chars {
+        encode_chars(
+            &reviews,
+            &CharTable::new(NOTEBOOK_CHARS, true, true, true)?,
+            maxlen,
+        )?
+    } else {
+        let mut stats = LengthStats::new(maxlen);
+        for (index, review) in reviews.iter().enumerate() {
+            let mut words = 0usize;
+            lstm_edge_runtime::tokenize::for_each_word(&review.text, |_| {
+                words += 1;
+                Ok(())
+            })
+            .map_err(|e| anyhow::anyhow!("{} review {index}: {e}", path.display()))?;
+            stats.add(words);
+        }
+        return Ok(stats);
+    };
+    Ok(encoded.stats)
+}
