@@ -290,8 +290,8 @@ fn recurrent_orthogonal(rng: &mut ChaCha8Rng, gate_rows: usize, hidden: usize) -
 impl Params {
     /// Keras' defaults: Glorot-uniform `W` and dense kernel (over Keras' fused
     /// `[input, G*H]` kernel), one orthogonal recurrent kernel over all gates
-    /// ([`recurrent_orthogonal`]), zero biases except the LSTM forget gate's 1.0
-    /// (`unit_forget_bias`); the embedding is `U(-0.01, 0.01)` ([`EMBEDDING_INIT`]).
+    /// (`recurrent_orthogonal`), zero biases except the LSTM forget gate's 1.0
+    /// (`unit_forget_bias`); the embedding is `U(-0.01, 0.01)` (`EMBEDDING_INIT`).
     /// Deterministic for a seed.
     pub fn init(cfg: &ModelConfig, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

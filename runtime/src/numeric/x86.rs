@@ -212,7 +212,7 @@ pub fn rows_dot_i8_i16(w: &[u8], width: usize, x: &[i16], out: &mut [i32]) -> bo
 
 /// [`rows_dot_i8_i16`] for an int8 `x` (a word model's embedding row): `x` is
 /// sign-extended once for all rows. Returns false, and writes nothing, where
-/// [`rows_dot_i8_i16`] would, or when `x` is wider than [`WIDE_ROWS_MAX`].
+/// [`rows_dot_i8_i16`] would, or when `x` is wider than `WIDE_ROWS_MAX`.
 pub fn rows_dot_i8_i8(w: &[u8], width: usize, x: &[u8], out: &mut [i32]) -> bool {
     let Some(x) = x.get(..width).filter(|_| width <= WIDE_ROWS_MAX) else {
         return false;

@@ -5,7 +5,7 @@
 //! records, side by side, a closure that emits the gradient nodes. Calling
 //! [`Tape::gradients`] walks the records backwards from a scalar loss and emits
 //! the whole backward pass into the same graph, so one ORT session computes the
-//! loss, the gradients and (see `step.rs`) the optimizer update.
+//! loss, the gradients and (see `crate::step`) the optimizer update.
 //!
 //! Shapes are not tracked statically: gradients that must undo a broadcast or a
 //! reshape read the forward value's shape at run time (`Shape`), so the batch
