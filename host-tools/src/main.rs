@@ -51,6 +51,7 @@ enum Command {
         /// Read the review from this file (any bytes; UTF-8 or Latin-1).
         #[arg(long, conflicts_with = "text")]
         file: Option<PathBuf>,
+        /// Print the score and label as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -80,6 +81,7 @@ enum Command {
         /// ONNX Runtime intra-op threads.
         #[arg(long, default_value_t = 1)]
         ort_threads: usize,
+        /// Print the timings and ratios as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -98,6 +100,7 @@ enum FirmwareAction {
     Run {
         #[command(flatten)]
         args: FirmwareArgs,
+        /// Print the run's output and counts as JSON.
         #[arg(long)]
         json: bool,
     },

@@ -345,6 +345,7 @@ pub struct EvalArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
+    /// Print the evaluation as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -395,7 +396,8 @@ pub struct QuantizeArgs {
     /// Calibration reviews (sentiment models).
     #[arg(long = "train", value_name = "PATH")]
     pub reviews: Option<PathBuf>,
-    /// Calibration text (generator models).
+    /// Calibration text (generator models), cut into windows of the length the model
+    /// trained on (its card's maxlen; 40 when no card sits beside the checkpoint).
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub corpus: Vec<PathBuf>,
     /// Calibration sequences.
@@ -404,6 +406,7 @@ pub struct QuantizeArgs {
     /// Directory for model.blob and model-f32.blob; default: the checkpoint's.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Print the calibration as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -450,6 +453,7 @@ pub struct VerifyArgs {
     /// Sequences compared.
     #[arg(long, default_value_t = 64)]
     pub sequences: usize,
+    /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -484,11 +488,13 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
 pub struct DataStatsArgs {
     /// Reviews: aclImdb folder, .jsonl[.gz] or .csv.
     pub reviews: PathBuf,
+    /// Length that reviews are padded or truncated to.
     #[arg(long, default_value_t = 200)]
     pub maxlen: usize,
     /// Count chars of the notebook's set (workload C) instead of words.
     #[arg(long)]
     pub chars: bool,
+    /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -445,6 +445,7 @@ pub struct ImportArgs {
     /// Directory for model.blob, model-f32.blob and import.json.
     #[arg(long)]
     pub out: std::path::PathBuf,
+    /// Print what was imported as JSON.
     #[arg(long)]
     pub json: bool,
 }
