@@ -152,6 +152,12 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
+/// Checks the blob (a model directory stands for its model.blob) and builds the ELF for it.
+fn build_firmware(args: &FirmwareArgs) -> Result<PathBuf> {
+    let blob = BlobFile::read(&args.model)?;
+    firmware::build(&blob.path, &firmware_inputs(args)?)
+}
+
 fn firmware_inputs(args: &FirmwareArgs) -> Result<firmware::FirmwareInputs> {
     let temperatures = args
         .temperatures
@@ -282,14 +288,10 @@ fn main() -> Result<()> {
         }
         Command::Firmware { action } => match action {
             FirmwareAction::Build(args) => {
-                let blob = BlobFile::read(&args.model)?;
-                let elf = firmware::build(&blob.path, &firmware_inputs(&args)?)?;
-                println!("{}", elf.display());
+                println!("{}", build_firmware(&args)?.display());
             }
             FirmwareAction::Run { args, json } => {
-                let blob = BlobFile::read(&args.model)?;
-                let elf = firmware::build(&blob.path, &firmware_inputs(&args)?)?;
-                let out = firmware::run(&elf)?;
+                let out = firmware::run(&build_firmware(&args)?)?;
                 let summary = firmware_summary(&out);
                 if json {
                     print_json(&summary)?;

@@ -4,12 +4,13 @@
 use std::ops::Range;
 use std::path::Path;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::tokenize::{code_points, lowercase, CharTable};
 
 /// Reads the files in the given order and concatenates their bytes, with no separator
 /// (NLTK's `gutenberg.raw(fileids)` does the same). The bytes are kept as they are: the
-/// char table reads invalid UTF-8 (such as the Latin-1 plays) byte by byte.
+/// char table reads invalid UTF-8 (such as the Latin-1 plays) byte by byte. An empty
+/// corpus is an error that names its files.
 pub fn read_corpus<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<u8>> {
     ensure!(!paths.is_empty(), "no corpus files given");
     let mut text = Vec::new();
@@ -18,6 +19,16 @@ pub fn read_corpus<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<u8>> {
         let mut reader = super::reviews::open_text(path)?;
         std::io::Read::read_to_end(&mut reader, &mut text)
             .with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    if text.is_empty() {
+        let names: Vec<String> = paths
+            .iter()
+            .map(|p| p.as_ref().display().to_string())
+            .collect();
+        bail!(
+            "the corpus ({}) is empty: give text files with content",
+            names.join(", ")
+        );
     }
     Ok(text)
 }
@@ -204,6 +215,13 @@ mod tests {
         let err = read_corpus(&[dir.path().join("missing.txt")]).unwrap_err();
         assert!(err.to_string().contains("missing.txt"), "{err}");
         assert!(read_corpus::<&Path>(&[]).is_err());
+        let empty = dir.path().join("empty.txt");
+        std::fs::write(&empty, b"").unwrap();
+        let err = read_corpus(&[&empty]).unwrap_err().to_string();
+        assert!(
+            err.contains("empty.txt") && err.contains("is empty"),
+            "{err}"
+        );
     }
 
     #[test]

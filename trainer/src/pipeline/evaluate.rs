@@ -292,6 +292,13 @@ pub fn tokenize_with_blob(
         .collect()
 }
 
+/// The ids of a corpus' files as a model's own tokenizer (from its blob) gives them.
+pub(super) fn corpus_ids(blob: &[u8], files: &[PathBuf]) -> Result<Vec<u16>> {
+    let text = read_corpus(files)?;
+    let mut ids = tokenize_with_blob(blob, &[&text], None)?;
+    Ok(ids.pop().unwrap_or_default())
+}
+
 /// Evaluation data for `eval`/`verify`: reviews or a corpus.
 #[derive(Clone, Debug, Default)]
 pub struct EvalData {
@@ -348,11 +355,8 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
             Ok((set, path.display().to_string()))
         }
         (false, None, false) => {
-            let text = read_corpus(&corpus)?;
-            ensure!(!text.is_empty(), "the corpus is empty: give text files with content");
-            let mut ids = tokenize_with_blob(&blob, &[&text], None)?;
             let windows = CharWindows::from_ids(
-                ids.pop().unwrap_or_default(),
+                corpus_ids(&blob, &corpus)?,
                 hp.maxlen,
                 hp.window_step,
                 CORPUS_HELD_OUT,
@@ -361,7 +365,7 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
                 "last {:.0}% of the {}-char windows of {}",
                 CORPUS_HELD_OUT * 100.0,
                 hp.maxlen,
-                describe_paths(&corpus.iter().map(PathBuf::as_path).collect::<Vec<_>>()).join(", ")
+                describe_paths(&corpus).join(", ")
             );
             Ok((eval_set_from_windows(&windows, windows.held_out()), name))
         }

@@ -28,7 +28,6 @@ use serde::{Deserialize, Serialize};
 use crate::bptt::Recurrence;
 use crate::card::ModelCard;
 use crate::checkpoint::{self, Checkpoint};
-use crate::data::read_corpus;
 use crate::export::{export_onnx, export_step_onnx};
 use crate::model::{Hyperparams, ModelConfig, OptimizerKind, Params, Preset};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -37,6 +36,7 @@ use crate::plot;
 use crate::quantize::{self, Calibration};
 use crate::train::{train, Dataset, TrainOptions};
 
+use evaluate::corpus_ids;
 use prepare::{load_nonempty_reviews, prepare_corpus, prepare_reviews, write_arrays};
 
 pub const ONNX_FILE: &str = "model.onnx";
@@ -421,15 +421,9 @@ pub fn quantize_checkpoint(
             tokenize_with_blob(&f32_blob, &texts, maxlen)?
         }
         (None, false, false) => {
-            let text = read_corpus(&data.corpus)?;
-            ensure!(
-                !text.is_empty(),
-                "the corpus is empty: give text files with content"
-            );
             let window = generator_window(checkpoint, out_dir);
-            let mut ids = tokenize_with_blob(&f32_blob, &[&text], None)?;
-            let ids = ids.pop().unwrap_or_default();
-            ids.chunks(window)
+            corpus_ids(&f32_blob, &data.corpus)?
+                .chunks(window)
                 .filter(|c| c.len() == window)
                 .take(count)
                 .map(<[u16]>::to_vec)

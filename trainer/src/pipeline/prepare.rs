@@ -123,8 +123,11 @@ pub(super) fn write_arrays(prepared: &Prepared, dir: &Path) -> Result<()> {
     write_file(&dir.join("meta.json"), meta.to_string().as_bytes()).map(|_| ())
 }
 
-pub(super) fn describe_paths(paths: &[&Path]) -> Vec<String> {
-    paths.iter().map(|p| p.display().to_string()).collect()
+pub(super) fn describe_paths<P: AsRef<Path>>(paths: &[P]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| p.as_ref().display().to_string())
+        .collect()
 }
 
 pub(super) fn load_nonempty_reviews(path: &Path) -> Result<Vec<Review>> {
@@ -295,12 +298,8 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         hp.preset
     );
     let text = read_corpus(files)?;
-    let sources = describe_paths(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
+    let sources = describe_paths(files);
     let named = sources.join(", ");
-    ensure!(
-        !text.is_empty(),
-        "the corpus ({named}) is empty: give text files with content"
-    );
     let charset = CharSet::of(&text, true);
     let table = charset.table(true)?;
     let windows = CharWindows::new(&text, &table, hp.maxlen, hp.window_step, CORPUS_HELD_OUT)
