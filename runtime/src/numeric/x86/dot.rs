@@ -1,0 +1,421 @@
+//! Dot products and dense rows: int8 weights times i16 (or int8) inputs, for
+//! dense heads and the embedding input of word models.
+
+use core::arch::x86_64::{
+    __m128i, __m256i, __m512i, _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi8_epi16,
+    _mm256_extracti128_si256, _mm256_hadd_epi32, _mm256_loadu_si256, _mm256_madd_epi16,
+    _mm256_setzero_si256, _mm512_castsi512_si256, _mm512_cvtepi8_epi16, _mm512_dpwssd_epi32,
+    _mm512_loadu_epi16, _mm512_maskz_loadu_epi8, _mm512_reduce_add_epi32, _mm512_setzero_si512,
+    _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm_storeu_si128,
+};
+
+use super::{has_avx2, has_avx512};
+
+/// `Σ w[k] * x[k]` (wrapping i32) for int8 `w` and i16 `x` over their common
+/// length (dense head rows); `None` without AVX2.
+pub fn dot_i8_i16(w: &[u8], x: &[i16]) -> Option<i32> {
+    if !has_avx2() {
+        return None;
+    }
+    // SAFETY: the CPU has AVX2 (checked just above).
+    Some(unsafe { dot_i16(w, x) })
+}
+
+/// `Σ w[k] * x[k]` (wrapping i32) for int8 `w` and int8 `x` over their common
+/// length (embedding inputs of word models); `None` without AVX2.
+pub fn dot_i8_i8(w: &[u8], x: &[u8]) -> Option<i32> {
+    if !has_avx2() {
+        return None;
+    }
+    // SAFETY: the CPU has AVX2 (checked just above).
+    Some(unsafe { dot_i8(w, x) })
+}
+
+/// Dense rows: `out[r] = Σ_k w[r * width + k] * x[k]` (int8 `w`, i16 `x`,
+/// wrapping i32) for every `r < out.len()`. Returns false, and writes nothing,
+/// when AVX2 is missing, `w` is shorter than `out.len() * width` or `x` than
+/// `width`.
+pub fn rows_dot_i8_i16(w: &[u8], width: usize, x: &[i16], out: &mut [i32]) -> bool {
+    let Some(w) = out.len().checked_mul(width).and_then(|n| w.get(..n)) else {
+        return false;
+    };
+    let Some(x) = x.get(..width) else {
+        return false;
+    };
+    if !has_avx2() {
+        return false;
+    }
+    if width == 0 {
+        out.fill(0);
+        return true;
+    }
+    // SAFETY: the CPU has AVX2 (checked just above), and AVX-512 BW and VNNI
+    // where `rows_wide` runs.
+    unsafe {
+        match width / 16 {
+            4 => rows_fixed::<4>(w, x, out),
+            8 => rows_fixed::<8>(w, x, out),
+            _ if width <= WIDE_ROWS_MAX && has_avx512() => rows_wide(w, x, out),
+            _ => rows_each(w, x, out),
+        }
+    }
+    true
+}
+
+/// [`rows_dot_i8_i16`] for an int8 `x` (a word model's embedding row): `x` is
+/// sign-extended once for all rows. Returns false, and writes nothing, where
+/// [`rows_dot_i8_i16`] would, or when `x` is wider than `WIDE_ROWS_MAX`.
+pub fn rows_dot_i8_i8(w: &[u8], width: usize, x: &[u8], out: &mut [i32]) -> bool {
+    let Some(x) = x.get(..width).filter(|_| width <= WIDE_ROWS_MAX) else {
+        return false;
+    };
+    let mut wide = [0i16; WIDE_ROWS_MAX];
+    for (to, &b) in wide.iter_mut().zip(x) {
+        *to = i16::from(b as i8);
+    }
+    rows_dot_i8_i16(w, width, &wide, out)
+}
+
+/// Rows of any width (`w.len() == out.len() * x.len()`), one AVX2 dot each.
+#[target_feature(enable = "avx2")]
+fn rows_each(w: &[u8], x: &[i16], out: &mut [i32]) {
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(x.len().max(1))) {
+        *o = dot_i16(row, x);
+    }
+}
+
+/// Wrapping sum of the eight i32 lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn hsum(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// One block of 16 int8 weights times 16 int16 inputs, as eight pair sums.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn product_i16(w: &[u8; 16], x: &[i16; 16]) -> __m256i {
+    // SAFETY: 16 bytes from `w`, 32 bytes from `x`.
+    let (wv, xv) = unsafe {
+        (
+            _mm_loadu_si128(w.as_ptr().cast::<__m128i>()),
+            _mm256_loadu_si256(x.as_ptr().cast::<__m256i>()),
+        )
+    };
+    _mm256_madd_epi16(_mm256_cvtepi8_epi16(wv), xv)
+}
+
+#[target_feature(enable = "avx2")]
+fn dot_i16(w: &[u8], x: &[i16]) -> i32 {
+    let n = w.len().min(x.len());
+    let (w, x) = (w.get(..n).unwrap_or(&[]), x.get(..n).unwrap_or(&[]));
+    let (w32, w_rest) = w.as_chunks::<32>();
+    let (x32, x_rest) = x.as_chunks::<32>();
+    // Two accumulators: two independent add chains per pass.
+    let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    for (wb, xb) in w32.iter().zip(x32) {
+        let (w0, w1) = wb.as_chunks::<16>().0.split_at(1);
+        let (x0, x1) = xb.as_chunks::<16>().0.split_at(1);
+        for (w, x) in w0.iter().zip(x0) {
+            even = _mm256_add_epi32(even, product_i16(w, x));
+        }
+        for (w, x) in w1.iter().zip(x1) {
+            odd = _mm256_add_epi32(odd, product_i16(w, x));
+        }
+    }
+    let (w16, w_rest) = w_rest.as_chunks::<16>();
+    let (x16, x_rest) = x_rest.as_chunks::<16>();
+    for (w, x) in w16.iter().zip(x16) {
+        even = _mm256_add_epi32(even, product_i16(w, x));
+    }
+    let tail = w_rest.iter().zip(x_rest).fold(0i32, |acc, (&a, &b)| {
+        acc.wrapping_add(i32::from(a as i8) * i32::from(b))
+    });
+    hsum(_mm256_add_epi32(even, odd)).wrapping_add(tail)
+}
+
+#[target_feature(enable = "avx2")]
+fn dot_i8(w: &[u8], x: &[u8]) -> i32 {
+    let n = w.len().min(x.len());
+    let (w, x) = (w.get(..n).unwrap_or(&[]), x.get(..n).unwrap_or(&[]));
+    let (wc, w_rest) = w.as_chunks::<16>();
+    let (xc, x_rest) = x.as_chunks::<16>();
+    let mut acc = _mm256_setzero_si256();
+    for (wb, xb) in wc.iter().zip(xc) {
+        // SAFETY: 16 bytes from each of `wb` and `xb`.
+        let (wv, xv) = unsafe {
+            (
+                _mm_loadu_si128(wb.as_ptr().cast::<__m128i>()),
+                _mm_loadu_si128(xb.as_ptr().cast::<__m128i>()),
+            )
+        };
+        let p = _mm256_madd_epi16(_mm256_cvtepi8_epi16(wv), _mm256_cvtepi8_epi16(xv));
+        acc = _mm256_add_epi32(acc, p);
+    }
+    let tail = w_rest.iter().zip(x_rest).fold(0i32, |acc, (&a, &b)| {
+        acc.wrapping_add(i32::from(a as i8) * i32::from(b as i8))
+    });
+    hsum(acc).wrapping_add(tail)
+}
+
+/// Widest `x` that [`rows_wide`] takes (it copies `x`, zero-padded, to the stack).
+const WIDE_ROWS_MAX: usize = 1024;
+
+/// Rows of any width up to [`WIDE_ROWS_MAX`] (`w.len() == out.len() *
+/// x.len()`) with AVX-512: 32 columns per `vpmovsxbw` and `vpdpwssd`, four
+/// rows per pass so that four sums are in flight. The last `width % 32`
+/// weights of a row come from a masked load (masked-out bytes are not read)
+/// against `x` zero-padded to whole chunks.
+#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
+fn rows_wide(w: &[u8], x: &[i16], out: &mut [i32]) {
+    let width = x.len();
+    let mut padded = [0i16; WIDE_ROWS_MAX];
+    padded.iter_mut().zip(x).for_each(|(p, &v)| *p = v);
+    let (full, rest) = (width / 32, width % 32);
+    let tail_mask: u64 = (1u64 << rest) - 1;
+    // One row's sum over `x`; `row` holds `width` bytes.
+    let row_sum = |acc: __m512i, row: &[u8]| -> __m512i {
+        let mut acc = acc;
+        if row.len() < width || width > WIDE_ROWS_MAX {
+            return acc;
+        }
+        for c in 0..full {
+            // SAFETY: columns 32c..32c + 32 lie within the row (c < width / 32)
+            // and within `padded` (width <= WIDE_ROWS_MAX).
+            let (wv, xv) = unsafe {
+                (
+                    _mm256_loadu_si256(row.as_ptr().add(32 * c).cast::<__m256i>()),
+                    _mm512_loadu_epi16(padded.as_ptr().add(32 * c)),
+                )
+            };
+            acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepi8_epi16(wv), xv);
+        }
+        if rest > 0 {
+            // SAFETY: the mask reads the row's last `rest` bytes only; `padded`
+            // holds the whole chunk (32 * full + 32 <= WIDE_ROWS_MAX, as
+            // `width` < 32 * full + 32 and WIDE_ROWS_MAX is a multiple of 32).
+            let (wv, xv) = unsafe {
+                (
+                    _mm512_maskz_loadu_epi8(tail_mask, row.as_ptr().add(32 * full).cast::<i8>()),
+                    _mm512_loadu_epi16(padded.as_ptr().add(32 * full)),
+                )
+            };
+            let wv = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(wv));
+            acc = _mm512_dpwssd_epi32(acc, wv, xv);
+        }
+        acc
+    };
+    let mut outs = out.chunks_exact_mut(DENSE_ROWS);
+    let mut rows = w.chunks_exact(DENSE_ROWS * width);
+    for (o, block) in (&mut outs).zip(&mut rows) {
+        let mut acc = [_mm512_setzero_si512(); DENSE_ROWS];
+        for (a, row) in acc.iter_mut().zip(block.chunks_exact(width)) {
+            *a = row_sum(*a, row);
+        }
+        for (o, a) in o.iter_mut().zip(acc) {
+            *o = _mm512_reduce_add_epi32(a);
+        }
+    }
+    for (o, row) in outs
+        .into_remainder()
+        .iter_mut()
+        .zip(rows.remainder().chunks_exact(width))
+    {
+        *o = _mm512_reduce_add_epi32(row_sum(_mm512_setzero_si512(), row));
+    }
+}
+
+/// Rows per pass of [`rows_dot_i8_i16`] (they share the vectors of `x`).
+const DENSE_ROWS: usize = 4;
+
+/// Rows of `16 * C` columns plus a short tail (`w.len() == out.len() *
+/// x.len()`, `x.len() / 16 == C`): `x` stays in `C` registers across rows.
+#[target_feature(enable = "avx2")]
+fn rows_fixed<const C: usize>(w: &[u8], x: &[i16], out: &mut [i32]) {
+    let width = x.len();
+    let (xc, x_tail) = x.as_chunks::<16>();
+    let mut xs = [_mm256_setzero_si256(); C];
+    for (v, c) in xs.iter_mut().zip(xc) {
+        // SAFETY: 32 bytes from a 16-value chunk.
+        *v = unsafe { _mm256_loadu_si256(c.as_ptr().cast::<__m256i>()) };
+    }
+    let tail = |row: &[u8]| -> i32 {
+        let t = row.get(16 * C..).unwrap_or(&[]);
+        t.iter().zip(x_tail).fold(0i32, |acc, (&a, &b)| {
+            acc.wrapping_add(i32::from(a as i8) * i32::from(b))
+        })
+    };
+    let mut outs = out.chunks_exact_mut(DENSE_ROWS);
+    let mut rows = w.chunks_exact(DENSE_ROWS * width);
+    for (o, block) in (&mut outs).zip(&mut rows) {
+        let mut acc = [_mm256_setzero_si256(); DENSE_ROWS];
+        for (a, row) in acc.iter_mut().zip(block.chunks_exact(width)) {
+            let (wc, _) = row.as_chunks::<16>();
+            for (wb, &xv) in wc.iter().zip(&xs) {
+                *a = _mm256_add_epi32(*a, widen_madd(wb, xv));
+            }
+        }
+        let [a0, a1, a2, a3] = acc;
+        // [s0 s1 s2 s3 | s0' s1' s2' s3'] of the four rows, halves summed.
+        let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+        let sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+        let mut lanes = [0i32; DENSE_ROWS];
+        // SAFETY: `lanes` holds 4 i32, one 16-byte store.
+        unsafe { _mm_storeu_si128(lanes.as_mut_ptr().cast::<__m128i>(), sums) };
+        for ((o, l), row) in o.iter_mut().zip(lanes).zip(block.chunks_exact(width)) {
+            *o = l.wrapping_add(tail(row));
+        }
+    }
+    let rest = rows.remainder().chunks_exact(width);
+    for (o, row) in outs.into_remainder().iter_mut().zip(rest) {
+        let (wc, _) = row.as_chunks::<16>();
+        let mut acc = _mm256_setzero_si256();
+        for (wb, &xv) in wc.iter().zip(&xs) {
+            acc = _mm256_add_epi32(acc, widen_madd(wb, xv));
+        }
+        *o = hsum(acc).wrapping_add(tail(row));
+    }
+}
+
+/// 16 int8 weights widened to i16 times `x`, as eight pair sums.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn widen_madd(w: &[u8; 16], x: __m256i) -> __m256i {
+    // SAFETY: 16 bytes from `w`.
+    let wv = unsafe { _mm_loadu_si128(w.as_ptr().cast::<__m128i>()) };
+    _mm256_madd_epi16(_mm256_cvtepi8_epi16(wv), x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numeric::x86::test_gen::Gen;
+    use std::vec;
+    use std::vec::Vec;
+
+    #[test]
+    fn dot_products_equal_the_scalar_definition() {
+        let mut gen = Gen(7);
+        let lengths = (0..=70).chain([300]);
+        for n in lengths {
+            let w = gen.bytes(n);
+            let x = gen.acts(n);
+            let e = gen.bytes(n);
+            let want_i16 = w.iter().zip(&x).fold(0i32, |a, (&w, &x)| {
+                a.wrapping_add(i32::from(w as i8) * i32::from(x))
+            });
+            let want_i8 = w.iter().zip(&e).fold(0i32, |a, (&w, &e)| {
+                a.wrapping_add(i32::from(w as i8) * i32::from(e as i8))
+            });
+            assert_eq!(dot_i8_i16(&w, &x), Some(want_i16), "n={n}");
+            assert_eq!(dot_i8_i8(&w, &e), Some(want_i8), "n={n}");
+            // Extremes: -128 * i16::MIN and -128 * -128 in every position.
+            let (wm, xm, em) = (vec![0x80u8; n], vec![i16::MIN; n], vec![0x80u8; n]);
+            let n32 = i32::try_from(n).unwrap();
+            assert_eq!(dot_i8_i16(&wm, &xm), Some(n32 * 128 * 32768), "n={n}");
+            assert_eq!(dot_i8_i8(&wm, &em), Some(n32 * 128 * 128), "n={n}");
+        }
+        // Uneven lengths: the common prefix.
+        assert_eq!(dot_i8_i16(&[2, 3, 4], &[5, 6]), Some(28));
+        assert_eq!(dot_i8_i8(&[0xff; 40], &[2; 33]), Some(-66));
+    }
+
+    #[test]
+    fn dense_rows_equal_the_scalar_definition() {
+        let mut gen = Gen(23);
+        let widths = (0..=40).chain([63, 64, 65, 79, 127, 128, 129, 143, 256, 300]);
+        for width in widths {
+            for rows in [0, 1, 3, 4, 5, 8, 50] {
+                let w = gen.bytes(rows * width + 3);
+                let x = gen.acts(width + 2);
+                // Extremes: -128 * i16::MIN in every position, wrapping past i32::MAX.
+                let (wm, xm) = (vec![0x80u8; rows * width], vec![i16::MIN; width]);
+                for (w, x) in [(&w, &x), (&wm, &xm)] {
+                    let mut out = vec![5i32; rows + 1];
+                    assert!(
+                        rows_dot_i8_i16(w, width, x, &mut out[..rows]),
+                        "rows={rows} width={width}"
+                    );
+                    let want: Vec<i32> = (0..rows)
+                        .map(|r| {
+                            (0..width).fold(0i32, |a, k| {
+                                let v = i32::from(w[r * width + k] as i8);
+                                a.wrapping_add(v * i32::from(x[k]))
+                            })
+                        })
+                        .collect();
+                    assert_eq!(out[..rows], want[..], "rows={rows} width={width}");
+                    assert_eq!(out[rows], 5);
+                }
+            }
+        }
+        // 600 products of 2^22 wrap.
+        let mut out = [0i32; 5];
+        assert!(rows_dot_i8_i16(
+            &[0x80; 3000],
+            600,
+            &[i16::MIN; 600],
+            &mut out
+        ));
+        let want = (0..600).fold(0i32, |a, _| a.wrapping_add(1 << 22));
+        assert_eq!(out, [want; 5]);
+    }
+
+    /// The general-width kernels [`rows_dot_i8_i16`] picks between, each
+    /// against the scalar definition, whatever this CPU would pick.
+    #[test]
+    fn both_general_width_kernels_equal_the_scalar_definition() {
+        if !has_avx2() {
+            return;
+        }
+        let mut gen = Gen(31);
+        for width in [1, 17, 31, 32, 33, 100, 300, 1000, 1024] {
+            for rows in [1, 4, 7, 200] {
+                let (w, x) = (gen.bytes(rows * width), gen.acts(width));
+                let want: Vec<i32> = w
+                    .chunks_exact(width)
+                    .map(|row| {
+                        row.iter().zip(&x).fold(0i32, |a, (&v, &h)| {
+                            a.wrapping_add(i32::from(v as i8) * i32::from(h))
+                        })
+                    })
+                    .collect();
+                let mut out = vec![0i32; rows];
+                // SAFETY: AVX2 checked above.
+                unsafe { rows_each(&w, &x, &mut out) };
+                assert_eq!(out, want, "AVX2, rows={rows} width={width}");
+                if has_avx512() {
+                    out.fill(0);
+                    // SAFETY: AVX-512 BW and VNNI checked just above.
+                    unsafe { rows_wide(&w, &x, &mut out) };
+                    assert_eq!(out, want, "AVX-512, rows={rows} width={width}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dense_rows_refuse_short_slices() {
+        let (w, x) = (vec![1u8; 4 * 128], vec![1i16; 128]);
+        let mut out = vec![9i32; 4];
+        assert!(!rows_dot_i8_i16(&w[1..], 128, &x, &mut out));
+        assert!(!rows_dot_i8_i16(&w, 128, &x[1..], &mut out));
+        assert!(!rows_dot_i8_i16(&w, usize::MAX, &x, &mut out));
+        assert!(out.iter().all(|&v| v == 9));
+        assert!(rows_dot_i8_i16(&w, 128, &x, &mut out));
+        assert_eq!(out, [128; 4]);
+    }
+
+    #[test]
+    fn wrapping_sums_wrap_like_the_scalar_code() {
+        // 600 products of 128 * 32768 exceed i32::MAX: the sum must wrap.
+        let n = 600usize;
+        let (w, x) = (vec![0x80u8; n], vec![i16::MIN; n]);
+        let want = (0..n).fold(0i32, |a, _| a.wrapping_add(128 * 32768));
+        assert!(want < 0);
+        assert_eq!(dot_i8_i16(&w, &x), Some(want));
+    }
+}

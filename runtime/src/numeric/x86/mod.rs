@@ -1,0 +1,101 @@
+//! AVX2 kernels for the integer path on x86-64 hosts: int8 weights times int16
+//! (or int8) inputs, summed in wrapping i32, 16 products per `vpmaddwd`.
+//!
+//! Audit of the `unsafe` here, the runtime's second exception to
+//! `deny(unsafe_code)`:
+//! - Each public function calls its `#[target_feature(enable = "avx2")]` kernel
+//!   only after [`has_avx2`] said the CPU has AVX2 (runtime detection with the
+//!   `std` feature, else the compile-time target features).
+//! - The kernels' only other `unsafe` operations are pointer offsets into
+//!   slices and unaligned vector loads from them (`loadu`, no alignment
+//!   needed; `maskz_loadu` reads only its unmasked bytes), and 32-byte stores
+//!   into local arrays. Every load range is checked
+//!   against the slice length before the loop that reads it; each block states
+//!   the bound it relies on. Nothing reads past a slice, not even in the
+//!   leftover columns.
+//!
+//! Results equal the portable definition exactly: every product fits i32 (and a
+//! `vpmaddwd` pair sum as well, since one factor is a sign-extended byte), and
+//! wrapping i32 addition is associative and commutative, so the lane order of
+//! the vector sums does not change the result.
+#![allow(unsafe_code)]
+
+mod activations;
+mod dot;
+mod prescale;
+mod recurrent;
+
+pub use activations::lstm_activations;
+pub use dot::{dot_i8_i16, dot_i8_i8, rows_dot_i8_i16, rows_dot_i8_i8};
+pub use prescale::prescale;
+pub use recurrent::{unit_sums, unit_sums_avx2};
+
+/// Whether the AVX2 kernels run on this CPU: detected at run time with the
+/// `std` feature (cached by std), else fixed by the compile-time target.
+#[inline]
+pub fn has_avx2() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "avx2")
+    }
+}
+
+/// Whether [`unit_sums`] runs its AVX-512 kernels (BW and VNNI) on this CPU;
+/// detected like [`has_avx2`].
+#[inline]
+pub fn has_avx512() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(all(
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        ))
+    }
+}
+
+/// Deterministic test inputs for the kernels' comparisons with the scalar code.
+#[cfg(test)]
+mod test_gen {
+    use std::vec::Vec;
+
+    /// Deterministic bytes and activations with the extremes mixed in.
+    pub(super) struct Gen(pub(super) u64);
+
+    impl Gen {
+        pub(super) fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 16
+        }
+        pub(super) fn byte(&mut self) -> u8 {
+            match self.next() % 8 {
+                0 => 0x80,
+                1 => 0x7f,
+                _ => self.next() as u8,
+            }
+        }
+        pub(super) fn act(&mut self) -> i16 {
+            match self.next() % 8 {
+                0 => i16::MIN,
+                1 => i16::MAX,
+                _ => self.next() as i16,
+            }
+        }
+        pub(super) fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.byte()).collect()
+        }
+        pub(super) fn acts(&mut self, n: usize) -> Vec<i16> {
+            (0..n).map(|_| self.act()).collect()
+        }
+    }
+}
