@@ -5,7 +5,7 @@
 //! (int8 weights, int16 activations, no float arithmetic) and [`numeric::F32`].
 #![no_std]
 // The exceptions are the audited kernels: Cortex-M DSP (`numeric/dsp.rs`) and
-// x86-64 AVX2 (`numeric/x86.rs`).
+// x86-64 AVX2 and AVX-512 (`numeric/x86/`).
 #![deny(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
