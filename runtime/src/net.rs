@@ -245,12 +245,22 @@ impl<'a, N: Numeric> Network<'a, N> {
         let kernel_h = N::kernel_layout(prev, scratch.0.get_mut(..hidden).unwrap_or(&mut []));
         let step = N::begin_step(&self.weights, &self.dims, x, kernel_h, &mut state.scratch);
         let scratch = &state.scratch;
+        let done = match self.cell {
+            Cell::Lstm => N::lstm_cells(
+                scratch,
+                state.c.get_mut(..hidden).unwrap_or(&mut []),
+                next.get_mut(..hidden).unwrap_or(&mut []),
+            ),
+            Cell::Gru => 0,
+        };
         let units = next
             .iter_mut()
             .zip(state.c.iter_mut())
             .zip(prev)
-            .take(hidden);
-        for (j, ((h_out, c), &h_prev)) in units.enumerate() {
+            .take(hidden)
+            .enumerate()
+            .skip(done);
+        for (j, ((h_out, c), &h_prev)) in units {
             match self.cell {
                 Cell::Lstm => {
                     let [i, o, f, g] = N::lstm_gates(scratch, j).unwrap_or_else(|| {

@@ -582,6 +582,17 @@ impl Numeric for Int {
             .copied()
     }
 
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[inline(always)]
+    fn lstm_cells(scratch: &HostScratch, c: &mut [i16], h: &mut [i16]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if scratch.gates_ready {
+            return super::x86::lstm_cells(&scratch.gates, c, h);
+        }
+        let _ = (scratch, c, h);
+        0
+    }
+
     #[inline(always)]
     fn add(a: i32, b: i32) -> i32 {
         a.saturating_add(b)

@@ -83,6 +83,15 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     fn lstm_gates(_scratch: &Self::Scratch, _unit: usize) -> Option<[Self::Act; 4]> {
         None
     }
+    /// Runs the LSTM cell ([`Numeric::lstm_cell`], then
+    /// [`Numeric::lstm_hidden`]) of the layer's first units at once, when the
+    /// path formed the gate outputs for the whole step and has a vector kernel
+    /// for the cell: updates `c`, writes `h` and returns how many units it
+    /// did; the cell runs the rest unit by unit.
+    #[inline(always)]
+    fn lstm_cells(_scratch: &Self::Scratch, _c: &mut [Self::Act], _h: &mut [Self::Act]) -> usize {
+        0
+    }
     fn add(a: Self::Pre, b: Self::Pre) -> Self::Pre;
     /// `gate * pre` (GRU reset gate times the recurrent part).
     fn gate_mul(gate: Self::Act, pre: Self::Pre) -> Self::Pre;
