@@ -251,7 +251,7 @@ impl<'a, N: Numeric> Network<'a, N> {
                 state.c.get_mut(..hidden).unwrap_or(&mut []),
                 next.get_mut(..hidden).unwrap_or(&mut []),
             ),
-            Cell::Gru => 0,
+            Cell::Gru => N::gru_cells(scratch, prev, next.get_mut(..hidden).unwrap_or(&mut [])),
         };
         let units = next
             .iter_mut()

@@ -593,6 +593,18 @@ impl Numeric for Int {
         0
     }
 
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[inline(always)]
+    fn gru_cells(scratch: &HostScratch, h_prev: &[i16], h: &mut [i16]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        return super::x86::gru_cells(&scratch.x, &scratch.h, h_prev, h);
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (scratch, h_prev, h);
+            0
+        }
+    }
+
     #[inline(always)]
     fn add(a: i32, b: i32) -> i32 {
         a.saturating_add(b)

@@ -92,6 +92,14 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     fn lstm_cells(_scratch: &Self::Scratch, _c: &mut [Self::Act], _h: &mut [Self::Act]) -> usize {
         0
     }
+    /// Runs the GRU cell of the layer's first units at once from the gate
+    /// pre-activations of the whole step, when the path has a vector kernel
+    /// for it: writes `h` from `h_prev` and returns how many units it did;
+    /// the cell runs the rest unit by unit.
+    #[inline(always)]
+    fn gru_cells(_scratch: &Self::Scratch, _h_prev: &[Self::Act], _h: &mut [Self::Act]) -> usize {
+        0
+    }
     fn add(a: Self::Pre, b: Self::Pre) -> Self::Pre;
     /// `gate * pre` (GRU reset gate times the recurrent part).
     fn gate_mul(gate: Self::Act, pre: Self::Pre) -> Self::Pre;

@@ -236,7 +236,7 @@ fn lstm_activations_wide(x: &[i32], h: &[i32], out: &mut [i16]) {
 /// `saturating_add` on sixteen i32 lanes (see `prescale::saturating_add_x8`).
 #[target_feature(enable = "avx512bw")]
 #[inline]
-fn saturating_add_x16(a: __m512i, b: __m512i) -> __m512i {
+pub(super) fn saturating_add_x16(a: __m512i, b: __m512i) -> __m512i {
     let sum = _mm512_add_epi32(a, b);
     let overflow = _mm512_and_si512(_mm512_xor_si512(sum, a), _mm512_xor_si512(sum, b));
     let limit = _mm512_xor_si512(_mm512_srai_epi32::<31>(a), _mm512_set1_epi32(i32::MAX));

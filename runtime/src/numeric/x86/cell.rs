@@ -1,13 +1,17 @@
-//! The LSTM cell update of sixteen units per pass with AVX-512, from the gate
-//! outputs that [`super::lstm_activations`] formed for the whole step.
+//! The cell updates of sixteen units per pass with AVX-512: the LSTM's from
+//! the gate outputs that [`super::lstm_activations`] formed for the whole
+//! step, the GRU's from the gate pre-activations.
 
 use core::arch::x86_64::{
-    __m512i, _mm256_loadu_si256, _mm256_storeu_si256, _mm512_add_epi32, _mm512_castsi512_si256,
-    _mm512_cvtepi16_epi32, _mm512_cvtepi32_epi16, _mm512_extracti64x4_epi64, _mm512_loadu_si512,
-    _mm512_mullo_epi32, _mm512_permutex2var_epi16, _mm512_set1_epi32, _mm512_srai_epi32,
+    __m512i, _mm256_loadu_si256, _mm256_storeu_si256, _mm512_add_epi32, _mm512_add_epi64,
+    _mm512_castsi512_si256, _mm512_cvtepi16_epi32, _mm512_cvtepi32_epi16,
+    _mm512_extracti64x4_epi64, _mm512_loadu_si512, _mm512_mask_blend_epi32, _mm512_mul_epi32,
+    _mm512_mullo_epi32, _mm512_permutex2var_epi16, _mm512_permutex2var_epi32, _mm512_set1_epi32,
+    _mm512_set1_epi64, _mm512_setzero_si512, _mm512_slli_epi64, _mm512_srai_epi32,
+    _mm512_srai_epi64, _mm512_srli_epi64, _mm512_sub_epi32,
 };
 
-use super::activations::{clamp_x16, tanh_x16, SigmoidTable};
+use super::activations::{clamp_x16, saturating_add_x16, tanh_x16, SigmoidTable};
 use super::has_avx512;
 
 /// Units per pass.
@@ -112,6 +116,113 @@ fn lstm_cells_wide(gates: &[i16], c: &mut [i16], h: &mut [i16]) {
     }
 }
 
+/// The GRU cell of the first `16 * k` units, all that fit `h_prev` and `h`:
+/// with the pre-activations of `[z, r, n]` at `x[3 * unit..]` (input side)
+/// and `h_pre[3 * unit..]` (recurrent side),
+/// `z = σ(xz +sat hz)`, `r = σ(xr +sat hr)`, `n = tanh(xn +sat round(r hn, 15))`
+/// and `h = sat16(n + round(z (h_prev - n), 15))`, exactly as `Int`'s
+/// `sigmoid`, `gate_mul`, `tanh` and `gru_hidden` compute them. Returns the
+/// number of units done; 0 (writing nothing) without AVX-512 BW.
+pub fn gru_cells(x: &[i32], h_pre: &[i32], h_prev: &[i16], h: &mut [i16]) -> usize {
+    let fit = x.len().min(h_pre.len()) / 3;
+    let units = h_prev.len().min(h.len()).min(fit) / UNITS * UNITS;
+    if units == 0 || !has_avx512() {
+        return 0;
+    }
+    let (Some(x), Some(h_pre), Some(h_prev), Some(h)) = (
+        x.get(..3 * units),
+        h_pre.get(..3 * units),
+        h_prev.get(..units),
+        h.get_mut(..units),
+    ) else {
+        return 0;
+    };
+    // SAFETY: AVX-512 BW is present (checked just above).
+    unsafe { gru_cells_wide(x, h_pre, h_prev, h) };
+    units
+}
+
+/// Dword indices that take gate `gate` of sixteen units from 48 unit-major
+/// rows (three registers) in two permutes: the first picks the rows among the
+/// first 32, the second keeps those (`u`) or takes a row of the third
+/// register (`16 + p - 32`).
+// Evaluated at compile time: an index out of range fails the build.
+#[allow(clippy::indexing_slicing)]
+const fn gate_rows(gate: usize) -> ([i32; 16], [i32; 16]) {
+    let (mut first, mut second) = ([0i32; 16], [0i32; 16]);
+    let mut u = 0;
+    while u < UNITS {
+        let p = 3 * u + gate;
+        if p < 32 {
+            first[u] = p as i32;
+            second[u] = u as i32;
+        } else {
+            second[u] = (16 + p - 32) as i32;
+        }
+        u += 1;
+    }
+    (first, second)
+}
+const GRU_ROWS: [([i32; 16], [i32; 16]); 3] = [gate_rows(0), gate_rows(1), gate_rows(2)];
+
+/// The three gates' rows of sixteen units, from 48 unit-major rows.
+#[target_feature(enable = "avx512bw")]
+#[inline]
+fn split_gates(rows: &[i32; 48], index: &[(__m512i, __m512i); 3]) -> [__m512i; 3] {
+    let (parts, _) = rows.as_chunks::<16>();
+    let mut regs = [_mm512_setzero_si512(); 3];
+    for (r, part) in regs.iter_mut().zip(parts) {
+        // SAFETY: 64 bytes from a 16-entry part.
+        *r = unsafe { _mm512_loadu_si512(part.as_ptr().cast()) };
+    }
+    let [a, b, c] = regs;
+    index.map(|(first, second)| {
+        _mm512_permutex2var_epi32(_mm512_permutex2var_epi32(a, first, b), second, c)
+    })
+}
+
+/// `round(a * b, 15)` on sixteen i32 lanes, the product in 64 bits (`a` a
+/// Q0.15 gate, `b` any i32); the result fits i32 since `|a| <= 2^15`.
+#[target_feature(enable = "avx512bw")]
+#[inline]
+fn gate_mul_x16(a: __m512i, b: __m512i) -> __m512i {
+    let round = _mm512_set1_epi64(1 << 14);
+    let even = _mm512_srai_epi64::<15>(_mm512_add_epi64(_mm512_mul_epi32(a, b), round));
+    let odd = _mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(b));
+    let odd = _mm512_srai_epi64::<15>(_mm512_add_epi64(odd, round));
+    _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd))
+}
+
+#[target_feature(enable = "avx512bw")]
+fn gru_cells_wide(x: &[i32], h_pre: &[i32], h_prev: &[i16], h: &mut [i16]) {
+    let table = SigmoidTable::load();
+    // SAFETY: 64 bytes from each 16-entry index array.
+    let index = GRU_ROWS.map(|(first, second)| unsafe {
+        (
+            _mm512_loadu_si512(first.as_ptr().cast()),
+            _mm512_loadu_si512(second.as_ptr().cast()),
+        )
+    });
+    let (x_blocks, _) = x.as_chunks::<{ 3 * UNITS }>();
+    let (h_pre_blocks, _) = h_pre.as_chunks::<{ 3 * UNITS }>();
+    let (prev_blocks, _) = h_prev.as_chunks::<UNITS>();
+    let (out_blocks, _) = h.as_chunks_mut::<UNITS>();
+    let blocks = x_blocks.iter().zip(h_pre_blocks).zip(prev_blocks);
+    for (((xb, hb), pb), ob) in blocks.zip(out_blocks.iter_mut()) {
+        let [xz, xr, xn] = split_gates(xb, &index);
+        let [hz, hr, hn] = split_gates(hb, &index);
+        let z = table.sigmoid(saturating_add_x16(xz, hz));
+        let r = table.sigmoid(saturating_add_x16(xr, hr));
+        let n = tanh_x16(&table, saturating_add_x16(xn, gate_mul_x16(r, hn)));
+        // SAFETY: `pb` holds 16 i16 (32 bytes).
+        let prev = _mm512_cvtepi16_epi32(unsafe { _mm256_loadu_si256(pb.as_ptr().cast()) });
+        let mix = gate_mul_x16(z, _mm512_sub_epi32(prev, n));
+        let next = clamp_x16(_mm512_add_epi32(n, mix), i16::MIN.into(), i16::MAX.into());
+        // SAFETY: `ob` holds 16 i16 (32 bytes).
+        unsafe { _mm256_storeu_si256(ob.as_mut_ptr().cast(), _mm512_cvtepi32_epi16(next)) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +281,48 @@ mod tests {
                 "{:?}",
                 combos[j]
             );
+        }
+    }
+
+    #[test]
+    fn gru_cells_equal_the_scalar_cell() {
+        let mut gen = Gen(9);
+        let extremes = [
+            i32::MIN,
+            i32::MIN + 1,
+            -(1 << 20),
+            -1,
+            0,
+            1,
+            1 << 20,
+            i32::MAX,
+        ];
+        let word = |gen: &mut Gen| match gen.next() % 4 {
+            0 => extremes[(gen.next() % 8) as usize],
+            1 => (gen.next() as i32) >> 12,
+            _ => gen.next() as i32,
+        };
+        for units in [0, 1, 15, 16, 17, 48, 50, 128, 256] {
+            let x: Vec<i32> = (0..3 * units).map(|_| word(&mut gen)).collect();
+            let h_pre: Vec<i32> = (0..3 * units).map(|_| word(&mut gen)).collect();
+            let h_prev = gen.acts(units);
+            let mut h = std::vec![9i16; units];
+            let done = gru_cells(&x, &h_pre, &h_prev, &mut h);
+            let want = if has_avx512() { units / 16 * 16 } else { 0 };
+            assert_eq!(done, want, "units={units}");
+            for j in 0..units {
+                let want_h = if j < done {
+                    let [xz, xr, xn] = [0, 1, 2].map(|g| x[3 * j + g]);
+                    let [hz, hr, hn] = [0, 1, 2].map(|g| h_pre[3 * j + g]);
+                    let z = Int::sigmoid(Int::add(xz, hz));
+                    let r = Int::sigmoid(Int::add(xr, hr));
+                    let n = Int::tanh(Int::add(xn, Int::gate_mul(r, hn)));
+                    Int::gru_hidden(z, n, h_prev[j])
+                } else {
+                    9
+                };
+                assert_eq!(h[j], want_h, "units={units} unit {j}");
+            }
         }
     }
 }
