@@ -1,15 +1,20 @@
 //! Row prescale of the gate pre-activations: each row's accumulators scaled by
-//! its Q32 multipliers and offset by its biases, eight rows per pass.
+//! its Q32 multipliers and offset by its biases, eight rows per pass with
+//! AVX2, sixteen with AVX-512.
 
 use core::arch::x86_64::{
-    __m128i, __m256i, _mm256_add_epi32, _mm256_add_epi64, _mm256_and_si256, _mm256_blend_epi32,
-    _mm256_blendv_epi8, _mm256_castsi128_si256, _mm256_inserti128_si256, _mm256_loadu_si256,
-    _mm256_mul_epi32, _mm256_set1_epi32, _mm256_set1_epi64x, _mm256_srai_epi32, _mm256_srli_epi64,
-    _mm256_storeu_si256, _mm256_unpackhi_epi32, _mm256_unpackhi_epi64, _mm256_unpacklo_epi32,
-    _mm256_unpacklo_epi64, _mm256_xor_si256, _mm_loadu_si128,
+    __m128i, __m256i, __m512i, _mm256_add_epi32, _mm256_add_epi64, _mm256_and_si256,
+    _mm256_blend_epi32, _mm256_blendv_epi8, _mm256_castsi128_si256, _mm256_inserti128_si256,
+    _mm256_loadu_si256, _mm256_mul_epi32, _mm256_set1_epi32, _mm256_set1_epi64x, _mm256_srai_epi32,
+    _mm256_srli_epi64, _mm256_storeu_si256, _mm256_unpackhi_epi32, _mm256_unpackhi_epi64,
+    _mm256_unpacklo_epi32, _mm256_unpacklo_epi64, _mm256_xor_si256, _mm512_add_epi64,
+    _mm512_loadu_si512, _mm512_mask_blend_epi32, _mm512_mul_epi32, _mm512_permutex2var_epi32,
+    _mm512_set1_epi64, _mm512_setzero_si512, _mm512_srli_epi64, _mm512_storeu_si512,
+    _mm_loadu_si128,
 };
 
-use super::has_avx2;
+use super::activations::saturating_add_x16;
+use super::{has_avx2, has_avx512};
 use crate::format::{scale_q32, RowConsts};
 
 /// Row prescale of the gate pre-activations, for every row `k` (the caller's
@@ -36,8 +41,23 @@ pub fn prescale(
     if !has_avx2() {
         return false;
     }
-    // SAFETY: the CPU has AVX2 (checked just above); all slices hold `n` entries.
-    unsafe { prescale_avx2(records, wx, sums, x_pre, h_pre) };
+    let wide = if has_avx512() {
+        n / WIDE_ROWS * WIDE_ROWS
+    } else {
+        0
+    };
+    let (records_wide, records_rest) = records.split_at(wide);
+    let ((wx_wide, wx_rest), (sums_wide, sums_rest)) = (wx.split_at(wide), sums.split_at(wide));
+    let (x_wide, x_rest) = x_pre.split_at_mut(wide);
+    let (h_wide, h_rest) = h_pre.split_at_mut(wide);
+    // SAFETY: the CPU has AVX2 (checked just above), and AVX-512 BW where
+    // `wide` is not zero; all slices hold `n` entries, split at one place.
+    unsafe {
+        if wide > 0 {
+            prescale_wide(records_wide, wx_wide, sums_wide, x_wide, h_wide);
+        }
+        prescale_avx2(records_rest, wx_rest, sums_rest, x_rest, h_rest);
+    }
     true
 }
 
@@ -128,6 +148,86 @@ fn prescale_avx2(
     }
 }
 
+/// Rows per pass of [`prescale_wide`].
+const WIDE_ROWS: usize = 16;
+
+/// [`scale_q32_x8`] on sixteen lanes.
+#[target_feature(enable = "avx512bw")]
+#[inline]
+fn scale_q32_x16(acc: __m512i, mult: __m512i) -> __m512i {
+    let round = _mm512_set1_epi64(1 << 31);
+    let even = _mm512_add_epi64(_mm512_mul_epi32(acc, mult), round);
+    let odd = _mm512_mul_epi32(_mm512_srli_epi64::<32>(acc), _mm512_srli_epi64::<32>(mult));
+    let odd = _mm512_add_epi64(odd, round);
+    _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(even), odd)
+}
+
+/// Dword indices of field `field` of records `u` and `u + 8` within a pair
+/// of registers of four records each.
+// Evaluated at compile time: an index out of range fails the build.
+#[allow(clippy::indexing_slicing)]
+const fn field_index(field: i32) -> [i32; 16] {
+    let mut index = [0i32; 16];
+    let mut u = 0;
+    while u < 16 {
+        index[u] = 4 * (u as i32 % 8) + field;
+        u += 1;
+    }
+    index
+}
+const FIELDS: [[i32; 16]; 4] = [
+    field_index(0),
+    field_index(1),
+    field_index(2),
+    field_index(3),
+];
+
+#[target_feature(enable = "avx512bw")]
+fn prescale_wide(
+    records: &[[u8; 16]],
+    wx: &[i32],
+    sums: &[i32],
+    x_pre: &mut [i32],
+    h_pre: &mut [i32],
+) {
+    // SAFETY: 64 bytes from each 16-entry index array.
+    let fields = FIELDS.map(|index| unsafe { _mm512_loadu_si512(index.as_ptr().cast()) });
+    let (rec16, _) = records.as_chunks::<WIDE_ROWS>();
+    let (wx16, _) = wx.as_chunks::<WIDE_ROWS>();
+    let (sums16, _) = sums.as_chunks::<WIDE_ROWS>();
+    let (x16, _) = x_pre.as_chunks_mut::<WIDE_ROWS>();
+    let (h16, _) = h_pre.as_chunks_mut::<WIDE_ROWS>();
+    let rows = rec16
+        .iter()
+        .zip(wx16)
+        .zip(sums16)
+        .zip(x16.iter_mut().zip(h16));
+    for (((rec, wx), sums), (xo, ho)) in rows {
+        let (quads, _) = rec.as_chunks::<4>();
+        let mut regs = [_mm512_setzero_si512(); 4];
+        for (r, quad) in regs.iter_mut().zip(quads) {
+            // SAFETY: four 16-byte records, 64 bytes.
+            *r = unsafe { _mm512_loadu_si512(quad.as_ptr().cast()) };
+        }
+        let [a, b, c, d] = regs;
+        // Records 0..8 from the first pair, 8..16 from the second.
+        let [w_mult, r_mult, bias, r_bias] = fields.map(|index| {
+            let low = _mm512_permutex2var_epi32(a, index, b);
+            let high = _mm512_permutex2var_epi32(c, index, d);
+            _mm512_mask_blend_epi32(0xFF00, low, high)
+        });
+        // SAFETY: each of `wx`, `sums`, `xo`, `ho` holds 16 i32 (64 bytes).
+        unsafe {
+            let wv = _mm512_loadu_si512(wx.as_ptr().cast());
+            let sv = _mm512_loadu_si512(sums.as_ptr().cast());
+            let x = saturating_add_x16(scale_q32_x16(wv, w_mult), bias);
+            let h = saturating_add_x16(scale_q32_x16(sv, r_mult), r_bias);
+            _mm512_storeu_si512(xo.as_mut_ptr().cast(), x);
+            _mm512_storeu_si512(ho.as_mut_ptr().cast(), h);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,15 +302,19 @@ mod tests {
             rec(1, i32::MAX, 0, -5),
             rec(i32::MIN, 1, -1, 7),
         ];
-        let records: Vec<[u8; 16]> = records.iter().cycle().take(9).copied().collect();
-        let wx = [i32::MIN, i32::MIN, i32::MIN, -1].repeat(3);
-        let sums = [i32::MIN, i32::MAX, i32::MIN, i32::MIN].repeat(3);
-        let (mut x, mut h) = (vec![0; 9], vec![0; 9]);
+        // 25 rows: a pass of each width (where the CPU has it) and one row of
+        // scalar code.
+        let records: Vec<[u8; 16]> = records.iter().cycle().take(25).copied().collect();
+        let wx = [i32::MIN, i32::MIN, i32::MIN, -1].repeat(7);
+        let sums = [i32::MIN, i32::MAX, i32::MIN, i32::MIN].repeat(7);
+        let (mut x, mut h) = (vec![0; 25], vec![0; 25]);
         assert!(prescale(&records, &wx, &sums, &mut x, &mut h));
-        assert_eq!(x[..4], [i32::MAX, i32::MIN, 0, 0]);
-        assert_eq!(h[..4], [i32::MAX, i32::MIN, -(1 << 30) - 4, 7]);
-        assert_eq!((x[8], h[8]), (x[0], h[0]));
-        let (want_x, want_h) = prescale_reference(&records, &wx[..9], &sums[..9]);
+        for at in [0, 16] {
+            assert_eq!(x[at..at + 4], [i32::MAX, i32::MIN, 0, 0]);
+            assert_eq!(h[at..at + 4], [i32::MAX, i32::MIN, -(1 << 30) - 4, 7]);
+        }
+        assert_eq!((x[24], h[24]), (x[0], h[0]));
+        let (want_x, want_h) = prescale_reference(&records, &wx[..25], &sums[..25]);
         assert_eq!((x, h), (want_x, want_h));
     }
 
