@@ -4,8 +4,9 @@
 use core::arch::x86_64::{
     __m128i, __m256i, __m512i, _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi8_epi16,
     _mm256_extracti128_si256, _mm256_hadd_epi32, _mm256_loadu_si256, _mm256_madd_epi16,
-    _mm256_setzero_si256, _mm512_castsi512_si256, _mm512_cvtepi8_epi16, _mm512_dpwssd_epi32,
-    _mm512_loadu_epi16, _mm512_maskz_loadu_epi8, _mm512_reduce_add_epi32, _mm512_setzero_si512,
+    _mm256_setzero_si256, _mm512_castsi512_si256, _mm512_cvtepi8_epi16, _mm512_dpbusd_epi32,
+    _mm512_dpwssd_epi32, _mm512_loadu_epi16, _mm512_loadu_si512, _mm512_maskz_loadu_epi8,
+    _mm512_reduce_add_epi32, _mm512_set1_epi8, _mm512_setzero_si512, _mm512_xor_si512,
     _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm_storeu_si128,
 };
 
@@ -62,13 +63,20 @@ pub fn rows_dot_i8_i16(w: &[u8], width: usize, x: &[i16], out: &mut [i32]) -> bo
     true
 }
 
-/// [`rows_dot_i8_i16`] for an int8 `x` (a word model's embedding row): `x` is
-/// sign-extended once for all rows. Returns false, and writes nothing, where
-/// [`rows_dot_i8_i16`] would, or when `x` is wider than `WIDE_ROWS_MAX`.
+/// [`rows_dot_i8_i16`] for an int8 `x` (a word model's embedding row): byte
+/// products with AVX-512 VNNI, else `x` sign-extended once for all rows.
+/// Returns false, and writes nothing, where [`rows_dot_i8_i16`] would, or when
+/// `x` is wider than `WIDE_ROWS_MAX`.
 pub fn rows_dot_i8_i8(w: &[u8], width: usize, x: &[u8], out: &mut [i32]) -> bool {
     let Some(x) = x.get(..width).filter(|_| width <= WIDE_ROWS_MAX) else {
         return false;
     };
+    let rows = out.len().checked_mul(width).and_then(|n| w.get(..n));
+    if let Some(rows) = rows.filter(|_| width > 0 && has_avx512()) {
+        // SAFETY: the CPU has AVX-512 BW and VNNI (checked just above).
+        unsafe { rows_bytes(rows, x, out) };
+        return true;
+    }
     let mut wide = [0i16; WIDE_ROWS_MAX];
     for (to, &b) in wide.iter_mut().zip(x) {
         *to = i16::from(b as i8);
@@ -225,6 +233,75 @@ fn rows_wide(w: &[u8], x: &[i16], out: &mut [i32]) {
         .zip(rows.remainder().chunks_exact(width))
     {
         *o = _mm512_reduce_add_epi32(row_sum(_mm512_setzero_si512(), row));
+    }
+}
+
+/// Rows of int8 weights times an int8 `x` (`x.len()` up to
+/// [`WIDE_ROWS_MAX`], `w.len() == out.len() * x.len()`) with AVX-512
+/// VNNI: `vpdpbusd` sums four byte products per lane, 64 per instruction with
+/// no widening. It takes one unsigned operand, so the weights go in as
+/// `w + 128` (`w ^ 0x80`) and `Σ w x = Σ (w + 128) x - 128 Σ x`, exact in
+/// wrapping i32. The last `width % 64` weights of a row come from a masked
+/// load against `x` zero-padded to whole chunks.
+#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
+fn rows_bytes(w: &[u8], x: &[u8], out: &mut [i32]) {
+    let width = x.len();
+    let mut padded = [0u8; WIDE_ROWS_MAX];
+    padded.iter_mut().zip(x).for_each(|(p, &v)| *p = v);
+    let offset = x
+        .iter()
+        .fold(0i32, |acc, &v| acc.wrapping_add(i32::from(v as i8)))
+        .wrapping_mul(128);
+    let (full, rest) = (width / 64, width % 64);
+    let tail_mask: u64 = (1u64 << rest) - 1;
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // One row's lanes over `x`; `row` holds `width` bytes.
+    let row_lanes = |acc: __m512i, row: &[u8]| -> __m512i {
+        let mut acc = acc;
+        if row.len() < width || width > WIDE_ROWS_MAX {
+            return acc;
+        }
+        for c in 0..full {
+            // SAFETY: bytes 64c..64c + 64 lie within the row (c < width / 64)
+            // and within `padded` (width <= WIDE_ROWS_MAX).
+            let (wv, xv) = unsafe {
+                (
+                    _mm512_loadu_si512(row.as_ptr().add(64 * c).cast()),
+                    _mm512_loadu_si512(padded.as_ptr().add(64 * c).cast()),
+                )
+            };
+            acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(wv, flip), xv);
+        }
+        if rest > 0 {
+            // SAFETY: the mask reads the row's last `rest` bytes only; `padded`
+            // holds the whole chunk (64 * full + 64 <= WIDE_ROWS_MAX, as
+            // `width` < 64 * full + 64 and WIDE_ROWS_MAX is a multiple of 64).
+            let (wv, xv) = unsafe {
+                (
+                    _mm512_maskz_loadu_epi8(tail_mask, row.as_ptr().add(64 * full).cast::<i8>()),
+                    _mm512_loadu_si512(padded.as_ptr().add(64 * full).cast()),
+                )
+            };
+            // Masked-out weights become 128 here, against zeros of `padded`.
+            acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(wv, flip), xv);
+        }
+        acc
+    };
+    let sum = |acc: __m512i| _mm512_reduce_add_epi32(acc).wrapping_sub(offset);
+    let mut outs = out.chunks_exact_mut(DENSE_ROWS);
+    let mut rows = w.chunks_exact(DENSE_ROWS * width);
+    for (o, block) in (&mut outs).zip(&mut rows) {
+        let mut acc = [_mm512_setzero_si512(); DENSE_ROWS];
+        for (a, row) in acc.iter_mut().zip(block.chunks_exact(width)) {
+            *a = row_lanes(*a, row);
+        }
+        for (o, a) in o.iter_mut().zip(acc) {
+            *o = sum(a);
+        }
+    }
+    let rest_rows = rows.remainder().chunks_exact(width);
+    for (o, row) in outs.into_remainder().iter_mut().zip(rest_rows) {
+        *o = sum(row_lanes(_mm512_setzero_si512(), row));
     }
 }
 
@@ -395,6 +472,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn byte_rows_equal_the_scalar_definition() {
+        let mut gen = Gen(41);
+        let widths = (0..=130).chain([191, 192, 193, 300, 1000, 1024]);
+        for width in widths {
+            for rows in [0, 1, 3, 4, 5, 9] {
+                let (w, x) = (gen.bytes(rows * width + 5), gen.bytes(width + 3));
+                // Extremes: -128 * -128 and 127 * -128 in every position.
+                let (wm, xm) = (vec![0x80u8; rows * width], vec![0x80u8; width]);
+                let (wp, xp) = (vec![0x7fu8; rows * width], vec![0x80u8; width]);
+                for (w, x) in [(&w, &x), (&wm, &xm), (&wp, &xp)] {
+                    let mut out = vec![5i32; rows + 1];
+                    assert!(
+                        rows_dot_i8_i8(w, width, x, &mut out[..rows]),
+                        "rows={rows} width={width}"
+                    );
+                    let want: Vec<i32> = (0..rows)
+                        .map(|r| {
+                            (0..width).fold(0i32, |a, k| {
+                                let v = i32::from(w[r * width + k] as i8);
+                                a.wrapping_add(v * i32::from(x[k] as i8))
+                            })
+                        })
+                        .collect();
+                    assert_eq!(out[..rows], want[..], "rows={rows} width={width}");
+                    assert_eq!(out[rows], 5);
+                }
+            }
+        }
+        let mut out = [9i32; 4];
+        assert!(!rows_dot_i8_i8(&[1; 4 * 64 - 1], 64, &[1; 64], &mut out));
+        assert!(!rows_dot_i8_i8(&[1; 4 * 2000], 2000, &[1; 2000], &mut out));
+        assert_eq!(out, [9; 4]);
     }
 
     #[test]
