@@ -1,23 +1,26 @@
-//! AVX2 kernels for the integer path on x86-64 hosts: int8 weights times int16
-//! (or int8) inputs, summed in wrapping i32, 16 products per `vpmaddwd`.
+//! AVX2 and AVX-512 kernels for the integer path on x86-64 hosts: int8
+//! weights times int16 (or int8) inputs summed in wrapping i32, the row
+//! prescale, the LSTM activations and the LSTM and GRU cells.
 //!
 //! Audit of the `unsafe` here, the runtime's second exception to
 //! `deny(unsafe_code)`:
-//! - Each public function calls its `#[target_feature(enable = "avx2")]` kernel
-//!   only after [`has_avx2`] said the CPU has AVX2 (runtime detection with the
-//!   `std` feature, else the compile-time target features).
+//! - Each public function calls its `#[target_feature]` kernel only after
+//!   [`has_avx2`] said the CPU has AVX2, and its AVX-512 kernels only after
+//!   [`has_avx512`] said it has AVX-512 BW and VNNI (runtime detection with
+//!   the `std` feature, else the compile-time target features).
 //! - The kernels' only other `unsafe` operations are pointer offsets into
-//!   slices and unaligned vector loads from them (`loadu`, no alignment
-//!   needed; `maskz_loadu` reads only its unmasked bytes), and 32-byte stores
-//!   into local arrays. Every load range is checked
-//!   against the slice length before the loop that reads it; each block states
-//!   the bound it relies on. Nothing reads past a slice, not even in the
-//!   leftover columns.
+//!   slices, unaligned vector loads from them (`loadu`, no alignment needed;
+//!   `maskz_loadu` reads only its unmasked bytes), and unaligned stores of
+//!   exactly one fixed-size chunk (`as_chunks_mut`) of an output slice or of a
+//!   local array. Every load range is checked against the slice length before
+//!   the loop that reads it; each block states the bound it relies on. Nothing
+//!   reads or writes past a slice, not even in the leftover columns.
 //!
 //! Results equal the portable definition exactly: every product fits i32 (and a
 //! `vpmaddwd` pair sum as well, since one factor is a sign-extended byte), and
 //! wrapping i32 addition is associative and commutative, so the lane order of
-//! the vector sums does not change the result.
+//! the vector sums does not change the result. Each kernel's tests compare it
+//! with the scalar code, extremes included.
 #![allow(unsafe_code)]
 
 mod activations;
