@@ -1,4 +1,5 @@
-//! Times the AVX2 integer kernels against scalar code on this host:
+//! Times the x86 integer kernels (AVX2, and AVX-512 where the CPU has it)
+//! against scalar code on this host:
 //! `cargo run --release -p lstm-edge-runtime --features std --example x86_kernels`.
 //! Prints ns per call and GMAC/s (best of several rounds) and checks that the
 //! results agree.
@@ -6,7 +7,8 @@
 #[cfg(target_arch = "x86_64")]
 mod bench {
     use lstm_edge_runtime::format::{scale_q32, unit_major_index, RowConsts};
-    use lstm_edge_runtime::numeric::x86;
+    use lstm_edge_runtime::numeric::int::{sigmoid_q12, tanh_q12};
+    use lstm_edge_runtime::numeric::{x86, Int, Numeric};
     use std::hint::black_box;
     use std::time::Instant;
 
@@ -30,16 +32,18 @@ mod bench {
             .fold(f64::INFINITY, f64::min)
     }
 
-    /// One line: ns per call, GMAC/s and the speed-ups over `baselines`.
+    /// One line: ns per call, GMAC/s (left blank for kernels without
+    /// products, `macs == 0`) and the speed-ups over `baselines`.
     fn report(name: &str, macs: usize, ns: f64, baselines: &[(&str, f64)]) {
         let speedups: String = baselines
             .iter()
             .map(|(what, base)| format!("  {:>5.1}x {what}", base / ns))
             .collect();
-        println!(
-            "{name:<44} {ns:>9.1} ns/call {:>6.2} GMAC/s{speedups}",
-            macs as f64 / ns
-        );
+        let rate = match macs {
+            0 => std::string::String::from("            "),
+            _ => format!("{:>6.2} GMAC/s", macs as f64 / ns),
+        };
+        println!("{name:<44} {ns:>9.1} ns/call {rate}{speedups}");
     }
 
     /// Deterministic pseudo-random bytes.
@@ -339,11 +343,134 @@ mod bench {
             &[],
         );
         report(
-            &format!("prescale n={n}, AVX2"),
+            &format!("prescale n={n}, x86"),
             2 * n,
             avx2,
             &[("scalar", scalar)],
         );
+    }
+
+    /// Gate pre-activations over the whole table range and past it.
+    fn pres(n: usize, seed: u64) -> Vec<i32> {
+        bytes(4 * n, seed)
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 14)
+            .collect()
+    }
+
+    fn activations(rows: usize) {
+        let (x, h) = (pres(rows, 9), pres(rows, 10));
+        let (mut a, mut b) = (vec![0i16; rows], vec![0i16; rows]);
+        let scalar_gates = |out: &mut [i16]| {
+            for (k, ((o, &x), &h)) in out.iter_mut().zip(&x).zip(&h).enumerate() {
+                let pre = x.saturating_add(h);
+                *o = if k % 4 == 3 {
+                    tanh_q12(pre)
+                } else {
+                    sigmoid_q12(pre)
+                };
+            }
+        };
+        scalar_gates(&mut a);
+        assert!(x86::lstm_activations(&x, &h, rows, &mut b));
+        assert_eq!(a, b);
+        let scalar = time(|| scalar_gates(black_box(&mut a)));
+        let kernel = time(|| {
+            black_box(x86::lstm_activations(
+                black_box(&x),
+                black_box(&h),
+                rows,
+                black_box(&mut b),
+            ));
+        });
+        let tag = format!("LSTM activations rows={rows}");
+        report(&format!("{tag}, scalar reference"), 0, scalar, &[]);
+        report(&format!("{tag}, x86"), 0, kernel, &[("scalar", scalar)]);
+    }
+
+    fn lstm_cells(units: usize) {
+        let gates = acts(4 * units, 11);
+        let c0 = acts(units, 12);
+        let (mut ca, mut ha, mut cb, mut hb) = (c0.clone(), vec![0; units], c0, vec![0; units]);
+        let scalar_cells = |c: &mut [i16], h: &mut [i16]| {
+            for ((g, c), h) in gates.chunks_exact(4).zip(c).zip(h) {
+                *c = Int::lstm_cell(g[2], *c, g[0], g[3]);
+                *h = Int::lstm_hidden(g[1], *c);
+            }
+        };
+        scalar_cells(&mut ca, &mut ha);
+        let done = x86::lstm_cells(&gates, &mut cb, &mut hb);
+        assert_eq!(done, units / 16 * 16, "this host runs no vector LSTM cell");
+        assert_eq!((&ca, &ha), (&cb, &hb));
+        let scalar = time(|| scalar_cells(black_box(&mut ca), black_box(&mut ha)));
+        let kernel = time(|| {
+            black_box(x86::lstm_cells(
+                black_box(&gates),
+                black_box(&mut cb),
+                black_box(&mut hb),
+            ));
+        });
+        let tag = format!("LSTM cells units={units}");
+        report(&format!("{tag}, scalar reference"), 0, scalar, &[]);
+        report(&format!("{tag}, AVX-512"), 0, kernel, &[("scalar", scalar)]);
+    }
+
+    fn gru_cells(units: usize) {
+        let (x, h_pre, h_prev) = (pres(3 * units, 13), pres(3 * units, 14), acts(units, 15));
+        let (mut a, mut b) = (vec![0i16; units], vec![0i16; units]);
+        let scalar_cells = |out: &mut [i16]| {
+            let rows = x.chunks_exact(3).zip(h_pre.chunks_exact(3));
+            for ((o, (x, h)), &prev) in out.iter_mut().zip(rows).zip(&h_prev) {
+                let z = Int::sigmoid(Int::add(x[0], h[0]));
+                let r = Int::sigmoid(Int::add(x[1], h[1]));
+                let n = Int::tanh(Int::add(x[2], Int::gate_mul(r, h[2])));
+                *o = Int::gru_hidden(z, n, prev);
+            }
+        };
+        scalar_cells(&mut a);
+        let done = x86::gru_cells(&x, &h_pre, &h_prev, &mut b);
+        assert_eq!(done, units / 16 * 16, "this host runs no vector GRU cell");
+        assert_eq!(a, b);
+        let scalar = time(|| scalar_cells(black_box(&mut a)));
+        let kernel = time(|| {
+            black_box(x86::gru_cells(
+                black_box(&x),
+                black_box(&h_pre),
+                black_box(&h_prev),
+                black_box(&mut b),
+            ));
+        });
+        let tag = format!("GRU cells units={units}");
+        report(&format!("{tag}, scalar reference"), 0, scalar, &[]);
+        report(&format!("{tag}, AVX-512"), 0, kernel, &[("scalar", scalar)]);
+    }
+
+    fn byte_rows(rows: usize, width: usize) {
+        let (w, x) = (bytes(rows * width, 16), bytes(width, 17));
+        let macs = rows * width;
+        let scalar_rows = |out: &mut [i32]| {
+            for (o, row) in out.iter_mut().zip(w.chunks_exact(width)) {
+                *o = row.iter().zip(&x).fold(0i32, |a, (&w, &x)| {
+                    a.wrapping_add(i32::from(w as i8) * i32::from(x as i8))
+                });
+            }
+        };
+        let (mut a, mut b) = (vec![0i32; rows], vec![0i32; rows]);
+        scalar_rows(&mut a);
+        assert!(x86::rows_dot_i8_i8(&w, width, &x, &mut b));
+        assert_eq!(a, b);
+        let scalar = time(|| scalar_rows(black_box(&mut a)));
+        let kernel = time(|| {
+            black_box(x86::rows_dot_i8_i8(
+                black_box(&w),
+                width,
+                black_box(&x),
+                black_box(&mut b),
+            ));
+        });
+        let tag = format!("embedding rows {rows}x{width}, rows_dot_i8_i8");
+        report(&format!("{tag} scalar"), macs, scalar, &[]);
+        report(&format!("{tag} x86"), macs, kernel, &[("scalar", scalar)]);
     }
 
     pub fn main() {
@@ -367,6 +494,14 @@ mod bench {
         dense_rows(10, 200);
         prescales(512);
         prescales(13);
+        byte_rows(200, 300);
+        activations(512);
+        activations(200);
+        if x86::has_avx512() {
+            lstm_cells(128);
+            lstm_cells(48);
+            gru_cells(128);
+        }
     }
 }
 
