@@ -117,12 +117,14 @@ pub fn tanh_q12(x: i32) -> i16 {
     (2 * s - (1 << ACT_FRAC)).clamp(-(i16::MAX as i32), i16::MAX as i32) as i16
 }
 
+/// log2 e in Q30.
+pub(crate) const LOG2E_Q30: i64 = 1_549_082_005;
+
 /// `exp(x)` for a Q16 value `x <= 0`, in Q0.30 (so `exp(0) = 1 << 30`).
 /// One 32 x 32 -> 64 multiply; the rest stays in 32 bits (cheap on Cortex-M).
 #[inline(always)]
 pub fn exp_q16(x: i64) -> u32 {
-    // exp(x) = 2^(x * log2 e); log2 e in Q30.
-    const LOG2E_Q30: i64 = 1_549_082_005;
+    // exp(x) = 2^(x * log2 e).
     let x = x.clamp(-(64 << LOGIT_FRAC), 0) as i32;
     let y = ((x as i64 * LOG2E_Q30) >> 30) as i32; // >= -92.4 in Q16
     let whole = y >> LOGIT_FRAC; // <= 0
@@ -741,8 +743,15 @@ impl Numeric for Int {
         };
         let mut cache = [0u32; SAMPLE_CACHE];
         let cached = logits.len() <= SAMPLE_CACHE;
-        let mut total = 0u64;
-        for (i, &l) in logits.iter().enumerate() {
+        #[cfg(target_arch = "x86_64")]
+        let vector = match cached {
+            true => super::x86::sample_weights(logits, max, inv_t, &mut cache),
+            false => 0,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let vector = 0;
+        let mut total = cache.iter().take(vector).map(|&w| w as u64).sum::<u64>();
+        for (i, &l) in logits.iter().enumerate().skip(vector) {
             let w = weight(l);
             if let Some(slot) = cache.get_mut(i) {
                 *slot = w;

@@ -1,13 +1,15 @@
 //! AVX2 and AVX-512 kernels for the integer path on x86-64 hosts: int8
 //! weights times int16 (or int8) inputs summed in wrapping i32, the row
-//! prescale, the LSTM activations and the LSTM and GRU cells.
+//! prescale, the LSTM activations, the LSTM and GRU cells, and the sampling
+//! weights.
 //!
 //! Audit of the `unsafe` here, the runtime's second exception to
 //! `deny(unsafe_code)`:
-//! - Each public function calls its `#[target_feature]` kernel only after
-//!   [`has_avx2`] said the CPU has AVX2, and its AVX-512 kernels only after
-//!   [`has_avx512`] said it has AVX-512 BW and VNNI (runtime detection with
-//!   the `std` feature, else the compile-time target features).
+//! - Each public function calls its `#[target_feature]` kernels only after
+//!   detection said the CPU has their features: [`has_avx2`] for AVX2,
+//!   [`has_avx512`] for AVX-512 BW and VNNI, and [`has_avx512dq`] as well
+//!   where DQ is used (run-time detection with the `std` feature, else the
+//!   compile-time target features).
 //! - The kernels' only other `unsafe` operations are pointer offsets into
 //!   slices, unaligned vector loads from them (`loadu`, no alignment needed;
 //!   `maskz_loadu` reads only its unmasked bytes), and unaligned stores of
@@ -28,42 +30,48 @@ mod cell;
 mod dot;
 mod prescale;
 mod recurrent;
+mod sample;
 
 pub use activations::lstm_activations;
 pub use cell::{gru_cells, lstm_cells};
 pub use dot::{dot_i8_i16, dot_i8_i8, rows_dot_i8_i16, rows_dot_i8_i8};
 pub use prescale::prescale;
 pub use recurrent::{unit_sums, unit_sums_avx2};
+pub use sample::sample_weights;
 
-/// Whether the AVX2 kernels run on this CPU: detected at run time with the
-/// `std` feature (cached by std), else fixed by the compile-time target.
-#[inline]
-pub fn has_avx2() -> bool {
-    #[cfg(feature = "std")]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        cfg!(target_feature = "avx2")
-    }
+/// Whether the CPU has all of the given target features: detected at run
+/// time with the `std` feature (cached by std), else fixed by the
+/// compile-time target.
+macro_rules! detected {
+    ($($feature:tt),+) => {{
+        #[cfg(feature = "std")]
+        {
+            true $(&& std::is_x86_feature_detected!($feature))+
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            true $(&& cfg!(target_feature = $feature))+
+        }
+    }};
 }
 
-/// Whether [`unit_sums`] runs its AVX-512 kernels (BW and VNNI) on this CPU;
-/// detected like [`has_avx2`].
+/// Whether the AVX2 kernels run on this CPU.
+#[inline]
+pub fn has_avx2() -> bool {
+    detected!("avx2")
+}
+
+/// Whether the AVX-512 kernels (BW and VNNI) run on this CPU.
 #[inline]
 pub fn has_avx512() -> bool {
-    #[cfg(feature = "std")]
-    {
-        std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        cfg!(all(
-            target_feature = "avx512bw",
-            target_feature = "avx512vnni"
-        ))
-    }
+    detected!("avx512bw", "avx512vnni")
+}
+
+/// Whether the CPU has AVX-512 DQ (64-bit lane products), which the sampling
+/// weights need besides [`has_avx512`].
+#[inline]
+pub fn has_avx512dq() -> bool {
+    detected!("avx512dq")
 }
 
 /// Deterministic test inputs for the kernels' comparisons with the scalar code.
