@@ -7,7 +7,7 @@
 #[cfg(target_arch = "x86_64")]
 mod bench {
     use lstm_edge_runtime::format::{scale_q32, unit_major_index, RowConsts};
-    use lstm_edge_runtime::numeric::int::{sigmoid_q12, tanh_q12};
+    use lstm_edge_runtime::numeric::int::{exp_q16, sigmoid_q12, tanh_q12};
     use lstm_edge_runtime::numeric::{x86, Int, Numeric};
     use std::hint::black_box;
     use std::time::Instant;
@@ -473,6 +473,36 @@ mod bench {
         report(&format!("{tag} x86"), macs, kernel, &[("scalar", scalar)]);
     }
 
+    fn sample_weights(classes: usize) {
+        let logits: Vec<i64> = pres(classes, 18)
+            .iter()
+            .map(|&v| i64::from(v) << 4)
+            .collect();
+        let max = logits.iter().copied().max().unwrap_or(0);
+        let inv_t = (1000i64 << 16) / 500;
+        let scalar_weights = |out: &mut [u32]| {
+            for (o, &l) in out.iter_mut().zip(&logits) {
+                *o = exp_q16((l.saturating_sub(max).max(-(1 << 36)) * inv_t) >> 16);
+            }
+        };
+        let (mut a, mut b) = (vec![0u32; classes], vec![0u32; classes]);
+        scalar_weights(&mut a);
+        let done = x86::sample_weights(&logits, max, inv_t, &mut b);
+        assert_eq!(a[..done], b[..done]);
+        let scalar = time(|| scalar_weights(black_box(&mut a)));
+        let kernel = time(|| {
+            black_box(x86::sample_weights(
+                black_box(&logits),
+                max,
+                inv_t,
+                black_box(&mut b),
+            ));
+        });
+        let tag = format!("sampling weights classes={classes}");
+        report(&format!("{tag}, scalar reference"), 0, scalar, &[]);
+        report(&format!("{tag}, AVX-512"), 0, kernel, &[("scalar", scalar)]);
+    }
+
     pub fn main() {
         if !x86::has_avx2() {
             println!("no AVX2 detected (build with --features std for run-time detection)");
@@ -501,6 +531,7 @@ mod bench {
             lstm_cells(128);
             lstm_cells(48);
             gru_cells(128);
+            sample_weights(48);
         }
     }
 }
