@@ -69,6 +69,26 @@ fn sigmoid_table(x: __m256i) -> __m256i {
     )
 }
 
+/// `int::tanh_q12` of eight Q3.12 lanes, as `2 sigmoid(2x) - 1` with `2x`
+/// saturated as the table saturates.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn tanh_x8(x: __m256i) -> __m256i {
+    use core::arch::x86_64::{
+        _mm256_max_epi32, _mm256_min_epi32, _mm256_slli_epi32, _mm256_sub_epi32,
+    };
+    let clamp = |v: __m256i, lo: i32, hi: i32| {
+        _mm256_min_epi32(
+            _mm256_max_epi32(v, _mm256_set1_epi32(lo)),
+            _mm256_set1_epi32(hi),
+        )
+    };
+    let doubled = _mm256_slli_epi32::<1>(clamp(x, -(1 << 14), 1 << 14));
+    let s = sigmoid_table(clamp(doubled, -(1 << 15), (1 << 15) - 1));
+    let t = _mm256_sub_epi32(_mm256_slli_epi32::<1>(s), _mm256_set1_epi32(1 << 15));
+    clamp(t, -(i16::MAX as i32), i16::MAX as i32)
+}
+
 #[target_feature(enable = "avx2")]
 fn lstm_activations_avx2(x: &[i32], h: &[i32], rows: usize, out: &mut [i16]) {
     use core::arch::x86_64::{

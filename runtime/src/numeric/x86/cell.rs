@@ -3,30 +3,45 @@
 //! step, the GRU's from the gate pre-activations.
 
 use core::arch::x86_64::{
-    __m512i, _mm256_loadu_si256, _mm256_storeu_si256, _mm512_add_epi32, _mm512_add_epi64,
-    _mm512_castsi512_si256, _mm512_cvtepi16_epi32, _mm512_cvtepi32_epi16,
-    _mm512_extracti64x4_epi64, _mm512_loadu_si512, _mm512_mask_blend_epi32, _mm512_mul_epi32,
-    _mm512_mullo_epi32, _mm512_permutex2var_epi16, _mm512_permutex2var_epi32, _mm512_set1_epi32,
-    _mm512_set1_epi64, _mm512_setzero_si512, _mm512_slli_epi64, _mm512_srai_epi32,
-    _mm512_srai_epi64, _mm512_srli_epi64, _mm512_sub_epi32,
+    __m256i, __m512i, _mm256_add_epi32, _mm256_loadu_si256, _mm256_set1_epi32, _mm256_srai_epi32,
+    _mm256_storeu_si256, _mm512_add_epi32, _mm512_add_epi64, _mm512_castsi512_si256,
+    _mm512_cvtepi16_epi32, _mm512_cvtepi32_epi16, _mm512_extracti64x4_epi64, _mm512_loadu_si512,
+    _mm512_mask_blend_epi32, _mm512_mul_epi32, _mm512_mullo_epi32, _mm512_permutex2var_epi16,
+    _mm512_permutex2var_epi32, _mm512_set1_epi32, _mm512_set1_epi64, _mm512_setzero_si512,
+    _mm512_slli_epi64, _mm512_srai_epi32, _mm512_srai_epi64, _mm512_srli_epi64, _mm512_sub_epi32,
 };
 
-use super::activations::{clamp_x16, saturating_add_x16, tanh_x16, SigmoidTable};
-use super::has_avx512;
+use super::activations::{clamp_x16, saturating_add_x16, tanh_x16, tanh_x8, SigmoidTable};
+use super::{has_avx2, has_avx512};
 
-/// Units per pass.
+/// Units per pass of the AVX-512 kernels.
 const UNITS: usize = 16;
+/// Units per pass of the AVX2 LSTM kernel.
+const UNITS_AVX2: usize = 8;
 
-/// The LSTM cell of the first `16 * k` units, all that fit `c` and `h`:
-/// with `[i, o, f, g]` at `gates[4 * unit..]` (unit-major, as
+/// The LSTM cell of the first units, all that whole passes of the kernel
+/// fit in `c` and `h` (16 units with AVX-512, else 8 with AVX2): with
+/// `[i, o, f, g]` at `gates[4 * unit..]` (unit-major, as
 /// [`super::lstm_activations`] writes them),
 /// `c = sat16(round(f * c, 15) + round(i * g, 19))` and
 /// `h = sat16(round(o * tanh_q12(c << 1), 15))`, exactly as
 /// `Int::lstm_cell` and `Int::lstm_hidden` compute them. Returns the number
-/// of units done; 0 (writing nothing) without AVX-512 BW.
+/// of units done; 0 (writing nothing) without AVX2.
 pub fn lstm_cells(gates: &[i16], c: &mut [i16], h: &mut [i16]) -> usize {
-    let units = c.len().min(h.len()).min(gates.len() / 4) / UNITS * UNITS;
-    if units == 0 || !has_avx512() {
+    lstm_cells_on(gates, c, h, has_avx512())
+}
+
+/// [`lstm_cells`] on the AVX2 kernel even where AVX-512 is present (to
+/// compare the two).
+pub fn lstm_cells_avx2(gates: &[i16], c: &mut [i16], h: &mut [i16]) -> usize {
+    lstm_cells_on(gates, c, h, false)
+}
+
+/// `wide` only where [`has_avx512`].
+fn lstm_cells_on(gates: &[i16], c: &mut [i16], h: &mut [i16], wide: bool) -> usize {
+    let pass = if wide { UNITS } else { UNITS_AVX2 };
+    let units = c.len().min(h.len()).min(gates.len() / 4) / pass * pass;
+    if units == 0 || !has_avx2() {
         return 0;
     }
     let (Some(gates), Some(c), Some(h)) = (
@@ -36,9 +51,83 @@ pub fn lstm_cells(gates: &[i16], c: &mut [i16], h: &mut [i16]) -> usize {
     ) else {
         return 0;
     };
-    // SAFETY: AVX-512 BW is present (checked just above).
-    unsafe { lstm_cells_wide(gates, c, h) };
+    // SAFETY: AVX2 is present (checked just above), and AVX-512 BW where
+    // `wide`.
+    unsafe {
+        if wide {
+            lstm_cells_wide(gates, c, h);
+        } else {
+            lstm_cells_narrow(gates, c, h);
+        }
+    }
     units
+}
+
+/// `(v + 2^(shift - 1)) >> shift` on eight lanes (`round_shift32`).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn round_shift_x8<const SHIFT: i32>(v: __m256i) -> __m256i {
+    _mm256_srai_epi32::<SHIFT>(_mm256_add_epi32(v, _mm256_set1_epi32(1 << (SHIFT - 1))))
+}
+
+/// [`lstm_cells_wide`] on eight units per pass with AVX2.
+#[target_feature(enable = "avx2")]
+fn lstm_cells_narrow(gates: &[i16], c: &mut [i16], h: &mut [i16]) {
+    use core::arch::x86_64::{
+        _mm256_castsi256_si128, _mm256_cvtepi16_epi32, _mm256_max_epi32, _mm256_min_epi32,
+        _mm256_mullo_epi32, _mm256_packs_epi32, _mm256_permute2x128_si256,
+        _mm256_permute4x64_epi64, _mm256_permutevar8x32_epi32, _mm256_set1_epi32,
+        _mm256_setr_epi32, _mm256_setzero_si256, _mm256_unpackhi_epi64, _mm256_unpacklo_epi64,
+        _mm_loadu_si128, _mm_storeu_si128,
+    };
+    let clamp16 = |v: __m256i| {
+        _mm256_min_epi32(
+            _mm256_max_epi32(v, _mm256_set1_epi32(i16::MIN.into())),
+            _mm256_set1_epi32(i16::MAX.into()),
+        )
+    };
+    // Two units' [i o f g], widened, as [i_a i_b o_a o_b | f_a f_b g_a g_b].
+    let pairs = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let (gate_blocks, _) = gates.as_chunks::<{ 4 * UNITS_AVX2 }>();
+    let (c_blocks, _) = c.as_chunks_mut::<UNITS_AVX2>();
+    let (h_blocks, _) = h.as_chunks_mut::<UNITS_AVX2>();
+    for ((g, cb), hb) in gate_blocks.iter().zip(c_blocks).zip(h_blocks) {
+        let (two_units, _) = g.as_chunks::<8>();
+        let mut w = [_mm256_setzero_si256(); 4];
+        for (w, q) in w.iter_mut().zip(two_units) {
+            // SAFETY: 16 bytes from an 8-value chunk.
+            let v = unsafe { _mm_loadu_si128(q.as_ptr().cast()) };
+            *w = _mm256_permutevar8x32_epi32(_mm256_cvtepi16_epi32(v), pairs);
+        }
+        let [w0, w1, w2, w3] = w;
+        // [i0..i3 | f0..f3], [o0..o3 | g0..g3], and likewise units 4..7.
+        let (if03, og03) = (_mm256_unpacklo_epi64(w0, w1), _mm256_unpackhi_epi64(w0, w1));
+        let (if47, og47) = (_mm256_unpacklo_epi64(w2, w3), _mm256_unpackhi_epi64(w2, w3));
+        let i = _mm256_permute2x128_si256::<0x20>(if03, if47);
+        let f = _mm256_permute2x128_si256::<0x31>(if03, if47);
+        let o = _mm256_permute2x128_si256::<0x20>(og03, og47);
+        let g = _mm256_permute2x128_si256::<0x31>(og03, og47);
+        // SAFETY: `cb` holds 8 i16 (16 bytes).
+        let c_prev = _mm256_cvtepi16_epi32(unsafe { _mm_loadu_si128(cb.as_ptr().cast()) });
+        // Q0.15 * Q4.11 -> Q4.11, and Q0.15 * Q0.15 -> Q4.11.
+        let keep = round_shift_x8::<15>(_mm256_mullo_epi32(f, c_prev));
+        let write = round_shift_x8::<19>(_mm256_mullo_epi32(i, g));
+        let c_next = clamp16(_mm256_add_epi32(keep, write));
+        // Q4.11 -> Q3.12 is one bit left.
+        let t = tanh_x8(_mm256_add_epi32(c_next, c_next));
+        let h_next = clamp16(round_shift_x8::<15>(_mm256_mullo_epi32(o, t)));
+        // The values fit i16: the saturating pack is exact; qwords 0 and 2
+        // hold units 0..3 and 4..7.
+        let pack = |v: __m256i| {
+            let packed = _mm256_packs_epi32(v, v);
+            _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b00_00_10_00>(packed))
+        };
+        // SAFETY: `cb` and `hb` hold 8 i16 (16 bytes) each.
+        unsafe {
+            _mm_storeu_si128(cb.as_mut_ptr().cast(), pack(c_next));
+            _mm_storeu_si128(hb.as_mut_ptr().cast(), pack(h_next));
+        }
+    }
 }
 
 /// Word indices that sort the gates of sixteen units (64 words in two
@@ -230,25 +319,41 @@ mod tests {
     use crate::numeric::{Int, Numeric};
     use std::vec::Vec;
 
+    type Cells = fn(&[i16], &mut [i16], &mut [i16]) -> usize;
+
+    /// Both LSTM kernels, with the units per pass each runs on this CPU (0
+    /// where it runs none).
+    fn lstm_kernels() -> [(&'static str, Cells, usize); 2] {
+        let narrow = if has_avx2() { UNITS_AVX2 } else { 0 };
+        let wide = if has_avx512() { UNITS } else { narrow };
+        [
+            ("dispatch", lstm_cells, wide),
+            ("AVX2", lstm_cells_avx2, narrow),
+        ]
+    }
+
     #[test]
     fn lstm_cells_equal_the_scalar_cell() {
         let mut gen = Gen(5);
-        for units in [0, 1, 15, 16, 17, 50, 128, 256] {
-            let gates = gen.acts(4 * units);
-            let c_prev = gen.acts(units);
-            let (mut c, mut h) = (c_prev.clone(), std::vec![9i16; units]);
-            let done = lstm_cells(&gates, &mut c, &mut h);
-            let want = if has_avx512() { units / 16 * 16 } else { 0 };
-            assert_eq!(done, want, "units={units}");
-            for j in 0..units {
-                let [i, o, f, g] = [0, 1, 2, 3].map(|k| gates[4 * j + k]);
-                let (want_c, want_h) = if j < done {
-                    let c = Int::lstm_cell(f, c_prev[j], i, g);
-                    (c, Int::lstm_hidden(o, c))
-                } else {
-                    (c_prev[j], 9)
-                };
-                assert_eq!((c[j], h[j]), (want_c, want_h), "units={units} unit {j}");
+        for (name, cells, pass) in lstm_kernels() {
+            for units in [0, 1, 7, 8, 9, 15, 16, 17, 50, 128, 256] {
+                let gates = gen.acts(4 * units);
+                let c_prev = gen.acts(units);
+                let (mut c, mut h) = (c_prev.clone(), std::vec![9i16; units]);
+                let done = cells(&gates, &mut c, &mut h);
+                let want = units.checked_div(pass).map_or(0, |k| k * pass);
+                assert_eq!(done, want, "{name}, units={units}");
+                for j in 0..units {
+                    let [i, o, f, g] = [0, 1, 2, 3].map(|k| gates[4 * j + k]);
+                    let (want_c, want_h) = if j < done {
+                        let c = Int::lstm_cell(f, c_prev[j], i, g);
+                        (c, Int::lstm_hidden(o, c))
+                    } else {
+                        (c_prev[j], 9)
+                    };
+                    let got = (c[j], h[j]);
+                    assert_eq!(got, (want_c, want_h), "{name}, units={units} unit {j}");
+                }
             }
         }
     }
@@ -271,16 +376,14 @@ mod tests {
         }
         let gates: Vec<i16> = combos.iter().flat_map(|(g, _)| *g).collect();
         let c_prev: Vec<i16> = combos.iter().map(|&(_, c)| c).collect();
-        let (mut c, mut h) = (c_prev.clone(), std::vec![0i16; combos.len()]);
-        let done = lstm_cells(&gates, &mut c, &mut h);
-        for (j, &([i, o, f, g], c0)) in combos.iter().enumerate().take(done) {
-            let want_c = Int::lstm_cell(f, c0, i, g);
-            assert_eq!(
-                (c[j], h[j]),
-                (want_c, Int::lstm_hidden(o, want_c)),
-                "{:?}",
-                combos[j]
-            );
+        for (name, cells, _) in lstm_kernels() {
+            let (mut c, mut h) = (c_prev.clone(), std::vec![0i16; combos.len()]);
+            let done = cells(&gates, &mut c, &mut h);
+            for (j, &([i, o, f, g], c0)) in combos.iter().enumerate().take(done) {
+                let want_c = Int::lstm_cell(f, c0, i, g);
+                let want = (want_c, Int::lstm_hidden(o, want_c));
+                assert_eq!((c[j], h[j]), want, "{name}, {:?}", combos[j]);
+            }
         }
     }
 

@@ -33,7 +33,7 @@ mod recurrent;
 mod sample;
 
 pub use activations::lstm_activations;
-pub use cell::{gru_cells, lstm_cells};
+pub use cell::{gru_cells, lstm_cells, lstm_cells_avx2};
 pub use dot::{dot_i8_i16, dot_i8_i8, rows_dot_i8_i16, rows_dot_i8_i8};
 pub use prescale::prescale;
 pub use recurrent::{unit_sums, unit_sums_avx2};
