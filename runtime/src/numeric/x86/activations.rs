@@ -3,13 +3,14 @@
 //! in registers, looked up by permutes).
 
 use core::arch::x86_64::{
-    __m256i, __m512i, _mm256_add_epi32, _mm256_and_si256, _mm256_blendv_epi8, _mm256_loadu_si256,
-    _mm256_set1_epi32, _mm256_setr_epi32, _mm256_srai_epi32, _mm256_storeu_si256, _mm512_add_epi32,
-    _mm512_and_si512, _mm512_cmplt_epi32_mask, _mm512_cvtepi32_epi16, _mm512_loadu_si512,
-    _mm512_mask_blend_epi32, _mm512_max_epi32, _mm512_min_epi32, _mm512_mullo_epi32,
-    _mm512_permutex2var_epi32, _mm512_set1_epi32, _mm512_setzero_si512, _mm512_slli_epi32,
-    _mm512_srai_epi32, _mm512_srli_epi32, _mm512_sub_epi32, _mm512_test_epi32_mask,
-    _mm512_xor_si512,
+    __m256i, __m512i, _mm256_add_epi32, _mm256_and_si256, _mm256_blendv_epi8,
+    _mm256_i32gather_epi32, _mm256_loadu_si256, _mm256_max_epi32, _mm256_min_epi32,
+    _mm256_mullo_epi32, _mm256_set1_epi32, _mm256_setr_epi32, _mm256_slli_epi32, _mm256_srai_epi32,
+    _mm256_srli_epi32, _mm256_storeu_si256, _mm256_sub_epi32, _mm512_add_epi32, _mm512_and_si512,
+    _mm512_cmplt_epi32_mask, _mm512_cvtepi32_epi16, _mm512_loadu_si512, _mm512_mask_blend_epi32,
+    _mm512_max_epi32, _mm512_min_epi32, _mm512_mullo_epi32, _mm512_permutex2var_epi32,
+    _mm512_set1_epi32, _mm512_setzero_si512, _mm512_slli_epi32, _mm512_srai_epi32,
+    _mm512_srli_epi32, _mm512_sub_epi32, _mm512_test_epi32_mask, _mm512_xor_si512,
 };
 
 use super::{has_avx2, has_avx512, prescale::saturating_add_x8};
@@ -46,14 +47,24 @@ pub fn lstm_activations(x: &[i32], h: &[i32], rows: usize, out: &mut [i16]) -> b
     true
 }
 
-/// `int::sigmoid_q12` of eight Q3.12 lanes already clamped to [-2^15, 2^15).
+/// `v` clamped to `[lo, hi]`, lane by lane.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn sigmoid_table(x: __m256i) -> __m256i {
-    use core::arch::x86_64::{
-        _mm256_i32gather_epi32, _mm256_mullo_epi32, _mm256_srli_epi32, _mm256_sub_epi32,
-    };
-    let u = _mm256_add_epi32(x, _mm256_set1_epi32(1 << 15));
+pub(super) fn clamp_x8(v: __m256i, lo: i32, hi: i32) -> __m256i {
+    _mm256_min_epi32(
+        _mm256_max_epi32(v, _mm256_set1_epi32(lo)),
+        _mm256_set1_epi32(hi),
+    )
+}
+
+/// `int::sigmoid_q12` of eight Q3.12 lanes, one gather per lookup.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn sigmoid_x8(x: __m256i) -> __m256i {
+    let u = _mm256_add_epi32(
+        clamp_x8(x, -(1 << 15), (1 << 15) - 1),
+        _mm256_set1_epi32(1 << 15),
+    );
     let index = _mm256_srli_epi32(u, 8);
     let frac = _mm256_and_si256(u, _mm256_set1_epi32(0xFF));
     let table = SIGMOID_Q15.as_ptr().cast::<i32>();
@@ -69,39 +80,32 @@ fn sigmoid_table(x: __m256i) -> __m256i {
     )
 }
 
-/// `int::tanh_q12` of eight Q3.12 lanes, as `2 sigmoid(2x) - 1` with `2x`
-/// saturated as the table saturates.
+/// [`doubled_x16`] on eight lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn doubled_x8(x: __m256i) -> __m256i {
+    _mm256_slli_epi32::<1>(clamp_x8(x, -(1 << 14), 1 << 14))
+}
+
+/// [`tanh_of_sigmoid_x16`] on eight lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn tanh_of_sigmoid_x8(s: __m256i) -> __m256i {
+    let t = _mm256_sub_epi32(_mm256_slli_epi32::<1>(s), _mm256_set1_epi32(1 << 15));
+    clamp_x8(t, -(i16::MAX as i32), i16::MAX as i32)
+}
+
+/// `int::tanh_q12` of eight Q3.12 lanes.
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(super) fn tanh_x8(x: __m256i) -> __m256i {
-    use core::arch::x86_64::{
-        _mm256_max_epi32, _mm256_min_epi32, _mm256_slli_epi32, _mm256_sub_epi32,
-    };
-    let clamp = |v: __m256i, lo: i32, hi: i32| {
-        _mm256_min_epi32(
-            _mm256_max_epi32(v, _mm256_set1_epi32(lo)),
-            _mm256_set1_epi32(hi),
-        )
-    };
-    let doubled = _mm256_slli_epi32::<1>(clamp(x, -(1 << 14), 1 << 14));
-    let s = sigmoid_table(clamp(doubled, -(1 << 15), (1 << 15) - 1));
-    let t = _mm256_sub_epi32(_mm256_slli_epi32::<1>(s), _mm256_set1_epi32(1 << 15));
-    clamp(t, -(i16::MAX as i32), i16::MAX as i32)
+    tanh_of_sigmoid_x8(sigmoid_x8(doubled_x8(x)))
 }
 
 #[target_feature(enable = "avx2")]
 fn lstm_activations_avx2(x: &[i32], h: &[i32], rows: usize, out: &mut [i16]) {
-    use core::arch::x86_64::{
-        _mm256_max_epi32, _mm256_min_epi32, _mm256_slli_epi32, _mm256_sub_epi32,
-    };
     // Lanes 3 and 7 hold the cell candidates (gate c) of two units.
     let candidate = _mm256_setr_epi32(0, 0, 0, -1, 0, 0, 0, -1);
-    let clamp = |v: __m256i, lo: i32, hi: i32| {
-        _mm256_min_epi32(
-            _mm256_max_epi32(v, _mm256_set1_epi32(lo)),
-            _mm256_set1_epi32(hi),
-        )
-    };
     let (xs, _) = x.as_chunks::<8>();
     let (hs, _) = h.as_chunks::<8>();
     let (outs, _) = out.as_chunks_mut::<8>();
@@ -114,16 +118,8 @@ fn lstm_activations_avx2(x: &[i32], h: &[i32], rows: usize, out: &mut [i16]) {
             )
         };
         let pre = saturating_add_x8(xv, hv);
-        // tanh(x) = 2 sigmoid(2x) - 1, with 2x saturated as the table saturates.
-        let doubled = _mm256_slli_epi32(clamp(pre, -(1 << 14), 1 << 14), 1);
-        let arg = _mm256_blendv_epi8(pre, doubled, candidate);
-        let s = sigmoid_table(clamp(arg, -(1 << 15), (1 << 15) - 1));
-        let t = clamp(
-            _mm256_sub_epi32(_mm256_slli_epi32(s, 1), _mm256_set1_epi32(1 << 15)),
-            -(i16::MAX as i32),
-            i16::MAX as i32,
-        );
-        let act = _mm256_blendv_epi8(s, t, candidate);
+        let s = sigmoid_x8(_mm256_blendv_epi8(pre, doubled_x8(pre), candidate));
+        let act = _mm256_blendv_epi8(s, tanh_of_sigmoid_x8(s), candidate);
         let mut lanes = [0i32; 8];
         // SAFETY: lanes is 8 i32, 32 bytes.
         unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), act) };
@@ -205,7 +201,7 @@ pub(super) fn clamp_x16(v: __m512i, lo: i32, hi: i32) -> __m512i {
 }
 
 /// `2x`, saturated as the sigmoid table saturates: the argument of
-/// [`tanh_of_sigmoid`].
+/// [`tanh_of_sigmoid_x16`].
 #[target_feature(enable = "avx512bw")]
 #[inline]
 fn doubled_x16(x: __m512i) -> __m512i {
@@ -215,7 +211,7 @@ fn doubled_x16(x: __m512i) -> __m512i {
 /// `tanh(x) = 2 sigmoid(2x) - 1` from `sigmoid(2x)`, as `int::tanh_q12` has it.
 #[target_feature(enable = "avx512bw")]
 #[inline]
-fn tanh_of_sigmoid(s: __m512i) -> __m512i {
+fn tanh_of_sigmoid_x16(s: __m512i) -> __m512i {
     let t = _mm512_sub_epi32(_mm512_slli_epi32::<1>(s), _mm512_set1_epi32(1 << 15));
     clamp_x16(t, -(i16::MAX as i32), i16::MAX as i32)
 }
@@ -224,7 +220,7 @@ fn tanh_of_sigmoid(s: __m512i) -> __m512i {
 #[target_feature(enable = "avx512bw")]
 #[inline]
 pub(super) fn tanh_x16(table: &SigmoidTable, x: __m512i) -> __m512i {
-    tanh_of_sigmoid(table.sigmoid(doubled_x16(x)))
+    tanh_of_sigmoid_x16(table.sigmoid(doubled_x16(x)))
 }
 
 /// [`lstm_activations_avx2`] on sixteen rows per pass; `x`, `h` and `out` are
@@ -247,7 +243,7 @@ fn lstm_activations_wide(x: &[i32], h: &[i32], out: &mut [i16]) {
         };
         let pre = saturating_add_x16(xv, hv);
         let s = table.sigmoid(_mm512_mask_blend_epi32(CANDIDATE, pre, doubled_x16(pre)));
-        let act = _mm512_mask_blend_epi32(CANDIDATE, s, tanh_of_sigmoid(s));
+        let act = _mm512_mask_blend_epi32(CANDIDATE, s, tanh_of_sigmoid_x16(s));
         // SAFETY: ob is 16 i16, 32 bytes.
         unsafe { _mm256_storeu_si256(ob.as_mut_ptr().cast(), _mm512_cvtepi32_epi16(act)) };
     }

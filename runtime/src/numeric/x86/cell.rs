@@ -11,7 +11,9 @@ use core::arch::x86_64::{
     _mm512_slli_epi64, _mm512_srai_epi32, _mm512_srai_epi64, _mm512_srli_epi64, _mm512_sub_epi32,
 };
 
-use super::activations::{clamp_x16, saturating_add_x16, tanh_x16, tanh_x8, SigmoidTable};
+use super::activations::{
+    clamp_x16, clamp_x8, saturating_add_x16, tanh_x16, tanh_x8, SigmoidTable,
+};
 use super::{has_avx2, has_avx512};
 
 /// Units per pass of the AVX-512 kernels.
@@ -74,17 +76,10 @@ fn round_shift_x8<const SHIFT: i32>(v: __m256i) -> __m256i {
 #[target_feature(enable = "avx2")]
 fn lstm_cells_narrow(gates: &[i16], c: &mut [i16], h: &mut [i16]) {
     use core::arch::x86_64::{
-        _mm256_castsi256_si128, _mm256_cvtepi16_epi32, _mm256_max_epi32, _mm256_min_epi32,
-        _mm256_mullo_epi32, _mm256_packs_epi32, _mm256_permute2x128_si256,
-        _mm256_permute4x64_epi64, _mm256_permutevar8x32_epi32, _mm256_set1_epi32,
+        _mm256_castsi256_si128, _mm256_cvtepi16_epi32, _mm256_mullo_epi32, _mm256_packs_epi32,
+        _mm256_permute2x128_si256, _mm256_permute4x64_epi64, _mm256_permutevar8x32_epi32,
         _mm256_setr_epi32, _mm256_setzero_si256, _mm256_unpackhi_epi64, _mm256_unpacklo_epi64,
         _mm_loadu_si128, _mm_storeu_si128,
-    };
-    let clamp16 = |v: __m256i| {
-        _mm256_min_epi32(
-            _mm256_max_epi32(v, _mm256_set1_epi32(i16::MIN.into())),
-            _mm256_set1_epi32(i16::MAX.into()),
-        )
     };
     // Two units' [i o f g], widened, as [i_a i_b o_a o_b | f_a f_b g_a g_b].
     let pairs = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -112,10 +107,18 @@ fn lstm_cells_narrow(gates: &[i16], c: &mut [i16], h: &mut [i16]) {
         // Q0.15 * Q4.11 -> Q4.11, and Q0.15 * Q0.15 -> Q4.11.
         let keep = round_shift_x8::<15>(_mm256_mullo_epi32(f, c_prev));
         let write = round_shift_x8::<19>(_mm256_mullo_epi32(i, g));
-        let c_next = clamp16(_mm256_add_epi32(keep, write));
+        let c_next = clamp_x8(
+            _mm256_add_epi32(keep, write),
+            i16::MIN.into(),
+            i16::MAX.into(),
+        );
         // Q4.11 -> Q3.12 is one bit left.
         let t = tanh_x8(_mm256_add_epi32(c_next, c_next));
-        let h_next = clamp16(round_shift_x8::<15>(_mm256_mullo_epi32(o, t)));
+        let h_next = clamp_x8(
+            round_shift_x8::<15>(_mm256_mullo_epi32(o, t)),
+            i16::MIN.into(),
+            i16::MAX.into(),
+        );
         // The values fit i16: the saturating pack is exact; qwords 0 and 2
         // hold units 0..3 and 4..7.
         let pack = |v: __m256i| {
