@@ -173,8 +173,8 @@ fn dot_i8(w: &[u8], x: &[u8]) -> i32 {
 const WIDE_ROWS_MAX: usize = 1024;
 
 /// Rows of any width up to [`WIDE_ROWS_MAX`] (`w.len() == out.len() *
-/// x.len()`) with AVX-512: 32 columns per `vpmovsxbw` and `vpdpwssd`, four
-/// rows per pass so that four sums are in flight. The last `width % 32`
+/// x.len()`) with AVX-512: 32 columns per `vpmovsxbw` and `vpdpwssd`. The
+/// last `width % 32`
 /// weights of a row come from a masked load (masked-out bytes are not read)
 /// against `x` zero-padded to whole chunks.
 #[target_feature(enable = "avx2,avx512bw,avx512vnni")]
@@ -185,8 +185,8 @@ fn rows_wide(w: &[u8], x: &[i16], out: &mut [i32]) {
     let (full, rest) = (width / 32, width % 32);
     let tail_mask: u64 = (1u64 << rest) - 1;
     // One row's sum over `x`; `row` holds `width` bytes.
-    let row_sum = |acc: __m512i, row: &[u8]| -> __m512i {
-        let mut acc = acc;
+    let row_sum = |row: &[u8]| -> __m512i {
+        let mut acc = _mm512_setzero_si512();
         if row.len() < width || width > WIDE_ROWS_MAX {
             return acc;
         }
@@ -216,23 +216,8 @@ fn rows_wide(w: &[u8], x: &[i16], out: &mut [i32]) {
         }
         acc
     };
-    let mut outs = out.chunks_exact_mut(DENSE_ROWS);
-    let mut rows = w.chunks_exact(DENSE_ROWS * width);
-    for (o, block) in (&mut outs).zip(&mut rows) {
-        let mut acc = [_mm512_setzero_si512(); DENSE_ROWS];
-        for (a, row) in acc.iter_mut().zip(block.chunks_exact(width)) {
-            *a = row_sum(*a, row);
-        }
-        for (o, a) in o.iter_mut().zip(acc) {
-            *o = _mm512_reduce_add_epi32(a);
-        }
-    }
-    for (o, row) in outs
-        .into_remainder()
-        .iter_mut()
-        .zip(rows.remainder().chunks_exact(width))
-    {
-        *o = _mm512_reduce_add_epi32(row_sum(_mm512_setzero_si512(), row));
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(width)) {
+        *o = _mm512_reduce_add_epi32(row_sum(row));
     }
 }
 
@@ -256,8 +241,8 @@ fn rows_bytes(w: &[u8], x: &[u8], out: &mut [i32]) {
     let tail_mask: u64 = (1u64 << rest) - 1;
     let flip = _mm512_set1_epi8(i8::MIN);
     // One row's lanes over `x`; `row` holds `width` bytes.
-    let row_lanes = |acc: __m512i, row: &[u8]| -> __m512i {
-        let mut acc = acc;
+    let row_lanes = |row: &[u8]| -> __m512i {
+        let mut acc = _mm512_setzero_si512();
         if row.len() < width || width > WIDE_ROWS_MAX {
             return acc;
         }
@@ -287,25 +272,12 @@ fn rows_bytes(w: &[u8], x: &[u8], out: &mut [i32]) {
         }
         acc
     };
-    let sum = |acc: __m512i| _mm512_reduce_add_epi32(acc).wrapping_sub(offset);
-    let mut outs = out.chunks_exact_mut(DENSE_ROWS);
-    let mut rows = w.chunks_exact(DENSE_ROWS * width);
-    for (o, block) in (&mut outs).zip(&mut rows) {
-        let mut acc = [_mm512_setzero_si512(); DENSE_ROWS];
-        for (a, row) in acc.iter_mut().zip(block.chunks_exact(width)) {
-            *a = row_lanes(*a, row);
-        }
-        for (o, a) in o.iter_mut().zip(acc) {
-            *o = sum(a);
-        }
-    }
-    let rest_rows = rows.remainder().chunks_exact(width);
-    for (o, row) in outs.into_remainder().iter_mut().zip(rest_rows) {
-        *o = sum(row_lanes(_mm512_setzero_si512(), row));
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(width)) {
+        *o = _mm512_reduce_add_epi32(row_lanes(row)).wrapping_sub(offset);
     }
 }
 
-/// Rows per pass of [`rows_dot_i8_i16`] (they share the vectors of `x`).
+/// Rows per pass of [`rows_fixed`] (they share the vectors of `x`).
 const DENSE_ROWS: usize = 4;
 
 /// Rows of `16 * C` columns plus a short tail (`w.len() == out.len() *
