@@ -591,6 +591,7 @@ impl Numeric for Int {
         if scratch.gates_ready {
             return super::x86::lstm_cells(&scratch.gates, c, h);
         }
+        #[cfg(not(target_arch = "x86_64"))]
         let _ = (scratch, c, h);
         0
     }
