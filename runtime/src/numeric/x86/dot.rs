@@ -4,10 +4,13 @@
 use core::arch::x86_64::{
     __m128i, __m256i, __m512i, _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi8_epi16,
     _mm256_extracti128_si256, _mm256_hadd_epi32, _mm256_loadu_si256, _mm256_madd_epi16,
-    _mm256_setzero_si256, _mm512_castsi512_si256, _mm512_cvtepi8_epi16, _mm512_dpbusd_epi32,
-    _mm512_dpwssd_epi32, _mm512_loadu_epi16, _mm512_loadu_si512, _mm512_maskz_loadu_epi8,
-    _mm512_reduce_add_epi32, _mm512_set1_epi8, _mm512_setzero_si512, _mm512_xor_si512,
-    _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm_storeu_si128,
+    _mm256_setzero_si256, _mm512_add_epi32, _mm512_castsi512_si256, _mm512_cvtepi8_epi16,
+    _mm512_dpbusd_epi32, _mm512_dpwssd_epi32, _mm512_loadu_epi16, _mm512_loadu_si512,
+    _mm512_maskz_loadu_epi8, _mm512_reduce_add_epi32, _mm512_set1_epi32, _mm512_set1_epi8,
+    _mm512_setzero_si512, _mm512_shuffle_i32x4, _mm512_storeu_si512, _mm512_sub_epi32,
+    _mm512_unpackhi_epi32, _mm512_unpackhi_epi64, _mm512_unpacklo_epi32, _mm512_unpacklo_epi64,
+    _mm512_xor_si512, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32,
+    _mm_storeu_si128,
 };
 
 use super::{has_avx2, has_avx512};
@@ -173,52 +176,45 @@ fn dot_i8(w: &[u8], x: &[u8]) -> i32 {
 const WIDE_ROWS_MAX: usize = 1024;
 
 /// Rows of any width up to [`WIDE_ROWS_MAX`] (`w.len() == out.len() *
-/// x.len()`) with AVX-512: 32 columns per `vpmovsxbw` and `vpdpwssd`. The
-/// last `width % 32`
-/// weights of a row come from a masked load (masked-out bytes are not read)
-/// against `x` zero-padded to whole chunks.
+/// x.len()`) with AVX-512 VNNI: `vpdpwssd` sums pairs of products, 32 weights
+/// per instruction. The last `width % 32` weights of a row come from a masked
+/// load against `x` zero-padded to whole chunks.
 #[target_feature(enable = "avx2,avx512bw,avx512vnni")]
 fn rows_wide(w: &[u8], x: &[i16], out: &mut [i32]) {
     let width = x.len();
+    if width > WIDE_ROWS_MAX {
+        return;
+    }
     let mut padded = [0i16; WIDE_ROWS_MAX];
     padded.iter_mut().zip(x).for_each(|(p, &v)| *p = v);
     let (full, rest) = (width / 32, width % 32);
-    let tail_mask: u64 = (1u64 << rest) - 1;
-    // One row's sum over `x`; `row` holds `width` bytes.
-    let row_sum = |row: &[u8]| -> __m512i {
-        let mut acc = _mm512_setzero_si512();
-        if row.len() < width || width > WIDE_ROWS_MAX {
-            return acc;
+    let mask = |c: usize| {
+        if c < full {
+            u64::MAX
+        } else {
+            (1u64 << rest) - 1
         }
-        for c in 0..full {
-            // SAFETY: columns 32c..32c + 32 lie within the row (c < width / 32)
-            // and within `padded` (width <= WIDE_ROWS_MAX).
-            let (wv, xv) = unsafe {
-                (
-                    _mm256_loadu_si256(row.as_ptr().add(32 * c).cast::<__m256i>()),
-                    _mm512_loadu_epi16(padded.as_ptr().add(32 * c)),
-                )
-            };
-            acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepi8_epi16(wv), xv);
-        }
-        if rest > 0 {
-            // SAFETY: the mask reads the row's last `rest` bytes only; `padded`
-            // holds the whole chunk (32 * full + 32 <= WIDE_ROWS_MAX, as
-            // `width` < 32 * full + 32 and WIDE_ROWS_MAX is a multiple of 32).
-            let (wv, xv) = unsafe {
-                (
-                    _mm512_maskz_loadu_epi8(tail_mask, row.as_ptr().add(32 * full).cast::<i8>()),
-                    _mm512_loadu_epi16(padded.as_ptr().add(32 * full)),
-                )
-            };
-            let wv = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(wv));
-            acc = _mm512_dpwssd_epi32(acc, wv, xv);
-        }
-        acc
     };
-    for (o, row) in out.iter_mut().zip(w.chunks_exact(width)) {
-        *o = _mm512_reduce_add_epi32(row_sum(row));
-    }
+    let x_chunk = |c: usize| {
+        // SAFETY: `padded` holds every chunk (32 * c + 32 <= WIDE_ROWS_MAX, as
+        // c <= width / 32 and WIDE_ROWS_MAX is a multiple of 32).
+        unsafe { _mm512_loadu_epi16(padded.as_ptr().add(32 * c)) }
+    };
+    let madd = |acc: __m512i, row: &[u8], c: usize, xc: __m512i| {
+        // SAFETY: the mask reads bytes 32c.. of the row only up to its
+        // `width`th (rows hold `width` bytes, see `rows_by_16`).
+        let wv = unsafe { _mm512_maskz_loadu_epi8(mask(c), row.as_ptr().add(32 * c).cast::<i8>()) };
+        _mm512_dpwssd_epi32(acc, _mm512_cvtepi8_epi16(_mm512_castsi512_si256(wv)), xc)
+    };
+    rows_by_16(
+        w,
+        width,
+        out,
+        full + usize::from(rest > 0),
+        0,
+        x_chunk,
+        madd,
+    );
 }
 
 /// Rows of int8 weights times an int8 `x` (`x.len()` up to
@@ -231,6 +227,9 @@ fn rows_wide(w: &[u8], x: &[i16], out: &mut [i32]) {
 #[target_feature(enable = "avx2,avx512bw,avx512vnni")]
 fn rows_bytes(w: &[u8], x: &[u8], out: &mut [i32]) {
     let width = x.len();
+    if width > WIDE_ROWS_MAX {
+        return;
+    }
     let mut padded = [0u8; WIDE_ROWS_MAX];
     padded.iter_mut().zip(x).for_each(|(p, &v)| *p = v);
     let offset = x
@@ -238,43 +237,104 @@ fn rows_bytes(w: &[u8], x: &[u8], out: &mut [i32]) {
         .fold(0i32, |acc, &v| acc.wrapping_add(i32::from(v as i8)))
         .wrapping_mul(128);
     let (full, rest) = (width / 64, width % 64);
-    let tail_mask: u64 = (1u64 << rest) - 1;
-    let flip = _mm512_set1_epi8(i8::MIN);
-    // One row's lanes over `x`; `row` holds `width` bytes.
-    let row_lanes = |row: &[u8]| -> __m512i {
-        let mut acc = _mm512_setzero_si512();
-        if row.len() < width || width > WIDE_ROWS_MAX {
-            return acc;
+    let mask = |c: usize| {
+        if c < full {
+            u64::MAX
+        } else {
+            (1u64 << rest) - 1
         }
-        for c in 0..full {
-            // SAFETY: bytes 64c..64c + 64 lie within the row (c < width / 64)
-            // and within `padded` (width <= WIDE_ROWS_MAX).
-            let (wv, xv) = unsafe {
-                (
-                    _mm512_loadu_si512(row.as_ptr().add(64 * c).cast()),
-                    _mm512_loadu_si512(padded.as_ptr().add(64 * c).cast()),
-                )
-            };
-            acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(wv, flip), xv);
-        }
-        if rest > 0 {
-            // SAFETY: the mask reads the row's last `rest` bytes only; `padded`
-            // holds the whole chunk (64 * full + 64 <= WIDE_ROWS_MAX, as
-            // `width` < 64 * full + 64 and WIDE_ROWS_MAX is a multiple of 64).
-            let (wv, xv) = unsafe {
-                (
-                    _mm512_maskz_loadu_epi8(tail_mask, row.as_ptr().add(64 * full).cast::<i8>()),
-                    _mm512_loadu_si512(padded.as_ptr().add(64 * full).cast()),
-                )
-            };
-            // Masked-out weights become 128 here, against zeros of `padded`.
-            acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(wv, flip), xv);
-        }
-        acc
     };
-    for (o, row) in out.iter_mut().zip(w.chunks_exact(width)) {
-        *o = _mm512_reduce_add_epi32(row_lanes(row)).wrapping_sub(offset);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let x_chunk = |c: usize| {
+        // SAFETY: `padded` holds every chunk (64 * c + 64 <= WIDE_ROWS_MAX, as
+        // c <= width / 64 and WIDE_ROWS_MAX is a multiple of 64).
+        unsafe { _mm512_loadu_si512(padded.as_ptr().add(64 * c).cast()) }
+    };
+    let madd = |acc: __m512i, row: &[u8], c: usize, xc: __m512i| {
+        // SAFETY: the mask reads bytes 64c.. of the row only up to its
+        // `width`th (rows hold `width` bytes, see `rows_by_16`).
+        let wv = unsafe { _mm512_maskz_loadu_epi8(mask(c), row.as_ptr().add(64 * c).cast::<i8>()) };
+        // Masked-out weights become 128 here, against zeros of `padded`.
+        _mm512_dpbusd_epi32(acc, _mm512_xor_si512(wv, flip), xc)
+    };
+    rows_by_16(
+        w,
+        width,
+        out,
+        full + usize::from(rest > 0),
+        offset,
+        x_chunk,
+        madd,
+    );
+}
+
+/// The row driver of [`rows_wide`] and [`rows_bytes`]: `out[r]` is the lane
+/// sum of row `r`'s accumulator over `chunks` chunks, minus `offset`.
+/// `x_chunk(c)` loads chunk `c` of `x`; `madd(acc, row, c, x_chunk(c))` adds
+/// the row's chunk `c` and may read the row's `width` bytes, no more. Blocks
+/// of 16 rows share each chunk of `x`, and their sums come out of one
+/// transpose tree ([`lane_sums_x16`]); a horizontal sum per row would cost
+/// more than the row's products.
+#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
+#[inline]
+fn rows_by_16(
+    w: &[u8],
+    width: usize,
+    out: &mut [i32],
+    chunks: usize,
+    offset: i32,
+    x_chunk: impl Fn(usize) -> __m512i,
+    madd: impl Fn(__m512i, &[u8], usize, __m512i) -> __m512i,
+) {
+    let width = width.max(1);
+    let blocks = out.chunks_exact_mut(16).zip(w.chunks_exact(16 * width));
+    let blocked = 16 * blocks.len();
+    let offsets = _mm512_set1_epi32(offset);
+    for (o, block) in blocks {
+        let mut acc = [_mm512_setzero_si512(); 16];
+        for c in 0..chunks {
+            let xc = x_chunk(c);
+            for (a, row) in acc.iter_mut().zip(block.chunks_exact(width)) {
+                *a = madd(*a, row, c, xc);
+            }
+        }
+        let sums = _mm512_sub_epi32(lane_sums_x16(&acc), offsets);
+        // SAFETY: `o` holds 16 i32s (64 bytes).
+        unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), sums) };
     }
+    let rest = out.iter_mut().zip(w.chunks_exact(width)).skip(blocked);
+    for (o, row) in rest {
+        let mut acc = _mm512_setzero_si512();
+        for c in 0..chunks {
+            acc = madd(acc, row, c, x_chunk(c));
+        }
+        *o = _mm512_reduce_add_epi32(acc).wrapping_sub(offset);
+    }
+}
+
+/// Lane sums of 16 vectors: lane `r` of the result is the wrapping sum of
+/// `v[r]`'s 16 lanes, by interleaving pairs, then quads, then 128-bit blocks
+/// (15 vector adds in all).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn lane_sums_x16(v: &[__m512i; 16]) -> __m512i {
+    // Lanes 0, 2 of each 128-bit block hold `a`'s part, lanes 1, 3 `b`'s.
+    let pairs = |a, b| _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+    // Each 128-bit block holds the four rows' parts, in order.
+    let quads = |a, b| _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+    // Blocks 0, 1 hold `a`'s rows (its even and odd blocks), 2, 3 `b`'s.
+    let halves = |a, b| {
+        _mm512_add_epi32(
+            _mm512_shuffle_i32x4::<0b10_00_10_00>(a, b),
+            _mm512_shuffle_i32x4::<0b11_01_11_01>(a, b),
+        )
+    };
+    let [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15] = *v;
+    let q0 = quads(pairs(a0, a1), pairs(a2, a3));
+    let q1 = quads(pairs(a4, a5), pairs(a6, a7));
+    let q2 = quads(pairs(a8, a9), pairs(a10, a11));
+    let q3 = quads(pairs(a12, a13), pairs(a14, a15));
+    halves(halves(q0, q1), halves(q2, q3))
 }
 
 /// Rows per pass of [`rows_fixed`] (they share the vectors of `x`).
@@ -451,7 +511,7 @@ mod tests {
         let mut gen = Gen(41);
         let widths = (0..=130).chain([191, 192, 193, 300, 1000, 1024]);
         for width in widths {
-            for rows in [0, 1, 3, 4, 5, 9] {
+            for rows in [0, 1, 3, 4, 5, 9, 16, 17, 33, 200] {
                 let (w, x) = (gen.bytes(rows * width + 5), gen.bytes(width + 3));
                 // Extremes: -128 * -128 and 127 * -128 in every position.
                 let (wm, xm) = (vec![0x80u8; rows * width], vec![0x80u8; width]);
