@@ -234,10 +234,12 @@ fn host_pres(
         #[cfg(target_arch = "x86_64")]
         Token::Vector { row: e, .. } if vector_sums_x86(w, dims, e, shift, s) => {}
         Token::Vector { row: e, .. } => {
-            for (k, v) in s.wx.iter_mut().enumerate().take(dims.rows()) {
-                let (unit, gate) = (k / dims.gates.max(1), k % dims.gates.max(1));
-                let row = row_of(w.w, gate * dims.hidden + unit, dims.input);
-                *v = shift.apply(dot_i8_i8(row, e));
+            let units = s.wx.chunks_exact_mut(dims.gates.max(1)).take(dims.hidden);
+            for (unit, out) in units.enumerate() {
+                for (gate, v) in out.iter_mut().enumerate() {
+                    let row = row_of(w.w, gate * dims.hidden + unit, dims.input);
+                    *v = shift.apply(dot_i8_i8(row, e));
+                }
             }
         }
     }
@@ -281,9 +283,27 @@ fn vector_sums_x86(
     if e.len() != dims.input || !super::x86::rows_dot_i8_i8(w.w, dims.input, e, sums) {
         return false;
     }
-    for (k, v) in s.wx.iter_mut().enumerate().take(rows) {
-        let (unit, gate) = (k / gates, k % gates);
-        *v = shift.apply(sums.get(gate * dims.hidden + unit).copied().unwrap_or(0));
+    let gate_sums = |g: usize| {
+        sums.get(g * dims.hidden..(g + 1) * dims.hidden)
+            .unwrap_or(&[])
+    };
+    if gates == 4 {
+        // The LSTM's four gates at once, which the compiler vectorises.
+        let lanes = gate_sums(0)
+            .iter()
+            .zip(gate_sums(1))
+            .zip(gate_sums(2))
+            .zip(gate_sums(3));
+        for (out, (((&i, &f), &c), &o)) in s.wx.as_chunks_mut::<4>().0.iter_mut().zip(lanes) {
+            *out = [i, f, c, o].map(|v| shift.apply(v));
+        }
+        return true;
+    }
+    // Unit by unit, gate by gate: no division per row.
+    for (unit, out) in s.wx.chunks_exact_mut(gates).take(dims.hidden).enumerate() {
+        for (gate, v) in out.iter_mut().enumerate() {
+            *v = shift.apply(sums.get(gate * dims.hidden + unit).copied().unwrap_or(0));
+        }
     }
     true
 }
@@ -832,6 +852,73 @@ mod tests {
         for hidden in [1, 3, 4, 7, 16, 130] {
             check::<3>(hidden);
             check::<4>(hidden);
+        }
+    }
+
+    /// The x86 word-input sums against their definition: unit-major rows
+    /// `unit * gates + gate` of `W·e` (ONNX row `gate * hidden + unit`),
+    /// through the input shift, for LSTM and GRU and both shift directions.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn word_input_sums_are_unit_major_and_shifted() {
+        let mut seed = 0x2545_f491u32;
+        let mut byte = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed >> 24) as u8
+        };
+        for gates in [3, 4] {
+            for (hidden, input) in [(1, 7), (5, 64), (16, 33), (50, 300)] {
+                let rows = gates * hidden;
+                let w: std::vec::Vec<u8> = (0..rows * input).map(|_| byte()).collect();
+                let e: std::vec::Vec<u8> = (0..input).map(|_| byte()).collect();
+                let params = IntParams {
+                    embedding: &[],
+                    embedding_shifts: &[],
+                    w: &w,
+                    r_align: &[],
+                    r: &[],
+                    units: &[],
+                    w_pre_shift: 0,
+                    head_w: &[],
+                    head_scale: &[],
+                    head_b: &[],
+                };
+                let dims = Dims {
+                    gates,
+                    hidden,
+                    input,
+                    tokens: 2,
+                    features: hidden,
+                    outputs: 1,
+                    embedding_rows: 2,
+                };
+                for shift in [
+                    InputShift { left: 2, right: 0 },
+                    InputShift { left: 0, right: 3 },
+                ] {
+                    let mut scratch = HostScratch::default();
+                    if !vector_sums_x86(&params, &dims, &e, shift, &mut scratch) {
+                        continue; // no AVX-512 VNNI here: the portable loop serves
+                    }
+                    for unit in 0..hidden {
+                        for gate in 0..gates {
+                            let row = &w[(gate * hidden + unit) * input..][..input];
+                            let dot = row
+                                .iter()
+                                .zip(&e)
+                                .map(|(&a, &b)| i32::from(a as i8) * i32::from(b as i8))
+                                .sum::<i32>();
+                            assert_eq!(
+                                scratch.wx[unit * gates + gate],
+                                shift.apply(dot),
+                                "gates {gates} hidden {hidden} unit {unit} gate {gate}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
