@@ -29,32 +29,35 @@ fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
 /// (a single float sum cannot be reordered, so it would stay scalar).
 const LANES: usize = 16;
 
+/// `Σ w[k] * value(x[k])` over little-endian f32 weights, in [`LANES`] partial sums.
 #[inline(always)]
-fn dot(w: &[u8], x: &[f32]) -> f32 {
+fn dot_with<X: Copy>(w: &[u8], x: &[X], value: impl Fn(X) -> f32) -> f32 {
     let (w_blocks, w_tail) = w.as_chunks::<4>().0.as_chunks::<LANES>();
     let (x_blocks, x_tail) = x.as_chunks::<LANES>();
     let mut lanes = [0f32; LANES];
     for (wb, xb) in w_blocks.iter().zip(x_blocks) {
         for ((acc, &w), &x) in lanes.iter_mut().zip(wb).zip(xb) {
-            *acc += f32::from_le_bytes(w) * x;
+            *acc += f32::from_le_bytes(w) * value(x);
         }
     }
     let tail: f32 = w_tail
         .iter()
         .zip(x_tail)
-        .map(|(&w, &x)| f32::from_le_bytes(w) * x)
+        .map(|(&w, &x)| f32::from_le_bytes(w) * value(x))
         .sum();
     lanes.iter().sum::<f32>() + tail
 }
 
-/// Decodes little-endian f32 bytes into `out` (embedding rows), returning the filled prefix.
 #[inline(always)]
-fn decode_into<'o>(bytes: &[u8], out: &'o mut [f32]) -> &'o [f32] {
-    let words = bytes.as_chunks::<4>().0;
-    for (o, &b) in out.iter_mut().zip(words) {
-        *o = f32::from_le_bytes(b);
-    }
-    out.get(..words.len()).unwrap_or(&[])
+fn dot(w: &[u8], x: &[f32]) -> f32 {
+    dot_with(w, x, |v| v)
+}
+
+/// [`dot`] with `x` as little-endian f32 bytes too (an embedding row), read in
+/// place: no decoded copy per gate row.
+#[inline(always)]
+fn dot_bytes(w: &[u8], x: &[u8]) -> f32 {
+    dot_with(w, x.as_chunks::<4>().0, f32::from_le_bytes)
 }
 
 /// The weights, sizes and input of one step.
@@ -70,15 +73,7 @@ pub struct FloatStep<'a> {
 fn input_pre(w: &FloatParams<'_>, dims: &Dims, row: usize, x: Token<'_>) -> f32 {
     let wx = match x {
         Token::OneHot(id) => le_f32(w.w, row * dims.input + id),
-        Token::Vector { row: e, .. } => {
-            // Embedding widths up to 512 are decoded on the stack; wider ones in pieces.
-            let mut buffer = [0f32; 512];
-            let row = row_of(w.w, row, dims.input);
-            row.chunks(512 * 4)
-                .zip(e.chunks(512 * 4))
-                .map(|(wc, ec)| dot(wc, decode_into(ec, &mut buffer)))
-                .sum()
-        }
+        Token::Vector { row: e, .. } => dot_bytes(row_of(w.w, row, dims.input), e),
     };
     wx + le_f32(w.wb, row)
 }
