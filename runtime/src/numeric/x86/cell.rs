@@ -21,8 +21,8 @@ const UNITS: usize = 16;
 /// Units per pass of the AVX2 LSTM kernel.
 const UNITS_AVX2: usize = 8;
 
-/// The LSTM cell of the first units, all that whole passes of the kernel
-/// fit in `c` and `h` (16 units with AVX-512, else 8 with AVX2): with
+/// The LSTM cell of the first units, all that whole passes of the kernels
+/// fit in `c` and `h` (16 units with AVX-512, then 8 with AVX2): with
 /// `[i, o, f, g]` at `gates[4 * unit..]` (unit-major, as
 /// [`super::lstm_activations`] writes them),
 /// `c = sat16(round(f * c, 15) + round(i * g, 19))` and
@@ -39,30 +39,37 @@ pub fn lstm_cells_avx2(gates: &[i16], c: &mut [i16], h: &mut [i16]) -> usize {
     lstm_cells_on(gates, c, h, false)
 }
 
-/// `wide` only where [`has_avx512`].
+/// `wide` only where [`has_avx512`]: whole passes of 16 units, then one of
+/// eight with AVX2 where eight or more remain.
 fn lstm_cells_on(gates: &[i16], c: &mut [i16], h: &mut [i16], wide: bool) -> usize {
-    let pass = if wide { UNITS } else { UNITS_AVX2 };
-    let units = c.len().min(h.len()).min(gates.len() / 4) / pass * pass;
-    if units == 0 || !has_avx2() {
+    let units = c.len().min(h.len()).min(gates.len() / 4);
+    if !has_avx2() {
         return 0;
     }
-    let (Some(gates), Some(c), Some(h)) = (
-        gates.get(..4 * units),
-        c.get_mut(..units),
-        h.get_mut(..units),
+    let wide_units = if wide { units / UNITS * UNITS } else { 0 };
+    let done = wide_units + (units - wide_units) / UNITS_AVX2 * UNITS_AVX2;
+    let (Some((gates_wide, gates_narrow)), Some((c_wide, c_narrow)), Some((h_wide, h_narrow))) = (
+        gates
+            .get(..4 * done)
+            .and_then(|g| g.split_at_checked(4 * wide_units)),
+        c.get_mut(..done)
+            .and_then(|c| c.split_at_mut_checked(wide_units)),
+        h.get_mut(..done)
+            .and_then(|h| h.split_at_mut_checked(wide_units)),
     ) else {
         return 0;
     };
     // SAFETY: AVX2 is present (checked just above), and AVX-512 BW where
-    // `wide`.
+    // `wide`, the only case with wide units.
     unsafe {
-        if wide {
-            lstm_cells_wide(gates, c, h);
-        } else {
-            lstm_cells_narrow(gates, c, h);
+        if !c_wide.is_empty() {
+            lstm_cells_wide(gates_wide, c_wide, h_wide);
+        }
+        if !c_narrow.is_empty() {
+            lstm_cells_narrow(gates_narrow, c_narrow, h_narrow);
         }
     }
-    units
+    done
 }
 
 /// `(v + 2^(shift - 1)) >> shift` on eight lanes (`round_shift32`).
@@ -324,14 +331,13 @@ mod tests {
 
     type Cells = fn(&[i16], &mut [i16], &mut [i16]) -> usize;
 
-    /// Both LSTM kernels, with the units per pass each runs on this CPU (0
-    /// where it runs none).
+    /// Both entry points, with the units per pass each covers on this CPU (0
+    /// where it runs none): eight, as the dispatch ends on an AVX2 pass.
     fn lstm_kernels() -> [(&'static str, Cells, usize); 2] {
-        let narrow = if has_avx2() { UNITS_AVX2 } else { 0 };
-        let wide = if has_avx512() { UNITS } else { narrow };
+        let pass = if has_avx2() { UNITS_AVX2 } else { 0 };
         [
-            ("dispatch", lstm_cells, wide),
-            ("AVX2", lstm_cells_avx2, narrow),
+            ("dispatch", lstm_cells, pass),
+            ("AVX2", lstm_cells_avx2, pass),
         ]
     }
 
@@ -339,7 +345,7 @@ mod tests {
     fn lstm_cells_equal_the_scalar_cell() {
         let mut gen = Gen(5);
         for (name, cells, pass) in lstm_kernels() {
-            for units in [0, 1, 7, 8, 9, 15, 16, 17, 50, 128, 256] {
+            for units in [0, 1, 7, 8, 9, 15, 16, 17, 24, 40, 50, 128, 256] {
                 let gates = gen.acts(4 * units);
                 let c_prev = gen.acts(units);
                 let (mut c, mut h) = (c_prev.clone(), std::vec![9i16; units]);
