@@ -618,6 +618,10 @@ fn accumulate_g3_wide<const U: usize>(
             _mm256_add_epi32(lo(y), hi(z)),
         ]
     });
+    if 2 * pairs.len() == hc.len() && hl.is_empty() && tail.is_none() {
+        // Nothing left for the narrow pass (hidden a multiple of 32).
+        return runs;
+    }
     accumulate_g3::<U>(r, first, block, hc, hl, tail, (2 * pairs.len(), runs))
 }
 
