@@ -188,9 +188,10 @@ fn rows_wide(w: &[u8], x: &[i16], out: &mut [i32]) {
     let mut padded = [0i16; WIDE_ROWS_MAX];
     padded.iter_mut().zip(x).for_each(|(p, &v)| *p = v);
     let (full, rest) = (width / 32, width % 32);
+    // A chunk is 32 weight bytes: the low half of a 64-byte masked load.
     let mask = |c: usize| {
         if c < full {
-            u64::MAX
+            u64::from(u32::MAX)
         } else {
             (1u64 << rest) - 1
         }
@@ -201,6 +202,8 @@ fn rows_wide(w: &[u8], x: &[i16], out: &mut [i32]) {
         unsafe { _mm512_loadu_epi16(padded.as_ptr().add(32 * c)) }
     };
     let madd = |acc: __m512i, row: &[u8], c: usize, xc: __m512i| {
+        // The last byte the mask reads is within the row.
+        debug_assert!(32 * c + (64 - mask(c).leading_zeros() as usize) <= row.len());
         // SAFETY: the mask reads bytes 32c.. of the row only up to its
         // `width`th (rows hold `width` bytes, see `rows_by_16`).
         let wv = unsafe { _mm512_maskz_loadu_epi8(mask(c), row.as_ptr().add(32 * c).cast::<i8>()) };
@@ -251,6 +254,8 @@ fn rows_bytes(w: &[u8], x: &[u8], out: &mut [i32]) {
         unsafe { _mm512_loadu_si512(padded.as_ptr().add(64 * c).cast()) }
     };
     let madd = |acc: __m512i, row: &[u8], c: usize, xc: __m512i| {
+        // The last byte the mask reads is within the row.
+        debug_assert!(64 * c + (64 - mask(c).leading_zeros() as usize) <= row.len());
         // SAFETY: the mask reads bytes 64c.. of the row only up to its
         // `width`th (rows hold `width` bytes, see `rows_by_16`).
         let wv = unsafe { _mm512_maskz_loadu_epi8(mask(c), row.as_ptr().add(64 * c).cast::<i8>()) };

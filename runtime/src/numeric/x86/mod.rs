@@ -15,7 +15,8 @@
 //!   `maskz_loadu` reads only its unmasked bytes), and unaligned stores of
 //!   exactly one fixed-size chunk (`as_chunks_mut`) of an output slice or of a
 //!   local array. Every load range is checked against the slice length before
-//!   the loop that reads it; each block states the bound it relies on. Nothing
+//!   the loop that reads it, or follows from `chunks_exact`; each block states
+//!   the bound it relies on, and the masked row loads assert it in tests. Nothing
 //!   reads or writes past a slice, not even in the leftover columns.
 //!
 //! Results equal the portable definition exactly: every product fits i32 (and a
