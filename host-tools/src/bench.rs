@@ -6,6 +6,11 @@
 //! its own `h`/`c` back for generation, the whole-sequence model for reviews.
 //! Weights are random with the workload's exact shape: latency does not depend
 //! on their values.
+//!
+//! The engines of a workload take turns, [`ROUNDS`] rounds of a share of the
+//! time each, and each figure is the median of an engine's rounds: a slow
+//! spell of a shared machine then slows every engine alike instead of the one
+//! that happened to be running, so the ratios hold better than the times.
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +39,7 @@ pub struct Timing {
 
 #[derive(Debug, Clone, Copy)]
 pub struct BenchOptions {
-    /// Time spent measuring each engine on each workload.
+    /// Time spent measuring each engine on each workload, over all rounds.
     pub per_engine: Duration,
     /// ORT intra-op threads (tract is single-threaded).
     pub ort_threads: usize,
@@ -105,9 +110,20 @@ pub fn workloads() -> Vec<(&'static str, ModelConfig)> {
     ]
 }
 
-/// Mean seconds per call of `f`, over at least `budget`.
-fn time_per_call(budget: Duration, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?; // warm-up
+/// Rounds in which the engines of a workload take turns.
+pub const ROUNDS: usize = 5;
+
+/// One engine, set up and warmed up: each call does one timed unit of work.
+type Runner<'a> = Box<dyn FnMut() -> Result<()> + 'a>;
+
+/// Warms `f` up (one call) and boxes it.
+fn runner<'a>(mut f: impl FnMut() -> Result<()> + 'a) -> Result<Runner<'a>> {
+    f()?;
+    Ok(Box::new(f))
+}
+
+/// Mean seconds per call of `f`, over at least `budget` and three calls.
+fn time_per_call(budget: Duration, f: &mut Runner<'_>) -> Result<f64> {
     let start = Instant::now();
     let mut calls = 0u64;
     while start.elapsed() < budget || calls < 3 {
@@ -117,14 +133,32 @@ fn time_per_call(budget: Duration, mut f: impl FnMut() -> Result<()>) -> Result<
     Ok(start.elapsed().as_secs_f64() / calls as f64)
 }
 
-fn runtime_generate<N: Numeric>(blob: &[u8], budget: Duration) -> Result<f64> {
+/// Median seconds per call of each runner over [`ROUNDS`] alternating rounds.
+fn time_in_rounds(budget: Duration, runners: &mut [(&str, Runner<'_>)]) -> Result<Vec<f64>> {
+    let share = budget / ROUNDS as u32;
+    let mut samples = vec![Vec::with_capacity(ROUNDS); runners.len()];
+    for _ in 0..ROUNDS {
+        for ((_, run), times) in runners.iter_mut().zip(&mut samples) {
+            times.push(time_per_call(share, run)?);
+        }
+    }
+    Ok(samples
+        .into_iter()
+        .map(|mut times| {
+            times.sort_by(f64::total_cmp);
+            times[times.len() / 2]
+        })
+        .collect())
+}
+
+fn runtime_generate<N: Numeric>(blob: &[u8]) -> Result<Runner<'_>> {
     let model = Model::from_bytes(blob)?;
     let net = Network::<N>::new(&model)?;
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
     let mut logits = Box::new(Logits::<N, 64>::new());
     let mut rng = Rng::new(1);
     net.feed(&mut state, 0)?;
-    time_per_call(budget, || {
+    runner(move || {
         net.sample_next(
             &mut state,
             &mut logits,
@@ -135,11 +169,11 @@ fn runtime_generate<N: Numeric>(blob: &[u8], budget: Duration) -> Result<f64> {
     })
 }
 
-fn runtime_review<N: Numeric>(blob: &[u8], review: &[u16], budget: Duration) -> Result<f64> {
+fn runtime_review<'a, N: Numeric>(blob: &'a [u8], review: &'a [u16]) -> Result<Runner<'a>> {
     let model = Model::from_bytes(blob)?;
     let net = Network::<N>::new(&model)?;
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
-    time_per_call(budget, || {
+    runner(move || {
         state.reset();
         for &id in review {
             net.feed(&mut state, id)?;
@@ -161,7 +195,7 @@ fn pick(probs: &[f32], rng: &mut Rng) -> usize {
         .unwrap_or(0)
 }
 
-fn tract_generate(onnx: &[u8], cfg: &ModelConfig, budget: Duration) -> Result<f64> {
+fn tract_generate(onnx: &[u8], cfg: &ModelConfig) -> Result<Runner<'static>> {
     let h = cfg.hidden;
     let lstm = cfg.cell == Cell::Lstm;
     let mut model = tract_onnx::onnx().model_for_read(&mut &onnx[..])?;
@@ -175,7 +209,7 @@ fn tract_generate(onnx: &[u8], cfg: &ModelConfig, budget: Duration) -> Result<f6
     let mut cs = Tensor::zero::<f32>(&[1, h])?;
     let mut id = 0usize;
     let mut rng = Rng::new(1);
-    time_per_call(budget, || {
+    runner(move || {
         let ids = Tensor::from_shape(&[1, 1], &[id as i64])?;
         let mut inputs = tvec!(ids.into_tvalue(), hs.clone().into_tvalue());
         if lstm {
@@ -197,7 +231,7 @@ fn tract_generate(onnx: &[u8], cfg: &ModelConfig, budget: Duration) -> Result<f6
     })
 }
 
-fn tract_review(onnx: &[u8], review: &[u16], budget: Duration) -> Result<f64> {
+fn tract_review(onnx: &[u8], review: &[u16]) -> Result<Runner<'static>> {
     let plan = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])?
         .with_input_fact(0, i64::fact([1, review.len()]).into())?
@@ -205,13 +239,13 @@ fn tract_review(onnx: &[u8], review: &[u16], budget: Duration) -> Result<f64> {
         .into_runnable()?;
     let ids: Vec<i64> = review.iter().map(|&i| i as i64).collect();
     let input = Tensor::from_shape(&[1, review.len()], &ids)?;
-    time_per_call(budget, || {
+    runner(move || {
         std::hint::black_box(plan.run(tvec!(input.clone().into_tvalue()))?);
         Ok(())
     })
 }
 
-fn ort_generate(onnx: &[u8], cfg: &ModelConfig, threads: usize, budget: Duration) -> Result<f64> {
+fn ort_generate(onnx: &[u8], cfg: &ModelConfig, threads: usize) -> Result<Runner<'static>> {
     let h = cfg.hidden;
     let lstm = cfg.cell == Cell::Lstm;
     let mut session = session_from_bytes(onnx, Device::Cpu, threads)?;
@@ -219,7 +253,7 @@ fn ort_generate(onnx: &[u8], cfg: &ModelConfig, threads: usize, budget: Duration
     let mut cs = vec![0f32; h];
     let mut id = 0i64;
     let mut rng = Rng::new(1);
-    time_per_call(budget, || {
+    runner(move || {
         let mut feed: Vec<(String, ort::value::DynValue)> = vec![
             (
                 "ids".into(),
@@ -247,17 +281,17 @@ fn ort_generate(onnx: &[u8], cfg: &ModelConfig, threads: usize, budget: Duration
     })
 }
 
-fn ort_review(onnx: &[u8], review: &[u16], threads: usize, budget: Duration) -> Result<f64> {
+fn ort_review(onnx: &[u8], review: &[u16], threads: usize) -> Result<Runner<'static>> {
     let mut session = session_from_bytes(onnx, Device::Cpu, threads)?;
     let ids: Vec<i64> = review.iter().map(|&i| i as i64).collect();
-    time_per_call(budget, || {
+    runner(move || {
         let input = ort::value::Tensor::from_array(([1usize, ids.len()], ids.clone()))?;
         std::hint::black_box(session.run(ort::inputs!["ids" => input])?);
         Ok(())
     })
 }
 
-/// Runs every engine on every workload.
+/// Runs every engine on every workload, in alternating rounds.
 pub fn run(opts: BenchOptions, mut progress: impl FnMut(&Timing)) -> Result<Vec<Timing>> {
     let mut out = Vec::new();
     for (k, (name, cfg)) in workloads().into_iter().enumerate() {
@@ -265,49 +299,40 @@ pub fn run(opts: BenchOptions, mut progress: impl FnMut(&Timing)) -> Result<Vec<
         let spec = model_spec(&cfg, &params)?;
         let int_blob = spec.int_blob(ScaleScheme::PerRow)?;
         let f32_blob = spec.f32_blob()?;
-        let budget = opts.per_engine;
-        let seconds: Vec<(&str, f64)> = match cfg.head {
+        // A review exactly maxlen tokens long (no padding work skipped).
+        let review: Vec<u16> = match cfg.head {
+            Head::Flatten { maxlen } => {
+                let rows = cfg.vocab_rows() as u16;
+                (0..maxlen as u16)
+                    .map(|t| 1 + (t * 7) % (rows - 2))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let mut runners: Vec<(&str, Runner<'_>)> = match cfg.head {
             Head::Last => {
                 let step = export_step_onnx(&cfg, &params, &[])?;
                 vec![
-                    ("runtime int", runtime_generate::<Int>(&int_blob, budget)?),
-                    ("runtime f32", runtime_generate::<F32>(&f32_blob, budget)?),
-                    ("tract", tract_generate(&step, &cfg, budget)?),
-                    (
-                        "onnxruntime",
-                        ort_generate(&step, &cfg, opts.ort_threads, budget)?,
-                    ),
+                    ("runtime int", runtime_generate::<Int>(&int_blob)?),
+                    ("runtime f32", runtime_generate::<F32>(&f32_blob)?),
+                    ("tract", tract_generate(&step, &cfg)?),
+                    ("onnxruntime", ort_generate(&step, &cfg, opts.ort_threads)?),
                 ]
             }
-            _ => {
-                let Head::Flatten { maxlen } = cfg.head else {
-                    unreachable!()
-                };
-                let rows = cfg.vocab_rows() as u16;
-                // A review exactly maxlen tokens long (no padding work skipped).
-                let review: Vec<u16> = (0..maxlen as u16)
-                    .map(|t| 1 + (t * 7) % (rows - 2))
-                    .collect();
+            Head::Flatten { .. } => {
                 let onnx = export_onnx(&cfg, &params, &[])?;
                 vec![
-                    (
-                        "runtime int",
-                        runtime_review::<Int>(&int_blob, &review, budget)?,
-                    ),
-                    (
-                        "runtime f32",
-                        runtime_review::<F32>(&f32_blob, &review, budget)?,
-                    ),
-                    ("tract", tract_review(&onnx, &review, budget)?),
-                    (
-                        "onnxruntime",
-                        ort_review(&onnx, &review, opts.ort_threads, budget)?,
-                    ),
+                    ("runtime int", runtime_review::<Int>(&int_blob, &review)?),
+                    ("runtime f32", runtime_review::<F32>(&f32_blob, &review)?),
+                    ("tract", tract_review(&onnx, &review)?),
+                    ("onnxruntime", ort_review(&onnx, &review, opts.ort_threads)?),
                 ]
             }
+            Head::Mean => unreachable!("no benchmark workload has a mean head"),
         };
-        let int = seconds.first().map_or(1.0, |s| s.1);
-        for (engine, s) in seconds {
+        let seconds = time_in_rounds(opts.per_engine, &mut runners)?;
+        let int = seconds.first().copied().unwrap_or(1.0);
+        for ((engine, _), s) in runners.iter().zip(seconds) {
             let t = Timing {
                 workload: name.to_string(),
                 engine: engine.to_string(),
