@@ -345,3 +345,40 @@ pub fn run(opts: BenchOptions, mut progress: impl FnMut(&Timing)) -> Result<Vec<
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn rounds_alternate_between_engines_and_keep_one_figure_each() {
+        // Each call logs its engine; a round must visit every engine in turn.
+        let log = RefCell::new(Vec::new());
+        let engine = |name: &'static str| -> Runner<'_> {
+            let log = &log;
+            Box::new(move || {
+                log.borrow_mut().push(name);
+                Ok(())
+            })
+        };
+        let mut runners = vec![("a", engine("a")), ("b", engine("b"))];
+        let seconds = time_in_rounds(Duration::ZERO, &mut runners).unwrap();
+        assert_eq!(seconds.len(), 2);
+        assert!(seconds.iter().all(|&s| s >= 0.0 && s.is_finite()));
+        // Three calls per engine per round (the minimum), a's before b's.
+        let calls = log.borrow();
+        let expected: Vec<&str> = (0..ROUNDS)
+            .flat_map(|_| ["a"; 3].into_iter().chain(["b"; 3]))
+            .collect();
+        assert_eq!(*calls, expected);
+    }
+
+    #[test]
+    fn an_engine_error_stops_the_rounds() {
+        let mut runners: Vec<(&str, Runner<'_>)> =
+            vec![("broken", Box::new(|| Err(anyhow::anyhow!("no session"))))];
+        let err = time_in_rounds(Duration::ZERO, &mut runners).unwrap_err();
+        assert!(err.to_string().contains("no session"));
+    }
+}
