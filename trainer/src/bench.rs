@@ -36,6 +36,7 @@ pub fn workloads(cell: Cell) -> Vec<Workload> {
         output,
         steps,
         frozen_embedding: false,
+        pad: None,
     };
     vec![
         Workload {

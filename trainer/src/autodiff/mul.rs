@@ -1,4 +1,5 @@
-//! Elementwise products: two tensors of equal shape, or a tensor and a constant.
+//! Elementwise products: two tensors of equal shape, or a tensor and weights
+//! that take no gradient.
 
 use super::Tape;
 use crate::onnx::Value;
@@ -22,9 +23,16 @@ impl Tape {
     /// `x * factor` for a constant factor: `dx = dy * factor`.
     pub fn scale(&mut self, x: &Value, factor: f32) -> Value {
         let c = self.graph().const_f32(&[], &[factor]);
-        let y = self.graph().op("Mul", &[x, &c], vec![]);
+        self.weigh(x, &c)
+    }
+
+    /// `x * weights` for weights that take no gradient (a constant, or computed
+    /// from inputs) and may broadcast over `x`: `dx = dy * weights`.
+    pub fn weigh(&mut self, x: &Value, weights: &Value) -> Value {
+        let y = self.graph().op("Mul", &[x, weights], vec![]);
+        let w = weights.clone();
         self.record(&[x], &[&y], move |g, dys, _| {
-            vec![dys[0].as_ref().map(|dy| g.op("Mul", &[dy, &c], vec![]))]
+            vec![dys[0].as_ref().map(|dy| g.op("Mul", &[dy, &w], vec![]))]
         });
         y
     }

@@ -82,11 +82,18 @@ pub(crate) fn loss(
             }
             hs.push(h.clone());
         }
-        let mut features: Vec<f64> = match spec.head {
-            Head::Flatten { .. } => hs.concat(),
-            Head::Last => h.clone(),
-            Head::Mean => (0..h_size)
-                .map(|j| hs.iter().map(|s| s[j]).sum::<f64>() / t_len as f64)
+        // Last and mean heads pool the steps before the first PAD (all without one).
+        let row = &ids[b * t_len..(b + 1) * t_len];
+        let tokens = match spec.pad {
+            Some(pad) => row.iter().take_while(|&&id| id != i64::from(pad)).count(),
+            None => t_len,
+        };
+        let mut features: Vec<f64> = match (spec.head, tokens) {
+            (Head::Flatten { .. }, _) => hs.concat(),
+            (_, 0) => vec![0.0; h_size],
+            (Head::Last, _) => hs[tokens - 1].clone(),
+            (Head::Mean, _) => (0..h_size)
+                .map(|j| hs[..tokens].iter().map(|s| s[j]).sum::<f64>() / tokens as f64)
                 .collect(),
         };
         if let Some(mask) = mask {

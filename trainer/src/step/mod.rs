@@ -16,7 +16,7 @@ use lstm_edge_runtime::format::{Cell, Head, Output};
 use crate::autodiff::{Backend, Tape};
 use crate::bptt::Recurrence;
 use crate::model::{InputConfig, ModelConfig, Params, Tensor};
-use crate::onnx::{Dim, Elem, Graph, Value, OPSET};
+use crate::onnx::{Attr, Dim, Elem, Graph, Value, OPSET};
 use crate::optim::{Grad, OptimizerConfig};
 
 /// How tokens enter the recurrent layer.
@@ -40,6 +40,10 @@ pub struct NetSpec {
     pub steps: usize,
     /// The embedding table stays as loaded: no gradient, no update, no optimizer state.
     pub frozen_embedding: bool,
+    /// The id that post-pads sequences to `steps`. Last and mean heads then pool
+    /// only the tokens before the first PAD, as the runtime does on unpadded text;
+    /// `None` pools every step (generator windows are never padded).
+    pub pad: Option<u16>,
 }
 
 /// Training targets of one batch.
@@ -161,6 +165,10 @@ impl NetSpec {
             output: cfg.output,
             steps,
             frozen_embedding: false,
+            pad: match cfg.head {
+                Head::Flatten { .. } => None,
+                Head::Last | Head::Mean => cfg.input.pad_id(),
+            },
         }
     }
 }
@@ -210,11 +218,7 @@ pub fn forward_with(
     let (w, r, wb, rb, head_w, head_b) =
         (&rest[0], &rest[1], &rest[2], &rest[3], &rest[4], &rest[5]);
     let g = tape.graph();
-    let ids_t = g.op(
-        "Transpose",
-        &[ids],
-        vec![crate::onnx::Attr::Ints("perm", vec![1, 0])],
-    );
+    let ids_t = g.op("Transpose", &[ids], vec![Attr::Ints("perm", vec![1, 0])]);
 
     // The LSTM's two biases always add; the GRU's recurrent bias sits inside r ⊙ (..).
     let bias = match spec.cell {
@@ -224,11 +228,9 @@ pub fn forward_with(
     let xproj = match (embedding, spec.input) {
         (Some(table), InputKind::Embedding { vocab, dim }) => {
             let x = if lookup_leaf {
-                let x = tape.graph().op(
-                    "Gather",
-                    &[table, &ids_t],
-                    vec![crate::onnx::Attr::Int("axis", 0)],
-                );
+                let x = tape
+                    .graph()
+                    .op("Gather", &[table, &ids_t], vec![Attr::Int("axis", 0)]);
                 lookup = Some(Lookup {
                     rows: x.clone(),
                     ids: ids_t.clone(),
@@ -264,11 +266,17 @@ pub fn forward_with(
             tape.reshape(&dropped, &[-1, steps * hidden])
         }
         Head::Last | Head::Mean => {
-            let pooled = if spec.head == Head::Last {
-                let last = tape.slice(&h_seq, 0, -1, i64::MAX);
-                tape.reshape(&last, &[-1, hidden])
-            } else {
-                tape.reduce_mean(&h_seq, &[0], false)
+            let pooled = match spec.pad {
+                Some(pad) => {
+                    let weights = pooling_weights(tape.graph(), &ids_t, pad, spec.head);
+                    let weighted = tape.weigh(&h_seq, &weights);
+                    tape.reduce_sum(&weighted, &[0], false)
+                }
+                None if spec.head == Head::Last => {
+                    let last = tape.slice(&h_seq, 0, -1, i64::MAX);
+                    tape.reshape(&last, &[-1, hidden])
+                }
+                None => tape.reduce_mean(&h_seq, &[0], false),
             };
             match mask {
                 Some(m) => tape.dropout(&pooled, m),
@@ -277,6 +285,47 @@ pub fn forward_with(
         }
     };
     (tape.linear(&features, head_w, Some(head_b)), lookup)
+}
+
+/// Time-major `[T, B, 1]` weights that pool a post-padded batch's hidden states
+/// by a sum over steps: a row's steps before its first `pad` id are its tokens;
+/// the mean head weighs each by `1 / len` and the last-state head puts 1 on the
+/// last one. A row without tokens pools to zeros, like the runtime's empty text.
+fn pooling_weights(g: &mut Graph, ids_t: &Value, pad: u16, head: Head) -> Value {
+    const FLOAT: i64 = 1;
+    let cast = |g: &mut Graph, x: &Value| g.op("Cast", &[x], vec![Attr::Int("to", FLOAT)]);
+    let pad_id = g.const_i64(&[], &[i64::from(pad)]);
+    let is_pad = g.op("Equal", &[ids_t, &pad_id], vec![]);
+    let is_pad = cast(g, &is_pad);
+    let axis = g.const_i64(&[], &[0]);
+    let pads_so_far = g.op("CumSum", &[&is_pad, &axis], vec![]);
+    let zero = g.const_f32(&[], &[0.0]);
+    let is_token = g.op("Equal", &[&pads_so_far, &zero], vec![]);
+    let is_token = cast(g, &is_token);
+    let weights = if head == Head::Last {
+        // 1 where the next step is no longer a token.
+        let (starts, ends, axes) = (
+            g.const_i64(&[1], &[1]),
+            g.const_i64(&[1], &[i64::MAX]),
+            g.const_i64(&[1], &[0]),
+        );
+        let next = g.op("Slice", &[&is_token, &starts, &ends, &axes], vec![]);
+        let after_end = g.const_i64(&[4], &[0, 0, 1, 0]);
+        let next = g.op("Pad", &[&next, &after_end], vec![]);
+        g.op("Sub", &[&is_token, &next], vec![])
+    } else {
+        let steps_axis = g.const_i64(&[1], &[0]);
+        let lengths = g.op(
+            "ReduceSum",
+            &[&is_token, &steps_axis],
+            vec![Attr::Int("keepdims", 1)],
+        );
+        let one = g.const_f32(&[], &[1.0]);
+        let lengths = g.op("Max", &[&lengths, &one], vec![]);
+        g.op("Div", &[&is_token, &lengths], vec![])
+    };
+    let last_axis = g.const_i64(&[1], &[2]);
+    g.op("Unsqueeze", &[&weights, &last_axis], vec![])
 }
 
 /// The mean loss of `logits` for the spec's output kind. `targets` is f32 `[B]`
@@ -474,9 +523,24 @@ mod gradient_checks {
         let vocab = match spec.input {
             InputKind::Embedding { vocab, .. } | InputKind::OneHot { vocab } => vocab,
         };
-        let ids: Vec<i64> = (0..BATCH * spec.steps)
+        let mut ids: Vec<i64> = (0..BATCH * spec.steps)
             .map(|_| (rng.next() * vocab as f64) as i64 % vocab as i64)
             .collect();
+        if let Some(pad) = spec.pad.map(i64::from) {
+            // Post-padded rows of every kind: full, short and empty.
+            for (b, row) in ids.chunks_mut(spec.steps).enumerate() {
+                let tokens = [spec.steps, 2, 0][b % 3];
+                for (t, id) in row.iter_mut().enumerate() {
+                    *id = if t >= tokens {
+                        pad
+                    } else if *id == pad {
+                        (pad + 1) % vocab as i64
+                    } else {
+                        *id
+                    };
+                }
+            }
+        }
         let targets = match spec.output {
             Output::Sigmoid => Targets::Binary((0..BATCH).map(|b| (b % 2) as f32).collect()),
             Output::Softmax { classes } => Targets::Class(
@@ -612,6 +676,7 @@ mod gradient_checks {
             output,
             steps: 5,
             frozen_embedding: false,
+            pad: None,
         }
     }
 
@@ -645,6 +710,24 @@ mod gradient_checks {
             true,
             Recurrence::Scan,
         );
+    }
+
+    #[test]
+    fn last_and_mean_heads_of_padded_rows() {
+        // (cell, input, PAD id): LSTM on words, GRU on chars.
+        for (cell, input, pad) in [(Cell::Lstm, WORDS, 0), (Cell::Gru, CHARS, 5)] {
+            for head in [Head::Last, Head::Mean] {
+                let padded = NetSpec {
+                    pad: Some(pad),
+                    ..spec(cell, head, input, Output::Sigmoid)
+                };
+                check(
+                    padded,
+                    (cell == Cell::Lstm) == (head == Head::Mean),
+                    Recurrence::Scan,
+                );
+            }
+        }
     }
 
     #[test]

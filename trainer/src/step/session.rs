@@ -349,3 +349,78 @@ impl TrainSession {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::InputKind;
+    use lstm_edge_runtime::format::{Cell, Head};
+
+    /// The evaluation loss of one sigmoid-output row `ids` with `pad` set.
+    fn eval_loss(head: Head, steps: usize, ids: &[i64], pad: u16) -> f32 {
+        let spec = NetSpec {
+            cell: Cell::Lstm,
+            hidden: 3,
+            input: InputKind::Embedding { vocab: 6, dim: 2 },
+            head,
+            output: Output::Sigmoid,
+            steps,
+            frozen_embedding: false,
+            pad: Some(pad),
+        };
+        let mut seed = 1u32;
+        let tensors = spec
+            .param_shapes()
+            .iter()
+            .map(|(_, dims)| {
+                let data = (0..dims.iter().product::<usize>())
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+                    })
+                    .collect();
+                Tensor::new(dims, data).unwrap()
+            })
+            .collect();
+        let params = spec.params_from_ordered(tensors).unwrap();
+        let optimizer = OptimizerConfig {
+            rule: crate::optim::Optimizer::rmsprop(0.01),
+            clip_norm: None,
+        };
+        let mut session = TrainSession::new(
+            spec,
+            false,
+            &optimizer,
+            &params,
+            None,
+            Device::Cpu,
+            1,
+            Recurrence::Scan,
+        )
+        .unwrap();
+        let batch = Batch {
+            ids,
+            targets: BatchTargets::Binary(&[1.0]),
+            mask: None,
+        };
+        session.evaluate(&batch).unwrap().loss
+    }
+
+    #[test]
+    fn last_and_mean_heads_ignore_post_padding() {
+        for head in [Head::Last, Head::Mean] {
+            let unpadded = eval_loss(head, 3, &[3, 5, 2], 0);
+            let padded = eval_loss(head, 7, &[3, 5, 2, 0, 0, 0, 0], 0);
+            assert!(
+                (padded - unpadded).abs() < 1e-6,
+                "{head:?}: padded {padded} vs unpadded {unpadded}"
+            );
+            // Without the PAD id, the padding steps would count.
+            let counted = eval_loss(head, 7, &[3, 5, 2, 0, 0, 0, 0], 4);
+            assert!(
+                (counted - unpadded).abs() > 1e-4,
+                "{head:?}: {counted} vs {unpadded}"
+            );
+        }
+    }
+}
