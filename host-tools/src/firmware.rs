@@ -30,6 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use lstm_edge_runtime::numeric::{Int, Numeric};
 
 /// The target the firmware is built for.
 pub const TARGET: &str = "thumbv7em-none-eabihf";
@@ -329,6 +330,15 @@ pub struct Score {
     pub ticks: u64,
     /// Cell steps it took (padding included).
     pub steps: u32,
+}
+
+impl Score {
+    /// The score as a probability (the integer path's fixed-point sigmoid, decoded),
+    /// or `None` if the printed value is not one.
+    pub fn probability(&self) -> Option<f64> {
+        let raw = u32::try_from(self.value).ok()?;
+        Some(<Int as Numeric>::prob_to_f64(raw))
+    }
 }
 
 /// One generation run as the firmware printed it.
@@ -671,6 +681,12 @@ mod tests {
                 steps: 12
             }]
         );
+        assert_eq!(out.scores[0].probability(), Some(0.5));
+        let negative = Score {
+            value: -1,
+            ..out.scores[0].clone()
+        };
+        assert_eq!(negative.probability(), None);
         assert_eq!(out.generations.len(), 1);
         assert_eq!(out.generations[0].text, b"hi\n");
         assert_eq!(out.generations[0].temperature_milli, 500);

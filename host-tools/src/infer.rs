@@ -52,9 +52,18 @@ fn score_with<N: Numeric>(file: &BlobFile, text: &[u8]) -> Result<ScoreReport> {
     Ok(ScoreReport {
         score,
         raw: format!("{p:?}"),
-        label: if score >= 0.5 { "positive" } else { "negative" },
+        label: sentiment_label(score),
         steps: state.steps(),
     })
+}
+
+/// "positive" from a score of 0.5 up, else "negative".
+pub fn sentiment_label(score: f64) -> &'static str {
+    if score >= 0.5 {
+        "positive"
+    } else {
+        "negative"
+    }
 }
 
 /// Scores `text` with a sentiment model.

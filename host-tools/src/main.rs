@@ -179,7 +179,8 @@ fn firmware_summary(out: &firmware::FirmwareOutput) -> serde_json::Value {
     serde_json::json!({
         "model": out.model,
         "scores": out.scores.iter().map(|s| serde_json::json!({
-            "review": s.index, "raw": s.value, "steps": s.steps, "instructions": s.ticks * per_tick,
+            "review": s.index, "score": s.probability(), "raw": s.value, "steps": s.steps,
+            "instructions": s.ticks * per_tick,
         })).collect::<Vec<_>>(),
         "generations": out.generations.iter().map(|g| serde_json::json!({
             "temperature": g.temperature_milli as f64 / 1000.0, "seed": g.seed,
@@ -194,8 +195,12 @@ fn print_firmware(out: &firmware::FirmwareOutput) {
     let per_tick = out.instructions_per_tick();
     println!("model: {}", out.model);
     for s in &out.scores {
+        let score = match s.probability() {
+            Some(p) => format!("{p:.4} {}", infer::sentiment_label(p)),
+            None => "out of range".into(),
+        };
         println!(
-            "review {}: raw score {} ({} steps, ~{} instructions)",
+            "review {}: {score} (raw {}, {} steps, ~{} instructions)",
             s.index,
             s.value,
             s.steps,
