@@ -460,7 +460,8 @@ fn resume_from(
     let what = path.display();
     ensure!(
         &ck.model == model,
-        "{what} was written for another model configuration; use a new checkpoint path or the same model settings"
+        "{what} was written for another model (checkpoint vs this run: {}); resume with the checkpoint's settings, or train into another output directory",
+        ck.model.differences(model).join(", ")
     );
     ensure!(
         ck.optimizer == options.optimizer,

@@ -105,6 +105,14 @@ impl InputConfig {
     }
 }
 
+/// "words" or "chars".
+fn input_kind(input: &InputConfig) -> &'static str {
+    match input {
+        InputConfig::Words { .. } => "words",
+        InputConfig::Chars { .. } => "chars",
+    }
+}
+
 /// Everything that fixes a model's shapes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -118,6 +126,58 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// What differs from `other`, one `field: self's value vs other's` entry each.
+    pub fn differences(&self, other: &ModelConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut compare = |field: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{field} {a} vs {b}"));
+            }
+        };
+        compare(
+            "cell",
+            format!("{:?}", self.cell),
+            format!("{:?}", other.cell),
+        );
+        compare("hidden", self.hidden.to_string(), other.hidden.to_string());
+        compare(
+            "head",
+            format!("{:?}", self.head),
+            format!("{:?}", other.head),
+        );
+        compare(
+            "output",
+            format!("{:?}", self.output),
+            format!("{:?}", other.output),
+        );
+        compare(
+            "dropout",
+            self.dropout.to_string(),
+            other.dropout.to_string(),
+        );
+        match (&self.input, &other.input) {
+            (InputConfig::Words { embed_dim: a, .. }, InputConfig::Words { embed_dim: b, .. }) => {
+                compare("embedding width", a.to_string(), b.to_string());
+                compare(
+                    "vocabulary size",
+                    self.input.words().to_string(),
+                    other.input.words().to_string(),
+                );
+            }
+            (InputConfig::Chars { .. }, InputConfig::Chars { .. }) => {}
+            (a, b) => compare("input", input_kind(a).into(), input_kind(b).into()),
+        }
+        if out.is_empty() && self.input != other.input {
+            out.push(match self.input {
+                InputConfig::Words { .. } => {
+                    "the vocabulary's words (built from other training text)".into()
+                }
+                InputConfig::Chars { .. } => "the char table".into(),
+            });
+        }
+        out
+    }
+
     /// Width of the recurrent layer's input: the char table or the embedding width.
     pub fn input_dim(&self) -> usize {
         match &self.input {
@@ -359,6 +419,33 @@ mod tests {
         assert_eq!(p.w.dims, [9, 6]);
         assert_eq!(p.named().len(), 7);
         assert_eq!(Params::init(&c, 1).named().len(), 6);
+    }
+
+    #[test]
+    fn differences_name_each_changed_field() {
+        let w = words_cfg();
+        assert!(w.differences(&w).is_empty());
+        let wider = ModelConfig {
+            hidden: 8,
+            head: Head::Mean,
+            ..w.clone()
+        };
+        assert_eq!(
+            w.differences(&wider),
+            ["hidden 3 vs 8", "head Flatten { maxlen: 5 } vs Mean"]
+        );
+        let mut other_words = w.clone();
+        if let InputConfig::Words { strings, .. } = &mut other_words.input {
+            strings[0] = b'c';
+        }
+        assert_eq!(
+            w.differences(&other_words),
+            ["the vocabulary's words (built from other training text)"]
+        );
+        let chars = chars_cfg(Cell::Gru, w.head, w.output);
+        assert!(w
+            .differences(&chars)
+            .contains(&"input words vs chars".to_string()));
     }
 
     #[test]
