@@ -38,23 +38,48 @@ fn failure(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn train_tiny_generator(out: &Path) {
-    cli()
-        .args(["train", "--preset", "g", "--corpus"])
+/// `train` of a tiny generator into `out`, without `--epochs`.
+fn tiny_generator(out: &Path) -> Command {
+    let mut cmd = cli();
+    cmd.args(["train", "--preset", "g", "--corpus"])
         .arg(data("shakespeare/shakespeare-macbeth.txt"))
-        .args(["--hidden", "8", "--maxlen", "12", "--window-step", "40"])
-        .args([
-            "--epochs",
-            "2",
-            "--threads",
-            "1",
-            "--calibration",
-            "32",
-            "--quiet",
-        ])
-        .args(["--out", arg(out)])
+        .args(["--maxlen", "12", "--window-step", "40"])
+        .args(["--threads", "1", "--calibration", "32"])
+        .args(["--out", arg(out)]);
+    cmd
+}
+
+fn train_tiny_generator(out: &Path) {
+    tiny_generator(out)
+        .args(["--hidden", "8", "--epochs", "2", "--quiet"])
         .assert()
         .success();
+}
+
+#[test]
+fn resume_says_where_it_starts_and_what_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("g");
+    let stderr = |cmd: &mut Command| {
+        let out = cmd.assert().success().get_output().stderr.clone();
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let fresh = stderr(tiny_generator(&model).args(["--hidden", "8", "--epochs", "1", "--resume"]));
+    assert!(
+        fresh.contains("nothing to resume") && fresh.contains("epoch 1/1"),
+        "{fresh}"
+    );
+    let more = stderr(tiny_generator(&model).args(["--hidden", "8", "--epochs", "2", "--resume"]));
+    assert!(
+        more.contains("after epoch 1 of 2") && more.contains("epoch 2/2"),
+        "{more}"
+    );
+    assert!(!more.contains("epoch 1/2"), "{more}");
+    let done = stderr(tiny_generator(&model).args(["--hidden", "8", "--epochs", "2", "--resume"]));
+    assert!(done.contains("nothing left to train"), "{done}");
+    let other =
+        failure(tiny_generator(&model).args(["--hidden", "9", "--epochs", "3", "--resume"]));
+    assert!(other.contains("hidden 8 vs 9"), "{other}");
 }
 
 #[test]

@@ -304,6 +304,9 @@ pub fn train(
         (Some(path), true) if path.exists() => Some(resume_from(path, model, options)?),
         _ => None,
     };
+    if options.progress && options.resume {
+        eprintln!("{}", describe_resume(options, resumed.as_ref()));
+    }
     let (params, state, mut history, first_epoch) = match resumed {
         Some(ck) => (
             ck.params,
@@ -448,6 +451,25 @@ fn diverged(epoch: usize, batch: usize, options: &TrainOptions, history: &[Epoch
         "training stopped in epoch {}, batch {batch}{kept}. Lower the learning rate or enable gradient clipping",
         epoch + 1
     )
+}
+
+/// Where a `resume` run starts, for the progress output.
+fn describe_resume(options: &TrainOptions, resumed: Option<&Checkpoint>) -> String {
+    let path = options.checkpoint.as_deref().map_or_else(
+        || "no checkpoint path given".into(),
+        |p| p.display().to_string(),
+    );
+    match resumed {
+        None => format!("nothing to resume ({path} does not exist): training from epoch 1"),
+        Some(ck) if ck.epochs_done >= options.epochs => format!(
+            "{path} already holds {} of {} epochs: nothing left to train",
+            ck.epochs_done, options.epochs
+        ),
+        Some(ck) => format!(
+            "resuming from {path} after epoch {} of {}",
+            ck.epochs_done, options.epochs
+        ),
+    }
 }
 
 /// Loads a checkpoint and checks it belongs to this run's settings.
