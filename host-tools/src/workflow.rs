@@ -44,9 +44,9 @@ pub enum CellArg {
 pub enum HeadArg {
     /// The notebook's flatten head (fixed maxlen).
     Flatten,
-    /// The last hidden state.
+    /// The hidden state after the text's last token (any length; padding is skipped).
     Last,
-    /// The mean of the hidden states.
+    /// The mean hidden state over the text's tokens (any length; padding is skipped).
     Mean,
 }
 
