@@ -473,7 +473,7 @@ fn train_rejects_bad_input_with_the_fix() {
     );
     assert!(err.contains("--epochs"), "{err}");
     let reviews = data("imdb-sample/train.jsonl.gz");
-    let embedding_misuse: [(&[&str], &str); 3] = [
+    let misuse: [(&[&str], &str); 6] = [
         (
             &["--preset", "w", "--freeze-embedding"],
             "--word-vectors FILE or --word2vec N",
@@ -490,8 +490,20 @@ fn train_rejects_bad_input_with_the_fix() {
             "give one of the two",
         ),
         (&["--preset", "c", "--word2vec", "2"], "preset w"),
+        (
+            &["--preset", "w", "--vocab-size", "0"],
+            "--vocab-size must be",
+        ),
+        (
+            &["--preset", "w", "--calibration", "0"],
+            "--calibration must be",
+        ),
+        (
+            &["--preset", "w", "--validation-split", "0"],
+            "give --test PATH or raise --validation-split",
+        ),
     ];
-    for (flags, expected) in embedding_misuse {
+    for (flags, expected) in misuse {
         let err = failure(
             cli()
                 .arg("train")

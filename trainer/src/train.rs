@@ -290,6 +290,8 @@ pub fn train(
     ensure!(options.batch_size > 0, "batch size must be at least 1");
     ensure!(!train_data.is_empty(), "the training data is empty");
     check_data(model, train_data, "training")?;
+    // An empty validation set has no loss or accuracy to report.
+    let validation = validation.filter(|v| !v.is_empty());
     if let Some(v) = validation {
         check_data(model, v, "validation")?;
         ensure!(
@@ -627,6 +629,21 @@ mod tests {
             );
             assert!(last.val_accuracy.unwrap() > 0.9, "{cell:?}: {last:?}");
         }
+    }
+
+    #[test]
+    fn an_empty_validation_set_reports_no_validation_figures() {
+        let cfg = model(Cell::Lstm);
+        let run = train(
+            &cfg,
+            Params::init(&cfg, 5),
+            &data(64, 3),
+            Some(&data(0, 4)),
+            &options(1, None, false),
+        )
+        .unwrap();
+        let epoch = &run.history[0];
+        assert_eq!((epoch.val_loss, epoch.val_accuracy), (None, None));
     }
 
     /// A word model over 10 words (ids 0..12 with PAD and UNK) and data whose label is 1

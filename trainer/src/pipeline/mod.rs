@@ -238,6 +238,13 @@ fn progress_bar(len: usize, what: &str, show: bool) -> ProgressBar {
 pub fn run(job: &TrainJob) -> Result<TrainReport> {
     let started = Instant::now();
     check_hyper(&job.hyper)?;
+    ensure!(
+        job.calibration_sequences > 0,
+        "--calibration must be at least 1 (the integer blob is calibrated on training sequences)"
+    );
+    if job.hyper.preset == Preset::W {
+        ensure!(job.vocab_size > 0, "--vocab-size must be at least 1");
+    }
     match (&job.data, is_sentiment(job.hyper.preset)) {
         (DataSource::Reviews { .. }, true) | (DataSource::Corpus { .. }, false) => {}
         (DataSource::Reviews { .. }, false) => bail!(

@@ -172,9 +172,14 @@ pub(super) fn prepare_reviews(
     } else {
         (split.train, split.test.clone(), split.test)
     };
+    let fix = if train_reviews.is_empty() {
+        "give more reviews or lower --validation-split"
+    } else {
+        "give --test PATH or raise --validation-split"
+    };
     ensure!(
         !train_reviews.is_empty() && !test_reviews.is_empty(),
-        "{} gives {} training and {} test reviews; both need at least one (lower --validation-split or give more reviews)",
+        "{} gives {} training and {} test reviews; both need at least one ({fix})",
         train_path.display(),
         train_reviews.len(),
         test_reviews.len()
