@@ -127,6 +127,10 @@ pub struct TrainArgs {
     pub batch: Option<usize>,
     #[arg(long)]
     pub lr: Option<f32>,
+    /// Clip the gradients to this global L2 norm before each update (default: none, as
+    /// in the notebook).
+    #[arg(long, value_name = "NORM")]
+    pub clip_norm: Option<f32>,
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
     #[arg(long)]
@@ -270,6 +274,9 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
          window_step <- args.window_step, dropout <- args.dropout, epochs <- args.epochs,
          batch_size <- args.batch, learning_rate <- args.lr, seed <- args.seed,
          validation_split <- args.validation_split);
+    if args.clip_norm.is_some() {
+        hp.clip_norm = args.clip_norm;
+    }
     if args.all_reviews {
         hp.train_samples = None;
     } else if let Some(limit) = args.limit {

@@ -57,6 +57,32 @@ fn train_tiny_generator(out: &Path) {
 }
 
 #[test]
+fn clip_norm_reaches_the_update_and_the_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        tiny_generator(&out)
+            .args(["--hidden", "8", "--epochs", "1", "--quiet"])
+            .args(extra)
+            .assert()
+            .success();
+        let card: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+        (std::fs::read(out.join("model-f32.blob")).unwrap(), card)
+    };
+    let (plain, plain_card) = train("plain", &[]);
+    let (clipped, card) = train("clipped", &["--clip-norm", "0.001"]);
+    assert_eq!(plain_card["hyperparameters"]["clip_norm"], Value::Null);
+    assert_eq!(card["hyperparameters"]["clip_norm"], 0.001);
+    assert_ne!(
+        plain, clipped,
+        "a tiny clip norm changes the trained weights"
+    );
+    let err = failure(tiny_generator(&dir.path().join("bad")).args(["--clip-norm", "0"]));
+    assert!(err.contains("--clip-norm must be positive"), "{err}");
+}
+
+#[test]
 fn resume_says_where_it_starts_and_what_differs() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("g");

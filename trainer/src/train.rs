@@ -450,7 +450,7 @@ fn diverged(epoch: usize, batch: usize, options: &TrainOptions, history: &[Epoch
         _ => "; no checkpoint was written yet".to_string(),
     };
     format!(
-        "training stopped in epoch {}, batch {batch}{kept}. Lower the learning rate or enable gradient clipping",
+        "training stopped in epoch {}, batch {batch}{kept}. Lower the learning rate (--lr) or clip the gradients (--clip-norm)",
         epoch + 1
     )
 }

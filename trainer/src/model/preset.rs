@@ -60,6 +60,10 @@ pub struct Hyperparams {
     pub epochs: usize,
     pub optimizer: OptimizerKind,
     pub learning_rate: f32,
+    /// Clip all gradients together to this global L2 norm before each update
+    /// (`None`: no clipping, as in the notebook).
+    #[serde(default)]
+    pub clip_norm: Option<f32>,
     /// Generator: stride between training windows.
     pub window_step: usize,
     /// Sentiment: reviews used (train + validation); `None` = all.
@@ -85,6 +89,7 @@ impl Preset {
             optimizer: OptimizerKind::RmsProp,
             // Keras' RMSprop default.
             learning_rate: 0.001,
+            clip_norm: None,
             window_step: 0,
             train_samples: Some(16_000),
             validation_split: 0.2,

@@ -147,7 +147,7 @@ fn optimizer_config(hyper: &Hyperparams) -> OptimizerConfig {
             OptimizerKind::RmsProp => Optimizer::rmsprop(hyper.learning_rate),
             OptimizerKind::Adam => Optimizer::adam(hyper.learning_rate),
         },
-        clip_norm: None,
+        clip_norm: hyper.clip_norm,
     }
 }
 
@@ -165,6 +165,12 @@ fn check_hyper(hp: &Hyperparams) -> Result<()> {
         "--lr must be positive, got {}",
         hp.learning_rate
     );
+    if let Some(norm) = hp.clip_norm {
+        ensure!(
+            norm.is_finite() && norm > 0.0,
+            "--clip-norm must be positive, got {norm}"
+        );
+    }
     ensure!(
         (0.0..1.0).contains(&hp.dropout),
         "--dropout must be in [0, 1), got {}",
