@@ -126,3 +126,32 @@ impl TrainedCard {
         self.evaluation = Some(eval.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewritten_card_keeps_every_number_exactly() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/g");
+        let tmp = tempfile::tempdir().unwrap();
+        TrainedCard::read(&shipped)
+            .unwrap()
+            .write(tmp.path())
+            .unwrap();
+        let text = |dir: &Path| std::fs::read_to_string(dir.join(CARD_FILE)).unwrap();
+        let (original, rewritten) = (text(&shipped), text(tmp.path()));
+        let numbers: Vec<&str> = original
+            .lines()
+            .filter(|l| l.contains("_loss\":") || l.contains("_accuracy\":"))
+            .collect();
+        assert!(
+            numbers.len() > 24,
+            "{} loss and accuracy lines",
+            numbers.len()
+        );
+        for line in numbers {
+            assert!(rewritten.contains(line), "changed on rewrite: {line}");
+        }
+    }
+}
