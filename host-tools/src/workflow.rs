@@ -273,10 +273,7 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     set!(hidden <- args.hidden, embed_dim <- args.embed_dim, maxlen <- args.maxlen,
          window_step <- args.window_step, dropout <- args.dropout, epochs <- args.epochs,
          batch_size <- args.batch, learning_rate <- args.lr, seed <- args.seed,
-         validation_split <- args.validation_split);
-    if args.clip_norm.is_some() {
-        hp.clip_norm = args.clip_norm;
-    }
+         validation_split <- args.validation_split, clip_norm <- args.clip_norm.map(Some));
     if args.all_reviews {
         hp.train_samples = None;
     } else if let Some(limit) = args.limit {

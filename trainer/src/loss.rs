@@ -2,9 +2,7 @@
 //! matching accuracy counts, each loss's forward and gradient side by side.
 
 use crate::autodiff::Tape;
-use crate::onnx::{Attr, Graph, Value};
-
-const FLOAT: i64 = 1;
+use crate::onnx::{Attr, Elem, Graph, Value};
 
 impl Tape {
     /// Mean binary cross-entropy of `logits` against `targets` in `[0, 1]`
@@ -63,13 +61,13 @@ impl Tape {
 /// `dl / size(z)`: the mean's share of the upstream gradient per element.
 fn per_element(g: &mut Graph, dl: &Value, z: &Value) -> Value {
     let n = g.op("Size", &[z], vec![]);
-    let n = g.op("Cast", &[&n], vec![Attr::Int("to", FLOAT)]);
+    let n = g.cast(&n, Elem::F32);
     g.op("Div", &[dl, &n], vec![])
 }
 
 /// `dl / rows` with `rows` a `[1]` int64 shape slice.
 fn per_row(g: &mut Graph, dl: &Value, rows: &Value) -> Value {
-    let n = g.op("Cast", &[rows], vec![Attr::Int("to", FLOAT)]);
+    let n = g.cast(rows, Elem::F32);
     let n = g.op("Squeeze", &[&n], vec![]);
     g.op("Div", &[dl, &n], vec![])
 }
@@ -96,7 +94,7 @@ pub fn categorical_correct(g: &mut Graph, logits: &Value, targets: &Value) -> Va
 }
 
 fn count_true(g: &mut Graph, hit: &Value) -> Value {
-    let as_float = g.op("Cast", &[hit], vec![Attr::Int("to", FLOAT)]);
+    let as_float = g.cast(hit, Elem::F32);
     g.op("ReduceSum", &[&as_float], vec![Attr::Int("keepdims", 0)])
 }
 

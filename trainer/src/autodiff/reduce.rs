@@ -2,7 +2,7 @@
 //! back to the input's run-time shape (divided by the count, for the mean).
 
 use super::Tape;
-use crate::onnx::{Attr, Graph, Value};
+use crate::onnx::{Attr, Elem, Graph, Value};
 
 impl Tape {
     pub fn reduce_mean(&mut self, x: &Value, axes: &[i64], keepdims: bool) -> Value {
@@ -76,11 +76,10 @@ impl Tape {
 
 /// `size(y) / size(x)` as an f32 scalar, read at run time.
 fn count_ratio(g: &mut Graph, y: &Value, x: &Value) -> Value {
-    const FLOAT: i64 = 1;
     let ny = g.op("Size", &[y], vec![]);
     let nx = g.op("Size", &[x], vec![]);
-    let ny = g.op("Cast", &[&ny], vec![Attr::Int("to", FLOAT)]);
-    let nx = g.op("Cast", &[&nx], vec![Attr::Int("to", FLOAT)]);
+    let ny = g.cast(&ny, Elem::F32);
+    let nx = g.cast(&nx, Elem::F32);
     g.op("Div", &[&ny, &nx], vec![])
 }
 

@@ -290,6 +290,15 @@ impl Graph {
         self.op("Constant", &[], vec![Attr::Tensor("value", tensor)])
     }
 
+    /// `x` converted to element type `to`.
+    pub fn cast(&mut self, x: &Value, to: Elem) -> Value {
+        self.op(
+            "Cast",
+            &[x],
+            vec![Attr::Int("to", i64::from(to.onnx_code()))],
+        )
+    }
+
     /// Adds a node with one output and returns it.
     pub fn op(&mut self, op_type: &str, inputs: &[&Value], attrs: Vec<Attr>) -> Value {
         let inputs: Vec<Option<&Value>> = inputs.iter().map(|v| Some(*v)).collect();

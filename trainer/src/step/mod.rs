@@ -292,16 +292,14 @@ pub fn forward_with(
 /// the mean head weighs each by `1 / len` and the last-state head puts 1 on the
 /// last one. A row without tokens pools to zeros, like the runtime's empty text.
 fn pooling_weights(g: &mut Graph, ids_t: &Value, pad: u16, head: Head) -> Value {
-    const FLOAT: i64 = 1;
-    let cast = |g: &mut Graph, x: &Value| g.op("Cast", &[x], vec![Attr::Int("to", FLOAT)]);
     let pad_id = g.const_i64(&[], &[i64::from(pad)]);
     let is_pad = g.op("Equal", &[ids_t, &pad_id], vec![]);
-    let is_pad = cast(g, &is_pad);
+    let is_pad = g.cast(&is_pad, Elem::F32);
     let axis = g.const_i64(&[], &[0]);
     let pads_so_far = g.op("CumSum", &[&is_pad, &axis], vec![]);
     let zero = g.const_f32(&[], &[0.0]);
     let is_token = g.op("Equal", &[&pads_so_far, &zero], vec![]);
-    let is_token = cast(g, &is_token);
+    let is_token = g.cast(&is_token, Elem::F32);
     let weights = if head == Head::Last {
         // 1 where the next step is no longer a token.
         let (starts, ends, axes) = (
