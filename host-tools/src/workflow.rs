@@ -171,6 +171,12 @@ pub struct TrainArgs {
     /// Continue from the output directory's checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Write the weights of the epoch with the lowest validation loss, not the last
+    /// epoch's (also kept as OUT/checkpoint.best.ckpt). Validation then stays apart from
+    /// the test set: reviews take it from the training pool (--validation-split), a
+    /// corpus from the last 10% of its training windows.
+    #[arg(long)]
+    pub keep_best: bool,
     /// Also write the encoded training and validation sets as NumPy arrays
     /// (OUT/arrays/*.npy, meta.json), to train the same sequences elsewhere.
     #[arg(long)]
@@ -309,6 +315,7 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     job.device = args.device;
     job.threads = args.threads;
     job.resume = args.resume;
+    job.keep_best = args.keep_best;
     job.write_arrays = args.write_arrays;
     job.progress = !args.quiet;
     job.command = command;

@@ -83,6 +83,51 @@ fn clip_norm_reaches_the_update_and_the_card() {
 }
 
 #[test]
+fn keep_best_writes_the_lowest_validation_loss_epoch_apart_from_the_test_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let run = tiny_generator(&out)
+            .args(["--hidden", "8", "--epochs", "3", "--lr", "0.05"])
+            .args(extra)
+            .assert()
+            .success();
+        let stderr = String::from_utf8_lossy(&run.get_output().stderr).into_owned();
+        let card: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+        (out, card, stderr)
+    };
+    let (_, plain, _) = train("plain", &[]);
+    let (out, card, stderr) = train("best", &["--keep-best"]);
+    assert_eq!(plain["job"].get("kept_epoch"), None);
+
+    let losses: Vec<f64> = card["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["val_loss"].as_f64().unwrap())
+        .collect();
+    let lowest = (0..losses.len())
+        .min_by(|&a, &b| losses[a].total_cmp(&losses[b]))
+        .unwrap();
+    assert_eq!(card["job"]["kept_epoch"], lowest + 1, "{losses:?}");
+    assert_eq!(card["metrics"]["val_loss"], losses[lowest]);
+    assert!(
+        stderr.contains(&format!("keeping the weights of epoch {} of 3", lowest + 1)),
+        "{stderr}"
+    );
+    assert!(out.join("checkpoint.best.ckpt").exists());
+    // Validation comes out of the training windows; the held-out test windows stay.
+    let count = |card: &Value, key: &str| card["data"][key].as_u64().unwrap();
+    assert_eq!(count(&card, "test_samples"), count(&plain, "test_samples"));
+    assert_eq!(
+        count(&card, "train_samples") + count(&card, "validation_samples"),
+        count(&plain, "train_samples")
+    );
+    assert!(count(&card, "validation_samples") > 0);
+}
+
+#[test]
 fn resume_says_where_it_starts_and_what_differs() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("g");

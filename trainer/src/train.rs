@@ -7,7 +7,7 @@
 //! (on the same device and thread count).
 
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -222,6 +222,9 @@ pub struct TrainOptions {
     /// Written after every epoch; with `resume`, read first if it exists.
     pub checkpoint: Option<PathBuf>,
     pub resume: bool,
+    /// Return the weights of the epoch with the lowest validation loss, not the last
+    /// epoch's; with `checkpoint`, they are also saved to [`best_checkpoint_path`].
+    pub keep_best: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
 }
@@ -229,10 +232,27 @@ pub struct TrainOptions {
 /// The result of [`train`].
 #[derive(Clone, Debug)]
 pub struct TrainRun {
+    /// The last epoch's weights, or with [`TrainOptions::keep_best`] the best epoch's.
     pub params: Params,
+    /// The last epoch's optimizer state.
     pub optimizer_state: Vec<Tensor>,
     /// Every epoch of the run, including those before a resume.
     pub history: Vec<EpochStats>,
+    /// The epoch (1-based) whose weights `params` holds.
+    pub kept_epoch: usize,
+}
+
+/// The checkpoint of the best epoch, beside the run's checkpoint `path`
+/// (`checkpoint.ckpt` -> `checkpoint.best.ckpt`).
+pub fn best_checkpoint_path(path: &Path) -> PathBuf {
+    path.with_extension("best.ckpt")
+}
+
+/// The epoch with the lowest validation loss so far.
+struct BestEpoch {
+    epoch: usize,
+    val_loss: f64,
+    params: Params,
 }
 
 /// Loss and accuracy of `params` on `data`, in batches of `batch_size`.
@@ -302,6 +322,11 @@ pub fn train(
         );
     }
 
+    ensure!(
+        !options.keep_best || validation.is_some(),
+        "keeping the best epoch compares epochs by validation loss, and this run has no validation data (raise --validation-split above 0)"
+    );
+
     let resumed = match (&options.checkpoint, options.resume) {
         (Some(path), true) if path.exists() => Some(resume_from(path, model, options)?),
         _ => None,
@@ -309,6 +334,10 @@ pub fn train(
     if options.progress && options.resume {
         eprintln!("{}", describe_resume(options, resumed.as_ref()));
     }
+    let mut best = match (&options.checkpoint, &resumed) {
+        (Some(path), Some(ck)) if options.keep_best => Some(resume_best(path, ck, model, options)?),
+        _ => None,
+    };
     let (params, state, mut history, first_epoch) = match resumed {
         Some(ck) => (
             ck.params,
@@ -403,24 +432,56 @@ pub fn train(
             eprintln!("{}", describe(&stats, options.epochs));
         }
         history.push(stats);
+        let improved =
+            val_loss.filter(|&l| options.keep_best && best.as_ref().is_none_or(|b| l < b.val_loss));
+        if options.checkpoint.is_none() && improved.is_none() {
+            continue;
+        }
+        let ck = Checkpoint {
+            model: model.clone(),
+            params: session.params()?,
+            optimizer: options.optimizer,
+            optimizer_state: session.optimizer_state()?,
+            epochs_done: epoch + 1,
+            seed: options.seed,
+            batch_size: options.batch_size,
+            history: history.clone(),
+        };
         if let Some(path) = &options.checkpoint {
-            let ck = Checkpoint {
-                model: model.clone(),
-                params: session.params()?,
-                optimizer: options.optimizer,
-                optimizer_state: session.optimizer_state()?,
-                epochs_done: epoch + 1,
-                seed: options.seed,
-                batch_size: options.batch_size,
-                history: history.clone(),
-            };
+            // The best first: a crash between the two saves leaves a best checkpoint one
+            // epoch ahead, which the resumed run reproduces (see `resume_best`).
+            if improved.is_some() {
+                checkpoint::save(&best_checkpoint_path(path), &ck)?;
+            }
             checkpoint::save(path, &ck)?;
         }
+        if let Some(val_loss) = improved {
+            best = Some(BestEpoch {
+                epoch: epoch + 1,
+                val_loss,
+                params: ck.params,
+            });
+        }
     }
+    let (params, kept_epoch) = match best {
+        Some(b) => {
+            if options.progress {
+                eprintln!(
+                    "keeping the weights of epoch {} of {}, the lowest validation loss ({:.4})",
+                    b.epoch,
+                    history.len(),
+                    b.val_loss
+                );
+            }
+            (b.params, b.epoch)
+        }
+        None => (session.params()?, history.len()),
+    };
     Ok(TrainRun {
-        params: session.params()?,
+        params,
         optimizer_state: session.optimizer_state()?,
         history,
+        kept_epoch,
     })
 }
 
@@ -470,6 +531,40 @@ fn describe_resume(options: &TrainOptions, resumed: Option<&Checkpoint>) -> Stri
         Some(ck) => format!(
             "resuming from {path} after epoch {} of {}",
             ck.epochs_done, options.epochs
+        ),
+    }
+}
+
+/// The best epoch of a resumed run, from the best checkpoint beside `path`.
+fn resume_best(
+    path: &Path,
+    resumed: &Checkpoint,
+    model: &ModelConfig,
+    options: &TrainOptions,
+) -> Result<BestEpoch> {
+    let best_path = best_checkpoint_path(path);
+    ensure!(
+        best_path.exists(),
+        "{} holds {} epochs trained without keeping the best ({} is missing), so the weights of its earlier epochs are gone; resume without keeping the best, or train afresh",
+        path.display(),
+        resumed.epochs_done,
+        best_path.display()
+    );
+    let best = resume_from(&best_path, model, options)?;
+    // Either history may be the longer one: the best is saved before the checkpoint.
+    let same_run =
+        resumed.history.starts_with(&best.history) || best.history.starts_with(&resumed.history);
+    let val_loss = best.history.last().and_then(|e| e.val_loss);
+    match val_loss {
+        Some(val_loss) if same_run => Ok(BestEpoch {
+            epoch: best.epochs_done,
+            val_loss,
+            params: best.params,
+        }),
+        _ => bail!(
+            "{} does not belong to the run in {} (their epoch histories differ); delete both to train afresh",
+            best_path.display(),
+            path.display()
         ),
     }
 }
@@ -556,6 +651,7 @@ mod tests {
             freeze_embedding: false,
             checkpoint,
             resume,
+            keep_best: false,
             progress: false,
         }
     }
@@ -608,6 +704,105 @@ mod tests {
         for (a, b) in resumed.history.iter().zip(&full.history) {
             assert_eq!((a.train_loss, a.val_loss), (b.train_loss, b.val_loss));
         }
+    }
+
+    /// Options of a run that overfits: a high learning rate on few, noisy rows.
+    fn overfitting(epochs: usize, checkpoint: Option<PathBuf>, resume: bool) -> TrainOptions {
+        let mut options = options(epochs, checkpoint, resume);
+        options.optimizer.rule = Optimizer::rmsprop(OVERFIT_LR);
+        options
+    }
+
+    const OVERFIT_LR: f32 = 0.05;
+
+    /// 32 training rows, a third of their labels flipped, against clean validation rows.
+    fn overfit(cfg: &ModelConfig, options: &TrainOptions) -> Result<TrainRun> {
+        let mut noisy = data(32, 1);
+        if let DatasetTargets::Binary(labels) = &mut noisy.targets {
+            for label in labels.iter_mut().step_by(3) {
+                *label = 1.0 - *label;
+            }
+        }
+        train(
+            cfg,
+            Params::init(cfg, 3),
+            &noisy,
+            Some(&data(64, 2)),
+            options,
+        )
+    }
+
+    #[test]
+    fn keep_best_returns_the_weights_of_the_lowest_validation_loss() {
+        let cfg = model(Cell::Lstm);
+        let dir = tempfile::tempdir().unwrap();
+        let last = overfit(&cfg, &overfitting(10, None, false)).unwrap();
+        let losses: Vec<f64> = last.history.iter().map(|e| e.val_loss.unwrap()).collect();
+        let lowest = (0..losses.len())
+            .min_by(|&a, &b| losses[a].total_cmp(&losses[b]))
+            .unwrap();
+        assert!(lowest + 1 < losses.len(), "no overfitting: {losses:?}");
+        assert_eq!(last.kept_epoch, 10);
+
+        let path = dir.path().join("run.ckpt");
+        let kept = overfit(
+            &cfg,
+            &TrainOptions {
+                keep_best: true,
+                ..overfitting(10, Some(path.clone()), false)
+            },
+        )
+        .unwrap();
+        assert_eq!(kept.kept_epoch, lowest + 1, "{losses:?}");
+        // The same epochs were trained; only the weights returned differ.
+        let kept_losses: Vec<f64> = kept.history.iter().map(|e| e.val_loss.unwrap()).collect();
+        assert_eq!(kept_losses, losses);
+        let stopped_there = overfit(&cfg, &overfitting(lowest + 1, None, false)).unwrap();
+        assert_eq!(bits(&kept.params), bits(&stopped_there.params));
+        let saved = checkpoint::load(&best_checkpoint_path(&path)).unwrap();
+        assert_eq!(saved.epochs_done, lowest + 1);
+        assert_eq!(bits(&saved.params), bits(&stopped_there.params));
+        // The run's own checkpoint still holds the last epoch, to resume from.
+        assert_eq!(checkpoint::load(&path).unwrap().epochs_done, 10);
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_the_best_epoch_from_before_the_interruption() {
+        let cfg = model(Cell::Lstm);
+        let dir = tempfile::tempdir().unwrap();
+        let keep = |epochs, path: &PathBuf, resume| TrainOptions {
+            keep_best: true,
+            ..overfitting(epochs, Some(path.clone()), resume)
+        };
+        let straight = overfit(&cfg, &keep(10, &dir.path().join("a.ckpt"), false)).unwrap();
+        // Interrupted after the best epoch, so the later epochs alone would pick another.
+        let split = dir.path().join("b.ckpt");
+        overfit(&cfg, &keep(straight.kept_epoch, &split, true)).unwrap();
+        let resumed = overfit(&cfg, &keep(10, &split, true)).unwrap();
+        assert_eq!(resumed.kept_epoch, straight.kept_epoch);
+        assert_eq!(bits(&resumed.params), bits(&straight.params));
+
+        // A checkpoint trained without keeping the best cannot say which epoch was best.
+        let plain = dir.path().join("c.ckpt");
+        overfit(&cfg, &overfitting(2, Some(plain.clone()), false)).unwrap();
+        let err = overfit(&cfg, &keep(10, &plain, true)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("c.best.ckpt is missing"),
+            "{err:#}"
+        );
+        // Nor can a run without validation data.
+        let err = train(
+            &cfg,
+            Params::init(&cfg, 3),
+            &data(16, 1),
+            None,
+            &TrainOptions {
+                keep_best: true,
+                ..options(1, None, false)
+            },
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("no validation data"), "{err:#}");
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct JobRecord {
     pub word2vec_epochs: Option<usize>,
     #[serde(default)]
     pub freeze_embedding: bool,
+    /// The epoch whose weights were kept, when the best epoch was kept (`--keep-best`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_epoch: Option<usize>,
     pub test_limit: Option<usize>,
     pub device: String,
     pub threads: usize,

@@ -102,6 +102,10 @@ pub struct TrainJob {
     pub threads: usize,
     pub out_dir: PathBuf,
     pub resume: bool,
+    /// Keep the weights of the epoch with the lowest validation loss. Validation then
+    /// never overlaps the test set: for reviews it comes out of the training pool, for a
+    /// corpus it is the last 10% of the training windows.
+    pub keep_best: bool,
     pub progress: bool,
     /// Also write the encoded training and validation sets as NumPy arrays
     /// (`out_dir/arrays`), to train the same sequences in another framework.
@@ -127,6 +131,7 @@ impl TrainJob {
             threads: 0,
             out_dir,
             resume: false,
+            keep_best: false,
             progress: false,
             write_arrays: false,
             command: String::new(),
@@ -297,6 +302,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         freeze_embedding: job.freeze_embedding,
         checkpoint: Some(job.out_dir.join(CHECKPOINT_FILE)),
         resume: job.resume,
+        keep_best: job.keep_best,
         progress: job.progress,
     };
     let run = train(
@@ -328,6 +334,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
             word_vectors: job.word_vectors.clone(),
             word2vec_epochs: job.word2vec_epochs,
             freeze_embedding: job.freeze_embedding,
+            kept_epoch: job.keep_best.then_some(run.kept_epoch),
             test_limit: job.test_limit,
             device: job.device.to_string(),
             threads: job.threads,
@@ -344,7 +351,13 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         length_stats: prepared.lengths,
     };
     card.card.description = describe_model(&job.hyper);
-    if let Some(last) = run.history.last() {
+    if job.keep_best {
+        card.card.description += &format!(
+            ", keeping epoch {}'s weights (lowest validation loss)",
+            run.kept_epoch
+        );
+    }
+    if let Some(last) = run.history.iter().find(|e| e.epoch == run.kept_epoch) {
         let metrics = &mut card.card.metrics;
         metrics.insert("train_loss".into(), last.train_loss);
         metrics.insert("train_accuracy".into(), last.train_accuracy);

@@ -163,8 +163,9 @@ pub(super) fn prepare_reviews(
         },
     )?;
     // With an explicit test set, validation comes out of the training pool (the notebook's
-    // 80/20 of its 16,000 reviews) and the test set is only evaluated at the end.
-    let (train_reviews, val_reviews, test_reviews) = if has_test {
+    // 80/20 of its 16,000 reviews) and the test set is only evaluated at the end. Keeping
+    // the best epoch picks by validation, so the test set must stay apart then too.
+    let (train_reviews, val_reviews, test_reviews) = if has_test || job.keep_best {
         let mut train = split.train;
         let held = (train.len() as f64 * hp.validation_split as f64).round() as usize;
         let val = train.split_off(train.len() - held);
@@ -323,11 +324,24 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
     };
     let classes = u16::try_from(table.len()).context("char table over 65535 entries")?;
     let cfg = hp.model_config(input, Output::Softmax { classes });
-    let train_set = eval_set_from_windows(&windows, windows.train());
+    // Validation is the held-out set, unless the best epoch is kept: that picks by
+    // validation, so the windows just before the held-out ones validate instead.
+    let (train, validation) = if job.keep_best {
+        let all = windows.train();
+        let cut = all.end - (all.len() as f64 * CORPUS_HELD_OUT).round() as usize;
+        ensure!(
+            cut > all.start && cut < all.end,
+            "the corpus ({named}) is too short to set validation windows apart for keeping the best epoch; give more text"
+        );
+        (all.start..cut, cut..all.end)
+    } else {
+        (windows.train(), windows.held_out())
+    };
+    let train_set = eval_set_from_windows(&windows, train.clone());
     Ok(Prepared {
         params: Params::init(&cfg, hp.seed),
-        train: Dataset::from_windows(&windows, windows.train())?,
-        validation: Some(Dataset::from_windows(&windows, windows.held_out())?),
+        train: Dataset::from_windows(&windows, train.clone())?,
+        validation: Some(Dataset::from_windows(&windows, validation.clone())?),
         calibration: calibration_from(&train_set, job.calibration_sequences),
         test: eval_set_from_windows(&windows, windows.held_out()),
         test_name: format!(
@@ -337,16 +351,24 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         ),
         info: DataInfo {
             sources,
-            train_samples: windows.train().len(),
-            validation_samples: windows.held_out().len(),
+            train_samples: train.len(),
+            validation_samples: validation.len(),
             test_samples: windows.held_out().len(),
             preprocessing: format!(
-                "{} chars lowercased, {} symbols; windows of {} every {}; last {:.0}% held out",
+                "{} chars lowercased, {} symbols; windows of {} every {}; last {:.0}% held out{}",
                 charset.chars,
                 table.len(),
                 hp.maxlen,
                 hp.window_step,
-                CORPUS_HELD_OUT * 100.0
+                CORPUS_HELD_OUT * 100.0,
+                if job.keep_best {
+                    format!(
+                        ", the {:.0}% of the rest before it validates",
+                        CORPUS_HELD_OUT * 100.0
+                    )
+                } else {
+                    String::new()
+                }
             ),
         },
         lengths: Vec::new(),
