@@ -177,6 +177,10 @@ pub struct TrainArgs {
     /// corpus from the last 10% of its training windows.
     #[arg(long)]
     pub keep_best: bool,
+    /// Stop once the validation loss has not improved for N epochs (validation is then
+    /// kept apart from the test set, as with --keep-best).
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
     /// Also write the encoded training and validation sets as NumPy arrays
     /// (OUT/arrays/*.npy, meta.json), to train the same sequences elsewhere.
     #[arg(long)]
@@ -316,6 +320,11 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     job.threads = args.threads;
     job.resume = args.resume;
     job.keep_best = args.keep_best;
+    ensure!(
+        args.patience != Some(0),
+        "--patience must be at least 1 epoch (leave it out to train every epoch)"
+    );
+    job.patience = args.patience;
     job.write_arrays = args.write_arrays;
     job.progress = !args.quiet;
     job.command = command;

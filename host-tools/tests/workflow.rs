@@ -82,13 +82,23 @@ fn clip_norm_reaches_the_update_and_the_card() {
     assert!(err.contains("--clip-norm must be positive"), "{err}");
 }
 
+/// The validation loss of each epoch in a card's history.
+fn val_losses(card: &Value) -> Vec<f64> {
+    card["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["val_loss"].as_f64().unwrap())
+        .collect()
+}
+
 #[test]
-fn keep_best_writes_the_lowest_validation_loss_epoch_apart_from_the_test_windows() {
+fn keep_best_and_patience_pick_epochs_on_validation_apart_from_the_test_windows() {
     let dir = tempfile::tempdir().unwrap();
     let train = |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
         let run = tiny_generator(&out)
-            .args(["--hidden", "8", "--epochs", "3", "--lr", "0.05"])
+            .args(["--hidden", "8"])
             .args(extra)
             .assert()
             .success();
@@ -97,16 +107,11 @@ fn keep_best_writes_the_lowest_validation_loss_epoch_apart_from_the_test_windows
             serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
         (out, card, stderr)
     };
-    let (_, plain, _) = train("plain", &[]);
-    let (out, card, stderr) = train("best", &["--keep-best"]);
+    let (_, plain, _) = train("plain", &["--epochs", "3", "--lr", "0.05"]);
+    let (out, card, stderr) = train("best", &["--epochs", "3", "--lr", "0.05", "--keep-best"]);
     assert_eq!(plain["job"].get("kept_epoch"), None);
 
-    let losses: Vec<f64> = card["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["val_loss"].as_f64().unwrap())
-        .collect();
+    let losses = val_losses(&card);
     let lowest = (0..losses.len())
         .min_by(|&a, &b| losses[a].total_cmp(&losses[b]))
         .unwrap();
@@ -125,6 +130,38 @@ fn keep_best_writes_the_lowest_validation_loss_epoch_apart_from_the_test_windows
         count(&plain, "train_samples")
     );
     assert!(count(&card, "validation_samples") > 0);
+
+    // At this rate the validation loss turns up within 6 epochs.
+    let (_, patient, stderr) = train(
+        "patient",
+        &["--patience", "1", "--epochs", "6", "--lr", "0.2"],
+    );
+    assert_eq!(patient["job"]["patience"], 1);
+    assert_eq!(
+        patient["data"]["validation_samples"],
+        card["data"]["validation_samples"]
+    );
+    let losses = val_losses(&patient);
+    // Every epoch but the last improved on all before it, or training would have stopped.
+    let (last, before) = losses.split_last().unwrap();
+    for (i, loss) in before.iter().enumerate() {
+        assert!(before[..i].iter().all(|b| loss < b), "{losses:?}");
+    }
+    assert!(
+        losses.len() < 6 && last >= before.last().unwrap(),
+        "{losses:?}"
+    );
+    let stop = format!("trained {} epochs of 6 (stopped early", losses.len());
+    assert!(
+        patient["description"].as_str().unwrap().contains(&stop),
+        "{patient}"
+    );
+    assert!(
+        stderr.contains("has not improved for 1 epoch since"),
+        "{stderr}"
+    );
+    let err = failure(tiny_generator(&dir.path().join("bad")).args(["--patience", "0"]));
+    assert!(err.contains("--patience must be at least 1"), "{err}");
 }
 
 #[test]

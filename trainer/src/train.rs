@@ -225,6 +225,8 @@ pub struct TrainOptions {
     /// Return the weights of the epoch with the lowest validation loss, not the last
     /// epoch's; with `checkpoint`, they are also saved to [`best_checkpoint_path`].
     pub keep_best: bool,
+    /// Stop once the validation loss has not improved for this many epochs.
+    pub patience: Option<usize>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
 }
@@ -323,8 +325,12 @@ pub fn train(
     }
 
     ensure!(
-        !options.keep_best || validation.is_some(),
-        "keeping the best epoch compares epochs by validation loss, and this run has no validation data (raise --validation-split above 0)"
+        !(options.keep_best || options.patience.is_some()) || validation.is_some(),
+        "keeping the best epoch or stopping early compares epochs by validation loss, and this run has no validation data (raise --validation-split above 0)"
+    );
+    ensure!(
+        options.patience != Some(0),
+        "patience must be at least 1 epoch"
     );
 
     let resumed = match (&options.checkpoint, options.resume) {
@@ -366,6 +372,12 @@ pub fn train(
     let batches = train_data.len().div_ceil(options.batch_size);
     let mut buffers = BatchBuffers::default();
     for epoch in first_epoch..options.epochs {
+        if let Some(stall) = stalled(&history, options.patience) {
+            if options.progress {
+                eprintln!("{stall}");
+            }
+            break;
+        }
         let bar = if options.progress {
             let bar = ProgressBar::new(batches as u64);
             bar.set_style(
@@ -516,6 +528,25 @@ fn diverged(epoch: usize, batch: usize, options: &TrainOptions, history: &[Epoch
     )
 }
 
+/// Why training stops early, when the validation loss of `history` has not improved
+/// for `patience` epochs.
+fn stalled(history: &[EpochStats], patience: Option<usize>) -> Option<String> {
+    let patience = patience?;
+    let losses = history
+        .iter()
+        .filter_map(|e| e.val_loss.map(|l| (e.epoch, l)));
+    // The first of equal losses counts: a tie is no improvement.
+    let (best, loss) = losses.reduce(|best, e| if e.1 < best.1 { e } else { best })?;
+    let last = history.last()?.epoch;
+    let stalled = last - best;
+    (stalled >= patience).then(|| {
+        let epochs = if stalled == 1 { "epoch" } else { "epochs" };
+        format!(
+            "stopping after epoch {last}: the validation loss has not improved for {stalled} {epochs} since epoch {best} ({loss:.4})"
+        )
+    })
+}
+
 /// Where a `resume` run starts, for the progress output.
 fn describe_resume(options: &TrainOptions, resumed: Option<&Checkpoint>) -> String {
     let path = options.checkpoint.as_deref().map_or_else(
@@ -652,6 +683,7 @@ mod tests {
             checkpoint,
             resume,
             keep_best: false,
+            patience: None,
             progress: false,
         }
     }
@@ -738,9 +770,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let last = overfit(&cfg, &overfitting(10, None, false)).unwrap();
         let losses: Vec<f64> = last.history.iter().map(|e| e.val_loss.unwrap()).collect();
-        let lowest = (0..losses.len())
-            .min_by(|&a, &b| losses[a].total_cmp(&losses[b]))
-            .unwrap();
+        let lowest = first_lowest(&losses);
         assert!(lowest + 1 < losses.len(), "no overfitting: {losses:?}");
         assert_eq!(last.kept_epoch, 10);
 
@@ -764,6 +794,63 @@ mod tests {
         assert_eq!(bits(&saved.params), bits(&stopped_there.params));
         // The run's own checkpoint still holds the last epoch, to resume from.
         assert_eq!(checkpoint::load(&path).unwrap().epochs_done, 10);
+    }
+
+    /// 0-based index of the first lowest value.
+    fn first_lowest(losses: &[f64]) -> usize {
+        (0..losses.len())
+            .min_by(|&a, &b| losses[a].total_cmp(&losses[b]))
+            .unwrap()
+    }
+
+    #[test]
+    fn patience_stops_once_the_validation_loss_stalls() {
+        let cfg = model(Cell::Lstm);
+        let full = overfit(&cfg, &overfitting(10, None, false)).unwrap();
+        let losses: Vec<f64> = full.history.iter().map(|e| e.val_loss.unwrap()).collect();
+        // The first epoch that trails the best epoch before it by `patience`.
+        let stop_after = |patience: usize| {
+            (1..=losses.len())
+                .find(|&e| e - (first_lowest(&losses[..e]) + 1) >= patience)
+                .unwrap_or(losses.len())
+        };
+        for patience in [2, 3] {
+            let stop = stop_after(patience);
+            assert!(stop < 10, "patience {patience} never stops: {losses:?}");
+            let run = overfit(
+                &cfg,
+                &TrainOptions {
+                    patience: Some(patience),
+                    keep_best: true,
+                    ..overfitting(10, None, false)
+                },
+            )
+            .unwrap();
+            assert_eq!(run.history.len(), stop, "patience {patience}: {losses:?}");
+            assert_eq!(run.kept_epoch, first_lowest(&losses[..stop]) + 1);
+        }
+
+        // Resuming a run that already stopped trains nothing more.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let patient = |resume| TrainOptions {
+            patience: Some(2),
+            ..overfitting(10, Some(path.clone()), resume)
+        };
+        let stopped = overfit(&cfg, &patient(false)).unwrap();
+        let resumed = overfit(&cfg, &patient(true)).unwrap();
+        assert_eq!(resumed.history, stopped.history);
+        assert_eq!(bits(&resumed.params), bits(&stopped.params));
+
+        let err = overfit(
+            &cfg,
+            &TrainOptions {
+                patience: Some(0),
+                ..overfitting(1, None, false)
+            },
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("at least 1 epoch"), "{err:#}");
     }
 
     #[test]

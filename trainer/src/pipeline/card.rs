@@ -33,6 +33,9 @@ pub struct JobRecord {
     /// The epoch whose weights were kept, when the best epoch was kept (`--keep-best`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_epoch: Option<usize>,
+    /// Early-stopping patience in epochs (`--patience`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
     pub test_limit: Option<usize>,
     pub device: String,
     pub threads: usize,

@@ -106,6 +106,9 @@ pub struct TrainJob {
     /// never overlaps the test set: for reviews it comes out of the training pool, for a
     /// corpus it is the last 10% of the training windows.
     pub keep_best: bool,
+    /// Stop once the validation loss has not improved for this many epochs; validation
+    /// then stays apart from the test set, as with `keep_best`.
+    pub patience: Option<usize>,
     pub progress: bool,
     /// Also write the encoded training and validation sets as NumPy arrays
     /// (`out_dir/arrays`), to train the same sequences in another framework.
@@ -115,6 +118,12 @@ pub struct TrainJob {
 }
 
 impl TrainJob {
+    /// Whether training picks an epoch by validation loss, so that validation must not
+    /// overlap the test set.
+    pub fn selects_on_validation(&self) -> bool {
+        self.keep_best || self.patience.is_some()
+    }
+
     /// A job with the preset's notebook settings and the usual defaults.
     pub fn new(name: &str, preset: Preset, data: DataSource, out_dir: PathBuf) -> Self {
         TrainJob {
@@ -132,6 +141,7 @@ impl TrainJob {
             out_dir,
             resume: false,
             keep_best: false,
+            patience: None,
             progress: false,
             write_arrays: false,
             command: String::new(),
@@ -303,6 +313,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         checkpoint: Some(job.out_dir.join(CHECKPOINT_FILE)),
         resume: job.resume,
         keep_best: job.keep_best,
+        patience: job.patience,
         progress: job.progress,
     };
     let run = train(
@@ -335,6 +346,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
             word2vec_epochs: job.word2vec_epochs,
             freeze_embedding: job.freeze_embedding,
             kept_epoch: job.keep_best.then_some(run.kept_epoch),
+            patience: job.patience,
             test_limit: job.test_limit,
             device: job.device.to_string(),
             threads: job.threads,
@@ -350,7 +362,14 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         },
         length_stats: prepared.lengths,
     };
-    card.card.description = describe_model(&job.hyper);
+    card.card.description = describe_model(&job.hyper, run.history.len());
+    if run.history.len() < job.hyper.epochs {
+        card.card.description += &format!(
+            " of {} (stopped early: no validation improvement in {} epochs)",
+            job.hyper.epochs,
+            job.patience.unwrap_or_default()
+        );
+    }
     if job.keep_best {
         card.card.description += &format!(
             ", keeping epoch {}'s weights (lowest validation loss)",
@@ -383,17 +402,18 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     })
 }
 
-fn describe_model(hp: &Hyperparams) -> String {
+fn describe_model(hp: &Hyperparams, epochs: usize) -> String {
     let what = match hp.preset {
         Preset::W => "word-level sentiment",
         Preset::C => "char-level sentiment",
         Preset::G | Preset::R => "char-level generator",
     };
     format!(
-        "{what}: {:?}({}) with a {:?} head, trained {} epochs",
-        hp.cell, hp.hidden, hp.head, hp.epochs
+        "{what}: {:?}({}) with a {:?} head, trained {epochs} epochs",
+        hp.cell, hp.hidden, hp.head
     )
 }
+
 /// Reads a training checkpoint, naming the file in errors.
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     checkpoint::load(path)

@@ -163,9 +163,9 @@ pub(super) fn prepare_reviews(
         },
     )?;
     // With an explicit test set, validation comes out of the training pool (the notebook's
-    // 80/20 of its 16,000 reviews) and the test set is only evaluated at the end. Keeping
-    // the best epoch picks by validation, so the test set must stay apart then too.
-    let (train_reviews, val_reviews, test_reviews) = if has_test || job.keep_best {
+    // 80/20 of its 16,000 reviews) and the test set is only evaluated at the end. Picking
+    // an epoch by validation (best epoch, early stop) keeps the test set apart too.
+    let (train_reviews, val_reviews, test_reviews) = if has_test || job.selects_on_validation() {
         let mut train = split.train;
         let held = (train.len() as f64 * hp.validation_split as f64).round() as usize;
         let val = train.split_off(train.len() - held);
@@ -324,14 +324,14 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
     };
     let classes = u16::try_from(table.len()).context("char table over 65535 entries")?;
     let cfg = hp.model_config(input, Output::Softmax { classes });
-    // Validation is the held-out set, unless the best epoch is kept: that picks by
-    // validation, so the windows just before the held-out ones validate instead.
-    let (train, validation) = if job.keep_best {
+    // Validation is the held-out set, unless an epoch is picked by validation (best
+    // epoch, early stop): then the windows just before the held-out ones validate.
+    let (train, validation) = if job.selects_on_validation() {
         let all = windows.train();
         let cut = all.end - (all.len() as f64 * CORPUS_HELD_OUT).round() as usize;
         ensure!(
             cut > all.start && cut < all.end,
-            "the corpus ({named}) is too short to set validation windows apart for keeping the best epoch; give more text"
+            "the corpus ({named}) is too short to set validation windows apart from the held-out ones; give more text"
         );
         (all.start..cut, cut..all.end)
     } else {
@@ -361,7 +361,7 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
                 hp.maxlen,
                 hp.window_step,
                 CORPUS_HELD_OUT * 100.0,
-                if job.keep_best {
+                if job.selects_on_validation() {
                     format!(
                         ", the {:.0}% of the rest before it validates",
                         CORPUS_HELD_OUT * 100.0
