@@ -365,7 +365,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     card.card.description = describe_model(&job.hyper, run.history.len());
     if run.history.len() < job.hyper.epochs {
         card.card.description += &format!(
-            " of {} (stopped early: no validation improvement in {} epochs)",
+            " of {} (stopped early by --patience {}: the validation loss stopped improving)",
             job.hyper.epochs,
             job.patience.unwrap_or_default()
         );
