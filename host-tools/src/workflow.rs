@@ -384,7 +384,8 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
 /// `lstm-edge export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// Training checkpoint (a model directory's checkpoint.ckpt), or the model directory.
+    /// Training checkpoint, or the model directory holding it (its best epoch's when
+    /// trained with --keep-best).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Directory for model.onnx (and model-step.onnx); default: the checkpoint's.
@@ -401,7 +402,7 @@ fn out_dir(out: &Option<PathBuf>, checkpoint: &Path) -> PathBuf {
 }
 
 pub fn export(args: &ExportArgs) -> Result<()> {
-    let checkpoint = pipeline::in_model_dir(&args.checkpoint, pipeline::CHECKPOINT_FILE);
+    let checkpoint = pipeline::model_checkpoint(&args.checkpoint);
     let onnx = pipeline::export_checkpoint(&checkpoint, &out_dir(&args.out, &checkpoint))?;
     println!("{}", onnx.display());
     Ok(())
@@ -410,7 +411,8 @@ pub fn export(args: &ExportArgs) -> Result<()> {
 /// `lstm-edge quantize`.
 #[derive(Args, Debug)]
 pub struct QuantizeArgs {
-    /// Training checkpoint, or the model directory holding it.
+    /// Training checkpoint, or the model directory holding it (its best epoch's when
+    /// trained with --keep-best).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Calibration reviews (sentiment models).
@@ -433,7 +435,7 @@ pub struct QuantizeArgs {
 
 pub fn quantize(args: &QuantizeArgs) -> Result<()> {
     ensure!(args.calibration > 0, "--calibration must be at least 1");
-    let checkpoint = pipeline::in_model_dir(&args.checkpoint, pipeline::CHECKPOINT_FILE);
+    let checkpoint = pipeline::model_checkpoint(&args.checkpoint);
     let dir = out_dir(&args.out, &checkpoint);
     let data = EvalData {
         reviews: args.reviews.clone(),

@@ -132,9 +132,17 @@ fn keep_best_and_patience_pick_epochs_on_validation_apart_from_the_test_windows(
     assert!(count(&card, "validation_samples") > 0);
 
     // At this rate the validation loss turns up within 6 epochs.
-    let (_, patient, stderr) = train(
+    let (patient_dir, patient, stderr) = train(
         "patient",
-        &["--patience", "1", "--epochs", "6", "--lr", "0.2"],
+        &[
+            "--patience",
+            "1",
+            "--epochs",
+            "6",
+            "--lr",
+            "0.2",
+            "--keep-best",
+        ],
     );
     assert_eq!(patient["job"]["patience"], 1);
     assert_eq!(
@@ -160,6 +168,18 @@ fn keep_best_and_patience_pick_epochs_on_validation_apart_from_the_test_windows(
         stderr.contains("has not improved for 1 epoch since"),
         "{stderr}"
     );
+
+    // Re-quantizing the model directory reads the kept epoch, not the last one.
+    assert_eq!(patient["job"]["kept_epoch"], losses.len() - 1);
+    let requantized = dir.path().join("requantized");
+    cli()
+        .args(["quantize", "--checkpoint", arg(&patient_dir), "--corpus"])
+        .arg(data("shakespeare/shakespeare-macbeth.txt"))
+        .args(["--calibration", "32", "--out", arg(&requantized)])
+        .assert()
+        .success();
+    let f32_blob = |dir: &Path| std::fs::read(dir.join("model-f32.blob")).unwrap();
+    assert_eq!(f32_blob(&requantized), f32_blob(&patient_dir));
     let err = failure(tiny_generator(&dir.path().join("bad")).args(["--patience", "0"]));
     assert!(err.contains("--patience must be at least 1"), "{err}");
 }

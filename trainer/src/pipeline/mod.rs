@@ -34,7 +34,7 @@ use crate::optim::{Optimizer, OptimizerConfig};
 use crate::ort_env::Device;
 use crate::plot;
 use crate::quantize::{self, Calibration};
-use crate::train::{train, Dataset, TrainOptions};
+use crate::train::{best_checkpoint_path, train, Dataset, TrainOptions};
 
 use evaluate::corpus_ids;
 use prepare::{load_nonempty_reviews, prepare_corpus, prepare_reviews, write_arrays};
@@ -412,6 +412,22 @@ fn describe_model(hp: &Hyperparams, epochs: usize) -> String {
         "{what}: {:?}({}) with a {:?} head, trained {epochs} epochs",
         hp.cell, hp.hidden, hp.head
     )
+}
+
+/// The checkpoint a command-line path names: the path itself, or in a model directory
+/// the checkpoint of the weights its blobs hold (`checkpoint.best.ckpt` when the run
+/// kept its best epoch, else `checkpoint.ckpt`).
+pub fn model_checkpoint(path: &Path) -> PathBuf {
+    if !path.is_dir() {
+        return path.to_path_buf();
+    }
+    let last = path.join(CHECKPOINT_FILE);
+    let kept_best = TrainedCard::read(path).is_ok_and(|card| card.job.kept_epoch.is_some());
+    if kept_best {
+        best_checkpoint_path(&last)
+    } else {
+        last
+    }
 }
 
 /// Reads a training checkpoint, naming the file in errors.
