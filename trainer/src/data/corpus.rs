@@ -165,6 +165,13 @@ impl CharWindows {
         self.train_count..self.count
     }
 
+    /// The training windows cut in two: the first ones, and the last `share` of them,
+    /// just before the held-out ones, to validate on. `None` if either would be empty.
+    pub fn split_train(&self, share: f64) -> Option<(Range<usize>, Range<usize>)> {
+        let cut = self.train_count - (self.train_count as f64 * share).round() as usize;
+        (cut > 0 && cut < self.train_count).then_some((0..cut, cut..self.train_count))
+    }
+
     /// Window `index`: its input ids and the id that follows them.
     pub fn get(&self, index: usize) -> Option<(&[u16], u16)> {
         if index >= self.count {
@@ -267,6 +274,8 @@ mod tests {
         assert_eq!(windows.len(), 190);
         assert_eq!(windows.train(), 0..171);
         assert_eq!(windows.held_out(), 171..190);
+        assert_eq!(windows.split_train(0.1), Some((0..154, 154..171)));
+        assert_eq!(windows.split_train(0.0), None);
         let order = windows.shuffled_train(5);
         assert_eq!(order.len(), 171);
         assert!(order.iter().all(|&i| i < 171));

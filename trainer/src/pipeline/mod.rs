@@ -418,11 +418,9 @@ fn describe_model(hp: &Hyperparams, epochs: usize) -> String {
 /// the checkpoint of the weights its blobs hold (`checkpoint.best.ckpt` when the run
 /// kept its best epoch, else `checkpoint.ckpt`).
 pub fn model_checkpoint(path: &Path) -> PathBuf {
-    if !path.is_dir() {
-        return path.to_path_buf();
-    }
-    let last = path.join(CHECKPOINT_FILE);
-    let kept_best = TrainedCard::read(path).is_ok_and(|card| card.job.kept_epoch.is_some());
+    let last = in_model_dir(path, CHECKPOINT_FILE);
+    let kept_best =
+        path.is_dir() && TrainedCard::read(path).is_ok_and(|card| card.job.kept_epoch.is_some());
     if kept_best {
         best_checkpoint_path(&last)
     } else {

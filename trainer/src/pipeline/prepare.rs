@@ -327,13 +327,9 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
     // Validation is the held-out set, unless an epoch is picked by validation (best
     // epoch, early stop): then the windows just before the held-out ones validate.
     let (train, validation) = if job.selects_on_validation() {
-        let all = windows.train();
-        let cut = all.end - (all.len() as f64 * CORPUS_HELD_OUT).round() as usize;
-        ensure!(
-            cut > all.start && cut < all.end,
-            "the corpus ({named}) is too short to set validation windows apart from the held-out ones; give more text"
-        );
-        (all.start..cut, cut..all.end)
+        windows.split_train(CORPUS_HELD_OUT).with_context(|| {
+            format!("the corpus ({named}) is too short to set validation windows apart from the held-out ones; give more text")
+        })?
     } else {
         (windows.train(), windows.held_out())
     };
