@@ -16,6 +16,7 @@ pub mod optim;
 pub mod ort_env;
 pub mod pipeline;
 pub mod plot;
+pub mod progress;
 pub mod quantize;
 pub mod step;
 pub mod train;

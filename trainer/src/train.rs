@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use lstm_edge_runtime::format::{Head, Output};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -26,6 +25,7 @@ use crate::data::npy;
 use crate::model::{ModelConfig, Params, Tensor};
 use crate::optim::OptimizerConfig;
 use crate::ort_env::Device;
+use crate::progress;
 use crate::step::{Batch, BatchTargets, NetSpec, TrainSession};
 
 /// Targets of a whole dataset.
@@ -308,31 +308,7 @@ pub fn train(
     validation: Option<&Dataset>,
     options: &TrainOptions,
 ) -> Result<TrainRun> {
-    model.validate()?;
-    ensure!(options.batch_size > 0, "batch size must be at least 1");
-    ensure!(!train_data.is_empty(), "the training data is empty");
-    check_data(model, train_data, "training")?;
-    // An empty validation set has no loss or accuracy to report.
-    let validation = validation.filter(|v| !v.is_empty());
-    if let Some(v) = validation {
-        check_data(model, v, "validation")?;
-        ensure!(
-            v.steps == train_data.steps,
-            "validation rows have {} steps, training rows {}",
-            v.steps,
-            train_data.steps
-        );
-    }
-
-    ensure!(
-        !(options.keep_best || options.patience.is_some()) || validation.is_some(),
-        "keeping the best epoch or stopping early compares epochs by validation loss, and this run has no validation data (raise --validation-split above 0)"
-    );
-    ensure!(
-        options.patience != Some(0),
-        "patience must be at least 1 epoch"
-    );
-
+    let validation = check_inputs(model, train_data, validation, options)?;
     let resumed = match (&options.checkpoint, options.resume) {
         (Some(path), true) if path.exists() => Some(resume_from(path, model, options)?),
         _ => None,
@@ -353,24 +329,7 @@ pub fn train(
         ),
         None => (initial, None, Vec::new(), 0),
     };
-    let spec = NetSpec {
-        frozen_embedding: options.freeze_embedding,
-        ..NetSpec::new(model, train_data.steps)
-    };
-    let with_dropout = model.dropout > 0.0;
-    let mut session = TrainSession::new(
-        spec,
-        with_dropout,
-        &options.optimizer,
-        &params,
-        state.as_deref(),
-        options.device,
-        options.threads,
-        options.recurrence,
-    )?;
-
-    let batches = train_data.len().div_ceil(options.batch_size);
-    let mut buffers = BatchBuffers::default();
+    let mut epochs = Epochs::new(model, options, train_data, validation, &params, state)?;
     for epoch in first_epoch..options.epochs {
         if let Some(stall) = stalled(&history, options.patience) {
             if options.progress {
@@ -378,87 +337,18 @@ pub fn train(
             }
             break;
         }
-        let bar = if options.progress {
-            let bar = ProgressBar::new(batches as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "epoch {prefix} [{bar:30}] {pos}/{len} batches {msg} ({eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("{}/{}", epoch + 1, options.epochs));
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
-        let order = epoch_order(train_data.len(), options.seed, epoch);
-        let started = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
-        for (b, rows) in order.chunks(options.batch_size).enumerate() {
-            buffers.fill(train_data, rows);
-            if with_dropout {
-                let len = spec.mask_shape(rows.len()).iter().product();
-                let seed = derive_seed(&[options.seed, epoch as u64, b as u64, 1]);
-                dropout_mask(&mut buffers.mask, len, model.dropout, seed);
-            }
-            let stats = session
-                .step(&buffers.batch(train_data, with_dropout))
-                .with_context(|| diverged(epoch, b, options, &history))?;
-            loss_sum += stats.loss as f64 * stats.rows as f64;
-            correct += stats.correct as f64;
-            seen += stats.rows;
-            bar.inc(1);
-            if b % 16 == 0 || b + 1 == batches {
-                bar.set_message(format!(
-                    "loss {:.4} acc {:.4}",
-                    loss_sum / seen as f64,
-                    correct / seen as f64
-                ));
-            }
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        let (val_loss, val_accuracy) = match validation {
-            Some(v) => {
-                let (l, a) = evaluate(&mut session, v, options.batch_size)?;
-                ensure!(
-                    l.is_finite(),
-                    "{}",
-                    diverged(epoch, batches, options, &history)
-                );
-                (Some(l), Some(a))
-            }
-            None => (None, None),
-        };
-        let stats = EpochStats {
-            epoch: epoch + 1,
-            train_loss: loss_sum / seen as f64,
-            train_accuracy: correct / seen as f64,
-            val_loss,
-            val_accuracy,
-            seconds,
-            samples_per_second: seen as f64 / seconds,
-        };
-        bar.finish_and_clear();
+        let stats = epochs.run(epoch, &history)?;
         if options.progress {
             eprintln!("{}", describe(&stats, options.epochs));
         }
+        let val_loss = stats.val_loss;
         history.push(stats);
         let improved =
             val_loss.filter(|&l| options.keep_best && best.as_ref().is_none_or(|b| l < b.val_loss));
         if options.checkpoint.is_none() && improved.is_none() {
             continue;
         }
-        let ck = Checkpoint {
-            model: model.clone(),
-            params: session.params()?,
-            optimizer: options.optimizer,
-            optimizer_state: session.optimizer_state()?,
-            epochs_done: epoch + 1,
-            seed: options.seed,
-            batch_size: options.batch_size,
-            history: history.clone(),
-        };
+        let ck = epochs.checkpoint(epoch + 1, &history)?;
         if let Some(path) = &options.checkpoint {
             // The best first: a crash between the two saves leaves a best checkpoint one
             // epoch ahead, which the resumed run reproduces (see `resume_best`).
@@ -487,14 +377,167 @@ pub fn train(
             }
             (b.params, b.epoch)
         }
-        None => (session.params()?, history.len()),
+        None => (epochs.session.params()?, history.len()),
     };
     Ok(TrainRun {
         params,
-        optimizer_state: session.optimizer_state()?,
+        optimizer_state: epochs.session.optimizer_state()?,
         history,
         kept_epoch,
     })
+}
+
+/// Checks the data against the model and the options; returns the validation set,
+/// or `None` when it is absent or empty (it then has no loss or accuracy to report).
+fn check_inputs<'a>(
+    model: &ModelConfig,
+    train_data: &Dataset,
+    validation: Option<&'a Dataset>,
+    options: &TrainOptions,
+) -> Result<Option<&'a Dataset>> {
+    model.validate()?;
+    ensure!(options.batch_size > 0, "batch size must be at least 1");
+    ensure!(!train_data.is_empty(), "the training data is empty");
+    check_data(model, train_data, "training")?;
+    let validation = validation.filter(|v| !v.is_empty());
+    if let Some(v) = validation {
+        check_data(model, v, "validation")?;
+        ensure!(
+            v.steps == train_data.steps,
+            "validation rows have {} steps, training rows {}",
+            v.steps,
+            train_data.steps
+        );
+    }
+    ensure!(
+        !(options.keep_best || options.patience.is_some()) || validation.is_some(),
+        "keeping the best epoch or stopping early compares epochs by validation loss, and this run has no validation data (raise --validation-split above 0)"
+    );
+    ensure!(
+        options.patience != Some(0),
+        "patience must be at least 1 epoch"
+    );
+    Ok(validation)
+}
+
+/// The session and data that every epoch of a run goes through.
+struct Epochs<'a> {
+    model: &'a ModelConfig,
+    options: &'a TrainOptions,
+    train_data: &'a Dataset,
+    validation: Option<&'a Dataset>,
+    spec: NetSpec,
+    session: TrainSession,
+    buffers: BatchBuffers,
+}
+
+impl<'a> Epochs<'a> {
+    fn new(
+        model: &'a ModelConfig,
+        options: &'a TrainOptions,
+        train_data: &'a Dataset,
+        validation: Option<&'a Dataset>,
+        params: &Params,
+        optimizer_state: Option<Vec<Tensor>>,
+    ) -> Result<Self> {
+        let spec = NetSpec {
+            frozen_embedding: options.freeze_embedding,
+            ..NetSpec::new(model, train_data.steps)
+        };
+        let session = TrainSession::new(
+            spec,
+            model.dropout > 0.0,
+            &options.optimizer,
+            params,
+            optimizer_state.as_deref(),
+            options.device,
+            options.threads,
+            options.recurrence,
+        )?;
+        Ok(Self {
+            model,
+            options,
+            train_data,
+            validation,
+            spec,
+            session,
+            buffers: BatchBuffers::default(),
+        })
+    }
+
+    /// Trains epoch `epoch` (0-based) over shuffled batches, then validates;
+    /// `history` holds the epochs before it, for the message if the loss diverges.
+    fn run(&mut self, epoch: usize, history: &[EpochStats]) -> Result<EpochStats> {
+        let (options, data) = (self.options, self.train_data);
+        let with_dropout = self.model.dropout > 0.0;
+        let batches = data.len().div_ceil(options.batch_size);
+        let prefix = format!("epoch {}/{}", epoch + 1, options.epochs);
+        let bar = progress::bar(batches, prefix, options.progress);
+        bar.set_message("batches");
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
+        let order = epoch_order(data.len(), options.seed, epoch);
+        for (b, rows) in order.chunks(options.batch_size).enumerate() {
+            self.buffers.fill(data, rows);
+            if with_dropout {
+                let len = self.spec.mask_shape(rows.len()).iter().product();
+                let seed = derive_seed(&[options.seed, epoch as u64, b as u64, 1]);
+                dropout_mask(&mut self.buffers.mask, len, self.model.dropout, seed);
+            }
+            let stats = self
+                .session
+                .step(&self.buffers.batch(data, with_dropout))
+                .with_context(|| diverged(epoch, b, options, history))?;
+            loss_sum += stats.loss as f64 * stats.rows as f64;
+            correct += stats.correct as f64;
+            seen += stats.rows;
+            bar.inc(1);
+            if b % 16 == 0 || b + 1 == batches {
+                bar.set_message(format!(
+                    "batches, loss {:.4} acc {:.4}",
+                    loss_sum / seen as f64,
+                    correct / seen as f64
+                ));
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let (val_loss, val_accuracy) = match self.validation {
+            Some(v) => {
+                let (l, a) = evaluate(&mut self.session, v, options.batch_size)?;
+                ensure!(
+                    l.is_finite(),
+                    "{}",
+                    diverged(epoch, batches, options, history)
+                );
+                (Some(l), Some(a))
+            }
+            None => (None, None),
+        };
+        bar.finish_and_clear();
+        Ok(EpochStats {
+            epoch: epoch + 1,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct / seen as f64,
+            val_loss,
+            val_accuracy,
+            seconds,
+            samples_per_second: seen as f64 / seconds,
+        })
+    }
+
+    /// The run as it stands after `epochs_done` epochs, whose figures are `history`.
+    fn checkpoint(&mut self, epochs_done: usize, history: &[EpochStats]) -> Result<Checkpoint> {
+        Ok(Checkpoint {
+            model: self.model.clone(),
+            params: self.session.params()?,
+            optimizer: self.options.optimizer,
+            optimizer_state: self.session.optimizer_state()?,
+            epochs_done,
+            seed: self.options.seed,
+            batch_size: self.options.batch_size,
+            history: history.to_vec(),
+        })
+    }
 }
 
 /// One line per epoch, as the progress output prints it.

@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{read_corpus, CharWindows, Encoded};
 use crate::plot;
+use crate::progress;
 
 use super::prepare::{describe_paths, load_nonempty_reviews};
 use super::{
-    progress_bar, DataSource, TrainedCard, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE,
-    QUANT_ERROR_FILE,
+    DataSource, TrainedCard, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE, QUANT_ERROR_FILE,
 };
 /// Token ids of one evaluation set with their targets.
 #[derive(Clone, Debug, Default)]
@@ -209,7 +209,7 @@ pub fn evaluate_blobs(
         "evaluation needs the f32 blob ({F32_BLOB_FILE}) and the integer blob ({INT_BLOB_FILE})"
     );
     let started = Instant::now();
-    let bar = progress_bar(set.len(), "evaluating", progress);
+    let bar = progress::bar(set.len(), "evaluating".into(), progress);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = set.len().div_ceil(threads);
     let tallies: Vec<Result<Tally>> = std::thread::scope(|scope| {

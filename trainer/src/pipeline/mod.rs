@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use lstm_edge_runtime::format::{Head, Output};
 use serde::{Deserialize, Serialize};
 
@@ -239,20 +238,6 @@ pub fn write_blobs(
     let f32_size = write_file(&dir.join(F32_BLOB_FILE), &q.f32_blob)?;
     let int_size = write_file(&dir.join(INT_BLOB_FILE), &q.int_blob)?;
     Ok((int_size, f32_size, q.calibration))
-}
-
-fn progress_bar(len: usize, what: &str, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(what.to_string());
-    bar
 }
 
 /// Trains, exports, quantizes and evaluates: everything in the module docs.
