@@ -33,10 +33,10 @@ use crate::optim::{Optimizer, OptimizerConfig};
 use crate::ort_env::Device;
 use crate::plot;
 use crate::quantize::{self, Calibration};
-use crate::train::{best_checkpoint_path, train, Dataset, TrainOptions};
+use crate::train::{best_checkpoint_path, train, Dataset, TrainOptions, TrainRun};
 
 use evaluate::corpus_ids;
-use prepare::{load_nonempty_reviews, prepare_corpus, prepare_reviews, write_arrays};
+use prepare::{load_nonempty_reviews, prepare_corpus, prepare_reviews, write_arrays, Prepared};
 
 pub const ONNX_FILE: &str = "model.onnx";
 pub const STEP_ONNX_FILE: &str = "model-step.onnx";
@@ -243,25 +243,7 @@ pub fn write_blobs(
 /// Trains, exports, quantizes and evaluates: everything in the module docs.
 pub fn run(job: &TrainJob) -> Result<TrainReport> {
     let started = Instant::now();
-    check_hyper(&job.hyper)?;
-    ensure!(
-        job.calibration_sequences > 0,
-        "--calibration must be at least 1 (the integer blob is calibrated on training sequences)"
-    );
-    if job.hyper.preset == Preset::W {
-        ensure!(job.vocab_size > 0, "--vocab-size must be at least 1");
-    }
-    match (&job.data, is_sentiment(job.hyper.preset)) {
-        (DataSource::Reviews { .. }, true) | (DataSource::Corpus { .. }, false) => {}
-        (DataSource::Reviews { .. }, false) => bail!(
-            "preset {:?} trains a generator: give --corpus FILE..., not reviews",
-            job.hyper.preset
-        ),
-        (DataSource::Corpus { .. }, true) => bail!(
-            "preset {:?} trains a sentiment model: give --train PATH with labelled reviews, not a corpus",
-            job.hyper.preset
-        ),
-    }
+    check_job(job)?;
     let prepared = match &job.data {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
@@ -286,7 +268,67 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
                 .sum::<usize>()
         );
     }
-    let options = TrainOptions {
+    let run = train(
+        &prepared.cfg,
+        prepared.params.clone(),
+        &prepared.train,
+        prepared.validation.as_ref(),
+        &train_options(job),
+    )?;
+
+    let dir = &job.out_dir;
+    let onnx = write_onnx(&prepared.cfg, &run.params, dir)?;
+    let (int_blob, f32_blob, calibration) =
+        write_blobs(&prepared.cfg, &run.params, &prepared.calibration, dir)?;
+    plot::training_curves(&run.history, &dir.join(CURVES_FILE))?;
+    let files = FileSizes {
+        int_blob,
+        f32_blob,
+        onnx,
+    };
+    let evaluation = evaluate_blobs(
+        &std::fs::read(dir.join(F32_BLOB_FILE))?,
+        &std::fs::read(dir.join(INT_BLOB_FILE))?,
+        &prepared.test,
+        &prepared.test_name,
+        job.progress,
+    )?;
+    let mut card = trained_card(job, prepared, run, files, calibration);
+    plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))?;
+    card.set_metrics(&evaluation, is_sentiment(job.hyper.preset));
+    card.job.seconds = started.elapsed().as_secs_f64();
+    card.write(dir)?;
+    Ok(TrainReport {
+        card,
+        out_dir: dir.clone(),
+    })
+}
+
+/// Refuses a job whose settings or data do not fit its preset, before loading data.
+fn check_job(job: &TrainJob) -> Result<()> {
+    check_hyper(&job.hyper)?;
+    ensure!(
+        job.calibration_sequences > 0,
+        "--calibration must be at least 1 (the integer blob is calibrated on training sequences)"
+    );
+    if job.hyper.preset == Preset::W {
+        ensure!(job.vocab_size > 0, "--vocab-size must be at least 1");
+    }
+    match (&job.data, is_sentiment(job.hyper.preset)) {
+        (DataSource::Reviews { .. }, true) | (DataSource::Corpus { .. }, false) => Ok(()),
+        (DataSource::Reviews { .. }, false) => bail!(
+            "preset {:?} trains a generator: give --corpus FILE..., not reviews",
+            job.hyper.preset
+        ),
+        (DataSource::Corpus { .. }, true) => bail!(
+            "preset {:?} trains a sentiment model: give --train PATH with labelled reviews, not a corpus",
+            job.hyper.preset
+        ),
+    }
+}
+
+fn train_options(job: &TrainJob) -> TrainOptions {
+    TrainOptions {
         epochs: job.hyper.epochs,
         batch_size: job.hyper.batch_size,
         seed: job.hyper.seed,
@@ -300,29 +342,50 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         keep_best: job.keep_best,
         patience: job.patience,
         progress: job.progress,
-    };
-    let run = train(
+    }
+}
+
+/// The card of a finished run, before the test-set evaluation: the train and
+/// validation metrics are those of the epoch whose weights were kept.
+fn trained_card(
+    job: &TrainJob,
+    prepared: Prepared,
+    run: TrainRun,
+    files: FileSizes,
+    calibration: Calibration,
+) -> TrainedCard {
+    let mut card = ModelCard::new(
+        &job.name,
         &prepared.cfg,
-        prepared.params.clone(),
-        &prepared.train,
-        prepared.validation.as_ref(),
-        &options,
-    )?;
-
-    let dir = &job.out_dir;
-    let onnx = write_onnx(&prepared.cfg, &run.params, dir)?;
-    let (int_blob, f32_blob, calibration) =
-        write_blobs(&prepared.cfg, &run.params, &prepared.calibration, dir)?;
-    plot::training_curves(&run.history, &dir.join(CURVES_FILE))?;
-
-    let mut card = TrainedCard {
-        card: ModelCard::new(
-            &job.name,
-            &prepared.cfg,
-            &run.params,
-            Some(job.hyper.clone()),
-            prepared.info,
-        ),
+        &run.params,
+        Some(job.hyper.clone()),
+        prepared.info,
+    );
+    card.description = describe_model(&job.hyper, run.history.len());
+    if run.history.len() < job.hyper.epochs {
+        card.description += &format!(
+            " of {} (stopped early by --patience {}: the validation loss stopped improving)",
+            job.hyper.epochs,
+            job.patience.unwrap_or_default()
+        );
+    }
+    if job.keep_best {
+        card.description += &format!(
+            ", keeping epoch {}'s weights (lowest validation loss)",
+            run.kept_epoch
+        );
+    }
+    if let Some(kept) = run.history.iter().find(|e| e.epoch == run.kept_epoch) {
+        let metrics = &mut card.metrics;
+        metrics.insert("train_loss".into(), kept.train_loss);
+        metrics.insert("train_accuracy".into(), kept.train_accuracy);
+        if let (Some(l), Some(a)) = (kept.val_loss, kept.val_accuracy) {
+            metrics.insert("val_loss".into(), l);
+            metrics.insert("val_accuracy".into(), a);
+        }
+    }
+    TrainedCard {
+        card,
         command: job.command.clone(),
         job: JobRecord {
             data: job.data.clone(),
@@ -337,54 +400,12 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
             threads: job.threads,
             seconds: 0.0,
         },
-        history: run.history.clone(),
+        history: run.history,
         evaluation: None,
-        calibration: Some(calibration.clone()),
-        files: FileSizes {
-            int_blob,
-            f32_blob,
-            onnx,
-        },
+        calibration: Some(calibration),
+        files,
         length_stats: prepared.lengths,
-    };
-    card.card.description = describe_model(&job.hyper, run.history.len());
-    if run.history.len() < job.hyper.epochs {
-        card.card.description += &format!(
-            " of {} (stopped early by --patience {}: the validation loss stopped improving)",
-            job.hyper.epochs,
-            job.patience.unwrap_or_default()
-        );
     }
-    if job.keep_best {
-        card.card.description += &format!(
-            ", keeping epoch {}'s weights (lowest validation loss)",
-            run.kept_epoch
-        );
-    }
-    if let Some(last) = run.history.iter().find(|e| e.epoch == run.kept_epoch) {
-        let metrics = &mut card.card.metrics;
-        metrics.insert("train_loss".into(), last.train_loss);
-        metrics.insert("train_accuracy".into(), last.train_accuracy);
-        if let (Some(l), Some(a)) = (last.val_loss, last.val_accuracy) {
-            metrics.insert("val_loss".into(), l);
-            metrics.insert("val_accuracy".into(), a);
-        }
-    }
-    let evaluation = evaluate_blobs(
-        &std::fs::read(dir.join(F32_BLOB_FILE))?,
-        &std::fs::read(dir.join(INT_BLOB_FILE))?,
-        &prepared.test,
-        &prepared.test_name,
-        job.progress,
-    )?;
-    plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))?;
-    card.set_metrics(&evaluation, is_sentiment(job.hyper.preset));
-    card.job.seconds = started.elapsed().as_secs_f64();
-    card.write(dir)?;
-    Ok(TrainReport {
-        card,
-        out_dir: dir.clone(),
-    })
 }
 
 fn describe_model(hp: &Hyperparams, epochs: usize) -> String {

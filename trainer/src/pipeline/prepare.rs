@@ -149,79 +149,9 @@ pub(super) fn prepare_reviews(
     test_path: Option<&Path>,
 ) -> Result<Prepared> {
     let hp = &job.hyper;
-    let pool = load_nonempty_reviews(train_path)?;
-    let explicit_test = test_path.map(load_nonempty_reviews).transpose()?;
-    let has_test = explicit_test.is_some();
-    let split = split_reviews(
-        pool,
-        explicit_test,
-        &SplitOptions {
-            seed: hp.seed,
-            limit: hp.train_samples,
-            test_fraction: hp.validation_split as f64,
-            test_limit: job.test_limit,
-        },
-    )?;
-    // With an explicit test set, validation comes out of the training pool (the notebook's
-    // 80/20 of its 16,000 reviews) and the test set is only evaluated at the end. Picking
-    // an epoch by validation (best epoch, early stop) keeps the test set apart too.
-    let (train_reviews, val_reviews, test_reviews) = if has_test || job.selects_on_validation() {
-        let mut train = split.train;
-        let held = (train.len() as f64 * hp.validation_split as f64).round() as usize;
-        let val = train.split_off(train.len() - held);
-        (train, val, split.test)
-    } else {
-        (split.train, split.test.clone(), split.test)
-    };
-    let fix = if train_reviews.is_empty() {
-        "give more reviews or lower --validation-split"
-    } else {
-        "give --test PATH or raise --validation-split"
-    };
-    ensure!(
-        !train_reviews.is_empty() && !test_reviews.is_empty(),
-        "{} gives {} training and {} test reviews; both need at least one ({fix})",
-        train_path.display(),
-        train_reviews.len(),
-        test_reviews.len()
-    );
-
-    let mut pretrained = None;
-    let (input, encode): (InputConfig, Box<ReviewEncoder>) = match hp.preset {
-        Preset::W => {
-            let vocab = build_word_vocab(
-                train_reviews.iter().map(|r| r.text.as_slice()),
-                job.vocab_size,
-            )?;
-            pretrained = match (&job.word_vectors, job.word2vec_epochs) {
-                (Some(_), Some(_)) => bail!(
-                    "the embedding can start from word2vec training or from a vectors file, not both"
-                ),
-                (Some(path), None) => Some(file_embedding(path, &vocab.vocab()?, hp, job.progress)?),
-                (None, Some(epochs)) => Some(word2vec_embedding(
-                    &train_reviews,
-                    &vocab.vocab()?,
-                    &Word2VecConfig {
-                        dim: hp.embed_dim,
-                        epochs,
-                        seed: hp.seed,
-                        ..Word2VecConfig::default()
-                    },
-                    job.progress,
-                )?),
-                (None, None) => None,
-            };
-            let input = InputConfig::Words {
-                strings: vocab.strings().to_vec(),
-                offsets: vocab.offsets().to_vec(),
-                embed_dim: hp.embed_dim,
-            };
-            let maxlen = hp.maxlen;
-            (
-                input,
-                Box::new(move |r: &[Review]| encode_words(r, &vocab.vocab()?, maxlen)),
-            )
-        }
+    let (train_reviews, val_reviews, test_reviews) = split_three_ways(job, train_path, test_path)?;
+    let (input, encode, pretrained): (InputConfig, Box<ReviewEncoder>, _) = match hp.preset {
+        Preset::W => word_input(job, &train_reviews)?,
         Preset::C => {
             let maxlen = hp.maxlen;
             (
@@ -238,6 +168,7 @@ pub(super) fn prepare_reviews(
                         maxlen,
                     )
                 }),
+                None,
             )
         }
         Preset::G | Preset::R => bail!(
@@ -294,6 +225,91 @@ pub(super) fn prepare_reviews(
         ],
         cfg,
     })
+}
+
+/// The training, validation and test reviews of a run.
+fn split_three_ways(
+    job: &TrainJob,
+    train_path: &Path,
+    test_path: Option<&Path>,
+) -> Result<(Vec<Review>, Vec<Review>, Vec<Review>)> {
+    let hp = &job.hyper;
+    let pool = load_nonempty_reviews(train_path)?;
+    let explicit_test = test_path.map(load_nonempty_reviews).transpose()?;
+    let has_test = explicit_test.is_some();
+    let split = split_reviews(
+        pool,
+        explicit_test,
+        &SplitOptions {
+            seed: hp.seed,
+            limit: hp.train_samples,
+            test_fraction: hp.validation_split as f64,
+            test_limit: job.test_limit,
+        },
+    )?;
+    // With an explicit test set, validation comes out of the training pool (the notebook's
+    // 80/20 of its 16,000 reviews) and the test set is only evaluated at the end. Picking
+    // an epoch by validation (best epoch, early stop) keeps the test set apart too.
+    let (train, val, test) = if has_test || job.selects_on_validation() {
+        let mut train = split.train;
+        let held = (train.len() as f64 * hp.validation_split as f64).round() as usize;
+        let val = train.split_off(train.len() - held);
+        (train, val, split.test)
+    } else {
+        (split.train, split.test.clone(), split.test)
+    };
+    let fix = if train.is_empty() {
+        "give more reviews or lower --validation-split"
+    } else {
+        "give --test PATH or raise --validation-split"
+    };
+    ensure!(
+        !train.is_empty() && !test.is_empty(),
+        "{} gives {} training and {} test reviews; both need at least one ({fix})",
+        train_path.display(),
+        train.len(),
+        test.len()
+    );
+    Ok((train, val, test))
+}
+
+/// A word model's input: the vocabulary of the training reviews, their encoder, and
+/// the embedding's starting vectors when the job asks for word2vec or a vectors file.
+fn word_input(
+    job: &TrainJob,
+    train_reviews: &[Review],
+) -> Result<(InputConfig, Box<ReviewEncoder>, Option<Vec<f32>>)> {
+    let hp = &job.hyper;
+    let vocab = build_word_vocab(
+        train_reviews.iter().map(|r| r.text.as_slice()),
+        job.vocab_size,
+    )?;
+    let pretrained = match (&job.word_vectors, job.word2vec_epochs) {
+        (Some(_), Some(_)) => {
+            bail!("the embedding can start from word2vec training or from a vectors file, not both")
+        }
+        (Some(path), None) => Some(file_embedding(path, &vocab.vocab()?, hp, job.progress)?),
+        (None, Some(epochs)) => Some(word2vec_embedding(
+            train_reviews,
+            &vocab.vocab()?,
+            &Word2VecConfig {
+                dim: hp.embed_dim,
+                epochs,
+                seed: hp.seed,
+                ..Word2VecConfig::default()
+            },
+            job.progress,
+        )?),
+        (None, None) => None,
+    };
+    let input = InputConfig::Words {
+        strings: vocab.strings().to_vec(),
+        offsets: vocab.offsets().to_vec(),
+        embed_dim: hp.embed_dim,
+    };
+    let maxlen = hp.maxlen;
+    let encode = Box::new(move |r: &[Review]| encode_words(r, &vocab.vocab()?, maxlen));
+    Ok((input, encode, pretrained))
 }
 
 pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepared> {
