@@ -12,6 +12,50 @@ use super::graph::{
 use super::walk::{Recurrent, Walk};
 use super::{ForeignInput, SUPPORTED};
 
+/// Refuses the recurrent attributes the runtime's cells do not have: other directions
+/// or activations, clipping, coupled gates, and a GRU reset applied before the product.
+fn check_recurrent_attributes(node: &NodeProto, cell: Cell, name: &str) -> Result<()> {
+    let direction = attr_str(node, "direction").unwrap_or_else(|| "forward".into());
+    ensure!(
+        direction == "forward",
+        "{name} is {direction}: only forward layers are supported (no bidirectional or reverse)"
+    );
+    let defaults: &[&str] = match cell {
+        Cell::Lstm => &["Sigmoid", "Tanh", "Tanh"],
+        Cell::Gru => &["Sigmoid", "Tanh"],
+    };
+    if let Some(a) = attr(node, "activations") {
+        let got: Vec<String> = a
+            .strings
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        ensure!(
+            got.iter().map(String::as_str).eq(defaults.iter().copied()),
+            "{name} has activations {got:?}: only the defaults {defaults:?} are supported"
+        );
+    }
+    for unsupported in ["activation_alpha", "activation_beta", "clip"] {
+        ensure!(
+            attr(node, unsupported).is_none(),
+            "{name} sets {unsupported}: unsupported (the runtime's cell has no {unsupported})"
+        );
+    }
+    if cell == Cell::Lstm {
+        ensure!(
+            attr_int(node, "input_forget").unwrap_or(0) == 0,
+            "{name} sets input_forget = 1 (coupled input and forget gates): unsupported"
+        );
+    } else {
+        ensure!(
+            attr_int(node, "linear_before_reset").unwrap_or(0) == 1,
+            "{name} has linear_before_reset = 0: the runtime's GRU applies the reset gate after the recurrent \
+             product (linear_before_reset = 1, as PyTorch and Keras' reset_after=True do)"
+        );
+    }
+    Ok(())
+}
+
 impl Walk<'_> {
     pub(super) fn recurrent_node(
         &mut self,
@@ -28,44 +72,7 @@ impl Walk<'_> {
             self.recurrent.is_none(),
             "{name} is a second recurrent layer: stacked layers are unsupported, the runtime runs one"
         );
-        let direction = attr_str(node, "direction").unwrap_or_else(|| "forward".into());
-        ensure!(
-            direction == "forward",
-            "{name} is {direction}: only forward layers are supported (no bidirectional or reverse)"
-        );
-        let defaults: &[&str] = match cell {
-            Cell::Lstm => &["Sigmoid", "Tanh", "Tanh"],
-            Cell::Gru => &["Sigmoid", "Tanh"],
-        };
-        if let Some(a) = attr(node, "activations") {
-            let got: Vec<String> = a
-                .strings
-                .iter()
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect();
-            ensure!(
-                got.iter().map(String::as_str).eq(defaults.iter().copied()),
-                "{name} has activations {got:?}: only the defaults {defaults:?} are supported"
-            );
-        }
-        for unsupported in ["activation_alpha", "activation_beta", "clip"] {
-            ensure!(
-                attr(node, unsupported).is_none(),
-                "{name} sets {unsupported}: unsupported (the runtime's cell has no {unsupported})"
-            );
-        }
-        if cell == Cell::Lstm {
-            ensure!(
-                attr_int(node, "input_forget").unwrap_or(0) == 0,
-                "{name} sets input_forget = 1 (coupled input and forget gates): unsupported"
-            );
-        } else {
-            ensure!(
-                attr_int(node, "linear_before_reset").unwrap_or(0) == 1,
-                "{name} has linear_before_reset = 0: the runtime's GRU applies the reset gate after the recurrent \
-                 product (linear_before_reset = 1, as PyTorch and Keras' reset_after=True do)"
-            );
-        }
+        check_recurrent_attributes(node, cell, &name)?;
         let layout = attr_int(node, "layout").unwrap_or(0);
         let expected: &[Axis] = match layout {
             0 => &[Axis::Time, Axis::Batch, Axis::Feature],
@@ -76,6 +83,36 @@ impl Walk<'_> {
             axes == expected,
             "{name} gets its input laid out as {axes:?} but its layout {layout} reads it as {expected:?}: unsupported"
         );
+        self.recurrent = Some(self.recurrent_weights(node, cell, &name)?);
+        let used: Vec<usize> = (0..node.output.len())
+            .filter(|&i| !node.output[i].is_empty() && self.g.is_used(&node.output[i]))
+            .collect();
+        match used[..] {
+            [0] => {
+                let axes = if layout == 0 {
+                    vec![Axis::Time, Axis::Dir, Axis::Batch, Axis::Hidden]
+                } else {
+                    vec![Axis::Batch, Axis::Time, Axis::Dir, Axis::Hidden]
+                };
+                Ok((node.output[0].clone(), axes))
+            }
+            [1] => {
+                self.head = Some(Head::Last);
+                let axes = if layout == 0 {
+                    vec![Axis::Dir, Axis::Batch, Axis::Hidden]
+                } else {
+                    vec![Axis::Batch, Axis::Dir, Axis::Hidden]
+                };
+                Ok((node.output[1].clone(), axes))
+            }
+            [2] => bail!("{name}: the graph uses the cell state Y_c: unsupported, the head must read Y or Y_h"),
+            _ => bail!("{name}: the graph uses outputs {used:?} of the layer: the importer takes one of Y or Y_h"),
+        }
+    }
+
+    /// The recurrent layer's weights and biases, checked against its cell and input;
+    /// refuses per-sequence lengths, a non-zero initial state and peepholes.
+    fn recurrent_weights(&self, node: &NodeProto, cell: Cell, name: &str) -> Result<Recurrent> {
         let gates = cell.gates();
         let (wd, w) = self.g.const_f32(node, 1, "W")?;
         let (rd, r) = self.g.const_f32(node, 2, "R")?;
@@ -135,38 +172,14 @@ impl Walk<'_> {
                 "{name} has peephole weights P ('{p}'): unsupported"
             );
         }
-        self.recurrent = Some(Recurrent {
+        Ok(Recurrent {
             cell,
             hidden,
             w: ParamTensor::new(&[gh, wd[2]], w)?,
             r: ParamTensor::new(&[gh, hidden], r)?,
             wb: ParamTensor::new(&[gh], wb)?,
             rb: ParamTensor::new(&[gh], rb)?,
-        });
-        let used: Vec<usize> = (0..node.output.len())
-            .filter(|&i| !node.output[i].is_empty() && self.g.is_used(&node.output[i]))
-            .collect();
-        match used[..] {
-            [0] => {
-                let axes = if layout == 0 {
-                    vec![Axis::Time, Axis::Dir, Axis::Batch, Axis::Hidden]
-                } else {
-                    vec![Axis::Batch, Axis::Time, Axis::Dir, Axis::Hidden]
-                };
-                Ok((node.output[0].clone(), axes))
-            }
-            [1] => {
-                self.head = Some(Head::Last);
-                let axes = if layout == 0 {
-                    vec![Axis::Dir, Axis::Batch, Axis::Hidden]
-                } else {
-                    vec![Axis::Batch, Axis::Dir, Axis::Hidden]
-                };
-                Ok((node.output[1].clone(), axes))
-            }
-            [2] => bail!("{name}: the graph uses the cell state Y_c: unsupported, the head must read Y or Y_h"),
-            _ => bail!("{name}: the graph uses outputs {used:?} of the layer: the importer takes one of Y or Y_h"),
-        }
+        })
     }
 
     /// Requires the recurrent layer to be in place, with the time axis still there.
