@@ -507,11 +507,18 @@ mod gradient_checks {
         }
     }
 
-    fn check(spec: NetSpec, dropout: bool, how: Recurrence) {
-        ort_env::init().expect("ONNX Runtime is installed (scripts/install-ort.sh)");
+    /// Random parameters and a batch for `spec`, post-padded when it has a PAD id.
+    struct Case {
+        params: Vec<Vec<f32>>,
+        ids: Vec<i64>,
+        targets: Targets,
+        mask: Option<Vec<f32>>,
+    }
+
+    fn random_case(spec: &NetSpec, dropout: bool) -> Case {
         let mut rng = Rng(0x5EED_0000 + spec.hidden as u64 * 7 + spec.steps as u64);
-        let shapes = spec.param_shapes();
-        let params: Vec<Vec<f32>> = shapes
+        let params: Vec<Vec<f32>> = spec
+            .param_shapes()
             .iter()
             .map(|(_, dims)| {
                 let n = dims.iter().product();
@@ -547,14 +554,29 @@ mod gradient_checks {
                     .collect(),
             ),
         };
-        let mask_shape = spec.mask_shape(BATCH);
-        let mask: Option<Vec<f32>> = dropout.then(|| {
-            let n = mask_shape.iter().product();
+        let mask = dropout.then(|| {
+            let n = spec.mask_shape(BATCH).iter().product();
             (0..n)
                 .map(|_| if rng.next() < 0.3 { 0.0 } else { 1.0 / 0.7 })
                 .collect()
         });
+        Case {
+            params,
+            ids,
+            targets,
+            mask,
+        }
+    }
 
+    /// The loss and every parameter's gradient, as the graph computes them on ONNX Runtime.
+    fn graph_loss_and_gradients(
+        spec: &NetSpec,
+        how: Recurrence,
+        case: &Case,
+    ) -> (f64, Vec<Vec<f32>>) {
+        ort_env::init().expect("ONNX Runtime is installed (scripts/install-ort.sh)");
+        let shapes = spec.param_shapes();
+        let mask_shape = spec.mask_shape(BATCH);
         let mut tape = Tape::new(Graph::new("check"));
         let param_values: Vec<Value> = shapes
             .iter()
@@ -569,24 +591,17 @@ mod gradient_checks {
             Elem::I64,
             &[Dim::Sym("batch"), Dim::Fixed(spec.steps as i64)],
         );
-        let target_elem = match targets {
+        let target_elem = match case.targets {
             Targets::Binary(_) => Elem::F32,
             Targets::Class(_) => Elem::I64,
         };
         let targets_v = g.input("targets", target_elem, &[Dim::Sym("batch")]);
-        let mask_v = mask.as_ref().map(|_| {
+        let mask_v = case.mask.as_ref().map(|_| {
             let dims: Vec<Dim> = mask_shape.iter().map(|d| Dim::Fixed(*d as i64)).collect();
             g.input("mask", Elem::F32, &dims)
         });
-        let logits = forward(
-            &mut tape,
-            &spec,
-            &param_values,
-            &ids_v,
-            mask_v.as_ref(),
-            how,
-        );
-        let loss_v = loss(&mut tape, &spec, &logits, &targets_v);
+        let logits = forward(&mut tape, spec, &param_values, &ids_v, mask_v.as_ref(), how);
+        let loss_v = loss(&mut tape, spec, &logits, &targets_v);
         let wrt: Vec<&Value> = param_values.iter().collect();
         let (mut graph, grads) = tape.gradients(&loss_v, &wrt);
         graph.output(&loss_v, "loss", Elem::F32, &[]);
@@ -597,43 +612,58 @@ mod gradient_checks {
             ort_env::session_from_bytes(&graph.to_model_bytes(OPSET), Device::Cpu, 1).unwrap();
 
         let mut feed: Vec<(String, ort::session::SessionInputValue)> = Vec::new();
-        for ((name, dims), data) in shapes.iter().zip(&params) {
+        for ((name, dims), data) in shapes.iter().zip(&case.params) {
             let t = Tensor::from_array((dims.clone(), data.clone())).unwrap();
             feed.push((name.to_string(), t.into_dyn().into()));
         }
-        let ids_t = Tensor::from_array(([BATCH, spec.steps], ids.clone())).unwrap();
+        let ids_t = Tensor::from_array(([BATCH, spec.steps], case.ids.clone())).unwrap();
         feed.push(("ids".into(), ids_t.into_dyn().into()));
-        let targets_t = match &targets {
+        let targets_t = match &case.targets {
             Targets::Binary(y) => Tensor::from_array(([BATCH], y.clone())).unwrap().into_dyn(),
             Targets::Class(y) => Tensor::from_array(([BATCH], y.clone())).unwrap().into_dyn(),
         };
         feed.push(("targets".into(), targets_t.into()));
-        if let Some(m) = &mask {
+        if let Some(m) = &case.mask {
             let t = Tensor::from_array((mask_shape.clone(), m.clone())).unwrap();
             feed.push(("mask".into(), t.into_dyn().into()));
         }
         let out = session.run(feed).unwrap();
+        let loss = out["loss"].try_extract_tensor::<f32>().unwrap().1[0] as f64;
+        let grads = shapes
+            .iter()
+            .map(|(name, _)| {
+                out[format!("grad_{name}").as_str()]
+                    .try_extract_tensor::<f32>()
+                    .unwrap()
+                    .1
+                    .to_vec()
+            })
+            .collect();
+        (loss, grads)
+    }
 
-        let mut p64: Vec<Vec<f64>> = params
+    fn check(spec: NetSpec, dropout: bool, how: Recurrence) {
+        let case = random_case(&spec, dropout);
+        let (graph_loss, grads) = graph_loss_and_gradients(&spec, how, &case);
+
+        let mut p64: Vec<Vec<f64>> = case
+            .params
             .iter()
             .map(|p| p.iter().map(|v| *v as f64).collect())
             .collect();
-        let mask64: Option<Vec<f64>> = mask.map(|m| m.iter().map(|v| *v as f64).collect());
+        let mask64: Option<Vec<f64>> = case
+            .mask
+            .as_ref()
+            .map(|m| m.iter().map(|v| *v as f64).collect());
         let ref_loss =
-            |p: &[Vec<f64>]| reference::loss(&spec, p, &ids, &targets, mask64.as_deref());
-        let graph_loss = out["loss"].try_extract_tensor::<f32>().unwrap().1[0] as f64;
+            |p: &[Vec<f64>]| reference::loss(&spec, p, &case.ids, &case.targets, mask64.as_deref());
         let expected = ref_loss(&p64);
         assert!(
             (graph_loss - expected).abs() <= 1e-5 * expected.abs().max(1.0),
             "loss: graph {graph_loss} vs reference {expected}"
         );
         let mut worst = 0.0f64;
-        for (k, (name, _)) in shapes.iter().enumerate() {
-            let grad = out[format!("grad_{name}").as_str()]
-                .try_extract_tensor::<f32>()
-                .unwrap()
-                .1
-                .to_vec();
+        for (k, ((name, _), grad)) in spec.param_shapes().iter().zip(&grads).enumerate() {
             assert_eq!(
                 grad.len(),
                 p64[k].len(),
