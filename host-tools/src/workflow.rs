@@ -200,9 +200,9 @@ pub fn command_line() -> String {
     format!("lstm-edge {}", shell_words::join(args))
 }
 
-/// Builds the job `train` runs.
-pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
-    let preset = Preset::from(args.preset);
+/// The data `train` reads: reviews for the sentiment presets, a corpus for the
+/// generators; refuses the other kind's flags rather than ignoring them.
+fn data_source(args: &TrainArgs, preset: Preset) -> Result<DataSource> {
     let data = match preset {
         Preset::W | Preset::C => {
             ensure!(
@@ -245,6 +245,13 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
             );
         }
     }
+    Ok(data)
+}
+
+/// Builds the job `train` runs.
+pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
+    let preset = Preset::from(args.preset);
+    let data = data_source(args, preset)?;
     ensure!(
         args.vocab_size.is_none() || preset == Preset::W,
         "--vocab-size applies to the word model (preset w); preset {preset:?} reads chars: drop --vocab-size"
