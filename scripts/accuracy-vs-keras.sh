@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# W's validation accuracy from lstm-edge next to Keras, on the same sequences.
+# W's (or C's) validation accuracy from lstm-edge next to Keras, on the same sequences.
 #
-#   scripts/accuracy-vs-keras.sh --train FILE [--seeds "42 1 2"] [--threads N] [-- TRAIN_ARGS...]
+#   scripts/accuracy-vs-keras.sh --train FILE [--preset w|c] [--seeds "42 1 2"] [--threads N] [-- TRAIN_ARGS...]
 #
-# For each seed, `lstm-edge train --preset w` trains the notebook's W on FILE (labelled
+# For each seed, `lstm-edge train --preset w` (or c) trains the notebook's W (or C) on FILE (labelled
 # reviews: aclImdb folder, .jsonl[.gz] or .csv) and writes the encoded training and
 # validation reviews it used (--write-arrays); Keras (tensorflow-cpu, installed into
 # the git-ignored .bench-venv/ by scripts/install-keras.sh) then trains the same
@@ -16,14 +16,15 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.bench-venv"
 
-train="" seeds="42" threads=2 extra=()
+train="" preset=w seeds="42" threads=2 extra=()
 while (($#)); do
   case "$1" in
     --train) train="$2"; shift ;;
+    --preset) preset="$2"; shift ;;
     --seeds) seeds="$2"; shift ;;
     --threads) threads="$2"; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "error: unknown argument '$1' (see $0 --help)" >&2; exit 2 ;;
   esac
   shift
@@ -33,6 +34,10 @@ done
   exit 2
 }
 [[ -e "$train" ]] || { echo "error: $train does not exist" >&2; exit 2; }
+[[ "$preset" == w || "$preset" == c ]] || {
+  echo "error: --preset $preset: the comparison trains the sentiment models, w or c" >&2
+  exit 2
+}
 
 "$root/scripts/install-keras.sh" >/dev/null
 "$root/scripts/install-ort.sh" >&2
@@ -42,9 +47,9 @@ bin="$root/target/release/lstm-edge"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 for seed in $seeds; do
-  out="$work/w-$seed"
+  out="$work/$preset-$seed"
   echo "seed $seed: lstm-edge" >&2
-  "$bin" train --preset w --train "$train" --seed "$seed" --threads "$threads" \
+  "$bin" train --preset "$preset" --train "$train" --seed "$seed" --threads "$threads" \
     --write-arrays --quiet --out "$out" "${extra[@]}" >/dev/null
   echo "seed $seed: Keras" >&2
   "$venv/bin/python" "$root/scripts/keras_accuracy.py" "$out/arrays" --card "$out/card.json" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Keras side of the W accuracy comparison (scripts/accuracy-vs-keras.sh).
+"""Keras side of the W and C accuracy comparison (scripts/accuracy-vs-keras.sh).
 
   keras_accuracy.py ARRAYS_DIR [--card OUT/card.json] [--seed N] [--threads 2]
 
@@ -9,7 +9,9 @@ W on exactly those sequences (embedding 300 -> LSTM(50, all steps) -> dropout
 .2 -> flatten -> dense(1) sigmoid, RMSprop lr 0.001, binary cross-entropy,
 batch 32, 2 epochs, shuffled every epoch) and prints one JSON line per epoch:
 {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}. With --card, the
-sizes, dropout, learning rate, batch and epochs are that run's instead.
+sizes, dropout, learning rate, batch and epochs are that run's instead; a run
+without an embedding (C: embed_dim 0) reads its ids one-hot, as lstm-edge does
+(a fixed identity embedding, PAD included).
 """
 
 import argparse
@@ -68,7 +70,11 @@ def main():
     y_val = load("validation_targets.npy")
 
     inputs = keras.Input((x_train.shape[1],), dtype="int32")
-    x = layers.Embedding(meta["vocab_rows"], args.embed)(inputs)
+    rows = meta["vocab_rows"]
+    if args.embed > 0:
+        x = layers.Embedding(rows, args.embed)(inputs)
+    else:
+        x = layers.Embedding(rows, rows, embeddings_initializer="identity", trainable=False)(inputs)
     x = layers.LSTM(args.hidden, return_sequences=True)(x)
     x = layers.Dropout(args.dropout)(x)
     x = layers.Flatten()(x)
