@@ -84,7 +84,7 @@ pub fn train_word2vec(
 
     let dim = cfg.dim;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut input: Vec<f32> = (0..rows * dim)
+    let input: Vec<f32> = (0..rows * dim)
         .map(|i| {
             if i / dim < first {
                 0.0
@@ -93,13 +93,18 @@ pub fn train_word2vec(
             }
         })
         .collect();
-    let mut output = vec![0.0f32; rows * dim];
-    let noise = NoiseTable::new(&counts);
+    let mut model = SkipGram {
+        dim,
+        input,
+        output: vec![0.0f32; rows * dim],
+        noise: NoiseTable::new(&counts),
+        negatives: cfg.negatives,
+        grad: vec![0.0f32; dim],
+    };
     let keep = keep_probabilities(&counts, tokens, cfg.subsample);
 
     let total = tokens * cfg.epochs as u64;
     let mut seen = 0u64;
-    let mut grad = vec![0.0f32; dim];
     let mut kept = Vec::new();
     for _ in 0..cfg.epochs {
         for sentence in &sentences {
@@ -118,38 +123,14 @@ pub fn train_word2vec(
                 let lo = pos.saturating_sub(reach);
                 let hi = (pos + reach).min(kept.len() - 1);
                 for (ctx_pos, &context) in kept.iter().enumerate().take(hi + 1).skip(lo) {
-                    if ctx_pos == pos {
-                        continue;
-                    }
-                    let ctx = usize::from(context) * dim;
-                    grad.fill(0.0);
-                    for k in 0..=cfg.negatives {
-                        let (target, label) = if k == 0 {
-                            (center, 1.0)
-                        } else {
-                            let sampled = noise.sample(&mut rng);
-                            if sampled == center {
-                                continue;
-                            }
-                            (sampled, 0.0)
-                        };
-                        let out = usize::from(target) * dim;
-                        let (in_row, out_row) =
-                            (&input[ctx..ctx + dim], &mut output[out..out + dim]);
-                        let score = dot(in_row, out_row);
-                        let step = (label - sigmoid(score)) * rate;
-                        for ((g, o), i) in grad.iter_mut().zip(out_row.iter_mut()).zip(in_row) {
-                            *g += step * *o;
-                            *o += step * i;
-                        }
-                    }
-                    for (i, g) in input[ctx..ctx + dim].iter_mut().zip(&grad) {
-                        *i += g;
+                    if ctx_pos != pos {
+                        model.train_pair(context, center, rate, &mut rng);
                     }
                 }
             }
         }
     }
+    let mut input = model.input;
 
     let trained: Vec<usize> = (first..rows).filter(|&r| counts[r] > 0).collect();
     if first > 0 && !trained.is_empty() {
@@ -165,6 +146,52 @@ pub fn train_word2vec(
         trained_rows: trained.len(),
     };
     Ok((input, report))
+}
+
+/// Skip-gram with negative sampling: input (word) and output (context) vectors.
+struct SkipGram {
+    dim: usize,
+    input: Vec<f32>,
+    output: Vec<f32>,
+    noise: NoiseTable,
+    negatives: usize,
+    /// The context row's accumulated update, applied after all targets.
+    grad: Vec<f32>,
+}
+
+impl SkipGram {
+    /// One step on the pair: pulls `center`'s output vector and `context`'s input
+    /// vector together, and pushes `negatives` noise words' output vectors away.
+    fn train_pair(&mut self, context: u16, center: u16, rate: f32, rng: &mut ChaCha8Rng) {
+        let dim = self.dim;
+        let ctx = usize::from(context) * dim;
+        self.grad.fill(0.0);
+        for k in 0..=self.negatives {
+            let (target, label) = if k == 0 {
+                (center, 1.0)
+            } else {
+                let sampled = self.noise.sample(rng);
+                if sampled == center {
+                    continue;
+                }
+                (sampled, 0.0)
+            };
+            let out = usize::from(target) * dim;
+            let (in_row, out_row) = (
+                &self.input[ctx..ctx + dim],
+                &mut self.output[out..out + dim],
+            );
+            let score = dot(in_row, out_row);
+            let step = (label - sigmoid(score)) * rate;
+            for ((g, o), i) in self.grad.iter_mut().zip(out_row.iter_mut()).zip(in_row) {
+                *g += step * *o;
+                *o += step * i;
+            }
+        }
+        for (i, g) in self.input[ctx..ctx + dim].iter_mut().zip(&self.grad) {
+            *i += g;
+        }
+    }
 }
 
 /// Eight partial sums, so the compiler keeps them in one vector register.
