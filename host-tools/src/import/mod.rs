@@ -25,6 +25,7 @@ use tract_onnx::tract_hir::infer::Factoid;
 mod convert;
 mod graph;
 mod ops;
+mod shape;
 mod walk;
 
 pub use convert::convert;

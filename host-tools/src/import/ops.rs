@@ -1,14 +1,13 @@
-//! The data-path ops the walk interprets: the recurrent op, index and slice ops,
-//! reductions, reshapes, the dense layer and the output activation.
+//! The data-path ops the walk interprets that compute: the recurrent op, index and
+//! slice ops, reductions, the dense layer with its bias, and the output activation
+//! (the layout ops are in `shape`).
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_trainer::model::Tensor as ParamTensor;
 use tract_onnx::pb::NodeProto;
 
-use super::graph::{
-    attr, attr_int, attr_ints, attr_str, describe, is_unit, normalize_axis, Axis, Dim,
-};
+use super::graph::{attr, attr_int, attr_ints, attr_str, describe, is_unit, normalize_axis, Axis};
 use super::walk::{Recurrent, Walk};
 use super::{ForeignInput, SUPPORTED};
 
@@ -354,146 +353,6 @@ impl Walk<'_> {
         Ok((node.output[0].clone(), result))
     }
 
-    /// The entries of a shape vector computed in the graph (constants, Shape of
-    /// path values, Gather/Slice/Concat/Unsqueeze/Cast on those).
-    pub(super) fn shape_vector(&self, name: &str, user: &NodeProto) -> Result<Vec<Dim>> {
-        if let Some(values) = self.g.const_i64(name)? {
-            return Ok(values.into_iter().map(Dim::Known).collect());
-        }
-        let node = self.g.producer.get(name).with_context(|| {
-            format!(
-                "{}: its shape input '{name}' is a graph input: unsupported",
-                describe(user)
-            )
-        })?;
-        let from =
-            |slot: usize| self.shape_vector(node.input.get(slot).map_or("", String::as_str), user);
-        let ints = |slot: usize| -> Result<Vec<i64>> {
-            self.g
-                .const_i64(node.input.get(slot).map_or("", String::as_str))?
-                .with_context(|| {
-                    format!(
-                        "{}: computed indices in a shape computation",
-                        describe(node)
-                    )
-                })
-        };
-        let dims = match node.op_type.as_str() {
-            "Shape" => {
-                let axes = self.axes_of.get(&node.input[0]).with_context(|| {
-                    format!("{}: the shape of a value off the data path", describe(node))
-                })?;
-                let dims: Vec<Dim> = axes
-                    .iter()
-                    .map(|&a| self.size(a).map_or(Dim::Of(a), Dim::Known))
-                    .collect();
-                let rank = dims.len() as i64;
-                let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
-                let start = clamp(attr_int(node, "start").unwrap_or(0));
-                let end = clamp(attr_int(node, "end").unwrap_or(rank));
-                dims[start..end.max(start)].to_vec()
-            }
-            "Cast" | "Identity" | "Squeeze" | "Unsqueeze" => from(0)?,
-            "Concat" => {
-                let mut all = Vec::new();
-                for slot in 0..node.input.len() {
-                    all.extend(from(slot)?);
-                }
-                all
-            }
-            "Gather" => {
-                let data = from(0)?;
-                ints(1)?
-                    .iter()
-                    .map(|&i| {
-                        let at = if i < 0 { i + data.len() as i64 } else { i };
-                        data.get(at as usize).copied().with_context(|| {
-                            format!("{}: index {i} out of a shape of rank {}", describe(node), data.len())
-                        })
-                    })
-                    .collect::<Result<_>>()?
-            }
-            "Slice" => {
-                let data = from(0)?;
-                let n = data.len() as i64;
-                let clamp = |v: i64| (if v < 0 { v + n } else { v }).clamp(0, n) as usize;
-                let (start, end) = (clamp(ints(1)?[0]), clamp(ints(2)?[0]));
-                data[start..end.max(start)].to_vec()
-            }
-            other => bail!(
-                "{}: its target shape is computed by {other} ({}), which the importer cannot follow",
-                describe(user),
-                describe(node)
-            ),
-        };
-        Ok(dims)
-    }
-
-    pub(super) fn reshape(
-        &mut self,
-        node: &NodeProto,
-        out: String,
-        axes: Vec<Axis>,
-        target: &[Dim],
-    ) -> Result<(String, Vec<Axis>)> {
-        let kept: Vec<Axis> = axes.iter().copied().filter(|&a| !is_unit(a)).collect();
-        let refuse = || {
-            anyhow!(
-                "{}: reshapes a value laid out as {axes:?} to {target:?}: unsupported; {SUPPORTED}",
-                describe(node)
-            )
-        };
-        let [first, second] = target else {
-            return Err(refuse());
-        };
-        ensure!(
-            matches!(first, Dim::Of(Axis::Batch) | Dim::Known(-1) | Dim::Known(1)),
-            refuse()
-        );
-        let hidden = self.recurrent.as_ref().map(|r| r.hidden as i64);
-        match kept[..] {
-            [Axis::Batch, Axis::Time, Axis::Hidden] => {
-                self.time_axis(node, &axes)?;
-                let hidden = hidden.context("hidden")?;
-                let order: Vec<Axis> = axes.iter().copied().filter(|&a| !is_unit(a)).collect();
-                ensure!(order == kept, refuse());
-                let steps = match *second {
-                    Dim::Known(-1) if *first != Dim::Known(-1) => self.seq_len.map(|t| t as i64),
-                    Dim::Known(n) if n > 0 && n % hidden == 0 => Some(n / hidden),
-                    _ => return Err(refuse()),
-                };
-                let steps = steps.with_context(|| {
-                    format!(
-                        "{}: flattens a sequence of unknown length: export with a fixed sequence length",
-                        describe(node)
-                    )
-                })?;
-                if let Some(t) = self.seq_len {
-                    ensure!(
-                        t as i64 == steps,
-                        "{}: flattens {steps} steps of a {t}-step input",
-                        describe(node)
-                    );
-                }
-                self.seq_len = Some(steps as usize);
-                self.head = Some(Head::Flatten {
-                    maxlen: u32::try_from(steps).context("maxlen")?,
-                });
-                Ok((out, vec![Axis::Batch, Axis::Flat]))
-            }
-            [Axis::Batch, x] if matches!(x, Axis::Hidden | Axis::Flat | Axis::Out) => {
-                let ok = match *second {
-                    Dim::Known(-1) => *first != Dim::Known(-1),
-                    Dim::Known(n) => Some(n) == self.size(x),
-                    Dim::Of(a) => a == x,
-                };
-                ensure!(ok, refuse());
-                Ok((out, vec![Axis::Batch, x]))
-            }
-            _ => Err(refuse()),
-        }
-    }
-
     pub(super) fn dense_node(
         &mut self,
         node: &NodeProto,
@@ -570,6 +429,35 @@ impl Walk<'_> {
             ParamTensor::new(&[outputs], bias)?,
         ));
         Ok((node.output[0].clone(), vec![Axis::Batch, Axis::Out]))
+    }
+
+    /// Folds a constant bias added after the dense layer into its bias.
+    pub(super) fn add_bias(
+        &mut self,
+        node: &NodeProto,
+        slot: usize,
+        out: String,
+        axes: Vec<Axis>,
+    ) -> Result<(String, Vec<Axis>)> {
+        ensure!(
+            self.dense.is_some() && axes.last() == Some(&Axis::Out),
+            "{}: an Add on the data path before the dense layer is unsupported; {SUPPORTED}",
+            describe(node)
+        );
+        let (_, bias) = self.g.const_f32(node, 1 - slot, "bias")?;
+        let (_, b) = self.dense.as_mut().context("dense")?;
+        ensure!(
+            bias.len() == b.len() || bias.len() == 1,
+            "{}: adds {} values to {} outputs",
+            describe(node),
+            bias.len(),
+            b.len()
+        );
+        let n = b.len();
+        for (k, v) in b.data.iter_mut().enumerate() {
+            *v += bias[if bias.len() == n { k } else { 0 }];
+        }
+        Ok((out, axes))
     }
 
     pub(super) fn activation(

@@ -10,7 +10,8 @@ use tract_onnx::pb::{self, NodeProto};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
-use super::graph::{attr_int, attr_ints, describe, is_unit, normalize_axis, Axis, Dim, Graph};
+use super::graph::{attr_int, describe, Axis, Graph};
+use super::shape::transpose;
 use super::{ForeignInput, ForeignModel, SUPPORTED};
 
 /// The recurrent layer as found.
@@ -407,123 +408,17 @@ impl<'a> Walk<'a> {
         );
         match op {
             "Identity" | "Dropout" | "Cast" => Ok((out, axes)),
-            "Transpose" => {
-                let perm: Vec<usize> = attr_ints(node, "perm")
-                    .map(|p| p.iter().map(|&i| i as usize).collect())
-                    .unwrap_or_else(|| (0..axes.len()).rev().collect());
-                ensure!(
-                    perm.len() == axes.len() && perm.iter().all(|&p| p < axes.len()),
-                    "{}: perm {perm:?} for a rank-{} value",
-                    describe(node),
-                    axes.len()
-                );
-                Ok((out, perm.iter().map(|&p| axes[p]).collect()))
-            }
-            "Squeeze" => {
-                let listed = match attr_ints(node, "axes") {
-                    Some(a) => Some(a),
-                    None => match node.input.get(1).filter(|n| !n.is_empty()) {
-                        Some(name) => Some(self.g.const_i64(name)?.with_context(|| {
-                            format!("{}: its axes are not a constant", describe(node))
-                        })?),
-                        None => None,
-                    },
-                };
-                let drop: Vec<usize> = match listed {
-                    Some(list) => list
-                        .iter()
-                        .map(|&a| normalize_axis(a, axes.len(), node))
-                        .collect::<Result<_>>()?,
-                    None => (0..axes.len())
-                        .filter(|&i| matches!(axes[i], Axis::Unit | Axis::Dir))
-                        .collect(),
-                };
-                for &i in &drop {
-                    ensure!(
-                        matches!(axes[i], Axis::Unit | Axis::Dir),
-                        "{}: squeezes the {:?} axis, which is not of size 1",
-                        describe(node),
-                        axes[i]
-                    );
-                }
-                let kept = (0..axes.len())
-                    .filter(|i| !drop.contains(i))
-                    .map(|i| axes[i])
-                    .collect();
-                Ok((out, kept))
-            }
-            "Unsqueeze" => {
-                let list = match attr_ints(node, "axes") {
-                    Some(a) => a,
-                    None => self
-                        .g
-                        .const_i64(node.input.get(1).map_or("", String::as_str))?
-                        .with_context(|| format!("{}: its axes are not a constant", describe(node)))?,
-                };
-                let rank = axes.len() + list.len();
-                let mut at: Vec<usize> = list
-                    .iter()
-                    .map(|&a| normalize_axis(a, rank, node))
-                    .collect::<Result<_>>()?;
-                at.sort_unstable();
-                let mut result = axes;
-                for i in at {
-                    result.insert(i, Axis::Unit);
-                }
-                Ok((out, result))
-            }
+            "Transpose" => transpose(node, out, axes),
+            "Squeeze" => self.squeeze(node, out, axes),
+            "Unsqueeze" => self.unsqueeze(node, out, axes),
             "LSTM" | "GRU" => self.recurrent_node(node, &axes),
             "Gather" => self.gather(node, axes),
             "Slice" => self.slice(node, axes),
             "ReduceMean" => self.reduce_mean(node, axes),
-            "Reshape" => {
-                let target = self.shape_vector(node.input.get(1).map_or("", String::as_str), node)?;
-                let allow_zero = attr_int(node, "allowzero").unwrap_or(0) != 0;
-                let target: Vec<Dim> = target
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &d)| match d {
-                        Dim::Known(0) if !allow_zero => {
-                            axes.get(i).map_or(d, |&a| Dim::Of(a))
-                        }
-                        _ => d,
-                    })
-                    .collect();
-                self.reshape(node, out, axes, &target)
-            }
-            "Flatten" => {
-                let split = normalize_axis(attr_int(node, "axis").unwrap_or(1), axes.len() + 1, node)?;
-                let outer: Vec<Axis> = axes[..split].iter().copied().filter(|a| !is_unit(*a)).collect();
-                ensure!(
-                    outer == [Axis::Batch],
-                    "{}: flattens from axis {split} of a value laid out as {axes:?}: unsupported",
-                    describe(node)
-                );
-                let target = [Dim::Of(Axis::Batch), Dim::Known(-1)];
-                self.reshape(node, out, axes, &target)
-            }
+            "Reshape" => self.reshape_node(node, out, axes),
+            "Flatten" => self.flatten(node, out, axes),
             "Gemm" | "MatMul" => self.dense_node(node, axes),
-            "Add" => {
-                ensure!(
-                    self.dense.is_some() && axes.last() == Some(&Axis::Out),
-                    "{}: an Add on the data path before the dense layer is unsupported; {SUPPORTED}",
-                    describe(node)
-                );
-                let (_, bias) = self.g.const_f32(node, 1 - slot, "bias")?;
-                let (_, b) = self.dense.as_mut().context("dense")?;
-                ensure!(
-                    bias.len() == b.len() || bias.len() == 1,
-                    "{}: adds {} values to {} outputs",
-                    describe(node),
-                    bias.len(),
-                    b.len()
-                );
-                let n = b.len();
-                for (k, v) in b.data.iter_mut().enumerate() {
-                    *v += bias[if bias.len() == n { k } else { 0 }];
-                }
-                Ok((out, axes))
-            }
+            "Add" => self.add_bias(node, slot, out, axes),
             "Sigmoid" | "Softmax" => self.activation(node, out, axes),
             "Loop" | "Scan" => bail!(
                 "unsupported ONNX op {op} ({}): the recurrent layer was exported as a loop, not as an ONNX LSTM/GRU op \
