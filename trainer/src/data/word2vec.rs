@@ -94,7 +94,6 @@ pub fn train_word2vec(
         })
         .collect();
     let mut model = SkipGram {
-        dim,
         input,
         output: vec![0.0f32; rows * dim],
         noise: NoiseTable::new(&counts),
@@ -150,12 +149,11 @@ pub fn train_word2vec(
 
 /// Skip-gram with negative sampling: input (word) and output (context) vectors.
 struct SkipGram {
-    dim: usize,
     input: Vec<f32>,
     output: Vec<f32>,
     noise: NoiseTable,
     negatives: usize,
-    /// The context row's accumulated update, applied after all targets.
+    /// The context row's accumulated update, applied after all targets (one vector's width).
     grad: Vec<f32>,
 }
 
@@ -163,7 +161,7 @@ impl SkipGram {
     /// One step on the pair: pulls `center`'s output vector and `context`'s input
     /// vector together, and pushes `negatives` noise words' output vectors away.
     fn train_pair(&mut self, context: u16, center: u16, rate: f32, rng: &mut ChaCha8Rng) {
-        let dim = self.dim;
+        let dim = self.grad.len();
         let ctx = usize::from(context) * dim;
         self.grad.fill(0.0);
         for k in 0..=self.negatives {
