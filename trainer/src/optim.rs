@@ -185,92 +185,133 @@ impl OptimizerConfig {
             None => ready,
         };
         match self.rule {
-            Optimizer::RmsProp { lr, rho, eps } => {
-                let rho_v = g.const_f32(&[], &[rho]);
-                let one_minus_rho = g.const_f32(&[], &[1.0 - rho]);
-                let eps_v = g.const_f32(&[], &[eps]);
-                let lr_v = g.const_f32(&[], &[lr]);
-                let mut new_params = Vec::new();
-                let mut new_state = Vec::new();
-                for ((p, grad), ms) in params.iter().zip(&ready).zip(state) {
-                    let decayed = g.op("Mul", &[ms, &rho_v], vec![]);
-                    let (grad, rows_index, ms_old, p_old) = match grad {
-                        Ready::Dense(v) => (v.clone(), None, decayed.clone(), p.clone()),
-                        Ready::Rows { index, rows } => {
-                            let ms_rows = g.op("GatherND", &[&decayed, index], vec![]);
-                            let p_rows = g.op("GatherND", &[p, index], vec![]);
-                            (rows.clone(), Some(index), ms_rows, p_rows)
-                        }
-                    };
-                    let grad = &grad;
-                    let sq = g.op("Mul", &[grad, grad], vec![]);
-                    let fresh = g.op("Mul", &[&sq, &one_minus_rho], vec![]);
-                    let ms_new = g.op("Add", &[&ms_old, &fresh], vec![]);
-                    let root = g.op("Sqrt", &[&ms_new], vec![]);
-                    let denom = g.op("Add", &[&root, &eps_v], vec![]);
-                    let ratio = g.op("Div", &[grad, &denom], vec![]);
-                    let step = g.op("Mul", &[&ratio, &lr_v], vec![]);
-                    let p_new = g.op("Sub", &[&p_old, &step], vec![]);
-                    match rows_index {
-                        None => {
-                            new_params.push(p_new);
-                            new_state.push(ms_new);
-                        }
-                        Some(index) => {
-                            new_params.push(g.op("ScatterND", &[p, index, &p_new], vec![]));
-                            new_state.push(g.op("ScatterND", &[&decayed, index, &ms_new], vec![]));
-                        }
-                    }
-                }
-                (new_params, new_state)
-            }
+            Optimizer::RmsProp { lr, rho, eps } => rmsprop(g, params, &ready, state, lr, rho, eps),
             Optimizer::Adam {
                 lr,
                 beta1,
                 beta2,
                 eps,
-            } => {
-                let t_old = &state[state.len() - 1];
-                let one = g.const_f32(&[], &[1.0]);
-                let t = g.op("Add", &[t_old, &one], vec![]);
-                let b1 = g.const_f32(&[], &[beta1]);
-                let b2 = g.const_f32(&[], &[beta2]);
-                let b1t = g.op("Pow", &[&b1, &t], vec![]);
-                let b2t = g.op("Pow", &[&b2, &t], vec![]);
-                let c1 = g.op("Sub", &[&one, &b1t], vec![]);
-                let c2 = g.op("Sub", &[&one, &b2t], vec![]);
-                let c2 = g.op("Sqrt", &[&c2], vec![]);
-                let lr_v = g.const_f32(&[], &[lr]);
-                let lr_scaled = g.op("Mul", &[&lr_v, &c2], vec![]);
-                let lr_t = g.op("Div", &[&lr_scaled, &c1], vec![]);
-                let one_minus_b1 = g.const_f32(&[], &[1.0 - beta1]);
-                let one_minus_b2 = g.const_f32(&[], &[1.0 - beta2]);
-                let eps_v = g.const_f32(&[], &[eps]);
-                let mut new_params = Vec::new();
-                let mut new_state = Vec::new();
-                for (k, (p, grad)) in params.iter().zip(&ready).enumerate() {
-                    let grad = &grad.dense(g, p);
-                    let (m, v) = (&state[2 * k], &state[2 * k + 1]);
-                    let m_keep = g.op("Mul", &[m, &b1], vec![]);
-                    let m_fresh = g.op("Mul", &[grad, &one_minus_b1], vec![]);
-                    let m_new = g.op("Add", &[&m_keep, &m_fresh], vec![]);
-                    let v_keep = g.op("Mul", &[v, &b2], vec![]);
-                    let sq = g.op("Mul", &[grad, grad], vec![]);
-                    let v_fresh = g.op("Mul", &[&sq, &one_minus_b2], vec![]);
-                    let v_new = g.op("Add", &[&v_keep, &v_fresh], vec![]);
-                    let root = g.op("Sqrt", &[&v_new], vec![]);
-                    let denom = g.op("Add", &[&root, &eps_v], vec![]);
-                    let ratio = g.op("Div", &[&m_new, &denom], vec![]);
-                    let step = g.op("Mul", &[&ratio, &lr_t], vec![]);
-                    new_params.push(g.op("Sub", &[p, &step], vec![]));
-                    new_state.push(m_new);
-                    new_state.push(v_new);
-                }
-                new_state.push(t);
-                (new_params, new_state)
+            } => adam(g, params, &ready, state, lr, [beta1, beta2], eps),
+        }
+    }
+}
+
+/// `old·keep + fresh·(1-keep)`, the running average both rules keep; the two
+/// weights are scalar constants.
+fn moving_average(
+    g: &mut Graph,
+    old: &Value,
+    keep: &Value,
+    fresh: &Value,
+    fresh_weight: &Value,
+) -> Value {
+    let kept = g.op("Mul", &[old, keep], vec![]);
+    let added = g.op("Mul", &[fresh, fresh_weight], vec![]);
+    g.op("Add", &[&kept, &added], vec![])
+}
+
+/// `param - lr · direction / (sqrt(mean_square) + ε)`.
+fn scaled_step(
+    g: &mut Graph,
+    param: &Value,
+    direction: &Value,
+    mean_square: &Value,
+    eps: &Value,
+    lr: &Value,
+) -> Value {
+    let root = g.op("Sqrt", &[mean_square], vec![]);
+    let denom = g.op("Add", &[&root, eps], vec![]);
+    let ratio = g.op("Div", &[direction, &denom], vec![]);
+    let step = g.op("Mul", &[&ratio, lr], vec![]);
+    g.op("Sub", &[param, &step], vec![])
+}
+
+/// RMSprop: one mean square per parameter. A row gradient updates only its
+/// rows; the others' mean squares just decay.
+fn rmsprop(
+    g: &mut Graph,
+    params: &[Value],
+    ready: &[Ready],
+    state: &[Value],
+    lr: f32,
+    rho: f32,
+    eps: f32,
+) -> (Vec<Value>, Vec<Value>) {
+    let rho_v = g.const_f32(&[], &[rho]);
+    let one_minus_rho = g.const_f32(&[], &[1.0 - rho]);
+    let eps_v = g.const_f32(&[], &[eps]);
+    let lr_v = g.const_f32(&[], &[lr]);
+    let mut new_params = Vec::new();
+    let mut new_state = Vec::new();
+    for ((p, grad), ms) in params.iter().zip(ready).zip(state) {
+        let decayed = g.op("Mul", &[ms, &rho_v], vec![]);
+        let (grad, rows_index, ms_old, p_old) = match grad {
+            Ready::Dense(v) => (v.clone(), None, decayed.clone(), p.clone()),
+            Ready::Rows { index, rows } => {
+                let ms_rows = g.op("GatherND", &[&decayed, index], vec![]);
+                let p_rows = g.op("GatherND", &[p, index], vec![]);
+                (rows.clone(), Some(index), ms_rows, p_rows)
+            }
+        };
+        let sq = g.op("Mul", &[&grad, &grad], vec![]);
+        let fresh = g.op("Mul", &[&sq, &one_minus_rho], vec![]);
+        let ms_new = g.op("Add", &[&ms_old, &fresh], vec![]);
+        let p_new = scaled_step(g, &p_old, &grad, &ms_new, &eps_v, &lr_v);
+        match rows_index {
+            None => {
+                new_params.push(p_new);
+                new_state.push(ms_new);
+            }
+            Some(index) => {
+                new_params.push(g.op("ScatterND", &[p, index, &p_new], vec![]));
+                new_state.push(g.op("ScatterND", &[&decayed, index, &ms_new], vec![]));
             }
         }
     }
+    (new_params, new_state)
+}
+
+/// Adam: two moments per parameter, then the step count, which scales the
+/// learning rate by `sqrt(1-β2^t)/(1-β1^t)`.
+fn adam(
+    g: &mut Graph,
+    params: &[Value],
+    ready: &[Ready],
+    state: &[Value],
+    lr: f32,
+    [beta1, beta2]: [f32; 2],
+    eps: f32,
+) -> (Vec<Value>, Vec<Value>) {
+    let t_old = &state[state.len() - 1];
+    let one = g.const_f32(&[], &[1.0]);
+    let t = g.op("Add", &[t_old, &one], vec![]);
+    let b1 = g.const_f32(&[], &[beta1]);
+    let b2 = g.const_f32(&[], &[beta2]);
+    let b1t = g.op("Pow", &[&b1, &t], vec![]);
+    let b2t = g.op("Pow", &[&b2, &t], vec![]);
+    let c1 = g.op("Sub", &[&one, &b1t], vec![]);
+    let c2 = g.op("Sub", &[&one, &b2t], vec![]);
+    let c2 = g.op("Sqrt", &[&c2], vec![]);
+    let lr_v = g.const_f32(&[], &[lr]);
+    let lr_scaled = g.op("Mul", &[&lr_v, &c2], vec![]);
+    let lr_t = g.op("Div", &[&lr_scaled, &c1], vec![]);
+    let one_minus_b1 = g.const_f32(&[], &[1.0 - beta1]);
+    let one_minus_b2 = g.const_f32(&[], &[1.0 - beta2]);
+    let eps_v = g.const_f32(&[], &[eps]);
+    let mut new_params = Vec::new();
+    let mut new_state = Vec::new();
+    for (k, (p, grad)) in params.iter().zip(ready).enumerate() {
+        let grad = &grad.dense(g, p);
+        let (m, v) = (&state[2 * k], &state[2 * k + 1]);
+        let m_new = moving_average(g, m, &b1, grad, &one_minus_b1);
+        let sq = g.op("Mul", &[grad, grad], vec![]);
+        let v_new = moving_average(g, v, &b2, &sq, &one_minus_b2);
+        new_params.push(scaled_step(g, p, &m_new, &v_new, &eps_v, &lr_t));
+        new_state.push(m_new);
+        new_state.push(v_new);
+    }
+    new_state.push(t);
+    (new_params, new_state)
 }
 
 /// `g_k · max_norm / max(‖g‖, max_norm)` with `‖g‖` over all gradients.
