@@ -211,31 +211,8 @@ impl FirmwareProject {
         let toolchain = Toolchain::detect()?;
         let blob = fs::read(model)
             .with_context(|| format!("cannot read model blob {}", model.display()))?;
-        if let Some(index) = inputs.reviews.iter().position(|r| r.contains(&b'\n')) {
-            bail!("review {index} contains a newline; the firmware takes one review per line");
-        }
-        if inputs.temperatures_milli.is_empty() {
-            bail!("no sampling temperature given; pass at least one (e.g. 500 for 0.5)");
-        }
-
-        let mut hasher = DefaultHasher::new();
-        blob.hash(&mut hasher);
-        inputs.hash(&mut hasher);
-        let key = format!("{:016x}", hasher.finish());
-        let work = self.target_dir.join("inputs").join(&key);
-        fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-        let model_copy = work.join("model.bin");
-        let reviews_path = work.join("reviews.txt");
-        let prompt_path = work.join("prompt.txt");
-        fs::write(&model_copy, &blob)?;
-        fs::write(&reviews_path, inputs.reviews.join(&b'\n'))?;
-        fs::write(&prompt_path, &inputs.prompt)?;
-        let temperatures = inputs
-            .temperatures_milli
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        check_inputs(inputs)?;
+        let staged = self.stage(&blob, inputs)?;
 
         // Builds share one target dir, so they take turns: the ELF is copied out
         // before the next build overwrites it.
@@ -246,6 +223,72 @@ impl FirmwareProject {
         lock.lock()
             .with_context(|| format!("cannot lock {}", lock_path.display()))?;
 
+        let output = self
+            .cargo_build(&toolchain, &staged, &blob, inputs)
+            .output()
+            .with_context(|| format!("cannot start {}", toolchain.cargo.display()))?;
+        if !output.status.success() {
+            bail!(
+                "firmware build for {} failed ({}):\n{}",
+                model.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let built = self
+            .target_dir
+            .join(TARGET)
+            .join("release/lstm-edge-firmware");
+        let elf = staged.dir.join("lstm-edge-firmware.elf");
+        fs::copy(&built, &elf)
+            .with_context(|| format!("cannot copy {} to {}", built.display(), elf.display()))?;
+        drop(lock);
+        Ok(elf)
+    }
+
+    /// Writes the blob, reviews and prompt into a folder named after a hash of
+    /// them and the other inputs, where the firmware's build script reads them.
+    fn stage(&self, blob: &[u8], inputs: &FirmwareInputs) -> Result<Staged> {
+        let mut hasher = DefaultHasher::new();
+        blob.hash(&mut hasher);
+        inputs.hash(&mut hasher);
+        let dir = self
+            .target_dir
+            .join("inputs")
+            .join(format!("{:016x}", hasher.finish()));
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let staged = Staged {
+            model: dir.join("model.bin"),
+            reviews: dir.join("reviews.txt"),
+            prompt: dir.join("prompt.txt"),
+            dir,
+        };
+        let reviews = inputs.reviews.join(&b'\n');
+        for (path, bytes) in [
+            (&staged.model, blob),
+            (&staged.reviews, &reviews[..]),
+            (&staged.prompt, &inputs.prompt[..]),
+        ] {
+            fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(staged)
+    }
+
+    /// The device build's cargo command, with the staged inputs and settings in
+    /// its environment.
+    fn cargo_build(
+        &self,
+        toolchain: &Toolchain,
+        staged: &Staged,
+        blob: &[u8],
+        inputs: &FirmwareInputs,
+    ) -> Command {
+        let temperatures = inputs
+            .temperatures_milli
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let mut command = Command::new(&toolchain.cargo);
         command
             .current_dir(&self.dir)
@@ -256,9 +299,9 @@ impl FirmwareProject {
             .arg(&self.target_dir)
             .env("RUSTC", &toolchain.rustc)
             .env("RUSTC_BOOTSTRAP", "1")
-            .env("LSTM_EDGE_MODEL", &model_copy)
-            .env("LSTM_EDGE_REVIEWS", &reviews_path)
-            .env("LSTM_EDGE_PROMPT", &prompt_path)
+            .env("LSTM_EDGE_MODEL", &staged.model)
+            .env("LSTM_EDGE_REVIEWS", &staged.reviews)
+            .env("LSTM_EDGE_PROMPT", &staged.prompt)
             .env("LSTM_EDGE_GEN_CHARS", inputs.gen_chars.to_string())
             .env("LSTM_EDGE_TEMPERATURES", temperatures)
             .env("LSTM_EDGE_SEED", inputs.seed.to_string())
@@ -266,7 +309,7 @@ impl FirmwareProject {
             .stdin(Stdio::null());
         // State and logit buffers sized for this model keep the measured RAM honest;
         // a blob that does not parse keeps the defaults and fails at boot, as it should.
-        if let Ok(parsed) = lstm_edge_runtime::Model::from_bytes(&blob) {
+        if let Ok(parsed) = lstm_edge_runtime::Model::from_bytes(blob) {
             let dims = parsed.dims();
             command
                 .env("LSTM_EDGE_MAX_HIDDEN", dims.hidden.to_string())
@@ -292,27 +335,27 @@ impl FirmwareProject {
         ] {
             command.env_remove(var);
         }
-        let output = command
-            .output()
-            .with_context(|| format!("cannot start {}", toolchain.cargo.display()))?;
-        if !output.status.success() {
-            bail!(
-                "firmware build for {} failed ({}):\n{}",
-                model.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let built = self
-            .target_dir
-            .join(TARGET)
-            .join("release/lstm-edge-firmware");
-        let elf = work.join("lstm-edge-firmware.elf");
-        fs::copy(&built, &elf)
-            .with_context(|| format!("cannot copy {} to {}", built.display(), elf.display()))?;
-        drop(lock);
-        Ok(elf)
+        command
     }
+}
+
+/// Inputs the firmware cannot take, caught before a build is started.
+fn check_inputs(inputs: &FirmwareInputs) -> Result<()> {
+    if let Some(index) = inputs.reviews.iter().position(|r| r.contains(&b'\n')) {
+        bail!("review {index} contains a newline; the firmware takes one review per line");
+    }
+    if inputs.temperatures_milli.is_empty() {
+        bail!("no sampling temperature given; pass at least one (e.g. 500 for 0.5)");
+    }
+    Ok(())
+}
+
+/// Where [`FirmwareProject::stage`] put one build's inputs.
+struct Staged {
+    dir: PathBuf,
+    model: PathBuf,
+    reviews: PathBuf,
+    prompt: PathBuf,
 }
 
 /// Builds the firmware of this source tree for `model` (see [`FirmwareProject::build`]).
