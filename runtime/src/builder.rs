@@ -303,49 +303,29 @@ impl ModelSpec {
         if r_pre_shift > 0 {
             return Err(Error::OutOfRange("R weights (|R| must stay below 508)"));
         }
-        let q12 = |v: f64| {
-            (v * pre_one)
-                .round()
-                .clamp(i32::MIN as f64, i32::MAX as f64) as i32
-        };
-        let candidate = dims.gates == 3;
-        let mut units = Vec::with_capacity(dims.rows() * RowConsts::BYTES);
-        for unit in 0..dims.hidden {
-            for gate in 0..dims.gates {
-                let row = gate * dims.hidden + unit;
-                let (wb, rb) = (
-                    *w.wb.get(row).unwrap_or(&0.0) as f64,
-                    *w.rb.get(row).unwrap_or(&0.0) as f64,
-                );
-                // GRU's candidate gate scales `R·h + rb` by the reset gate.
-                let separate = candidate && gate == 2;
-                let mult = |mults: &[i32]| mults.get(row).copied().unwrap_or(0);
-                let consts = RowConsts {
-                    w_mult: mult(&w_mults),
-                    r_mult: mult(&r_mults),
-                    bias: if separate { q12(wb) } else { q12(wb + rb) },
-                    r_bias: if separate { q12(rb) } else { 0 },
-                };
-                units.extend_from_slice(&consts.to_bytes());
-            }
-        }
-        // The first padding that puts `r` on a 4-byte boundary of the blob.
+        let units = row_consts(&dims, w, &w_mults, &r_mults);
+        self.aligned_blob(IntParams {
+            embedding: &embedding,
+            embedding_shifts: &embedding_shifts,
+            w: &wq,
+            r_align: &[],
+            r: &rq,
+            units: &units,
+            w_pre_shift,
+            head_w: &head_w,
+            head_scale: &head_scale,
+            head_b: &head_b,
+        })
+    }
+
+    /// Encodes `params` with the first padding that puts `r` on a 4-byte
+    /// boundary of the blob.
+    fn aligned_blob(&self, params: IntParams<'_>) -> Result<Vec<u8>, Error> {
+        const PADDINGS: [&[u8]; 4] = [&[], &[0], &[0, 0], &[0, 0, 0]];
         let mut unaligned = Err(Error::Malformed);
-        for pad in 0..4 {
-            let r_align = std::vec![0u8; pad];
-            let params = Params::Int(IntParams {
-                embedding: &embedding,
-                embedding_shifts: &embedding_shifts,
-                w: &wq,
-                r_align: &r_align,
-                r: &rq,
-                units: &units,
-                w_pre_shift,
-                head_w: &head_w,
-                head_scale: &head_scale,
-                head_b: &head_b,
-            });
-            let blob = encode(&self.body(params))?;
+        for r_align in PADDINGS {
+            let params = IntParams { r_align, ..params };
+            let blob = encode(&self.body(Params::Int(params)))?;
             let model = crate::Model::from_bytes(&blob)?;
             let Params::Int(p) = model.body().params else {
                 return Err(Error::WrongPath);
@@ -358,6 +338,38 @@ impl ModelSpec {
         }
         unaligned
     }
+}
+
+/// Each gate row's constants ([`RowConsts`]), unit by unit: the W and R
+/// multipliers and the Q3.12 biases.
+fn row_consts(dims: &Dims, w: &FloatWeights, w_mults: &[i32], r_mults: &[i32]) -> Vec<u8> {
+    let q12 = |v: f64| {
+        (v * (1u64 << PRE_FRAC) as f64)
+            .round()
+            .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+    };
+    let candidate = dims.gates == 3;
+    let mut units = Vec::with_capacity(dims.rows() * RowConsts::BYTES);
+    for unit in 0..dims.hidden {
+        for gate in 0..dims.gates {
+            let row = gate * dims.hidden + unit;
+            let (wb, rb) = (
+                *w.wb.get(row).unwrap_or(&0.0) as f64,
+                *w.rb.get(row).unwrap_or(&0.0) as f64,
+            );
+            // GRU's candidate gate scales `R·h + rb` by the reset gate.
+            let separate = candidate && gate == 2;
+            let mult = |mults: &[i32]| mults.get(row).copied().unwrap_or(0);
+            let consts = RowConsts {
+                w_mult: mult(w_mults),
+                r_mult: mult(r_mults),
+                bias: if separate { q12(wb) } else { q12(wb + rb) },
+                r_bias: if separate { q12(rb) } else { 0 },
+            };
+            units.extend_from_slice(&consts.to_bytes());
+        }
+    }
+    units
 }
 
 /// Q32 multipliers for `reals` (all `>= 0`, see [`crate::format::scale_q32`]) and the
