@@ -36,7 +36,32 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
             .get(at..at + 4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     };
-    let input = match body.input {
+    let (tensors, scales) = tensor_sizes(body.params, dims.gates);
+    Ok(BlobInfo {
+        file: file.path.display().to_string(),
+        bytes: file.bytes.len(),
+        format_version: header
+            .get(4..6)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]])),
+        crc32: format!("{:08x}", word(12).unwrap_or(0)),
+        cell: format!("{:?}", body.cell),
+        hidden: dims.hidden,
+        input: describe_input(body.input, dims.tokens),
+        tokens: dims.tokens,
+        input_width: dims.input,
+        head: describe_head(body.head),
+        output: describe_output(body.output),
+        numeric: file.numeric_path()?.name().into(),
+        weight_scales: scales,
+        tensors: tensors
+            .into_iter()
+            .map(|(n, b)| (n.to_string(), b))
+            .collect(),
+    })
+}
+
+fn describe_input(input: Input<'_>, tokens: usize) -> String {
+    match input {
         Input::Chars {
             symbols,
             lowercase,
@@ -51,19 +76,30 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
         ),
         Input::Words { embed_dim, .. } => format!(
             "words: {} vocabulary entries + PAD + UNK, embedding width {embed_dim}",
-            dims.tokens - 2
+            tokens - 2
         ),
-    };
-    let head = match body.head {
+    }
+}
+
+fn describe_head(head: Head) -> String {
+    match head {
         Head::Flatten { maxlen } => format!("flatten (maxlen {maxlen})"),
         Head::Last => "last state".into(),
         Head::Mean => "mean over steps".into(),
-    };
-    let output = match body.output {
+    }
+}
+
+fn describe_output(output: Output) -> String {
+    match output {
         Output::Sigmoid => "sigmoid (1)".into(),
         Output::Softmax { classes } => format!("softmax ({classes})"),
-    };
-    let (tensors, scales): (Vec<(&str, usize)>, Option<String>) = match body.params {
+    }
+}
+
+/// Each tensor's size in bytes, and for integer weights whether they are scaled
+/// per row or per gate.
+fn tensor_sizes(params: Params<'_>, gates: usize) -> (Vec<(&'static str, usize)>, Option<String>) {
+    match params {
         Params::F32(p) => (
             vec![
                 ("embedding", p.embedding.len()),
@@ -86,7 +122,7 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
                 .map(RowConsts::from_bytes)
                 .collect();
             let per_row = consts
-                .chunks(dims.gates.max(1))
+                .chunks(gates.max(1))
                 .any(|unit| unit.iter().zip(&consts).any(|(a, b)| a.r_mult != b.r_mult));
             (
                 vec![
@@ -102,28 +138,7 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
                 Some(if per_row { "per row" } else { "per gate" }.into()),
             )
         }
-    };
-    Ok(BlobInfo {
-        file: file.path.display().to_string(),
-        bytes: file.bytes.len(),
-        format_version: header
-            .get(4..6)
-            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]])),
-        crc32: format!("{:08x}", word(12).unwrap_or(0)),
-        cell: format!("{:?}", body.cell),
-        hidden: dims.hidden,
-        input,
-        tokens: dims.tokens,
-        input_width: dims.input,
-        head,
-        output,
-        numeric: file.numeric_path()?.name().into(),
-        weight_scales: scales,
-        tensors: tensors
-            .into_iter()
-            .map(|(n, b)| (n.to_string(), b))
-            .collect(),
-    })
+    }
 }
 
 impl std::fmt::Display for BlobInfo {
