@@ -283,3 +283,70 @@ fn cli_import_needs_a_token_table() {
         .assert()
         .failure();
 }
+
+/// Imports `model` as a change of `fixture`; false if the importer panicked.
+fn imports_without_panic(fixture: &Fixture, model: &tract_onnx::pb::ModelProto) -> bool {
+    use prost::Message;
+    let bytes = model.encode_to_vec();
+    let table = tokens(&fixture.record);
+    std::panic::catch_unwind(|| import(&bytes, &table).map(|_| ())).is_ok()
+}
+
+fn decode(fixture: &Fixture) -> tract_onnx::pb::ModelProto {
+    prost::Message::decode(&fixture.onnx[..]).unwrap()
+}
+
+/// Every node of every fixture with inputs or outputs cut short: the importer
+/// answers with a result, never a panic.
+#[test]
+fn nodes_missing_inputs_or_outputs_are_errors_not_panics() {
+    let mut cases = 0;
+    for fixture in load_all() {
+        let model = decode(&fixture);
+        for (index, node) in model.graph.as_ref().unwrap().node.iter().enumerate() {
+            let cuts = (0..node.input.len())
+                .map(|keep| (keep, node.output.len()))
+                .chain((0..node.output.len()).map(|keep| (node.input.len(), keep)));
+            for (inputs, outputs) in cuts {
+                let mut cut = model.clone();
+                let cut_node = &mut cut.graph.as_mut().unwrap().node[index];
+                cut_node.input.truncate(inputs);
+                cut_node.output.truncate(outputs);
+                assert!(
+                    imports_without_panic(&fixture, &cut),
+                    "{}: node {index} ({}) with {inputs} inputs and {outputs} outputs panicked",
+                    fixture.name,
+                    node.op_type
+                );
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 100, "{cases} cases");
+}
+
+/// Every weight of every fixture flattened to one dimension (same values): the
+/// importer answers with a result, never a panic.
+#[test]
+fn weights_of_the_wrong_rank_are_errors_not_panics() {
+    let mut cases = 0;
+    for fixture in load_all() {
+        let model = decode(&fixture);
+        for (index, tensor) in model.graph.as_ref().unwrap().initializer.iter().enumerate() {
+            if tensor.dims.len() < 2 {
+                continue;
+            }
+            let mut flat = model.clone();
+            let weight = &mut flat.graph.as_mut().unwrap().initializer[index];
+            weight.dims = vec![weight.dims.iter().product()];
+            assert!(
+                imports_without_panic(&fixture, &flat),
+                "{}: initializer '{}' flattened panicked",
+                fixture.name,
+                tensor.name
+            );
+            cases += 1;
+        }
+    }
+    assert!(cases > 20, "{cases} cases");
+}

@@ -48,6 +48,30 @@ pub(super) fn describe(node: &NodeProto) -> String {
     }
 }
 
+/// A node's required input `slot`, or an error naming the node.
+pub(super) fn input(node: &NodeProto, slot: usize) -> Result<&str> {
+    port(node, &node.input, "input", slot)
+}
+
+/// A node's output `slot`, or an error naming the node.
+pub(super) fn output(node: &NodeProto, slot: usize) -> Result<&str> {
+    port(node, &node.output, "output", slot)
+}
+
+fn port<'n>(node: &NodeProto, names: &'n [String], kind: &str, slot: usize) -> Result<&'n str> {
+    names
+        .get(slot)
+        .map(String::as_str)
+        .filter(|name| !name.is_empty())
+        .with_context(|| {
+            format!(
+                "{}: {kind} {slot} is missing ({} given); the ONNX file is malformed",
+                describe(node),
+                names.len()
+            )
+        })
+}
+
 pub(super) fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n pb::AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
 }
@@ -130,7 +154,7 @@ impl<'a> Graph<'a> {
                 }
                 bail!("{}: unsupported constant kind", describe(node))
             }
-            "Identity" | "Cast" => self.constant(&node.input[0]),
+            "Identity" | "Cast" => self.constant(input(node, 0)?),
             _ => Ok(None),
         }
     }
@@ -194,7 +218,7 @@ impl<'a> Graph<'a> {
                 }
             },
             "Expand" | "Tile" | "Reshape" | "Unsqueeze" | "Squeeze" | "Cast" | "Identity"
-            | "Transpose" | "Slice" | "Gather" => self.is_zero(&node.input[0]),
+            | "Transpose" | "Slice" | "Gather" => self.is_zero(input(node, 0)?),
             _ => Ok(false),
         }
     }

@@ -7,7 +7,9 @@ use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_trainer::model::Tensor as ParamTensor;
 use tract_onnx::pb::NodeProto;
 
-use super::graph::{attr, attr_int, attr_ints, attr_str, describe, is_unit, normalize_axis, Axis};
+use super::graph::{
+    attr, attr_int, attr_ints, attr_str, describe, is_unit, normalize_axis, output, Axis,
+};
 use super::walk::{Recurrent, Walk};
 use super::{ForeignInput, SUPPORTED};
 
@@ -93,7 +95,7 @@ impl Walk<'_> {
                 } else {
                     vec![Axis::Batch, Axis::Time, Axis::Dir, Axis::Hidden]
                 };
-                Ok((node.output[0].clone(), axes))
+                Ok((output(node, 0)?.to_string(), axes))
             }
             [1] => {
                 self.head = Some(Head::Last);
@@ -248,7 +250,7 @@ impl Walk<'_> {
         } else {
             axes[axis] = Axis::Unit;
         }
-        Ok((node.output[0].clone(), axes))
+        Ok((output(node, 0)?.to_string(), axes))
     }
 
     pub(super) fn slice(
@@ -285,8 +287,21 @@ impl Walk<'_> {
         let which = which.unwrap_or_else(|| (0..starts.len() as i64).collect());
         for (k, &a) in which.iter().enumerate() {
             let axis = normalize_axis(a, axes.len(), node)?;
-            let (start, end) = (starts[k], ends[k]);
-            let step = steps.as_ref().map_or(1, |s| s[k]);
+            let entry = |list: &[i64], what: &str| {
+                list.get(k).copied().with_context(|| {
+                    format!(
+                        "{}: {} axes but {} {what}",
+                        describe(node),
+                        which.len(),
+                        list.len()
+                    )
+                })
+            };
+            let (start, end) = (entry(&starts, "starts")?, entry(&ends, "ends")?);
+            let step = match &steps {
+                Some(steps) => entry(steps, "steps")?,
+                None => 1,
+            };
             ensure!(
                 step == 1,
                 "{}: slices with step {step}: unsupported",
@@ -312,7 +327,7 @@ impl Walk<'_> {
                 ),
             }
         }
-        Ok((node.output[0].clone(), axes))
+        Ok((output(node, 0)?.to_string(), axes))
     }
 
     pub(super) fn reduce_mean(
@@ -350,7 +365,7 @@ impl Walk<'_> {
         } else {
             result.remove(reduced[0]);
         }
-        Ok((node.output[0].clone(), result))
+        Ok((output(node, 0)?.to_string(), result))
     }
 
     pub(super) fn dense_node(
@@ -428,7 +443,7 @@ impl Walk<'_> {
             ParamTensor::new(&[outputs, features], w)?,
             ParamTensor::new(&[outputs], bias)?,
         ));
-        Ok((node.output[0].clone(), vec![Axis::Batch, Axis::Out]))
+        Ok((output(node, 0)?.to_string(), vec![Axis::Batch, Axis::Out]))
     }
 
     /// Folds a constant bias added after the dense layer into its bias.

@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use lstm_edge_runtime::format::Head;
 use tract_onnx::pb::NodeProto;
 
-use super::graph::{attr_int, attr_ints, describe, is_unit, normalize_axis, Axis, Dim};
+use super::graph::{attr_int, attr_ints, describe, input, is_unit, normalize_axis, Axis, Dim};
 use super::walk::Walk;
 use super::SUPPORTED;
 
@@ -164,7 +164,7 @@ impl Walk<'_> {
         };
         let dims = match node.op_type.as_str() {
             "Shape" => {
-                let axes = self.axes_of.get(&node.input[0]).with_context(|| {
+                let axes = self.axes_of.get(input(node, 0)?).with_context(|| {
                     format!("{}: the shape of a value off the data path", describe(node))
                 })?;
                 let dims: Vec<Dim> = axes
@@ -201,7 +201,14 @@ impl Walk<'_> {
                 let data = from(0)?;
                 let n = data.len() as i64;
                 let clamp = |v: i64| (if v < 0 { v + n } else { v }).clamp(0, n) as usize;
-                let (start, end) = (clamp(ints(1)?[0]), clamp(ints(2)?[0]));
+                let bound = |slot: usize| -> Result<usize> {
+                    let values = ints(slot)?;
+                    let first = values.first().with_context(|| {
+                        format!("{}: input {slot} is empty", describe(node))
+                    })?;
+                    Ok(clamp(*first))
+                };
+                let (start, end) = (bound(1)?, bound(2)?);
                 data[start..end.max(start)].to_vec()
             }
             other => bail!(

@@ -10,7 +10,7 @@ use tract_onnx::pb::{self, NodeProto};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
-use super::graph::{attr_int, describe, Axis, Graph};
+use super::graph::{attr_int, describe, input, output, Axis, Graph};
 use super::shape::transpose;
 use super::{ForeignInput, ForeignModel, SUPPORTED};
 
@@ -198,6 +198,37 @@ impl<'a> Walk<'a> {
     /// Finds the embedding Gather or OneHot fed by the ids and returns its output,
     /// with the id computations before it that [`check_ids_pass_through`] must check.
     pub(super) fn embedding_start(&mut self, ids: &str) -> Result<(String, Option<IdCheck>)> {
+        let node = self.lookup_of(ids)?;
+        let indices = input(node, usize::from(node.op_type == "Gather"))?;
+        let mut direct = indices;
+        while direct != ids {
+            match self.g.producer.get(direct) {
+                Some(p) if matches!(p.op_type.as_str(), "Cast" | "Identity") => {
+                    direct = input(p, 0)?
+                }
+                _ => break,
+            }
+        }
+        // E.g. TensorFlow's wrap of negative ids: it must leave valid ids as they are.
+        let check = (direct != ids).then(|| IdCheck {
+            indices: indices.to_string(),
+            lookup: describe(node),
+        });
+        self.axes_of
+            .insert(indices.to_string(), vec![Axis::Batch, Axis::Time]);
+        self.input = Some(match node.op_type.as_str() {
+            "Gather" => self.embedding_table(node)?,
+            _ => self.one_hot(node)?,
+        });
+        let out = output(node, 0)?.to_string();
+        self.axes_of
+            .insert(out.clone(), vec![Axis::Batch, Axis::Time, Axis::Feature]);
+        Ok((out, check))
+    }
+
+    /// The one Gather of a constant table, or OneHot, that the ids reach (not
+    /// through a Shape).
+    fn lookup_of(&self, ids: &str) -> Result<&'a NodeProto> {
         let mut reached: HashSet<&str> = HashSet::from([ids]);
         for node in &self.g.graph.node {
             if node.input.iter().any(|i| reached.contains(i.as_str())) && node.op_type != "Shape" {
@@ -206,21 +237,22 @@ impl<'a> Walk<'a> {
         }
         let mut found = Vec::new();
         for node in &self.g.graph.node {
+            let takes_ids = |slot| {
+                node.input
+                    .get(slot)
+                    .is_some_and(|i: &String| reached.contains(i.as_str()))
+            };
             let candidate = match node.op_type.as_str() {
-                "Gather" => {
-                    node.input.len() == 2
-                        && reached.contains(node.input[1].as_str())
-                        && self.g.constant(&node.input[0])?.is_some()
-                }
-                "OneHot" => reached.contains(node.input[0].as_str()),
+                "Gather" => takes_ids(1) && self.g.constant(input(node, 0)?)?.is_some(),
+                "OneHot" => takes_ids(0),
                 _ => false,
             };
             if candidate {
                 found.push(node);
             }
         }
-        let node = match found[..] {
-            [node] => node,
+        match found[..] {
+            [node] => Ok(node),
             [] => bail!("no embedding Gather or OneHot takes the token ids: {SUPPORTED}"),
             _ => bail!(
                 "{} nodes ({}) look up the token ids: the importer takes one embedding",
@@ -231,68 +263,53 @@ impl<'a> Walk<'a> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-        };
-        let slot = usize::from(node.op_type == "Gather");
-        let indices = &node.input[slot];
-        let mut direct = indices.as_str();
-        while direct != ids {
-            match self.g.producer.get(direct) {
-                Some(p) if matches!(p.op_type.as_str(), "Cast" | "Identity") => {
-                    direct = &p.input[0]
-                }
-                _ => break,
-            }
         }
-        // E.g. TensorFlow's wrap of negative ids: it must leave valid ids as they are.
-        let check = (direct != ids).then(|| IdCheck {
-            indices: indices.clone(),
-            lookup: describe(node),
-        });
-        self.axes_of
-            .insert(indices.clone(), vec![Axis::Batch, Axis::Time]);
-        match node.op_type.as_str() {
-            "Gather" => {
-                ensure!(
-                    attr_int(node, "axis").unwrap_or(0) == 0,
-                    "{}: an embedding lookup gathers rows (axis 0)",
-                    describe(node)
-                );
-                let (dims, data) = self.g.const_f32(node, 0, "embedding table")?;
-                ensure!(
-                    dims.len() == 2,
-                    "{}: embedding table of dims {dims:?}, expected [ids, width]",
-                    describe(node)
-                );
-                self.input = Some(ForeignInput::Embedding(ParamTensor::new(&dims, data)?));
-            }
-            _ => {
-                let depth = self
-                    .g
-                    .const_i64(&node.input[1])?
-                    .and_then(|d| d.first().copied())
-                    .with_context(|| format!("{}: its depth is not a constant", describe(node)))?;
-                let values = self.g.const_f32(node, 2, "values")?.1;
-                ensure!(
-                    values == [0.0, 1.0],
-                    "{}: values {values:?}, expected [0, 1] (a plain one-hot)",
-                    describe(node)
-                );
-                ensure!(
-                    matches!(attr_int(node, "axis").unwrap_or(-1), -1 | 2),
-                    "{}: one-hot along axis {:?}, expected the last axis",
-                    describe(node),
-                    attr_int(node, "axis")
-                );
-                self.input = Some(ForeignInput::OneHot {
-                    depth: depth as usize,
-                    float_input: false,
-                });
-            }
-        }
-        let out = node.output[0].clone();
-        self.axes_of
-            .insert(out.clone(), vec![Axis::Batch, Axis::Time, Axis::Feature]);
-        Ok((out, check))
+    }
+
+    /// A Gather's table as the embedding.
+    fn embedding_table(&self, node: &NodeProto) -> Result<ForeignInput> {
+        ensure!(
+            attr_int(node, "axis").unwrap_or(0) == 0,
+            "{}: an embedding lookup gathers rows (axis 0)",
+            describe(node)
+        );
+        let (dims, data) = self.g.const_f32(node, 0, "embedding table")?;
+        ensure!(
+            dims.len() == 2,
+            "{}: embedding table of dims {dims:?}, expected [ids, width]",
+            describe(node)
+        );
+        Ok(ForeignInput::Embedding(ParamTensor::new(&dims, data)?))
+    }
+
+    /// A plain one-hot of constant depth along the last axis.
+    fn one_hot(&self, node: &NodeProto) -> Result<ForeignInput> {
+        let depth = self
+            .g
+            .const_i64(input(node, 1)?)?
+            .and_then(|d| d.first().copied())
+            .with_context(|| format!("{}: its depth is not a constant", describe(node)))?;
+        ensure!(
+            depth > 0,
+            "{}: depth {depth}, expected at least 1",
+            describe(node)
+        );
+        let values = self.g.const_f32(node, 2, "values")?.1;
+        ensure!(
+            values == [0.0, 1.0],
+            "{}: values {values:?}, expected [0, 1] (a plain one-hot)",
+            describe(node)
+        );
+        ensure!(
+            matches!(attr_int(node, "axis").unwrap_or(-1), -1 | 2),
+            "{}: one-hot along axis {:?}, expected the last axis",
+            describe(node),
+            attr_int(node, "axis")
+        );
+        Ok(ForeignInput::OneHot {
+            depth: depth as usize,
+            float_input: false,
+        })
     }
 
     pub(super) fn run(mut self, start: String) -> Result<ForeignModel> {
