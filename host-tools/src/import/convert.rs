@@ -10,85 +10,14 @@ use super::{Converted, ForeignInput, ForeignModel, TokenTable, PAD_MARK, UNK_MAR
 
 /// Turns a foreign model into our config and parameters for the given token table.
 pub fn convert(foreign: &ForeignModel, tokens: &TokenTable) -> Result<Converted> {
-    let ids = foreign.input.ids();
-    let gate_rows = foreign.w.dims[0];
-    let (input, embedding, w, runtime_id) = match tokens {
+    let mapped = match tokens {
         TokenTable::Chars {
             table,
             lowercase,
             unk,
             pad,
-        } => {
-            let rows = table.len() + usize::from(*unk) + usize::from(*pad);
-            ensure!(
-                rows == ids,
-                "the model has {ids} token ids but --chars gives {} chars{}{} = {rows}: \
-                 list one char per id, in id order (UNK and PAD, when flagged, are the last ids)",
-                table.len(),
-                if *unk { " + UNK" } else { "" },
-                if *pad { " + PAD" } else { "" },
-            );
-            // One-hot input: an embedding folds into W (W' = W E^T), exactly.
-            let w = match &foreign.input {
-                ForeignInput::Embedding(e) => matmul_transposed(&foreign.w, e)?,
-                ForeignInput::OneHot { .. } => foreign.w.clone(),
-            };
-            let input = InputConfig::Chars {
-                table: table.clone(),
-                lowercase: *lowercase,
-                unk: *unk,
-                pad: *pad,
-            };
-            (input, None, w, (0..ids as u16).collect::<Vec<u16>>())
-        }
-        TokenTable::Words { lines } => {
-            ensure!(
-                lines.len() == ids,
-                "the vocab file has {} lines but the model has {ids} token ids: give one line per id, in id order",
-                lines.len()
-            );
-            let (order, pad_line, unk_line) = word_order(lines)?;
-            if matches!(foreign.head, Head::Flatten { .. }) {
-                ensure!(
-                    pad_line.is_some(),
-                    "the model's flatten head pads with a PAD id: mark that id's line in the vocab file with {PAD_MARK}"
-                );
-            }
-            let words: Vec<Vec<u8>> = order
-                .iter()
-                .map(|&line| lines[line].as_bytes().to_vec())
-                .collect();
-            let (strings, offsets) = encode_vocab(words);
-            // Runtime rows: 0 = PAD, 1 = UNK, 2 + i = the i-th sorted word; a
-            // missing PAD or UNK gets a zero row.
-            let table = match &foreign.input {
-                ForeignInput::Embedding(e) => e.clone(),
-                ForeignInput::OneHot { depth, .. } => identity(*depth),
-            };
-            let width = table.dims[1];
-            let row = |line: Option<usize>| -> Vec<f32> {
-                line.map_or(vec![0.0; width], |l| {
-                    table.data[l * width..(l + 1) * width].to_vec()
-                })
-            };
-            let mut data = row(pad_line);
-            data.extend(row(unk_line));
-            let mut runtime_id = vec![1u16; ids];
-            if let Some(l) = pad_line {
-                runtime_id[l] = 0;
-            }
-            for (i, &line) in order.iter().enumerate() {
-                data.extend(row(Some(line)));
-                runtime_id[line] = (2 + i) as u16;
-            }
-            let embedding = ParamTensor::new(&[order.len() + 2, width], data)?;
-            let input = InputConfig::Words {
-                strings,
-                offsets,
-                embed_dim: width,
-            };
-            (input, Some(embedding), foreign.w.clone(), runtime_id)
-        }
+        } => char_input(foreign, table, *lowercase, *unk, *pad)?,
+        TokenTable::Words { lines } => word_input(foreign, lines)?,
     };
     if matches!(foreign.head, Head::Flatten { .. } | Head::Mean) {
         ensure!(
@@ -101,7 +30,7 @@ pub fn convert(foreign: &ForeignModel, tokens: &TokenTable) -> Result<Converted>
     }
     let config = ModelConfig {
         cell: foreign.cell,
-        input,
+        input: mapped.input,
         hidden: foreign.hidden,
         head: foreign.head,
         output: foreign.output,
@@ -110,10 +39,9 @@ pub fn convert(foreign: &ForeignModel, tokens: &TokenTable) -> Result<Converted>
     config
         .validate()
         .context("the imported model does not fit the runtime")?;
-    debug_assert_eq!(w.dims[0], gate_rows);
     let params = Params {
-        embedding,
-        w,
+        embedding: mapped.embedding,
+        w: mapped.w,
         r: foreign.r.clone(),
         wb: foreign.wb.clone(),
         rb: foreign.rb.clone(),
@@ -124,6 +52,105 @@ pub fn convert(foreign: &ForeignModel, tokens: &TokenTable) -> Result<Converted>
     Ok(Converted {
         config,
         params,
+        runtime_id: mapped.runtime_id,
+    })
+}
+
+/// The input side of a converted model.
+struct MappedInput {
+    input: InputConfig,
+    embedding: Option<ParamTensor>,
+    w: ParamTensor,
+    /// The runtime's id for each foreign id.
+    runtime_id: Vec<u16>,
+}
+
+/// One-hot chars, one per foreign id: an embedding folds into W (W' = W E^T),
+/// exactly.
+fn char_input(
+    foreign: &ForeignModel,
+    table: &[u8],
+    lowercase: bool,
+    unk: bool,
+    pad: bool,
+) -> Result<MappedInput> {
+    let ids = foreign.input.ids();
+    let rows = table.len() + usize::from(unk) + usize::from(pad);
+    ensure!(
+        rows == ids,
+        "the model has {ids} token ids but --chars gives {} chars{}{} = {rows}: \
+         list one char per id, in id order (UNK and PAD, when flagged, are the last ids)",
+        table.len(),
+        if unk { " + UNK" } else { "" },
+        if pad { " + PAD" } else { "" },
+    );
+    let w = match &foreign.input {
+        ForeignInput::Embedding(e) => matmul_transposed(&foreign.w, e)?,
+        ForeignInput::OneHot { .. } => foreign.w.clone(),
+    };
+    Ok(MappedInput {
+        input: InputConfig::Chars {
+            table: table.to_vec(),
+            lowercase,
+            unk,
+            pad,
+        },
+        embedding: None,
+        w,
+        runtime_id: (0..ids as u16).collect(),
+    })
+}
+
+/// Words from the vocab file's lines, one per foreign id. Runtime rows: 0 =
+/// PAD, 1 = UNK, 2 + i = the i-th sorted word; a missing PAD or UNK gets a zero
+/// row.
+fn word_input(foreign: &ForeignModel, lines: &[String]) -> Result<MappedInput> {
+    let ids = foreign.input.ids();
+    ensure!(
+        lines.len() == ids,
+        "the vocab file has {} lines but the model has {ids} token ids: give one line per id, in id order",
+        lines.len()
+    );
+    let (order, pad_line, unk_line) = word_order(lines)?;
+    if matches!(foreign.head, Head::Flatten { .. }) {
+        ensure!(
+            pad_line.is_some(),
+            "the model's flatten head pads with a PAD id: mark that id's line in the vocab file with {PAD_MARK}"
+        );
+    }
+    let words: Vec<Vec<u8>> = order
+        .iter()
+        .map(|&line| lines[line].as_bytes().to_vec())
+        .collect();
+    let (strings, offsets) = encode_vocab(words);
+    let table = match &foreign.input {
+        ForeignInput::Embedding(e) => e.clone(),
+        ForeignInput::OneHot { depth, .. } => identity(*depth),
+    };
+    let width = table.dims[1];
+    let row = |line: Option<usize>| -> Vec<f32> {
+        line.map_or(vec![0.0; width], |l| {
+            table.data[l * width..(l + 1) * width].to_vec()
+        })
+    };
+    let mut data = row(pad_line);
+    data.extend(row(unk_line));
+    let mut runtime_id = vec![1u16; ids];
+    if let Some(l) = pad_line {
+        runtime_id[l] = 0;
+    }
+    for (i, &line) in order.iter().enumerate() {
+        data.extend(row(Some(line)));
+        runtime_id[line] = (2 + i) as u16;
+    }
+    Ok(MappedInput {
+        input: InputConfig::Words {
+            strings,
+            offsets,
+            embed_dim: width,
+        },
+        embedding: Some(ParamTensor::new(&[order.len() + 2, width], data)?),
+        w: foreign.w.clone(),
         runtime_id,
     })
 }
