@@ -4,7 +4,8 @@
 //!
 //! One thread and a seeded ChaCha8 stream, so a seed gives the same vectors everywhere.
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
+use indicatif::ProgressBar;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -53,58 +54,37 @@ pub struct Word2VecReport {
 /// below `first_word`, such as PAD and UNK, are dropped and windows close over them).
 /// Returns the `[rows, dim]` input vectors; rows below `first_word` are zeros except that
 /// the last of them (UNK) holds the mean of the trained vectors.
+///
+/// `bar` counts the sentences of all passes.
 pub fn train_word2vec(
     sentences: &[Vec<u16>],
     rows: usize,
     first_word: u16,
     cfg: &Word2VecConfig,
+    bar: &ProgressBar,
 ) -> Result<(Vec<f32>, Word2VecReport)> {
     ensure!(
         cfg.dim > 0 && cfg.window > 0 && cfg.epochs > 0,
         "word2vec needs a positive dimension, window and epoch count"
     );
-    let first = usize::from(first_word);
     let sentences: Vec<Vec<u16>> = sentences
         .iter()
         .map(|s| s.iter().copied().filter(|&id| id >= first_word).collect())
         .collect();
-    let mut counts = vec![0u64; rows];
-    for &id in sentences.iter().flatten() {
-        ensure!(
-            usize::from(id) < rows,
-            "word id {id} is outside the {rows}-row embedding"
-        );
-        counts[usize::from(id)] += 1;
-    }
+    let counts = word_counts(&sentences, rows)?;
     let tokens: u64 = counts.iter().sum();
     ensure!(
         tokens > 1,
         "word2vec needs text: the sentences hold {tokens} known words"
     );
 
-    let dim = cfg.dim;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let input: Vec<f32> = (0..rows * dim)
-        .map(|i| {
-            if i / dim < first {
-                0.0
-            } else {
-                (rng.random::<f32>() - 0.5) / dim as f32
-            }
-        })
-        .collect();
-    let mut model = SkipGram {
-        input,
-        output: vec![0.0f32; rows * dim],
-        noise: NoiseTable::new(&counts),
-        negatives: cfg.negatives,
-        grad: vec![0.0f32; dim],
-    };
+    let mut model = SkipGram::new(rows, usize::from(first_word), &counts, cfg, &mut rng);
     let keep = keep_probabilities(&counts, tokens, cfg.subsample);
-
     let total = tokens * cfg.epochs as u64;
     let mut seen = 0u64;
     let mut kept = Vec::new();
+    bar.set_length((sentences.len() * cfg.epochs) as u64);
     for _ in 0..cfg.epochs {
         for sentence in &sentences {
             seen += sentence.len() as u64;
@@ -117,21 +97,38 @@ pub fn train_word2vec(
                     .copied()
                     .filter(|&id| rng.random::<f64>() < keep[usize::from(id)]),
             );
-            for (pos, &center) in kept.iter().enumerate() {
-                let reach = rng.random_range(1..=cfg.window);
-                let lo = pos.saturating_sub(reach);
-                let hi = (pos + reach).min(kept.len() - 1);
-                for (ctx_pos, &context) in kept.iter().enumerate().take(hi + 1).skip(lo) {
-                    if ctx_pos != pos {
-                        model.train_pair(context, center, rate, &mut rng);
-                    }
-                }
-            }
+            model.train_sentence(&kept, cfg.window, rate, &mut rng);
+            bar.inc(1);
         }
     }
+    bar.finish_and_clear();
     let mut input = model.input;
+    let trained_rows = unk_as_mean(&mut input, &counts, usize::from(first_word), cfg.dim);
+    Ok((
+        input,
+        Word2VecReport {
+            tokens,
+            trained_rows,
+        },
+    ))
+}
 
-    let trained: Vec<usize> = (first..rows).filter(|&r| counts[r] > 0).collect();
+/// Occurrences of each id, or an error for an id outside the table.
+fn word_counts(sentences: &[Vec<u16>], rows: usize) -> Result<Vec<u64>> {
+    let mut counts = vec![0u64; rows];
+    for &id in sentences.iter().flatten() {
+        let count = counts
+            .get_mut(usize::from(id))
+            .with_context(|| format!("word id {id} is outside the {rows}-row embedding"))?;
+        *count += 1;
+    }
+    Ok(counts)
+}
+
+/// Sets the row before `first` (UNK) to the mean of the trained rows (ids from
+/// `first` on that occur); returns how many there are.
+fn unk_as_mean(input: &mut [f32], counts: &[u64], first: usize, dim: usize) -> usize {
+    let trained: Vec<usize> = (first..counts.len()).filter(|&r| counts[r] > 0).collect();
     if first > 0 && !trained.is_empty() {
         let unk = (first - 1) * dim;
         for &row in &trained {
@@ -140,11 +137,7 @@ pub fn train_word2vec(
             }
         }
     }
-    let report = Word2VecReport {
-        tokens,
-        trained_rows: trained.len(),
-    };
-    Ok((input, report))
+    trained.len()
 }
 
 /// Skip-gram with negative sampling: input (word) and output (context) vectors.
@@ -158,6 +151,49 @@ struct SkipGram {
 }
 
 impl SkipGram {
+    /// Input vectors uniform in `±0.5/dim` (zeros below `first`), output vectors
+    /// zero, as the reference implementation starts.
+    fn new(
+        rows: usize,
+        first: usize,
+        counts: &[u64],
+        cfg: &Word2VecConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let dim = cfg.dim;
+        let input = (0..rows * dim)
+            .map(|i| {
+                if i / dim < first {
+                    0.0
+                } else {
+                    (rng.random::<f32>() - 0.5) / dim as f32
+                }
+            })
+            .collect();
+        SkipGram {
+            input,
+            output: vec![0.0f32; rows * dim],
+            noise: NoiseTable::new(counts),
+            negatives: cfg.negatives,
+            grad: vec![0.0f32; dim],
+        }
+    }
+
+    /// Trains every (context, center) pair of `words`, each position with its own
+    /// window drawn from `1..=window`.
+    fn train_sentence(&mut self, words: &[u16], window: usize, rate: f32, rng: &mut ChaCha8Rng) {
+        for (pos, &center) in words.iter().enumerate() {
+            let reach = rng.random_range(1..=window);
+            let lo = pos.saturating_sub(reach);
+            let hi = (pos + reach).min(words.len() - 1);
+            for (ctx_pos, &context) in words.iter().enumerate().take(hi + 1).skip(lo) {
+                if ctx_pos != pos {
+                    self.train_pair(context, center, rate, rng);
+                }
+            }
+        }
+    }
+
     /// One step on the pair: pulls `center`'s output vector and `context`'s input
     /// vector together, and pushes `negatives` noise words' output vectors away.
     fn train_pair(&mut self, context: u16, center: u16, rate: f32, rng: &mut ChaCha8Rng) {
@@ -279,6 +315,10 @@ mod tests {
             .collect()
     }
 
+    fn hidden() -> ProgressBar {
+        ProgressBar::hidden()
+    }
+
     fn small() -> Word2VecConfig {
         Word2VecConfig {
             dim: 16,
@@ -292,7 +332,7 @@ mod tests {
 
     #[test]
     fn words_sharing_contexts_end_up_closer_than_words_that_never_meet() {
-        let (v, report) = train_word2vec(&two_topic_text(1), 10, 2, &small()).unwrap();
+        let (v, report) = train_word2vec(&two_topic_text(1), 10, 2, &small(), &hidden()).unwrap();
         assert_eq!(report.trained_rows, 8);
         let same = cosine(&v, 16, 2, 3);
         let apart = cosine(&v, 16, 2, 7);
@@ -305,23 +345,26 @@ mod tests {
     #[test]
     fn pad_is_zero_unk_is_the_mean_and_a_seed_repeats_exactly() {
         let text = two_topic_text(2);
-        let (a, _) = train_word2vec(&text, 10, 2, &small()).unwrap();
-        let (b, _) = train_word2vec(&text, 10, 2, &small()).unwrap();
+        let (a, _) = train_word2vec(&text, 10, 2, &small(), &hidden()).unwrap();
+        let (b, _) = train_word2vec(&text, 10, 2, &small(), &hidden()).unwrap();
         assert_eq!(a, b);
         assert!(a[..16].iter().all(|&x| x == 0.0));
         let mean0: f32 = (2..10).map(|r| a[r * 16]).sum::<f32>() / 8.0;
         assert!((a[16] - mean0).abs() < 1e-5);
         let other = Word2VecConfig { seed: 8, ..small() };
-        assert_ne!(a, train_word2vec(&text, 10, 2, &other).unwrap().0);
+        assert_ne!(
+            a,
+            train_word2vec(&text, 10, 2, &other, &hidden()).unwrap().0
+        );
     }
 
     #[test]
     fn ids_below_first_word_are_skipped_and_empty_text_is_an_error() {
         let only_specials = vec![vec![0u16, 1, 1, 0]];
-        let err = train_word2vec(&only_specials, 4, 2, &small()).unwrap_err();
+        let err = train_word2vec(&only_specials, 4, 2, &small(), &hidden()).unwrap_err();
         assert!(err.to_string().contains("needs text"), "{err}");
         let out_of_range = vec![vec![2u16, 9]];
-        let err = train_word2vec(&out_of_range, 4, 2, &small()).unwrap_err();
+        let err = train_word2vec(&out_of_range, 4, 2, &small(), &hidden()).unwrap_err();
         assert!(err.to_string().contains("outside"), "{err}");
     }
 }

@@ -71,7 +71,8 @@ fn word2vec_embedding(
         sentences.push(ids);
     }
     let rows = vocab.len() + 2;
-    let (values, report) = train_word2vec(&sentences, rows, 2, cfg)?;
+    let bar = crate::progress::bar(0, format!("word2vec, {} passes", cfg.epochs), progress);
+    let (values, report) = train_word2vec(&sentences, rows, 2, cfg, &bar)?;
     if progress {
         eprintln!(
             "word2vec: {} epochs over {} tokens of {} training reviews, {} words, {}-d, {:.1} s",
