@@ -2,7 +2,7 @@
 //! runtime code the device runs.
 
 use anyhow::{bail, Context, Result};
-use lstm_edge_runtime::format::{Output, MAX_HIDDEN};
+use lstm_edge_runtime::format::{Input, Output, MAX_HIDDEN};
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Error, Logits, Network, Rng, State, Temperature, Tokenizer};
 use serde::Serialize;
@@ -26,13 +26,25 @@ pub struct ScoreReport {
 
 fn runtime_error(file: &BlobFile, what: &str, err: Error) -> anyhow::Error {
     let hint = match err {
-        Error::UnknownChar(_) => " (the model's char table has no UNK: remove that character)",
+        Error::UnknownChar(c) => format!(
+            " ({:?} is not among the model's chars {:?}; remove it from the text)",
+            char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER),
+            model_chars(file).unwrap_or_default()
+        ),
         Error::WrongModelKind => {
-            " (use `score` with sentiment models and `generate` with generator models)"
+            " (use `score` with sentiment models and `generate` with generator models)".into()
         }
-        _ => "",
+        _ => String::new(),
     };
     anyhow::anyhow!("{what} with {}: {err}{hint}", file.path.display())
+}
+
+/// A char model's table as text (its symbols are Latin-1 bytes).
+fn model_chars(file: &BlobFile) -> Option<String> {
+    match file.model().ok()?.body().input {
+        Input::Chars { symbols, .. } => Some(symbols.iter().map(|&b| char::from(b)).collect()),
+        Input::Words { .. } => None,
+    }
 }
 
 fn score_with<N: Numeric>(file: &BlobFile, text: &[u8]) -> Result<ScoreReport> {

@@ -256,7 +256,10 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
     assert!(err.contains("empty"), "{err}");
 
     let err = stderr_of(lstm_edge().args(["generate", "-m", arg(&m.gen_no_unk), "-p", "abz"]));
-    assert!(err.contains("U+007A") && err.contains("no UNK"), "{err}");
+    assert!(
+        err.contains("U+007A") && err.contains("no UNK") && err.contains("'z' is not among"),
+        "{err}"
+    );
 
     let err =
         stderr_of(lstm_edge().args(["generate", "-m", arg(&m.gen_int), "-p", "a", "-t", "-1"]));
