@@ -271,7 +271,26 @@ fn split_three_ways(
         train.len(),
         test.len()
     );
+    if let Some(warning) = one_sided_warning(train_path, &train) {
+        eprintln!("warning: {warning}");
+    }
     Ok((train, val, test))
+}
+
+/// A warning when under a tenth of the training reviews carry one of the
+/// labels: always answering the other one then scores over 90%.
+fn one_sided_warning(path: &Path, train: &[Review]) -> Option<String> {
+    let positive = train.iter().filter(|r| r.label == 1).count();
+    let share = positive as f64 / train.len().max(1) as f64;
+    (!(0.1..=0.9).contains(&share)).then(|| {
+        format!(
+            "{}: {positive} of the {} training reviews are positive ({:.1}%); \
+             accuracy on such one-sided data says little: give both labels in fair numbers",
+            path.display(),
+            train.len(),
+            100.0 * share
+        )
+    })
 }
 
 /// A word model's input: the vocabulary of the training reviews, their encoder, and
@@ -412,4 +431,33 @@ pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<LengthSta
         return Ok(stats);
     };
     Ok(encoded.stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reviews(positive: usize, negative: usize) -> Vec<Review> {
+        let review = |label| Review {
+            text: b"fine".to_vec(),
+            label,
+        };
+        (0..positive)
+            .map(|_| review(1))
+            .chain((0..negative).map(|_| review(0)))
+            .collect()
+    }
+
+    #[test]
+    fn one_sided_training_reviews_are_warned_about() {
+        let path = Path::new("reviews.jsonl");
+        let warning = one_sided_warning(path, &reviews(1, 99)).expect("1% positive warns");
+        assert!(
+            warning.contains("reviews.jsonl") && warning.contains("1 of the 100"),
+            "{warning}"
+        );
+        assert!(one_sided_warning(path, &reviews(95, 5)).is_some());
+        assert!(one_sided_warning(path, &reviews(10, 90)).is_none());
+        assert!(one_sided_warning(path, &reviews(50, 50)).is_none());
+    }
 }
