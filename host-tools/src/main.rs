@@ -27,7 +27,7 @@ enum Command {
     Export(workflow::ExportArgs),
     /// Write the f32 and integer blobs of a training checkpoint, calibrated on data.
     Quantize(workflow::QuantizeArgs),
-    /// Compare tract on the ONNX with the runtime's f32 and integer blobs.
+    /// Compare tract on the ONNX with the runtime's f32 and integer blobs; fails when tract and f32 differ by over 1e-4.
     Verify(workflow::VerifyArgs),
     /// The notebook's length analysis of reviews at a maxlen: padded, equal, truncated, average.
     DataStats(workflow::DataStatsArgs),

@@ -71,6 +71,27 @@ pub struct VerifyReport {
     pub decision_agreement_tract_vs_f32: f64,
 }
 
+/// How far the runtime's f32 path may stray from tract on the same ONNX: float
+/// rounding in a different order stays near 1e-6 on the shipped models.
+pub const TRACT_F32_TOLERANCE: f64 = 1e-4;
+
+impl VerifyReport {
+    /// An error when tract and the f32 blob disagree beyond
+    /// [`TRACT_F32_TOLERANCE`]: the ONNX and the blobs are not the same model.
+    /// The integer path is quantized, so its gap is reported, not judged.
+    pub fn check(&self) -> Result<()> {
+        if self.max_abs_tract_vs_f32 > TRACT_F32_TOLERANCE {
+            bail!(
+                "tract on the ONNX and the f32 blob differ by up to {:.3e} (over {TRACT_F32_TOLERANCE:e}): \
+                 they do not hold the same model; write both from one checkpoint \
+                 (`lstm-edge export` and `lstm-edge quantize`)",
+                self.max_abs_tract_vs_f32
+            );
+        }
+        Ok(())
+    }
+}
+
 fn decision(outputs: &[f64]) -> usize {
     match outputs {
         [p] => usize::from(*p >= 0.5),

@@ -509,7 +509,9 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
     } else {
         print!("{report}");
     }
-    Ok(())
+    report
+        .check()
+        .with_context(|| format!("verifying {}", args.model.display()))
 }
 
 /// `lstm-edge data-stats`.

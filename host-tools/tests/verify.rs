@@ -66,10 +66,24 @@ fn tract_f32_and_int_agree_on_every_cell_and_head() {
                 let onnx = export_onnx(&cfg, &params, &[]).unwrap();
                 let report = verify(onnx, &q.f32_blob, &q.int_blob, &sequences).unwrap();
                 println!("{cell:?} {head:?} {output:?} words={words}: {report:?}");
-                assert!(report.max_abs_tract_vs_f32 <= 1e-4, "{report:?}");
+                report.check().unwrap();
                 assert!(report.max_abs_f32_vs_int <= 0.03, "{report:?}");
                 assert_eq!(report.decision_agreement_tract_vs_f32, 1.0);
             }
         }
     }
+}
+
+#[test]
+fn an_onnx_of_another_model_fails_the_check() {
+    let cfg = config(Cell::Lstm, Head::Last, Output::Sigmoid, false);
+    let sequences: Vec<Vec<u16>> = (0..8u16)
+        .map(|s| (0..10).map(|t| (s + t) % 11).collect())
+        .collect();
+    let (ours, other) = (Params::init(&cfg, 1), Params::init(&cfg, 2));
+    let q = quantize(&cfg, &ours, &sequences).unwrap();
+    let onnx = export_onnx(&cfg, &other, &[]).unwrap();
+    let report = verify(onnx, &q.f32_blob, &q.int_blob, &sequences).unwrap();
+    let err = report.check().unwrap_err().to_string();
+    assert!(err.contains("not hold the same model"), "{err}");
 }

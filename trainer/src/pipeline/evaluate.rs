@@ -17,7 +17,8 @@ use crate::progress;
 
 use super::prepare::{describe_paths, load_nonempty_reviews};
 use super::{
-    DataSource, TrainedCard, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE, QUANT_ERROR_FILE,
+    DataSource, TrainedCard, CARD_FILE, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE,
+    QUANT_ERROR_FILE,
 };
 /// Token ids of one evaluation set with their targets.
 #[derive(Clone, Debug, Default)]
@@ -338,6 +339,24 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
             DataSource::Corpus { files } => (None, files.clone(), data.limit),
         }
     };
+    if data.reviews.is_none() && data.corpus.is_empty() {
+        // Paths on the card are as the training run saw them, often relative to
+        // another folder or machine.
+        if let Some(missing) = reviews.iter().chain(&corpus).find(|p| !p.exists()) {
+            bail!(
+                "{} names {} as its {} data, which is not there (paths on the card are as \
+                 training saw them): give {}",
+                dir.join(CARD_FILE).display(),
+                missing.display(),
+                if sentiment { "test" } else { "corpus" },
+                if sentiment {
+                    "--test PATH"
+                } else {
+                    "--corpus FILE..."
+                }
+            );
+        }
+    }
     match (sentiment, reviews, corpus.is_empty()) {
         (true, Some(path), true) => {
             let mut all = load_nonempty_reviews(&path)?;
