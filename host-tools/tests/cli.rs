@@ -255,6 +255,15 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         stderr_of(lstm_edge().args(["score", "-m", arg(&m.sentiment), "--file", arg(&m.empty)]));
     assert!(err.contains("empty"), "{err}");
 
+    let err = stderr_of(lstm_edge().args(["firmware", "build", "-m", arg(&m.sentiment)]));
+    assert!(err.contains("--review"), "{err}");
+    let err =
+        stderr_of(lstm_edge().args(["firmware", "build", "-m", arg(&m.gen_int), "--review", "x"]));
+    assert!(
+        err.contains("generator") && err.contains("--prompt"),
+        "{err}"
+    );
+
     let err = stderr_of(lstm_edge().args(["generate", "-m", arg(&m.gen_no_unk), "-p", "abz"]));
     assert!(
         err.contains("U+007A") && err.contains("no UNK") && err.contains("'z' is not among"),
