@@ -14,7 +14,6 @@
 //! Relative paths are relative to this `firmware/` folder.
 
 use std::env;
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -73,37 +72,35 @@ fn run() -> Result<(), String> {
         })
         .collect::<Result<Vec<u32>, String>>()?;
 
-    let mut code = String::new();
-    // Word-aligned, so the runtime's kernels can use two-word loads on it.
-    let _ = writeln!(code, "#[repr(C, align(8))]");
-    let _ = writeln!(code, "struct Aligned<T: ?Sized>(T);");
-    let _ = writeln!(
-        code,
-        "static ALIGNED: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!(\"OUT_DIR\"), \"/model.bin\")));"
+    let reviews: String = split_lines(&reviews)
+        .into_iter()
+        .map(|review| format!("    {},\n", byte_string(review)))
+        .collect();
+    let prompt = byte_string(&prompt);
+    // The model is word-aligned, so the runtime's kernels can use two-word loads on it.
+    let code = format!(
+        r#"#[repr(C, align(8))]
+struct Aligned<T: ?Sized>(T);
+static ALIGNED: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.bin")));
+/// The embedded model blob.
+pub static MODEL: &[u8] = &ALIGNED.0;
+/// Reviews to score with a sentiment model.
+pub static REVIEWS: &[&[u8]] = &[
+{reviews}];
+/// What a generator model is fed before sampling.
+pub static PROMPT: &[u8] = {prompt};
+/// Characters generated per temperature.
+pub const GEN_CHARS: usize = {gen_chars};
+/// Sampling temperatures in thousandths.
+pub static TEMPERATURES_MILLI: &[u32] = &{temperatures:?};
+/// Seed of every generation run.
+pub const SEED: u64 = {seed};
+/// Hidden units the recurrent state can hold.
+pub const MAX_HIDDEN: usize = {max_hidden};
+/// Output classes the logit buffer can hold.
+pub const MAX_CLASSES: usize = {max_classes};
+"#
     );
-    let _ = writeln!(code, "/// The embedded model blob.");
-    let _ = writeln!(code, "pub static MODEL: &[u8] = &ALIGNED.0;");
-    let _ = writeln!(code, "/// Reviews to score with a sentiment model.");
-    let _ = writeln!(code, "pub static REVIEWS: &[&[u8]] = &[");
-    for review in split_lines(&reviews) {
-        let _ = writeln!(code, "    {},", byte_string(review));
-    }
-    let _ = writeln!(code, "];");
-    let _ = writeln!(code, "/// What a generator model is fed before sampling.");
-    let _ = writeln!(code, "pub static PROMPT: &[u8] = {};", byte_string(&prompt));
-    let _ = writeln!(code, "/// Characters generated per temperature.");
-    let _ = writeln!(code, "pub const GEN_CHARS: usize = {gen_chars};");
-    let _ = writeln!(code, "/// Sampling temperatures in thousandths.");
-    let _ = writeln!(
-        code,
-        "pub static TEMPERATURES_MILLI: &[u32] = &{temperatures:?};"
-    );
-    let _ = writeln!(code, "/// Seed of every generation run.");
-    let _ = writeln!(code, "pub const SEED: u64 = {seed};");
-    let _ = writeln!(code, "/// Hidden units the recurrent state can hold.");
-    let _ = writeln!(code, "pub const MAX_HIDDEN: usize = {max_hidden};");
-    let _ = writeln!(code, "/// Output classes the logit buffer can hold.");
-    let _ = writeln!(code, "pub const MAX_CLASSES: usize = {max_classes};");
     fs::write(out_dir.join("inputs.rs"), code).map_err(|e| e.to_string())?;
 
     println!("cargo:rerun-if-changed=build.rs");
