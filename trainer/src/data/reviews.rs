@@ -128,25 +128,30 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<Vec<Review>> {
 }
 
 /// Reads CSV with a header naming a `review` and a `sentiment` column (the Kaggle "IMDB
-/// Dataset.csv" layout); sentiment is `positive`/`negative` (any case) or `1`/`0`.
+/// Dataset.csv" layout), or `text` and `label` as in the JSONL files; sentiment is
+/// `positive`/`negative` (any case) or `1`/`0`.
 pub fn read_csv(reader: impl Read, source: &Path) -> Result<Vec<Review>> {
     let mut csv = csv::ReaderBuilder::new().from_reader(reader);
     let headers = csv
         .byte_headers()
         .with_context(|| format!("{}:1: cannot read the CSV header", source.display()))?
         .clone();
-    let column = |name: &str| {
+    let column = |name: &str, alias: &str| {
         headers
             .iter()
-            .position(|h| h.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+            .position(|h| {
+                let h = h.trim_ascii();
+                h.eq_ignore_ascii_case(name.as_bytes()) || h.eq_ignore_ascii_case(alias.as_bytes())
+            })
             .with_context(|| {
                 format!(
-                    "{}:1: the CSV header has no `{name}` column (expected `review,sentiment`)",
+                    "{}:1: the CSV header has no `{name}` (or `{alias}`) column \
+                     (expected `review,sentiment` or `text,label`)",
                     source.display()
                 )
             })
     };
-    let (text_col, label_col) = (column("review")?, column("sentiment")?);
+    let (text_col, label_col) = (column("review", "text")?, column("sentiment", "label")?);
     let mut reviews = Vec::new();
     for record in csv.byte_records() {
         let record = record.with_context(|| format!("{}: bad CSV record", source.display()))?;
@@ -260,10 +265,22 @@ mod tests {
             ),
             "{err}"
         );
-        let err = read_csv("text,label\na,1\n".as_bytes(), Path::new("h.csv")).unwrap_err();
-        assert!(err
-            .to_string()
-            .contains("h.csv:1: the CSV header has no `review` column"));
+        let err = read_csv("body,label\na,1\n".as_bytes(), Path::new("h.csv")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("h.csv:1: the CSV header has no `review` (or `text`) column"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn csv_takes_the_jsonl_column_names_in_any_order() {
+        let reviews = read_csv(
+            "id,label,text\n7,1,\"fine, really\"\n8,0,dull\n".as_bytes(),
+            Path::new("t.csv"),
+        )
+        .unwrap();
+        assert_eq!(texts(&reviews), [("fine, really", 1), ("dull", 0)]);
     }
 
     #[test]
