@@ -244,6 +244,12 @@ pub fn write_blobs(
 pub fn run(job: &TrainJob) -> Result<TrainReport> {
     let started = Instant::now();
     check_job(job)?;
+    if !job.resume && job.out_dir.join(CARD_FILE).exists() {
+        eprintln!(
+            "note: {} holds a trained model; this run replaces it (--resume continues its training instead)",
+            job.out_dir.display()
+        );
+    }
     let prepared = match &job.data {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
