@@ -284,69 +284,143 @@ fn cli_import_needs_a_token_table() {
         .failure();
 }
 
-/// Imports `model` as a change of `fixture`; false if the importer panicked.
-fn imports_without_panic(fixture: &Fixture, model: &tract_onnx::pb::ModelProto) -> bool {
+type ModelProto = tract_onnx::pb::ModelProto;
+
+/// Imports every variant that `change` makes of each fixture's graph (with a
+/// label for the failure message) and asserts that none panics: the importer
+/// answers malformed graphs with an error. Returns how many ran.
+fn no_variant_panics(change: impl Fn(&ModelProto) -> Vec<(String, ModelProto)>) -> usize {
     use prost::Message;
-    let bytes = model.encode_to_vec();
-    let table = tokens(&fixture.record);
-    std::panic::catch_unwind(|| import(&bytes, &table).map(|_| ())).is_ok()
-}
-
-fn decode(fixture: &Fixture) -> tract_onnx::pb::ModelProto {
-    prost::Message::decode(&fixture.onnx[..]).unwrap()
-}
-
-/// Every node of every fixture with inputs or outputs cut short: the importer
-/// answers with a result, never a panic.
-#[test]
-fn nodes_missing_inputs_or_outputs_are_errors_not_panics() {
     let mut cases = 0;
     for fixture in load_all() {
-        let model = decode(&fixture);
+        let model: ModelProto = Message::decode(&fixture.onnx[..]).unwrap();
+        let table = tokens(&fixture.record);
+        for (label, variant) in change(&model) {
+            let bytes = variant.encode_to_vec();
+            let outcome = std::panic::catch_unwind(|| import(&bytes, &table).map(|_| ()));
+            assert!(outcome.is_ok(), "{}: {label} panicked", fixture.name);
+            cases += 1;
+        }
+    }
+    cases
+}
+
+fn graph_mut(model: &mut ModelProto) -> &mut tract_onnx::pb::GraphProto {
+    model.graph.as_mut().unwrap()
+}
+
+/// Values no exporter writes, for integer fields.
+const ODD_INTEGERS: [i64; 5] = [-7, 0, 1 << 40, i64::MIN, i64::MAX];
+
+#[test]
+fn nodes_missing_inputs_or_outputs_are_errors_not_panics() {
+    let cases = no_variant_panics(|model| {
+        let mut variants = Vec::new();
         for (index, node) in model.graph.as_ref().unwrap().node.iter().enumerate() {
             let cuts = (0..node.input.len())
                 .map(|keep| (keep, node.output.len()))
                 .chain((0..node.output.len()).map(|keep| (node.input.len(), keep)));
             for (inputs, outputs) in cuts {
                 let mut cut = model.clone();
-                let cut_node = &mut cut.graph.as_mut().unwrap().node[index];
+                let cut_node = &mut graph_mut(&mut cut).node[index];
                 cut_node.input.truncate(inputs);
                 cut_node.output.truncate(outputs);
-                assert!(
-                    imports_without_panic(&fixture, &cut),
-                    "{}: node {index} ({}) with {inputs} inputs and {outputs} outputs panicked",
-                    fixture.name,
+                let label = format!(
+                    "node {index} ({}) with {inputs} inputs and {outputs} outputs",
                     node.op_type
                 );
-                cases += 1;
+                variants.push((label, cut));
             }
         }
-    }
+        variants
+    });
     assert!(cases > 100, "{cases} cases");
 }
 
-/// Every weight of every fixture flattened to one dimension (same values): the
-/// importer answers with a result, never a panic.
 #[test]
 fn weights_of_the_wrong_rank_are_errors_not_panics() {
-    let mut cases = 0;
-    for fixture in load_all() {
-        let model = decode(&fixture);
-        for (index, tensor) in model.graph.as_ref().unwrap().initializer.iter().enumerate() {
-            if tensor.dims.len() < 2 {
-                continue;
-            }
-            let mut flat = model.clone();
-            let weight = &mut flat.graph.as_mut().unwrap().initializer[index];
-            weight.dims = vec![weight.dims.iter().product()];
-            assert!(
-                imports_without_panic(&fixture, &flat),
-                "{}: initializer '{}' flattened panicked",
-                fixture.name,
-                tensor.name
-            );
-            cases += 1;
-        }
-    }
+    let cases = no_variant_panics(|model| {
+        let weights = &model.graph.as_ref().unwrap().initializer;
+        (0..weights.len())
+            .filter(|&index| weights[index].dims.len() >= 2)
+            .map(|index| {
+                let mut flat = model.clone();
+                let weight = &mut graph_mut(&mut flat).initializer[index];
+                weight.dims = vec![weight.dims.iter().product()];
+                (format!("initializer '{}' flattened", weight.name), flat)
+            })
+            .collect()
+    });
     assert!(cases > 20, "{cases} cases");
+}
+
+#[test]
+fn odd_integer_attributes_are_errors_not_panics() {
+    let cases = no_variant_panics(|model| {
+        let mut variants = Vec::new();
+        for (index, node) in model.graph.as_ref().unwrap().node.iter().enumerate() {
+            for (slot, attribute) in node.attribute.iter().enumerate() {
+                // Type 2 is INT; INTS lists count too.
+                if attribute.r#type != 2 && attribute.ints.is_empty() {
+                    continue;
+                }
+                for odd in ODD_INTEGERS {
+                    let mut changed = model.clone();
+                    let target = &mut graph_mut(&mut changed).node[index].attribute[slot];
+                    target.i = odd;
+                    target.ints.iter_mut().for_each(|v| *v = odd);
+                    let label = format!(
+                        "node {index} ({}) attribute {} = {odd}",
+                        node.op_type, attribute.name
+                    );
+                    variants.push((label, changed));
+                }
+            }
+        }
+        variants
+    });
+    assert!(cases > 50, "{cases} cases");
+}
+
+/// Shapes, axes, indices and depths, in initializers and Constant nodes.
+#[test]
+fn odd_integer_constants_are_errors_not_panics() {
+    let cases = no_variant_panics(|model| {
+        let graph = model.graph.as_ref().unwrap();
+        let int64 = |t: &tract_onnx::pb::TensorProto| t.data_type == 7;
+        let places = graph
+            .initializer
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| int64(t))
+            .map(|(k, _)| (k, None))
+            .chain(graph.node.iter().enumerate().flat_map(|(n, node)| {
+                node.attribute
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.t.as_ref().is_some_and(int64))
+                    .map(move |(a, _)| (n, Some(a)))
+            }));
+        let mut variants = Vec::new();
+        for (at, attribute) in places {
+            for odd in ODD_INTEGERS {
+                let mut changed = model.clone();
+                let graph = graph_mut(&mut changed);
+                let tensor = match attribute {
+                    None => &mut graph.initializer[at],
+                    Some(a) => graph.node[at].attribute[a].t.as_mut().unwrap(),
+                };
+                tensor.int64_data.iter_mut().for_each(|v| *v = odd);
+                for chunk in tensor.raw_data.chunks_exact_mut(8) {
+                    chunk.copy_from_slice(&odd.to_le_bytes());
+                }
+                variants.push((
+                    format!("int64 constant {at} ({attribute:?}) = {odd}"),
+                    changed,
+                ));
+            }
+        }
+        variants
+    });
+    assert!(cases > 50, "{cases} cases");
 }

@@ -266,6 +266,23 @@ fn self_check(
 
 type Plan = std::sync::Arc<TypedSimplePlan>;
 
+/// Runs `work` that calls into tract, turning a panic there (tract indexes by
+/// the graph's constants, e.g. a Gather index out of range, while it folds
+/// them) into an error.
+pub(super) fn in_tract<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        bail!(
+            "tract failed while {what} ({message}): a constant of the ONNX graph is out of range \
+             for its op; check that the model runs in its own framework or in ONNX Runtime"
+        )
+    })
+}
+
 /// Tract on a foreign graph, fed foreign ids (or their one-hot rows).
 pub struct ForeignRunner {
     plan: Plan,
@@ -282,6 +299,10 @@ impl ForeignRunner {
 
     /// Compiles the graph for one sequence of `len` steps.
     pub fn with_len(onnx: &[u8], foreign: &ForeignModel, len: usize) -> Result<Self> {
+        in_tract("compiling the graph", || Self::compile(onnx, foreign, len))
+    }
+
+    fn compile(onnx: &[u8], foreign: &ForeignModel, len: usize) -> Result<Self> {
         let model = tract_onnx::onnx()
             .model_for_read(&mut &onnx[..])
             .map_err(|e| anyhow!("tract cannot read the ONNX model: {e}"))?;
@@ -337,7 +358,9 @@ impl ForeignRunner {
                 t.cast_to_dt(self.dt)?.into_owned()
             }
         };
-        let out = self.plan.run(tvec!(input.into_tvalue()))?;
+        let out = in_tract("running the graph", || {
+            self.plan.run(tvec!(input.into_tvalue()))
+        })?;
         let out = out
             .first()
             .context("the ONNX model has no output")?

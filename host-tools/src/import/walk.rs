@@ -12,7 +12,7 @@ use tract_onnx::tract_hir::infer::Factoid;
 
 use super::graph::{attr_int, describe, input, output, Axis, Graph};
 use super::shape::transpose;
-use super::{ForeignInput, ForeignModel, SUPPORTED};
+use super::{in_tract, ForeignInput, ForeignModel, SUPPORTED};
 
 /// The recurrent layer as found.
 pub(super) struct Recurrent {
@@ -148,6 +148,12 @@ pub(super) struct IdCheck {
 /// Runs the graph up to the lookup's indices in tract for every id and checks it
 /// hands each id through unchanged.
 fn check_ids_pass_through(onnx: &[u8], check: &IdCheck, foreign: &ForeignModel) -> Result<()> {
+    in_tract("running the id computations", || {
+        run_id_computations(onnx, check, foreign)
+    })
+}
+
+fn run_id_computations(onnx: &[u8], check: &IdCheck, foreign: &ForeignModel) -> Result<()> {
     let ids = foreign.input.ids();
     let len = foreign.seq_len.unwrap_or(ids);
     let mut model = tract_onnx::onnx()
