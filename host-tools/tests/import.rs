@@ -424,3 +424,52 @@ fn odd_integer_constants_are_errors_not_panics() {
     });
     assert!(cases > 50, "{cases} cases");
 }
+
+/// Every float weight of every fixture filled with NaN, infinity or 1e30; NaN
+/// in the recurrent weights is refused by name.
+#[test]
+fn non_finite_or_huge_weights_are_errors_not_panics() {
+    let cases = no_variant_panics(|model| {
+        let weights = &model.graph.as_ref().unwrap().initializer;
+        let mut variants = Vec::new();
+        for index in (0..weights.len()).filter(|&k| weights[k].data_type == 1) {
+            for odd in [f32::NAN, f32::INFINITY, 1e30] {
+                let mut changed = model.clone();
+                let weight = &mut graph_mut(&mut changed).initializer[index];
+                weight.float_data.iter_mut().for_each(|v| *v = odd);
+                for chunk in weight.raw_data.chunks_exact_mut(4) {
+                    chunk.copy_from_slice(&odd.to_le_bytes());
+                }
+                variants.push((format!("initializer '{}' = {odd}", weight.name), changed));
+            }
+        }
+        variants
+    });
+    assert!(cases > 50, "{cases} cases");
+
+    let fixture = load_all()
+        .into_iter()
+        .find(|f| f.name == "torch_lstm_flatten_sigmoid")
+        .unwrap();
+    let mut model: ModelProto = prost::Message::decode(&fixture.onnx[..]).unwrap();
+    let graph = graph_mut(&mut model);
+    let r = graph
+        .node
+        .iter()
+        .find(|n| n.op_type == "LSTM")
+        .map(|n| n.input[2].clone())
+        .unwrap();
+    let weight = graph.initializer.iter_mut().find(|t| t.name == r).unwrap();
+    weight.float_data.iter_mut().for_each(|v| *v = f32::NAN);
+    for chunk in weight.raw_data.chunks_exact_mut(4) {
+        chunk.copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    let bytes = prost::Message::encode_to_vec(&model);
+    let err = import(&bytes, &tokens(&fixture.record))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("R holds NaN at index 0"),
+        "{err:#}"
+    );
+}

@@ -155,6 +155,7 @@ pub struct SelfCheck {
 /// quantizes it (calibrated on random sequences of the model's ids).
 pub fn import(onnx: &[u8], tokens: &TokenTable) -> Result<Imported> {
     let foreign = read_onnx(onnx)?;
+    check_finite(&foreign)?;
     let converted = convert(&foreign, tokens)?;
     let probes = probe_sequences(&foreign, 8, 0x5eed);
     let calibration: Vec<Vec<u16>> = probe_sequences(&foreign, 64, 0xca1b)
@@ -262,6 +263,32 @@ fn self_check(
         max_abs_tract_vs_f32: f32_diff,
         max_abs_tract_vs_int: int_diff,
     })
+}
+
+/// Refuses NaN or infinite weights, which would quantize to nonsense (and slip
+/// through the self-check, as NaN never compares larger).
+fn check_finite(foreign: &ForeignModel) -> Result<()> {
+    let mut tensors = vec![
+        ("W", &foreign.w),
+        ("R", &foreign.r),
+        ("input bias", &foreign.wb),
+        ("recurrent bias", &foreign.rb),
+        ("dense weight", &foreign.head_w),
+        ("dense bias", &foreign.head_b),
+    ];
+    if let ForeignInput::Embedding(table) = &foreign.input {
+        tensors.push(("embedding table", table));
+    }
+    for (name, tensor) in tensors {
+        if let Some(k) = tensor.data.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "the model's {name} holds {} at index {k}: export the model from finite weights \
+                 (a training run that diverged leaves NaN)",
+                tensor.data[k]
+            );
+        }
+    }
+    Ok(())
 }
 
 type Plan = std::sync::Arc<TypedSimplePlan>;
