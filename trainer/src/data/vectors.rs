@@ -233,9 +233,10 @@ fn read_text(
             let value = std::str::from_utf8(field)
                 .ok()
                 .and_then(|s| s.parse::<f32>().ok())
+                .filter(|v| v.is_finite())
                 .with_context(|| {
                     format!(
-                        "{}: {:?} is not a number",
+                        "{}: {:?} is not a finite number",
                         at(),
                         String::from_utf8_lossy(field)
                     )
@@ -298,6 +299,9 @@ fn read_binary(
             .with_context(|| format!("{}: the file ends inside the vector", at()))?;
         for (value, bytes) in vector.iter_mut().zip(raw.chunks_exact(4)) {
             *value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        if let Some(k) = vector.iter().position(|v| !v.is_finite()) {
+            bail!("{}: value {} of the vector is {}", at(), k + 1, vector[k]);
         }
         filler.add(&word[start..], &vector);
     }
@@ -407,6 +411,16 @@ mod tests {
             std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
             let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
             assert!(format!("{err:#}").contains("entry 3 of 3"), "{err:#}");
+            // A NaN in the second vector.
+            let mut broken = bytes.clone();
+            let at = 4 + 4 + 8 + usize::from(newline) + 6 + 4;
+            broken[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+            std::fs::write(&path, &broken).unwrap();
+            let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("entry 2 of 3: value 2 of the vector is NaN"),
+                "{err:#}"
+            );
         }
     }
 
@@ -426,7 +440,15 @@ mod tests {
         std::fs::write(&path, "2 3\nthe 1 2 3\nmovie 1 x 3\n").unwrap();
         let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
         assert!(
-            err.to_string().ends_with("g.txt:3: \"x\" is not a number"),
+            err.to_string()
+                .ends_with("g.txt:3: \"x\" is not a finite number"),
+            "{err}"
+        );
+        std::fs::write(&path, "the 1 2 3\nmovie 1 nan 3\n").unwrap();
+        let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("g.txt:2: \"nan\" is not a finite number"),
             "{err}"
         );
         std::fs::write(&path, "the\n").unwrap();
