@@ -114,17 +114,35 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<Vec<Review>> {
             )
         })?;
         let label = match &record.label {
-            serde_json::Value::Bool(b) => u8::from(*b),
-            serde_json::Value::Number(n) if n.as_u64() == Some(0) => 0,
-            serde_json::Value::Number(n) if n.as_u64() == Some(1) => 1,
-            other => bail!("{at}: field `label` must be 0 or 1, found {other}"),
-        };
+            serde_json::Value::Bool(b) => Some(u8::from(*b)),
+            serde_json::Value::Number(n) => n.as_u64().filter(|&v| v <= 1).map(|v| v as u8),
+            serde_json::Value::String(text) => label_of(text.as_bytes()),
+            _ => None,
+        }
+        .with_context(|| {
+            format!(
+                "{at}: field `label` must be 0 or 1 (or \"positive\"/\"negative\"), found {}",
+                record.label
+            )
+        })?;
         reviews.push(Review {
             text: record.text.into_bytes(),
             label,
         });
     }
     Ok(reviews)
+}
+
+/// `positive`/`negative` (any case, spaces around allowed) or `1`/`0`.
+fn label_of(text: &[u8]) -> Option<u8> {
+    let text = text.trim_ascii();
+    if text.eq_ignore_ascii_case(b"positive") || text == b"1" {
+        Some(1)
+    } else if text.eq_ignore_ascii_case(b"negative") || text == b"0" {
+        Some(0)
+    } else {
+        None
+    }
 }
 
 /// Reads CSV with a header naming a `review` and a `sentiment` column (the Kaggle "IMDB
@@ -163,17 +181,13 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<Vec<Review>> {
                 .with_context(|| format!("{at}: the record has no `{name}` field"))
         };
         let text = field(text_col, "review")?.to_vec();
-        let sentiment = field(label_col, "sentiment")?.trim_ascii();
-        let label = if sentiment.eq_ignore_ascii_case(b"positive") || sentiment == b"1" {
-            1
-        } else if sentiment.eq_ignore_ascii_case(b"negative") || sentiment == b"0" {
-            0
-        } else {
-            bail!(
+        let sentiment = field(label_col, "sentiment")?;
+        let label = label_of(sentiment).with_context(|| {
+            format!(
                 "{at}: field `sentiment` must be positive/negative or 1/0, found {:?}",
-                String::from_utf8_lossy(sentiment)
-            );
-        };
+                String::from_utf8_lossy(sentiment.trim_ascii())
+            )
+        })?;
         reviews.push(Review { text, label });
     }
     Ok(reviews)
@@ -212,12 +226,22 @@ mod tests {
     }
 
     #[test]
+    fn jsonl_labels_may_be_numbers_booleans_or_words() {
+        let text = "{\"label\": true, \"text\": \"a\"}\n{\"label\": \"negative\", \"text\": \"b\"}\n\
+                    {\"label\": \"1\", \"text\": \"c\"}\n{\"label\": \" Positive \", \"text\": \"d\"}\n";
+        let reviews = read_jsonl(text.as_bytes(), Path::new("r.jsonl")).unwrap();
+        assert_eq!(texts(&reviews), [("a", 1), ("b", 0), ("c", 1), ("d", 1)]);
+    }
+
+    #[test]
     fn jsonl_errors_name_file_line_and_field() {
         let source = Path::new("bad.jsonl");
         let read = |text: &str| read_jsonl(text.as_bytes(), source).unwrap_err();
         let err = read("{\"label\": 1, \"text\": \"a\"}\n{\"label\": 2, \"text\": \"b\"}\n");
         assert!(
-            format!("{err:#}").contains("bad.jsonl:2: field `label` must be 0 or 1, found 2"),
+            format!("{err:#}").contains(
+                "bad.jsonl:2: field `label` must be 0 or 1 (or \"positive\"/\"negative\"), found 2"
+            ),
             "{err:#}"
         );
         let err = read("{\"label\": 1}\n");
