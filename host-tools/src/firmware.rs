@@ -30,6 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use lstm_edge_runtime::format::{Dims, Output};
 use lstm_edge_runtime::numeric::{Int, Numeric};
 
 /// The target the firmware is built for.
@@ -208,10 +209,12 @@ impl FirmwareProject {
     /// Builds the firmware with `model` embedded and returns its ELF, copied to a
     /// name derived from the model and inputs, so concurrent builds do not clash.
     pub fn build(&self, model: &Path, inputs: &FirmwareInputs) -> Result<PathBuf> {
-        let toolchain = Toolchain::detect()?;
         let blob = fs::read(model)
             .with_context(|| format!("cannot read model blob {}", model.display()))?;
-        check_inputs(inputs)?;
+        // A blob that does not parse still builds, and fails at boot, as it should.
+        let parsed = lstm_edge_runtime::Model::from_bytes(&blob).ok();
+        check_inputs(model, parsed.as_ref(), inputs)?;
+        let toolchain = Toolchain::detect()?;
         let staged = self.stage(&blob, inputs)?;
 
         // Builds share one target dir, so they take turns: the ELF is copied out
@@ -224,7 +227,7 @@ impl FirmwareProject {
             .with_context(|| format!("cannot lock {}", lock_path.display()))?;
 
         let output = self
-            .cargo_build(&toolchain, &staged, &blob, inputs)
+            .cargo_build(&toolchain, &staged, parsed.map(|m| m.dims()), inputs)
             .output()
             .with_context(|| format!("cannot start {}", toolchain.cargo.display()))?;
         if !output.status.success() {
@@ -280,7 +283,7 @@ impl FirmwareProject {
         &self,
         toolchain: &Toolchain,
         staged: &Staged,
-        blob: &[u8],
+        dims: Option<Dims>,
         inputs: &FirmwareInputs,
     ) -> Command {
         let temperatures = inputs
@@ -308,9 +311,8 @@ impl FirmwareProject {
             .env("LSTM_EDGE_BOARD", inputs.board.name())
             .stdin(Stdio::null());
         // State and logit buffers sized for this model keep the measured RAM honest;
-        // a blob that does not parse keeps the defaults and fails at boot, as it should.
-        if let Ok(parsed) = lstm_edge_runtime::Model::from_bytes(blob) {
-            let dims = parsed.dims();
+        // a blob that does not parse keeps the defaults.
+        if let Some(dims) = dims {
             command
                 .env("LSTM_EDGE_MAX_HIDDEN", dims.hidden.to_string())
                 .env("LSTM_EDGE_MAX_CLASSES", dims.outputs.max(1).to_string());
@@ -339,8 +341,28 @@ impl FirmwareProject {
     }
 }
 
-/// Inputs the firmware cannot take, caught before a build is started.
-fn check_inputs(inputs: &FirmwareInputs) -> Result<()> {
+/// Inputs the firmware cannot take, caught before a build is started: a
+/// sentiment model needs reviews, a generator takes none.
+fn check_inputs(
+    model: &Path,
+    parsed: Option<&lstm_edge_runtime::Model<'_>>,
+    inputs: &FirmwareInputs,
+) -> Result<()> {
+    if let Some(parsed) = parsed {
+        let sentiment = parsed.body().output == Output::Sigmoid;
+        if sentiment && inputs.reviews.is_empty() {
+            bail!(
+                "{} is a sentiment model: give at least one --review TEXT for the firmware to score",
+                model.display()
+            );
+        }
+        if !sentiment && !inputs.reviews.is_empty() {
+            bail!(
+                "{} is a generator model: it takes --prompt, not --review",
+                model.display()
+            );
+        }
+    }
     if let Some(index) = inputs.reviews.iter().position(|r| r.contains(&b'\n')) {
         bail!("review {index} contains a newline; the firmware takes one review per line");
     }

@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use lstm_edge::blob::BlobFile;
 use lstm_edge::{bench, firmware, import, infer, inspect, workflow};
-use lstm_edge_runtime::format::Output;
 
 /// Train small recurrent text models on a workstation; run them on microcontrollers.
 #[derive(Parser)]
@@ -156,19 +155,6 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 /// Checks the blob (a model directory stands for its model.blob) and builds the ELF for it.
 fn build_firmware(args: &FirmwareArgs) -> Result<PathBuf> {
     let blob = BlobFile::read(&args.model)?;
-    let sentiment = blob.model()?.body().output == Output::Sigmoid;
-    if sentiment && args.reviews.is_empty() {
-        bail!(
-            "{} is a sentiment model: give at least one --review TEXT for the firmware to score",
-            blob.path.display()
-        );
-    }
-    if !sentiment && !args.reviews.is_empty() {
-        bail!(
-            "{} is a generator model: it takes --prompt, not --review",
-            blob.path.display()
-        );
-    }
     firmware::build(&blob.path, &firmware_inputs(args)?)
 }
 

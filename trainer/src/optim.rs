@@ -196,8 +196,9 @@ impl OptimizerConfig {
     }
 }
 
-/// `old·keep + fresh·(1-keep)`, the running average both rules keep; the two
-/// weights are scalar constants.
+/// `old·keep + fresh·(1-keep)`, Adam's running averages; the two weights are
+/// scalar constants. (RMSprop decays its mean square before picking the rows it
+/// updates, so it writes the two halves apart.)
 fn moving_average(
     g: &mut Graph,
     old: &Value,

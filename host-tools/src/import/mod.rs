@@ -291,8 +291,6 @@ fn check_finite(foreign: &ForeignModel) -> Result<()> {
     Ok(())
 }
 
-type Plan = std::sync::Arc<TypedSimplePlan>;
-
 /// Runs `work` that calls into tract, turning a panic there (tract indexes by
 /// the graph's constants, e.g. a Gather index out of range, while it folds
 /// them) into an error.
@@ -309,6 +307,8 @@ pub(super) fn in_tract<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Resul
         )
     })
 }
+
+type Plan = std::sync::Arc<TypedSimplePlan>;
 
 /// Tract on a foreign graph, fed foreign ids (or their one-hot rows).
 pub struct ForeignRunner {

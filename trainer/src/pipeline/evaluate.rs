@@ -320,9 +320,8 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
         .context("the card records no hyperparameters")?;
     let blob = read_model_file(dir, F32_BLOB_FILE)?;
     let sentiment = card.card.dims.output == Output::Sigmoid;
-    let (reviews, corpus, limit) = if data.reviews.is_some() || !data.corpus.is_empty() {
-        (data.reviews.clone(), data.corpus.clone(), data.limit)
-    } else {
+    let from_card = data.reviews.is_none() && data.corpus.is_empty();
+    let (reviews, corpus, limit) = if from_card {
         match &card.job.data {
             DataSource::Reviews { train, test } => match test {
                 Some(test) => (
@@ -338,24 +337,26 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
             },
             DataSource::Corpus { files } => (None, files.clone(), data.limit),
         }
+    } else {
+        (data.reviews.clone(), data.corpus.clone(), data.limit)
     };
-    if data.reviews.is_none() && data.corpus.is_empty() {
-        // Paths on the card are as the training run saw them, often relative to
-        // another folder or machine.
-        if let Some(missing) = reviews.iter().chain(&corpus).find(|p| !p.exists()) {
-            bail!(
-                "{} names {} as its {} data, which is not there (paths on the card are as \
-                 training saw them): give {}",
-                dir.join(CARD_FILE).display(),
-                missing.display(),
-                if sentiment { "test" } else { "corpus" },
-                if sentiment {
-                    "--test PATH"
-                } else {
-                    "--corpus FILE..."
-                }
-            );
-        }
+    // Paths on the card are as the training run saw them, often relative to
+    // another folder or machine.
+    let missing = from_card
+        .then(|| reviews.iter().chain(&corpus).find(|p| !p.exists()))
+        .flatten();
+    if let Some(missing) = missing {
+        let (kind, option) = if sentiment {
+            ("test", "--test PATH")
+        } else {
+            ("corpus", "--corpus FILE...")
+        };
+        bail!(
+            "{} names {} as its {kind} data, which is not there (paths on the card are as \
+             training saw them): give {option}",
+            dir.join(CARD_FILE).display(),
+            missing.display()
+        );
     }
     match (sentiment, reviews, corpus.is_empty()) {
         (true, Some(path), true) => {
