@@ -106,7 +106,8 @@ fn generate_with<N: Numeric>(
     file: &BlobFile,
     prompt: &[u8],
     opts: GenerateOptions,
-) -> Result<Vec<u8>> {
+    emit: &mut dyn FnMut(u8) -> Result<()>,
+) -> Result<()> {
     let model = file.model()?;
     let net = Network::<N>::new(&model).map_err(|e| runtime_error(file, "loading", e))?;
     let Output::Softmax { classes } = net.output() else {
@@ -134,28 +135,44 @@ fn generate_with<N: Numeric>(
     let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
     let mut rng = Rng::new(opts.seed);
     let t = temperature(opts.temperature)?;
-    let mut out = Vec::with_capacity(opts.length);
     for _ in 0..opts.length {
         let id = net
             .sample_next(&mut state, &mut logits, t, &mut rng)
             .map_err(|e| runtime_error(file, "generating", e))?;
         // UNK and PAD have no char; they are not emitted.
         if let Some(byte) = table.symbol(id) {
-            out.push(byte);
+            emit(byte)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Generates `opts.length` chars after `prompt`. Chars are Latin-1 code points.
-pub fn generate(file: &BlobFile, prompt: &[u8], opts: GenerateOptions) -> Result<Vec<u8>> {
+/// Generates `opts.length` chars after `prompt` and hands each to `emit` as it is
+/// sampled (a Latin-1 code point), so output can stream and memory does not grow
+/// with the length.
+pub fn generate_each(
+    file: &BlobFile,
+    prompt: &[u8],
+    opts: GenerateOptions,
+    mut emit: impl FnMut(u8) -> Result<()>,
+) -> Result<()> {
     if prompt.is_empty() {
         bail!("the prompt is empty: give the model some text to continue (e.g. --prompt \"to be or not to be\")");
     }
     match file.numeric_path().context("reading the model")? {
-        NumericPath::Int => generate_with::<Int>(file, prompt, opts),
-        NumericPath::F32 => generate_with::<F32>(file, prompt, opts),
+        NumericPath::Int => generate_with::<Int>(file, prompt, opts, &mut emit),
+        NumericPath::F32 => generate_with::<F32>(file, prompt, opts, &mut emit),
     }
+}
+
+/// Generates `opts.length` chars after `prompt`. Chars are Latin-1 code points.
+pub fn generate(file: &BlobFile, prompt: &[u8], opts: GenerateOptions) -> Result<Vec<u8>> {
+    let mut text = Vec::new();
+    generate_each(file, prompt, opts, |byte| {
+        text.push(byte);
+        Ok(())
+    })?;
+    Ok(text)
 }
 
 /// Latin-1 bytes as a UTF-8 string.

@@ -1,7 +1,7 @@
 //! `lstm-edge`: train small recurrent text models and run them on microcontrollers.
 //! Each subcommand is a thin layer over library calls.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -219,7 +219,20 @@ fn print_firmware(out: &firmware::FirmwareOutput) {
     println!("peak stack: {} bytes", out.stack_peak_bytes);
 }
 
+/// Lets a closed pipe end the process quietly (`lstm-edge generate ... | head -1`), as
+/// Unix tools do. Rust ignores SIGPIPE, so each print would panic on the closed pipe.
+#[cfg(unix)]
+fn die_on_closed_pipe() {
+    // SAFETY: runs first in main, before any other thread starts, and only restores the
+    // default disposition of SIGPIPE; nothing here writes to a child's pipe.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> Result<()> {
+    #[cfg(unix)]
+    die_on_closed_pipe();
     match Cli::parse().command {
         Command::Train(args) => workflow::train(&args)?,
         Command::Eval(args) => workflow::eval(&args)?,
@@ -264,8 +277,17 @@ fn main() -> Result<()> {
                 length,
                 seed,
             };
-            let text = infer::generate(&blob, prompt.as_bytes(), options)?;
-            println!("{prompt}{}", infer::latin1_to_string(&text));
+            // Stdout is line-buffered: the text appears as it is generated. The prompt
+            // goes out with the first char, once the model has loaded as a generator.
+            let mut out = std::io::stdout().lock();
+            let mut unprinted_prompt = Some(prompt.as_str());
+            infer::generate_each(&blob, prompt.as_bytes(), options, |byte| {
+                if let Some(prompt) = unprinted_prompt.take() {
+                    write!(out, "{prompt}")?;
+                }
+                Ok(write!(out, "{}", byte as char)?)
+            })?;
+            writeln!(out, "{}", unprinted_prompt.unwrap_or_default())?;
         }
         Command::Bench {
             seconds,

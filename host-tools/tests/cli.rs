@@ -274,3 +274,27 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         stderr_of(lstm_edge().args(["generate", "-m", arg(&m.gen_int), "-p", "a", "-t", "-1"]));
     assert!(err.contains("temperature"), "{err}");
 }
+
+/// `lstm-edge generate ... | head -1`: the reader goes away mid-output. The command must
+/// end quietly, not panic on the failed print.
+#[cfg(unix)]
+#[test]
+fn a_closed_output_pipe_ends_the_command_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let m = models();
+    // Far more text than a pipe buffers, so the writer is still printing when the
+    // reader closes, however the two are scheduled.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lstm-edge"))
+        .args(["generate", "-m", arg(&m.gen_int), "-p", "a", "-l", "400000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}
