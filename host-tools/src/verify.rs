@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Head, Input};
 use lstm_edge_runtime::host::HostModel;
 use serde::Serialize;
@@ -80,6 +80,7 @@ impl VerifyReport {
     /// [`TRACT_F32_TOLERANCE`]: the ONNX and the blobs are not the same model.
     /// The integer path is quantized, so its gap is reported, not judged.
     pub fn check(&self) -> Result<()> {
+        ensure!(self.sequences > 0, "no sequences were compared");
         if self.max_abs_tract_vs_f32 > TRACT_F32_TOLERANCE {
             bail!(
                 "tract on the ONNX and the f32 blob differ by up to {:.3e} (over {TRACT_F32_TOLERANCE:e}): \

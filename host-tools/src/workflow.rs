@@ -71,12 +71,16 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    fn eval_data(&self) -> EvalData {
-        EvalData {
+    fn eval_data(&self) -> Result<EvalData> {
+        ensure!(
+            self.limit != Some(0),
+            "--limit must be at least 1 (leave it out to use every review)"
+        );
+        Ok(EvalData {
             reviews: self.reviews.clone(),
             corpus: self.corpus.clone(),
             limit: self.limit,
-        }
+        })
     }
 }
 
@@ -379,7 +383,7 @@ pub struct EvalArgs {
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
     check_model_dir(&args.model)?;
-    let evaluation = pipeline::eval(&args.model, &args.data.eval_data(), !args.json)?;
+    let evaluation = pipeline::eval(&args.model, &args.data.eval_data()?, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&evaluation)?);
     } else {
@@ -493,7 +497,7 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
     // Reads the card first, so a directory that is not a model says so.
     TrainedCard::read(&args.model)?;
     let sequences =
-        pipeline::verify_sequences(&args.model, &args.data.eval_data(), args.sequences)?;
+        pipeline::verify_sequences(&args.model, &args.data.eval_data()?, args.sequences)?;
     let read = |name: &str| {
         let path = args.model.join(name);
         std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))

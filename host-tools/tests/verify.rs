@@ -87,3 +87,15 @@ fn an_onnx_of_another_model_fails_the_check() {
     let err = report.check().unwrap_err().to_string();
     assert!(err.contains("not hold the same model"), "{err}");
 }
+
+#[test]
+fn comparing_no_sequences_fails_the_check() {
+    let cfg = config(Cell::Gru, Head::Last, Output::Sigmoid, false);
+    let params = Params::init(&cfg, 3);
+    let calibration: Vec<Vec<u16>> = vec![(0..10).collect()];
+    let q = quantize(&cfg, &params, &calibration).unwrap();
+    let onnx = export_onnx(&cfg, &params, &[]).unwrap();
+    let report = verify(onnx, &q.f32_blob, &q.int_blob, &[]).unwrap();
+    let err = report.check().unwrap_err().to_string();
+    assert!(err.contains("no sequences"), "{err}");
+}

@@ -466,6 +466,12 @@ fn word_sentiment_trains_evaluates_and_verifies() {
         err.contains("sentiment model") && err.contains("--test"),
         "{err}"
     );
+
+    // An empty sample would check nothing.
+    for command in ["eval", "verify"] {
+        let err = failure(cli().args([command, "--model", arg(&model), "--limit", "0"]));
+        assert!(err.contains("--limit must be at least 1"), "{err}");
+    }
 }
 
 #[test]

@@ -437,7 +437,8 @@ pub fn verify_sequences(dir: &Path, data: &EvalData, count: usize) -> Result<Vec
         limit: Some(data.limit.map_or(count, |l| l.min(count))),
         ..data.clone()
     };
-    let (mut set, _) = eval_set_for(dir, &card, &data)?;
+    let (mut set, name) = eval_set_for(dir, &card, &data)?;
+    ensure!(!set.is_empty(), "the evaluation set ({name}) is empty");
     set.sequences.truncate(count);
     Ok(set.sequences)
 }

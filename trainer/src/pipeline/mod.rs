@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use lstm_edge_runtime::format::{Head, Output};
+use lstm_edge_runtime::format::{Head, Output, MAX_HIDDEN};
+use lstm_edge_runtime::tokenize::words::Vocab;
 use serde::{Deserialize, Serialize};
 
 use crate::bptt::Recurrence;
@@ -169,9 +170,22 @@ fn is_sentiment(preset: Preset) -> bool {
     matches!(preset, Preset::W | Preset::C)
 }
 
+/// The model format stores lengths and widths as 16-bit numbers.
+const MAX_LEN: usize = u16::MAX as usize;
+
 fn check_hyper(hp: &Hyperparams) -> Result<()> {
     ensure!(hp.maxlen > 0, "--maxlen must be at least 1");
+    ensure!(
+        hp.maxlen <= MAX_LEN,
+        "--maxlen must be at most {MAX_LEN} (the model format's limit), got {}",
+        hp.maxlen
+    );
     ensure!(hp.hidden > 0, "--hidden must be at least 1");
+    ensure!(
+        hp.hidden <= MAX_HIDDEN,
+        "--hidden must be at most {MAX_HIDDEN} (the runtime's largest LSTM/GRU), got {}",
+        hp.hidden
+    );
     ensure!(hp.epochs > 0, "--epochs must be at least 1");
     ensure!(hp.batch_size > 0, "--batch must be at least 1");
     ensure!(
@@ -197,6 +211,11 @@ fn check_hyper(hp: &Hyperparams) -> Result<()> {
     );
     if hp.preset == Preset::W {
         ensure!(hp.embed_dim > 0, "--embed-dim must be at least 1");
+        ensure!(
+            hp.embed_dim <= MAX_LEN,
+            "--embed-dim must be at most {MAX_LEN} (the model format's limit), got {}",
+            hp.embed_dim
+        );
     }
     if !is_sentiment(hp.preset) {
         ensure!(hp.window_step > 0, "--window-step must be at least 1");
@@ -317,8 +336,18 @@ fn check_job(job: &TrainJob) -> Result<()> {
         job.calibration_sequences > 0,
         "--calibration must be at least 1 (the integer blob is calibrated on training sequences)"
     );
+    ensure!(
+        job.test_limit != Some(0),
+        "--test-limit must be at least 1 (leave it out to evaluate every test review)"
+    );
     if job.hyper.preset == Preset::W {
         ensure!(job.vocab_size > 0, "--vocab-size must be at least 1");
+        ensure!(
+            job.vocab_size <= Vocab::MAX_WORDS,
+            "--vocab-size must be at most {} (the model format's limit), got {}",
+            Vocab::MAX_WORDS,
+            job.vocab_size
+        );
     }
     match (&job.data, is_sentiment(job.hyper.preset)) {
         (DataSource::Reviews { .. }, true) | (DataSource::Corpus { .. }, false) => Ok(()),
@@ -626,5 +655,29 @@ mod tests {
         let mut job = generator_job(dir.path(), 1);
         job.hyper.epochs = 0;
         assert!(format!("{:#}", run(&job).unwrap_err()).contains("--epochs"));
+    }
+
+    /// Sizes the model format or the runtime cannot hold, and an empty test sample, are
+    /// refused before training, not after it.
+    #[test]
+    fn sizes_past_the_formats_limits_are_refused_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = |edit: &dyn Fn(&mut TrainJob), flag: &str| {
+            let mut job = generator_job(dir.path(), 1);
+            job.hyper = Preset::W.defaults();
+            job.data = DataSource::Reviews {
+                train: "never-read.jsonl".into(),
+                test: None,
+            };
+            edit(&mut job);
+            let err = format!("{:#}", run(&job).unwrap_err());
+            assert!(err.contains(flag), "{err}");
+        };
+        refused(&|job| job.hyper.hidden = MAX_HIDDEN + 1, "--hidden");
+        refused(&|job| job.hyper.maxlen = MAX_LEN + 1, "--maxlen");
+        refused(&|job| job.hyper.embed_dim = MAX_LEN + 1, "--embed-dim");
+        refused(&|job| job.vocab_size = Vocab::MAX_WORDS + 1, "--vocab-size");
+        refused(&|job| job.test_limit = Some(0), "--test-limit");
+        assert!(!dir.path().join(CHECKPOINT_FILE).exists());
     }
 }
