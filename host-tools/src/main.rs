@@ -294,11 +294,12 @@ fn main() -> Result<()> {
             ort_threads,
             json,
         } => {
-            if !(seconds.is_finite() && seconds > 0.0) {
-                bail!("--seconds must be positive, got {seconds}");
-            }
+            let per_engine = std::time::Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .with_context(|| format!("--seconds must be a positive duration, got {seconds}"))?;
             let options = bench::BenchOptions {
-                per_engine: std::time::Duration::from_secs_f64(seconds),
+                per_engine,
                 ort_threads,
             };
             let timings = bench::run(options, |t| {

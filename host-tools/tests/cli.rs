@@ -273,6 +273,14 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
     let err =
         stderr_of(lstm_edge().args(["generate", "-m", arg(&m.gen_int), "-p", "a", "-t", "-1"]));
     assert!(err.contains("temperature"), "{err}");
+
+    for seconds in ["0", "nan", "1e30"] {
+        let err = stderr_of(lstm_edge().args(["bench", "--seconds", seconds]));
+        assert!(
+            err.contains("--seconds must be a positive duration"),
+            "{err}"
+        );
+    }
 }
 
 /// `lstm-edge generate ... | head -1`: the reader goes away mid-output. The command must
