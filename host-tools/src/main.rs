@@ -42,49 +42,12 @@ enum Command {
         json: bool,
     },
     /// Score the sentiment of a review (text argument, --file, or standard input).
-    Score {
-        /// The model blob (.blob), or a model directory (its model.blob).
-        #[arg(long, short)]
-        model: PathBuf,
-        /// The review text.
-        text: Option<String>,
-        /// Read the review from this file (any bytes; UTF-8 or Latin-1).
-        #[arg(long, conflicts_with = "text")]
-        file: Option<PathBuf>,
-        /// Print the score and label as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Score(ScoreArgs),
     /// Generate text with a char-level generator model.
-    Generate {
-        /// The model blob (.blob), or a model directory (its model.blob).
-        #[arg(long, short)]
-        model: PathBuf,
-        /// Text the model continues.
-        #[arg(long, short)]
-        prompt: String,
-        /// Sampling temperature: p^(1/T) renormalised; 0 is greedy.
-        #[arg(long, short, default_value_t = 0.5, allow_negative_numbers = true)]
-        temperature: f32,
-        /// Chars to generate.
-        #[arg(long, short, default_value_t = 400)]
-        length: usize,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-    },
+    Generate(GenerateArgs),
     /// Time the runtime's integer and f32 paths against tract and ONNX Runtime
     /// (per generated char for G, per review for W and C), with ratios.
-    Bench {
-        /// Seconds spent measuring each engine on each workload.
-        #[arg(long, default_value_t = 1.5)]
-        seconds: f64,
-        /// ONNX Runtime intra-op threads.
-        #[arg(long, default_value_t = 1)]
-        ort_threads: usize,
-        /// Print the timings and ratios as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(BenchArgs),
     /// Build the Cortex-M4F firmware for a model and run it under QEMU.
     Firmware {
         #[command(subcommand)]
@@ -107,6 +70,53 @@ enum FirmwareAction {
 }
 
 #[derive(clap::Args)]
+struct ScoreArgs {
+    /// The model blob (.blob), or a model directory (its model.blob).
+    #[arg(long, short)]
+    model: PathBuf,
+    /// The review text.
+    text: Option<String>,
+    /// Read the review from this file (any bytes; UTF-8 or Latin-1).
+    #[arg(long, conflicts_with = "text")]
+    file: Option<PathBuf>,
+    /// Print the score and label as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// The model blob (.blob), or a model directory (its model.blob).
+    #[arg(long, short)]
+    model: PathBuf,
+    /// Text the model continues.
+    #[arg(long, short)]
+    prompt: String,
+    /// Sampling temperature: p^(1/T) renormalised; 0 is greedy.
+    #[arg(long, short, default_value_t = 0.5, allow_negative_numbers = true)]
+    temperature: f32,
+    /// Chars to generate.
+    #[arg(long, short, default_value_t = 400)]
+    length: usize,
+    /// Sampling seed: the same seed gives the same text.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Seconds spent measuring each engine on each workload.
+    #[arg(long, default_value_t = 1.5)]
+    seconds: f64,
+    /// ONNX Runtime intra-op threads.
+    #[arg(long, default_value_t = 1)]
+    ort_threads: usize,
+    /// Print the timings and ratios as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
 struct FirmwareArgs {
     /// The model blob (.blob), or a model directory (its model.blob).
     #[arg(long, short)]
@@ -123,6 +133,7 @@ struct FirmwareArgs {
     /// Temperatures to sample at.
     #[arg(long = "temperature", default_values_t = [0.2f32, 0.5, 1.0])]
     temperatures: Vec<f32>,
+    /// Sampling seed: the same seed gives the same text.
     #[arg(long, default_value_t = 42)]
     seed: u64,
 }
@@ -145,6 +156,67 @@ fn read_text(text: Option<String>, file: Option<&Path>) -> Result<Vec<u8>> {
         bail!("{source} is empty: give some text to score");
     }
     Ok(bytes)
+}
+
+fn score(args: ScoreArgs) -> Result<()> {
+    let blob = BlobFile::read(&args.model)?;
+    let text = read_text(args.text, args.file.as_deref())?;
+    let report = infer::score(&blob, &text)?;
+    if args.json {
+        print_json(&report)
+    } else {
+        println!("{:.4} {}", report.score, report.label);
+        Ok(())
+    }
+}
+
+fn generate(args: &GenerateArgs) -> Result<()> {
+    let blob = BlobFile::read(&args.model)?;
+    let options = infer::GenerateOptions {
+        temperature: args.temperature,
+        length: args.length,
+        seed: args.seed,
+    };
+    // Stdout is line-buffered: the text appears as it is generated. The prompt goes out
+    // with the first char, once the model has loaded as a generator.
+    let mut out = std::io::stdout().lock();
+    let mut unprinted_prompt = Some(args.prompt.as_str());
+    infer::generate_each(&blob, args.prompt.as_bytes(), options, |byte| {
+        if let Some(prompt) = unprinted_prompt.take() {
+            write!(out, "{prompt}")?;
+        }
+        Ok(write!(out, "{}", byte as char)?)
+    })?;
+    writeln!(out, "{}", unprinted_prompt.unwrap_or_default())?;
+    Ok(())
+}
+
+fn bench(args: &BenchArgs) -> Result<()> {
+    let per_engine = std::time::Duration::try_from_secs_f64(args.seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| {
+            format!(
+                "--seconds must be a positive duration, got {}",
+                args.seconds
+            )
+        })?;
+    let options = bench::BenchOptions {
+        per_engine,
+        ort_threads: args.ort_threads,
+    };
+    let timings = bench::run(options, |t| {
+        if !args.json {
+            println!(
+                "{:<52} {:<12} {:>12.2} us  {:>6.2}x runtime int",
+                t.workload, t.engine, t.micros, t.vs_runtime_int
+            );
+        }
+    })?;
+    if args.json {
+        print_json(&timings)?;
+    }
+    Ok(())
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
@@ -249,71 +321,9 @@ fn main() -> Result<()> {
                 print!("{info}");
             }
         }
-        Command::Score {
-            model,
-            text,
-            file,
-            json,
-        } => {
-            let blob = BlobFile::read(&model)?;
-            let text = read_text(text, file.as_deref())?;
-            let report = infer::score(&blob, &text)?;
-            if json {
-                print_json(&report)?;
-            } else {
-                println!("{:.4} {}", report.score, report.label);
-            }
-        }
-        Command::Generate {
-            model,
-            prompt,
-            temperature,
-            length,
-            seed,
-        } => {
-            let blob = BlobFile::read(&model)?;
-            let options = infer::GenerateOptions {
-                temperature,
-                length,
-                seed,
-            };
-            // Stdout is line-buffered: the text appears as it is generated. The prompt
-            // goes out with the first char, once the model has loaded as a generator.
-            let mut out = std::io::stdout().lock();
-            let mut unprinted_prompt = Some(prompt.as_str());
-            infer::generate_each(&blob, prompt.as_bytes(), options, |byte| {
-                if let Some(prompt) = unprinted_prompt.take() {
-                    write!(out, "{prompt}")?;
-                }
-                Ok(write!(out, "{}", byte as char)?)
-            })?;
-            writeln!(out, "{}", unprinted_prompt.unwrap_or_default())?;
-        }
-        Command::Bench {
-            seconds,
-            ort_threads,
-            json,
-        } => {
-            let per_engine = std::time::Duration::try_from_secs_f64(seconds)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .with_context(|| format!("--seconds must be a positive duration, got {seconds}"))?;
-            let options = bench::BenchOptions {
-                per_engine,
-                ort_threads,
-            };
-            let timings = bench::run(options, |t| {
-                if !json {
-                    println!(
-                        "{:<52} {:<12} {:>12.2} us  {:>6.2}x runtime int",
-                        t.workload, t.engine, t.micros, t.vs_runtime_int
-                    );
-                }
-            })?;
-            if json {
-                print_json(&timings)?;
-            }
-        }
+        Command::Score(args) => score(args)?,
+        Command::Generate(args) => generate(&args)?,
+        Command::Bench(args) => bench(&args)?,
         Command::Firmware { action } => match action {
             FirmwareAction::Build(args) => {
                 println!("{}", build_firmware(&args)?.display());
