@@ -105,38 +105,50 @@ pub struct TrainArgs {
     /// Model name in the card (default: the output directory's name).
     #[arg(long)]
     pub name: Option<String>,
+    /// Recurrent cell (default: lstm; gru for r).
     #[arg(long, value_enum)]
     pub cell: Option<CellArg>,
+    /// Head over the recurrent states (default: flatten for w and c, last for g and r).
     #[arg(long, value_enum)]
     pub head: Option<HeadArg>,
+    /// Recurrent units, at most 256 (default: w 50, c 40, g and r 128).
     #[arg(long)]
     pub hidden: Option<usize>,
-    /// Word embedding width (W).
+    /// Word embedding width (W; default 300).
     #[arg(long)]
     pub embed_dim: Option<usize>,
     /// Words in the vocabulary (W; default 10000), besides PAD and UNK.
     #[arg(long)]
     pub vocab_size: Option<usize>,
-    /// Sequence length (reviews are post-padded/truncated; the generator's window).
+    /// Sequence length: reviews are post-padded/truncated to it, generators read windows
+    /// of it (default: w 200, c 1500, g and r 40).
     #[arg(long)]
     pub maxlen: Option<usize>,
-    /// Stride between generator windows.
+    /// Stride between generator windows (default 3).
     #[arg(long)]
     pub window_step: Option<usize>,
+    /// Dropout rate on the recurrent outputs, in training only (default: w and c 0.2,
+    /// g and r 0).
     #[arg(long)]
     pub dropout: Option<f32>,
+    /// Passes over the training data (default: w and c 2, g and r 12).
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Sequences per update (default: w and c 32, g and r 128).
     #[arg(long)]
     pub batch: Option<usize>,
+    /// Learning rate (default: w and c 0.001, g and r 0.01).
     #[arg(long)]
     pub lr: Option<f32>,
     /// Clip the gradients to this global L2 norm before each update (default: none, as
     /// in the notebook).
     #[arg(long, value_name = "NORM")]
     pub clip_norm: Option<f32>,
+    /// Optimizer, updated inside the training graph (default: rmsprop, as in the notebook).
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
+    /// Seed of the data shuffle and split, the initial weights, the batch order and the
+    /// dropout masks (default 42).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Training reviews used, train + validation (W and C default: the notebook's 16000).
@@ -145,7 +157,7 @@ pub struct TrainArgs {
     /// Use every training review instead of the notebook's 16000.
     #[arg(long)]
     pub all_reviews: bool,
-    /// Share of the training reviews held out for validation.
+    /// Share of the training reviews held out for validation (default 0.2).
     #[arg(long)]
     pub validation_split: Option<f32>,
     /// Evaluate only this many test reviews (a seeded sample).
