@@ -97,6 +97,7 @@ fn print_model(model: &Model<'_>) {
     );
     match body.head {
         Head::Flatten { maxlen } => hprint!("flatten:{}", maxlen),
+        Head::FlattenTail { maxlen } => hprint!("flatten-tail:{}", maxlen),
         Head::Last => hprint!("last"),
         Head::Mean => hprint!("mean"),
     }

@@ -300,14 +300,14 @@ pub fn run(opts: BenchOptions, mut progress: impl FnMut(&Timing)) -> Result<Vec<
         let int_blob = spec.int_blob(ScaleScheme::PerRow)?;
         let f32_blob = spec.f32_blob()?;
         // A review exactly maxlen tokens long (no padding work skipped).
-        let review: Vec<u16> = match cfg.head {
-            Head::Flatten { maxlen } => {
+        let review: Vec<u16> = match cfg.head.flatten_maxlen() {
+            Some(maxlen) => {
                 let rows = cfg.vocab_rows() as u16;
                 (0..maxlen as u16)
                     .map(|t| 1 + (t * 7) % (rows - 2))
                     .collect()
             }
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         let mut runners: Vec<(&str, Runner<'_>)> = match cfg.head {
             Head::Last => {
@@ -319,7 +319,7 @@ pub fn run(opts: BenchOptions, mut progress: impl FnMut(&Timing)) -> Result<Vec<
                     ("onnxruntime", ort_generate(&step, &cfg, opts.ort_threads)?),
                 ]
             }
-            Head::Flatten { .. } => {
+            Head::Flatten { .. } | Head::FlattenTail { .. } => {
                 let onnx = export_onnx(&cfg, &params, &[])?;
                 vec![
                     ("runtime int", runtime_review::<Int>(&int_blob, &review)?),

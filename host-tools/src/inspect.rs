@@ -84,6 +84,7 @@ fn describe_input(input: Input<'_>, tokens: usize) -> String {
 fn describe_head(head: Head) -> String {
     match head {
         Head::Flatten { maxlen } => format!("flatten (maxlen {maxlen})"),
+        Head::FlattenTail { maxlen } => format!("flatten over the last {maxlen} tokens"),
         Head::Last => "last state".into(),
         Head::Mean => "mean over steps".into(),
     }

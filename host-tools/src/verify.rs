@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, ensure, Context, Result};
-use lstm_edge_runtime::format::{Head, Input};
+use lstm_edge_runtime::format::Input;
 use lstm_edge_runtime::host::HostModel;
 use serde::Serialize;
 use tract_onnx::prelude::*;
@@ -144,14 +144,14 @@ pub fn verify(
     };
     let (mut agree_int, mut agree_tract) = (0usize, 0usize);
     for ids in sequences {
-        let tract_ids: Vec<u16> = match head {
-            Head::Flatten { maxlen } => ids
+        let tract_ids: Vec<u16> = match head.flatten_maxlen() {
+            Some(maxlen) => ids[head.skipped_tokens(ids.len())..]
                 .iter()
                 .copied()
                 .chain(std::iter::repeat(pad))
                 .take(maxlen as usize)
                 .collect(),
-            Head::Last | Head::Mean => ids.clone(),
+            None => ids.clone(),
         };
         let t = tract.outputs(&tract_ids)?;
         let f = f32_model.outputs(ids)?;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use lstm_edge_runtime::format::Cell;
+use lstm_edge_trainer::data::Truncate;
 use lstm_edge_trainer::model::{HeadKind, OptimizerKind, Preset};
 use lstm_edge_trainer::ort_env::Device;
 use lstm_edge_trainer::pipeline::{self, DataSource, EvalData, TrainJob, TrainedCard};
@@ -48,6 +49,14 @@ pub enum HeadArg {
     Last,
     /// The mean hidden state over the text's tokens (any length; padding is skipped).
     Mean,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TruncateArg {
+    /// Keep a long review's first maxlen tokens (the notebook's).
+    Post,
+    /// Keep its last maxlen tokens, where reviews tend to sum up (Keras' default).
+    Pre,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -124,6 +133,10 @@ pub struct TrainArgs {
     /// of it (default: w 200, c 1500, g and r 40).
     #[arg(long)]
     pub maxlen: Option<usize>,
+    /// Which end of a review longer than --maxlen is kept (W, C; default: post, as in
+    /// the notebook). A flatten head's blob records it, so the runtime cuts texts alike.
+    #[arg(long, value_enum)]
+    pub truncate: Option<TruncateArg>,
     /// Stride between generator windows (default 3).
     #[arg(long)]
     pub window_step: Option<usize>,
@@ -292,6 +305,16 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
             HeadArg::Flatten => HeadKind::Flatten,
             HeadArg::Last => HeadKind::Last,
             HeadArg::Mean => HeadKind::Mean,
+        };
+    }
+    if let Some(truncate) = args.truncate {
+        ensure!(
+            matches!(preset, Preset::W | Preset::C),
+            "--truncate applies to reviews (presets w and c); a generator reads whole windows"
+        );
+        hp.truncate = match truncate {
+            TruncateArg::Post => Truncate::Post,
+            TruncateArg::Pre => Truncate::Pre,
         };
     }
     if let Some(optimizer) = args.optimizer {

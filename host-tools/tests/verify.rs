@@ -42,6 +42,7 @@ fn tract_f32_and_int_agree_on_every_cell_and_head() {
     for cell in [Cell::Lstm, Cell::Gru] {
         for (head, output) in [
             (Head::Flatten { maxlen: 40 }, Output::Sigmoid),
+            (Head::FlattenTail { maxlen: 40 }, Output::Sigmoid),
             (Head::Mean, Output::Sigmoid),
             (Head::Last, Output::Sigmoid),
             (Head::Last, Output::Softmax { classes: 12 }),

@@ -741,3 +741,69 @@ fn data_stats_rejects_bad_input() {
     );
     assert!(err.contains("--maxlen"), "{err}");
 }
+
+#[test]
+fn pre_truncation_keeps_a_reviews_ending_from_training_to_scoring() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("w-pre");
+    cli()
+        .args(["train", "--preset", "w", "--train"])
+        .arg(data("imdb-sample/train.jsonl.gz"))
+        .args(["--limit", "200", "--vocab-size", "300", "--embed-dim", "4"])
+        .args(["--hidden", "4", "--maxlen", "30", "--epochs", "1"])
+        .args(["--truncate", "pre", "--threads", "1", "--calibration", "16"])
+        .args(["--quiet", "--out", arg(&model)])
+        .assert()
+        .success();
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["hyperparameters"]["truncate"], "Pre", "{card}");
+    let preprocessing = card["data"]["preprocessing"].as_str().unwrap();
+    assert!(preprocessing.contains("pre-truncate"), "{preprocessing}");
+    let inspect = json_of(cli().args(["inspect", "--json", arg(&model)]));
+    assert_eq!(
+        inspect["head"], "flatten over the last 30 tokens",
+        "{inspect}"
+    );
+
+    // Only the last 30 words count: other openings score the same, other endings not.
+    let ending = "the plot was dull and the acting was bad , but the music was good . ".repeat(3);
+    let score = |text: &str| -> f64 {
+        json_of(cli().args(["score", "--json", "-m", arg(&model), text]))["score"]
+            .as_f64()
+            .unwrap()
+    };
+    let with_ending = score(&format!("a wonderful film . {ending}"));
+    assert_eq!(
+        with_ending,
+        score(&format!("an awful , awful film . {ending}"))
+    );
+    assert_ne!(with_ending, score(&format!("{ending} a wonderful film .")));
+
+    // tract on the ONNX sees the same last 30 ids as the blobs.
+    let verify = json_of(
+        cli()
+            .args([
+                "verify",
+                "--json",
+                "--sequences",
+                "24",
+                "--model",
+                arg(&model),
+            ])
+            .arg("--test")
+            .arg(data("imdb-sample/test.jsonl.gz")),
+    );
+    assert!(
+        verify["max_abs_tract_vs_f32"].as_f64().unwrap() < 1e-4,
+        "{verify}"
+    );
+
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "g", "--truncate", "pre", "--corpus"])
+            .arg(data("shakespeare/shakespeare-macbeth.txt"))
+            .args(["--out", arg(&dir.path().join("g"))]),
+    );
+    assert!(err.contains("--truncate applies to reviews"), "{err}");
+}

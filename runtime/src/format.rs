@@ -34,6 +34,28 @@ pub enum Head {
     Last,
     /// The mean of the hidden states over the fed tokens.
     Mean,
+    /// The flatten head over a text's last `maxlen` tokens: a longer text drops its
+    /// start (Keras' `truncating='pre'`), a shorter one is post-padded.
+    FlattenTail { maxlen: u32 },
+}
+
+impl Head {
+    /// The fixed length of a flatten head (either truncation side); `None` otherwise.
+    pub fn flatten_maxlen(self) -> Option<u32> {
+        match self {
+            Head::Flatten { maxlen } | Head::FlattenTail { maxlen } => Some(maxlen),
+            Head::Last | Head::Mean => None,
+        }
+    }
+
+    /// How many leading tokens of a `tokens`-long text the head skips: those before the
+    /// last `maxlen` for [`Head::FlattenTail`], none for the other heads.
+    pub fn skipped_tokens(self, tokens: usize) -> usize {
+        match self {
+            Head::FlattenTail { maxlen } => tokens.saturating_sub(maxlen as usize),
+            _ => 0,
+        }
+    }
 }
 
 /// The output layer after the head's dense layer.
@@ -447,16 +469,19 @@ impl Dims {
         if input == 0 || tokens > u16::MAX as usize {
             return Err(Error::OutOfRange("input"));
         }
-        let features = match body.head {
-            Head::Flatten { maxlen } if maxlen == 0 || maxlen > u16::MAX as u32 => {
+        let features = match body.head.flatten_maxlen() {
+            Some(maxlen) if maxlen == 0 || maxlen > u16::MAX as u32 => {
                 return Err(Error::OutOfRange("maxlen"))
             }
-            Head::Flatten { maxlen } => maxlen as usize * hidden,
-            Head::Last | Head::Mean => hidden,
+            Some(maxlen) => maxlen as usize * hidden,
+            None => hidden,
         };
         let outputs = body.output.width();
         match (body.head, body.output) {
-            (Head::Flatten { .. } | Head::Mean, Output::Softmax { .. }) => {
+            (
+                Head::Flatten { .. } | Head::FlattenTail { .. } | Head::Mean,
+                Output::Softmax { .. },
+            ) => {
                 return Err(Error::OutOfRange(
                     "head: flatten and mean need a sigmoid output",
                 ))
@@ -466,7 +491,8 @@ impl Dims {
             }
             _ => {}
         }
-        if let (Head::Flatten { .. }, Input::Chars { pad: false, .. }) = (body.head, body.input) {
+        if let (Some(_), Input::Chars { pad: false, .. }) = (body.head.flatten_maxlen(), body.input)
+        {
             return Err(Error::OutOfRange("flatten head needs a PAD char"));
         }
         Ok(Dims {

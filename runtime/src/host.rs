@@ -34,7 +34,8 @@ impl<'a> HostModel<'a> {
     }
 
     /// Feeds `ids` from a zero state, then returns the sigmoid score (flatten
-    /// heads pad to maxlen) or the softmax probabilities for the next token.
+    /// heads pad to maxlen; a flatten-tail head reads only the last maxlen ids) or
+    /// the softmax probabilities for the next token.
     pub fn outputs(&self, ids: &[u16]) -> Result<Vec<f64>, Error> {
         if self.integer {
             run::<Int>(&self.model, ids)
@@ -47,6 +48,9 @@ impl<'a> HostModel<'a> {
 fn run<N: Numeric>(model: &Model<'_>, ids: &[u16]) -> Result<Vec<f64>, Error> {
     let net = Network::<N>::new(model)?;
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
+    let ids = ids
+        .get(net.head().skipped_tokens(ids.len())..)
+        .unwrap_or_default();
     for &id in ids {
         net.feed(&mut state, id)?;
     }

@@ -198,7 +198,7 @@ impl<'a, N: Numeric> Network<'a, N> {
         if id >= self.dims.tokens {
             return Err(Error::BadToken(id as u32));
         }
-        if let Head::Flatten { maxlen } = self.head {
+        if let Some(maxlen) = self.head.flatten_maxlen() {
             if state.steps >= maxlen {
                 return Ok(Fed::Truncated);
             }
@@ -214,15 +214,28 @@ impl<'a, N: Numeric> Network<'a, N> {
         Ok(Fed::Stepped)
     }
 
-    /// Tokenizes `text` and feeds every token; returns how many went through the cell.
+    /// Tokenizes `text` and feeds its tokens; returns how many went through the cell.
+    /// A [`Head::FlattenTail`] model gets only the last `maxlen` tokens of `text` (the
+    /// text is tokenized twice: once to count); feed it whole texts, not pieces.
     pub fn feed_text<const H: usize>(
         &self,
         state: &mut State<N, H>,
         text: &[u8],
     ) -> Result<usize, Error> {
+        let mut skip = 0;
+        if let Head::FlattenTail { .. } = self.head {
+            let mut tokens = 0usize;
+            self.tokenizer.for_each_id(text, |_| {
+                tokens += 1;
+                Ok(())
+            })?;
+            skip = self.head.skipped_tokens(tokens);
+        }
         let mut stepped = 0;
         self.tokenizer.for_each_id(text, |id| {
-            if self.feed(state, id)? == Fed::Stepped {
+            if skip > 0 {
+                skip -= 1;
+            } else if self.feed(state, id)? == Fed::Stepped {
                 stepped += 1;
             }
             Ok(())
@@ -304,7 +317,9 @@ impl<'a, N: Numeric> Network<'a, N> {
 
     fn accumulate_head<const H: usize>(&self, state: &mut State<N, H>) {
         let offset = match self.head {
-            Head::Flatten { .. } => state.steps as usize * self.dims.hidden,
+            Head::Flatten { .. } | Head::FlattenTail { .. } => {
+                state.steps as usize * self.dims.hidden
+            }
             Head::Mean => 0,
             Head::Last => return,
         };
@@ -322,7 +337,7 @@ impl<'a, N: Numeric> Network<'a, N> {
             return Err(Error::WrongModelKind);
         }
         let features = match self.head {
-            Head::Flatten { maxlen } => {
+            Head::Flatten { maxlen } | Head::FlattenTail { maxlen } => {
                 let pad = self.tokenizer.pad_id().ok_or(Error::WrongModelKind)?;
                 while state.steps < maxlen {
                     self.feed(state, pad)?;

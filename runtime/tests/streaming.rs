@@ -100,3 +100,49 @@ fn a_state_smaller_than_the_model_is_an_error() {
     assert!(net.feed(&mut small, 0).is_err());
     assert!(net.score_text(&mut small, b"abc").is_err());
 }
+
+#[test]
+fn flatten_tail_head_keeps_a_texts_last_maxlen_tokens() {
+    let text = b"the movie was not good. the plot was bad, the acting was good";
+    for words in [false, true] {
+        let spec = |head| random_model(Cell::Lstm, 8, words, head, Output::Sigmoid, 0.5, 6);
+        let tail_blob = spec(Head::FlattenTail { maxlen: 6 })
+            .int_blob(ScaleScheme::PerRow)
+            .unwrap();
+        // The same weights (the head does not change the draw), cutting the other end.
+        let head_blob = spec(Head::Flatten { maxlen: 6 })
+            .int_blob(ScaleScheme::PerRow)
+            .unwrap();
+        let (tail_model, head_model) = (
+            Model::from_bytes(&tail_blob).unwrap(),
+            Model::from_bytes(&head_blob).unwrap(),
+        );
+        let tail = Network::<Int>::new(&tail_model).unwrap();
+        let head = Network::<Int>::new(&head_model).unwrap();
+        let mut ids = Vec::new();
+        tail.tokenizer()
+            .for_each_id(text, |id| {
+                ids.push(id);
+                Ok(())
+            })
+            .unwrap();
+        assert!(ids.len() > 6, "{ids:?}");
+
+        let mut state = State::<Int, 8>::new();
+        assert_eq!(tail.feed_text(&mut state, text).unwrap(), 6);
+        let tail_score = tail.score_text(&mut state, text).unwrap();
+        // The last six ids, fed to the post-truncating head, score the same.
+        let mut last_six = State::<Int, 8>::new();
+        for &id in &ids[ids.len() - 6..] {
+            head.feed(&mut last_six, id).unwrap();
+        }
+        assert_eq!(tail_score, head.finish(&mut last_six).unwrap());
+        assert_ne!(tail_score, head.score_text(&mut state, text).unwrap());
+        // The host helper cuts token ids the same way.
+        let host = lstm_edge_runtime::host::HostModel::new(&tail_blob).unwrap();
+        assert_eq!(
+            host.outputs(&ids).unwrap(),
+            vec![Int::prob_to_f64(tail_score)]
+        );
+    }
+}

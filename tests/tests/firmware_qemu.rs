@@ -95,9 +95,9 @@ fn model(kind: Kind, cell: Cell, hidden: usize, head: Head, seed: u64) -> ModelS
         _ => Output::Sigmoid,
     };
     let gates = cell.gates();
-    let features = match head {
-        Head::Flatten { maxlen } => maxlen as usize * hidden,
-        Head::Last | Head::Mean => hidden,
+    let features = match head.flatten_maxlen() {
+        Some(maxlen) => maxlen as usize * hidden,
+        None => hidden,
     };
     let embedding = match kind {
         // Rows from 0.5 down to 0.5 / 2^8, as trained embeddings spread, so
@@ -313,7 +313,13 @@ fn firmware_word_sentiment_gru_matches_host() {
 
 #[test]
 fn firmware_char_sentiment_lstm_matches_host() {
-    let spec = model(Kind::Chars, Cell::Lstm, 40, Head::Flatten { maxlen: 96 }, 3);
+    let spec = model(
+        Kind::Chars,
+        Cell::Lstm,
+        40,
+        Head::FlattenTail { maxlen: 96 },
+        3,
+    );
     assert_bit_exact("chars-lstm", &spec, &sentiment_inputs());
 }
 

@@ -72,16 +72,16 @@ pub fn inference_graph(cfg: &ModelConfig, params: &Params) -> Result<Graph> {
     cfg.validate()?;
     params.check_shapes(cfg)?;
     let mut g = Graph::new("lstm_edge");
-    let seq = match cfg.head {
-        Head::Flatten { maxlen } => Dim::Fixed(maxlen.into()),
-        Head::Last | Head::Mean => Dim::Sym("seq"),
+    let seq = match cfg.head.flatten_maxlen() {
+        Some(maxlen) => Dim::Fixed(maxlen.into()),
+        None => Dim::Sym("seq"),
     };
     let ids = g.input(INPUT_IDS, Elem::I64, &[Dim::Sym("batch"), seq]);
     let x = input_vectors(&mut g, cfg, params, &ids);
     let x = g.op("Transpose", &[&x], vec![Attr::Ints("perm", vec![1, 0, 2])]);
     let rec = recurrent(&mut g, cfg, params, &x, None, None);
     let features = match cfg.head {
-        Head::Flatten { .. } => {
+        Head::Flatten { .. } | Head::FlattenTail { .. } => {
             // Y [seq, 1, batch, H] -> [batch, seq, 1, H] -> [batch, seq * H].
             let y = g.op(
                 "Transpose",

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use lstm_edge_runtime::format::{Head, Output};
+use lstm_edge_runtime::format::Output;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -273,7 +273,7 @@ fn evaluate(session: &mut TrainSession, data: &Dataset, batch_size: usize) -> Re
 }
 
 fn check_data(model: &ModelConfig, data: &Dataset, what: &str) -> Result<()> {
-    if let Head::Flatten { maxlen } = model.head {
+    if let Some(maxlen) = model.head.flatten_maxlen() {
         ensure!(
             data.steps == maxlen as usize,
             "{what} data has {} steps per row but the flatten head's maxlen is {maxlen}; encode with maxlen {maxlen}",
@@ -678,7 +678,7 @@ mod tests {
     use super::*;
     use crate::model::InputConfig;
     use crate::optim::Optimizer;
-    use lstm_edge_runtime::format::Cell;
+    use lstm_edge_runtime::format::{Cell, Head};
 
     const STEPS: usize = 6;
 

@@ -81,10 +81,9 @@ pub fn random_model(
     };
     let _ = tokens;
     let g = cell.gates();
-    let features = match head {
-        Head::Flatten { maxlen } => maxlen as usize * hidden,
-        _ => hidden,
-    };
+    let features = head
+        .flatten_maxlen()
+        .map_or(hidden, |maxlen| maxlen as usize * hidden);
     let outputs = output.width();
     let weights = FloatWeights {
         embedding,
@@ -176,7 +175,7 @@ pub fn reference(spec: &ModelSpec, ids: &[u16]) -> Vec<f64> {
         states.push(h.clone());
     }
     let features: Vec<f64> = match spec.head {
-        Head::Flatten { .. } => states.concat(),
+        Head::Flatten { .. } | Head::FlattenTail { .. } => states.concat(),
         Head::Last => h.clone(),
         Head::Mean => (0..h_n)
             .map(|j| states.iter().map(|s| s[j]).sum::<f64>() / states.len().max(1) as f64)

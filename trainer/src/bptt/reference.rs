@@ -89,7 +89,7 @@ pub(crate) fn loss(
             None => t_len,
         };
         let mut features: Vec<f64> = match (spec.head, tokens) {
-            (Head::Flatten { .. }, _) => hs.concat(),
+            (Head::Flatten { .. } | Head::FlattenTail { .. }, _) => hs.concat(),
             (_, 0) => vec![0.0; h_size],
             (Head::Last, _) => hs[tokens - 1].clone(),
             (Head::Mean, _) => (0..h_size)

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::corpus::{read_corpus, CharSet, CharWindows};
-use super::encode::{build_word_vocab, encode_words};
+use super::encode::{build_word_vocab, encode_words, Truncate};
 use super::reviews::load_reviews;
 
 fn data_dir() -> PathBuf {
@@ -50,7 +50,7 @@ fn imdb_sample_is_balanced_and_encodes() {
     let view = vocab.vocab().unwrap();
     assert_eq!(view.len(), 10_000);
     assert!(vocab.coverage() > 0.9, "coverage {}", vocab.coverage());
-    let encoded = encode_words(&test, &view, 200).unwrap();
+    let encoded = encode_words(&test, &view, 200, Truncate::Post).unwrap();
     assert_eq!(encoded.len(), 1000);
     assert_eq!(encoded.stats.sequences, 1000);
     assert_eq!(
@@ -123,12 +123,14 @@ fn notebook_length_stats_on_the_full_split() {
     );
     let view = vocab.vocab().unwrap();
     for maxlen in [400, 200] {
-        let stats = encode_words(&split.train, &view, maxlen).unwrap().stats;
+        let stats = encode_words(&split.train, &view, maxlen, Truncate::Post)
+            .unwrap()
+            .stats;
         assert_eq!(stats.padded + stats.exact + stats.truncated, 12_800);
         println!("W train: {stats}");
     }
     let table = CharTable::new(NOTEBOOK_CHARS, true, true, true).unwrap();
-    let encoded = encode_chars(&split.train, &table, 1500).unwrap();
+    let encoded = encode_chars(&split.train, &table, 1500, Truncate::Post).unwrap();
     let (unk, pad) = (table.unk_id().unwrap(), table.pad_id().unwrap());
     let kept = encoded.ids.iter().filter(|&&id| id != pad).count();
     let unks = encoded.ids.iter().filter(|&&id| id == unk).count();

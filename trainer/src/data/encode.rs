@@ -7,6 +7,7 @@ use std::fmt;
 
 use anyhow::{ensure, Context, Result};
 use lstm_edge_runtime::tokenize::{encode_vocab, for_each_word, CharTable, Vocab};
+use serde::{Deserialize, Serialize};
 
 use super::Review;
 
@@ -115,14 +116,29 @@ impl Encoded {
     }
 }
 
-/// Post-truncates `tokens` to `maxlen` and post-pads it with `pad` up to `maxlen`.
-pub fn pad_truncate(tokens: &mut Vec<u16>, maxlen: usize, pad: u16) {
+/// Which tokens of a sequence longer than `maxlen` are kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Truncate {
+    /// The first `maxlen` (the notebook's post-truncation).
+    #[default]
+    Post,
+    /// The last `maxlen` (Keras' default, `truncating='pre'`): a review's ending stays.
+    Pre,
+}
+
+/// Truncates `tokens` to `maxlen` on the `truncate` side and post-pads it with `pad`
+/// up to `maxlen`.
+pub fn pad_truncate(tokens: &mut Vec<u16>, maxlen: usize, pad: u16, truncate: Truncate) {
+    if truncate == Truncate::Pre && tokens.len() > maxlen {
+        tokens.drain(..tokens.len() - maxlen);
+    }
     tokens.resize(maxlen, pad);
 }
 
 fn encode_with(
     reviews: &[Review],
     maxlen: usize,
+    truncate: Truncate,
     pad: u16,
     mut tokenize: impl FnMut(&[u8], &mut Vec<u16>) -> Result<()>,
 ) -> Result<Encoded> {
@@ -135,7 +151,7 @@ fn encode_with(
         row.clear();
         tokenize(&review.text, &mut row).with_context(|| format!("review {index}"))?;
         stats.add(row.len());
-        pad_truncate(&mut row, maxlen, pad);
+        pad_truncate(&mut row, maxlen, pad, truncate);
         ids.extend_from_slice(&row);
         labels.push(review.label);
     }
@@ -149,8 +165,13 @@ fn encode_with(
 
 /// Word ids (Treebank split, lowercased lookup; unknown words are UNK), padded with
 /// [`Vocab::PAD`].
-pub fn encode_words(reviews: &[Review], vocab: &Vocab<'_>, maxlen: usize) -> Result<Encoded> {
-    encode_with(reviews, maxlen, Vocab::PAD, |text, row| {
+pub fn encode_words(
+    reviews: &[Review],
+    vocab: &Vocab<'_>,
+    maxlen: usize,
+    truncate: Truncate,
+) -> Result<Encoded> {
+    encode_with(reviews, maxlen, truncate, Vocab::PAD, |text, row| {
         Ok(vocab.for_each_id(text, |id| {
             row.push(id);
             Ok(())
@@ -159,11 +180,16 @@ pub fn encode_words(reviews: &[Review], vocab: &Vocab<'_>, maxlen: usize) -> Res
 }
 
 /// Char ids, padded with the table's PAD id (the table must have one).
-pub fn encode_chars(reviews: &[Review], table: &CharTable<'_>, maxlen: usize) -> Result<Encoded> {
+pub fn encode_chars(
+    reviews: &[Review],
+    table: &CharTable<'_>,
+    maxlen: usize,
+    truncate: Truncate,
+) -> Result<Encoded> {
     let pad = table
         .pad_id()
         .context("the char table has no PAD entry, which padding needs")?;
-    encode_with(reviews, maxlen, pad, |text, row| {
+    encode_with(reviews, maxlen, truncate, pad, |text, row| {
         Ok(table.for_each_id(text, |id| {
             row.push(id);
             Ok(())
@@ -285,13 +311,18 @@ mod tests {
     }
 
     #[test]
-    fn pad_is_appended_and_the_tail_is_cut() {
-        let mut short = vec![5, 6];
-        pad_truncate(&mut short, 4, 0);
-        assert_eq!(short, vec![5, 6, 0, 0]);
+    fn pad_is_appended_and_the_chosen_end_is_cut() {
+        for truncate in [Truncate::Post, Truncate::Pre] {
+            let mut short = vec![5, 6];
+            pad_truncate(&mut short, 4, 0, truncate);
+            assert_eq!(short, vec![5, 6, 0, 0]);
+        }
         let mut long = vec![1, 2, 3, 4, 5];
-        pad_truncate(&mut long, 3, 0);
+        pad_truncate(&mut long, 3, 0, Truncate::Post);
         assert_eq!(long, vec![1, 2, 3]);
+        let mut long = vec![1, 2, 3, 4, 5];
+        pad_truncate(&mut long, 3, 0, Truncate::Pre);
+        assert_eq!(long, vec![3, 4, 5]);
     }
 
     #[test]
@@ -316,7 +347,7 @@ mod tests {
         let built = build_word_vocab([&b"good bad movie"[..]], 10).unwrap();
         let vocab = built.vocab().unwrap();
         let reviews = [review("Good movie!", 1), review("bad bad bad bad movie", 0)];
-        let encoded = encode_words(&reviews, &vocab, 4).unwrap();
+        let encoded = encode_words(&reviews, &vocab, 4, Truncate::Post).unwrap();
         let id = |w: &[u8]| vocab.lookup(w);
         assert_eq!(encoded.len(), 2);
         assert_eq!(
@@ -345,12 +376,12 @@ mod tests {
     fn chars_encode_with_the_tables_pad_and_unk() {
         let table = CharTable::new(NOTEBOOK_CHARS, true, true, true).unwrap();
         let reviews = [review("Ab0", 1), review("", 0)];
-        let encoded = encode_chars(&reviews, &table, 5).unwrap();
+        let encoded = encode_chars(&reviews, &table, 5, Truncate::Post).unwrap();
         assert_eq!(encoded.row(0).unwrap(), &[0, 1, 44, 45, 45]);
         assert_eq!(encoded.row(1).unwrap(), &[45; 5]);
         assert_eq!(encoded.stats.exact, 0);
         let no_pad = CharTable::new(NOTEBOOK_CHARS, true, true, false).unwrap();
-        let err = encode_chars(&reviews, &no_pad, 5).unwrap_err();
+        let err = encode_chars(&reviews, &no_pad, 5, Truncate::Post).unwrap_err();
         assert!(err.to_string().contains("no PAD"), "{err}");
     }
 
@@ -358,10 +389,10 @@ mod tests {
     fn unknown_char_without_unk_names_the_review() {
         let table = CharTable::new(b"ab", true, false, true).unwrap();
         let reviews = [review("ab", 1), review("abc", 0)];
-        let err = encode_chars(&reviews, &table, 3).unwrap_err();
+        let err = encode_chars(&reviews, &table, 3, Truncate::Post).unwrap_err();
         let message = format!("{err:#}");
         assert!(message.contains("review 1"), "{message}");
         assert!(message.contains("U+0063"), "{message}");
-        assert!(encode_chars(&reviews, &table, 0).is_err());
+        assert!(encode_chars(&reviews, &table, 0, Truncate::Post).is_err());
     }
 }

@@ -20,7 +20,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use corpus::{read_corpus, CharSet, CharWindows};
-pub use encode::{build_word_vocab, encode_chars, encode_words, Encoded, LengthStats, WordVocab};
+pub use encode::{
+    build_word_vocab, encode_chars, encode_words, Encoded, LengthStats, Truncate, WordVocab,
+};
 pub use reviews::{load_reviews, Review};
 pub use vectors::{load_vectors, Embedding, MissingRows, VectorFormat};
 pub use word2vec::{train_word2vec, Word2VecConfig, Word2VecReport};

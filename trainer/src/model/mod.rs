@@ -203,9 +203,9 @@ impl ModelConfig {
 
     /// Inputs of the dense layer: `H`, or `maxlen * H` for the flatten head.
     pub fn feature_dim(&self) -> usize {
-        match self.head {
-            Head::Flatten { maxlen } => maxlen as usize * self.hidden,
-            Head::Last | Head::Mean => self.hidden,
+        match self.head.flatten_maxlen() {
+            Some(maxlen) => maxlen as usize * self.hidden,
+            None => self.hidden,
         }
     }
 
@@ -243,7 +243,7 @@ impl ModelConfig {
             "model config: {} token ids do not fit in u16",
             self.vocab_rows()
         );
-        if let Head::Flatten { maxlen } = self.head {
+        if let Some(maxlen) = self.head.flatten_maxlen() {
             ensure!(
                 maxlen > 0,
                 "model config: flatten maxlen must be at least 1"

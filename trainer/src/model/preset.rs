@@ -5,6 +5,7 @@ use lstm_edge_runtime::format::{Cell, Head, Output};
 use serde::{Deserialize, Serialize};
 
 use super::{InputConfig, ModelConfig};
+use crate::data::Truncate;
 
 /// The notebook's workloads (DESIGN.md): word sentiment, char sentiment, char
 /// generator, and the generator with a GRU (R; any preset takes `cell: Gru`).
@@ -50,8 +51,11 @@ pub struct Hyperparams {
     pub preset: Preset,
     pub cell: Cell,
     pub head: HeadKind,
-    /// Sequence length: reviews are post-padded/truncated to it; the generator's window.
+    /// Sequence length: reviews are post-padded and truncated to it; the generator's window.
     pub maxlen: usize,
+    /// Which end of a review longer than `maxlen` is kept.
+    #[serde(default)]
+    pub truncate: Truncate,
     pub hidden: usize,
     /// Word embedding width (word input only).
     pub embed_dim: usize,
@@ -81,6 +85,7 @@ impl Preset {
             cell: Cell::Lstm,
             head: HeadKind::Flatten,
             maxlen: 200,
+            truncate: Truncate::Post,
             hidden: 50,
             embed_dim: 300,
             dropout: 0.2,
@@ -130,9 +135,13 @@ impl Hyperparams {
     /// The runtime head these hyperparameters describe.
     pub fn head(&self) -> Head {
         match self.head {
-            HeadKind::Flatten => Head::Flatten {
-                maxlen: self.maxlen as u32,
-            },
+            HeadKind::Flatten => {
+                let maxlen = self.maxlen as u32;
+                match self.truncate {
+                    Truncate::Post => Head::Flatten { maxlen },
+                    Truncate::Pre => Head::FlattenTail { maxlen },
+                }
+            }
             HeadKind::Last => Head::Last,
             HeadKind::Mean => Head::Mean,
         }

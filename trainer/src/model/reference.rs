@@ -16,21 +16,21 @@ impl Params {
     }
 
     /// The reference forward pass in f64, written plainly. A flatten head
-    /// post-pads with PAD (and post-truncates) to `maxlen`, as training does; last
-    /// and mean heads use the ids as given. Panics on ids out of range or shapes
+    /// post-pads with PAD to `maxlen` and truncates (the tail variant keeps the last
+    /// `maxlen` ids), as training does; last and mean heads use the ids as given. Panics on ids out of range or shapes
     /// that do not match `cfg` (check them with [`Params::check_shapes`]).
     pub fn forward_reference(&self, cfg: &ModelConfig, ids: &[u16]) -> Vec<f64> {
-        let ids: Vec<u16> = match cfg.head {
-            Head::Flatten { maxlen } => {
+        let ids: Vec<u16> = match cfg.head.flatten_maxlen() {
+            Some(maxlen) => {
                 let pad = cfg.input.pad_id().expect("flatten head needs a PAD id");
-                let maxlen = maxlen as usize;
-                ids.iter()
+                ids[cfg.head.skipped_tokens(ids.len())..]
+                    .iter()
                     .copied()
                     .chain(std::iter::repeat(pad))
-                    .take(maxlen)
+                    .take(maxlen as usize)
                     .collect()
             }
-            Head::Last | Head::Mean => ids.to_vec(),
+            None => ids.to_vec(),
         };
         let h = cfg.hidden;
         let mut state = ReferenceState::new(cfg);
@@ -38,7 +38,9 @@ impl Params {
         for (t, &id) in ids.iter().enumerate() {
             self.step(cfg, id, &mut state);
             match cfg.head {
-                Head::Flatten { .. } => features[t * h..(t + 1) * h].copy_from_slice(&state.h),
+                Head::Flatten { .. } | Head::FlattenTail { .. } => {
+                    features[t * h..(t + 1) * h].copy_from_slice(&state.h)
+                }
                 Head::Mean => features.iter_mut().zip(&state.h).for_each(|(f, v)| *f += v),
                 Head::Last => features.copy_from_slice(&state.h),
             }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use indicatif::ProgressBar;
-use lstm_edge_runtime::format::{Head, Output};
+use lstm_edge_runtime::format::Output;
 use lstm_edge_runtime::host::HostModel;
 use lstm_edge_runtime::numeric::F32;
 use lstm_edge_runtime::{Network, Tokenizer};
@@ -265,15 +265,12 @@ pub fn evaluate_blobs(
 }
 
 /// Sequences of `texts` as a model's own tokenizer splits them (from its blob), cut to
-/// `maxlen` for a flatten head.
-pub fn tokenize_with_blob(
-    blob: &[u8],
-    texts: &[&[u8]],
-    maxlen: Option<usize>,
-) -> Result<Vec<Vec<u16>>> {
+/// `maxlen` on the head's side for a flatten head.
+pub fn tokenize_with_blob(blob: &[u8], texts: &[&[u8]]) -> Result<Vec<Vec<u16>>> {
     let model = lstm_edge_runtime::Model::from_bytes(blob)?;
     let net = Network::<F32>::new(&model)?;
     let tokenizer: &Tokenizer<'_> = net.tokenizer();
+    let head = net.head();
     texts
         .iter()
         .enumerate()
@@ -285,8 +282,9 @@ pub fn tokenize_with_blob(
                     Ok(())
                 })
                 .map_err(|e| anyhow::anyhow!("text {index}: {e}"))?;
-            if let Some(maxlen) = maxlen {
-                ids.truncate(maxlen);
+            ids.drain(..head.skipped_tokens(ids.len()));
+            if let Some(maxlen) = head.flatten_maxlen() {
+                ids.truncate(maxlen as usize);
             }
             Ok(ids)
         })
@@ -296,7 +294,7 @@ pub fn tokenize_with_blob(
 /// The ids of a corpus' files as a model's own tokenizer (from its blob) gives them.
 pub(super) fn corpus_ids(blob: &[u8], files: &[PathBuf]) -> Result<Vec<u16>> {
     let text = read_corpus(files)?;
-    let mut ids = tokenize_with_blob(blob, &[&text], None)?;
+    let mut ids = tokenize_with_blob(blob, &[&text])?;
     Ok(ids.pop().unwrap_or_default())
 }
 
@@ -365,9 +363,8 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
                 crate::data::shuffle(&mut all, hp.seed ^ 0x5445_5354);
                 all.truncate(limit);
             }
-            let maxlen = matches!(card.card.dims.head, Head::Flatten { .. }).then_some(hp.maxlen);
             let texts: Vec<&[u8]> = all.iter().map(|r| r.text.as_slice()).collect();
-            let sequences = tokenize_with_blob(&blob, &texts, maxlen)?;
+            let sequences = tokenize_with_blob(&blob, &texts)?;
             let set = EvalSet {
                 sequences,
                 targets: all.iter().map(|r| u16::from(r.label)).collect(),

@@ -515,11 +515,7 @@ pub fn quantize_checkpoint(
                 .take(count)
                 .map(|r| r.text.as_slice())
                 .collect();
-            let maxlen = match ck.model.head {
-                Head::Flatten { maxlen } => Some(maxlen as usize),
-                _ => None,
-            };
-            tokenize_with_blob(&f32_blob, &texts, maxlen)?
+            tokenize_with_blob(&f32_blob, &texts)?
         }
         (None, false, false) => {
             let window = generator_window(checkpoint, out_dir);

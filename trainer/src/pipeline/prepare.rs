@@ -12,7 +12,7 @@ use crate::card::DataInfo;
 use crate::data::{
     build_word_vocab, encode_chars, encode_words, load_reviews, load_vectors, read_corpus,
     split_reviews, train_word2vec, CharSet, CharWindows, Encoded, LengthStats, MissingRows, Review,
-    SplitOptions, Word2VecConfig,
+    SplitOptions, Truncate, Word2VecConfig,
 };
 use crate::model::{Hyperparams, InputConfig, ModelConfig, Params, Preset};
 use crate::train::Dataset;
@@ -154,7 +154,7 @@ pub(super) fn prepare_reviews(
     let (input, encode, pretrained): (InputConfig, Box<ReviewEncoder>, _) = match hp.preset {
         Preset::W => word_input(job, &train_reviews)?,
         Preset::C => {
-            let maxlen = hp.maxlen;
+            let (maxlen, truncate) = (hp.maxlen, hp.truncate);
             (
                 InputConfig::Chars {
                     table: NOTEBOOK_CHARS.to_vec(),
@@ -167,6 +167,7 @@ pub(super) fn prepare_reviews(
                         r,
                         &CharTable::new(NOTEBOOK_CHARS, true, true, true)?,
                         maxlen,
+                        truncate,
                     )
                 }),
                 None,
@@ -209,15 +210,21 @@ pub(super) fn prepare_reviews(
             train_samples: train_enc.len(),
             validation_samples: val_enc.len(),
             test_samples: test_enc.len(),
-            preprocessing: match hp.preset {
-                Preset::W => format!(
-                    "Treebank words, lowercased, {} most frequent training words (+PAD, UNK); post-pad/truncate to {}",
-                    job.vocab_size, hp.maxlen
-                ),
-                _ => format!(
-                    "lowercased chars of the notebook set (+UNK, PAD); post-pad/truncate to {}",
-                    hp.maxlen
-                ),
+            preprocessing: {
+                let fit = match hp.truncate {
+                    Truncate::Post => "post-pad/truncate",
+                    Truncate::Pre => "post-pad, pre-truncate",
+                };
+                match hp.preset {
+                    Preset::W => format!(
+                        "Treebank words, lowercased, {} most frequent training words (+PAD, UNK); {fit} to {}",
+                        job.vocab_size, hp.maxlen
+                    ),
+                    _ => format!(
+                        "lowercased chars of the notebook set (+UNK, PAD); {fit} to {}",
+                        hp.maxlen
+                    ),
+                }
             },
         },
         lengths: vec![
@@ -327,8 +334,8 @@ fn word_input(
         offsets: vocab.offsets().to_vec(),
         embed_dim: hp.embed_dim,
     };
-    let maxlen = hp.maxlen;
-    let encode = Box::new(move |r: &[Review]| encode_words(r, &vocab.vocab()?, maxlen));
+    let (maxlen, truncate) = (hp.maxlen, hp.truncate);
+    let encode = Box::new(move |r: &[Review]| encode_words(r, &vocab.vocab()?, maxlen, truncate));
     Ok((input, encode, pretrained))
 }
 
@@ -416,6 +423,7 @@ pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<LengthSta
             &reviews,
             &CharTable::new(NOTEBOOK_CHARS, true, true, true)?,
             maxlen,
+            Truncate::Post,
         )?
     } else {
         let mut stats = LengthStats::new(maxlen);

@@ -67,7 +67,7 @@ impl NetSpec {
     /// Width of the head's features: `T·H` for flatten, `H` otherwise.
     pub fn feature_width(&self) -> usize {
         match self.head {
-            Head::Flatten { .. } => self.steps * self.hidden,
+            Head::Flatten { .. } | Head::FlattenTail { .. } => self.steps * self.hidden,
             Head::Last | Head::Mean => self.hidden,
         }
     }
@@ -138,7 +138,7 @@ impl NetSpec {
     /// Shape of the dropout mask of a batch of `batch` rows.
     pub fn mask_shape(&self, batch: usize) -> Vec<usize> {
         match self.head {
-            Head::Flatten { .. } => vec![batch, self.steps, self.hidden],
+            Head::Flatten { .. } | Head::FlattenTail { .. } => vec![batch, self.steps, self.hidden],
             Head::Last | Head::Mean => vec![batch, self.hidden],
         }
     }
@@ -165,9 +165,9 @@ impl NetSpec {
             output: cfg.output,
             steps,
             frozen_embedding: false,
-            pad: match cfg.head {
-                Head::Flatten { .. } => None,
-                Head::Last | Head::Mean => cfg.input.pad_id(),
+            pad: match cfg.head.flatten_maxlen() {
+                Some(_) => None,
+                None => cfg.input.pad_id(),
             },
         }
     }
@@ -256,8 +256,9 @@ pub fn forward_with(
         Cell::Lstm => tape.lstm(&xproj, r, hidden, steps, how),
         Cell::Gru => tape.gru(&xproj, r, rb, hidden, steps, how),
     };
+    // Training gets sequences already cut to `maxlen`: both flatten heads train alike.
     let features = match spec.head {
-        Head::Flatten { .. } => {
+        Head::Flatten { .. } | Head::FlattenTail { .. } => {
             let batch_major = tape.transpose(&h_seq, &[1, 0, 2]);
             let dropped = match mask {
                 Some(m) => tape.dropout(&batch_major, m),
