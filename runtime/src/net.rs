@@ -1,6 +1,8 @@
 //! The network: one LSTM/GRU cell, a head and an output layer, generic over the
 //! numeric path. State is the caller's value; tokens are fed one at a time.
 
+use core::cell::Cell as Shared;
+
 use crate::format::{Cell, Dims, Head, Input, Model, Output};
 use crate::numeric::{Numeric, Token};
 use crate::sample::{Rng, Temperature};
@@ -18,6 +20,8 @@ pub enum Tokenizer<'a> {
 
 impl<'a> Tokenizer<'a> {
     /// Splits `text` and calls `f` with each token id.
+    // Inlined so that firmware whose model kind is known drops the other tokenizer.
+    #[inline(always)]
     pub fn for_each_id(
         &self,
         text: &[u8],
@@ -217,30 +221,33 @@ impl<'a, N: Numeric> Network<'a, N> {
     /// Tokenizes `text` and feeds its tokens; returns how many went through the cell.
     /// A [`Head::FlattenTail`] model gets only the last `maxlen` tokens of `text` (the
     /// text is tokenized twice: once to count); feed it whole texts, not pieces.
+    // Inlined for the same reason as `Tokenizer::for_each_id` (flash).
+    #[inline(always)]
     pub fn feed_text<const H: usize>(
         &self,
         state: &mut State<N, H>,
         text: &[u8],
     ) -> Result<usize, Error> {
-        let mut skip = 0;
-        if let Head::FlattenTail { .. } = self.head {
-            let mut tokens = 0usize;
-            self.tokenizer.for_each_id(text, |_| {
-                tokens += 1;
-                Ok(())
-            })?;
-            skip = self.head.skipped_tokens(tokens);
-        }
-        let mut stepped = 0;
-        self.tokenizer.for_each_id(text, |id| {
-            if skip > 0 {
-                skip -= 1;
+        // Both passes share one callback, so the tokenizer is compiled once (flash).
+        let counting = Shared::new(matches!(self.head, Head::FlattenTail { .. }));
+        let (counted, skip, stepped) = (Shared::new(0usize), Shared::new(0usize), Shared::new(0));
+        let mut on_id = |id: u16| {
+            if counting.get() {
+                counted.set(counted.get() + 1);
+            } else if skip.get() > 0 {
+                skip.set(skip.get() - 1);
             } else if self.feed(state, id)? == Fed::Stepped {
-                stepped += 1;
+                stepped.set(stepped.get() + 1);
             }
             Ok(())
-        })?;
-        Ok(stepped)
+        };
+        if counting.get() {
+            self.tokenizer.for_each_id(text, &mut on_id)?;
+            counting.set(false);
+            skip.set(self.head.skipped_tokens(counted.get()));
+        }
+        self.tokenizer.for_each_id(text, &mut on_id)?;
+        Ok(stepped.get())
     }
 
     /// One cell step: unit by unit, reading the previous hidden buffer and
