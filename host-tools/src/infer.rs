@@ -47,7 +47,12 @@ fn model_chars(file: &BlobFile) -> Option<String> {
     }
 }
 
-fn score_with<N: Numeric>(file: &BlobFile, text: &[u8]) -> Result<ScoreReport> {
+/// Scores each of `texts` with one loaded network; `name` says which text an error is in.
+fn score_with<N: Numeric>(
+    file: &BlobFile,
+    texts: &[&[u8]],
+    name: impl Fn(usize) -> String,
+) -> Result<Vec<ScoreReport>> {
     let model = file.model()?;
     let net = Network::<N>::new(&model).map_err(|e| runtime_error(file, "loading", e))?;
     if net.output() != Output::Sigmoid {
@@ -57,16 +62,22 @@ fn score_with<N: Numeric>(file: &BlobFile, text: &[u8]) -> Result<ScoreReport> {
         );
     }
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
-    let p = net
-        .score_text(&mut state, text)
-        .map_err(|e| runtime_error(file, "scoring", e))?;
-    let score = N::prob_to_f64(p);
-    Ok(ScoreReport {
-        score,
-        raw: format!("{p:?}"),
-        label: sentiment_label(score),
-        steps: state.steps(),
-    })
+    texts
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let p = net
+                .score_text(&mut state, text)
+                .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
+            let score = N::prob_to_f64(p);
+            Ok(ScoreReport {
+                score,
+                raw: format!("{p:?}"),
+                label: sentiment_label(score),
+                steps: state.steps(),
+            })
+        })
+        .collect()
 }
 
 /// "positive" from a score of 0.5 up, else "negative".
@@ -80,9 +91,35 @@ pub fn sentiment_label(score: f64) -> &'static str {
 
 /// Scores `text` with a sentiment model.
 pub fn score(file: &BlobFile, text: &[u8]) -> Result<ScoreReport> {
+    let name = |_| "the review".to_string();
+    let mut reports = match file.numeric_path()? {
+        NumericPath::Int => score_with::<Int>(file, &[text], name)?,
+        NumericPath::F32 => score_with::<F32>(file, &[text], name)?,
+    };
+    reports.pop().context("no score")
+}
+
+/// Scores each line of `text` as a review of its own (`\n` or `\r\n` line ends); a
+/// blank line is an error naming it, since its score would be noise.
+pub fn score_lines(file: &BlobFile, text: &[u8], source: &str) -> Result<Vec<ScoreReport>> {
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    let lines: Vec<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .collect();
+    if let Some(blank) = lines
+        .iter()
+        .position(|line| line.iter().all(u8::is_ascii_whitespace))
+    {
+        bail!(
+            "{source}, line {}: the line is blank; give one review per line and remove blank lines",
+            blank + 1
+        );
+    }
+    let name = |index: usize| format!("{source}, line {}", index + 1);
     match file.numeric_path()? {
-        NumericPath::Int => score_with::<Int>(file, text),
-        NumericPath::F32 => score_with::<F32>(file, text),
+        NumericPath::Int => score_with::<Int>(file, &lines, name),
+        NumericPath::F32 => score_with::<F32>(file, &lines, name),
     }
 }
 

@@ -41,7 +41,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Score the sentiment of a review (text argument, --file, or standard input).
+    /// Score the sentiment of a review (text argument, --file, or standard input), or
+    /// of each line with --lines.
     Score(ScoreArgs),
     /// Generate text with a char-level generator model.
     Generate(GenerateArgs),
@@ -79,6 +80,10 @@ struct ScoreArgs {
     /// Read the review from this file (any bytes; UTF-8 or Latin-1).
     #[arg(long, conflicts_with = "text")]
     file: Option<PathBuf>,
+    /// Score each line as a review of its own, one result per line (with --json, one
+    /// JSON object per line).
+    #[arg(long)]
+    lines: bool,
     /// Print the score and label as JSON.
     #[arg(long)]
     json: bool,
@@ -160,14 +165,35 @@ fn read_text(text: Option<String>, file: Option<&Path>) -> Result<Vec<u8>> {
 
 fn score(args: ScoreArgs) -> Result<()> {
     let blob = BlobFile::read(&args.model)?;
+    let source = match (&args.text, &args.file) {
+        (Some(_), _) => "the text".to_string(),
+        (None, Some(path)) => path.display().to_string(),
+        (None, None) => "standard input".to_string(),
+    };
     let text = read_text(args.text, args.file.as_deref())?;
-    let report = infer::score(&blob, &text)?;
-    if args.json {
-        print_json(&report)
-    } else {
-        println!("{:.4} {}", report.score, report.label);
-        Ok(())
+    if !args.lines {
+        let report = infer::score(&blob, &text)?;
+        return if args.json {
+            print_json(&report)
+        } else {
+            println!("{:.4} {}", report.score, report.label);
+            Ok(())
+        };
     }
+    let mut out = std::io::stdout().lock();
+    for (index, report) in infer::score_lines(&blob, &text, &source)?
+        .iter()
+        .enumerate()
+    {
+        if args.json {
+            let mut line = serde_json::to_value(report)?;
+            line["line"] = (index + 1).into();
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(out, "{:.4} {}", report.score, report.label)?;
+        }
+    }
+    Ok(())
 }
 
 fn generate(args: &GenerateArgs) -> Result<()> {

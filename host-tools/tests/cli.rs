@@ -306,3 +306,61 @@ fn a_closed_output_pipe_ends_the_command_without_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
 }
+
+#[test]
+fn score_lines_scores_each_line_as_its_own_review() {
+    let m = models();
+    let reviews = ["the movie was good", "bad bad movie", "the the good bad"];
+    let file = m.dir.join("reviews.txt");
+    // CRLF line ends and a final newline, as editors write them.
+    std::fs::write(&file, format!("{}\r\n", reviews.join("\r\n"))).unwrap();
+    let single: Vec<String> = reviews
+        .iter()
+        .map(|r| {
+            String::from_utf8(stdout_of(lstm_edge().args([
+                "score",
+                "-m",
+                arg(&m.sentiment),
+                r,
+            ])))
+            .unwrap()
+        })
+        .collect();
+    let score_file_lines = || {
+        let mut cmd = lstm_edge();
+        cmd.args([
+            "score",
+            "--lines",
+            "-m",
+            arg(&m.sentiment),
+            "--file",
+            arg(&file),
+        ]);
+        cmd
+    };
+    let out = stdout_of(&mut score_file_lines());
+    assert_eq!(String::from_utf8(out).unwrap(), single.concat());
+
+    let out = stdout_of(
+        lstm_edge()
+            .args(["score", "--lines", "--json", "-m", arg(&m.sentiment)])
+            .write_stdin(reviews.join("\n")),
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    for (i, (row, text)) in rows.iter().zip(&single).enumerate() {
+        assert_eq!(row["line"], i + 1);
+        assert!(text.starts_with(&format!("{:.4}", row["score"].as_f64().unwrap())));
+    }
+
+    std::fs::write(&file, "good movie\n\nbad movie\n").unwrap();
+    let err = stderr_of(&mut score_file_lines());
+    assert!(
+        err.contains("reviews.txt, line 2") && err.contains("blank"),
+        "{err}"
+    );
+}
