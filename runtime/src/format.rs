@@ -36,6 +36,9 @@ pub enum Head {
     Mean,
     /// The flatten head over a text's last `maxlen` tokens: a longer text drops its
     /// start (Keras' `truncating='pre'`), a shorter one is post-padded.
+    /// `Network::feed_text` and `score_text` cut whole texts so; a caller feeding
+    /// tokens one by one must start at the last `maxlen` itself (`feed` stops after
+    /// `maxlen`, as for [`Head::Flatten`]).
     FlattenTail { maxlen: u32 },
 }
 
