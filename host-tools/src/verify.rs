@@ -145,7 +145,8 @@ pub fn verify(
     let (mut agree_int, mut agree_tract) = (0usize, 0usize);
     for ids in sequences {
         let tract_ids: Vec<u16> = match head.flatten_maxlen() {
-            Some(maxlen) => ids[head.skipped_tokens(ids.len())..]
+            Some(maxlen) => head
+                .kept(ids)
                 .iter()
                 .copied()
                 .chain(std::iter::repeat(pad))

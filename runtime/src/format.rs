@@ -59,6 +59,18 @@ impl Head {
             _ => 0,
         }
     }
+
+    /// The part of a text's `ids` the head reads: a flatten head's `maxlen` (the last
+    /// ones for [`Head::FlattenTail`]), every id for the other heads.
+    pub fn kept<T>(self, ids: &[T]) -> &[T] {
+        let from = ids
+            .get(self.skipped_tokens(ids.len())..)
+            .unwrap_or_default();
+        match self.flatten_maxlen() {
+            Some(maxlen) => from.get(..maxlen as usize).unwrap_or(from),
+            None => from,
+        }
+    }
 }
 
 /// The output layer after the head's dense layer.

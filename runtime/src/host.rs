@@ -48,10 +48,7 @@ impl<'a> HostModel<'a> {
 fn run<N: Numeric>(model: &Model<'_>, ids: &[u16]) -> Result<Vec<f64>, Error> {
     let net = Network::<N>::new(model)?;
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
-    let ids = ids
-        .get(net.head().skipped_tokens(ids.len())..)
-        .unwrap_or_default();
-    for &id in ids {
+    for &id in net.head().kept(ids) {
         net.feed(&mut state, id)?;
     }
     match net.output() {

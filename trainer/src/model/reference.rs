@@ -23,7 +23,8 @@ impl Params {
         let ids: Vec<u16> = match cfg.head.flatten_maxlen() {
             Some(maxlen) => {
                 let pad = cfg.input.pad_id().expect("flatten head needs a PAD id");
-                ids[cfg.head.skipped_tokens(ids.len())..]
+                cfg.head
+                    .kept(ids)
                     .iter()
                     .copied()
                     .chain(std::iter::repeat(pad))

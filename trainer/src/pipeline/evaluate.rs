@@ -282,11 +282,7 @@ pub fn tokenize_with_blob(blob: &[u8], texts: &[&[u8]]) -> Result<Vec<Vec<u16>>>
                     Ok(())
                 })
                 .map_err(|e| anyhow::anyhow!("text {index}: {e}"))?;
-            ids.drain(..head.skipped_tokens(ids.len()));
-            if let Some(maxlen) = head.flatten_maxlen() {
-                ids.truncate(maxlen as usize);
-            }
-            Ok(ids)
+            Ok(head.kept(&ids).to_vec())
         })
         .collect()
 }
