@@ -49,10 +49,12 @@ section "generate on the emulated Cortex-M4F (same blob, prompt and seed)"
 "$lstm_edge" firmware run --model "$model/model.blob" --prompt "$prompt" \
     --temperature "$temperature" --length "$length" --seed "$seed"
 
-section "score a review with the shipped word-sentiment model (models/w)"
-"$lstm_edge" score --model models/w/model.blob \
-    "A moving, beautifully acted film: the best thing I have seen this year."
-"$lstm_edge" score --model models/w/model.blob \
-    "A dull, lifeless mess with wooden acting. I want my two hours back."
+for sentiment in w c-mean; do
+    section "score two reviews with the shipped sentiment model models/$sentiment"
+    "$lstm_edge" score --model "models/$sentiment/model.blob" \
+        "A moving, beautifully acted film: the best thing I have seen this year."
+    "$lstm_edge" score --model "models/$sentiment/model.blob" \
+        "A dull, lifeless mess with wooden acting. I want my two hours back."
+done
 
 section "main job done"

@@ -30,14 +30,14 @@ fn every_shipped_blob_loads_with_this_runtime() {
         }
     }
     assert!(
-        seen >= 8,
-        "expected w, c, g and g-gru with two blobs each, found {seen} blobs"
+        seen >= 10,
+        "expected w, c, c-mean, g and g-gru with two blobs each, found {seen} blobs"
     );
 }
 
-#[test]
-fn shipped_word_model_tells_praise_from_panning() {
-    let blob = BlobFile::read(&models_dir().join("w/model.blob")).unwrap();
+/// Scores a plain review of praise and one of panning with a shipped sentiment model.
+fn praise_and_panning(model: &str) -> (f64, f64) {
+    let blob = BlobFile::read(&models_dir().join(model).join("model.blob")).unwrap();
     let good = infer::score(
         &blob,
         b"A wonderful, moving film. The acting is brilliant and the story is beautiful; \
@@ -50,11 +50,23 @@ fn shipped_word_model_tells_praise_from_panning() {
           no sense. The worst movie I have seen in years; avoid it.",
     )
     .unwrap();
-    println!("praise {:.4}, panning {:.4}", good.score, bad.score);
-    assert!(
-        good.score > 0.5 && bad.score < 0.5,
-        "praise {good:?}, panning {bad:?}"
+    println!(
+        "{model}: praise {:.4}, panning {:.4}",
+        good.score, bad.score
     );
+    (good.score, bad.score)
+}
+
+#[test]
+fn shipped_word_model_tells_praise_from_panning() {
+    let (good, bad) = praise_and_panning("w");
+    assert!(good > 0.5 && bad < 0.5, "praise {good}, panning {bad}");
+}
+
+#[test]
+fn shipped_char_model_tells_praise_from_panning() {
+    let (good, bad) = praise_and_panning("c-mean");
+    assert!(good > 0.5 && bad < 0.5, "praise {good}, panning {bad}");
 }
 
 #[test]
