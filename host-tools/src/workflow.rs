@@ -8,7 +8,7 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use lstm_edge_runtime::format::Cell;
 use lstm_edge_trainer::data::Truncate;
-use lstm_edge_trainer::model::{HeadKind, OptimizerKind, Preset};
+use lstm_edge_trainer::model::{HeadKind, Hyperparams, OptimizerKind, Preset};
 use lstm_edge_trainer::ort_env::Device;
 use lstm_edge_trainer::pipeline::{self, DataSource, EvalData, TrainJob, TrainedCard};
 
@@ -277,23 +277,8 @@ fn data_source(args: &TrainArgs, preset: Preset) -> Result<DataSource> {
     Ok(data)
 }
 
-/// Builds the job `train` runs.
-pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
-    let preset = Preset::from(args.preset);
-    let data = data_source(args, preset)?;
-    ensure!(
-        args.vocab_size.is_none() || preset == Preset::W,
-        "--vocab-size applies to the word model (preset w); preset {preset:?} reads chars: drop --vocab-size"
-    );
-    let name = match &args.name {
-        Some(name) => name.clone(),
-        None => args
-            .out
-            .file_name()
-            .map_or("model".to_string(), |n| n.to_string_lossy().into_owned()),
-    };
-    let mut job = TrainJob::new(&name, preset, data, args.out.clone());
-    let hp = &mut job.hyper;
+/// The hyperparameters the arguments override on the preset's.
+fn set_hyperparams(args: &TrainArgs, preset: Preset, hp: &mut Hyperparams) -> Result<()> {
     if let Some(cell) = args.cell {
         hp.cell = match cell {
             CellArg::Lstm => Cell::Lstm,
@@ -335,11 +320,14 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     } else if let Some(limit) = args.limit {
         hp.train_samples = Some(limit);
     }
+    Ok(())
+}
+
+/// Where the word embedding starts: a vectors file, word2vec on the training text, or
+/// random; and whether it stays fixed.
+fn set_embedding_start(args: &TrainArgs, preset: Preset, job: &mut TrainJob) -> Result<()> {
     if args.word_vectors.is_some() && preset != Preset::W {
         bail!("--word-vectors only applies to the word model (preset w)");
-    }
-    if let Some(words) = args.vocab_size {
-        job.vocab_size = words;
     }
     job.word_vectors = args.word_vectors.clone();
     if let Some(epochs) = args.word2vec {
@@ -360,6 +348,30 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
         );
         job.freeze_embedding = true;
     }
+    Ok(())
+}
+
+/// Builds the job `train` runs.
+pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
+    let preset = Preset::from(args.preset);
+    let data = data_source(args, preset)?;
+    ensure!(
+        args.vocab_size.is_none() || preset == Preset::W,
+        "--vocab-size applies to the word model (preset w); preset {preset:?} reads chars: drop --vocab-size"
+    );
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => args
+            .out
+            .file_name()
+            .map_or("model".to_string(), |n| n.to_string_lossy().into_owned()),
+    };
+    let mut job = TrainJob::new(&name, preset, data, args.out.clone());
+    set_hyperparams(args, preset, &mut job.hyper)?;
+    if let Some(words) = args.vocab_size {
+        job.vocab_size = words;
+    }
+    set_embedding_start(args, preset, &mut job)?;
     job.test_limit = args.test_limit;
     job.calibration_sequences = args.calibration;
     job.device = args.device;
