@@ -151,28 +151,9 @@ pub(super) fn prepare_reviews(
 ) -> Result<Prepared> {
     let hp = &job.hyper;
     let (train_reviews, val_reviews, test_reviews) = split_three_ways(job, train_path, test_path)?;
-    let (input, encode, pretrained): (InputConfig, Box<ReviewEncoder>, _) = match hp.preset {
+    let (input, encode, pretrained) = match hp.preset {
         Preset::W => word_input(job, &train_reviews)?,
-        Preset::C => {
-            let (maxlen, truncate) = (hp.maxlen, hp.truncate);
-            (
-                InputConfig::Chars {
-                    table: NOTEBOOK_CHARS.to_vec(),
-                    lowercase: true,
-                    unk: true,
-                    pad: true,
-                },
-                Box::new(move |r: &[Review]| {
-                    encode_chars(
-                        r,
-                        &CharTable::new(NOTEBOOK_CHARS, true, true, true)?,
-                        maxlen,
-                        truncate,
-                    )
-                }),
-                None,
-            )
-        }
+        Preset::C => (char_input(), char_encoder(hp), None),
         Preset::G | Preset::R => bail!(
             "preset {:?} trains a generator: give --corpus FILE..., not reviews",
             hp.preset
@@ -210,22 +191,7 @@ pub(super) fn prepare_reviews(
             train_samples: train_enc.len(),
             validation_samples: val_enc.len(),
             test_samples: test_enc.len(),
-            preprocessing: {
-                let fit = match hp.truncate {
-                    Truncate::Post => "post-pad/truncate",
-                    Truncate::Pre => "post-pad, pre-truncate",
-                };
-                match hp.preset {
-                    Preset::W => format!(
-                        "Treebank words, lowercased, {} most frequent training words (+PAD, UNK); {fit} to {}",
-                        job.vocab_size, hp.maxlen
-                    ),
-                    _ => format!(
-                        "lowercased chars of the notebook set (+UNK, PAD); {fit} to {}",
-                        hp.maxlen
-                    ),
-                }
-            },
+            preprocessing: review_preprocessing(job),
         },
         lengths: vec![
             LengthRecord::new("train", &train_enc.stats),
@@ -233,6 +199,25 @@ pub(super) fn prepare_reviews(
         ],
         cfg,
     })
+}
+
+/// The card's account of how reviews become ids.
+fn review_preprocessing(job: &TrainJob) -> String {
+    let hp = &job.hyper;
+    let fit = match hp.truncate {
+        Truncate::Post => "post-pad/truncate",
+        Truncate::Pre => "post-pad, pre-truncate",
+    };
+    match hp.preset {
+        Preset::W => format!(
+            "Treebank words, lowercased, {} most frequent training words (+PAD, UNK); {fit} to {}",
+            job.vocab_size, hp.maxlen
+        ),
+        _ => format!(
+            "lowercased chars of the notebook set (+UNK, PAD); {fit} to {}",
+            hp.maxlen
+        ),
+    }
 }
 
 /// The training, validation and test reviews of a run.
@@ -296,6 +281,29 @@ fn one_sided_warning(path: &Path, train: &[Review]) -> Option<String> {
             path.display(),
             train.len(),
             100.0 * share
+        )
+    })
+}
+
+/// A char model's input: the notebook's chars, lowercased, with UNK and PAD.
+fn char_input() -> InputConfig {
+    InputConfig::Chars {
+        table: NOTEBOOK_CHARS.to_vec(),
+        lowercase: true,
+        unk: true,
+        pad: true,
+    }
+}
+
+/// Encodes reviews with `char_input`'s table.
+fn char_encoder(hp: &Hyperparams) -> Box<ReviewEncoder> {
+    let (maxlen, truncate) = (hp.maxlen, hp.truncate);
+    Box::new(move |r: &[Review]| {
+        encode_chars(
+            r,
+            &CharTable::new(NOTEBOOK_CHARS, true, true, true)?,
+            maxlen,
+            truncate,
         )
     })
 }
