@@ -11,6 +11,7 @@ mod reference;
 
 use anyhow::{bail, ensure, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output};
+use lstm_edge_runtime::tokenize::CharTable;
 use serde::{Deserialize, Serialize};
 
 pub use preset::{HeadKind, Hyperparams, OptimizerKind, Preset};
@@ -91,6 +92,19 @@ impl InputConfig {
         match self {
             InputConfig::Chars { .. } => 0,
             InputConfig::Words { offsets, .. } => (offsets.len() / 4).saturating_sub(1),
+        }
+    }
+
+    /// The runtime's tokenizer for a char input (`None` for words).
+    pub fn char_table(&self) -> Option<Result<CharTable<'_>>> {
+        match self {
+            InputConfig::Chars {
+                table,
+                lowercase,
+                unk,
+                pad,
+            } => Some(CharTable::new(table, *lowercase, *unk, *pad).map_err(Into::into)),
+            InputConfig::Words { .. } => None,
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::Output;
-use lstm_edge_runtime::tokenize::{CharTable, NOTEBOOK_CHARS};
+use lstm_edge_runtime::tokenize::NOTEBOOK_CHARS;
 
 use crate::card::DataInfo;
 use crate::data::{
@@ -153,7 +153,11 @@ pub(super) fn prepare_reviews(
     let (train_reviews, val_reviews, test_reviews) = split_three_ways(job, train_path, test_path)?;
     let (input, encode, pretrained) = match hp.preset {
         Preset::W => word_input(job, &train_reviews)?,
-        Preset::C => (char_input(), char_encoder(hp), None),
+        Preset::C => {
+            let input = char_input();
+            let encode = char_encoder(input.clone(), hp);
+            (input, encode, None)
+        }
         Preset::G | Preset::R => bail!(
             "preset {:?} trains a generator: give --corpus FILE..., not reviews",
             hp.preset
@@ -295,16 +299,14 @@ fn char_input() -> InputConfig {
     }
 }
 
-/// Encodes reviews with `char_input`'s table.
-fn char_encoder(hp: &Hyperparams) -> Box<ReviewEncoder> {
+/// Encodes reviews with the tokenizer of a char `input`.
+fn char_encoder(input: InputConfig, hp: &Hyperparams) -> Box<ReviewEncoder> {
     let (maxlen, truncate) = (hp.maxlen, hp.truncate);
     Box::new(move |r: &[Review]| {
-        encode_chars(
-            r,
-            &CharTable::new(NOTEBOOK_CHARS, true, true, true)?,
-            maxlen,
-            truncate,
-        )
+        let table = input
+            .char_table()
+            .context("a char encoder needs a char input")??;
+        encode_chars(r, &table, maxlen, truncate)
     })
 }
 
@@ -427,12 +429,9 @@ pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<LengthSta
     ensure!(maxlen > 0, "--maxlen must be at least 1");
     let reviews = load_nonempty_reviews(path)?;
     let encoded = if chars {
-        encode_chars(
-            &reviews,
-            &CharTable::new(NOTEBOOK_CHARS, true, true, true)?,
-            maxlen,
-            Truncate::Post,
-        )?
+        let input = char_input();
+        let table = input.char_table().context("char input")??;
+        encode_chars(&reviews, &table, maxlen, Truncate::Post)?
     } else {
         let mut stats = LengthStats::new(maxlen);
         for (index, review) in reviews.iter().enumerate() {
