@@ -215,6 +215,16 @@ fn generator_trains_evaluates_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("g");
     train_tiny_generator(&model);
+    check_generator_outputs(&model);
+    check_eval_updates_the_card(&model);
+    check_verify_agrees(&model);
+    let again = dir.path().join("again");
+    check_export_and_quantize_rebuild(&model, &again);
+    check_generator_refuses_review_data(&model, &again);
+}
+
+/// Every file `train` writes, and a card that records the run.
+fn check_generator_outputs(model: &Path) {
     for file in [
         "model.onnx",
         "model-step.onnx",
@@ -231,8 +241,13 @@ fn generator_trains_evaluates_and_verifies() {
     assert_eq!(card["history"].as_array().unwrap().len(), 2);
     assert!(card["command"].as_str().unwrap().contains("--preset g"));
     assert_eq!(card["dims"]["hidden"], 8);
+}
 
-    let eval = json_of(cli().args(["eval", "--json", "--model", arg(&model)]));
+/// `eval` beats a uniform guess, int stays close to f32, and the card takes the figures.
+fn check_eval_updates_the_card(model: &Path) {
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
+    let eval = json_of(cli().args(["eval", "--json", "--model", arg(model)]));
     let samples = eval["samples"].as_u64().unwrap();
     assert_eq!(samples, card["data"]["test_samples"].as_u64().unwrap());
     // Better than a uniform guess over the ~45 symbols of Macbeth (ln 45 = 3.8).
@@ -247,14 +262,16 @@ fn generator_trains_evaluates_and_verifies() {
         card["metrics"]["held_out_cross_entropy_f32"],
         eval["float"]["loss"]
     );
+}
 
+fn check_verify_agrees(model: &Path) {
     let verify = json_of(cli().args([
         "verify",
         "--json",
         "--sequences",
         "20",
         "--model",
-        arg(&model),
+        arg(model),
     ]));
     assert_eq!(verify["sequences"], 20);
     assert!(
@@ -265,11 +282,12 @@ fn generator_trains_evaluates_and_verifies() {
         verify["max_abs_f32_vs_int"].as_f64().unwrap() < 0.05,
         "{verify}"
     );
+}
 
-    // Export and quantize again from the checkpoint into another directory.
-    let again = dir.path().join("again");
+/// `export` and `quantize` from the checkpoint rebuild the same files.
+fn check_export_and_quantize_rebuild(model: &Path, again: &Path) {
     cli()
-        .args(["export", "--checkpoint", arg(&model), "--out", arg(&again)])
+        .args(["export", "--checkpoint", arg(model), "--out", arg(again)])
         .assert()
         .success();
     assert_eq!(
@@ -282,9 +300,9 @@ fn generator_trains_evaluates_and_verifies() {
                 "quantize",
                 "--json",
                 "--checkpoint",
-                arg(&model),
+                arg(model),
                 "--out",
-                arg(&again),
+                arg(again),
             ])
             .arg("--corpus")
             .arg(data("shakespeare/shakespeare-macbeth.txt")),
@@ -301,7 +319,7 @@ fn generator_trains_evaluates_and_verifies() {
         .args([
             "quantize",
             "--checkpoint",
-            arg(&model),
+            arg(model),
             "--calibration",
             "50",
         ])
@@ -312,11 +330,13 @@ fn generator_trains_evaluates_and_verifies() {
     let card: Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
     assert_eq!(card["calibration"]["sequences"], 50);
+}
 
-    // The generator refuses review data, and the sentiment-only options.
+/// The generator refuses review data, and the sentiment-only options.
+fn check_generator_refuses_review_data(model: &Path, again: &Path) {
     let err = failure(
         cli()
-            .args(["eval", "--model", arg(&model), "--test"])
+            .args(["eval", "--model", arg(model), "--test"])
             .arg(data("imdb-sample/test.jsonl.gz")),
     );
     assert!(
@@ -328,9 +348,9 @@ fn generator_trains_evaluates_and_verifies() {
             .args([
                 "quantize",
                 "--checkpoint",
-                arg(&model),
+                arg(model),
                 "--out",
-                arg(&again),
+                arg(again),
                 "--train",
             ])
             .arg(data("imdb-sample/train.jsonl.gz")),
@@ -538,7 +558,7 @@ fn data_stats_counts_every_review_once() {
 }
 
 #[test]
-fn train_rejects_bad_input_with_the_fix() {
+fn train_names_missing_or_unusable_data_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
     let err = failure(
@@ -606,6 +626,12 @@ fn train_rejects_bad_input_with_the_fix() {
             .arg(&out),
     );
     assert!(err.contains("--epochs"), "{err}");
+}
+
+#[test]
+fn train_rejects_conflicting_options_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
     let reviews = data("imdb-sample/train.jsonl.gz");
     let misuse: [(&[&str], &str); 6] = [
         (
@@ -649,6 +675,12 @@ fn train_rejects_bad_input_with_the_fix() {
         );
         assert!(err.contains(expected), "{flags:?}: {err}");
     }
+}
+
+#[test]
+fn train_rejects_options_of_another_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
     let corpus = data("shakespeare/shakespeare-macbeth.txt");
     for flags in [
         &["--limit", "500"][..],
@@ -673,7 +705,7 @@ fn train_rejects_bad_input_with_the_fix() {
     let err = failure(
         cli()
             .args(["train", "--preset", "c", "--vocab-size", "100", "--train"])
-            .arg(&reviews)
+            .arg(data("imdb-sample/train.jsonl.gz"))
             .arg("--out")
             .arg(&out),
     );
