@@ -157,6 +157,10 @@ pub struct TrainArgs {
     /// in the notebook).
     #[arg(long, value_name = "NORM")]
     pub clip_norm: Option<f32>,
+    /// Multiply the learning rate by this after every epoch, e.g. 0.9 (default: none,
+    /// a constant rate as in the notebook).
+    #[arg(long, value_name = "FACTOR")]
+    pub lr_decay: Option<f32>,
     /// Optimizer, updated inside the training graph (default: rmsprop, as in the notebook).
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
@@ -314,7 +318,8 @@ fn set_hyperparams(args: &TrainArgs, preset: Preset, hp: &mut Hyperparams) -> Re
     set!(hidden <- args.hidden, embed_dim <- args.embed_dim, maxlen <- args.maxlen,
          window_step <- args.window_step, dropout <- args.dropout, epochs <- args.epochs,
          batch_size <- args.batch, learning_rate <- args.lr, seed <- args.seed,
-         validation_split <- args.validation_split, clip_norm <- args.clip_norm.map(Some));
+         validation_split <- args.validation_split, clip_norm <- args.clip_norm.map(Some),
+         lr_decay <- args.lr_decay.map(Some));
     if args.all_reviews {
         hp.train_samples = None;
     } else if let Some(limit) = args.limit {

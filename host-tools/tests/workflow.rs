@@ -633,7 +633,7 @@ fn train_rejects_conflicting_options_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
     let reviews = data("imdb-sample/train.jsonl.gz");
-    let misuse: [(&[&str], &str); 6] = [
+    let misuse: [(&[&str], &str); 7] = [
         (
             &["--preset", "w", "--freeze-embedding"],
             "--word-vectors FILE or --word2vec N",
@@ -657,6 +657,10 @@ fn train_rejects_conflicting_options_with_the_fix() {
         (
             &["--preset", "w", "--calibration", "0"],
             "--calibration must be",
+        ),
+        (
+            &["--preset", "w", "--lr-decay", "1.5"],
+            "--lr-decay must be",
         ),
         (
             &["--preset", "w", "--validation-split", "0"],

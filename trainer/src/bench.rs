@@ -217,6 +217,7 @@ fn optimizer(workload: &Workload) -> OptimizerConfig {
     OptimizerConfig {
         rule: Optimizer::rmsprop(workload.lr),
         clip_norm: None,
+        lr_decay: None,
     }
 }
 

@@ -22,7 +22,7 @@ use crate::train::EpochStats;
 
 const MAGIC: &[u8; 8] = b"LSTMEDCK";
 /// Bump when [`Checkpoint`]'s encoding changes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
@@ -131,6 +131,7 @@ mod tests {
             optimizer: OptimizerConfig {
                 rule: Optimizer::rmsprop(0.01),
                 clip_norm: Some(5.0),
+                lr_decay: Some(0.9),
             },
             optimizer_state: vec![Tensor::zeros(&[2, 3])],
             epochs_done: 3,

@@ -130,15 +130,26 @@ fn coalesce(g: &mut Graph, grad: &Grad, sum: RowSum) -> Ready {
     }
 }
 
-/// The update rule plus gradient clipping.
+/// The update rule plus gradient clipping and the learning rate's schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerConfig {
     pub rule: Optimizer,
     /// Scale all gradients down together when their global L2 norm exceeds this.
     pub clip_norm: Option<f32>,
+    /// Multiply the learning rate by this after every epoch (`None`: constant).
+    pub lr_decay: Option<f32>,
 }
 
 impl OptimizerConfig {
+    /// The factor on the rule's learning rate during epoch `epoch` (0-based),
+    /// fed to the training graph as its `lr_scale` input.
+    pub fn lr_scale(&self, epoch: usize) -> f32 {
+        match self.lr_decay {
+            Some(decay) => decay.powi(i32::try_from(epoch).unwrap_or(i32::MAX)),
+            None => 1.0,
+        }
+    }
+
     /// Names and shapes of the state tensors for parameters of `param_shapes`,
     /// in the order the training graph takes and returns them. All start at zero.
     pub fn state_shapes(&self, param_shapes: &[(&str, Vec<usize>)]) -> Vec<(String, Vec<usize>)> {
@@ -166,6 +177,8 @@ impl OptimizerConfig {
     /// Emits the update: returns the new parameters (same order as `params`)
     /// and the new state (order of [`OptimizerConfig::state_shapes`]). `sum`
     /// adds up the rows of repeated ids (see [`crate::autodiff::Backend::row_sum`]).
+    /// `lr_scale` (a scalar) multiplies the rule's learning rate, so a schedule
+    /// needs no new graph.
     ///
     /// RMSprop updates a [`Grad::Rows`] parameter sparsely and exactly: rows
     /// without gradient only see `ms ← ρ·ms` (their step is zero), so only the
@@ -177,6 +190,7 @@ impl OptimizerConfig {
         params: &[Value],
         grads: &[Grad],
         state: &[Value],
+        lr_scale: &Value,
         sum: RowSum,
     ) -> (Vec<Value>, Vec<Value>) {
         let ready: Vec<Ready> = grads.iter().map(|grad| coalesce(g, grad, sum)).collect();
@@ -185,15 +199,27 @@ impl OptimizerConfig {
             None => ready,
         };
         match self.rule {
-            Optimizer::RmsProp { lr, rho, eps } => rmsprop(g, params, &ready, state, lr, rho, eps),
+            Optimizer::RmsProp { lr, rho, eps } => {
+                let lr = scheduled_lr(g, lr, lr_scale);
+                rmsprop(g, params, &ready, state, &lr, rho, eps)
+            }
             Optimizer::Adam {
                 lr,
                 beta1,
                 beta2,
                 eps,
-            } => adam(g, params, &ready, state, lr, [beta1, beta2], eps),
+            } => {
+                let lr = scheduled_lr(g, lr, lr_scale);
+                adam(g, params, &ready, state, &lr, [beta1, beta2], eps)
+            }
         }
     }
+}
+
+/// `lr · lr_scale`, a scalar.
+fn scheduled_lr(g: &mut Graph, lr: f32, lr_scale: &Value) -> Value {
+    let lr = g.const_f32(&[], &[lr]);
+    g.op("Mul", &[&lr, lr_scale], vec![])
 }
 
 /// `old·keep + fresh·(1-keep)`, Adam's running averages; the two weights are
@@ -234,14 +260,13 @@ fn rmsprop(
     params: &[Value],
     ready: &[Ready],
     state: &[Value],
-    lr: f32,
+    lr: &Value,
     rho: f32,
     eps: f32,
 ) -> (Vec<Value>, Vec<Value>) {
     let rho_v = g.const_f32(&[], &[rho]);
     let one_minus_rho = g.const_f32(&[], &[1.0 - rho]);
     let eps_v = g.const_f32(&[], &[eps]);
-    let lr_v = g.const_f32(&[], &[lr]);
     let mut new_params = Vec::new();
     let mut new_state = Vec::new();
     for ((p, grad), ms) in params.iter().zip(ready).zip(state) {
@@ -257,7 +282,7 @@ fn rmsprop(
         let sq = g.op("Mul", &[&grad, &grad], vec![]);
         let fresh = g.op("Mul", &[&sq, &one_minus_rho], vec![]);
         let ms_new = g.op("Add", &[&ms_old, &fresh], vec![]);
-        let p_new = scaled_step(g, &p_old, &grad, &ms_new, &eps_v, &lr_v);
+        let p_new = scaled_step(g, &p_old, &grad, &ms_new, &eps_v, lr);
         match rows_index {
             None => {
                 new_params.push(p_new);
@@ -279,7 +304,7 @@ fn adam(
     params: &[Value],
     ready: &[Ready],
     state: &[Value],
-    lr: f32,
+    lr: &Value,
     [beta1, beta2]: [f32; 2],
     eps: f32,
 ) -> (Vec<Value>, Vec<Value>) {
@@ -293,8 +318,7 @@ fn adam(
     let c1 = g.op("Sub", &[&one, &b1t], vec![]);
     let c2 = g.op("Sub", &[&one, &b2t], vec![]);
     let c2 = g.op("Sqrt", &[&c2], vec![]);
-    let lr_v = g.const_f32(&[], &[lr]);
-    let lr_scaled = g.op("Mul", &[&lr_v, &c2], vec![]);
+    let lr_scaled = g.op("Mul", &[lr, &c2], vec![]);
     let lr_t = g.op("Div", &[&lr_scaled, &c1], vec![]);
     let one_minus_b1 = g.const_f32(&[], &[1.0 - beta1]);
     let one_minus_b2 = g.const_f32(&[], &[1.0 - beta2]);
@@ -349,6 +373,17 @@ mod tests {
         grad: &[f32],
         state: &[Vec<f32>],
     ) -> (Vec<f32>, Vec<Vec<f32>>) {
+        run_update_in_epoch(cfg, 0, p, grad, state)
+    }
+
+    /// [`run_update`] with the learning rate's factor for `epoch`.
+    fn run_update_in_epoch(
+        cfg: OptimizerConfig,
+        epoch: usize,
+        p: &[f32],
+        grad: &[f32],
+        state: &[Vec<f32>],
+    ) -> (Vec<f32>, Vec<Vec<f32>>) {
         ort_env::init().unwrap();
         let n = p.len() as i64;
         let shapes = cfg.state_shapes(&[("p", vec![p.len()])]);
@@ -362,7 +397,15 @@ mod tests {
                 g.input(name, Elem::F32, &dims)
             })
             .collect();
-        let (np, ns) = cfg.emit(&mut g, &[pv], &[Grad::Dense(gv)], &sv, RowSum::ScatterNd);
+        let scale = g.const_f32(&[], &[cfg.lr_scale(epoch)]);
+        let (np, ns) = cfg.emit(
+            &mut g,
+            &[pv],
+            &[Grad::Dense(gv)],
+            &sv,
+            &scale,
+            RowSum::ScatterNd,
+        );
         g.output_untyped(&np[0], "p_new");
         for (k, s) in ns.iter().enumerate() {
             g.output_untyped(s, &format!("s_new{k}"));
@@ -411,6 +454,7 @@ mod tests {
         let cfg = OptimizerConfig {
             rule: Optimizer::rmsprop(0.01),
             clip_norm: None,
+            lr_decay: None,
         };
         let (p, g, ms) = ([0.5f32, -1.0], [0.2f32, -3.0], [0.1f32, 0.0]);
         let (np, ns) = run_update(cfg, &p, &g, &[ms.to_vec()]);
@@ -430,6 +474,7 @@ mod tests {
         let cfg = OptimizerConfig {
             rule: Optimizer::rmsprop(0.001),
             clip_norm: None,
+            lr_decay: None,
         };
         for grad in [1e-4f32, 1.0] {
             let (np, _) = run_update(cfg, &[0.0], &[grad], &[vec![0.0]]);
@@ -443,6 +488,7 @@ mod tests {
         let cfg = OptimizerConfig {
             rule: Optimizer::adam(0.001),
             clip_norm: None,
+            lr_decay: None,
         };
         let (p, g) = ([0.5f32, -1.0], [0.2f32, -3.0]);
         let (m, v, t) = ([0.01f32, 0.1], [0.001f32, 0.5], 3.0f32);
@@ -495,7 +541,15 @@ mod tests {
                 g.input(name, Elem::F32, &dims)
             })
             .collect();
-        let (np, ns) = cfg.emit(&mut g, &[t, b], &[grad_t, grad_b], &sv, RowSum::ScatterNd);
+        let one = g.const_f32(&[], &[1.0]);
+        let (np, ns) = cfg.emit(
+            &mut g,
+            &[t, b],
+            &[grad_t, grad_b],
+            &sv,
+            &one,
+            RowSum::ScatterNd,
+        );
         let outs: Vec<Value> = np.into_iter().chain(ns).collect();
         for (k, v) in outs.iter().enumerate() {
             g.output_untyped(v, &format!("out{k}"));
@@ -546,7 +600,11 @@ mod tests {
     fn row_gradients_update_exactly_like_dense_ones() {
         for rule in [Optimizer::rmsprop(0.01), Optimizer::adam(0.01)] {
             for clip_norm in [None, Some(0.5)] {
-                let cfg = OptimizerConfig { rule, clip_norm };
+                let cfg = OptimizerConfig {
+                    rule,
+                    clip_norm,
+                    lr_decay: None,
+                };
                 let (sparse, dense) = (table_update(cfg, true), table_update(cfg, false));
                 for (k, (a, b)) in sparse.iter().zip(&dense).enumerate() {
                     for (x, y) in a.iter().zip(b) {
@@ -572,10 +630,12 @@ mod tests {
         let clipped = OptimizerConfig {
             rule: Optimizer::rmsprop(0.1),
             clip_norm: Some(1.0),
+            lr_decay: None,
         };
         let plain = OptimizerConfig {
             rule: Optimizer::rmsprop(0.1),
             clip_norm: None,
+            lr_decay: None,
         };
         let (a, sa) = run_update(clipped, &[1.0, 1.0], &[3.0, 4.0], &[vec![0.0, 0.0]]);
         let (b, sb) = run_update(plain, &[1.0, 1.0], &[0.6, 0.8], &[vec![0.0, 0.0]]);
@@ -585,5 +645,40 @@ mod tests {
         let (c, _) = run_update(clipped, &[1.0, 1.0], &[0.3, 0.4], &[vec![0.0, 0.0]]);
         let (d, _) = run_update(plain, &[1.0, 1.0], &[0.3, 0.4], &[vec![0.0, 0.0]]);
         assert_eq!(c, d);
+    }
+
+    #[test]
+    fn lr_decay_scales_each_epochs_steps() {
+        // lr 0.01 decayed by 0.5 twice steps like lr 0.0025, for both rules.
+        for (decayed, plain) in [
+            (Optimizer::rmsprop(0.01), Optimizer::rmsprop(0.0025)),
+            (Optimizer::adam(0.01), Optimizer::adam(0.0025)),
+        ] {
+            let decayed = OptimizerConfig {
+                rule: decayed,
+                clip_norm: None,
+                lr_decay: Some(0.5),
+            };
+            let plain = OptimizerConfig {
+                rule: plain,
+                clip_norm: None,
+                lr_decay: None,
+            };
+            assert_eq!(decayed.lr_scale(0), 1.0);
+            assert_eq!(decayed.lr_scale(2), 0.25);
+            assert_eq!(plain.lr_scale(7), 1.0);
+            let state: Vec<Vec<f32>> = plain
+                .state_shapes(&[("p", vec![2])])
+                .iter()
+                .map(|(_, dims)| vec![0.0; dims.iter().product()])
+                .collect();
+            let (p, g) = ([0.5f32, -1.0], [0.2f32, -3.0]);
+            let (a, sa) = run_update_in_epoch(decayed, 2, &p, &g, &state);
+            let (b, sb) = run_update(plain, &p, &g, &state);
+            assert_eq!(a, b, "{decayed:?}");
+            assert_eq!(sa, sb);
+            let (first, _) = run_update(decayed, &p, &g, &state);
+            assert_ne!(first, b, "epoch 0 takes the full rate");
+        }
     }
 }

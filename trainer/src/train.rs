@@ -477,6 +477,7 @@ impl<'a> Epochs<'a> {
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
         let order = epoch_order(data.len(), options.seed, epoch);
+        self.session.set_lr_scale(options.optimizer.lr_scale(epoch));
         for (b, rows) in order.chunks(options.batch_size).enumerate() {
             self.buffers.fill(data, rows);
             if with_dropout {
@@ -718,6 +719,7 @@ mod tests {
             optimizer: OptimizerConfig {
                 rule: Optimizer::rmsprop(0.01),
                 clip_norm: None,
+                lr_decay: None,
             },
             device: Device::Cpu,
             threads: 1,
@@ -740,45 +742,53 @@ mod tests {
 
     #[test]
     fn resumed_run_ends_with_bit_identical_weights() {
-        let cfg = model(Cell::Lstm);
-        let (train_set, val) = (data(44, 1), data(16, 2));
-        let dir = tempfile::tempdir().unwrap();
-        let (straight, split) = (dir.path().join("a.ckpt"), dir.path().join("b.ckpt"));
+        // With a decaying learning rate too: the resumed epoch must take epoch 2's rate.
+        for lr_decay in [None, Some(0.5)] {
+            let cfg = model(Cell::Lstm);
+            let (train_set, val) = (data(44, 1), data(16, 2));
+            let dir = tempfile::tempdir().unwrap();
+            let (straight, split) = (dir.path().join("a.ckpt"), dir.path().join("b.ckpt"));
+            // Starts from the weights of `init_seed`, with `epochs` in all.
+            let run = |init_seed, epochs, path: &PathBuf, resume| {
+                let mut o = options(epochs, Some(path.clone()), resume);
+                o.optimizer.lr_decay = lr_decay;
+                let params = Params::init(&cfg, init_seed);
+                train(&cfg, params, &train_set, Some(&val), &o).unwrap()
+            };
 
-        let full = train(
-            &cfg,
-            Params::init(&cfg, 3),
-            &train_set,
-            Some(&val),
-            &options(2, Some(straight), false),
-        )
-        .unwrap();
-        let first = train(
-            &cfg,
-            Params::init(&cfg, 3),
-            &train_set,
-            Some(&val),
-            &options(1, Some(split.clone()), true),
-        )
-        .unwrap();
-        assert_eq!(first.history.len(), 1);
-        assert_ne!(bits(&first.params), bits(&full.params));
-        // Different initial weights: resuming must take them from the checkpoint.
-        let resumed = train(
-            &cfg,
-            Params::init(&cfg, 999),
-            &train_set,
-            Some(&val),
-            &options(2, Some(split), true),
-        )
-        .unwrap();
+            let full = run(3, 2, &straight, false);
+            let first = run(3, 1, &split, true);
+            assert_eq!(first.history.len(), 1);
+            assert_ne!(bits(&first.params), bits(&full.params));
+            // Different initial weights: resuming must take them from the checkpoint.
+            let resumed = run(999, 2, &split, true);
 
-        assert_eq!(bits(&resumed.params), bits(&full.params));
-        assert_eq!(resumed.optimizer_state, full.optimizer_state);
-        assert_eq!(resumed.history.len(), 2);
-        for (a, b) in resumed.history.iter().zip(&full.history) {
-            assert_eq!((a.train_loss, a.val_loss), (b.train_loss, b.val_loss));
+            assert_eq!(bits(&resumed.params), bits(&full.params), "{lr_decay:?}");
+            assert_eq!(resumed.optimizer_state, full.optimizer_state);
+            assert_eq!(resumed.history.len(), 2);
+            for (a, b) in resumed.history.iter().zip(&full.history) {
+                assert_eq!((a.train_loss, a.val_loss), (b.train_loss, b.val_loss));
+            }
         }
+    }
+
+    #[test]
+    fn lr_decay_keeps_the_first_epoch_and_changes_the_next() {
+        let cfg = model(Cell::Lstm);
+        let train_set = data(44, 1);
+        let run = |epochs, lr_decay| {
+            let mut o = options(epochs, None, false);
+            o.optimizer.lr_decay = lr_decay;
+            bits(
+                &train(&cfg, Params::init(&cfg, 3), &train_set, None, &o)
+                    .unwrap()
+                    .params,
+            )
+        };
+        assert_eq!(run(1, Some(0.5)), run(1, None));
+        assert_ne!(run(2, Some(0.5)), run(2, None));
+        // A factor of 1 is a constant rate.
+        assert_eq!(run(2, Some(1.0)), run(2, None));
     }
 
     /// Options of a run that overfits: a high learning rate on few, noisy rows.

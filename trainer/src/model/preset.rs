@@ -68,6 +68,10 @@ pub struct Hyperparams {
     /// (`None`: no clipping, as in the notebook).
     #[serde(default)]
     pub clip_norm: Option<f32>,
+    /// Multiply the learning rate by this after every epoch (`None`: constant, as
+    /// in the notebook).
+    #[serde(default)]
+    pub lr_decay: Option<f32>,
     /// Generator: stride between training windows.
     pub window_step: usize,
     /// Sentiment: reviews used (train + validation); `None` = all.
@@ -95,6 +99,7 @@ impl Preset {
             // Keras' RMSprop default.
             learning_rate: 0.001,
             clip_norm: None,
+            lr_decay: None,
             window_step: 0,
             train_samples: Some(16_000),
             validation_split: 0.2,

@@ -163,6 +163,7 @@ fn optimizer_config(hyper: &Hyperparams) -> OptimizerConfig {
             OptimizerKind::Adam => Optimizer::adam(hyper.learning_rate),
         },
         clip_norm: hyper.clip_norm,
+        lr_decay: hyper.lr_decay,
     }
 }
 
@@ -197,6 +198,12 @@ fn check_hyper(hp: &Hyperparams) -> Result<()> {
         ensure!(
             norm.is_finite() && norm > 0.0,
             "--clip-norm must be positive, got {norm}"
+        );
+    }
+    if let Some(decay) = hp.lr_decay {
+        ensure!(
+            decay > 0.0 && decay <= 1.0,
+            "--lr-decay must be in (0, 1] (the learning rate's factor per epoch), got {decay}"
         );
     }
     ensure!(

@@ -357,6 +357,7 @@ mod names {
     pub const IDS: &str = "ids";
     pub const TARGETS: &str = "targets";
     pub const MASK: &str = "mask";
+    pub const LR_SCALE: &str = "lr_scale";
     pub const LOSS: &str = "loss";
     pub const CORRECT: &str = "correct";
 
@@ -400,7 +401,8 @@ fn mask_dims(spec: &NetSpec) -> Vec<Dim> {
 /// One whole training step as an ONNX model: forward, loss, gradients and the
 /// optimizer update. Inputs: the parameters (by name), the optimizer state
 /// (by name), `ids [B, T]` int64, `targets [B]`, and with `dropout` a `mask`
-/// (see [`NetSpec::mask_shape`]). Outputs: `{name}.next` for every parameter
+/// (see [`NetSpec::mask_shape`]), and the scalar `lr_scale` that multiplies the
+/// learning rate (see [`OptimizerConfig::lr_scale`]). Outputs: `{name}.next` for every parameter
 /// and state tensor, the batch's mean `loss` and its `correct` count.
 pub fn build_train_graph(
     spec: &NetSpec,
@@ -418,6 +420,7 @@ pub fn build_train_graph(
         .map(|(name, dims)| tape.graph().input(name, Elem::F32, &fixed(dims)))
         .collect();
     let mask = dropout.then(|| tape.graph().input(names::MASK, Elem::F32, &mask_dims(spec)));
+    let lr_scale = tape.graph().input(names::LR_SCALE, Elem::F32, &[]);
     let (logits, lookup) = forward_with(&mut tape, spec, &params, &ids, mask.as_ref(), how, true);
     // A frozen table needs no gradient, not even of its looked-up rows.
     let lookup = lookup.filter(|_| spec.is_trained(0));
@@ -442,8 +445,14 @@ pub fn build_train_graph(
         let rows = g.op("Reshape", &[d_rows, &flat_rows], vec![]);
         grads[0] = Grad::Rows { ids, rows };
     }
-    let (new_params, new_state) =
-        optimizer.emit(&mut g, &trained, &grads, &state, backend.row_sum());
+    let (new_params, new_state) = optimizer.emit(
+        &mut g,
+        &trained,
+        &grads,
+        &state,
+        &lr_scale,
+        backend.row_sum(),
+    );
     for ((name, dims), v) in param_shapes.iter().zip(&new_params) {
         g.output(v, &names::next(name), Elem::F32, &fixed(dims));
     }
@@ -811,6 +820,7 @@ mod gradient_checks {
         let optimizer = OptimizerConfig {
             rule: crate::optim::Optimizer::rmsprop(0.01),
             clip_norm: None,
+            lr_decay: None,
         };
         // (ScatterND adds, ScatterElements adds) in the training graph.
         let adds = |input, backend| {

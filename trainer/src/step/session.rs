@@ -68,6 +68,8 @@ pub struct TrainSession {
     state_shapes: Vec<(String, Vec<usize>)>,
     params: Vec<DynTensor>,
     state: Vec<DynTensor>,
+    /// The factor on the learning rate that the next steps use.
+    lr_scale: f32,
 }
 
 fn to_ort(dims: &[usize], data: &[f32]) -> Result<DynValue> {
@@ -189,11 +191,18 @@ impl TrainSession {
             state_shapes,
             params: param_values,
             state: state_values,
+            lr_scale: 1.0,
         })
     }
 
     pub fn spec(&self) -> &NetSpec {
         &self.spec
+    }
+
+    /// Sets the factor on the optimizer's learning rate for the following steps
+    /// (see [`OptimizerConfig::lr_scale`]).
+    pub fn set_lr_scale(&mut self, scale: f32) {
+        self.lr_scale = scale;
     }
 
     fn batch_inputs(&self, batch: &Batch) -> Result<Vec<(&'static str, DynValue)>> {
@@ -251,6 +260,7 @@ impl TrainSession {
             (false, Some(_)) => bail!("this model has no dropout, but the batch has a mask"),
             (false, None) => {}
         }
+        feed.push((names::LR_SCALE, to_ort(&[], &[self.lr_scale])?));
         let host = MemoryInfo::default();
         // Rebound every step: a bound output that is already allocated would be
         // written in place, over this step's inputs.
@@ -386,6 +396,7 @@ mod tests {
         let optimizer = OptimizerConfig {
             rule: crate::optim::Optimizer::rmsprop(0.01),
             clip_norm: None,
+            lr_decay: None,
         };
         let mut session = TrainSession::new(
             spec,
