@@ -41,6 +41,13 @@ impl Optimizer {
         }
     }
 
+    /// The constant learning rate the rule starts from.
+    pub fn lr(&self) -> f32 {
+        match *self {
+            Optimizer::RmsProp { lr, .. } | Optimizer::Adam { lr, .. } => lr,
+        }
+    }
+
     /// Keras' Adam defaults with the given learning rate (Keras: 0.001).
     pub fn adam(lr: f32) -> Self {
         Optimizer::Adam {
@@ -198,28 +205,15 @@ impl OptimizerConfig {
             Some(max_norm) => clip_by_global_norm(g, &ready, max_norm),
             None => ready,
         };
+        let base_lr = g.const_f32(&[], &[self.rule.lr()]);
+        let lr = g.op("Mul", &[&base_lr, lr_scale], vec![]);
         match self.rule {
-            Optimizer::RmsProp { lr, rho, eps } => {
-                let lr = scheduled_lr(g, lr, lr_scale);
-                rmsprop(g, params, &ready, state, &lr, rho, eps)
-            }
+            Optimizer::RmsProp { rho, eps, .. } => rmsprop(g, params, &ready, state, &lr, rho, eps),
             Optimizer::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            } => {
-                let lr = scheduled_lr(g, lr, lr_scale);
-                adam(g, params, &ready, state, &lr, [beta1, beta2], eps)
-            }
+                beta1, beta2, eps, ..
+            } => adam(g, params, &ready, state, &lr, [beta1, beta2], eps),
         }
     }
-}
-
-/// `lr · lr_scale`, a scalar.
-fn scheduled_lr(g: &mut Graph, lr: f32, lr_scale: &Value) -> Value {
-    let lr = g.const_f32(&[], &[lr]);
-    g.op("Mul", &[&lr, lr_scale], vec![])
 }
 
 /// `old·keep + fresh·(1-keep)`, Adam's running averages; the two weights are

@@ -477,7 +477,8 @@ impl<'a> Epochs<'a> {
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
         let order = epoch_order(data.len(), options.seed, epoch);
-        self.session.set_lr_scale(options.optimizer.lr_scale(epoch));
+        self.session
+            .set_lr_scale(options.optimizer.lr_scale(epoch))?;
         for (b, rows) in order.chunks(options.batch_size).enumerate() {
             self.buffers.fill(data, rows);
             if with_dropout {

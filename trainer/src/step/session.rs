@@ -68,8 +68,9 @@ pub struct TrainSession {
     state_shapes: Vec<(String, Vec<usize>)>,
     params: Vec<DynTensor>,
     state: Vec<DynTensor>,
-    /// The factor on the learning rate that the next steps use.
-    lr_scale: f32,
+    /// The factor on the learning rate that the next steps use, a scalar tensor made
+    /// once per epoch rather than every step.
+    lr_scale: DynValue,
 }
 
 fn to_ort(dims: &[usize], data: &[f32]) -> Result<DynValue> {
@@ -191,7 +192,7 @@ impl TrainSession {
             state_shapes,
             params: param_values,
             state: state_values,
-            lr_scale: 1.0,
+            lr_scale: to_ort(&[], &[1.0])?,
         })
     }
 
@@ -201,8 +202,9 @@ impl TrainSession {
 
     /// Sets the factor on the optimizer's learning rate for the following steps
     /// (see [`OptimizerConfig::lr_scale`]).
-    pub fn set_lr_scale(&mut self, scale: f32) {
-        self.lr_scale = scale;
+    pub fn set_lr_scale(&mut self, scale: f32) -> Result<()> {
+        self.lr_scale = to_ort(&[], &[scale])?;
+        Ok(())
     }
 
     fn batch_inputs(&self, batch: &Batch) -> Result<Vec<(&'static str, DynValue)>> {
@@ -260,7 +262,6 @@ impl TrainSession {
             (false, Some(_)) => bail!("this model has no dropout, but the batch has a mask"),
             (false, None) => {}
         }
-        feed.push((names::LR_SCALE, to_ort(&[], &[self.lr_scale])?));
         let host = MemoryInfo::default();
         // Rebound every step: a bound output that is already allocated would be
         // written in place, over this step's inputs.
@@ -269,6 +270,7 @@ impl TrainSession {
         for (name, value) in &feed {
             binding.bind_input(*name, value)?;
         }
+        binding.bind_input(names::LR_SCALE, &self.lr_scale)?;
         for ((name, _), value) in self.param_shapes.iter().zip(&self.params) {
             binding.bind_input(*name, value)?;
         }
