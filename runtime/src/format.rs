@@ -188,8 +188,9 @@ pub struct IntParams<'a> {
 /// Largest per-row shift of the integer embedding (see [`IntParams::embedding_shifts`]).
 pub const MAX_EMBEDDING_SHIFT: u8 = 7;
 
-/// Largest pre-shift of a dot product: products of int8 weights with int8 or
-/// one-hot inputs stay below 2^24, so eight more bits cannot overflow.
+/// Largest pre-shift of a dot product: products of int8 weights with one-hot inputs,
+/// or sums of up to 1,023 int8 x int8 products, stay below 2^24, so seven more bits
+/// cannot overflow (a load check refuses wider embeddings with such a shift).
 pub const MAX_PRE_SHIFT: u8 = 7;
 
 /// `acc * mult / 2^32`, rounded half up: the integer path's map from a
@@ -529,11 +530,21 @@ impl Dims {
     fn check_params(&self, params: &Params<'_>) -> Result<(), Error> {
         let rows = self.rows();
         let embedding = |width: usize, len: usize| -> Result<(), Error> {
-            expect_len("embedding", len, self.embedding_rows * self.input * width)
+            // Up to 65,535 x 65,535 entries: past usize on a 32-bit target.
+            let entries = self
+                .embedding_rows
+                .checked_mul(self.input)
+                .and_then(|n| n.checked_mul(width))
+                .ok_or(Error::OutOfRange("embedding size"))?;
+            expect_len("embedding", len, entries)
         };
         match params {
             Params::F32(p) => {
                 embedding(4, p.embedding.len())?;
+                let tensors = [p.embedding, p.w, p.r, p.wb, p.rb, p.head_w, p.head_b];
+                if !tensors.iter().all(|t| all_finite(t)) {
+                    return Err(Error::OutOfRange("f32 weights (NaN or infinite)"));
+                }
                 expect_len("w", p.w.len(), rows * self.input * 4)?;
                 expect_len("r", p.r.len(), rows * self.hidden * 4)?;
                 expect_len("wb", p.wb.len(), rows * 4)?;
@@ -557,7 +568,12 @@ impl Dims {
                 }
                 expect_len("r", p.r.len(), rows * self.hidden)?;
                 expect_len("units", p.units.len(), rows * RowConsts::BYTES)?;
-                if p.w_pre_shift > MAX_PRE_SHIFT {
+                // A word's `x·W` sums `input` int8 products (each at most 2^14); the
+                // pre-shift must not carry that sum past i32.
+                let widest_sum = (self.input as u64) << 14;
+                if p.w_pre_shift > MAX_PRE_SHIFT
+                    || (self.embedding_rows > 0 && widest_sum << p.w_pre_shift > i32::MAX as u64)
+                {
                     return Err(Error::OutOfRange("w_pre_shift"));
                 }
                 // Only GRU's candidate rows scale `R·h + r_bias` by a gate; every
@@ -592,6 +608,12 @@ fn expect_len(what: &'static str, got: usize, want: usize) -> Result<(), Error> 
     } else {
         Err(Error::BadDimension(what))
     }
+}
+
+/// Whether every little-endian f32 of a tensor is finite (the length is checked apart).
+fn all_finite(tensor: &[u8]) -> bool {
+    let (values, _) = tensor.as_chunks::<4>();
+    values.iter().all(|v| f32::from_le_bytes(*v).is_finite())
 }
 
 fn all_scales_valid(what: &'static str, list: &[u8]) -> Result<(), Error> {

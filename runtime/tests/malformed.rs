@@ -160,3 +160,96 @@ fn header_errors_are_specific() {
     let model = Model::from_bytes(&blob).unwrap();
     assert_eq!(Network::<Int>::new(&model).err(), Some(Error::WrongPath));
 }
+
+/// A one-word LSTM word model (hidden 1, last-state head, sigmoid) in integer form, as
+/// a body whose fields a test may push past what the quantizer writes.
+fn int_word_blob(embed_dim: u16, w_pre_shift: u8) -> Vec<u8> {
+    use lstm_edge_runtime::format::{self, Body, Input, IntParams, Params, RowConsts};
+    let (rows, tokens, dim) = (4usize, 3usize, usize::from(embed_dim));
+    let units: Vec<u8> = (0..rows)
+        .flat_map(|_| {
+            RowConsts {
+                w_mult: 1 << 20,
+                r_mult: 1 << 20,
+                bias: 0,
+                r_bias: 0,
+            }
+            .to_bytes()
+        })
+        .collect();
+    let (embedding, w) = (vec![127u8; tokens * dim], vec![127u8; rows * dim]);
+    let mut head_scale = (1i32 << 30).to_le_bytes().to_vec();
+    head_scale.extend_from_slice(&1i32.to_le_bytes());
+    let body = Body {
+        cell: Cell::Lstm,
+        hidden: 1,
+        input: Input::Words {
+            strings: b"a",
+            offsets: &[0, 0, 0, 0, 1, 0, 0, 0],
+            embed_dim,
+        },
+        head: Head::Last,
+        output: Output::Sigmoid,
+        params: Params::Int(IntParams {
+            embedding: &embedding,
+            embedding_shifts: &[0; 3],
+            w: &w,
+            r_align: &[],
+            r: &[1; 4],
+            units: &units,
+            w_pre_shift,
+            head_w: &[1],
+            head_scale: &head_scale,
+            head_b: &[0; 4],
+        }),
+    };
+    format::encode(&body).unwrap()
+}
+
+#[test]
+fn a_pre_shift_that_could_carry_a_wide_embeddings_sum_past_i32_is_refused() {
+    // 1,023 products of at most 2^14, shifted by 7, stay below 2^31; 1,024 may not.
+    assert!(Model::from_bytes(&int_word_blob(1023, 7)).is_ok());
+    assert!(Model::from_bytes(&int_word_blob(1024, 6)).is_ok());
+    assert!(Model::from_bytes(&int_word_blob(4096, 0)).is_ok());
+    assert_eq!(
+        Model::from_bytes(&int_word_blob(1024, 7)).err(),
+        Some(Error::OutOfRange("w_pre_shift"))
+    );
+}
+
+#[test]
+fn f32_weights_that_are_nan_or_infinite_are_refused() {
+    use lstm_edge_runtime::format::{Body, Params};
+    let generator = random_model(
+        Cell::Lstm,
+        3,
+        false,
+        Head::Last,
+        Output::Softmax { classes: 5 },
+        0.5,
+        4,
+    );
+    let blob = generator.f32_blob().unwrap();
+    let model = Model::from_bytes(&blob).unwrap();
+    let body: Body<'_> = *model.body();
+    let Params::F32(params) = body.params else {
+        panic!("an f32 blob holds f32 params")
+    };
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut head_b = params.head_b.to_vec();
+        head_b[..4].copy_from_slice(&bad.to_le_bytes());
+        let mut poisoned = params;
+        poisoned.head_b = &head_b;
+        let blob = lstm_edge_runtime::format::encode(&Body {
+            params: Params::F32(poisoned),
+            ..body
+        })
+        .unwrap();
+        assert_eq!(
+            Model::from_bytes(&blob).err(),
+            Some(Error::OutOfRange("f32 weights (NaN or infinite)")),
+            "{bad}"
+        );
+    }
+}

@@ -216,7 +216,15 @@ impl Numeric for F32 {
         }
         let t = temperature.milli() as f32 / 1000.0;
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let weight = |l: f32| libm::expf((l - max) / t);
+        // NaN (an overflowed logit, inf - inf) weighs nothing rather than poisoning the total.
+        let weight = |l: f32| {
+            let w = libm::expf((l - max) / t);
+            if w.is_nan() {
+                0.0
+            } else {
+                w
+            }
+        };
         let total: f32 = logits.iter().map(|&l| weight(l)).sum();
         let mut target = rng.next_f32() * total;
         for (i, &l) in logits.iter().enumerate() {

@@ -731,8 +731,11 @@ impl Numeric for Int {
 
     #[inline(always)]
     fn sigmoid_prob(logit: i64) -> u32 {
+        // A flatten head sums up to 65,535 saturated dots: clamp before narrowing, so a
+        // huge logit saturates instead of wrapping to the other sign.
         let q12 = round_shift(logit.clamp(-(1 << 40), 1 << 40), LOGIT_FRAC - PRE_FRAC);
-        (sigmoid_q12(q12 as i32) as u32) << (PROB_FRAC - ACT_FRAC)
+        let q12 = q12.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        (sigmoid_q12(q12) as u32) << (PROB_FRAC - ACT_FRAC)
     }
 
     #[inline(always)]
@@ -816,6 +819,16 @@ mod tests {
         }
         assert!(worst.0 < 4e-4, "sigmoid error {}", worst.0);
         assert!(worst.1 < 1e-3, "tanh error {}", worst.1);
+    }
+
+    #[test]
+    fn huge_logits_saturate_with_their_sign() {
+        // A flatten head's sum of saturated dots can pass 2^35 (17 steps of 2^31).
+        for logit in [1i64 << 31, 1 << 35, 3 << 34, 1 << 36, 1 << 40, i64::MAX] {
+            let up = Int::prob_to_f64(Int::sigmoid_prob(logit));
+            let down = Int::prob_to_f64(Int::sigmoid_prob(-logit));
+            assert!(up > 0.999 && down < 0.001, "{logit}: {up} / {down}");
+        }
     }
 
     #[test]

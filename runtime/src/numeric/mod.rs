@@ -177,15 +177,50 @@ pub(crate) fn head_rows_in_pairs<N: Numeric>(
     }
 }
 
-/// Index of the largest value, the first one on ties (0 for an empty slice).
+/// Index of the largest value, the first one on ties; NaN never wins (0 for an empty
+/// slice or one of NaNs only).
 pub(crate) fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
     let mut best = 0;
     let mut best_value = None;
     for (i, &v) in values.iter().enumerate() {
-        if best_value.is_none_or(|b| v > b) {
+        let comparable = v.partial_cmp(&v).is_some();
+        if comparable && best_value.is_none_or(|b| v > b) {
             best = i;
             best_value = Some(v);
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Rng, Temperature};
+
+    #[test]
+    fn argmax_never_picks_nan() {
+        assert_eq!(argmax(&[f32::NAN, 0.5, 2.0, 1.0]), 2);
+        assert_eq!(argmax(&[1.0, f32::NAN, 1.0]), 0);
+        assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
+        assert_eq!(argmax::<f32>(&[]), 0);
+    }
+
+    #[test]
+    fn sampling_skips_nan_logits() {
+        // Logits overflowed to inf give inf - inf = NaN; such entries must not decide.
+        let mut rng = Rng::new(1);
+        for milli in [0, 500, 1000, 5000] {
+            for _ in 0..50 {
+                let logits = [f32::NAN, 1.0, f32::NAN, 2.0];
+                let id = F32::sample(&logits, Temperature::from_milli(milli), &mut rng);
+                assert!(id == 1 || id == 3, "{milli}: {id}");
+            }
+        }
+        let id = F32::sample(
+            &[f32::NAN, f32::INFINITY, 0.0],
+            Temperature::from_milli(1000),
+            &mut rng,
+        );
+        assert_eq!(id, 1);
+    }
 }
