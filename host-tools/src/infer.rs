@@ -144,7 +144,7 @@ fn generate_with<N: Numeric>(
     prompt: &[u8],
     opts: GenerateOptions,
     emit: &mut dyn FnMut(u8) -> Result<()>,
-) -> Result<()> {
+) -> Result<usize> {
     let model = file.model()?;
     let net = Network::<N>::new(&model).map_err(|e| runtime_error(file, "loading", e))?;
     let Output::Softmax { classes } = net.output() else {
@@ -172,27 +172,30 @@ fn generate_with<N: Numeric>(
     let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
     let mut rng = Rng::new(opts.seed);
     let t = temperature(opts.temperature)?;
+    let mut charless = 0;
     for _ in 0..opts.length {
         let id = net
             .sample_next(&mut state, &mut logits, t, &mut rng)
             .map_err(|e| runtime_error(file, "generating", e))?;
-        // UNK and PAD have no char; they are not emitted.
-        if let Some(byte) = table.symbol(id) {
-            emit(byte)?;
+        // UNK and PAD have no char; they are counted, not emitted.
+        match table.symbol(id) {
+            Some(byte) => emit(byte)?,
+            None => charless += 1,
         }
     }
-    Ok(())
+    Ok(charless)
 }
 
-/// Generates `opts.length` chars after `prompt` and hands each to `emit` as it is
-/// sampled (a Latin-1 code point), so output can stream and memory does not grow
-/// with the length.
+/// Samples `opts.length` symbols after `prompt` and hands the char of each to `emit` as
+/// it is sampled (a Latin-1 code point), so output can stream and memory does not grow
+/// with the length. Returns how many samples were UNK, which has no char to emit (only
+/// a model whose corpus held chars beyond Latin-1 has one).
 pub fn generate_each(
     file: &BlobFile,
     prompt: &[u8],
     opts: GenerateOptions,
     mut emit: impl FnMut(u8) -> Result<()>,
-) -> Result<()> {
+) -> Result<usize> {
     if prompt.is_empty() {
         bail!("the prompt is empty: give the model some text to continue (e.g. --prompt \"to be or not to be\")");
     }
@@ -202,7 +205,8 @@ pub fn generate_each(
     }
 }
 
-/// Generates `opts.length` chars after `prompt`. Chars are Latin-1 code points.
+/// Generates `opts.length` samples after `prompt` (fewer chars where UNK was sampled).
+/// Chars are Latin-1 code points.
 pub fn generate(file: &BlobFile, prompt: &[u8], opts: GenerateOptions) -> Result<Vec<u8>> {
     let mut text = Vec::new();
     generate_each(file, prompt, opts, |byte| {

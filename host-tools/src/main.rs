@@ -100,7 +100,8 @@ struct GenerateArgs {
     /// Sampling temperature: p^(1/T) renormalised; 0 is greedy.
     #[arg(long, short, default_value_t = 0.5, allow_negative_numbers = true)]
     temperature: f32,
-    /// Chars to generate.
+    /// Chars to generate (a model whose corpus held chars beyond Latin-1 may sample
+    /// UNK, which has no char: such samples are counted on stderr, not printed).
     #[arg(long, short, default_value_t = 400)]
     length: usize,
     /// Sampling seed: the same seed gives the same text.
@@ -207,13 +208,20 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     // with the first char, once the model has loaded as a generator.
     let mut out = std::io::stdout().lock();
     let mut unprinted_prompt = Some(args.prompt.as_str());
-    infer::generate_each(&blob, args.prompt.as_bytes(), options, |byte| {
+    let charless = infer::generate_each(&blob, args.prompt.as_bytes(), options, |byte| {
         if let Some(prompt) = unprinted_prompt.take() {
             write!(out, "{prompt}")?;
         }
         Ok(write!(out, "{}", byte as char)?)
     })?;
     writeln!(out, "{}", unprinted_prompt.unwrap_or_default())?;
+    if charless > 0 {
+        eprintln!(
+            "note: {charless} of the {} samples were UNK (a char beyond Latin-1 in the \
+             training corpus), which has no char: the text is that much shorter",
+            args.length
+        );
+    }
     Ok(())
 }
 

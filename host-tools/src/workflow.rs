@@ -68,7 +68,7 @@ pub enum OptimizerArg {
 /// Data options shared by `eval`, `verify` and `quantize`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct DataArgs {
-    /// Labelled reviews (aclImdb folder, .jsonl[.gz] or .csv) for sentiment models.
+    /// Labelled reviews (aclImdb folder, .jsonl[.gz] or .csv[.gz]) for sentiment models.
     #[arg(long = "test", alias = "reviews", value_name = "PATH")]
     pub reviews: Option<PathBuf>,
     /// Text files for generator models (their last 10% of windows are evaluated).
@@ -84,6 +84,10 @@ impl DataArgs {
         ensure!(
             self.limit != Some(0),
             "--limit must be at least 1 (leave it out to use every review)"
+        );
+        ensure!(
+            self.limit.is_none() || self.corpus.is_empty(),
+            "--limit samples reviews; a corpus is evaluated on its last 10% of windows: drop --limit"
         );
         Ok(EvalData {
             reviews: self.reviews.clone(),
@@ -102,7 +106,7 @@ pub struct TrainArgs {
     /// Output model directory.
     #[arg(long)]
     pub out: PathBuf,
-    /// Training reviews (W, C): aclImdb folder, .jsonl[.gz] or .csv.
+    /// Training reviews (W, C): aclImdb folder, .jsonl[.gz] or .csv[.gz].
     #[arg(long, value_name = "PATH")]
     pub train: Option<PathBuf>,
     /// Test reviews (W, C); without it the validation share of --train is the test set.
@@ -142,7 +146,7 @@ pub struct TrainArgs {
     pub window_step: Option<usize>,
     /// Dropout rate on the recurrent outputs, in training only (default: w and c 0.2,
     /// g and r 0).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub dropout: Option<f32>,
     /// Passes over the training data (default: w and c 2, g and r 12).
     #[arg(long)]
@@ -151,15 +155,15 @@ pub struct TrainArgs {
     #[arg(long)]
     pub batch: Option<usize>,
     /// Learning rate (default: w and c 0.001, g and r 0.01).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
     /// Clip the gradients to this global L2 norm before each update (default: none, as
     /// in the notebook).
-    #[arg(long, value_name = "NORM")]
+    #[arg(long, value_name = "NORM", allow_negative_numbers = true)]
     pub clip_norm: Option<f32>,
     /// Multiply the learning rate by this after every epoch, e.g. 0.9 (default: none,
     /// a constant rate as in the notebook).
-    #[arg(long, value_name = "FACTOR")]
+    #[arg(long, value_name = "FACTOR", allow_negative_numbers = true)]
     pub lr_decay: Option<f32>,
     /// Optimizer, updated inside the training graph (default: rmsprop, as in the notebook).
     #[arg(long, value_enum)]
@@ -175,7 +179,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub all_reviews: bool,
     /// Share of the training reviews held out for validation (default 0.2).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub validation_split: Option<f32>,
     /// Evaluate only this many test reviews (a seeded sample).
     #[arg(long)]
@@ -243,7 +247,7 @@ fn data_source(args: &TrainArgs, preset: Preset) -> Result<DataSource> {
                 "preset {preset:?} trains a sentiment model on reviews: use --train PATH [--test PATH], not --corpus"
             );
             let train = args.train.clone().with_context(|| {
-                format!("preset {preset:?} needs labelled reviews: give --train PATH (aclImdb folder, .jsonl[.gz] or .csv)")
+                format!("preset {preset:?} needs labelled reviews: give --train PATH (aclImdb folder, .jsonl[.gz] or .csv[.gz])")
             })?;
             DataSource::Reviews {
                 train,
@@ -264,25 +268,67 @@ fn data_source(args: &TrainArgs, preset: Preset) -> Result<DataSource> {
             }
         }
     };
-    // Flags that only some data kinds read are refused elsewhere, not ignored.
-    if matches!(preset, Preset::G | Preset::R) {
-        let review_flags = [
-            (args.limit.is_some(), "--limit"),
-            (args.all_reviews, "--all-reviews"),
-            (args.test_limit.is_some(), "--test-limit"),
-        ];
-        if let Some((_, flag)) = review_flags.iter().find(|(given, _)| *given) {
-            bail!(
-                "{flag} applies to review data (presets w and c); preset {preset:?} reads a corpus, \
-                 whose held-out set is its last 10% of windows: drop {flag}"
-            );
-        }
-    }
     Ok(data)
 }
 
+/// Refuses flags that the preset does not read, rather than ignoring them.
+fn refuse_flags_of_other_presets(args: &TrainArgs, preset: Preset) -> Result<()> {
+    use Preset::{C, G, R, W};
+    const REVIEWS: (&[Preset], &str) = (&[W, C], "review data (presets w and c)");
+    const WORDS: (&[Preset], &str) = (&[W], "the word model (preset w)");
+    const CORPUS: (&[Preset], &str) = (&[G, R], "a corpus (presets g and r)");
+    let flags = [
+        (args.limit.is_some(), "--limit", REVIEWS),
+        (args.all_reviews, "--all-reviews", REVIEWS),
+        (args.test_limit.is_some(), "--test-limit", REVIEWS),
+        (
+            args.validation_split.is_some(),
+            "--validation-split",
+            REVIEWS,
+        ),
+        (args.truncate.is_some(), "--truncate", REVIEWS),
+        (args.vocab_size.is_some(), "--vocab-size", WORDS),
+        (args.embed_dim.is_some(), "--embed-dim", WORDS),
+        (args.word_vectors.is_some(), "--word-vectors", WORDS),
+        (args.word2vec.is_some(), "--word2vec", WORDS),
+        (args.window_step.is_some(), "--window-step", CORPUS),
+    ];
+    let reads = match preset {
+        W => "reads words of reviews",
+        C => "reads the chars of reviews",
+        G | R => "reads a corpus, cut into windows whose last 10% are held out",
+    };
+    for (given, flag, (presets, what)) in flags {
+        ensure!(
+            !given || presets.contains(&preset),
+            "{flag} applies to {what}; preset {preset:?} {reads}: drop {flag}"
+        );
+    }
+    ensure!(
+        args.test_limit.is_none() || args.test.is_some(),
+        "--test-limit samples the --test set; without --test the test set is the held-out \
+         share of --train (--validation-split sets it): give --test PATH or drop --test-limit"
+    );
+    ensure!(
+        args.limit != Some(0),
+        "--limit must be at least 1 (leave it out for the notebook's 16000, or give --all-reviews)"
+    );
+    if let (Some(head @ (HeadArg::Flatten | HeadArg::Mean)), G | R) = (args.head, preset) {
+        bail!(
+            "--head {} scores a whole review; a generator predicts the next char from its \
+             last state: use --head last (its default) or drop --head",
+            if matches!(head, HeadArg::Flatten) {
+                "flatten"
+            } else {
+                "mean"
+            }
+        );
+    }
+    Ok(())
+}
+
 /// The hyperparameters the arguments override on the preset's.
-fn set_hyperparams(args: &TrainArgs, preset: Preset, hp: &mut Hyperparams) -> Result<()> {
+fn set_hyperparams(args: &TrainArgs, hp: &mut Hyperparams) {
     if let Some(cell) = args.cell {
         hp.cell = match cell {
             CellArg::Lstm => Cell::Lstm,
@@ -297,10 +343,6 @@ fn set_hyperparams(args: &TrainArgs, preset: Preset, hp: &mut Hyperparams) -> Re
         };
     }
     if let Some(truncate) = args.truncate {
-        ensure!(
-            matches!(preset, Preset::W | Preset::C),
-            "--truncate applies to reviews (presets w and c); a generator reads whole windows"
-        );
         hp.truncate = match truncate {
             TruncateArg::Post => Truncate::Post,
             TruncateArg::Pre => Truncate::Pre,
@@ -325,21 +367,13 @@ fn set_hyperparams(args: &TrainArgs, preset: Preset, hp: &mut Hyperparams) -> Re
     } else if let Some(limit) = args.limit {
         hp.train_samples = Some(limit);
     }
-    Ok(())
 }
 
 /// Where the word embedding starts: a vectors file, word2vec on the training text, or
 /// random; and whether it stays fixed.
-fn set_embedding_start(args: &TrainArgs, preset: Preset, job: &mut TrainJob) -> Result<()> {
-    if args.word_vectors.is_some() && preset != Preset::W {
-        bail!("--word-vectors only applies to the word model (preset w)");
-    }
+fn set_embedding_start(args: &TrainArgs, job: &mut TrainJob) -> Result<()> {
     job.word_vectors = args.word_vectors.clone();
     if let Some(epochs) = args.word2vec {
-        ensure!(
-            preset == Preset::W,
-            "--word2vec only applies to the word model (preset w)"
-        );
         ensure!(
             args.word_vectors.is_none(),
             "--word2vec trains the embedding's vectors and --word-vectors reads them from a file: give one of the two"
@@ -360,10 +394,7 @@ fn set_embedding_start(args: &TrainArgs, preset: Preset, job: &mut TrainJob) -> 
 pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     let preset = Preset::from(args.preset);
     let data = data_source(args, preset)?;
-    ensure!(
-        args.vocab_size.is_none() || preset == Preset::W,
-        "--vocab-size applies to the word model (preset w); preset {preset:?} reads chars: drop --vocab-size"
-    );
+    refuse_flags_of_other_presets(args, preset)?;
     let name = match &args.name {
         Some(name) => name.clone(),
         None => args
@@ -372,11 +403,11 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
             .map_or("model".to_string(), |n| n.to_string_lossy().into_owned()),
     };
     let mut job = TrainJob::new(&name, preset, data, args.out.clone());
-    set_hyperparams(args, preset, &mut job.hyper)?;
+    set_hyperparams(args, &mut job.hyper);
     if let Some(words) = args.vocab_size {
         job.vocab_size = words;
     }
-    set_embedding_start(args, preset, &mut job)?;
+    set_embedding_start(args, &mut job)?;
     job.test_limit = args.test_limit;
     job.calibration_sequences = args.calibration;
     job.device = args.device;
@@ -573,7 +604,7 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
 /// `lstm-edge data-stats`.
 #[derive(Args, Debug)]
 pub struct DataStatsArgs {
-    /// Reviews: aclImdb folder, .jsonl[.gz] or .csv.
+    /// Reviews: aclImdb folder, .jsonl[.gz] or .csv[.gz].
     pub reviews: PathBuf,
     /// Length that reviews are padded or truncated to.
     #[arg(long, default_value_t = 200)]
@@ -604,9 +635,10 @@ pub fn data_stats(args: &DataStatsArgs) -> Result<()> {
         );
     } else {
         println!(
-            "{}: {} reviews, {} at maxlen {}",
+            "{}: {} review{}, {} at maxlen {}",
             args.reviews.display(),
             stats.sequences,
+            if stats.sequences == 1 { "" } else { "s" },
             if args.chars { "chars" } else { "words" },
             stats.maxlen
         );

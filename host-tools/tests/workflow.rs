@@ -49,6 +49,19 @@ fn tiny_generator(out: &Path) -> Command {
     cmd
 }
 
+/// `train` of a tiny char sentiment model on 100 bundled reviews into `out`.
+fn tiny_char_sentiment(out: &Path) -> Command {
+    let mut cmd = cli();
+    cmd.args(["train", "--preset", "c", "--train"])
+        .arg(data("imdb-sample/train.jsonl.gz"))
+        .args([
+            "--limit", "100", "--maxlen", "20", "--hidden", "4", "--epochs", "1",
+        ])
+        .args(["--threads", "1", "--calibration", "8"])
+        .args(["--out", arg(out)]);
+    cmd
+}
+
 fn train_tiny_generator(out: &Path) {
     tiny_generator(out)
         .args(["--hidden", "8", "--epochs", "2", "--quiet"])
@@ -685,37 +698,73 @@ fn train_rejects_conflicting_options_with_the_fix() {
 fn train_rejects_options_of_another_preset() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
-    let corpus = data("shakespeare/shakespeare-macbeth.txt");
-    for flags in [
-        &["--limit", "500"][..],
-        &["--all-reviews"],
-        &["--test-limit", "9"],
-        &["--vocab-size", "100"],
-    ] {
+    let corpus = [
+        "--corpus".to_string(),
+        data("shakespeare/shakespeare-macbeth.txt"),
+    ];
+    let reviews = ["--train".to_string(), data("imdb-sample/train.jsonl.gz")];
+    let cases: [(&str, &[&str], &[String], &str); 10] = [
+        ("g", &["--limit", "500"], &corpus, "review data"),
+        ("g", &["--all-reviews"], &corpus, "review data"),
+        ("g", &["--test-limit", "9"], &corpus, "review data"),
+        ("r", &["--validation-split", "0.1"], &corpus, "review data"),
+        ("g", &["--truncate", "pre"], &corpus, "review data"),
+        ("g", &["--vocab-size", "100"], &corpus, "preset w"),
+        ("c", &["--vocab-size", "100"], &reviews, "preset w"),
+        ("c", &["--embed-dim", "16"], &reviews, "preset w"),
+        ("g", &["--embed-dim", "16"], &corpus, "preset w"),
+        ("w", &["--window-step", "2"], &reviews, "presets g and r"),
+    ];
+    for (preset, flags, data_args, what) in cases {
         let err = failure(
             cli()
-                .args(["train", "--preset", "g"])
+                .args(["train", "--preset", preset])
                 .args(flags)
-                .arg("--corpus")
-                .arg(&corpus)
+                .args(data_args)
                 .arg("--out")
                 .arg(&out),
         );
         assert!(
-            err.contains(flags[0]) && err.contains("applies to") && err.contains("drop"),
-            "{flags:?}: {err}"
+            err.contains(&format!("{} applies to", flags[0]))
+                && err.contains(what)
+                && err.contains(&format!("drop {}", flags[0])),
+            "{preset} {flags:?}: {err}"
         );
     }
     let err = failure(
         cli()
-            .args(["train", "--preset", "c", "--vocab-size", "100", "--train"])
-            .arg(data("imdb-sample/train.jsonl.gz"))
+            .args(["train", "--preset", "w", "--test-limit", "9"])
+            .args(&reviews)
             .arg("--out")
             .arg(&out),
     );
-    assert!(err.contains("preset w"), "{err}");
+    assert!(err.contains("--test-limit samples the --test set"), "{err}");
+    for head in ["flatten", "mean"] {
+        let err = failure(
+            cli()
+                .args(["train", "--preset", "g", "--head", head])
+                .args(&corpus)
+                .arg("--out")
+                .arg(&out),
+        );
+        assert!(
+            err.contains(&format!("--head {head} scores a whole review")),
+            "{err}"
+        );
+        assert!(err.contains("use --head last"), "{err}");
+    }
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "w", "--validation-split", "-0.1"])
+            .args(&reviews)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(err.contains("validation"), "{err}");
+    assert!(!err.contains("unexpected argument"), "{err}");
     let err = failure(cli().args(["train", "--preset", "x", "--out"]).arg(&out));
     assert!(err.contains("invalid value 'x'"), "{err}");
+    assert!(!out.exists(), "a refused run wrote {}", out.display());
 }
 
 #[test]
@@ -841,5 +890,61 @@ fn pre_truncation_keeps_a_reviews_ending_from_training_to_scoring() {
             .arg(data("shakespeare/shakespeare-macbeth.txt"))
             .args(["--out", arg(&dir.path().join("g"))]),
     );
-    assert!(err.contains("--truncate applies to reviews"), "{err}");
+    assert!(err.contains("--truncate applies to review data"), "{err}");
+}
+
+#[test]
+fn retraining_into_a_model_directory_leaves_nothing_of_the_earlier_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    tiny_generator(&out)
+        .args(["--hidden", "8", "--epochs", "2", "--quiet"])
+        .args(["--keep-best", "--write-arrays"])
+        .assert()
+        .success();
+    for extra in [
+        "model-step.onnx",
+        "checkpoint.best.ckpt",
+        "arrays/meta.json",
+    ] {
+        assert!(out.join(extra).exists(), "{extra}");
+    }
+    tiny_char_sentiment(&out).arg("--quiet").assert().success();
+    for stale in ["model-step.onnx", "checkpoint.best.ckpt", "arrays"] {
+        assert!(
+            !out.join(stale).exists(),
+            "{stale} of the earlier run is still there"
+        );
+    }
+    assert!(out.join("model.onnx").exists() && out.join("card.json").exists());
+}
+
+#[test]
+fn train_refuses_its_training_reviews_as_the_test_set_and_says_what_it_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let reviews = data("imdb-sample/train.jsonl.gz");
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "w", "--train", &reviews, "--test"])
+            .arg(repo().join("data/imdb-sample/../imdb-sample/train.jsonl.gz"))
+            .args(["--out", arg(&dir.path().join("w"))]),
+    );
+    assert!(
+        err.contains("--train and --test are the same data"),
+        "{err}"
+    );
+    // 4,000 bundled reviews, of which --limit takes 100: the run says so.
+    let out = tiny_char_sentiment(&dir.path().join("c"))
+        .assert()
+        .success()
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8_lossy(&out);
+    assert!(
+        stderr.contains("note: using 100 of the 4000 reviews"),
+        "{stderr}"
+    );
+    let card = std::fs::read_to_string(dir.path().join("c/card.json")).unwrap();
+    assert!(card.contains("100 of the 4000 training reviews"), "{card}");
 }

@@ -39,8 +39,12 @@ fn plays_give_the_notebooks_375542_chars_and_50_symbols() {
 
 #[test]
 fn imdb_sample_is_balanced_and_encodes() {
-    let train = load_reviews(&data_dir().join("imdb-sample/train.jsonl.gz")).unwrap();
-    let test = load_reviews(&data_dir().join("imdb-sample/test.jsonl.gz")).unwrap();
+    let [train, test] = ["train", "test"].map(|split| {
+        let loaded =
+            load_reviews(&data_dir().join(format!("imdb-sample/{split}.jsonl.gz"))).unwrap();
+        assert_eq!(loaded.warnings, Vec::<String>::new(), "{split}");
+        loaded.reviews
+    });
     assert_eq!(train.len(), 4000);
     assert_eq!(test.len(), 1000);
     for (set, half) in [(&train, 2000), (&test, 500)] {
@@ -71,7 +75,9 @@ fn word_splitter_agrees_with_nltk_on_the_sample() {
             .join("../tests/data/imdb-sample-test.treebank-crc32.txt"),
     )
     .unwrap();
-    let reviews = load_reviews(&data_dir().join("imdb-sample/test.jsonl.gz")).unwrap();
+    let reviews = load_reviews(&data_dir().join("imdb-sample/test.jsonl.gz"))
+        .unwrap()
+        .reviews;
     let expected: Vec<u32> = expected
         .lines()
         .map(|line| u32::from_str_radix(line, 16).unwrap())
@@ -112,7 +118,7 @@ fn notebook_length_stats_on_the_full_split() {
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/imdb_train.jsonl.gz"),
         PathBuf::from,
     );
-    let pool = load_reviews(&path).unwrap();
+    let pool = load_reviews(&path).unwrap().reviews;
     let split = split_reviews(pool, None, &SplitOptions::default()).unwrap();
     assert_eq!((split.train.len(), split.test.len()), (12_800, 3_200));
     let vocab = build_word_vocab(split.train.iter().map(|r| r.text.as_slice()), 20_000).unwrap();

@@ -44,33 +44,63 @@ pub struct CharSet {
     pub needs_unk: bool,
     /// Number of chars (after lowercasing) in the text.
     pub chars: usize,
+    /// How many chars map to UNK, and the first few distinct ones.
+    pub unk_chars: usize,
+    pub unk_examples: Vec<char>,
 }
 
 impl CharSet {
     /// Collects the chars of `text`, lowercased as the runtime's table does when `lower`.
     pub fn of(text: &[u8], lower: bool) -> Self {
         let mut seen = [false; 256];
-        let mut needs_unk = false;
         let mut chars = 0;
+        let mut unk_chars = 0;
+        let mut unk_examples = Vec::new();
+        let mut unknown = |original: u32| {
+            unk_chars += 1;
+            let shown = char::from_u32(original).unwrap_or(char::REPLACEMENT_CHARACTER);
+            if unk_examples.len() < 5 && !unk_examples.contains(&shown) {
+                unk_examples.push(shown);
+            }
+        };
         for original in code_points(text) {
             let code_point = if lower { lowercase(original) } else { original };
             match u8::try_from(code_point) {
                 Ok(byte) => seen[usize::from(byte)] = true,
-                Err(_) => needs_unk = true,
+                Err(_) => unknown(original),
             }
             chars += 1;
             if lower && original == DOTTED_CAPITAL_I {
                 // Lowercases to `i` and a combining dot, which the table maps to UNK.
-                needs_unk = true;
+                unknown(original);
                 chars += 1;
             }
         }
         let symbols = (0..=255u8).filter(|&b| seen[usize::from(b)]).collect();
         Self {
             symbols,
-            needs_unk,
+            needs_unk: unk_chars > 0,
             chars,
+            unk_chars,
+            unk_examples,
         }
+    }
+
+    /// What maps to UNK, in words (`None` when nothing does).
+    pub fn unk_summary(&self) -> Option<String> {
+        self.needs_unk.then(|| {
+            let shown: String = self.unk_examples.iter().collect();
+            format!(
+                "{} of its {} chars are beyond Latin-1 and map to UNK ({shown:?}{})",
+                self.unk_chars,
+                self.chars,
+                if self.unk_examples.len() == 5 {
+                    ", ..."
+                } else {
+                    ""
+                }
+            )
+        })
     }
 
     /// A char table over these symbols (no PAD: generators see no padding).
@@ -246,8 +276,13 @@ mod tests {
             (dotted.symbols, dotted.needs_unk, dotted.chars),
             (vec![b'i'], true, 2)
         );
-        let wide = CharSet::of("a\u{2014}b".as_bytes(), true);
+        let wide = CharSet::of("a\u{2014}b\u{2014}".as_bytes(), true);
         assert!(wide.needs_unk);
+        assert_eq!(
+            wide.unk_summary().as_deref(),
+            Some("2 of its 4 chars are beyond Latin-1 and map to UNK (\"\u{2014}\")")
+        );
+        assert_eq!(CharSet::of(b"ab", true).unk_summary(), None);
         let table = wide.table(true).unwrap();
         assert_eq!(table.len(), 3);
         assert_eq!(table.unk_id(), Some(2));

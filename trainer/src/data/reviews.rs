@@ -16,21 +16,26 @@ pub struct Review {
     pub label: u8,
 }
 
+/// The reviews of one source, and what its reader let through but the user should
+/// hear about (empty texts, skipped files, rows that look merged).
+#[derive(Debug, Clone, Default)]
+pub struct LoadedReviews {
+    pub reviews: Vec<Review>,
+    pub warnings: Vec<String>,
+}
+
 /// Loads reviews, picking the format from the path: a directory in the aclImdb layout
 /// (`pos/*.txt`, `neg/*.txt`), `.jsonl`, `.jsonl.gz`, `.csv` or `.csv.gz`.
-pub fn load_reviews(path: &Path) -> Result<Vec<Review>> {
+pub fn load_reviews(path: &Path) -> Result<LoadedReviews> {
     if path.is_dir() {
         return load_acl_dir(path);
     }
     let name = path.to_string_lossy();
     let plain = name.strip_suffix(".gz").unwrap_or(&name);
-    if plain.ends_with(".jsonl") || plain.ends_with(".csv") {
-        let reader = open_text(path)?;
-        if plain.ends_with(".csv") {
-            read_csv(reader, path)
-        } else {
-            read_jsonl(reader, path)
-        }
+    if plain.ends_with(".csv") {
+        read_csv(open_text(path)?, path)
+    } else if plain.ends_with(".jsonl") {
+        read_jsonl(open_text(path)?, path)
     } else if !path.exists() {
         bail!("review data {} does not exist", path.display())
     } else {
@@ -43,19 +48,61 @@ pub fn load_reviews(path: &Path) -> Result<Vec<Review>> {
 }
 
 /// Opens a file for buffered reading, decompressing it when its name ends in `.gz`.
+/// Refuses a gzip file without that suffix and UTF-16 text, which would otherwise be
+/// read as garbage.
 pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(if path.extension().is_some_and(|e| e == "gz") {
+    let gzipped = path.extension().is_some_and(|e| e == "gz");
+    let mut reader: Box<dyn BufRead> = if gzipped {
         Box::new(BufReader::new(MultiGzDecoder::new(file)))
     } else {
         Box::new(BufReader::new(file))
-    })
+    };
+    let head = reader
+        .fill_buf()
+        .map_err(|e| read_error(path, None, e.into()))?;
+    if !gzipped && head.starts_with(&[0x1f, 0x8b]) {
+        bail!(
+            "{} is gzip-compressed but its name does not end in .gz: rename it to {}.gz",
+            path.display(),
+            path.display()
+        );
+    }
+    if head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
+        bail!(
+            "{} is UTF-16 text: save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8 {} > OUT`)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(reader)
+}
+
+/// A read failure at `path` (and `line`), with a hint when the file is gzipped: a
+/// truncated or corrupt download is the usual cause.
+pub(crate) fn read_error(path: &Path, line: Option<usize>, err: anyhow::Error) -> anyhow::Error {
+    let at = match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    };
+    let hint = if path.extension().is_some_and(|e| e == "gz") {
+        format!(
+            " (a truncated or corrupt gzip file: `gzip -t {}` checks it; download or compress it again)",
+            path.display()
+        )
+    } else {
+        String::new()
+    };
+    err.context(format!("{at}: cannot read{hint}"))
 }
 
 /// Reads `<dir>/neg/*.txt` (label 0) then `<dir>/pos/*.txt` (label 1), each folder in
-/// file-name order, so the result does not depend on the file system.
-pub fn load_acl_dir(dir: &Path) -> Result<Vec<Review>> {
-    let mut reviews = Vec::new();
+/// file-name order, so the result does not depend on the file system. Anything else in
+/// those folders is skipped with a warning.
+pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
+    let mut loaded = LoadedReviews::default();
+    let mut skipped: Vec<PathBuf> = Vec::new();
+    let mut empty = EmptyTexts::default();
     for (folder, label) in [("neg", 0u8), ("pos", 1u8)] {
         let sub = dir.join(folder);
         if !sub.is_dir() {
@@ -74,32 +121,99 @@ pub fn load_acl_dir(dir: &Path) -> Result<Vec<Review>> {
             .map(|entry| entry.map(|e| e.path()))
             .collect::<std::io::Result<_>>()
             .with_context(|| format!("cannot list {}", sub.display()))?;
-        files.retain(|p| p.extension().is_some_and(|e| e == "txt"));
         files.sort();
-        for file in files {
+        let (reviews, others): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|p| {
+            p.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt")) && !p.is_dir()
+        });
+        skipped.extend(others);
+        for file in reviews {
             let text =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            reviews.push(Review { text, label });
+            empty.check(&text, || file.display().to_string());
+            loaded.reviews.push(Review { text, label });
         }
     }
-    Ok(reviews)
+    if let Some(first) = skipped.first() {
+        loaded.warnings.push(format!(
+            "{}: skipped {} entr{} of its pos/ and neg/ folders that {} not .txt files (e.g. {}); \
+             a review must be a .txt file directly in pos/ or neg/",
+            dir.display(),
+            skipped.len(),
+            if skipped.len() == 1 { "y" } else { "ies" },
+            if skipped.len() == 1 { "is" } else { "are" },
+            first.display()
+        ));
+    }
+    loaded.warnings.extend(empty.warning(loaded.reviews.len()));
+    if loaded.reviews.is_empty() {
+        bail!(
+            "{}: its pos/ and neg/ folders hold no .txt files: put one review per .txt file there",
+            dir.display()
+        );
+    }
+    Ok(loaded)
+}
+
+/// Reviews whose text is empty or blank: kept, since their label is data too, but
+/// each trains as padding alone, which the user should hear about.
+#[derive(Default)]
+struct EmptyTexts {
+    count: usize,
+    first: Option<String>,
+}
+
+impl EmptyTexts {
+    fn check(&mut self, text: &[u8], at: impl FnOnce() -> String) {
+        if text.trim_ascii().is_empty() {
+            self.count += 1;
+            self.first.get_or_insert_with(at);
+        }
+    }
+
+    fn warning(self, total: usize) -> Option<String> {
+        let first = self.first?;
+        Some(format!(
+            "{first}: empty review text ({} of the {total} reviews there are empty); \
+             each trains as padding alone under its label: drop such rows",
+            self.count
+        ))
+    }
 }
 
 #[derive(Deserialize)]
 struct JsonReview {
+    #[serde(alias = "sentiment")]
     label: serde_json::Value,
+    #[serde(alias = "review")]
     text: String,
 }
 
-/// Reads one JSON object per line with a `label` (0/1, or true/false) and a `text` field;
-/// other fields are ignored, blank lines skipped. `source` names the input in errors.
-pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<Vec<Review>> {
-    let mut reviews = Vec::new();
+const JSONL_SHAPE: &str = "each line must be a JSON object with `label` (0/1, true/false or \
+                           \"positive\"/\"negative\") and `text` (string) fields";
+
+/// Reads one JSON object per line with a `label` (0/1, true/false or positive/negative)
+/// and a `text` field (`sentiment` and `review` are taken too); other fields are ignored,
+/// blank lines skipped. `source` names the input in errors.
+pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<LoadedReviews> {
+    let mut loaded = LoadedReviews::default();
+    let mut empty = EmptyTexts::default();
     for (index, line) in reader.split(b'\n').enumerate() {
         let at = format!("{}:{}", source.display(), index + 1);
-        let line = line.with_context(|| format!("{at}: cannot read"))?;
+        let mut line = line.map_err(|e| read_error(source, Some(index + 1), e.into()))?;
+        if index == 0 && line.starts_with(b"\xef\xbb\xbf") {
+            // A byte-order mark, as some Windows editors write.
+            line.drain(..3);
+        }
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
+        }
+        if let Err(e) = std::str::from_utf8(&line) {
+            bail!(
+                "{at}: not UTF-8 (byte {} of the line); JSON Lines must be UTF-8: convert the \
+                 file, e.g. `iconv -f latin1 -t utf-8 {} > OUT`",
+                e.valid_up_to() + 1,
+                source.display()
+            );
         }
         let record: JsonReview = serde_json::from_slice(&line).map_err(|e| {
             // serde_json counts lines within this one line; give the file's line and the column.
@@ -107,11 +221,12 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<Vec<Review>> {
             let cause = message
                 .rsplit_once(" at line ")
                 .map_or(&*message, |(cause, _)| cause);
-            anyhow!(
-                "{at}:{}: {cause}; each line must be a JSON object with `label` (0 or 1) \
-                 and `text` (string) fields",
-                e.column()
-            )
+            let array = if line.trim_ascii_start().starts_with(b"[") {
+                " (one object per line, not a JSON array)"
+            } else {
+                ""
+            };
+            anyhow!("{at}:{}: {cause}; {JSONL_SHAPE}{array}", e.column())
         })?;
         let label = match &record.label {
             serde_json::Value::Bool(b) => Some(u8::from(*b)),
@@ -125,12 +240,14 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<Vec<Review>> {
                 record.label
             )
         })?;
-        reviews.push(Review {
+        empty.check(record.text.as_bytes(), || at.clone());
+        loaded.reviews.push(Review {
             text: record.text.into_bytes(),
             label,
         });
     }
-    Ok(reviews)
+    loaded.warnings.extend(empty.warning(loaded.reviews.len()));
+    Ok(loaded)
 }
 
 /// `positive`/`negative` (any case, spaces around allowed) or `1`/`0`.
@@ -145,52 +262,127 @@ fn label_of(text: &[u8]) -> Option<u8> {
     }
 }
 
+/// The index and name of the CSV column called `name` or `alias` (any case, spaces
+/// around allowed). Both, or one twice, is ambiguous and refused.
+fn csv_column(
+    headers: &csv::ByteRecord,
+    name: &str,
+    alias: &str,
+    source: &Path,
+) -> Result<(usize, String)> {
+    let found: Vec<(usize, String)> = headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| {
+            let h = h.trim_ascii();
+            h.eq_ignore_ascii_case(name.as_bytes()) || h.eq_ignore_ascii_case(alias.as_bytes())
+        })
+        .map(|(index, h)| (index, String::from_utf8_lossy(h.trim_ascii()).into_owned()))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!(
+            "{}:1: the CSV header has no `{name}` (or `{alias}`) column \
+             (expected `review,sentiment` or `text,label`)",
+            source.display()
+        ),
+        [first, second, ..] => bail!(
+            "{}:1: the CSV header has both `{}` (column {}) and `{}` (column {}): \
+             keep one `{name}` (or `{alias}`) column",
+            source.display(),
+            first.1,
+            first.0 + 1,
+            second.1,
+            second.0 + 1
+        ),
+    }
+}
+
+/// Where a record that spans several lines holds a line that ends like a row of its
+/// own (`...,negative`): the mark of a quote left open, which merges the rows after it.
+fn merged_row_line(text: &[u8]) -> Option<(usize, String)> {
+    let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+    lines[..lines.len() - 1]
+        .iter()
+        .enumerate()
+        .find_map(|(offset, line)| {
+            let line = line.trim_ascii_end();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let comma = line.iter().rposition(|&b| b == b',')?;
+            let last = line[comma + 1..].trim_ascii();
+            let last = last.strip_suffix(b"\"").unwrap_or(last);
+            label_of(last).map(|_| (offset, String::from_utf8_lossy(line).into_owned()))
+        })
+}
+
 /// Reads CSV with a header naming a `review` and a `sentiment` column (the Kaggle "IMDB
 /// Dataset.csv" layout), or `text` and `label` as in the JSONL files; sentiment is
 /// `positive`/`negative` (any case) or `1`/`0`.
-pub fn read_csv(reader: impl Read, source: &Path) -> Result<Vec<Review>> {
+pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
     let mut csv = csv::ReaderBuilder::new().from_reader(reader);
     let headers = csv
         .byte_headers()
-        .with_context(|| format!("{}:1: cannot read the CSV header", source.display()))?
+        .map_err(|e| read_error(source, Some(1), e.into()))
+        .context("cannot read the CSV header")?
         .clone();
-    let column = |name: &str, alias: &str| {
-        headers
-            .iter()
-            .position(|h| {
-                let h = h.trim_ascii();
-                h.eq_ignore_ascii_case(name.as_bytes()) || h.eq_ignore_ascii_case(alias.as_bytes())
-            })
-            .with_context(|| {
-                format!(
-                    "{}:1: the CSV header has no `{name}` (or `{alias}`) column \
-                     (expected `review,sentiment` or `text,label`)",
-                    source.display()
-                )
-            })
-    };
-    let (text_col, label_col) = (column("review", "text")?, column("sentiment", "label")?);
-    let mut reviews = Vec::new();
+    let (text_col, _) = csv_column(&headers, "review", "text", source)?;
+    let (label_col, label_name) = csv_column(&headers, "sentiment", "label", source)?;
+    let mut loaded = LoadedReviews::default();
+    let mut empty = EmptyTexts::default();
+    let (mut merged, mut merged_first) = (0, None);
     for record in csv.byte_records() {
-        let record = record.with_context(|| format!("{}: bad CSV record", source.display()))?;
+        let record = record.map_err(|e| csv_error(source, e))?;
         let line = record.position().map_or(0, |p| p.line());
         let at = format!("{}:{line}", source.display());
-        let field = |col: usize, name: &str| {
-            record
-                .get(col)
-                .with_context(|| format!("{at}: the record has no `{name}` field"))
-        };
-        let text = field(text_col, "review")?.to_vec();
-        let sentiment = field(label_col, "sentiment")?;
+        let text = record.get(text_col).unwrap_or_default().to_vec();
+        let sentiment = record.get(label_col).unwrap_or_default();
         let label = label_of(sentiment).with_context(|| {
             format!(
-                "{at}: field `sentiment` must be positive/negative or 1/0, found {:?}",
+                "{at}: field `{label_name}` must be positive/negative or 1/0, found {:?}",
                 String::from_utf8_lossy(sentiment.trim_ascii())
             )
         })?;
-        reviews.push(Review { text, label });
+        empty.check(&text, || at.clone());
+        if let Some((offset, row)) = merged_row_line(&text) {
+            merged += 1;
+            merged_first.get_or_insert_with(|| {
+                let shown: String = row.chars().take(60).collect();
+                format!(
+                    "{at}: a review spans several lines, and line {} of the file, inside it, ends like a row \
+                     of its own ({shown:?})",
+                    line + offset as u64
+                )
+            });
+        }
+        loaded.reviews.push(Review { text, label });
     }
-    Ok(reviews)
+    loaded.warnings.extend(empty.warning(loaded.reviews.len()));
+    if let Some(first) = merged_first {
+        loaded.warnings.push(format!(
+            "{first}; {merged} review(s) in all look like merged rows: a quote left open \
+             joins the rows after it into one review; close it (a quote inside a quoted \
+             field is written twice: \"\")"
+        ));
+    }
+    Ok(loaded)
+}
+
+/// A CSV record that cannot be read, with its line and what to do.
+fn csv_error(source: &Path, err: csv::Error) -> anyhow::Error {
+    let line = err.position().map(csv::Position::line);
+    match err.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => anyhow!(
+            "{}:{}: this row has {len} field{} but the header has {expected_len}: a field \
+             that holds commas, quotes or line breaks must be in double quotes, with a quote \
+             inside it written twice (\"\"); a quote left open runs on to the end of the file",
+            source.display(),
+            line.unwrap_or(0),
+            if *len == 1 { "" } else { "s" }
+        ),
+        _ => read_error(source, line.map(|l| l as usize), err.into()),
+    }
 }
 
 #[cfg(test)]
@@ -220,7 +412,7 @@ mod tests {
         gz.write_all(JSONL.as_bytes()).unwrap();
         gz.finish().unwrap();
         for path in [plain, zipped] {
-            let reviews = load_reviews(&path).unwrap();
+            let reviews = load_reviews(&path).unwrap().reviews;
             assert_eq!(texts(&reviews), vec![("Great<br />film", 1), ("Dull é", 0)]);
         }
     }
@@ -229,7 +421,9 @@ mod tests {
     fn jsonl_labels_may_be_numbers_booleans_or_words() {
         let text = "{\"label\": true, \"text\": \"a\"}\n{\"label\": \"negative\", \"text\": \"b\"}\n\
                     {\"label\": \"1\", \"text\": \"c\"}\n{\"label\": \" Positive \", \"text\": \"d\"}\n";
-        let reviews = read_jsonl(text.as_bytes(), Path::new("r.jsonl")).unwrap();
+        let reviews = read_jsonl(text.as_bytes(), Path::new("r.jsonl"))
+            .unwrap()
+            .reviews;
         assert_eq!(texts(&reviews), [("a", 1), ("b", 0), ("c", 1), ("d", 1)]);
     }
 
@@ -261,7 +455,9 @@ mod tests {
     #[test]
     fn csv_with_words_or_digits() {
         let data = "review,sentiment\n\"Loved it, really.\",positive\nMeh,NEGATIVE\n\"two\nlines\",1\nx,0\n";
-        let reviews = read_csv(data.as_bytes(), Path::new("r.csv")).unwrap();
+        let reviews = read_csv(data.as_bytes(), Path::new("r.csv"))
+            .unwrap()
+            .reviews;
         assert_eq!(
             texts(&reviews),
             vec![
@@ -272,7 +468,9 @@ mod tests {
             ]
         );
         // Columns may come in any order.
-        let swapped = read_csv("sentiment,review\n0,bad\n".as_bytes(), Path::new("s.csv")).unwrap();
+        let swapped = read_csv("sentiment,review\n0,bad\n".as_bytes(), Path::new("s.csv"))
+            .unwrap()
+            .reviews;
         assert_eq!(texts(&swapped), vec![("bad", 0)]);
     }
 
@@ -303,7 +501,8 @@ mod tests {
             "id,label,text\n7,1,\"fine, really\"\n8,0,dull\n".as_bytes(),
             Path::new("t.csv"),
         )
-        .unwrap();
+        .unwrap()
+        .reviews;
         assert_eq!(texts(&reviews), [("fine, really", 1), ("dull", 0)]);
     }
 
@@ -314,13 +513,140 @@ mod tests {
             ("pos", "10_9.txt", "p10"),
             ("pos", "2_8.txt", "p2"),
             ("neg", "5_1.txt", "n5"),
-            ("neg", "notes.md", "ignored"),
+            ("neg", "6_2.TXT", "n6"),
         ] {
             std::fs::create_dir_all(dir.path().join(folder)).unwrap();
             std::fs::write(dir.path().join(folder).join(name), text).unwrap();
         }
-        let reviews = load_reviews(dir.path()).unwrap();
-        assert_eq!(texts(&reviews), vec![("n5", 0), ("p10", 1), ("p2", 1)]);
+        let loaded = load_reviews(dir.path()).unwrap();
+        assert_eq!(
+            texts(&loaded.reviews),
+            vec![("n5", 0), ("n6", 0), ("p10", 1), ("p2", 1)]
+        );
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    }
+
+    #[test]
+    fn acl_folder_names_what_it_skips_and_empty_reviews() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("pos/1_9.txt", "good"),
+            ("pos/notes.md", "not a review"),
+            ("pos/more/2_9.txt", "nested"),
+            ("neg/3_1.txt", " \n"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let loaded = load_reviews(dir.path()).unwrap();
+        assert_eq!(texts(&loaded.reviews), vec![(" \n", 0), ("good", 1)]);
+        let warnings = loaded.warnings.join("\n");
+        assert!(warnings.contains("skipped 2 entries"), "{warnings}");
+        assert!(warnings.contains("pos/more"), "{warnings}");
+        assert!(
+            warnings.contains("3_1.txt: empty review text (1 of the 2 reviews"),
+            "{warnings}"
+        );
+        std::fs::remove_file(dir.path().join("pos/1_9.txt")).unwrap();
+        std::fs::remove_file(dir.path().join("neg/3_1.txt")).unwrap();
+        let err = load_reviews(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("hold no .txt files"), "{err}");
+    }
+
+    #[test]
+    fn jsonl_takes_a_byte_order_mark_and_the_csv_column_names() {
+        let text = "\u{feff}{\"sentiment\": \"positive\", \"review\": \"a\"}\n{\"label\": 0, \"text\": \"\"}\n";
+        let loaded = read_jsonl(text.as_bytes(), Path::new("r.jsonl")).unwrap();
+        assert_eq!(texts(&loaded.reviews), [("a", 1), ("", 0)]);
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(
+            loaded.warnings[0].starts_with("r.jsonl:2: empty review text (1 of the 2"),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+
+    #[test]
+    fn jsonl_refuses_latin1_and_arrays_with_the_fix() {
+        let source = Path::new("bad.jsonl");
+        let err = read_jsonl(&b"{\"label\": 1, \"text\": \"caf\xe9\"}\n"[..], source).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.starts_with("bad.jsonl:1: not UTF-8 (byte 26 of the line)"),
+            "{message}"
+        );
+        assert!(message.contains("iconv -f latin1 -t utf-8"), "{message}");
+        let err = read_jsonl("[{\"label\": 1, \"text\": \"a\"}]\n".as_bytes(), source).unwrap_err();
+        assert!(format!("{err:#}").contains("not a JSON array"), "{err:#}");
+    }
+
+    #[test]
+    fn open_text_refuses_hidden_gzip_and_utf16_and_explains_bad_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = GzEncoder::new(Vec::new(), Default::default());
+        gz.write_all(JSONL.as_bytes()).unwrap();
+        let zipped = gz.finish().unwrap();
+        let hidden = dir.path().join("r.jsonl");
+        std::fs::write(&hidden, &zipped).unwrap();
+        let err = load_reviews(&hidden).unwrap_err().to_string();
+        assert!(
+            err.contains("is gzip-compressed") && err.contains("r.jsonl.gz"),
+            "{err}"
+        );
+        let utf16 = dir.path().join("u.csv");
+        std::fs::write(&utf16, b"\xff\xfer\0e\0").unwrap();
+        let err = load_reviews(&utf16).unwrap_err().to_string();
+        assert!(err.contains("is UTF-16 text: save it as UTF-8"), "{err}");
+        let cut = dir.path().join("cut.jsonl.gz");
+        std::fs::write(&cut, &zipped[..zipped.len() - 12]).unwrap();
+        let err = format!("{:#}", load_reviews(&cut).unwrap_err());
+        assert!(
+            err.contains("cut.jsonl.gz") && err.contains("gzip -t"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn csv_refuses_ambiguous_headers_and_ragged_rows_with_the_fix() {
+        let read = |text: &str| {
+            format!(
+                "{:#}",
+                read_csv(text.as_bytes(), Path::new("r.csv")).unwrap_err()
+            )
+        };
+        let err = read("review,sentiment,text\na,1,b\n");
+        assert!(
+            err.contains(
+                "r.csv:1: the CSV header has both `review` (column 1) and `text` (column 3)"
+            ),
+            "{err}"
+        );
+        let err = read("text,label\na,1\nb\n");
+        assert!(
+            err.starts_with("r.csv:3: this row has 1 field but the header has 2"),
+            "{err}"
+        );
+        assert!(err.contains("double quotes"), "{err}");
+        let err = read("text,label\na,maybe\n");
+        assert!(err.contains("r.csv:2: field `label` must be"), "{err}");
+    }
+
+    #[test]
+    fn csv_warns_of_rows_merged_by_an_open_quote() {
+        let data = "review,sentiment\n\"He said \"\"hi,positive\nbad movie,negative\n\"ok\",positive\nfine,negative\n";
+        let loaded = read_csv(data.as_bytes(), Path::new("q.csv")).unwrap();
+        assert_eq!(loaded.reviews.len(), 2);
+        let warnings = loaded.warnings.join("\n");
+        assert!(
+            warnings.starts_with("q.csv:2: a review spans several lines"),
+            "{warnings}"
+        );
+        assert!(warnings.contains("close it"), "{warnings}");
+        // A quoted review with a line break of its own is fine.
+        let fine = "review,sentiment\n\"two\nlines\",1\n";
+        let loaded = read_csv(fine.as_bytes(), Path::new("f.csv")).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     }
 
     #[test]

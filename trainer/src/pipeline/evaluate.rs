@@ -281,7 +281,10 @@ pub fn tokenize_with_blob(blob: &[u8], texts: &[&[u8]]) -> Result<Vec<Vec<u16>>>
                     ids.push(id);
                     Ok(())
                 })
-                .map_err(|e| anyhow::anyhow!("text {index}: {e}"))?;
+                .map_err(|e| match texts.len() {
+                    1 => anyhow::anyhow!("{e}"),
+                    _ => anyhow::anyhow!("text {index}: {e}"),
+                })?;
             Ok(head.kept(&ids).to_vec())
         })
         .collect()
@@ -290,7 +293,13 @@ pub fn tokenize_with_blob(blob: &[u8], texts: &[&[u8]]) -> Result<Vec<Vec<u16>>>
 /// The ids of a corpus' files as a model's own tokenizer (from its blob) gives them.
 pub(super) fn corpus_ids(blob: &[u8], files: &[PathBuf]) -> Result<Vec<u16>> {
     let text = read_corpus(files)?;
-    let mut ids = tokenize_with_blob(blob, &[&text])?;
+    let mut ids = tokenize_with_blob(blob, &[&text]).with_context(|| {
+        format!(
+            "the corpus ({}) holds a char the model was not trained on: remove it, or \
+             retrain on a corpus that holds it",
+            describe_paths(files).join(", ")
+        )
+    })?;
     Ok(ids.pop().unwrap_or_default())
 }
 

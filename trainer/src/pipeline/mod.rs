@@ -237,16 +237,42 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<u64> {
     Ok(bytes.len() as u64)
 }
 
-/// Writes `model.onnx` (and `model-step.onnx` for last-state heads); returns the main file's size.
+/// Writes `model.onnx` (and `model-step.onnx` for last-state heads, removing a stale
+/// one otherwise); returns the main file's size.
 pub fn write_onnx(cfg: &ModelConfig, params: &Params, dir: &Path) -> Result<u64> {
     let size = write_file(&dir.join(ONNX_FILE), &export_onnx(cfg, params, &[])?)?;
+    let step = dir.join(STEP_ONNX_FILE);
     if cfg.head == Head::Last {
-        write_file(
-            &dir.join(STEP_ONNX_FILE),
-            &export_step_onnx(cfg, params, &[])?,
-        )?;
+        write_file(&step, &export_step_onnx(cfg, params, &[])?)?;
+    } else {
+        remove_if_present(&step)?;
     }
     Ok(size)
+}
+
+/// Removes what an earlier run into the same directory wrote and this one may not
+/// rewrite (its best-epoch checkpoint, its step ONNX, its arrays), so the directory
+/// never mixes two runs.
+fn remove_previous_extras(dir: &Path) -> Result<()> {
+    remove_if_present(&crate::train::best_checkpoint_path(
+        &dir.join(CHECKPOINT_FILE),
+    ))?;
+    remove_if_present(&dir.join(STEP_ONNX_FILE))?;
+    let arrays = dir.join(ARRAYS_DIR);
+    if arrays.is_dir() {
+        std::fs::remove_dir_all(&arrays)
+            .with_context(|| format!("cannot remove the earlier run's {}", arrays.display()))?;
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove the stale {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Writes both blobs, calibrated on `sequences`; returns the sizes and the calibration.
@@ -280,6 +306,9 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
     };
+    if !job.resume {
+        remove_previous_extras(&job.out_dir)?;
+    }
     std::fs::create_dir_all(&job.out_dir)
         .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
     if job.write_arrays {

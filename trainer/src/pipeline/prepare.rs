@@ -131,8 +131,13 @@ pub(super) fn describe_paths<P: AsRef<Path>>(paths: &[P]) -> Vec<String> {
         .collect()
 }
 
+/// Loads reviews, prints what the reader noticed, and refuses a source without any.
 pub(super) fn load_nonempty_reviews(path: &Path) -> Result<Vec<Review>> {
-    let reviews = load_reviews(path)?;
+    let loaded = load_reviews(path)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let reviews = loaded.reviews;
     ensure!(
         !reviews.is_empty(),
         "{} holds no reviews: give a file with labelled reviews",
@@ -150,7 +155,12 @@ pub(super) fn prepare_reviews(
     test_path: Option<&Path>,
 ) -> Result<Prepared> {
     let hp = &job.hyper;
-    let (train_reviews, val_reviews, test_reviews) = split_three_ways(job, train_path, test_path)?;
+    let ReviewSets {
+        train: train_reviews,
+        validation: val_reviews,
+        test: test_reviews,
+        pool,
+    } = split_three_ways(job, train_path, test_path)?;
     let (input, encode, pretrained) = match hp.preset {
         Preset::W => word_input(job, &train_reviews)?,
         Preset::C => {
@@ -195,7 +205,7 @@ pub(super) fn prepare_reviews(
             train_samples: train_enc.len(),
             validation_samples: val_enc.len(),
             test_samples: test_enc.len(),
-            preprocessing: review_preprocessing(job),
+            preprocessing: review_preprocessing(job, pool),
         },
         lengths: vec![
             LengthRecord::new("train", &train_enc.stats),
@@ -206,22 +216,45 @@ pub(super) fn prepare_reviews(
 }
 
 /// The card's account of how reviews become ids.
-fn review_preprocessing(job: &TrainJob) -> String {
+fn review_preprocessing(job: &TrainJob, pool: PoolUse) -> String {
     let hp = &job.hyper;
+    let used = if pool.used < pool.loaded {
+        format!(
+            "{} of the {} training reviews (seeded shuffle); ",
+            pool.used, pool.loaded
+        )
+    } else {
+        String::new()
+    };
     let fit = match hp.truncate {
         Truncate::Post => "post-pad/truncate",
         Truncate::Pre => "post-pad, pre-truncate",
     };
     match hp.preset {
         Preset::W => format!(
-            "Treebank words, lowercased, {} most frequent training words (+PAD, UNK); {fit} to {}",
+            "{used}Treebank words, lowercased, {} most frequent training words (+PAD, UNK); {fit} to {}",
             job.vocab_size, hp.maxlen
         ),
         _ => format!(
-            "lowercased chars of the notebook set (+UNK, PAD); {fit} to {}",
+            "{used}lowercased chars of the notebook set (+UNK, PAD); {fit} to {}",
             hp.maxlen
         ),
     }
+}
+
+/// How many of the reviews in the training source a run uses.
+#[derive(Clone, Copy)]
+struct PoolUse {
+    loaded: usize,
+    used: usize,
+}
+
+/// A run's reviews: training, validation and test, and how much of the source they take.
+struct ReviewSets {
+    train: Vec<Review>,
+    validation: Vec<Review>,
+    test: Vec<Review>,
+    pool: PoolUse,
 }
 
 /// The training, validation and test reviews of a run.
@@ -229,9 +262,26 @@ fn split_three_ways(
     job: &TrainJob,
     train_path: &Path,
     test_path: Option<&Path>,
-) -> Result<(Vec<Review>, Vec<Review>, Vec<Review>)> {
+) -> Result<ReviewSets> {
     let hp = &job.hyper;
+    if let Some(test_path) = test_path {
+        ensure!(
+            !same_file(train_path, test_path),
+            "--train and --test are the same data ({}): a test set must be reviews the model \
+             never trained on; give another --test, or leave it out to hold out a share of --train",
+            test_path.display()
+        );
+    }
     let pool = load_nonempty_reviews(train_path)?;
+    let loaded = pool.len();
+    let used = hp.train_samples.map_or(loaded, |limit| limit.min(loaded));
+    if used < loaded && job.progress {
+        eprintln!(
+            "note: using {used} of the {loaded} reviews in {} (a seeded sample; --all-reviews \
+             takes them all, --limit N sets the number)",
+            train_path.display()
+        );
+    }
     let explicit_test = test_path.map(load_nonempty_reviews).transpose()?;
     let has_test = explicit_test.is_some();
     let split = split_reviews(
@@ -270,7 +320,20 @@ fn split_three_ways(
     if let Some(warning) = one_sided_warning(train_path, &train) {
         eprintln!("warning: {warning}");
     }
-    Ok((train, val, test))
+    Ok(ReviewSets {
+        train,
+        validation: val,
+        test,
+        pool: PoolUse { loaded, used },
+    })
+}
+
+/// Whether two paths name the same file or folder (after links and `..`).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// A warning when under a tenth of the training reviews carry one of the
@@ -360,14 +423,20 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
     let sources = describe_paths(files);
     let named = sources.join(", ");
     let charset = CharSet::of(&text, true);
+    let unk_summary = charset.unk_summary();
+    if let (Some(summary), true) = (&unk_summary, job.progress) {
+        eprintln!("note: the corpus ({named}): {summary}");
+    }
     let table = charset.table(true)?;
     let windows = CharWindows::new(&text, &table, hp.maxlen, hp.window_step, CORPUS_HELD_OUT)
         .with_context(|| format!("the corpus ({named}): give more text or a smaller --maxlen"))?;
     ensure!(
         !windows.train().is_empty() && !windows.held_out().is_empty(),
-        "the corpus ({named}) gives {} windows of {} chars: too short to hold some out; give more text",
+        "the corpus ({named}) gives {} windows of {} chars taken every {}: too few to hold \
+         some out; give more text, or a smaller --window-step or --maxlen",
         windows.len(),
-        hp.maxlen
+        hp.maxlen,
+        hp.window_step
     );
     let input = InputConfig::Chars {
         table: charset.symbols.clone(),
@@ -381,7 +450,7 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
     // epoch, early stop): then the windows just before the held-out ones validate.
     let (train, validation) = if job.selects_on_validation() {
         windows.split_train(CORPUS_HELD_OUT).with_context(|| {
-            format!("the corpus ({named}) is too short to set validation windows apart from the held-out ones; give more text")
+            format!("the corpus ({named}) is too short to set validation windows apart from the held-out ones; give more text, or a smaller --window-step")
         })?
     } else {
         (windows.train(), windows.held_out())
@@ -404,9 +473,10 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
             validation_samples: validation.len(),
             test_samples: windows.held_out().len(),
             preprocessing: format!(
-                "{} chars lowercased, {} symbols; windows of {} every {}; last {:.0}% held out{}",
+                "{} chars lowercased, {} symbols{}; windows of {} every {}; last {:.0}% held out{}",
                 charset.chars,
                 table.len(),
+                unk_summary.map_or(String::new(), |s| format!(" ({s})")),
                 hp.maxlen,
                 hp.window_step,
                 CORPUS_HELD_OUT * 100.0,
