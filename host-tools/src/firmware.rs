@@ -30,7 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use lstm_edge_runtime::format::{Dims, Output};
+use lstm_edge_runtime::format::{Dims, Output, Params};
 use lstm_edge_runtime::numeric::{Int, Numeric};
 
 /// The target the firmware is built for.
@@ -51,6 +51,14 @@ pub enum Board {
 }
 
 impl Board {
+    /// Flash size, as the board's `firmware/memory/*.x` gives it.
+    pub fn flash_bytes(self) -> usize {
+        match self {
+            Board::Mps2An386 => 4 << 20,
+            Board::Stm32f407 => 1 << 20,
+        }
+    }
+
     /// The name `firmware/build.rs` reads from `LSTM_EDGE_BOARD`.
     pub fn name(self) -> &'static str {
         match self {
@@ -213,7 +221,7 @@ impl FirmwareProject {
             .with_context(|| format!("cannot read model blob {}", model.display()))?;
         // A blob that does not parse still builds, and fails at boot, as it should.
         let parsed = lstm_edge_runtime::Model::from_bytes(&blob).ok();
-        check_inputs(model, parsed.as_ref(), inputs)?;
+        check_inputs(model, blob.len(), parsed.as_ref(), inputs)?;
         let toolchain = Toolchain::detect()?;
         let staged = self.stage(&blob, inputs)?;
 
@@ -266,7 +274,13 @@ impl FirmwareProject {
             prompt: dir.join("prompt.txt"),
             dir,
         };
-        let reviews = inputs.reviews.join(&b'\n');
+        // Each review ends with a newline, so an empty last review is still a line.
+        let reviews: Vec<u8> = inputs
+            .reviews
+            .iter()
+            .flat_map(|r| r.iter().chain(b"\n"))
+            .copied()
+            .collect();
         for (path, bytes) in [
             (&staged.model, blob),
             (&staged.reviews, &reviews[..]),
@@ -342,13 +356,31 @@ impl FirmwareProject {
 }
 
 /// Inputs the firmware cannot take, caught before a build is started: a
-/// sentiment model needs reviews, a generator takes none.
+/// sentiment model needs reviews; a generator takes none, and its
+/// prompt must be in its table; the blob must be the integer one and fit the flash.
 fn check_inputs(
     model: &Path,
+    blob_len: usize,
     parsed: Option<&lstm_edge_runtime::Model<'_>>,
     inputs: &FirmwareInputs,
 ) -> Result<()> {
+    let flash = inputs.board.flash_bytes();
+    if blob_len + FIRMWARE_CODE_BYTES > flash {
+        bail!(
+            "{} is {blob_len} B; the {} flash holds {flash} B, about {FIRMWARE_CODE_BYTES} B of \
+             them for the firmware itself: train a smaller model (--hidden, --vocab-size, --embed-dim)",
+            model.display(),
+            inputs.board.name()
+        );
+    }
     if let Some(parsed) = parsed {
+        if matches!(parsed.body().params, Params::F32(_)) {
+            bail!(
+                "{} is an f32 blob; the firmware runs the integer one: give the model directory \
+                 or its model.blob",
+                model.display()
+            );
+        }
         let sentiment = parsed.body().output == Output::Sigmoid;
         if sentiment && inputs.reviews.is_empty() {
             bail!(
@@ -362,12 +394,37 @@ fn check_inputs(
                 model.display()
             );
         }
+        if !sentiment {
+            check_prompt(model, parsed, &inputs.prompt)?;
+        }
     }
     if let Some(index) = inputs.reviews.iter().position(|r| r.contains(&b'\n')) {
         bail!("review {index} contains a newline; the firmware takes one review per line");
     }
     if inputs.temperatures_milli.is_empty() {
         bail!("no sampling temperature given; pass at least one (e.g. 500 for 0.5)");
+    }
+    Ok(())
+}
+
+/// Room the firmware's own code and tables take in flash besides the blob (tens of
+/// KB; the rest is margin).
+const FIRMWARE_CODE_BYTES: usize = 64 * 1024;
+
+/// A generator's prompt must map to its table on the host as it will on the device.
+fn check_prompt(model: &Path, parsed: &lstm_edge_runtime::Model<'_>, prompt: &[u8]) -> Result<()> {
+    let net = lstm_edge_runtime::Network::<Int>::new(parsed)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
+    let unknown = net.tokenizer().for_each_id(prompt, |_| Ok(())).err();
+    if let Some(lstm_edge_runtime::Error::UnknownChar(c)) = unknown {
+        bail!(
+            "the prompt holds {:?}, which is not among {}'s chars: remove it",
+            char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER),
+            model.display()
+        );
+    }
+    if prompt.is_empty() {
+        bail!("the prompt is empty: give the model some text to continue");
     }
     Ok(())
 }
@@ -730,6 +787,49 @@ mod tests {
         score 0 536870912 120 12\n\
         gen 500 7 68690a 10 99\n\
         stack 612 4190000\nend\n";
+
+    /// Runs [`check_inputs`] on a shipped model's blob.
+    fn check_shipped(model: &str, blob: &str, inputs: &FirmwareInputs) -> Result<()> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models")
+            .join(model)
+            .join(blob);
+        let bytes = fs::read(&path).unwrap();
+        let parsed = lstm_edge_runtime::Model::from_bytes(&bytes).unwrap();
+        check_inputs(&path, bytes.len(), Some(&parsed), inputs)
+    }
+
+    #[test]
+    fn inputs_the_device_would_refuse_are_refused_before_a_build() {
+        let reviews = |list: &[&str]| FirmwareInputs {
+            reviews: list.iter().map(|r| r.as_bytes().to_vec()).collect(),
+            ..FirmwareInputs::default()
+        };
+        check_shipped("c-mean", "model.blob", &reviews(&["good", ""])).unwrap();
+        let err = check_shipped("c-mean", "model-f32.blob", &reviews(&["good"])).unwrap_err();
+        assert!(err.to_string().contains("is an f32 blob"), "{err}");
+        let prompt = |text: &str| FirmwareInputs {
+            prompt: text.as_bytes().to_vec(),
+            ..FirmwareInputs::default()
+        };
+        check_shipped("g", "model.blob", &prompt("the king")).unwrap();
+        let err = check_shipped("g", "model.blob", &prompt("the \u{2014} king")).unwrap_err();
+        assert!(
+            err.to_string().contains("'\u{2014}', which is not among"),
+            "{err}"
+        );
+        let stm32 = FirmwareInputs {
+            board: Board::Stm32f407,
+            ..reviews(&["good"])
+        };
+        check_shipped("c-mean", "model.blob", &stm32).unwrap();
+        let err = check_inputs(Path::new("big.blob"), 1 << 20, None, &stm32).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the stm32f407 flash holds 1048576 B"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn parses_every_record() {

@@ -89,9 +89,9 @@ pub fn sentiment_label(score: f64) -> &'static str {
     }
 }
 
-/// Scores `text` with a sentiment model.
-pub fn score(file: &BlobFile, text: &[u8]) -> Result<ScoreReport> {
-    let name = |_| "the review".to_string();
+/// Scores `text` with a sentiment model; `source` names the text in errors.
+pub fn score(file: &BlobFile, text: &[u8], source: &str) -> Result<ScoreReport> {
+    let name = |_| source.to_string();
     let mut reports = match file.numeric_path()? {
         NumericPath::Int => score_with::<Int>(file, &[text], name)?,
         NumericPath::F32 => score_with::<F32>(file, &[text], name)?,
@@ -136,7 +136,11 @@ pub fn temperature(t: f32) -> Result<Temperature> {
     if !(t.is_finite() && (0.0..=100.0).contains(&t)) {
         bail!("temperature must be between 0 (greedy) and 100, got {t}");
     }
-    Ok(Temperature::from_milli((t * 1000.0).round() as u32))
+    let milli = (t * 1000.0).round() as u32;
+    if milli == 0 && t > 0.0 {
+        bail!("temperature {t} is below the smallest step, 0.001: give 0 for greedy sampling or at least 0.001");
+    }
+    Ok(Temperature::from_milli(milli))
 }
 
 fn generate_with<N: Numeric>(

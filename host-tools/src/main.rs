@@ -97,7 +97,8 @@ struct GenerateArgs {
     /// Text the model continues.
     #[arg(long, short)]
     prompt: String,
-    /// Sampling temperature: p^(1/T) renormalised; 0 is greedy.
+    /// Sampling temperature: p^(1/T) renormalised; 0 is greedy, at most 100 (in steps
+    /// of 0.001).
     #[arg(long, short, default_value_t = 0.5, allow_negative_numbers = true)]
     temperature: f32,
     /// Chars to generate (a model whose corpus held chars beyond Latin-1 may sample
@@ -112,9 +113,9 @@ struct GenerateArgs {
 #[derive(clap::Args)]
 struct BenchArgs {
     /// Seconds spent measuring each engine on each workload.
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = 1.5, allow_negative_numbers = true)]
     seconds: f64,
-    /// ONNX Runtime intra-op threads.
+    /// ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per core).
     #[arg(long, default_value_t = 1)]
     ort_threads: usize,
     /// Print the timings and ratios as JSON.
@@ -136,17 +137,20 @@ struct FirmwareArgs {
     /// Chars to generate per temperature.
     #[arg(long, default_value_t = 100)]
     length: usize,
-    /// Temperatures to sample at.
-    #[arg(long = "temperature", default_values_t = [0.2f32, 0.5, 1.0])]
+    /// Temperatures to sample at (0 is greedy, at most 100).
+    #[arg(long = "temperature", default_values_t = [0.2f32, 0.5, 1.0], allow_negative_numbers = true)]
     temperatures: Vec<f32>,
     /// Sampling seed: the same seed gives the same text.
     #[arg(long, default_value_t = 42)]
     seed: u64,
 }
 
+/// The review as given: the argument as it is; a file or standard input without a
+/// leading UTF-8 byte-order mark or the line end that closes its last line, which
+/// editors and `echo` add and a review does not mean.
 fn read_text(text: Option<String>, file: Option<&Path>) -> Result<Vec<u8>> {
     let bytes = match (text, file) {
-        (Some(text), _) => text.into_bytes(),
+        (Some(text), _) => return nonblank(text.into_bytes(), file),
         (None, Some(path)) => std::fs::read(path)
             .with_context(|| format!("cannot read review file {}", path.display()))?,
         (None, None) => {
@@ -157,6 +161,13 @@ fn read_text(text: Option<String>, file: Option<&Path>) -> Result<Vec<u8>> {
             buf
         }
     };
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    nonblank(bytes.to_vec(), file)
+}
+
+fn nonblank(bytes: Vec<u8>, file: Option<&Path>) -> Result<Vec<u8>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         let source = file.map_or("the review".to_string(), |p| p.display().to_string());
         bail!("{source} is empty: give some text to score");
@@ -173,7 +184,7 @@ fn score(args: ScoreArgs) -> Result<()> {
     };
     let text = read_text(args.text, args.file.as_deref())?;
     if !args.lines {
-        let report = infer::score(&blob, &text)?;
+        let report = infer::score(&blob, &text, &source)?;
         return if args.json {
             print_json(&report)
         } else {
@@ -270,6 +281,13 @@ fn firmware_inputs(args: &FirmwareArgs) -> Result<firmware::FirmwareInputs> {
         .iter()
         .map(|&t| infer::temperature(t).map(|t| t.milli()))
         .collect::<Result<Vec<_>>>()?;
+    // As `score` does: a blank review's score would be noise.
+    if let Some(index) = args.reviews.iter().position(|r| r.trim().is_empty()) {
+        bail!(
+            "--review {} is blank: give each review some text to score",
+            index + 1
+        );
+    }
     Ok(firmware::FirmwareInputs {
         reviews: args.reviews.iter().map(|r| r.as_bytes().to_vec()).collect(),
         prompt: args.prompt.as_bytes().to_vec(),

@@ -472,6 +472,12 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     } else {
         println!("{evaluation}");
     }
+    eprintln!(
+        "note: {}'s card.json and quant-error.png now hold these figures ({}, {} samples)",
+        args.model.display(),
+        evaluation.data,
+        evaluation.samples
+    );
     Ok(())
 }
 

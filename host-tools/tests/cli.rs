@@ -203,6 +203,21 @@ fn score_reads_text_file_and_stdin_identically() {
             .write_stdin(std::fs::read(&review).unwrap()),
     );
     assert_eq!(from_file, from_stdin);
+    // An editor's byte-order mark and closing line end are not part of the review.
+    let from_arg = stdout_of(lstm_edge().args([
+        "score",
+        "-m",
+        arg(&m.sentiment),
+        "--json",
+        "The movie was good, not bad \u{e9}\u{e9}.",
+    ]));
+    std::fs::write(
+        &review,
+        "\u{feff}The movie was good, not bad \u{e9}\u{e9}.\r\n",
+    )
+    .unwrap();
+    assert_eq!(score_json(&m.sentiment), from_arg);
+    std::fs::write(&review, "The movie was good, not bad \u{e9}\u{e9}.").unwrap();
     // A model directory stands for its model.blob.
     let model_dir = m.dir.join("sent-model");
     std::fs::create_dir(&model_dir).unwrap();

@@ -42,12 +42,14 @@ fn praise_and_panning(model: &str) -> (f64, f64) {
         &blob,
         b"A wonderful, moving film. The acting is brilliant and the story is beautiful; \
           one of the best movies I have seen this year. Highly recommended.",
+        "the praise",
     )
     .unwrap();
     let bad = infer::score(
         &blob,
         b"Terrible. A boring, stupid waste of time with awful acting and a plot that makes \
           no sense. The worst movie I have seen in years; avoid it.",
+        "the panning",
     )
     .unwrap();
     println!(

@@ -948,3 +948,41 @@ fn train_refuses_its_training_reviews_as_the_test_set_and_says_what_it_samples()
     let card = std::fs::read_to_string(dir.path().join("c/card.json")).unwrap();
     assert!(card.contains("100 of the 4000 training reviews"), "{card}");
 }
+
+#[test]
+fn eval_refuses_blobs_that_are_not_the_cards_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("g");
+    std::fs::create_dir(&model).unwrap();
+    for file in ["card.json", "model.blob", "model-f32.blob"] {
+        std::fs::copy(repo().join("models/g").join(file), model.join(file)).unwrap();
+    }
+    let eval = || {
+        failure(
+            cli()
+                .args(["eval", "--model", arg(&model), "--corpus"])
+                .arg(data("shakespeare/shakespeare-macbeth.txt")),
+        )
+    };
+    std::fs::copy(
+        repo().join("models/g-gru/model.blob"),
+        model.join("model.blob"),
+    )
+    .unwrap();
+    let err = eval();
+    assert!(
+        err.contains("model.blob is not the model its card.json describes") && err.contains("Gru"),
+        "{err}"
+    );
+    std::fs::copy(model.join("model-f32.blob"), model.join("model.blob")).unwrap();
+    let err = eval();
+    assert!(
+        err.contains("model.blob holds f32 weights where the integer ones belong"),
+        "{err}"
+    );
+    let card = std::fs::read(model.join("card.json")).unwrap();
+    assert_eq!(
+        card,
+        std::fs::read(repo().join("models/g/card.json")).unwrap()
+    );
+}

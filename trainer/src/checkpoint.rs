@@ -18,18 +18,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ModelConfig, Params, Tensor};
 use crate::optim::OptimizerConfig;
+#[cfg(doc)]
+use crate::train::Dataset;
 use crate::train::EpochStats;
 
 const MAGIC: &[u8; 8] = b"LSTMEDCK";
 /// Bump when [`Checkpoint`]'s encoding changes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// CRC-32s of the data a run trains and validates on (see [`Dataset::fingerprint`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    pub train: u32,
+    pub validation: Option<u32>,
+}
 
 /// The state of a run after `epochs_done` whole epochs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub model: ModelConfig,
+    /// The data it was trained on: a resumed run must train on the same.
+    pub data: DataFingerprint,
     pub params: Params,
     pub optimizer: OptimizerConfig,
     /// In the order of [`OptimizerConfig::state_shapes`].
@@ -77,7 +88,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     );
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
-        bail!("{what}: checkpoint format version {version}, this build reads version {VERSION}; resume with the build that wrote it, or start a new run");
+        bail!("{what}: checkpoint format version {version}, this build reads version {VERSION}; resume, export or quantize it with the build that wrote it, or train afresh");
     }
     let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
     let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
@@ -127,6 +138,10 @@ mod tests {
         let params = Params::init(&model, 7);
         Checkpoint {
             model,
+            data: DataFingerprint {
+                train: 0x1234_5678,
+                validation: Some(9),
+            },
             params,
             optimizer: OptimizerConfig {
                 rule: Optimizer::rmsprop(0.01),

@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::bptt::Recurrence;
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint, DataFingerprint};
 use crate::data::corpus::CharWindows;
 use crate::data::encode::Encoded;
 use crate::data::npy;
@@ -112,6 +112,22 @@ impl Dataset {
             (format!("{name}_ids.npy"), ids),
             (format!("{name}_targets.npy"), targets),
         ])
+    }
+
+    /// CRC-32 of the rows and targets, in order: a checkpoint records it so that a
+    /// resumed run is refused other data.
+    pub fn fingerprint(&self) -> u32 {
+        const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+        let mut digest = CRC.digest();
+        digest.update(&(self.steps as u64).to_le_bytes());
+        for id in &self.ids {
+            digest.update(&id.to_le_bytes());
+        }
+        match &self.targets {
+            DatasetTargets::Binary(y) => y.iter().for_each(|v| digest.update(&v.to_le_bytes())),
+            DatasetTargets::Class(y) => y.iter().for_each(|v| digest.update(&v.to_le_bytes())),
+        }
+        digest.finalize()
     }
 
     /// The largest id, for range checks against the vocabulary.
@@ -309,15 +325,22 @@ pub fn train(
     options: &TrainOptions,
 ) -> Result<TrainRun> {
     let validation = check_inputs(model, train_data, validation, options)?;
+    let run = RunIdentity {
+        model,
+        data: DataFingerprint {
+            train: train_data.fingerprint(),
+            validation: validation.map(Dataset::fingerprint),
+        },
+    };
     let resumed = match (&options.checkpoint, options.resume) {
-        (Some(path), true) if path.exists() => Some(resume_from(path, model, options)?),
+        (Some(path), true) if path.exists() => Some(resume_from(path, &run, options)?),
         _ => None,
     };
     if options.progress && options.resume {
         eprintln!("{}", describe_resume(options, resumed.as_ref()));
     }
     let mut best = match (&options.checkpoint, &resumed) {
-        (Some(path), Some(ck)) if options.keep_best => Some(resume_best(path, ck, model, options)?),
+        (Some(path), Some(ck)) if options.keep_best => Some(resume_best(path, ck, &run, options)?),
         _ => None,
     };
     let (params, state, mut history, first_epoch) = match resumed {
@@ -348,7 +371,8 @@ pub fn train(
         if options.checkpoint.is_none() && improved.is_none() {
             continue;
         }
-        let ck = epochs.checkpoint(epoch + 1, &history)?;
+        let ck = epochs.checkpoint(epoch + 1, &history, run.data)?;
+        ensure_finite(&ck.params, &ck.optimizer_state, epoch, options, &history)?;
         if let Some(path) = &options.checkpoint {
             // The best first: a crash between the two saves leaves a best checkpoint one
             // epoch ahead, which the resumed run reproduces (see `resume_best`).
@@ -379,12 +403,44 @@ pub fn train(
         }
         None => (epochs.session.params()?, history.len()),
     };
+    let optimizer_state = epochs.session.optimizer_state()?;
+    let last = history.len().saturating_sub(1);
+    ensure_finite(&params, &optimizer_state, last, options, &history)?;
     Ok(TrainRun {
         params,
-        optimizer_state: epochs.session.optimizer_state()?,
+        optimizer_state,
         history,
         kept_epoch,
     })
+}
+
+/// What a checkpoint must match to be resumed: the model, and the data it trained on.
+struct RunIdentity<'a> {
+    model: &'a ModelConfig,
+    data: DataFingerprint,
+}
+
+/// Refuses weights or optimizer state that hold NaN or inf: an update diverged even
+/// though the loss before it was finite. Nothing is saved, so the last checkpoint on
+/// disk stays the last good one.
+fn ensure_finite(
+    params: &Params,
+    state: &[Tensor],
+    epoch: usize,
+    options: &TrainOptions,
+    history: &[EpochStats],
+) -> Result<()> {
+    let tensors = params.named().into_iter().map(|(_, t)| t).chain(state);
+    if !tensors.flat_map(|t| &t.data).all(|v| v.is_finite()) {
+        // `history` already holds the epoch that diverged; the good one is before it.
+        let good = &history[..history.len().min(epoch)];
+        bail!(
+            "the weights hold NaN or infinite values after epoch {}: {}",
+            epoch + 1,
+            diverged(epoch, None, options, good)
+        );
+    }
+    Ok(())
 }
 
 /// Checks the data against the model and the options; returns the validation set,
@@ -489,7 +545,7 @@ impl<'a> Epochs<'a> {
             let stats = self
                 .session
                 .step(&self.buffers.batch(data, with_dropout))
-                .with_context(|| diverged(epoch, b, options, history))?;
+                .with_context(|| diverged(epoch, Some(b), options, history))?;
             loss_sum += stats.loss as f64 * stats.rows as f64;
             correct += stats.correct as f64;
             seen += stats.rows;
@@ -508,8 +564,8 @@ impl<'a> Epochs<'a> {
                 let (l, a) = evaluate(&mut self.session, v, options.batch_size)?;
                 ensure!(
                     l.is_finite(),
-                    "{}",
-                    diverged(epoch, batches, options, history)
+                    "the validation loss is not finite: {}",
+                    diverged(epoch, None, options, history)
                 );
                 (Some(l), Some(a))
             }
@@ -528,8 +584,14 @@ impl<'a> Epochs<'a> {
     }
 
     /// The run as it stands after `epochs_done` epochs, whose figures are `history`.
-    fn checkpoint(&mut self, epochs_done: usize, history: &[EpochStats]) -> Result<Checkpoint> {
+    fn checkpoint(
+        &mut self,
+        epochs_done: usize,
+        history: &[EpochStats],
+        data: DataFingerprint,
+    ) -> Result<Checkpoint> {
         Ok(Checkpoint {
+            data,
             model: self.model.clone(),
             params: self.session.params()?,
             optimizer: self.options.optimizer,
@@ -558,7 +620,14 @@ pub fn describe(s: &EpochStats, epochs: usize) -> String {
     line
 }
 
-fn diverged(epoch: usize, batch: usize, options: &TrainOptions, history: &[EpochStats]) -> String {
+/// Why training stopped on a non-finite loss or weights, where the last good state is,
+/// and what to do. `batch` is 0-based; `None` means after the epoch's last batch.
+fn diverged(
+    epoch: usize,
+    batch: Option<usize>,
+    options: &TrainOptions,
+    history: &[EpochStats],
+) -> String {
     let kept = match (&options.checkpoint, history.last()) {
         (Some(path), Some(last)) => format!(
             "; the last good checkpoint, after epoch {}, is kept at {}",
@@ -567,9 +636,13 @@ fn diverged(epoch: usize, batch: usize, options: &TrainOptions, history: &[Epoch
         ),
         _ => "; no checkpoint was written yet".to_string(),
     };
+    let at = match batch {
+        Some(b) => format!("in epoch {}, batch {}", epoch + 1, b + 1),
+        None => format!("after epoch {}", epoch + 1),
+    };
     format!(
-        "training stopped in epoch {}, batch {batch}{kept}. Lower the learning rate (--lr) or clip the gradients (--clip-norm)",
-        epoch + 1
+        "training stopped {at}{kept}. Lower the learning rate (--lr) or clip the gradients \
+         (--clip-norm), and train afresh (a resumed run keeps its first settings)"
     )
 }
 
@@ -577,11 +650,8 @@ fn diverged(epoch: usize, batch: usize, options: &TrainOptions, history: &[Epoch
 /// for `patience` epochs.
 fn stalled(history: &[EpochStats], patience: Option<usize>) -> Option<String> {
     let patience = patience?;
-    let losses = history
-        .iter()
-        .filter_map(|e| e.val_loss.map(|l| (e.epoch, l)));
     // The first of equal losses counts: a tie is no improvement.
-    let (best, loss) = losses.reduce(|best, e| if e.1 < best.1 { e } else { best })?;
+    let (best, loss) = lowest_val_loss(history)?;
     let last = history.last()?.epoch;
     let stalled = last - best;
     (stalled >= patience).then(|| {
@@ -615,7 +685,7 @@ fn describe_resume(options: &TrainOptions, resumed: Option<&Checkpoint>) -> Stri
 fn resume_best(
     path: &Path,
     resumed: &Checkpoint,
-    model: &ModelConfig,
+    run: &RunIdentity<'_>,
     options: &TrainOptions,
 ) -> Result<BestEpoch> {
     let best_path = best_checkpoint_path(path);
@@ -626,41 +696,74 @@ fn resume_best(
         resumed.epochs_done,
         best_path.display()
     );
-    let best = resume_from(&best_path, model, options)?;
+    let best = resume_from(&best_path, run, options)?;
     // Either history may be the longer one: the best is saved before the checkpoint.
-    let same_run =
-        resumed.history.starts_with(&best.history) || best.history.starts_with(&resumed.history);
+    let longer = if best.history.len() > resumed.history.len() {
+        &best.history
+    } else {
+        &resumed.history
+    };
+    let same_run = longer.starts_with(&best.history) && longer.starts_with(&resumed.history);
     let val_loss = best.history.last().and_then(|e| e.val_loss);
-    match val_loss {
-        Some(val_loss) if same_run => Ok(BestEpoch {
-            epoch: best.epochs_done,
-            val_loss,
-            params: best.params,
-        }),
-        _ => bail!(
+    let (Some(val_loss), true) = (val_loss, same_run) else {
+        bail!(
             "{} does not belong to the run in {} (their epoch histories differ); delete both to train afresh",
             best_path.display(),
             path.display()
-        ),
+        )
+    };
+    // Epochs trained without keeping the best may have beaten it unseen.
+    if let Some((epoch, loss)) = lowest_val_loss(longer).filter(|&(e, _)| e != best.epochs_done) {
+        bail!(
+            "{} holds epoch {}, but epoch {epoch} of the run in {} has a lower validation loss \
+             ({loss:.4}): it was trained without --keep-best, so its weights are gone; resume \
+             without --keep-best, or train afresh",
+            best_path.display(),
+            best.epochs_done,
+            path.display()
+        );
     }
+    Ok(BestEpoch {
+        epoch: best.epochs_done,
+        val_loss,
+        params: best.params,
+    })
 }
 
-/// Loads a checkpoint and checks it belongs to this run's settings.
-fn resume_from(
-    path: &std::path::Path,
-    model: &ModelConfig,
-    options: &TrainOptions,
-) -> Result<Checkpoint> {
+/// The epoch with the lowest validation loss (the first of equal ones) and that loss.
+fn lowest_val_loss(history: &[EpochStats]) -> Option<(usize, f64)> {
+    history
+        .iter()
+        .filter_map(|e| e.val_loss.map(|l| (e.epoch, l)))
+        .reduce(|best, e| if e.1 < best.1 { e } else { best })
+}
+
+/// Loads a checkpoint and checks it belongs to this run: its model, data and settings.
+fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Result<Checkpoint> {
     let ck = checkpoint::load(path)?;
     let what = path.display();
+    let fresh = "or train afresh (without --resume)";
     ensure!(
-        &ck.model == model,
-        "{what} was written for another model (checkpoint vs this run: {}); resume with the checkpoint's settings, or train into another output directory",
-        ck.model.differences(model).join(", ")
+        &ck.model == run.model,
+        "{what} was written for another model (checkpoint vs this run: {}); resume with the checkpoint's settings, {fresh}",
+        ck.model.differences(run.model).join(", ")
+    );
+    ensure!(
+        ck.data == run.data,
+        "{what} was trained on other data: this run's {} differ from the checkpoint's. Resume \
+         with the first run's data and data options (--train/--corpus, --limit, --maxlen, \
+         --truncate, --window-step, --validation-split, --keep-best/--patience, which set \
+         validation apart), {fresh}",
+        if ck.data.train == run.data.train {
+            "validation samples"
+        } else {
+            "training samples"
+        }
     );
     ensure!(
         ck.optimizer == options.optimizer,
-        "{what} was written with optimizer {:?}, this run uses {:?}",
+        "{what} was written with optimizer {:?}, this run uses {:?}; resume with the first run's \
+         --optimizer, --lr, --clip-norm and --lr-decay, {fresh}",
         ck.optimizer,
         options.optimizer
     );
@@ -671,6 +774,14 @@ fn resume_from(
         ck.batch_size,
         options.seed,
         options.batch_size
+    );
+    ensure!(
+        ck.epochs_done <= options.epochs,
+        "{what} already holds {} epochs, more than this run's --epochs {}: give --epochs {} or \
+         more to resume it, {fresh}",
+        ck.epochs_done,
+        options.epochs,
+        ck.epochs_done
     );
     Ok(ck)
 }
@@ -931,6 +1042,23 @@ mod tests {
             format!("{err:#}").contains("c.best.ckpt is missing"),
             "{err:#}"
         );
+        // Nor one whose later epochs were trained without it and beat the kept one.
+        assert!(straight.kept_epoch > 1, "the best epoch is not a later one");
+        let gap = dir.path().join("d.ckpt");
+        overfit(&cfg, &keep(1, &gap, false)).unwrap();
+        overfit(
+            &cfg,
+            &overfitting(straight.kept_epoch, Some(gap.clone()), true),
+        )
+        .unwrap();
+        let err = overfit(&cfg, &keep(10, &gap, true)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&format!(
+                "d.best.ckpt holds epoch 1, but epoch {} of the run",
+                straight.kept_epoch
+            )) && format!("{err:#}").contains("trained without --keep-best"),
+            "{err:#}"
+        );
         // Nor can a run without validation data.
         let err = train(
             &cfg,
@@ -1074,7 +1202,6 @@ mod tests {
             &options(1, Some(path.clone()), true),
         )
         .unwrap();
-        let saved = std::fs::read(&path).unwrap();
 
         // A NaN label (which `Dataset::new` would accept only through a bug
         // elsewhere) makes the loss NaN in epoch 2.
@@ -1085,6 +1212,11 @@ mod tests {
             steps: STEPS,
             targets: DatasetTargets::Binary(labels),
         };
+        // Resuming needs the checkpoint's data: record the poisoned set as its own.
+        let mut ck = checkpoint::load(&path).unwrap();
+        ck.data.train = poisoned.fingerprint();
+        checkpoint::save(&path, &ck).unwrap();
+        let saved = std::fs::read(&path).unwrap();
         let err = train(
             &cfg,
             Params::init(&cfg, 3),
@@ -1097,6 +1229,82 @@ mod tests {
         assert!(message.contains("not finite"), "{message}");
         assert!(message.contains("after epoch 1, is kept"), "{message}");
         assert_eq!(std::fs::read(&path).unwrap(), saved);
+    }
+
+    #[test]
+    fn diverged_weights_are_refused_with_the_last_good_epoch() {
+        let cfg = model(Cell::Lstm);
+        let mut params = Params::init(&cfg, 3);
+        let path = PathBuf::from("run.ckpt");
+        let history: Vec<EpochStats> = [1, 2]
+            .map(|epoch| EpochStats {
+                epoch,
+                train_loss: 0.5,
+                train_accuracy: 0.5,
+                val_loss: None,
+                val_accuracy: None,
+                seconds: 1.0,
+                samples_per_second: 1.0,
+            })
+            .to_vec();
+        let run = options(2, Some(path), false);
+        ensure_finite(&params, &[], 1, &run, &history).unwrap();
+        let state = [Tensor {
+            dims: vec![1],
+            data: vec![f32::INFINITY],
+        }];
+        let err = ensure_finite(&params, &state, 1, &run, &history).unwrap_err();
+        params.r.data[3] = f32::NAN;
+        let nan = ensure_finite(&params, &[], 1, &run, &history).unwrap_err();
+        for message in [err.to_string(), nan.to_string()] {
+            assert!(
+                message.starts_with("the weights hold NaN or infinite values after epoch 2")
+                    && message
+                        .contains("the last good checkpoint, after epoch 1, is kept at run.ckpt")
+                    && message.contains("train afresh"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn resume_refuses_other_data_and_fewer_epochs_with_the_fix() {
+        let cfg = model(Cell::Gru);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let run = |epochs, train_data: &Dataset, validation: Option<&Dataset>| {
+            train(
+                &cfg,
+                Params::init(&cfg, 3),
+                train_data,
+                validation,
+                &options(epochs, Some(path.clone()), true),
+            )
+        };
+        run(2, &data(16, 1), Some(&data(8, 2))).unwrap();
+        let err = run(3, &data(16, 3), Some(&data(8, 2))).unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("was trained on other data: this run's training samples differ"),
+            "{err:#}"
+        );
+        let err = run(3, &data(16, 1), Some(&data(8, 4))).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("validation samples differ"),
+            "{err:#}"
+        );
+        let err = run(1, &data(16, 1), Some(&data(8, 2))).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("already holds 2 epochs, more than this run's --epochs 1"),
+            "{err:#}"
+        );
+        assert_eq!(
+            run(3, &data(16, 1), Some(&data(8, 2)))
+                .unwrap()
+                .history
+                .len(),
+            3
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use indicatif::ProgressBar;
-use lstm_edge_runtime::format::Output;
+use lstm_edge_runtime::format::{Dims, Output, Params};
 use lstm_edge_runtime::host::HostModel;
 use lstm_edge_runtime::numeric::F32;
 use lstm_edge_runtime::{Network, Tokenizer};
@@ -417,18 +417,70 @@ fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
 pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
     let mut card = TrainedCard::read(dir)?;
     let (set, name) = eval_set_for(dir, &card, data)?;
-    let evaluation = evaluate_blobs(
-        &read_model_file(dir, F32_BLOB_FILE)?,
-        &read_model_file(dir, INT_BLOB_FILE)?,
-        &set,
-        &name,
-        progress,
-    )?;
+    let f32_blob = read_model_file(dir, F32_BLOB_FILE)?;
+    let int_blob = read_model_file(dir, INT_BLOB_FILE)?;
+    check_blobs_match_card(dir, &card, &f32_blob, &int_blob)?;
+    let evaluation = evaluate_blobs(&f32_blob, &int_blob, &set, &name, progress)?;
     plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))?;
     let sentiment = card.card.dims.output == Output::Sigmoid;
     card.set_metrics(&evaluation, sentiment);
     card.write(dir)?;
     Ok(evaluation)
+}
+
+/// Both blobs of `dir` must be the model its card describes (cell, sizes, head and
+/// output), each on its own numeric path: figures of another model must not land in
+/// the card.
+fn check_blobs_match_card(
+    dir: &Path,
+    card: &TrainedCard,
+    f32_blob: &[u8],
+    int_blob: &[u8],
+) -> Result<()> {
+    let c = &card.card.dims;
+    let card_says = (
+        c.cell,
+        c.hidden,
+        c.input_dim,
+        c.vocab_rows,
+        c.head,
+        c.output,
+    );
+    for (name, blob, float) in [
+        (F32_BLOB_FILE, f32_blob, true),
+        (INT_BLOB_FILE, int_blob, false),
+    ] {
+        let path = dir.join(name);
+        let model = lstm_edge_runtime::Model::from_bytes(blob)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let body = model.body();
+        let dims = Dims::of(body).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let rebuild = "rebuild the blobs from the model's checkpoint with `lstm-edge quantize`";
+        ensure!(
+            matches!(body.params, Params::F32(_)) == float,
+            "{} holds {} weights where the {} ones belong: {rebuild}",
+            path.display(),
+            if float { "integer" } else { "f32" },
+            if float { "f32" } else { "integer" },
+        );
+        let blob_says = (
+            body.cell,
+            dims.hidden,
+            dims.input,
+            dims.tokens,
+            body.head,
+            body.output,
+        );
+        ensure!(
+            blob_says == card_says,
+            "{} is not the model its card.json describes (blob: {:?}, card: {:?}, as cell, \
+             hidden, input, tokens, head, output): {rebuild}",
+            path.display(),
+            blob_says,
+            card_says
+        );
+    }
+    Ok(())
 }
 
 /// The verification inputs of the model in `dir`: the first `count` evaluation sequences.

@@ -250,14 +250,47 @@ pub fn write_onnx(cfg: &ModelConfig, params: &Params, dir: &Path) -> Result<u64>
     Ok(size)
 }
 
-/// Removes what an earlier run into the same directory wrote and this one may not
-/// rewrite (its best-epoch checkpoint, its step ONNX, its arrays), so the directory
-/// never mixes two runs.
-fn remove_previous_extras(dir: &Path) -> Result<()> {
-    remove_if_present(&crate::train::best_checkpoint_path(
-        &dir.join(CHECKPOINT_FILE),
-    ))?;
-    remove_if_present(&dir.join(STEP_ONNX_FILE))?;
+/// Clears what an interrupted or earlier run left in `dir`: temporary files always,
+/// and, unless resuming, every file of an earlier model (card, blobs, ONNX, plots,
+/// checkpoints, arrays), so the directory never mixes two runs.
+fn remove_leftovers(dir: &Path, resume: bool, progress: bool) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // `write_file` and `checkpoint::save` write through `NAME.tmp` and `NAME.PID.tmp`.
+        let ours = name.starts_with("checkpoint.")
+            || name.starts_with("model")
+            || name.starts_with("card.");
+        if ours && name.ends_with(".tmp") {
+            remove_if_present(&entry.path())?;
+        }
+    }
+    if resume {
+        return Ok(());
+    }
+    if progress && dir.join(CARD_FILE).exists() {
+        eprintln!(
+            "note: {} holds a trained model; this run replaces it and removes its files now \
+             (--resume continues its training instead)",
+            dir.display()
+        );
+    }
+    let checkpoint = dir.join(CHECKPOINT_FILE);
+    for file in [
+        CARD_FILE,
+        ONNX_FILE,
+        STEP_ONNX_FILE,
+        F32_BLOB_FILE,
+        INT_BLOB_FILE,
+        CURVES_FILE,
+        QUANT_ERROR_FILE,
+    ] {
+        remove_if_present(&dir.join(file))?;
+    }
+    remove_if_present(&checkpoint)?;
+    remove_if_present(&crate::train::best_checkpoint_path(&checkpoint))?;
     let arrays = dir.join(ARRAYS_DIR);
     if arrays.is_dir() {
         std::fs::remove_dir_all(&arrays)
@@ -286,7 +319,12 @@ pub fn write_blobs(
         !sequences.is_empty(),
         "no calibration sequences: give data with at least one text"
     );
-    let q = quantize::quantize(cfg, params, sequences)?;
+    let q = quantize::quantize(cfg, params, sequences).map_err(|e| {
+        e.context(
+            "the weights do not fit the integer blob's format, which usually means training \
+             diverged: lower --lr or add --clip-norm, and train afresh",
+        )
+    })?;
     let f32_size = write_file(&dir.join(F32_BLOB_FILE), &q.f32_blob)?;
     let int_size = write_file(&dir.join(INT_BLOB_FILE), &q.int_blob)?;
     Ok((int_size, f32_size, q.calibration))
@@ -296,19 +334,16 @@ pub fn write_blobs(
 pub fn run(job: &TrainJob) -> Result<TrainReport> {
     let started = Instant::now();
     check_job(job)?;
-    if !job.resume && job.out_dir.join(CARD_FILE).exists() {
-        eprintln!(
-            "note: {} holds a trained model; this run replaces it (--resume continues its training instead)",
-            job.out_dir.display()
-        );
-    }
+    ensure!(
+        !job.out_dir.is_file(),
+        "--out {} is a file: give a directory for the model",
+        job.out_dir.display()
+    );
     let prepared = match &job.data {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
     };
-    if !job.resume {
-        remove_previous_extras(&job.out_dir)?;
-    }
+    remove_leftovers(&job.out_dir, job.resume, job.progress)?;
     std::fs::create_dir_all(&job.out_dir)
         .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
     if job.write_arrays {
@@ -338,9 +373,10 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     )?;
 
     let dir = &job.out_dir;
-    let onnx = write_onnx(&prepared.cfg, &run.params, dir)?;
+    // The blobs first: weights that do not quantize leave no ONNX behind either.
     let (int_blob, f32_blob, calibration) =
         write_blobs(&prepared.cfg, &run.params, &prepared.calibration, dir)?;
+    let onnx = write_onnx(&prepared.cfg, &run.params, dir)?;
     plot::training_curves(&run.history, &dir.join(CURVES_FILE))?;
     let files = FileSizes {
         int_blob,
