@@ -81,7 +81,8 @@ fn describe_input(input: Input<'_>, tokens: usize) -> String {
     }
 }
 
-fn describe_head(head: Head) -> String {
+/// A head in words, as `inspect` and `import` print it.
+pub fn describe_head(head: Head) -> String {
     match head {
         Head::Flatten { maxlen } => format!("flatten (maxlen {maxlen})"),
         Head::FlattenTail { maxlen } => format!("flatten over the last {maxlen} tokens"),
@@ -90,7 +91,8 @@ fn describe_head(head: Head) -> String {
     }
 }
 
-fn describe_output(output: Output) -> String {
+/// An output layer in words, as `inspect` and `import` print it.
+pub fn describe_output(output: Output) -> String {
     match output {
         Output::Sigmoid => "sigmoid (1)".into(),
         Output::Softmax { classes } => format!("softmax ({classes})"),

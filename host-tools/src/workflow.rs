@@ -503,8 +503,9 @@ fn out_dir(out: &Option<PathBuf>, checkpoint: &Path) -> PathBuf {
 
 pub fn export(args: &ExportArgs) -> Result<()> {
     let checkpoint = pipeline::model_checkpoint(&args.checkpoint);
-    let onnx = pipeline::export_checkpoint(&checkpoint, &out_dir(&args.out, &checkpoint))?;
-    println!("{}", onnx.display());
+    for file in pipeline::export_checkpoint(&checkpoint, &out_dir(&args.out, &checkpoint))? {
+        println!("{}", file.display());
+    }
     Ok(())
 }
 
@@ -596,7 +597,14 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
         &read(pipeline::F32_BLOB_FILE)?,
         &read(pipeline::INT_BLOB_FILE)?,
         &sequences,
-    )?;
+    )
+    .with_context(|| {
+        format!(
+            "verifying {} (model.onnx, model-f32.blob, model.blob): if a file is damaged, \
+             rebuild it with `lstm-edge export` or `quantize`",
+            args.model.display()
+        )
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

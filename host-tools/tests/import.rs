@@ -195,7 +195,10 @@ fn a_wrong_token_table_size_names_both_counts() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("20 token ids") && err.contains("= 5"), "{err}");
+    assert!(
+        err.contains("20 token ids but --chars gives 3 chars plus UNK and PAD, 5 ids"),
+        "{err}"
+    );
 
     // A flatten head pads, so the char table needs PAD.
     let err = import(
@@ -208,7 +211,28 @@ fn a_wrong_token_table_size_names_both_counts() {
         },
     )
     .unwrap_err();
-    assert!(format!("{err:#}").contains("pad"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains(
+            "the model has a flatten head, which pads a text to its 12 steps: give --pad"
+        ),
+        "{err:#}"
+    );
+
+    // Text is lowercased before the lookup, so an uppercase char could never match.
+    let err = import(
+        &onnx,
+        &TokenTable::Chars {
+            table: b"abcdefghijklmnopQr".to_vec(),
+            lowercase: true,
+            unk: true,
+            pad: true,
+        },
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("--chars holds 'Q', which --lowercase makes unreachable"),
+        "{err:#}"
+    );
 }
 
 #[test]
@@ -271,6 +295,41 @@ fn cli_import_writes_both_blobs_that_score_text() {
         .arg("a bad idea")
         .assert()
         .success();
+}
+
+#[test]
+fn lstm_edge_exports_import_back_to_the_same_f32_blob() {
+    // One model per head and output kind that the shipped models cover.
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    for name in ["c", "c-mean", "g", "g-gru"] {
+        let dir = tempfile::tempdir().unwrap();
+        let card: Value =
+            serde_json::from_slice(&std::fs::read(models.join(name).join("card.json")).unwrap())
+                .unwrap();
+        let tokenizer = &card["tokenizer"];
+        let mut import = Command::cargo_bin("lstm-edge").unwrap();
+        import
+            .arg("import")
+            .arg(models.join(name).join("model.onnx"))
+            .args([
+                "--chars",
+                tokenizer["table"].as_str().unwrap(),
+                "--lowercase",
+            ])
+            .arg("--out")
+            .arg(dir.path());
+        for (flag, id) in [("--unk", "unk_id"), ("--pad", "pad_id")] {
+            if !tokenizer[id].is_null() {
+                import.arg(flag);
+            }
+        }
+        import.assert().success();
+        assert!(
+            std::fs::read(dir.path().join("model-f32.blob")).unwrap()
+                == std::fs::read(models.join(name).join("model-f32.blob")).unwrap(),
+            "{name}: the imported f32 blob differs from the shipped one"
+        );
+    }
 }
 
 #[test]

@@ -76,14 +76,32 @@ fn char_input(
 ) -> Result<MappedInput> {
     let ids = foreign.input.ids();
     let rows = table.len() + usize::from(unk) + usize::from(pad);
+    let flagged = match (unk, pad) {
+        (true, true) => " plus UNK and PAD",
+        (true, false) => " plus UNK",
+        (false, true) => " plus PAD",
+        (false, false) => "",
+    };
     ensure!(
         rows == ids,
-        "the model has {ids} token ids but --chars gives {} chars{}{} = {rows}: \
+        "the model has {ids} token ids but --chars gives {} chars{flagged}, {rows} ids: \
          list one char per id, in id order (UNK and PAD, when flagged, are the last ids)",
         table.len(),
-        if unk { " + UNK" } else { "" },
-        if pad { " + PAD" } else { "" },
     );
+    ensure!(
+        pad || foreign.head.flatten_maxlen().is_none(),
+        "the model has a flatten head, which pads a text to its {} steps: give --pad (PAD \
+         must be the model's last id)",
+        foreign.head.flatten_maxlen().unwrap_or_default()
+    );
+    if let Some(&upper) = table.iter().find(|b| b.is_ascii_uppercase()) {
+        ensure!(
+            !lowercase,
+            "--chars holds {:?}, which --lowercase makes unreachable (text is lowercased \
+             before the lookup): drop --lowercase, or list the char in lowercase",
+            char::from(upper)
+        );
+    }
     let w = match &foreign.input {
         ForeignInput::Embedding(e) => matmul_transposed(&foreign.w, e)?,
         ForeignInput::OneHot { .. } => foreign.w.clone(),

@@ -348,12 +348,19 @@ impl Walk<'_> {
                     )
                 })?,
         };
-        let reduced: Vec<usize> = listed
+        let mut reduced: Vec<usize> = listed
             .iter()
             .map(|&a| normalize_axis(a, axes.len(), node))
             .collect::<Result<_>>()?;
+        reduced.sort_unstable();
+        reduced.dedup();
+        // Averaging over the size-1 direction axis too changes nothing.
+        let over_time = reduced.iter().filter(|&&i| axes[i] == Axis::Time).count() == 1
+            && reduced
+                .iter()
+                .all(|&i| matches!(axes[i], Axis::Time | Axis::Dir | Axis::Unit));
         ensure!(
-            reduced.len() == 1 && axes[reduced[0]] == Axis::Time,
+            over_time,
             "{}: averages over {:?}: only the mean over time is supported",
             describe(node),
             reduced.iter().map(|&i| axes[i]).collect::<Vec<_>>()
@@ -361,9 +368,13 @@ impl Walk<'_> {
         self.head = Some(Head::Mean);
         let mut result = axes;
         if attr_int(node, "keepdims").unwrap_or(1) != 0 {
-            result[reduced[0]] = Axis::Unit;
+            for &i in &reduced {
+                result[i] = Axis::Unit;
+            }
         } else {
-            result.remove(reduced[0]);
+            for &i in reduced.iter().rev() {
+                result.remove(i);
+            }
         }
         Ok((output(node, 0)?.to_string(), result))
     }

@@ -419,8 +419,10 @@ impl<'a> Walk<'a> {
     ) -> Result<(String, Vec<Axis>)> {
         let out = node.output.first().cloned().unwrap_or_default();
         let op = node.op_type.as_str();
+        // Only nodes that pass values through may follow the output activation
+        // (lstm-edge's own export names its output with an Identity).
         ensure!(
-            self.output.is_none(),
+            self.output.is_none() || matches!(op, "Identity" | "Dropout" | "Cast"),
             "{} follows the output activation: {SUPPORTED}",
             describe(node)
         );

@@ -316,11 +316,13 @@ pub struct EvalData {
 /// Builds the evaluation set of the model in `dir` from `data`, or from the data recorded
 /// in its card when `data` names none. Returns the set and a description of it.
 pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(EvalSet, String)> {
-    let hp = card
-        .card
-        .hyperparameters
-        .as_ref()
-        .context("the card records no hyperparameters")?;
+    let hp = card.card.hyperparameters.as_ref().with_context(|| {
+        format!(
+            "{}'s card.json has no `hyperparameters` (their seed, maxlen and window \
+                 step set up the evaluation data): restore the card `lstm-edge train` wrote",
+            dir.display()
+        )
+    })?;
     let blob = read_model_file(dir, F32_BLOB_FILE)?;
     let sentiment = card.card.dims.output == Output::Sigmoid;
     let from_card = data.reviews.is_none() && data.corpus.is_empty();

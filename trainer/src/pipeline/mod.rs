@@ -546,13 +546,17 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     checkpoint::load(path)
 }
 
-/// `export`: ONNX from a checkpoint into `out_dir`.
-pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<PathBuf> {
+/// `export`: ONNX from a checkpoint into `out_dir`; returns the files written.
+pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     let ck = load_checkpoint(checkpoint)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     write_onnx(&ck.model, &ck.params, out_dir)?;
-    Ok(out_dir.join(ONNX_FILE))
+    let mut written = vec![out_dir.join(ONNX_FILE)];
+    if ck.model.head == Head::Last {
+        written.push(out_dir.join(STEP_ONNX_FILE));
+    }
+    Ok(written)
 }
 
 /// The window a generator trained on, from the card beside its checkpoint or in
@@ -591,12 +595,19 @@ pub fn quantize_checkpoint(
         }
         (None, false, false) => {
             let window = generator_window(checkpoint, out_dir);
-            corpus_ids(&f32_blob, &data.corpus)?
+            let windows: Vec<Vec<u16>> = corpus_ids(&f32_blob, &data.corpus)?
                 .chunks(window)
                 .filter(|c| c.len() == window)
                 .take(count)
                 .map(<[u16]>::to_vec)
-                .collect()
+                .collect();
+            ensure!(
+                !windows.is_empty(),
+                "the corpus ({}) is shorter than one {window}-char window: give more text to \
+                 calibrate on",
+                prepare::describe_paths(&data.corpus).join(", ")
+            );
+            windows
         }
         (_, _, true) => bail!(
             "{} holds a sentiment model: calibrate it with --train PATH (labelled reviews)",
