@@ -95,13 +95,15 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     let body = &bytes[HEADER_LEN..];
     ensure!(
         body.len() as u64 == len,
-        "{what}: header says the body is {len} bytes but {} follow (truncated file?)",
+        "{what}: header says the body is {len} bytes but {} follow: the file is truncated \
+         (a copy cut short?); restore it, or train afresh without --resume",
         body.len()
     );
     let actual = CRC.checksum(body);
     ensure!(
         actual == crc,
-        "{what}: CRC-32 mismatch (header {crc:#010x}, body {actual:#010x}); the file is corrupt"
+        "{what}: CRC-32 mismatch (header {crc:#010x}, body {actual:#010x}): the file is \
+         corrupt; restore it, or train afresh without --resume"
     );
     postcard::from_bytes(body).with_context(|| format!("{what}: decoding the checkpoint body"))
 }
