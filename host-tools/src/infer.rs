@@ -22,6 +22,22 @@ pub struct ScoreReport {
     pub label: &'static str,
     /// Tokens that went through the cell, padding included.
     pub steps: u32,
+    /// Tokens of the text, and how many of them the model does not know (UNK).
+    pub tokens: usize,
+    pub unknown: usize,
+}
+
+impl ScoreReport {
+    /// A caution when most of the text is unknown to the model, so that its score
+    /// rests on little (another language, binary data, a vocabulary too small).
+    pub fn caution(&self) -> Option<String> {
+        (self.unknown * 2 > self.tokens).then(|| {
+            format!(
+                "{} of the {} tokens are not in the model's vocabulary (UNK): the score says little",
+                self.unknown, self.tokens
+            )
+        })
+    }
 }
 
 fn runtime_error(file: &BlobFile, what: &str, err: Error) -> anyhow::Error {
@@ -70,11 +86,22 @@ fn score_with<N: Numeric>(
                 .score_text(&mut state, text)
                 .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
             let score = N::prob_to_f64(p);
+            let (mut tokens, mut unknown) = (0, 0);
+            let unk = net.tokenizer().unk_id();
+            net.tokenizer()
+                .for_each_id(text, |id| {
+                    tokens += 1;
+                    unknown += usize::from(Some(id) == unk);
+                    Ok(())
+                })
+                .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
             Ok(ScoreReport {
                 score,
                 raw: format!("{p:?}"),
                 label: sentiment_label(score),
                 steps: state.steps(),
+                tokens,
+                unknown,
             })
         })
         .collect()

@@ -185,6 +185,9 @@ fn score(args: ScoreArgs) -> Result<()> {
     let text = read_text(args.text, args.file.as_deref())?;
     if !args.lines {
         let report = infer::score(&blob, &text, &source)?;
+        if let Some(caution) = report.caution() {
+            eprintln!("note: {source}: {caution}");
+        }
         return if args.json {
             print_json(&report)
         } else {
@@ -197,6 +200,9 @@ fn score(args: ScoreArgs) -> Result<()> {
         .iter()
         .enumerate()
     {
+        if let Some(caution) = report.caution() {
+            eprintln!("note: {source}, line {}: {caution}", index + 1);
+        }
         if args.json {
             let mut line = serde_json::to_value(report)?;
             line["line"] = (index + 1).into();

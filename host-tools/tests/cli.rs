@@ -379,3 +379,33 @@ fn score_lines_scores_each_line_as_its_own_review() {
         "{err}"
     );
 }
+
+#[test]
+fn score_cautions_when_most_of_the_text_is_unknown_to_the_model() {
+    let m = models();
+    let run = |text: &str| {
+        let out = lstm_edge()
+            .args(["score", "-m", arg(&m.sentiment), "--json", text])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (json, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (json, stderr) = run("le film était magnifique");
+    assert_eq!(
+        (json["tokens"].as_u64(), json["unknown"].as_u64()),
+        (Some(4), Some(4))
+    );
+    assert!(
+        stderr.contains("the text: 4 of the 4 tokens are not in the model's vocabulary"),
+        "{stderr}"
+    );
+    let (json, stderr) = run("the movie was good");
+    assert_eq!(
+        (json["tokens"].as_u64(), json["unknown"].as_u64()),
+        (Some(4), Some(1))
+    );
+    assert!(stderr.is_empty(), "{stderr}");
+}

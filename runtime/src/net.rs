@@ -33,6 +33,14 @@ impl<'a> Tokenizer<'a> {
         }
     }
 
+    /// The UNK id (text outside the table or vocabulary), if the tokenizer has one.
+    pub fn unk_id(&self) -> Option<u16> {
+        match self {
+            Tokenizer::Chars(table) => table.unk_id(),
+            Tokenizer::Words(_) => Some(Vocab::UNK),
+        }
+    }
+
     /// The PAD id, if the tokenizer has one.
     pub fn pad_id(&self) -> Option<u16> {
         match self {
