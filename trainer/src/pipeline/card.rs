@@ -39,7 +39,9 @@ pub struct JobRecord {
     pub test_limit: Option<usize>,
     pub device: String,
     pub threads: usize,
-    /// Wall time of the whole run, in seconds (training, export, quantization, evaluation).
+    /// Wall time of the command that wrote the card, in seconds (training, export,
+    /// quantization, evaluation; a resumed run counts from its resume, and its epochs'
+    /// own times are in the history).
     pub seconds: f64,
 }
 

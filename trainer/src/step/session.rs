@@ -159,7 +159,9 @@ impl TrainSession {
             Some(state) => {
                 ensure!(
                     state.len() == state_shapes.len(),
-                    "optimizer state has {} tensors, {:?} needs {}",
+                    "the saved optimizer state has {} tensors, {:?} over this run's trainable \
+                     tensors needs {}: a frozen embedding trains one fewer, so resume with the \
+                     first run's --freeze-embedding setting",
                     state.len(),
                     optimizer.rule,
                     state_shapes.len()
