@@ -133,8 +133,8 @@ pub struct TrainArgs {
     /// Words in the vocabulary (W; default 10000), besides PAD and UNK.
     #[arg(long)]
     pub vocab_size: Option<usize>,
-    /// Sequence length: reviews are post-padded/truncated to it, generators read windows
-    /// of it (default: w 200, c 1500, g and r 40).
+    /// Sequence length: reviews are post-padded to it and cut to it (--truncate says
+    /// which end goes), generators read windows of it (default: w 200, c 1500, g and r 40).
     #[arg(long)]
     pub maxlen: Option<usize>,
     /// Which end of a review longer than --maxlen is kept (W, C; default: post, as in
