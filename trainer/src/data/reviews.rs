@@ -47,9 +47,9 @@ pub fn load_reviews(path: &Path) -> Result<LoadedReviews> {
     }
 }
 
-/// Opens a file for buffered reading, decompressing it when its name ends in `.gz`.
-/// Refuses a gzip file without that suffix and UTF-16 text, which would otherwise be
-/// read as garbage.
+/// Opens a file for buffered reading, decompressing it when its name ends in `.gz`,
+/// past a UTF-8 byte-order mark. Refuses a gzip file without that suffix and UTF-16
+/// text, which would otherwise be read as garbage.
 pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let gzipped = path.extension().is_some_and(|e| e == "gz");
@@ -74,6 +74,10 @@ pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
             path.display(),
             path.display()
         );
+    }
+    if head.starts_with(b"\xef\xbb\xbf") {
+        // A UTF-8 byte-order mark, as some Windows editors write: not text.
+        reader.consume(3);
     }
     Ok(reader)
 }

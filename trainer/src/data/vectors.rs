@@ -10,7 +10,7 @@ use lstm_edge_runtime::tokenize::Vocab;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::reviews::open_text;
+use super::reviews::{open_text, read_error};
 
 /// The layout of a vectors file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,8 @@ pub struct Embedding {
     pub missing: usize,
     /// Entries read from the file.
     pub file_words: usize,
+    /// Entries for a vocabulary word that already had one as good (the first is kept).
+    pub repeats: usize,
 }
 
 impl Embedding {
@@ -100,22 +102,32 @@ impl fmt::Display for Embedding {
             f,
             "{} of {} vocabulary words have a vector ({share:.1}%), dimension {}, {} entries read",
             self.found, total, self.dim, self.file_words
-        )
+        )?;
+        if self.repeats > 0 {
+            write!(
+                f,
+                ", {} repeating an earlier entry's word (the first kept)",
+                self.repeats
+            )?;
+        }
+        Ok(())
     }
 }
 
-/// Fills rows as entries arrive; an entry whose word is already lowercase beats a
-/// case variant of it (`the` over `The`), otherwise the first entry wins.
-struct Filler<'v> {
+/// The embedding's rows, filled as entries arrive; an entry whose word is already
+/// lowercase beats a case variant of it (`the` over `The`), otherwise the first entry
+/// wins and later ones are counted as repeats.
+struct Rows<'v> {
     vocab: &'v Vocab<'v>,
     dim: usize,
     values: Vec<f32>,
     /// Per vocabulary row: 0 unset, 1 set from a case variant, 2 set from the exact word.
     quality: Vec<u8>,
     entries: usize,
+    repeats: usize,
 }
 
-impl<'v> Filler<'v> {
+impl<'v> Rows<'v> {
     fn new(vocab: &'v Vocab<'v>, dim: usize, missing: MissingRows) -> Self {
         let rows = vocab.len() + 2;
         let mut values = vec![0.0f32; rows * dim];
@@ -136,6 +148,7 @@ impl<'v> Filler<'v> {
             values,
             quality: vec![0; rows],
             entries: 0,
+            repeats: 0,
         }
     }
 
@@ -157,6 +170,8 @@ impl<'v> Filler<'v> {
                 if let Some(target) = self.values.get_mut(row * self.dim..(row + 1) * self.dim) {
                     target.copy_from_slice(vector);
                 }
+            } else if *current == quality {
+                self.repeats += 1;
             }
         }
     }
@@ -169,78 +184,148 @@ impl<'v> Filler<'v> {
             found,
             missing: self.vocab.len() - found,
             file_words: self.entries,
+            repeats: self.repeats,
         }
     }
 }
 
+/// Largest magnitude a vector value may have: word vectors stay within a few units,
+/// and anything far beyond is a misread file (text read as binary, a word with a space).
+const MAX_VALUE: f32 = 1e4;
+
 /// Loads the vectors of `vocab`'s words from `path` (format detected by
 /// [`VectorFormat::detect`]); words are matched ASCII-lowercased as [`Vocab::lookup`] does.
-pub fn load_vectors(path: &Path, vocab: &Vocab<'_>, missing: MissingRows) -> Result<Embedding> {
-    let format = VectorFormat::detect(path)?;
-    load_vectors_as(path, format, vocab, missing)
-}
-
-/// As [`load_vectors`], with the format given.
-pub fn load_vectors_as(
+/// With `expected_dim`, a file of another width is refused before anything is allocated.
+/// A file that gives none of the vocabulary's words a vector is refused too.
+pub fn load_vectors(
     path: &Path,
-    format: VectorFormat,
     vocab: &Vocab<'_>,
     missing: MissingRows,
+    expected_dim: Option<usize>,
 ) -> Result<Embedding> {
+    let format = VectorFormat::detect(path)?;
     let mut reader = open_text(path)?;
-    match format {
-        VectorFormat::Word2VecBinary => read_binary(&mut reader, path, vocab, missing),
-        VectorFormat::Word2VecText | VectorFormat::GloveText => {
-            read_text(reader, path, format, vocab, missing)
+    let filler = Filler {
+        vocab,
+        missing,
+        expected_dim,
+        path,
+        rows: None,
+    };
+    let embedding = match format {
+        VectorFormat::Word2VecBinary => read_binary(&mut reader, filler)?,
+        VectorFormat::Word2VecText | VectorFormat::GloveText => read_text(reader, format, filler)?,
+    };
+    ensure!(
+        embedding.file_words > 0,
+        "{}: the file holds no vectors: give a word2vec or GloVe file with entries",
+        path.display()
+    );
+    ensure!(
+        embedding.found > 0,
+        "{}: none of the vocabulary's {} words has a vector among its {} entries (is it a \
+         file for this language, with words as the reviews write them?)",
+        path.display(),
+        embedding.missing,
+        embedding.file_words
+    );
+    Ok(embedding)
+}
+
+/// Where entries go: the vocabulary, the file they come from, and the rows, made once
+/// the file's width is known and checked.
+struct Filler<'v, 'p> {
+    vocab: &'v Vocab<'v>,
+    missing: MissingRows,
+    expected_dim: Option<usize>,
+    path: &'p Path,
+    rows: Option<Rows<'v>>,
+}
+
+impl<'v> Filler<'v, '_> {
+    /// The rows for vectors of width `dim`, refusing another width than expected
+    /// before allocating (`source` says where the width was read).
+    fn rows(&mut self, dim: usize, source: &str) -> Result<&mut Rows<'v>> {
+        if self.rows.is_none() {
+            if let Some(expected) = self.expected_dim {
+                ensure!(
+                    dim == expected,
+                    "{} has {dim}-dimensional vectors ({source}) but the model's embedding is \
+                     {expected} wide: pass --embed-dim {dim}",
+                    self.path.display()
+                );
+            }
+            self.rows = Some(Rows::new(self.vocab, dim, self.missing));
         }
+        Ok(self.rows.as_mut().expect("set above"))
     }
 }
 
 fn read_text(
     reader: Box<dyn BufRead>,
-    path: &Path,
     format: VectorFormat,
-    vocab: &Vocab<'_>,
-    missing: MissingRows,
+    mut filler: Filler,
 ) -> Result<Embedding> {
-    let mut filler: Option<Filler<'_>> = None;
+    let path = filler.path;
     let mut vector = Vec::new();
     let mut lines = reader.split(b'\n').enumerate();
+    let mut declared = None;
+    let mut width_source = "as on its first line";
     if format == VectorFormat::Word2VecText {
         let (_, header) = lines
             .next()
             .with_context(|| format!("{}: empty vectors file", path.display()))?;
-        let header = header.with_context(|| format!("cannot read {}", path.display()))?;
-        let (_, dim) = parse_header(&header).with_context(|| {
+        let header = header.map_err(|e| read_error(path, Some(1), e.into()))?;
+        let (count, dim) = parse_header(&header).with_context(|| {
             format!(
                 "{}:1: expected a word2vec header `count dim`",
                 path.display()
             )
         })?;
-        filler = Some(Filler::new(vocab, dim, missing));
+        declared = Some(count);
+        width_source = "as its header on line 1 says";
+        filler.rows(dim, width_source)?;
     }
     for (index, line) in lines {
         let at = || format!("{}:{}", path.display(), index + 1);
-        let line = line.with_context(|| format!("{}: cannot read", at()))?;
-        let mut fields = line
+        let line = line.map_err(|e| read_error(path, Some(index + 1), e.into()))?;
+        let fields: Vec<&[u8]> = line
             .split(|b| b.is_ascii_whitespace())
-            .filter(|f| !f.is_empty());
-        let Some(word) = fields.next() else {
+            .filter(|f| !f.is_empty())
+            .collect();
+        let Some((word, values)) = fields.split_first() else {
             continue;
         };
+        // A word may hold spaces (GloVe 840B has `. . .`): the vector is the last fields.
+        let dim = filler.rows.as_ref().map(|r| r.dim);
+        let values = match dim {
+            Some(dim) if values.len() > dim => &values[values.len() - dim..],
+            _ => values,
+        };
         vector.clear();
-        for field in fields {
+        for field in values {
             let value = std::str::from_utf8(field)
                 .ok()
                 .and_then(|s| s.parse::<f32>().ok())
                 .filter(|v| v.is_finite())
                 .with_context(|| {
+                    let binary = field.iter().any(|b| !b.is_ascii_graphic());
                     format!(
-                        "{}: {:?} is not a finite number",
+                        "{}: {:?} is not a finite number{}",
                         at(),
-                        String::from_utf8_lossy(field)
+                        String::from_utf8_lossy(field),
+                        if binary {
+                            " (binary data: a word2vec binary file must be named .bin)"
+                        } else {
+                            ""
+                        }
                     )
                 })?;
+            ensure!(
+                value.abs() <= MAX_VALUE,
+                "{}: {value} is too large for a word vector (over {MAX_VALUE}): is this the right file?",
+                at()
+            );
             vector.push(value);
         }
         ensure!(
@@ -249,37 +334,44 @@ fn read_text(
             at(),
             String::from_utf8_lossy(word)
         );
-        let filler = filler.get_or_insert_with(|| Filler::new(vocab, vector.len(), missing));
+        let rows = filler.rows(vector.len(), width_source)?;
         ensure!(
-            vector.len() == filler.dim,
-            "{}: expected {} values after the word, found {}",
+            vector.len() == rows.dim,
+            "{}: expected {} values after the word ({width_source}), found {}",
             at(),
-            filler.dim,
+            rows.dim,
             vector.len()
         );
-        filler.add(word, &vector);
+        rows.add(word, &vector);
     }
-    let filler = filler.with_context(|| format!("{}: no vectors in the file", path.display()))?;
-    Ok(filler.finish())
+    let rows = filler
+        .rows
+        .with_context(|| format!("{}: no vectors in the file", path.display()))?;
+    if let Some(count) = declared {
+        ensure!(
+            rows.entries == count,
+            "{}: the header on line 1 says {count} entries but the file holds {}: a truncated \
+             download, or a header to fix",
+            path.display(),
+            rows.entries
+        );
+    }
+    Ok(rows.finish())
 }
 
-fn read_binary(
-    reader: &mut Box<dyn BufRead>,
-    path: &Path,
-    vocab: &Vocab<'_>,
-    missing: MissingRows,
-) -> Result<Embedding> {
+fn read_binary(reader: &mut Box<dyn BufRead>, mut filler: Filler) -> Result<Embedding> {
+    let path = filler.path;
     let mut header = Vec::new();
     reader
         .read_until(b'\n', &mut header)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .map_err(|e| read_error(path, Some(1), e.into()))?;
     let (count, dim) = parse_header(&header).with_context(|| {
         format!(
             "{}: expected a word2vec binary header `count dim`",
             path.display()
         )
     })?;
-    let mut filler = Filler::new(vocab, dim, missing);
+    let rows = filler.rows(dim, "as its header says")?;
     let mut word = Vec::new();
     let mut raw = vec![0u8; 4 * dim];
     let mut vector = vec![0f32; dim];
@@ -288,24 +380,62 @@ fn read_binary(
         word.clear();
         reader
             .read_until(b' ', &mut word)
-            .with_context(|| format!("{}: cannot read", at()))?;
+            .map_err(|e| read_error(path, None, e.into()).context(at()))?;
         if word.pop() != Some(b' ') {
             bail!("{}: the file ends early (truncated?)", at());
         }
-        // Writers end each vector with a newline, which then leads the next word.
-        let start = word.iter().position(|b| *b != b'\n').unwrap_or(word.len());
+        // Writers end each vector with a newline (some with CR LF), which then leads the
+        // next word.
+        let start = word
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(word.len());
         reader
             .read_exact(&mut raw)
             .with_context(|| format!("{}: the file ends inside the vector", at()))?;
+        if entry == 1
+            && raw
+                .iter()
+                .all(|b| b.is_ascii_digit() || b" .-+eE\n\r\t".contains(b))
+        {
+            bail!(
+                "{}: the first vector is text, not binary floats: name a word2vec text file \
+                 .txt, not .bin",
+                at()
+            );
+        }
         for (value, bytes) in vector.iter_mut().zip(raw.chunks_exact(4)) {
             *value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         }
-        if let Some(k) = vector.iter().position(|v| !v.is_finite()) {
-            bail!("{}: value {} of the vector is {}", at(), k + 1, vector[k]);
+        if let Some(k) = vector
+            .iter()
+            .position(|v| !v.is_finite() || v.abs() > MAX_VALUE)
+        {
+            bail!(
+                "{}: value {} of the vector is {}, not a word vector's (is a word with a space \
+                 in it, or is the header's dimension wrong?)",
+                at(),
+                k + 1,
+                vector[k]
+            );
         }
-        filler.add(&word[start..], &vector);
+        rows.add(&word[start..], &vector);
     }
-    Ok(filler.finish())
+    let mut rest = Vec::new();
+    reader
+        .read_to_end(&mut rest)
+        .map_err(|e| read_error(path, None, e.into()))?;
+    ensure!(
+        rest.iter().all(u8::is_ascii_whitespace),
+        "{}: {} bytes follow entry {count}, the last the header announces: fix the header's count",
+        path.display(),
+        rest.len()
+    );
+    Ok(filler
+        .rows
+        .take()
+        .expect("made before the entries")
+        .finish())
 }
 
 #[cfg(test)]
@@ -332,7 +462,7 @@ mod tests {
             VectorFormat::detect(&path).unwrap(),
             VectorFormat::GloveText
         );
-        let emb = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap();
+        let emb = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap();
         assert_eq!((emb.dim, emb.rows()), (3, 6));
         assert_eq!(emb.row(vocab.lookup(b"the")).unwrap(), &[1.0, 2.0, 3.0]);
         assert_eq!(emb.row(vocab.lookup(b"good")).unwrap(), &[-1.0, 0.5, 0.2]);
@@ -352,7 +482,7 @@ mod tests {
         std::fs::write(&path, "Movie 1 1\nmovie 2 2\nMOVIE 3 3\n").unwrap();
         let built = vocab_words();
         let vocab = built.vocab().unwrap();
-        let emb = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap();
+        let emb = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap();
         assert_eq!(emb.row(vocab.lookup(b"movie")).unwrap(), &[2.0, 2.0]);
     }
 
@@ -371,13 +501,13 @@ mod tests {
             scale: 0.05,
             seed: 3,
         };
-        let emb = load_vectors(&path, &vocab, missing).unwrap();
+        let emb = load_vectors(&path, &vocab, missing, None).unwrap();
         assert_eq!(emb.row(vocab.lookup(b"was")).unwrap(), &[0.5, 0.25]);
         assert_eq!(emb.row(Vocab::PAD).unwrap(), &[0.0, 0.0]);
         let unk = emb.row(Vocab::UNK).unwrap();
         assert!(unk.iter().all(|v| v.abs() <= 0.05 && *v != 0.0), "{unk:?}");
         // Seeded: the same rows again.
-        assert_eq!(emb, load_vectors(&path, &vocab, missing).unwrap());
+        assert_eq!(emb, load_vectors(&path, &vocab, missing, None).unwrap());
     }
 
     #[test]
@@ -403,20 +533,20 @@ mod tests {
             }
             let path = dir.path().join("vectors.bin");
             std::fs::write(&path, &bytes).unwrap();
-            let emb = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap();
+            let emb = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap();
             assert_eq!(emb.row(vocab.lookup(b"the")).unwrap(), &[1.5, -2.0]);
             assert_eq!(emb.row(vocab.lookup(b"good")).unwrap(), &[3.0, 4.0]);
             assert_eq!((emb.found, emb.file_words), (2, 3));
             // Cut inside the last vector.
             std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-            let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
+            let err = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap_err();
             assert!(format!("{err:#}").contains("entry 3 of 3"), "{err:#}");
             // A NaN in the second vector.
             let mut broken = bytes.clone();
             let at = 4 + 4 + 8 + usize::from(newline) + 6 + 4;
             broken[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
             std::fs::write(&path, &broken).unwrap();
-            let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
+            let err = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap_err();
             assert!(
                 format!("{err:#}").contains("entry 2 of 3: value 2 of the vector is NaN"),
                 "{err:#}"
@@ -431,34 +561,120 @@ mod tests {
         let vocab = built.vocab().unwrap();
         let path = dir.path().join("g.txt");
         std::fs::write(&path, "the 1 2 3\n\nmovie 1 2\n").unwrap();
-        let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
+        let err = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap_err();
         assert!(
-            err.to_string()
-                .ends_with("g.txt:3: expected 3 values after the word, found 2"),
+            err.to_string().ends_with(
+                "g.txt:3: expected 3 values after the word (as on its first line), found 2"
+            ),
             "{err}"
         );
         std::fs::write(&path, "2 3\nthe 1 2 3\nmovie 1 x 3\n").unwrap();
-        let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
+        let err = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap_err();
         assert!(
             err.to_string()
                 .ends_with("g.txt:3: \"x\" is not a finite number"),
             "{err}"
         );
         std::fs::write(&path, "the 1 2 3\nmovie 1 nan 3\n").unwrap();
-        let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
+        let err = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap_err();
         assert!(
             err.to_string()
                 .ends_with("g.txt:2: \"nan\" is not a finite number"),
             "{err}"
         );
         std::fs::write(&path, "the\n").unwrap();
-        let err = load_vectors(&path, &vocab, MissingRows::Zeros).unwrap_err();
+        let err = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap_err();
         assert!(
             err.to_string()
                 .contains("g.txt:1: \"the\" has no values after it"),
             "{err}"
         );
         std::fs::write(&path, "").unwrap();
-        assert!(load_vectors(&path, &vocab, MissingRows::Zeros).is_err());
+        assert!(load_vectors(&path, &vocab, MissingRows::Zeros, None).is_err());
+    }
+
+    fn write_binary(path: &Path, header: &str, entries: &[(&str, [f32; 2])], end: &[u8]) {
+        let mut bytes = header.as_bytes().to_vec();
+        for (word, v) in entries {
+            bytes.extend_from_slice(word.as_bytes());
+            bytes.push(b' ');
+            for x in v {
+                bytes.extend_from_slice(&x.to_le_bytes());
+            }
+            bytes.extend_from_slice(end);
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn counts_and_widths_are_checked_against_the_header_and_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let built = vocab_words();
+        let vocab = built.vocab().unwrap();
+        let load = |path: &Path, dim| {
+            load_vectors(path, &vocab, MissingRows::Zeros, dim).map_err(|e| format!("{e:#}"))
+        };
+        let bin = dir.path().join("v.bin");
+        // A width far past the model's is refused before any row is made.
+        std::fs::write(&bin, "1 4000000000000000000\nthe ").unwrap();
+        let err = load(&bin, Some(3)).unwrap_err();
+        assert!(
+            err.contains("4000000000000000000-dimensional") && err.contains("--embed-dim"),
+            "{err}"
+        );
+        // Entries past the header's count, and CR LF between entries.
+        let entries = [
+            ("the", [1.0, 2.0]),
+            ("movie", [3.0, 4.0]),
+            ("good", [5.0, 6.0]),
+        ];
+        write_binary(&bin, "2 2\n", &entries, b"\r\n");
+        let err = load(&bin, None).unwrap_err();
+        assert!(
+            err.contains("follow entry 2") && err.contains("fix the header's count"),
+            "{err}"
+        );
+        write_binary(&bin, "3 2\n", &entries, b"\r\n");
+        let emb = load(&bin, Some(2)).unwrap();
+        assert_eq!((emb.found, emb.file_words), (3, 3));
+        // A text file named .bin.
+        std::fs::write(&bin, "2 1\nthe 1234\nmovie 5678\n").unwrap();
+        let err = load(&bin, None).unwrap_err();
+        assert!(err.contains("the first vector is text"), "{err}");
+
+        let txt = dir.path().join("v.txt");
+        std::fs::write(&txt, "9 2\nthe 1 2\nmovie 3 4\n").unwrap();
+        let err = load(&txt, None).unwrap_err();
+        assert!(err.contains("says 9 entries but the file holds 2"), "{err}");
+        std::fs::write(&txt, "zebra 1 2\nyak 3 4\n").unwrap();
+        let err = load(&txt, None).unwrap_err();
+        assert!(
+            err.contains("none of the vocabulary's 4 words has a vector"),
+            "{err}"
+        );
+        std::fs::write(&txt, "the 1e30 2\n").unwrap();
+        let err = load(&txt, None).unwrap_err();
+        assert!(err.contains("too large for a word vector"), "{err}");
+    }
+
+    #[test]
+    fn glove_lines_with_spaced_words_repeats_and_a_byte_order_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let built = vocab_words();
+        let vocab = built.vocab().unwrap();
+        let path = dir.path().join("glove.840B.txt");
+        std::fs::write(
+            &path,
+            "\u{feff}the 1 2\n. . . 3 4\nat name@domain.com 5 6\nthe 7 8\ngood 9 9\n",
+        )
+        .unwrap();
+        let emb = load_vectors(&path, &vocab, MissingRows::Zeros, Some(2)).unwrap();
+        assert_eq!(emb.row(vocab.lookup(b"the")).unwrap(), &[1.0, 2.0]);
+        assert_eq!((emb.found, emb.file_words, emb.repeats), (2, 5, 1));
+        assert!(
+            emb.to_string()
+                .ends_with(", 1 repeating an earlier entry's word (the first kept)"),
+            "{emb}"
+        );
     }
 }

@@ -35,15 +35,8 @@ fn file_embedding(
             scale: 0.05,
             seed: hp.seed,
         },
+        Some(hp.embed_dim),
     )?;
-    ensure!(
-        embedding.dim == hp.embed_dim,
-        "{} has {}-dimensional vectors but the model's embedding is {} wide: pass --embed-dim {}",
-        path.display(),
-        embedding.dim,
-        hp.embed_dim,
-        embedding.dim
-    );
     if progress {
         eprintln!("{embedding}");
     }
