@@ -23,6 +23,9 @@ pub enum Error {
     WrongPath,
     /// The caller's state is too small for the model's hidden size.
     StateTooSmall { needed: usize, capacity: usize },
+    /// A caller's buffer (the [`crate::Logits`] or a probabilities slice) holds fewer
+    /// entries than the model's softmax classes.
+    BufferTooSmall { needed: usize, capacity: usize },
     /// A token id is outside the model's input table.
     BadToken(u32),
     /// The model kind does not support this call (e.g. sampling from a sentiment model).
@@ -53,6 +56,10 @@ impl core::fmt::Display for Error {
                 f,
                 "state holds {capacity} hidden units but the model needs {needed}"
             ),
+            Error::BufferTooSmall { needed, capacity } => write!(
+                f,
+                "buffer holds {capacity} entries but the model has {needed} output classes"
+            ),
             Error::BadToken(t) => write!(f, "token id {t} is outside the model's input table"),
             Error::WrongModelKind => f.write_str("this model kind does not support that call"),
             Error::UnknownChar(c) => write!(
@@ -64,5 +71,4 @@ impl core::fmt::Display for Error {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}

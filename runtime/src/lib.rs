@@ -3,6 +3,53 @@
 //! One model blob (postcard, checked by magic, version and CRC-32) is borrowed in
 //! place from flash. The same cell code runs on two numeric paths: [`numeric::Int`]
 //! (int8 weights, int16 activations, no float arithmetic) and [`numeric::F32`].
+//!
+//! All memory is the caller's: a [`State`] of `H` hidden units (at least the model's,
+//! at most [`format::MAX_HIDDEN`]) and, for generators, [`Logits`] of `V` entries (at
+//! least the model's softmax classes). Check the blob and build the [`Network`] once,
+//! at boot: [`Model::from_bytes`] checksums the whole blob and [`Network::new`] checks
+//! the vocabulary. A blob on a 4-byte boundary lets Cortex-M kernels load whole words.
+//!
+//! ```
+//! use lstm_edge_runtime::numeric::{Int, Numeric};
+//! use lstm_edge_runtime::{Logits, Model, Network, Rng, State, Temperature, Tokenizer};
+//!
+//! # fn main() -> Result<(), lstm_edge_runtime::Error> {
+//! // A char-level sentiment model (mean head, LSTM 64).
+//! let blob = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/c-mean/model.blob"));
+//! let model = Model::from_bytes(blob)?;
+//! let net = Network::<Int>::new(&model)?;
+//! let mut state = State::<Int, 64>::new();
+//! let score = net.score_text(&mut state, b"A wonderful, moving film.")?;
+//! // The integer path's probability of "positive" has 30 fraction bits.
+//! assert!(Int::prob_to_f64(score) > 0.5);
+//!
+//! // The same review streamed in pieces (split between tokens), then finished.
+//! state.reset();
+//! for piece in [&b"A wonderful, "[..], b"moving film."] {
+//!     net.feed_text(&mut state, piece)?;
+//! }
+//! assert_eq!(net.finish(&mut state)?, score);
+//!
+//! // A generator (LSTM 128, 50 chars): 40 chars after a prompt, one at a time.
+//! let blob = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/g/model.blob"));
+//! let model = Model::from_bytes(blob)?;
+//! let net = Network::<Int>::new(&model)?;
+//! let Tokenizer::Chars(table) = net.tokenizer() else { unreachable!("a char model") };
+//! let mut state = State::<Int, 128>::new();
+//! let mut logits = Logits::<Int, 64>::new();
+//! let mut rng = Rng::new(42);
+//! net.feed_text(&mut state, b"the king ")?;
+//! let mut text = Vec::new();
+//! for _ in 0..40 {
+//!     let id = net.sample_next(&mut state, &mut logits, Temperature::from_milli(500), &mut rng)?;
+//!     // Chars are Latin-1 bytes; an UNK sample (a table with UNK) has none.
+//!     text.extend(table.symbol(id));
+//! }
+//! assert_eq!(text.len(), 40);
+//! # Ok(())
+//! # }
+//! ```
 #![no_std]
 // The exceptions are the audited kernels: Cortex-M DSP (`numeric/dsp.rs`) and
 // x86-64 AVX2 and AVX-512 (`numeric/x86/`).
@@ -38,6 +85,6 @@ pub mod sample;
 pub mod tokenize;
 
 pub use error::Error;
-pub use format::Model;
+pub use format::{Head, Model, Output};
 pub use net::{Fed, Logits, Network, State, Tokenizer};
 pub use sample::{Rng, Temperature};

@@ -60,7 +60,7 @@ pub struct State<N: Numeric, const H: usize> {
     current: usize,
     steps: u32,
     head_sum: N::Logit,
-    scratch: N::Scratch,
+    scratch: N::Scratch<H>,
 }
 
 impl<N: Numeric, const H: usize> Default for State<N, H> {
@@ -78,7 +78,7 @@ impl<N: Numeric, const H: usize> State<N, H> {
             current: 0,
             steps: 0,
             head_sum: N::Logit::default(),
-            scratch: N::Scratch::default(),
+            scratch: N::Scratch::<H>::default(),
         }
     }
 
@@ -203,7 +203,10 @@ impl<'a, N: Numeric> Network<'a, N> {
         Ok(())
     }
 
-    /// Feeds one token id.
+    /// Feeds one token id. A flatten head takes the first `maxlen` tokens and answers
+    /// [`Fed::Truncated`] after; for a [`Head::FlattenTail`] model the caller must
+    /// start at the text's last `maxlen` tokens itself (or use
+    /// [`Network::feed_text`], which does).
     pub fn feed<const H: usize>(&self, state: &mut State<N, H>, id: u16) -> Result<Fed, Error> {
         self.check(state)?;
         let id = id as usize;
@@ -229,6 +232,9 @@ impl<'a, N: Numeric> Network<'a, N> {
     /// Tokenizes `text` and feeds its tokens; returns how many went through the cell.
     /// A [`Head::FlattenTail`] model gets only the last `maxlen` tokens of `text` (the
     /// text is tokenized twice: once to count); feed it whole texts, not pieces.
+    /// Pieces of a text for other heads must end between tokens: at whitespace for
+    /// words, and never inside a UTF-8 char for chars. On an error (an unknown char in
+    /// a table without UNK) the tokens before it have been fed: reset the state.
     // Inlined for the same reason as `Tokenizer::for_each_id` (flash).
     #[inline(always)]
     pub fn feed_text<const H: usize>(
@@ -293,7 +299,7 @@ impl<'a, N: Numeric> Network<'a, N> {
                 Cell::Lstm => {
                     let [i, o, f, g] = N::lstm_gates(scratch, j).unwrap_or_else(|| {
                         let ([xi, xo, xf, xc], [hi, ho, hf, hc]) =
-                            N::unit_pres::<4>(&step, scratch, j, kernel_h);
+                            N::unit_pres::<4, H>(&step, scratch, j, kernel_h);
                         [
                             N::sigmoid(N::add(xi, hi)),
                             N::sigmoid(N::add(xo, ho)),
@@ -306,7 +312,7 @@ impl<'a, N: Numeric> Network<'a, N> {
                 }
                 Cell::Gru => {
                     let ([xz, xr, xn], [zh, rh, nh]) =
-                        N::unit_pres::<3>(&step, scratch, j, kernel_h);
+                        N::unit_pres::<3, H>(&step, scratch, j, kernel_h);
                     let z = N::sigmoid(N::add(xz, zh));
                     let r = N::sigmoid(N::add(xr, rh));
                     let n = N::tanh(N::add(xn, N::gate_mul(r, nh)));
@@ -395,7 +401,7 @@ impl<'a, N: Numeric> Network<'a, N> {
         };
         let classes = classes as usize;
         if classes > V {
-            return Err(Error::StateTooSmall {
+            return Err(Error::BufferTooSmall {
                 needed: classes,
                 capacity: V,
             });
@@ -420,7 +426,7 @@ impl<'a, N: Numeric> Network<'a, N> {
     ) -> Result<(), Error> {
         let values = self.logits(state, logits)?;
         let capacity = out.len();
-        let out = out.get_mut(..values.len()).ok_or(Error::StateTooSmall {
+        let out = out.get_mut(..values.len()).ok_or(Error::BufferTooSmall {
             needed: values.len(),
             capacity,
         })?;

@@ -91,7 +91,7 @@ impl Numeric for F32 {
     type Prob = f32;
     type Weights<'a> = FloatParams<'a>;
     type Step<'a> = FloatStep<'a>;
-    type Scratch = ();
+    type Scratch<const H: usize> = ();
 
     #[inline(always)]
     fn weights<'a>(params: &Params<'a>) -> Result<FloatParams<'a>, Error> {
@@ -110,7 +110,7 @@ impl Numeric for F32 {
     }
 
     #[inline(always)]
-    fn begin_step<'a>(
+    fn begin_step<'a, const H: usize>(
         w: &FloatParams<'a>,
         dims: &Dims,
         x: Token<'a>,
@@ -125,7 +125,7 @@ impl Numeric for F32 {
     }
 
     #[inline(always)]
-    fn unit_pres<const G: usize>(
+    fn unit_pres<const G: usize, const H: usize>(
         step: &FloatStep<'_>,
         _scratch: &(),
         unit: usize,

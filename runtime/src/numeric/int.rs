@@ -185,27 +185,28 @@ struct DeviceStep<'a> {
 /// The integer path's per-step buffers on hosts (see [`Numeric::Scratch`]):
 /// every row's pre-activations are formed at once, which vectorises better
 /// than unit by unit. Rows are unit-major (`unit * gates + gate`).
+/// Sized for `H` units (four gate rows each), so a small model's state stays small.
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[derive(Debug, Clone)]
-pub struct HostScratch {
-    sums: [i32; 4 * crate::format::MAX_HIDDEN],
-    wx: [i32; 4 * crate::format::MAX_HIDDEN],
-    x: [i32; 4 * crate::format::MAX_HIDDEN],
-    h: [i32; 4 * crate::format::MAX_HIDDEN],
+pub struct HostScratch<const H: usize> {
+    sums: [[i32; 4]; H],
+    wx: [[i32; 4]; H],
+    x: [[i32; 4]; H],
+    h: [[i32; 4]; H],
     /// LSTM gate outputs of every row, when a vector kernel formed them.
-    gates: [i16; 4 * crate::format::MAX_HIDDEN],
+    gates: [[i16; 4]; H],
     gates_ready: bool,
 }
 
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
-impl Default for HostScratch {
+impl<const H: usize> Default for HostScratch<H> {
     fn default() -> Self {
         HostScratch {
-            sums: [0; 4 * crate::format::MAX_HIDDEN],
-            wx: [0; 4 * crate::format::MAX_HIDDEN],
-            x: [0; 4 * crate::format::MAX_HIDDEN],
-            h: [0; 4 * crate::format::MAX_HIDDEN],
-            gates: [0; 4 * crate::format::MAX_HIDDEN],
+            sums: [[0; 4]; H],
+            wx: [[0; 4]; H],
+            x: [[0; 4]; H],
+            h: [[0; 4]; H],
+            gates: [[0; 4]; H],
             gates_ready: false,
         }
     }
@@ -216,25 +217,27 @@ impl Default for HostScratch {
 /// and biases.
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
-fn host_pres(
+fn host_pres<const H: usize>(
     w: &IntParams<'_>,
     dims: &Dims,
     x: Token<'_>,
     h: &[i16],
     shift: InputShift,
-    s: &mut HostScratch,
+    s: &mut HostScratch<H>,
 ) {
-    recurrent_sums(w.r, dims, h, &mut s.sums);
+    recurrent_sums(w.r, dims, h, s.sums.as_flattened_mut());
     match x {
         Token::OneHot(id) => {
-            for (v, &b) in s.wx.iter_mut().zip(row_of(w.w, id, dims.rows())) {
+            let wx = s.wx.as_flattened_mut();
+            for (v, &b) in wx.iter_mut().zip(row_of(w.w, id, dims.rows())) {
                 *v = shift.one_hot(b);
             }
         }
         #[cfg(target_arch = "x86_64")]
         Token::Vector { row: e, .. } if vector_sums_x86(w, dims, e, shift, s) => {}
         Token::Vector { row: e, .. } => {
-            let units = s.wx.chunks_exact_mut(dims.gates.max(1)).take(dims.hidden);
+            let wx = s.wx.as_flattened_mut();
+            let units = wx.chunks_exact_mut(dims.gates.max(1)).take(dims.hidden);
             for (unit, out) in units.enumerate() {
                 for (gate, v) in out.iter_mut().enumerate() {
                     let row = row_of(w.w, gate * dims.hidden + unit, dims.input);
@@ -244,13 +247,15 @@ fn host_pres(
         }
     }
     let (records, _) = w.units.as_chunks::<{ RowConsts::BYTES }>();
+    let (wx, sums) = (s.wx.as_flattened(), s.sums.as_flattened());
+    let (x_pres, h_pres) = (s.x.as_flattened_mut(), s.h.as_flattened_mut());
     #[cfg(target_arch = "x86_64")]
-    let done = super::x86::prescale(records, &s.wx, &s.sums, &mut s.x, &mut s.h);
+    let done = super::x86::prescale(records, wx, sums, x_pres, h_pres);
     #[cfg(not(target_arch = "x86_64"))]
     let done = false;
     if !done {
-        let rows = s.x.iter_mut().zip(s.h.iter_mut()).zip(records);
-        for (((x_pre, h_pre), record), (&wx, &sum)) in rows.zip(s.wx.iter().zip(&s.sums)) {
+        let rows = x_pres.iter_mut().zip(h_pres.iter_mut()).zip(records);
+        for (((x_pre, h_pre), record), (&wx, &sum)) in rows.zip(wx.iter().zip(sums)) {
             let c = RowConsts::from_bytes(record);
             *x_pre = scale_q32(wx, c.w_mult).saturating_add(c.bias);
             *h_pre = scale_q32(sum, c.r_mult).saturating_add(c.r_bias);
@@ -258,8 +263,13 @@ fn host_pres(
     }
     #[cfg(target_arch = "x86_64")]
     {
-        s.gates_ready =
-            dims.gates == 4 && super::x86::lstm_activations(&s.x, &s.h, dims.rows(), &mut s.gates);
+        s.gates_ready = dims.gates == 4
+            && super::x86::lstm_activations(
+                s.x.as_flattened(),
+                s.h.as_flattened(),
+                dims.rows(),
+                s.gates.as_flattened_mut(),
+            );
     }
 }
 
@@ -269,15 +279,15 @@ fn host_pres(
 /// `s.wx` untouched, when the kernel does not run.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn vector_sums_x86(
+fn vector_sums_x86<const H: usize>(
     w: &IntParams<'_>,
     dims: &Dims,
     e: &[u8],
     shift: InputShift,
-    s: &mut HostScratch,
+    s: &mut HostScratch<H>,
 ) -> bool {
     let (rows, gates) = (dims.rows(), dims.gates.max(1));
-    let Some(sums) = s.x.get_mut(..rows) else {
+    let Some(sums) = s.x.as_flattened_mut().get_mut(..rows) else {
         return false;
     };
     if e.len() != dims.input || !super::x86::rows_dot_i8_i8(w.w, dims.input, e, sums) {
@@ -294,13 +304,14 @@ fn vector_sums_x86(
             .zip(gate_sums(1))
             .zip(gate_sums(2))
             .zip(gate_sums(3));
-        for (out, (((&i, &f), &c), &o)) in s.wx.as_chunks_mut::<4>().0.iter_mut().zip(lanes) {
+        for (out, (((&i, &f), &c), &o)) in s.wx.iter_mut().zip(lanes) {
             *out = [i, f, c, o].map(|v| shift.apply(v));
         }
         return true;
     }
     // Unit by unit, gate by gate: no division per row.
-    for (unit, out) in s.wx.chunks_exact_mut(gates).take(dims.hidden).enumerate() {
+    let wx = s.wx.as_flattened_mut();
+    for (unit, out) in wx.chunks_exact_mut(gates).take(dims.hidden).enumerate() {
         for (gate, v) in out.iter_mut().enumerate() {
             *v = shift.apply(sums.get(gate * dims.hidden + unit).copied().unwrap_or(0));
         }
@@ -510,9 +521,9 @@ impl Numeric for Int {
     type Weights<'a> = IntParams<'a>;
     type Step<'a> = IntStep<'a>;
     #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
-    type Scratch = HostScratch;
+    type Scratch<const H: usize> = HostScratch<H>;
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-    type Scratch = ();
+    type Scratch<const H: usize> = ();
 
     #[inline(always)]
     fn weights<'a>(params: &Params<'a>) -> Result<IntParams<'a>, Error> {
@@ -532,12 +543,12 @@ impl Numeric for Int {
     }
 
     #[inline(always)]
-    fn begin_step<'a>(
+    fn begin_step<'a, const H: usize>(
         w: &IntParams<'a>,
         dims: &Dims,
         x: Token<'a>,
         _h: &[i16],
-        _scratch: &mut Self::Scratch,
+        _scratch: &mut Self::Scratch<H>,
     ) -> IntStep<'a> {
         let shift = InputShift::of(x, w.w_pre_shift);
         #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
@@ -571,9 +582,9 @@ impl Numeric for Int {
     }
 
     #[inline(always)]
-    fn unit_pres<const G: usize>(
+    fn unit_pres<const G: usize, const H: usize>(
         _step: &IntStep<'_>,
-        _scratch: &Self::Scratch,
+        _scratch: &Self::Scratch<H>,
         unit: usize,
         _h: &[i16],
     ) -> ([i32; G], [i32; G]) {
@@ -585,7 +596,7 @@ impl Numeric for Int {
                     .copied()
                     .unwrap_or([0; G])
             };
-            (at(&_scratch.x), at(&_scratch.h))
+            (at(_scratch.x.as_flattened()), at(_scratch.h.as_flattened()))
         }
         #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
         device_unit_pres::<G>(&_step.device, unit, _h)
@@ -593,23 +604,19 @@ impl Numeric for Int {
 
     #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
     #[inline(always)]
-    fn lstm_gates(scratch: &HostScratch, unit: usize) -> Option<[i16; 4]> {
+    fn lstm_gates<const H: usize>(scratch: &HostScratch<H>, unit: usize) -> Option<[i16; 4]> {
         if !scratch.gates_ready {
             return None;
         }
-        scratch
-            .gates
-            .get(unit * 4..)
-            .and_then(|g| g.first_chunk::<4>())
-            .copied()
+        scratch.gates.get(unit).copied()
     }
 
     #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
     #[inline(always)]
-    fn lstm_cells(scratch: &HostScratch, c: &mut [i16], h: &mut [i16]) -> usize {
+    fn lstm_cells<const H: usize>(scratch: &HostScratch<H>, c: &mut [i16], h: &mut [i16]) -> usize {
         #[cfg(target_arch = "x86_64")]
         if scratch.gates_ready {
-            return super::x86::lstm_cells(&scratch.gates, c, h);
+            return super::x86::lstm_cells(scratch.gates.as_flattened(), c, h);
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (scratch, c, h);
@@ -618,9 +625,14 @@ impl Numeric for Int {
 
     #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
     #[inline(always)]
-    fn gru_cells(scratch: &HostScratch, h_prev: &[i16], h: &mut [i16]) -> usize {
+    fn gru_cells<const H: usize>(scratch: &HostScratch<H>, h_prev: &[i16], h: &mut [i16]) -> usize {
         #[cfg(target_arch = "x86_64")]
-        return super::x86::gru_cells(&scratch.x, &scratch.h, h_prev, h);
+        return super::x86::gru_cells(
+            scratch.x.as_flattened(),
+            scratch.h.as_flattened(),
+            h_prev,
+            h,
+        );
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = (scratch, h_prev, h);
@@ -911,7 +923,7 @@ mod tests {
                     InputShift { left: 2, right: 0 },
                     InputShift { left: 0, right: 3 },
                 ] {
-                    let mut scratch = HostScratch::default();
+                    let mut scratch = HostScratch::<{ crate::format::MAX_HIDDEN }>::default();
                     if !vector_sums_x86(&params, &dims, &e, shift, &mut scratch) {
                         continue; // no AVX-512 VNNI here: the portable loop serves
                     }
@@ -924,7 +936,7 @@ mod tests {
                                 .map(|(&a, &b)| i32::from(a as i8) * i32::from(b as i8))
                                 .sum::<i32>();
                             assert_eq!(
-                                scratch.wx[unit * gates + gate],
+                                scratch.wx.as_flattened()[unit * gates + gate],
                                 shift.apply(dot),
                                 "gates {gates} hidden {hidden} unit {unit} gate {gate}"
                             );

@@ -41,10 +41,10 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     type Weights<'a>: Copy;
     /// Per-step values, from [`Numeric::begin_step`].
     type Step<'a>: Copy;
-    /// Buffers a path fills once per step, kept in the caller's
-    /// [`crate::State`] so a step neither clears nor copies them (`()` where
-    /// a path works unit by unit).
-    type Scratch: Clone + core::fmt::Debug + Default;
+    /// Buffers a path fills once per step for up to `H` hidden units, kept in
+    /// the caller's [`crate::State`] so a step neither clears nor copies them
+    /// (`()` where a path works unit by unit).
+    type Scratch<const H: usize>: Clone + core::fmt::Debug + Default;
 
     /// Selects this path's weights; `Err(WrongPath)` for a blob of the other path.
     fn weights<'a>(params: &Params<'a>) -> Result<Self::Weights<'a>, Error>;
@@ -53,12 +53,12 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     /// What one step reads for every unit: the input token, the hidden state
     /// `h` (in kernel layout) and whatever the path decodes once per step
     /// rather than once per unit.
-    fn begin_step<'a>(
+    fn begin_step<'a, const H: usize>(
         w: &Self::Weights<'a>,
         dims: &Dims,
         x: Token<'a>,
         h: &[Self::Act],
-        scratch: &mut Self::Scratch,
+        scratch: &mut Self::Scratch<H>,
     ) -> Self::Step<'a>;
     /// The hidden state in the layout [`Numeric::unit_pres`] and
     /// [`Numeric::head_dot`] read: `h` itself, unless a kernel needs another
@@ -70,9 +70,9 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     /// The input and recurrent pre-activations of every gate `g` of `unit`:
     /// `W[r]·x + wb[r]` and `R[r]·h + rb[r]` with `r = g * hidden + unit`,
     /// `h` in kernel layout; `G` is the cell's gate count.
-    fn unit_pres<const G: usize>(
+    fn unit_pres<const G: usize, const H: usize>(
         step: &Self::Step<'_>,
-        scratch: &Self::Scratch,
+        scratch: &Self::Scratch<H>,
         unit: usize,
         h: &[Self::Act],
     ) -> ([Self::Pre; G], [Self::Pre; G]);
@@ -80,7 +80,10 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     /// them for the whole step in [`Numeric::begin_step`] (a vector kernel);
     /// `None` lets the cell compute them from [`Numeric::unit_pres`].
     #[inline(always)]
-    fn lstm_gates(_scratch: &Self::Scratch, _unit: usize) -> Option<[Self::Act; 4]> {
+    fn lstm_gates<const H: usize>(
+        _scratch: &Self::Scratch<H>,
+        _unit: usize,
+    ) -> Option<[Self::Act; 4]> {
         None
     }
     /// Runs the LSTM cell ([`Numeric::lstm_cell`], then
@@ -89,7 +92,11 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     /// for the cell: updates `c`, writes `h` and returns how many units it
     /// did; the cell runs the rest unit by unit.
     #[inline(always)]
-    fn lstm_cells(_scratch: &Self::Scratch, _c: &mut [Self::Act], _h: &mut [Self::Act]) -> usize {
+    fn lstm_cells<const H: usize>(
+        _scratch: &Self::Scratch<H>,
+        _c: &mut [Self::Act],
+        _h: &mut [Self::Act],
+    ) -> usize {
         0
     }
     /// Runs the GRU cell of the layer's first units at once from the gate
@@ -97,7 +104,11 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     /// for it: writes `h` from `h_prev` and returns how many units it did;
     /// the cell runs the rest unit by unit.
     #[inline(always)]
-    fn gru_cells(_scratch: &Self::Scratch, _h_prev: &[Self::Act], _h: &mut [Self::Act]) -> usize {
+    fn gru_cells<const H: usize>(
+        _scratch: &Self::Scratch<H>,
+        _h_prev: &[Self::Act],
+        _h: &mut [Self::Act],
+    ) -> usize {
         0
     }
     fn add(a: Self::Pre, b: Self::Pre) -> Self::Pre;
