@@ -350,8 +350,10 @@ impl<'a, N: Numeric> Network<'a, N> {
         state.head_sum = N::logit_add(state.head_sum, dot);
     }
 
-    /// Sentiment score of the fed sequence. The flatten head first runs the
-    /// PAD steps up to `maxlen`, as the notebook's post-padding does.
+    /// Sentiment score of the fed sequence: the probability of "positive", a `u32`
+    /// with 30 fraction bits on the integer path (see [`Numeric::prob_to_f64`]). The
+    /// flatten head first runs the PAD steps up to `maxlen`, as the notebook's
+    /// post-padding does, so a finished state takes no more tokens.
     pub fn finish<const H: usize>(&self, state: &mut State<N, H>) -> Result<N::Prob, Error> {
         self.check(state)?;
         if self.output != Output::Sigmoid {
