@@ -909,8 +909,19 @@ fn retraining_into_a_model_directory_leaves_nothing_of_the_earlier_run() {
     ] {
         assert!(out.join(extra).exists(), "{extra}");
     }
+    // Files of the user's own in the same folder are not the earlier run's.
+    std::fs::write(out.join("arrays/mine.csv"), "a,b\n").unwrap();
+    std::fs::write(out.join("notes.tmp"), "notes").unwrap();
     tiny_char_sentiment(&out).arg("--quiet").assert().success();
-    for stale in ["model-step.onnx", "checkpoint.best.ckpt", "arrays"] {
+    for kept in ["arrays/mine.csv", "notes.tmp"] {
+        assert!(out.join(kept).exists(), "{kept} was removed");
+    }
+    for stale in [
+        "model-step.onnx",
+        "checkpoint.best.ckpt",
+        "arrays/meta.json",
+        "arrays/train_ids.npy",
+    ] {
         assert!(
             !out.join(stale).exists(),
             "{stale} of the earlier run is still there"
@@ -946,7 +957,10 @@ fn train_refuses_its_training_reviews_as_the_test_set_and_says_what_it_samples()
         "{stderr}"
     );
     let card = std::fs::read_to_string(dir.path().join("c/card.json")).unwrap();
-    assert!(card.contains("100 of the 4000 training reviews"), "{card}");
+    assert!(
+        card.contains("100 of the 4000 reviews of the training data"),
+        "{card}"
+    );
 }
 
 #[test]

@@ -297,9 +297,19 @@ impl ModelSpec {
         let rows_per_scale = |scales: &[f64]| dims.rows() / scales.len().max(1);
         let w_real = per_row(&w_scales, rows_per_scale(&w_scales), embed_scale * pre_one);
         let r_real = per_row(&r_scales, rows_per_scale(&r_scales), pre_one / act_one);
-        let (w_mults, w_pre_shift) = q32_multipliers(&w_real, "W scale")?;
+        // A word's `x·W` sums `input` products below 2^14: the load check's bound.
+        let widest_sum = (dims.input as u64) << 14;
+        let w_shift_cap = if dims.embedding_rows > 0 {
+            (0..=MAX_PRE_SHIFT)
+                .rev()
+                .find(|&s| widest_sum << s <= i32::MAX as u64)
+                .ok_or(Error::OutOfRange("W scale (embedding too wide)"))?
+        } else {
+            MAX_PRE_SHIFT
+        };
+        let (w_mults, w_pre_shift) = q32_multipliers(&w_real, "W scale", w_shift_cap)?;
         // `R·h` can reach 2^30, so it gets no pre-shift.
-        let (r_mults, r_pre_shift) = q32_multipliers(&r_real, "R scale")?;
+        let (r_mults, r_pre_shift) = q32_multipliers(&r_real, "R scale", MAX_PRE_SHIFT)?;
         if r_pre_shift > 0 {
             return Err(Error::OutOfRange("R weights (|R| must stay below 508)"));
         }
@@ -373,8 +383,12 @@ fn row_consts(dims: &Dims, w: &FloatWeights, w_mults: &[i32], r_mults: &[i32]) -
 }
 
 /// Q32 multipliers for `reals` (all `>= 0`, see [`crate::format::scale_q32`]) and the
-/// pre-shift that keeps every one below 2^31.
-fn q32_multipliers(reals: &[f64], what: &'static str) -> Result<(Vec<i32>, u8), Error> {
+/// smallest pre-shift, at most `max_shift`, that keeps every one below 2^31.
+fn q32_multipliers(
+    reals: &[f64],
+    what: &'static str,
+    max_shift: u8,
+) -> Result<(Vec<i32>, u8), Error> {
     let max = reals
         .iter()
         .copied()
@@ -383,7 +397,7 @@ fn q32_multipliers(reals: &[f64], what: &'static str) -> Result<(Vec<i32>, u8), 
     let limit = 2f64.powi(31) - 1.0;
     let mut pre_shift = 0u8;
     while (max * 2f64.powi(32 - pre_shift as i32)).round() > limit {
-        if pre_shift == MAX_PRE_SHIFT {
+        if pre_shift >= max_shift {
             return Err(Error::OutOfRange(what));
         }
         pre_shift += 1;

@@ -221,16 +221,7 @@ fn a_pre_shift_that_could_carry_a_wide_embeddings_sum_past_i32_is_refused() {
 #[test]
 fn f32_weights_that_are_nan_or_infinite_are_refused() {
     use lstm_edge_runtime::format::{Body, Params};
-    let generator = random_model(
-        Cell::Lstm,
-        3,
-        false,
-        Head::Last,
-        Output::Softmax { classes: 5 },
-        0.5,
-        4,
-    );
-    let blob = generator.f32_blob().unwrap();
+    let blob = generator_f32_blob(Cell::Lstm, 4);
     let model = Model::from_bytes(&blob).unwrap();
     let body: Body<'_> = *model.body();
     let Params::F32(params) = body.params else {
@@ -252,4 +243,45 @@ fn f32_weights_that_are_nan_or_infinite_are_refused() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn a_logits_or_probabilities_buffer_too_small_is_named_as_such() {
+    let blob = generator_f32_blob(Cell::Gru, 2);
+    let model = Model::from_bytes(&blob).unwrap();
+    let net = Network::<F32>::new(&model).unwrap();
+    let mut state = State::<F32, 8>::new();
+    net.feed_text(&mut state, b"ab").unwrap();
+    let too_small = Error::BufferTooSmall {
+        needed: 5,
+        capacity: 4,
+    };
+    let mut short = Logits::<F32, 4>::new();
+    assert_eq!(net.logits(&state, &mut short).err(), Some(too_small));
+    let mut logits = Logits::<F32, 8>::new();
+    let mut probabilities = [0.0f32; 4];
+    assert_eq!(
+        net.probabilities(&state, &mut logits, &mut probabilities)
+            .err(),
+        Some(too_small)
+    );
+    assert_eq!(
+        too_small.to_string(),
+        "buffer holds 4 entries but the model has 5 output classes"
+    );
+}
+
+/// The f32 blob of a small random char generator (hidden 3, five classes).
+fn generator_f32_blob(cell: Cell, seed: u64) -> Vec<u8> {
+    random_model(
+        cell,
+        3,
+        false,
+        Head::Last,
+        Output::Softmax { classes: 5 },
+        0.5,
+        seed,
+    )
+    .f32_blob()
+    .unwrap()
 }

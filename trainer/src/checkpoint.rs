@@ -78,6 +78,15 @@ pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
     })
 }
 
+/// Whether `path` is a file that starts like an lstm-edge checkpoint (its magic), so
+/// that a file of the user's with the same name is never taken for one.
+pub fn is_checkpoint(path: &Path) -> bool {
+    let mut magic = [0u8; 8];
+    File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| &magic == MAGIC)
+}
+
 /// Reads and verifies a checkpoint written by [`save`].
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;

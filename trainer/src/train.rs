@@ -435,7 +435,7 @@ fn ensure_finite(
         // `history` already holds the epoch that diverged; the good one is before it.
         let good = &history[..history.len().min(epoch)];
         bail!(
-            "the weights hold NaN or infinite values after epoch {}: {}",
+            "the weights or the optimizer's state hold NaN or infinite values after epoch {}: {}",
             epoch + 1,
             diverged(epoch, None, options, good)
         );
@@ -1258,7 +1258,9 @@ mod tests {
         let nan = ensure_finite(&params, &[], 1, &run, &history).unwrap_err();
         for message in [err.to_string(), nan.to_string()] {
             assert!(
-                message.starts_with("the weights hold NaN or infinite values after epoch 2")
+                message.starts_with(
+                    "the weights or the optimizer's state hold NaN or infinite values after epoch 2"
+                )
                     && message
                         .contains("the last good checkpoint, after epoch 1, is kept at run.ckpt")
                     && message.contains("train afresh"),

@@ -94,9 +94,12 @@ fn char_input(
          must be the model's last id)",
         foreign.head.flatten_maxlen().unwrap_or_default()
     );
-    if let Some(&upper) = table.iter().find(|b| b.is_ascii_uppercase()) {
-        ensure!(
-            !lowercase,
+    // The runtime's own lowercasing (Latin-1 capitals too) decides what is unreachable.
+    let unreachable = table
+        .iter()
+        .find(|&&b| lstm_edge_runtime::tokenize::lowercase(u32::from(b)) != u32::from(b));
+    if let (Some(&upper), true) = (unreachable, lowercase) {
+        bail!(
             "--chars holds {:?}, which --lowercase makes unreachable (text is lowercased \
              before the lookup): drop --lowercase, or list the char in lowercase",
             char::from(upper)

@@ -420,9 +420,15 @@ impl<'a> Walk<'a> {
         let out = node.output.first().cloned().unwrap_or_default();
         let op = node.op_type.as_str();
         // Only nodes that pass values through may follow the output activation
-        // (lstm-edge's own export names its output with an Identity).
+        // (lstm-edge's own export names its output with an Identity); a cast must keep
+        // them floats (ONNX FLOAT16 10, FLOAT 1, DOUBLE 11, BFLOAT16 16).
+        let passes_values = match op {
+            "Identity" | "Dropout" => true,
+            "Cast" => matches!(attr_int(node, "to"), Some(1 | 10 | 11 | 16)),
+            _ => false,
+        };
         ensure!(
-            self.output.is_none() || matches!(op, "Identity" | "Dropout" | "Cast"),
+            self.output.is_none() || passes_values,
             "{} follows the output activation: {SUPPORTED}",
             describe(node)
         );

@@ -216,7 +216,8 @@ impl Numeric for F32 {
         }
         let t = temperature.milli() as f32 / 1000.0;
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        // NaN (an overflowed logit, inf - inf) weighs nothing rather than poisoning the total.
+        // A NaN logit, or an infinite one (inf - inf against the max), weighs nothing
+        // rather than poisoning the total; if nothing is drawn, argmax below decides.
         let weight = |l: f32| {
             let w = libm::expf((l - max) / t);
             if w.is_nan() {

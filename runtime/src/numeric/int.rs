@@ -185,7 +185,9 @@ struct DeviceStep<'a> {
 /// The integer path's per-step buffers on hosts (see [`Numeric::Scratch`]):
 /// every row's pre-activations are formed at once, which vectorises better
 /// than unit by unit. Rows are unit-major (`unit * gates + gate`).
-/// Sized for `H` units (four gate rows each), so a small model's state stays small.
+/// Sized for `H` units, so a small model's state stays small: each buffer holds `4 H`
+/// rows, read flattened and unit-major (`unit * gates + gate`; a GRU's three rows a
+/// unit do not line up with the inner arrays).
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[derive(Debug, Clone)]
 pub struct HostScratch<const H: usize> {
@@ -225,7 +227,7 @@ fn host_pres<const H: usize>(
     shift: InputShift,
     s: &mut HostScratch<H>,
 ) {
-    recurrent_sums(w.r, dims, h, s.sums.as_flattened_mut());
+    recurrent_sums::<H>(w.r, dims, h, s.sums.as_flattened_mut());
     match x {
         Token::OneHot(id) => {
             let wx = s.wx.as_flattened_mut();
@@ -349,17 +351,22 @@ pub(super) fn tail_sums<const G: usize>(sums: &mut [i32; G], w_tail: &[u8], x_ta
 /// hosts.
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
-fn recurrent_sums(r: &[u8], dims: &Dims, h: &[i16], sums: &mut [i32]) {
-    fn fill<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
+fn recurrent_sums<const H: usize>(r: &[u8], dims: &Dims, h: &[i16], sums: &mut [i32]) {
+    fn fill<const G: usize, const H: usize>(
+        r: &[u8],
+        hidden: usize,
+        h: &[i16],
+        out: &mut [[i32; G]],
+    ) {
         #[cfg(target_arch = "x86_64")]
         if super::x86::unit_sums::<G>(r, hidden, h, out) {
             return;
         }
-        portable_unit_sums::<G>(r, hidden, h, out);
+        portable_unit_sums::<G, H>(r, hidden, h, out);
     }
     match dims.gates {
-        3 => fill::<3>(r, dims.hidden, h, sums.as_chunks_mut().0),
-        _ => fill::<4>(r, dims.hidden, h, sums.as_chunks_mut().0),
+        3 => fill::<3, H>(r, dims.hidden, h, sums.as_chunks_mut().0),
+        _ => fill::<4, H>(r, dims.hidden, h, sums.as_chunks_mut().0),
     }
 }
 
@@ -368,15 +375,22 @@ fn recurrent_sums(r: &[u8], dims: &Dims, h: &[i16], sums: &mut [i32]) {
 /// whose lane `l` belongs to gate `l / 4`.
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
-fn portable_unit_sums<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
-    let mut repeated = [0i16; 4 * crate::format::MAX_HIDDEN];
-    repeat_groups(h, G, &mut repeated);
+fn portable_unit_sums<const G: usize, const H: usize>(
+    r: &[u8],
+    hidden: usize,
+    h: &[i16],
+    out: &mut [[i32; G]],
+) {
+    // Sized by the state's H (G <= 4 runs of each group of four), not the format's limit.
+    let mut repeated = [[0i16; 4]; H];
+    let repeated = repeated.as_flattened_mut();
+    repeat_groups(h, G, repeated);
     let (x_groups, x_tail) = h.as_chunks::<4>();
     for (unit, sums) in out.iter_mut().enumerate().take(hidden) {
         let block = row_of(r, unit, G * hidden);
         let whole = match G {
-            4 => dot_repeated::<16>(block, &repeated),
-            _ => dot_repeated::<12>(block, &repeated),
+            4 => dot_repeated::<16>(block, repeated),
+            _ => dot_repeated::<12>(block, repeated),
         };
         *sums = core::array::from_fn(|g| whole.get(g).copied().unwrap_or(0));
         let w_tail = block.get(x_groups.len() * 4 * G..).unwrap_or(&[]);
@@ -861,7 +875,12 @@ mod tests {
                 .map(|k| (k as i16).wrapping_mul(997) ^ -32768)
                 .collect();
             let mut all = std::vec![[0i32; G]; hidden];
-            portable_unit_sums::<G>(&unit_major, hidden, &h, &mut all);
+            portable_unit_sums::<G, { crate::format::MAX_HIDDEN }>(
+                &unit_major,
+                hidden,
+                &h,
+                &mut all,
+            );
             for (unit, got) in all.iter().enumerate() {
                 for (gate, &sum) in got.iter().enumerate() {
                     let row = &row_major[(gate * hidden + unit) * hidden..][..hidden];

@@ -44,9 +44,11 @@ pub struct CharSet {
     pub needs_unk: bool,
     /// Number of chars (after lowercasing) in the text.
     pub chars: usize,
-    /// How many chars map to UNK, and the first few distinct ones.
+    /// How many chars map to UNK, the first few distinct ones, and whether there are
+    /// other distinct ones.
     pub unk_chars: usize,
     pub unk_examples: Vec<char>,
+    pub more_examples: bool,
 }
 
 impl CharSet {
@@ -56,11 +58,16 @@ impl CharSet {
         let mut chars = 0;
         let mut unk_chars = 0;
         let mut unk_examples = Vec::new();
+        let mut more_examples = false;
         let mut unknown = |original: u32| {
             unk_chars += 1;
             let shown = char::from_u32(original).unwrap_or(char::REPLACEMENT_CHARACTER);
-            if unk_examples.len() < 5 && !unk_examples.contains(&shown) {
-                unk_examples.push(shown);
+            if !unk_examples.contains(&shown) {
+                if unk_examples.len() < 5 {
+                    unk_examples.push(shown);
+                } else {
+                    more_examples = true;
+                }
             }
         };
         for original in code_points(text) {
@@ -83,6 +90,7 @@ impl CharSet {
             chars,
             unk_chars,
             unk_examples,
+            more_examples,
         }
     }
 
@@ -94,11 +102,7 @@ impl CharSet {
                 "{} of its {} chars are beyond Latin-1 and map to UNK ({shown:?}{})",
                 self.unk_chars,
                 self.chars,
-                if self.unk_examples.len() == 5 {
-                    ", ..."
-                } else {
-                    ""
-                }
+                if self.more_examples { ", ..." } else { "" }
             )
         })
     }

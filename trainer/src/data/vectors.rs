@@ -296,10 +296,18 @@ fn read_text(
         let Some((word, values)) = fields.split_first() else {
             continue;
         };
-        // A word may hold spaces (GloVe 840B has `. . .`): the vector is the last fields.
+        // A word may hold spaces (GloVe 840B has `. . .`): the vector is the last
+        // fields, and a word with spaces is never a vocabulary word. Extra fields that
+        // are numbers are a corrupt line instead, for the check below.
         let dim = filler.rows.as_ref().map(|r| r.dim);
+        let spaced_word = match dim {
+            Some(dim) if values.len() > dim => values[..values.len() - dim]
+                .iter()
+                .any(|f| std::str::from_utf8(f).map_or(true, |t| t.parse::<f32>().is_err())),
+            _ => false,
+        };
         let values = match dim {
-            Some(dim) if values.len() > dim => &values[values.len() - dim..],
+            Some(dim) if spaced_word => &values[values.len() - dim..],
             _ => values,
         };
         vector.clear();
@@ -342,7 +350,11 @@ fn read_text(
             rows.dim,
             vector.len()
         );
-        rows.add(word, &vector);
+        if spaced_word {
+            rows.entries += 1;
+        } else {
+            rows.add(word, &vector);
+        }
     }
     let rows = filler
         .rows
@@ -421,16 +433,22 @@ fn read_binary(reader: &mut Box<dyn BufRead>, mut filler: Filler) -> Result<Embe
         }
         rows.add(&word[start..], &vector);
     }
-    let mut rest = Vec::new();
-    reader
-        .read_to_end(&mut rest)
-        .map_err(|e| read_error(path, None, e.into()))?;
-    ensure!(
-        rest.iter().all(u8::is_ascii_whitespace),
-        "{}: {} bytes follow entry {count}, the last the header announces: fix the header's count",
-        path.display(),
-        rest.len()
-    );
+    // Only whitespace may follow the last entry; read it in the reader's own chunks.
+    loop {
+        let chunk = reader
+            .fill_buf()
+            .map_err(|e| read_error(path, None, e.into()))?;
+        if chunk.is_empty() {
+            break;
+        }
+        ensure!(
+            chunk.iter().all(u8::is_ascii_whitespace),
+            "{}: data follows entry {count}, the last the header announces: fix the header's count",
+            path.display()
+        );
+        let len = chunk.len();
+        reader.consume(len);
+    }
     Ok(filler
         .rows
         .take()
@@ -631,7 +649,7 @@ mod tests {
         write_binary(&bin, "2 2\n", &entries, b"\r\n");
         let err = load(&bin, None).unwrap_err();
         assert!(
-            err.contains("follow entry 2") && err.contains("fix the header's count"),
+            err.contains("data follows entry 2") && err.contains("fix the header's count"),
             "{err}"
         );
         write_binary(&bin, "3 2\n", &entries, b"\r\n");
@@ -675,6 +693,19 @@ mod tests {
             emb.to_string()
                 .ends_with(", 1 repeating an earlier entry's word (the first kept)"),
             "{emb}"
+        );
+        // A spaced word does not lend its vector to its first part.
+        std::fs::write(&path, "the 1 2\nwas movie 3 4\ngood 9 9\n").unwrap();
+        let emb = load_vectors(&path, &vocab, MissingRows::Zeros, Some(2)).unwrap();
+        assert_eq!(emb.row(vocab.lookup(b"was")).unwrap(), &[0.0, 0.0]);
+        assert_eq!((emb.found, emb.file_words), (2, 3));
+        // One number too many is a corrupt line, not a spaced word.
+        std::fs::write(&path, "the 1 2\ngood 5 9 9\n").unwrap();
+        let err = load_vectors(&path, &vocab, MissingRows::Zeros, Some(2)).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("expected 2 values after the word (as on its first line), found 3"),
+            "{err}"
         );
     }
 }

@@ -281,9 +281,17 @@ pub fn tokenize_with_blob(blob: &[u8], texts: &[&[u8]]) -> Result<Vec<Vec<u16>>>
                     ids.push(id);
                     Ok(())
                 })
-                .map_err(|e| match texts.len() {
-                    1 => anyhow::anyhow!("{e}"),
-                    _ => anyhow::anyhow!("text {index}: {e}"),
+                .map_err(|e| {
+                    let fix = match e {
+                        lstm_edge_runtime::Error::UnknownChar(_) => {
+                            ": remove it, or retrain on text that holds it"
+                        }
+                        _ => "",
+                    };
+                    match texts.len() {
+                        1 => anyhow::anyhow!("{e}{fix}"),
+                        _ => anyhow::anyhow!("text {index}: {e}{fix}"),
+                    }
                 })?;
             Ok(head.kept(&ids).to_vec())
         })
@@ -293,13 +301,8 @@ pub fn tokenize_with_blob(blob: &[u8], texts: &[&[u8]]) -> Result<Vec<Vec<u16>>>
 /// The ids of a corpus' files as a model's own tokenizer (from its blob) gives them.
 pub(super) fn corpus_ids(blob: &[u8], files: &[PathBuf]) -> Result<Vec<u16>> {
     let text = read_corpus(files)?;
-    let mut ids = tokenize_with_blob(blob, &[&text]).with_context(|| {
-        format!(
-            "the corpus ({}) holds a char the model was not trained on: remove it, or \
-             retrain on a corpus that holds it",
-            describe_paths(files).join(", ")
-        )
-    })?;
+    let mut ids = tokenize_with_blob(blob, &[&text])
+        .with_context(|| format!("the corpus ({})", describe_paths(files).join(", ")))?;
     Ok(ids.pop().unwrap_or_default())
 }
 
@@ -418,10 +421,10 @@ fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
 /// and its error histogram, and returns the figures.
 pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
     let mut card = TrainedCard::read(dir)?;
-    let (set, name) = eval_set_for(dir, &card, data)?;
     let f32_blob = read_model_file(dir, F32_BLOB_FILE)?;
     let int_blob = read_model_file(dir, INT_BLOB_FILE)?;
     check_blobs_match_card(dir, &card, &f32_blob, &int_blob)?;
+    let (set, name) = eval_set_for(dir, &card, data)?;
     let evaluation = evaluate_blobs(&f32_blob, &int_blob, &set, &name, progress)?;
     plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))?;
     let sentiment = card.card.dims.output == Output::Sigmoid;

@@ -250,52 +250,58 @@ pub fn write_onnx(cfg: &ModelConfig, params: &Params, dir: &Path) -> Result<u64>
     Ok(size)
 }
 
-/// Clears what an interrupted or earlier run left in `dir`: temporary files always,
-/// and, unless resuming, every file of an earlier model (card, blobs, ONNX, plots,
-/// checkpoints, arrays), so the directory never mixes two runs.
-fn remove_leftovers(dir: &Path, resume: bool, progress: bool) -> Result<()> {
+/// Before a run: removes the checkpoint temporaries that interrupted saves left
+/// (`checkpoint.save` writes `NAME.PID.tmp`), and, unless resuming, says that an
+/// earlier model or run in `dir` will be replaced and removes its best-epoch
+/// checkpoint, which this run might not rewrite and `export` would otherwise read.
+/// The earlier model's other files stay until this run writes its own.
+fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        // `write_file` and `checkpoint::save` write through `NAME.tmp` and `NAME.PID.tmp`.
-        let ours = name.starts_with("checkpoint.")
-            || name.starts_with("model")
-            || name.starts_with("card.");
-        if ours && name.ends_with(".tmp") {
+        let pid = name
+            .strip_prefix("checkpoint.ckpt.")
+            .or_else(|| name.strip_prefix("checkpoint.best.ckpt."))
+            .and_then(|rest| rest.strip_suffix(".tmp"));
+        if pid.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
             remove_if_present(&entry.path())?;
         }
     }
     if resume {
         return Ok(());
     }
-    if progress && dir.join(CARD_FILE).exists() {
+    let checkpoint = dir.join(CHECKPOINT_FILE);
+    if dir.join(CARD_FILE).is_file() || checkpoint::is_checkpoint(&checkpoint) {
         eprintln!(
-            "note: {} holds a trained model; this run replaces it and removes its files now \
-             (--resume continues its training instead)",
+            "note: {} holds an earlier model or run; this run replaces it (--resume continues \
+             the earlier run instead)",
             dir.display()
         );
     }
-    let checkpoint = dir.join(CHECKPOINT_FILE);
-    for file in [
-        CARD_FILE,
-        ONNX_FILE,
-        STEP_ONNX_FILE,
-        F32_BLOB_FILE,
-        INT_BLOB_FILE,
-        CURVES_FILE,
-        QUANT_ERROR_FILE,
-    ] {
-        remove_if_present(&dir.join(file))?;
+    let best = crate::train::best_checkpoint_path(&checkpoint);
+    if checkpoint::is_checkpoint(&best) {
+        remove_if_present(&best)?;
     }
-    remove_if_present(&checkpoint)?;
-    remove_if_present(&crate::train::best_checkpoint_path(&checkpoint))?;
+    Ok(())
+}
+
+/// After a run has written its model: removes the arrays an earlier run wrote that
+/// this one did not (only the file names `write_arrays` uses, then the folder if empty).
+fn remove_stale_arrays(dir: &Path, written: bool) -> Result<()> {
     let arrays = dir.join(ARRAYS_DIR);
-    if arrays.is_dir() {
-        std::fs::remove_dir_all(&arrays)
-            .with_context(|| format!("cannot remove the earlier run's {}", arrays.display()))?;
+    if written || !arrays.is_dir() {
+        return Ok(());
     }
+    for set in ["train", "validation"] {
+        for kind in ["ids", "targets"] {
+            remove_if_present(&arrays.join(format!("{set}_{kind}.npy")))?;
+        }
+    }
+    remove_if_present(&arrays.join("meta.json"))?;
+    // Left in place if the user keeps other files there.
+    let _ = std::fs::remove_dir(&arrays);
     Ok(())
 }
 
@@ -343,7 +349,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
     };
-    remove_leftovers(&job.out_dir, job.resume, job.progress)?;
+    prepare_out_dir(&job.out_dir, job.resume)?;
     std::fs::create_dir_all(&job.out_dir)
         .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
     if job.write_arrays {
@@ -395,6 +401,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     card.set_metrics(&evaluation, is_sentiment(job.hyper.preset));
     card.job.seconds = started.elapsed().as_secs_f64();
     card.write(dir)?;
+    remove_stale_arrays(dir, job.write_arrays)?;
     Ok(TrainReport {
         card,
         out_dir: dir.clone(),

@@ -213,7 +213,7 @@ fn review_preprocessing(job: &TrainJob, pool: PoolUse) -> String {
     let hp = &job.hyper;
     let used = if pool.used < pool.loaded {
         format!(
-            "{} of the {} training reviews (seeded shuffle); ",
+            "{} of the {} reviews of the training data (seeded shuffle); ",
             pool.used, pool.loaded
         )
     } else {
