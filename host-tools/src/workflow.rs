@@ -271,8 +271,10 @@ fn data_source(args: &TrainArgs, preset: Preset) -> Result<DataSource> {
     Ok(data)
 }
 
-/// Refuses flags that the preset does not read, rather than ignoring them.
-fn refuse_flags_of_other_presets(args: &TrainArgs, preset: Preset) -> Result<()> {
+/// Refuses flags the run would ignore or cannot use: those of another preset's data
+/// or model, a `--test-limit` without `--test`, `--limit 0`, and a head a generator
+/// cannot have.
+fn refuse_flags_the_run_cannot_use(args: &TrainArgs, preset: Preset) -> Result<()> {
     use Preset::{C, G, R, W};
     const REVIEWS: (&[Preset], &str) = (&[W, C], "review data (presets w and c)");
     const WORDS: (&[Preset], &str) = (&[W], "the word model (preset w)");
@@ -394,7 +396,7 @@ fn set_embedding_start(args: &TrainArgs, job: &mut TrainJob) -> Result<()> {
 pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     let preset = Preset::from(args.preset);
     let data = data_source(args, preset)?;
-    refuse_flags_of_other_presets(args, preset)?;
+    refuse_flags_the_run_cannot_use(args, preset)?;
     let name = match &args.name {
         Some(name) => name.clone(),
         None => args

@@ -120,13 +120,21 @@ impl Dataset {
         const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
         let mut digest = CRC.digest();
         digest.update(&(self.steps as u64).to_le_bytes());
-        for id in &self.ids {
-            digest.update(&id.to_le_bytes());
-        }
+        // Through a buffer: one `update` per 4 KiB, not per value.
+        let mut buffer = Vec::with_capacity(4096);
+        let mut feed = |bytes: &[u8]| {
+            buffer.extend_from_slice(bytes);
+            if buffer.len() >= 4096 {
+                digest.update(&buffer);
+                buffer.clear();
+            }
+        };
+        self.ids.iter().for_each(|id| feed(&id.to_le_bytes()));
         match &self.targets {
-            DatasetTargets::Binary(y) => y.iter().for_each(|v| digest.update(&v.to_le_bytes())),
-            DatasetTargets::Class(y) => y.iter().for_each(|v| digest.update(&v.to_le_bytes())),
+            DatasetTargets::Binary(y) => y.iter().for_each(|v| feed(&v.to_le_bytes())),
+            DatasetTargets::Class(y) => y.iter().for_each(|v| feed(&v.to_le_bytes())),
         }
+        digest.update(&buffer);
         digest.finalize()
     }
 
