@@ -297,16 +297,10 @@ impl ModelSpec {
         let rows_per_scale = |scales: &[f64]| dims.rows() / scales.len().max(1);
         let w_real = per_row(&w_scales, rows_per_scale(&w_scales), embed_scale * pre_one);
         let r_real = per_row(&r_scales, rows_per_scale(&r_scales), pre_one / act_one);
-        // A word's `x·W` sums `input` products below 2^14: the load check's bound.
-        let widest_sum = (dims.input as u64) << 14;
-        let w_shift_cap = if dims.embedding_rows > 0 {
-            (0..=MAX_PRE_SHIFT)
-                .rev()
-                .find(|&s| widest_sum << s <= i32::MAX as u64)
-                .ok_or(Error::OutOfRange("W scale (embedding too wide)"))?
-        } else {
-            MAX_PRE_SHIFT
-        };
+        // Capped as the loader checks it.
+        let w_shift_cap = dims
+            .max_w_pre_shift()
+            .ok_or(Error::OutOfRange("W scale (embedding too wide)"))?;
         let (w_mults, w_pre_shift) = q32_multipliers(&w_real, "W scale", w_shift_cap)?;
         // `R·h` can reach 2^30, so it gets no pre-shift.
         let (r_mults, r_pre_shift) = q32_multipliers(&r_real, "R scale", MAX_PRE_SHIFT)?;

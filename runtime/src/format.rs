@@ -527,6 +527,19 @@ impl Dims {
         self.gates * self.hidden
     }
 
+    /// The largest pre-shift of `W·x` this input allows: a word's `x·W` sums `input`
+    /// int8 products (each at most 2^14), which the shift must not carry past i32; a
+    /// one-hot char adds a single weight. `None` when no shift fits.
+    pub fn max_w_pre_shift(&self) -> Option<u8> {
+        if self.embedding_rows == 0 {
+            return Some(MAX_PRE_SHIFT);
+        }
+        let widest_sum = (self.input as u64) << 14;
+        (0..=MAX_PRE_SHIFT)
+            .rev()
+            .find(|&shift| widest_sum << shift <= i32::MAX as u64)
+    }
+
     fn check_params(&self, params: &Params<'_>) -> Result<(), Error> {
         let rows = self.rows();
         let embedding = |width: usize, len: usize| -> Result<(), Error> {
@@ -568,12 +581,7 @@ impl Dims {
                 }
                 expect_len("r", p.r.len(), rows * self.hidden)?;
                 expect_len("units", p.units.len(), rows * RowConsts::BYTES)?;
-                // A word's `x·W` sums `input` int8 products (each at most 2^14); the
-                // pre-shift must not carry that sum past i32.
-                let widest_sum = (self.input as u64) << 14;
-                if p.w_pre_shift > MAX_PRE_SHIFT
-                    || (self.embedding_rows > 0 && widest_sum << p.w_pre_shift > i32::MAX as u64)
-                {
+                if self.max_w_pre_shift().is_none_or(|max| p.w_pre_shift > max) {
                     return Err(Error::OutOfRange("w_pre_shift"));
                 }
                 // Only GRU's candidate rows scale `R·h + r_bias` by a gate; every

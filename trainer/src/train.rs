@@ -108,10 +108,13 @@ impl Dataset {
             DatasetTargets::Binary(y) => npy::encode(&[y.len()], y)?,
             DatasetTargets::Class(y) => npy::encode(&[y.len()], y)?,
         };
-        Ok([
-            (format!("{name}_ids.npy"), ids),
-            (format!("{name}_targets.npy"), targets),
-        ])
+        let [ids_name, targets_name] = Self::npy_names(name);
+        Ok([(ids_name, ids), (targets_name, targets)])
+    }
+
+    /// The file names [`Dataset::npy_files`] gives the set `name`.
+    pub fn npy_names(name: &str) -> [String; 2] {
+        [format!("{name}_ids.npy"), format!("{name}_targets.npy")]
     }
 
     /// CRC-32 of the rows and targets, in order: a checkpoint records it so that a

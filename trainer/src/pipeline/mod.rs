@@ -37,7 +37,10 @@ use crate::quantize::{self, Calibration};
 use crate::train::{best_checkpoint_path, train, Dataset, TrainOptions, TrainRun};
 
 use evaluate::corpus_ids;
-use prepare::{load_nonempty_reviews, prepare_corpus, prepare_reviews, write_arrays, Prepared};
+use prepare::{
+    load_nonempty_reviews, prepare_corpus, prepare_reviews, remove_stale_arrays, write_arrays,
+    Prepared,
+};
 
 pub const ONNX_FILE: &str = "model.onnx";
 pub const STEP_ONNX_FILE: &str = "model-step.onnx";
@@ -287,24 +290,6 @@ fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
-/// After a run has written its model: removes the arrays an earlier run wrote that
-/// this one did not (only the file names `write_arrays` uses, then the folder if empty).
-fn remove_stale_arrays(dir: &Path, written: bool) -> Result<()> {
-    let arrays = dir.join(ARRAYS_DIR);
-    if written || !arrays.is_dir() {
-        return Ok(());
-    }
-    for set in ["train", "validation"] {
-        for kind in ["ids", "targets"] {
-            remove_if_present(&arrays.join(format!("{set}_{kind}.npy")))?;
-        }
-    }
-    remove_if_present(&arrays.join("meta.json"))?;
-    // Left in place if the user keeps other files there.
-    let _ = std::fs::remove_dir(&arrays);
-    Ok(())
-}
-
 fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -401,7 +386,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     card.set_metrics(&evaluation, is_sentiment(job.hyper.preset));
     card.job.seconds = started.elapsed().as_secs_f64();
     card.write(dir)?;
-    remove_stale_arrays(dir, job.write_arrays)?;
+    remove_stale_arrays(&dir.join(ARRAYS_DIR), job.write_arrays)?;
     Ok(TrainReport {
         card,
         out_dir: dir.clone(),

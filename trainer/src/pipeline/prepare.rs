@@ -19,7 +19,7 @@ use crate::train::Dataset;
 
 use super::card::LengthRecord;
 use super::evaluate::{eval_set_from_encoded, eval_set_from_windows, EvalSet};
-use super::{is_sentiment, write_file, TrainJob, CORPUS_HELD_OUT};
+use super::{is_sentiment, remove_if_present, write_file, TrainJob, CORPUS_HELD_OUT};
 /// The rows of a word2vec / GloVe file for the vocabulary's words; words it lacks
 /// start random.
 fn file_embedding(
@@ -102,9 +102,10 @@ pub(super) struct Prepared {
 /// giving the id range and the padding id.
 pub(super) fn write_arrays(prepared: &Prepared, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut files = Vec::from(prepared.train.npy_files("train")?);
-    if let Some(validation) = &prepared.validation {
-        files.extend(validation.npy_files("validation")?);
+    let [train, validation] = ARRAY_SETS;
+    let mut files = Vec::from(prepared.train.npy_files(train)?);
+    if let Some(set) = &prepared.validation {
+        files.extend(set.npy_files(validation)?);
     }
     for (file, bytes) in files {
         write_file(&dir.join(file), &bytes)?;
@@ -114,7 +115,27 @@ pub(super) fn write_arrays(prepared: &Prepared, dir: &Path) -> Result<()> {
         "pad": prepared.cfg.input.pad_id(),
         "steps": prepared.train.steps(),
     });
-    write_file(&dir.join("meta.json"), meta.to_string().as_bytes()).map(|_| ())
+    write_file(&dir.join(ARRAYS_META_FILE), meta.to_string().as_bytes()).map(|_| ())
+}
+
+/// The sets [`write_arrays`] writes, and its metadata file.
+const ARRAY_SETS: [&str; 2] = ["train", "validation"];
+const ARRAYS_META_FILE: &str = "meta.json";
+
+/// After a run has written its model: removes the arrays an earlier run wrote in
+/// `dir` that this one did not (only the files [`write_arrays`] writes, then the
+/// folder if that leaves it empty).
+pub(super) fn remove_stale_arrays(dir: &Path, written: bool) -> Result<()> {
+    if written || !dir.is_dir() {
+        return Ok(());
+    }
+    let names = ARRAY_SETS.iter().flat_map(|set| Dataset::npy_names(set));
+    for name in names.chain([ARRAYS_META_FILE.to_string()]) {
+        remove_if_present(&dir.join(name))?;
+    }
+    // Left in place if the user keeps other files there.
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
 }
 
 pub(super) fn describe_paths<P: AsRef<Path>>(paths: &[P]) -> Vec<String> {
