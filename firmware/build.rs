@@ -155,7 +155,10 @@ fn split_lines(text: &[u8]) -> Vec<&[u8]> {
         return Vec::new();
     }
     let text = text.strip_suffix(b"\n").unwrap_or(text);
-    text.split(|&b| b == b'\n').collect()
+    // A file saved with Windows line ends scores as `lstm-edge score --lines` reads it.
+    text.split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .collect()
 }
 
 fn byte_string(bytes: &[u8]) -> String {

@@ -41,12 +41,14 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const INSTRUCTIONS_PER_SECOND: u64 = 1_000_000_000;
 
 /// The board the firmware image is linked for (its memory map).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
 pub enum Board {
     /// QEMU's `mps2-an386` (Cortex-M4F, flash at 0x0, RAM at 0x2000_0000).
     #[default]
+    #[value(name = "mps2-an386")]
     Mps2An386,
     /// STM32F407 boards (1 MiB flash at 0x0800_0000, 128 KiB RAM), for probe-rs.
+    #[value(name = "stm32f407")]
     Stm32f407,
 }
 
@@ -223,16 +225,17 @@ impl FirmwareProject {
         let parsed = lstm_edge_runtime::Model::from_bytes(&blob).ok();
         check_inputs(model, blob.len(), parsed.as_ref(), inputs)?;
         let toolchain = Toolchain::detect()?;
-        let staged = self.stage(&blob, inputs)?;
 
-        // Builds share one target dir, so they take turns: the ELF is copied out
-        // before the next build overwrites it.
-        fs::create_dir_all(&self.target_dir)?;
+        // Builds share one target dir and, for the same inputs, one staging folder,
+        // so they take turns: staging, building and copying the ELF out.
+        fs::create_dir_all(&self.target_dir)
+            .with_context(|| format!("cannot create {}", self.target_dir.display()))?;
         let lock_path = self.target_dir.join("lstm-edge-build.lock");
         let lock = fs::File::create(&lock_path)
             .with_context(|| format!("cannot create {}", lock_path.display()))?;
         lock.lock()
             .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        let staged = self.stage(&blob, inputs)?;
 
         let output = self
             .cargo_build(&toolchain, &staged, parsed.map(|m| m.dims()), inputs)
@@ -251,7 +254,11 @@ impl FirmwareProject {
             .join(TARGET)
             .join("release/lstm-edge-firmware");
         let elf = staged.dir.join("lstm-edge-firmware.elf");
-        fs::copy(&built, &elf)
+        // Through a temporary and a rename: a QEMU still reading the last ELF of
+        // these inputs keeps reading whole the file it opened.
+        let temporary = staged.dir.join("lstm-edge-firmware.elf.tmp");
+        fs::copy(&built, &temporary)
+            .and_then(|_| fs::rename(&temporary, &elf))
             .with_context(|| format!("cannot copy {} to {}", built.display(), elf.display()))?;
         drop(lock);
         Ok(elf)
@@ -286,7 +293,12 @@ impl FirmwareProject {
             (&staged.reviews, &reviews[..]),
             (&staged.prompt, &inputs.prompt[..]),
         ] {
-            fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            // Unchanged inputs keep their modification time, so cargo does not
+            // rerun the build script and relink for them.
+            if fs::read(path).ok().as_deref() != Some(bytes) {
+                fs::write(path, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
         }
         Ok(staged)
     }
@@ -398,8 +410,16 @@ fn check_inputs(
             check_prompt(model, parsed, &inputs.prompt)?;
         }
     }
-    if let Some(index) = inputs.reviews.iter().position(|r| r.contains(&b'\n')) {
-        bail!("review {index} contains a newline; the firmware takes one review per line");
+    if let Some(index) = inputs
+        .reviews
+        .iter()
+        .position(|r| r.iter().any(|b| matches!(b, b'\n' | b'\r')))
+    {
+        bail!(
+            "review {} contains a line break; the firmware takes one review per line: \
+             join its lines with spaces",
+            index + 1
+        );
     }
     if inputs.temperatures_milli.is_empty() {
         bail!("no sampling temperature given; pass at least one (e.g. 500 for 0.5)");
@@ -571,7 +591,11 @@ pub fn run_with_timeout(elf: &Path, timeout: Duration) -> Result<FirmwareOutput>
     let Some(status) = status else {
         return Err(FirmwareFailed {
             status: None,
-            message: format!("no exit within {} s; stopped", timeout.as_secs()),
+            message: format!(
+                "no exit within {} s; stopped (a long generation needs more time: \
+                 `lstm-edge firmware run --timeout SECONDS`)",
+                timeout.as_secs()
+            ),
             console,
         }
         .into());
@@ -649,8 +673,10 @@ pub fn parse_output(console: &str) -> Result<FirmwareOutput, String> {
     let mut ended = false;
     for (number, line) in console.lines().enumerate() {
         let number = number + 1;
-        let mut fields = line.split_ascii_whitespace();
-        let Some(keyword) = fields.next() else {
+        // Fields are split on single spaces: a generation that drew no printable
+        // char has an empty text field between two spaces.
+        let mut fields = line.trim_end().split(' ');
+        let Some(keyword) = fields.next().filter(|keyword| !keyword.is_empty()) else {
             continue;
         };
         let fields: Vec<&str> = fields.collect();
@@ -823,6 +849,11 @@ mod tests {
             ..reviews(&["good"])
         };
         check_shipped("c-mean", "model.blob", &stm32).unwrap();
+        let err = check_shipped("c-mean", "model.blob", &reviews(&["good", "bad\r"])).unwrap_err();
+        assert!(
+            err.to_string().contains("review 2 contains a line break"),
+            "{err}"
+        );
         let err = check_inputs(Path::new("big.blob"), 1 << 20, None, &stm32).unwrap_err();
         assert!(
             err.to_string()
@@ -860,6 +891,14 @@ mod tests {
             (out.stack_peak_bytes, out.stack_region_bytes),
             (612, 4190000)
         );
+    }
+
+    #[test]
+    fn a_generation_that_printed_no_char_parses_as_empty_text() {
+        // Every draw was UNK or PAD: the text field between the two spaces is empty.
+        let out = parse_output(&GOOD.replace("gen 500 7 68690a ", "gen 500 7  ")).unwrap();
+        assert_eq!(out.generations[0].text, b"");
+        assert_eq!(out.generations[0].seed, 7);
     }
 
     #[test]

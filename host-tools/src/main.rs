@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -58,15 +59,24 @@ enum Command {
 
 #[derive(Subcommand)]
 enum FirmwareAction {
-    /// Build the firmware ELF (the image a real board takes too).
-    Build(FirmwareArgs),
-    /// Build it, then run it under QEMU (mps2-an386) and print its results.
+    /// Build the firmware ELF for a board (QEMU's mps2-an386 by default) and print its path.
+    Build {
+        #[command(flatten)]
+        args: FirmwareArgs,
+        /// The board whose memory map the image is linked for.
+        #[arg(long, value_enum, default_value_t)]
+        board: firmware::Board,
+    },
+    /// Build it for QEMU's mps2-an386, run it there and print its results.
     Run {
         #[command(flatten)]
         args: FirmwareArgs,
         /// Print the run's output and counts as JSON.
         #[arg(long)]
         json: bool,
+        /// Seconds the emulated run may take before it is stopped.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
     },
 }
 
@@ -131,14 +141,15 @@ struct FirmwareArgs {
     /// A review to score (repeatable; a sentiment model needs at least one).
     #[arg(long = "review")]
     reviews: Vec<String>,
-    /// Prompt for generator models.
-    #[arg(long, default_value = "the ")]
-    prompt: String,
-    /// Chars to generate per temperature.
-    #[arg(long, default_value_t = 100)]
-    length: usize,
-    /// Temperatures to sample at (0 is greedy, at most 100).
-    #[arg(long = "temperature", default_values_t = [0.2f32, 0.5, 1.0], allow_negative_numbers = true)]
+    /// Prompt for generator models [default: "the "].
+    #[arg(long)]
+    prompt: Option<String>,
+    /// Chars to generate per temperature, for generator models [default: 100].
+    #[arg(long)]
+    length: Option<usize>,
+    /// Temperatures to sample at, for generator models (0 is greedy, at most 100)
+    /// [default: 0.2 0.5 1].
+    #[arg(long = "temperature", allow_negative_numbers = true)]
     temperatures: Vec<f32>,
     /// Sampling seed: the same seed gives the same text.
     #[arg(long, default_value_t = 42)]
@@ -276,17 +287,37 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 }
 
 /// Checks the blob (a model directory stands for its model.blob) and builds the ELF for it.
-fn build_firmware(args: &FirmwareArgs) -> Result<PathBuf> {
+fn build_firmware(args: &FirmwareArgs, board: firmware::Board) -> Result<PathBuf> {
     let blob = BlobFile::read(&args.model)?;
-    firmware::build(&blob.path, &firmware_inputs(args)?)
+    let sentiment = lstm_edge_runtime::Model::from_bytes(&blob.bytes)
+        .is_ok_and(|model| model.body().output == lstm_edge_runtime::Output::Sigmoid);
+    let generation_flags = args.prompt.is_some() || args.length.is_some();
+    if sentiment && (generation_flags || !args.temperatures.is_empty()) {
+        bail!(
+            "{} is a sentiment model: --prompt, --length and --temperature are for \
+             generators; give it --review TEXT only",
+            blob.path.display()
+        );
+    }
+    firmware::build(&blob.path, &firmware_inputs(args, board)?)
 }
 
-fn firmware_inputs(args: &FirmwareArgs) -> Result<firmware::FirmwareInputs> {
-    let temperatures = args
-        .temperatures
-        .iter()
-        .map(|&t| infer::temperature(t).map(|t| t.milli()))
-        .collect::<Result<Vec<_>>>()?;
+fn firmware_inputs(
+    args: &FirmwareArgs,
+    board: firmware::Board,
+) -> Result<firmware::FirmwareInputs> {
+    let defaults = firmware::FirmwareInputs::default();
+    let temperatures = if args.temperatures.is_empty() {
+        defaults.temperatures_milli
+    } else {
+        args.temperatures
+            .iter()
+            .map(|&t| infer::temperature(t).map(|t| t.milli()))
+            .collect::<Result<Vec<_>>>()?
+    };
+    if args.length == Some(0) {
+        bail!("--length 0 generates nothing: give at least 1 char per temperature");
+    }
     // As `score` does: a blank review's score would be noise.
     if let Some(index) = args.reviews.iter().position(|r| r.trim().is_empty()) {
         bail!(
@@ -296,32 +327,42 @@ fn firmware_inputs(args: &FirmwareArgs) -> Result<firmware::FirmwareInputs> {
     }
     Ok(firmware::FirmwareInputs {
         reviews: args.reviews.iter().map(|r| r.as_bytes().to_vec()).collect(),
-        prompt: args.prompt.as_bytes().to_vec(),
-        gen_chars: args.length,
+        prompt: args
+            .prompt
+            .as_ref()
+            .map_or(defaults.prompt, |p| p.as_bytes().to_vec()),
+        gen_chars: args.length.unwrap_or(defaults.gen_chars),
         temperatures_milli: temperatures,
         seed: args.seed,
-        ..Default::default()
+        board,
     })
 }
 
-fn firmware_summary(out: &firmware::FirmwareOutput) -> serde_json::Value {
+/// A generation's instructions per sampled char: the ticks count every draw,
+/// UNK and PAD included, which the printed text leaves out.
+fn instructions_per_char(g: &firmware::Generation, per_tick: u64, chars: usize) -> u64 {
+    g.ticks * per_tick / (chars.max(1) as u64)
+}
+
+/// Reviews are numbered from 1, as their `--review`s are given.
+fn firmware_summary(out: &firmware::FirmwareOutput, chars: usize) -> serde_json::Value {
     let per_tick = out.instructions_per_tick();
     serde_json::json!({
         "model": out.model,
         "scores": out.scores.iter().map(|s| serde_json::json!({
-            "review": s.index, "score": s.probability(), "raw": s.value, "steps": s.steps,
+            "review": s.index + 1, "score": s.probability(), "raw": s.value, "steps": s.steps,
             "instructions": s.ticks * per_tick,
         })).collect::<Vec<_>>(),
         "generations": out.generations.iter().map(|g| serde_json::json!({
             "temperature": g.temperature_milli as f64 / 1000.0, "seed": g.seed,
             "text": infer::latin1_to_string(&g.text),
-            "instructions_per_char": g.ticks * per_tick / (g.text.len().max(1) as u64),
+            "instructions_per_char": instructions_per_char(g, per_tick, chars),
         })).collect::<Vec<_>>(),
         "stack_peak_bytes": out.stack_peak_bytes,
     })
 }
 
-fn print_firmware(out: &firmware::FirmwareOutput) {
+fn print_firmware(out: &firmware::FirmwareOutput, chars: usize) {
     let per_tick = out.instructions_per_tick();
     println!("model: {}", out.model);
     for s in &out.scores {
@@ -331,7 +372,7 @@ fn print_firmware(out: &firmware::FirmwareOutput) {
         };
         println!(
             "review {}: {score} (raw {}, {} steps, ~{} instructions)",
-            s.index,
+            s.index + 1,
             s.value,
             s.steps,
             s.ticks * per_tick
@@ -342,7 +383,7 @@ fn print_firmware(out: &firmware::FirmwareOutput) {
             "T={} seed {} (~{} instructions/char): {}",
             g.temperature_milli as f64 / 1000.0,
             g.seed,
-            g.ticks * per_tick / (g.text.len().max(1) as u64),
+            instructions_per_char(g, per_tick, chars),
             infer::latin1_to_string(&g.text)
         );
     }
@@ -383,16 +424,23 @@ fn main() -> Result<()> {
         Command::Generate(args) => generate(&args)?,
         Command::Bench(args) => bench(&args)?,
         Command::Firmware { action } => match action {
-            FirmwareAction::Build(args) => {
-                println!("{}", build_firmware(&args)?.display());
+            FirmwareAction::Build { args, board } => {
+                println!("{}", build_firmware(&args, board)?.display());
             }
-            FirmwareAction::Run { args, json } => {
-                let out = firmware::run(&build_firmware(&args)?)?;
-                let summary = firmware_summary(&out);
+            FirmwareAction::Run {
+                args,
+                json,
+                timeout,
+            } => {
+                let elf = build_firmware(&args, firmware::Board::Mps2An386)?;
+                let out = firmware::run_with_timeout(&elf, Duration::from_secs(timeout))?;
+                let chars = args
+                    .length
+                    .unwrap_or(firmware::FirmwareInputs::default().gen_chars);
                 if json {
-                    print_json(&summary)?;
+                    print_json(&firmware_summary(&out, chars))?;
                 } else {
-                    print_firmware(&out);
+                    print_firmware(&out, chars);
                 }
             }
         },

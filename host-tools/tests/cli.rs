@@ -278,6 +278,32 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         err.contains("generator") && err.contains("--prompt"),
         "{err}"
     );
+    let err = stderr_of(lstm_edge().args([
+        "firmware",
+        "build",
+        "-m",
+        arg(&m.sentiment),
+        "--review",
+        "x",
+        "--temperature",
+        "0.5",
+    ]));
+    assert!(
+        err.contains("sentiment model") && err.contains("--review TEXT only"),
+        "{err}"
+    );
+    let err =
+        stderr_of(lstm_edge().args(["firmware", "run", "-m", arg(&m.gen_int), "--length", "0"]));
+    assert!(err.contains("--length 0 generates nothing"), "{err}");
+    let err = stderr_of(lstm_edge().args([
+        "firmware",
+        "run",
+        "-m",
+        arg(&m.gen_int),
+        "--board",
+        "stm32f407",
+    ]));
+    assert!(err.contains("--board"), "{err}");
 
     let err = stderr_of(lstm_edge().args(["generate", "-m", arg(&m.gen_no_unk), "-p", "abz"]));
     assert!(

@@ -133,7 +133,7 @@ impl ModelCard {
             versions: Versions {
                 lstm_edge: env!("CARGO_PKG_VERSION").to_string(),
                 onnx_opset: crate::export::EXPORT_OPSET,
-                onnxruntime: crate::ort_env::ORT_VERSION.to_string(),
+                onnxruntime: crate::ort_env::loaded_version().to_string(),
                 model_format: lstm_edge_runtime::format::VERSION,
             },
         }

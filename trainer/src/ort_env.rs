@@ -22,6 +22,9 @@ pub const ORT_VERSION: &str = "1.31.1";
 /// The command that installs the CPU build where [`library_path`] finds it.
 pub const INSTALL_COMMAND: &str = "bash scripts/install-ort.sh";
 
+/// The same install outside a checkout of the repository, for python3's packages.
+pub const PIP_INSTALL_COMMAND: &str = "python3 -m pip install onnxruntime==1.31.1";
+
 /// Where a session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
@@ -49,9 +52,14 @@ impl std::str::FromStr for Device {
         match s {
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda { device_id: 0 }),
-            _ => match s.strip_prefix("cuda:").map(str::parse) {
-                Some(Ok(device_id)) => Ok(Device::Cuda { device_id }),
-                _ => bail!("unknown device {s:?}: expected `cpu`, `cuda` or `cuda:N`"),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<u16>) {
+                Some(Ok(device_id)) => Ok(Device::Cuda {
+                    device_id: i32::from(device_id),
+                }),
+                _ => bail!(
+                    "unknown device {s:?}: expected `cpu`, `cuda` or `cuda:N` with N a GPU's \
+                     index from 0 (`nvidia-smi -L` lists them)"
+                ),
             },
         }
     }
@@ -59,6 +67,8 @@ impl std::str::FromStr for Device {
 
 struct Loaded {
     path: PathBuf,
+    /// The release the library reports, such as `1.31.1`.
+    version: String,
     environment: Environment,
 }
 
@@ -79,17 +89,75 @@ fn loaded() -> Result<&'static Loaded> {
 
 fn load() -> Result<Loaded> {
     let path = library_path()?;
-    let environment = ort::init_from(&path)
-        .map_err(|e| anyhow!("loading ONNX Runtime from {}: {e}", path.display()))?
+    let builder = ort::init_from(&path).map_err(|e| {
+        anyhow!(
+            "loading ONNX Runtime from {}: {e}. lstm-edge needs ONNX Runtime {ORT_VERSION}: {}",
+            path.display(),
+            install_hint()
+        )
+    })?;
+    // Another release may differ in the operators and numerics the training graphs
+    // rely on, and the model card records the release that trained the model.
+    let version = release_of(ort::info()).unwrap_or_default();
+    if !version.is_empty() && !same_minor_release(&version, ORT_VERSION) {
+        bail!(
+            "{} is ONNX Runtime {version}; lstm-edge is built and tested against \
+             {ORT_VERSION}: {}, or point ORT_DYLIB_PATH at a {ORT_VERSION} library",
+            path.display(),
+            install_hint()
+        );
+    }
+    let environment = builder
         .with_name("lstm-edge")
         .build()
         .map_err(|e| anyhow!("creating the ONNX Runtime environment: {e}"))?;
-    Ok(Loaded { path, environment })
+    Ok(Loaded {
+        path,
+        version,
+        environment,
+    })
+}
+
+/// The release in ONNX Runtime's build info (`... git-branch=rel-1.31.1, ...`).
+fn release_of(build_info: &str) -> Option<String> {
+    let start = build_info.find("git-branch=rel-")? + "git-branch=rel-".len();
+    let release: String = build_info[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    (release.split('.').count() >= 2).then_some(release)
+}
+
+/// `1.31.0` and `1.31.1` are one release line; `1.30.2` and `1.32.0` are not.
+fn same_minor_release(a: &str, b: &str) -> bool {
+    a.split('.').take(2).eq(b.split('.').take(2))
+}
+
+/// How to install the pinned release: the project script in a checkout, pip outside one.
+fn install_hint() -> String {
+    match repo_root() {
+        Some(root) => format!(
+            "run `{INSTALL_COMMAND}` in {} (`{INSTALL_COMMAND} --gpu` for CUDA)",
+            root.display()
+        ),
+        None => {
+            format!("install it with `{PIP_INSTALL_COMMAND}` (`onnxruntime-gpu==1.31.1` for CUDA)")
+        }
+    }
 }
 
 /// The path of the ONNX Runtime library that was loaded (after [`init`]).
 pub fn loaded_library_path() -> Result<&'static Path> {
     loaded().map(|l| l.path.as_path())
+}
+
+/// The ONNX Runtime release this process loaded, or the pinned one if it loaded
+/// none (or its build info names no release).
+pub fn loaded_version() -> &'static str {
+    match LOADED.get() {
+        Some(Ok(loaded)) if !loaded.version.is_empty() => &loaded.version,
+        _ => ORT_VERSION,
+    }
 }
 
 /// Finds the ONNX Runtime shared library (see the module docs for the order).
@@ -100,11 +168,21 @@ pub fn library_path() -> Result<PathBuf> {
 fn library_path_from(ort_dylib_path: Option<std::ffi::OsString>) -> Result<PathBuf> {
     if let Some(path) = ort_dylib_path.filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
-        if !path.is_file() {
+        if path.is_dir() {
+            bail!(
+                "ORT_DYLIB_PATH is {}, a folder; point it at the libonnxruntime.so file in it \
+                 (onnxruntime/capi/ in a pip install)",
+                path.display()
+            );
+        }
+        // A bare file name is left to the dynamic loader's search, as `ort` does.
+        let bare_name = path.components().count() == 1;
+        if !bare_name && !path.is_file() {
             bail!(
                 "ORT_DYLIB_PATH is {} but no such file exists; point it at libonnxruntime.so, \
-                 or unset it and run `{INSTALL_COMMAND}` in the repository",
-                path.display()
+                 or unset it and {}",
+                path.display(),
+                install_hint()
             );
         }
         return Ok(path);
@@ -128,14 +206,14 @@ fn library_path_from(ort_dylib_path: Option<std::ffi::OsString>) -> Result<PathB
     }
     let searched: Vec<String> = searched.iter().map(|d| d.display().to_string()).collect();
     bail!(
-        "ONNX Runtime {ORT_VERSION} was not found (searched ORT_DYLIB_PATH, {}, and python3's \
-         onnxruntime package). Install it with `{INSTALL_COMMAND}` in the repository root \
-         (`{INSTALL_COMMAND} --gpu` for CUDA), or set ORT_DYLIB_PATH to libonnxruntime.so",
+        "ONNX Runtime {ORT_VERSION} was not found (ORT_DYLIB_PATH is not set; searched {}and \
+         python3's onnxruntime package): {}, or set ORT_DYLIB_PATH to libonnxruntime.so",
         if searched.is_empty() {
-            "no repository root".to_string()
+            String::new()
         } else {
-            searched.join(", ")
-        }
+            format!("{}, ", searched.join(", "))
+        },
+        install_hint()
     )
 }
 
@@ -191,17 +269,20 @@ fn pip_package_dir() -> Option<PathBuf> {
     Some(PathBuf::from(dir.trim()))
 }
 
-/// The CUDA and cuDNN libraries that `scripts/install-ort.sh --gpu` puts beside the
-/// GPU build (pip's `nvidia-*` packages) are preloaded so the CUDA provider finds
-/// them without `LD_LIBRARY_PATH`; a system CUDA install needs none of this.
-fn preload_cuda_libraries() {
-    let Some(root) = repo_root() else { return };
-    let nvidia = root.join(".ort/gpu/nvidia");
-    if !nvidia.is_dir() {
-        return;
-    }
+/// The CUDA and cuDNN libraries of pip's `nvidia-*` packages, which sit beside the
+/// `onnxruntime` package (in `.ort/gpu` from `scripts/install-ort.sh --gpu`, or in
+/// python3's site-packages), are preloaded so the CUDA provider finds them without
+/// `LD_LIBRARY_PATH`; a system CUDA install needs none of this.
+fn preload_cuda_libraries(library: &Path) {
+    // library: <packages>/onnxruntime/capi/libonnxruntime.so.X
+    let beside_library = library.ancestors().nth(3).map(|dir| dir.join("nvidia"));
+    let in_repository = repo_root().map(|root| root.join(".ort/gpu/nvidia"));
     let mut lib_dirs = Vec::new();
-    collect_lib_dirs(&nvidia, 4, &mut lib_dirs);
+    for nvidia in [beside_library, in_repository].into_iter().flatten() {
+        if nvidia.is_dir() && lib_dirs.is_empty() {
+            collect_lib_dirs(&nvidia, 4, &mut lib_dirs);
+        }
+    }
     for name in ort::ep::cuda::CUDA_DYLIBS
         .iter()
         .chain(ort::ep::cuda::CUDNN_DYLIBS)
@@ -240,6 +321,14 @@ fn cuda_fix(library: &Path, error: &str) -> String {
             "This is ONNX Runtime's CPU build: run `{INSTALL_COMMAND} --gpu` (onnxruntime-gpu \
              {ORT_VERSION}, CUDA 13, cuDNN 9), or use --device cpu"
         )
+    } else if error.contains("invalid device ordinal") {
+        "That GPU does not exist here: `nvidia-smi -L` lists the GPUs; pick one with \
+         --device cuda:N"
+            .to_string()
+    } else if error.contains("driver version is insufficient") {
+        "The NVIDIA driver is too old for CUDA 13: update it to 580 or newer, or use \
+         --device cpu"
+            .to_string()
     } else if error.contains("libcuda.so") {
         "No NVIDIA driver was found (libcuda.so.1): --device cuda needs an NVIDIA GPU and its \
          driver (580 or newer, for CUDA 13); on this machine use --device cpu"
@@ -308,7 +397,7 @@ pub fn session_from_bytes(model: &[u8], device: Device, threads: usize) -> Resul
             .map_err(|e| anyhow!("stopping spinning between runs: {e}"))?;
     }
     if let Device::Cuda { device_id } = device {
-        preload_cuda_libraries();
+        preload_cuda_libraries(&loaded.path);
         // CUDA kernels may otherwise sum in a varying order (atomics), which makes
         // a seeded run, and a resumed one, drift from the last.
         builder = builder
@@ -330,11 +419,30 @@ pub fn session_from_bytes(model: &[u8], device: Device, threads: usize) -> Resul
         })?;
     }
     builder.commit_from_memory(model).map_err(|e| {
-        anyhow!(
-            "ONNX Runtime rejected the model ({} bytes): {e}",
-            model.len()
-        )
+        let error = e.to_string();
+        match device {
+            // ONNX Runtime starts the CUDA provider (device, streams, libraries) only
+            // when it creates the session, so GPU trouble surfaces here.
+            Device::Cuda { device_id } if mentions_cuda(&error) => anyhow!(
+                "the CUDA execution provider could not start on device {device_id} \
+                 (ONNX Runtime from {}): {}. {}",
+                loaded.path.display(),
+                error.trim().trim_end_matches('.'),
+                cuda_fix(&loaded.path, &error)
+            ),
+            _ => anyhow!(
+                "ONNX Runtime rejected the model ({} bytes): {error}",
+                model.len()
+            ),
+        }
     })
+}
+
+/// Whether an ONNX Runtime error comes from CUDA or its libraries rather than the graph.
+fn mentions_cuda(error: &str) -> bool {
+    ["CUDA", "cuda", "cuDNN", "cudnn", "cublas", "CUBLAS"]
+        .iter()
+        .any(|word| error.contains(word))
 }
 
 #[cfg(test)]
@@ -374,6 +482,8 @@ mod tests {
             Device::Cuda { device_id: 3 }
         );
         assert!("gpu".parse::<Device>().is_err());
+        let negative = "cuda:-1".parse::<Device>().unwrap_err().to_string();
+        assert!(negative.contains("nvidia-smi -L"), "{negative}");
         assert_eq!(Device::Cuda { device_id: 1 }.to_string(), "cuda:1");
     }
 
@@ -434,7 +544,46 @@ mod tests {
         assert!(no_cublas.contains("LD_LIBRARY_PATH"), "{no_cublas}");
         let other = cuda_fix(&library, "no CUDA-capable device is detected");
         assert!(other.contains("NVIDIA GPU"), "{other}");
+        let absent = cuda_fix(&library, "CUDA failure 101: invalid device ordinal");
+        assert!(absent.contains("nvidia-smi -L"), "{absent}");
+        let old_driver = cuda_fix(
+            &library,
+            "CUDA driver version is insufficient for CUDA runtime version",
+        );
+        assert!(old_driver.contains("580"), "{old_driver}");
+        assert!(mentions_cuda("CUDA failure 101: invalid device ordinal"));
+        assert!(!mentions_cuda("Type Error: Type (tensor(int64)) of input"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_loaded_release_is_read_and_other_release_lines_are_told_apart() -> Result<()> {
+        assert_eq!(
+            release_of(
+                "ORT Build Info: git-branch=rel-1.31.1, git-commit-id=abc, build type=Release"
+            ),
+            Some("1.31.1".to_string())
+        );
+        assert_eq!(release_of("ORT Build Info: git-branch=main, ..."), None);
+        assert!(same_minor_release("1.31.0", "1.31.1"));
+        assert!(!same_minor_release("1.30.1", "1.31.1"));
+        assert!(!same_minor_release("1.3.1", "1.31.1"));
+        init()?;
+        assert_eq!(loaded_version(), ORT_VERSION, "{}", ort::info());
+        Ok(())
+    }
+
+    #[test]
+    fn an_ort_dylib_path_folder_is_refused_with_the_fix() {
+        let err = library_path_from(Some(std::env::temp_dir().into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a folder") && err.contains("libonnxruntime.so"),
+            "{err}"
+        );
+        let bare = library_path_from(Some("libonnxruntime.so.1.31.1".into())).unwrap();
+        assert_eq!(bare, Path::new("libonnxruntime.so.1.31.1"));
     }
 
     #[test]
