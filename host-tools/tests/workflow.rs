@@ -221,6 +221,13 @@ fn resume_says_where_it_starts_and_what_differs() {
     let other =
         failure(tiny_generator(&model).args(["--hidden", "9", "--epochs", "3", "--resume"]));
     assert!(other.contains("hidden 8 vs 9"), "{other}");
+    let other_lr = failure(
+        tiny_generator(&model).args(["--hidden", "8", "--epochs", "3", "--lr", "0.02", "--resume"]),
+    );
+    assert!(
+        other_lr.contains("optimizer RMSprop lr 0.01, this run uses RMSprop lr 0.02"),
+        "{other_lr}"
+    );
 }
 
 #[test]
@@ -825,6 +832,32 @@ fn data_stats_rejects_bad_input() {
             .arg(data("imdb-sample/test.jsonl.gz")),
     );
     assert!(err.contains("--maxlen"), "{err}");
+}
+
+/// A mean head runs over a whole review in the runtime, so the test figures that
+/// training writes are taken on whole reviews too, not on the `--maxlen` it trains on.
+#[test]
+fn a_mean_heads_card_figures_are_on_whole_reviews_as_eval_scores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("c-mean");
+    tiny_char_sentiment(&model)
+        .args(["--head", "mean", "--test"])
+        .arg(data("imdb-sample/test.jsonl.gz"))
+        .args(["--test-limit", "40", "--quiet"])
+        .assert()
+        .success();
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
+    let eval = json_of(cli().args(["eval", "--json", "--model", arg(&model)]));
+    assert_eq!(eval["samples"], 40, "{eval}");
+    for path in ["float", "quantized"] {
+        for metric in ["loss", "accuracy"] {
+            assert_eq!(
+                card["evaluation"][path][metric], eval[path][metric],
+                "{path} {metric}: card {card}, eval {eval}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -147,6 +147,23 @@ pub struct OptimizerConfig {
     pub lr_decay: Option<f32>,
 }
 
+/// In the command line's words: `RMSprop lr 0.001, clip-norm 1, lr-decay 0.9`.
+impl std::fmt::Display for OptimizerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.rule {
+            Optimizer::RmsProp { lr, .. } => write!(f, "RMSprop lr {lr}")?,
+            Optimizer::Adam { lr, .. } => write!(f, "Adam lr {lr}")?,
+        }
+        if let Some(norm) = self.clip_norm {
+            write!(f, ", clip-norm {norm}")?;
+        }
+        if let Some(decay) = self.lr_decay {
+            write!(f, ", lr-decay {decay}")?;
+        }
+        Ok(())
+    }
+}
+
 impl OptimizerConfig {
     /// The factor on the rule's learning rate during epoch `epoch` (0-based),
     /// fed to the training graph as its `lr_scale` input.

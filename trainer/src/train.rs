@@ -773,7 +773,7 @@ fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Re
     );
     ensure!(
         ck.optimizer == options.optimizer,
-        "{what} was written with optimizer {:?}, this run uses {:?}; resume with the first run's \
+        "{what} was written with optimizer {}, this run uses {}; resume with the first run's \
          --optimizer, --lr, --clip-norm and --lr-decay, {fresh}",
         ck.optimizer,
         options.optimizer

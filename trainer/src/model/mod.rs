@@ -11,7 +11,8 @@ mod reference;
 
 use anyhow::{bail, ensure, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output};
-use lstm_edge_runtime::tokenize::CharTable;
+use lstm_edge_runtime::tokenize::{CharTable, Vocab};
+use lstm_edge_runtime::Tokenizer;
 use serde::{Deserialize, Serialize};
 
 pub use preset::{HeadKind, Hyperparams, OptimizerKind, Preset};
@@ -106,6 +107,21 @@ impl InputConfig {
             } => Some(CharTable::new(table, *lowercase, *unk, *pad).map_err(Into::into)),
             InputConfig::Words { .. } => None,
         }
+    }
+
+    /// The runtime's tokenizer for this input, chars or words.
+    pub fn tokenizer(&self) -> Result<Tokenizer<'_>> {
+        Ok(match self {
+            InputConfig::Chars {
+                table,
+                lowercase,
+                unk,
+                pad,
+            } => Tokenizer::Chars(CharTable::new(table, *lowercase, *unk, *pad)?),
+            InputConfig::Words {
+                strings, offsets, ..
+            } => Tokenizer::Words(Vocab::new(strings, offsets)?),
+        })
     }
 
     /// The id that pads a sequence up to a flatten head's `maxlen`.

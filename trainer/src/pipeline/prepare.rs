@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use lstm_edge_runtime::format::Output;
+use lstm_edge_runtime::format::{Head, Output};
 use lstm_edge_runtime::tokenize::NOTEBOOK_CHARS;
 
 use crate::card::DataInfo;
@@ -212,7 +212,12 @@ pub(super) fn prepare_reviews(
         train: Dataset::from_encoded(&train_enc)?,
         validation: Some(Dataset::from_encoded(&val_enc)?),
         calibration: calibration_from(&train_set, job.calibration_sequences),
-        test: eval_set_from_encoded(&test_enc, pad),
+        test: match cfg.head {
+            Head::Flatten { .. } | Head::FlattenTail { .. } => {
+                eval_set_from_encoded(&test_enc, pad)
+            }
+            Head::Last | Head::Mean => whole_reviews(&cfg.input, &test_reviews)?,
+        },
         test_name,
         info: DataInfo {
             sources: describe_paths(&sources),
@@ -227,6 +232,26 @@ pub(super) fn prepare_reviews(
         ],
         cfg,
     })
+}
+
+/// Reviews as the runtime scores them with a last-state or mean head: whole, not cut
+/// to the `maxlen` that training batches are padded to, so the card's test figures are
+/// what `eval`, `score` and the device give.
+fn whole_reviews(input: &InputConfig, reviews: &[Review]) -> Result<EvalSet> {
+    let tokenizer = input.tokenizer()?;
+    let mut set = EvalSet::default();
+    for (index, review) in reviews.iter().enumerate() {
+        let mut ids = Vec::new();
+        tokenizer
+            .for_each_id(&review.text, |id| {
+                ids.push(id);
+                Ok(())
+            })
+            .with_context(|| format!("test review {index}"))?;
+        set.sequences.push(ids);
+        set.targets.push(u16::from(review.label));
+    }
+    Ok(set)
 }
 
 /// The card's account of how reviews become ids.
