@@ -532,3 +532,72 @@ fn non_finite_or_huge_weights_are_errors_not_panics() {
         "{err:#}"
     );
 }
+
+/// What ONNX forbids and readers disagree on, or loop on, is refused up front:
+/// two values under one name, and nodes that read a value before it is made
+/// (which is also how a cycle shows).
+#[test]
+fn malformed_graph_structure_is_refused_by_name() {
+    use prost::Message;
+    let fixture = load_all()
+        .into_iter()
+        .find(|f| f.name == "torch_lstm_flatten_sigmoid")
+        .expect("the fixture exists");
+    let model: ModelProto = Message::decode(&fixture.onnx[..]).unwrap();
+    let table = tokens(&fixture.record);
+    let refusal = |variant: &ModelProto| -> String {
+        match import(&variant.encode_to_vec(), &table) {
+            Ok(_) => panic!("a malformed graph was imported"),
+            Err(e) => format!("{e:#}"),
+        }
+    };
+
+    let mut twice = model.clone();
+    let first = graph_mut(&mut twice).initializer[0].clone();
+    graph_mut(&mut twice).initializer.push(first.clone());
+    let err = refusal(&twice);
+    assert!(
+        err.contains(&format!("two initializers are named '{}'", first.name)),
+        "{err}"
+    );
+
+    let mut reversed = model.clone();
+    graph_mut(&mut reversed).node.reverse();
+    let err = refusal(&reversed);
+    assert!(
+        err.contains("no graph input, initializer or earlier node"),
+        "{err}"
+    );
+
+    let mut cycle = model.clone();
+    let node = graph_mut(&mut cycle)
+        .node
+        .iter_mut()
+        .find(|n| !n.input.is_empty())
+        .unwrap();
+    node.input[0] = node.output[0].clone();
+    let err = refusal(&cycle);
+    assert!(err.contains("has a cycle"), "{err}");
+}
+
+/// tests/fixtures/malformed/unsqueeze_repeated_axes.onnx: an LSTM (6 units, 12 char
+/// ids) whose last state goes through Squeeze, then Unsqueeze with axes [-1, -1],
+/// then a dense sigmoid; the repeated axis used to panic the importer.
+#[test]
+fn repeated_unsqueeze_axes_are_refused_by_name() {
+    let onnx = std::fs::read(fixtures().join("../malformed/unsqueeze_repeated_axes.onnx")).unwrap();
+    let table = TokenTable::Chars {
+        table: b"abcdefghijkl".to_vec(),
+        lowercase: false,
+        unk: false,
+        pad: false,
+    };
+    let err = match import(&onnx, &table) {
+        Ok(_) => panic!("repeated Unsqueeze axes were imported"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("axis 3 is listed twice in its axes [-1, -1]"),
+        "{err}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Head, Output};
-use lstm_edge_runtime::tokenize::encode_vocab;
+use lstm_edge_runtime::tokenize::{encode_vocab, for_each_word};
 use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params, Tensor as ParamTensor};
 
 use super::{Converted, ForeignInput, ForeignModel, TokenTable, PAD_MARK, UNK_MARK};
@@ -125,6 +125,9 @@ fn char_input(
 /// Words from the vocab file's lines, one per foreign id. Runtime rows: 0 =
 /// PAD, 1 = UNK, 2 + i = the i-th sorted word; a missing PAD or UNK gets a zero
 /// row.
+/// The widest one-hot input read as words: its identity embedding is 64 MB of f32.
+const MAX_ONE_HOT_WORDS: usize = 4096;
+
 fn word_input(foreign: &ForeignModel, lines: &[String]) -> Result<MappedInput> {
     let ids = foreign.input.ids();
     ensure!(
@@ -133,6 +136,25 @@ fn word_input(foreign: &ForeignModel, lines: &[String]) -> Result<MappedInput> {
         lines.len()
     );
     let (order, pad_line, unk_line) = word_order(lines)?;
+    let unreachable = unreachable_words(lines);
+    if !unreachable.is_empty() {
+        let shown: Vec<&str> = unreachable
+            .iter()
+            .take(8)
+            .map(|&k| lines[k].as_str())
+            .collect();
+        eprintln!(
+            "warning: {} vocab lines are not single tokens of the runtime's Treebank tokenizer \
+             (it splits them), so text never reaches their ids: {}{}",
+            unreachable.len(),
+            shown.join(" "),
+            if unreachable.len() > shown.len() {
+                " ..."
+            } else {
+                ""
+            }
+        );
+    }
     if matches!(foreign.head, Head::Flatten { .. }) {
         ensure!(
             pad_line.is_some(),
@@ -146,7 +168,17 @@ fn word_input(foreign: &ForeignModel, lines: &[String]) -> Result<MappedInput> {
     let (strings, offsets) = encode_vocab(words);
     let table = match &foreign.input {
         ForeignInput::Embedding(e) => e.clone(),
-        ForeignInput::OneHot { depth, .. } => identity(*depth),
+        ForeignInput::OneHot { depth, .. } => {
+            // Read as words, a one-hot input becomes an ids x ids identity embedding.
+            ensure!(
+                *depth <= MAX_ONE_HOT_WORDS,
+                "the model reads {depth} ids one-hot; as a word model that is a {depth} x \
+                 {depth} embedding ({} MB of f32): give --chars for a char model, or export \
+                 the model with an embedding (Gather) layer",
+                (depth * depth * 4) >> 20
+            );
+            identity(*depth)
+        }
     };
     let width = table.dims[1];
     let row = |line: Option<usize>| -> Vec<f32> {
@@ -217,6 +249,27 @@ fn word_order(lines: &[String]) -> Result<(Vec<usize>, Option<usize>, Option<usi
     Ok((words.into_iter().map(|(_, k)| k).collect(), pad, unk))
 }
 
+/// The vocab lines (indices) that the runtime's word splitter never gives as one
+/// token inside a text, such as `don't` (`do` `n't`) or `hello!`.
+fn unreachable_words(lines: &[String]) -> Vec<usize> {
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| !matches!(line.as_str(), PAD_MARK | UNK_MARK))
+        .filter(|(_, line)| {
+            // Mid-text, as words are met: a text's last period is always split off.
+            let text = format!("{line} x");
+            let mut first = None;
+            let _ = for_each_word(text.as_bytes(), |word| {
+                first.get_or_insert(word);
+                Ok(())
+            });
+            first != Some(line.as_bytes())
+        })
+        .map(|(k, _)| k)
+        .collect()
+}
+
 fn identity(n: usize) -> ParamTensor {
     let mut data = vec![0.0; n * n];
     for i in 0..n {
@@ -259,6 +312,12 @@ mod tests {
 
     fn lines(words: &[&str]) -> Vec<String> {
         words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn words_the_splitter_breaks_up_are_found() {
+        let vocab = lines(&["<pad>", "don't", "hello!", "U.S.", "e-mail", "film", "'s"]);
+        assert_eq!(unreachable_words(&vocab), vec![1, 2]);
     }
 
     #[test]

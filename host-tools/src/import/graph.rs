@@ -91,40 +91,87 @@ pub(super) fn attr_str(node: &NodeProto, name: &str) -> Option<String> {
 /// ONNX data types this reader loads (float, ints, bool, double).
 const LOADABLE_TYPES: [i32; 10] = [1, 2, 3, 4, 5, 6, 7, 9, 11, 12];
 
+/// ONNX's `TensorProto.DataLocation.EXTERNAL`.
+const EXTERNAL_DATA: i32 = 1;
+
 pub(super) fn load(t: &TensorProto) -> Result<Tensor> {
     ensure!(
-        LOADABLE_TYPES.contains(&t.data_type),
-        "tensor '{}' has ONNX data type {}, which the importer does not read",
-        t.name,
-        t.data_type
+        t.data_location != Some(EXTERNAL_DATA),
+        "tensor '{}' keeps its values in an external file, which the importer does not read: \
+         save the model with its weights inside (onnx.save(model, path, \
+         save_as_external_data=False))",
+        t.name
     );
-    tract_onnx::tensor::load_tensor(&tract_onnx::data_resolver::FopenDataResolver, t, None)
-        .map_err(|e| anyhow!("cannot load tensor '{}' ({e}): external data is unsupported, save the model with its weights inside", t.name))
+    ensure!(
+        LOADABLE_TYPES.contains(&t.data_type),
+        "tensor '{}' has ONNX data type {} ({}), which the importer does not read: export the \
+         model with float32 weights",
+        t.name,
+        t.data_type,
+        match t.data_type {
+            10 => "float16",
+            16 => "bfloat16",
+            8 => "string",
+            14 | 15 => "complex",
+            _ => "not a plain number type",
+        }
+    );
+    tract_onnx::tensor::load_tensor(&tract_onnx::data_resolver::FopenDataResolver, t, None).map_err(
+        |e| {
+            anyhow!(
+                "cannot load tensor '{}' with dims {:?} ({e:#}): its values do not fill its \
+                 dims; the ONNX file is malformed",
+                t.name,
+                t.dims
+            )
+        },
+    )
 }
 
 impl<'a> Graph<'a> {
-    pub(super) fn new(graph: &'a GraphProto) -> Self {
+    /// Indexes the graph, refusing what ONNX forbids and the walks below rely on:
+    /// a name given two values, and a node that reads a value no earlier node,
+    /// initializer or graph input gives (so no cycles either).
+    pub(super) fn new(graph: &'a GraphProto) -> Result<Self> {
+        let mut initializers = HashMap::new();
+        for t in &graph.initializer {
+            ensure!(
+                initializers.insert(t.name.as_str(), t).is_none(),
+                "two initializers are named '{}'; the ONNX file is malformed (ONNX Runtime \
+                 would use the first, other readers the last)",
+                t.name
+            );
+        }
+        let mut defined: HashSet<&str> = graph.input.iter().map(|i| i.name.as_str()).collect();
+        defined.extend(initializers.keys().copied());
         let mut producer = HashMap::new();
         let mut consumers: HashMap<&str, Vec<&NodeProto>> = HashMap::new();
         for node in &graph.node {
-            for out in &node.output {
-                producer.insert(out.as_str(), node);
-            }
             for inp in node.input.iter().filter(|i| !i.is_empty()) {
+                ensure!(
+                    defined.contains(inp.as_str()),
+                    "{} reads '{inp}', which no graph input, initializer or earlier node \
+                     gives: ONNX nodes must come in an order where every value is made before \
+                     it is read (the file is malformed, or its graph has a cycle)",
+                    describe(node)
+                );
                 consumers.entry(inp.as_str()).or_default().push(node);
             }
+            for out in node.output.iter().filter(|o| !o.is_empty()) {
+                ensure!(
+                    producer.insert(out.as_str(), node).is_none() && defined.insert(out.as_str()),
+                    "{} gives '{out}', a name that already has a value; the ONNX file is malformed",
+                    describe(node)
+                );
+            }
         }
-        Graph {
+        Ok(Graph {
             graph,
             producer,
             consumers,
-            initializers: graph
-                .initializer
-                .iter()
-                .map(|t| (t.name.as_str(), t))
-                .collect(),
+            initializers,
             outputs: graph.output.iter().map(|o| o.name.as_str()).collect(),
-        }
+        })
     }
 
     /// The value's constant tensor: an initializer or a Constant node, through Identity/Cast.

@@ -295,15 +295,21 @@ fn check_finite(foreign: &ForeignModel) -> Result<()> {
 /// the graph's constants, e.g. a Gather index out of range, while it folds
 /// them) into an error.
 pub(super) fn in_tract<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|payload| {
+    // The panic becomes this error, so its default report on stderr would only confuse.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    std::panic::set_hook(report);
+    outcome.unwrap_or_else(|payload| {
         let message = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_default();
         bail!(
-            "tract failed while {what} ({message}): a constant of the ONNX graph is out of range \
-             for its op; check that the model runs in its own framework or in ONNX Runtime"
+            "tract failed while {what} ({message}): the graph holds a node tract cannot run (a \
+             constant out of range for its op, or a node missing an input); check that the model \
+             runs in its own framework or in ONNX Runtime"
         )
     })
 }
@@ -332,7 +338,7 @@ impl ForeignRunner {
     fn compile(onnx: &[u8], foreign: &ForeignModel, len: usize) -> Result<Self> {
         let model = tract_onnx::onnx()
             .model_for_read(&mut &onnx[..])
-            .map_err(|e| anyhow!("tract cannot read the ONNX model: {e}"))?;
+            .map_err(|e| anyhow!("tract cannot read the ONNX model: {e:#}"))?;
         let declared = model.input_fact(0)?.datum_type.concretize();
         let (dt, fact) = match foreign.input {
             ForeignInput::OneHot {
@@ -350,7 +356,7 @@ impl ForeignRunner {
         let plan = model
             .with_input_fact(0, fact)?
             .into_optimized()
-            .map_err(|e| anyhow!("tract cannot optimize the ONNX model: {e}"))?
+            .map_err(|e| anyhow!("tract cannot optimize the ONNX model: {e:#}"))?
             .into_runnable()?;
         Ok(ForeignRunner {
             plan,

@@ -19,7 +19,8 @@ fn check_recurrent_attributes(node: &NodeProto, cell: Cell, name: &str) -> Resul
     let direction = attr_str(node, "direction").unwrap_or_else(|| "forward".into());
     ensure!(
         direction == "forward",
-        "{name} is {direction}: only forward layers are supported (no bidirectional or reverse)"
+        "{name} has direction {direction:?}: only forward layers are supported (no bidirectional \
+         or reverse)"
     );
     let defaults: &[&str] = match cell {
         Cell::Lstm => &["Sigmoid", "Tanh", "Tanh"],
@@ -50,8 +51,9 @@ fn check_recurrent_attributes(node: &NodeProto, cell: Cell, name: &str) -> Resul
     } else {
         ensure!(
             attr_int(node, "linear_before_reset").unwrap_or(0) == 1,
-            "{name} has linear_before_reset = 0: the runtime's GRU applies the reset gate after the recurrent \
-             product (linear_before_reset = 1, as PyTorch and Keras' reset_after=True do)"
+            "{name} has linear_before_reset = {}: the runtime's GRU applies the reset gate after the recurrent \
+             product (linear_before_reset = 1, as PyTorch and Keras' reset_after=True do)",
+            attr_int(node, "linear_before_reset").unwrap_or(0)
         );
     }
     Ok(())

@@ -89,6 +89,13 @@ impl Walk<'_> {
             .map(|&a| normalize_axis(a, rank, node))
             .collect::<Result<_>>()?;
         at.sort_unstable();
+        if let Some(pair) = at.windows(2).find(|pair| pair[0] == pair[1]) {
+            bail!(
+                "{}: axis {} is listed twice in its axes {list:?}; the ONNX file is malformed",
+                describe(node),
+                pair[0]
+            );
+        }
         let mut result = axes;
         for i in at {
             result.insert(i, Axis::Unit);
@@ -248,6 +255,15 @@ impl Walk<'_> {
                 let hidden = hidden.context("hidden")?;
                 let order: Vec<Axis> = axes.iter().copied().filter(|&a| !is_unit(a)).collect();
                 ensure!(order == kept, refuse());
+                // With a free length, a -1 first entry folds the steps into the batch:
+                // a per-step output, not a flatten over a fixed number of steps.
+                ensure!(
+                    !(*first == Dim::Known(-1) && self.seq_len.is_none()),
+                    "{}: reshapes a sequence of free length to {target:?}, which puts its steps \
+                     in the batch (one output per step): unsupported; export with a fixed \
+                     sequence length for a flatten head, or take the last step or the mean",
+                    describe(node)
+                );
                 let steps = match *second {
                     Dim::Known(-1) if *first != Dim::Known(-1) => self.seq_len.map(|t| t as i64),
                     Dim::Known(n) if n > 0 && n % hidden == 0 => Some(n / hidden),

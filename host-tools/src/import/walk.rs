@@ -36,6 +36,10 @@ pub(super) struct Walk<'a> {
     pub(super) output: Option<Output>,
 }
 
+/// The longest fixed sequence a graph input may declare (C's 1,500 chars and the
+/// 3,000 of `c-mean` are well inside).
+const MAX_STEPS: usize = 20_000;
+
 /// Reads an ONNX model into a [`ForeignModel`], or says which op, attribute or
 /// shape it cannot take.
 pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
@@ -46,7 +50,7 @@ pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
         .graph
         .as_ref()
         .context("the ONNX model has no graph")?;
-    let g = Graph::new(graph);
+    let g = Graph::new(graph)?;
     let inputs: Vec<&pb::ValueInfoProto> = graph
         .input
         .iter()
@@ -65,6 +69,15 @@ pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
         graph.output.len()
     );
     let (elem, dims) = input_type(input)?;
+    if let Some(&Some(steps)) = dims.get(1) {
+        // The self-check runs the graph on sequences of its fixed length.
+        ensure!(
+            steps <= MAX_STEPS,
+            "graph input '{}' is {steps} steps long; the importer takes at most {MAX_STEPS}: \
+             export the model with a shorter or a free sequence length",
+            input.name
+        );
+    }
     let mut walk = Walk {
         g,
         seq_len: None,
@@ -158,7 +171,7 @@ fn run_id_computations(onnx: &[u8], check: &IdCheck, foreign: &ForeignModel) -> 
     let len = foreign.seq_len.unwrap_or(ids);
     let mut model = tract_onnx::onnx()
         .model_for_read(&mut &onnx[..])
-        .map_err(|e| anyhow!("tract cannot read the ONNX model: {e}"))?;
+        .map_err(|e| anyhow!("tract cannot read the ONNX model: {e:#}"))?;
     let dt = model
         .input_fact(0)?
         .datum_type
