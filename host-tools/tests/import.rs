@@ -580,19 +580,39 @@ fn malformed_graph_structure_is_refused_by_name() {
     assert!(err.contains("has a cycle"), "{err}");
 }
 
+/// tests/fixtures/malformed/reshape_steps_into_batch.onnx: ids of free length, an
+/// LSTM (6 units, 12 char ids) whose outputs are reshaped to [-1, 6] and go through
+/// a dense sigmoid: one output per step, which used to import as a 1-step flatten head.
+#[test]
+fn a_reshape_of_free_length_steps_into_the_batch_is_refused() {
+    let onnx =
+        std::fs::read(fixtures().join("../malformed/reshape_steps_into_batch.onnx")).unwrap();
+    let err = match import(&onnx, &twelve_chars()) {
+        Ok(_) => panic!("a per-step output was imported"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("puts its steps in the batch (one output per step)"),
+        "{err}"
+    );
+}
+
+fn twelve_chars() -> TokenTable {
+    TokenTable::Chars {
+        table: b"abcdefghijkl".to_vec(),
+        lowercase: false,
+        unk: false,
+        pad: false,
+    }
+}
+
 /// tests/fixtures/malformed/unsqueeze_repeated_axes.onnx: an LSTM (6 units, 12 char
 /// ids) whose last state goes through Squeeze, then Unsqueeze with axes [-1, -1],
 /// then a dense sigmoid; the repeated axis used to panic the importer.
 #[test]
 fn repeated_unsqueeze_axes_are_refused_by_name() {
     let onnx = std::fs::read(fixtures().join("../malformed/unsqueeze_repeated_axes.onnx")).unwrap();
-    let table = TokenTable::Chars {
-        table: b"abcdefghijkl".to_vec(),
-        lowercase: false,
-        unk: false,
-        pad: false,
-    };
-    let err = match import(&onnx, &table) {
+    let err = match import(&onnx, &twelve_chars()) {
         Ok(_) => panic!("repeated Unsqueeze axes were imported"),
         Err(e) => format!("{e:#}"),
     };

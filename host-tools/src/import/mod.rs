@@ -162,7 +162,23 @@ pub fn import(onnx: &[u8], tokens: &TokenTable) -> Result<Imported> {
         .iter()
         .map(|s| converted.map_ids(s))
         .collect::<Result<_>>()?;
-    let quantized = quantize(&converted.config, &converted.params, &calibration)?;
+    let quantized =
+        quantize(&converted.config, &converted.params, &calibration).with_context(|| {
+            let largest = |t: &ParamTensor| t.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let mut sizes = vec![
+                format!("W {}", largest(&foreign.w)),
+                format!("R {}", largest(&foreign.r)),
+            ];
+            if let ForeignInput::Embedding(table) = &foreign.input {
+                sizes.push(format!("embedding {}", largest(table)));
+            }
+            format!(
+                "the integer blob's fixed-point scales cannot hold these weights (largest \
+                 magnitudes: {}): the product of the input and its weights must stay within \
+                 int32; export the model from a training run with ordinary weight ranges",
+                sizes.join(", ")
+            )
+        })?;
     let self_check = self_check(
         onnx,
         &foreign,
