@@ -286,20 +286,25 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-/// Checks the blob (a model directory stands for its model.blob) and builds the ELF for it.
-fn build_firmware(args: &FirmwareArgs, board: firmware::Board) -> Result<PathBuf> {
+/// Checks the blob (a model directory stands for its model.blob) and builds the ELF for
+/// it; returns the ELF and the inputs it was built with.
+fn build_firmware(
+    args: &FirmwareArgs,
+    board: firmware::Board,
+) -> Result<(PathBuf, firmware::FirmwareInputs)> {
     let blob = BlobFile::read(&args.model)?;
-    let sentiment = lstm_edge_runtime::Model::from_bytes(&blob.bytes)
-        .is_ok_and(|model| model.body().output == lstm_edge_runtime::Output::Sigmoid);
-    let generation_flags = args.prompt.is_some() || args.length.is_some();
-    if sentiment && (generation_flags || !args.temperatures.is_empty()) {
+    let sentiment = blob.model()?.body().output == lstm_edge_runtime::Output::Sigmoid;
+    let generation_flags =
+        args.prompt.is_some() || args.length.is_some() || !args.temperatures.is_empty();
+    if sentiment && generation_flags {
         bail!(
             "{} is a sentiment model: --prompt, --length and --temperature are for \
              generators; give it --review TEXT only",
             blob.path.display()
         );
     }
-    firmware::build(&blob.path, &firmware_inputs(args, board)?)
+    let inputs = firmware_inputs(args, board)?;
+    Ok((firmware::build(&blob.path, &inputs)?, inputs))
 }
 
 fn firmware_inputs(
@@ -425,22 +430,19 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench(&args)?,
         Command::Firmware { action } => match action {
             FirmwareAction::Build { args, board } => {
-                println!("{}", build_firmware(&args, board)?.display());
+                println!("{}", build_firmware(&args, board)?.0.display());
             }
             FirmwareAction::Run {
                 args,
                 json,
                 timeout,
             } => {
-                let elf = build_firmware(&args, firmware::Board::Mps2An386)?;
+                let (elf, inputs) = build_firmware(&args, firmware::Board::Mps2An386)?;
                 let out = firmware::run_with_timeout(&elf, Duration::from_secs(timeout))?;
-                let chars = args
-                    .length
-                    .unwrap_or(firmware::FirmwareInputs::default().gen_chars);
                 if json {
-                    print_json(&firmware_summary(&out, chars))?;
+                    print_json(&firmware_summary(&out, inputs.gen_chars))?;
                 } else {
-                    print_firmware(&out, chars);
+                    print_firmware(&out, inputs.gen_chars);
                 }
             }
         },

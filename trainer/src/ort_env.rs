@@ -22,9 +22,6 @@ pub const ORT_VERSION: &str = "1.31.1";
 /// The command that installs the CPU build where [`library_path`] finds it.
 pub const INSTALL_COMMAND: &str = "bash scripts/install-ort.sh";
 
-/// The same install outside a checkout of the repository, for python3's packages.
-pub const PIP_INSTALL_COMMAND: &str = "python3 -m pip install onnxruntime==1.31.1";
-
 /// Where a session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
@@ -140,9 +137,10 @@ fn install_hint() -> String {
             "run `{INSTALL_COMMAND}` in {} (`{INSTALL_COMMAND} --gpu` for CUDA)",
             root.display()
         ),
-        None => {
-            format!("install it with `{PIP_INSTALL_COMMAND}` (`onnxruntime-gpu==1.31.1` for CUDA)")
-        }
+        None => format!(
+            "install it with `python3 -m pip install onnxruntime=={ORT_VERSION}` \
+             (`onnxruntime-gpu=={ORT_VERSION}` for CUDA)"
+        ),
     }
 }
 
@@ -278,10 +276,12 @@ fn preload_cuda_libraries(library: &Path) {
     let beside_library = library.ancestors().nth(3).map(|dir| dir.join("nvidia"));
     let in_repository = repo_root().map(|root| root.join(".ort/gpu/nvidia"));
     let mut lib_dirs = Vec::new();
-    for nvidia in [beside_library, in_repository].into_iter().flatten() {
-        if nvidia.is_dir() && lib_dirs.is_empty() {
-            collect_lib_dirs(&nvidia, 4, &mut lib_dirs);
-        }
+    if let Some(nvidia) = [beside_library, in_repository]
+        .into_iter()
+        .flatten()
+        .find(|dir| dir.is_dir())
+    {
+        collect_lib_dirs(&nvidia, 4, &mut lib_dirs);
     }
     for name in ort::ep::cuda::CUDA_DYLIBS
         .iter()

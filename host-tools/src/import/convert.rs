@@ -122,12 +122,12 @@ fn char_input(
     })
 }
 
-/// Words from the vocab file's lines, one per foreign id. Runtime rows: 0 =
-/// PAD, 1 = UNK, 2 + i = the i-th sorted word; a missing PAD or UNK gets a zero
-/// row.
 /// The widest one-hot input read as words: its identity embedding is 64 MB of f32.
 const MAX_ONE_HOT_WORDS: usize = 4096;
 
+/// Words from the vocab file's lines, one per foreign id. Runtime rows: 0 =
+/// PAD, 1 = UNK, 2 + i = the i-th sorted word; a missing PAD or UNK gets a zero
+/// row.
 fn word_input(foreign: &ForeignModel, lines: &[String]) -> Result<MappedInput> {
     let ids = foreign.input.ids();
     ensure!(

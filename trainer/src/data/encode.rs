@@ -7,6 +7,7 @@ use std::fmt;
 
 use anyhow::{ensure, Context, Result};
 use lstm_edge_runtime::tokenize::{encode_vocab, for_each_word, CharTable, Vocab};
+use lstm_edge_runtime::Tokenizer;
 use serde::{Deserialize, Serialize};
 
 use super::Review;
@@ -133,6 +134,19 @@ pub fn pad_truncate(tokens: &mut Vec<u16>, maxlen: usize, pad: u16, truncate: Tr
         tokens.drain(..tokens.len() - maxlen);
     }
     tokens.resize(maxlen, pad);
+}
+
+/// A whole text's ids, as the runtime's tokenizer gives them.
+pub fn text_ids(
+    tokenizer: &Tokenizer<'_>,
+    text: &[u8],
+) -> std::result::Result<Vec<u16>, lstm_edge_runtime::Error> {
+    let mut ids = Vec::new();
+    tokenizer.for_each_id(text, |id| {
+        ids.push(id);
+        Ok(())
+    })?;
+    Ok(ids)
 }
 
 fn encode_with(

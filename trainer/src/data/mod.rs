@@ -21,7 +21,8 @@ use rand_chacha::ChaCha8Rng;
 
 pub use corpus::{read_corpus, CharSet, CharWindows};
 pub use encode::{
-    build_word_vocab, encode_chars, encode_words, Encoded, LengthStats, Truncate, WordVocab,
+    build_word_vocab, encode_chars, encode_words, text_ids, Encoded, LengthStats, Truncate,
+    WordVocab,
 };
 pub use reviews::{load_reviews, Review};
 pub use vectors::{load_vectors, Embedding, MissingRows, VectorFormat};

@@ -11,7 +11,7 @@ use lstm_edge_runtime::numeric::F32;
 use lstm_edge_runtime::{Network, Tokenizer};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{read_corpus, CharWindows, Encoded};
+use crate::data::{read_corpus, text_ids, CharWindows, Encoded};
 use crate::plot;
 use crate::progress;
 
@@ -275,24 +275,18 @@ pub fn tokenize_with_blob(blob: &[u8], texts: &[&[u8]]) -> Result<Vec<Vec<u16>>>
         .iter()
         .enumerate()
         .map(|(index, text)| {
-            let mut ids = Vec::new();
-            tokenizer
-                .for_each_id(text, |id| {
-                    ids.push(id);
-                    Ok(())
-                })
-                .map_err(|e| {
-                    let fix = match e {
-                        lstm_edge_runtime::Error::UnknownChar(_) => {
-                            ": remove it, or retrain on text that holds it"
-                        }
-                        _ => "",
-                    };
-                    match texts.len() {
-                        1 => anyhow::anyhow!("{e}{fix}"),
-                        _ => anyhow::anyhow!("text {index}: {e}{fix}"),
+            let ids = text_ids(tokenizer, text).map_err(|e| {
+                let fix = match e {
+                    lstm_edge_runtime::Error::UnknownChar(_) => {
+                        ": remove it, or retrain on text that holds it"
                     }
-                })?;
+                    _ => "",
+                };
+                match texts.len() {
+                    1 => anyhow::anyhow!("{e}{fix}"),
+                    _ => anyhow::anyhow!("text {index}: {e}{fix}"),
+                }
+            })?;
             Ok(head.kept(&ids).to_vec())
         })
         .collect()

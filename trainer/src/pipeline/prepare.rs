@@ -11,8 +11,8 @@ use lstm_edge_runtime::tokenize::NOTEBOOK_CHARS;
 use crate::card::DataInfo;
 use crate::data::{
     build_word_vocab, encode_chars, encode_words, load_reviews, load_vectors, read_corpus,
-    split_reviews, train_word2vec, CharSet, CharWindows, Encoded, LengthStats, MissingRows, Review,
-    SplitOptions, Truncate, Word2VecConfig,
+    split_reviews, text_ids, train_word2vec, CharSet, CharWindows, Encoded, LengthStats,
+    MissingRows, Review, SplitOptions, Truncate, Word2VecConfig,
 };
 use crate::model::{Hyperparams, InputConfig, ModelConfig, Params, Preset};
 use crate::train::Dataset;
@@ -241,13 +241,8 @@ fn whole_reviews(input: &InputConfig, reviews: &[Review]) -> Result<EvalSet> {
     let tokenizer = input.tokenizer()?;
     let mut set = EvalSet::default();
     for (index, review) in reviews.iter().enumerate() {
-        let mut ids = Vec::new();
-        tokenizer
-            .for_each_id(&review.text, |id| {
-                ids.push(id);
-                Ok(())
-            })
-            .with_context(|| format!("test review {index}"))?;
+        let ids =
+            text_ids(&tokenizer, &review.text).with_context(|| format!("test review {index}"))?;
         set.sequences.push(ids);
         set.targets.push(u16::from(review.label));
     }
