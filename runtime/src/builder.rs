@@ -88,17 +88,22 @@ fn largest_magnitude(values: &[f32]) -> f64 {
     values.iter().fold(0f64, |m, &v| m.max((v as f64).abs()))
 }
 
-/// The step that maps `largest` to 127 (1 for all-zero values).
+/// The step that maps `largest` to 127; 0 for all-zero values, whose multiplier is
+/// then 0 and so never sets the shift that the other rows' multipliers share.
 fn int8_scale(largest: f64) -> f64 {
     if largest > 0.0 {
         largest / 127.0
     } else {
-        1.0
+        0.0
     }
 }
 
-/// `v` in steps of `unit`, rounded and clamped to ±127, as a weight byte.
+/// `v` in steps of `unit`, rounded and clamped to ±127, as a weight byte (0 when
+/// `unit` is 0: the group is all zeros).
 fn to_int8(v: f32, unit: f64) -> u8 {
+    if unit <= 0.0 {
+        return 0;
+    }
     ((v as f64 / unit).round().clamp(-127.0, 127.0) as i8) as u8
 }
 

@@ -204,3 +204,36 @@ fn one_large_embedding_row_leaves_the_others_precise() {
         }
     }
 }
+
+#[test]
+fn an_all_zero_weight_row_quantizes_to_zeros_without_costing_the_others_range() {
+    for (k, cell) in [Cell::Lstm, Cell::Gru].into_iter().enumerate() {
+        let mut spec = random_model(
+            cell,
+            16,
+            true,
+            Head::Last,
+            Output::Sigmoid,
+            0.5,
+            70 + k as u64,
+        );
+        // An embedding of up to 8 and one row of W that is all zeros (a pruned or
+        // never-trained unit): with the scale of 1 that such a row used to get, its
+        // multiplier set the shift all rows share, and the blob failed.
+        spec.weights.embedding.iter_mut().for_each(|v| *v *= 16.0);
+        let width = spec.weights.w.len() / (cell.gates() * 16);
+        spec.weights.w[5 * width..6 * width].fill(0.0);
+        let ids: Vec<u16> = (0..STEPS).map(|i| 2 + (i * 3 % 10) as u16).collect();
+        let mut worst = Worst {
+            f32: 0.0,
+            int_gate: 0.0,
+            int_row: 0.0,
+        };
+        check(
+            &spec,
+            &ids,
+            &format!("{cell:?} with a zero W row"),
+            &mut worst,
+        );
+    }
+}

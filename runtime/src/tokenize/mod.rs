@@ -9,5 +9,5 @@ pub mod words;
 
 pub use chars::{code_points, lowercase, CharTable, NOTEBOOK_CHARS};
 #[cfg(any(feature = "std", test))]
-pub use words::encode_vocab;
+pub use words::{encode_vocab, vocabulary_form};
 pub use words::{for_each_word, Vocab};

@@ -377,11 +377,7 @@ impl<'a> Vocab<'a> {
             let Some(stored) = self.word_at(mid) else {
                 return Self::UNK;
             };
-            let order = stored
-                .iter()
-                .copied()
-                .cmp(word.iter().map(u8::to_ascii_lowercase));
-            match order {
+            match compare_chars(stored, word) {
                 Ordering::Less => low = mid + 1,
                 Ordering::Greater => high = mid,
                 // `new` caps len at MAX_WORDS, so 2 + mid fits in a u16.
@@ -401,8 +397,45 @@ impl<'a> Vocab<'a> {
     }
 }
 
-/// Builds a vocabulary's `(strings, offsets)` pair from words: ASCII-lowercases them,
-/// drops empty words, sorts and dedups. [`Vocab::new`] accepts the result when there are
+/// Orders a vocabulary word against a text word char by char, both read as the
+/// tokenizers read text (UTF-8 where valid, Latin-1 byte by byte otherwise) and the text
+/// word ASCII-lowercased, so that `café` matches in either encoding. A vocabulary
+/// in UTF-8 (as [`encode_vocab`] writes it) is sorted in this order too: UTF-8's byte
+/// order is code point order.
+fn compare_chars(stored: &[u8], word: &[u8]) -> Ordering {
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let (a, b) = (code_point_at(stored, i), code_point_at(word, j));
+        let (Some((a, a_len)), Some((b, b_len))) = (a, b) else {
+            return a.is_some().cmp(&b.is_some());
+        };
+        let b = if (0x41..=0x5A).contains(&b) {
+            b + 0x20
+        } else {
+            b
+        };
+        match a.cmp(&b) {
+            Ordering::Equal => (i, j) = (i + a_len, j + b_len),
+            order => return order,
+        }
+    }
+}
+
+/// A word as a vocabulary stores it: ASCII-lowercased, in UTF-8 (a byte that is not
+/// part of valid UTF-8 is the Latin-1 char of that value, as the tokenizers read it).
+#[cfg(any(feature = "std", test))]
+pub fn vocabulary_form(word: &[u8]) -> std::vec::Vec<u8> {
+    let mut out = std::vec::Vec::with_capacity(word.len());
+    for code_point in super::chars::code_points(word) {
+        let c = char::from_u32(code_point).unwrap_or(char::REPLACEMENT_CHARACTER);
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(c.to_ascii_lowercase().encode_utf8(&mut buf).as_bytes());
+    }
+    out
+}
+
+/// Builds a vocabulary's `(strings, offsets)` pair from words: puts them in
+/// [`vocabulary_form`], drops empty words, sorts and dedups. [`Vocab::new`] accepts the result when there are
 /// at most [`Vocab::MAX_WORDS`] distinct words (and under 4 GiB of text).
 #[cfg(any(feature = "std", test))]
 pub fn encode_vocab<I: IntoIterator<Item = std::vec::Vec<u8>>>(
@@ -412,10 +445,7 @@ pub fn encode_vocab<I: IntoIterator<Item = std::vec::Vec<u8>>>(
     let mut words: Vec<Vec<u8>> = words
         .into_iter()
         .filter(|word| !word.is_empty())
-        .map(|mut word| {
-            word.make_ascii_lowercase();
-            word
-        })
+        .map(|word| vocabulary_form(&word))
         .collect();
     words.sort_unstable();
     words.dedup();
@@ -596,6 +626,33 @@ mod tests {
             .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
             .collect();
         assert_eq!(offsets, std::vec![0, 1, 6, 9]);
+    }
+
+    #[test]
+    fn latin1_and_utf8_spellings_of_a_word_are_one_vocabulary_word() {
+        // `café` and `très` from a Latin-1 file, `été` and `naïve` in UTF-8.
+        let (strings, offsets) = encode_vocab(
+            [
+                &b"caf\xe9"[..],
+                b"Tr\xe8s",
+                "été".as_bytes(),
+                "naïve".as_bytes(),
+                b"cafe",
+            ]
+            .map(<[u8]>::to_vec),
+        );
+        assert_eq!(strings, "cafecafénaïvetrèsété".as_bytes());
+        let vocab = Vocab::new(&strings, &offsets).unwrap();
+        let id = |word: &[u8]| vocab.lookup(word);
+        assert_eq!(id("café".as_bytes()), id(b"CAF\xe9"));
+        assert_eq!(id(b"caf\xe9"), 3);
+        assert_eq!(id(b"cafe"), 2);
+        assert_eq!(id(b"tr\xe8s"), id("très".as_bytes()));
+        assert_eq!(id(b"\xe9t\xe9"), id("Été".to_lowercase().as_bytes()));
+        assert_eq!(id(b"na\xefve"), 4);
+        // Only ASCII is lowercased, as before: `É` (0xC9) is another char than `é`.
+        assert_eq!(id(b"caf\xc9"), Vocab::UNK);
+        assert_eq!(id(b"caff"), Vocab::UNK);
     }
 
     #[test]

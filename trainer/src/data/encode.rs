@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use anyhow::{ensure, Context, Result};
-use lstm_edge_runtime::tokenize::{encode_vocab, for_each_word, CharTable, Vocab};
+use lstm_edge_runtime::tokenize::{encode_vocab, for_each_word, vocabulary_form, CharTable, Vocab};
 use lstm_edge_runtime::Tokenizer;
 use serde::{Deserialize, Serialize};
 
@@ -261,18 +261,11 @@ pub fn build_word_vocab<'a>(
         Vocab::MAX_WORDS
     );
     let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
-    let mut lowered = Vec::new();
     let mut tokens = 0u64;
     for text in texts {
         for_each_word(text, |word| {
-            lowered.clear();
-            lowered.extend(word.iter().map(u8::to_ascii_lowercase));
-            match counts.get_mut(&lowered) {
-                Some(count) => *count += 1,
-                None => {
-                    counts.insert(lowered.clone(), 1);
-                }
-            }
+            // Latin-1 and UTF-8 spellings of a word count as one.
+            *counts.entry(vocabulary_form(word)).or_insert(0) += 1;
             tokens += 1;
             Ok(())
         })?;
@@ -354,6 +347,15 @@ mod tests {
         assert_eq!(built.covered_tokens, 9);
         assert!((built.coverage() - 9.0 / 13.0).abs() < 1e-12);
         assert!(build_word_vocab([], Vocab::MAX_WORDS + 1).is_err());
+    }
+
+    #[test]
+    fn latin1_and_utf8_reviews_count_a_word_once() {
+        let texts: [&[u8]; 2] = [b"caf\xe9 tr\xe8s", "Café".as_bytes()];
+        let built = build_word_vocab(texts, 1).unwrap();
+        assert_eq!((built.distinct_words, built.tokens), (2, 3));
+        let vocab = built.vocab().unwrap();
+        assert_eq!(vocab.word(2), Some("café".as_bytes()));
     }
 
     #[test]
