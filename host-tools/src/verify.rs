@@ -1,58 +1,212 @@
 //! `lstm-edge verify`: the same inputs through (a) tract on the exported ONNX,
 //! (b) the runtime's f32 path and (c) its integer path. The runtime streams
-//! token by token; tract sees each whole (padded) sequence at once.
+//! token by token; tract sees each whole (padded) sequence at once, and streams
+//! the step ONNX token by token when there is one.
 
 use std::collections::HashMap;
 
-use anyhow::{bail, ensure, Context, Result};
-use lstm_edge_runtime::format::Input;
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use lstm_edge_runtime::format::{Body, Cell, Dims, Head, Input};
 use lstm_edge_runtime::host::HostModel;
+use lstm_edge_trainer::pipeline::{
+    check_same_model, F32_BLOB_FILE, INT_BLOB_FILE, ONNX_FILE, STEP_ONNX_FILE,
+};
 use serde::Serialize;
 use tract_onnx::prelude::*;
+
+use crate::import::in_tract;
 
 type Plan = std::sync::Arc<TypedSimplePlan>;
 
 /// Tract on an exported ONNX model, one compiled plan per sequence length.
 pub struct TractModel {
     onnx: Vec<u8>,
+    /// Widths of the f32 `[1, width]` inputs after `ids` (a step model's `h0`, `c0`).
+    states: Vec<usize>,
     plans: HashMap<usize, Plan>,
 }
 
 impl TractModel {
     pub fn new(onnx: Vec<u8>) -> Self {
+        Self::with_states(onnx, Vec::new())
+    }
+
+    /// A model that takes f32 state inputs of these widths after `ids`.
+    pub fn with_states(onnx: Vec<u8>, states: Vec<usize>) -> Self {
         TractModel {
             onnx,
+            states,
             plans: HashMap::new(),
         }
     }
 
     fn plan(&mut self, len: usize) -> Result<&Plan> {
         if !self.plans.contains_key(&len) {
-            let plan = tract_onnx::onnx()
-                .model_for_read(&mut self.onnx.as_slice())
-                .context("tract cannot read the ONNX model")?
-                .with_input_fact(0, i64::fact([1, len]).into())?
-                .into_optimized()?
-                .into_runnable()?;
+            let (onnx, states) = (&self.onnx, &self.states);
+            let plan = in_tract("compiling the ONNX graph", || {
+                let mut model = tract_onnx::onnx()
+                    .model_for_read(&mut onnx.as_slice())
+                    .context("tract cannot read the ONNX model")?
+                    .with_input_fact(0, i64::fact([1, len]).into())?;
+                for (i, &width) in states.iter().enumerate() {
+                    model = model.with_input_fact(i + 1, f32::fact([1, width]).into())?;
+                }
+                model.into_optimized()?.into_runnable()
+            })?;
             self.plans.insert(len, plan);
         }
         self.plans.get(&len).context("plan cache")
     }
 
-    /// Outputs for one sequence of ids (already padded where the model needs it).
-    pub fn outputs(&mut self, ids: &[u16]) -> Result<Vec<f64>> {
-        let input: Tensor = tract_ndarray::Array2::from_shape_vec(
+    /// Every output for one sequence of ids and the state inputs.
+    fn run(&mut self, ids: &[u16], states: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let len = ids.len();
+        let ids: Tensor = tract_ndarray::Array2::from_shape_vec(
             (1, ids.len()),
             ids.iter().map(|&i| i as i64).collect(),
         )?
         .into();
-        let out = self.plan(ids.len())?.run(tvec!(input.into_tvalue()))?;
-        let view = out
-            .first()
-            .context("the ONNX model has no output")?
-            .to_plain_array_view::<f32>()?;
-        Ok(view.iter().map(|&v| v as f64).collect())
+        let mut inputs = tvec!(ids.into_tvalue());
+        for state in states {
+            let state: Tensor =
+                tract_ndarray::Array2::from_shape_vec((1, state.len()), state.clone())?.into();
+            inputs.push(state.into_tvalue());
+        }
+        let plan = self.plan(len)?.clone();
+        let outputs = in_tract("running the ONNX graph", || plan.run(inputs))?;
+        outputs
+            .iter()
+            .map(|t| Ok(t.to_plain_array_view::<f32>()?.iter().copied().collect()))
+            .collect()
     }
+
+    /// Outputs for one sequence of ids (already padded where the model needs it).
+    pub fn outputs(&mut self, ids: &[u16]) -> Result<Vec<f64>> {
+        let outputs = self.run(ids, &[])?;
+        let first = outputs.first().context("the ONNX model has no output")?;
+        Ok(first.iter().map(|&v| v as f64).collect())
+    }
+}
+
+/// The id a blob's tokenizer pads with, as `lstm-edge export` records it.
+fn pad_id(input: &Input<'_>) -> Option<u16> {
+    match *input {
+        Input::Chars {
+            symbols, unk, pad, ..
+        } => pad.then_some((symbols.len() + usize::from(unk)) as u16),
+        Input::Words { .. } => Some(0),
+    }
+}
+
+/// Refuses an ONNX file that is not the blob's model before tract runs it (another
+/// model's graph can make tract panic, or fail on shapes): its `lstm_edge.*`
+/// metadata (written by `lstm-edge export`) and its input table's shape must be the
+/// blob's. `name` is the file's name in messages.
+pub fn check_onnx_matches_blob(name: &str, onnx: &[u8], body: &Body<'_>) -> Result<()> {
+    let rebuild = "rebuild it from the model's checkpoint with `lstm-edge export`";
+    let proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut &onnx[..])
+        .map_err(|e| anyhow!("{name} is not an ONNX model ({e}): {rebuild}"))?;
+    let dims = Dims::of(body)?;
+    let meta: HashMap<&str, &str> = proto
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.as_str(), p.value.as_str()))
+        .collect();
+    let mut differences = Vec::new();
+    // Exports that predate the metadata still get their table checked below.
+    if meta.keys().any(|key| key.starts_with("lstm_edge.")) {
+        let expected = [
+            ("lstm_edge.cell", Some(format!("{:?}", body.cell))),
+            ("lstm_edge.hidden", Some(body.hidden.to_string())),
+            ("lstm_edge.head", Some(format!("{:?}", body.head))),
+            ("lstm_edge.output", Some(format!("{:?}", body.output))),
+            (
+                "lstm_edge.pad_id",
+                pad_id(&body.input).map(|p| p.to_string()),
+            ),
+        ];
+        for (key, want) in expected {
+            let got = meta.get(key).copied();
+            if got != want.as_deref() {
+                differences.push(format!(
+                    "{key} {} vs the blob's {}",
+                    got.unwrap_or("absent"),
+                    want.as_deref().unwrap_or("absent")
+                ));
+            }
+        }
+    }
+    let table = proto
+        .graph
+        .iter()
+        .flat_map(|g| &g.initializer)
+        .find(|t| t.name == "embedding" || t.name == "one_hot");
+    match table {
+        Some(t) if t.dims == [dims.tokens as i64, dims.input as i64] => {}
+        Some(t) => differences.push(format!(
+            "its {} table is {:?}, the blob's {} tokens × {}",
+            t.name, t.dims, dims.tokens, dims.input
+        )),
+        None => differences.push("it has no `embedding` or `one_hot` table".into()),
+    }
+    ensure!(
+        differences.is_empty(),
+        "{name} is not the blob's model ({}): {rebuild}",
+        differences.join("; ")
+    );
+    Ok(())
+}
+
+/// Sequences streamed through the step ONNX: each step is one tract run.
+pub const STEP_SEQUENCES: usize = 8;
+
+/// Max |step ONNX - f32 blob| over the first [`STEP_SEQUENCES`] of `sequences`, the
+/// step model fed one token at a time with its state fed back.
+pub fn step_gap(step_onnx: Vec<u8>, f32_blob: &[u8], sequences: &[Vec<u16>]) -> Result<f64> {
+    let f32_model = HostModel::new(f32_blob).context(F32_BLOB_FILE)?;
+    let body = f32_model.model().body();
+    check_onnx_matches_blob(STEP_ONNX_FILE, &step_onnx, body)?;
+    ensure!(
+        body.head == Head::Last,
+        "{STEP_ONNX_FILE} streams last-state models, but the blob's head is {:?}: remove it \
+         (`lstm-edge export` writes none for this head)",
+        body.head
+    );
+    let hidden = usize::from(body.hidden);
+    let states = match body.cell {
+        Cell::Lstm => 2,
+        Cell::Gru => 1,
+    };
+    let mut tract = TractModel::with_states(step_onnx, vec![hidden; states]);
+    let mut gap = 0.0f64;
+    for ids in sequences
+        .iter()
+        .filter(|ids| !ids.is_empty())
+        .take(STEP_SEQUENCES)
+    {
+        let mut state = vec![vec![0.0f32; hidden]; states];
+        let mut last = Vec::new();
+        for &id in ids {
+            let mut outputs = tract.run(&[id], &state)?.into_iter();
+            last = outputs.next().context("the step ONNX has no output")?;
+            state = outputs.collect();
+            ensure!(
+                state.len() == states && state.iter().all(|s| s.len() == hidden),
+                "{STEP_ONNX_FILE} does not return the {states} state(s) of {hidden} values it takes"
+            );
+        }
+        let last: Vec<f64> = last.iter().map(|&v| f64::from(v)).collect();
+        let f = f32_model.outputs(ids)?;
+        ensure!(
+            last.len() == f.len(),
+            "{STEP_ONNX_FILE} gives {} outputs, the f32 blob {}",
+            last.len(),
+            f.len()
+        );
+        gap = gap.max(max_abs(&last, &f));
+    }
+    Ok(gap)
 }
 
 /// Agreement between the three implementations.
@@ -69,6 +223,9 @@ pub struct VerifyReport {
     /// score - 0.5, or arg max).
     pub decision_agreement_f32_vs_int: f64,
     pub decision_agreement_tract_vs_f32: f64,
+    /// Max |step ONNX - runtime f32|, when the model has a step ONNX.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_abs_step_vs_f32: Option<f64>,
 }
 
 /// How far the runtime's f32 path may stray from tract on the same ONNX: float
@@ -87,6 +244,16 @@ impl VerifyReport {
                  they do not hold the same model; write both from one checkpoint \
                  (`lstm-edge export` and `lstm-edge quantize`)",
                 self.max_abs_tract_vs_f32
+            );
+        }
+        if let Some(gap) = self
+            .max_abs_step_vs_f32
+            .filter(|&g| g > TRACT_F32_TOLERANCE)
+        {
+            bail!(
+                "{STEP_ONNX_FILE}, fed one token at a time, and the f32 blob differ by up to \
+                 {gap:.3e} (over {TRACT_F32_TOLERANCE:e}): rebuild it from the model's checkpoint \
+                 with `lstm-edge export`"
             );
         }
         Ok(())
@@ -126,17 +293,16 @@ pub fn verify(
     int_blob: &[u8],
     sequences: &[Vec<u16>],
 ) -> Result<VerifyReport> {
-    let f32_model = HostModel::new(f32_blob).context("the f32 blob")?;
-    let int_model = HostModel::new(int_blob).context("the integer blob")?;
+    let f32_model = HostModel::new(f32_blob).context(F32_BLOB_FILE)?;
+    let int_model = HostModel::new(int_blob).context(INT_BLOB_FILE)?;
     if f32_model.is_integer() || !int_model.is_integer() {
         bail!("verify needs an f32 blob and an integer blob, in that order");
     }
     let body = f32_model.model().body();
+    check_same_model(F32_BLOB_FILE, body, INT_BLOB_FILE, int_model.model().body())?;
+    check_onnx_matches_blob(ONNX_FILE, &onnx, body)?;
     let (head, output) = (body.head, body.output);
-    let pad = match body.input {
-        Input::Chars { symbols, unk, .. } => (symbols.len() + usize::from(unk)) as u16,
-        Input::Words { .. } => 0,
-    };
+    let pad = pad_id(&body.input).unwrap_or_default();
     let mut tract = TractModel::new(onnx);
     let mut report = VerifyReport {
         sequences: sequences.len(),
@@ -204,6 +370,10 @@ impl std::fmt::Display for VerifyReport {
             f,
             "decisions tract = f32         {:.2}%",
             100.0 * self.decision_agreement_tract_vs_f32
-        )
+        )?;
+        if let Some(gap) = self.max_abs_step_vs_f32 {
+            writeln!(f, "max |step ONNX - runtime f32| {gap:.3e}")?;
+        }
+        Ok(())
     }
 }

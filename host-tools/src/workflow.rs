@@ -184,14 +184,18 @@ pub struct TrainArgs {
     /// Evaluate only this many test reviews (a seeded sample).
     #[arg(long)]
     pub test_limit: Option<usize>,
-    /// word2vec (.bin) or GloVe/word2vec text file initialising the embedding (W).
+    /// word2vec binary (.bin) or GloVe/word2vec text file initialising the embedding
+    /// (W); .gz is read directly. Its width must equal --embed-dim (default 300). Words
+    /// match lowercased, a lowercase entry beating its case variants; vocabulary words
+    /// the file lacks (and UNK) start uniform in ±0.05 (--seed).
     #[arg(long, value_name = "FILE")]
     pub word_vectors: Option<PathBuf>,
     /// Initialise the embedding (W) with skip-gram word2vec trained for N passes over the
     /// training reviews' text (0: keep the random start).
     #[arg(long, value_name = "N")]
     pub word2vec: Option<usize>,
-    /// Keep the embedding's initial vectors fixed (with --word-vectors or --word2vec).
+    /// Keep the embedding's initial vectors fixed (W, with --word-vectors or --word2vec);
+    /// the random rows of words a vectors file lacks stay random too.
     #[arg(long)]
     pub freeze_embedding: bool,
     /// Training sequences used to calibrate the integer blob.
@@ -293,6 +297,7 @@ fn refuse_flags_the_run_cannot_use(args: &TrainArgs, preset: Preset) -> Result<(
         (args.embed_dim.is_some(), "--embed-dim", WORDS),
         (args.word_vectors.is_some(), "--word-vectors", WORDS),
         (args.word2vec.is_some(), "--word2vec", WORDS),
+        (args.freeze_embedding, "--freeze-embedding", WORDS),
         (args.window_step.is_some(), "--window-step", CORPUS),
     ];
     let reads = match preset {
@@ -586,35 +591,33 @@ pub struct VerifyArgs {
 pub fn verify(args: &VerifyArgs) -> Result<()> {
     check_model_dir(&args.model)?;
     ensure!(args.sequences > 0, "--sequences must be at least 1");
+    let data = args.data.eval_data()?;
+    let dir = &args.model;
     // Reads the card first, so a directory that is not a model says so.
-    TrainedCard::read(&args.model)?;
-    let sequences =
-        pipeline::verify_sequences(&args.model, &args.data.eval_data()?, args.sequences)?;
-    let read = |name: &str| {
-        let path = args.model.join(name);
-        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let report = crate::verify::verify(
-        read(pipeline::ONNX_FILE)?,
-        &read(pipeline::F32_BLOB_FILE)?,
-        &read(pipeline::INT_BLOB_FILE)?,
-        &sequences,
-    )
-    .with_context(|| {
-        format!(
-            "verifying {} (model.onnx, model-f32.blob, model.blob): if a file is damaged, \
-             rebuild it with `lstm-edge export` or `quantize`",
-            args.model.display()
-        )
-    })?;
+    let card = TrainedCard::read(dir)?;
+    let read = |name: &str| pipeline::read_model_file(dir, name);
+    let (f32_blob, int_blob) = (
+        read(pipeline::F32_BLOB_FILE)?,
+        read(pipeline::INT_BLOB_FILE)?,
+    );
+    // As in `eval`: agreement between blobs of another model would prove nothing.
+    pipeline::check_blobs_match_card(dir, &card, &f32_blob, &int_blob)?;
+    let onnx = read(pipeline::ONNX_FILE)?;
+    let sequences = pipeline::verify_sequences(dir, &data, args.sequences)?;
+    let context = || format!("verifying {}", dir.display());
+    let mut report =
+        crate::verify::verify(onnx, &f32_blob, &int_blob, &sequences).with_context(context)?;
+    if dir.join(pipeline::STEP_ONNX_FILE).is_file() {
+        let step = read(pipeline::STEP_ONNX_FILE)?;
+        report.max_abs_step_vs_f32 =
+            Some(crate::verify::step_gap(step, &f32_blob, &sequences).with_context(context)?);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{report}");
     }
-    report
-        .check()
-        .with_context(|| format!("verifying {}", args.model.display()))
+    report.check().with_context(context)
 }
 
 /// `lstm-edge data-stats`.

@@ -2,41 +2,13 @@
 //! on the bundled data, export and quantize from a checkpoint, data-stats, and bad input
 //! for each of these subcommands.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn data(rel: &str) -> String {
-    repo().join("data").join(rel).display().to_string()
-}
-
-fn cli() -> Command {
-    let mut cmd = Command::cargo_bin("lstm-edge").unwrap();
-    cmd.current_dir(repo());
-    cmd
-}
-
-fn arg(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn json_of(cmd: &mut Command) -> Value {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    serde_json::from_slice(&out).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out));
-    })
-}
-
-/// Runs `cmd`, expects failure, and returns stderr.
-fn failure(cmd: &mut Command) -> String {
-    let out = cmd.assert().failure().get_output().stderr.clone();
-    String::from_utf8_lossy(&out).into_owned()
-}
+mod common;
+use common::{arg, cli, data, failure, json_of, repo};
 
 /// `train` of a tiny generator into `out`, without `--epochs`.
 fn tiny_generator(out: &Path) -> Command {
@@ -961,6 +933,30 @@ fn retraining_into_a_model_directory_leaves_nothing_of_the_earlier_run() {
         );
     }
     assert!(out.join("model.onnx").exists() && out.join("card.json").exists());
+}
+
+#[test]
+fn a_run_that_fails_before_its_first_checkpoint_leaves_the_earlier_model_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    tiny_generator(&out)
+        .args(["--hidden", "8", "--epochs", "2", "--quiet", "--keep-best"])
+        .assert()
+        .success();
+    let best = std::fs::read(out.join("checkpoint.best.ckpt")).unwrap();
+    // No machine has GPU 999, so this run fails as its training session starts.
+    let err = failure(tiny_generator(&out).args(["--hidden", "8", "--device", "cuda:999"]));
+    assert!(err.contains("CUDA"), "{err}");
+    assert_eq!(
+        std::fs::read(out.join("checkpoint.best.ckpt")).unwrap(),
+        best,
+        "the earlier run's best checkpoint is gone"
+    );
+    cli()
+        .args(["export", "--checkpoint", arg(&out), "--out"])
+        .arg(dir.path().join("exported"))
+        .assert()
+        .success();
 }
 
 #[test]

@@ -18,13 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ModelConfig, Params, Tensor};
 use crate::optim::OptimizerConfig;
-#[cfg(doc)]
-use crate::train::Dataset;
 use crate::train::EpochStats;
+#[cfg(doc)]
+use crate::train::{Dataset, TrainOptions};
 
 const MAGIC: &[u8; 8] = b"LSTMEDCK";
 /// Bump when [`Checkpoint`]'s encoding changes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
@@ -46,6 +46,9 @@ pub struct Checkpoint {
     /// In the order of [`OptimizerConfig::state_shapes`].
     pub optimizer_state: Vec<Tensor>,
     pub epochs_done: usize,
+    /// Where the embedding's starting vectors came from (see
+    /// [`TrainOptions::embedding_start`]): a resumed run must say the same.
+    pub embedding_start: Option<String>,
     pub seed: u64,
     pub batch_size: usize,
     pub history: Vec<EpochStats>,
@@ -85,6 +88,19 @@ pub fn is_checkpoint(path: &Path) -> bool {
     File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
         .is_ok_and(|()| &magic == MAGIC)
+}
+
+/// Removes `path` when it holds a checkpoint (a file of the user's with that name stays).
+pub fn remove_stale(path: &Path) -> Result<()> {
+    if !is_checkpoint(path) {
+        return Ok(());
+    }
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove the stale {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Reads and verifies a checkpoint written by [`save`].
@@ -161,6 +177,7 @@ mod tests {
             },
             optimizer_state: vec![Tensor::zeros(&[2, 3])],
             epochs_done: 3,
+            embedding_start: Some("--word2vec 2".into()),
             seed: 42,
             batch_size: 8,
             history: vec![EpochStats {

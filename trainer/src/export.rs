@@ -67,7 +67,8 @@ fn with_model_metadata(cfg: &ModelConfig, extra: &[(String, String)]) -> Vec<(St
 }
 
 /// The whole-sequence inference graph. A flatten head fixes `seq` to `maxlen`
-/// (callers pad with PAD and truncate, as in training); other heads take any length.
+/// (callers pad with PAD and truncate, as in training); other heads take any length
+/// and read every step, so their rows must not be padded (see the README).
 pub fn inference_graph(cfg: &ModelConfig, params: &Params) -> Result<Graph> {
     cfg.validate()?;
     params.check_shapes(cfg)?;

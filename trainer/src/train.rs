@@ -246,6 +246,10 @@ pub struct TrainOptions {
     pub recurrence: Recurrence,
     /// Keep a word model's embedding table as loaded (see [`NetSpec::frozen_embedding`]).
     pub freeze_embedding: bool,
+    /// Where the embedding's starting vectors came from, in the command line's words
+    /// (`--word-vectors glove.txt`, `--word2vec 5`); `None` for a random start. Saved in
+    /// checkpoints, so that a resumed run that names another start is refused.
+    pub embedding_start: Option<String>,
     /// Written after every epoch; with `resume`, read first if it exists.
     pub checkpoint: Option<PathBuf>,
     pub resume: bool,
@@ -350,6 +354,9 @@ pub fn train(
     if options.progress && options.resume {
         eprintln!("{}", describe_resume(options, resumed.as_ref()));
     }
+    // A best checkpoint beside a run that is not resumed is an earlier run's: it goes
+    // once this run has saved its own, so a run that fails early loses nothing.
+    let mut stale_best = resumed.is_none();
     let mut best = match (&options.checkpoint, &resumed) {
         (Some(path), Some(ck)) if options.keep_best => Some(resume_best(path, ck, &run, options)?),
         _ => None,
@@ -391,6 +398,10 @@ pub fn train(
                 checkpoint::save(&best_checkpoint_path(path), &ck)?;
             }
             checkpoint::save(path, &ck)?;
+            if stale_best && improved.is_none() {
+                checkpoint::remove_stale(&best_checkpoint_path(path))?;
+            }
+            stale_best = false;
         }
         if let Some(val_loss) = improved {
             best = Some(BestEpoch {
@@ -608,6 +619,7 @@ impl<'a> Epochs<'a> {
             optimizer: self.options.optimizer,
             optimizer_state: self.session.optimizer_state()?,
             epochs_done,
+            embedding_start: self.options.embedding_start.clone(),
             seed: self.options.seed,
             batch_size: self.options.batch_size,
             history: history.to_vec(),
@@ -749,22 +761,27 @@ fn lowest_val_loss(history: &[EpochStats]) -> Option<(usize, f64)> {
         .reduce(|best, e| if e.1 < best.1 { e } else { best })
 }
 
+fn describe_start(start: Option<&str>) -> String {
+    start.map_or("random vectors".into(), |s| format!("`{s}`"))
+}
+
 /// Loads a checkpoint and checks it belongs to this run: its model, data and settings.
 fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Result<Checkpoint> {
     let ck = checkpoint::load(path)?;
     let what = path.display();
     let fresh = "or train afresh (without --resume)";
+    // Other data also gives a word model another vocabulary: say the data differ then.
     ensure!(
-        &ck.model == run.model,
+        &ck.model == run.model || (ck.data != run.data && ck.model.differs_only_in_tokens(run.model)),
         "{what} was written for another model (checkpoint vs this run: {}); resume with the checkpoint's settings, {fresh}",
         ck.model.differences(run.model).join(", ")
     );
     ensure!(
         ck.data == run.data,
         "{what} was trained on other data: this run's {} differ from the checkpoint's. Resume \
-         with the first run's data and data options (--train/--corpus, --limit, --maxlen, \
-         --truncate, --window-step, --validation-split, --keep-best/--patience, which set \
-         validation apart), {fresh}",
+         with the first run's data and data options (--train/--corpus, --limit, --seed, \
+         --vocab-size, --maxlen, --truncate, --window-step, --validation-split, \
+         --keep-best/--patience, which set validation apart), {fresh}",
         if ck.data.train == run.data.train {
             "validation samples"
         } else {
@@ -777,6 +794,13 @@ fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Re
          --optimizer, --lr, --clip-norm and --lr-decay, {fresh}",
         ck.optimizer,
         options.optimizer
+    );
+    ensure!(
+        ck.embedding_start == options.embedding_start,
+        "{what} started its embedding from {}, this run from {}; resume with the first run's \
+         --word-vectors or --word2vec, {fresh}",
+        describe_start(ck.embedding_start.as_deref()),
+        describe_start(options.embedding_start.as_deref())
     );
     ensure!(
         ck.seed == options.seed && ck.batch_size == options.batch_size,
@@ -848,6 +872,7 @@ mod tests {
             threads: 1,
             recurrence: Recurrence::Scan,
             freeze_embedding: false,
+            embedding_start: None,
             checkpoint,
             resume,
             keep_best: false,
@@ -1306,6 +1331,30 @@ mod tests {
             format!("{err:#}").contains("validation samples differ"),
             "{err:#}"
         );
+        // Other text gives another char table (or vocabulary): the data are named then.
+        let mut other_table = cfg.clone();
+        other_table.input = InputConfig::Chars {
+            table: b"abce".to_vec(),
+            lowercase: true,
+            unk: true,
+            pad: true,
+        };
+        let resume_as = |cfg: &ModelConfig, train_data: &Dataset| {
+            let options = options(3, Some(path.clone()), true);
+            let params = Params::init(cfg, 3);
+            train(cfg, params, train_data, Some(&data(8, 2)), &options).unwrap_err()
+        };
+        let err = format!("{:#}", resume_as(&other_table, &data(16, 3)));
+        assert!(err.contains("training samples differ"), "{err}");
+        let err = format!("{:#}", resume_as(&other_table, &data(16, 1)));
+        assert!(
+            err.contains("written for another model") && err.contains("the char table"),
+            "{err}"
+        );
+        let mut wider = other_table.clone();
+        wider.hidden = 5;
+        let err = format!("{:#}", resume_as(&wider, &data(16, 3)));
+        assert!(err.contains("hidden 4 vs 5"), "{err}");
         let err = run(1, &data(16, 1), Some(&data(8, 2))).unwrap_err();
         assert!(
             format!("{err:#}").contains("already holds 2 epochs, more than this run's --epochs 1"),

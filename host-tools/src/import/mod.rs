@@ -310,7 +310,7 @@ fn check_finite(foreign: &ForeignModel) -> Result<()> {
 /// Runs `work` that calls into tract, turning a panic there (tract indexes by
 /// the graph's constants, e.g. a Gather index out of range, while it folds
 /// them) into an error.
-pub(super) fn in_tract<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn in_tract<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
     // The panic becomes this error, so its default report on stderr would only confuse.
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));

@@ -1,6 +1,7 @@
 //! Labelled reviews (IMDB and the like) from an aclImdb folder, JSON Lines (optionally
 //! gzipped) or CSV.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -48,8 +49,8 @@ pub fn load_reviews(path: &Path) -> Result<LoadedReviews> {
 }
 
 /// Opens a file for buffered reading, decompressing it when its name ends in `.gz`,
-/// past a UTF-8 byte-order mark. Refuses a gzip file without that suffix and UTF-16
-/// text, which would otherwise be read as garbage.
+/// past a UTF-8 byte-order mark. Refuses a gzip file without that suffix, archives and
+/// other compressions, and UTF-16 text, which would otherwise be read as garbage.
 pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let gzipped = path.extension().is_some_and(|e| e == "gz");
@@ -68,6 +69,9 @@ pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
             path.display()
         );
     }
+    if let Some(fix) = archive_fix(path, head) {
+        bail!(fix);
+    }
     if head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
         bail!(
             "{} is UTF-16 text: save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8 {} > OUT`)",
@@ -80,6 +84,58 @@ pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
         reader.consume(3);
     }
     Ok(reader)
+}
+
+/// What to do with an archive or a compressed file other than gzip (as datasets are
+/// downloaded: GloVe comes as a .zip), told by its first bytes.
+fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
+    let file = path.display();
+    if head.starts_with(b"PK\x03\x04") {
+        // A zip entry's header: name length at byte 26, the name from byte 30.
+        let first = head
+            .get(26..28)
+            .map(|len| 30 + usize::from(u16::from_le_bytes([len[0], len[1]])))
+            .and_then(|end| head.get(30..end))
+            .and_then(|name| std::str::from_utf8(name).ok())
+            .filter(|name| !name.is_empty() && !name.ends_with('/'))
+            .map_or(String::new(), |name| format!(" (its first is {name})"));
+        return Some(format!(
+            "{file} is a zip archive: unzip it and pass the file inside{first}"
+        ));
+    }
+    if head.starts_with(b"7z\xbc\xaf\x27\x1c") {
+        return Some(format!(
+            "{file} is a 7z archive: extract it (`7z x {file}`) and pass the file inside"
+        ));
+    }
+    // bzip2: `BZh`, the block size digit, then a block's or the end's magic.
+    let bzip2 = head.starts_with(b"BZh")
+        && head.get(3).is_some_and(u8::is_ascii_digit)
+        && head
+            .get(4..)
+            .is_some_and(|rest| rest.starts_with(b"1AY&SY") || rest.starts_with(b"\x17rE8P\x90"));
+    let (what, tool) = if bzip2 {
+        ("bzip2", "bunzip2 -k")
+    } else if head.starts_with(b"\xfd7zXZ\0") {
+        ("xz", "unxz -k")
+    } else if head.starts_with(b"\x28\xb5\x2f\xfd") {
+        ("zstd", "unzstd")
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{file} is {what}-compressed: decompress it (`{tool} {file}`) or recompress it with \
+         gzip (a .gz file is read directly)"
+    ))
+}
+
+/// `bytes` as text for a message, cut to `max` chars.
+pub(crate) fn excerpt(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.into_owned(),
+    }
 }
 
 /// A read failure at `path` (and `line`), with a hint when the file is gzipped: a
@@ -315,7 +371,7 @@ fn merged_row_line(text: &[u8]) -> Option<(usize, String)> {
             let comma = line.iter().rposition(|&b| b == b',')?;
             let last = line[comma + 1..].trim_ascii();
             let last = last.strip_suffix(b"\"").unwrap_or(last);
-            label_of(last).map(|_| (offset, String::from_utf8_lossy(line).into_owned()))
+            label_of(last).map(|_| (offset, excerpt(line, 60)))
         })
 }
 
@@ -323,7 +379,7 @@ fn merged_row_line(text: &[u8]) -> Option<(usize, String)> {
 /// Dataset.csv" layout), or `text` and `label` as in the JSONL files; sentiment is
 /// `positive`/`negative` (any case) or `1`/`0`.
 pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
-    let mut csv = csv::ReaderBuilder::new().from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new().from_reader(LineEnds::new(reader));
     let headers = csv
         .byte_headers()
         .map_err(|e| read_error(source, Some(1), e.into()))
@@ -334,9 +390,14 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
     let mut loaded = LoadedReviews::default();
     let mut empty = EmptyTexts::default();
     let (mut merged, mut merged_first) = (0, None);
-    for record in csv.byte_records() {
-        let record = record.map_err(|e| csv_error(source, e))?;
-        let line = record.position().map_or(0, |p| p.line());
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let more = csv.read_byte_record(&mut record);
+        let lines = csv.get_mut();
+        if !more.map_err(|e| csv_error(source, e, lines))? {
+            break;
+        }
+        let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
         let at = format!("{}:{line}", source.display());
         let text = record.get(text_col).unwrap_or_default().to_vec();
         let sentiment = record.get(label_col).unwrap_or_default();
@@ -349,12 +410,17 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
         empty.check(&text, || at.clone());
         if let Some((offset, row)) = merged_row_line(&text) {
             merged += 1;
+            // The review starts below the line breaks of the fields before it.
+            let before: usize = record
+                .iter()
+                .take(text_col)
+                .map(|f| f.iter().filter(|&&b| b == b'\n').count())
+                .sum();
             merged_first.get_or_insert_with(|| {
-                let shown: String = row.chars().take(60).collect();
                 format!(
                     "{at}: a review spans several lines, and line {} of the file, inside it, ends like a row \
-                     of its own ({shown:?})",
-                    line + offset as u64
+                     of its own ({row:?})",
+                    line + (before + offset) as u64
                 )
             });
         }
@@ -371,9 +437,66 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
     Ok(loaded)
 }
 
+/// The line ends a CSV reader has pulled, so that a record's line comes from its byte
+/// offset: the csv crate's own line count runs one short after a CR LF or a blank line
+/// (rust-csv #395, #208). Keeps only the ends not yet passed.
+struct LineEnds<R> {
+    inner: R,
+    read: u64,
+    /// Offsets of the `\r` and `\n` bytes not yet passed (true for `\n`).
+    ends: VecDeque<(u64, bool)>,
+    /// `\n` bytes passed.
+    passed: u64,
+}
+
+impl<R> LineEnds<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            ends: VecDeque::new(),
+            passed: 0,
+        }
+    }
+
+    /// The line of the first byte at or after `byte` that is no line end: where a record
+    /// the csv crate places at `byte` (on the end of the line before, or a blank line)
+    /// starts. Offsets must come in increasing order.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        while let Some(&(at, newline)) = self.ends.front() {
+            if at >= byte {
+                break;
+            }
+            self.passed += u64::from(newline);
+            self.ends.pop_front();
+        }
+        let run = self
+            .ends
+            .iter()
+            .zip(byte..)
+            .take_while(|((at, _), expected)| at == expected)
+            .filter(|((_, newline), _)| *newline)
+            .count();
+        self.passed + run as u64 + 1
+    }
+}
+
+impl<R: Read> Read for LineEnds<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (at, &b) in (self.read..).zip(&buf[..n]) {
+            if b == b'\n' || b == b'\r' {
+                self.ends.push_back((at, b == b'\n'));
+            }
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// A CSV record that cannot be read, with its line and what to do.
-fn csv_error(source: &Path, err: csv::Error) -> anyhow::Error {
-    let line = err.position().map(csv::Position::line);
+fn csv_error<R>(source: &Path, err: csv::Error, lines: &mut LineEnds<R>) -> anyhow::Error {
+    let line = err.position().map(|p| lines.line_at(p.byte()));
     match err.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
@@ -491,6 +614,19 @@ mod tests {
             ),
             "{err}"
         );
+        // CR LF line ends and blank lines: the csv crate's own count is one short after each.
+        for (data, line) in [
+            ("review,sentiment\r\ngood,positive\r\nbad,pos\r\n", 3),
+            ("review,sentiment\ngood,positive\n\nbad,pos\n", 4),
+            ("review,sentiment\r\n\r\n\"a\r\nb\",1\r\n\r\nbad,pos\r\n", 6),
+            ("review,sentiment\r\nok,1\r\nbad,1,extra\r\n", 3),
+        ] {
+            let err = read_csv(data.as_bytes(), Path::new("r.csv")).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("r.csv:{line}: ")),
+                "{data:?}: {err}"
+            );
+        }
         let err = read_csv("body,label\na,1\n".as_bytes(), Path::new("h.csv")).unwrap_err();
         assert!(
             err.to_string()
@@ -586,7 +722,7 @@ mod tests {
     }
 
     #[test]
-    fn open_text_refuses_hidden_gzip_and_utf16_and_explains_bad_gzip() {
+    fn open_text_refuses_hidden_gzip_archives_and_utf16_and_explains_bad_gzip() {
         let dir = tempfile::tempdir().unwrap();
         let mut gz = GzEncoder::new(Vec::new(), Default::default());
         gz.write_all(JSONL.as_bytes()).unwrap();
@@ -602,6 +738,31 @@ mod tests {
         std::fs::write(&utf16, b"\xff\xfer\0e\0").unwrap();
         let err = load_reviews(&utf16).unwrap_err().to_string();
         assert!(err.contains("is UTF-16 text: save it as UTF-8"), "{err}");
+        // Archives and other compressions, as downloaded, get the tool that unpacks them.
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.extend_from_slice(&[0; 22]);
+        zip.extend_from_slice(&16u16.to_le_bytes());
+        zip.extend_from_slice(&[0, 0]);
+        zip.extend_from_slice(b"glove.6B.50d.txt\x01\x02");
+        for (name, bytes, fix) in [
+            (
+                "glove.6B.zip",
+                &zip[..],
+                "is a zip archive: unzip it and pass the file inside (its first is glove.6B.50d.txt)",
+            ),
+            ("v.txt.bz2", b"BZh91AY&SY\x01", "is bzip2-compressed: decompress it (`bunzip2 -k "),
+            ("v.txt.xz", b"\xfd7zXZ\0\0\x04", "is xz-compressed: decompress it (`unxz -k "),
+            ("v.7z", b"7z\xbc\xaf\x27\x1c\0\x04", "is a 7z archive: extract it (`7z x "),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let err = open_text(&path).err().unwrap().to_string();
+            assert!(err.contains(&format!("{name} {fix}")), "{err}");
+        }
+        // Text that only starts like bzip2 is text.
+        let text = dir.path().join("bzh.txt");
+        std::fs::write(&text, "BZh9 is a word\n").unwrap();
+        assert!(open_text(&text).is_ok());
         let cut = dir.path().join("cut.jsonl.gz");
         std::fs::write(&cut, &zipped[..zipped.len() - 12]).unwrap();
         let err = format!("{:#}", load_reviews(&cut).unwrap_err());
@@ -647,6 +808,20 @@ mod tests {
             "{warnings}"
         );
         assert!(warnings.contains("close it"), "{warnings}");
+        // With CR LF ends, and the review after another column holding a line break.
+        for (data, line) in [
+            (
+                "review,sentiment\r\n\"a\r\nb, negative\r\nc\",1\r\nok,1\r\n",
+                3,
+            ),
+            ("id,text,label\n\"x\ny\",\"a\nb,negative\nc\",1\n", 4),
+        ] {
+            let warnings = read_csv(data.as_bytes(), Path::new("q.csv"))
+                .unwrap()
+                .warnings;
+            let expected = format!("q.csv:2: a review spans several lines, and line {line} ");
+            assert!(warnings[0].starts_with(&expected), "{warnings:?}");
+        }
         // A quoted review with a line break of its own is fine.
         let fine = "review,sentiment\n\"two\nlines\",1\n";
         let loaded = read_csv(fine.as_bytes(), Path::new("f.csv")).unwrap();

@@ -5,12 +5,12 @@ use std::fmt;
 use std::io::{BufRead, Read};
 use std::path::Path;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use lstm_edge_runtime::tokenize::Vocab;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::reviews::{open_text, read_error};
+use super::reviews::{excerpt, open_text, read_error};
 
 /// The layout of a vectors file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,15 +32,52 @@ impl VectorFormat {
             return Ok(Self::Word2VecBinary);
         }
         let mut first = Vec::new();
-        open_text(path)?
-            .read_until(b'\n', &mut first)
+        let ended = read_bounded(&mut *open_text(path)?, b'\n', MAX_HEADER, &mut first)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        Ok(if parse_header(&first).is_some() {
+        Ok(if ended && parse_header(&first).is_some() {
             Self::Word2VecText
         } else {
             Self::GloveText
         })
     }
+}
+
+/// Longest binary word, header line and text line read before a file is refused, so a
+/// malformed file or an endless stream (/dev/zero) is never buffered whole.
+const MAX_WORD: usize = 4096;
+const MAX_HEADER: usize = 256;
+const MAX_LINE: usize = 1 << 20;
+
+/// Widest vector the model format holds (a u16), as for `--embed-dim`.
+const MAX_DIM: usize = u16::MAX as usize;
+
+/// Reads through `delim` into `buf` (cleared first), at most `limit` bytes; false when
+/// the limit came before `delim` and the end of the file.
+fn read_bounded(
+    reader: &mut dyn BufRead,
+    delim: u8,
+    limit: usize,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    buf.clear();
+    reader.take(limit as u64).read_until(delim, buf)?;
+    Ok(buf.len() < limit || buf.last() == Some(&delim))
+}
+
+/// The field as a number, if it is one (`nan` and `inf` included).
+fn number(field: &[u8]) -> Option<f32> {
+    std::str::from_utf8(field).ok()?.parse().ok()
+}
+
+fn finite(field: &[u8]) -> bool {
+    number(field).is_some_and(f32::is_finite)
+}
+
+/// A line's whitespace-separated fields.
+fn fields(line: &[u8]) -> Vec<&[u8]> {
+    line.split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty())
+        .collect()
 }
 
 /// `count dim` with both positive.
@@ -232,6 +269,22 @@ pub fn load_vectors(
     Ok(embedding)
 }
 
+/// Where the file's vector width was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Width {
+    Header,
+    FirstLine,
+}
+
+impl fmt::Display for Width {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Header => "as its header on line 1 says",
+            Self::FirstLine => "as on its first line",
+        })
+    }
+}
+
 /// Where entries go: the vocabulary, the file they come from, and the rows, made once
 /// the file's width is known and checked.
 struct Filler<'v, 'p> {
@@ -243,14 +296,30 @@ struct Filler<'v, 'p> {
 }
 
 impl<'v> Filler<'v, '_> {
-    /// The rows for vectors of width `dim`, refusing another width than expected
-    /// before allocating (`source` says where the width was read).
-    fn rows(&mut self, dim: usize, source: &str) -> Result<&mut Rows<'v>> {
+    /// The rows for vectors of width `dim`, refusing an impossible width or another
+    /// than expected before allocating.
+    fn rows(&mut self, dim: usize, width: Width) -> Result<&mut Rows<'v>> {
         if self.rows.is_none() {
+            // Past the format's limit no --embed-dim fits: the width itself is wrong.
+            ensure!(
+                dim <= MAX_DIM,
+                "{}:1: {}",
+                self.path.display(),
+                match width {
+                    Width::Header => format!(
+                        "the header's width {dim} is not possible (the model format allows at \
+                         most {MAX_DIM}): the header is corrupt"
+                    ),
+                    Width::FirstLine => format!(
+                        "{dim} values after the word, more than the model format allows \
+                         ({MAX_DIM}): is this a word-vectors file?"
+                    ),
+                }
+            );
             if let Some(expected) = self.expected_dim {
                 ensure!(
                     dim == expected,
-                    "{} has {dim}-dimensional vectors ({source}) but the model's embedding is \
+                    "{} has {dim}-dimensional vectors ({width}) but the model's embedding is \
                      {expected} wide: pass --embed-dim {dim}",
                     self.path.display()
                 );
@@ -262,73 +331,97 @@ impl<'v> Filler<'v, '_> {
 }
 
 fn read_text(
-    reader: Box<dyn BufRead>,
+    mut reader: Box<dyn BufRead>,
     format: VectorFormat,
     mut filler: Filler,
 ) -> Result<Embedding> {
     let path = filler.path;
     let mut vector = Vec::new();
-    let mut lines = reader.split(b'\n').enumerate();
+    let mut line = Vec::new();
     let mut declared = None;
-    let mut width_source = "as on its first line";
+    let mut width = Width::FirstLine;
     if format == VectorFormat::Word2VecText {
-        let (_, header) = lines
-            .next()
-            .with_context(|| format!("{}: empty vectors file", path.display()))?;
-        let header = header.map_err(|e| read_error(path, Some(1), e.into()))?;
-        let (count, dim) = parse_header(&header).with_context(|| {
-            format!(
-                "{}:1: expected a word2vec header `count dim`",
-                path.display()
-            )
-        })?;
+        let ended = read_bounded(&mut *reader, b'\n', MAX_HEADER, &mut line)
+            .map_err(|e| read_error(path, Some(1), e.into()))?;
+        let (count, dim) = ended
+            .then(|| parse_header(&line))
+            .flatten()
+            .with_context(|| {
+                format!(
+                    "{}:1: expected a word2vec header `count dim`",
+                    path.display()
+                )
+            })?;
         declared = Some(count);
-        width_source = "as its header on line 1 says";
-        filler.rows(dim, width_source)?;
+        width = Width::Header;
+        filler.rows(dim, width)?;
     }
-    for (index, line) in lines {
-        let at = || format!("{}:{}", path.display(), index + 1);
-        let line = line.map_err(|e| read_error(path, Some(index + 1), e.into()))?;
-        let fields: Vec<&[u8]> = line
-            .split(|b| b.is_ascii_whitespace())
-            .filter(|f| !f.is_empty())
-            .collect();
+    let first_entry = if declared.is_some() { 2 } else { 1 };
+    for index in first_entry.. {
+        let at = || format!("{}:{index}", path.display());
+        // Binary data right after a `count dim` header is word2vec binary named as text.
+        let (data, not_text) = if format == VectorFormat::Word2VecText && index == 2 {
+            (
+                "binary data after a `count dim` header",
+                "a word2vec binary file must be named .bin",
+            )
+        } else {
+            ("binary data", "not a GloVe or word2vec text file")
+        };
+        let ended = read_bounded(&mut *reader, b'\n', MAX_LINE, &mut line)
+            .map_err(|e| read_error(path, Some(index), e.into()))?;
+        if line.is_empty() {
+            break;
+        }
+        ensure!(
+            ended,
+            "{}: no line end within {} MiB: {not_text}",
+            at(),
+            MAX_LINE >> 20
+        );
+        let fields = fields(&line);
         let Some((word, values)) = fields.split_first() else {
             continue;
         };
-        // A word may hold spaces (GloVe 840B has `. . .`): the vector is the last
-        // fields, and a word with spaces is never a vocabulary word. Extra fields that
-        // are numbers are a corrupt line instead, for the check below.
+        // A word may hold spaces (GloVe 840B has `. . .`): the vector is the last fields,
+        // and a word with spaces is never a vocabulary word. Once the width is known, extra
+        // fields that are all finite numbers are a corrupt line instead, for the check
+        // below; on the first line, the word's parts are the fields that are no number.
         let dim = filler.rows.as_ref().map(|r| r.dim);
-        let spaced_word = match dim {
-            Some(dim) if values.len() > dim => values[..values.len() - dim]
-                .iter()
-                .any(|f| std::str::from_utf8(f).map_or(true, |t| t.parse::<f32>().is_err())),
-            _ => false,
-        };
-        let values = match dim {
-            Some(dim) if spaced_word => &values[values.len() - dim..],
-            _ => values,
+        let word_parts = match dim {
+            Some(dim) if values.len() > dim => {
+                let extra = &values[..values.len() - dim];
+                if extra.iter().all(|f| finite(f)) {
+                    0
+                } else {
+                    extra.len()
+                }
+            }
+            Some(_) => 0,
+            None => {
+                let lead = values.iter().take_while(|f| number(f).is_none()).count();
+                if lead < values.len() && values[lead..].iter().all(|f| number(f).is_some()) {
+                    lead
+                } else {
+                    0
+                }
+            }
         };
         vector.clear();
-        for field in values {
-            let value = std::str::from_utf8(field)
-                .ok()
-                .and_then(|s| s.parse::<f32>().ok())
-                .filter(|v| v.is_finite())
-                .with_context(|| {
-                    let binary = field.iter().any(|b| !b.is_ascii_graphic());
-                    format!(
-                        "{}: {:?} is not a finite number{}",
-                        at(),
-                        String::from_utf8_lossy(field),
-                        if binary {
-                            " (binary data: a word2vec binary file must be named .bin)"
-                        } else {
-                            ""
-                        }
-                    )
-                })?;
+        for field in &values[word_parts..] {
+            let value = number(field).filter(|v| v.is_finite()).with_context(|| {
+                let binary = field.iter().any(|b| !b.is_ascii_graphic());
+                format!(
+                    "{}: {:?} is not a finite number{}",
+                    at(),
+                    excerpt(field, 40),
+                    if binary {
+                        format!(" ({data}: {not_text})")
+                    } else {
+                        String::new()
+                    }
+                )
+            })?;
             ensure!(
                 value.abs() <= MAX_VALUE,
                 "{}: {value} is too large for a word vector (over {MAX_VALUE}): is this the right file?",
@@ -340,17 +433,29 @@ fn read_text(
             !vector.is_empty(),
             "{}: {:?} has no values after it; each line is a word and its vector (GloVe text, or word2vec text with a `count dim` header)",
             at(),
-            String::from_utf8_lossy(word)
+            excerpt(word, 40)
         );
-        let rows = filler.rows(vector.len(), width_source)?;
-        ensure!(
-            vector.len() == rows.dim,
-            "{}: expected {} values after the word ({width_source}), found {}",
-            at(),
-            rows.dim,
-            vector.len()
-        );
-        if spaced_word {
+        let rows = filler.rows(vector.len(), width)?;
+        if vector.len() != rows.dim {
+            // Numbers past the width may be part of the word (`route 66`): say so.
+            let spaced = (vector.len() > rows.dim).then(|| {
+                let parts = &fields[..=vector.len() - rows.dim];
+                let parts: Vec<_> = parts.iter().map(|p| excerpt(p, 40)).collect();
+                format!(
+                    ": a corrupt line, or a word with a space before a number (`{}`), which \
+                     cannot be told apart: fix the line or drop it",
+                    parts.join(" ")
+                )
+            });
+            bail!(
+                "{}: expected {} values after the word ({width}), found {}{}",
+                at(),
+                rows.dim,
+                vector.len(),
+                spaced.unwrap_or_default()
+            );
+        }
+        if word_parts > 0 {
             rows.entries += 1;
         } else {
             rows.add(word, &vector);
@@ -371,30 +476,77 @@ fn read_text(
     Ok(rows.finish())
 }
 
+/// Why a `.bin` file's first line is no word2vec header, and what to pass instead
+/// (`ended`: the line ended within the bytes read).
+fn binary_header_error(path: &Path, first: &[u8], ended: bool) -> anyhow::Error {
+    let file = path.display();
+    // fastText's own .bin (magic 0x2F4F16BA, little-endian) sits beside its .vec text.
+    if first.starts_with(&[0xba, 0x16, 0x4f, 0x2f]) {
+        return anyhow!(
+            "{file} is a fastText model, not word2vec binary: pass fastText's .vec text file \
+             instead (e.g. cc.en.300.vec.gz beside cc.en.300.bin.gz)"
+        );
+    }
+    // A line cut at the limit may end inside a number.
+    let fields = fields(first);
+    let values = fields.get(1..).unwrap_or_default();
+    let values = if ended {
+        values
+    } else {
+        &values[..values.len().saturating_sub(1)]
+    };
+    if !values.is_empty() && values.iter().all(|f| finite(f)) {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let text_name = match name.strip_suffix(".bin.gz") {
+            Some(stem) => format!("{stem}.txt.gz"),
+            None => format!("{}.txt", name.strip_suffix(".bin").unwrap_or(&name)),
+        };
+        return anyhow!(
+            "{file} looks like a GloVe text file (`word v1 .. vn` lines, no `count dim` \
+             header), but a .bin name means word2vec binary: name it {text_name}"
+        );
+    }
+    if !ended {
+        return anyhow!(
+            "{file}: expected a word2vec binary header `count dim`, but line 1 has no end \
+             within {MAX_HEADER} bytes: this is not a word2vec binary file"
+        );
+    }
+    anyhow!(
+        "{file}:1: expected a word2vec binary header `count dim`, found {:?}",
+        excerpt(first.trim_ascii(), 40)
+    )
+}
+
 fn read_binary(reader: &mut Box<dyn BufRead>, mut filler: Filler) -> Result<Embedding> {
     let path = filler.path;
     let mut header = Vec::new();
-    reader
-        .read_until(b'\n', &mut header)
+    let ended = read_bounded(&mut **reader, b'\n', MAX_HEADER, &mut header)
         .map_err(|e| read_error(path, Some(1), e.into()))?;
-    let (count, dim) = parse_header(&header).with_context(|| {
-        format!(
-            "{}: expected a word2vec binary header `count dim`",
-            path.display()
-        )
-    })?;
-    let rows = filler.rows(dim, "as its header says")?;
+    let Some((count, dim)) = ended.then(|| parse_header(&header)).flatten() else {
+        return Err(binary_header_error(path, &header, ended));
+    };
+    let rows = filler.rows(dim, Width::Header)?;
     let mut word = Vec::new();
     let mut raw = vec![0u8; 4 * dim];
     let mut vector = vec![0f32; dim];
     for entry in 1..=count {
         let at = || format!("{}: entry {entry} of {count}", path.display());
-        word.clear();
-        reader
-            .read_until(b' ', &mut word)
+        let ended = read_bounded(&mut **reader, b' ', MAX_WORD, &mut word)
             .map_err(|e| read_error(path, None, e.into()).context(at()))?;
+        ensure!(
+            ended,
+            "{}: no space within {MAX_WORD} bytes, where the word should end: the header's \
+             width ({dim}) is wrong, or this is not word2vec binary",
+            at()
+        );
         if word.pop() != Some(b' ') {
-            bail!("{}: the file ends early (truncated?)", at());
+            bail!(
+                "{}: the file ends after {} complete entries, but the header says {count}: a \
+                 truncated download, or fix the header's count",
+                at(),
+                entry - 1
+            );
         }
         // Writers end each vector with a newline (some with CR LF), which then leads the
         // next word.
@@ -633,13 +785,22 @@ mod tests {
             load_vectors(path, &vocab, MissingRows::Zeros, dim).map_err(|e| format!("{e:#}"))
         };
         let bin = dir.path().join("v.bin");
-        // A width far past the model's is refused before any row is made.
-        std::fs::write(&bin, "1 4000000000000000000\nthe ").unwrap();
+        let txt = dir.path().join("v.txt");
+        // A width past the format's limit is a corrupt header, not a --embed-dim to pass;
+        // either way it is refused before any row is made.
+        for (file, header) in [(&bin, "1 4000000000000000000\nthe "), (&txt, "1 65536\n")] {
+            std::fs::write(file, header).unwrap();
+            let err = load(file, Some(3)).unwrap_err();
+            assert!(
+                err.contains(":1: the header's width")
+                    && err.contains("is not possible (the model format allows at most 65535)")
+                    && !err.contains("--embed-dim"),
+                "{err}"
+            );
+        }
+        std::fs::write(&bin, "1 65535\nthe ").unwrap();
         let err = load(&bin, Some(3)).unwrap_err();
-        assert!(
-            err.contains("4000000000000000000-dimensional") && err.contains("--embed-dim"),
-            "{err}"
-        );
+        assert!(err.ends_with("pass --embed-dim 65535"), "{err}");
         // Entries past the header's count, and CR LF between entries.
         let entries = [
             ("the", [1.0, 2.0]),
@@ -660,7 +821,6 @@ mod tests {
         let err = load(&bin, None).unwrap_err();
         assert!(err.contains("the first vector is text"), "{err}");
 
-        let txt = dir.path().join("v.txt");
         std::fs::write(&txt, "9 2\nthe 1 2\nmovie 3 4\n").unwrap();
         let err = load(&txt, None).unwrap_err();
         assert!(err.contains("says 9 entries but the file holds 2"), "{err}");
@@ -699,13 +859,151 @@ mod tests {
         let emb = load_vectors(&path, &vocab, MissingRows::Zeros, Some(2)).unwrap();
         assert_eq!(emb.row(vocab.lookup(b"was")).unwrap(), &[0.0, 0.0]);
         assert_eq!((emb.found, emb.file_words), (2, 3));
-        // One number too many is a corrupt line, not a spaced word.
-        std::fs::write(&path, "the 1 2\ngood 5 9 9\n").unwrap();
+        // One number too many is a corrupt line, or a word with a number in it.
+        std::fs::write(&path, "the 1 2\nroute 66 9 9\n").unwrap();
         let err = load_vectors(&path, &vocab, MissingRows::Zeros, Some(2)).unwrap_err();
         assert!(
-            err.to_string()
-                .ends_with("expected 2 values after the word (as on its first line), found 3"),
+            err.to_string().ends_with(
+                ":2: expected 2 values after the word (as on its first line), found 3: a \
+                 corrupt line, or a word with a space before a number (`route 66`), which \
+                 cannot be told apart: fix the line or drop it"
+            ),
             "{err}"
         );
+        // `inf` and `nan` are no vector values, so they are parts of a word.
+        std::fs::write(&path, "the 1 2\nto inf 3 4\nat nan 5 6\ngood 9 9\n").unwrap();
+        let emb = load_vectors(&path, &vocab, MissingRows::Zeros, Some(2)).unwrap();
+        assert_eq!((emb.found, emb.file_words), (2, 4));
+        // A spaced word on the first line: the width is the numbers that end it.
+        std::fs::write(&path, ". . . 1 2\nthe 3 4\n").unwrap();
+        let emb = load_vectors(&path, &vocab, MissingRows::Zeros, Some(2)).unwrap();
+        assert_eq!(emb.row(vocab.lookup(b"the")).unwrap(), &[3.0, 4.0]);
+        assert_eq!((emb.found, emb.file_words), (1, 2));
+        // A bad value on the first line is still named as one.
+        std::fs::write(&path, "the 1 x 2\n").unwrap();
+        let err = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with(":1: \"x\" is not a finite number"),
+            "{err}"
+        );
+    }
+
+    /// The error, with its causes, that loading `path` gives.
+    fn load_error(path: &Path, vocab: &Vocab<'_>) -> String {
+        let err = load_vectors(path, vocab, MissingRows::Zeros, None).unwrap_err();
+        format!("{err:#}")
+    }
+
+    #[test]
+    fn binary_header_errors_name_the_file_to_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let built = vocab_words();
+        let vocab = built.vocab().unwrap();
+        // GloVe text named .bin, with a short first line and with one past the header limit.
+        let glove = dir.path().join("glove.bin");
+        std::fs::write(&glove, "the 0.1 0.2\nmovie 0.3 0.4\n").unwrap();
+        let err = load_error(&glove, &vocab);
+        assert!(
+            err.contains("glove.bin looks like a GloVe text file")
+                && err.ends_with("name it glove.txt"),
+            "{err}"
+        );
+        let long = format!("the{}\n", " -0.123456".repeat(100));
+        let gz = dir.path().join("long.bin.gz");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+        std::io::Write::write_all(&mut encoder, long.as_bytes()).unwrap();
+        std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+        let err = load_error(&gz, &vocab);
+        assert!(err.ends_with("name it long.txt.gz"), "{err}");
+        // fastText's own binary model.
+        let fasttext = dir.path().join("cc.en.300.bin");
+        let mut bytes = 0x2F4F16BAu32.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&12u32.to_le_bytes());
+        std::fs::write(&fasttext, bytes).unwrap();
+        let err = load_error(&fasttext, &vocab);
+        assert!(
+            err.contains("is a fastText model, not word2vec binary: pass fastText's .vec"),
+            "{err}"
+        );
+        // Bytes with no line end (a stream like /dev/zero): refused after 256 bytes.
+        let zeros = dir.path().join("zeros.bin");
+        std::fs::write(&zeros, vec![0u8; 100_000]).unwrap();
+        let err = load_error(&zeros, &vocab);
+        assert!(err.contains("line 1 has no end within 256 bytes"), "{err}");
+        std::fs::write(&zeros, "4 x\n").unwrap();
+        let err = load_error(&zeros, &vocab);
+        assert!(
+            err.ends_with(
+                "zeros.bin:1: expected a word2vec binary header `count dim`, found \"4 x\""
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn binary_entries_are_read_with_bounds_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let built = vocab_words();
+        let vocab = built.vocab().unwrap();
+        let bin = dir.path().join("v.bin");
+        // Fewer entries than the header says: the count may be what to fix.
+        let entries = [("the", [1.0, 2.0]), ("good", [3.0, 4.0])];
+        write_binary(&bin, "9 2\n", &entries, b"\n");
+        let err = load_error(&bin, &vocab);
+        assert!(
+            err.contains(
+                "entry 3 of 9: the file ends after 2 complete entries, but the header says 9: a \
+                 truncated download, or fix the header's count"
+            ),
+            "{err}"
+        );
+        // A word with no space after it is refused after 4096 bytes, not buffered whole.
+        let mut bytes = b"1 4\n".to_vec();
+        bytes.resize(1_000_000, b'a');
+        std::fs::write(&bin, bytes).unwrap();
+        let err = load_error(&bin, &vocab);
+        assert!(
+            err.contains(
+                "entry 1 of 1: no space within 4096 bytes, where the word should end: the \
+                 header's width (4) is wrong"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn text_files_name_binary_data_and_overlong_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let built = vocab_words();
+        let vocab = built.vocab().unwrap();
+        let path = dir.path().join("v.txt");
+        // word2vec binary named as text: the `.bin` fix, right after the header.
+        write_binary(&path, "1 2\n", &[("the", [0.5, 0.25])], b"\n");
+        let err = load_error(&path, &vocab);
+        assert!(
+            err.contains(
+                "(binary data after a `count dim` header: a word2vec binary file must be named .bin)"
+            ),
+            "{err}"
+        );
+        // Binary data elsewhere is no word2vec binary: no .bin advice.
+        std::fs::write(&path, b"the 1 2\nmovie \x01\x02 3\n").unwrap();
+        let err = load_error(&path, &vocab);
+        assert!(
+            err.contains(":2: ")
+                && err.ends_with("(binary data: not a GloVe or word2vec text file)"),
+            "{err}"
+        );
+        // A line past 1 MiB is refused, and the message quotes none of it.
+        let mut bytes = b"the 1 2\n".to_vec();
+        bytes.resize(3 << 20, b'x');
+        std::fs::write(&path, bytes).unwrap();
+        let err = load_error(&path, &vocab);
+        assert!(
+            err.contains("v.txt:2: no line end within 1 MiB: not a GloVe or word2vec text file"),
+            "{err}"
+        );
+        assert!(err.len() < 300, "{err}");
     }
 }

@@ -157,6 +157,34 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     /// What differs from `other`, one `field: self's value vs other's` entry each.
+    /// Whether `other` differs from this model only in the tokens its training text
+    /// gave it (the vocabulary's words, the char table), as when the data differ.
+    pub fn differs_only_in_tokens(&self, other: &ModelConfig) -> bool {
+        let mut same_tokens = self.clone();
+        match (&mut same_tokens.input, &other.input) {
+            (
+                InputConfig::Words {
+                    strings, offsets, ..
+                },
+                InputConfig::Words {
+                    strings: s,
+                    offsets: o,
+                    ..
+                },
+            ) => (*strings, *offsets) = (s.clone(), o.clone()),
+            (
+                InputConfig::Chars { table, unk, .. },
+                InputConfig::Chars {
+                    table: t, unk: u, ..
+                },
+            ) => {
+                (*table, *unk) = (t.clone(), *u);
+            }
+            _ => return false,
+        }
+        same_tokens == *other
+    }
+
     pub fn differences(&self, other: &ModelConfig) -> Vec<String> {
         let mut out = Vec::new();
         let mut compare = |field: &str, a: String, b: String| {

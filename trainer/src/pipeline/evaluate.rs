@@ -5,13 +5,15 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use indicatif::ProgressBar;
-use lstm_edge_runtime::format::{Dims, Output, Params};
+use lstm_edge_runtime::format::{Body, Cell, Dims, Head, Input, Output, Params};
 use lstm_edge_runtime::host::HostModel;
 use lstm_edge_runtime::numeric::F32;
 use lstm_edge_runtime::{Network, Tokenizer};
 use serde::{Deserialize, Serialize};
 
+use crate::card::{ModelCard, TokenizerInfo};
 use crate::data::{read_corpus, text_ids, CharWindows, Encoded};
+use crate::model::{InputConfig, ModelConfig};
 use crate::plot;
 use crate::progress;
 
@@ -138,7 +140,9 @@ fn decision(outputs: &[f64]) -> u16 {
     }
 }
 
-/// Cross-entropy of one prediction: binary for one output, categorical otherwise.
+/// Cross-entropy of one prediction: binary for one output, categorical otherwise. The
+/// blobs give probabilities, which the integer path can round to 0: clipped as Keras
+/// clips them.
 fn sample_loss(outputs: &[f64], target: u16) -> f64 {
     const EPS: f64 = 1e-7;
     match outputs {
@@ -321,6 +325,8 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
         )
     })?;
     let blob = read_model_file(dir, F32_BLOB_FILE)?;
+    // Checked here, as tokenizing would report a damaged blob without naming it.
+    parse_blob(&dir.join(F32_BLOB_FILE), &blob)?;
     let sentiment = card.card.dims.output == Output::Sigmoid;
     let from_card = data.reviews.is_none() && data.corpus.is_empty();
     let (reviews, corpus, limit) = if from_card {
@@ -401,7 +407,8 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
     }
 }
 
-fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
+/// Reads a file of the model directory `dir`; a missing one says how to rebuild it.
+pub fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
     std::fs::read(&path).with_context(|| {
         format!(
@@ -427,34 +434,129 @@ pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
     Ok(evaluation)
 }
 
-/// Both blobs of `dir` must be the model its card describes (cell, sizes, head and
-/// output), each on its own numeric path: figures of another model must not land in
-/// the card.
-fn check_blobs_match_card(
+/// What a card, a blob and a checkpoint must agree on to hold one model.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Shape {
+    cell: Cell,
+    hidden: usize,
+    /// The char table's size or the embedding's width.
+    input: usize,
+    tokens: usize,
+    head: Head,
+    output: Output,
+    /// A char model's symbols in id order; a word model's card records only the
+    /// vocabulary's size (in `tokens`).
+    chars: Option<Vec<u8>>,
+}
+
+impl Shape {
+    pub(super) fn of_card(card: &ModelCard) -> Self {
+        let d = &card.dims;
+        let chars = match &card.tokenizer {
+            // The card writes each symbol byte as the Latin-1 char of that code.
+            TokenizerInfo::Chars { table, .. } => {
+                Some(table.chars().filter_map(|c| u8::try_from(c).ok()).collect())
+            }
+            TokenizerInfo::Words { .. } => None,
+        };
+        Shape {
+            cell: d.cell,
+            hidden: d.hidden,
+            input: d.input_dim,
+            tokens: d.vocab_rows,
+            head: d.head,
+            output: d.output,
+            chars,
+        }
+    }
+
+    fn of_blob(body: &Body<'_>) -> Result<Self, lstm_edge_runtime::Error> {
+        let dims = Dims::of(body)?;
+        Ok(Shape {
+            cell: body.cell,
+            hidden: dims.hidden,
+            input: dims.input,
+            tokens: dims.tokens,
+            head: body.head,
+            output: body.output,
+            chars: match body.input {
+                Input::Chars { symbols, .. } => Some(symbols.to_vec()),
+                Input::Words { .. } => None,
+            },
+        })
+    }
+
+    pub(super) fn of_config(cfg: &ModelConfig) -> Self {
+        Shape {
+            cell: cfg.cell,
+            hidden: cfg.hidden,
+            input: cfg.input_dim(),
+            tokens: cfg.vocab_rows(),
+            head: cfg.head,
+            output: cfg.output,
+            chars: match &cfg.input {
+                InputConfig::Chars { table, .. } => Some(table.clone()),
+                InputConfig::Words { .. } => None,
+            },
+        }
+    }
+
+    fn fields(&self) -> [(&'static str, String); 7] {
+        let chars = self.chars.as_ref().map_or("none (words)".into(), |c| {
+            format!("{:?}", c.iter().map(|&b| char::from(b)).collect::<String>())
+        });
+        [
+            ("cell", format!("{:?}", self.cell)),
+            ("hidden", self.hidden.to_string()),
+            ("input width", self.input.to_string()),
+            ("tokens", self.tokens.to_string()),
+            ("head", format!("{:?}", self.head)),
+            ("output", format!("{:?}", self.output)),
+            ("chars", chars),
+        ]
+    }
+
+    /// The fields that differ, as `name ours vs theirs`.
+    pub(super) fn differences(&self, theirs: &Shape) -> String {
+        self.fields()
+            .into_iter()
+            .zip(theirs.fields())
+            .filter(|((_, a), (_, b))| a != b)
+            .map(|((name, a), (_, b))| format!("{name} {a} vs {b}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Decodes a blob, naming its file and the fix in errors.
+fn parse_blob<'a>(path: &Path, blob: &'a [u8]) -> Result<lstm_edge_runtime::Model<'a>> {
+    lstm_edge_runtime::Model::from_bytes(blob).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}: rebuild it from the model's checkpoint with `lstm-edge quantize`",
+            path.display()
+        )
+    })
+}
+
+/// Both blobs of `dir` must be the model its card describes (cell, sizes, head,
+/// output, char set), each on its own numeric path and of the size the card records
+/// (`train` and `quantize` write it), and must share one tokenizer: figures of
+/// another model must not land in the card, nor reach a device.
+pub fn check_blobs_match_card(
     dir: &Path,
     card: &TrainedCard,
     f32_blob: &[u8],
     int_blob: &[u8],
 ) -> Result<()> {
-    let c = &card.card.dims;
-    let card_says = (
-        c.cell,
-        c.hidden,
-        c.input_dim,
-        c.vocab_rows,
-        c.head,
-        c.output,
-    );
-    for (name, blob, float) in [
-        (F32_BLOB_FILE, f32_blob, true),
-        (INT_BLOB_FILE, int_blob, false),
+    let card_says = Shape::of_card(&card.card);
+    let rebuild = "rebuild the blobs from the model's checkpoint with `lstm-edge quantize`";
+    let mut bodies = Vec::new();
+    for (name, blob, float, recorded) in [
+        (F32_BLOB_FILE, f32_blob, true, card.files.f32_blob),
+        (INT_BLOB_FILE, int_blob, false, card.files.int_blob),
     ] {
         let path = dir.join(name);
-        let model = lstm_edge_runtime::Model::from_bytes(blob)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let body = model.body();
-        let dims = Dims::of(body).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let rebuild = "rebuild the blobs from the model's checkpoint with `lstm-edge quantize`";
+        let body = *parse_blob(&path, blob)?.body();
         ensure!(
             matches!(body.params, Params::F32(_)) == float,
             "{} holds {} weights where the {} ones belong: {rebuild}",
@@ -462,23 +564,59 @@ fn check_blobs_match_card(
             if float { "integer" } else { "f32" },
             if float { "f32" } else { "integer" },
         );
-        let blob_says = (
-            body.cell,
-            dims.hidden,
-            dims.input,
-            dims.tokens,
-            body.head,
-            body.output,
-        );
+        let blob_says =
+            Shape::of_blob(&body).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         ensure!(
             blob_says == card_says,
-            "{} is not the model its card.json describes (blob: {:?}, card: {:?}, as cell, \
-             hidden, input, tokens, head, output): {rebuild}",
+            "{} is not the model its card.json describes (blob vs card: {}): {rebuild}",
             path.display(),
-            blob_says,
-            card_says
+            blob_says.differences(&card_says)
         );
+        ensure!(
+            blob.len() as u64 == recorded,
+            "{} is {} bytes, but card.json records {recorded} for it: it is not the blob the \
+             card describes (one copied from another model?): {rebuild}",
+            path.display(),
+            blob.len()
+        );
+        bodies.push(body);
     }
+    let (int_path, f32_path) = (dir.join(INT_BLOB_FILE), dir.join(F32_BLOB_FILE));
+    check_same_model(
+        &f32_path.display().to_string(),
+        &bodies[0],
+        &int_path.display().to_string(),
+        &bodies[1],
+    )
+}
+
+/// The integer blob must be the f32 blob's model: the same cell, sizes, head and
+/// output, and the same tokenizer (a vocabulary of the same size but other words
+/// would feed it ids it reads as other words).
+pub fn check_same_model(
+    f32_name: &str,
+    f32: &Body<'_>,
+    int_name: &str,
+    int: &Body<'_>,
+) -> Result<()> {
+    let rebuild = "rebuild both from one checkpoint with `lstm-edge quantize`";
+    let shape = |name: &str, body: &Body<'_>| {
+        Shape::of_blob(body).map_err(|e| anyhow::anyhow!("{name}: {e}: {rebuild}"))
+    };
+    let (f, i) = (shape(f32_name, f32)?, shape(int_name, int)?);
+    ensure!(
+        i == f,
+        "{int_name} and {f32_name} hold different models ({}): {rebuild}",
+        i.differences(&f)
+    );
+    ensure!(
+        int.input == f32.input,
+        "{int_name} holds a different {} than {f32_name}: {rebuild}",
+        match int.input {
+            Input::Chars { .. } => "char set (or case folding)",
+            Input::Words { .. } => "vocabulary",
+        }
+    );
     Ok(())
 }
 

@@ -12,8 +12,8 @@ mod prepare;
 
 pub use card::{FileSizes, JobRecord, LengthRecord, TrainedCard};
 pub use evaluate::{
-    eval, eval_set_for, evaluate_blobs, tokenize_with_blob, verify_sequences, BlobMetrics,
-    EvalData, EvalSet, Evaluation,
+    check_blobs_match_card, check_same_model, eval, eval_set_for, evaluate_blobs, read_model_file,
+    tokenize_with_blob, verify_sequences, BlobMetrics, EvalData, EvalSet, Evaluation,
 };
 pub use prepare::length_stats;
 
@@ -36,7 +36,7 @@ use crate::plot;
 use crate::quantize::{self, Calibration};
 use crate::train::{best_checkpoint_path, train, Dataset, TrainOptions, TrainRun};
 
-use evaluate::corpus_ids;
+use evaluate::{corpus_ids, Shape};
 use prepare::{
     load_nonempty_reviews, prepare_corpus, prepare_reviews, remove_stale_arrays, write_arrays,
     Prepared,
@@ -125,6 +125,20 @@ impl TrainJob {
     /// overlap the test set.
     pub fn selects_on_validation(&self) -> bool {
         self.keep_best || self.patience.is_some()
+    }
+
+    /// Where the embedding's starting vectors come from, in the command line's words.
+    pub fn embedding_start(&self) -> Option<String> {
+        match (&self.word_vectors, self.word2vec_epochs) {
+            (Some(path), _) => Some(format!("--word-vectors {}", path.display())),
+            (None, Some(epochs)) => Some(format!("--word2vec {epochs}")),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether this run continues a checkpoint in its out directory.
+    pub fn resumes_checkpoint(&self) -> bool {
+        self.resume && checkpoint::is_checkpoint(&self.out_dir.join(CHECKPOINT_FILE))
     }
 
     /// A job with the preset's notebook settings and the usual defaults.
@@ -255,9 +269,9 @@ pub fn write_onnx(cfg: &ModelConfig, params: &Params, dir: &Path) -> Result<u64>
 
 /// Before a run: removes the checkpoint temporaries that interrupted saves left
 /// (`checkpoint.save` writes `NAME.PID.tmp`), and, unless resuming, says that an
-/// earlier model or run in `dir` will be replaced and removes its best-epoch
-/// checkpoint, which this run might not rewrite and `export` would otherwise read.
-/// The earlier model's other files stay until this run writes its own.
+/// earlier model or run in `dir` will be replaced. The earlier model's files stay
+/// until this run writes its own (its best-epoch checkpoint goes when `train` saves
+/// its first checkpoint), so a run that fails early leaves it whole.
 fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
@@ -282,10 +296,6 @@ fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
              the earlier run instead)",
             dir.display()
         );
-    }
-    let best = crate::train::best_checkpoint_path(&checkpoint);
-    if checkpoint::is_checkpoint(&best) {
-        remove_if_present(&best)?;
     }
     Ok(())
 }
@@ -436,6 +446,7 @@ fn train_options(job: &TrainJob) -> TrainOptions {
         threads: job.threads,
         recurrence: Recurrence::Scan,
         freeze_embedding: job.freeze_embedding,
+        embedding_start: job.embedding_start(),
         checkpoint: Some(job.out_dir.join(CHECKPOINT_FILE)),
         resume: job.resume,
         keep_best: job.keep_best,
@@ -540,15 +551,61 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
 
 /// `export`: ONNX from a checkpoint into `out_dir`; returns the files written.
 pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
-    let ck = load_checkpoint(checkpoint)?;
+    let ck = load_model_checkpoint(checkpoint)?;
+    let card = card_of_checkpoint_model(out_dir, &ck, checkpoint)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    write_onnx(&ck.model, &ck.params, out_dir)?;
+    let onnx = write_onnx(&ck.model, &ck.params, out_dir)?;
+    if let Some(mut card) = card.filter(|card| card.files.onnx != onnx) {
+        card.files.onnx = onnx;
+        card.write(out_dir)?;
+    }
     let mut written = vec![out_dir.join(ONNX_FILE)];
     if ck.model.head == Head::Last {
         written.push(out_dir.join(STEP_ONNX_FILE));
     }
     Ok(written)
+}
+
+/// The checkpoint `export` or `quantize` reads; a model folder without one (the shipped
+/// ones carry none) says how to get one.
+fn load_model_checkpoint(path: &Path) -> Result<Checkpoint> {
+    let dir = path.parent().filter(|dir| dir.join(CARD_FILE).is_file());
+    if let (false, Some(dir)) = (path.exists(), dir) {
+        let command = TrainedCard::read(dir).map(|card| card.command);
+        bail!(
+            "{} has no {}: shipped model folders carry no checkpoint; retrain the model with \
+             the `command` in its card.json{} to get one",
+            dir.display(),
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            command.map_or(String::new(), |c| format!(" ({c})"))
+        );
+    }
+    load_checkpoint(path)
+}
+
+/// The card of `dir` when there is one, refused when it describes another model than
+/// the checkpoint's: `export` and `quantize` must not leave two models in one folder.
+fn card_of_checkpoint_model(
+    dir: &Path,
+    ck: &Checkpoint,
+    checkpoint: &Path,
+) -> Result<Option<TrainedCard>> {
+    if !dir.join(CARD_FILE).is_file() {
+        return Ok(None);
+    }
+    let card = TrainedCard::read(dir)?;
+    let (ours, theirs) = (Shape::of_config(&ck.model), Shape::of_card(&card.card));
+    ensure!(
+        ours == theirs,
+        "{} describes model `{}`, not the one in {} (checkpoint vs card: {}): give another \
+         --out, or remove that card.json to replace its model",
+        dir.join(CARD_FILE).display(),
+        card.card.name,
+        checkpoint.display(),
+        ours.differences(&theirs)
+    );
+    Ok(Some(card))
 }
 
 /// The window a generator trained on, from the card beside its checkpoint or in
@@ -569,7 +626,8 @@ pub fn quantize_checkpoint(
     count: usize,
     out_dir: &Path,
 ) -> Result<Calibration> {
-    let ck = load_checkpoint(checkpoint)?;
+    let ck = load_model_checkpoint(checkpoint)?;
+    let card = card_of_checkpoint_model(out_dir, &ck, checkpoint)?;
     let spec = quantize::model_spec(&ck.model, &ck.params)?;
     let f32_blob = spec.f32_blob()?;
     let sentiment = ck.model.output == Output::Sigmoid;
@@ -612,17 +670,46 @@ pub fn quantize_checkpoint(
     };
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let read = |name: &str| std::fs::read(out_dir.join(name)).ok();
+    let before = (read(INT_BLOB_FILE), read(F32_BLOB_FILE));
     let (int_blob, f32_blob, calibration) =
         write_blobs(&ck.model, &ck.params, &sequences, out_dir)?;
     // In a model directory, the card follows the new blobs.
-    if out_dir.join(CARD_FILE).is_file() {
-        let mut card = TrainedCard::read(out_dir)?;
+    if let Some(mut card) = card {
         card.files.int_blob = int_blob;
         card.files.f32_blob = f32_blob;
         card.calibration = Some(calibration.clone());
+        let changed: Vec<&str> = [(before.0, INT_BLOB_FILE), (before.1, F32_BLOB_FILE)]
+            .into_iter()
+            .filter(|(old, name)| *old != read(name))
+            .map(|(_, name)| name)
+            .collect();
+        if !changed.is_empty() {
+            clear_blob_figures(&mut card, &changed);
+            eprintln!(
+                "note: {} changed, so {}'s card.json no longer holds its test figures (and \
+                 quant-error.png shows the old error): run `lstm-edge eval --model {}` to \
+                 measure them",
+                changed.join(" and "),
+                out_dir.display(),
+                out_dir.display()
+            );
+        }
         card.write(out_dir)?;
     }
     Ok(calibration)
+}
+
+/// Drops the card's evaluation and the metrics of the `changed` blobs (`*_int` or
+/// `*_f32`, and the agreement between the two), which no longer describe them.
+fn clear_blob_figures(card: &mut TrainedCard, changed: &[&str]) {
+    let int = changed.contains(&INT_BLOB_FILE);
+    let f32 = changed.contains(&F32_BLOB_FILE);
+    card.card.metrics.retain(|key, _| {
+        let of_int = key.ends_with("_int") || key.ends_with("_int_vs_f32");
+        !(of_int && int || key.ends_with("_f32") && f32)
+    });
+    card.evaluation = None;
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ fn file_embedding(
     vocab: &lstm_edge_runtime::tokenize::Vocab<'_>,
     hp: &Hyperparams,
     progress: bool,
-) -> Result<Vec<f32>> {
+) -> Result<EmbeddingStart> {
     let embedding = load_vectors(
         path,
         vocab,
@@ -37,10 +37,27 @@ fn file_embedding(
         },
         Some(hp.embed_dim),
     )?;
-    if progress {
+    // Rows without a vector stay random (and fixed, when frozen): worth a word even
+    // in a quiet run when they are most of the vocabulary.
+    if embedding.found < embedding.missing {
+        eprintln!(
+            "warning: {}: {embedding}; the other words' rows start random",
+            path.display()
+        );
+    } else if progress {
         eprintln!("{embedding}");
     }
-    Ok(embedding.values)
+    Ok(EmbeddingStart {
+        account: format!("embedding from {}: {embedding}", path.display()),
+        values: Some(embedding.values),
+    })
+}
+
+/// The embedding's starting rows (`None` when a resumed checkpoint holds them) and
+/// the card's account of where they came from.
+struct EmbeddingStart {
+    values: Option<Vec<f32>>,
+    account: String,
 }
 
 /// Skip-gram vectors trained on the full text of the training reviews (never the
@@ -175,7 +192,7 @@ pub(super) fn prepare_reviews(
         test: test_reviews,
         pool,
     } = split_three_ways(job, train_path, test_path)?;
-    let (input, encode, pretrained) = match hp.preset {
+    let (input, encode, start) = match hp.preset {
         Preset::W => word_input(job, &train_reviews)?,
         Preset::C => {
             let input = char_input();
@@ -190,10 +207,13 @@ pub(super) fn prepare_reviews(
     let cfg = hp.model_config(input, Output::Sigmoid);
     let pad = cfg.input.pad_id().context("sentiment input without PAD")?;
     let train_enc = encode(&train_reviews)?;
+    if let (Some(note), true) = (unknown_chars_note(&cfg.input, &train_enc)?, job.progress) {
+        eprintln!("note: {}: {note}", train_path.display());
+    }
     let val_enc = encode(&val_reviews)?;
     let test_enc = encode(&test_reviews)?;
     let mut params = Params::init(&cfg, hp.seed);
-    if let Some(values) = pretrained {
+    if let Some(values) = start.as_ref().and_then(|s| s.values.clone()) {
         params
             .embedding
             .as_mut()
@@ -224,7 +244,12 @@ pub(super) fn prepare_reviews(
             train_samples: train_enc.len(),
             validation_samples: val_enc.len(),
             test_samples: test_enc.len(),
-            preprocessing: review_preprocessing(job, pool),
+            preprocessing: review_preprocessing(
+                job,
+                pool,
+                cfg.input.words(),
+                start.as_ref().map(|s| s.account.as_str()),
+            ),
         },
         lengths: vec![
             LengthRecord::new("train", &train_enc.stats),
@@ -250,7 +275,12 @@ fn whole_reviews(input: &InputConfig, reviews: &[Review]) -> Result<EvalSet> {
 }
 
 /// The card's account of how reviews become ids.
-fn review_preprocessing(job: &TrainJob, pool: PoolUse) -> String {
+fn review_preprocessing(
+    job: &TrainJob,
+    pool: PoolUse,
+    words: usize,
+    embedding: Option<&str>,
+) -> String {
     let hp = &job.hyper;
     let used = if pool.used < pool.loaded {
         format!(
@@ -266,13 +296,24 @@ fn review_preprocessing(job: &TrainJob, pool: PoolUse) -> String {
     };
     match hp.preset {
         Preset::W => format!(
-            "{used}Treebank words, lowercased, {} most frequent training words (+PAD, UNK); {fit} to {}",
-            job.vocab_size, hp.maxlen
+            "{used}Treebank words, lowercased, {}; {fit} to {}{}",
+            vocabulary_account(words, job.vocab_size),
+            hp.maxlen,
+            embedding.map_or(String::new(), |e| format!("; {e}"))
         ),
         _ => format!(
             "{used}lowercased chars of the notebook set (+UNK, PAD); {fit} to {}",
             hp.maxlen
         ),
+    }
+}
+
+/// The vocabulary as kept: the `asked` most frequent words, or all of fewer.
+fn vocabulary_account(words: usize, asked: usize) -> String {
+    if words < asked {
+        format!("all {words} training words (+PAD, UNK; --vocab-size {asked} allows more)")
+    } else {
+        format!("{words} most frequent training words (+PAD, UNK)")
     }
 }
 
@@ -334,6 +375,15 @@ fn split_three_ways(
     let (train, val, test) = if has_test || job.selects_on_validation() {
         let mut train = split.train;
         let held = (train.len() as f64 * hp.validation_split as f64).round() as usize;
+        ensure!(
+            held > 0 || !job.selects_on_validation(),
+            "--keep-best and --patience compare epochs by validation loss, and \
+             --validation-split {} of the {} training reviews of {} sets none apart: give more \
+             reviews or a larger --validation-split",
+            hp.validation_split,
+            train.len(),
+            train_path.display()
+        );
         let val = train.split_off(train.len() - held);
         (train, val, split.test)
     } else {
@@ -407,33 +457,75 @@ fn char_encoder(input: InputConfig, hp: &Hyperparams) -> Box<ReviewEncoder> {
     })
 }
 
+/// How many of the chars a char model reads in `encoded` are outside its table (UNK),
+/// as the generator's corpus note says; `None` when all are known or for words.
+fn unknown_chars_note(input: &InputConfig, encoded: &Encoded) -> Result<Option<String>> {
+    let (InputConfig::Chars { table: symbols, .. }, Some(table)) =
+        (input, input.char_table().transpose()?)
+    else {
+        return Ok(None);
+    };
+    let (Some(unk), pad) = (table.unk_id(), table.pad_id()) else {
+        return Ok(None);
+    };
+    let read = encoded.ids.iter().filter(|&&id| Some(id) != pad);
+    let (chars, unknown) = read.fold((0usize, 0usize), |(n, u), &id| {
+        (n + 1, u + usize::from(id == unk))
+    });
+    Ok((unknown > 0).then(|| {
+        format!(
+            "{unknown} of the {chars} chars the model reads ({:.1}%) are outside its char set \
+             {:?} and read as UNK",
+            100.0 * unknown as f64 / chars as f64,
+            String::from_utf8_lossy(symbols)
+        )
+    }))
+}
+
 /// A word model's input: the vocabulary of the training reviews, their encoder, and
 /// the embedding's starting vectors when the job asks for word2vec or a vectors file.
 fn word_input(
     job: &TrainJob,
     train_reviews: &[Review],
-) -> Result<(InputConfig, Box<ReviewEncoder>, Option<Vec<f32>>)> {
+) -> Result<(InputConfig, Box<ReviewEncoder>, Option<EmbeddingStart>)> {
     let hp = &job.hyper;
     let vocab = build_word_vocab(
         train_reviews.iter().map(|r| r.text.as_slice()),
         job.vocab_size,
     )?;
+    let words = vocab.vocab()?.len();
+    if words < job.vocab_size && job.progress {
+        eprintln!(
+            "note: the vocabulary holds {}",
+            vocabulary_account(words, job.vocab_size)
+        );
+    }
     let pretrained = match (&job.word_vectors, job.word2vec_epochs) {
         (Some(_), Some(_)) => {
             bail!("the embedding can start from word2vec training or from a vectors file, not both")
         }
+        // The checkpoint holds the embedding; `train` checks that it started the same way.
+        _ if job.resumes_checkpoint() => job.embedding_start().map(|start| EmbeddingStart {
+            values: None,
+            account: format!("embedding from `{start}` (as the resumed checkpoint's run)"),
+        }),
         (Some(path), None) => Some(file_embedding(path, &vocab.vocab()?, hp, job.progress)?),
-        (None, Some(epochs)) => Some(word2vec_embedding(
-            train_reviews,
-            &vocab.vocab()?,
-            &Word2VecConfig {
-                dim: hp.embed_dim,
-                epochs,
-                seed: hp.seed,
-                ..Word2VecConfig::default()
-            },
-            job.progress,
-        )?),
+        (None, Some(epochs)) => Some(EmbeddingStart {
+            values: Some(word2vec_embedding(
+                train_reviews,
+                &vocab.vocab()?,
+                &Word2VecConfig {
+                    dim: hp.embed_dim,
+                    epochs,
+                    seed: hp.seed,
+                    ..Word2VecConfig::default()
+                },
+                job.progress,
+            )?),
+            account: format!(
+                "embedding from {epochs} passes of skip-gram word2vec over the training reviews"
+            ),
+        }),
         (None, None) => None,
     };
     let input = InputConfig::Words {
@@ -462,6 +554,17 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         eprintln!("note: the corpus ({named}): {summary}");
     }
     let table = charset.table(true)?;
+    ensure!(
+        table.len() >= 2,
+        "the corpus ({named}) holds a single symbol once lowercased ({}): a generator \
+         predicts the next char among at least two; give more varied text",
+        charset
+            .symbols
+            .first()
+            .map_or("only chars beyond Latin-1, all UNK".into(), |&b| {
+                format!("{:?}", char::from(b))
+            })
+    );
     let windows = CharWindows::new(&text, &table, hp.maxlen, hp.window_step, CORPUS_HELD_OUT)
         .with_context(|| format!("the corpus ({named}): give more text or a smaller --maxlen"))?;
     ensure!(
@@ -578,5 +681,153 @@ mod tests {
         assert!(one_sided_warning(path, &reviews(95, 5)).is_some());
         assert!(one_sided_warning(path, &reviews(10, 90)).is_none());
         assert!(one_sided_warning(path, &reviews(50, 50)).is_none());
+    }
+
+    #[test]
+    fn keeping_the_best_with_too_few_reviews_to_validate_names_the_split() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let write = |name: &str, count: usize| -> Result<PathBuf> {
+            let path = dir.path().join(name);
+            let lines: String = (0..count)
+                .map(|i| format!("{{\"label\": {}, \"text\": \"a fine film {i}\"}}\n", i % 2))
+                .collect();
+            std::fs::write(&path, lines)?;
+            Ok(path)
+        };
+        let (train, test) = (write("train.jsonl", 2)?, write("test.jsonl", 4)?);
+        let mut job = TrainJob::new(
+            "w",
+            Preset::W,
+            super::super::DataSource::Reviews {
+                train: train.clone(),
+                test: Some(test.clone()),
+            },
+            dir.path().join("out"),
+        );
+        job.keep_best = true;
+        let Err(err) = split_three_ways(&job, &train, Some(&test)) else {
+            panic!("a run keeping the best epoch had no validation reviews");
+        };
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("--validation-split 0.2 of the 2 training reviews of")
+                && err.contains("train.jsonl"),
+            "{err}"
+        );
+        job.keep_best = false;
+        assert!(split_three_ways(&job, &train, Some(&test)).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn the_card_says_when_the_vocabulary_holds_fewer_words_than_asked() {
+        assert_eq!(
+            vocabulary_account(2433, 10_000),
+            "all 2433 training words (+PAD, UNK; --vocab-size 10000 allows more)"
+        );
+        assert_eq!(
+            vocabulary_account(8000, 8000),
+            "8000 most frequent training words (+PAD, UNK)"
+        );
+    }
+
+    #[test]
+    fn char_reviews_outside_the_char_set_are_counted_as_unk() -> Result<()> {
+        let review = |text: &str| Review {
+            text: text.as_bytes().to_vec(),
+            label: 1,
+        };
+        let input = char_input();
+        let table = input.char_table().context("chars")??;
+        let known = encode_chars(&[review("a fine film")], &table, 20, Truncate::Post)?;
+        assert_eq!(unknown_chars_note(&input, &known)?, None);
+        let mixed = encode_chars(&[review("fine <br /> 10/10")], &table, 40, Truncate::Post)?;
+        let note = unknown_chars_note(&input, &mixed)?.context("no note")?;
+        // `<`, `/`, `>`, `0` and the other `/` and `0` are outside the notebook's set.
+        assert!(
+            note.starts_with("6 of the 17 chars the model reads (35.3%)"),
+            "{note}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_its_first_embedding_start_and_does_not_reread_it() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let vectors = dir.path().join("vectors.txt");
+        let words = ["the", "a", "and", "of", "film", "movie", "good", "bad"];
+        let lines: String = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("{w} {} 0.5 -0.25 0.125\n", i as f32 / 8.0))
+            .collect();
+        std::fs::write(&vectors, lines)?;
+        let reviews =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/imdb-sample/train.jsonl.gz");
+        let job = |epochs: usize, resume: bool, vectors: Option<&Path>| {
+            let source = super::super::DataSource::Reviews {
+                train: reviews.clone(),
+                test: None,
+            };
+            let mut job = TrainJob::new("w", Preset::W, source, dir.path().join("out"));
+            (job.hyper.maxlen, job.hyper.hidden, job.hyper.embed_dim) = (12, 4, 4);
+            (job.hyper.epochs, job.resume, job.threads) = (epochs, resume, 1);
+            (job.vocab_size, job.calibration_sequences) = (50, 8);
+            job.word_vectors = vectors.map(Path::to_path_buf);
+            job
+        };
+        let first = super::super::run(&job(1, false, Some(&vectors)))?;
+        let account = &first.card.card.data.preprocessing;
+        assert!(
+            account.contains("embedding from")
+                && account.contains("vocabulary words have a vector"),
+            "{account}"
+        );
+        let Err(err) = super::super::run(&job(2, true, None)) else {
+            panic!("a run resumed from random vectors a checkpoint that started from a file");
+        };
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("started its embedding from `--word-vectors")
+                && err.contains("this run from random vectors"),
+            "{err}"
+        );
+        // The checkpoint holds the embedding: the file is not read again.
+        std::fs::remove_file(&vectors)?;
+        let report = super::super::run(&job(2, true, Some(&vectors)))?;
+        assert_eq!(report.card.history.len(), 2);
+        let account = &report.card.card.data.preprocessing;
+        assert!(
+            account.contains("embedding from `--word-vectors") && account.contains("resumed"),
+            "{account}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_corpus_of_one_symbol_is_refused_before_the_run_starts() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let corpus = dir.path().join("a.txt");
+        std::fs::write(&corpus, "aAaA".repeat(500))?;
+        let out = dir.path().join("out");
+        let files = vec![corpus];
+        let job = TrainJob::new(
+            "g",
+            Preset::G,
+            super::super::DataSource::Corpus {
+                files: files.clone(),
+            },
+            out.clone(),
+        );
+        let Err(err) = super::super::run(&job) else {
+            panic!("a one-symbol corpus trained");
+        };
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("a.txt") && err.contains("single symbol") && err.contains("'a'"),
+            "{err}"
+        );
+        assert!(!out.exists(), "the out directory was made");
+        Ok(())
     }
 }
