@@ -10,7 +10,8 @@
 # layers, optimizer and batch size on exactly those sequences, with the same seed.
 # Prints each side's validation accuracy per epoch and the means over the seeds.
 # TRAIN_ARGS go to lstm-edge (e.g. --vocab-size, --hidden, --epochs); Keras takes the
-# run's sizes and training settings from its card and the vocabulary from the arrays.
+# run's sizes and training settings (learning rate, batch, epochs, --clip-norm as a
+# global norm, --lr-decay per epoch) from its card and the vocabulary from the arrays.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +25,7 @@ while (($#)); do
     --seeds) seeds="$2"; shift ;;
     --threads) threads="$2"; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1' (see $0 --help)" >&2; exit 2 ;;
   esac
   shift

@@ -31,6 +31,8 @@ def main():
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--lr", type=float, default=0.001)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--clip-norm", type=float, help="clip the gradients' global norm")
+    parser.add_argument("--lr-decay", type=float, help="learning-rate factor per epoch")
     parser.add_argument("--card", help="the lstm-edge run's card.json: train its hyperparameters")
     args = parser.parse_args()
     if args.card:
@@ -42,6 +44,7 @@ def main():
                      "flatten head and RMSprop only")
         args.embed, args.hidden, args.dropout = hp["embed_dim"], hp["hidden"], hp["dropout"]
         args.lr, args.batch, args.epochs = hp["learning_rate"], hp["batch_size"], hp["epochs"]
+        args.clip_norm, args.lr_decay = hp.get("clip_norm"), hp.get("lr_decay")
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
@@ -81,7 +84,8 @@ def main():
     outputs = layers.Dense(1, activation="sigmoid")(x)
     model = keras.Model(inputs, outputs)
     model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=args.lr),
+        # lstm-edge clips the norm of all gradients together, as global_clipnorm does.
+        optimizer=keras.optimizers.RMSprop(learning_rate=args.lr, global_clipnorm=args.clip_norm),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
@@ -93,6 +97,11 @@ def main():
         validation_data=(x_val, y_val),
         shuffle=True,
         verbose=0,
+        callbacks=[
+            keras.callbacks.LearningRateScheduler(lambda epoch: args.lr * args.lr_decay**epoch)
+        ]
+        if args.lr_decay
+        else [],
     )
     for epoch in range(args.epochs):
         row = {"epoch": epoch + 1}

@@ -12,7 +12,7 @@
       "seconds"}, and {"meta": {...}} lines about the machine) and prints
       the comparison table (or one JSON document).
 
-The shapes are DESIGN.md's workloads with the notebook's layers, optimizer
+The shapes are the notebook's workloads (lstm-edge's presets) with the notebook's layers, optimizer
 (RMSprop) and batch sizes; the data is random, prepared before any timing.
 """
 

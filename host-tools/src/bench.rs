@@ -54,7 +54,7 @@ impl Default for BenchOptions {
     }
 }
 
-/// The benchmark shapes, from DESIGN.md's workload table.
+/// The benchmark shapes: the notebook's workloads, as the presets hold them.
 pub fn workloads() -> Vec<(&'static str, ModelConfig)> {
     let notebook_chars = b"abcdefghijklmnopqrstuvwxyz123456789\"'?!.,:; ".to_vec();
     let (strings, offsets) = lstm_edge_runtime::tokenize::words::encode_vocab(

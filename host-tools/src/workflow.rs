@@ -65,7 +65,7 @@ pub enum OptimizerArg {
     Adam,
 }
 
-/// Data options shared by `eval`, `verify` and `quantize`.
+/// Data options shared by `eval` and `verify`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct DataArgs {
     /// Labelled reviews (aclImdb folder, .jsonl[.gz] or .csv[.gz]) for sentiment models.

@@ -26,7 +26,7 @@ pub struct Workload {
     pub lr: f32,
 }
 
-/// The DESIGN.md workloads W, C and G (LSTM; `cell` swaps in a GRU for R).
+/// The notebook's workloads W, C and G (the presets) (LSTM; `cell` swaps in a GRU for R).
 pub fn workloads(cell: Cell) -> Vec<Workload> {
     let spec = |input, hidden, head, output, steps| NetSpec {
         cell,

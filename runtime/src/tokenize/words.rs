@@ -405,6 +405,16 @@ impl<'a> Vocab<'a> {
 fn compare_chars(stored: &[u8], word: &[u8]) -> Ordering {
     let (mut i, mut j) = (0, 0);
     loop {
+        // ASCII on both sides, as most words are: bytes are chars, no decoding.
+        if let (Some(&a), Some(&b)) = (stored.get(i), word.get(j)) {
+            if a.is_ascii() && b.is_ascii() {
+                match a.cmp(&b.to_ascii_lowercase()) {
+                    Ordering::Equal => (i, j) = (i + 1, j + 1),
+                    order => return order,
+                }
+                continue;
+            }
+        }
         let (a, b) = (code_point_at(stored, i), code_point_at(word, j));
         let (Some((a, a_len)), Some((b, b_len))) = (a, b) else {
             return a.is_some().cmp(&b.is_some());

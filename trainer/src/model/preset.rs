@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{InputConfig, ModelConfig};
 use crate::data::Truncate;
 
-/// The notebook's workloads (DESIGN.md): word sentiment, char sentiment, char
+/// The notebook's workloads: word sentiment, char sentiment, char
 /// generator, and the generator with a GRU (R; any preset takes `cell: Gru`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Preset {

@@ -620,7 +620,8 @@ pub fn check_same_model(
     Ok(())
 }
 
-/// The verification inputs of the model in `dir`: the first `count` evaluation sequences.
+/// The verification inputs of the model in `dir`: `count` evaluation sequences (a
+/// seeded sample of the reviews, or the first windows of a corpus).
 pub fn verify_sequences(dir: &Path, data: &EvalData, count: usize) -> Result<Vec<Vec<u16>>> {
     let card = TrainedCard::read(dir)?;
     // Only `count` reviews are needed: sample them before tokenizing.
