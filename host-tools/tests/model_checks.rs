@@ -269,6 +269,14 @@ fn export_and_quantize_of_a_folder_without_checkpoint_say_how_to_get_one() {
     );
     let err = refused(&mut quantize_tiny(&model, None));
     assert!(err.contains("shipped model folders"), "{err}");
+    // A folder with a checkpoint, asked for another file in it (a run without --keep-best).
+    std::fs::write(model.join("checkpoint.ckpt"), b"").unwrap();
+    let best = model.join("checkpoint.best.ckpt");
+    let err = refused(cli().args(["export", "--checkpoint", arg(&best)]));
+    assert!(
+        err.contains("checkpoint.best.ckpt does not exist; its folder holds checkpoint.ckpt"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -46,12 +46,33 @@ pub struct Checkpoint {
     /// In the order of [`OptimizerConfig::state_shapes`].
     pub optimizer_state: Vec<Tensor>,
     pub epochs_done: usize,
-    /// Where the embedding's starting vectors came from (see
-    /// [`TrainOptions::embedding_start`]): a resumed run must say the same.
-    pub embedding_start: Option<String>,
     pub seed: u64,
     pub batch_size: usize,
     pub history: Vec<EpochStats>,
+    /// Where the embedding started (see [`TrainOptions::embedding_origin`]); `None` in a
+    /// checkpoint of format 3, which did not record it. Last, so that a format-3 body
+    /// reads as this one with `None` appended.
+    pub embedding_origin: Option<EmbeddingOrigin>,
+}
+
+/// Where a model's embedding table started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EmbeddingOrigin {
+    Random,
+    /// `--word-vectors PATH`, as the command line gave it.
+    Vectors(String),
+    /// `--word2vec N`.
+    Word2Vec(usize),
+}
+
+impl std::fmt::Display for EmbeddingOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Random => write!(f, "random vectors"),
+            Self::Vectors(path) => write!(f, "`--word-vectors {path}`"),
+            Self::Word2Vec(epochs) => write!(f, "`--word2vec {epochs}`"),
+        }
+    }
 }
 
 /// Writes `checkpoint` to `path` atomically (temporary file + rename).
@@ -112,7 +133,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         "{what} is not an lstm-edge checkpoint (bad magic or shorter than its header)"
     );
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
+    if version != VERSION && version != VERSION - 1 {
         bail!("{what}: checkpoint format version {version}, this build reads version {VERSION}; resume, export or quantize it with the build that wrote it, or train afresh");
     }
     let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
@@ -130,7 +151,13 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         "{what}: CRC-32 mismatch (header {crc:#010x}, body {actual:#010x}): the file is \
          corrupt; restore it, or train afresh without --resume"
     );
-    postcard::from_bytes(body).with_context(|| format!("{what}: decoding the checkpoint body"))
+    let decoded = if version == VERSION {
+        postcard::from_bytes(body)
+    } else {
+        // Format 3 lacks only the trailing `embedding_origin`: postcard writes `None` as 0.
+        postcard::from_bytes(&[body, &[0]].concat())
+    };
+    decoded.with_context(|| format!("{what}: decoding the checkpoint body"))
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -177,7 +204,7 @@ mod tests {
             },
             optimizer_state: vec![Tensor::zeros(&[2, 3])],
             epochs_done: 3,
-            embedding_start: Some("--word2vec 2".into()),
+            embedding_origin: Some(EmbeddingOrigin::Word2Vec(2)),
             seed: 42,
             batch_size: 8,
             history: vec![EpochStats {
@@ -205,6 +232,25 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, [std::ffi::OsString::from("run.ckpt")]);
+    }
+
+    #[test]
+    fn a_format_3_checkpoint_reads_with_its_embedding_origin_unrecorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let ck = Checkpoint {
+            embedding_origin: None,
+            ..sample()
+        };
+        let mut body = postcard::to_stdvec(&ck).unwrap();
+        assert_eq!(body.pop(), Some(0), "None ends the body");
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&3u32.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&CRC.checksum(&body).to_le_bytes());
+        bytes.extend_from_slice(&body);
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(load(&path).unwrap(), ck);
     }
 
     #[test]

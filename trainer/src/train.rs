@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::bptt::Recurrence;
-use crate::checkpoint::{self, Checkpoint, DataFingerprint};
+use crate::checkpoint::{self, Checkpoint, DataFingerprint, EmbeddingOrigin};
 use crate::data::corpus::CharWindows;
 use crate::data::encode::Encoded;
 use crate::data::npy;
@@ -246,10 +246,9 @@ pub struct TrainOptions {
     pub recurrence: Recurrence,
     /// Keep a word model's embedding table as loaded (see [`NetSpec::frozen_embedding`]).
     pub freeze_embedding: bool,
-    /// Where the embedding's starting vectors came from, in the command line's words
-    /// (`--word-vectors glove.txt`, `--word2vec 5`); `None` for a random start. Saved in
-    /// checkpoints, so that a resumed run that names another start is refused.
-    pub embedding_start: Option<String>,
+    /// Where the embedding's starting vectors came from. Saved in checkpoints, so that
+    /// a resumed run that names another kind of start is refused.
+    pub embedding_origin: EmbeddingOrigin,
     /// Written after every epoch; with `resume`, read first if it exists.
     pub checkpoint: Option<PathBuf>,
     pub resume: bool,
@@ -619,7 +618,7 @@ impl<'a> Epochs<'a> {
             optimizer: self.options.optimizer,
             optimizer_state: self.session.optimizer_state()?,
             epochs_done,
-            embedding_start: self.options.embedding_start.clone(),
+            embedding_origin: Some(self.options.embedding_origin.clone()),
             seed: self.options.seed,
             batch_size: self.options.batch_size,
             history: history.to_vec(),
@@ -761,10 +760,6 @@ fn lowest_val_loss(history: &[EpochStats]) -> Option<(usize, f64)> {
         .reduce(|best, e| if e.1 < best.1 { e } else { best })
 }
 
-fn describe_start(start: Option<&str>) -> String {
-    start.map_or("random vectors".into(), |s| format!("`{s}`"))
-}
-
 /// Loads a checkpoint and checks it belongs to this run: its model, data and settings.
 fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Result<Checkpoint> {
     let ck = checkpoint::load(path)?;
@@ -795,13 +790,24 @@ fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Re
         ck.optimizer,
         options.optimizer
     );
-    ensure!(
-        ck.embedding_start == options.embedding_start,
-        "{what} started its embedding from {}, this run from {}; resume with the first run's \
-         --word-vectors or --word2vec, {fresh}",
-        describe_start(ck.embedding_start.as_deref()),
-        describe_start(options.embedding_start.as_deref())
-    );
+    // A checkpoint of format 3 did not record the start. Its vectors are in the
+    // checkpoint, so a file named by another path is only noted: it is not read.
+    match (&ck.embedding_origin, &options.embedding_origin) {
+        (None, _) => {}
+        (Some(EmbeddingOrigin::Vectors(first)), EmbeddingOrigin::Vectors(now)) => {
+            if first != now && options.progress {
+                eprintln!(
+                    "note: {what} started its embedding from {first}; {now} is not read (the \
+                     checkpoint holds the embedding)"
+                );
+            }
+        }
+        (Some(first), now) => ensure!(
+            first == now,
+            "{what} started its embedding from {first}, this run from {now}; resume with the \
+             first run's --word-vectors or --word2vec, {fresh}"
+        ),
+    }
     ensure!(
         ck.seed == options.seed && ck.batch_size == options.batch_size,
         "{what} was written with seed {} and batch size {}, this run uses seed {} and batch size {}",
@@ -872,7 +878,7 @@ mod tests {
             threads: 1,
             recurrence: Recurrence::Scan,
             freeze_embedding: false,
-            embedding_start: None,
+            embedding_origin: EmbeddingOrigin::Random,
             checkpoint,
             resume,
             keep_best: false,

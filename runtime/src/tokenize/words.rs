@@ -370,14 +370,32 @@ impl<'a> Vocab<'a> {
     }
 
     /// The id of `word`, compared ASCII-lowercased (no buffer); [`Vocab::UNK`] when absent.
+    /// A word with bytes beyond ASCII that is not stored as it is written is looked up
+    /// again char by char (UTF-8 where valid, Latin-1 otherwise), so that its Latin-1
+    /// spelling finds a UTF-8 entry; the first search alone keeps the byte order that
+    /// every valid vocabulary has, older ones with raw Latin-1 words included.
     pub fn lookup(&self, word: &[u8]) -> u16 {
+        let bytes = |stored: &[u8]| {
+            stored
+                .iter()
+                .copied()
+                .cmp(word.iter().map(u8::to_ascii_lowercase))
+        };
+        match self.search(bytes) {
+            Self::UNK if !word.is_ascii() => self.search(|stored| compare_chars(stored, word)),
+            id => id,
+        }
+    }
+
+    /// Binary search with `order` (stored word against the sought one).
+    fn search(&self, order: impl Fn(&[u8]) -> Ordering) -> u16 {
         let (mut low, mut high) = (0, self.len);
         while low < high {
             let mid = low + (high - low) / 2;
             let Some(stored) = self.word_at(mid) else {
                 return Self::UNK;
             };
-            match compare_chars(stored, word) {
+            match order(stored) {
                 Ordering::Less => low = mid + 1,
                 Ordering::Greater => high = mid,
                 // `new` caps len at MAX_WORDS, so 2 + mid fits in a u16.
@@ -405,16 +423,6 @@ impl<'a> Vocab<'a> {
 fn compare_chars(stored: &[u8], word: &[u8]) -> Ordering {
     let (mut i, mut j) = (0, 0);
     loop {
-        // ASCII on both sides, as most words are: bytes are chars, no decoding.
-        if let (Some(&a), Some(&b)) = (stored.get(i), word.get(j)) {
-            if a.is_ascii() && b.is_ascii() {
-                match a.cmp(&b.to_ascii_lowercase()) {
-                    Ordering::Equal => (i, j) = (i + 1, j + 1),
-                    order => return order,
-                }
-                continue;
-            }
-        }
         let (a, b) = (code_point_at(stored, i), code_point_at(word, j));
         let (Some((a, a_len)), Some((b, b_len))) = (a, b) else {
             return a.is_some().cmp(&b.is_some());
@@ -663,6 +671,25 @@ mod tests {
         // Only ASCII is lowercased, as before: `É` (0xC9) is another char than `é`.
         assert_eq!(id(b"caf\xc9"), Vocab::UNK);
         assert_eq!(id(b"caff"), Vocab::UNK);
+    }
+
+    #[test]
+    fn raw_latin1_words_of_older_vocabularies_are_still_found() {
+        // Sorted byte by byte, as builds before UTF-8 vocabularies stored Latin-1
+        // words: `cafés` in Latin-1, `é` in Latin-1, `–` (en dash) and `éa` in UTF-8.
+        let list: [&[u8]; 5] = [b"caf\xe9s", b"the", b"\xc3\xa9a", b"\xe2\x80\x93", b"\xe9"];
+        let mut strings = Vec::new();
+        let mut offsets = 0u32.to_le_bytes().to_vec();
+        for word in list {
+            strings.extend_from_slice(word);
+            offsets.extend_from_slice(&(strings.len() as u32).to_le_bytes());
+        }
+        let vocab = Vocab::new(&strings, &offsets).unwrap();
+        for (index, word) in list.iter().enumerate() {
+            assert_eq!(vocab.lookup(word), index as u16 + 2, "{word:?}");
+        }
+        assert_eq!(vocab.lookup(b"CAF\xe9S"), 2);
+        assert_eq!(vocab.lookup(b"caf\xe9x"), Vocab::UNK);
     }
 
     #[test]

@@ -443,8 +443,11 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
 struct LineEnds<R> {
     inner: R,
     read: u64,
-    /// Offsets of the `\r` and `\n` bytes not yet passed (true for `\n`).
+    /// Offsets of the `\r` and `\n` bytes not yet passed, true for those that end a
+    /// line: `\n`, and a `\r` that no `\n` follows (old Mac files).
     ends: VecDeque<(u64, bool)>,
+    /// The last byte read was `\r`: whether it ends a line depends on the next.
+    after_cr: bool,
     /// `\n` bytes passed.
     passed: u64,
 }
@@ -455,6 +458,7 @@ impl<R> LineEnds<R> {
             inner,
             read: 0,
             ends: VecDeque::new(),
+            after_cr: false,
             passed: 0,
         }
     }
@@ -485,6 +489,12 @@ impl<R: Read> Read for LineEnds<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         for (at, &b) in (self.read..).zip(&buf[..n]) {
+            if self.after_cr && b != b'\n' {
+                if let Some(cr) = self.ends.back_mut() {
+                    cr.1 = true;
+                }
+            }
+            self.after_cr = b == b'\r';
             if b == b'\n' || b == b'\r' {
                 self.ends.push_back((at, b == b'\n'));
             }
@@ -620,6 +630,7 @@ mod tests {
             ("review,sentiment\ngood,positive\n\nbad,pos\n", 4),
             ("review,sentiment\r\n\r\n\"a\r\nb\",1\r\n\r\nbad,pos\r\n", 6),
             ("review,sentiment\r\nok,1\r\nbad,1,extra\r\n", 3),
+            ("review,sentiment\rgood,positive\r\rbad,pos\r", 4),
         ] {
             let err = read_csv(data.as_bytes(), Path::new("r.csv")).unwrap_err();
             assert!(

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bptt::Recurrence;
 use crate::card::ModelCard;
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint, EmbeddingOrigin};
 use crate::export::{export_onnx, export_step_onnx};
 use crate::model::{Hyperparams, ModelConfig, OptimizerKind, Params, Preset};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -127,12 +127,12 @@ impl TrainJob {
         self.keep_best || self.patience.is_some()
     }
 
-    /// Where the embedding's starting vectors come from, in the command line's words.
-    pub fn embedding_start(&self) -> Option<String> {
+    /// Where the embedding's starting vectors come from.
+    pub fn embedding_origin(&self) -> EmbeddingOrigin {
         match (&self.word_vectors, self.word2vec_epochs) {
-            (Some(path), _) => Some(format!("--word-vectors {}", path.display())),
-            (None, Some(epochs)) => Some(format!("--word2vec {epochs}")),
-            (None, None) => None,
+            (Some(path), _) => EmbeddingOrigin::Vectors(path.display().to_string()),
+            (None, Some(epochs)) => EmbeddingOrigin::Word2Vec(epochs),
+            (None, None) => EmbeddingOrigin::Random,
         }
     }
 
@@ -446,7 +446,7 @@ fn train_options(job: &TrainJob) -> TrainOptions {
         threads: job.threads,
         recurrence: Recurrence::Scan,
         freeze_embedding: job.freeze_embedding,
-        embedding_start: job.embedding_start(),
+        embedding_origin: job.embedding_origin(),
         checkpoint: Some(job.out_dir.join(CHECKPOINT_FILE)),
         resume: job.resume,
         keep_best: job.keep_best,
@@ -571,6 +571,13 @@ pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBu
 /// ones carry none) says how to get one.
 fn load_model_checkpoint(path: &Path) -> Result<Checkpoint> {
     let dir = path.parent().filter(|dir| dir.join(CARD_FILE).is_file());
+    let checkpoint_beside = dir.is_some_and(|dir| dir.join(CHECKPOINT_FILE).is_file());
+    if !path.exists() && checkpoint_beside {
+        bail!(
+            "{} does not exist; its folder holds {CHECKPOINT_FILE}: pass the folder, or that file",
+            path.display()
+        );
+    }
     if let (false, Some(dir)) = (path.exists(), dir) {
         let command = TrainedCard::read(dir).map(|card| card.command);
         bail!(

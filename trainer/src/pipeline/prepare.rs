@@ -9,6 +9,7 @@ use lstm_edge_runtime::format::{Head, Output};
 use lstm_edge_runtime::tokenize::NOTEBOOK_CHARS;
 
 use crate::card::DataInfo;
+use crate::checkpoint::EmbeddingOrigin;
 use crate::data::{
     build_word_vocab, encode_chars, encode_words, load_reviews, load_vectors, read_corpus,
     split_reviews, text_ids, train_word2vec, CharSet, CharWindows, Encoded, LengthStats,
@@ -505,10 +506,13 @@ fn word_input(
             bail!("the embedding can start from word2vec training or from a vectors file, not both")
         }
         // The checkpoint holds the embedding; `train` checks that it started the same way.
-        _ if job.resumes_checkpoint() => job.embedding_start().map(|start| EmbeddingStart {
-            values: None,
-            account: format!("embedding from `{start}` (as the resumed checkpoint's run)"),
-        }),
+        _ if job.resumes_checkpoint() => match job.embedding_origin() {
+            EmbeddingOrigin::Random => None,
+            origin => Some(EmbeddingStart {
+                values: None,
+                account: format!("embedding from {origin} (as the resumed checkpoint's run)"),
+            }),
+        },
         (Some(path), None) => Some(file_embedding(path, &vocab.vocab()?, hp, job.progress)?),
         (None, Some(epochs)) => Some(EmbeddingStart {
             values: Some(word2vec_embedding(
@@ -801,6 +805,10 @@ mod tests {
             account.contains("embedding from `--word-vectors") && account.contains("resumed"),
             "{account}"
         );
+        // The same file by another path (it is not read either way) resumes too.
+        let elsewhere = dir.path().join(".").join("vectors.txt");
+        let report = super::super::run(&job(3, true, Some(&elsewhere)))?;
+        assert_eq!(report.card.history.len(), 3);
         Ok(())
     }
 
