@@ -603,6 +603,12 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
     // As in `eval`: agreement between blobs of another model would prove nothing.
     pipeline::check_blobs_match_card(dir, &card, &f32_blob, &int_blob)?;
     let onnx = read(pipeline::ONNX_FILE)?;
+    card.files.check(
+        pipeline::ModelFile::Onnx,
+        &dir.join(pipeline::ONNX_FILE),
+        &onnx,
+        "export it again from the model's checkpoint with `lstm-edge export`",
+    )?;
     let sequences = pipeline::verify_sequences(dir, &data, args.sequences)?;
     let context = || format!("verifying {}", dir.display());
     let mut report =

@@ -10,7 +10,7 @@ use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_runtime::Model;
 use lstm_edge_trainer::export::{export_onnx, export_step_onnx};
 use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params};
-use lstm_edge_trainer::pipeline::check_same_model;
+use lstm_edge_trainer::pipeline::{check_same_model, FileStamp};
 use lstm_edge_trainer::quantize::quantize;
 use serde_json::Value;
 
@@ -68,9 +68,10 @@ fn verify_generator(model: &Path) -> Command {
     cmd
 }
 
-fn train_tiny_generator(out: &Path) {
+fn train_tiny_generator(out: &Path, seed: u64) {
     cli()
         .args(["train", "--preset", "g", "--corpus", &macbeth()])
+        .args(["--seed", &seed.to_string()])
         .args(["--maxlen", "12", "--window-step", "40", "--hidden", "8"])
         .args(["--epochs", "1", "--threads", "1", "--calibration", "32"])
         .args(["--quiet", "--out", arg(out)])
@@ -174,6 +175,17 @@ fn verify_refuses_an_onnx_of_another_model_without_panicking() {
     };
     let err = verify(&model);
     assert!(
+        err.contains("model.onnx is 405558 bytes, but card.json records 538960"),
+        "{err}"
+    );
+    // With a card that agrees (edited by hand), the ONNX's own metadata tells.
+    let record_onnx_size = |model: &Path| {
+        let size = std::fs::metadata(model.join("model.onnx")).unwrap().len();
+        edit_card(model, |card| card["files"]["onnx"] = size.into());
+    };
+    record_onnx_size(&model);
+    let err = verify(&model);
+    assert!(
         err.contains("model.onnx is not the blob's model")
             && err.contains("lstm_edge.hidden 128 vs the blob's 32")
             && err.contains("one_hot table is [50, 50], the blob's 8002 tokens")
@@ -182,6 +194,7 @@ fn verify_refuses_an_onnx_of_another_model_without_panicking() {
     );
     let model = shipped_copy("c-mean", dir.path());
     put("c/model.onnx", &model);
+    record_onnx_size(&model);
     let err = verify(&model);
     assert!(
         err.contains("lstm_edge.head Flatten { maxlen: 1500 } vs the blob's Mean"),
@@ -283,7 +296,7 @@ fn export_and_quantize_of_a_folder_without_checkpoint_say_how_to_get_one() {
 fn export_and_quantize_refuse_another_models_folder_and_keep_the_card_current() {
     let dir = tempfile::tempdir().unwrap();
     let tiny = dir.path().join("tiny");
-    train_tiny_generator(&tiny);
+    train_tiny_generator(&tiny, 42);
     let g = shipped_copy("g", dir.path());
     let files = ["card.json", "model.blob", "model-f32.blob", "model.onnx"];
     let before: Vec<Vec<u8>> = files
@@ -307,11 +320,13 @@ fn export_and_quantize_refuse_another_models_folder_and_keep_the_card_current() 
         );
     }
 
-    // Into its own folder, `export` records the ONNX's size.
-    edit_card(&tiny, |card| card["files"]["onnx"] = 1.into());
+    // Into its own folder, `export` records the ONNX's size and CRC-32.
+    edit_card(&tiny, |card| card["files"]["onnx_crc32"] = "0".into());
     success(cli().args(["export", "--checkpoint", arg(&tiny)]));
-    let onnx_size = std::fs::metadata(tiny.join("model.onnx")).unwrap().len();
-    assert_eq!(card(&tiny)["files"]["onnx"].as_u64(), Some(onnx_size));
+    let onnx = FileStamp::of(&std::fs::read(tiny.join("model.onnx")).unwrap());
+    let files = &card(&tiny)["files"];
+    assert_eq!(files["onnx"].as_u64(), Some(onnx.bytes));
+    assert_eq!(files["onnx_crc32"].as_str(), Some(onnx.crc32.as_str()));
 
     // A changed integer blob drops the card's figures of it; `eval` measures them again.
     std::fs::copy(tiny.join("model-f32.blob"), tiny.join("model.blob")).unwrap();
@@ -339,4 +354,59 @@ fn export_and_quantize_refuse_another_models_folder_and_keep_the_card_current() 
     let note = success(&mut quantize_tiny(&tiny, None));
     assert!(!note.contains("note:"), "{note}");
     assert!(card(&tiny)["evaluation"].is_object());
+}
+
+#[test]
+fn verify_and_eval_refuse_a_file_of_the_same_size_from_another_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, other) = (dir.path().join("ours"), dir.path().join("other"));
+    train_tiny_generator(&ours, 42);
+    train_tiny_generator(&other, 7);
+    // The card records each file as `train` wrote it.
+    let files = card(&ours)["files"].clone();
+    for (file, key) in [
+        ("model.blob", "int_blob"),
+        ("model-f32.blob", "f32_blob"),
+        ("model.onnx", "onnx"),
+    ] {
+        let stamp = FileStamp::of(&std::fs::read(ours.join(file)).unwrap());
+        assert_eq!(files[key].as_u64(), Some(stamp.bytes), "{file}");
+        assert_eq!(
+            files[format!("{key}_crc32")].as_str(),
+            Some(stamp.crc32.as_str()),
+            "{file}"
+        );
+    }
+    success(&mut verify_generator(&ours));
+
+    // Another seed's files: the same shape and size, other weights.
+    let card_before = std::fs::read(ours.join("card.json")).unwrap();
+    for file in ["model.blob", "model-f32.blob", "model.onnx"] {
+        let keep = std::fs::read(ours.join(file)).unwrap();
+        let swapped = std::fs::read(other.join(file)).unwrap();
+        assert_eq!(keep.len(), swapped.len(), "{file}");
+        std::fs::write(ours.join(file), &swapped).unwrap();
+        let crc = FileStamp::of(&swapped).crc32;
+        let mut subs = vec!["verify"];
+        if file != "model.onnx" {
+            subs.push("eval");
+        }
+        for sub in subs {
+            let err = refused(cli().args([sub, "--model", arg(&ours), "--corpus", &macbeth()]));
+            assert!(
+                err.contains(&format!("{file} has CRC-32 {crc}, but card.json records"))
+                    && err.contains("one copied from another model?"),
+                "{sub} {file}: {err}"
+            );
+        }
+        std::fs::write(ours.join(file), &keep).unwrap();
+    }
+    assert_eq!(std::fs::read(ours.join("card.json")).unwrap(), card_before);
+
+    // Cards of earlier builds record sizes only, and still pass.
+    edit_card(&ours, |card| {
+        let files = card["files"].as_object_mut().unwrap();
+        files.retain(|key, _| !key.ends_with("_crc32"));
+    });
+    success(&mut verify_generator(&ours));
 }

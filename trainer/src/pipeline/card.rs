@@ -11,13 +11,109 @@ use crate::quantize::Calibration;
 use crate::train::EpochStats;
 
 use super::evaluate::Evaluation;
-use super::{DataSource, CARD_FILE};
-/// Sizes of the exported files, in bytes.
+use super::{DataSource, CARD_FILE, F32_BLOB_FILE, INT_BLOB_FILE, ONNX_FILE};
+/// The exported files as the card saw them written: size in bytes, and CRC-32 (as
+/// zlib and the `crc32` tool compute it, in hex) so that a file swapped for another
+/// model's of the same size is caught too. Cards of earlier builds have no CRCs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct FileSizes {
+pub struct ModelFiles {
     pub int_blob: u64,
     pub f32_blob: u64,
     pub onnx: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int_blob_crc32: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f32_blob_crc32: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx_crc32: Option<String>,
+}
+
+/// One of the files that [`ModelFiles`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelFile {
+    IntBlob,
+    F32Blob,
+    Onnx,
+}
+
+impl ModelFile {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ModelFile::IntBlob => INT_BLOB_FILE,
+            ModelFile::F32Blob => F32_BLOB_FILE,
+            ModelFile::Onnx => ONNX_FILE,
+        }
+    }
+}
+
+/// Size and CRC-32 of a file's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    pub bytes: u64,
+    pub crc32: String,
+}
+
+impl FileStamp {
+    pub fn of(bytes: &[u8]) -> Self {
+        const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+        FileStamp {
+            bytes: bytes.len() as u64,
+            crc32: format!("{:08x}", CRC32.checksum(bytes)),
+        }
+    }
+}
+
+impl ModelFiles {
+    fn slots(&mut self, file: ModelFile) -> (&mut u64, &mut Option<String>) {
+        match file {
+            ModelFile::IntBlob => (&mut self.int_blob, &mut self.int_blob_crc32),
+            ModelFile::F32Blob => (&mut self.f32_blob, &mut self.f32_blob_crc32),
+            ModelFile::Onnx => (&mut self.onnx, &mut self.onnx_crc32),
+        }
+    }
+
+    /// What the card records for `file`.
+    pub fn recorded(&self, file: ModelFile) -> (u64, Option<&str>) {
+        match file {
+            ModelFile::IntBlob => (self.int_blob, self.int_blob_crc32.as_deref()),
+            ModelFile::F32Blob => (self.f32_blob, self.f32_blob_crc32.as_deref()),
+            ModelFile::Onnx => (self.onnx, self.onnx_crc32.as_deref()),
+        }
+    }
+
+    /// Records `file` as just written.
+    pub fn record(&mut self, file: ModelFile, stamp: FileStamp) {
+        let (bytes, crc32) = self.slots(file);
+        *bytes = stamp.bytes;
+        *crc32 = Some(stamp.crc32);
+    }
+
+    /// Whether the card already records exactly `stamp` for `file`.
+    pub fn holds(&self, file: ModelFile, stamp: &FileStamp) -> bool {
+        self.recorded(file) == (stamp.bytes, Some(stamp.crc32.as_str()))
+    }
+
+    /// `bytes`, read from `path`, must be the file the card records: the same size and,
+    /// where the card has one, the same CRC-32. `fix` says how to mend a mismatch.
+    pub fn check(&self, file: ModelFile, path: &Path, bytes: &[u8], fix: &str) -> Result<()> {
+        let stamp = FileStamp::of(bytes);
+        let (size, crc32) = self.recorded(file);
+        let (what, found, recorded) = if stamp.bytes != size {
+            ("is", format!("{} bytes", stamp.bytes), format!("{size}"))
+        } else {
+            match crc32 {
+                Some(crc32) if crc32 != stamp.crc32 => {
+                    ("has", format!("CRC-32 {}", stamp.crc32), crc32.to_string())
+                }
+                _ => return Ok(()),
+            }
+        };
+        anyhow::bail!(
+            "{} {what} {found}, but card.json records {recorded} for it: it is not the file \
+             the card describes (one copied from another model?): {fix}",
+            path.display()
+        )
+    }
 }
 
 /// How the run was set up, so `eval` can rebuild its evaluation set.
@@ -55,7 +151,7 @@ pub struct TrainedCard {
     pub history: Vec<EpochStats>,
     pub evaluation: Option<Evaluation>,
     pub calibration: Option<Calibration>,
-    pub files: FileSizes,
+    pub files: ModelFiles,
     /// Notebook-style length figures of the training and test text at the run's maxlen.
     pub length_stats: Vec<LengthRecord>,
 }
@@ -138,6 +234,32 @@ impl TrainedCard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_must_have_the_recorded_size_and_crc() {
+        let path = Path::new("m/model.blob");
+        let mut files = ModelFiles::default();
+        files.record(ModelFile::IntBlob, FileStamp::of(b"abc"));
+        assert_eq!(files.int_blob_crc32.as_deref(), Some("352441c2"));
+        assert!(files.holds(ModelFile::IntBlob, &FileStamp::of(b"abc")));
+        assert!(files.check(ModelFile::IntBlob, path, b"abc", "fix").is_ok());
+        let err = |bytes: &[u8], files: &ModelFiles| {
+            let e = files.check(ModelFile::IntBlob, path, bytes, "fix");
+            e.unwrap_err().to_string()
+        };
+        assert_eq!(
+            err(b"abcd", &files),
+            "m/model.blob is 4 bytes, but card.json records 3 for it: it is not the file the \
+             card describes (one copied from another model?): fix"
+        );
+        assert!(err(b"abd", &files).starts_with(
+            "m/model.blob has CRC-32 ab40d461, but card.json records 352441c2 for it"
+        ));
+        // A card of an earlier build records the size only.
+        files.int_blob_crc32 = None;
+        assert!(files.check(ModelFile::IntBlob, path, b"abd", "fix").is_ok());
+        assert!(!files.holds(ModelFile::IntBlob, &FileStamp::of(b"abc")));
+    }
 
     #[test]
     fn a_rewritten_card_keeps_every_number_exactly() {

@@ -19,7 +19,7 @@ use crate::progress;
 
 use super::prepare::{describe_paths, load_nonempty_reviews};
 use super::{
-    DataSource, TrainedCard, CARD_FILE, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE,
+    DataSource, ModelFile, TrainedCard, CARD_FILE, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE,
     QUANT_ERROR_FILE,
 };
 /// Token ids of one evaluation set with their targets.
@@ -551,11 +551,11 @@ pub fn check_blobs_match_card(
     let card_says = Shape::of_card(&card.card);
     let rebuild = "rebuild the blobs from the model's checkpoint with `lstm-edge quantize`";
     let mut bodies = Vec::new();
-    for (name, blob, float, recorded) in [
-        (F32_BLOB_FILE, f32_blob, true, card.files.f32_blob),
-        (INT_BLOB_FILE, int_blob, false, card.files.int_blob),
+    for (file, blob, float) in [
+        (ModelFile::F32Blob, f32_blob, true),
+        (ModelFile::IntBlob, int_blob, false),
     ] {
-        let path = dir.join(name);
+        let path = dir.join(file.file_name());
         let body = *parse_blob(&path, blob)?.body();
         ensure!(
             matches!(body.params, Params::F32(_)) == float,
@@ -572,13 +572,7 @@ pub fn check_blobs_match_card(
             path.display(),
             blob_says.differences(&card_says)
         );
-        ensure!(
-            blob.len() as u64 == recorded,
-            "{} is {} bytes, but card.json records {recorded} for it: it is not the blob the \
-             card describes (one copied from another model?): {rebuild}",
-            path.display(),
-            blob.len()
-        );
+        card.files.check(file, &path, blob, rebuild)?;
         bodies.push(body);
     }
     let (int_path, f32_path) = (dir.join(INT_BLOB_FILE), dir.join(F32_BLOB_FILE));

@@ -10,7 +10,7 @@ mod card;
 mod evaluate;
 mod prepare;
 
-pub use card::{FileSizes, JobRecord, LengthRecord, TrainedCard};
+pub use card::{FileStamp, JobRecord, LengthRecord, ModelFile, ModelFiles, TrainedCard};
 pub use evaluate::{
     check_blobs_match_card, check_same_model, eval, eval_set_for, evaluate_blobs, read_model_file,
     tokenize_with_blob, verify_sequences, BlobMetrics, EvalData, EvalSet, Evaluation,
@@ -247,24 +247,24 @@ fn check_hyper(hp: &Hyperparams) -> Result<()> {
     Ok(())
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<u64> {
+fn write_file(path: &Path, bytes: &[u8]) -> Result<FileStamp> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(bytes.len() as u64)
+    Ok(FileStamp::of(bytes))
 }
 
 /// Writes `model.onnx` (and `model-step.onnx` for last-state heads, removing a stale
-/// one otherwise); returns the main file's size.
-pub fn write_onnx(cfg: &ModelConfig, params: &Params, dir: &Path) -> Result<u64> {
-    let size = write_file(&dir.join(ONNX_FILE), &export_onnx(cfg, params, &[])?)?;
+/// one otherwise); returns the main file's stamp.
+pub fn write_onnx(cfg: &ModelConfig, params: &Params, dir: &Path) -> Result<FileStamp> {
+    let stamp = write_file(&dir.join(ONNX_FILE), &export_onnx(cfg, params, &[])?)?;
     let step = dir.join(STEP_ONNX_FILE);
     if cfg.head == Head::Last {
         write_file(&step, &export_step_onnx(cfg, params, &[])?)?;
     } else {
         remove_if_present(&step)?;
     }
-    Ok(size)
+    Ok(stamp)
 }
 
 /// Before a run: removes the checkpoint temporaries that interrupted saves left
@@ -315,7 +315,7 @@ pub fn write_blobs(
     params: &Params,
     sequences: &[Vec<u16>],
     dir: &Path,
-) -> Result<(u64, u64, Calibration)> {
+) -> Result<(FileStamp, FileStamp, Calibration)> {
     ensure!(
         !sequences.is_empty(),
         "no calibration sequences: give data with at least one text"
@@ -326,9 +326,9 @@ pub fn write_blobs(
              diverged: lower --lr or add --clip-norm, and train afresh",
         )
     })?;
-    let f32_size = write_file(&dir.join(F32_BLOB_FILE), &q.f32_blob)?;
-    let int_size = write_file(&dir.join(INT_BLOB_FILE), &q.int_blob)?;
-    Ok((int_size, f32_size, q.calibration))
+    let f32_stamp = write_file(&dir.join(F32_BLOB_FILE), &q.f32_blob)?;
+    let int_stamp = write_file(&dir.join(INT_BLOB_FILE), &q.int_blob)?;
+    Ok((int_stamp, f32_stamp, q.calibration))
 }
 
 /// Trains, exports, quantizes and evaluates: everything in the module docs.
@@ -379,11 +379,10 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         write_blobs(&prepared.cfg, &run.params, &prepared.calibration, dir)?;
     let onnx = write_onnx(&prepared.cfg, &run.params, dir)?;
     plot::training_curves(&run.history, &dir.join(CURVES_FILE))?;
-    let files = FileSizes {
-        int_blob,
-        f32_blob,
-        onnx,
-    };
+    let mut files = ModelFiles::default();
+    files.record(ModelFile::IntBlob, int_blob);
+    files.record(ModelFile::F32Blob, f32_blob);
+    files.record(ModelFile::Onnx, onnx);
     let evaluation = evaluate_blobs(
         &std::fs::read(dir.join(F32_BLOB_FILE))?,
         &std::fs::read(dir.join(INT_BLOB_FILE))?,
@@ -461,7 +460,7 @@ fn trained_card(
     job: &TrainJob,
     prepared: Prepared,
     run: TrainRun,
-    files: FileSizes,
+    files: ModelFiles,
     calibration: Calibration,
 ) -> TrainedCard {
     let mut card = ModelCard::new(
@@ -556,8 +555,8 @@ pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBu
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let onnx = write_onnx(&ck.model, &ck.params, out_dir)?;
-    if let Some(mut card) = card.filter(|card| card.files.onnx != onnx) {
-        card.files.onnx = onnx;
+    if let Some(mut card) = card.filter(|card| !card.files.holds(ModelFile::Onnx, &onnx)) {
+        card.files.record(ModelFile::Onnx, onnx);
         card.write(out_dir)?;
     }
     let mut written = vec![out_dir.join(ONNX_FILE)];
@@ -683,8 +682,8 @@ pub fn quantize_checkpoint(
         write_blobs(&ck.model, &ck.params, &sequences, out_dir)?;
     // In a model directory, the card follows the new blobs.
     if let Some(mut card) = card {
-        card.files.int_blob = int_blob;
-        card.files.f32_blob = f32_blob;
+        card.files.record(ModelFile::IntBlob, int_blob);
+        card.files.record(ModelFile::F32Blob, f32_blob);
         card.calibration = Some(calibration.clone());
         let changed: Vec<&str> = [(before.0, INT_BLOB_FILE), (before.1, F32_BLOB_FILE)]
             .into_iter()
