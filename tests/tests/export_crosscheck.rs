@@ -1,6 +1,8 @@
 //! Exported ONNX models load in tract and in ONNX Runtime, and both agree with the
 //! trainer's f64 reference forward pass (`Params::forward`) within 1e-5, for LSTM
-//! and GRU, every head, sigmoid and softmax outputs, char and word input.
+//! and GRU, every head, sigmoid and softmax outputs, char and word input. A
+//! last-state or mean head reads a row up to its first PAD, so a padded batch scores
+//! as each text alone.
 
 use anyhow::{Context, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output};
@@ -84,6 +86,15 @@ fn params(cfg: &ModelConfig, seed: u64) -> Params {
     p
 }
 
+/// The ids the exported model reads of a row: a last-state or mean head stops at the
+/// row's first PAD; a flatten head reads them all.
+fn read_part<'a>(cfg: &ModelConfig, row: &'a [u16]) -> &'a [u16] {
+    match (cfg.head.flatten_maxlen(), cfg.input.pad_id()) {
+        (None, Some(pad)) => &row[..row.iter().position(|&id| id == pad).unwrap_or(row.len())],
+        _ => row,
+    }
+}
+
 fn ids_flat(seqs: &[Vec<u16>]) -> Vec<i64> {
     seqs.iter().flatten().map(|&i| i64::from(i)).collect()
 }
@@ -160,7 +171,10 @@ fn whole_sequence_export_matches_reference_in_tract_and_ort() -> Result<()> {
         let p = params(cfg, n as u64);
         let bytes = export::export_onnx(cfg, &p, &[]).with_context(|| what.clone())?;
         let seqs = sequences(cfg, n);
-        let want: Vec<f32> = seqs.iter().flat_map(|s| p.forward(cfg, s)).collect();
+        let want: Vec<f32> = seqs
+            .iter()
+            .flat_map(|s| p.forward(cfg, read_part(cfg, s)))
+            .collect();
         let ids = ids_flat(&seqs);
 
         let tract_in =
@@ -188,6 +202,70 @@ fn whole_sequence_export_matches_reference_in_tract_and_ort() -> Result<()> {
         worst.0,
         worst.1
     );
+    Ok(())
+}
+
+/// Texts of 6, 4, 1 and 0 tokens post-padded to one length give, in one batch, what
+/// each text gives alone, for last-state and mean heads; without the PAD mask the
+/// padded rows would read the PAD steps too.
+#[test]
+fn a_padded_batch_scores_each_row_as_its_unpadded_text() -> Result<()> {
+    let mut checked = 0;
+    for cfg in configs()
+        .iter()
+        .filter(|c| c.head.flatten_maxlen().is_none())
+    {
+        let what = describe(cfg);
+        let p = params(cfg, 11);
+        let bytes = export::export_onnx(cfg, &p, &[])?;
+        let pad = cfg.input.pad_id().expect("test inputs have PAD");
+        let tokens: Vec<u16> = (0..cfg.vocab_rows() as u16)
+            .filter(|&id| id != pad)
+            .collect();
+        let texts: Vec<Vec<u16>> = [6usize, 4, 1, 0]
+            .iter()
+            .map(|&len| {
+                (0..len)
+                    .map(|t| tokens[(3 * t + len) % tokens.len()])
+                    .collect()
+            })
+            .collect();
+        let rows: Vec<Vec<u16>> = texts
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .copied()
+                    .chain(std::iter::repeat(pad))
+                    .take(SEQ)
+                    .collect()
+            })
+            .collect();
+        let want: Vec<f32> = texts.iter().flat_map(|t| p.forward(cfg, t)).collect();
+        let unmasked: Vec<f32> = rows.iter().flat_map(|r| p.forward(cfg, r)).collect();
+        let ids = ids_flat(&rows);
+        let tract_in =
+            tract_ndarray::Array2::from_shape_vec((rows.len(), SEQ), ids.clone())?.into_tensor();
+        let tract_out = run_tract(&bytes, vec![tract_in])?;
+        assert_close(&format!("tract padded {what}"), &tract_out[0], &want);
+        let ort_out = run_ort(
+            &bytes,
+            vec![(INPUT_IDS, vec![rows.len(), SEQ], TensorData::I64(ids))],
+            &[export::output_name(cfg.output)],
+        )?;
+        assert_close(&format!("ort padded {what}"), &ort_out[0], &want);
+        // The check can fail: reading the PAD steps scores the padded rows otherwise.
+        let gap = unmasked
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            gap > 100.0 * TOLERANCE,
+            "{what}: PAD steps change nothing ({gap:e})"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 16);
     Ok(())
 }
 

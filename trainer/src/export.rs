@@ -67,8 +67,10 @@ fn with_model_metadata(cfg: &ModelConfig, extra: &[(String, String)]) -> Vec<(St
 }
 
 /// The whole-sequence inference graph. A flatten head fixes `seq` to `maxlen`
-/// (callers pad with PAD and truncate, as in training); other heads take any length
-/// and read every step, so their rows must not be padded (see the README).
+/// (callers pad with PAD and truncate, as in training); other heads take any length,
+/// and where the model has a PAD id a row ends at its first PAD, so a batch of texts
+/// post-padded to one length scores as each text alone, as in training and on the
+/// runtime.
 pub fn inference_graph(cfg: &ModelConfig, params: &Params) -> Result<Graph> {
     cfg.validate()?;
     params.check_shapes(cfg)?;
@@ -91,15 +93,18 @@ pub fn inference_graph(cfg: &ModelConfig, params: &Params) -> Result<Graph> {
             );
             g.op("Flatten", &[&y], vec![Attr::Int("axis", 1)])
         }
-        Head::Last => squeeze(&mut g, &rec.y_h, 0),
-        Head::Mean => {
-            let axes = g.const_i64(&[2], &[0, 1]);
-            g.op(
-                "ReduceMean",
-                &[&rec.y, &axes],
-                vec![Attr::Int("keepdims", 0)],
-            )
-        }
+        Head::Last | Head::Mean => match cfg.input.pad_id() {
+            Some(pad) => masked_pool(&mut g, cfg.head, &ids, pad, &rec.y),
+            None if cfg.head == Head::Last => squeeze(&mut g, &rec.y_h, 0),
+            None => {
+                let axes = g.const_i64(&[2], &[0, 1]);
+                g.op(
+                    "ReduceMean",
+                    &[&rec.y, &axes],
+                    vec![Attr::Int("keepdims", 0)],
+                )
+            }
+        },
     };
     let out = dense_output(&mut g, cfg, params, &features);
     let width = cfg.output.width() as i64;
@@ -219,6 +224,56 @@ fn recurrent(
             Recurrent { y, y_h, y_c: None }
         }
     }
+}
+
+/// The last-state or mean head over each row's steps before its first PAD, from `Y`
+/// `[seq, 1, batch, H]` to `[batch, H]`. A step is kept while no PAD has come yet;
+/// the last state is the kept step where the running count of kept steps reaches
+/// their number. An empty row gives zeros (the initial state), as on the runtime.
+/// Built from ops that tract and ONNX Runtime both run (`sequence_lens` is not one).
+fn masked_pool(g: &mut Graph, head: Head, ids: &Value, pad: u16, y: &Value) -> Value {
+    let pad = g.const_i64(&[], &[i64::from(pad)]);
+    let is_pad = g.op("Equal", &[ids, &pad], vec![]);
+    let is_pad = g.cast(&is_pad, Elem::F32);
+    let seq_axis = g.const_i64(&[], &[1]);
+    let pads_so_far = g.op("CumSum", &[&is_pad, &seq_axis], vec![]);
+    let half = g.const_f32(&[], &[0.5]);
+    let kept = g.op("Less", &[&pads_so_far, &half], vec![]);
+    let kept = g.cast(&kept, Elem::F32); // [batch, seq]
+    let seq_axes = g.const_i64(&[1], &[1]);
+    let count = g.op(
+        "ReduceSum",
+        &[&kept, &seq_axes],
+        vec![Attr::Int("keepdims", 1)],
+    ); // [batch, 1]
+    let weights = match head {
+        Head::Last => {
+            let running = g.op("CumSum", &[&kept, &seq_axis], vec![]);
+            let at_end = g.op("Equal", &[&running, &count], vec![]);
+            let at_end = g.cast(&at_end, Elem::F32);
+            g.op("Mul", &[&at_end, &kept], vec![])
+        }
+        _ => {
+            let one = g.const_f32(&[], &[1.0]);
+            let steps = g.op("Max", &[&count, &one], vec![]);
+            g.op("Div", &[&kept, &steps], vec![])
+        }
+    };
+    // [batch, seq] -> [seq, batch, 1], against Y as [seq, batch, H].
+    let weights = g.op(
+        "Transpose",
+        &[&weights],
+        vec![Attr::Ints("perm", vec![1, 0])],
+    );
+    let weights = unsqueeze(g, &weights, 2);
+    let y = squeeze(g, y, 1);
+    let weighted = g.op("Mul", &[&y, &weights], vec![]);
+    let step_axis = g.const_i64(&[1], &[0]);
+    g.op(
+        "ReduceSum",
+        &[&weighted, &step_axis],
+        vec![Attr::Int("keepdims", 0)],
+    )
 }
 
 fn squeeze(g: &mut Graph, x: &Value, axis: i64) -> Value {
