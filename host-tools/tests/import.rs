@@ -621,3 +621,56 @@ fn repeated_unsqueeze_axes_are_refused_by_name() {
         "{err}"
     );
 }
+
+/// lstm-edge's last-state and mean exports read each row up to its first PAD (a
+/// side branch from the ids to a `Mul` on the data path): the importer reads that
+/// branch as the plain head, and gives back the blob the model itself makes.
+#[test]
+fn masked_lstm_edge_exports_import_back_to_the_model() {
+    use lstm_edge_trainer::export::export_onnx;
+    use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params};
+    use lstm_edge_trainer::quantize::quantize;
+    let mut checked = 0;
+    for cell in [Cell::Lstm, Cell::Gru] {
+        for (head, output) in [
+            (Head::Last, Output::Softmax { classes: 4 }),
+            (Head::Last, Output::Sigmoid),
+            (Head::Mean, Output::Sigmoid),
+        ] {
+            let cfg = ModelConfig {
+                cell,
+                input: InputConfig::Chars {
+                    table: b"abcdefg".to_vec(),
+                    lowercase: false,
+                    unk: true,
+                    pad: true,
+                },
+                hidden: 5,
+                head,
+                output,
+                dropout: 0.0,
+            };
+            let params = Params::init(&cfg, 3);
+            let onnx = export_onnx(&cfg, &params, &[]).unwrap();
+            let table = TokenTable::Chars {
+                table: b"abcdefg".to_vec(),
+                lowercase: false,
+                unk: true,
+                pad: true,
+            };
+            let what = format!("{cell:?} {head:?} {output:?}");
+            let imported = import(&onnx, &table).unwrap_or_else(|e| panic!("{what}: {e:#}"));
+            assert_eq!(imported.foreign.head, head, "{what}");
+            assert_eq!(imported.foreign.rows_end_at, Some(8), "{what}: PAD is id 8");
+            let sequences = vec![vec![0u16, 3, 5, 7]];
+            let own = quantize(&cfg, &params, &sequences).unwrap();
+            assert!(
+                imported.f32_blob == own.f32_blob,
+                "{what}: another f32 blob"
+            );
+            assert!(imported.self_check.max_abs_tract_vs_f32 < 1e-5, "{what}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6);
+}

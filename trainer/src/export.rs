@@ -69,8 +69,9 @@ fn with_model_metadata(cfg: &ModelConfig, extra: &[(String, String)]) -> Vec<(St
 /// The whole-sequence inference graph. A flatten head fixes `seq` to `maxlen`
 /// (callers pad with PAD and truncate, as in training); other heads take any length,
 /// and where the model has a PAD id a row ends at its first PAD, so a batch of texts
-/// post-padded to one length scores as each text alone, as in training and on the
-/// runtime.
+/// post-padded to one length scores as each text alone: as training skips the
+/// padding steps, and as the runtime reads a text, whose tokens are never PAD. (The
+/// step model and `Params::forward` read any id given them, PAD included.)
 pub fn inference_graph(cfg: &ModelConfig, params: &Params) -> Result<Graph> {
     cfg.validate()?;
     params.check_shapes(cfg)?;

@@ -25,6 +25,7 @@ use tract_onnx::tract_hir::infer::Factoid;
 mod convert;
 mod graph;
 mod ops;
+mod pad_mask;
 mod shape;
 mod walk;
 
@@ -84,6 +85,10 @@ pub struct ForeignModel {
     /// `[outputs, features]` and `[outputs]`, with Gemm's alpha/beta folded in.
     pub head_w: ParamTensor,
     pub head_b: ParamTensor,
+    /// The id at whose first occurrence the graph stops reading a row (the PAD of
+    /// lstm-edge's own last-state and mean exports); the self-check's probes leave
+    /// it out, as the runtime reads a text to its end.
+    pub rows_end_at: Option<u16>,
 }
 
 /// The token table the user supplies: the foreign model has no tokenizer.
@@ -226,6 +231,8 @@ impl Converted {
 fn probe_sequences(foreign: &ForeignModel, count: usize, seed: u64) -> Vec<Vec<u16>> {
     let len = foreign.seq_len.unwrap_or(16);
     let ids = foreign.input.ids() as u64;
+    let skipped = foreign.rows_end_at.map(u64::from).filter(|&id| id < ids);
+    let choices = (ids - u64::from(skipped.is_some())).max(1);
     let mut state = seed;
     (0..count)
         .map(|_| {
@@ -236,7 +243,11 @@ fn probe_sequences(foreign: &ForeignModel, count: usize, seed: u64) -> Vec<Vec<u
                     let mut z = state;
                     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
                     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                    ((z ^ (z >> 31)) % ids) as u16
+                    let id = (z ^ (z >> 31)) % choices;
+                    match skipped {
+                        Some(skip) if id >= skip => (id + 1) as u16,
+                        _ => id as u16,
+                    }
                 })
                 .collect()
         })

@@ -332,10 +332,13 @@ impl Walk<'_> {
         Ok((output(node, 0)?.to_string(), axes))
     }
 
-    pub(super) fn reduce_mean(
+    /// A mean over time (`ReduceMean`), or the pooling of lstm-edge's PAD mask
+    /// (`ReduceSum` of the weighted steps) standing for `head`.
+    pub(super) fn reduce_over_time(
         &mut self,
         node: &NodeProto,
         axes: Vec<Axis>,
+        head: Head,
     ) -> Result<(String, Vec<Axis>)> {
         self.time_axis(node, &axes)?;
         let listed = match attr_ints(node, "axes") {
@@ -363,11 +366,11 @@ impl Walk<'_> {
                 .all(|&i| matches!(axes[i], Axis::Time | Axis::Dir | Axis::Unit));
         ensure!(
             over_time,
-            "{}: averages over {:?}: only the mean over time is supported",
+            "{}: reduces over {:?}: only the mean over time is supported",
             describe(node),
             reduced.iter().map(|&i| axes[i]).collect::<Vec<_>>()
         );
-        self.head = Some(Head::Mean);
+        self.head = Some(head);
         let mut result = axes;
         if attr_int(node, "keepdims").unwrap_or(1) != 0 {
             for &i in &reduced {

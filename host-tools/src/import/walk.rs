@@ -11,6 +11,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use super::graph::{attr_int, describe, input, output, Axis, Graph};
+use super::pad_mask::PadMask;
 use super::shape::transpose;
 use super::{in_tract, ForeignInput, ForeignModel, SUPPORTED};
 
@@ -34,6 +35,9 @@ pub(super) struct Walk<'a> {
     pub(super) head: Option<Head>,
     pub(super) dense: Option<(ParamTensor, ParamTensor)>,
     pub(super) output: Option<Output>,
+    /// lstm-edge's PAD mask, when the graph has one, and whether the walk has met it.
+    pub(super) mask: Option<PadMask>,
+    pub(super) masked: bool,
 }
 
 /// The longest fixed sequence a graph input may declare (C's 1,500 chars and the
@@ -87,6 +91,8 @@ pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
         head: None,
         dense: None,
         output: None,
+        mask: None,
+        masked: false,
     };
     let (start, id_check) = match (elem, dims.len()) {
         // int32 / int64 ids [batch, time].
@@ -94,6 +100,7 @@ pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
             walk.seq_len = dims[1];
             walk.axes_of
                 .insert(input.name.clone(), vec![Axis::Batch, Axis::Time]);
+            walk.mask = PadMask::find(&proto, &walk.g, &input.name)?;
             walk.embedding_start(&input.name)?
         }
         // float one-hot [batch, time, ids].
@@ -250,7 +257,10 @@ impl<'a> Walk<'a> {
     fn lookup_of(&self, ids: &str) -> Result<&'a NodeProto> {
         let mut reached: HashSet<&str> = HashSet::from([ids]);
         for node in &self.g.graph.node {
-            if node.input.iter().any(|i| reached.contains(i.as_str())) && node.op_type != "Shape" {
+            if node.input.iter().any(|i| reached.contains(i.as_str()))
+                && node.op_type != "Shape"
+                && !self.in_mask(node)
+            {
                 reached.extend(node.output.iter().map(String::as_str));
             }
         }
@@ -339,7 +349,12 @@ impl<'a> Walk<'a> {
                 .g
                 .consumers
                 .get(value.as_str())
-                .map(|c| c.iter().copied().filter(|n| n.op_type != "Shape").collect())
+                .map(|c| {
+                    c.iter()
+                        .copied()
+                        .filter(|n| n.op_type != "Shape" && !self.in_mask(n))
+                        .collect()
+                })
                 .unwrap_or_default();
             let node = match consumers[..] {
                 [node] => node,
@@ -381,6 +396,13 @@ impl<'a> Walk<'a> {
         self.finish(&value)
     }
 
+    /// Whether `node` computes lstm-edge's PAD mask rather than the data.
+    fn in_mask(&self, node: &NodeProto) -> bool {
+        self.mask
+            .as_ref()
+            .is_some_and(|m| node.output.iter().any(|o| m.branch.contains(o)))
+    }
+
     pub(super) fn finish(self, last: &str) -> Result<ForeignModel> {
         let recurrent = self
             .recurrent
@@ -402,6 +424,11 @@ impl<'a> Walk<'a> {
         })?;
         let input = self.input.context("the graph has no input layer")?;
         ensure!(
+            self.mask.is_none() || self.masked,
+            "the graph computes lstm-edge's PAD mask but never applies it: the file is not one \
+             that `lstm-edge export` writes"
+        );
+        ensure!(
             input.width() == recurrent.w.dims[1],
             "the recurrent layer takes {} inputs but the input layer gives {}",
             recurrent.w.dims[1],
@@ -420,6 +447,7 @@ impl<'a> Walk<'a> {
             rb: recurrent.rb,
             head_w,
             head_b,
+            rows_end_at: self.mask.as_ref().map(|m| m.pad_id),
         })
     }
 
@@ -450,6 +478,11 @@ impl<'a> Walk<'a> {
             "{} takes the data path on input {slot}: unsupported; {SUPPORTED}",
             describe(node)
         );
+        if self.mask.as_ref().is_some_and(|m| m.junction == out) {
+            // The mask weighs each step; the ReduceSum after it is the head's pooling.
+            self.masked = true;
+            return Ok((out, axes));
+        }
         match op {
             "Identity" | "Dropout" | "Cast" => Ok((out, axes)),
             "Transpose" => transpose(node, out, axes),
@@ -458,7 +491,11 @@ impl<'a> Walk<'a> {
             "LSTM" | "GRU" => self.recurrent_node(node, &axes),
             "Gather" => self.gather(node, axes),
             "Slice" => self.slice(node, axes),
-            "ReduceMean" => self.reduce_mean(node, axes),
+            "ReduceMean" => self.reduce_over_time(node, axes, Head::Mean),
+            "ReduceSum" if self.masked && self.head.is_none() => {
+                let head = self.mask.as_ref().map_or(Head::Mean, |m| m.head);
+                self.reduce_over_time(node, axes, head)
+            }
             "Reshape" => self.reshape_node(node, out, axes),
             "Flatten" => self.flatten(node, out, axes),
             "Gemm" | "MatMul" => self.dense_node(node, axes),
