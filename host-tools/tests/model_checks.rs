@@ -356,6 +356,7 @@ fn verify_and_eval_refuse_a_file_of_the_same_size_from_another_run() {
         ("model.blob", "int_blob"),
         ("model-f32.blob", "f32_blob"),
         ("model.onnx", "onnx"),
+        ("model-step.onnx", "step_onnx"),
     ] {
         let stamp = FileStamp::of(&std::fs::read(ours.join(file)).unwrap());
         assert_eq!(files[key].as_u64(), Some(stamp.bytes), "{file}");
@@ -369,14 +370,19 @@ fn verify_and_eval_refuse_a_file_of_the_same_size_from_another_run() {
 
     // Another seed's files: the same shape and size, other weights.
     let card_before = std::fs::read(ours.join("card.json")).unwrap();
-    for file in ["model.blob", "model-f32.blob", "model.onnx"] {
+    for file in [
+        "model.blob",
+        "model-f32.blob",
+        "model.onnx",
+        "model-step.onnx",
+    ] {
         let keep = std::fs::read(ours.join(file)).unwrap();
         let swapped = std::fs::read(other.join(file)).unwrap();
         assert_eq!(keep.len(), swapped.len(), "{file}");
         std::fs::write(ours.join(file), &swapped).unwrap();
         let crc = FileStamp::of(&swapped).crc32;
         let mut subs = vec!["verify"];
-        if file != "model.onnx" {
+        if file.ends_with(".blob") {
             subs.push("eval");
         }
         for sub in subs {
@@ -391,10 +397,17 @@ fn verify_and_eval_refuse_a_file_of_the_same_size_from_another_run() {
     }
     assert_eq!(std::fs::read(ours.join("card.json")).unwrap(), card_before);
 
+    // A step ONNX the card records must be there.
+    let step = std::fs::read(ours.join("model-step.onnx")).unwrap();
+    std::fs::remove_file(ours.join("model-step.onnx")).unwrap();
+    let err = refused(&mut verify_generator(&ours));
+    assert!(err.contains("model-step.onnx"), "{err}");
+    std::fs::write(ours.join("model-step.onnx"), step).unwrap();
+
     // Cards of earlier builds record sizes only, and still pass.
     edit_card(&ours, |card| {
         let files = card["files"].as_object_mut().unwrap();
-        files.retain(|key, _| !key.ends_with("_crc32"));
+        files.retain(|key, _| !key.ends_with("_crc32") && key != "step_onnx");
     });
     success(&mut verify_generator(&ours));
 }

@@ -11,7 +11,7 @@ use crate::quantize::Calibration;
 use crate::train::EpochStats;
 
 use super::evaluate::Evaluation;
-use super::{DataSource, CARD_FILE, F32_BLOB_FILE, INT_BLOB_FILE, ONNX_FILE};
+use super::{DataSource, CARD_FILE, F32_BLOB_FILE, INT_BLOB_FILE, ONNX_FILE, STEP_ONNX_FILE};
 /// The exported files as the card saw them written: size in bytes, and CRC-32 (as
 /// zlib and the `crc32` tool compute it, in hex) so that a file swapped for another
 /// model's of the same size is caught too. Cards of earlier builds have no CRCs.
@@ -26,6 +26,11 @@ pub struct ModelFiles {
     pub f32_blob_crc32: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub onnx_crc32: Option<String>,
+    /// `model-step.onnx`, written for last-state models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_onnx: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_onnx_crc32: Option<String>,
 }
 
 /// One of the files that [`ModelFiles`] records.
@@ -34,6 +39,7 @@ pub enum ModelFile {
     IntBlob,
     F32Blob,
     Onnx,
+    StepOnnx,
 }
 
 impl ModelFile {
@@ -42,6 +48,7 @@ impl ModelFile {
             ModelFile::IntBlob => INT_BLOB_FILE,
             ModelFile::F32Blob => F32_BLOB_FILE,
             ModelFile::Onnx => ONNX_FILE,
+            ModelFile::StepOnnx => STEP_ONNX_FILE,
         }
     }
 }
@@ -64,33 +71,31 @@ impl FileStamp {
 }
 
 impl ModelFiles {
-    fn slots(&mut self, file: ModelFile) -> (&mut u64, &mut Option<String>) {
+    /// What the card records for `file`: size and CRC-32, each where it has one.
+    pub fn recorded(&self, file: ModelFile) -> (Option<u64>, Option<&str>) {
         match file {
-            ModelFile::IntBlob => (&mut self.int_blob, &mut self.int_blob_crc32),
-            ModelFile::F32Blob => (&mut self.f32_blob, &mut self.f32_blob_crc32),
-            ModelFile::Onnx => (&mut self.onnx, &mut self.onnx_crc32),
+            ModelFile::IntBlob => (Some(self.int_blob), self.int_blob_crc32.as_deref()),
+            ModelFile::F32Blob => (Some(self.f32_blob), self.f32_blob_crc32.as_deref()),
+            ModelFile::Onnx => (Some(self.onnx), self.onnx_crc32.as_deref()),
+            ModelFile::StepOnnx => (self.step_onnx, self.step_onnx_crc32.as_deref()),
         }
     }
 
-    /// What the card records for `file`.
-    pub fn recorded(&self, file: ModelFile) -> (u64, Option<&str>) {
+    /// Records `file` as just written, or as absent (`None`, for the step ONNX of a
+    /// model without one).
+    pub fn record(&mut self, file: ModelFile, stamp: Option<FileStamp>) {
+        let (bytes, crc32) = match stamp {
+            Some(s) => (s.bytes, Some(s.crc32)),
+            None => (0, None),
+        };
         match file {
-            ModelFile::IntBlob => (self.int_blob, self.int_blob_crc32.as_deref()),
-            ModelFile::F32Blob => (self.f32_blob, self.f32_blob_crc32.as_deref()),
-            ModelFile::Onnx => (self.onnx, self.onnx_crc32.as_deref()),
+            ModelFile::IntBlob => (self.int_blob, self.int_blob_crc32) = (bytes, crc32),
+            ModelFile::F32Blob => (self.f32_blob, self.f32_blob_crc32) = (bytes, crc32),
+            ModelFile::Onnx => (self.onnx, self.onnx_crc32) = (bytes, crc32),
+            ModelFile::StepOnnx => {
+                (self.step_onnx, self.step_onnx_crc32) = (crc32.is_some().then_some(bytes), crc32)
+            }
         }
-    }
-
-    /// Records `file` as just written.
-    pub fn record(&mut self, file: ModelFile, stamp: FileStamp) {
-        let (bytes, crc32) = self.slots(file);
-        *bytes = stamp.bytes;
-        *crc32 = Some(stamp.crc32);
-    }
-
-    /// Whether the card already records exactly `stamp` for `file`.
-    pub fn holds(&self, file: ModelFile, stamp: &FileStamp) -> bool {
-        self.recorded(file) == (stamp.bytes, Some(stamp.crc32.as_str()))
     }
 
     /// `bytes`, read from `path`, must be the file the card records: the same size and,
@@ -98,7 +103,7 @@ impl ModelFiles {
     pub fn check(&self, file: ModelFile, path: &Path, bytes: &[u8], fix: &str) -> Result<()> {
         let stamp = FileStamp::of(bytes);
         let (size, crc32) = self.recorded(file);
-        let (what, found, recorded) = if stamp.bytes != size {
+        let (what, found, recorded) = if let Some(size) = size.filter(|&s| s != stamp.bytes) {
             ("is", format!("{} bytes", stamp.bytes), format!("{size}"))
         } else {
             match crc32 {
@@ -239,9 +244,8 @@ mod tests {
     fn a_file_must_have_the_recorded_size_and_crc() {
         let path = Path::new("m/model.blob");
         let mut files = ModelFiles::default();
-        files.record(ModelFile::IntBlob, FileStamp::of(b"abc"));
+        files.record(ModelFile::IntBlob, Some(FileStamp::of(b"abc")));
         assert_eq!(files.int_blob_crc32.as_deref(), Some("352441c2"));
-        assert!(files.holds(ModelFile::IntBlob, &FileStamp::of(b"abc")));
         assert!(files.check(ModelFile::IntBlob, path, b"abc", "fix").is_ok());
         let err = |bytes: &[u8], files: &ModelFiles| {
             let e = files.check(ModelFile::IntBlob, path, bytes, "fix");
@@ -258,7 +262,20 @@ mod tests {
         // A card of an earlier build records the size only.
         files.int_blob_crc32 = None;
         assert!(files.check(ModelFile::IntBlob, path, b"abd", "fix").is_ok());
-        assert!(!files.holds(ModelFile::IntBlob, &FileStamp::of(b"abc")));
+        // No step ONNX recorded: nothing to check; one recorded must be there as written.
+        assert!(files
+            .check(ModelFile::StepOnnx, path, b"any", "fix")
+            .is_ok());
+        files.record(ModelFile::StepOnnx, Some(FileStamp::of(b"abc")));
+        assert_eq!(files.step_onnx, Some(3));
+        assert!(files
+            .check(ModelFile::StepOnnx, path, b"abd", "fix")
+            .is_err());
+        files.record(ModelFile::StepOnnx, None);
+        assert_eq!(
+            (files.step_onnx, files.step_onnx_crc32.as_deref()),
+            (None, None)
+        );
     }
 
     #[test]

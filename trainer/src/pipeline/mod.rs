@@ -255,16 +255,24 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<FileStamp> {
 }
 
 /// Writes `model.onnx` (and `model-step.onnx` for last-state heads, removing a stale
-/// one otherwise); returns the main file's stamp.
-pub fn write_onnx(cfg: &ModelConfig, params: &Params, dir: &Path) -> Result<FileStamp> {
-    let stamp = write_file(&dir.join(ONNX_FILE), &export_onnx(cfg, params, &[])?)?;
-    let step = dir.join(STEP_ONNX_FILE);
-    if cfg.head == Head::Last {
-        write_file(&step, &export_step_onnx(cfg, params, &[])?)?;
+/// one otherwise); records both in `files`.
+pub fn write_onnx(
+    cfg: &ModelConfig,
+    params: &Params,
+    dir: &Path,
+    files: &mut ModelFiles,
+) -> Result<()> {
+    let onnx = write_file(&dir.join(ONNX_FILE), &export_onnx(cfg, params, &[])?)?;
+    let path = dir.join(STEP_ONNX_FILE);
+    let step = if cfg.head == Head::Last {
+        Some(write_file(&path, &export_step_onnx(cfg, params, &[])?)?)
     } else {
-        remove_if_present(&step)?;
-    }
-    Ok(stamp)
+        remove_if_present(&path)?;
+        None
+    };
+    files.record(ModelFile::Onnx, Some(onnx));
+    files.record(ModelFile::StepOnnx, step);
+    Ok(())
 }
 
 /// Before a run: removes the checkpoint temporaries that interrupted saves left
@@ -377,12 +385,11 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     // The blobs first: weights that do not quantize leave no ONNX behind either.
     let (int_blob, f32_blob, calibration) =
         write_blobs(&prepared.cfg, &run.params, &prepared.calibration, dir)?;
-    let onnx = write_onnx(&prepared.cfg, &run.params, dir)?;
-    plot::training_curves(&run.history, &dir.join(CURVES_FILE))?;
     let mut files = ModelFiles::default();
-    files.record(ModelFile::IntBlob, int_blob);
-    files.record(ModelFile::F32Blob, f32_blob);
-    files.record(ModelFile::Onnx, onnx);
+    files.record(ModelFile::IntBlob, Some(int_blob));
+    files.record(ModelFile::F32Blob, Some(f32_blob));
+    write_onnx(&prepared.cfg, &run.params, dir, &mut files)?;
+    plot::training_curves(&run.history, &dir.join(CURVES_FILE))?;
     let evaluation = evaluate_blobs(
         &std::fs::read(dir.join(F32_BLOB_FILE))?,
         &std::fs::read(dir.join(INT_BLOB_FILE))?,
@@ -554,9 +561,10 @@ pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBu
     let card = card_of_checkpoint_model(out_dir, &ck, checkpoint)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let onnx = write_onnx(&ck.model, &ck.params, out_dir)?;
-    if let Some(mut card) = card.filter(|card| !card.files.holds(ModelFile::Onnx, &onnx)) {
-        card.files.record(ModelFile::Onnx, onnx);
+    let mut files = card.as_ref().map(|c| c.files.clone()).unwrap_or_default();
+    write_onnx(&ck.model, &ck.params, out_dir, &mut files)?;
+    if let Some(mut card) = card.filter(|card| card.files != files) {
+        card.files = files;
         card.write(out_dir)?;
     }
     let mut written = vec![out_dir.join(ONNX_FILE)];
@@ -682,8 +690,8 @@ pub fn quantize_checkpoint(
         write_blobs(&ck.model, &ck.params, &sequences, out_dir)?;
     // In a model directory, the card follows the new blobs.
     if let Some(mut card) = card {
-        card.files.record(ModelFile::IntBlob, int_blob);
-        card.files.record(ModelFile::F32Blob, f32_blob);
+        card.files.record(ModelFile::IntBlob, Some(int_blob));
+        card.files.record(ModelFile::F32Blob, Some(f32_blob));
         card.calibration = Some(calibration.clone());
         let changed: Vec<&str> = [(before.0, INT_BLOB_FILE), (before.1, F32_BLOB_FILE)]
             .into_iter()
