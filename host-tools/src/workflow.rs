@@ -602,40 +602,36 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
     );
     // As in `eval`: agreement between blobs of another model would prove nothing.
     pipeline::check_blobs_match_card(dir, &card, &f32_blob, &int_blob)?;
-    let f32_model = lstm_edge_runtime::Model::from_bytes(&f32_blob)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline::F32_BLOB_FILE))?;
-    // Another model's ONNX is named by the difference its metadata shows; then the
-    // card's size and CRC catch another run of this model. Cards of earlier builds
-    // record no ONNX CRC (and an earlier `export` left the size stale): such an ONNX
-    // gets the metadata and tract checks alone.
-    let read_onnx = |file: pipeline::ModelFile| -> Result<Vec<u8>> {
-        let name = file.file_name();
-        let bytes = read(name)?;
-        if card.files.recorded(file).1.is_some() {
-            crate::verify::check_onnx_matches_blob(name, &bytes, f32_model.body())?;
-            card.files.check(
-                file,
-                &dir.join(name),
-                &bytes,
-                "export it again from the model's checkpoint with `lstm-edge export`",
-            )?;
+    let onnx = read(pipeline::ONNX_FILE)?;
+    let step = (card.files.step_onnx.is_some() || dir.join(pipeline::STEP_ONNX_FILE).is_file())
+        .then(|| read(pipeline::STEP_ONNX_FILE))
+        .transpose()?;
+    // The card's size and CRC catch another run of this model; each is raised after
+    // the ONNX's metadata check, which names another model by its difference. Cards of
+    // earlier builds record no ONNX CRC (and an earlier `export` left the size stale):
+    // their ONNX files get the metadata and tract checks alone.
+    let on_card = |file: pipeline::ModelFile, bytes: &[u8]| -> Result<()> {
+        if card.files.recorded(file).1.is_none() {
+            return Ok(());
         }
-        Ok(bytes)
+        card.files.check(
+            file,
+            &dir.join(file.file_name()),
+            bytes,
+            "export it again from the model's checkpoint with `lstm-edge export`",
+        )
     };
-    let onnx = read_onnx(pipeline::ModelFile::Onnx)?;
-    let step_path = dir.join(pipeline::STEP_ONNX_FILE);
-    let step = if step_path.is_file() || card.files.step_onnx.is_some() {
-        Some(read_onnx(pipeline::ModelFile::StepOnnx)?)
-    } else {
-        None
-    };
+    let onnx_on_card = on_card(pipeline::ModelFile::Onnx, &onnx);
     let sequences = pipeline::verify_sequences(dir, &data, args.sequences)?;
     let context = || format!("verifying {}", dir.display());
     let mut report =
         crate::verify::verify(onnx, &f32_blob, &int_blob, &sequences).with_context(context)?;
+    onnx_on_card?;
     if let Some(step) = step {
+        let step_on_card = on_card(pipeline::ModelFile::StepOnnx, &step);
         report.max_abs_step_vs_f32 =
             Some(crate::verify::step_gap(step, &f32_blob, &sequences).with_context(context)?);
+        step_on_card?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -26,7 +26,8 @@ const MAGIC: &[u8; 8] = b"LSTMEDCK";
 /// Bump when [`Checkpoint`]'s encoding changes.
 pub const VERSION: u32 = 4;
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// zlib's CRC-32, for checkpoints, data fingerprints and the card's file stamps.
+pub(crate) const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// CRC-32s of the data a run trains and validates on (see [`Dataset::fingerprint`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

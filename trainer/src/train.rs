@@ -120,8 +120,7 @@ impl Dataset {
     /// CRC-32 of the rows and targets, in order: a checkpoint records it so that a
     /// resumed run is refused other data.
     pub fn fingerprint(&self) -> u32 {
-        const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-        let mut digest = CRC.digest();
+        let mut digest = crate::checkpoint::CRC.digest();
         digest.update(&(self.steps as u64).to_le_bytes());
         // Through a buffer: one `update` per 4 KiB, not per value.
         let mut buffer = Vec::with_capacity(4096);

@@ -62,10 +62,9 @@ pub struct FileStamp {
 
 impl FileStamp {
     pub fn of(bytes: &[u8]) -> Self {
-        const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
         FileStamp {
             bytes: bytes.len() as u64,
-            crc32: format!("{:08x}", CRC32.checksum(bytes)),
+            crc32: format!("{:08x}", crate::checkpoint::CRC.checksum(bytes)),
         }
     }
 }
