@@ -674,3 +674,47 @@ fn masked_lstm_edge_exports_import_back_to_the_model() {
     }
     assert_eq!(checked, 6);
 }
+
+/// A sum over the steps is a head only where lstm-edge's PAD mask weighs them
+/// first: a mean export whose `ReduceMean` is made a `ReduceSum` is refused by name.
+#[test]
+fn a_sum_over_steps_without_the_pad_mask_is_refused() {
+    use lstm_edge_trainer::export::export_onnx;
+    use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params};
+    use prost::Message;
+    let cfg = ModelConfig {
+        cell: Cell::Lstm,
+        input: InputConfig::Chars {
+            table: b"abcdefg".to_vec(),
+            lowercase: false,
+            unk: true,
+            pad: false,
+        },
+        hidden: 5,
+        head: Head::Mean,
+        output: Output::Sigmoid,
+        dropout: 0.0,
+    };
+    let onnx = export_onnx(&cfg, &Params::init(&cfg, 3), &[]).unwrap();
+    let mut model: ModelProto = Message::decode(&onnx[..]).unwrap();
+    let pooling = graph_mut(&mut model)
+        .node
+        .iter_mut()
+        .find(|n| n.op_type == "ReduceMean")
+        .expect("an unmasked mean export pools with ReduceMean");
+    pooling.op_type = "ReduceSum".into();
+    let table = TokenTable::Chars {
+        table: b"abcdefg".to_vec(),
+        lowercase: false,
+        unk: true,
+        pad: false,
+    };
+    let err = match import(&model.encode_to_vec(), &table) {
+        Ok(_) => panic!("an unmasked sum over the steps was imported"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("ReduceSum") && err.contains("without lstm-edge's PAD mask before it"),
+        "{err}"
+    );
+}

@@ -451,6 +451,11 @@ impl<'a> Walk<'a> {
         })
     }
 
+    /// The head that lstm-edge's PAD mask stands for, once the walk has applied it.
+    fn met_mask_head(&self) -> Option<Head> {
+        self.mask.as_ref().filter(|_| self.masked).map(|m| m.head)
+    }
+
     /// Interprets one node on the data path, returning its output and layout.
     pub(super) fn step(
         &mut self,
@@ -492,10 +497,13 @@ impl<'a> Walk<'a> {
             "Gather" => self.gather(node, axes),
             "Slice" => self.slice(node, axes),
             "ReduceMean" => self.reduce_over_time(node, axes, Head::Mean),
-            "ReduceSum" if self.masked && self.head.is_none() => {
-                let head = self.mask.as_ref().map_or(Head::Mean, |m| m.head);
-                self.reduce_over_time(node, axes, head)
-            }
+            "ReduceSum" if self.head.is_none() => match self.met_mask_head() {
+                Some(head) => self.reduce_over_time(node, axes, head),
+                None => bail!(
+                    "{} sums over the data path without lstm-edge's PAD mask before it: {SUPPORTED}",
+                    describe(node)
+                ),
+            },
             "Reshape" => self.reshape_node(node, out, axes),
             "Flatten" => self.flatten(node, out, axes),
             "Gemm" | "MatMul" => self.dense_node(node, axes),
