@@ -1,7 +1,7 @@
 //! `lstm-edge score` and `lstm-edge generate` on the host, through the same
 //! runtime code the device runs.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Input, Output, MAX_HIDDEN};
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Error, Logits, Network, Rng, State, Temperature, Tokenizer};
@@ -126,14 +126,30 @@ pub fn score(file: &BlobFile, text: &[u8], source: &str) -> Result<ScoreReport> 
     reports.pop().context("no score")
 }
 
-/// Scores each line of `text` as a review of its own (`\n` or `\r\n` line ends); a
-/// blank line is an error naming it, since its score would be noise.
+/// The lines of `text` as an editor shows them: each ends at `\n`, `\r\n` or a lone
+/// `\r` (old Mac files), and an end at the very end starts no further line.
+fn editor_lines(text: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::new();
+    let mut rest = text;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        lines.push(&rest[..end]);
+        let crlf = rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n');
+        rest = &rest[end + if crlf { 2 } else { 1 }..];
+    }
+    if !rest.is_empty() {
+        lines.push(rest);
+    }
+    lines
+}
+
+/// Scores each line of `text` as a review of its own; a blank line is an error
+/// naming it, since its score would be noise.
 pub fn score_lines(file: &BlobFile, text: &[u8], source: &str) -> Result<Vec<ScoreReport>> {
-    let text = text.strip_suffix(b"\n").unwrap_or(text);
-    let lines: Vec<&[u8]> = text
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .collect();
+    let lines = editor_lines(text);
+    ensure!(
+        !lines.is_empty(),
+        "{source} holds no lines: give one review per line"
+    );
     if let Some(blank) = lines
         .iter()
         .position(|line| line.iter().all(u8::is_ascii_whitespace))
@@ -250,4 +266,21 @@ pub fn generate(file: &BlobFile, prompt: &[u8], opts: GenerateOptions) -> Result
 /// Latin-1 bytes as a UTF-8 string.
 pub fn latin1_to_string(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| b as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::editor_lines;
+
+    #[test]
+    fn lines_end_at_lf_crlf_or_a_lone_cr() {
+        let lines = editor_lines(b"good film\rbad film\r\nok\nfine\r");
+        assert_eq!(lines, [&b"good film"[..], b"bad film", b"ok", b"fine"]);
+        assert_eq!(editor_lines(b"a\n\nb"), [&b"a"[..], b"", b"b"]);
+        assert_eq!(
+            editor_lines(b"last line without an end"),
+            [&b"last line without an end"[..]]
+        );
+        assert!(editor_lines(b"").is_empty());
+    }
 }

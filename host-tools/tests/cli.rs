@@ -227,6 +227,39 @@ fn score_reads_text_file_and_stdin_identically() {
     let score = json["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score));
     assert_eq!(json["steps"], 20, "flatten head pads to maxlen");
+    // A gzipped file is read as training reads one; UTF-16 is refused with the fix.
+    let gz = m.dir.join("review.txt.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+    std::io::Write::write_all(
+        &mut encoder,
+        "The movie was good, not bad \u{e9}\u{e9}.".as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+    assert_eq!(
+        from_file,
+        stdout_of(lstm_edge().args([
+            "score",
+            "-m",
+            arg(&m.sentiment),
+            "--file",
+            arg(&gz),
+            "--json"
+        ]))
+    );
+    std::fs::write(&review, b"\xff\xfeg\0o\0o\0d\0").unwrap();
+    let err =
+        stderr_of(lstm_edge().args(["score", "-m", arg(&m.sentiment), "--file", arg(&review)]));
+    assert!(
+        err.contains("review.txt is UTF-16 text: save it as UTF-8"),
+        "{err}"
+    );
+    let err = stderr_of(
+        lstm_edge()
+            .args(["score", "-m", arg(&m.sentiment)])
+            .write_stdin(&b"\xff\xfeg\0o\0o\0d\0"[..]),
+    );
+    assert!(err.contains("standard input is UTF-16 text"), "{err}");
     // Non-UTF-8 bytes are scored, not rejected.
     std::fs::write(&review, b"good \xff\xfe movie").unwrap();
     lstm_edge()
@@ -379,6 +412,10 @@ fn score_lines_scores_each_line_as_its_own_review() {
         ]);
         cmd
     };
+    let out = stdout_of(&mut score_file_lines());
+    assert_eq!(String::from_utf8(out).unwrap(), single.concat());
+    // Old Mac files end lines with CR alone.
+    std::fs::write(&file, format!("{}\r", reviews.join("\r"))).unwrap();
     let out = stdout_of(&mut score_file_lines());
     assert_eq!(String::from_utf8(out).unwrap(), single.concat());
 

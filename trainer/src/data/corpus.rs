@@ -16,9 +16,17 @@ pub fn read_corpus<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<u8>> {
     let mut text = Vec::new();
     for path in paths {
         let path = path.as_ref();
-        let mut reader = super::reviews::open_text(path)?;
-        std::io::Read::read_to_end(&mut reader, &mut text)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let file = super::reviews::read_text(path)?;
+        // Text never holds NUL; binary data does, and would train as symbols.
+        if let Some(at) = file.iter().position(|&b| b == 0) {
+            bail!(
+                "{} holds a NUL byte (at byte {}): it is binary data, not text; give plain text \
+                 files (Latin-1 or UTF-8)",
+                path.display(),
+                at + 1
+            );
+        }
+        text.extend_from_slice(&file);
     }
     if text.is_empty() {
         let names: Vec<String> = paths
@@ -348,5 +356,19 @@ mod tests {
         assert_eq!(windows.ids(), &[0, 1, 2, 0, 1, 2, 0, 1, 2, 0]);
         assert_eq!(windows.len(), 3);
         assert_eq!(windows.get(2), Some((&[0u16, 1, 2][..], 0)));
+    }
+
+    #[test]
+    fn a_corpus_file_with_a_nul_byte_is_refused_as_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let (text, binary) = (dir.path().join("a.txt"), dir.path().join("b.bin"));
+        std::fs::write(&text, b"to be, or not to be").unwrap();
+        std::fs::write(&binary, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+        assert_eq!(read_corpus(&[&text]).unwrap(), b"to be, or not to be");
+        let err = read_corpus(&[&text, &binary]).unwrap_err().to_string();
+        assert!(
+            err.contains("b.bin holds a NUL byte (at byte 9): it is binary data"),
+            "{err}"
+        );
     }
 }

@@ -31,7 +31,7 @@ pub fn load_reviews(path: &Path) -> Result<LoadedReviews> {
     if path.is_dir() {
         return load_acl_dir(path);
     }
-    let name = path.to_string_lossy();
+    let name = path.to_string_lossy().to_ascii_lowercase();
     let plain = name.strip_suffix(".gz").unwrap_or(&name);
     if plain.ends_with(".csv") {
         read_csv(open_text(path)?, path)
@@ -40,6 +40,8 @@ pub fn load_reviews(path: &Path) -> Result<LoadedReviews> {
     } else if !path.exists() {
         bail!("review data {} does not exist", path.display())
     } else {
+        // A download still packed (`.csv.xz`, `.zip`) gets the command that unpacks it.
+        open_text(path)?;
         bail!(
             "cannot tell the format of review data {}: expected a directory in the aclImdb \
              layout (pos/*.txt, neg/*.txt), or a .jsonl, .jsonl.gz, .csv or .csv.gz file",
@@ -53,7 +55,9 @@ pub fn load_reviews(path: &Path) -> Result<LoadedReviews> {
 /// other compressions, and UTF-16 text, which would otherwise be read as garbage.
 pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let gzipped = path.extension().is_some_and(|e| e == "gz");
+    let gzipped = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
     let mut reader: Box<dyn BufRead> = if gzipped {
         Box::new(BufReader::new(MultiGzDecoder::new(file)))
     } else {
@@ -86,6 +90,16 @@ pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     Ok(reader)
 }
 
+/// The whole of a text file, as [`open_text`] reads it (a `.gz` one unpacked, past a
+/// UTF-8 byte-order mark; UTF-16 and packed files refused by name).
+pub fn read_text(path: &Path) -> Result<Vec<u8>> {
+    let mut text = Vec::new();
+    open_text(path)?
+        .read_to_end(&mut text)
+        .map_err(|e| read_error(path, None, e.into()))?;
+    Ok(text)
+}
+
 /// What to do with an archive or a compressed file other than gzip (as datasets are
 /// downloaded: GloVe comes as a .zip), told by its first bytes.
 fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
@@ -114,18 +128,25 @@ fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
         && head
             .get(4..)
             .is_some_and(|rest| rest.starts_with(b"1AY&SY") || rest.starts_with(b"\x17rE8P\x90"));
-    let (what, tool) = if bzip2 {
-        ("bzip2", "bunzip2 -k")
+    let (what, tool, suffix) = if bzip2 {
+        ("bzip2", "bzip2", ".bz2")
     } else if head.starts_with(b"\xfd7zXZ\0") {
-        ("xz", "unxz -k")
+        ("xz", "xz", ".xz")
     } else if head.starts_with(b"\x28\xb5\x2f\xfd") {
-        ("zstd", "unzstd")
+        ("zstd", "zstd", ".zst")
     } else {
         return None;
     };
+    // `-dc` writes to a name of the user's choosing, where `unxz -k` refuses a
+    // file whose name lacks the suffix.
+    let name = path.to_string_lossy();
+    let out = name
+        .strip_suffix(suffix)
+        .filter(|plain| !plain.is_empty())
+        .unwrap_or("OUT");
     Some(format!(
-        "{file} is {what}-compressed: decompress it (`{tool} {file}`) or recompress it with \
-         gzip (a .gz file is read directly)"
+        "{file} is {what}-compressed: decompress it (`{tool} -dc {file} > {out}`) or recompress \
+         it with gzip (a .gz file is read directly)"
     ))
 }
 
@@ -145,7 +166,10 @@ pub(crate) fn read_error(path: &Path, line: Option<usize>, err: anyhow::Error) -
         Some(line) => format!("{}:{line}", path.display()),
         None => path.display().to_string(),
     };
-    let hint = if path.extension().is_some_and(|e| e == "gz") {
+    let hint = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+    {
         format!(
             " (a truncated or corrupt gzip file: `gzip -t {}` checks it; download or compress it again)",
             path.display()
@@ -172,7 +196,8 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
                 String::new()
             };
             bail!(
-                "{} is not in the aclImdb layout: it has no {folder}/ folder{hint}",
+                "{} is not in the aclImdb layout: it has no {folder}/ folder{hint}; a review \
+                 folder holds neg/ and pos/, with one review per .txt file in each",
                 dir.display()
             );
         }
@@ -187,8 +212,7 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
         });
         skipped.extend(others);
         for file in reviews {
-            let text =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text = read_text(&file)?;
             empty.check(&text, || file.display().to_string());
             loaded.reviews.push(Review { text, label });
         }
@@ -275,18 +299,30 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<LoadedReviews> 
                 source.display()
             );
         }
+        let start = line.trim_ascii_start();
+        if !start.starts_with(b"{") {
+            let array = if start.starts_with(b"[") {
+                " (one object per line, not a JSON array)"
+            } else {
+                ""
+            };
+            bail!(
+                "{at}: not a JSON object (it starts `{}`); {JSONL_SHAPE}{array}",
+                excerpt(start, 12)
+            );
+        }
         let record: JsonReview = serde_json::from_slice(&line).map_err(|e| {
             // serde_json counts lines within this one line; give the file's line and the column.
             let message = e.to_string();
             let cause = message
                 .rsplit_once(" at line ")
                 .map_or(&*message, |(cause, _)| cause);
-            let array = if line.trim_ascii_start().starts_with(b"[") {
-                " (one object per line, not a JSON array)"
+            let line_ends = if line.windows(2).any(|w| w == b"\r{") {
+                " (the file ends its lines with CR alone, as old Macs did: save it with LF line ends)"
             } else {
                 ""
             };
-            anyhow!("{at}:{}: {cause}; {JSONL_SHAPE}{array}", e.column())
+            anyhow!("{at}:{}: {cause}; {JSONL_SHAPE}{line_ends}", e.column())
         })?;
         let label = match &record.label {
             serde_json::Value::Bool(b) => Some(u8::from(*b)),
@@ -675,6 +711,18 @@ mod tests {
             vec![("n5", 0), ("n6", 0), ("p10", 1), ("p2", 1)]
         );
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        // A review file is read as other text files are: past a byte-order mark, and
+        // UTF-16 refused by name rather than trained on as bytes.
+        std::fs::write(dir.path().join("pos/3_7.txt"), b"\xef\xbb\xbfp3").unwrap();
+        let loaded = load_reviews(dir.path()).unwrap();
+        assert_eq!(loaded.reviews[4].text, b"p3");
+        let utf16 = dir.path().join("neg/7_1.txt");
+        std::fs::write(&utf16, b"\xff\xfeb\0a\0d\0").unwrap();
+        let err = load_reviews(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{} is UTF-16 text", utf16.display())),
+            "{err}"
+        );
     }
 
     #[test]
@@ -730,6 +778,22 @@ mod tests {
         assert!(message.contains("iconv -f latin1 -t utf-8"), "{message}");
         let err = read_jsonl("[{\"label\": 1, \"text\": \"a\"}]\n".as_bytes(), source).unwrap_err();
         assert!(format!("{err:#}").contains("not a JSON array"), "{err:#}");
+        // serde reads a struct from an array too; a line must be an object all the same.
+        for (line, starts) in [
+            ("[1, \"a fine film\"]", "[1, \"a fine ..."),
+            ("\"just text\"", "\"just text\""),
+        ] {
+            let err = read_jsonl(format!("{line}\n").as_bytes(), source).unwrap_err();
+            assert!(
+                format!("{err:#}").starts_with(&format!(
+                    "bad.jsonl:1: not a JSON object (it starts `{starts}`)"
+                )),
+                "{err:#}"
+            );
+        }
+        let old_mac = "{\"label\": 1, \"text\": \"a\"}\r{\"label\": 0, \"text\": \"b\"}\r";
+        let err = read_jsonl(old_mac.as_bytes(), source).unwrap_err();
+        assert!(format!("{err:#}").contains("with CR alone"), "{err:#}");
     }
 
     #[test]
@@ -761,8 +825,8 @@ mod tests {
                 &zip[..],
                 "is a zip archive: unzip it and pass the file inside (its first is glove.6B.50d.txt)",
             ),
-            ("v.txt.bz2", b"BZh91AY&SY\x01", "is bzip2-compressed: decompress it (`bunzip2 -k "),
-            ("v.txt.xz", b"\xfd7zXZ\0\0\x04", "is xz-compressed: decompress it (`unxz -k "),
+            ("v.txt.bz2", b"BZh91AY&SY\x01", "is bzip2-compressed: decompress it (`bzip2 -dc "),
+            ("v.txt.xz", b"\xfd7zXZ\0\0\x04", "is xz-compressed: decompress it (`xz -dc "),
             ("v.7z", b"7z\xbc\xaf\x27\x1c\0\x04", "is a 7z archive: extract it (`7z x "),
         ] {
             let path = dir.path().join(name);
@@ -770,6 +834,16 @@ mod tests {
             let err = open_text(&path).err().unwrap().to_string();
             assert!(err.contains(&format!("{name} {fix}")), "{err}");
         }
+        // The command writes the file under its name less the suffix, or OUT when the
+        // name has none to drop.
+        let xz = dir.path().join("v.txt.xz");
+        let err = open_text(&xz).err().unwrap().to_string();
+        let plain = dir.path().join("v.txt");
+        assert!(err.contains(&format!("> {}`", plain.display())), "{err}");
+        let hidden_xz = dir.path().join("h.csv");
+        std::fs::write(&hidden_xz, b"\xfd7zXZ\0\0\x04").unwrap();
+        let err = load_reviews(&hidden_xz).unwrap_err().to_string();
+        assert!(err.contains("h.csv > OUT`"), "{err}");
         // Text that only starts like bzip2 is text.
         let text = dir.path().join("bzh.txt");
         std::fs::write(&text, "BZh9 is a word\n").unwrap();

@@ -33,7 +33,7 @@ impl VectorFormat {
         }
         let mut first = Vec::new();
         let ended = read_bounded(&mut *open_text(path)?, b'\n', MAX_HEADER, &mut first)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+            .map_err(|e| read_error(path, Some(1), e.into()))?;
         Ok(if ended && parse_header(&first).is_some() {
             Self::Word2VecText
         } else {

@@ -1,6 +1,7 @@
 //! Data preparation: reviews or a corpus into encoded training, validation and test sets,
 //! with the embedding's starting vectors.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -402,8 +403,19 @@ fn split_three_ways(
         train.len(),
         test.len()
     );
-    if let Some(warning) = one_sided_warning(train_path, &train) {
+    if let Some(warning) = one_sided_warning(train_path, &train, "training reviews") {
         eprintln!("warning: {warning}");
+    }
+    if let Some(test_path) = test_path {
+        let (shared, note) = shared_texts(&train, &test, train_path, test_path);
+        ensure!(
+            shared * 2 <= test.len(),
+            "{note}: a test set must be reviews the model never trained on; give another \
+             --test, or leave it out to hold out a share of --train"
+        );
+        if shared > 0 {
+            eprintln!("note: {note}; their scores are not held out");
+        }
     }
     Ok(ReviewSets {
         train,
@@ -421,17 +433,38 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// A warning when under a tenth of the training reviews carry one of the
-/// labels: always answering the other one then scores over 90%.
-fn one_sided_warning(path: &Path, train: &[Review]) -> Option<String> {
-    let positive = train.iter().filter(|r| r.label == 1).count();
-    let share = positive as f64 / train.len().max(1) as f64;
+/// How many `test` reviews have the text of a `train` review, and that count in
+/// words. The same reviews under another name or format pass the path check.
+fn shared_texts(
+    train: &[Review],
+    test: &[Review],
+    train_path: &Path,
+    test_path: &Path,
+) -> (usize, String) {
+    let seen: HashSet<&[u8]> = train.iter().map(|r| &r.text[..]).collect();
+    let shared = test.iter().filter(|r| seen.contains(&r.text[..])).count();
+    let note = format!(
+        "{shared} of the {} test reviews of {} are word for word among the {} training \
+         reviews of {}",
+        test.len(),
+        test_path.display(),
+        train.len(),
+        train_path.display()
+    );
+    (shared, note)
+}
+
+/// A warning when under a tenth of `reviews` carry one of the labels: always
+/// answering the other one then scores over 90%.
+fn one_sided_warning(path: &Path, reviews: &[Review], what: &str) -> Option<String> {
+    let positive = reviews.iter().filter(|r| r.label == 1).count();
+    let share = positive as f64 / reviews.len().max(1) as f64;
     (!(0.1..=0.9).contains(&share)).then(|| {
         format!(
-            "{}: {positive} of the {} training reviews are positive ({:.1}%); \
+            "{}: {positive} of the {} {what} are positive ({:.1}%); \
              accuracy on such one-sided data says little: give both labels in fair numbers",
             path.display(),
-            train.len(),
+            reviews.len(),
             100.0 * share
         )
     })
@@ -639,6 +672,9 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
 pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<LengthStats> {
     ensure!(maxlen > 0, "--maxlen must be at least 1");
     let reviews = load_nonempty_reviews(path)?;
+    if let Some(warning) = one_sided_warning(path, &reviews, "reviews") {
+        eprintln!("warning: {warning}");
+    }
     let encoded = if chars {
         let input = char_input();
         let table = input.char_table().context("char input")??;
@@ -677,14 +713,15 @@ mod tests {
     #[test]
     fn one_sided_training_reviews_are_warned_about() {
         let path = Path::new("reviews.jsonl");
-        let warning = one_sided_warning(path, &reviews(1, 99)).expect("1% positive warns");
+        let warning = one_sided_warning(path, &reviews(1, 99), "training reviews")
+            .expect("1% positive warns");
         assert!(
             warning.contains("reviews.jsonl") && warning.contains("1 of the 100"),
             "{warning}"
         );
-        assert!(one_sided_warning(path, &reviews(95, 5)).is_some());
-        assert!(one_sided_warning(path, &reviews(10, 90)).is_none());
-        assert!(one_sided_warning(path, &reviews(50, 50)).is_none());
+        assert!(one_sided_warning(path, &reviews(95, 5), "training reviews").is_some());
+        assert!(one_sided_warning(path, &reviews(10, 90), "training reviews").is_none());
+        assert!(one_sided_warning(path, &reviews(50, 50), "training reviews").is_none());
     }
 
     #[test]
@@ -720,6 +757,39 @@ mod tests {
         );
         job.keep_best = false;
         assert!(split_three_ways(&job, &train, Some(&test)).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn a_test_set_of_the_training_reviews_under_another_name_is_refused() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let jsonl: String = (0..20)
+            .map(|i| format!("{{\"label\": {}, \"text\": \"film number {i}\"}}\n", i % 2))
+            .collect();
+        let csv: String = std::iter::once("review,sentiment\n".to_string())
+            .chain((0..20).map(|i| format!("film number {i},{}\n", i % 2)))
+            .collect();
+        let (train, copy) = (dir.path().join("train.jsonl"), dir.path().join("copy.csv"));
+        std::fs::write(&train, jsonl)?;
+        std::fs::write(&copy, csv)?;
+        let job = TrainJob::new(
+            "w",
+            Preset::W,
+            super::super::DataSource::Reviews {
+                train: train.clone(),
+                test: Some(copy.clone()),
+            },
+            dir.path().join("out"),
+        );
+        let Err(err) = split_three_ways(&job, &train, Some(&copy)) else {
+            panic!("the training reviews were accepted as the test set");
+        };
+        let err = format!("{err:#}");
+        // 16 train, 4 validate: those 4 are the only test reviews not trained on.
+        assert!(
+            err.contains("16 of the 20 test reviews of") && err.contains("copy.csv"),
+            "{err}"
+        );
         Ok(())
     }
 
