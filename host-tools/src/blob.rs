@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use lstm_edge_runtime::format::Params;
+use lstm_edge_runtime::format::{Params, MAGIC};
 use lstm_edge_runtime::Model;
 use lstm_edge_trainer::pipeline::{in_model_dir, INT_BLOB_FILE};
 
@@ -51,10 +51,17 @@ impl BlobFile {
 
     /// The decoded model, borrowing from the bytes.
     pub fn model(&self) -> Result<Model<'_>> {
+        let path = self.path.display();
+        anyhow::ensure!(
+            self.bytes.starts_with(&MAGIC),
+            "{path} is not an lstm-edge model blob (those start with {:?}): pass a model.blob or \
+             model-f32.blob, or a model directory; an ONNX model goes through `lstm-edge import` first",
+            String::from_utf8_lossy(&MAGIC)
+        );
         Model::from_bytes(&self.bytes).map_err(|err| {
             anyhow::anyhow!(
-                "{} is not a valid lstm-edge model blob: {err} (rebuild it with `lstm-edge quantize`, or pass a .blob file, not the .onnx)",
-                self.path.display()
+                "{path} is a damaged lstm-edge model blob: {err}; copy it again from where it came \
+                 from, or rebuild it from its checkpoint with `lstm-edge quantize`"
             )
         })
     }
@@ -72,6 +79,11 @@ impl BlobFile {
 /// integer blob.
 fn resolve(path: &Path) -> Result<PathBuf> {
     let blob = in_model_dir(path, INT_BLOB_FILE);
+    anyhow::ensure!(
+        !blob.is_dir(),
+        "{} is a directory, not a blob file: pass a model directory or a .blob file",
+        blob.display()
+    );
     anyhow::ensure!(
         !path.is_dir() || blob.is_file(),
         "{} is a directory without {INT_BLOB_FILE}: pass a model directory written by `lstm-edge train` or `lstm-edge quantize`, or a .blob file",
@@ -91,6 +103,32 @@ mod tests {
         std::fs::write(&blob, b"x").unwrap();
         assert_eq!(resolve(dir.path()).unwrap(), blob);
         assert_eq!(resolve(&blob).unwrap(), blob);
+    }
+
+    #[test]
+    fn a_file_that_is_no_blob_is_told_from_a_damaged_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let (onnx, cut) = (dir.path().join("m.onnx"), dir.path().join("cut.blob"));
+        std::fs::write(&onnx, b"\x08\x07\x12\x04onnx").unwrap();
+        std::fs::write(&cut, b"LSTE\x01").unwrap();
+        let err = BlobFile::read(&onnx).unwrap_err().to_string();
+        assert!(
+            err.contains("m.onnx is not an lstm-edge model blob (those start with \"LSTE\")")
+                && err.contains("lstm-edge import"),
+            "{err}"
+        );
+        let err = BlobFile::read(&cut).unwrap_err().to_string();
+        assert!(
+            err.contains("cut.blob is a damaged lstm-edge model blob: "),
+            "{err}"
+        );
+        let nested = dir.path().join("nested");
+        std::fs::create_dir_all(nested.join(INT_BLOB_FILE)).unwrap();
+        let err = resolve(&nested).unwrap_err().to_string();
+        assert!(
+            err.contains("model.blob is a directory, not a blob file"),
+            "{err}"
+        );
     }
 
     #[test]

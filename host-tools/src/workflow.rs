@@ -74,7 +74,8 @@ pub struct DataArgs {
     /// Text files for generator models (their last 10% of windows are evaluated).
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub corpus: Vec<PathBuf>,
-    /// Evaluate only this many reviews (a seeded sample).
+    /// Evaluate only this many reviews (a seeded sample), or a generator's first this
+    /// many held-out windows.
     #[arg(long)]
     pub limit: Option<usize>,
 }
@@ -469,6 +470,10 @@ pub struct EvalArgs {
     /// Print the evaluation as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Leave card.json and quant-error.png as they are (by default they take these
+    /// figures).
+    #[arg(long)]
+    pub no_record: bool,
 }
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
@@ -479,8 +484,18 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     } else {
         println!("{evaluation}");
     }
+    if args.no_record {
+        return Ok(());
+    }
+    pipeline::record_evaluation(&args.model, &evaluation).with_context(|| {
+        format!(
+            "the figures above are not recorded in {}: make it writable, or give --no-record",
+            args.model.display()
+        )
+    })?;
     eprintln!(
-        "note: {}'s card.json and quant-error.png now hold these figures ({}, {} samples)",
+        "note: {}'s card.json and quant-error.png now hold these figures ({}, {} samples; \
+         --no-record leaves them as they were)",
         args.model.display(),
         evaluation.data,
         evaluation.samples

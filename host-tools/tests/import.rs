@@ -295,6 +295,36 @@ fn cli_import_writes_both_blobs_that_score_text() {
         .arg("a bad idea")
         .assert()
         .success();
+    let refusal = |onnx: &Path, out: &Path| -> String {
+        let output = Command::cargo_bin("lstm-edge")
+            .unwrap()
+            .env("RUST_BACKTRACE", "0")
+            .arg("import")
+            .arg(onnx)
+            .args(["--chars", "abcdefghijklmnopqr", "--unk", "--pad", "--out"])
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8(output.stderr).unwrap()
+    };
+    // A blob is already the runtime's; an empty file is named as such.
+    let err = refusal(&out.join("model.blob"), &dir.path().join("again"));
+    assert!(
+        err.contains("model.blob is an lstm-edge model blob, not ONNX"),
+        "{err}"
+    );
+    let empty = dir.path().join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    let err = refusal(&empty, &dir.path().join("again"));
+    assert!(err.contains("empty.onnx is empty"), "{err}");
+    // A trained model's folder keeps its model: its card would describe another.
+    std::fs::write(out.join("card.json"), b"{}").unwrap();
+    let err = refusal(&fixtures().join("torch_lstm_flatten_sigmoid.onnx"), &out);
+    assert!(
+        err.contains("holds a trained model") && err.contains("give another --out"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -248,12 +248,30 @@ fn check_eval_updates_the_card(model: &Path) {
     let quantized = eval["quantized"]["loss"].as_f64().unwrap();
     assert!((loss - quantized).abs() < 0.1, "{eval}");
     // The card now holds what eval printed.
-    let card: Value =
-        serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
+    let card_text = std::fs::read_to_string(model.join("card.json")).unwrap();
+    let card: Value = serde_json::from_str(&card_text).unwrap();
     assert_eq!(
         card["metrics"]["held_out_cross_entropy_f32"],
         eval["float"]["loss"]
     );
+    // With --no-record, a look at a sample leaves the card and the plot alone.
+    let plot = std::fs::read(model.join("quant-error.png")).unwrap();
+    let sample = json_of(cli().args([
+        "eval",
+        "--json",
+        "--no-record",
+        "--limit",
+        "7",
+        "--model",
+        arg(model),
+    ]));
+    assert_eq!(sample["samples"], 7);
+    assert_ne!(sample["float"]["loss"], eval["float"]["loss"]);
+    assert_eq!(
+        std::fs::read_to_string(model.join("card.json")).unwrap(),
+        card_text
+    );
+    assert_eq!(std::fs::read(model.join("quant-error.png")).unwrap(), plot);
 }
 
 fn check_verify_agrees(model: &Path) {
@@ -762,7 +780,7 @@ fn eval_verify_export_quantize_reject_bad_input() {
     std::fs::write(broken.join("card.json"), b"{not json").unwrap();
     let err = failure(cli().args(["verify", "--model", arg(&broken)]));
     assert!(
-        err.contains("card.json") && err.contains("not a valid"),
+        err.contains("card.json: not valid JSON") && err.contains("restore the card.json"),
         "{err}"
     );
 

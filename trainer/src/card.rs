@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{anyhow, ensure, Context, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output};
 use serde::{Deserialize, Serialize};
 
@@ -145,8 +145,17 @@ impl ModelCard {
 
     /// Parses a card; `origin` (a file name) is named in errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Self> {
-        let card: ModelCard = serde_json::from_str(text)
-            .with_context(|| format!("{origin}: not a valid lstm-edge model card"))?;
+        let fix = "restore the card.json that `lstm-edge train` wrote (a copy, or a rerun of \
+                   the `command` it records)";
+        // serde would read a struct from an array too, and name the type in its message.
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| anyhow!("{origin}: not valid JSON ({e}): {fix}"))?;
+        ensure!(
+            value.is_object(),
+            "{origin}: not a model card (a JSON object is expected): {fix}"
+        );
+        let card: ModelCard = serde_json::from_value(value)
+            .map_err(|e| anyhow!("{origin}: not a valid lstm-edge model card ({e}): {fix}"))?;
         ensure!(
             card.card_version <= CARD_VERSION,
             "{origin}: card_version {} is newer than this tool reads ({CARD_VERSION}); \
@@ -217,6 +226,20 @@ mod tests {
         assert!(err.to_string().contains("newer"), "{err}");
         let err = ModelCard::from_json("{}", "x.json").unwrap_err();
         assert!(format!("{err:#}").contains("x.json"), "{err:#}");
+        for (text, what) in [
+            ("{\"name\": ", "x.json: not valid JSON (EOF while parsing"),
+            ("[]", "x.json: not a model card (a JSON object is expected)"),
+            (
+                "{}",
+                "x.json: not a valid lstm-edge model card (missing field",
+            ),
+        ] {
+            let err = format!("{:#}", ModelCard::from_json(text, "x.json").unwrap_err());
+            assert!(
+                err.starts_with(what) && err.contains("restore the card.json"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

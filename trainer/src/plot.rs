@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use anyhow::{anyhow, ensure, Result};
+use anyhow::{anyhow, ensure, Context, Result};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::train::EpochStats;
@@ -38,6 +39,13 @@ fn have_font() -> bool {
 
 fn plot_error(path: &Path, err: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing {}: {err}", path.display())
+}
+
+/// The drawing area of a `size` PNG at `path`, once the file is known to be
+/// writable: plotters would report a failed write only as its debug text.
+fn png_area(path: &Path, size: (u32, u32)) -> Result<DrawingArea<BitMapBackend<'_>, Shift>> {
+    std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(BitMapBackend::new(path, size).into_drawing_area())
 }
 
 /// Range of `values` with a margin, never empty.
@@ -118,7 +126,7 @@ fn draw_panel(
 /// `curves.png`: training and validation loss (left) and accuracy (right) per epoch.
 pub fn training_curves(history: &[EpochStats], path: &Path) -> Result<()> {
     ensure!(!history.is_empty(), "no epochs to plot");
-    let root = BitMapBackend::new(path, (1100, 420)).into_drawing_area();
+    let root = png_area(path, (1100, 420))?;
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let (left, right) = root.split_horizontally(550);
     let pick = |f: &dyn Fn(&EpochStats) -> Option<f64>| -> Vec<(f64, f64)> {
@@ -168,7 +176,7 @@ pub fn quantization_error(abs_diffs: &[f64], path: &Path) -> Result<()> {
     ensure!(!abs_diffs.is_empty(), "no output differences to plot");
     let (width, counts) = histogram(abs_diffs, 40);
     let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
-    let root = BitMapBackend::new(path, (800, 480)).into_drawing_area();
+    let root = png_area(path, (800, 480))?;
     root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let text = have_font();
     let mut builder = ChartBuilder::on(&root);

@@ -536,12 +536,31 @@ pub struct ImportArgs {
 
 /// Runs `lstm-edge import`.
 pub fn run(args: &ImportArgs) -> Result<()> {
+    let card = args.out.join(lstm_edge_trainer::pipeline::CARD_FILE);
+    ensure!(
+        !card.is_file(),
+        "{} holds a trained model ({} is there): import would replace its blobs and leave its \
+         card and ONNX describing a model that is gone; give another --out",
+        args.out.display(),
+        card.display()
+    );
     let onnx = std::fs::read(&args.model).with_context(|| {
         format!(
             "cannot read ONNX model {}: check the path",
             args.model.display()
         )
     })?;
+    ensure!(
+        !onnx.is_empty(),
+        "{} is empty: give an ONNX model file",
+        args.model.display()
+    );
+    ensure!(
+        !onnx.starts_with(&lstm_edge_runtime::format::MAGIC),
+        "{} is an lstm-edge model blob, not ONNX: it needs no import (`lstm-edge score` or \
+         `generate` read it as it is)",
+        args.model.display()
+    );
     let tokens = match (&args.chars, &args.vocab) {
         (Some(chars), None) => TokenTable::Chars {
             table: chars_to_latin1(chars)?,
@@ -552,8 +571,11 @@ pub fn run(args: &ImportArgs) -> Result<()> {
         (None, Some(path)) => TokenTable::vocab_file(path)?,
         _ => bail!("give either --chars or --vocab: the ONNX model has no tokenizer"),
     };
+    let vocab = args.vocab.as_ref().map_or(String::new(), |path| {
+        format!(" with the vocab {}", path.display())
+    });
     let imported = import(&onnx, &tokens)
-        .with_context(|| format!("cannot import {}", args.model.display()))?;
+        .with_context(|| format!("cannot import {}{vocab}", args.model.display()))?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
     let summary = imported.summary();

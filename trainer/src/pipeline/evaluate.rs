@@ -388,13 +388,20 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
                 hp.window_step,
                 CORPUS_HELD_OUT,
             )?;
+            let held_out = windows.held_out();
+            let (held_out, first) = match limit {
+                Some(n) if n < held_out.len() => {
+                    (held_out.start..held_out.start + n, format!("first {n} of the "))
+                }
+                _ => (held_out, String::new()),
+            };
             let name = format!(
-                "last {:.0}% of the {}-char windows of {}",
+                "{first}last {:.0}% of the {}-char windows of {}",
                 CORPUS_HELD_OUT * 100.0,
                 hp.maxlen,
                 describe_paths(&corpus).join(", ")
             );
-            Ok((eval_set_from_windows(&windows, windows.held_out()), name))
+            Ok((eval_set_from_windows(&windows, held_out), name))
         }
         (true, _, _) => bail!(
             "{} is a sentiment model: evaluate it on labelled reviews with --test PATH, not --corpus",
@@ -418,20 +425,24 @@ pub fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
     })
 }
 
-/// Re-evaluates the model in `dir` on `data` (or its recorded test data), updates its card
-/// and its error histogram, and returns the figures.
+/// Evaluates the model in `dir` on `data` (or its recorded test data); nothing is
+/// written ([`record_evaluation`] keeps the figures).
 pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
-    let mut card = TrainedCard::read(dir)?;
+    let card = TrainedCard::read(dir)?;
     let f32_blob = read_model_file(dir, F32_BLOB_FILE)?;
     let int_blob = read_model_file(dir, INT_BLOB_FILE)?;
     check_blobs_match_card(dir, &card, &f32_blob, &int_blob)?;
     let (set, name) = eval_set_for(dir, &card, data)?;
-    let evaluation = evaluate_blobs(&f32_blob, &int_blob, &set, &name, progress)?;
-    plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))?;
+    evaluate_blobs(&f32_blob, &int_blob, &set, &name, progress)
+}
+
+/// Puts `evaluation`'s figures into the card of `dir` and redraws its error histogram.
+pub fn record_evaluation(dir: &Path, evaluation: &Evaluation) -> Result<()> {
+    let mut card = TrainedCard::read(dir)?;
     let sentiment = card.card.dims.output == Output::Sigmoid;
-    card.set_metrics(&evaluation, sentiment);
+    card.set_metrics(evaluation, sentiment);
     card.write(dir)?;
-    Ok(evaluation)
+    plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))
 }
 
 /// What a card, a blob and a checkpoint must agree on to hold one model.

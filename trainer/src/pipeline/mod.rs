@@ -13,7 +13,8 @@ mod prepare;
 pub use card::{FileStamp, JobRecord, LengthRecord, ModelFile, ModelFiles, TrainedCard};
 pub use evaluate::{
     check_blobs_match_card, check_same_model, eval, eval_set_for, evaluate_blobs, read_model_file,
-    tokenize_with_blob, verify_sequences, BlobMetrics, EvalData, EvalSet, Evaluation,
+    record_evaluation, tokenize_with_blob, verify_sequences, BlobMetrics, EvalData, EvalSet,
+    Evaluation,
 };
 pub use prepare::length_stats;
 
