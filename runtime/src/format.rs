@@ -298,9 +298,10 @@ impl Rescale {
         Self::apply_parts(x, self.mult, self.shift)
     }
 
-    /// [`Rescale::apply`] of `Rescale { mult, shift }`; `shift` must be in 1..=62.
+    /// [`Rescale::apply`] of `Rescale { mult, shift }`; `shift` must be in 1..=62
+    /// (which [`Rescale::new`] and the blob checks hold to).
     #[inline(always)]
-    pub fn apply_parts(x: i32, mult: i32, shift: u8) -> i32 {
+    pub(crate) fn apply_parts(x: i32, mult: i32, shift: u8) -> i32 {
         let product = x as i64 * mult as i64;
         if shift > 32 {
             // The common case (multipliers below 1/4). The rounding term
@@ -364,6 +365,9 @@ impl Rescale {
 /// turn (`[g0 c0..3][g1 c0..3]...[g0 c4..7]...`). The last `hidden % 4` columns
 /// follow, one run per gate. `row` is `gate * hidden + j`, ONNX's order.
 pub const fn unit_major_index(gates: usize, hidden: usize, row: usize, col: usize) -> usize {
+    if hidden == 0 {
+        return 0;
+    }
     let (gate, unit) = (row / hidden, row % hidden);
     let grouped = hidden / 4 * 4;
     let base = unit * gates * hidden;
@@ -524,7 +528,7 @@ impl Dims {
 
     /// Rows of `W` and `R`.
     pub fn rows(&self) -> usize {
-        self.gates * self.hidden
+        self.gates.wrapping_mul(self.hidden)
     }
 
     /// The largest pre-shift of `W·x` this input allows: a word's `x·W` sums `input`

@@ -285,3 +285,34 @@ fn generator_f32_blob(cell: Cell, seed: u64) -> Vec<u8> {
     .f32_blob()
     .unwrap()
 }
+
+/// The kernels' row and head methods are public through [`Numeric`]: indices and
+/// sizes far out of range give empty rows and zero sums, never an overflow panic
+/// (tests build with overflow checks on).
+#[test]
+fn kernel_methods_take_out_of_range_rows_without_a_panic() {
+    fn probe<N: Numeric>(blob: &[u8], h: &[N::Act]) {
+        let model = Model::from_bytes(blob).unwrap();
+        let weights = N::weights(&model.body().params).unwrap();
+        let mut dims = model.dims();
+        for row in [usize::MAX, usize::MAX / 2, usize::MAX / 8, 1 << 40] {
+            let _ = N::embedding_row(&weights, &dims, row);
+            let _ = N::head_dot(&weights, &dims, row, 0, h);
+            let _ = N::head_dot(&weights, &dims, 0, row, h);
+        }
+        dims.features = usize::MAX;
+        dims.input = usize::MAX;
+        let _ = N::embedding_row(&weights, &dims, 3);
+        let _ = N::head_dot(&weights, &dims, 2, 1, h);
+        dims.gates = usize::MAX;
+        let _ = dims.rows();
+    }
+    for (name, blob) in small_blobs() {
+        if name.ends_with("int") {
+            probe::<Int>(&blob, &[0; 4]);
+        } else {
+            probe::<F32>(&blob, &[0.0; 4]);
+        }
+    }
+    assert_eq!(lstm_edge_runtime::format::unit_major_index(4, 0, 5, 1), 0);
+}

@@ -1,7 +1,7 @@
 //! The f32 path, for hosts and FPU cores. `libm` gives correctly rounded-ish
 //! exp/tanh (musl's), which keeps 400-step runs within 1e-5 of f64.
 
-use super::{argmax, Numeric, Token};
+use super::{argmax, flat_index, span, Numeric, Token};
 use crate::format::{Dims, FloatParams, Params};
 use crate::sample::{Rng, Temperature};
 use crate::Error;
@@ -12,17 +12,15 @@ pub enum F32 {}
 
 #[inline(always)]
 fn le_f32(bytes: &[u8], index: usize) -> f32 {
-    bytes
-        .get(index * 4..index * 4 + 4)
-        .and_then(|b| b.try_into().ok())
+    span(bytes, index.wrapping_mul(4), 4)
+        .try_into()
         .map_or(0.0, f32::from_le_bytes)
 }
 
 #[inline(always)]
 fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
-    bytes
-        .get(row * width * 4..(row + 1) * width * 4)
-        .unwrap_or(&[])
+    let row_bytes = width.wrapping_mul(4);
+    span(bytes, flat_index(row, row_bytes, 0), row_bytes)
 }
 
 /// Independent partial sums, so the compiler can keep them in vector registers
@@ -72,7 +70,7 @@ pub struct FloatStep<'a> {
 #[inline(always)]
 fn input_pre(w: &FloatParams<'_>, dims: &Dims, row: usize, x: Token<'_>) -> f32 {
     let wx = match x {
-        Token::OneHot(id) => le_f32(w.w, row * dims.input + id),
+        Token::OneHot(id) => le_f32(w.w, flat_index(row, dims.input, id)),
         Token::Vector { row: e, .. } => dot_bytes(row_of(w.w, row, dims.input), e),
     };
     wx + le_f32(w.wb, row)
@@ -175,8 +173,8 @@ impl Numeric for F32 {
 
     #[inline(always)]
     fn head_dot(w: &FloatParams<'_>, dims: &Dims, row: usize, offset: usize, h: &[f32]) -> f32 {
-        let start = (row * dims.features + offset) * 4;
-        let weights = w.head_w.get(start..start + h.len() * 4).unwrap_or(&[]);
+        let start = flat_index(row, dims.features, offset).wrapping_mul(4);
+        let weights = span(w.head_w, start, h.len().wrapping_mul(4));
         dot(weights, h)
     }
 

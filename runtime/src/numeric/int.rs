@@ -3,7 +3,7 @@
 //! blob gives bit-identical results on any core, FPU or not.
 
 use super::tables::{EXP2_Q30, SIGMOID_Q15};
-use super::{argmax, Numeric, Token};
+use super::{argmax, flat_index, span, Numeric, Token};
 use crate::format::{scale_q32, Dims, IntParams, Params, Rescale, RowConsts, ONE_HOT};
 use crate::sample::{Rng, Temperature};
 use crate::Error;
@@ -479,7 +479,7 @@ fn dot_i8_i8(w: &[u8], x: &[u8]) -> i32 {
 
 #[inline(always)]
 fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
-    bytes.get(row * width..(row + 1) * width).unwrap_or(&[])
+    span(bytes, flat_index(row, width, 0), width)
 }
 
 /// [`Numeric::unit_pres`] on Cortex-M: the unit's recurrent sums, input
@@ -698,8 +698,7 @@ impl Numeric for Int {
 
     #[inline(always)]
     fn head_dot(w: &IntParams<'_>, dims: &Dims, row: usize, offset: usize, h: &[i16]) -> i64 {
-        let start = row * dims.features + offset;
-        let weights = w.head_w.get(start..start + h.len()).unwrap_or(&[]);
+        let weights = span(w.head_w, flat_index(row, dims.features, offset), h.len());
         let scale = Rescale::read_checked_list(w.head_scale, row);
         scale.apply(dot_i8_i16(weights, h)) as i64
     }
@@ -707,10 +706,7 @@ impl Numeric for Int {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     #[inline(always)]
     fn head_dot2(w: &IntParams<'_>, dims: &Dims, row: usize, h: &[i16]) -> (i64, i64) {
-        let weights = |row: usize| {
-            let start = row * dims.features;
-            w.head_w.get(start..start + h.len()).unwrap_or(&[])
-        };
+        let weights = |row: usize| span(w.head_w, flat_index(row, dims.features, 0), h.len());
         let (a, b) = super::dsp::dot2_i8_i16(weights(row), weights(row + 1), h);
         let scale = |row: usize| Rescale::read_checked_list(w.head_scale, row);
         (scale(row).apply(a) as i64, scale(row + 1).apply(b) as i64)
@@ -725,7 +721,7 @@ impl Numeric for Int {
         let mut sums = [0i32; CHUNK];
         for (index, chunk) in out.chunks_mut(CHUNK).enumerate() {
             let first = index * CHUNK;
-            let rows = w.head_w.get(first * width..).unwrap_or(&[]);
+            let rows = w.head_w.get(flat_index(first, width, 0)..).unwrap_or(&[]);
             let sums = sums.get_mut(..chunk.len()).unwrap_or(&mut []);
             if h.len() == width && super::x86::rows_dot_i8_i16(rows, width, h, sums) {
                 for (k, (logit, &sum)) in chunk.iter_mut().zip(sums.iter()).enumerate() {

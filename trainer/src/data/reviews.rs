@@ -90,7 +90,7 @@ pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     Ok(reader)
 }
 
-/// The whole of a text file, as [`open_text`] reads it (a `.gz` one unpacked, past a
+/// The whole of a text file, read as review and corpus files are (a `.gz` one unpacked, past a
 /// UTF-8 byte-order mark; UTF-16 and packed files refused by name).
 pub fn read_text(path: &Path) -> Result<Vec<u8>> {
     let mut text = Vec::new();
