@@ -231,6 +231,10 @@ fn score(args: ScoreArgs) -> Result<()> {
 }
 
 fn generate(args: &GenerateArgs) -> Result<()> {
+    ensure!(
+        args.length > 0,
+        "--length 0 generates nothing: give at least 1 char"
+    );
     let blob = BlobFile::read(&args.model)?;
     let options = infer::GenerateOptions {
         temperature: args.temperature,

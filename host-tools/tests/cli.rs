@@ -293,6 +293,17 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         "{err}"
     );
 
+    let err = stderr_of(lstm_edge().args([
+        "generate",
+        "-m",
+        arg(&m.gen_int),
+        "-p",
+        "a",
+        "--length",
+        "0",
+    ]));
+    assert!(err.contains("--length 0 generates nothing"), "{err}");
+
     let err = stderr_of(lstm_edge().args(["generate", "-m", arg(&m.sentiment), "-p", "x"]));
     assert!(
         err.contains("sentiment") && err.contains("lstm-edge score"),

@@ -346,12 +346,14 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<LoadedReviews> 
     Ok(loaded)
 }
 
-/// `positive`/`negative` (any case, spaces around allowed) or `1`/`0`.
+/// `positive`/`negative` or `true`/`false` (any case, spaces around allowed), or
+/// `1`/`0`: what a JSONL label may be, in a CSV field too.
 fn label_of(text: &[u8]) -> Option<u8> {
     let text = text.trim_ascii();
-    if text.eq_ignore_ascii_case(b"positive") || text == b"1" {
+    let is = |word: &[u8]| text.eq_ignore_ascii_case(word);
+    if is(b"positive") || is(b"true") || text == b"1" {
         Some(1)
-    } else if text.eq_ignore_ascii_case(b"negative") || text == b"0" {
+    } else if is(b"negative") || is(b"false") || text == b"0" {
         Some(0)
     } else {
         None
@@ -439,7 +441,7 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
         let sentiment = record.get(label_col).unwrap_or_default();
         let label = label_of(sentiment).with_context(|| {
             format!(
-                "{at}: field `{label_name}` must be positive/negative or 1/0, found {:?}",
+                "{at}: field `{label_name}` must be positive/negative, 1/0 or true/false, found {:?}",
                 String::from_utf8_lossy(sentiment.trim_ascii())
             )
         })?;
@@ -627,7 +629,7 @@ mod tests {
 
     #[test]
     fn csv_with_words_or_digits() {
-        let data = "review,sentiment\n\"Loved it, really.\",positive\nMeh,NEGATIVE\n\"two\nlines\",1\nx,0\n";
+        let data = "review,sentiment\n\"Loved it, really.\",positive\nMeh,NEGATIVE\n\"two\nlines\",1\nx,0\ny,True\nz, false\n";
         let reviews = read_csv(data.as_bytes(), Path::new("r.csv"))
             .unwrap()
             .reviews;
@@ -637,7 +639,9 @@ mod tests {
                 ("Loved it, really.", 1),
                 ("Meh", 0),
                 ("two\nlines", 1),
-                ("x", 0)
+                ("x", 0),
+                ("y", 1),
+                ("z", 0)
             ]
         );
         // Columns may come in any order.
@@ -656,7 +660,7 @@ mod tests {
         .unwrap_err();
         assert!(
             err.to_string().contains(
-                "r.csv:5: field `sentiment` must be positive/negative or 1/0, found \"maybe\""
+                "r.csv:5: field `sentiment` must be positive/negative, 1/0 or true/false, found \"maybe\""
             ),
             "{err}"
         );

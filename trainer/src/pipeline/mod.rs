@@ -309,6 +309,15 @@ fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
+/// Fails before training when `dir` takes no files (a read-only mount), rather than
+/// when the first epoch's checkpoint is due.
+fn check_writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(format!(".write-check.{}.tmp", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("cannot write in {}: give a writable --out", dir.display()))?;
+    remove_if_present(&probe)
+}
+
 fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -356,6 +365,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     prepare_out_dir(&job.out_dir, job.resume)?;
     std::fs::create_dir_all(&job.out_dir)
         .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
+    check_writable(&job.out_dir)?;
     if job.write_arrays {
         write_arrays(&prepared, &job.out_dir.join(ARRAYS_DIR))?;
     }
@@ -413,6 +423,12 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
 /// Refuses a job whose settings or data do not fit its preset, before loading data.
 fn check_job(job: &TrainJob) -> Result<()> {
     check_hyper(&job.hyper)?;
+    ensure!(
+        !job.name.trim().is_empty() && !job.name.chars().any(char::is_control),
+        "--name {:?} is not a model name: give one line of text (it heads the card and \
+         `inspect`)",
+        job.name
+    );
     ensure!(
         job.calibration_sequences > 0,
         "--calibration must be at least 1 (the integer blob is calibrated on training sequences)"
@@ -851,6 +867,14 @@ mod tests {
         refused(&|job| job.hyper.embed_dim = MAX_LEN + 1, "--embed-dim");
         refused(&|job| job.vocab_size = Vocab::MAX_WORDS + 1, "--vocab-size");
         refused(&|job| job.test_limit = Some(0), "--test-limit");
+        refused(
+            &|job| job.name = " ".into(),
+            "--name \" \" is not a model name",
+        );
+        refused(
+            &|job| job.name = "a\nb".into(),
+            "--name \"a\\nb\" is not a model name",
+        );
         assert!(!dir.path().join(CHECKPOINT_FILE).exists());
     }
 }
