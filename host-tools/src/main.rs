@@ -9,6 +9,7 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use lstm_edge::blob::BlobFile;
 use lstm_edge::{bench, firmware, import, infer, inspect, workflow};
+use lstm_edge_trainer::data::reviews;
 
 /// Train small recurrent text models on a workstation; run them on microcontrollers.
 #[derive(Parser)]
@@ -163,17 +164,16 @@ fn read_text(text: Option<String>, file: Option<&Path>) -> Result<Vec<u8>> {
     let bytes = match (text, file) {
         (Some(text), _) => return nonblank(text.into_bytes(), file),
         // As training reads text files: a .gz unpacked, UTF-16 and archives refused.
-        (None, Some(path)) => lstm_edge_trainer::data::reviews::read_text(path)
+        (None, Some(path)) => reviews::read_text(path)
             .with_context(|| format!("cannot read review file {}", path.display()))?,
         (None, None) => {
             let mut buf = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut buf)
                 .context("reading the review from standard input")?;
-            ensure!(
-                !(buf.starts_with(&[0xff, 0xfe]) || buf.starts_with(&[0xfe, 0xff])),
-                "standard input is UTF-16 text: give UTF-8 (e.g. through `iconv -f UTF-16 -t UTF-8`)"
-            );
+            if let Some(fix) = reviews::utf16_fix(&buf, None) {
+                bail!(fix);
+            }
             buf
         }
     };

@@ -55,9 +55,7 @@ pub fn load_reviews(path: &Path) -> Result<LoadedReviews> {
 /// other compressions, and UTF-16 text, which would otherwise be read as garbage.
 pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let gzipped = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let gzipped = is_gz(path);
     let mut reader: Box<dyn BufRead> = if gzipped {
         Box::new(BufReader::new(MultiGzDecoder::new(file)))
     } else {
@@ -76,18 +74,31 @@ pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     if let Some(fix) = archive_fix(path, head) {
         bail!(fix);
     }
-    if head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
-        bail!(
-            "{} is UTF-16 text: save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8 {} > OUT`)",
-            path.display(),
-            path.display()
-        );
+    if let Some(fix) = utf16_fix(head, Some(path)) {
+        bail!(fix);
     }
     if head.starts_with(b"\xef\xbb\xbf") {
         // A UTF-8 byte-order mark, as some Windows editors write: not text.
         reader.consume(3);
     }
     Ok(reader)
+}
+
+fn is_gz(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+/// What to do with text that starts with a UTF-16 byte-order mark, which would
+/// otherwise be read as bytes: `file`'s, or standard input's when `None`.
+pub fn utf16_fix(head: &[u8], file: Option<&Path>) -> Option<String> {
+    let (name, example) = match file {
+        Some(path) => (path.display().to_string(), path.display().to_string()),
+        None => ("standard input".into(), "FILE".into()),
+    };
+    (head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff])).then(|| {
+        format!("{name} is UTF-16 text: save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8 {example} > OUT`)")
+    })
 }
 
 /// The whole of a text file, read as review and corpus files are (a `.gz` one unpacked, past a
@@ -166,10 +177,7 @@ pub(crate) fn read_error(path: &Path, line: Option<usize>, err: anyhow::Error) -
         Some(line) => format!("{}:{line}", path.display()),
         None => path.display().to_string(),
     };
-    let hint = if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
-    {
+    let hint = if is_gz(path) {
         format!(
             " (a truncated or corrupt gzip file: `gzip -t {}` checks it; download or compress it again)",
             path.display()
