@@ -58,11 +58,16 @@ impl BlobFile {
              model-f32.blob, or a model directory; an ONNX model goes through `lstm-edge import` first",
             String::from_utf8_lossy(&MAGIC)
         );
-        Model::from_bytes(&self.bytes).map_err(|err| {
-            anyhow::anyhow!(
+        Model::from_bytes(&self.bytes).map_err(|err| match err {
+            lstm_edge_runtime::Error::UnsupportedVersion(_) => anyhow::anyhow!(
+                "{path} was written by another lstm-edge: {err}; use the lstm-edge that wrote it, \
+                 or rebuild the blob with this one (`lstm-edge quantize` from its checkpoint, or \
+                 `lstm-edge import` from its ONNX)"
+            ),
+            _ => anyhow::anyhow!(
                 "{path} is a damaged lstm-edge model blob: {err}; copy it again from where it came \
                  from, or rebuild it from its checkpoint with `lstm-edge quantize`"
-            )
+            ),
         })
     }
 
@@ -106,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_is_no_blob_is_told_from_a_damaged_blob() {
+    fn a_non_blob_a_damaged_blob_and_a_blob_directory_are_each_named() {
         let dir = tempfile::tempdir().unwrap();
         let (onnx, cut) = (dir.path().join("m.onnx"), dir.path().join("cut.blob"));
         std::fs::write(&onnx, b"\x08\x07\x12\x04onnx").unwrap();
@@ -120,6 +125,16 @@ mod tests {
         let err = BlobFile::read(&cut).unwrap_err().to_string();
         assert!(
             err.contains("cut.blob is a damaged lstm-edge model blob: "),
+            "{err}"
+        );
+        let newer = dir.path().join("newer.blob");
+        let mut header = b"LSTE".to_vec();
+        header.extend_from_slice(&(lstm_edge_runtime::format::VERSION + 1).to_le_bytes());
+        header.resize(lstm_edge_runtime::format::HEADER_LEN, 0);
+        std::fs::write(&newer, header).unwrap();
+        let err = BlobFile::read(&newer).unwrap_err().to_string();
+        assert!(
+            err.contains("newer.blob was written by another lstm-edge: unsupported model format"),
             "{err}"
         );
         let nested = dir.path().join("nested");

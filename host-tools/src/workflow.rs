@@ -84,11 +84,7 @@ impl DataArgs {
     fn eval_data(&self) -> Result<EvalData> {
         ensure!(
             self.limit != Some(0),
-            "--limit must be at least 1 (leave it out to use every review)"
-        );
-        ensure!(
-            self.limit.is_none() || self.corpus.is_empty(),
-            "--limit samples reviews; a corpus is evaluated on its last 10% of windows: drop --limit"
+            "--limit must be at least 1 (leave it out to use every review or window)"
         );
         Ok(EvalData {
             reviews: self.reviews.clone(),

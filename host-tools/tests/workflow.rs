@@ -266,6 +266,21 @@ fn check_eval_updates_the_card(model: &Path) {
         arg(model),
     ]));
     assert_eq!(sample["samples"], 7);
+    let named = json_of(
+        cli()
+            .args([
+                "eval",
+                "--json",
+                "--no-record",
+                "--limit",
+                "5",
+                "--model",
+                arg(model),
+            ])
+            .arg("--corpus")
+            .arg(data("shakespeare/shakespeare-macbeth.txt")),
+    );
+    assert_eq!(named["samples"], 5);
     assert_ne!(sample["float"]["loss"], eval["float"]["loss"]);
     assert_eq!(
         std::fs::read_to_string(model.join("card.json")).unwrap(),

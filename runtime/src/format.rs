@@ -368,14 +368,19 @@ pub const fn unit_major_index(gates: usize, hidden: usize, row: usize, col: usiz
     if hidden == 0 {
         return 0;
     }
+    // Wrapping, so that no arguments panic; a layout the format allows never wraps.
     let (gate, unit) = (row / hidden, row % hidden);
     let grouped = hidden / 4 * 4;
-    let base = unit * gates * hidden;
+    let base = unit.wrapping_mul(gates).wrapping_mul(hidden);
     if col < grouped {
-        base + (col / 4) * 4 * gates + gate * 4 + col % 4
+        base.wrapping_add((col / 4).wrapping_mul(4).wrapping_mul(gates))
+            .wrapping_add(gate.wrapping_mul(4))
+            .wrapping_add(col % 4)
     } else {
         let tail = hidden - grouped;
-        base + grouped * gates + gate * tail + (col - grouped)
+        base.wrapping_add(grouped.wrapping_mul(gates))
+            .wrapping_add(gate.wrapping_mul(tail))
+            .wrapping_add(col - grouped)
     }
 }
 

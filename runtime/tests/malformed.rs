@@ -286,33 +286,55 @@ fn generator_f32_blob(cell: Cell, seed: u64) -> Vec<u8> {
     .unwrap()
 }
 
-/// The kernels' row and head methods are public through [`Numeric`]: indices and
-/// sizes far out of range give empty rows and zero sums, never an overflow panic
-/// (tests build with overflow checks on).
+/// The kernels' methods are public through [`Numeric`]: rows, units and sizes far
+/// out of range never panic on overflow (tests build with overflow checks on); a
+/// wrapped offset reads an empty or another row, as in a release build.
 #[test]
 fn kernel_methods_take_out_of_range_rows_without_a_panic() {
-    fn probe<N: Numeric>(blob: &[u8], h: &[N::Act]) {
+    fn probe<N: Numeric>(blob: &[u8]) {
         let model = Model::from_bytes(blob).unwrap();
         let weights = N::weights(&model.body().params).unwrap();
+        let h = [N::Act::default(); 8];
+        let huge = [usize::MAX, usize::MAX / 2, usize::MAX / 8, 1 << 40, 1 << 62];
+        let mut scratch = N::Scratch::<8>::default();
+        let mut logits = [N::Logit::default(); 5];
         let mut dims = model.dims();
-        for row in [usize::MAX, usize::MAX / 2, usize::MAX / 8, 1 << 40] {
+        let steps = |dims: &lstm_edge_runtime::format::Dims, scratch: &mut N::Scratch<8>| {
+            for id in [0, 3] {
+                let x = N::embedding_row(&weights, dims, id);
+                let step = N::begin_step(&weights, dims, x, &h, scratch);
+                for unit in [0, 2].into_iter().chain(huge) {
+                    let _ = N::unit_pres::<4, 8>(&step, scratch, unit, &h);
+                    let _ = N::unit_pres::<3, 8>(&step, scratch, unit, &h);
+                }
+            }
+        };
+        for row in huge {
             let _ = N::embedding_row(&weights, &dims, row);
-            let _ = N::head_dot(&weights, &dims, row, 0, h);
-            let _ = N::head_dot(&weights, &dims, 0, row, h);
+            let _ = N::head_dot(&weights, &dims, row, 0, &h);
+            let _ = N::head_dot(&weights, &dims, 0, row, &h);
+            let _ = N::head_dot2(&weights, &dims, row, &h);
         }
-        dims.features = usize::MAX;
-        dims.input = usize::MAX;
-        let _ = N::embedding_row(&weights, &dims, 3);
-        let _ = N::head_dot(&weights, &dims, 2, 1, h);
-        dims.gates = usize::MAX;
-        let _ = dims.rows();
+        steps(&dims, &mut scratch);
+        for size in huge {
+            dims.features = size;
+            dims.input = size;
+            dims.hidden = size;
+            let _ = dims.rows();
+            let _ = N::embedding_row(&weights, &dims, 3);
+            let _ = N::head_dot(&weights, &dims, 2, 1, &h);
+            N::head_rows(&weights, &dims, &h, &mut logits);
+            steps(&dims, &mut scratch);
+        }
     }
     for (name, blob) in small_blobs() {
         if name.ends_with("int") {
-            probe::<Int>(&blob, &[0; 4]);
+            probe::<Int>(&blob);
         } else {
-            probe::<F32>(&blob, &[0.0; 4]);
+            probe::<F32>(&blob);
         }
     }
-    assert_eq!(lstm_edge_runtime::format::unit_major_index(4, 0, 5, 1), 0);
+    for (gates, hidden, row, col) in [(4, 0, 5, 1), (4, 8, 0, usize::MAX), (usize::MAX, 9, 3, 2)] {
+        let _ = lstm_edge_runtime::format::unit_major_index(gates, hidden, row, col);
+    }
 }

@@ -154,15 +154,16 @@ impl ModelCard {
             value.is_object(),
             "{origin}: not a model card (a JSON object is expected): {fix}"
         );
-        let card: ModelCard = serde_json::from_value(value)
-            .map_err(|e| anyhow!("{origin}: not a valid lstm-edge model card ({e}): {fix}"))?;
-        ensure!(
-            card.card_version <= CARD_VERSION,
-            "{origin}: card_version {} is newer than this tool reads ({CARD_VERSION}); \
-             update lstm-edge",
-            card.card_version
-        );
-        Ok(card)
+        // Before the fields: a newer card may have ones this build does not know.
+        if let Some(version) = value["card_version"].as_u64() {
+            ensure!(
+                version <= u64::from(CARD_VERSION),
+                "{origin}: card_version {version} is newer than this tool reads ({CARD_VERSION}); \
+                 update lstm-edge"
+            );
+        }
+        serde_json::from_value(value)
+            .map_err(|e| anyhow!("{origin}: not a valid lstm-edge model card ({e}): {fix}"))
     }
 
     /// Writes the card atomically (temp file, then rename).

@@ -44,7 +44,13 @@ fn plot_error(path: &Path, err: impl std::fmt::Display) -> anyhow::Error {
 /// The drawing area of a `size` PNG at `path`, once the file is known to be
 /// writable: plotters would report a failed write only as its debug text.
 fn png_area(path: &Path, size: (u32, u32)) -> Result<DrawingArea<BitMapBackend<'_>, Shift>> {
-    std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    // Opened without truncating, so a plot that then fails leaves the old one.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(BitMapBackend::new(path, size).into_drawing_area())
 }
 

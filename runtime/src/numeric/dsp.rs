@@ -255,7 +255,7 @@ impl UnitPlan {
     /// For a unit-major `r` and `h` in [`pair_layout`] order.
     #[inline(always)]
     pub fn new(r: &[u8], h: &[i16], gates: usize, hidden: usize) -> Self {
-        let block = gates * hidden;
+        let block = gates.wrapping_mul(hidden);
         let groups = hidden / 4;
         let aligned = (r.as_ptr() as usize | h.as_ptr() as usize | block).is_multiple_of(4);
         let pairs = if aligned && (gates == 3 || gates == 4) {
@@ -276,12 +276,16 @@ impl UnitPlan {
 /// Each `x` word is loaded once for all `G` gates.
 #[inline(always)]
 pub fn dot_unit<const G: usize>(plan: &UnitPlan, r: &[u8], unit: usize, x: &[i16]) -> [i32; G] {
-    let Some(w) = r.get(unit * plan.block..).and_then(|b| b.get(..plan.block)) else {
+    let Some(w) = r
+        .get(unit.wrapping_mul(plan.block)..)
+        .and_then(|b| b.get(..plan.block))
+    else {
         return [0; G];
     };
     let mut sums = [0i32; G];
     let pairs = plan.pairs;
-    let fits = w.len() >= 8 * pairs * G && x.len() >= 8 * pairs;
+    // Divided rather than multiplied, so no `pairs` overflows.
+    let fits = pairs <= w.len() / (8 * G) && pairs <= x.len() / 8;
     let aligned = (w.as_ptr() as usize | x.as_ptr() as usize).is_multiple_of(4);
     if pairs > 0 && fits && aligned {
         // SAFETY: `w` holds at least `2 * pairs * 4 * G` bytes and `x` at least

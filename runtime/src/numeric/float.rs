@@ -129,7 +129,7 @@ impl Numeric for F32 {
         unit: usize,
         h: &[f32],
     ) -> ([f32; G], [f32; G]) {
-        let row = |gate: usize| gate * step.dims.hidden + unit;
+        let row = |gate: usize| flat_index(gate, step.dims.hidden, unit);
         (
             core::array::from_fn(|gate| input_pre(&step.w, &step.dims, row(gate), step.x)),
             core::array::from_fn(|gate| hidden_pre(&step.w, &step.dims, row(gate), h)),

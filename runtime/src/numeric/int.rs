@@ -242,7 +242,7 @@ fn host_pres<const H: usize>(
             let units = wx.chunks_exact_mut(dims.gates.max(1)).take(dims.hidden);
             for (unit, out) in units.enumerate() {
                 for (gate, v) in out.iter_mut().enumerate() {
-                    let row = row_of(w.w, gate * dims.hidden + unit, dims.input);
+                    let row = row_of(w.w, flat_index(gate, dims.hidden, unit), dims.input);
                     *v = shift.apply(dot_i8_i8(row, e));
                 }
             }
@@ -296,7 +296,7 @@ fn vector_sums_x86<const H: usize>(
         return false;
     }
     let gate_sums = |g: usize| {
-        sums.get(g * dims.hidden..(g + 1) * dims.hidden)
+        sums.get(flat_index(g, dims.hidden, 0)..flat_index(g.wrapping_add(1), dims.hidden, 0))
             .unwrap_or(&[])
     };
     if gates == 4 {
@@ -315,7 +315,11 @@ fn vector_sums_x86<const H: usize>(
     let wx = s.wx.as_flattened_mut();
     for (unit, out) in wx.chunks_exact_mut(gates).take(dims.hidden).enumerate() {
         for (gate, v) in out.iter_mut().enumerate() {
-            *v = shift.apply(sums.get(gate * dims.hidden + unit).copied().unwrap_or(0));
+            *v = shift.apply(
+                sums.get(flat_index(gate, dims.hidden, unit))
+                    .copied()
+                    .unwrap_or(0),
+            );
         }
     }
     true
@@ -387,7 +391,7 @@ fn portable_unit_sums<const G: usize, const H: usize>(
     repeat_groups(h, G, repeated);
     let (x_groups, x_tail) = h.as_chunks::<4>();
     for (unit, sums) in out.iter_mut().enumerate().take(hidden) {
-        let block = row_of(r, unit, G * hidden);
+        let block = row_of(r, unit, G.wrapping_mul(hidden));
         let whole = match G {
             4 => dot_repeated::<16>(block, repeated),
             _ => dot_repeated::<12>(block, repeated),
@@ -494,7 +498,7 @@ fn device_unit_pres<const G: usize>(
     let sums = dot_unit::<G>(&step.plan, step.r, unit, h);
     let Some(consts) = step
         .units
-        .get(unit * G..)
+        .get(unit.wrapping_mul(G)..)
         .and_then(|c| c.first_chunk::<G>())
     else {
         return ([0; G], [0; G]);
@@ -502,11 +506,11 @@ fn device_unit_pres<const G: usize>(
     let wx: [i32; G] = match step.x {
         Token::OneHot(_) => step
             .w_token
-            .get(unit * G..)
+            .get(unit.wrapping_mul(G)..)
             .and_then(|w| w.first_chunk::<G>())
             .map_or([0; G], |w| w.map(|b| step.shift.one_hot(b))),
         Token::Vector { row: e, .. } => core::array::from_fn(|gate| {
-            let row = row_of(step.w, gate * step.hidden + unit, step.input);
+            let row = row_of(step.w, flat_index(gate, step.hidden, unit), step.input);
             step.shift.apply(dot_i8_i8(row, e))
         }),
     };
@@ -605,7 +609,7 @@ impl Numeric for Int {
         #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
         {
             let at = |rows: &[i32]| {
-                rows.get(unit * G..)
+                rows.get(unit.wrapping_mul(G)..)
                     .and_then(|r| r.first_chunk::<G>())
                     .copied()
                     .unwrap_or([0; G])
@@ -707,9 +711,10 @@ impl Numeric for Int {
     #[inline(always)]
     fn head_dot2(w: &IntParams<'_>, dims: &Dims, row: usize, h: &[i16]) -> (i64, i64) {
         let weights = |row: usize| span(w.head_w, flat_index(row, dims.features, 0), h.len());
-        let (a, b) = super::dsp::dot2_i8_i16(weights(row), weights(row + 1), h);
+        let next = row.wrapping_add(1);
+        let (a, b) = super::dsp::dot2_i8_i16(weights(row), weights(next), h);
         let scale = |row: usize| Rescale::read_checked_list(w.head_scale, row);
-        (scale(row).apply(a) as i64, scale(row + 1).apply(b) as i64)
+        (scale(row).apply(a) as i64, scale(next).apply(b) as i64)
     }
 
     /// All rows in one kernel call per 64 rows on x86-64 hosts.

@@ -143,7 +143,7 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     ) -> (Self::Logit, Self::Logit) {
         (
             Self::head_dot(w, dims, row, 0, h),
-            Self::head_dot(w, dims, row + 1, 0, h),
+            Self::head_dot(w, dims, row.wrapping_add(1), 0, h),
         )
     }
     /// [`Numeric::head_dot`] of every row `0..out.len()` over the whole of

@@ -16,9 +16,11 @@ pub fn read_corpus<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<u8>> {
     let mut text = Vec::new();
     for path in paths {
         let path = path.as_ref();
-        let file = super::reviews::read_text(path)?;
+        let start = text.len();
+        std::io::Read::read_to_end(&mut super::reviews::open_text(path)?, &mut text)
+            .map_err(|e| super::reviews::read_error(path, None, e.into()))?;
         // Text never holds NUL; binary data does, and would train as symbols.
-        if let Some(at) = file.iter().position(|&b| b == 0) {
+        if let Some(at) = text[start..].iter().position(|&b| b == 0) {
             bail!(
                 "{} holds a NUL byte (at byte {}): it is binary data, not text; give plain text \
                  files (Latin-1 or UTF-8)",
@@ -26,7 +28,6 @@ pub fn read_corpus<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<u8>> {
                 at + 1
             );
         }
-        text.extend_from_slice(&file);
     }
     if text.is_empty() {
         let names: Vec<String> = paths

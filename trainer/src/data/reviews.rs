@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 
@@ -40,7 +40,18 @@ pub fn load_reviews(path: &Path) -> Result<LoadedReviews> {
     } else if !path.exists() {
         bail!("review data {} does not exist", path.display())
     } else {
-        // A download still packed (`.csv.xz`, `.zip`) gets the command that unpacks it.
+        // A download still packed (`.csv.xz`, `.zip`) gets the command that unpacks it;
+        // gzip is read directly, once the name says which format it holds.
+        let mut magic = [0u8; 2];
+        let gzip = File::open(path)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok_and(|()| magic == [0x1f, 0x8b]);
+        ensure!(
+            !gzip,
+            "{} is gzip-compressed review data: name it NAME.jsonl.gz or NAME.csv.gz, after \
+             the format of its lines",
+            path.display()
+        );
         open_text(path)?;
         bail!(
             "cannot tell the format of review data {}: expected a directory in the aclImdb \
@@ -92,13 +103,16 @@ fn is_gz(path: &Path) -> bool {
 /// What to do with text that starts with a UTF-16 byte-order mark, which would
 /// otherwise be read as bytes: `file`'s, or standard input's when `None`.
 pub fn utf16_fix(head: &[u8], file: Option<&Path>) -> Option<String> {
+    if !(head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff])) {
+        return None;
+    }
     let (name, example) = match file {
         Some(path) => (path.display().to_string(), path.display().to_string()),
         None => ("standard input".into(), "FILE".into()),
     };
-    (head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff])).then(|| {
-        format!("{name} is UTF-16 text: save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8 {example} > OUT`)")
-    })
+    Some(format!(
+        "{name} is UTF-16 text: save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8 {example} > OUT`)"
+    ))
 }
 
 /// The whole of a text file, read as review and corpus files are (a `.gz` one unpacked, past a
@@ -292,8 +306,9 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<LoadedReviews> 
     for (index, line) in reader.split(b'\n').enumerate() {
         let at = format!("{}:{}", source.display(), index + 1);
         let mut line = line.map_err(|e| read_error(source, Some(index + 1), e.into()))?;
-        if index == 0 && line.starts_with(b"\xef\xbb\xbf") {
-            // A byte-order mark, as some Windows editors write.
+        if line.starts_with(b"\xef\xbb\xbf") {
+            // A byte-order mark, as some Windows editors write (on a later line
+            // when files were joined with `cat`).
             line.drain(..3);
         }
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -316,7 +331,7 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<LoadedReviews> 
             };
             bail!(
                 "{at}: not a JSON object (it starts `{}`); {JSONL_SHAPE}{array}",
-                excerpt(start, 12)
+                excerpt(start.trim_ascii_end(), 12)
             );
         }
         let record: JsonReview = serde_json::from_slice(&line).map_err(|e| {
@@ -340,7 +355,7 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<LoadedReviews> 
         }
         .with_context(|| {
             format!(
-                "{at}: field `label` must be 0 or 1 (or \"positive\"/\"negative\"), found {}",
+                "{at}: field `label` must be 0 or 1, true or false, or \"positive\"/\"negative\", found {}",
                 record.label
             )
         })?;
@@ -423,7 +438,7 @@ fn merged_row_line(text: &[u8]) -> Option<(usize, String)> {
 
 /// Reads CSV with a header naming a `review` and a `sentiment` column (the Kaggle "IMDB
 /// Dataset.csv" layout), or `text` and `label` as in the JSONL files; sentiment is
-/// `positive`/`negative` (any case) or `1`/`0`.
+/// `positive`/`negative` or `true`/`false` (any case), or `1`/`0`.
 pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
     let mut csv = csv::ReaderBuilder::new().from_reader(LineEnds::new(reader));
     let headers = csv
@@ -617,7 +632,7 @@ mod tests {
         let err = read("{\"label\": 1, \"text\": \"a\"}\n{\"label\": 2, \"text\": \"b\"}\n");
         assert!(
             format!("{err:#}").contains(
-                "bad.jsonl:2: field `label` must be 0 or 1 (or \"positive\"/\"negative\"), found 2"
+                "bad.jsonl:2: field `label` must be 0 or 1, true or false, or \"positive\"/\"negative\", found 2"
             ),
             "{err:#}"
         );
@@ -803,6 +818,15 @@ mod tests {
                 "{err:#}"
             );
         }
+        let err =
+            read_jsonl(&b"{\"label\": 1, \"text\": \"a\"}\r\nnull\r\n"[..], source).unwrap_err();
+        assert!(format!("{err:#}").contains("(it starts `null`)"), "{err:#}");
+        // Files joined with `cat` carry a byte-order mark on a later line too.
+        let joined = "{\"label\": 1, \"text\": \"a\"}\n\u{feff}{\"label\": 0, \"text\": \"b\"}\n";
+        assert_eq!(
+            read_jsonl(joined.as_bytes(), source).unwrap().reviews.len(),
+            2
+        );
         let old_mac = "{\"label\": 1, \"text\": \"a\"}\r{\"label\": 0, \"text\": \"b\"}\r";
         let err = read_jsonl(old_mac.as_bytes(), source).unwrap_err();
         assert!(format!("{err:#}").contains("with CR alone"), "{err:#}");
@@ -852,6 +876,13 @@ mod tests {
         let err = open_text(&xz).err().unwrap().to_string();
         let plain = dir.path().join("v.txt");
         assert!(err.contains(&format!("> {}`", plain.display())), "{err}");
+        let dat = dir.path().join("reviews.dat");
+        std::fs::write(&dat, &zipped).unwrap();
+        let err = load_reviews(&dat).unwrap_err().to_string();
+        assert!(
+            err.contains("name it NAME.jsonl.gz or NAME.csv.gz"),
+            "{err}"
+        );
         let hidden_xz = dir.path().join("h.csv");
         std::fs::write(&hidden_xz, b"\xfd7zXZ\0\0\x04").unwrap();
         let err = load_reviews(&hidden_xz).unwrap_err().to_string();

@@ -441,8 +441,9 @@ pub fn record_evaluation(dir: &Path, evaluation: &Evaluation) -> Result<()> {
     let mut card = TrainedCard::read(dir)?;
     let sentiment = card.card.dims.output == Output::Sigmoid;
     card.set_metrics(evaluation, sentiment);
-    card.write(dir)?;
-    plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))
+    // The plot first: a card holds figures only when everything was recorded.
+    plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))?;
+    card.write(dir)
 }
 
 /// What a card, a blob and a checkpoint must agree on to hold one model.

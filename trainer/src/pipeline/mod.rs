@@ -425,8 +425,8 @@ fn check_job(job: &TrainJob) -> Result<()> {
     check_hyper(&job.hyper)?;
     ensure!(
         !job.name.trim().is_empty() && !job.name.chars().any(char::is_control),
-        "--name {:?} is not a model name: give one line of text (it heads the card and \
-         `inspect`)",
+        "the model name {:?} (from --name, or else --out's folder name) is blank or holds \
+         a control char such as a line end or tab: give --name with one line of text",
         job.name
     );
     ensure!(
@@ -869,11 +869,11 @@ mod tests {
         refused(&|job| job.test_limit = Some(0), "--test-limit");
         refused(
             &|job| job.name = " ".into(),
-            "--name \" \" is not a model name",
+            "the model name \" \" (from --name",
         );
         refused(
             &|job| job.name = "a\nb".into(),
-            "--name \"a\\nb\" is not a model name",
+            "the model name \"a\\nb\" (from --name",
         );
         assert!(!dir.path().join(CHECKPOINT_FILE).exists());
     }

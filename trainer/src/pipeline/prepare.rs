@@ -360,6 +360,18 @@ fn split_three_ways(
         );
     }
     let explicit_test = test_path.map(load_nonempty_reviews).transpose()?;
+    if let (Some(test), Some(test_path)) = (&explicit_test, test_path) {
+        // Against the whole file, whatever share of it --limit then trains on.
+        let (shared, note) = shared_texts(&pool, test, train_path, test_path);
+        ensure!(
+            shared * 2 <= test.len(),
+            "{note}: a test set must be reviews the model never trained on; give another \
+             --test, or leave it out to hold out a share of --train"
+        );
+        if shared > 0 && job.progress {
+            eprintln!("note: {note}; scores on those are not held out");
+        }
+    }
     let has_test = explicit_test.is_some();
     let split = split_reviews(
         pool,
@@ -406,17 +418,6 @@ fn split_three_ways(
     if let Some(warning) = one_sided_warning(train_path, &train, "training reviews") {
         eprintln!("warning: {warning}");
     }
-    if let Some(test_path) = test_path {
-        let (shared, note) = shared_texts(&train, &test, train_path, test_path);
-        ensure!(
-            shared * 2 <= test.len(),
-            "{note}: a test set must be reviews the model never trained on; give another \
-             --test, or leave it out to hold out a share of --train"
-        );
-        if shared > 0 {
-            eprintln!("note: {note}; their scores are not held out");
-        }
-    }
     Ok(ReviewSets {
         train,
         validation: val,
@@ -433,7 +434,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// How many `test` reviews have the text of a `train` review, and that count in
+/// How many `test` reviews have the text of a review in `train`, and that count in
 /// words. The same reviews under another name or format pass the path check.
 fn shared_texts(
     train: &[Review],
@@ -444,8 +445,7 @@ fn shared_texts(
     let seen: HashSet<&[u8]> = train.iter().map(|r| &r.text[..]).collect();
     let shared = test.iter().filter(|r| seen.contains(&r.text[..])).count();
     let note = format!(
-        "{shared} of the {} test reviews of {} are word for word among the {} training \
-         reviews of {}",
+        "{shared} of the {} test reviews of {} are word for word among the {} reviews of {}",
         test.len(),
         test_path.display(),
         train.len(),
@@ -785,11 +785,14 @@ mod tests {
             panic!("the training reviews were accepted as the test set");
         };
         let err = format!("{err:#}");
-        // 16 train, 4 validate: those 4 are the only test reviews not trained on.
         assert!(
-            err.contains("16 of the 20 test reviews of") && err.contains("copy.csv"),
+            err.contains("20 of the 20 test reviews of") && err.contains("copy.csv"),
             "{err}"
         );
+        // Training on a sample of the file still tests on the file's own reviews.
+        let mut sampled = job;
+        sampled.hyper.train_samples = Some(5);
+        assert!(split_three_ways(&sampled, &train, Some(&copy)).is_err());
         Ok(())
     }
 
