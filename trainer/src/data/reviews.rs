@@ -303,70 +303,77 @@ const JSONL_SHAPE: &str = "each line must be a JSON object with `label` (0/1, tr
 pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<LoadedReviews> {
     let mut loaded = LoadedReviews::default();
     let mut empty = EmptyTexts::default();
-    for (index, line) in reader.split(b'\n').enumerate() {
-        let at = format!("{}:{}", source.display(), index + 1);
-        let mut line = line.map_err(|e| read_error(source, Some(index + 1), e.into()))?;
-        if line.starts_with(b"\xef\xbb\xbf") {
-            // A byte-order mark, as some Windows editors write (on a later line
-            // when files were joined with `cat`).
-            line.drain(..3);
+    let mut number = 0;
+    for chunk in reader.split(b'\n') {
+        let chunk = chunk.map_err(|e| read_error(source, Some(number + 1), e.into()))?;
+        let chunk = chunk.strip_suffix(b"\r").unwrap_or(&chunk);
+        // JSON strings hold no raw CR, so one inside a line ends it (old Mac files),
+        // and lines are counted as an editor counts them.
+        for line in chunk.split(|&b| b == b'\r') {
+            number += 1;
+            let at = format!("{}:{number}", source.display());
+            if let Some(review) = jsonl_review(line, &at, source)? {
+                empty.check(&review.text, || at.clone());
+                loaded.reviews.push(review);
+            }
         }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        if let Err(e) = std::str::from_utf8(&line) {
-            bail!(
-                "{at}: not UTF-8 (byte {} of the line); JSON Lines must be UTF-8: convert the \
-                 file, e.g. `iconv -f latin1 -t utf-8 {} > OUT`",
-                e.valid_up_to() + 1,
-                source.display()
-            );
-        }
-        let start = line.trim_ascii_start();
-        if !start.starts_with(b"{") {
-            let array = if start.starts_with(b"[") {
-                " (one object per line, not a JSON array)"
-            } else {
-                ""
-            };
-            bail!(
-                "{at}: not a JSON object (it starts `{}`); {JSONL_SHAPE}{array}",
-                excerpt(start.trim_ascii_end(), 12)
-            );
-        }
-        let record: JsonReview = serde_json::from_slice(&line).map_err(|e| {
-            // serde_json counts lines within this one line; give the file's line and the column.
-            let message = e.to_string();
-            let cause = message
-                .rsplit_once(" at line ")
-                .map_or(&*message, |(cause, _)| cause);
-            let line_ends = if line.windows(2).any(|w| w == b"\r{") {
-                " (the file ends its lines with CR alone, as old Macs did: save it with LF line ends)"
-            } else {
-                ""
-            };
-            anyhow!("{at}:{}: {cause}; {JSONL_SHAPE}{line_ends}", e.column())
-        })?;
-        let label = match &record.label {
-            serde_json::Value::Bool(b) => Some(u8::from(*b)),
-            serde_json::Value::Number(n) => n.as_u64().filter(|&v| v <= 1).map(|v| v as u8),
-            serde_json::Value::String(text) => label_of(text.as_bytes()),
-            _ => None,
-        }
-        .with_context(|| {
-            format!(
-                "{at}: field `label` must be 0 or 1, true or false, or \"positive\"/\"negative\", found {}",
-                record.label
-            )
-        })?;
-        empty.check(record.text.as_bytes(), || at.clone());
-        loaded.reviews.push(Review {
-            text: record.text.into_bytes(),
-            label,
-        });
     }
     loaded.warnings.extend(empty.warning(loaded.reviews.len()));
     Ok(loaded)
+}
+
+/// The review on one JSONL line (`at` names it), or `None` for a blank line.
+fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> {
+    // A byte-order mark, as some Windows editors write (on a later line when files
+    // were joined with `cat`).
+    let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if let Err(e) = std::str::from_utf8(line) {
+        bail!(
+            "{at}: not UTF-8 (byte {} of the line); JSON Lines must be UTF-8: convert the \
+             file, e.g. `iconv -f latin1 -t utf-8 {} > OUT`",
+            e.valid_up_to() + 1,
+            source.display()
+        );
+    }
+    let start = line.trim_ascii_start();
+    if !start.starts_with(b"{") {
+        let array = if start.starts_with(b"[") {
+            " (one object per line, not a JSON array)"
+        } else {
+            ""
+        };
+        bail!(
+            "{at}: not a JSON object (it starts `{}`); {JSONL_SHAPE}{array}",
+            excerpt(start.trim_ascii_end(), 12)
+        );
+    }
+    let record: JsonReview = serde_json::from_slice(line).map_err(|e| {
+        // serde_json counts lines within this one line; give the file's line and the column.
+        let message = e.to_string();
+        let cause = message
+            .rsplit_once(" at line ")
+            .map_or(&*message, |(cause, _)| cause);
+        anyhow!("{at}:{}: {cause}; {JSONL_SHAPE}", e.column())
+    })?;
+    let label = match &record.label {
+        serde_json::Value::Bool(b) => Some(u8::from(*b)),
+        serde_json::Value::Number(n) => n.as_u64().filter(|&v| v <= 1).map(|v| v as u8),
+        serde_json::Value::String(text) => label_of(text.as_bytes()),
+        _ => None,
+    }
+    .with_context(|| {
+        format!(
+            "{at}: field `label` must be 0 or 1, true or false, or \"positive\"/\"negative\", found {}",
+            record.label
+        )
+    })?;
+    Ok(Some(Review {
+        text: record.text.into_bytes(),
+        label,
+    }))
 }
 
 /// `positive`/`negative` or `true`/`false` (any case, spaces around allowed), or
@@ -827,9 +834,13 @@ mod tests {
             read_jsonl(joined.as_bytes(), source).unwrap().reviews.len(),
             2
         );
-        let old_mac = "{\"label\": 1, \"text\": \"a\"}\r{\"label\": 0, \"text\": \"b\"}\r";
-        let err = read_jsonl(old_mac.as_bytes(), source).unwrap_err();
-        assert!(format!("{err:#}").contains("with CR alone"), "{err:#}");
+        // Old Mac files end lines with CR alone; lines count as an editor counts them.
+        let old_mac = "{\"label\": 1, \"text\": \"a\"}\r{\"label\": 0, \"text\": \"b\"}\r\r";
+        let loaded = read_jsonl(old_mac.as_bytes(), source).unwrap();
+        assert_eq!(texts(&loaded.reviews), [("a", 1), ("b", 0)]);
+        let bad_fourth = format!("{old_mac}{{\"label\": 2}}\r");
+        let err = read_jsonl(bad_fourth.as_bytes(), source).unwrap_err();
+        assert!(format!("{err:#}").starts_with("bad.jsonl:4:"), "{err:#}");
     }
 
     #[test]
