@@ -64,7 +64,10 @@ fn clip_norm_reaches_the_update_and_the_card() {
         "a tiny clip norm changes the trained weights"
     );
     let err = failure(tiny_generator(&dir.path().join("bad")).args(["--clip-norm", "0"]));
-    assert!(err.contains("--clip-norm must be positive"), "{err}");
+    assert!(
+        err.contains("--clip-norm must be a finite number above 0"),
+        "{err}"
+    );
 }
 
 /// The validation loss of each epoch in a card's history.
@@ -517,6 +520,19 @@ fn word_sentiment_trains_evaluates_and_verifies() {
         let err = failure(cli().args([command, "--model", arg(&model), "--limit", "0"]));
         assert!(err.contains("--limit must be at least 1"), "{err}");
     }
+
+    // The card's test path naming another file (relative paths move with the
+    // working folder) is told apart by its size.
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(&other, "{\"label\": 1, \"text\": \"fine\"}\n").unwrap();
+    let mut moved = card.clone();
+    moved["job"]["data"]["test"] = other.display().to_string().into();
+    std::fs::write(model.join("card.json"), moved.to_string()).unwrap();
+    let err = failure(cli().args(["eval", "--model", arg(&model)]));
+    assert!(
+        err.contains("other.jsonl holds 1 reviews, but the test set") && err.contains("had 200"),
+        "{err}"
+    );
 }
 
 #[test]

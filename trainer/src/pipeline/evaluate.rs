@@ -373,6 +373,17 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
                 crate::data::shuffle(&mut all, hp.seed ^ 0x5445_5354);
                 all.truncate(limit);
             }
+            // A card's relative path may name another file where eval runs.
+            let recorded = card.card.data.test_samples;
+            ensure!(
+                !from_card || data.limit.is_some() || recorded == 0 || all.len() == recorded,
+                "{} holds {} reviews, but the test set {} records had {recorded}: it is \
+                 another file of that name (paths on the card are as training saw them); give \
+                 --test PATH",
+                path.display(),
+                all.len(),
+                dir.join(CARD_FILE).display()
+            );
             let texts: Vec<&[u8]> = all.iter().map(|r| r.text.as_slice()).collect();
             let sequences = tokenize_with_blob(&blob, &texts)?;
             let set = EvalSet {

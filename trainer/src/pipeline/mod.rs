@@ -209,13 +209,13 @@ fn check_hyper(hp: &Hyperparams) -> Result<()> {
     ensure!(hp.batch_size > 0, "--batch must be at least 1");
     ensure!(
         hp.learning_rate.is_finite() && hp.learning_rate > 0.0,
-        "--lr must be positive, got {}",
+        "--lr must be a finite number above 0, got {}",
         hp.learning_rate
     );
     if let Some(norm) = hp.clip_norm {
         ensure!(
             norm.is_finite() && norm > 0.0,
-            "--clip-norm must be positive, got {norm}"
+            "--clip-norm must be a finite number above 0, got {norm}"
         );
     }
     if let Some(decay) = hp.lr_decay {
@@ -277,8 +277,8 @@ pub fn write_onnx(
 }
 
 /// Before a run: removes the checkpoint temporaries that interrupted saves left
-/// (`checkpoint.save` writes `NAME.PID.tmp`), and, unless resuming, says that an
-/// earlier model or run in `dir` will be replaced. The earlier model's files stay
+/// (`checkpoint.save` writes `NAME.PID.tmp`), and says when an earlier model or run
+/// in `dir` will be replaced (unless a resumed run continues it). The earlier model's files stay
 /// until this run writes its own (its best-epoch checkpoint goes when `train` saves
 /// its first checkpoint), so a run that fails early leaves it whole.
 fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
@@ -295,11 +295,15 @@ fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
             remove_if_present(&entry.path())?;
         }
     }
-    if resume {
-        return Ok(());
-    }
-    let checkpoint = dir.join(CHECKPOINT_FILE);
-    if dir.join(CARD_FILE).is_file() || checkpoint::is_checkpoint(&checkpoint) {
+    let resumable = checkpoint::is_checkpoint(&dir.join(CHECKPOINT_FILE));
+    let has_model = dir.join(CARD_FILE).is_file();
+    if resume && !resumable && has_model {
+        eprintln!(
+            "warning: {} holds a model but no checkpoint to resume: this run trains from \
+             epoch 1 and replaces it",
+            dir.display()
+        );
+    } else if !resume && (has_model || resumable) {
         eprintln!(
             "note: {} holds an earlier model or run; this run replaces it (--resume continues \
              the earlier run instead)",
@@ -309,13 +313,68 @@ fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
-/// Fails before training when `dir` takes no files (a read-only mount), rather than
-/// when the first epoch's checkpoint is due.
-fn check_writable(dir: &Path) -> Result<()> {
-    let probe = dir.join(format!(".write-check.{}.tmp", std::process::id()));
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("cannot write in {}: give a writable --out", dir.display()))?;
-    remove_if_present(&probe)
+/// Held while a command writes a model folder, so that two runs cannot mix their
+/// files in one folder; the lock file goes when the holder ends. Taking it also
+/// shows that the folder takes files (a read-only mount fails here, not when the
+/// first epoch's checkpoint is due).
+#[derive(Debug)]
+pub(crate) struct FolderLock {
+    path: PathBuf,
+}
+
+impl FolderLock {
+    pub(crate) const FILE: &'static str = ".lstm-edge.lock";
+
+    pub(crate) fn take(dir: &Path) -> Result<Self> {
+        let path = dir.join(Self::FILE);
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    std::io::Write::write_all(&mut file, std::process::id().to_string().as_bytes())
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    return Ok(FolderLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|pid| pid.trim().parse::<u32>().ok());
+                    if let Some(pid) = holder.filter(|&pid| process_is_running(pid)) {
+                        bail!(
+                            "another lstm-edge (process {pid}) is writing to {}: wait for it to \
+                             end, or give another --out",
+                            dir.display()
+                        );
+                    }
+                    // Left by a run that was killed: take it over.
+                    remove_if_present(&path)?;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot write in {}: give a writable --out", dir.display())
+                    })
+                }
+            }
+        }
+        bail!(
+            "cannot take {}: remove it if no lstm-edge is running",
+            path.display()
+        )
+    }
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether process `pid` runs (Linux's /proc; elsewhere a lock is taken over).
+fn process_is_running(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {
@@ -351,6 +410,16 @@ pub fn write_blobs(
 
 /// Trains, exports, quantizes and evaluates: everything in the module docs.
 pub fn run(job: &TrainJob) -> Result<TrainReport> {
+    let fresh = !job.out_dir.exists();
+    let report = train_into_out_dir(job);
+    if report.is_err() && fresh {
+        // A run that failed before writing anything leaves no empty folder behind.
+        let _ = std::fs::remove_dir(&job.out_dir);
+    }
+    report
+}
+
+fn train_into_out_dir(job: &TrainJob) -> Result<TrainReport> {
     let started = Instant::now();
     check_job(job)?;
     ensure!(
@@ -362,10 +431,11 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
     };
-    prepare_out_dir(&job.out_dir, job.resume)?;
     std::fs::create_dir_all(&job.out_dir)
         .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
-    check_writable(&job.out_dir)?;
+    // Before the folder is tidied: the stale files there are no other run's.
+    let _lock = FolderLock::take(&job.out_dir)?;
+    prepare_out_dir(&job.out_dir, job.resume)?;
     if job.write_arrays {
         write_arrays(&prepared, &job.out_dir.join(ARRAYS_DIR))?;
     }
@@ -578,6 +648,7 @@ pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBu
     let card = card_of_checkpoint_model(out_dir, &ck, checkpoint)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let _lock = FolderLock::take(out_dir)?;
     let mut files = card.as_ref().map(|c| c.files.clone()).unwrap_or_default();
     write_onnx(&ck.model, &ck.params, out_dir, &mut files)?;
     if let Some(mut card) = card.filter(|card| card.files != files) {
@@ -701,6 +772,7 @@ pub fn quantize_checkpoint(
     };
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let _lock = FolderLock::take(out_dir)?;
     let read = |name: &str| std::fs::read(out_dir.join(name)).ok();
     let before = (read(INT_BLOB_FILE), read(F32_BLOB_FILE));
     let (int_blob, f32_blob, calibration) =
@@ -876,5 +948,37 @@ mod tests {
             "the model name \"a\\nb\" (from --name",
         );
         assert!(!dir.path().join(CHECKPOINT_FILE).exists());
+    }
+
+    #[test]
+    fn one_run_at_a_time_writes_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = FolderLock::take(dir.path()).unwrap();
+        let err = FolderLock::take(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "another lstm-edge (process {}) is writing to",
+                std::process::id()
+            )),
+            "{err}"
+        );
+        drop(lock);
+        assert!(!dir.path().join(FolderLock::FILE).exists());
+        // A lock that a killed run left is taken over.
+        std::fs::write(dir.path().join(FolderLock::FILE), u32::MAX.to_string()).unwrap();
+        let again = FolderLock::take(dir.path()).unwrap();
+        drop(again);
+        assert!(!dir.path().join(FolderLock::FILE).exists());
+    }
+
+    #[test]
+    fn a_run_that_fails_early_leaves_no_empty_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("never");
+        let mut job = generator_job(&out, 1);
+        job.hyper.learning_rate = 1e37;
+        let err = format!("{:#}", run(&job).unwrap_err());
+        assert!(err.contains("not finite"), "{err}");
+        assert!(!out.exists());
     }
 }

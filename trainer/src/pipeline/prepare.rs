@@ -368,7 +368,7 @@ fn split_three_ways(
             "{note}: a test set must be reviews the model never trained on; give another \
              --test, or leave it out to hold out a share of --train"
         );
-        if shared > 0 && job.progress {
+        if shared > 0 {
             eprintln!("note: {note}; scores on those are not held out");
         }
     }
