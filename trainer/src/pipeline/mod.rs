@@ -707,6 +707,47 @@ fn card_of_checkpoint_model(
         checkpoint.display(),
         ours.differences(&theirs)
     );
+    // The card describes the weights after one epoch of one run: its kept epoch, or
+    // its last. A checkpoint of another epoch or run would leave the card wrong.
+    let model_epoch = card.job.kept_epoch.unwrap_or(card.history.len());
+    let same_figures = |a: &crate::train::EpochStats, b: &crate::train::EpochStats| {
+        (
+            a.epoch,
+            a.train_loss,
+            a.train_accuracy,
+            a.val_loss,
+            a.val_accuracy,
+        ) == (
+            b.epoch,
+            b.train_loss,
+            b.train_accuracy,
+            b.val_loss,
+            b.val_accuracy,
+        )
+    };
+    let same_run = card.history.len() >= ck.history.len()
+        && card
+            .history
+            .iter()
+            .zip(&ck.history)
+            .all(|(a, b)| same_figures(a, b));
+    ensure!(
+        same_run && ck.epochs_done == model_epoch,
+        "{} holds the weights after epoch {} of {}, but {} describes {}: give another --out, or \
+         remove that card.json to replace its model",
+        checkpoint.display(),
+        ck.epochs_done,
+        if same_run {
+            "the card's run"
+        } else {
+            "another run (its per-epoch losses differ)"
+        },
+        dir.join(CARD_FILE).display(),
+        match card.job.kept_epoch {
+            Some(kept) => format!("epoch {kept}'s, the one its run kept (lowest validation loss)"),
+            None => format!("those after epoch {model_epoch}"),
+        }
+    );
     Ok(Some(card))
 }
 
@@ -980,5 +1021,36 @@ mod tests {
         let err = format!("{:#}", run(&job).unwrap_err());
         assert!(err.contains("not finite"), "{err}");
         assert!(!out.exists());
+    }
+
+    #[test]
+    fn export_refuses_a_checkpoint_of_another_epoch_into_a_model_folder() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (two, one) = (dir.path().join("two"), dir.path().join("one"));
+        run(&generator_job(&two, 2))?;
+        run(&generator_job(&one, 1))?;
+        // The folder's own checkpoint is the card's model.
+        export_checkpoint(&two.join(CHECKPOINT_FILE), &two)?;
+        let err = format!(
+            "{:#}",
+            export_checkpoint(&one.join(CHECKPOINT_FILE), &two).unwrap_err()
+        );
+        assert!(
+            err.contains("holds the weights after epoch 1 of the card's run")
+                && err.contains("describes those after epoch 2"),
+            "{err}"
+        );
+        let mut other_seed = generator_job(&one, 2);
+        other_seed.hyper.seed = 7;
+        run(&other_seed)?;
+        let err = format!(
+            "{:#}",
+            export_checkpoint(&one.join(CHECKPOINT_FILE), &two).unwrap_err()
+        );
+        assert!(
+            err.contains("of another run (its per-epoch losses differ)"),
+            "{err}"
+        );
+        Ok(())
     }
 }
