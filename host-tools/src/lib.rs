@@ -6,5 +6,6 @@ pub mod firmware;
 pub mod import;
 pub mod infer;
 pub mod inspect;
+pub mod interrupt;
 pub mod verify;
 pub mod workflow;

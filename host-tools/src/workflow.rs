@@ -432,6 +432,11 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
 /// `train`: prints where the model went and its figures.
 pub fn train(args: &TrainArgs) -> Result<()> {
     let job = train_job(args, command_line())?;
+    crate::interrupt::say_on_interrupt(&format!(
+        "interrupted: {} holds the epochs that finished, if any; the same command with \
+         --resume continues from there",
+        job.out_dir.join(pipeline::CHECKPOINT_FILE).display()
+    ));
     let report = pipeline::run(&job)?;
     let card = &report.card;
     println!("model written to {}", report.out_dir.display());

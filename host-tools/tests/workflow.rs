@@ -1078,3 +1078,45 @@ fn eval_refuses_blobs_that_are_not_the_cards_model() {
         std::fs::read(repo().join("models/g/card.json")).unwrap()
     );
 }
+
+/// Ctrl-C during training ends with the shell's code for it and says how to go on.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_run_says_how_to_resume() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lstm-edge"))
+        .env("RUST_BACKTRACE", "0")
+        .args(["train", "--preset", "g", "--corpus"])
+        .arg(data("shakespeare/shakespeare-hamlet.txt"))
+        .args(["--hidden", "16", "--window-step", "1", "--threads", "1"])
+        .args(["--epochs", "50", "--out", arg(&out)])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    // Interrupted once the first epoch has ended (each ends with a line).
+    while !line.starts_with("epoch 1/50") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "training ended early"
+        );
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(
+        rest.contains("interrupted: ") && rest.contains("--resume continues from there"),
+        "{rest}"
+    );
+    assert!(out.join("checkpoint.ckpt").is_file());
+}
