@@ -652,13 +652,49 @@ fn repeated_unsqueeze_axes_are_refused_by_name() {
     );
 }
 
+/// An lstm-edge char model over "abcdefg" + UNK (+ PAD), hidden 5, exported to ONNX
+/// with its weights, and the token table that imports it.
+fn seven_char_export(
+    cell: Cell,
+    head: Head,
+    output: Output,
+    pad: bool,
+) -> (
+    lstm_edge_trainer::model::ModelConfig,
+    lstm_edge_trainer::model::Params,
+    Vec<u8>,
+    TokenTable,
+) {
+    use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params};
+    let cfg = ModelConfig {
+        cell,
+        input: InputConfig::Chars {
+            table: b"abcdefg".to_vec(),
+            lowercase: false,
+            unk: true,
+            pad,
+        },
+        hidden: 5,
+        head,
+        output,
+        dropout: 0.0,
+    };
+    let params = Params::init(&cfg, 3);
+    let onnx = lstm_edge_trainer::export::export_onnx(&cfg, &params, &[]).unwrap();
+    let table = TokenTable::Chars {
+        table: b"abcdefg".to_vec(),
+        lowercase: false,
+        unk: true,
+        pad,
+    };
+    (cfg, params, onnx, table)
+}
+
 /// lstm-edge's last-state and mean exports read each row up to its first PAD (a
 /// side branch from the ids to a `Mul` on the data path): the importer reads that
 /// branch as the plain head, and gives back the blob the model itself makes.
 #[test]
 fn masked_lstm_edge_exports_import_back_to_the_model() {
-    use lstm_edge_trainer::export::export_onnx;
-    use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params};
     use lstm_edge_trainer::quantize::quantize;
     let mut checked = 0;
     for cell in [Cell::Lstm, Cell::Gru] {
@@ -667,27 +703,7 @@ fn masked_lstm_edge_exports_import_back_to_the_model() {
             (Head::Last, Output::Sigmoid),
             (Head::Mean, Output::Sigmoid),
         ] {
-            let cfg = ModelConfig {
-                cell,
-                input: InputConfig::Chars {
-                    table: b"abcdefg".to_vec(),
-                    lowercase: false,
-                    unk: true,
-                    pad: true,
-                },
-                hidden: 5,
-                head,
-                output,
-                dropout: 0.0,
-            };
-            let params = Params::init(&cfg, 3);
-            let onnx = export_onnx(&cfg, &params, &[]).unwrap();
-            let table = TokenTable::Chars {
-                table: b"abcdefg".to_vec(),
-                lowercase: false,
-                unk: true,
-                pad: true,
-            };
+            let (cfg, params, onnx, table) = seven_char_export(cell, head, output, true);
             let what = format!("{cell:?} {head:?} {output:?}");
             let imported = import(&onnx, &table).unwrap_or_else(|e| panic!("{what}: {e:#}"));
             assert_eq!(imported.foreign.head, head, "{what}");
@@ -709,23 +725,8 @@ fn masked_lstm_edge_exports_import_back_to_the_model() {
 /// first: a mean export whose `ReduceMean` is made a `ReduceSum` is refused by name.
 #[test]
 fn a_sum_over_steps_without_the_pad_mask_is_refused() {
-    use lstm_edge_trainer::export::export_onnx;
-    use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params};
     use prost::Message;
-    let cfg = ModelConfig {
-        cell: Cell::Lstm,
-        input: InputConfig::Chars {
-            table: b"abcdefg".to_vec(),
-            lowercase: false,
-            unk: true,
-            pad: false,
-        },
-        hidden: 5,
-        head: Head::Mean,
-        output: Output::Sigmoid,
-        dropout: 0.0,
-    };
-    let onnx = export_onnx(&cfg, &Params::init(&cfg, 3), &[]).unwrap();
+    let (_, _, onnx, table) = seven_char_export(Cell::Lstm, Head::Mean, Output::Sigmoid, false);
     let mut model: ModelProto = Message::decode(&onnx[..]).unwrap();
     let pooling = graph_mut(&mut model)
         .node
@@ -733,12 +734,6 @@ fn a_sum_over_steps_without_the_pad_mask_is_refused() {
         .find(|n| n.op_type == "ReduceMean")
         .expect("an unmasked mean export pools with ReduceMean");
     pooling.op_type = "ReduceSum".into();
-    let table = TokenTable::Chars {
-        table: b"abcdefg".to_vec(),
-        lowercase: false,
-        unk: true,
-        pad: false,
-    };
     let err = match import(&model.encode_to_vec(), &table) {
         Ok(_) => panic!("an unmasked sum over the steps was imported"),
         Err(e) => format!("{e:#}"),
