@@ -1097,8 +1097,9 @@ fn an_interrupted_run_says_how_to_resume() {
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    // Interrupted once the first epoch has ended (each ends with a line).
-    while !line.starts_with("epoch 1/50") {
+    // Interrupted once epoch 2 has ended: its line comes after epoch 1's checkpoint
+    // was saved (epoch 1's line comes just before that save).
+    while !line.starts_with("epoch 2/50") {
         line.clear();
         assert!(
             stderr.read_line(&mut line).unwrap() > 0,
