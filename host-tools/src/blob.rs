@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use lstm_edge_runtime::format::{Params, MAGIC};
 use lstm_edge_runtime::Model;
-use lstm_edge_trainer::pipeline::{in_model_dir, INT_BLOB_FILE};
+use lstm_edge_trainer::checkpoint;
+use lstm_edge_trainer::pipeline::{in_model_dir, CHECKPOINT_FILE, INT_BLOB_FILE};
 
 /// A model blob read into memory.
 #[derive(Debug, Clone)]
@@ -53,6 +54,11 @@ impl BlobFile {
     pub fn model(&self) -> Result<Model<'_>> {
         let path = self.path.display();
         anyhow::ensure!(
+            !checkpoint::starts_like_checkpoint(&self.bytes),
+            "{path} is a training checkpoint, not a model blob: write its blobs with \
+             `lstm-edge quantize --checkpoint {path}` with `--train REVIEWS` (sentiment) or `--corpus FILE...` (generator) to calibrate on"
+        );
+        anyhow::ensure!(
             self.bytes.starts_with(&MAGIC),
             "{path} is not an lstm-edge model blob (those start with {:?}): pass a model.blob or \
              model-f32.blob, or a model directory; an ONNX model goes through `lstm-edge import` first",
@@ -90,6 +96,13 @@ fn resolve(path: &Path) -> Result<PathBuf> {
         blob.display()
     );
     anyhow::ensure!(
+        !path.is_dir() || blob.is_file() || !checkpoint::is_checkpoint(&path.join(CHECKPOINT_FILE)),
+        "{} holds a training checkpoint but no {INT_BLOB_FILE}: write the blobs with \
+         `lstm-edge quantize --checkpoint {}` with `--train REVIEWS` (sentiment) or `--corpus FILE...` (generator) to calibrate on",
+        path.display(),
+        path.display()
+    );
+    anyhow::ensure!(
         !path.is_dir() || blob.is_file(),
         "{} is a directory without {INT_BLOB_FILE}: pass a model directory written by `lstm-edge train` or `lstm-edge quantize`, or a .blob file",
         path.display()
@@ -108,6 +121,24 @@ mod tests {
         std::fs::write(&blob, b"x").unwrap();
         assert_eq!(resolve(dir.path()).unwrap(), blob);
         assert_eq!(resolve(&blob).unwrap(), blob);
+    }
+
+    #[test]
+    fn a_checkpoint_in_place_of_a_blob_is_named_with_the_quantize_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = dir.path().join(CHECKPOINT_FILE);
+        std::fs::write(&ckpt, b"LSTMEDCK\x02\0\0\0").unwrap();
+        for given in [ckpt.clone(), dir.path().to_path_buf()] {
+            let err = BlobFile::read(&given).unwrap_err().to_string();
+            assert!(
+                err.contains("training checkpoint")
+                    && err.contains(&format!(
+                        "lstm-edge quantize --checkpoint {}",
+                        given.display()
+                    )),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -1077,6 +1077,19 @@ fn eval_refuses_blobs_that_are_not_the_cards_model() {
         card,
         std::fs::read(repo().join("models/g/card.json")).unwrap()
     );
+    // A card edited to say the model keeps upper case describes another tokenizer.
+    std::fs::copy(repo().join("models/g/model.blob"), model.join("model.blob")).unwrap();
+    let edited = String::from_utf8(card)
+        .unwrap()
+        .replace("\"lowercase\": true", "\"lowercase\": false");
+    std::fs::write(model.join("card.json"), edited).unwrap();
+    let err = eval();
+    assert!(
+        err.contains(
+            "is not the model its card.json describes (blob vs card: lowercase true vs false)"
+        ),
+        "{err}"
+    );
 }
 
 /// Ctrl-C during training ends with the shell's code for it and says how to go on.

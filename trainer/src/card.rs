@@ -162,8 +162,88 @@ impl ModelCard {
                  update lstm-edge"
             );
         }
-        serde_json::from_value(value)
-            .map_err(|e| anyhow!("{origin}: not a valid lstm-edge model card ({e}): {fix}"))
+        let card: Self = serde_json::from_value(value)
+            .map_err(|e| anyhow!("{origin}: not a valid lstm-edge model card ({e}): {fix}"))?;
+        if let Some(conflict) = card.conflict() {
+            anyhow::bail!("{origin}: the card contradicts itself ({conflict}): {fix}");
+        }
+        Ok(card)
+    }
+
+    /// The first pair of fields that cannot both hold for one model, as the card's
+    /// writer derives each from the other: an edited card would otherwise describe
+    /// a model that is not in its folder.
+    fn conflict(&self) -> Option<String> {
+        let d = &self.dims;
+        let mut conflicts = Vec::new();
+        if d.gates != d.cell.gates() {
+            conflicts.push(format!(
+                "dims.gates is {} but a {:?} cell has {}",
+                d.gates,
+                d.cell,
+                d.cell.gates()
+            ));
+        }
+        if let Some(h) = self.hyperparameters.as_ref().filter(|h| h.cell != d.cell) {
+            conflicts.push(format!(
+                "hyperparameters.cell is {:?} but dims.cell is {:?}",
+                h.cell, d.cell
+            ));
+        }
+        if d.outputs != d.output.width() {
+            conflicts.push(format!(
+                "dims.outputs is {} but a {:?} output has {}",
+                d.outputs,
+                d.output,
+                d.output.width()
+            ));
+        }
+        let rows = match &self.tokenizer {
+            TokenizerInfo::Chars {
+                table,
+                unk_id,
+                pad_id,
+                ..
+            } => {
+                // Ids: the symbols, then UNK, then PAD, each when present.
+                let symbols = table.chars().count();
+                let unk = symbols as u16;
+                let pad = unk + u16::from(unk_id.is_some());
+                if unk_id.is_some_and(|id| id != unk) || pad_id.is_some_and(|id| id != pad) {
+                    conflicts.push(format!(
+                        "tokenizer.unk_id {unk_id:?} and pad_id {pad_id:?} do not follow its \
+                         {symbols} symbols (UNK {unk}, then PAD)"
+                    ));
+                }
+                symbols + usize::from(unk_id.is_some()) + usize::from(pad_id.is_some())
+            }
+            TokenizerInfo::Words {
+                vocab_size,
+                embed_dim,
+                pad_id,
+                unk_id,
+            } => {
+                if (*pad_id, *unk_id) != (0, 1) {
+                    conflicts.push(format!(
+                        "tokenizer.pad_id {pad_id} and unk_id {unk_id} are not 0 and 1"
+                    ));
+                }
+                if *embed_dim != d.input_dim {
+                    conflicts.push(format!(
+                        "tokenizer.embed_dim is {embed_dim} but dims.input_dim is {}",
+                        d.input_dim
+                    ));
+                }
+                vocab_size + 2
+            }
+        };
+        if rows != d.vocab_rows {
+            conflicts.push(format!(
+                "dims.vocab_rows is {} but the tokenizer gives {rows} ids",
+                d.vocab_rows
+            ));
+        }
+        (!conflicts.is_empty()).then(|| conflicts.join("; "))
     }
 
     /// Writes the card atomically (temp file, then rename).
@@ -216,6 +296,47 @@ mod tests {
         assert!(json.contains("ab\\næ"), "{json}");
         assert_eq!(ModelCard::from_json(&json, "card.json")?, card);
         Ok(())
+    }
+
+    #[test]
+    fn a_card_whose_fields_contradict_each_other_is_refused_by_field() {
+        type Edit = fn(&mut ModelCard);
+        let edits: [(&str, Edit); 5] = [
+            ("dims.gates is 3 but a Lstm cell has 4", |c| {
+                c.dims.gates = 3
+            }),
+            ("hyperparameters.cell is Gru but dims.cell is Lstm", |c| {
+                c.hyperparameters.as_mut().unwrap().cell = Cell::Gru
+            }),
+            (
+                "dims.outputs is 2 but a Softmax { classes: 4 } output has 4",
+                |c| c.dims.outputs = 2,
+            ),
+            (
+                "tokenizer.unk_id Some(9) and pad_id None do not follow its 4 symbols",
+                |c| {
+                    if let TokenizerInfo::Chars { unk_id, .. } = &mut c.tokenizer {
+                        *unk_id = Some(9);
+                    }
+                },
+            ),
+            ("dims.vocab_rows is 9 but the tokenizer gives", |c| {
+                c.dims.vocab_rows = 9
+            }),
+        ];
+        assert!(ModelCard::from_json(&card().to_json(), "card.json").is_ok());
+        for (expected, edit) in edits {
+            let mut edited = card();
+            edit(&mut edited);
+            let err = ModelCard::from_json(&edited.to_json(), "m/card.json")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("m/card.json: the card contradicts itself (")
+                    && err.contains(expected),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -109,7 +109,13 @@ pub fn is_checkpoint(path: &Path) -> bool {
     let mut magic = [0u8; 8];
     File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-        .is_ok_and(|()| &magic == MAGIC)
+        .is_ok_and(|()| starts_like_checkpoint(&magic))
+}
+
+/// Whether `bytes` begin with a checkpoint's magic, so that tools handed one in
+/// place of a model blob can say what it is.
+pub fn starts_like_checkpoint(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
 }
 
 /// Removes `path` when it holds a checkpoint (a file of the user's with that name stays).

@@ -470,17 +470,22 @@ pub(super) struct Shape {
     /// A char model's symbols in id order; a word model's card records only the
     /// vocabulary's size (in `tokens`).
     chars: Option<Vec<u8>>,
+    /// Whether a char model lowercases its text first; `None` for words.
+    lowercase: Option<bool>,
 }
 
 impl Shape {
     pub(super) fn of_card(card: &ModelCard) -> Self {
         let d = &card.dims;
-        let chars = match &card.tokenizer {
+        let (chars, lowercase) = match &card.tokenizer {
             // The card writes each symbol byte as the Latin-1 char of that code.
-            TokenizerInfo::Chars { table, .. } => {
-                Some(table.chars().filter_map(|c| u8::try_from(c).ok()).collect())
-            }
-            TokenizerInfo::Words { .. } => None,
+            TokenizerInfo::Chars {
+                table, lowercase, ..
+            } => (
+                Some(table.chars().filter_map(|c| u8::try_from(c).ok()).collect()),
+                Some(*lowercase),
+            ),
+            TokenizerInfo::Words { .. } => (None, None),
         };
         Shape {
             cell: d.cell,
@@ -490,6 +495,7 @@ impl Shape {
             head: d.head,
             output: d.output,
             chars,
+            lowercase,
         }
     }
 
@@ -504,6 +510,10 @@ impl Shape {
             output: body.output,
             chars: match body.input {
                 Input::Chars { symbols, .. } => Some(symbols.to_vec()),
+                Input::Words { .. } => None,
+            },
+            lowercase: match body.input {
+                Input::Chars { lowercase, .. } => Some(lowercase),
                 Input::Words { .. } => None,
             },
         })
@@ -521,10 +531,14 @@ impl Shape {
                 InputConfig::Chars { table, .. } => Some(table.clone()),
                 InputConfig::Words { .. } => None,
             },
+            lowercase: match &cfg.input {
+                InputConfig::Chars { lowercase, .. } => Some(*lowercase),
+                InputConfig::Words { .. } => None,
+            },
         }
     }
 
-    fn fields(&self) -> [(&'static str, String); 7] {
+    fn fields(&self) -> [(&'static str, String); 8] {
         let chars = self.chars.as_ref().map_or("none (words)".into(), |c| {
             format!("{:?}", c.iter().map(|&b| char::from(b)).collect::<String>())
         });
@@ -536,6 +550,11 @@ impl Shape {
             ("head", format!("{:?}", self.head)),
             ("output", format!("{:?}", self.output)),
             ("chars", chars),
+            (
+                "lowercase",
+                self.lowercase
+                    .map_or("none (words)".into(), |l| l.to_string()),
+            ),
         ]
     }
 
