@@ -3,14 +3,12 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Input, Output, MAX_HIDDEN};
+use lstm_edge_runtime::host::MAX_CLASSES;
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Error, Logits, Network, Rng, State, Temperature, Tokenizer};
 use serde::Serialize;
 
 use crate::blob::{BlobFile, NumericPath};
-
-/// Largest softmax the host commands accept.
-const MAX_CLASSES: usize = 1024;
 
 /// A sentiment score.
 #[derive(Debug, Clone, Serialize)]

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Body, Cell, Dims, Head, Input};
 use lstm_edge_runtime::host::HostModel;
+use lstm_edge_runtime::Tokenizer;
 use lstm_edge_trainer::pipeline::{
     check_same_model, F32_BLOB_FILE, INT_BLOB_FILE, ONNX_FILE, STEP_ONNX_FILE,
 };
@@ -90,12 +91,7 @@ impl TractModel {
 
 /// The id a blob's tokenizer pads with, as `lstm-edge export` records it.
 fn pad_id(input: &Input<'_>) -> Option<u16> {
-    match *input {
-        Input::Chars {
-            symbols, unk, pad, ..
-        } => pad.then_some((symbols.len() + usize::from(unk)) as u16),
-        Input::Words { .. } => Some(0),
-    }
+    Tokenizer::of_input(input).ok()?.pad_id()
 }
 
 /// Refuses an ONNX file that is not the blob's model before tract runs it (another

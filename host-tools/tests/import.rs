@@ -541,26 +541,30 @@ fn non_finite_or_huge_weights_are_errors_not_panics() {
         .find(|f| f.name == "torch_lstm_flatten_sigmoid")
         .unwrap();
     let mut model: ModelProto = prost::Message::decode(&fixture.onnx[..]).unwrap();
-    let graph = graph_mut(&mut model);
-    let r = graph
+    let r = graph_mut(&mut model)
         .node
         .iter()
         .find(|n| n.op_type == "LSTM")
         .map(|n| n.input[2].clone())
         .unwrap();
-    let weight = graph.initializer.iter_mut().find(|t| t.name == r).unwrap();
-    weight.float_data.iter_mut().for_each(|v| *v = f32::NAN);
-    for chunk in weight.raw_data.chunks_exact_mut(4) {
-        chunk.copy_from_slice(&f32::NAN.to_le_bytes());
+    // NaN, and a finite weight too large for the f32 path to sum without overflow.
+    for (bad, named) in [
+        (f32::NAN, "R holds NaN at index 0"),
+        (3e7, "R holds 30000000 at index 0, past the ±1e6"),
+    ] {
+        let mut model = model.clone();
+        let graph = graph_mut(&mut model);
+        let weight = graph.initializer.iter_mut().find(|t| t.name == r).unwrap();
+        weight.float_data.iter_mut().for_each(|v| *v = bad);
+        for chunk in weight.raw_data.chunks_exact_mut(4) {
+            chunk.copy_from_slice(&bad.to_le_bytes());
+        }
+        let bytes = prost::Message::encode_to_vec(&model);
+        let err = import(&bytes, &tokens(&fixture.record))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(format!("{err:#}").contains(named), "{err:#}");
     }
-    let bytes = prost::Message::encode_to_vec(&model);
-    let err = import(&bytes, &tokens(&fixture.record))
-        .map(|_| ())
-        .unwrap_err();
-    assert!(
-        format!("{err:#}").contains("R holds NaN at index 0"),
-        "{err:#}"
-    );
 }
 
 /// What ONNX forbids and readers disagree on, or loop on, is refused up front:

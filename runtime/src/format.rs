@@ -103,6 +103,10 @@ pub const ONE_HOT: i32 = 1 << 16;
 /// Hidden sizes above this are refused: the integer path's i32 dot products are
 /// proven free of overflow only up to here (|w| <= 128, |h| <= 2^15, 256 terms < 2^31).
 pub const MAX_HIDDEN: usize = 256;
+/// f32 weights larger than this are refused: under it no sum the f32 path forms can
+/// reach infinity (65,535 inputs of 1e6 x 1e6, or 65,535 steps of 256 x 1e6), where
+/// +inf and -inf would meet as NaN. Trained weights are many orders smaller.
+pub const MAX_F32_WEIGHT: f32 = 1e6;
 
 const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
@@ -564,8 +568,10 @@ impl Dims {
             Params::F32(p) => {
                 embedding(4, p.embedding.len())?;
                 let tensors = [p.embedding, p.w, p.r, p.wb, p.rb, p.head_w, p.head_b];
-                if !tensors.iter().all(|t| all_finite(t)) {
-                    return Err(Error::OutOfRange("f32 weights (NaN or infinite)"));
+                if !tensors.iter().all(|t| all_within_max(t)) {
+                    return Err(Error::OutOfRange(
+                        "f32 weights (NaN, infinite, or over 1e6 in size)",
+                    ));
                 }
                 expect_len("w", p.w.len(), rows * self.input * 4)?;
                 expect_len("r", p.r.len(), rows * self.hidden * 4)?;
@@ -628,9 +634,12 @@ fn expect_len(what: &'static str, got: usize, want: usize) -> Result<(), Error> 
 }
 
 /// Whether every little-endian f32 of a tensor is finite (the length is checked apart).
-fn all_finite(tensor: &[u8]) -> bool {
+/// Whether every value is a number of size at most [`MAX_F32_WEIGHT`] (not NaN).
+fn all_within_max(tensor: &[u8]) -> bool {
     let (values, _) = tensor.as_chunks::<4>();
-    values.iter().all(|v| f32::from_le_bytes(*v).is_finite())
+    values
+        .iter()
+        .all(|v| f32::from_le_bytes(*v).abs() <= MAX_F32_WEIGHT)
 }
 
 fn all_scales_valid(what: &'static str, list: &[u8]) -> Result<(), Error> {

@@ -19,6 +19,21 @@ pub enum Tokenizer<'a> {
 }
 
 impl<'a> Tokenizer<'a> {
+    /// The tokenizer a blob's input table describes.
+    pub fn of_input(input: &Input<'a>) -> Result<Self, Error> {
+        Ok(match *input {
+            Input::Chars {
+                symbols,
+                lowercase,
+                unk,
+                pad,
+            } => Tokenizer::Chars(CharTable::new(symbols, lowercase, unk, pad)?),
+            Input::Words {
+                strings, offsets, ..
+            } => Tokenizer::Words(Vocab::new(strings, offsets)?),
+        })
+    }
+
     /// Splits `text` and calls `f` with each token id.
     // Inlined so that firmware whose model kind is known drops the other tokenizer.
     #[inline(always)]
@@ -152,20 +167,8 @@ impl<'a, N: Numeric> Network<'a, N> {
     pub fn new(model: &Model<'a>) -> Result<Self, Error> {
         let body = model.body();
         let weights = N::weights(&body.params)?;
-        let (tokenizer, one_hot) = match body.input {
-            Input::Chars {
-                symbols,
-                lowercase,
-                unk,
-                pad,
-            } => (
-                Tokenizer::Chars(CharTable::new(symbols, lowercase, unk, pad)?),
-                true,
-            ),
-            Input::Words {
-                strings, offsets, ..
-            } => (Tokenizer::Words(Vocab::new(strings, offsets)?), false),
-        };
+        let tokenizer = Tokenizer::of_input(&body.input)?;
+        let one_hot = matches!(tokenizer, Tokenizer::Chars(_));
         Ok(Network {
             cell: body.cell,
             head: body.head,

@@ -227,7 +227,8 @@ fn f32_weights_that_are_nan_or_infinite_are_refused() {
     let Params::F32(params) = body.params else {
         panic!("an f32 blob holds f32 params")
     };
-    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+    // Past MAX_F32_WEIGHT, sums could overflow to +inf and -inf and meet as NaN.
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3e38, -1.5e6] {
         let mut head_b = params.head_b.to_vec();
         head_b[..4].copy_from_slice(&bad.to_le_bytes());
         let mut poisoned = params;
@@ -239,7 +240,9 @@ fn f32_weights_that_are_nan_or_infinite_are_refused() {
         .unwrap();
         assert_eq!(
             Model::from_bytes(&blob).err(),
-            Some(Error::OutOfRange("f32 weights (NaN or infinite)")),
+            Some(Error::OutOfRange(
+                "f32 weights (NaN, infinite, or over 1e6 in size)"
+            )),
             "{bad}"
         );
     }

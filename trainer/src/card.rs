@@ -246,13 +246,9 @@ impl ModelCard {
         (!conflicts.is_empty()).then(|| conflicts.join("; "))
     }
 
-    /// Writes the card atomically (temp file, then rename).
+    /// Writes the card atomically (see [`crate::files::write_atomic`]).
     pub fn write(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, self.to_json() + "\n")
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        crate::files::write_atomic(path, (self.to_json() + "\n").as_bytes())
     }
 
     pub fn read(path: &Path) -> Result<Self> {
@@ -371,7 +367,7 @@ mod tests {
         let path = dir.join("model.json");
         card().write(&path)?;
         assert_eq!(ModelCard::read(&path)?, card());
-        assert!(!path.with_extension("json.tmp").exists());
+        assert_eq!(std::fs::read_dir(&dir)?.count(), 1, "a temporary stayed");
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }

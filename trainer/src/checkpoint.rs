@@ -10,8 +10,7 @@
 //! batch)` alone, so nothing else needs saving.
 
 use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -76,7 +75,7 @@ impl std::fmt::Display for EmbeddingOrigin {
     }
 }
 
-/// Writes `checkpoint` to `path` atomically (temporary file + rename).
+/// Writes `checkpoint` to `path` atomically (see [`crate::files::write_atomic`]).
 pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
     let body = postcard::to_stdvec(checkpoint).context("encoding the checkpoint")?;
     let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
@@ -86,21 +85,7 @@ pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
     bytes.extend_from_slice(&CRC.checksum(&body).to_le_bytes());
     bytes.extend_from_slice(&body);
 
-    let tmp = temp_path(path);
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().with_context(|| {
-        let _ = fs::remove_file(&tmp);
-        format!(
-            "writing checkpoint {} (via {})",
-            path.display(),
-            tmp.display()
-        )
-    })
+    crate::files::write_atomic(path, &bytes).context("saving the checkpoint")
 }
 
 /// Whether `path` is a file that starts like an lstm-edge checkpoint (its magic), so
@@ -165,15 +150,6 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         postcard::from_bytes(&[body, &[0]].concat())
     };
     decoded.with_context(|| format!("{what}: decoding the checkpoint body"))
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".{}.tmp", std::process::id()));
-    path.with_file_name(name)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod card;
 pub mod checkpoint;
 pub mod data;
 pub mod export;
+pub mod files;
 pub mod loss;
 pub mod model;
 pub mod onnx;

@@ -14,8 +14,9 @@
 //! original graph before anything is returned.
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use lstm_edge_runtime::format::{Cell, Head, Output};
+use lstm_edge_runtime::format::{Cell, Head, Output, MAX_F32_WEIGHT};
 use lstm_edge_runtime::host::HostModel;
+use lstm_edge_trainer::files::{self, FolderLock};
 use lstm_edge_trainer::model::{ModelConfig, Params, Tensor as ParamTensor};
 use lstm_edge_trainer::quantize::{quantize, Calibration};
 use serde::Serialize;
@@ -292,8 +293,9 @@ fn self_check(
     })
 }
 
-/// Refuses NaN or infinite weights, which would quantize to nonsense (and slip
-/// through the self-check, as NaN never compares larger).
+/// Refuses NaN, infinite or huge weights, which would quantize to nonsense (and slip
+/// through the self-check, as NaN never compares larger); the blob format refuses
+/// them too, past [`MAX_F32_WEIGHT`].
 fn check_finite(foreign: &ForeignModel) -> Result<()> {
     let mut tensors = vec![
         ("W", &foreign.w),
@@ -307,10 +309,15 @@ fn check_finite(foreign: &ForeignModel) -> Result<()> {
         tensors.push(("embedding table", table));
     }
     for (name, tensor) in tensors {
-        if let Some(k) = tensor.data.iter().position(|v| !v.is_finite()) {
+        if let Some(k) = tensor
+            .data
+            .iter()
+            .position(|v| v.is_nan() || v.abs() > MAX_F32_WEIGHT)
+        {
             bail!(
-                "the model's {name} holds {} at index {k}: export the model from finite weights \
-                 (a training run that diverged leaves NaN)",
+                "the model's {name} holds {} at index {k}, past the ±{MAX_F32_WEIGHT:e} that \
+                 lstm-edge models take: export the model from finite, trained weights (a \
+                 training run that diverged leaves NaN or huge values)",
                 tensor.data[k]
             );
         }
@@ -579,13 +586,13 @@ pub fn run(args: &ImportArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
     let summary = imported.summary();
+    let _lock = FolderLock::take(&args.out)?;
     for (name, bytes) in [
         ("model.blob", imported.int_blob.clone()),
         ("model-f32.blob", imported.f32_blob.clone()),
         ("import.json", serde_json::to_vec_pretty(&summary)?),
     ] {
-        let path = args.out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        files::write_atomic(&args.out.join(name), &bytes)?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -1,7 +1,8 @@
 //! Cortex-M DSP kernels for the integer path: four int8 × int16 (or int8 ×
 //! int8) products per two SMLAD instructions, as CMSIS-NN does it.
 //!
-//! This is the runtime's only `unsafe` code, audited here:
+//! Its `unsafe` code is audited here (the x86 kernels in `numeric/x86/` are the
+//! runtime's other exception):
 //! - three one-instruction `asm!` blocks (SXTB16, SXTB16 with ROR #8, SMLAD)
 //!   that only read and write registers: no memory, no stack (`nomem`,
 //!   `nostack`), no effect besides their result (`pure`);

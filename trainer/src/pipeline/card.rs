@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::card::ModelCard;
 use crate::data::LengthStats;
+use crate::files;
 use crate::quantize::Calibration;
 use crate::train::EpochStats;
 
@@ -207,11 +208,8 @@ impl TrainedCard {
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(CARD_FILE);
-        let tmp = dir.join(format!("{CARD_FILE}.tmp"));
         let json = serde_json::to_string_pretty(self).context("encoding the model card")?;
-        std::fs::write(&tmp, json + "\n").with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+        files::write_atomic(&dir.join(CARD_FILE), (json + "\n").as_bytes())
     }
 
     /// Puts the evaluation's figures into the card's metrics map.

@@ -30,12 +30,13 @@ use crate::bptt::Recurrence;
 use crate::card::ModelCard;
 use crate::checkpoint::{self, Checkpoint, EmbeddingOrigin};
 use crate::export::{export_onnx, export_step_onnx};
+use crate::files::{self, FolderLock};
 use crate::model::{Hyperparams, ModelConfig, OptimizerKind, Params, Preset};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::ort_env::Device;
 use crate::plot;
 use crate::quantize::{self, Calibration};
-use crate::train::{best_checkpoint_path, train, Dataset, TrainOptions, TrainRun};
+use crate::train::{self, best_checkpoint_path, train, Dataset, TrainOptions, TrainRun};
 
 use evaluate::{corpus_ids, Shape};
 use prepare::{
@@ -249,9 +250,7 @@ fn check_hyper(hp: &Hyperparams) -> Result<()> {
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<FileStamp> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    files::write_atomic(path, bytes)?;
     Ok(FileStamp::of(bytes))
 }
 
@@ -276,25 +275,11 @@ pub fn write_onnx(
     Ok(())
 }
 
-/// Before a run: removes the checkpoint temporaries that interrupted saves left
-/// (`checkpoint.save` writes `NAME.PID.tmp`), and says when an earlier model or run
-/// in `dir` will be replaced (unless a resumed run continues it). The earlier model's files stay
-/// until this run writes its own (its best-epoch checkpoint goes when `train` saves
-/// its first checkpoint), so a run that fails early leaves it whole.
+/// Before a run: says when an earlier model or run in `dir` will be replaced (unless
+/// a resumed run continues it). The earlier model's files stay until this run writes
+/// its own (its best-epoch checkpoint goes when `train` saves its first checkpoint),
+/// so a run that fails early leaves it whole.
 fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix("checkpoint.ckpt.")
-            .or_else(|| name.strip_prefix("checkpoint.best.ckpt."))
-            .and_then(|rest| rest.strip_suffix(".tmp"));
-        if pid.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
-            remove_if_present(&entry.path())?;
-        }
-    }
     let resumable = checkpoint::is_checkpoint(&dir.join(CHECKPOINT_FILE));
     let has_model = dir.join(CARD_FILE).is_file();
     if resume && !resumable && has_model {
@@ -313,68 +298,26 @@ fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
-/// Held while a command writes a model folder, so that two runs cannot mix their
-/// files in one folder; the lock file goes when the holder ends. Taking it also
-/// shows that the folder takes files (a read-only mount fails here, not when the
-/// first epoch's checkpoint is due).
-#[derive(Debug)]
-pub(crate) struct FolderLock {
-    path: PathBuf,
-}
-
-impl FolderLock {
-    pub(crate) const FILE: &'static str = ".lstm-edge.lock";
-
-    pub(crate) fn take(dir: &Path) -> Result<Self> {
-        let path = dir.join(Self::FILE);
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    std::io::Write::write_all(&mut file, std::process::id().to_string().as_bytes())
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    return Ok(FolderLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|pid| pid.trim().parse::<u32>().ok());
-                    if let Some(pid) = holder.filter(|&pid| process_is_running(pid)) {
-                        bail!(
-                            "another lstm-edge (process {pid}) is writing to {}: wait for it to \
-                             end, or give another --out",
-                            dir.display()
-                        );
-                    }
-                    // Left by a run that was killed: take it over.
-                    remove_if_present(&path)?;
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("cannot write in {}: give a writable --out", dir.display())
-                    })
-                }
-            }
+/// Takes `dir`'s [`FolderLock`], then removes the temporaries that killed writes
+/// left there (no other command can be writing them now).
+fn lock_model_dir(dir: &Path) -> Result<FolderLock> {
+    let lock = FolderLock::take(dir)?;
+    let best = train::best_checkpoint_path(Path::new(CHECKPOINT_FILE));
+    let names = [
+        CHECKPOINT_FILE,
+        &best.to_string_lossy(),
+        INT_BLOB_FILE,
+        F32_BLOB_FILE,
+        ONNX_FILE,
+        STEP_ONNX_FILE,
+        CARD_FILE,
+    ];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if files::is_leftover_temporary(&entry.file_name().to_string_lossy(), &names) {
+            remove_if_present(&entry.path())?;
         }
-        bail!(
-            "cannot take {}: remove it if no lstm-edge is running",
-            path.display()
-        )
     }
-}
-
-impl Drop for FolderLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Whether process `pid` runs (Linux's /proc; elsewhere a lock is taken over).
-fn process_is_running(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    Ok(lock)
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {
@@ -434,7 +377,7 @@ fn train_into_out_dir(job: &TrainJob) -> Result<TrainReport> {
     std::fs::create_dir_all(&job.out_dir)
         .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
     // Before the folder is tidied: the stale files there are no other run's.
-    let _lock = FolderLock::take(&job.out_dir)?;
+    let _lock = lock_model_dir(&job.out_dir)?;
     prepare_out_dir(&job.out_dir, job.resume)?;
     if job.write_arrays {
         write_arrays(&prepared, &job.out_dir.join(ARRAYS_DIR))?;
@@ -648,7 +591,7 @@ pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBu
     let card = card_of_checkpoint_model(out_dir, &ck, checkpoint)?;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let _lock = FolderLock::take(out_dir)?;
+    let _lock = lock_model_dir(out_dir)?;
     let mut files = card.as_ref().map(|c| c.files.clone()).unwrap_or_default();
     write_onnx(&ck.model, &ck.params, out_dir, &mut files)?;
     if let Some(mut card) = card.filter(|card| card.files != files) {
@@ -813,7 +756,7 @@ pub fn quantize_checkpoint(
     };
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let _lock = FolderLock::take(out_dir)?;
+    let _lock = lock_model_dir(out_dir)?;
     let read = |name: &str| std::fs::read(out_dir.join(name)).ok();
     let before = (read(INT_BLOB_FILE), read(F32_BLOB_FILE));
     let (int_blob, f32_blob, calibration) =
@@ -989,27 +932,6 @@ mod tests {
             "the model name \"a\\nb\" (from --name",
         );
         assert!(!dir.path().join(CHECKPOINT_FILE).exists());
-    }
-
-    #[test]
-    fn one_run_at_a_time_writes_a_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = FolderLock::take(dir.path()).unwrap();
-        let err = FolderLock::take(dir.path()).unwrap_err().to_string();
-        assert!(
-            err.contains(&format!(
-                "another lstm-edge (process {}) is writing to",
-                std::process::id()
-            )),
-            "{err}"
-        );
-        drop(lock);
-        assert!(!dir.path().join(FolderLock::FILE).exists());
-        // A lock that a killed run left is taken over.
-        std::fs::write(dir.path().join(FolderLock::FILE), u32::MAX.to_string()).unwrap();
-        let again = FolderLock::take(dir.path()).unwrap();
-        drop(again);
-        assert!(!dir.path().join(FolderLock::FILE).exists());
     }
 
     #[test]

@@ -1,0 +1,215 @@
+//! Writing a model folder safely: whole files only, and one writer at a time.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// Writes `bytes` to `path` so that a crash, a kill or a power loss leaves either the
+/// old file or the new one: a synced temporary sibling `NAME.PID.tmp` (see
+/// [`is_leftover_temporary`]), renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temporary_of(path);
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().with_context(|| {
+        let _ = fs::remove_file(&tmp);
+        format!("writing {} (via {})", path.display(), tmp.display())
+    })?;
+    // The rename itself reaches the disk with the folder's entry; not every
+    // platform can sync a folder, and the file is whole either way.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+fn temporary_of(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Whether a file name is a temporary that [`write_atomic`] left for one of `names`
+/// when its process was killed.
+pub fn is_leftover_temporary(file_name: &str, names: &[&str]) -> bool {
+    names.iter().any(|name| {
+        file_name
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// Held while a command writes a model folder, so that two commands cannot mix their
+/// files in one folder. It is an OS lock on `.lstm-edge.lock`, which names the holding
+/// process: the lock ends with its process however that ends, so a killed run's
+/// file is simply taken over. Taking it also shows that the folder takes files (a
+/// read-only mount fails here, not when the first epoch's checkpoint is due).
+#[derive(Debug)]
+pub struct FolderLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl FolderLock {
+    pub const FILE: &'static str = ".lstm-edge.lock";
+
+    pub fn take(dir: &Path) -> Result<Self> {
+        let path = dir.join(Self::FILE);
+        // A holder removes the file as it ends: a lock won on a file that was
+        // removed meanwhile guards nothing, so take the new one.
+        for _ in 0..3 {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .with_context(|| {
+                    format!("cannot write in {}: give a writable --out", dir.display())
+                })?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = match holder.trim() {
+                        "" => "another lstm-edge".to_string(),
+                        pid => format!("another lstm-edge (process {pid})"),
+                    };
+                    bail!(
+                        "{holder} is writing to {}: wait for it to end, or give another --out",
+                        dir.display()
+                    );
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "cannot lock {} (the folder's file system may not support locks): \
+                             give an --out on a local disk",
+                            path.display()
+                        )
+                    })
+                }
+            }
+            if !is_same_file(&file, &path) {
+                continue;
+            }
+            let named = file
+                .set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
+            named.with_context(|| format!("writing {}", path.display()))?;
+            return Ok(FolderLock { path, _file: file });
+        }
+        bail!(
+            "cannot take {}: other lstm-edge commands keep replacing it; try again",
+            path.display()
+        )
+    }
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        // Removed while still locked, so a waiting taker sees it gone (see `take`).
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Whether the open `file` is the one at `path` now.
+#[cfg(unix)]
+fn is_same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn is_same_file(_: &File, path: &Path) -> bool {
+    path.is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_atomic_write_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.blob");
+        fs::write(&path, b"old").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["model.blob"]);
+        // A folder that does not exist: the error names the file.
+        let err = write_atomic(&dir.path().join("gone/card.json"), b"x").unwrap_err();
+        assert!(format!("{err:#}").contains("gone/card.json"), "{err:#}");
+    }
+
+    #[test]
+    fn leftover_temporaries_are_told_from_other_files() {
+        let names = ["model.blob", "card.json"];
+        assert!(is_leftover_temporary("model.blob.123.tmp", &names));
+        assert!(is_leftover_temporary(
+            &temporary_of(Path::new("card.json")).display().to_string(),
+            &names
+        ));
+        for other in [
+            "model.blob",
+            "model.blob.tmp",
+            "model.blob.x1.tmp",
+            "notes.1.tmp",
+        ] {
+            assert!(!is_leftover_temporary(other, &names), "{other}");
+        }
+    }
+
+    #[test]
+    fn one_command_at_a_time_writes_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = FolderLock::take(dir.path()).unwrap();
+        let err = FolderLock::take(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "another lstm-edge (process {}) is writing to",
+                std::process::id()
+            )),
+            "{err}"
+        );
+        drop(lock);
+        assert!(!dir.path().join(FolderLock::FILE).exists());
+        // The file a killed run left holds no lock: it is taken over, whatever
+        // process its number names now.
+        fs::write(
+            dir.path().join(FolderLock::FILE),
+            std::process::id().to_string(),
+        )
+        .unwrap();
+        let again = FolderLock::take(dir.path()).unwrap();
+        drop(again);
+        assert!(!dir.path().join(FolderLock::FILE).exists());
+    }
+
+    #[test]
+    fn a_folder_that_takes_no_files_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = FolderLock::take(&dir.path().join("missing")).unwrap_err();
+        assert!(err.to_string().contains("give a writable --out"), "{err}");
+    }
+}
