@@ -1,12 +1,15 @@
 //! Reading model blobs from disk, with errors that name the file and the fix.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use lstm_edge_runtime::format::{Params, MAGIC};
 use lstm_edge_runtime::Model;
 use lstm_edge_trainer::checkpoint;
-use lstm_edge_trainer::pipeline::{in_model_dir, CHECKPOINT_FILE, INT_BLOB_FILE};
+use lstm_edge_trainer::pipeline::{
+    in_model_dir, CHECKPOINT_FILE, INT_BLOB_FILE, WITHOUT_CHECKPOINT,
+};
 
 /// A model blob read into memory.
 #[derive(Debug, Clone)]
@@ -36,12 +39,28 @@ impl BlobFile {
     /// directory written by `lstm-edge train` stands for its integer blob.
     pub fn read(path: &Path) -> Result<Self> {
         let path = &resolve(path)?;
-        let bytes = std::fs::read(path).with_context(|| {
+        let cannot_read = || {
             format!(
                 "cannot read model file {}: check the path (models are written by `lstm-edge quantize` or shipped in models/)",
                 path.display()
             )
-        })?;
+        };
+        let mut opened = std::fs::File::open(path).with_context(cannot_read)?;
+        anyhow::ensure!(
+            opened.metadata().with_context(cannot_read)?.is_file(),
+            "{} is not a regular file: pass a model.blob or model-f32.blob, or a model directory",
+            path.display()
+        );
+        // The head first (as long as a checkpoint's magic, the longer one): a large file
+        // of another kind is named without reading it all.
+        let mut bytes = Vec::new();
+        (&mut opened)
+            .take(8)
+            .read_to_end(&mut bytes)
+            .with_context(cannot_read)?;
+        if bytes.starts_with(&MAGIC) {
+            opened.read_to_end(&mut bytes).with_context(cannot_read)?;
+        }
         let file = BlobFile {
             path: path.to_path_buf(),
             bytes,
@@ -72,7 +91,8 @@ impl BlobFile {
             ),
             _ => anyhow::anyhow!(
                 "{path} is a damaged lstm-edge model blob: {err}; copy it again from where it came \
-                 from, or rebuild it from its checkpoint with `lstm-edge quantize`"
+                 from, or rebuild it from its checkpoint with `lstm-edge quantize`\
+                 {WITHOUT_CHECKPOINT}"
             ),
         })
     }
@@ -121,6 +141,16 @@ mod tests {
         std::fs::write(&blob, b"x").unwrap();
         assert_eq!(resolve(dir.path()).unwrap(), blob);
         assert_eq!(resolve(&blob).unwrap(), blob);
+    }
+
+    /// A device that never ends is refused before it is read.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_that_is_not_regular_is_refused_unread() {
+        let err = BlobFile::read(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/dev/zero is not a regular file"), "{err}");
     }
 
     #[test]

@@ -99,14 +99,14 @@ impl Default for FirmwareInputs {
     }
 }
 
-/// The Debian tools the firmware needs, found on this machine.
+/// The Debian tools that build the firmware, found on this machine (running it under
+/// QEMU needs [`find_qemu`] as well; flashing a board does not).
 #[derive(Debug, Clone)]
 pub struct Toolchain {
     pub cargo: PathBuf,
     pub rustc: PathBuf,
     pub linker: PathBuf,
     pub size: PathBuf,
-    pub qemu: PathBuf,
 }
 
 /// The device toolchain is incomplete; lists the Debian packages that are missing.
@@ -129,14 +129,14 @@ impl fmt::Display for MissingToolchain {
 impl std::error::Error for MissingToolchain {}
 
 impl Toolchain {
-    /// Finds Debian's rustc/cargo (with their core source), and the ARM binutils
-    /// and QEMU on `PATH`.
+    /// Finds Debian's rustc/cargo (with their core source), and the ARM binutils on
+    /// `PATH`.
     pub fn detect() -> Result<Toolchain, MissingToolchain> {
         Self::detect_in(&std::env::var_os("PATH").unwrap_or_default())
     }
 
     /// [`Toolchain::detect`] with `search_path` (a `PATH`-style list) for the ARM
-    /// binutils and QEMU.
+    /// binutils.
     pub fn detect_in(search_path: &std::ffi::OsStr) -> Result<Toolchain, MissingToolchain> {
         let mut packages = Vec::new();
         let rustc = PathBuf::from("/usr/bin/rustc");
@@ -155,21 +155,27 @@ impl Toolchain {
         if linker.is_none() || size.is_none() {
             packages.push("binutils-arm-none-eabi");
         }
-        let qemu = find_in_path(search_path, "qemu-system-arm");
-        if qemu.is_none() {
-            packages.push("qemu-system-arm");
-        }
-        match (linker, size, qemu) {
-            (Some(linker), Some(size), Some(qemu)) if packages.is_empty() => Ok(Toolchain {
+        match (linker, size) {
+            (Some(linker), Some(size)) if packages.is_empty() => Ok(Toolchain {
                 cargo,
                 rustc,
                 linker,
                 size,
-                qemu,
             }),
             _ => Err(MissingToolchain { packages }),
         }
     }
+}
+
+/// QEMU on `PATH`, which runs the firmware.
+pub fn find_qemu() -> Result<PathBuf, MissingToolchain> {
+    find_qemu_in(&std::env::var_os("PATH").unwrap_or_default())
+}
+
+fn find_qemu_in(search_path: &std::ffi::OsStr) -> Result<PathBuf, MissingToolchain> {
+    find_in_path(search_path, "qemu-system-arm").ok_or(MissingToolchain {
+        packages: vec!["qemu-system-arm"],
+    })
 }
 
 fn find_in_path(search_path: &std::ffi::OsStr, program: &str) -> Option<PathBuf> {
@@ -228,8 +234,14 @@ impl FirmwareProject {
 
         // Builds share one target dir and, for the same inputs, one staging folder,
         // so they take turns: staging, building and copying the ELF out.
-        fs::create_dir_all(&self.target_dir)
-            .with_context(|| format!("cannot create {}", self.target_dir.display()))?;
+        fs::create_dir_all(&self.target_dir).with_context(|| {
+            format!(
+                "cannot create {}, where firmware builds go: set LSTM_EDGE_FIRMWARE_DIR to a \
+                 writable copy of the lstm-edge `firmware/` folder (builds then go to \
+                 target/firmware beside it)",
+                self.target_dir.display()
+            )
+        })?;
         let lock_path = self.target_dir.join("lstm-edge-build.lock");
         let lock = fs::File::create(&lock_path)
             .with_context(|| format!("cannot create {}", lock_path.display()))?;
@@ -552,17 +564,17 @@ pub fn run(elf: &Path) -> Result<FirmwareOutput> {
 
 /// [`run`] with a time limit; a run past it is stopped and reported as failed.
 pub fn run_with_timeout(elf: &Path, timeout: Duration) -> Result<FirmwareOutput> {
-    let toolchain = Toolchain::detect()?;
+    let qemu = find_qemu()?;
     if !elf.is_file() {
         bail!("firmware image {} does not exist", elf.display());
     }
-    let mut child = Command::new(&toolchain.qemu)
+    let mut child = Command::new(&qemu)
         .args(qemu_args(elf))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("cannot start {}", toolchain.qemu.display()))?;
+        .with_context(|| format!("cannot start {}", qemu.display()))?;
     let stdout = child.stdout.take().context("QEMU stdout")?;
     let stderr = child.stderr.take().context("QEMU stderr")?;
     let stdout_reader = thread::spawn(move || read_all(stdout));
@@ -942,7 +954,10 @@ mod tests {
         let empty = empty_dir();
         let missing = Toolchain::detect_in(empty.as_os_str()).unwrap_err();
         assert!(missing.packages.contains(&"binutils-arm-none-eabi"));
-        assert!(missing.packages.contains(&"qemu-system-arm"));
+        // Only running the firmware needs QEMU.
+        assert!(!missing.packages.contains(&"qemu-system-arm"));
+        let missing = find_qemu_in(empty.as_os_str()).unwrap_err();
+        assert_eq!(missing.packages, ["qemu-system-arm"]);
     }
 
     fn empty_dir() -> PathBuf {

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::blob::BlobFile;
 use anyhow::Result;
 use lstm_edge_runtime::format::{Head, Input, Output, Params, RowConsts, HEADER_LEN};
+use lstm_edge_trainer::pipeline::FileStamp;
 
 /// A blob's description.
 #[derive(Debug, Clone, Serialize)]
@@ -12,7 +13,10 @@ pub struct BlobInfo {
     pub file: String,
     pub bytes: usize,
     pub format_version: u16,
+    /// The header's CRC-32 of the body, which the runtime checks at load.
     pub crc32: String,
+    /// The whole file's CRC-32, as card.json records it and `crc32 FILE` prints it.
+    pub file_crc32: String,
     pub cell: String,
     pub hidden: usize,
     pub input: String,
@@ -44,6 +48,7 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
             .get(4..6)
             .map_or(0, |b| u16::from_le_bytes([b[0], b[1]])),
         crc32: format!("{:08x}", word(12).unwrap_or(0)),
+        file_crc32: FileStamp::of(&file.bytes).crc32,
         cell: format!("{:?}", body.cell),
         hidden: dims.hidden,
         input: describe_input(body.input, dims.tokens),
@@ -150,8 +155,8 @@ impl std::fmt::Display for BlobInfo {
         writeln!(f, "bytes       {}", self.bytes)?;
         writeln!(
             f,
-            "format      v{}, CRC-32 {}",
-            self.format_version, self.crc32
+            "format      v{}, body CRC-32 {} (file CRC-32 {}, as card.json records it)",
+            self.format_version, self.crc32, self.file_crc32
         )?;
         writeln!(f, "cell        {} (hidden {})", self.cell, self.hidden)?;
         writeln!(f, "input       {}", self.input)?;

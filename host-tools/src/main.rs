@@ -1,6 +1,7 @@
 //! `lstm-edge`: train small recurrent text models and run them on microcontrollers.
 //! Each subcommand is a thin layer over library calls.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -86,8 +87,8 @@ struct ScoreArgs {
     /// The model blob (.blob), or a model directory (its model.blob).
     #[arg(long, short)]
     model: PathBuf,
-    /// The review text.
-    text: Option<String>,
+    /// The review text (any bytes; UTF-8 or Latin-1).
+    text: Option<OsString>,
     /// Read the review from this file (any bytes; UTF-8 or Latin-1).
     #[arg(long, conflicts_with = "text")]
     file: Option<PathBuf>,
@@ -105,9 +106,9 @@ struct GenerateArgs {
     /// The model blob (.blob), or a model directory (its model.blob).
     #[arg(long, short)]
     model: PathBuf,
-    /// Text the model continues.
+    /// Text the model continues (any bytes; UTF-8 or Latin-1).
     #[arg(long, short)]
-    prompt: String,
+    prompt: OsString,
     /// Sampling temperature: p^(1/T) renormalised; 0 is greedy, at most 100 (in steps
     /// of 0.001).
     #[arg(long, short, default_value_t = 0.5, allow_negative_numbers = true)]
@@ -141,10 +142,10 @@ struct FirmwareArgs {
     model: PathBuf,
     /// A review to score (repeatable; a sentiment model needs at least one).
     #[arg(long = "review")]
-    reviews: Vec<String>,
+    reviews: Vec<OsString>,
     /// Prompt for generator models [default: "the "].
     #[arg(long)]
-    prompt: Option<String>,
+    prompt: Option<OsString>,
     /// Chars to generate per temperature, for generator models [default: 100].
     #[arg(long)]
     length: Option<usize>,
@@ -152,17 +153,38 @@ struct FirmwareArgs {
     /// [default: 0.2 0.5 1].
     #[arg(long = "temperature", allow_negative_numbers = true)]
     temperatures: Vec<f32>,
-    /// Sampling seed: the same seed gives the same text.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// Sampling seed for generator models: the same seed gives the same text
+    /// [default: 42].
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// An argument's bytes as the shell passed them: text in another encoding (Latin-1,
+/// say) reaches the tokenizer as it would from a file.
+fn arg_bytes(arg: &OsStr) -> Vec<u8> {
+    #[cfg(unix)]
+    return std::os::unix::ffi::OsStrExt::as_bytes(arg).to_vec();
+    #[cfg(not(unix))]
+    return arg.to_string_lossy().into_owned().into_bytes();
+}
+
+/// Text as the tokenizers read it, in UTF-8: UTF-8 as it is, and each byte that is not
+/// part of UTF-8 as its Latin-1 char, as sampled symbols are printed.
+fn as_read(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        text.extend(chunk.invalid().iter().map(|&b| char::from(b)));
+    }
+    text
 }
 
 /// The review as given: the argument as it is; a file or standard input without a
 /// leading UTF-8 byte-order mark or the line end that closes its last line, which
 /// editors and `echo` add and a review does not mean.
-fn read_text(text: Option<String>, file: Option<&Path>) -> Result<Vec<u8>> {
+fn read_text(text: Option<&OsStr>, file: Option<&Path>) -> Result<Vec<u8>> {
     let bytes = match (text, file) {
-        (Some(text), _) => return nonblank(text.into_bytes(), file),
+        (Some(text), _) => return nonblank(arg_bytes(text), file),
         // As training reads text files: a .gz unpacked, UTF-16 and archives refused.
         (None, Some(path)) => reviews::read_text(path)
             .with_context(|| format!("cannot read review file {}", path.display()))?,
@@ -198,7 +220,7 @@ fn score(args: ScoreArgs) -> Result<()> {
         (None, Some(path)) => path.display().to_string(),
         (None, None) => "standard input".to_string(),
     };
-    let text = read_text(args.text, args.file.as_deref())?;
+    let text = read_text(args.text.as_deref(), args.file.as_deref())?;
     if !args.lines {
         let report = infer::score(&blob, &text, &source)?;
         if let Some(caution) = report.caution() {
@@ -244,8 +266,9 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     // Stdout is line-buffered: the text appears as it is generated. The prompt goes out
     // with the first char, once the model has loaded as a generator.
     let mut out = std::io::stdout().lock();
-    let mut unprinted_prompt = Some(args.prompt.as_str());
-    let charless = infer::generate_each(&blob, args.prompt.as_bytes(), options, |byte| {
+    let prompt = arg_bytes(&args.prompt);
+    let mut unprinted_prompt = Some(as_read(&prompt));
+    let charless = infer::generate_each(&blob, &prompt, options, |byte| {
         if let Some(prompt) = unprinted_prompt.take() {
             write!(out, "{prompt}")?;
         }
@@ -262,16 +285,29 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// An hour per engine and workload is more than any measurement needs.
+const MAX_BENCH_SECONDS: f64 = 3600.0;
+
 fn bench(args: &BenchArgs) -> Result<()> {
-    let per_engine = std::time::Duration::try_from_secs_f64(args.seconds)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .with_context(|| {
-            format!(
-                "--seconds must be a positive duration, got {}",
-                args.seconds
-            )
-        })?;
+    ensure!(
+        args.seconds > 0.0 && args.seconds <= MAX_BENCH_SECONDS,
+        "--seconds must be above 0 and at most {MAX_BENCH_SECONDS} (per engine and \
+         workload), got {}",
+        args.seconds
+    );
+    let per_engine = Duration::from_secs_f64(args.seconds);
+    ensure!(
+        per_engine >= Duration::from_millis(1),
+        "--seconds {} is under a millisecond, too short to time one run: give at least 0.001",
+        args.seconds
+    );
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    ensure!(
+        args.ort_threads <= cores,
+        "--ort-threads {} is more than this machine's {cores} cores, which only slows ONNX \
+         Runtime down: give at most {cores} (0 takes its default, one per core)",
+        args.ort_threads
+    );
     let options = bench::BenchOptions {
         per_engine,
         ort_threads: args.ort_threads,
@@ -303,11 +339,13 @@ fn build_firmware(
 ) -> Result<(PathBuf, firmware::FirmwareInputs)> {
     let blob = BlobFile::read(&args.model)?;
     let sentiment = blob.model()?.body().output == lstm_edge_runtime::Output::Sigmoid;
-    let generation_flags =
-        args.prompt.is_some() || args.length.is_some() || !args.temperatures.is_empty();
+    let generation_flags = args.prompt.is_some()
+        || args.length.is_some()
+        || !args.temperatures.is_empty()
+        || args.seed.is_some();
     if sentiment && generation_flags {
         bail!(
-            "{} is a sentiment model: --prompt, --length and --temperature are for \
+            "{} is a sentiment model: --prompt, --length, --temperature and --seed are for \
              generators; give it --review TEXT only",
             blob.path.display()
         );
@@ -333,21 +371,22 @@ fn firmware_inputs(
         bail!("--length 0 generates nothing: give at least 1 char per temperature");
     }
     // As `score` does: a blank review's score would be noise.
-    if let Some(index) = args.reviews.iter().position(|r| r.trim().is_empty()) {
+    let reviews: Vec<Vec<u8>> = args.reviews.iter().map(|r| arg_bytes(r)).collect();
+    if let Some(index) = reviews
+        .iter()
+        .position(|r| r.iter().all(u8::is_ascii_whitespace))
+    {
         bail!(
             "--review {} is blank: give each review some text to score",
             index + 1
         );
     }
     Ok(firmware::FirmwareInputs {
-        reviews: args.reviews.iter().map(|r| r.as_bytes().to_vec()).collect(),
-        prompt: args
-            .prompt
-            .as_ref()
-            .map_or(defaults.prompt, |p| p.as_bytes().to_vec()),
+        reviews,
+        prompt: args.prompt.as_deref().map_or(defaults.prompt, arg_bytes),
         gen_chars: args.length.unwrap_or(defaults.gen_chars),
         temperatures_milli: temperatures,
-        seed: args.seed,
+        seed: args.seed.unwrap_or(defaults.seed),
         board,
     })
 }
@@ -415,9 +454,29 @@ fn die_on_closed_pipe() {
     }
 }
 
+/// `println!` panics when standard output cannot take the text (a full disk, a
+/// device error): that becomes an error line and exit code 1, not a panic report.
+fn report_failed_prints() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if let Some(reason) = message.strip_prefix("failed printing to stdout: ") {
+            eprintln!("Error: cannot write to standard output: {reason}");
+            std::process::exit(1);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> Result<()> {
     #[cfg(unix)]
     die_on_closed_pipe();
+    report_failed_prints();
     match Cli::parse().command {
         Command::Train(args) => workflow::train(&args)?,
         Command::Eval(args) => workflow::eval(&args)?,
@@ -446,6 +505,8 @@ fn main() -> Result<()> {
                 json,
                 timeout,
             } => {
+                // Before the build, which takes minutes.
+                firmware::find_qemu()?;
                 let (elf, inputs) = build_firmware(&args, firmware::Board::Mps2An386)?;
                 let out = firmware::run_with_timeout(&elf, Duration::from_secs(timeout))?;
                 if json {

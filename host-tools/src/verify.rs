@@ -10,7 +10,7 @@ use lstm_edge_runtime::format::{Body, Cell, Dims, Head, Input};
 use lstm_edge_runtime::host::HostModel;
 use lstm_edge_runtime::Tokenizer;
 use lstm_edge_trainer::pipeline::{
-    check_same_model, F32_BLOB_FILE, INT_BLOB_FILE, ONNX_FILE, STEP_ONNX_FILE,
+    check_same_model, F32_BLOB_FILE, INT_BLOB_FILE, ONNX_FILE, STEP_ONNX_FILE, WITHOUT_CHECKPOINT,
 };
 use serde::Serialize;
 use tract_onnx::prelude::*;
@@ -99,7 +99,9 @@ fn pad_id(input: &Input<'_>) -> Option<u16> {
 /// metadata (written by `lstm-edge export`) and its input table's shape must be the
 /// blob's. `name` is the file's name in messages.
 pub fn check_onnx_matches_blob(name: &str, onnx: &[u8], body: &Body<'_>) -> Result<()> {
-    let rebuild = "rebuild it from the model's checkpoint with `lstm-edge export`";
+    let rebuild = format!(
+        "rebuild it from the model's checkpoint with `lstm-edge export`{WITHOUT_CHECKPOINT}"
+    );
     let proto = tract_onnx::onnx()
         .proto_model_for_read(&mut &onnx[..])
         .map_err(|e| anyhow!("{name} is not an ONNX model ({e}): {rebuild}"))?;
@@ -249,7 +251,7 @@ impl VerifyReport {
             bail!(
                 "{STEP_ONNX_FILE}, fed one token at a time, and the f32 blob differ by up to \
                  {gap:.3e} (over {TRACT_F32_TOLERANCE:e}): rebuild it from the model's checkpoint \
-                 with `lstm-edge export`"
+                 with `lstm-edge export`{WITHOUT_CHECKPOINT}"
             );
         }
         Ok(())

@@ -634,7 +634,11 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
             file,
             &dir.join(file.file_name()),
             bytes,
-            "export it again from the model's checkpoint with `lstm-edge export`",
+            &format!(
+                "export it again from the model's checkpoint with `lstm-edge export`\
+                 {}",
+                pipeline::WITHOUT_CHECKPOINT
+            ),
         )
     };
     let onnx_on_card = on_card(pipeline::ModelFile::Onnx, &onnx);

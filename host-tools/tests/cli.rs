@@ -156,6 +156,10 @@ fn inspect_describes_a_blob_and_json_parses() {
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(json["hidden"], 8);
     assert_eq!(json["cell"], "Gru");
+    // The card's and `crc32`'s checksum, beside the header's one of the body.
+    let file = lstm_edge_trainer::pipeline::FileStamp::of(&std::fs::read(&m.sentiment).unwrap());
+    assert_eq!(json["file_crc32"], file.crc32);
+    assert_ne!(json["crc32"], json["file_crc32"]);
 }
 
 #[test]
@@ -322,20 +326,27 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         err.contains("generator") && err.contains("--prompt"),
         "{err}"
     );
-    let err = stderr_of(lstm_edge().args([
-        "firmware",
-        "build",
-        "-m",
-        arg(&m.sentiment),
-        "--review",
-        "x",
-        "--temperature",
-        "0.5",
-    ]));
-    assert!(
-        err.contains("sentiment model") && err.contains("--review TEXT only"),
-        "{err}"
-    );
+    // The seed, too, is a generation setting that a sentiment model would ignore.
+    for flag in [["--temperature", "0.5"], ["--seed", "5"]] {
+        let err = stderr_of(
+            lstm_edge()
+                .args([
+                    "firmware",
+                    "build",
+                    "-m",
+                    arg(&m.sentiment),
+                    "--review",
+                    "x",
+                ])
+                .args(flag),
+        );
+        assert!(
+            err.contains("sentiment model")
+                && err.contains("--temperature and --seed are for generators")
+                && err.contains("--review TEXT only"),
+            "{err}"
+        );
+    }
     let err =
         stderr_of(lstm_edge().args(["firmware", "run", "-m", arg(&m.gen_int), "--length", "0"]));
     assert!(err.contains("--length 0 generates nothing"), "{err}");
@@ -359,13 +370,17 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         stderr_of(lstm_edge().args(["generate", "-m", arg(&m.gen_int), "-p", "a", "-t", "-1"]));
     assert!(err.contains("temperature"), "{err}");
 
-    for seconds in ["0", "nan", "1e30"] {
+    for seconds in ["0", "nan", "1e30", "-1"] {
         let err = stderr_of(lstm_edge().args(["bench", "--seconds", seconds]));
         assert!(
-            err.contains("--seconds must be a positive duration"),
+            err.contains("--seconds must be above 0 and at most 3600"),
             "{err}"
         );
     }
+    let err = stderr_of(lstm_edge().args(["bench", "--seconds", "1e-10"]));
+    assert!(err.contains("is under a millisecond"), "{err}");
+    let err = stderr_of(lstm_edge().args(["bench", "--ort-threads", "100000"]));
+    assert!(err.contains("--ort-threads 100000 is more than"), "{err}");
 }
 
 /// `lstm-edge generate ... | head -1`: the reader goes away mid-output. The command must
@@ -390,6 +405,52 @@ fn a_closed_output_pipe_ends_the_command_without_a_panic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}
+
+/// A full disk behind standard output is an error line and exit code 1, not a panic.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_print_is_an_error_not_a_panic() {
+    let m = models();
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("lstm-edge"))
+        .args(["inspect", arg(&m.gen_int)])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("Error: cannot write to standard output: No space left on device")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+/// A prompt in Latin-1 (not UTF-8) reads as the same chars as its UTF-8 spelling,
+/// as a corpus file's bytes do, and the text comes out in UTF-8.
+#[cfg(unix)]
+#[test]
+fn a_latin1_prompt_reads_as_its_utf8_spelling() {
+    use std::os::unix::ffi::OsStrExt;
+    let m = models();
+    let blob = m.dir.join("latin1.blob");
+    let gen = generator(b"ab \xe6", false);
+    std::fs::write(&blob, gen.int_blob(ScaleScheme::PerRow).unwrap()).unwrap();
+    let run = |prompt: &[u8]| {
+        stdout_of(
+            lstm_edge()
+                .args(["generate", "-m", arg(&blob), "-l", "30", "-p"])
+                .arg(std::ffi::OsStr::from_bytes(prompt)),
+        )
+    };
+    let text = run(b"a\xe6 b");
+    assert_eq!(text, run("a\u{e6} b".as_bytes()));
+    assert!(text.starts_with("a\u{e6} b".as_bytes()), "{text:?}");
+    assert!(std::str::from_utf8(&text).is_ok(), "{text:?}");
 }
 
 #[test]

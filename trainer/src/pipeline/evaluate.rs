@@ -20,7 +20,7 @@ use crate::progress;
 use super::prepare::{describe_paths, load_nonempty_reviews};
 use super::{
     DataSource, ModelFile, TrainedCard, CARD_FILE, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE,
-    QUANT_ERROR_FILE,
+    QUANT_ERROR_FILE, WITHOUT_CHECKPOINT,
 };
 /// Token ids of one evaluation set with their targets.
 #[derive(Clone, Debug, Default)]
@@ -574,7 +574,8 @@ impl Shape {
 fn parse_blob<'a>(path: &Path, blob: &'a [u8]) -> Result<lstm_edge_runtime::Model<'a>> {
     lstm_edge_runtime::Model::from_bytes(blob).map_err(|e| {
         anyhow::anyhow!(
-            "{}: {e}: rebuild it from the model's checkpoint with `lstm-edge quantize`",
+            "{}: {e}: rebuild it from the model's checkpoint with `lstm-edge quantize`\
+             {WITHOUT_CHECKPOINT}",
             path.display()
         )
     })
@@ -591,7 +592,9 @@ pub fn check_blobs_match_card(
     int_blob: &[u8],
 ) -> Result<()> {
     let card_says = Shape::of_card(&card.card);
-    let rebuild = "rebuild the blobs from the model's checkpoint with `lstm-edge quantize`";
+    let rebuild = format!(
+        "rebuild the blobs from the model's checkpoint with `lstm-edge quantize`{WITHOUT_CHECKPOINT}"
+    );
     let mut bodies = Vec::new();
     for (file, blob, float) in [
         (ModelFile::F32Blob, f32_blob, true),
@@ -614,7 +617,7 @@ pub fn check_blobs_match_card(
             path.display(),
             blob_says.differences(&card_says)
         );
-        card.files.check(file, &path, blob, rebuild)?;
+        card.files.check(file, &path, blob, &rebuild)?;
         bodies.push(body);
     }
     let (int_path, f32_path) = (dir.join(INT_BLOB_FILE), dir.join(F32_BLOB_FILE));
@@ -635,7 +638,8 @@ pub fn check_same_model(
     int_name: &str,
     int: &Body<'_>,
 ) -> Result<()> {
-    let rebuild = "rebuild both from one checkpoint with `lstm-edge quantize`";
+    let rebuild =
+        format!("rebuild both from one checkpoint with `lstm-edge quantize`{WITHOUT_CHECKPOINT}");
     let shape = |name: &str, body: &Body<'_>| {
         Shape::of_blob(body).map_err(|e| anyhow::anyhow!("{name}: {e}: {rebuild}"))
     };

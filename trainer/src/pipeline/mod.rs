@@ -50,6 +50,10 @@ pub const F32_BLOB_FILE: &str = "model-f32.blob";
 pub const INT_BLOB_FILE: &str = "model.blob";
 pub const CARD_FILE: &str = "card.json";
 pub const CHECKPOINT_FILE: &str = "checkpoint.ckpt";
+/// Follows each "rebuild it from the checkpoint" fix, for folders that have none.
+pub const WITHOUT_CHECKPOINT: &str =
+    " (a model folder without its checkpoint, as shipped ones are: rerun the `command` its \
+     card.json records)";
 pub const CURVES_FILE: &str = "curves.png";
 pub const QUANT_ERROR_FILE: &str = "quant-error.png";
 
