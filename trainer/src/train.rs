@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use lstm_edge_runtime::format::Output;
+use lstm_edge_runtime::format::{Output, MAX_F32_WEIGHT};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -440,9 +440,10 @@ struct RunIdentity<'a> {
     data: DataFingerprint,
 }
 
-/// Refuses weights or optimizer state that hold NaN or inf: an update diverged even
-/// though the loss before it was finite. Nothing is saved, so the last checkpoint on
-/// disk stays the last good one.
+/// Refuses weights or optimizer state that hold NaN or inf, and weights past the
+/// model blob's [`MAX_F32_WEIGHT`]: an update diverged even though the loss before it
+/// was finite, and the run could not be written out as a model at its end. Nothing
+/// is saved, so the last checkpoint on disk stays the last good one.
 fn ensure_finite(
     params: &Params,
     state: &[Tensor],
@@ -450,17 +451,24 @@ fn ensure_finite(
     options: &TrainOptions,
     history: &[EpochStats],
 ) -> Result<()> {
-    let tensors = params.named().into_iter().map(|(_, t)| t).chain(state);
-    if !tensors.flat_map(|t| &t.data).all(|v| v.is_finite()) {
-        // `history` already holds the epoch that diverged; the good one is before it.
-        let good = &history[..history.len().min(epoch)];
-        bail!(
-            "the weights or the optimizer's state hold NaN or infinite values after epoch {}: {}",
-            epoch + 1,
-            diverged(epoch, None, options, good)
-        );
-    }
-    Ok(())
+    let weights = || params.named().into_iter().flat_map(|(_, t)| &t.data);
+    let finite = weights()
+        .chain(state.iter().flat_map(|t| &t.data))
+        .all(|v| v.is_finite());
+    let what = if !finite {
+        "the weights or the optimizer's state hold NaN or infinite values"
+    } else if weights().any(|v| v.abs() > MAX_F32_WEIGHT) {
+        "the weights grew past ±1e6, more than a model blob holds,"
+    } else {
+        return Ok(());
+    };
+    // `history` already holds the epoch that diverged; the good one is before it.
+    let good = &history[..history.len().min(epoch)];
+    bail!(
+        "{what} after epoch {}: {}",
+        epoch + 1,
+        diverged(epoch, None, options, good)
+    );
 }
 
 /// Checks the data against the model and the options; returns the validation set,
@@ -1295,6 +1303,16 @@ mod tests {
             data: vec![f32::INFINITY],
         }];
         let err = ensure_finite(&params, &state, 1, &run, &history).unwrap_err();
+        params.r.data[3] = -2e6;
+        let huge = ensure_finite(&params, &[], 1, &run, &history)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            huge.starts_with(
+                "the weights grew past ±1e6, more than a model blob holds, after epoch 2"
+            ) && huge.contains("the last good checkpoint, after epoch 1, is kept at run.ckpt"),
+            "{huge}"
+        );
         params.r.data[3] = f32::NAN;
         let nan = ensure_finite(&params, &[], 1, &run, &history).unwrap_err();
         for message in [err.to_string(), nan.to_string()] {
