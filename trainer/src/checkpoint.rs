@@ -22,8 +22,12 @@ use crate::train::EpochStats;
 use crate::train::{Dataset, TrainOptions};
 
 const MAGIC: &[u8; 8] = b"LSTMEDCK";
-/// Bump when [`Checkpoint`]'s encoding changes.
-pub const VERSION: u32 = 4;
+/// Bump when [`Checkpoint`]'s encoding or meaning changes. Format 5: an LSTM trains
+/// one bias (`wb`), so its optimizer state has no `rb` entries; format 4 is read for
+/// export and quantization, not resumed (see [`trains_lstm_biases_apart`]).
+pub const VERSION: u32 = 5;
+/// The first format whose LSTM optimizer state leaves out `rb`.
+const ONE_LSTM_BIAS: u32 = 5;
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
 /// zlib's CRC-32, for checkpoints, data fingerprints and the card's file stamps.
 pub(crate) const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
@@ -88,6 +92,18 @@ pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
     crate::files::write_atomic(path, &bytes).context("saving the checkpoint")
 }
 
+/// Whether the checkpoint at `path` was written by a build that trained an LSTM's
+/// input and recurrent biases as two tensors: its weights export as they are, but its
+/// optimizer state does not fit this build's training step, so it cannot be resumed.
+pub fn trains_lstm_biases_apart(path: &Path, checkpoint: &Checkpoint) -> Result<bool> {
+    let mut header = [0u8; 12];
+    File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    Ok(version < ONE_LSTM_BIAS && checkpoint.model.cell == lstm_edge_runtime::format::Cell::Lstm)
+}
+
 /// Whether `path` is a file that starts like an lstm-edge checkpoint (its magic), so
 /// that a file of the user's with the same name is never taken for one.
 pub fn is_checkpoint(path: &Path) -> bool {
@@ -125,7 +141,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         "{what} is not an lstm-edge checkpoint (bad magic or shorter than its header)"
     );
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != VERSION && version != VERSION - 1 {
+    if !(3..=VERSION).contains(&version) {
         bail!("{what}: checkpoint format version {version}, this build reads version {VERSION}; resume, export or quantize it with the build that wrote it, or train afresh");
     }
     let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
@@ -143,7 +159,7 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         "{what}: CRC-32 mismatch (header {crc:#010x}, body {actual:#010x}): the file is \
          corrupt; restore it, or train afresh without --resume"
     );
-    let decoded = if version == VERSION {
+    let decoded = if version > 3 {
         postcard::from_bytes(body)
     } else {
         // Format 3 lacks only the trailing `embedding_origin`: postcard writes `None` as 0.
@@ -234,6 +250,25 @@ mod tests {
         bytes.extend_from_slice(&body);
         fs::write(&path, &bytes).unwrap();
         assert_eq!(load(&path).unwrap(), ck);
+    }
+
+    #[test]
+    fn a_format_4_lstm_checkpoint_reads_but_is_named_as_training_its_biases_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let mut ck = sample();
+        ck.model.cell = Cell::Lstm;
+        ck.params = Params::init(&ck.model, 7);
+        save(&path, &ck).unwrap();
+        assert!(!trains_lstm_biases_apart(&path, &ck).unwrap());
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
+        fs::write(&path, &bytes).unwrap();
+        let old = load(&path).unwrap();
+        assert_eq!(old, ck);
+        assert!(trains_lstm_biases_apart(&path, &old).unwrap());
+        // A GRU has two biases in Keras too: its format-4 state still fits.
+        assert!(!trains_lstm_biases_apart(&path, &sample()).unwrap());
     }
 
     #[test]

@@ -772,6 +772,13 @@ fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Re
     let ck = checkpoint::load(path)?;
     let what = path.display();
     let fresh = "or train afresh (without --resume)";
+    ensure!(
+        !checkpoint::trains_lstm_biases_apart(path, &ck)?,
+        "{what} was written by an earlier lstm-edge, which trained the LSTM's input and \
+         recurrent biases apart (this one trains their sum, Keras' one bias): its optimizer \
+         state does not fit this build's training. Resume it with the build that wrote it, \
+         {fresh}; `lstm-edge export` and `quantize` still read it"
+    );
     // Other data also gives a word model another vocabulary: say the data differ then.
     ensure!(
         &ck.model == run.model || (ck.data != run.data && ck.model.differs_only_in_tokens(run.model)),
@@ -1201,6 +1208,23 @@ mod tests {
                 after.data[span],
                 "embedding row {row} never moved"
             );
+        }
+    }
+
+    /// Keras' LSTM has one bias, which the cell reads here as `wb + rb`: training
+    /// both would step that bias twice per update. A GRU reads its two apart.
+    #[test]
+    fn an_lstm_trains_one_bias_and_a_gru_two() {
+        let set = data(16, 1);
+        for cell in [Cell::Lstm, Cell::Gru] {
+            let cfg = model(cell);
+            let initial = Params::init(&cfg, 3);
+            let run = train(&cfg, initial.clone(), &set, None, &options(1, None, false)).unwrap();
+            assert_ne!(run.params.wb, initial.wb, "{cell:?}");
+            assert_eq!(run.params.rb == initial.rb, cell == Cell::Lstm, "{cell:?}");
+            // RMSprop keeps one mean square per trained tensor.
+            let trained = initial.named().len() - usize::from(cell == Cell::Lstm);
+            assert_eq!(run.optimizer_state.len(), trained, "{cell:?}");
         }
     }
 

@@ -93,9 +93,15 @@ impl NetSpec {
     }
 
     /// Whether the `index`-th tensor of [`NetSpec::param_shapes`] is updated by training.
+    /// An LSTM's `rb` is not: the cell only ever reads `wb + rb`, which is Keras' one
+    /// LSTM bias, so training both would move that bias twice as fast (RMSprop and
+    /// Adam step each tensor by about the learning rate). It stays as initialised (0).
     pub fn is_trained(&self, index: usize) -> bool {
-        let is_embedding = index == 0 && matches!(self.input, InputKind::Embedding { .. });
-        !(is_embedding && self.frozen_embedding)
+        match self.param_shapes().get(index).map(|(name, _)| *name) {
+            Some("embedding") => !self.frozen_embedding,
+            Some("rb") => self.cell != Cell::Lstm,
+            _ => true,
+        }
     }
 
     /// The entries of `items` (one per [`NetSpec::param_shapes`] tensor) that training updates.
