@@ -74,8 +74,8 @@ impl BlobFile {
         let path = self.path.display();
         anyhow::ensure!(
             !checkpoint::starts_like_checkpoint(&self.bytes),
-            "{path} is a training checkpoint, not a model blob: write its blobs with \
-             `lstm-edge quantize --checkpoint {path}` with `--train REVIEWS` (sentiment) or `--corpus FILE...` (generator) to calibrate on"
+            "{path} is a training checkpoint, not a model blob: {}",
+            quantize_hint(&self.path)
         );
         anyhow::ensure!(
             self.bytes.starts_with(&MAGIC),
@@ -115,19 +115,28 @@ fn resolve(path: &Path) -> Result<PathBuf> {
         "{} is a directory, not a blob file: pass a model directory or a .blob file",
         blob.display()
     );
-    anyhow::ensure!(
-        !path.is_dir() || blob.is_file() || !checkpoint::is_checkpoint(&path.join(CHECKPOINT_FILE)),
-        "{} holds a training checkpoint but no {INT_BLOB_FILE}: write the blobs with \
-         `lstm-edge quantize --checkpoint {}` with `--train REVIEWS` (sentiment) or `--corpus FILE...` (generator) to calibrate on",
-        path.display(),
-        path.display()
-    );
-    anyhow::ensure!(
-        !path.is_dir() || blob.is_file(),
-        "{} is a directory without {INT_BLOB_FILE}: pass a model directory written by `lstm-edge train` or `lstm-edge quantize`, or a .blob file",
-        path.display()
-    );
+    if path.is_dir() && !blob.is_file() {
+        anyhow::ensure!(
+            !checkpoint::is_checkpoint(&path.join(CHECKPOINT_FILE)),
+            "{} holds a training checkpoint but no {INT_BLOB_FILE}: {}",
+            path.display(),
+            quantize_hint(path)
+        );
+        anyhow::bail!(
+            "{} is a directory without {INT_BLOB_FILE}: pass a model directory written by `lstm-edge train` or `lstm-edge quantize`, or a .blob file",
+            path.display()
+        );
+    }
     Ok(blob)
+}
+
+/// How to turn the checkpoint at `path` (a file or a model directory) into blobs.
+fn quantize_hint(path: &Path) -> String {
+    format!(
+        "write its blobs with `lstm-edge quantize --checkpoint {}` with `--train REVIEWS` \
+         (sentiment) or `--corpus FILE...` (generator) to calibrate on",
+        path.display()
+    )
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use lstm_edge::blob::BlobFile;
 use lstm_edge::{bench, firmware, import, infer, inspect, workflow};
+use lstm_edge_runtime::tokenize::chars::code_points;
 use lstm_edge_trainer::data::reviews;
 
 /// Train small recurrent text models on a workstation; run them on microcontrollers.
@@ -171,12 +172,7 @@ fn arg_bytes(arg: &OsStr) -> Vec<u8> {
 /// Text as the tokenizers read it, in UTF-8: UTF-8 as it is, and each byte that is not
 /// part of UTF-8 as its Latin-1 char, as sampled symbols are printed.
 fn as_read(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        text.push_str(chunk.valid());
-        text.extend(chunk.invalid().iter().map(|&b| char::from(b)));
-    }
-    text
+    code_points(bytes).filter_map(char::from_u32).collect()
 }
 
 /// The review as given: the argument as it is; a file or standard input without a

@@ -92,16 +92,12 @@ pub fn save(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
     crate::files::write_atomic(path, &bytes).context("saving the checkpoint")
 }
 
-/// Whether the checkpoint at `path` was written by a build that trained an LSTM's
-/// input and recurrent biases as two tensors: its weights export as they are, but its
-/// optimizer state does not fit this build's training step, so it cannot be resumed.
-pub fn trains_lstm_biases_apart(path: &Path, checkpoint: &Checkpoint) -> Result<bool> {
-    let mut header = [0u8; 12];
-    File::open(path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
-        .with_context(|| format!("reading checkpoint {}", path.display()))?;
-    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    Ok(version < ONE_LSTM_BIAS && checkpoint.model.cell == lstm_edge_runtime::format::Cell::Lstm)
+/// Whether a checkpoint of format `format` (see [`load_with_format`]) was written by a
+/// build that trained an LSTM's input and recurrent biases as two tensors: its weights
+/// export as they are, but its optimizer state does not fit this build's training
+/// step, so it cannot be resumed.
+pub fn trains_lstm_biases_apart(format: u32, checkpoint: &Checkpoint) -> bool {
+    format < ONE_LSTM_BIAS && checkpoint.model.cell == lstm_edge_runtime::format::Cell::Lstm
 }
 
 /// Whether `path` is a file that starts like an lstm-edge checkpoint (its magic), so
@@ -134,6 +130,11 @@ pub fn remove_stale(path: &Path) -> Result<()> {
 
 /// Reads and verifies a checkpoint written by [`save`].
 pub fn load(path: &Path) -> Result<Checkpoint> {
+    load_with_format(path).map(|(checkpoint, _)| checkpoint)
+}
+
+/// [`load`], with the format version the checkpoint was written in.
+pub fn load_with_format(path: &Path) -> Result<(Checkpoint, u32)> {
     let bytes = fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
     let what = path.display();
     ensure!(
@@ -165,7 +166,8 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         // Format 3 lacks only the trailing `embedding_origin`: postcard writes `None` as 0.
         postcard::from_bytes(&[body, &[0]].concat())
     };
-    decoded.with_context(|| format!("{what}: decoding the checkpoint body"))
+    let checkpoint = decoded.with_context(|| format!("{what}: decoding the checkpoint body"))?;
+    Ok((checkpoint, version))
 }
 
 #[cfg(test)]
@@ -260,15 +262,16 @@ mod tests {
         ck.model.cell = Cell::Lstm;
         ck.params = Params::init(&ck.model, 7);
         save(&path, &ck).unwrap();
-        assert!(!trains_lstm_biases_apart(&path, &ck).unwrap());
+        let (_, format) = load_with_format(&path).unwrap();
+        assert!(!trains_lstm_biases_apart(format, &ck));
         let mut bytes = fs::read(&path).unwrap();
         bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
         fs::write(&path, &bytes).unwrap();
-        let old = load(&path).unwrap();
+        let (old, format) = load_with_format(&path).unwrap();
         assert_eq!(old, ck);
-        assert!(trains_lstm_biases_apart(&path, &old).unwrap());
+        assert!(trains_lstm_biases_apart(format, &old));
         // A GRU has two biases in Keras too: its format-4 state still fits.
-        assert!(!trains_lstm_biases_apart(&path, &sample()).unwrap());
+        assert!(!trains_lstm_biases_apart(format, &sample()));
     }
 
     #[test]

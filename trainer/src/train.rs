@@ -769,11 +769,11 @@ fn lowest_val_loss(history: &[EpochStats]) -> Option<(usize, f64)> {
 
 /// Loads a checkpoint and checks it belongs to this run: its model, data and settings.
 fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Result<Checkpoint> {
-    let ck = checkpoint::load(path)?;
+    let (ck, format) = checkpoint::load_with_format(path)?;
     let what = path.display();
     let fresh = "or train afresh (without --resume)";
     ensure!(
-        !checkpoint::trains_lstm_biases_apart(path, &ck)?,
+        !checkpoint::trains_lstm_biases_apart(format, &ck),
         "{what} was written by an earlier lstm-edge, which trained the LSTM's input and \
          recurrent biases apart (this one trains their sum, Keras' one bias): its optimizer \
          state does not fit this build's training. Resume it with the build that wrote it, \
