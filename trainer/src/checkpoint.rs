@@ -15,6 +15,7 @@ use std::path::Path;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::autodiff::Backend;
 use crate::model::{ModelConfig, Params, Tensor};
 use crate::optim::OptimizerConfig;
 use crate::train::EpochStats;
@@ -24,8 +25,10 @@ use crate::train::{Dataset, TrainOptions};
 const MAGIC: &[u8; 8] = b"LSTMEDCK";
 /// Bump when [`Checkpoint`]'s encoding or meaning changes. Format 5: an LSTM trains
 /// one bias (`wb`), so its optimizer state has no `rb` entries; format 4 is read for
-/// export and quantization, not resumed (see [`trains_lstm_biases_apart`]).
-pub const VERSION: u32 = 5;
+/// export and quantization, not resumed (see [`trains_lstm_biases_apart`]). Format 6:
+/// each epoch's figures end with [`EpochStats::skipped_steps`], and the body with
+/// [`Checkpoint::backend`].
+pub const VERSION: u32 = 6;
 /// The first format whose LSTM optimizer state leaves out `rb`.
 const ONE_LSTM_BIAS: u32 = 5;
 const HEADER_LEN: usize = 8 + 4 + 8 + 4;
@@ -57,6 +60,9 @@ pub struct Checkpoint {
     /// checkpoint of format 3, which did not record it. Last, so that a format-3 body
     /// reads as this one with `None` appended.
     pub embedding_origin: Option<EmbeddingOrigin>,
+    /// Where the run trained, which picks how its graph sums repeated ids (see
+    /// [`Backend::row_sum`]); `None` before format 6.
+    pub backend: Option<Backend>,
 }
 
 /// Where a model's embedding table started.
@@ -160,14 +166,113 @@ pub fn load_with_format(path: &Path) -> Result<(Checkpoint, u32)> {
         "{what}: CRC-32 mismatch (header {crc:#010x}, body {actual:#010x}): the file is \
          corrupt; restore it, or train afresh without --resume"
     );
-    let decoded = if version > 3 {
-        postcard::from_bytes(body)
-    } else {
+    let decoded = match version {
+        6.. => postcard::from_bytes(body),
+        4 | 5 => postcard::from_bytes(body).map(before_6::Checkpoint::upgrade),
         // Format 3 lacks only the trailing `embedding_origin`: postcard writes `None` as 0.
-        postcard::from_bytes(&[body, &[0]].concat())
+        _ => postcard::from_bytes(&[body, &[0]].concat()).map(before_6::Checkpoint::upgrade),
     };
     let checkpoint = decoded.with_context(|| format!("{what}: decoding the checkpoint body"))?;
     Ok((checkpoint, version))
+}
+
+/// The body of formats 3 to 5, whose epoch figures had no `skipped_steps` (their
+/// trainer never dropped an update), and which did not record the backend.
+mod before_6 {
+    use serde::{Deserialize, Serialize};
+
+    use super::{DataFingerprint, EmbeddingOrigin};
+    use crate::model::{ModelConfig, Params, Tensor};
+    use crate::optim::OptimizerConfig;
+    use crate::train::EpochStats as Current;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Checkpoint {
+        model: ModelConfig,
+        data: DataFingerprint,
+        params: Params,
+        optimizer: OptimizerConfig,
+        optimizer_state: Vec<Tensor>,
+        epochs_done: usize,
+        seed: u64,
+        batch_size: usize,
+        history: Vec<EpochStats>,
+        embedding_origin: Option<EmbeddingOrigin>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct EpochStats {
+        epoch: usize,
+        train_loss: f64,
+        train_accuracy: f64,
+        val_loss: Option<f64>,
+        val_accuracy: Option<f64>,
+        seconds: f64,
+        samples_per_second: f64,
+    }
+
+    impl Checkpoint {
+        pub fn upgrade(self) -> super::Checkpoint {
+            let history = self
+                .history
+                .into_iter()
+                .map(|e| Current {
+                    epoch: e.epoch,
+                    train_loss: e.train_loss,
+                    train_accuracy: e.train_accuracy,
+                    val_loss: e.val_loss,
+                    val_accuracy: e.val_accuracy,
+                    seconds: e.seconds,
+                    samples_per_second: e.samples_per_second,
+                    skipped_steps: 0,
+                })
+                .collect();
+            super::Checkpoint {
+                model: self.model,
+                data: self.data,
+                params: self.params,
+                optimizer: self.optimizer,
+                optimizer_state: self.optimizer_state,
+                epochs_done: self.epochs_done,
+                seed: self.seed,
+                batch_size: self.batch_size,
+                history,
+                embedding_origin: self.embedding_origin,
+                backend: None,
+            }
+        }
+
+        /// The body an older build wrote for `ck` (whose epochs skipped no step).
+        #[cfg(test)]
+        pub fn downgrade(ck: &super::Checkpoint) -> Vec<u8> {
+            let ck = ck.clone();
+            let old = Checkpoint {
+                model: ck.model,
+                data: ck.data,
+                params: ck.params,
+                optimizer: ck.optimizer,
+                optimizer_state: ck.optimizer_state,
+                epochs_done: ck.epochs_done,
+                seed: ck.seed,
+                batch_size: ck.batch_size,
+                history: ck
+                    .history
+                    .into_iter()
+                    .map(|e| EpochStats {
+                        epoch: e.epoch,
+                        train_loss: e.train_loss,
+                        train_accuracy: e.train_accuracy,
+                        val_loss: e.val_loss,
+                        val_accuracy: e.val_accuracy,
+                        seconds: e.seconds,
+                        samples_per_second: e.samples_per_second,
+                    })
+                    .collect(),
+                embedding_origin: ck.embedding_origin,
+            };
+            postcard::to_stdvec(&old).expect("encodable")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +313,7 @@ mod tests {
             embedding_origin: Some(EmbeddingOrigin::Word2Vec(2)),
             seed: 42,
             batch_size: 8,
+            backend: Some(Backend::CpuThreads),
             history: vec![EpochStats {
                 epoch: 1,
                 train_loss: 1.5,
@@ -216,6 +322,7 @@ mod tests {
                 val_accuracy: Some(0.5),
                 seconds: 0.5,
                 samples_per_second: 100.0,
+                skipped_steps: 2,
             }],
         }
     }
@@ -239,19 +346,42 @@ mod tests {
     fn a_format_3_checkpoint_reads_with_its_embedding_origin_unrecorded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.ckpt");
-        let ck = Checkpoint {
+        let mut ck = Checkpoint {
             embedding_origin: None,
+            backend: None,
             ..sample()
         };
-        let mut body = postcard::to_stdvec(&ck).unwrap();
+        ck.history[0].skipped_steps = 0;
+        let mut body = before_6::Checkpoint::downgrade(&ck);
         assert_eq!(body.pop(), Some(0), "None ends the body");
-        let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&3u32.to_le_bytes());
-        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&CRC.checksum(&body).to_le_bytes());
-        bytes.extend_from_slice(&body);
-        fs::write(&path, &bytes).unwrap();
+        write_body(&path, 3, &body);
         assert_eq!(load(&path).unwrap(), ck);
+    }
+
+    /// A checkpoint file of format `format` around `body`.
+    fn write_body(path: &Path, format: u32, body: &[u8]) {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&format.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&CRC.checksum(body).to_le_bytes());
+        bytes.extend_from_slice(body);
+        fs::write(path, &bytes).unwrap();
+    }
+
+    #[test]
+    fn a_format_5_checkpoint_reads_with_no_skipped_steps_and_no_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let mut ck = sample();
+        ck.history[0].skipped_steps = 0;
+        ck.backend = None;
+        write_body(&path, 5, &before_6::Checkpoint::downgrade(&ck));
+        assert_eq!(load_with_format(&path).unwrap(), (ck, 5));
+        // The current format keeps the count and the backend.
+        save(&path, &sample()).unwrap();
+        let current = load(&path).unwrap();
+        assert_eq!(current.history[0].skipped_steps, 2);
+        assert_eq!(current.backend, Some(Backend::CpuThreads));
     }
 
     #[test]
@@ -261,12 +391,12 @@ mod tests {
         let mut ck = sample();
         ck.model.cell = Cell::Lstm;
         ck.params = Params::init(&ck.model, 7);
+        ck.history[0].skipped_steps = 0;
+        ck.backend = None;
         save(&path, &ck).unwrap();
         let (_, format) = load_with_format(&path).unwrap();
         assert!(!trains_lstm_biases_apart(format, &ck));
-        let mut bytes = fs::read(&path).unwrap();
-        bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
-        fs::write(&path, &bytes).unwrap();
+        write_body(&path, 4, &before_6::Checkpoint::downgrade(&ck));
         let (old, format) = load_with_format(&path).unwrap();
         assert_eq!(old, ck);
         assert!(trains_lstm_biases_apart(format, &old));

@@ -9,6 +9,10 @@
 //! - Adam with Keras semantics: `m = β1·m + (1-β1)·g`, `v = β2·v + (1-β2)·g²`,
 //!   `p -= lr·sqrt(1-β2^t)/(1-β1^t) · m / (sqrt(v) + ε)`.
 //! - Optional clipping of all gradients by their global L2 norm first.
+//!
+//! The graph also returns that norm, unclipped: where it is not finite (a gradient
+//! overflowed f32, as back-propagation through thousands of steps can), the
+//! session keeps the step's parameters and state as they were.
 
 use serde::{Deserialize, Serialize};
 
@@ -198,8 +202,7 @@ impl OptimizerConfig {
         }
     }
 
-    /// Emits the update: returns the new parameters (same order as `params`)
-    /// and the new state (order of [`OptimizerConfig::state_shapes`]). `sum`
+    /// Emits the update (see [`Update`]). `sum`
     /// adds up the rows of repeated ids (see [`crate::autodiff::Backend::row_sum`]).
     /// `lr_scale` (a scalar) multiplies the rule's learning rate, so a schedule
     /// needs no new graph.
@@ -216,21 +219,38 @@ impl OptimizerConfig {
         state: &[Value],
         lr_scale: &Value,
         sum: RowSum,
-    ) -> (Vec<Value>, Vec<Value>) {
+    ) -> Update {
         let ready: Vec<Ready> = grads.iter().map(|grad| coalesce(g, grad, sum)).collect();
+        let grad_norm = global_norm(g, &ready);
         let ready = match self.clip_norm {
-            Some(max_norm) => clip_by_global_norm(g, &ready, max_norm),
+            Some(max_norm) => clip_to_norm(g, &ready, &grad_norm, max_norm),
             None => ready,
         };
         let base_lr = g.const_f32(&[], &[self.rule.lr()]);
         let lr = g.op("Mul", &[&base_lr, lr_scale], vec![]);
-        match self.rule {
+        let (params, state) = match self.rule {
             Optimizer::RmsProp { rho, eps, .. } => rmsprop(g, params, &ready, state, &lr, rho, eps),
             Optimizer::Adam {
                 beta1, beta2, eps, ..
             } => adam(g, params, &ready, state, &lr, [beta1, beta2], eps),
+        };
+        Update {
+            params,
+            state,
+            grad_norm,
         }
     }
+}
+
+/// What [`OptimizerConfig::emit`] adds to the graph.
+pub struct Update {
+    /// The new parameters, in the order of the `params` given.
+    pub params: Vec<Value>,
+    /// The new state, in the order of [`OptimizerConfig::state_shapes`].
+    pub state: Vec<Value>,
+    /// The global L2 norm of the gradients before any clipping (f32 scalar). NaN or
+    /// inf when a gradient overflowed: the new values are then not to be used.
+    pub grad_norm: Value,
 }
 
 /// `old·keep + fresh·(1-keep)`, Adam's running averages; the two weights are
@@ -350,8 +370,8 @@ fn adam(
     (new_params, new_state)
 }
 
-/// `g_k · max_norm / max(‖g‖, max_norm)` with `‖g‖` over all gradients.
-fn clip_by_global_norm(g: &mut Graph, grads: &[Ready], max_norm: f32) -> Vec<Ready> {
+/// `‖g‖`, the L2 norm over all gradients together (f32 scalar).
+fn global_norm(g: &mut Graph, grads: &[Ready]) -> Value {
     let squares: Vec<Value> = grads
         .iter()
         .map(|grad| {
@@ -362,9 +382,13 @@ fn clip_by_global_norm(g: &mut Graph, grads: &[Ready], max_norm: f32) -> Vec<Rea
         .collect();
     let refs: Vec<&Value> = squares.iter().collect();
     let total = g.op("Sum", &refs, vec![]);
-    let norm = g.op("Sqrt", &[&total], vec![]);
+    g.op("Sqrt", &[&total], vec![])
+}
+
+/// `g_k · max_norm / max(‖g‖, max_norm)`, given `‖g‖` from [`global_norm`].
+fn clip_to_norm(g: &mut Graph, grads: &[Ready], norm: &Value, max_norm: f32) -> Vec<Ready> {
     let limit = g.const_f32(&[], &[max_norm]);
-    let bigger = g.op("Max", &[&norm, &limit], vec![]);
+    let bigger = g.op("Max", &[norm, &limit], vec![]);
     let scale = g.op("Div", &[&limit, &bigger], vec![]);
     grads.iter().map(|grad| grad.scaled(g, &scale)).collect()
 }
@@ -409,7 +433,11 @@ mod tests {
             })
             .collect();
         let scale = g.const_f32(&[], &[cfg.lr_scale(epoch)]);
-        let (np, ns) = cfg.emit(
+        let Update {
+            params: np,
+            state: ns,
+            ..
+        } = cfg.emit(
             &mut g,
             &[pv],
             &[Grad::Dense(gv)],
@@ -553,7 +581,11 @@ mod tests {
             })
             .collect();
         let one = g.const_f32(&[], &[1.0]);
-        let (np, ns) = cfg.emit(
+        let Update {
+            params: np,
+            state: ns,
+            ..
+        } = cfg.emit(
             &mut g,
             &[t, b],
             &[grad_t, grad_b],

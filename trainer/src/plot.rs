@@ -231,6 +231,7 @@ mod tests {
             val_accuracy: Some(0.9 - loss / 2.0),
             seconds: 1.0,
             samples_per_second: 100.0,
+            skipped_steps: 0,
         }
     }
 

@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::autodiff::Backend;
 use crate::bptt::Recurrence;
 use crate::checkpoint::{self, Checkpoint, DataFingerprint, EmbeddingOrigin};
 use crate::data::corpus::CharWindows;
@@ -230,7 +231,15 @@ pub struct EpochStats {
     /// Wall time of the training batches (validation excluded).
     pub seconds: f64,
     pub samples_per_second: f64,
+    /// Batches whose update was dropped because their gradient was not finite (see
+    /// [`crate::step::BatchStats::skipped`]); their loss and accuracy still count.
+    #[serde(default)]
+    pub skipped_steps: usize,
 }
+
+/// Training stops when this many batches in a row have a non-finite gradient: the
+/// weights are then where most batches overflow, and dropping updates cannot help.
+pub const MAX_SKIPPED_IN_A_ROW: usize = 10;
 
 /// How to train.
 #[derive(Clone, Debug)]
@@ -560,6 +569,7 @@ impl<'a> Epochs<'a> {
         bar.set_message("batches");
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0.0f64, 0usize);
+        let (mut skipped, mut skipped_in_a_row) = (0usize, 0usize);
         let order = epoch_order(data.len(), options.seed, epoch);
         self.session
             .set_lr_scale(options.optimizer.lr_scale(epoch))?;
@@ -577,10 +587,26 @@ impl<'a> Epochs<'a> {
             loss_sum += stats.loss as f64 * stats.rows as f64;
             correct += stats.correct as f64;
             seen += stats.rows;
+            if stats.skipped {
+                skipped += 1;
+                skipped_in_a_row += 1;
+                ensure!(
+                    skipped_in_a_row < MAX_SKIPPED_IN_A_ROW,
+                    "the gradient was not finite (NaN, or past f32's range) in {skipped_in_a_row} \
+                     batches in a row, whose updates were dropped: {}",
+                    diverged(epoch, Some(b), options, history)
+                );
+            } else {
+                skipped_in_a_row = 0;
+            }
             bar.inc(1);
             if b % 16 == 0 || b + 1 == batches {
+                let dropped = match skipped {
+                    0 => String::new(),
+                    n => format!(", {n} skipped"),
+                };
                 bar.set_message(format!(
-                    "batches, loss {:.4} acc {:.4}",
+                    "batches, loss {:.4} acc {:.4}{dropped}",
                     loss_sum / seen as f64,
                     correct / seen as f64
                 ));
@@ -608,6 +634,7 @@ impl<'a> Epochs<'a> {
             val_accuracy,
             seconds,
             samples_per_second: seen as f64 / seconds,
+            skipped_steps: skipped,
         })
     }
 
@@ -629,6 +656,7 @@ impl<'a> Epochs<'a> {
             seed: self.options.seed,
             batch_size: self.options.batch_size,
             history: history.to_vec(),
+            backend: Some(Backend::of(self.options.device, self.options.threads)),
         })
     }
 }
@@ -646,6 +674,11 @@ pub fn describe(s: &EpochStats, epochs: usize) -> String {
         " | {:.1} s, {:.0} samples/s",
         s.seconds, s.samples_per_second
     ));
+    match s.skipped_steps {
+        0 => {}
+        1 => line.push_str(" | 1 update dropped (gradient not finite)"),
+        n => line.push_str(&format!(" | {n} updates dropped (gradient not finite)")),
+    }
     line
 }
 
@@ -669,10 +702,13 @@ fn diverged(
         Some(b) => format!("in epoch {}, batch {}", epoch + 1, b + 1),
         None => format!("after epoch {}", epoch + 1),
     };
-    format!(
-        "training stopped {at}{kept}. Lower the learning rate (--lr) or clip the gradients \
-         (--clip-norm), and train afresh (a resumed run keeps its first settings)"
-    )
+    // Clipping bounds a step, but not a gradient that back-propagation through many
+    // steps has already taken past f32's range.
+    let fix = match options.optimizer.clip_norm {
+        None => "Lower the learning rate (--lr) or clip the gradients (--clip-norm)",
+        Some(_) => "Lower the learning rate (--lr), or train on shorter sequences (--maxlen)",
+    };
+    format!("training stopped {at}{kept}. {fix}, and train afresh (a resumed run keeps its first settings)")
 }
 
 /// Why training stops early, when the validation loss of `history` has not improved
@@ -830,6 +866,11 @@ fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Re
         options.seed,
         options.batch_size
     );
+    if let Some(note) = backend_change(ck.backend, Backend::of(options.device, options.threads)) {
+        if options.progress {
+            eprintln!("note: {what} {note}");
+        }
+    }
     ensure!(
         ck.epochs_done <= options.epochs,
         "{what} already holds {} epochs, more than this run's --epochs {}: give --epochs {} or \
@@ -839,6 +880,20 @@ fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Re
         ck.epochs_done
     );
     Ok(ck)
+}
+
+/// Why a resumed run on `now` may not end bit for bit as an uninterrupted one on
+/// `first`: the two graphs sum repeated ids in another order (see [`Backend::row_sum`]).
+fn backend_change(first: Option<Backend>, now: Backend) -> Option<String> {
+    let first = first.filter(|&first| first != now)?;
+    Some(format!(
+        "was trained on {}, this run trains on {}: their graphs sum repeated ids in another \
+         order, so the weights can differ in their last bits from a run never interrupted. \
+         Resume on {} to continue it bit for bit",
+        first.describe(),
+        now.describe(),
+        first.describe()
+    ))
 }
 
 #[cfg(test)]
@@ -1304,6 +1359,110 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), saved);
     }
 
+    /// `set` with the labels of `rows` blown up to 1e30: the loss stays finite, but
+    /// the gradient's squared norm passes f32's range.
+    fn with_huge_labels(mut set: Dataset, rows: &[usize]) -> Dataset {
+        if let DatasetTargets::Binary(labels) = &mut set.targets {
+            for &row in rows {
+                labels[row] = 1e30;
+            }
+        }
+        set
+    }
+
+    #[test]
+    fn a_resume_on_another_backend_is_noted_and_the_checkpoint_records_it() {
+        assert_eq!(backend_change(None, Backend::CpuThreads), None);
+        assert_eq!(backend_change(Some(Backend::Cuda), Backend::Cuda), None);
+        let note = backend_change(Some(Backend::CpuOneThread), Backend::CpuThreads).unwrap();
+        assert!(
+            note.starts_with("was trained on one CPU thread (--threads 1), this run trains on several CPU threads"),
+            "{note}"
+        );
+        let cfg = model(Cell::Lstm);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let set = data(16, 1);
+        train(
+            &cfg,
+            Params::init(&cfg, 3),
+            &set,
+            None,
+            &options(1, Some(path.clone()), false),
+        )
+        .unwrap();
+        assert_eq!(
+            checkpoint::load(&path).unwrap().backend,
+            Some(Backend::CpuOneThread)
+        );
+    }
+
+    #[test]
+    fn a_batch_whose_gradient_overflows_is_dropped_and_counted() {
+        let cfg = model(Cell::Lstm);
+        let set = with_huge_labels(data(32, 1), &[5]);
+        let initial = Params::init(&cfg, 3);
+        let run = train(&cfg, initial.clone(), &set, None, &options(2, None, false)).unwrap();
+        // Row 5 lands in one batch of each epoch.
+        let skipped: Vec<usize> = run.history.iter().map(|e| e.skipped_steps).collect();
+        assert_eq!(skipped, [1, 1]);
+        assert!(run.history.iter().all(|e| e.train_loss.is_finite()));
+        assert!(run
+            .params
+            .named()
+            .iter()
+            .all(|(_, t)| t.data.iter().all(|v| v.is_finite())));
+        assert_ne!(run.params, initial, "the other batches trained");
+        assert!(
+            describe(&run.history[0], 2).ends_with("| 1 update dropped (gradient not finite)"),
+            "{}",
+            describe(&run.history[0], 2)
+        );
+        let clean = train(&cfg, initial, &data(32, 1), None, &options(1, None, false)).unwrap();
+        assert_eq!(clean.history[0].skipped_steps, 0);
+        assert!(!describe(&clean.history[0], 1).contains("dropped"));
+    }
+
+    #[test]
+    fn training_stops_when_every_gradient_overflows() {
+        let cfg = model(Cell::Gru);
+        let rows: Vec<usize> = (0..96).collect();
+        let set = with_huge_labels(data(96, 1), &rows);
+        let err = train(
+            &cfg,
+            Params::init(&cfg, 3),
+            &set,
+            None,
+            &options(1, None, false),
+        )
+        .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains(&format!(
+                "not finite (NaN, or past f32's range) in {MAX_SKIPPED_IN_A_ROW} batches in a row"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("in epoch 1, batch {MAX_SKIPPED_IN_A_ROW}")),
+            "{message}"
+        );
+        assert!(message.contains("--clip-norm"), "{message}");
+        // With clipping on, the advice is what clipping cannot do.
+        let mut clipped = options(1, None, false);
+        clipped.optimizer.clip_norm = Some(1.0);
+        let message = format!(
+            "{:#}",
+            train(&cfg, Params::init(&cfg, 3), &set, None, &clipped).unwrap_err()
+        );
+        assert!(
+            message.contains(
+                "Lower the learning rate (--lr), or train on shorter sequences (--maxlen)"
+            ),
+            "{message}"
+        );
+    }
+
     #[test]
     fn diverged_weights_are_refused_with_the_last_good_epoch() {
         let cfg = model(Cell::Lstm);
@@ -1318,6 +1477,7 @@ mod tests {
                 val_accuracy: None,
                 seconds: 1.0,
                 samples_per_second: 1.0,
+                skipped_steps: 0,
             })
             .to_vec();
         let run = options(2, Some(path), false);

@@ -1,12 +1,14 @@
 //! Row lookup (`Gather` on axis 0): an embedding table, or the columns of an
 //! input weight matrix for one-hot inputs (a one-hot product is a row lookup).
 
+use serde::{Deserialize, Serialize};
+
 use super::{zeros_like, Tape};
 use crate::onnx::{Attr, Graph, Value};
 use crate::ort_env::Device;
 
 /// Where a training step runs, as far as its sums over repeated ids care.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Backend {
     /// An ONNX Runtime CPU session with one intra-op thread.
     CpuOneThread,
@@ -24,6 +26,15 @@ impl Backend {
             (Device::Cpu, 1) => Backend::CpuOneThread,
             (Device::Cpu, _) => Backend::CpuThreads,
             (Device::Cuda { .. }, _) => Backend::Cuda,
+        }
+    }
+
+    /// In words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Backend::CpuOneThread => "one CPU thread (--threads 1)",
+            Backend::CpuThreads => "several CPU threads",
+            Backend::Cuda => "CUDA",
         }
     }
 

@@ -366,6 +366,7 @@ mod names {
     pub const LR_SCALE: &str = "lr_scale";
     pub const LOSS: &str = "loss";
     pub const CORRECT: &str = "correct";
+    pub const GRAD_NORM: &str = "grad_norm";
 
     /// The updated value of parameter or state tensor `name`.
     pub fn next(name: &str) -> String {
@@ -409,7 +410,8 @@ fn mask_dims(spec: &NetSpec) -> Vec<Dim> {
 /// (by name), `ids [B, T]` int64, `targets [B]`, and with `dropout` a `mask`
 /// (see [`NetSpec::mask_shape`]), and the scalar `lr_scale` that multiplies the
 /// learning rate (see [`OptimizerConfig::lr_scale`]). Outputs: `{name}.next` for every parameter
-/// and state tensor, the batch's mean `loss` and its `correct` count.
+/// and state tensor, the batch's mean `loss`, its `correct` count and the gradients'
+/// global `grad_norm` (see [`crate::optim::Update`]).
 pub fn build_train_graph(
     spec: &NetSpec,
     optimizer: &OptimizerConfig,
@@ -451,7 +453,7 @@ pub fn build_train_graph(
         let rows = g.op("Reshape", &[d_rows, &flat_rows], vec![]);
         grads[0] = Grad::Rows { ids, rows };
     }
-    let (new_params, new_state) = optimizer.emit(
+    let update = optimizer.emit(
         &mut g,
         &trained,
         &grads,
@@ -459,14 +461,15 @@ pub fn build_train_graph(
         &lr_scale,
         backend.row_sum(),
     );
-    for ((name, dims), v) in param_shapes.iter().zip(&new_params) {
+    for ((name, dims), v) in param_shapes.iter().zip(&update.params) {
         g.output(v, &names::next(name), Elem::F32, &fixed(dims));
     }
-    for ((name, dims), v) in state_shapes.iter().zip(&new_state) {
+    for ((name, dims), v) in state_shapes.iter().zip(&update.state) {
         g.output(v, &names::next(name), Elem::F32, &fixed(dims));
     }
     g.output(&loss_v, names::LOSS, Elem::F32, &[]);
     g.output(&correct_v, names::CORRECT, Elem::F32, &[]);
+    g.output(&update.grad_norm, names::GRAD_NORM, Elem::F32, &[]);
     g.to_model_bytes(OPSET)
 }
 

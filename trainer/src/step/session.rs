@@ -48,6 +48,10 @@ pub struct BatchStats {
     /// Correct predictions among the rows.
     pub correct: f32,
     pub rows: usize,
+    /// A training step whose gradient was not finite (NaN, inf, or a norm past f32's
+    /// range): its update was dropped and the parameters and optimizer state are as
+    /// they were before it. Always false for an evaluation.
+    pub skipped: bool,
 }
 
 /// The training and evaluation sessions of one model, holding the parameters
@@ -243,11 +247,13 @@ impl TrainSession {
             loss,
             correct,
             rows,
+            skipped: false,
         })
     }
 
     /// One optimizer step on `batch`. A non-finite loss is an error and leaves
-    /// the parameters as they were.
+    /// the parameters as they were. A finite loss with a non-finite gradient is
+    /// not: the update is dropped (see [`BatchStats::skipped`]).
     pub fn step(&mut self, batch: &Batch) -> Result<BatchStats> {
         let mut feed = self.batch_inputs(batch)?;
         match (self.dropout, batch.mask) {
@@ -289,13 +295,21 @@ impl TrainSession {
         }
         binding.bind_output_to_device(names::LOSS, &host)?;
         binding.bind_output_to_device(names::CORRECT, &host)?;
+        binding.bind_output_to_device(names::GRAD_NORM, &host)?;
         let mut out = self
             .train
             .run_binding(&self.binding)
             .context("running the training step")?;
-        let stats = Self::stats(&out, batch.rows())?;
+        let mut stats = Self::stats(&out, batch.rows())?;
         if !stats.loss.is_finite() {
             bail!("the training loss became {} (not finite)", stats.loss);
+        }
+        let grad_norm = out[names::GRAD_NORM].try_extract_tensor::<f32>()?.1[0];
+        if !grad_norm.is_finite() {
+            drop(out);
+            self.binding.clear();
+            stats.skipped = true;
+            return Ok(stats);
         }
         let mut take = |name: &str| -> Result<DynTensor> {
             let value = out
@@ -372,6 +386,19 @@ mod tests {
 
     /// The evaluation loss of one sigmoid-output row `ids` with `pad` set.
     fn eval_loss(head: Head, steps: usize, ids: &[i64], pad: u16) -> f32 {
+        let batch = Batch {
+            ids,
+            targets: BatchTargets::Binary(&[1.0]),
+            mask: None,
+        };
+        small_session(head, steps, pad, 1.0)
+            .evaluate(&batch)
+            .unwrap()
+            .loss
+    }
+
+    /// A session of a tiny LSTM with random weights, its head's weights times `head_scale`.
+    fn small_session(head: Head, steps: usize, pad: u16, head_scale: f32) -> TrainSession {
         let spec = NetSpec {
             cell: Cell::Lstm,
             hidden: 3,
@@ -396,13 +423,14 @@ mod tests {
                 Tensor::new(dims, data).unwrap()
             })
             .collect();
-        let params = spec.params_from_ordered(tensors).unwrap();
+        let mut params = spec.params_from_ordered(tensors).unwrap();
+        params.head_w.data.iter_mut().for_each(|w| *w *= head_scale);
         let optimizer = OptimizerConfig {
             rule: crate::optim::Optimizer::rmsprop(0.01),
             clip_norm: None,
             lr_decay: None,
         };
-        let mut session = TrainSession::new(
+        TrainSession::new(
             spec,
             false,
             &optimizer,
@@ -412,13 +440,31 @@ mod tests {
             1,
             Recurrence::Scan,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn a_step_whose_gradient_overflows_changes_nothing() {
         let batch = Batch {
-            ids,
-            targets: BatchTargets::Binary(&[1.0]),
+            ids: &[3, 5, 2, 1, 4, 1, 1, 2],
+            // One of the two labels disagrees with the huge logit's sign.
+            targets: BatchTargets::Binary(&[0.0, 1.0]),
             mask: None,
         };
-        session.evaluate(&batch).unwrap().loss
+        // Head weights of 1e30: the logit and loss stay finite (~1e30), but the
+        // gradient reaching the LSTM is ~1e30 and its square overflows.
+        let mut huge = small_session(Head::Last, 4, 0, 1e30);
+        let (params, state) = (huge.params().unwrap(), huge.optimizer_state().unwrap());
+        let stats = huge.step(&batch).unwrap();
+        assert!(stats.skipped && stats.loss.is_finite(), "{stats:?}");
+        assert_eq!(huge.params().unwrap(), params);
+        assert_eq!(huge.optimizer_state().unwrap(), state);
+
+        let mut normal = small_session(Head::Last, 4, 0, 1.0);
+        let before = normal.params().unwrap();
+        let stats = normal.step(&batch).unwrap();
+        assert!(!stats.skipped, "{stats:?}");
+        assert_ne!(normal.params().unwrap(), before);
     }
 
     #[test]
