@@ -432,9 +432,11 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
 /// `train`: prints where the model went and its figures.
 pub fn train(args: &TrainArgs) -> Result<()> {
     let job = train_job(args, command_line())?;
+    // An epoch's line is printed once its checkpoint is saved, so the lines tell.
     crate::interrupt::say_on_interrupt(&format!(
-        "interrupted: {} holds the epochs that finished, if any; the same command with \
-         --resume continues from there",
+        "interrupted: the epochs whose lines were printed are saved in {}, and the same \
+         command with --resume continues from there; if none was, run the command again \
+         without --resume",
         job.out_dir.join(pipeline::CHECKPOINT_FILE).display()
     ));
     let report = pipeline::run(&job)?;

@@ -1110,9 +1110,8 @@ fn an_interrupted_run_says_how_to_resume() {
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    // Interrupted once epoch 2 has ended: its line comes after epoch 1's checkpoint
-    // was saved (epoch 1's line comes just before that save).
-    while !line.starts_with("epoch 2/50") {
+    // Interrupted as soon as epoch 1's line comes: it comes once the epoch is saved.
+    while !line.starts_with("epoch 1/50") {
         line.clear();
         assert!(
             stderr.read_line(&mut line).unwrap() > 0,
@@ -1129,8 +1128,22 @@ fn an_interrupted_run_says_how_to_resume() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{rest}");
     assert!(
-        rest.contains("interrupted: ") && rest.contains("--resume continues from there"),
+        rest.contains("interrupted: the epochs whose lines were printed are saved in ")
+            && rest.contains("--resume continues from there"),
         "{rest}"
     );
     assert!(out.join("checkpoint.ckpt").is_file());
+    let resumed = cli()
+        .args(["train", "--preset", "g", "--corpus"])
+        .arg(data("shakespeare/shakespeare-hamlet.txt"))
+        .args(["--hidden", "16", "--window-step", "1", "--threads", "1"])
+        .args(["--epochs", "1", "--resume", "--out", arg(&out)])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        resumed.status.success() && said.contains("checkpoint.ckpt already holds 1 of 1 epochs"),
+        "{}: {said}",
+        resumed.status
+    );
 }

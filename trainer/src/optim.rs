@@ -249,7 +249,9 @@ pub struct Update {
     /// The new state, in the order of [`OptimizerConfig::state_shapes`].
     pub state: Vec<Value>,
     /// The global L2 norm of the gradients before any clipping (f32 scalar). NaN or
-    /// inf when a gradient overflowed: the new values are then not to be used.
+    /// inf when a gradient overflowed, or its sum of squares did (an element past
+    /// 1.8e19): the new values are then not to be used. Clipping such a gradient
+    /// would scale it by 0 (or NaN), and the optimizer's squares would overflow.
     pub grad_norm: Value,
 }
 

@@ -95,6 +95,17 @@ fn mean_abs_diff(a: &HostModel<'_>, b: &HostModel<'_>, sequences: &[Vec<u16>]) -
     Ok(total / count.max(1) as f64)
 }
 
+/// Whether `params` fit the runtime's blobs, f32 and integer (both scale schemes):
+/// the fixed-point formats bound the weights far below f32's range (`R` below 508,
+/// `W` by the input's width), so training checks this after every epoch.
+pub fn check_fits(cfg: &ModelConfig, params: &Params) -> Result<()> {
+    let spec = model_spec(cfg, params)?;
+    spec.f32_blob()?;
+    spec.int_blob(ScaleScheme::PerGate)?;
+    spec.int_blob(ScaleScheme::PerRow)?;
+    Ok(())
+}
+
 /// Quantizes with calibration on `sequences` (token ids from training data).
 pub fn quantize(cfg: &ModelConfig, params: &Params, sequences: &[Vec<u16>]) -> Result<Quantized> {
     let spec = model_spec(cfg, params)?;

@@ -386,18 +386,35 @@ pub fn train(
             break;
         }
         let stats = epochs.run(epoch, &history)?;
-        if options.progress {
-            eprintln!("{}", describe(&stats, options.epochs));
-        }
+        // The epoch's line comes once its checkpoint is saved: a Ctrl-C on seeing it
+        // keeps the epoch.
+        let line = describe(&stats, options.epochs);
+        let say_epoch = || {
+            if options.progress {
+                eprintln!("{line}");
+            }
+        };
         let val_loss = stats.val_loss;
         history.push(stats);
         let improved =
             val_loss.filter(|&l| options.keep_best && best.as_ref().is_none_or(|b| l < b.val_loss));
         if options.checkpoint.is_none() && improved.is_none() {
+            say_epoch();
             continue;
         }
         let ck = epochs.checkpoint(epoch + 1, &history, run.data)?;
-        ensure_finite(&ck.params, &ck.optimizer_state, epoch, options, &history)?;
+        let exportable = ensure_exportable(
+            model,
+            &ck.params,
+            &ck.optimizer_state,
+            epoch,
+            options,
+            &history,
+        );
+        if exportable.is_err() {
+            say_epoch();
+        }
+        exportable?;
         if let Some(path) = &options.checkpoint {
             // The best first: a crash between the two saves leaves a best checkpoint one
             // epoch ahead, which the resumed run reproduces (see `resume_best`).
@@ -410,6 +427,7 @@ pub fn train(
             }
             stale_best = false;
         }
+        say_epoch();
         if let Some(val_loss) = improved {
             best = Some(BestEpoch {
                 epoch: epoch + 1,
@@ -434,7 +452,7 @@ pub fn train(
     };
     let optimizer_state = epochs.session.optimizer_state()?;
     let last = history.len().saturating_sub(1);
-    ensure_finite(&params, &optimizer_state, last, options, &history)?;
+    ensure_exportable(model, &params, &optimizer_state, last, options, &history)?;
     Ok(TrainRun {
         params,
         optimizer_state,
@@ -450,10 +468,12 @@ struct RunIdentity<'a> {
 }
 
 /// Refuses weights or optimizer state that hold NaN or inf, and weights past the
-/// model blob's [`MAX_F32_WEIGHT`]: an update diverged even though the loss before it
-/// was finite, and the run could not be written out as a model at its end. Nothing
-/// is saved, so the last checkpoint on disk stays the last good one.
-fn ensure_finite(
+/// model blob's [`MAX_F32_WEIGHT`] or the integer blob's formats: an update diverged
+/// even though the loss before it was finite, and the run could not be written out
+/// as a model at its end. Nothing is saved, so the last checkpoint on disk stays the
+/// last good one.
+fn ensure_exportable(
+    model: &ModelConfig,
     params: &Params,
     state: &[Tensor],
     epoch: usize,
@@ -465,9 +485,11 @@ fn ensure_finite(
         .chain(state.iter().flat_map(|t| &t.data))
         .all(|v| v.is_finite());
     let what = if !finite {
-        "the weights or the optimizer's state hold NaN or infinite values"
+        "the weights or the optimizer's state hold NaN or infinite values".to_string()
     } else if weights().any(|v| v.abs() > MAX_F32_WEIGHT) {
-        "the weights grew past ±1e6, more than a model blob holds,"
+        "the weights grew past ±1e6, more than a model blob holds,".to_string()
+    } else if let Err(e) = crate::quantize::check_fits(model, params) {
+        format!("the weights no longer fit the integer blob's format ({e:#})")
     } else {
         return Ok(());
     };
@@ -860,7 +882,8 @@ fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Re
     }
     ensure!(
         ck.seed == options.seed && ck.batch_size == options.batch_size,
-        "{what} was written with seed {} and batch size {}, this run uses seed {} and batch size {}",
+        "{what} was written with seed {} and batch size {}, this run uses seed {} and batch \
+         size {}; resume with the first run's --seed and --batch, {fresh}",
         ck.seed,
         ck.batch_size,
         options.seed,
@@ -1451,15 +1474,12 @@ mod tests {
         // With clipping on, the advice is what clipping cannot do.
         let mut clipped = options(1, None, false);
         clipped.optimizer.clip_norm = Some(1.0);
-        let message = format!(
-            "{:#}",
-            train(&cfg, Params::init(&cfg, 3), &set, None, &clipped).unwrap_err()
-        );
+        let advice = diverged(0, Some(9), &clipped, &[]);
         assert!(
-            message.contains(
+            advice.contains(
                 "Lower the learning rate (--lr), or train on shorter sequences (--maxlen)"
             ),
-            "{message}"
+            "{advice}"
         );
     }
 
@@ -1481,14 +1501,25 @@ mod tests {
             })
             .to_vec();
         let run = options(2, Some(path), false);
-        ensure_finite(&params, &[], 1, &run, &history).unwrap();
+        ensure_exportable(&cfg, &params, &[], 1, &run, &history).unwrap();
         let state = [Tensor {
             dims: vec![1],
             data: vec![f32::INFINITY],
         }];
-        let err = ensure_finite(&params, &state, 1, &run, &history).unwrap_err();
+        let err = ensure_exportable(&cfg, &params, &state, 1, &run, &history).unwrap_err();
+        // Far inside f32 and the f32 blob, but past what `R`'s fixed-point scale holds.
+        params.r.data[3] = 600.0;
+        let too_wide = ensure_exportable(&cfg, &params, &[], 1, &run, &history)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            too_wide.starts_with(
+                "the weights no longer fit the integer blob's format (model field `R weights (|R| must stay below 508)` is out of range) after epoch 2"
+            ) && too_wide.contains("the last good checkpoint, after epoch 1, is kept at run.ckpt"),
+            "{too_wide}"
+        );
         params.r.data[3] = -2e6;
-        let huge = ensure_finite(&params, &[], 1, &run, &history)
+        let huge = ensure_exportable(&cfg, &params, &[], 1, &run, &history)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1498,7 +1529,7 @@ mod tests {
             "{huge}"
         );
         params.r.data[3] = f32::NAN;
-        let nan = ensure_finite(&params, &[], 1, &run, &history).unwrap_err();
+        let nan = ensure_exportable(&cfg, &params, &[], 1, &run, &history).unwrap_err();
         for message in [err.to_string(), nan.to_string()] {
             assert!(
                 message.starts_with(

@@ -191,8 +191,13 @@ impl TrainedCard {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(CARD_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| {
+            // A run stopped while writing its model leaves its checkpoint, not its card.
+            let unfinished = match crate::checkpoint::is_checkpoint(&dir.join(super::CHECKPOINT_FILE)) {
+                true => " (it holds a checkpoint: if a `train` into it was stopped, its command with --resume finishes the model)",
+                false => "",
+            };
             format!(
-                "cannot read {}: is {} a model directory written by `lstm-edge train`?",
+                "cannot read {}: is {} a model directory written by `lstm-edge train`?{unfinished}",
                 path.display(),
                 dir.display()
             )
@@ -236,6 +241,28 @@ impl TrainedCard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_without_a_card_says_whether_a_stopped_run_can_finish_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = format!("{:#}", TrainedCard::read(dir.path()).unwrap_err());
+        assert!(
+            plain.contains("a model directory written by `lstm-edge train`?"),
+            "{plain}"
+        );
+        assert!(!plain.contains("--resume"), "{plain}");
+        // Only a checkpoint's magic matters to the hint.
+        std::fs::write(
+            dir.path().join(super::super::CHECKPOINT_FILE),
+            b"LSTMEDCK....",
+        )
+        .unwrap();
+        let stopped = format!("{:#}", TrainedCard::read(dir.path()).unwrap_err());
+        assert!(
+            stopped.contains("it holds a checkpoint: if a `train` into it was stopped, its command with --resume finishes the model"),
+            "{stopped}"
+        );
+    }
 
     #[test]
     fn a_file_must_have_the_recorded_size_and_crc() {

@@ -49,6 +49,8 @@ pub const STEP_ONNX_FILE: &str = "model-step.onnx";
 pub const F32_BLOB_FILE: &str = "model-f32.blob";
 pub const INT_BLOB_FILE: &str = "model.blob";
 pub const CARD_FILE: &str = "card.json";
+const UNFIT_WEIGHTS: &str = "the weights do not fit the integer blob's format, which usually \
+                             means training diverged: lower --lr or add --clip-norm, and train afresh";
 pub const CHECKPOINT_FILE: &str = "checkpoint.ckpt";
 /// Follows each "rebuild it from the checkpoint" fix, for folders that have none.
 pub const WITHOUT_CHECKPOINT: &str =
@@ -344,12 +346,7 @@ pub fn write_blobs(
         !sequences.is_empty(),
         "no calibration sequences: give data with at least one text"
     );
-    let q = quantize::quantize(cfg, params, sequences).map_err(|e| {
-        e.context(
-            "the weights do not fit the integer blob's format, which usually means training \
-             diverged: lower --lr or add --clip-norm, and train afresh",
-        )
-    })?;
+    let q = quantize::quantize(cfg, params, sequences).map_err(|e| e.context(UNFIT_WEIGHTS))?;
     let f32_stamp = write_file(&dir.join(F32_BLOB_FILE), &q.f32_blob)?;
     let int_stamp = write_file(&dir.join(INT_BLOB_FILE), &q.int_blob)?;
     Ok((int_stamp, f32_stamp, q.calibration))
@@ -410,6 +407,12 @@ fn train_into_out_dir(job: &TrainJob) -> Result<TrainReport> {
     )?;
 
     let dir = &job.out_dir;
+    // An earlier model's card goes before its files are replaced (once this run's
+    // weights are known to fit them): a run stopped while writing them leaves no card
+    // that names other files.
+    quantize::check_fits(&prepared.cfg, &run.params).map_err(|e| e.context(UNFIT_WEIGHTS))?;
+    remove_if_present(&dir.join(CARD_FILE))?;
+    remove_if_present(&dir.join(QUANT_ERROR_FILE))?;
     // The blobs first: weights that do not quantize leave no ONNX behind either.
     let (int_blob, f32_blob, calibration) =
         write_blobs(&prepared.cfg, &run.params, &prepared.calibration, dir)?;
