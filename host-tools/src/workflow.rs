@@ -429,16 +429,33 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     Ok(job)
 }
 
+/// What an interrupted `train` says. An epoch's line is printed once its checkpoint
+/// is saved, so the lines tell what a fresh run kept; a resumed run's checkpoint
+/// holds its earlier epochs as well.
+fn interrupt_hint(job: &TrainJob) -> String {
+    let checkpoint = job.out_dir.join(pipeline::CHECKPOINT_FILE);
+    let checkpoint = checkpoint.display();
+    if job.resumes_checkpoint() {
+        format!("interrupted: {checkpoint} holds the epochs that finished; the same command continues from there")
+    } else if job.progress {
+        format!(
+            "interrupted: the epochs whose lines were printed are saved in {checkpoint}, and \
+             the same command with --resume continues from there; if none was, run the \
+             command again without --resume"
+        )
+    } else {
+        format!(
+            "interrupted: the same command with --resume continues from the last epoch saved \
+             in {checkpoint}; if it refuses that checkpoint (another run's), no epoch of this \
+             run finished: run the command again without --resume"
+        )
+    }
+}
+
 /// `train`: prints where the model went and its figures.
 pub fn train(args: &TrainArgs) -> Result<()> {
     let job = train_job(args, command_line())?;
-    // An epoch's line is printed once its checkpoint is saved, so the lines tell.
-    crate::interrupt::say_on_interrupt(&format!(
-        "interrupted: the epochs whose lines were printed are saved in {}, and the same \
-         command with --resume continues from there; if none was, run the command again \
-         without --resume",
-        job.out_dir.join(pipeline::CHECKPOINT_FILE).display()
-    ));
+    crate::interrupt::say_on_interrupt(&interrupt_hint(&job));
     let report = pipeline::run(&job)?;
     let card = &report.card;
     println!("model written to {}", report.out_dir.display());
@@ -710,4 +727,30 @@ pub fn data_stats(args: &DataStatsArgs) -> Result<()> {
         println!("average    {:.1}", stats.average_len());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interrupt_hint_fits_a_fresh_a_quiet_and_a_resumed_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = pipeline::DataSource::Corpus { files: vec![] };
+        let mut job = TrainJob::new("m", Preset::G, data, dir.path().to_path_buf());
+        job.progress = true;
+        assert!(interrupt_hint(&job).contains("the epochs whose lines were printed are saved"));
+        job.progress = false;
+        assert!(interrupt_hint(&job).contains("if it refuses that checkpoint (another run's)"));
+        // --resume with a checkpoint there: its earlier epochs stay, whatever was printed.
+        job.resume = true;
+        assert!(interrupt_hint(&job).contains("run the command again without --resume"));
+        std::fs::write(dir.path().join(pipeline::CHECKPOINT_FILE), b"LSTMEDCK....").unwrap();
+        let resumed = interrupt_hint(&job);
+        assert!(
+            resumed
+                .ends_with("holds the epochs that finished; the same command continues from there"),
+            "{resumed}"
+        );
+    }
 }

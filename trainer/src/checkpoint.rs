@@ -57,8 +57,8 @@ pub struct Checkpoint {
     pub batch_size: usize,
     pub history: Vec<EpochStats>,
     /// Where the embedding started (see [`TrainOptions::embedding_origin`]); `None` in a
-    /// checkpoint of format 3, which did not record it. Last, so that a format-3 body
-    /// reads as this one with `None` appended.
+    /// checkpoint of format 3, which did not record it (its body reads with `None`
+    /// appended, see [`load_with_format`]).
     pub embedding_origin: Option<EmbeddingOrigin>,
     /// Where the run trained, which picks how its graph sums repeated ids (see
     /// [`Backend::row_sum`]); `None` before format 6.

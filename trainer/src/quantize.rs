@@ -97,7 +97,8 @@ fn mean_abs_diff(a: &HostModel<'_>, b: &HostModel<'_>, sequences: &[Vec<u16>]) -
 
 /// Whether `params` fit the runtime's blobs, f32 and integer (both scale schemes):
 /// the fixed-point formats bound the weights far below f32's range (`R` below 508,
-/// `W` by the input's width), so training checks this after every epoch.
+/// `W` by its input: for a word model, with the embedding's largest value), so
+/// training checks this after every epoch.
 pub fn check_fits(cfg: &ModelConfig, params: &Params) -> Result<()> {
     let spec = model_spec(cfg, params)?;
     spec.f32_blob()?;

@@ -237,8 +237,10 @@ pub struct EpochStats {
     pub skipped_steps: usize,
 }
 
-/// Training stops when this many batches in a row have a non-finite gradient: the
-/// weights are then where most batches overflow, and dropping updates cannot help.
+/// Training stops when this many batches in a row of one epoch have a non-finite
+/// gradient (or all of a shorter epoch's do): the weights are then where most batches
+/// overflow, and dropping updates cannot help. Counted per epoch, so a resumed run
+/// stops where an uninterrupted one does.
 pub const MAX_SKIPPED_IN_A_ROW: usize = 10;
 
 /// How to train.
@@ -403,8 +405,10 @@ pub fn train(
             continue;
         }
         let ck = epochs.checkpoint(epoch + 1, &history, run.data)?;
+        // With --keep-best, only an improving epoch's weights can be exported.
+        let may_export = !options.keep_best || improved.is_some();
         let exportable = ensure_exportable(
-            model,
+            may_export.then_some(model),
             &ck.params,
             &ck.optimizer_state,
             epoch,
@@ -452,7 +456,14 @@ pub fn train(
     };
     let optimizer_state = epochs.session.optimizer_state()?;
     let last = history.len().saturating_sub(1);
-    ensure_exportable(model, &params, &optimizer_state, last, options, &history)?;
+    ensure_exportable(
+        Some(model),
+        &params,
+        &optimizer_state,
+        last,
+        options,
+        &history,
+    )?;
     Ok(TrainRun {
         params,
         optimizer_state,
@@ -468,12 +479,13 @@ struct RunIdentity<'a> {
 }
 
 /// Refuses weights or optimizer state that hold NaN or inf, and weights past the
-/// model blob's [`MAX_F32_WEIGHT`] or the integer blob's formats: an update diverged
+/// model blob's [`MAX_F32_WEIGHT`] or, given the `model` of weights that may be
+/// exported, the integer blob's formats: an update diverged
 /// even though the loss before it was finite, and the run could not be written out
 /// as a model at its end. Nothing is saved, so the last checkpoint on disk stays the
 /// last good one.
 fn ensure_exportable(
-    model: &ModelConfig,
+    model: Option<&ModelConfig>,
     params: &Params,
     state: &[Tensor],
     epoch: usize,
@@ -488,7 +500,7 @@ fn ensure_exportable(
         "the weights or the optimizer's state hold NaN or infinite values".to_string()
     } else if weights().any(|v| v.abs() > MAX_F32_WEIGHT) {
         "the weights grew past ±1e6, more than a model blob holds,".to_string()
-    } else if let Err(e) = crate::quantize::check_fits(model, params) {
+    } else if let Some(Err(e)) = model.map(|model| crate::quantize::check_fits(model, params)) {
         format!("the weights no longer fit the integer blob's format ({e:#})")
     } else {
         return Ok(());
@@ -634,6 +646,13 @@ impl<'a> Epochs<'a> {
                 ));
             }
         }
+        // An epoch shorter than the limit stops too when it dropped every update.
+        ensure!(
+            skipped < batches,
+            "the gradient was not finite (NaN, or past f32's range) in all {batches} batches \
+             of the epoch, whose updates were dropped: {}",
+            diverged(epoch, None, options, history)
+        );
         let seconds = started.elapsed().as_secs_f64();
         let (val_loss, val_accuracy) = match self.validation {
             Some(v) => {
@@ -1484,6 +1503,29 @@ mod tests {
     }
 
     #[test]
+    fn an_epoch_shorter_than_the_limit_stops_when_it_drops_every_update() {
+        let cfg = model(Cell::Lstm);
+        let rows: Vec<usize> = (0..32).collect();
+        let set = with_huge_labels(data(32, 1), &rows);
+        let message = format!(
+            "{:#}",
+            train(
+                &cfg,
+                Params::init(&cfg, 3),
+                &set,
+                None,
+                &options(2, None, false)
+            )
+            .unwrap_err()
+        );
+        assert!(
+            message.contains("in all 4 batches of the epoch, whose updates were dropped")
+                && message.contains("training stopped after epoch 1"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn diverged_weights_are_refused_with_the_last_good_epoch() {
         let cfg = model(Cell::Lstm);
         let mut params = Params::init(&cfg, 3);
@@ -1501,15 +1543,15 @@ mod tests {
             })
             .to_vec();
         let run = options(2, Some(path), false);
-        ensure_exportable(&cfg, &params, &[], 1, &run, &history).unwrap();
+        ensure_exportable(Some(&cfg), &params, &[], 1, &run, &history).unwrap();
         let state = [Tensor {
             dims: vec![1],
             data: vec![f32::INFINITY],
         }];
-        let err = ensure_exportable(&cfg, &params, &state, 1, &run, &history).unwrap_err();
+        let err = ensure_exportable(Some(&cfg), &params, &state, 1, &run, &history).unwrap_err();
         // Far inside f32 and the f32 blob, but past what `R`'s fixed-point scale holds.
         params.r.data[3] = 600.0;
-        let too_wide = ensure_exportable(&cfg, &params, &[], 1, &run, &history)
+        let too_wide = ensure_exportable(Some(&cfg), &params, &[], 1, &run, &history)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1518,8 +1560,10 @@ mod tests {
             ) && too_wide.contains("the last good checkpoint, after epoch 1, is kept at run.ckpt"),
             "{too_wide}"
         );
+        // A --keep-best epoch that did not improve is never exported: it may not fit.
+        ensure_exportable(None, &params, &[], 1, &run, &history).unwrap();
         params.r.data[3] = -2e6;
-        let huge = ensure_exportable(&cfg, &params, &[], 1, &run, &history)
+        let huge = ensure_exportable(Some(&cfg), &params, &[], 1, &run, &history)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1529,7 +1573,7 @@ mod tests {
             "{huge}"
         );
         params.r.data[3] = f32::NAN;
-        let nan = ensure_exportable(&cfg, &params, &[], 1, &run, &history).unwrap_err();
+        let nan = ensure_exportable(Some(&cfg), &params, &[], 1, &run, &history).unwrap_err();
         for message in [err.to_string(), nan.to_string()] {
             assert!(
                 message.starts_with(

@@ -7,7 +7,8 @@ use super::{zeros_like, Tape};
 use crate::onnx::{Attr, Graph, Value};
 use crate::ort_env::Device;
 
-/// Where a training step runs, as far as its sums over repeated ids care.
+/// Where a training step runs, as far as its sums over repeated ids care. Checkpoints
+/// record it by variant index: add variants at the end only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Backend {
     /// An ONNX Runtime CPU session with one intra-op thread.

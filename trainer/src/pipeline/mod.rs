@@ -342,11 +342,26 @@ pub fn write_blobs(
     sequences: &[Vec<u16>],
     dir: &Path,
 ) -> Result<(FileStamp, FileStamp, Calibration)> {
+    write_quantized(calibrated_blobs(cfg, params, sequences)?, dir)
+}
+
+/// Both blobs in memory, calibrated on `sequences`.
+fn calibrated_blobs(
+    cfg: &ModelConfig,
+    params: &Params,
+    sequences: &[Vec<u16>],
+) -> Result<quantize::Quantized> {
     ensure!(
         !sequences.is_empty(),
         "no calibration sequences: give data with at least one text"
     );
-    let q = quantize::quantize(cfg, params, sequences).map_err(|e| e.context(UNFIT_WEIGHTS))?;
+    quantize::quantize(cfg, params, sequences).map_err(|e| e.context(UNFIT_WEIGHTS))
+}
+
+fn write_quantized(
+    q: quantize::Quantized,
+    dir: &Path,
+) -> Result<(FileStamp, FileStamp, Calibration)> {
     let f32_stamp = write_file(&dir.join(F32_BLOB_FILE), &q.f32_blob)?;
     let int_stamp = write_file(&dir.join(INT_BLOB_FILE), &q.int_blob)?;
     Ok((int_stamp, f32_stamp, q.calibration))
@@ -407,15 +422,13 @@ fn train_into_out_dir(job: &TrainJob) -> Result<TrainReport> {
     )?;
 
     let dir = &job.out_dir;
-    // An earlier model's card goes before its files are replaced (once this run's
-    // weights are known to fit them): a run stopped while writing them leaves no card
-    // that names other files.
-    quantize::check_fits(&prepared.cfg, &run.params).map_err(|e| e.context(UNFIT_WEIGHTS))?;
+    // The blobs first: weights that do not quantize leave the earlier model whole.
+    let blobs = calibrated_blobs(&prepared.cfg, &run.params, &prepared.calibration)?;
+    // The earlier model's card goes before its files are replaced: a run stopped while
+    // writing them leaves no card that names other files.
     remove_if_present(&dir.join(CARD_FILE))?;
     remove_if_present(&dir.join(QUANT_ERROR_FILE))?;
-    // The blobs first: weights that do not quantize leave no ONNX behind either.
-    let (int_blob, f32_blob, calibration) =
-        write_blobs(&prepared.cfg, &run.params, &prepared.calibration, dir)?;
+    let (int_blob, f32_blob, calibration) = write_quantized(blobs, dir)?;
     let mut files = ModelFiles::default();
     files.record(ModelFile::IntBlob, Some(int_blob));
     files.record(ModelFile::F32Blob, Some(f32_blob));

@@ -59,7 +59,8 @@ pub struct BatchStats {
 /// outputs are the next step's inputs, never copied through Rust vectors. The
 /// step runs through an [`IoBinding`] whose parameter and state outputs are
 /// allocated in the device's memory, so on CUDA they stay on the GPU and only
-/// the batch (ids, targets, mask) and the two scalars cross to and from the host.
+/// the batch (ids, targets, mask) and the three scalars (loss, correct count,
+/// gradient norm) cross to and from the host.
 pub struct TrainSession {
     spec: NetSpec,
     dropout: bool,
