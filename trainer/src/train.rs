@@ -370,6 +370,18 @@ pub fn train(
         (Some(path), Some(ck)) if options.keep_best => Some(resume_best(path, ck, &run, options)?),
         _ => None,
     };
+    // Once both checkpoints are accepted, and once for the two.
+    let now = Backend::of(options.device, options.threads);
+    if let (Some(path), Some(note)) = (
+        &options.checkpoint,
+        resumed
+            .as_ref()
+            .and_then(|ck| backend_change(ck.backend, now)),
+    ) {
+        if options.progress {
+            eprintln!("note: {} {note}", path.display());
+        }
+    }
     let (params, state, mut history, first_epoch) = match resumed {
         Some(ck) => (
             ck.params,
@@ -908,11 +920,6 @@ fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Re
         options.seed,
         options.batch_size
     );
-    if let Some(note) = backend_change(ck.backend, Backend::of(options.device, options.threads)) {
-        if options.progress {
-            eprintln!("note: {what} {note}");
-        }
-    }
     ensure!(
         ck.epochs_done <= options.epochs,
         "{what} already holds {} epochs, more than this run's --epochs {}: give --epochs {} or \
