@@ -271,6 +271,13 @@ pub struct TrainOptions {
     pub progress: bool,
 }
 
+impl TrainOptions {
+    /// Where the steps run, as the training graph and checkpoints see it.
+    fn backend(&self) -> Backend {
+        Backend::of(self.device, self.threads)
+    }
+}
+
 /// The result of [`train`].
 #[derive(Clone, Debug)]
 pub struct TrainRun {
@@ -371,16 +378,11 @@ pub fn train(
         _ => None,
     };
     // Once both checkpoints are accepted, and once for the two.
-    let now = Backend::of(options.device, options.threads);
-    if let (Some(path), Some(note)) = (
-        &options.checkpoint,
-        resumed
-            .as_ref()
-            .and_then(|ck| backend_change(ck.backend, now)),
-    ) {
-        if options.progress {
-            eprintln!("note: {} {note}", path.display());
-        }
+    let note = resumed
+        .as_ref()
+        .and_then(|ck| backend_change(ck.backend, options.backend()));
+    if let (true, Some(note), Some(path)) = (options.progress, note, &options.checkpoint) {
+        eprintln!("note: {} {note}", path.display());
     }
     let (params, state, mut history, first_epoch) = match resumed {
         Some(ck) => (
@@ -419,18 +421,17 @@ pub fn train(
         let ck = epochs.checkpoint(epoch + 1, &history, run.data)?;
         // With --keep-best, only an improving epoch's weights can be exported.
         let may_export = !options.keep_best || improved.is_some();
-        let exportable = ensure_exportable(
+        if let Err(refused) = ensure_exportable(
             may_export.then_some(model),
             &ck.params,
             &ck.optimizer_state,
             epoch,
             options,
             &history,
-        );
-        if exportable.is_err() {
+        ) {
             say_epoch();
+            return Err(refused);
         }
-        exportable?;
         if let Some(path) = &options.checkpoint {
             // The best first: a crash between the two saves leaves a best checkpoint one
             // epoch ahead, which the resumed run reproduces (see `resume_best`).
@@ -492,10 +493,9 @@ struct RunIdentity<'a> {
 
 /// Refuses weights or optimizer state that hold NaN or inf, and weights past the
 /// model blob's [`MAX_F32_WEIGHT`] or, given the `model` of weights that may be
-/// exported, the integer blob's formats: an update diverged
-/// even though the loss before it was finite, and the run could not be written out
-/// as a model at its end. Nothing is saved, so the last checkpoint on disk stays the
-/// last good one.
+/// exported, the integer blob's formats: an update diverged even though the loss
+/// before it was finite, and the run could not be written out as a model at its end.
+/// Nothing is saved, so the last checkpoint on disk stays the last good one.
 fn ensure_exportable(
     model: Option<&ModelConfig>,
     params: &Params,
@@ -709,7 +709,7 @@ impl<'a> Epochs<'a> {
             seed: self.options.seed,
             batch_size: self.options.batch_size,
             history: history.to_vec(),
-            backend: Some(Backend::of(self.options.device, self.options.threads)),
+            backend: Some(self.options.backend()),
         })
     }
 }

@@ -306,38 +306,42 @@ impl TrainSession {
             bail!("the training loss became {} (not finite)", stats.loss);
         }
         let grad_norm = out[names::GRAD_NORM].try_extract_tensor::<f32>()?.1[0];
-        if !grad_norm.is_finite() {
-            drop(out);
-            self.binding.clear();
-            stats.skipped = true;
-            return Ok(stats);
-        }
-        let mut take = |name: &str| -> Result<DynTensor> {
-            let value = out
-                .remove(names::next(name))
-                .with_context(|| format!("the training graph did not return {name}"))?;
-            Ok(value.downcast::<DynTensorValueType>()?)
+        stats.skipped = !grad_norm.is_finite();
+        let next = if stats.skipped {
+            None
+        } else {
+            let mut take = |name: &str| -> Result<DynTensor> {
+                let value = out
+                    .remove(names::next(name))
+                    .with_context(|| format!("the training graph did not return {name}"))?;
+                Ok(value.downcast::<DynTensorValueType>()?)
+            };
+            let updated = self
+                .param_shapes
+                .iter()
+                .enumerate()
+                .map(|(index, (name, _))| {
+                    self.spec.is_trained(index).then(|| take(name)).transpose()
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let state = self
+                .state_shapes
+                .iter()
+                .map(|(name, _)| take(name))
+                .collect::<Result<Vec<_>>>()?;
+            Some((updated, state))
         };
-        let updated = self
-            .param_shapes
-            .iter()
-            .enumerate()
-            .map(|(index, (name, _))| self.spec.is_trained(index).then(|| take(name)).transpose())
-            .collect::<Result<Vec<_>>>()?;
-        let state = self
-            .state_shapes
-            .iter()
-            .map(|(name, _)| take(name))
-            .collect::<Result<Vec<_>>>()?;
         drop(out);
         // The binding would otherwise keep last step's tensors alive beside the new ones.
         self.binding.clear();
-        for (param, next) in self.params.iter_mut().zip(updated) {
-            if let Some(next) = next {
-                *param = next;
+        if let Some((updated, state)) = next {
+            for (param, next) in self.params.iter_mut().zip(updated) {
+                if let Some(next) = next {
+                    *param = next;
+                }
             }
+            self.state = state;
         }
-        self.state = state;
         Ok(stats)
     }
 
