@@ -1133,6 +1133,10 @@ fn an_interrupted_run_says_how_to_resume() {
         "{rest}"
     );
     assert!(out.join("checkpoint.ckpt").is_file());
+    assert!(
+        !out.join(".lstm-edge.lock").exists(),
+        "the interrupted run left its lock file"
+    );
     let resumed = cli()
         .args(["train", "--preset", "g", "--corpus"])
         .arg(data("shakespeare/shakespeare-hamlet.txt"))

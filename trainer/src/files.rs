@@ -110,6 +110,7 @@ impl FolderLock {
                 .and_then(|()| file.rewind())
                 .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
             named.with_context(|| format!("writing {}", path.display()))?;
+            held::set(&path);
             return Ok(FolderLock { path, _file: file });
         }
         bail!(
@@ -121,9 +122,46 @@ impl FolderLock {
 
 impl Drop for FolderLock {
     fn drop(&mut self) {
+        held::clear();
         // Removed while still locked, so a waiting taker sees it gone (see `take`).
         let _ = fs::remove_file(&self.path);
     }
+}
+
+/// The file of the [`FolderLock`] this process holds, as a NUL-terminated path, or
+/// null when it holds none. A signal handler that ends the process can unlink it
+/// (`unlink(2)` is async-signal-safe), as dropping the lock would have: the read is
+/// one atomic load, and the string is never freed.
+#[cfg(unix)]
+pub fn held_lock_file() -> *const std::ffi::c_char {
+    held::PATH.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[cfg(unix)]
+mod held {
+    use std::ffi::{c_char, CString};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use std::ptr::null_mut;
+    use std::sync::atomic::{AtomicPtr, Ordering};
+
+    pub(super) static PATH: AtomicPtr<c_char> = AtomicPtr::new(null_mut());
+
+    pub(super) fn set(path: &Path) {
+        // Leaked on purpose: a handler on another thread may still hold the pointer.
+        let raw = CString::new(path.as_os_str().as_bytes()).map_or(null_mut(), CString::into_raw);
+        PATH.store(raw, Ordering::SeqCst);
+    }
+
+    pub(super) fn clear() {
+        PATH.store(null_mut(), Ordering::SeqCst);
+    }
+}
+
+#[cfg(not(unix))]
+mod held {
+    pub(super) fn set(_: &std::path::Path) {}
+    pub(super) fn clear() {}
 }
 
 /// Whether the open `file` is the one at `path` now.

@@ -7,10 +7,11 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use anyhow::{anyhow, ensure, Context, Result};
+use anyhow::{anyhow, ensure, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::files;
 use crate::train::EpochStats;
 
 const FONT: &str = "sans-serif";
@@ -41,17 +42,31 @@ fn plot_error(path: &Path, err: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing {}: {err}", path.display())
 }
 
-/// The drawing area of a `size` PNG at `path`, once the file is known to be
-/// writable: plotters would report a failed write only as its debug text.
-fn png_area(path: &Path, size: (u32, u32)) -> Result<DrawingArea<BitMapBackend<'_>, Shift>> {
-    // Opened without truncating, so a plot that then fails leaves the old one.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(BitMapBackend::new(path, size).into_drawing_area())
+/// Draws a white `size` picture with `draw` and writes it to `path` as a PNG,
+/// atomically ([`files::write_atomic`]): a plot that fails, or a run stopped
+/// meanwhile, leaves the earlier file whole.
+fn write_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    let (width, height) = size;
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        draw(&root)?;
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut writer| writer.write_image_data(&rgb))
+        .map_err(|e| plot_error(path, e))?;
+    files::write_atomic(path, &bytes)
 }
 
 /// Range of `values` with a margin, never empty.
@@ -132,9 +147,6 @@ fn draw_panel(
 /// `curves.png`: training and validation loss (left) and accuracy (right) per epoch.
 pub fn training_curves(history: &[EpochStats], path: &Path) -> Result<()> {
     ensure!(!history.is_empty(), "no epochs to plot");
-    let root = png_area(path, (1100, 420))?;
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let (left, right) = root.split_horizontally(550);
     let pick = |f: &dyn Fn(&EpochStats) -> Option<f64>| -> Vec<(f64, f64)> {
         history
             .iter()
@@ -142,27 +154,29 @@ pub fn training_curves(history: &[EpochStats], path: &Path) -> Result<()> {
             .collect()
     };
     let epochs = history.last().map_or(1, |s| s.epoch);
-    draw_panel(
-        &left,
-        "loss",
-        &[
-            ("train", BLUE, pick(&|s| Some(s.train_loss))),
-            ("validation", RED, pick(&|s| s.val_loss)),
-        ],
-        epochs,
-        path,
-    )?;
-    draw_panel(
-        &right,
-        "accuracy",
-        &[
-            ("train", BLUE, pick(&|s| Some(s.train_accuracy))),
-            ("validation", RED, pick(&|s| s.val_accuracy)),
-        ],
-        epochs,
-        path,
-    )?;
-    root.present().map_err(|e| plot_error(path, e))
+    write_png(path, (1100, 420), |root| {
+        let (left, right) = root.split_horizontally(550);
+        draw_panel(
+            &left,
+            "loss",
+            &[
+                ("train", BLUE, pick(&|s| Some(s.train_loss))),
+                ("validation", RED, pick(&|s| s.val_loss)),
+            ],
+            epochs,
+            path,
+        )?;
+        draw_panel(
+            &right,
+            "accuracy",
+            &[
+                ("train", BLUE, pick(&|s| Some(s.train_accuracy))),
+                ("validation", RED, pick(&|s| s.val_accuracy)),
+            ],
+            epochs,
+            path,
+        )
+    })
 }
 
 /// Counts of `values` in `bins` equal bins over `[0, max]`.
@@ -182,40 +196,40 @@ pub fn quantization_error(abs_diffs: &[f64], path: &Path) -> Result<()> {
     ensure!(!abs_diffs.is_empty(), "no output differences to plot");
     let (width, counts) = histogram(abs_diffs, 40);
     let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
-    let root = png_area(path, (800, 480))?;
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
     let text = have_font();
-    let mut builder = ChartBuilder::on(&root);
-    builder.margin(14);
-    if text {
-        builder
-            .caption(
-                format!("|int - f32| of {} outputs", abs_diffs.len()),
-                (FONT, 20),
-            )
-            .x_label_area_size(40)
-            .y_label_area_size(64);
-    }
-    let mut chart = builder
-        .build_cartesian_2d(0.0..width * counts.len() as f64, 0.0..top * 1.05)
-        .map_err(|e| plot_error(path, e))?;
-    if text {
-        chart
-            .configure_mesh()
-            .x_desc("|int - f32|")
-            .y_desc("outputs")
-            .x_label_formatter(&|v| format!("{v:.1e}"))
-            .label_style((FONT, 13))
-            .draw()
+    write_png(path, (800, 480), |root| {
+        let mut builder = ChartBuilder::on(root);
+        builder.margin(14);
+        if text {
+            builder
+                .caption(
+                    format!("|int - f32| of {} outputs", abs_diffs.len()),
+                    (FONT, 20),
+                )
+                .x_label_area_size(40)
+                .y_label_area_size(64);
+        }
+        let mut chart = builder
+            .build_cartesian_2d(0.0..width * counts.len() as f64, 0.0..top * 1.05)
             .map_err(|e| plot_error(path, e))?;
-    }
-    chart
-        .draw_series(counts.iter().enumerate().map(|(i, &c)| {
-            let x0 = i as f64 * width;
-            Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], BLUE.mix(0.7).filled())
-        }))
-        .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))
+        if text {
+            chart
+                .configure_mesh()
+                .x_desc("|int - f32|")
+                .y_desc("outputs")
+                .x_label_formatter(&|v| format!("{v:.1e}"))
+                .label_style((FONT, 13))
+                .draw()
+                .map_err(|e| plot_error(path, e))?;
+        }
+        chart
+            .draw_series(counts.iter().enumerate().map(|(i, &c)| {
+                let x0 = i as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], BLUE.mix(0.7).filled())
+            }))
+            .map_err(|e| plot_error(path, e))?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -252,12 +266,24 @@ mod tests {
         training_curves(&[stats(1, 0.7), stats(2, 0.5), stats(3, 0.4)], &curves)?;
         let errors = dir.path().join("quant-error.png");
         quantization_error(&[0.001, 0.002, 0.0005, 0.01], &errors)?;
-        for path in [curves, errors] {
-            let bytes = std::fs::read(&path)?;
-            assert_eq!(&bytes[1..4], b"PNG", "{}", path.display());
+        for (path, size) in [(&curves, (1100, 420)), (&errors, (800, 480))] {
+            let bytes = std::fs::read(path)?;
+            let info = png::Decoder::new(bytes.as_slice())
+                .read_info()?
+                .info()
+                .clone();
+            assert_eq!((info.width, info.height), size, "{}", path.display());
             assert!(bytes.len() > 1000, "{} is too small", path.display());
         }
         assert!(training_curves(&[], &dir.path().join("none.png")).is_err());
+        // A plot that cannot be written names its file and leaves no temporary.
+        let missing = dir.path().join("no-such-folder").join("curves.png");
+        let err = training_curves(&[stats(1, 0.7)], &missing).unwrap_err();
+        assert!(format!("{err:#}").contains("no-such-folder"), "{err:#}");
+        let names: Vec<_> = std::fs::read_dir(dir.path())?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(names.len(), 2, "{names:?}");
         Ok(())
     }
 }

@@ -317,6 +317,8 @@ fn lock_model_dir(dir: &Path) -> Result<FolderLock> {
         ONNX_FILE,
         STEP_ONNX_FILE,
         CARD_FILE,
+        CURVES_FILE,
+        QUANT_ERROR_FILE,
     ];
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if files::is_leftover_temporary(&entry.file_name().to_string_lossy(), &names) {
