@@ -218,6 +218,7 @@ pub fn quantization_error(abs_diffs: &[f64], path: &Path) -> Result<()> {
                 .x_desc("|int - f32|")
                 .y_desc("outputs")
                 .x_label_formatter(&|v| format!("{v:.1e}"))
+                .y_label_formatter(&|v| format!("{v:.0}"))
                 .label_style((FONT, 13))
                 .draw()
                 .map_err(|e| plot_error(path, e))?;
