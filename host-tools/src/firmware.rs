@@ -197,10 +197,14 @@ impl FirmwareProject {
     /// `LSTM_EDGE_FIRMWARE_DIR`, else the `firmware/` folder of this source tree;
     /// builds go to `target/firmware` beside it.
     pub fn locate() -> Result<FirmwareProject> {
-        let dir = match std::env::var_os("LSTM_EDGE_FIRMWARE_DIR") {
-            Some(dir) => PathBuf::from(dir),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware"),
-        };
+        match std::env::var_os("LSTM_EDGE_FIRMWARE_DIR") {
+            Some(dir) => Self::at(PathBuf::from(dir)),
+            None => Self::at(Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware")),
+        }
+    }
+
+    /// The firmware project in `dir`, checked to build there.
+    fn at(dir: PathBuf) -> Result<FirmwareProject> {
         let dir = dir.canonicalize().with_context(|| {
             format!(
                 "firmware project not found at {}; set LSTM_EDGE_FIRMWARE_DIR to the \
@@ -213,6 +217,18 @@ impl FirmwareProject {
                 "{} has no Cargo.toml; LSTM_EDGE_FIRMWARE_DIR must name the lstm-edge \
                  `firmware/` folder",
                 dir.display()
+            );
+        }
+        // The firmware builds the runtime from `../runtime`, whose manifest inherits
+        // from the workspace's: a copy of `firmware/` alone does not build.
+        let root = dir.parent().unwrap_or(&dir);
+        if !root.join("runtime/Cargo.toml").is_file() || !root.join("Cargo.toml").is_file() {
+            bail!(
+                "{} builds the runtime from {}, which needs the lstm-edge workspace around it \
+                 (its Cargo.toml and runtime/): set LSTM_EDGE_FIRMWARE_DIR to the `firmware/` \
+                 folder of a copy of the whole lstm-edge repository",
+                dir.display(),
+                root.join("runtime").display()
             );
         }
         let target_dir = dir
@@ -825,6 +841,32 @@ mod tests {
         score 0 536870912 120 12\n\
         gen 500 7 68690a 10 99\n\
         stack 612 4190000\nend\n";
+
+    #[test]
+    fn a_firmware_folder_outside_its_workspace_is_refused() {
+        let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let project = FirmwareProject::at(tree.join("firmware")).unwrap();
+        assert!(project.target_dir.ends_with("target/firmware"));
+        let copy = tempfile::tempdir().unwrap();
+        let firmware = copy.path().join("firmware");
+        fs::create_dir(&firmware).unwrap();
+        fs::copy(
+            tree.join("firmware/Cargo.toml"),
+            firmware.join("Cargo.toml"),
+        )
+        .unwrap();
+        let err = format!("{:#}", FirmwareProject::at(firmware).unwrap_err());
+        assert!(
+            err.contains("needs the lstm-edge workspace around it")
+                && err.contains("a copy of the whole lstm-edge repository"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            FirmwareProject::at(copy.path().to_path_buf()).unwrap_err()
+        );
+        assert!(err.contains("has no Cargo.toml"), "{err}");
+    }
 
     /// Runs [`check_inputs`] on a shipped model's blob.
     fn check_shipped(model: &str, blob: &str, inputs: &FirmwareInputs) -> Result<()> {

@@ -155,7 +155,7 @@ impl std::fmt::Display for BlobInfo {
         writeln!(f, "bytes       {}", self.bytes)?;
         writeln!(
             f,
-            "format      v{}, body CRC-32 {} (file CRC-32 {}, as card.json records it)",
+            "format      v{}, body CRC-32 {}, whole-file CRC-32 {}",
             self.format_version, self.crc32, self.file_crc32
         )?;
         writeln!(f, "cell        {} (hidden {})", self.cell, self.hidden)?;

@@ -1,27 +1,47 @@
 //! An interrupted `train` says how to continue, rather than ending in silence.
 
-/// Makes SIGINT and SIGTERM print `hint` before the process ends with the shell's
-/// code for that signal (130 for Ctrl-C), removing the model folder's lock file as
-/// the lock's own drop would. Unix only; elsewhere a no-op.
+use std::path::Path;
+
+/// Makes SIGINT and SIGTERM print what the run leaves before the process ends
+/// with the shell's code for that signal (130 for Ctrl-C): `hint` when
+/// `checkpoint` exists then, else `hint_before_any`. It also releases the model
+/// folder as the lock's drop would ([`lstm_edge_trainer::files::release_on_signal`]).
+/// Unix only; elsewhere a no-op.
 #[cfg(unix)]
-pub fn say_on_interrupt(hint: &str) {
+pub fn say_on_interrupt(hint: &str, checkpoint: &Path, hint_before_any: &str) {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
     use std::sync::OnceLock;
-    static HINT: OnceLock<Vec<u8>> = OnceLock::new();
+    struct Hints {
+        saved: Vec<u8>,
+        none: Vec<u8>,
+        checkpoint: CString,
+    }
+    static HINTS: OnceLock<Hints> = OnceLock::new();
     extern "C" fn on_signal(signal: libc::c_int) {
-        if let Some(hint) = HINT.get() {
-            // SAFETY: write(2) is async-signal-safe, and `hint` lives for the process.
-            unsafe { libc::write(2, hint.as_ptr().cast(), hint.len()) };
+        if let Some(hints) = HINTS.get() {
+            // SAFETY: access(2) and write(2) are async-signal-safe, and the hints
+            // live for the process.
+            unsafe {
+                let saved = libc::access(hints.checkpoint.as_ptr(), libc::F_OK) == 0;
+                let hint = if saved { &hints.saved } else { &hints.none };
+                libc::write(2, hint.as_ptr().cast(), hint.len());
+            }
         }
-        let lock = lstm_edge_trainer::files::held_lock_file();
-        if !lock.is_null() {
-            // SAFETY: unlink(2) is async-signal-safe; `lock` is a leaked C string.
-            unsafe { libc::unlink(lock) };
-        }
+        lstm_edge_trainer::files::release_on_signal();
         // SAFETY: _exit(2) is async-signal-safe; the checkpoint is written by rename,
         // so ending between two writes leaves the last whole one.
         unsafe { libc::_exit(128 + signal) };
     }
-    if HINT.set(format!("\n{hint}\n").into_bytes()).is_err() {
+    let Ok(checkpoint) = CString::new(checkpoint.as_os_str().as_bytes()) else {
+        return;
+    };
+    let hints = Hints {
+        saved: format!("\n{hint}\n").into_bytes(),
+        none: format!("\n{hint_before_any}\n").into_bytes(),
+        checkpoint,
+    };
+    if HINTS.set(hints).is_err() {
         return;
     }
     let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
@@ -33,4 +53,4 @@ pub fn say_on_interrupt(hint: &str) {
 }
 
 #[cfg(not(unix))]
-pub fn say_on_interrupt(_hint: &str) {}
+pub fn say_on_interrupt(_hint: &str, _checkpoint: &Path, _hint_before_any: &str) {}

@@ -429,6 +429,10 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     Ok(job)
 }
 
+/// What a `train` interrupted before it saved any checkpoint says.
+const NOTHING_SAVED_HINT: &str =
+    "interrupted before the first epoch was saved: nothing was kept; run the command again";
+
 /// What an interrupted `train` says. An epoch's line is printed once its checkpoint
 /// is saved, so the lines tell what a fresh run kept; a resumed run's checkpoint
 /// holds its earlier epochs as well.
@@ -455,7 +459,11 @@ fn interrupt_hint(job: &TrainJob) -> String {
 /// `train`: prints where the model went and its figures.
 pub fn train(args: &TrainArgs) -> Result<()> {
     let job = train_job(args, command_line())?;
-    crate::interrupt::say_on_interrupt(&interrupt_hint(&job));
+    crate::interrupt::say_on_interrupt(
+        &interrupt_hint(&job),
+        &job.out_dir.join(pipeline::CHECKPOINT_FILE),
+        NOTHING_SAVED_HINT,
+    );
     let report = pipeline::run(&job)?;
     let card = &report.card;
     println!("model written to {}", report.out_dir.display());

@@ -1092,30 +1092,27 @@ fn eval_refuses_blobs_that_are_not_the_cards_model() {
     );
 }
 
-/// Ctrl-C during training ends with the shell's code for it and says how to go on.
+/// Starts `train --preset g` on hamlet with `args`, sends it SIGINT once a stderr
+/// line starts with `at`, and returns its exit code and the stderr after that line.
 #[cfg(unix)]
-#[test]
-fn an_interrupted_run_says_how_to_resume() {
-    use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("g");
+fn interrupt_training(args: &[&str], at: &str) -> (Option<i32>, String) {
+    use std::io::{BufRead, BufReader, Read};
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lstm-edge"))
         .env("RUST_BACKTRACE", "0")
         .args(["train", "--preset", "g", "--corpus"])
         .arg(data("shakespeare/shakespeare-hamlet.txt"))
-        .args(["--hidden", "16", "--window-step", "1", "--threads", "1"])
-        .args(["--epochs", "50", "--out", arg(&out)])
+        .args(["--window-step", "1", "--threads", "1"])
+        .args(args)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    // Interrupted as soon as epoch 1's line comes: it comes once the epoch is saved.
-    while !line.starts_with("epoch 1/50") {
+    while !line.starts_with(at) {
         line.clear();
         assert!(
             stderr.read_line(&mut line).unwrap() > 0,
-            "training ended early"
+            "training ended before a line starting {at:?}"
         );
     }
     let killed = std::process::Command::new("kill")
@@ -1124,9 +1121,39 @@ fn an_interrupted_run_says_how_to_resume() {
         .unwrap();
     assert!(killed.success());
     let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{rest}");
+    stderr.read_to_string(&mut rest).unwrap();
+    (child.wait().unwrap().code(), rest)
+}
+
+/// Ctrl-C before the first epoch is saved leaves no folder and says nothing was kept.
+#[cfg(unix)]
+#[test]
+fn a_run_interrupted_before_its_first_epoch_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g");
+    // "g: N training, ..." comes once the folder is made and locked; an epoch of
+    // LSTM(128) over every window of the play takes seconds more.
+    let (code, rest) = interrupt_training(&["--out", arg(&out)], "g: ");
+    assert_eq!(code, Some(130), "{rest}");
+    assert!(
+        rest.contains("interrupted before the first epoch was saved: nothing was kept"),
+        "{rest}"
+    );
+    assert!(!out.exists(), "the interrupted run left its folder");
+}
+
+/// Ctrl-C during training ends with the shell's code for it and says how to go on.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_run_says_how_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g");
+    // Interrupted as soon as epoch 1's line comes: it comes once the epoch is saved.
+    let (code, rest) = interrupt_training(
+        &["--hidden", "16", "--epochs", "50", "--out", arg(&out)],
+        "epoch 1/50",
+    );
+    assert_eq!(code, Some(130), "{rest}");
     assert!(
         rest.contains("interrupted: the epochs whose lines were printed are saved in ")
             && rest.contains("--resume continues from there"),

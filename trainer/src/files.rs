@@ -128,13 +128,23 @@ impl Drop for FolderLock {
     }
 }
 
-/// The file of the [`FolderLock`] this process holds, as a NUL-terminated path, or
-/// null when it holds none. A signal handler that ends the process can unlink it
-/// (`unlink(2)` is async-signal-safe), as dropping the lock would have: the read is
-/// one atomic load, and the string is never freed.
-#[cfg(unix)]
-pub fn held_lock_file() -> *const std::ffi::c_char {
-    held::PATH.load(std::sync::atomic::Ordering::SeqCst)
+impl FolderLock {
+    /// Marks the locked folder as made by this command, so that
+    /// [`release_on_signal`] removes it too while it is still empty: a run
+    /// stopped before it wrote anything leaves no folder, as a run that fails does.
+    pub fn created_folder(&self) {
+        if let Some(dir) = self.path.parent() {
+            held::set_new_folder(dir);
+        }
+    }
+}
+
+/// For a signal handler that ends the process: removes the file of the
+/// [`FolderLock`] this process holds, as dropping the lock would, then the folder
+/// if [`FolderLock::created_folder`] marked it and it is empty. Async-signal-safe:
+/// atomic loads, `unlink(2)` and `rmdir(2)` on paths that are never freed.
+pub fn release_on_signal() {
+    held::release();
 }
 
 #[cfg(unix)]
@@ -145,23 +155,50 @@ mod held {
     use std::ptr::null_mut;
     use std::sync::atomic::{AtomicPtr, Ordering};
 
-    pub(super) static PATH: AtomicPtr<c_char> = AtomicPtr::new(null_mut());
+    static LOCK_FILE: AtomicPtr<c_char> = AtomicPtr::new(null_mut());
+    static NEW_FOLDER: AtomicPtr<c_char> = AtomicPtr::new(null_mut());
 
-    pub(super) fn set(path: &Path) {
-        // Leaked on purpose: a handler on another thread may still hold the pointer.
-        let raw = CString::new(path.as_os_str().as_bytes()).map_or(null_mut(), CString::into_raw);
-        PATH.store(raw, Ordering::SeqCst);
+    /// Leaked on purpose: a handler on another thread may still hold the pointer.
+    fn leaked(path: &Path) -> *mut c_char {
+        CString::new(path.as_os_str().as_bytes()).map_or(null_mut(), CString::into_raw)
+    }
+
+    pub(super) fn set(lock_file: &Path) {
+        LOCK_FILE.store(leaked(lock_file), Ordering::SeqCst);
+    }
+
+    pub(super) fn set_new_folder(dir: &Path) {
+        NEW_FOLDER.store(leaked(dir), Ordering::SeqCst);
     }
 
     pub(super) fn clear() {
-        PATH.store(null_mut(), Ordering::SeqCst);
+        LOCK_FILE.store(null_mut(), Ordering::SeqCst);
+        NEW_FOLDER.store(null_mut(), Ordering::SeqCst);
+    }
+
+    pub(super) fn release() {
+        let lock_file = LOCK_FILE.swap(null_mut(), Ordering::SeqCst);
+        if lock_file.is_null() {
+            return;
+        }
+        // SAFETY: both are NUL-terminated strings that live for the process.
+        unsafe {
+            libc::unlink(lock_file);
+            let folder = NEW_FOLDER.swap(null_mut(), Ordering::SeqCst);
+            if !folder.is_null() {
+                // Fails, as it should, once the folder holds anything.
+                libc::rmdir(folder);
+            }
+        }
     }
 }
 
 #[cfg(not(unix))]
 mod held {
     pub(super) fn set(_: &std::path::Path) {}
+    pub(super) fn set_new_folder(_: &std::path::Path) {}
     pub(super) fn clear() {}
+    pub(super) fn release() {}
 }
 
 /// Whether the open `file` is the one at `path` now.

@@ -372,7 +372,7 @@ fn write_quantized(
 /// Trains, exports, quantizes and evaluates: everything in the module docs.
 pub fn run(job: &TrainJob) -> Result<TrainReport> {
     let fresh = !job.out_dir.exists();
-    let report = train_into_out_dir(job);
+    let report = train_into_out_dir(job, fresh);
     if report.is_err() && fresh {
         // A run that failed before writing anything leaves no empty folder behind.
         let _ = std::fs::remove_dir(&job.out_dir);
@@ -380,7 +380,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     report
 }
 
-fn train_into_out_dir(job: &TrainJob) -> Result<TrainReport> {
+fn train_into_out_dir(job: &TrainJob, fresh: bool) -> Result<TrainReport> {
     let started = Instant::now();
     check_job(job)?;
     ensure!(
@@ -395,7 +395,10 @@ fn train_into_out_dir(job: &TrainJob) -> Result<TrainReport> {
     std::fs::create_dir_all(&job.out_dir)
         .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
     // Before the folder is tidied: the stale files there are no other run's.
-    let _lock = lock_model_dir(&job.out_dir)?;
+    let lock = lock_model_dir(&job.out_dir)?;
+    if fresh {
+        lock.created_folder();
+    }
     prepare_out_dir(&job.out_dir, job.resume)?;
     if job.write_arrays {
         write_arrays(&prepared, &job.out_dir.join(ARRAYS_DIR))?;
