@@ -62,6 +62,10 @@ fn write_png(
     let mut encoder = png::Encoder::new(&mut bytes, width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
+    // Plots are mostly flat colour: per-row filters and full compression make the
+    // files a third of the defaults' size.
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+    encoder.set_compression(png::Compression::Best);
     encoder
         .write_header()
         .and_then(|mut writer| writer.write_image_data(&rgb))
