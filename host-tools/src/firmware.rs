@@ -252,9 +252,9 @@ impl FirmwareProject {
         // so they take turns: staging, building and copying the ELF out.
         fs::create_dir_all(&self.target_dir).with_context(|| {
             format!(
-                "cannot create {}, where firmware builds go: set LSTM_EDGE_FIRMWARE_DIR to a \
-                 writable copy of the lstm-edge `firmware/` folder (builds then go to \
-                 target/firmware beside it)",
+                "cannot create {}, where firmware builds go: set LSTM_EDGE_FIRMWARE_DIR to the \
+                 `firmware/` folder of a writable copy of the lstm-edge repository (builds \
+                 then go to target/firmware beside it)",
                 self.target_dir.display()
             )
         })?;

@@ -4,8 +4,9 @@ use std::path::Path;
 
 /// Makes SIGINT and SIGTERM print what the run leaves before the process ends
 /// with the shell's code for that signal (130 for Ctrl-C): `hint` when
-/// `checkpoint` exists then, else `hint_before_any`. It also releases the model
-/// folder as the lock's drop would ([`lstm_edge_trainer::files::release_on_signal`]).
+/// `checkpoint` exists then, else `hint_before_any`. It first removes the model
+/// folder's lock file, and the folder if this run made it and it is still empty
+/// ([`lstm_edge_trainer::files::release_on_signal`]).
 /// Unix only; elsewhere a no-op.
 #[cfg(unix)]
 pub fn say_on_interrupt(hint: &str, checkpoint: &Path, hint_before_any: &str) {
@@ -19,6 +20,8 @@ pub fn say_on_interrupt(hint: &str, checkpoint: &Path, hint_before_any: &str) {
     }
     static HINTS: OnceLock<Hints> = OnceLock::new();
     extern "C" fn on_signal(signal: libc::c_int) {
+        // First, so that a blocked stderr cannot keep the folder locked.
+        lstm_edge_trainer::files::release_on_signal();
         if let Some(hints) = HINTS.get() {
             // SAFETY: access(2) and write(2) are async-signal-safe, and the hints
             // live for the process.
@@ -28,7 +31,6 @@ pub fn say_on_interrupt(hint: &str, checkpoint: &Path, hint_before_any: &str) {
                 libc::write(2, hint.as_ptr().cast(), hint.len());
             }
         }
-        lstm_edge_trainer::files::release_on_signal();
         // SAFETY: _exit(2) is async-signal-safe; the checkpoint is written by rename,
         // so ending between two writes leaves the last whole one.
         unsafe { libc::_exit(128 + signal) };

@@ -429,9 +429,9 @@ pub fn train_job(args: &TrainArgs, command: String) -> Result<TrainJob> {
     Ok(job)
 }
 
-/// What a `train` interrupted before it saved any checkpoint says.
+/// What a `train` interrupted before any checkpoint is in its folder says.
 const NOTHING_SAVED_HINT: &str =
-    "interrupted before the first epoch was saved: nothing was kept; run the command again";
+    "interrupted before the first epoch was saved: there is nothing to resume; run the command again";
 
 /// What an interrupted `train` says. An epoch's line is printed once its checkpoint
 /// is saved, so the lines tell what a fresh run kept; a resumed run's checkpoint

@@ -1092,21 +1092,35 @@ fn eval_refuses_blobs_that_are_not_the_cards_model() {
     );
 }
 
+/// A child process killed if the test fails before it ends.
+#[cfg(unix)]
+struct KilledOnDrop(std::process::Child);
+
+#[cfg(unix)]
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `train --preset g` on hamlet with `args`, sends it SIGINT once a stderr
 /// line starts with `at`, and returns its exit code and the stderr after that line.
 #[cfg(unix)]
 fn interrupt_training(args: &[&str], at: &str) -> (Option<i32>, String) {
     use std::io::{BufRead, BufReader, Read};
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lstm-edge"))
-        .env("RUST_BACKTRACE", "0")
-        .args(["train", "--preset", "g", "--corpus"])
-        .arg(data("shakespeare/shakespeare-hamlet.txt"))
-        .args(["--window-step", "1", "--threads", "1"])
-        .args(args)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut child = KilledOnDrop(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("lstm-edge"))
+            .env("RUST_BACKTRACE", "0")
+            .args(["train", "--preset", "g", "--corpus"])
+            .arg(data("shakespeare/shakespeare-hamlet.txt"))
+            .args(["--window-step", "1", "--threads", "1"])
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap());
     let mut line = String::new();
     while !line.starts_with(at) {
         line.clear();
@@ -1116,30 +1130,42 @@ fn interrupt_training(args: &[&str], at: &str) -> (Option<i32>, String) {
         );
     }
     let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
-    (child.wait().unwrap().code(), rest)
+    (child.0.wait().unwrap().code(), rest)
 }
 
-/// Ctrl-C before the first epoch is saved leaves no folder and says nothing was kept.
+/// Ctrl-C before the first epoch is saved says there is nothing to resume, and
+/// removes the folder if the run made it, not one that was there before.
 #[cfg(unix)]
 #[test]
 fn a_run_interrupted_before_its_first_epoch_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("g");
-    // "g: N training, ..." comes once the folder is made and locked; an epoch of
-    // LSTM(128) over every window of the play takes seconds more.
-    let (code, rest) = interrupt_training(&["--out", arg(&out)], "g: ");
-    assert_eq!(code, Some(130), "{rest}");
+    let made = dir.path().join("g");
+    let earlier = dir.path().join("earlier");
+    std::fs::create_dir(&earlier).unwrap();
+    for (out, name) in [(&made, "g: "), (&earlier, "earlier: ")] {
+        // "NAME: N training, ..." comes once the folder is made and locked; an epoch
+        // of LSTM(128) over every window of the play takes seconds more.
+        let (code, rest) = interrupt_training(&["--epochs", "1", "--out", arg(out)], name);
+        assert_eq!(code, Some(130), "{rest}");
+        assert!(
+            rest.contains(
+                "interrupted before the first epoch was saved: there is nothing to resume"
+            ),
+            "{rest}"
+        );
+    }
     assert!(
-        rest.contains("interrupted before the first epoch was saved: nothing was kept"),
-        "{rest}"
+        !made.exists(),
+        "the interrupted run left the folder it made"
     );
-    assert!(!out.exists(), "the interrupted run left its folder");
+    let left: Vec<_> = std::fs::read_dir(&earlier).unwrap().collect();
+    assert!(left.is_empty(), "the interrupted run left {left:?}");
 }
 
 /// Ctrl-C during training ends with the shell's code for it and says how to go on.

@@ -59,6 +59,8 @@ pub fn is_leftover_temporary(file_name: &str, names: &[&str]) -> bool {
 pub struct FolderLock {
     path: PathBuf,
     _file: File,
+    /// The registration of [`FolderLock::release_on_signal_too`], if made.
+    registered: Option<held::Registration>,
 }
 
 impl FolderLock {
@@ -88,7 +90,7 @@ impl FolderLock {
                         pid => format!("another lstm-edge (process {pid})"),
                     };
                     bail!(
-                        "{holder} is writing to {}: wait for it to end, or give another --out",
+                        "{holder} is writing to {}: wait for it to end, or use another folder",
                         dir.display()
                     );
                 }
@@ -110,8 +112,11 @@ impl FolderLock {
                 .and_then(|()| file.rewind())
                 .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
             named.with_context(|| format!("writing {}", path.display()))?;
-            held::set(&path);
-            return Ok(FolderLock { path, _file: file });
+            return Ok(FolderLock {
+                path,
+                _file: file,
+                registered: None,
+            });
         }
         bail!(
             "cannot take {}: other lstm-edge commands keep replacing it; try again",
@@ -122,27 +127,29 @@ impl FolderLock {
 
 impl Drop for FolderLock {
     fn drop(&mut self) {
-        held::clear();
-        // Removed while still locked, so a waiting taker sees it gone (see `take`).
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-impl FolderLock {
-    /// Marks the locked folder as made by this command, so that
-    /// [`release_on_signal`] removes it too while it is still empty: a run
-    /// stopped before it wrote anything leaves no folder, as a run that fails does.
-    pub fn created_folder(&self) {
-        if let Some(dir) = self.path.parent() {
-            held::set_new_folder(dir);
+        // Unless a signal handler has removed it already (see `release_on_signal`).
+        if self.registered.is_none_or(held::unregister) {
+            // Removed while still locked, so a waiting taker sees it gone (see `take`).
+            let _ = fs::remove_file(&self.path);
         }
     }
 }
 
-/// For a signal handler that ends the process: removes the file of the
-/// [`FolderLock`] this process holds, as dropping the lock would, then the folder
-/// if [`FolderLock::created_folder`] marked it and it is empty. Async-signal-safe:
-/// atomic loads, `unlink(2)` and `rmdir(2)` on paths that are never freed.
+impl FolderLock {
+    /// Lets [`release_on_signal`] remove the lock file as dropping the lock would,
+    /// and the folder too if this command `made` it and it is still empty then (its
+    /// parents, if the command made them as well, stay). For a command that ends on
+    /// a signal through a handler; the latest lock registered is the one released.
+    pub fn release_on_signal_too(&mut self, made: bool) {
+        let folder = self.path.parent().filter(|_| made);
+        self.registered = Some(held::register(&self.path, folder));
+    }
+}
+
+/// For a signal handler that ends the process: removes the lock file of the
+/// latest [`FolderLock::release_on_signal_too`], then its folder if the command
+/// made it and it is empty. Async-signal-safe: lock-free atomics, `unlink(2)` and
+/// `rmdir(2)` on paths that are never freed.
 pub fn release_on_signal() {
     held::release();
 }
@@ -153,30 +160,48 @@ mod held {
     use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
     use std::ptr::null_mut;
-    use std::sync::atomic::{AtomicPtr, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
+    /// The registered lock file and the folder to remove with it (null: none).
     static LOCK_FILE: AtomicPtr<c_char> = AtomicPtr::new(null_mut());
     static NEW_FOLDER: AtomicPtr<c_char> = AtomicPtr::new(null_mut());
+    /// Set once a handler has released a lock: no drop removes a file after that.
+    static RELEASED: AtomicBool = AtomicBool::new(false);
+
+    /// A registered lock file's string, compared to know whose registration is current.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Registration(*mut c_char);
 
     /// Leaked on purpose: a handler on another thread may still hold the pointer.
     fn leaked(path: &Path) -> *mut c_char {
         CString::new(path.as_os_str().as_bytes()).map_or(null_mut(), CString::into_raw)
     }
 
-    pub(super) fn set(lock_file: &Path) {
-        LOCK_FILE.store(leaked(lock_file), Ordering::SeqCst);
+    pub(super) fn register(lock_file: &Path, folder: Option<&Path>) -> Registration {
+        let lock_file = leaked(lock_file);
+        NEW_FOLDER.store(folder.map_or(null_mut(), leaked), Ordering::SeqCst);
+        LOCK_FILE.store(lock_file, Ordering::SeqCst);
+        Registration(lock_file)
     }
 
-    pub(super) fn set_new_folder(dir: &Path) {
-        NEW_FOLDER.store(leaked(dir), Ordering::SeqCst);
-    }
-
-    pub(super) fn clear() {
-        LOCK_FILE.store(null_mut(), Ordering::SeqCst);
-        NEW_FOLDER.store(null_mut(), Ordering::SeqCst);
+    /// Ends `registration` if it is still the current one; false when a handler
+    /// released the lock, so the file is gone (or, by now, another process's).
+    pub(super) fn unregister(registration: Registration) -> bool {
+        let current = LOCK_FILE.compare_exchange(
+            registration.0,
+            null_mut(),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        if current.is_ok() {
+            NEW_FOLDER.store(null_mut(), Ordering::SeqCst);
+        }
+        !RELEASED.load(Ordering::SeqCst)
     }
 
     pub(super) fn release() {
+        RELEASED.store(true, Ordering::SeqCst);
+        let folder = NEW_FOLDER.swap(null_mut(), Ordering::SeqCst);
         let lock_file = LOCK_FILE.swap(null_mut(), Ordering::SeqCst);
         if lock_file.is_null() {
             return;
@@ -184,7 +209,6 @@ mod held {
         // SAFETY: both are NUL-terminated strings that live for the process.
         unsafe {
             libc::unlink(lock_file);
-            let folder = NEW_FOLDER.swap(null_mut(), Ordering::SeqCst);
             if !folder.is_null() {
                 // Fails, as it should, once the folder holds anything.
                 libc::rmdir(folder);
@@ -195,9 +219,17 @@ mod held {
 
 #[cfg(not(unix))]
 mod held {
-    pub(super) fn set(_: &std::path::Path) {}
-    pub(super) fn set_new_folder(_: &std::path::Path) {}
-    pub(super) fn clear() {}
+    #[derive(Clone, Copy, Debug)]
+    pub struct Registration;
+
+    pub(super) fn register(_: &std::path::Path, _: Option<&std::path::Path>) -> Registration {
+        Registration
+    }
+
+    pub(super) fn unregister(_: Registration) -> bool {
+        true
+    }
+
     pub(super) fn release() {}
 }
 

@@ -68,7 +68,10 @@ fn write_png(
     encoder.set_compression(png::Compression::Best);
     encoder
         .write_header()
-        .and_then(|mut writer| writer.write_image_data(&rgb))
+        .and_then(|mut writer| {
+            writer.write_image_data(&rgb)?;
+            writer.finish()
+        })
         .map_err(|e| plot_error(path, e))?;
     files::write_atomic(path, &bytes)
 }
@@ -199,7 +202,7 @@ pub fn histogram(values: &[f64], bins: usize) -> (f64, Vec<u64>) {
 pub fn quantization_error(abs_diffs: &[f64], path: &Path) -> Result<()> {
     ensure!(!abs_diffs.is_empty(), "no output differences to plot");
     let (width, counts) = histogram(abs_diffs, 40);
-    let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
+    let top = counts.iter().copied().max().unwrap_or(1).max(1);
     let text = have_font();
     write_png(path, (800, 480), |root| {
         let mut builder = ChartBuilder::on(root);
@@ -214,7 +217,8 @@ pub fn quantization_error(abs_diffs: &[f64], path: &Path) -> Result<()> {
                 .y_label_area_size(64);
         }
         let mut chart = builder
-            .build_cartesian_2d(0.0..width * counts.len() as f64, 0.0..top * 1.05)
+            // Counts on an integer axis, whose ticks are whole numbers.
+            .build_cartesian_2d(0.0..width * counts.len() as f64, 0..top + top / 20 + 1)
             .map_err(|e| plot_error(path, e))?;
         if text {
             chart
@@ -222,7 +226,6 @@ pub fn quantization_error(abs_diffs: &[f64], path: &Path) -> Result<()> {
                 .x_desc("|int - f32|")
                 .y_desc("outputs")
                 .x_label_formatter(&|v| format!("{v:.1e}"))
-                .y_label_formatter(&|v| format!("{v:.0}"))
                 .label_style((FONT, 13))
                 .draw()
                 .map_err(|e| plot_error(path, e))?;
@@ -230,7 +233,7 @@ pub fn quantization_error(abs_diffs: &[f64], path: &Path) -> Result<()> {
         chart
             .draw_series(counts.iter().enumerate().map(|(i, &c)| {
                 let x0 = i as f64 * width;
-                Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], BLUE.mix(0.7).filled())
+                Rectangle::new([(x0, 0), (x0 + width, c)], BLUE.mix(0.7).filled())
             }))
             .map_err(|e| plot_error(path, e))?;
         Ok(())
@@ -282,13 +285,16 @@ mod tests {
         }
         assert!(training_curves(&[], &dir.path().join("none.png")).is_err());
         // A plot that cannot be written names its file and leaves no temporary.
-        let missing = dir.path().join("no-such-folder").join("curves.png");
-        let err = training_curves(&[stats(1, 0.7)], &missing).unwrap_err();
-        assert!(format!("{err:#}").contains("no-such-folder"), "{err:#}");
+        let blocked = dir.path().join("blocked.png");
+        std::fs::create_dir(&blocked)?;
+        let err = training_curves(&[stats(1, 0.7)], &blocked).unwrap_err();
+        assert!(format!("{err:#}").contains("blocked.png"), "{err:#}");
         let names: Vec<_> = std::fs::read_dir(dir.path())?
             .map(|e| e.map(|e| e.file_name()))
             .collect::<Result<_, _>>()?;
-        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names.len(), 3, "{names:?}");
+        // Few outputs: the count axis still reads in whole numbers.
+        quantization_error(&[0.001], &errors)?;
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ use lstm_edge_runtime::{Network, Tokenizer};
 use serde::{Deserialize, Serialize};
 
 use crate::card::{ModelCard, TokenizerInfo};
+use crate::files::FolderLock;
 use crate::data::{read_corpus, text_ids, CharWindows, Encoded};
 use crate::model::{InputConfig, ModelConfig};
 use crate::plot;
@@ -449,6 +450,8 @@ pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
 
 /// Puts `evaluation`'s figures into the card of `dir` and redraws its error histogram.
 pub fn record_evaluation(dir: &Path, evaluation: &Evaluation) -> Result<()> {
+    // As the commands that write the model do: one writer at a time.
+    let _lock = FolderLock::take(dir)?;
     let mut card = TrainedCard::read(dir)?;
     let sentiment = card.card.dims.output == Output::Sigmoid;
     card.set_metrics(evaluation, sentiment);

@@ -304,6 +304,18 @@ fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
+/// Makes `dir` and its parents; true when this call made `dir` itself.
+fn make_out_dir(dir: &Path) -> std::io::Result<bool> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Takes `dir`'s [`FolderLock`], then removes the temporaries that killed writes
 /// left there (no other command can be writing them now).
 fn lock_model_dir(dir: &Path) -> Result<FolderLock> {
@@ -372,7 +384,7 @@ fn write_quantized(
 /// Trains, exports, quantizes and evaluates: everything in the module docs.
 pub fn run(job: &TrainJob) -> Result<TrainReport> {
     let fresh = !job.out_dir.exists();
-    let report = train_into_out_dir(job, fresh);
+    let report = train_into_out_dir(job);
     if report.is_err() && fresh {
         // A run that failed before writing anything leaves no empty folder behind.
         let _ = std::fs::remove_dir(&job.out_dir);
@@ -380,7 +392,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     report
 }
 
-fn train_into_out_dir(job: &TrainJob, fresh: bool) -> Result<TrainReport> {
+fn train_into_out_dir(job: &TrainJob) -> Result<TrainReport> {
     let started = Instant::now();
     check_job(job)?;
     ensure!(
@@ -392,13 +404,12 @@ fn train_into_out_dir(job: &TrainJob, fresh: bool) -> Result<TrainReport> {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
     };
-    std::fs::create_dir_all(&job.out_dir)
+    let made = make_out_dir(&job.out_dir)
         .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
     // Before the folder is tidied: the stale files there are no other run's.
-    let lock = lock_model_dir(&job.out_dir)?;
-    if fresh {
-        lock.created_folder();
-    }
+    let mut lock = lock_model_dir(&job.out_dir)?;
+    // The CLI's interrupt handler releases it (and an empty folder this run made).
+    lock.release_on_signal_too(made);
     prepare_out_dir(&job.out_dir, job.resume)?;
     if job.write_arrays {
         write_arrays(&prepared, &job.out_dir.join(ARRAYS_DIR))?;
