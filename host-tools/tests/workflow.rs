@@ -245,6 +245,15 @@ fn check_eval_updates_the_card(model: &Path) {
     let eval = json_of(cli().args(["eval", "--json", "--model", arg(model)]));
     let samples = eval["samples"].as_u64().unwrap();
     assert_eq!(samples, card["data"]["test_samples"].as_u64().unwrap());
+    // Train and eval name the held-out windows alike.
+    assert_eq!(eval["data"], card["evaluation"]["data"]);
+    assert!(
+        eval["data"]
+            .as_str()
+            .unwrap()
+            .ends_with("shakespeare-macbeth.txt"),
+        "{eval}"
+    );
     // Better than a uniform guess over the ~45 symbols of Macbeth (ln 45 = 3.8).
     let loss = eval["float"]["loss"].as_f64().unwrap();
     assert!(loss < 3.8, "{eval}");

@@ -12,13 +12,13 @@ use lstm_edge_runtime::{Network, Tokenizer};
 use serde::{Deserialize, Serialize};
 
 use crate::card::{ModelCard, TokenizerInfo};
-use crate::files::FolderLock;
 use crate::data::{read_corpus, text_ids, CharWindows, Encoded};
+use crate::files::FolderLock;
 use crate::model::{InputConfig, ModelConfig};
 use crate::plot;
 use crate::progress;
 
-use super::prepare::{describe_paths, load_nonempty_reviews};
+use super::prepare::{describe_paths, held_out_name, load_nonempty_reviews};
 use super::{
     DataSource, ModelFile, TrainedCard, CARD_FILE, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE,
     QUANT_ERROR_FILE, WITHOUT_CHECKPOINT,
@@ -407,12 +407,7 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
                 }
                 _ => (held_out, String::new()),
             };
-            let name = format!(
-                "{first}last {:.0}% of the {}-char windows of {}",
-                CORPUS_HELD_OUT * 100.0,
-                hp.maxlen,
-                describe_paths(&corpus).join(", ")
-            );
+            let name = first + &held_out_name(hp.maxlen, &describe_paths(&corpus).join(", "));
             Ok((eval_set_from_windows(&windows, held_out), name))
         }
         (true, _, _) => bail!(

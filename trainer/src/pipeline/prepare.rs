@@ -164,6 +164,14 @@ pub(super) fn describe_paths<P: AsRef<Path>>(paths: &[P]) -> Vec<String> {
         .collect()
 }
 
+/// How cards and `eval` name a corpus's held-out windows.
+pub(super) fn held_out_name(window: usize, corpus: &str) -> String {
+    format!(
+        "last {:.0}% of the {window}-char windows of {corpus}",
+        CORPUS_HELD_OUT * 100.0
+    )
+}
+
 /// Loads reviews, prints what the reader noticed, and refuses a source without any.
 pub(super) fn load_nonempty_reviews(path: &Path) -> Result<Vec<Review>> {
     let loaded = load_reviews(path)?;
@@ -636,11 +644,7 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         validation: Some(Dataset::from_windows(&windows, validation.clone())?),
         calibration: calibration_from(&train_set, job.calibration_sequences),
         test: eval_set_from_windows(&windows, windows.held_out()),
-        test_name: format!(
-            "last {:.0}% of the {}-char windows",
-            CORPUS_HELD_OUT * 100.0,
-            hp.maxlen
-        ),
+        test_name: held_out_name(hp.maxlen, &named),
         info: DataInfo {
             sources,
             train_samples: train.len(),
