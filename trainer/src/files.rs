@@ -61,6 +61,8 @@ pub struct FolderLock {
     _file: File,
     /// The registration of [`FolderLock::release_on_signal_too`], if made.
     registered: Option<held::Registration>,
+    /// The command made the folder: it goes with the lock if it is still empty.
+    made_folder: bool,
 }
 
 impl FolderLock {
@@ -116,6 +118,7 @@ impl FolderLock {
                 path,
                 _file: file,
                 registered: None,
+                made_folder: false,
             });
         }
         bail!(
@@ -131,16 +134,22 @@ impl Drop for FolderLock {
         if self.registered.is_none_or(held::unregister) {
             // Removed while still locked, so a waiting taker sees it gone (see `take`).
             let _ = fs::remove_file(&self.path);
+            if let Some(folder) = self.path.parent().filter(|_| self.made_folder) {
+                // Fails, as it should, once the folder holds anything.
+                let _ = fs::remove_dir(folder);
+            }
         }
     }
 }
 
 impl FolderLock {
-    /// Lets [`release_on_signal`] remove the lock file as dropping the lock would,
-    /// and the folder too if this command `made` it and it is still empty then (its
-    /// parents, if the command made them as well, stay). For a command that ends on
-    /// a signal through a handler; the latest lock registered is the one released.
+    /// Says whether this command `made` the folder, which then goes with the lock
+    /// if it is still empty (a command that failed or was stopped before it wrote
+    /// anything; parents it made as well stay), and lets [`release_on_signal`] do
+    /// what dropping the lock would. For a command that ends on a signal through a
+    /// handler; the latest lock registered is the one released.
     pub fn release_on_signal_too(&mut self, made: bool) {
+        self.made_folder = made;
         let folder = self.path.parent().filter(|_| made);
         self.registered = Some(held::register(&self.path, folder));
     }

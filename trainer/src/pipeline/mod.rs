@@ -383,16 +383,6 @@ fn write_quantized(
 
 /// Trains, exports, quantizes and evaluates: everything in the module docs.
 pub fn run(job: &TrainJob) -> Result<TrainReport> {
-    let fresh = !job.out_dir.exists();
-    let report = train_into_out_dir(job);
-    if report.is_err() && fresh {
-        // A run that failed before writing anything leaves no empty folder behind.
-        let _ = std::fs::remove_dir(&job.out_dir);
-    }
-    report
-}
-
-fn train_into_out_dir(job: &TrainJob) -> Result<TrainReport> {
     let started = Instant::now();
     check_job(job)?;
     ensure!(
@@ -407,8 +397,13 @@ fn train_into_out_dir(job: &TrainJob) -> Result<TrainReport> {
     let made = make_out_dir(&job.out_dir)
         .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
     // Before the folder is tidied: the stale files there are no other run's.
-    let mut lock = lock_model_dir(&job.out_dir)?;
-    // The CLI's interrupt handler releases it (and an empty folder this run made).
+    let mut lock = lock_model_dir(&job.out_dir).inspect_err(|_| {
+        if made {
+            let _ = std::fs::remove_dir(&job.out_dir);
+        }
+    })?;
+    // A run that fails, or is interrupted (the CLI's handler releases the lock),
+    // before it writes anything leaves no folder it made.
     lock.release_on_signal_too(made);
     prepare_out_dir(&job.out_dir, job.resume)?;
     if job.write_arrays {
