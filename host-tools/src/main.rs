@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use lstm_edge::blob::BlobFile;
-use lstm_edge::{bench, firmware, import, infer, inspect, workflow};
+use lstm_edge::{bench, firmware, import, infer, inspect, interrupt, workflow};
 use lstm_edge_runtime::tokenize::chars::code_points;
 use lstm_edge_trainer::data::reviews;
 
@@ -473,6 +473,7 @@ fn main() -> Result<()> {
     #[cfg(unix)]
     die_on_closed_pipe();
     report_failed_prints();
+    interrupt::release_lock_on_interrupt();
     match Cli::parse().command {
         Command::Train(args) => workflow::train(&args)?,
         Command::Eval(args) => workflow::eval(&args)?,

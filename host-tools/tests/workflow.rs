@@ -1113,8 +1113,19 @@ impl Drop for KilledOnDrop {
     }
 }
 
+/// Sends `child` the signal `kill` calls `name` ("-INT").
+#[cfg(unix)]
+fn send_signal(child: &std::process::Child, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
 /// Starts `train --preset g` on hamlet with `args`, sends it SIGINT once a stderr
-/// line starts with `at`, and returns its exit code and the stderr after that line.
+/// line starts with `at`, and returns the signal that ended it and the stderr after
+/// that line.
 #[cfg(unix)]
 fn interrupt_training(args: &[&str], at: &str) -> (Option<i32>, String) {
     use std::io::{BufRead, BufReader, Read};
@@ -1138,14 +1149,11 @@ fn interrupt_training(args: &[&str], at: &str) -> (Option<i32>, String) {
             "training ended before a line starting {at:?}"
         );
     }
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    send_signal(&child.0, "-INT");
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
-    (child.0.wait().unwrap().code(), rest)
+    use std::os::unix::process::ExitStatusExt;
+    (child.0.wait().unwrap().signal(), rest)
 }
 
 /// Ctrl-C before the first epoch is saved says there is nothing to resume, and
@@ -1160,8 +1168,8 @@ fn a_run_interrupted_before_its_first_epoch_leaves_nothing() {
     for (out, name) in [(&made, "g: "), (&earlier, "earlier: ")] {
         // "NAME: N training, ..." comes once the folder is made and locked; an epoch
         // of LSTM(128) over every window of the play takes seconds more.
-        let (code, rest) = interrupt_training(&["--epochs", "1", "--out", arg(out)], name);
-        assert_eq!(code, Some(130), "{rest}");
+        let (signal, rest) = interrupt_training(&["--epochs", "1", "--out", arg(out)], name);
+        assert_eq!(signal, Some(libc::SIGINT), "{rest}");
         assert!(
             rest.contains(
                 "interrupted before the first epoch was saved: there is nothing to resume"
@@ -1177,18 +1185,18 @@ fn a_run_interrupted_before_its_first_epoch_leaves_nothing() {
     assert!(left.is_empty(), "the interrupted run left {left:?}");
 }
 
-/// Ctrl-C during training ends with the shell's code for it and says how to go on.
+/// Ctrl-C during training ends the run by that signal and says how to go on.
 #[cfg(unix)]
 #[test]
 fn an_interrupted_run_says_how_to_resume() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("g");
     // Interrupted as soon as epoch 1's line comes: it comes once the epoch is saved.
-    let (code, rest) = interrupt_training(
+    let (signal, rest) = interrupt_training(
         &["--hidden", "16", "--epochs", "50", "--out", arg(&out)],
         "epoch 1/50",
     );
-    assert_eq!(code, Some(130), "{rest}");
+    assert_eq!(signal, Some(libc::SIGINT), "{rest}");
     assert!(
         rest.contains("interrupted: the epochs whose lines were printed are saved in ")
             && rest.contains("--resume continues from there"),
@@ -1211,5 +1219,51 @@ fn an_interrupted_run_says_how_to_resume() {
         resumed.status.success() && said.contains("checkpoint.ckpt already holds 1 of 1 epochs"),
         "{}: {said}",
         resumed.status
+    );
+}
+
+/// SIGTERM to a command that writes a model folder, other than `train`, removes
+/// its lock file too (rather than leaving it for the next command to take over).
+#[cfg(unix)]
+#[test]
+fn an_interrupted_quantize_leaves_no_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("g");
+    let out = dir.path().join("again");
+    // LSTM(64) over 40-char windows: calibrating on every window of the play
+    // holds the lock for about 2 s.
+    cli()
+        .args(["train", "--preset", "g", "--corpus"])
+        .arg(data("shakespeare/shakespeare-macbeth.txt"))
+        .args(["--window-step", "40", "--hidden", "64", "--epochs", "1"])
+        .args(["--threads", "1", "--calibration", "8", "--quiet"])
+        .args(["--out", arg(&model)])
+        .assert()
+        .success();
+    let mut child = KilledOnDrop(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("lstm-edge"))
+            .args(["quantize", "--checkpoint", arg(&model), "--out", arg(&out)])
+            .arg("--corpus")
+            .arg(data("shakespeare/shakespeare-macbeth.txt"))
+            .args(["--calibration", "100000"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lock = out.join(".lstm-edge.lock");
+    while !lock.exists() {
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "quantize ended before it took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    send_signal(&child.0, "-TERM");
+    use std::os::unix::process::ExitStatusExt;
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert!(
+        !lock.exists(),
+        "the interrupted quantize left its lock file"
     );
 }

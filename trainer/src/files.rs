@@ -59,8 +59,8 @@ pub fn is_leftover_temporary(file_name: &str, names: &[&str]) -> bool {
 pub struct FolderLock {
     path: PathBuf,
     _file: File,
-    /// The registration of [`FolderLock::release_on_signal_too`], if made.
-    registered: Option<held::Registration>,
+    /// Lets [`release_on_signal`] remove the file (and a folder the command made).
+    registered: held::Registration,
     /// The command made the folder: it goes with the lock if it is still empty.
     made_folder: bool,
 }
@@ -114,10 +114,11 @@ impl FolderLock {
                 .and_then(|()| file.rewind())
                 .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
             named.with_context(|| format!("writing {}", path.display()))?;
+            let registered = held::register(&path, None);
             return Ok(FolderLock {
                 path,
                 _file: file,
-                registered: None,
+                registered,
                 made_folder: false,
             });
         }
@@ -131,7 +132,7 @@ impl FolderLock {
 impl Drop for FolderLock {
     fn drop(&mut self) {
         // Unless a signal handler has removed it already (see `release_on_signal`).
-        if self.registered.is_none_or(held::unregister) {
+        if held::unregister(self.registered) {
             // Removed while still locked, so a waiting taker sees it gone (see `take`).
             let _ = fs::remove_file(&self.path);
             if let Some(folder) = self.path.parent().filter(|_| self.made_folder) {
@@ -145,19 +146,18 @@ impl Drop for FolderLock {
 impl FolderLock {
     /// Says whether this command `made` the folder, which then goes with the lock
     /// if it is still empty (a command that failed or was stopped before it wrote
-    /// anything; parents it made as well stay), and lets [`release_on_signal`] do
-    /// what dropping the lock would. For a command that ends on a signal through a
-    /// handler; the latest lock registered is the one released.
-    pub fn release_on_signal_too(&mut self, made: bool) {
+    /// anything; parents it made as well stay), whether the lock is dropped or
+    /// released by [`release_on_signal`].
+    pub fn remove_folder_if_made(&mut self, made: bool) {
         self.made_folder = made;
         let folder = self.path.parent().filter(|_| made);
-        self.registered = Some(held::register(&self.path, folder));
+        self.registered = held::register(&self.path, folder);
     }
 }
 
-/// For a signal handler that ends the process: removes the lock file of the
-/// latest [`FolderLock::release_on_signal_too`], then its folder if the command
-/// made it and it is empty. Async-signal-safe: lock-free atomics, `unlink(2)` and
+/// For a signal handler that ends the process: removes the file of the
+/// latest [`FolderLock`] taken and not yet dropped, then its folder if the
+/// command made it and it is empty (see [`FolderLock::remove_folder_if_made`]). Async-signal-safe: lock-free atomics, `unlink(2)` and
 /// `rmdir(2)` on paths that are never freed.
 pub fn release_on_signal() {
     held::release();

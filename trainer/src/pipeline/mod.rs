@@ -404,7 +404,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     })?;
     // A run that fails, or is interrupted (the CLI's handler releases the lock),
     // before it writes anything leaves no folder it made.
-    lock.release_on_signal_too(made);
+    lock.remove_folder_if_made(made);
     prepare_out_dir(&job.out_dir, job.resume)?;
     if job.write_arrays {
         write_arrays(&prepared, &job.out_dir.join(ARRAYS_DIR))?;
