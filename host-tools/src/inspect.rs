@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::blob::BlobFile;
 use anyhow::Result;
-use lstm_edge_runtime::format::{Head, Input, Output, Params, RowConsts, HEADER_LEN};
+use lstm_edge_runtime::format::{Input, Params, RowConsts, HEADER_LEN};
 use lstm_edge_trainer::pipeline::FileStamp;
 
 /// A blob's description.
@@ -54,8 +54,8 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
         input: describe_input(body.input, dims.tokens),
         tokens: dims.tokens,
         input_width: dims.input,
-        head: describe_head(body.head),
-        output: describe_output(body.output),
+        head: body.head.to_string(),
+        output: body.output.to_string(),
         numeric: file.numeric_path()?.name().into(),
         weight_scales: scales,
         tensors: tensors
@@ -83,24 +83,6 @@ fn describe_input(input: Input<'_>, tokens: usize) -> String {
             "words: {} vocabulary entries + PAD + UNK, embedding width {embed_dim}",
             tokens - 2
         ),
-    }
-}
-
-/// A head in words, as `inspect` and `import` print it.
-pub fn describe_head(head: Head) -> String {
-    match head {
-        Head::Flatten { maxlen } => format!("flatten (maxlen {maxlen})"),
-        Head::FlattenTail { maxlen } => format!("flatten over the last {maxlen} tokens"),
-        Head::Last => "last state".into(),
-        Head::Mean => "mean over steps".into(),
-    }
-}
-
-/// An output layer in words, as `inspect` and `import` print it.
-pub fn describe_output(output: Output) -> String {
-    match output {
-        Output::Sigmoid => "sigmoid (1)".into(),
-        Output::Softmax { classes } => format!("softmax ({classes})"),
     }
 }
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use lstm_edge::blob::BlobFile;
-use lstm_edge::{bench, firmware, import, infer, inspect, interrupt, workflow};
+use lstm_edge::{firmware, import, infer, inspect, interrupt, workflow};
 use lstm_edge_runtime::tokenize::chars::code_points;
+use lstm_edge_trainer::bench::inference;
 use lstm_edge_trainer::data::reviews;
 
 /// Train small recurrent text models on a workstation; run them on microcontrollers.
@@ -304,11 +305,11 @@ fn bench(args: &BenchArgs) -> Result<()> {
          Runtime down: give at most {cores} (0 takes its default, one per core)",
         args.ort_threads
     );
-    let options = bench::BenchOptions {
+    let options = inference::BenchOptions {
         per_engine,
         ort_threads: args.ort_threads,
     };
-    let timings = bench::run(options, |t| {
+    let timings = inference::run(options, |t| {
         if !args.json {
             println!(
                 "{:<52} {:<12} {:>12.2} us  {:>6.2}x runtime int",

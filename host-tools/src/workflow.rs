@@ -1,6 +1,6 @@
 //! The workstation workflow's subcommands: `train`, `eval`, `export`, `quantize`,
 //! `verify` and `data-stats`. Each parses its options into a library call of
-//! [`lstm_edge_trainer::pipeline`] (or [`crate::verify`]) and prints the result.
+//! [`lstm_edge_trainer::pipeline`] and prints the result.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ use lstm_edge_runtime::format::Cell;
 use lstm_edge_trainer::data::Truncate;
 use lstm_edge_trainer::model::{HeadKind, Hyperparams, OptimizerKind, Preset};
 use lstm_edge_trainer::ort_env::Device;
-use lstm_edge_trainer::pipeline::{self, DataSource, EvalData, TrainJob, TrainedCard};
+use lstm_edge_trainer::pipeline::{self, DataSource, EvalData, TrainJob};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum PresetArg {
@@ -633,59 +633,16 @@ pub struct VerifyArgs {
 
 pub fn verify(args: &VerifyArgs) -> Result<()> {
     check_model_dir(&args.model)?;
-    ensure!(args.sequences > 0, "--sequences must be at least 1");
     let data = args.data.eval_data()?;
-    let dir = &args.model;
-    // Reads the card first, so a directory that is not a model says so.
-    let card = TrainedCard::read(dir)?;
-    let read = |name: &str| pipeline::read_model_file(dir, name);
-    let (f32_blob, int_blob) = (
-        read(pipeline::F32_BLOB_FILE)?,
-        read(pipeline::INT_BLOB_FILE)?,
-    );
-    // As in `eval`: agreement between blobs of another model would prove nothing.
-    pipeline::check_blobs_match_card(dir, &card, &f32_blob, &int_blob)?;
-    let onnx = read(pipeline::ONNX_FILE)?;
-    let step = (card.files.step_onnx.is_some() || dir.join(pipeline::STEP_ONNX_FILE).is_file())
-        .then(|| read(pipeline::STEP_ONNX_FILE))
-        .transpose()?;
-    // The card's size and CRC catch another run of this model; each is raised after
-    // the ONNX's metadata check, which names another model by its difference. Cards of
-    // earlier builds record no ONNX CRC (and an earlier `export` left the size stale):
-    // their ONNX files get the metadata and tract checks alone.
-    let on_card = |file: pipeline::ModelFile, bytes: &[u8]| -> Result<()> {
-        if card.files.recorded(file).1.is_none() {
-            return Ok(());
-        }
-        card.files.check(
-            file,
-            &dir.join(file.file_name()),
-            bytes,
-            &format!(
-                "export it again from the model's checkpoint with `lstm-edge export`\
-                 {}",
-                pipeline::WITHOUT_CHECKPOINT
-            ),
-        )
-    };
-    let onnx_on_card = on_card(pipeline::ModelFile::Onnx, &onnx);
-    let sequences = pipeline::verify_sequences(dir, &data, args.sequences)?;
-    let context = || format!("verifying {}", dir.display());
-    let mut report =
-        crate::verify::verify(onnx, &f32_blob, &int_blob, &sequences).with_context(context)?;
-    onnx_on_card?;
-    if let Some(step) = step {
-        let step_on_card = on_card(pipeline::ModelFile::StepOnnx, &step);
-        report.max_abs_step_vs_f32 =
-            Some(crate::verify::step_gap(step, &f32_blob, &sequences).with_context(context)?);
-        step_on_card?;
-    }
+    let report = pipeline::verify_model_dir(&args.model, &data, args.sequences)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{report}");
     }
-    report.check().with_context(context)
+    report
+        .check()
+        .with_context(|| format!("verifying {}", args.model.display()))
 }
 
 /// `lstm-edge data-stats`.

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use lstm_edge::import::{import, read_onnx, TokenTable};
 use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_runtime::host::HostModel;
+use lstm_edge_trainer::import::{import, read_onnx, TokenTable};
 use serde_json::Value;
 
 /// Issue 4's bound for the f32 path against the source framework.

@@ -5,12 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use lstm_edge::verify::{step_gap, verify, TractModel, VerifyReport};
 use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_runtime::Model;
 use lstm_edge_trainer::export::{export_onnx, export_step_onnx};
 use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params};
 use lstm_edge_trainer::pipeline::{check_same_model, FileStamp};
+use lstm_edge_trainer::pipeline::{step_gap, verify, TractModel, VerifyReport};
 use lstm_edge_trainer::quantize::quantize;
 use serde_json::Value;
 

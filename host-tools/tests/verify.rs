@@ -2,10 +2,10 @@
 //! on random models of every cell and head (trained models are checked by
 //! `lstm-edge verify` in the main job).
 
-use lstm_edge::verify::verify;
 use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_trainer::export::export_onnx;
 use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params};
+use lstm_edge_trainer::pipeline::verify;
 use lstm_edge_trainer::quantize::quantize;
 
 fn config(cell: Cell, head: Head, output: Output, words: bool) -> ModelConfig {

@@ -73,6 +73,18 @@ impl Head {
     }
 }
 
+/// In words, as `inspect` and `import` print it.
+impl core::fmt::Display for Head {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Head::Flatten { maxlen } => write!(f, "flatten (maxlen {maxlen})"),
+            Head::FlattenTail { maxlen } => write!(f, "flatten over the last {maxlen} tokens"),
+            Head::Last => f.write_str("last state"),
+            Head::Mean => f.write_str("mean over steps"),
+        }
+    }
+}
+
 /// The output layer after the head's dense layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Output {
@@ -88,6 +100,16 @@ impl Output {
         match self {
             Output::Sigmoid => 1,
             Output::Softmax { classes } => classes as usize,
+        }
+    }
+}
+
+/// In words, as `inspect` and `import` print it.
+impl core::fmt::Display for Output {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Output::Sigmoid => f.write_str("sigmoid (1)"),
+            Output::Softmax { classes } => write!(f, "softmax ({classes})"),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! lstm-edge trainer: datasets, training graphs run on ONNX Runtime, ONNX export.
+//! lstm-edge trainer: datasets, training graphs run on ONNX Runtime, ONNX export,
+//! and the import of foreign ONNX models.
 //!
 //! Each module below owns one job; add new modules here with one `pub mod` line.
 
@@ -10,6 +11,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod export;
 pub mod files;
+pub mod import;
 pub mod loss;
 pub mod model;
 pub mod onnx;

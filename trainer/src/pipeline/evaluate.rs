@@ -122,7 +122,8 @@ pub(super) fn eval_set_from_windows(
     set
 }
 
-fn decision(outputs: &[f64]) -> u16 {
+/// The class `outputs` pick: a sigmoid's side of 0.5, else the largest (first on ties).
+pub(super) fn decision(outputs: &[f64]) -> u16 {
     match outputs {
         [p] => u16::from(*p >= 0.5),
         _ => {

@@ -9,6 +9,7 @@
 mod card;
 mod evaluate;
 mod prepare;
+mod verify;
 
 pub use card::{FileStamp, JobRecord, LengthRecord, ModelFile, ModelFiles, TrainedCard};
 pub use evaluate::{
@@ -17,6 +18,10 @@ pub use evaluate::{
     Evaluation,
 };
 pub use prepare::length_stats;
+pub use verify::{
+    check_onnx_matches_blob, step_gap, verify, verify_model_dir, TractModel, VerifyReport,
+    STEP_SEQUENCES, TRACT_F32_TOLERANCE,
+};
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

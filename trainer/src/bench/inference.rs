@@ -14,15 +14,15 @@
 
 use std::time::{Duration, Instant};
 
+use crate::export::{export_onnx, export_step_onnx};
+use crate::model::{InputConfig, ModelConfig, Params};
+use crate::ort_env::{session_from_bytes, Device};
+use crate::quantize::model_spec;
 use anyhow::{Context, Result};
 use lstm_edge_runtime::builder::ScaleScheme;
 use lstm_edge_runtime::format::{Cell, Head, Output, MAX_HIDDEN};
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Logits, Model, Network, Rng, State, Temperature};
-use lstm_edge_trainer::export::{export_onnx, export_step_onnx};
-use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params};
-use lstm_edge_trainer::ort_env::{session_from_bytes, Device};
-use lstm_edge_trainer::quantize::model_spec;
 use serde::Serialize;
 use tract_onnx::prelude::*;
 

@@ -1,6 +1,9 @@
 //! Training speed: samples per second of whole training steps (forward, loss,
 //! gradients, optimizer update) for the notebook's workload shapes, on random
 //! data. `cargo bench -p lstm-edge-trainer` prints them (`benches/training.rs`).
+//! [`inference`] times the runtime against tract and ONNX Runtime (`lstm-edge bench`).
+
+pub mod inference;
 
 use std::time::Instant;
 

@@ -4,17 +4,21 @@
 //! the step ONNX token by token when there is one.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Body, Cell, Dims, Head, Input};
 use lstm_edge_runtime::host::HostModel;
 use lstm_edge_runtime::Tokenizer;
-use lstm_edge_trainer::pipeline::{
-    check_same_model, F32_BLOB_FILE, INT_BLOB_FILE, ONNX_FILE, STEP_ONNX_FILE, WITHOUT_CHECKPOINT,
-};
 use serde::Serialize;
 use tract_onnx::prelude::*;
 
+use super::evaluate::decision;
+use super::{
+    check_blobs_match_card, check_same_model, read_model_file, verify_sequences, EvalData,
+    ModelFile, TrainedCard, F32_BLOB_FILE, INT_BLOB_FILE, ONNX_FILE, STEP_ONNX_FILE,
+    WITHOUT_CHECKPOINT,
+};
 use crate::import::in_tract;
 
 type Plan = std::sync::Arc<TypedSimplePlan>;
@@ -258,30 +262,58 @@ impl VerifyReport {
     }
 }
 
-fn decision(outputs: &[f64]) -> usize {
-    match outputs {
-        [p] => usize::from(*p >= 0.5),
-        _ => {
-            outputs
-                .iter()
-                .enumerate()
-                .fold((0, f64::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 {
-                        (i, v)
-                    } else {
-                        best
-                    }
-                })
-                .0
-        }
-    }
-}
-
 fn max_abs(a: &[f64], b: &[f64]) -> f64 {
     a.iter()
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
+}
+
+/// `lstm-edge verify` of the model directory `dir` on `count` sequences of `data`
+/// (the card's held-out data when `data` names none): the report, whose
+/// [`VerifyReport::check`] then says whether the gaps are within bounds.
+pub fn verify_model_dir(dir: &Path, data: &EvalData, count: usize) -> Result<VerifyReport> {
+    ensure!(count > 0, "--sequences must be at least 1");
+    // Reads the card first, so a directory that is not a model says so.
+    let card = TrainedCard::read(dir)?;
+    let read = |name: &str| read_model_file(dir, name);
+    let (f32_blob, int_blob) = (read(F32_BLOB_FILE)?, read(INT_BLOB_FILE)?);
+    // As in `eval`: agreement between blobs of another model would prove nothing.
+    check_blobs_match_card(dir, &card, &f32_blob, &int_blob)?;
+    let onnx = read(ONNX_FILE)?;
+    let step = (card.files.step_onnx.is_some() || dir.join(STEP_ONNX_FILE).is_file())
+        .then(|| read(STEP_ONNX_FILE))
+        .transpose()?;
+    // The card's size and CRC catch another run of this model; each is raised after
+    // the ONNX's metadata check, which names another model by its difference. Cards of
+    // earlier builds record no ONNX CRC (and an earlier `export` left the size stale):
+    // their ONNX files get the metadata and tract checks alone.
+    let on_card = |file: ModelFile, bytes: &[u8]| -> Result<()> {
+        if card.files.recorded(file).1.is_none() {
+            return Ok(());
+        }
+        card.files.check(
+            file,
+            &dir.join(file.file_name()),
+            bytes,
+            &format!(
+                "export it again from the model's checkpoint with `lstm-edge export`\
+                 {WITHOUT_CHECKPOINT}"
+            ),
+        )
+    };
+    let onnx_on_card = on_card(ModelFile::Onnx, &onnx);
+    let sequences = verify_sequences(dir, data, count)?;
+    let context = || format!("verifying {}", dir.display());
+    let mut report = verify(onnx, &f32_blob, &int_blob, &sequences).with_context(context)?;
+    onnx_on_card?;
+    if let Some(step) = step {
+        let step_on_card = on_card(ModelFile::StepOnnx, &step);
+        report.max_abs_step_vs_f32 =
+            Some(step_gap(step, &f32_blob, &sequences).with_context(context)?);
+        step_on_card?;
+    }
+    Ok(report)
 }
 
 /// Runs `sequences` (unpadded ids) through the three implementations.

@@ -1,10 +1,10 @@
 //! A foreign model's weights in our parameters: gate order, the token table's ids,
 //! and an embedding folded into `W` where the runtime takes one-hot input.
 
+use crate::model::{InputConfig, ModelConfig, Params, Tensor as ParamTensor};
 use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Head, Output};
 use lstm_edge_runtime::tokenize::{encode_vocab, for_each_word};
-use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params, Tensor as ParamTensor};
 
 use super::{Converted, ForeignInput, ForeignModel, TokenTable, PAD_MARK, UNK_MARK};
 

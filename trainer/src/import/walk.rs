@@ -3,9 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::model::Tensor as ParamTensor;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output};
-use lstm_edge_trainer::model::Tensor as ParamTensor;
 use tract_onnx::pb::{self, NodeProto};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;

@@ -2,9 +2,9 @@
 //! slice ops, reductions, the dense layer with its bias, and the output activation
 //! (the layout ops are in `shape`).
 
+use crate::model::Tensor as ParamTensor;
 use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output};
-use lstm_edge_trainer::model::Tensor as ParamTensor;
 use tract_onnx::pb::NodeProto;
 
 use super::graph::{

@@ -13,12 +13,14 @@
 //! an embedding) are checked, and the converted model is run against tract on the
 //! original graph before anything is returned.
 
+use std::path::Path;
+
+use crate::files::{self, FolderLock};
+use crate::model::{ModelConfig, Params, Tensor as ParamTensor};
+use crate::quantize::{quantize, Calibration};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output, MAX_F32_WEIGHT};
 use lstm_edge_runtime::host::HostModel;
-use lstm_edge_trainer::files::{self, FolderLock};
-use lstm_edge_trainer::model::{ModelConfig, Params, Tensor as ParamTensor};
-use lstm_edge_trainer::quantize::{quantize, Calibration};
 use serde::Serialize;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
@@ -328,7 +330,7 @@ fn check_finite(foreign: &ForeignModel) -> Result<()> {
 /// Runs `work` that calls into tract, turning a panic there (tract indexes by
 /// the graph's constants, e.g. a Gather index out of range, while it folds
 /// them) into an error.
-pub(crate) fn in_tract<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+pub fn in_tract<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
     // The panic becomes this error, so its default report on stderr would only confuse.
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -466,8 +468,8 @@ impl Imported {
                 ForeignInput::Embedding(e) => format!("embedding {}x{}", e.dims[0], e.dims[1]),
                 ForeignInput::OneHot { depth, .. } => format!("one-hot {depth}"),
             },
-            head: crate::inspect::describe_head(f.head),
-            output: crate::inspect::describe_output(f.output),
+            head: f.head.to_string(),
+            output: f.output.to_string(),
             token_ids: f.input.ids(),
             f32_blob_bytes: self.f32_blob.len(),
             int_blob_bytes: self.int_blob.len(),
@@ -510,107 +512,48 @@ impl std::fmt::Display for ImportSummary {
     }
 }
 
-/// `lstm-edge import`: a foreign ONNX model into `model.blob` (integer) and
-/// `model-f32.blob`, with `import.json` describing what was read and checked.
-#[derive(clap::Args, Debug)]
-#[command(group = clap::ArgGroup::new("tokens").required(true).args(["chars", "vocab"]))]
-pub struct ImportArgs {
-    /// The ONNX model (PyTorch torch.onnx or Keras tf2onnx export).
-    pub model: std::path::PathBuf,
-    /// Char-level model: the char of each token id, in id order (UNK and PAD follow).
-    #[arg(long)]
-    pub chars: Option<String>,
-    /// The id after the chars is UNK (chars outside the table).
-    #[arg(long, requires = "chars")]
-    pub unk: bool,
-    /// The last id is PAD (flatten heads pad with it).
-    #[arg(long, requires = "chars")]
-    pub pad: bool,
-    /// Lowercase text before looking chars up.
-    #[arg(long, requires = "chars")]
-    pub lowercase: bool,
-    /// Word-level model: a file with one word per line, line k being id k;
-    /// `<pad>` and `<unk>` lines mark those ids.
-    #[arg(long, value_name = "FILE")]
-    pub vocab: Option<std::path::PathBuf>,
-    /// Directory for model.blob, model-f32.blob and import.json.
-    #[arg(long)]
-    pub out: std::path::PathBuf,
-    /// Print what was imported as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Runs `lstm-edge import`.
-pub fn run(args: &ImportArgs) -> Result<()> {
-    let card = args.out.join(lstm_edge_trainer::pipeline::CARD_FILE);
+/// Reads the ONNX model at `model` for an import into the folder `out`, refusing
+/// an empty file, an lstm-edge blob, and an `out` that holds a trained model.
+pub fn read_onnx_to_import(model: &Path, out: &Path) -> Result<Vec<u8>> {
+    let card = out.join(crate::pipeline::CARD_FILE);
     ensure!(
         !card.is_file(),
         "{} holds a trained model ({} is there): import would replace its blobs and leave its \
          card and ONNX describing a model that is gone; give another --out",
-        args.out.display(),
+        out.display(),
         card.display()
     );
-    let onnx = std::fs::read(&args.model).with_context(|| {
-        format!(
-            "cannot read ONNX model {}: check the path",
-            args.model.display()
-        )
-    })?;
+    let onnx = std::fs::read(model)
+        .with_context(|| format!("cannot read ONNX model {}: check the path", model.display()))?;
     ensure!(
         !onnx.is_empty(),
         "{} is empty: give an ONNX model file",
-        args.model.display()
+        model.display()
     );
     ensure!(
         !onnx.starts_with(&lstm_edge_runtime::format::MAGIC),
         "{} is an lstm-edge model blob, not ONNX: it needs no import (`lstm-edge score` or \
          `generate` read it as it is)",
-        args.model.display()
+        model.display()
     );
-    let tokens = match (&args.chars, &args.vocab) {
-        (Some(chars), None) => TokenTable::Chars {
-            table: chars_to_latin1(chars)?,
-            lowercase: args.lowercase,
-            unk: args.unk,
-            pad: args.pad,
-        },
-        (None, Some(path)) => TokenTable::vocab_file(path)?,
-        _ => bail!("give either --chars or --vocab: the ONNX model has no tokenizer"),
-    };
-    let vocab = args.vocab.as_ref().map_or(String::new(), |path| {
-        format!(" with the vocab {}", path.display())
-    });
-    let imported = import(&onnx, &tokens)
-        .with_context(|| format!("cannot import {}{vocab}", args.model.display()))?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
-    let summary = imported.summary();
-    let _lock = FolderLock::take(&args.out)?;
-    for (name, bytes) in [
-        ("model.blob", imported.int_blob.clone()),
-        ("model-f32.blob", imported.f32_blob.clone()),
-        ("import.json", serde_json::to_vec_pretty(&summary)?),
-    ] {
-        files::write_atomic(&args.out.join(name), &bytes)?;
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print!("{summary}");
-        println!("written to {}", args.out.display());
-    }
-    Ok(())
+    Ok(onnx)
 }
 
-/// The char table as the runtime's bytes (Latin-1: one byte per char).
-fn chars_to_latin1(chars: &str) -> Result<Vec<u8>> {
-    chars
-        .chars()
-        .map(|c| {
-            u8::try_from(u32::from(c)).map_err(|_| {
-                anyhow!("--chars: {c:?} is outside Latin-1; the runtime's char tables hold one byte per char")
-            })
-        })
-        .collect()
+impl Imported {
+    /// Writes `model.blob` (integer), `model-f32.blob` and `import.json` (the
+    /// returned summary) into the folder `out`, made if needed.
+    pub fn write_folder(&self, out: &Path) -> Result<ImportSummary> {
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create output directory {}", out.display()))?;
+        let summary = self.summary();
+        let _lock = FolderLock::take(out)?;
+        for (name, bytes) in [
+            ("model.blob", &self.int_blob),
+            ("model-f32.blob", &self.f32_blob),
+            ("import.json", &serde_json::to_vec_pretty(&summary)?),
+        ] {
+            files::write_atomic(&out.join(name), bytes)?;
+        }
+        Ok(summary)
+    }
 }
