@@ -1009,7 +1009,7 @@ mod tests {
     }
 
     #[test]
-    fn hex_round_trip() {
+    fn decode_hex_reads_pairs_and_refuses_bad_digits() {
         assert_eq!(decode_hex("00ff7a").unwrap(), vec![0, 255, 0x7a]);
         assert!(decode_hex("0g").is_none());
         assert_eq!(decode_hex("").unwrap(), Vec::<u8>::new());

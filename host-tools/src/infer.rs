@@ -6,6 +6,7 @@ use lstm_edge_runtime::format::{Input, Output, MAX_HIDDEN};
 use lstm_edge_runtime::host::MAX_CLASSES;
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Error, Logits, Network, Rng, State, Temperature, Tokenizer};
+use lstm_edge_trainer::data::reviews;
 use serde::Serialize;
 
 use crate::blob::{BlobFile, NumericPath};
@@ -148,10 +149,7 @@ pub fn score_lines(file: &BlobFile, text: &[u8], source: &str) -> Result<Vec<Sco
         !lines.is_empty(),
         "{source} holds no lines: give one review per line"
     );
-    if let Some(blank) = lines
-        .iter()
-        .position(|line| line.iter().all(u8::is_ascii_whitespace))
-    {
+    if let Some(blank) = lines.iter().position(|line| reviews::is_blank(line)) {
         bail!(
             "{source}, line {}: the line is blank; give one review per line and remove blank lines",
             blank + 1

@@ -2,11 +2,11 @@
 //! Each subcommand is a thin layer over library calls.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use clap::{Parser, Subcommand};
 use lstm_edge::blob::BlobFile;
 use lstm_edge::{firmware, import, infer, inspect, interrupt, workflow};
@@ -172,42 +172,8 @@ fn arg_bytes(arg: &OsStr) -> Vec<u8> {
 
 /// Text as the tokenizers read it, in UTF-8: UTF-8 as it is, and each byte that is not
 /// part of UTF-8 as its Latin-1 char, as sampled symbols are printed.
-fn as_read(bytes: &[u8]) -> String {
+fn decoded_text(bytes: &[u8]) -> String {
     code_points(bytes).filter_map(char::from_u32).collect()
-}
-
-/// The review as given: the argument as it is; a file or standard input without a
-/// leading UTF-8 byte-order mark or the line end that closes its last line, which
-/// editors and `echo` add and a review does not mean.
-fn read_text(text: Option<&OsStr>, file: Option<&Path>) -> Result<Vec<u8>> {
-    let bytes = match (text, file) {
-        (Some(text), _) => return nonblank(arg_bytes(text), file),
-        // As training reads text files: a .gz unpacked, UTF-16 and archives refused.
-        (None, Some(path)) => reviews::read_text(path)
-            .with_context(|| format!("cannot read review file {}", path.display()))?,
-        (None, None) => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("reading the review from standard input")?;
-            if let Some(fix) = reviews::utf16_fix(&buf, None) {
-                bail!(fix);
-            }
-            buf
-        }
-    };
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
-    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    nonblank(bytes.to_vec(), file)
-}
-
-fn nonblank(bytes: Vec<u8>, file: Option<&Path>) -> Result<Vec<u8>> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        let source = file.map_or("the review".to_string(), |p| p.display().to_string());
-        bail!("{source} is empty: give some text to score");
-    }
-    Ok(bytes)
 }
 
 fn score(args: ScoreArgs) -> Result<()> {
@@ -217,7 +183,7 @@ fn score(args: ScoreArgs) -> Result<()> {
         (None, Some(path)) => path.display().to_string(),
         (None, None) => "standard input".to_string(),
     };
-    let text = read_text(args.text.as_deref(), args.file.as_deref())?;
+    let text = reviews::read_review(args.text.as_deref().map(arg_bytes), args.file.as_deref())?;
     if !args.lines {
         let report = infer::score(&blob, &text, &source)?;
         if let Some(caution) = report.caution() {
@@ -264,7 +230,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     // with the first char, once the model has loaded as a generator.
     let mut out = std::io::stdout().lock();
     let prompt = arg_bytes(&args.prompt);
-    let mut unprinted_prompt = Some(as_read(&prompt));
+    let mut unprinted_prompt = Some(decoded_text(&prompt));
     let charless = infer::generate_each(&blob, &prompt, options, |byte| {
         if let Some(prompt) = unprinted_prompt.take() {
             write!(out, "{prompt}")?;
@@ -369,10 +335,7 @@ fn firmware_inputs(
     }
     // As `score` does: a blank review's score would be noise.
     let reviews: Vec<Vec<u8>> = args.reviews.iter().map(|r| arg_bytes(r)).collect();
-    if let Some(index) = reviews
-        .iter()
-        .position(|r| r.iter().all(u8::is_ascii_whitespace))
-    {
+    if let Some(index) = reviews.iter().position(|r| reviews::is_blank(r)) {
         bail!(
             "--review {} is blank: give each review some text to score",
             index + 1

@@ -76,23 +76,23 @@ pub enum Grad {
 
 /// A gradient after repeated rows were summed: `rows[k]` belongs to row
 /// `index[k, 0]` and every index appears once.
-enum Ready {
+enum SummedGrad {
     Dense(Value),
     Rows { index: Value, rows: Value },
 }
 
-impl Ready {
+impl SummedGrad {
     fn value(&self) -> &Value {
         match self {
-            Ready::Dense(v) | Ready::Rows { rows: v, .. } => v,
+            SummedGrad::Dense(v) | SummedGrad::Rows { rows: v, .. } => v,
         }
     }
 
-    fn scaled(&self, g: &mut Graph, factor: &Value) -> Ready {
+    fn scaled(&self, g: &mut Graph, factor: &Value) -> SummedGrad {
         let v = g.op("Mul", &[self.value(), factor], vec![]);
         match self {
-            Ready::Dense(_) => Ready::Dense(v),
-            Ready::Rows { index, .. } => Ready::Rows {
+            SummedGrad::Dense(_) => SummedGrad::Dense(v),
+            SummedGrad::Rows { index, .. } => SummedGrad::Rows {
                 index: index.clone(),
                 rows: v,
             },
@@ -102,8 +102,8 @@ impl Ready {
     /// The dense gradient of `param` (scattering rows into zeros).
     fn dense(&self, g: &mut Graph, param: &Value) -> Value {
         match self {
-            Ready::Dense(v) => v.clone(),
-            Ready::Rows { index, rows } => {
+            SummedGrad::Dense(v) => v.clone(),
+            SummedGrad::Rows { index, rows } => {
                 let zeros = crate::autodiff::zeros_like(g, param);
                 g.op("ScatterND", &[&zeros, index, rows], vec![])
             }
@@ -113,9 +113,9 @@ impl Ready {
 
 /// Sums the rows of repeated ids (`Unique` + [`scatter_add_rows`]), in id order
 /// within each unique row, as the dense scatter would.
-fn coalesce(g: &mut Graph, grad: &Grad, sum: RowSum) -> Ready {
+fn coalesce(g: &mut Graph, grad: &Grad, sum: RowSum) -> SummedGrad {
     match grad {
-        Grad::Dense(v) => Ready::Dense(v.clone()),
+        Grad::Dense(v) => SummedGrad::Dense(v.clone()),
         Grad::Rows { ids, rows } => {
             let outs = g.op_multi("Unique", &[Some(ids)], vec![Attr::Int("sorted", 1)], 4);
             let (unique, inverse) = (&outs[0], &outs[2]);
@@ -133,7 +133,7 @@ fn coalesce(g: &mut Graph, grad: &Grad, sum: RowSum) -> Ready {
                 )],
             );
             let summed = scatter_add_rows(g, &zeros, inverse, rows, sum);
-            Ready::Rows {
+            SummedGrad::Rows {
                 index,
                 rows: summed,
             }
@@ -220,7 +220,7 @@ impl OptimizerConfig {
         lr_scale: &Value,
         sum: RowSum,
     ) -> Update {
-        let ready: Vec<Ready> = grads.iter().map(|grad| coalesce(g, grad, sum)).collect();
+        let ready: Vec<SummedGrad> = grads.iter().map(|grad| coalesce(g, grad, sum)).collect();
         let grad_norm = global_norm(g, &ready);
         let ready = match self.clip_norm {
             Some(max_norm) => clip_to_norm(g, &ready, &grad_norm, max_norm),
@@ -291,7 +291,7 @@ fn scaled_step(
 fn rmsprop(
     g: &mut Graph,
     params: &[Value],
-    ready: &[Ready],
+    ready: &[SummedGrad],
     state: &[Value],
     lr: &Value,
     rho: f32,
@@ -305,8 +305,8 @@ fn rmsprop(
     for ((p, grad), ms) in params.iter().zip(ready).zip(state) {
         let decayed = g.op("Mul", &[ms, &rho_v], vec![]);
         let (grad, rows_index, ms_old, p_old) = match grad {
-            Ready::Dense(v) => (v.clone(), None, decayed.clone(), p.clone()),
-            Ready::Rows { index, rows } => {
+            SummedGrad::Dense(v) => (v.clone(), None, decayed.clone(), p.clone()),
+            SummedGrad::Rows { index, rows } => {
                 let ms_rows = g.op("GatherND", &[&decayed, index], vec![]);
                 let p_rows = g.op("GatherND", &[p, index], vec![]);
                 (rows.clone(), Some(index), ms_rows, p_rows)
@@ -335,7 +335,7 @@ fn rmsprop(
 fn adam(
     g: &mut Graph,
     params: &[Value],
-    ready: &[Ready],
+    ready: &[SummedGrad],
     state: &[Value],
     lr: &Value,
     [beta1, beta2]: [f32; 2],
@@ -373,7 +373,7 @@ fn adam(
 }
 
 /// `‖g‖`, the L2 norm over all gradients together (f32 scalar).
-fn global_norm(g: &mut Graph, grads: &[Ready]) -> Value {
+fn global_norm(g: &mut Graph, grads: &[SummedGrad]) -> Value {
     let squares: Vec<Value> = grads
         .iter()
         .map(|grad| {
@@ -388,7 +388,12 @@ fn global_norm(g: &mut Graph, grads: &[Ready]) -> Value {
 }
 
 /// `g_k · max_norm / max(‖g‖, max_norm)`, given `‖g‖` from [`global_norm`].
-fn clip_to_norm(g: &mut Graph, grads: &[Ready], norm: &Value, max_norm: f32) -> Vec<Ready> {
+fn clip_to_norm(
+    g: &mut Graph,
+    grads: &[SummedGrad],
+    norm: &Value,
+    max_norm: f32,
+) -> Vec<SummedGrad> {
     let limit = g.const_f32(&[], &[max_norm]);
     let bigger = g.op("Max", &[norm, &limit], vec![]);
     let scale = g.op("Div", &[&limit, &bigger], vec![]);

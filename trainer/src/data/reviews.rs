@@ -125,6 +125,46 @@ pub fn read_text(path: &Path) -> Result<Vec<u8>> {
     Ok(text)
 }
 
+/// Whether a review holds nothing but whitespace (its score would be noise).
+pub fn is_blank(review: &[u8]) -> bool {
+    review.iter().all(u8::is_ascii_whitespace)
+}
+
+/// A review to score, as given: `text` as it is; else the file at `file`, or
+/// standard input, without a leading UTF-8 byte-order mark or the line end that
+/// closes its last line, which editors and `echo` add and a review does not mean.
+/// A blank review is an error that names its source.
+pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>> {
+    let bytes = match (text, file) {
+        (Some(text), _) => text,
+        (None, from) => {
+            let bytes = match from {
+                // As training reads text files: a .gz unpacked, UTF-16 and archives refused.
+                Some(path) => read_text(path)
+                    .with_context(|| format!("cannot read review file {}", path.display()))?,
+                None => {
+                    let mut buf = Vec::new();
+                    std::io::stdin()
+                        .read_to_end(&mut buf)
+                        .context("reading the review from standard input")?;
+                    if let Some(fix) = utf16_fix(&buf, None) {
+                        bail!(fix);
+                    }
+                    buf
+                }
+            };
+            let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+            let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+            bytes.strip_suffix(b"\r").unwrap_or(bytes).to_vec()
+        }
+    };
+    if is_blank(&bytes) {
+        let source = file.map_or("the review".to_string(), |p| p.display().to_string());
+        bail!("{source} is empty: give some text to score");
+    }
+    Ok(bytes)
+}
+
 /// What to do with an archive or a compressed file other than gzip (as datasets are
 /// downloaded: GloVe comes as a .zip), told by its first bytes.
 fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
@@ -595,6 +635,22 @@ mod tests {
     use super::*;
     use flate2::write::GzEncoder;
     use std::io::Write;
+
+    #[test]
+    fn a_review_to_score_loses_what_editors_add_and_blank_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("review.txt");
+        std::fs::write(&file, b"\xef\xbb\xbfGreat film.\r\n").unwrap();
+        assert_eq!(read_review(None, Some(&file)).unwrap(), b"Great film.");
+        // An argument is the text as given.
+        let given = b"Great film.\n".to_vec();
+        assert_eq!(read_review(Some(given.clone()), None).unwrap(), given);
+        std::fs::write(&file, b" \n\t\n").unwrap();
+        let err = read_review(None, Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("review.txt is empty"), "{err}");
+        let err = read_review(Some(b"  ".to_vec()), None).unwrap_err();
+        assert!(err.to_string().contains("the review is empty"), "{err}");
+    }
 
     fn texts(reviews: &[Review]) -> Vec<(&str, u8)> {
         reviews

@@ -251,7 +251,9 @@ pub fn load_vectors(
     };
     let embedding = match format {
         VectorFormat::Word2VecBinary => read_binary(&mut reader, filler)?,
-        VectorFormat::Word2VecText | VectorFormat::GloveText => read_text(reader, format, filler)?,
+        VectorFormat::Word2VecText | VectorFormat::GloveText => {
+            read_vectors_text(reader, format, filler)?
+        }
     };
     ensure!(
         embedding.file_words > 0,
@@ -330,7 +332,7 @@ impl<'v> Filler<'v, '_> {
     }
 }
 
-fn read_text(
+fn read_vectors_text(
     mut reader: Box<dyn BufRead>,
     format: VectorFormat,
     mut filler: Filler,
