@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::blob::BlobFile;
 use anyhow::Result;
-use lstm_edge_runtime::format::{Input, Params, RowConsts, HEADER_LEN};
+use lstm_edge_runtime::format::{Header, Input, Params, RowConsts};
 use lstm_edge_trainer::pipeline::FileStamp;
 
 /// A blob's description.
@@ -34,20 +34,14 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
     let model = file.model()?;
     let body = model.body();
     let dims = model.dims();
-    let header = file.bytes.get(..HEADER_LEN).unwrap_or(&[]);
-    let word = |at: usize| {
-        header
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
+    // Checked already, with the body, by `file.model()`.
+    let header = Header::read(&file.bytes)?;
     let (tensors, scales) = tensor_sizes(body.params, dims.gates);
     Ok(BlobInfo {
         file: file.path.display().to_string(),
         bytes: file.bytes.len(),
-        format_version: header
-            .get(4..6)
-            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]])),
-        crc32: format!("{:08x}", word(12).unwrap_or(0)),
+        format_version: header.version,
+        crc32: format!("{:08x}", header.crc),
         file_crc32: FileStamp::of(&file.bytes).crc32,
         cell: format!("{:?}", body.cell),
         hidden: dims.hidden,

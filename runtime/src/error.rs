@@ -11,7 +11,8 @@ pub enum Error {
     UnsupportedVersion(u16),
     /// The body's CRC-32 does not match the header.
     BadChecksum,
-    /// Bytes follow the declared body.
+    /// Bytes follow the declared body (`Model::from_prefix` reads a blob that
+    /// padding follows).
     TrailingBytes,
     /// The body could not be decoded.
     Malformed,

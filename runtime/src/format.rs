@@ -410,30 +410,58 @@ pub const fn unit_major_index(gates: usize, hidden: usize, row: usize, col: usiz
     }
 }
 
+/// A blob's header: what [`Model::from_bytes`] checks before the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The format version ([`VERSION`] for every blob this runtime reads).
+    pub version: u16,
+    /// Length of the body after the [`HEADER_LEN`] header bytes.
+    pub body_len: u32,
+    /// CRC-32 (ISO-HDLC) of the body.
+    pub crc: u32,
+}
+
+impl Header {
+    /// Reads the header at the start of `bytes`: [`Error::BadMagic`] for another
+    /// file, [`Error::UnsupportedVersion`] for another format version.
+    pub fn read(bytes: &[u8]) -> Result<Self, Error> {
+        let header = bytes.first_chunk::<HEADER_LEN>().ok_or(Error::Truncated)?;
+        let [m0, m1, m2, m3, v0, v1, r0, r1, l0, l1, l2, l3, c0, c1, c2, c3] = *header;
+        if [m0, m1, m2, m3] != MAGIC {
+            return Err(Error::BadMagic);
+        }
+        let version = u16::from_le_bytes([v0, v1]);
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        if [r0, r1] != [0, 0] {
+            return Err(Error::Malformed);
+        }
+        Ok(Header {
+            version,
+            body_len: u32::from_le_bytes([l0, l1, l2, l3]),
+            crc: u32::from_le_bytes([c0, c1, c2, c3]),
+        })
+    }
+
+    /// The whole blob's length, header included: where whatever follows it in
+    /// flash (a partition's padding) starts.
+    pub fn blob_len(&self) -> usize {
+        usize::try_from(self.body_len).map_or(usize::MAX, |len| len.saturating_add(HEADER_LEN))
+    }
+}
+
 /// Splits a blob into its checked body bytes.
 fn checked_body(blob: &[u8]) -> Result<&[u8], Error> {
-    let header = blob.get(..HEADER_LEN).ok_or(Error::Truncated)?;
-    let field = |range: core::ops::Range<usize>| header.get(range).ok_or(Error::Truncated);
-    if field(0..4)? != MAGIC {
-        return Err(Error::BadMagic);
-    }
-    let version = u16::from_le_bytes(field(4..6)?.try_into().map_err(|_| Error::Truncated)?);
-    if version != VERSION {
-        return Err(Error::UnsupportedVersion(version));
-    }
-    if field(6..8)? != [0, 0] {
-        return Err(Error::Malformed);
-    }
-    let len = u32::from_le_bytes(field(8..12)?.try_into().map_err(|_| Error::Truncated)?);
-    let crc = u32::from_le_bytes(field(12..16)?.try_into().map_err(|_| Error::Truncated)?);
+    let header = Header::read(blob)?;
     let rest = blob.get(HEADER_LEN..).ok_or(Error::Truncated)?;
-    let len = usize::try_from(len).map_err(|_| Error::Truncated)?;
+    let len = header.blob_len().saturating_sub(HEADER_LEN);
     let body = match rest.len().cmp(&len) {
         core::cmp::Ordering::Less => return Err(Error::Truncated),
         core::cmp::Ordering::Greater => return Err(Error::TrailingBytes),
         core::cmp::Ordering::Equal => rest,
     };
-    if CRC32.checksum(body) != crc {
+    if CRC32.checksum(body) != header.crc {
         return Err(Error::BadChecksum);
     }
     Ok(body)
@@ -446,6 +474,15 @@ pub struct Model<'a> {
 }
 
 impl<'a> Model<'a> {
+    /// The model at the start of `bytes`, and the bytes after it: for a blob
+    /// kept in a flash region larger than itself (padded with `0xFF`, say), where
+    /// [`Model::from_bytes`] would refuse the padding as [`Error::TrailingBytes`].
+    pub fn from_prefix(bytes: &'a [u8]) -> Result<(Self, &'a [u8]), Error> {
+        let len = Header::read(bytes)?.blob_len();
+        let (blob, rest) = bytes.split_at_checked(len).ok_or(Error::Truncated)?;
+        Ok((Self::from_bytes(blob)?, rest))
+    }
+
     /// Checks magic, version, length, CRC-32 and every dimension.
     pub fn from_bytes(blob: &'a [u8]) -> Result<Self, Error> {
         let bytes = checked_body(blob)?;

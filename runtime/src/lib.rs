@@ -8,7 +8,23 @@
 //! at most [`format::MAX_HIDDEN`]) and, for generators, [`Logits`] of `V` entries (at
 //! least the model's softmax classes). Check the blob and build the [`Network`] once,
 //! at boot: [`Model::from_bytes`] checksums the whole blob and [`Network::new`] checks
-//! the vocabulary. A blob on a 4-byte boundary lets Cortex-M kernels load whole words.
+//! the vocabulary ([`Model::from_prefix`] reads a blob that padding follows, as in a
+//! flash partition of its own). `lstm-edge inspect` prints a blob's hidden size and
+//! classes, for `H` and `V`.
+//!
+//! A blob on a 4-byte boundary lets Cortex-M kernels load whole words (a
+//! misaligned one runs, more slowly); `include_bytes!` alone gives no alignment:
+//!
+//! ```
+//! #[repr(C, align(4))]
+//! struct Aligned<T: ?Sized>(T);
+//! static BLOB: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
+//!     env!("CARGO_MANIFEST_DIR"),
+//!     "/../models/g/model.blob"
+//! )));
+//! assert_eq!(BLOB.0.as_ptr() as usize % 4, 0);
+//! # assert!(lstm_edge_runtime::Model::from_bytes(&BLOB.0).is_ok());
+//! ```
 //!
 //! ```
 //! use lstm_edge_runtime::numeric::{Int, Numeric};
@@ -24,11 +40,11 @@
 //! // The integer path's probability of "positive" has 30 fraction bits.
 //! assert!(Int::prob_to_f64(score) > 0.5);
 //!
-//! // The same review streamed in pieces (split between tokens), then finished.
+//! // The same review streamed in pieces (split at whitespace), then finished:
+//! // every piece but the last through `feed_text_piece`.
 //! state.reset();
-//! for piece in [&b"A wonderful, "[..], b"moving film."] {
-//!     net.feed_text(&mut state, piece)?;
-//! }
+//! net.feed_text_piece(&mut state, b"A wonderful, ")?;
+//! net.feed_text(&mut state, b"moving film.")?;
 //! assert_eq!(net.finish(&mut state)?, score);
 //!
 //! // A generator (LSTM 128, 50 chars): 40 chars after a prompt, one at a time.

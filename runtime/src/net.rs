@@ -42,9 +42,21 @@ impl<'a> Tokenizer<'a> {
         text: &[u8],
         f: impl FnMut(u16) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        self.for_each_id_of_piece(text, true, f)
+    }
+
+    /// [`Tokenizer::for_each_id`] on a piece of a text, which more of it follows
+    /// unless `ends_text` (see [`crate::tokenize::for_each_word_of_piece`]).
+    #[inline(always)]
+    pub fn for_each_id_of_piece(
+        &self,
+        text: &[u8],
+        ends_text: bool,
+        f: impl FnMut(u16) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         match self {
             Tokenizer::Chars(table) => table.for_each_id(text, f),
-            Tokenizer::Words(vocab) => vocab.for_each_id(text, f),
+            Tokenizer::Words(vocab) => vocab.for_each_id_of_piece(text, ends_text, f),
         }
     }
 
@@ -232,18 +244,46 @@ impl<'a, N: Numeric> Network<'a, N> {
         Ok(Fed::Stepped)
     }
 
-    /// Tokenizes `text` and feeds its tokens; returns how many went through the cell.
-    /// A [`Head::FlattenTail`] model gets only the last `maxlen` tokens of `text` (the
-    /// text is tokenized twice: once to count); feed it whole texts, not pieces.
-    /// Pieces of a text for other heads must end between tokens: at whitespace for
-    /// words, and never inside a UTF-8 char for chars. On an error (an unknown char in
-    /// a table without UNK) the tokens before it have been fed: reset the state.
+    /// Tokenizes `text`, a whole text or a text's last piece, and feeds its tokens;
+    /// returns how many went through the cell. A [`Head::FlattenTail`] model gets
+    /// only the last `maxlen` tokens of `text` (the text is tokenized twice: once to
+    /// count); feed it whole texts. Pieces before the last go through
+    /// [`Network::feed_text_piece`]. On an error (an unknown char in a table without
+    /// UNK) the tokens before it have been fed: reset the state.
     // Inlined for the same reason as `Tokenizer::for_each_id` (flash).
     #[inline(always)]
     pub fn feed_text<const H: usize>(
         &self,
         state: &mut State<N, H>,
         text: &[u8],
+    ) -> Result<usize, Error> {
+        self.feed_tokens_of(state, text, true)
+    }
+
+    /// Feeds a piece of a text that more of it follows (a line from a UART, a
+    /// buffer), as [`Network::feed_text`] feeds the last piece: the pieces then
+    /// give the whole text's tokens. Word pieces must end at whitespace, and not
+    /// inside an HTML line break (`<br />`); char pieces must not end inside a UTF-8
+    /// char. A [`Head::FlattenTail`] model, which must count a whole text's tokens
+    /// first, answers [`Error::WrongModelKind`].
+    #[inline(always)]
+    pub fn feed_text_piece<const H: usize>(
+        &self,
+        state: &mut State<N, H>,
+        piece: &[u8],
+    ) -> Result<usize, Error> {
+        if matches!(self.head, Head::FlattenTail { .. }) {
+            return Err(Error::WrongModelKind);
+        }
+        self.feed_tokens_of(state, piece, false)
+    }
+
+    #[inline(always)]
+    fn feed_tokens_of<const H: usize>(
+        &self,
+        state: &mut State<N, H>,
+        text: &[u8],
+        ends_text: bool,
     ) -> Result<usize, Error> {
         // Both passes share one callback, so the tokenizer is compiled once (flash).
         let counting = Shared::new(matches!(self.head, Head::FlattenTail { .. }));
@@ -259,11 +299,13 @@ impl<'a, N: Numeric> Network<'a, N> {
             Ok(())
         };
         if counting.get() {
-            self.tokenizer.for_each_id(text, &mut on_id)?;
+            self.tokenizer
+                .for_each_id_of_piece(text, ends_text, &mut on_id)?;
             counting.set(false);
             skip.set(self.head.skipped_tokens(counted.get()));
         }
-        self.tokenizer.for_each_id(text, &mut on_id)?;
+        self.tokenizer
+            .for_each_id_of_piece(text, ends_text, &mut on_id)?;
         Ok(stepped.get())
     }
 

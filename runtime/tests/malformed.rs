@@ -5,7 +5,7 @@ mod common;
 
 use common::random_model;
 use lstm_edge_runtime::builder::ScaleScheme;
-use lstm_edge_runtime::format::{Cell, Head, Output, HEADER_LEN};
+use lstm_edge_runtime::format::{Cell, Head, Header, Output, HEADER_LEN, VERSION};
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Error, Logits, Model, Network, Rng, State, Temperature};
 
@@ -91,6 +91,37 @@ fn every_truncation_is_an_error() {
             "{name}: {} bytes, all {} truncations rejected",
             blob.len(),
             blob.len()
+        );
+    }
+}
+
+/// A blob padded to fill a flash region: `from_prefix` reads the model and
+/// hands back the padding; the header tells the blob's own length.
+#[test]
+fn a_padded_blob_is_read_from_its_prefix() {
+    for (name, blob) in small_blobs() {
+        let header = Header::read(&blob).unwrap();
+        assert_eq!(header.blob_len(), blob.len(), "{name}");
+        assert_eq!(header.version, VERSION, "{name}");
+        let mut padded = blob.clone();
+        padded.resize(blob.len() + 100, 0xff);
+        let (model, rest) = Model::from_prefix(&padded).unwrap();
+        assert_eq!(model, Model::from_bytes(&blob).unwrap(), "{name}");
+        assert_eq!(rest, &[0xff; 100][..], "{name}");
+        // The prefix is checked as a whole blob is.
+        for len in [0, HEADER_LEN - 1, HEADER_LEN, blob.len() - 1] {
+            assert!(Model::from_prefix(&blob[..len]).is_err(), "{name}: {len}");
+        }
+        let mut flipped = padded.clone();
+        flipped[HEADER_LEN] ^= 1;
+        assert_eq!(
+            Model::from_prefix(&flipped).err(),
+            Some(Error::BadChecksum),
+            "{name}"
+        );
+        assert_eq!(
+            Header::read(b"NOPE0000000000000000").err(),
+            Some(Error::BadMagic)
         );
     }
 }

@@ -9,22 +9,29 @@ use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Fed, Model, Network, State};
 
-const TEXT: &[u8] =
-    b"It was the best of times, it was the worst of times; \xe9t\xc3\xa9 ... and 12 more!";
+// Line breaks without spaces (`<br/>`), so that no cut at a space falls inside one.
+const TEXT: &[u8] = b"It was the best of times, it was the worst of times; \xe9t\xc3\xa9 ... \
+    Dr. Smith, e.g. the U.S. one,<br/><br/>and 12 more!";
 
 fn pieces_equal_one_pass<N: Numeric>(blob: &[u8]) {
     let model = Model::from_bytes(blob).unwrap();
     let net = Network::<N>::new(&model).unwrap();
     let mut whole = State::<N, 32>::new();
     net.feed_text(&mut whole, TEXT).unwrap();
-    // Char models may split anywhere outside a UTF-8 sequence; split at spaces for both.
+    // Char models may split anywhere outside a UTF-8 sequence; split at spaces for
+    // both, after titles and abbreviations too.
     let mut pieces = State::<N, 32>::new();
-    for piece in TEXT.split_inclusive(|&b| b == b' ') {
+    let cuts: Vec<&[u8]> = TEXT.split_inclusive(|&b| b == b' ').collect();
+    for (k, piece) in cuts.iter().enumerate() {
+        let feed = |state: &mut State<N, 32>| match k + 1 == cuts.len() {
+            true => net.feed_text(state, piece),
+            false => net.feed_text_piece(state, piece),
+        };
         let saved = pieces.clone();
-        net.feed_text(&mut pieces, piece).unwrap();
+        feed(&mut pieces).unwrap();
         // A copy taken mid-stream continues identically.
         let mut resumed = saved;
-        net.feed_text(&mut resumed, piece).unwrap();
+        feed(&mut resumed).unwrap();
         assert_eq!(resumed.hidden(16), pieces.hidden(16));
     }
     assert_eq!(pieces.steps(), whole.steps());
@@ -129,6 +136,12 @@ fn flatten_tail_head_keeps_a_texts_last_maxlen_tokens() {
         assert!(ids.len() > 6, "{ids:?}");
 
         let mut state = State::<Int, 8>::new();
+        // A tail must count the whole text's tokens first: no pieces.
+        assert_eq!(
+            tail.feed_text_piece(&mut state, b"the movie "),
+            Err(lstm_edge_runtime::Error::WrongModelKind)
+        );
+        assert_eq!(state.steps(), 0);
         assert_eq!(tail.feed_text(&mut state, text).unwrap(), 6);
         let tail_score = tail.score_text(&mut state, text).unwrap();
         // The last six ids, fed to the post-truncating head, score the same.

@@ -159,14 +159,14 @@ fn le_i32(bytes: &[u8], index: usize) -> i32 {
 #[derive(Debug, Clone, Copy)]
 pub struct IntStep<'a> {
     /// Cortex-M works unit by unit, with no per-step buffers.
-    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    #[cfg(cortex_m_dsp)]
     device: DeviceStep<'a>,
-    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[cfg(not(cortex_m_dsp))]
     _weights: core::marker::PhantomData<&'a [u8]>,
 }
 
 /// What a Cortex-M step reads for each unit.
-#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[cfg(cortex_m_dsp)]
 #[derive(Debug, Clone, Copy)]
 struct DeviceStep<'a> {
     x: Token<'a>,
@@ -188,7 +188,7 @@ struct DeviceStep<'a> {
 /// Sized for `H` units, so a small model's state stays small: each buffer holds `4 H`
 /// rows, read flattened and unit-major (`unit * gates + gate`; a GRU's three rows a
 /// unit do not line up with the inner arrays).
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(cortex_m_dsp))]
 #[derive(Debug, Clone)]
 pub struct HostScratch<const H: usize> {
     sums: [[i32; 4]; H],
@@ -200,7 +200,7 @@ pub struct HostScratch<const H: usize> {
     gates_ready: bool,
 }
 
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(cortex_m_dsp))]
 impl<const H: usize> Default for HostScratch<H> {
     fn default() -> Self {
         HostScratch {
@@ -217,7 +217,7 @@ impl<const H: usize> Default for HostScratch<H> {
 /// Fills [`HostScratch`] for one step: the recurrent sums, the input sums (a
 /// byte of `W` for one-hot chars), then both through the rows' multipliers
 /// and biases.
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(cortex_m_dsp))]
 #[inline(always)]
 fn host_pres<const H: usize>(
     w: &IntParams<'_>,
@@ -331,10 +331,10 @@ fn vector_sums_x86<const H: usize>(
 const LANES: usize = 16;
 /// Cortex-M has 13 usable registers: more sums than this would spill (cores
 /// with the DSP extension use its kernels instead).
-#[cfg(all(target_arch = "arm", not(target_feature = "dsp")))]
+#[cfg(all(target_arch = "arm", not(cortex_m_dsp)))]
 const LANES: usize = 4;
 
-#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[cfg(cortex_m_dsp)]
 use super::dsp::{dot_i8_i16, dot_i8_i8, dot_unit};
 
 /// Adds the last `x_tail.len()` columns of a unit-major block (one run per
@@ -353,7 +353,7 @@ pub(super) fn tail_sums<const G: usize>(sums: &mut [i32; G], w_tail: &[u8], x_ta
 
 /// The recurrent sums of every gate row (unit-major, see [`IntStep`]) for
 /// hosts.
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(cortex_m_dsp))]
 #[inline(always)]
 fn recurrent_sums<const H: usize>(r: &[u8], dims: &Dims, h: &[i16], sums: &mut [i32]) {
     fn fill<const G: usize, const H: usize>(
@@ -377,7 +377,7 @@ fn recurrent_sums<const H: usize>(r: &[u8], dims: &Dims, h: &[i16], sums: &mut [
 /// Portable [`recurrent_sums`]: `x` repeated to the shape of a unit's block
 /// (see [`repeat_groups`]) turns each unit into one contiguous dot product
 /// whose lane `l` belongs to gate `l / 4`.
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(cortex_m_dsp))]
 #[inline(always)]
 fn portable_unit_sums<const G: usize, const H: usize>(
     r: &[u8],
@@ -404,7 +404,7 @@ fn portable_unit_sums<const G: usize, const H: usize>(
 
 /// Lane sums of `w · repeated` over whole blocks of `BLOCK = 4 * G` values,
 /// folded per gate (entries past `G` are 0).
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(cortex_m_dsp))]
 #[inline(always)]
 fn dot_repeated<const BLOCK: usize>(w: &[u8], repeated: &[i16]) -> [i32; 4] {
     let (w_blocks, _) = w.as_chunks::<BLOCK>();
@@ -425,7 +425,7 @@ fn dot_repeated<const BLOCK: usize>(w: &[u8], repeated: &[i16]) -> [i32; 4] {
 
 /// Each whole group of four `x` values written `gates` times in a row, the
 /// shape of a unit's block of a unit-major `R`.
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(cortex_m_dsp))]
 #[inline(always)]
 fn repeat_groups(x: &[i16], gates: usize, out: &mut [i16]) {
     let (groups, _) = x.as_chunks::<4>();
@@ -437,7 +437,7 @@ fn repeat_groups(x: &[i16], gates: usize, out: &mut [i16]) {
 }
 
 /// `Σ w[k] * widen(x[k])` for int8 weights, over independent lanes.
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(cortex_m_dsp))]
 #[inline(always)]
 fn dot_i8<X: Copy>(w: &[u8], x: &[X], widen: impl Fn(X) -> i32) -> i32 {
     let (w_blocks, w_tail) = w.as_chunks::<LANES>();
@@ -460,7 +460,7 @@ fn dot_i8<X: Copy>(w: &[u8], x: &[X], widen: impl Fn(X) -> i32) -> i32 {
 }
 
 /// `Σ w[k] * x[k]` for int8 weights and 16-bit inputs.
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(cortex_m_dsp))]
 #[inline(always)]
 fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
     #[cfg(target_arch = "x86_64")]
@@ -471,7 +471,7 @@ fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
 }
 
 /// `Σ w[k] * x[k]` for int8 weights and int8 inputs.
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(cortex_m_dsp))]
 #[inline(always)]
 fn dot_i8_i8(w: &[u8], x: &[u8]) -> i32 {
     #[cfg(target_arch = "x86_64")]
@@ -488,7 +488,7 @@ fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
 
 /// [`Numeric::unit_pres`] on Cortex-M: the unit's recurrent sums, input
 /// sums and row constants, straight from flash.
-#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[cfg(cortex_m_dsp)]
 #[inline(always)]
 fn device_unit_pres<const G: usize>(
     step: &DeviceStep<'_>,
@@ -538,9 +538,9 @@ impl Numeric for Int {
     type Prob = u32;
     type Weights<'a> = IntParams<'a>;
     type Step<'a> = IntStep<'a>;
-    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[cfg(not(cortex_m_dsp))]
     type Scratch<const H: usize> = HostScratch<H>;
-    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    #[cfg(cortex_m_dsp)]
     type Scratch<const H: usize> = ();
 
     #[inline(always)]
@@ -569,12 +569,12 @@ impl Numeric for Int {
         _scratch: &mut Self::Scratch<H>,
     ) -> IntStep<'a> {
         let shift = InputShift::of(x, w.w_pre_shift);
-        #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+        #[cfg(not(cortex_m_dsp))]
         host_pres(w, dims, x, _h, shift, _scratch);
         IntStep {
-            #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+            #[cfg(not(cortex_m_dsp))]
             _weights: core::marker::PhantomData,
-            #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+            #[cfg(cortex_m_dsp)]
             device: DeviceStep {
                 x,
                 w: w.w,
@@ -592,7 +592,7 @@ impl Numeric for Int {
         }
     }
 
-    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    #[cfg(cortex_m_dsp)]
     #[inline(always)]
     fn kernel_layout<'h>(h: &'h [i16], scratch: &'h mut [i16]) -> &'h [i16] {
         super::dsp::pair_layout(h, scratch);
@@ -606,7 +606,7 @@ impl Numeric for Int {
         unit: usize,
         _h: &[i16],
     ) -> ([i32; G], [i32; G]) {
-        #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+        #[cfg(not(cortex_m_dsp))]
         {
             let at = |rows: &[i32]| {
                 rows.get(unit.wrapping_mul(G)..)
@@ -616,11 +616,11 @@ impl Numeric for Int {
             };
             (at(_scratch.x.as_flattened()), at(_scratch.h.as_flattened()))
         }
-        #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+        #[cfg(cortex_m_dsp)]
         device_unit_pres::<G>(&_step.device, unit, _h)
     }
 
-    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[cfg(not(cortex_m_dsp))]
     #[inline(always)]
     fn lstm_gates<const H: usize>(scratch: &HostScratch<H>, unit: usize) -> Option<[i16; 4]> {
         if !scratch.gates_ready {
@@ -629,7 +629,7 @@ impl Numeric for Int {
         scratch.gates.get(unit).copied()
     }
 
-    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[cfg(not(cortex_m_dsp))]
     #[inline(always)]
     fn lstm_cells<const H: usize>(scratch: &HostScratch<H>, c: &mut [i16], h: &mut [i16]) -> usize {
         #[cfg(target_arch = "x86_64")]
@@ -641,7 +641,7 @@ impl Numeric for Int {
         0
     }
 
-    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    #[cfg(not(cortex_m_dsp))]
     #[inline(always)]
     fn gru_cells<const H: usize>(scratch: &HostScratch<H>, h_prev: &[i16], h: &mut [i16]) -> usize {
         #[cfg(target_arch = "x86_64")]
@@ -707,7 +707,7 @@ impl Numeric for Int {
         scale.apply(dot_i8_i16(weights, h)) as i64
     }
 
-    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    #[cfg(cortex_m_dsp)]
     #[inline(always)]
     fn head_dot2(w: &IntParams<'_>, dims: &Dims, row: usize, h: &[i16]) -> (i64, i64) {
         let weights = |row: usize| span(w.head_w, flat_index(row, dims.features, 0), h.len());

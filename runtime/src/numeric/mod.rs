@@ -1,7 +1,7 @@
 //! The two numeric paths. The cell, head and sampling code in [`crate::net`] is
 //! written once against [`Numeric`]; each path supplies its arithmetic.
 
-#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[cfg(cortex_m_dsp)]
 mod dsp;
 mod float;
 pub mod int;

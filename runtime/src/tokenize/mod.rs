@@ -10,4 +10,4 @@ pub mod words;
 pub use chars::{code_points, lowercase, CharTable, NOTEBOOK_CHARS};
 #[cfg(any(feature = "std", test))]
 pub use words::{encode_vocab, vocabulary_form};
-pub use words::{for_each_word, Vocab};
+pub use words::{for_each_word, for_each_word_of_piece, Vocab};

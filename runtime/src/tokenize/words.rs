@@ -106,6 +106,19 @@ fn classify(text: &[u8], at: usize) -> (bool, usize) {
 /// in order: slices of `text`, or `` `` `` / `''` for double quotes.
 pub fn for_each_word<'t>(
     text: &'t [u8],
+    f: impl FnMut(&'t [u8]) -> Result<(), Error>,
+) -> Result<(), Error> {
+    for_each_word_of_piece(text, true, f)
+}
+
+/// [`for_each_word`] on a piece of a text that ends at whitespace: with
+/// `ends_text` false, more of the text follows, so the piece's last word is
+/// not the text's (whose final period is split off even after a title such as
+/// `Dr.`). Pieces so split give the whole text's words, unless a piece ends
+/// inside an HTML line break (`<br />`).
+pub fn for_each_word_of_piece<'t>(
+    text: &'t [u8],
+    ends_text: bool,
     mut f: impl FnMut(&'t [u8]) -> Result<(), Error>,
 ) -> Result<(), Error> {
     // A chunk is split once the next one starts (or the text ends), so that the
@@ -132,7 +145,7 @@ pub fn for_each_word<'t>(
         }
     }
     if let Some(last) = pending {
-        split_chunk(last, true, &mut f)?;
+        split_chunk(last, ends_text, &mut f)?;
     }
     Ok(())
 }
@@ -409,9 +422,19 @@ impl<'a> Vocab<'a> {
     pub fn for_each_id(
         &self,
         text: &[u8],
+        f: impl FnMut(u16) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.for_each_id_of_piece(text, true, f)
+    }
+
+    /// [`Vocab::for_each_id`] on a piece of a text (see [`for_each_word_of_piece`]).
+    pub fn for_each_id_of_piece(
+        &self,
+        text: &[u8],
+        ends_text: bool,
         mut f: impl FnMut(u16) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        for_each_word(text, |word| f(self.lookup(word)))
+        for_each_word_of_piece(text, ends_text, |word| f(self.lookup(word)))
     }
 }
 
