@@ -13,15 +13,24 @@ use crate::Error;
 /// Owned input layer description.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputSpec {
+    /// One-hot chars, as [`Input::Chars`].
     Chars {
+        /// The table's Latin-1 chars in id order, each at most once.
         symbols: Vec<u8>,
+        /// Whether text is lowercased before lookup.
         lowercase: bool,
+        /// Whether the table has an UNK id, after the symbols.
         unk: bool,
+        /// Whether the table has a PAD id, after UNK.
         pad: bool,
     },
+    /// Word embedding, as [`Input::Words`].
     Words {
+        /// The sorted words, concatenated.
         strings: Vec<u8>,
+        /// n+1 little-endian u32 offsets of the words in `strings`.
         offsets: Vec<u8>,
+        /// Width of an embedding row.
         embed_dim: u16,
     },
 }
@@ -29,12 +38,19 @@ pub enum InputSpec {
 /// f32 weights in ONNX layout and gate order (see [`FloatParams`] for shapes).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FloatWeights {
+    /// `[rows, embed_dim]` for word input; empty for chars.
     pub embedding: Vec<f32>,
+    /// ONNX `W`: `[gates * hidden, input_dim]`.
     pub w: Vec<f32>,
+    /// ONNX `R`: `[gates * hidden, hidden]`.
     pub r: Vec<f32>,
+    /// First half of ONNX `B`: `[gates * hidden]`.
     pub wb: Vec<f32>,
+    /// Second half of ONNX `B`: `[gates * hidden]`.
     pub rb: Vec<f32>,
+    /// Dense layer `[outputs, features]`.
     pub head_w: Vec<f32>,
+    /// Dense bias `[outputs]`.
     pub head_b: Vec<f32>,
 }
 
@@ -50,11 +66,17 @@ pub enum ScaleScheme {
 /// A complete model on the host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
+    /// The recurrent cell.
     pub cell: Cell,
+    /// Hidden units.
     pub hidden: u16,
+    /// The input layer.
     pub input: InputSpec,
+    /// How the hidden states become the dense layer's features.
     pub head: Head,
+    /// The output layer.
     pub output: Output,
+    /// The trained weights, which both blobs are made from.
     pub weights: FloatWeights,
 }
 

@@ -23,10 +23,20 @@ pub enum Error {
     /// The model uses the other numeric path (integer vs f32).
     WrongPath,
     /// The caller's state is too small for the model's hidden size.
-    StateTooSmall { needed: usize, capacity: usize },
+    StateTooSmall {
+        /// The model's hidden size.
+        needed: usize,
+        /// The state's `H`.
+        capacity: usize,
+    },
     /// A caller's buffer (the [`crate::Logits`] or a probabilities slice) holds fewer
     /// entries than the model's softmax classes.
-    BufferTooSmall { needed: usize, capacity: usize },
+    BufferTooSmall {
+        /// The model's softmax classes.
+        needed: usize,
+        /// The buffer's entries.
+        capacity: usize,
+    },
     /// A token id is outside the model's input table.
     BadToken(u32),
     /// The model kind does not support this call (e.g. sampling from a sentiment model).

@@ -29,7 +29,10 @@ impl Cell {
 pub enum Head {
     /// The notebook's head: all `maxlen` hidden states flattened (post-padded,
     /// post-truncated), so the dense layer has `maxlen * hidden` inputs.
-    Flatten { maxlen: u32 },
+    Flatten {
+        /// Tokens the head reads: the first `maxlen`, padded with PAD up to it.
+        maxlen: u32,
+    },
     /// The last hidden state.
     Last,
     /// The mean of the hidden states over the fed tokens.
@@ -39,7 +42,10 @@ pub enum Head {
     /// `Network::feed_text` and `score_text` cut whole texts so; a caller feeding
     /// tokens one by one must start at the last `maxlen` itself (`feed` stops after
     /// `maxlen`, as for [`Head::Flatten`]).
-    FlattenTail { maxlen: u32 },
+    FlattenTail {
+        /// Tokens the head reads: the last `maxlen`, padded with PAD up to it.
+        maxlen: u32,
+    },
 }
 
 impl Head {
@@ -91,7 +97,11 @@ pub enum Output {
     /// One logit through a sigmoid (sentiment).
     Sigmoid,
     /// `classes` logits through a softmax (next-char generation).
-    Softmax { classes: u16 },
+    Softmax {
+        /// Number of logits, one per token id below `classes` (2 up to the
+        /// input's token count).
+        classes: u16,
+    },
 }
 
 impl Output {
@@ -137,16 +147,24 @@ const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 pub enum Input<'a> {
     /// One-hot chars. Ids: `symbols[i]` is `i`, then UNK, then PAD when present.
     Chars {
+        /// The table's Latin-1 chars in id order, each at most once.
         symbols: &'a [u8],
+        /// Whether text is lowercased before lookup (see [`crate::tokenize::chars`]).
         lowercase: bool,
+        /// Whether the table has an UNK id (`symbols.len()`) for chars outside it.
         unk: bool,
+        /// Whether the table has a PAD id, after UNK; flatten heads need one.
         pad: bool,
     },
     /// Word embedding. Ids: 0 = PAD, 1 = UNK, `2 + i` = the i-th word of the sorted
     /// vocabulary (`strings` concatenated, `offsets` n+1 little-endian u32).
     Words {
+        /// The words in ascending byte order (no ASCII uppercase), concatenated.
         strings: &'a [u8],
+        /// Where each word starts in `strings`, and the end of the last: n+1
+        /// little-endian u32, from 0 to `strings.len()`.
         offsets: &'a [u8],
+        /// Width of an embedding row: the cell's input size.
         embed_dim: u16,
     },
 }
@@ -234,9 +252,14 @@ pub fn scale_q32(acc: i32, mult: i32) -> i32 {
 /// is 0 everywhere else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RowConsts {
+    /// Multiplier of `W·x` (after [`IntParams::w_pre_shift`]) to Q3.12.
     pub w_mult: i32,
+    /// Multiplier of `R·h` to Q3.12.
     pub r_mult: i32,
+    /// The row's bias in Q3.12: `wb + rb`, or `wb` alone for a GRU candidate row.
     pub bias: i32,
+    /// A GRU candidate row's `rb` in Q3.12, added to `R·h` before the reset gate
+    /// scales it; 0 on every other row.
     pub r_bias: i32,
 }
 
@@ -244,6 +267,7 @@ impl RowConsts {
     /// Bytes per entry in [`IntParams::units`].
     pub const BYTES: usize = 16;
 
+    /// Decodes one entry of [`IntParams::units`].
     #[inline(always)]
     pub fn from_bytes(b: &[u8; Self::BYTES]) -> Self {
         let [w0, w1, w2, w3, r0, r1, r2, r3, b0, b1, b2, b3, q0, q1, q2, q3] = *b;
@@ -255,6 +279,7 @@ impl RowConsts {
         }
     }
 
+    /// The entry's bytes, for encoders: the inverse of [`RowConsts::from_bytes`].
     pub fn to_bytes(self) -> [u8; Self::BYTES] {
         let mut out = [0u8; Self::BYTES];
         for (chunk, v) in
@@ -270,19 +295,27 @@ impl RowConsts {
 /// The numeric path and its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Params<'a> {
+    /// The f32 path ([`crate::numeric::F32`]).
     F32(#[serde(borrow)] FloatParams<'a>),
+    /// The integer path ([`crate::numeric::Int`]).
     Int(#[serde(borrow)] IntParams<'a>),
 }
 
 /// The decoded body of a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Body<'a> {
+    /// The recurrent cell.
     pub cell: Cell,
+    /// Hidden units, 1 to [`MAX_HIDDEN`].
     pub hidden: u16,
+    /// The input layer, which also gives the tokenizer.
     #[serde(borrow)]
     pub input: Input<'a>,
+    /// How the hidden states become the dense layer's features.
     pub head: Head,
+    /// The output layer.
     pub output: Output,
+    /// The numeric path and its weights.
     #[serde(borrow)]
     pub params: Params<'a>,
 }
@@ -484,6 +517,18 @@ impl<'a> Model<'a> {
     }
 
     /// Checks magic, version, length, CRC-32 and every dimension.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Truncated`]: shorter than the header or the body it declares.
+    /// - [`Error::BadMagic`], [`Error::UnsupportedVersion`]: not a blob of this format.
+    /// - [`Error::Malformed`]: nonzero reserved header bytes, or a body that does not decode.
+    /// - [`Error::TrailingBytes`]: bytes after the declared body, or after the decoded
+    ///   body within it.
+    /// - [`Error::BadChecksum`]: the body's CRC-32 does not match the header.
+    /// - [`Error::BadDimension`]: a tensor of the wrong length.
+    /// - [`Error::OutOfRange`]: a size or value over the runtime's limits.
+    /// - [`Error::BadVocab`]: a word input without offsets.
     pub fn from_bytes(blob: &'a [u8]) -> Result<Self, Error> {
         let bytes = checked_body(blob)?;
         let (body, rest) =
@@ -510,7 +555,9 @@ impl<'a> Model<'a> {
 /// Sizes every tensor is checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dims {
+    /// Gates per hidden unit: 4 for LSTM, 3 for GRU.
     pub gates: usize,
+    /// Hidden units.
     pub hidden: usize,
     /// Input width: the char table size or the embedding width.
     pub input: usize,
@@ -518,6 +565,7 @@ pub struct Dims {
     pub tokens: usize,
     /// Input features of the dense layer.
     pub features: usize,
+    /// Logits of the output layer (see [`Output::width`]).
     pub outputs: usize,
     /// Rows of the embedding table: `tokens` for word input, 0 for one-hot chars.
     pub embedding_rows: usize,

@@ -18,12 +18,14 @@ pub struct HostModel<'a> {
 }
 
 impl<'a> HostModel<'a> {
+    /// Checks `blob` as [`Model::from_bytes`] does and notes its numeric path.
     pub fn new(blob: &'a [u8]) -> Result<Self, Error> {
         let model = Model::from_bytes(blob)?;
         let integer = matches!(model.body().params, Params::Int(_));
         Ok(HostModel { model, integer })
     }
 
+    /// The checked model.
     pub fn model(&self) -> &Model<'a> {
         &self.model
     }

@@ -67,6 +67,7 @@
 //! # }
 //! ```
 #![no_std]
+#![deny(missing_docs)]
 // The exceptions are the audited kernels: Cortex-M DSP (`numeric/dsp.rs`) and
 // x86-64 AVX2 and AVX-512 (`numeric/x86/`).
 #![deny(unsafe_code)]

@@ -14,7 +14,9 @@ use crate::Error;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Tokenizer<'a> {
+    /// One-hot chars through a char table.
     Chars(CharTable<'a>),
+    /// Treebank-style words through a sorted vocabulary.
     Words(Vocab<'a>),
 }
 
@@ -146,6 +148,7 @@ impl<N: Numeric, const V: usize> Default for Logits<N, V> {
 }
 
 impl<N: Numeric, const V: usize> Logits<N, V> {
+    /// A zeroed buffer.
     pub fn new() -> Self {
         Logits {
             values: [N::Logit::default(); V],
@@ -175,7 +178,14 @@ pub struct Network<'a, N: Numeric> {
 }
 
 impl<'a, N: Numeric> Network<'a, N> {
-    /// `Err(WrongPath)` if the blob holds the other numeric path.
+    /// The network of a checked model, on numeric path `N`.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::WrongPath`]: the blob holds the other numeric path.
+    /// - [`Error::BadVocab`]: a char table that repeats a symbol, or a word
+    ///   vocabulary that is unsorted or too long, or has a bad offset or an empty or
+    ///   uppercase word.
     pub fn new(model: &Model<'a>) -> Result<Self, Error> {
         let body = model.body();
         let weights = N::weights(&body.params)?;
@@ -192,18 +202,22 @@ impl<'a, N: Numeric> Network<'a, N> {
         })
     }
 
+    /// The model's sizes.
     pub fn dims(&self) -> &Dims {
         &self.dims
     }
 
+    /// The tokenizer of the model's input table, for ids and symbols.
     pub fn tokenizer(&self) -> &Tokenizer<'a> {
         &self.tokenizer
     }
 
+    /// The model's head.
     pub fn head(&self) -> Head {
         self.head
     }
 
+    /// The model's output layer: a sigmoid score or softmax classes.
     pub fn output(&self) -> Output {
         self.output
     }

@@ -24,7 +24,12 @@ pub enum Token<'a> {
     /// An embedding row, in the path's weight encoding. `shift` is the
     /// integer row's [`crate::format::IntParams::embedding_shifts`] entry
     /// (0 on the f32 path): `W·row` is `2^shift` times too large.
-    Vector { row: &'a [u8], shift: u32 },
+    Vector {
+        /// The row's `embed_dim` values: int8, or little-endian f32.
+        row: &'a [u8],
+        /// How many times to halve `W·row` (always 0 on the f32 path).
+        shift: u32,
+    },
 }
 
 /// Arithmetic of one numeric path.
@@ -111,10 +116,13 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     ) -> usize {
         0
     }
+    /// `a + b` (saturating on the integer path).
     fn add(a: Self::Pre, b: Self::Pre) -> Self::Pre;
     /// `gate * pre` (GRU reset gate times the recurrent part).
     fn gate_mul(gate: Self::Act, pre: Self::Pre) -> Self::Pre;
+    /// The gate activation `1 / (1 + e^-x)`.
     fn sigmoid(x: Self::Pre) -> Self::Act;
+    /// The candidate activation `tanh(x)`.
     fn tanh(x: Self::Pre) -> Self::Act;
     /// LSTM: `f * c + i * g`.
     fn lstm_cell(f: Self::Act, c: Self::Act, i: Self::Act, g: Self::Act) -> Self::Act;
@@ -152,7 +160,9 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     fn head_rows(w: &Self::Weights<'_>, dims: &Dims, h: &[Self::Act], out: &mut [Self::Logit]) {
         head_rows_in_pairs::<Self>(w, dims, h, out);
     }
+    /// The dense bias of output `row`, in logit units.
     fn head_bias(w: &Self::Weights<'_>, row: usize) -> Self::Logit;
+    /// `a + b` (saturating on the integer path).
     fn logit_add(a: Self::Logit, b: Self::Logit) -> Self::Logit;
     /// `sum / count` (mean head); `count` is never 0.
     fn logit_div(sum: Self::Logit, count: u32) -> Self::Logit;
