@@ -6,218 +6,30 @@
 //! run resumed after any epoch replays exactly what an uninterrupted run does
 //! (on the same device and thread count).
 
-use std::ops::Range;
+mod dataset;
+mod resume;
+
+use dataset::{check_data, derive_seed, dropout_mask, epoch_order, BatchBuffers};
+pub use dataset::{Dataset, DatasetTargets};
+use resume::{
+    backend_change, describe_resume, lowest_val_loss, resume_best, resume_from, RunIdentity,
+};
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use lstm_edge_runtime::format::{Output, MAX_F32_WEIGHT};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use lstm_edge_runtime::format::MAX_F32_WEIGHT;
 use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Backend;
 use crate::bptt::Recurrence;
 use crate::checkpoint::{self, Checkpoint, DataFingerprint, EmbeddingOrigin};
-use crate::data::corpus::CharWindows;
-use crate::data::encode::Encoded;
-use crate::data::npy;
 use crate::model::{ModelConfig, Params, Tensor};
 use crate::optim::OptimizerConfig;
 use crate::ort_env::Device;
 use crate::progress;
-use crate::step::{Batch, BatchTargets, NetSpec, TrainSession};
-
-/// Targets of a whole dataset.
-#[derive(Clone, Debug, PartialEq)]
-pub enum DatasetTargets {
-    /// Sigmoid output: one label in `[0, 1]` per row.
-    Binary(Vec<f32>),
-    /// Softmax output: one class id per row.
-    Class(Vec<u16>),
-}
-
-/// Encoded samples: a row-major `[rows, steps]` id matrix and its targets.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Dataset {
-    ids: Vec<u16>,
-    steps: usize,
-    targets: DatasetTargets,
-}
-
-impl Dataset {
-    pub fn new(ids: Vec<u16>, steps: usize, targets: DatasetTargets) -> Result<Self> {
-        let rows = match &targets {
-            DatasetTargets::Binary(y) => y.len(),
-            DatasetTargets::Class(y) => y.len(),
-        };
-        ensure!(steps > 0, "dataset: sequences must have at least one step");
-        ensure!(
-            ids.len() == rows * steps,
-            "dataset: {} ids do not make {rows} rows of {steps} steps",
-            ids.len()
-        );
-        Ok(Dataset {
-            ids,
-            steps,
-            targets,
-        })
-    }
-
-    /// Padded reviews with 0/1 labels (sentiment).
-    pub fn from_encoded(encoded: &Encoded) -> Result<Self> {
-        let labels = encoded.labels.iter().map(|&l| l as f32).collect();
-        Dataset::new(
-            encoded.ids.clone(),
-            encoded.maxlen,
-            DatasetTargets::Binary(labels),
-        )
-    }
-
-    /// The char windows `range` (e.g. [`CharWindows::train`]) with their next-char targets.
-    pub fn from_windows(windows: &CharWindows, range: Range<usize>) -> Result<Self> {
-        let mut ids = Vec::with_capacity(range.len() * windows.window());
-        let mut targets = Vec::with_capacity(range.len());
-        for index in range {
-            let (window, next) = windows
-                .get(index)
-                .with_context(|| format!("char window {index} is out of range"))?;
-            ids.extend_from_slice(window);
-            targets.push(next);
-        }
-        Dataset::new(ids, windows.window(), DatasetTargets::Class(targets))
-    }
-
-    pub fn len(&self) -> usize {
-        self.ids.len() / self.steps
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    pub fn steps(&self) -> usize {
-        self.steps
-    }
-
-    /// `{name}_ids.npy` (`[rows, steps]` u16) and `{name}_targets.npy` (f32 labels or
-    /// u16 classes): file names and bytes.
-    pub fn npy_files(&self, name: &str) -> Result<[(String, Vec<u8>); 2]> {
-        let ids = npy::encode(&[self.len(), self.steps], &self.ids)?;
-        let targets = match &self.targets {
-            DatasetTargets::Binary(y) => npy::encode(&[y.len()], y)?,
-            DatasetTargets::Class(y) => npy::encode(&[y.len()], y)?,
-        };
-        let [ids_name, targets_name] = Self::npy_names(name);
-        Ok([(ids_name, ids), (targets_name, targets)])
-    }
-
-    /// The file names [`Dataset::npy_files`] gives the set `name`.
-    pub fn npy_names(name: &str) -> [String; 2] {
-        [format!("{name}_ids.npy"), format!("{name}_targets.npy")]
-    }
-
-    /// CRC-32 of the rows and targets, in order: a checkpoint records it so that a
-    /// resumed run is refused other data.
-    pub fn fingerprint(&self) -> u32 {
-        let mut digest = crate::checkpoint::CRC.digest();
-        digest.update(&(self.steps as u64).to_le_bytes());
-        // Through a buffer: one `update` per 4 KiB, not per value.
-        let mut buffer = Vec::with_capacity(4096);
-        let mut feed = |bytes: &[u8]| {
-            buffer.extend_from_slice(bytes);
-            if buffer.len() >= 4096 {
-                digest.update(&buffer);
-                buffer.clear();
-            }
-        };
-        self.ids.iter().for_each(|id| feed(&id.to_le_bytes()));
-        match &self.targets {
-            DatasetTargets::Binary(y) => y.iter().for_each(|v| feed(&v.to_le_bytes())),
-            DatasetTargets::Class(y) => y.iter().for_each(|v| feed(&v.to_le_bytes())),
-        }
-        digest.update(&buffer);
-        digest.finalize()
-    }
-
-    /// The largest id, for range checks against the vocabulary.
-    fn max_id(&self) -> Option<u16> {
-        self.ids.iter().copied().max()
-    }
-}
-
-/// Reusable host buffers for one batch.
-#[derive(Default)]
-struct BatchBuffers {
-    ids: Vec<i64>,
-    binary: Vec<f32>,
-    class: Vec<i64>,
-    mask: Vec<f32>,
-}
-
-impl BatchBuffers {
-    fn fill(&mut self, data: &Dataset, rows: &[usize]) {
-        let t = data.steps;
-        self.ids.clear();
-        self.binary.clear();
-        self.class.clear();
-        for &row in rows {
-            self.ids
-                .extend(data.ids[row * t..(row + 1) * t].iter().map(|&id| id as i64));
-            match &data.targets {
-                DatasetTargets::Binary(y) => self.binary.push(y[row]),
-                DatasetTargets::Class(y) => self.class.push(y[row] as i64),
-            }
-        }
-    }
-
-    fn batch(&self, data: &Dataset, with_mask: bool) -> Batch<'_> {
-        Batch {
-            ids: &self.ids,
-            targets: match data.targets {
-                DatasetTargets::Binary(_) => BatchTargets::Binary(&self.binary),
-                DatasetTargets::Class(_) => BatchTargets::Class(&self.class),
-            },
-            mask: with_mask.then_some(&self.mask[..]),
-        }
-    }
-}
-
-/// Mixes run seed, epoch and batch into one generator seed (SplitMix64 finaliser).
-fn derive_seed(parts: &[u64]) -> u64 {
-    parts.iter().fold(0x243F_6A88_85A3_08D3, |acc, &p| {
-        let mut z = acc ^ p.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    })
-}
-
-/// Epoch `epoch`'s sample order.
-fn epoch_order(rows: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..rows).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(&[
-        seed,
-        epoch as u64,
-    ])));
-    order
-}
-
-/// Fills `mask` with inverted-dropout factors: 0 with probability `rate`,
-/// `1 / (1 - rate)` otherwise.
-fn dropout_mask(mask: &mut Vec<f32>, len: usize, rate: f32, seed: u64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let keep = 1.0 / (1.0 - rate);
-    mask.clear();
-    mask.extend((0..len).map(|_| {
-        if rng.random::<f32>() < rate {
-            0.0
-        } else {
-            keep
-        }
-    }));
-}
+use crate::step::{NetSpec, TrainSession};
 
 /// One epoch's figures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -317,33 +129,6 @@ fn evaluate(session: &mut TrainSession, data: &Dataset, batch_size: usize) -> Re
     }
     let n = data.len().max(1) as f64;
     Ok((loss / n, correct / n))
-}
-
-fn check_data(model: &ModelConfig, data: &Dataset, what: &str) -> Result<()> {
-    if let Some(maxlen) = model.head.flatten_maxlen() {
-        ensure!(
-            data.steps == maxlen as usize,
-            "{what} data has {} steps per row but the flatten head's maxlen is {maxlen}; encode with maxlen {maxlen}",
-            data.steps
-        );
-    }
-    match (&data.targets, model.output) {
-        (DatasetTargets::Binary(_), Output::Sigmoid) => {}
-        (DatasetTargets::Class(y), Output::Softmax { classes }) => {
-            if let Some(bad) = y.iter().find(|&&c| c >= classes) {
-                bail!("{what} data has target class {bad}, but the softmax has {classes} classes");
-            }
-        }
-        (_, output) => bail!("{what} data targets do not fit the model's output {output:?}"),
-    }
-    if let Some(max) = data.max_id() {
-        ensure!(
-            (max as usize) < model.vocab_rows(),
-            "{what} data has token id {max}, but the model has {} token ids",
-            model.vocab_rows()
-        );
-    }
-    Ok(())
 }
 
 /// Trains `model` from `initial` (or from the checkpoint, when resuming) for
@@ -485,12 +270,6 @@ pub fn train(
     })
 }
 
-/// What a checkpoint must match to be resumed: the model, and the data it trained on.
-struct RunIdentity<'a> {
-    model: &'a ModelConfig,
-    data: DataFingerprint,
-}
-
 /// Refuses weights or optimizer state that hold NaN or inf, and weights past the
 /// model blob's [`MAX_F32_WEIGHT`] or, given the `model` of weights that may be
 /// exported, the integer blob's formats: an update diverged even though the loss
@@ -542,10 +321,10 @@ fn check_inputs<'a>(
     if let Some(v) = validation {
         check_data(model, v, "validation")?;
         ensure!(
-            v.steps == train_data.steps,
+            v.steps() == train_data.steps(),
             "validation rows have {} steps, training rows {}",
-            v.steps,
-            train_data.steps
+            v.steps(),
+            train_data.steps()
         );
     }
     ensure!(
@@ -581,7 +360,7 @@ impl<'a> Epochs<'a> {
     ) -> Result<Self> {
         let spec = NetSpec {
             frozen_embedding: options.freeze_embedding,
-            ..NetSpec::new(model, train_data.steps)
+            ..NetSpec::new(model, train_data.steps())
         };
         let session = TrainSession::new(
             spec,
@@ -780,177 +559,15 @@ fn stalled(history: &[EpochStats], patience: Option<usize>) -> Option<String> {
     })
 }
 
-/// Where a `resume` run starts, for the progress output.
-fn describe_resume(options: &TrainOptions, resumed: Option<&Checkpoint>) -> String {
-    let path = options.checkpoint.as_deref().map_or_else(
-        || "no checkpoint path given".into(),
-        |p| p.display().to_string(),
-    );
-    match resumed {
-        None => format!("nothing to resume ({path} does not exist): training from epoch 1"),
-        Some(ck) if ck.epochs_done >= options.epochs => format!(
-            "{path} already holds {} of {} epochs: nothing left to train",
-            ck.epochs_done, options.epochs
-        ),
-        Some(ck) => format!(
-            "resuming from {path} after epoch {} of {}",
-            ck.epochs_done, options.epochs
-        ),
-    }
-}
-
-/// The best epoch of a resumed run, from the best checkpoint beside `path`.
-fn resume_best(
-    path: &Path,
-    resumed: &Checkpoint,
-    run: &RunIdentity<'_>,
-    options: &TrainOptions,
-) -> Result<BestEpoch> {
-    let best_path = best_checkpoint_path(path);
-    ensure!(
-        best_path.exists(),
-        "{} holds {} epochs trained without keeping the best ({} is missing), so the weights of its earlier epochs are gone; resume without keeping the best, or train afresh",
-        path.display(),
-        resumed.epochs_done,
-        best_path.display()
-    );
-    let best = resume_from(&best_path, run, options)?;
-    // Either history may be the longer one: the best is saved before the checkpoint.
-    let longer = if best.history.len() > resumed.history.len() {
-        &best.history
-    } else {
-        &resumed.history
-    };
-    let same_run = longer.starts_with(&best.history) && longer.starts_with(&resumed.history);
-    let val_loss = best.history.last().and_then(|e| e.val_loss);
-    let (Some(val_loss), true) = (val_loss, same_run) else {
-        bail!(
-            "{} does not belong to the run in {} (their epoch histories differ); delete both to train afresh",
-            best_path.display(),
-            path.display()
-        )
-    };
-    // Epochs trained without keeping the best may have beaten it unseen.
-    if let Some((epoch, loss)) = lowest_val_loss(longer).filter(|&(e, _)| e != best.epochs_done) {
-        bail!(
-            "{} holds epoch {}, but epoch {epoch} of the run in {} has a lower validation loss \
-             ({loss:.4}): it was trained without --keep-best, so its weights are gone; resume \
-             without --keep-best, or train afresh",
-            best_path.display(),
-            best.epochs_done,
-            path.display()
-        );
-    }
-    Ok(BestEpoch {
-        epoch: best.epochs_done,
-        val_loss,
-        params: best.params,
-    })
-}
-
-/// The epoch with the lowest validation loss (the first of equal ones) and that loss.
-fn lowest_val_loss(history: &[EpochStats]) -> Option<(usize, f64)> {
-    history
-        .iter()
-        .filter_map(|e| e.val_loss.map(|l| (e.epoch, l)))
-        .reduce(|best, e| if e.1 < best.1 { e } else { best })
-}
-
-/// Loads a checkpoint and checks it belongs to this run: its model, data and settings.
-fn resume_from(path: &Path, run: &RunIdentity<'_>, options: &TrainOptions) -> Result<Checkpoint> {
-    let (ck, format) = checkpoint::load_with_format(path)?;
-    let what = path.display();
-    let fresh = "or train afresh (without --resume)";
-    ensure!(
-        !checkpoint::trains_lstm_biases_apart(format, &ck),
-        "{what} was written by an earlier lstm-edge, which trained the LSTM's input and \
-         recurrent biases apart (this one trains their sum, Keras' one bias): its optimizer \
-         state does not fit this build's training. Resume it with the build that wrote it, \
-         {fresh}; `lstm-edge export` and `quantize` still read it"
-    );
-    // Other data also gives a word model another vocabulary: say the data differ then.
-    ensure!(
-        &ck.model == run.model || (ck.data != run.data && ck.model.differs_only_in_tokens(run.model)),
-        "{what} was written for another model (checkpoint vs this run: {}); resume with the checkpoint's settings, {fresh}",
-        ck.model.differences(run.model).join(", ")
-    );
-    ensure!(
-        ck.data == run.data,
-        "{what} was trained on other data: this run's {} differ from the checkpoint's. Resume \
-         with the first run's data and data options (--train/--corpus, --limit, --seed, \
-         --vocab-size, --maxlen, --truncate, --window-step, --validation-split, \
-         --keep-best/--patience, which set validation apart), {fresh}",
-        if ck.data.train == run.data.train {
-            "validation samples"
-        } else {
-            "training samples"
-        }
-    );
-    ensure!(
-        ck.optimizer == options.optimizer,
-        "{what} was written with optimizer {}, this run uses {}; resume with the first run's \
-         --optimizer, --lr, --clip-norm and --lr-decay, {fresh}",
-        ck.optimizer,
-        options.optimizer
-    );
-    // A checkpoint of format 3 did not record the start. Its vectors are in the
-    // checkpoint, so a file named by another path is only noted: it is not read.
-    match (&ck.embedding_origin, &options.embedding_origin) {
-        (None, _) => {}
-        (Some(EmbeddingOrigin::Vectors(first)), EmbeddingOrigin::Vectors(now)) => {
-            if first != now && options.progress {
-                eprintln!(
-                    "note: {what} started its embedding from {first}; {now} is not read (the \
-                     checkpoint holds the embedding)"
-                );
-            }
-        }
-        (Some(first), now) => ensure!(
-            first == now,
-            "{what} started its embedding from {first}, this run from {now}; resume with the \
-             first run's --word-vectors or --word2vec, {fresh}"
-        ),
-    }
-    ensure!(
-        ck.seed == options.seed && ck.batch_size == options.batch_size,
-        "{what} was written with seed {} and batch size {}, this run uses seed {} and batch \
-         size {}; resume with the first run's --seed and --batch, {fresh}",
-        ck.seed,
-        ck.batch_size,
-        options.seed,
-        options.batch_size
-    );
-    ensure!(
-        ck.epochs_done <= options.epochs,
-        "{what} already holds {} epochs, more than this run's --epochs {}: give --epochs {} or \
-         more to resume it, {fresh}",
-        ck.epochs_done,
-        options.epochs,
-        ck.epochs_done
-    );
-    Ok(ck)
-}
-
-/// Why a resumed run on `now` may not end bit for bit as an uninterrupted one on
-/// `first`: the two graphs sum repeated ids in another order (see [`Backend::row_sum`]).
-fn backend_change(first: Option<Backend>, now: Backend) -> Option<String> {
-    let first = first.filter(|&first| first != now)?;
-    Some(format!(
-        "was trained on {}, this run trains on {}: their graphs sum repeated ids in another \
-         order, so the weights can differ in their last bits from a run never interrupted. \
-         Resume on {} to continue it bit for bit",
-        first.describe(),
-        now.describe(),
-        first.describe()
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::InputConfig;
     use crate::optim::Optimizer;
+    use lstm_edge_runtime::format::Output;
     use lstm_edge_runtime::format::{Cell, Head};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
     const STEPS: usize = 6;
 

@@ -1,0 +1,179 @@
+//! Resuming a run: the checkpoint must be of the same model and data, and
+//! the best epoch so far comes back with it.
+
+use super::*;
+
+/// What a checkpoint must match to be resumed: the model, and the data it trained on.
+pub(super) struct RunIdentity<'a> {
+    pub(super) model: &'a ModelConfig,
+    pub(super) data: DataFingerprint,
+}
+
+/// Where a `resume` run starts, for the progress output.
+pub(super) fn describe_resume(options: &TrainOptions, resumed: Option<&Checkpoint>) -> String {
+    let path = options.checkpoint.as_deref().map_or_else(
+        || "no checkpoint path given".into(),
+        |p| p.display().to_string(),
+    );
+    match resumed {
+        None => format!("nothing to resume ({path} does not exist): training from epoch 1"),
+        Some(ck) if ck.epochs_done >= options.epochs => format!(
+            "{path} already holds {} of {} epochs: nothing left to train",
+            ck.epochs_done, options.epochs
+        ),
+        Some(ck) => format!(
+            "resuming from {path} after epoch {} of {}",
+            ck.epochs_done, options.epochs
+        ),
+    }
+}
+
+/// The best epoch of a resumed run, from the best checkpoint beside `path`.
+pub(super) fn resume_best(
+    path: &Path,
+    resumed: &Checkpoint,
+    run: &RunIdentity<'_>,
+    options: &TrainOptions,
+) -> Result<BestEpoch> {
+    let best_path = best_checkpoint_path(path);
+    ensure!(
+        best_path.exists(),
+        "{} holds {} epochs trained without keeping the best ({} is missing), so the weights of its earlier epochs are gone; resume without keeping the best, or train afresh",
+        path.display(),
+        resumed.epochs_done,
+        best_path.display()
+    );
+    let best = resume_from(&best_path, run, options)?;
+    // Either history may be the longer one: the best is saved before the checkpoint.
+    let longer = if best.history.len() > resumed.history.len() {
+        &best.history
+    } else {
+        &resumed.history
+    };
+    let same_run = longer.starts_with(&best.history) && longer.starts_with(&resumed.history);
+    let val_loss = best.history.last().and_then(|e| e.val_loss);
+    let (Some(val_loss), true) = (val_loss, same_run) else {
+        bail!(
+            "{} does not belong to the run in {} (their epoch histories differ); delete both to train afresh",
+            best_path.display(),
+            path.display()
+        )
+    };
+    // Epochs trained without keeping the best may have beaten it unseen.
+    if let Some((epoch, loss)) = lowest_val_loss(longer).filter(|&(e, _)| e != best.epochs_done) {
+        bail!(
+            "{} holds epoch {}, but epoch {epoch} of the run in {} has a lower validation loss \
+             ({loss:.4}): it was trained without --keep-best, so its weights are gone; resume \
+             without --keep-best, or train afresh",
+            best_path.display(),
+            best.epochs_done,
+            path.display()
+        );
+    }
+    Ok(BestEpoch {
+        epoch: best.epochs_done,
+        val_loss,
+        params: best.params,
+    })
+}
+
+/// The epoch with the lowest validation loss (the first of equal ones) and that loss.
+pub(super) fn lowest_val_loss(history: &[EpochStats]) -> Option<(usize, f64)> {
+    history
+        .iter()
+        .filter_map(|e| e.val_loss.map(|l| (e.epoch, l)))
+        .reduce(|best, e| if e.1 < best.1 { e } else { best })
+}
+
+/// Loads a checkpoint and checks it belongs to this run: its model, data and settings.
+pub(super) fn resume_from(
+    path: &Path,
+    run: &RunIdentity<'_>,
+    options: &TrainOptions,
+) -> Result<Checkpoint> {
+    let (ck, format) = checkpoint::load_with_format(path)?;
+    let what = path.display();
+    let fresh = "or train afresh (without --resume)";
+    ensure!(
+        !checkpoint::trains_lstm_biases_apart(format, &ck),
+        "{what} was written by an earlier lstm-edge, which trained the LSTM's input and \
+         recurrent biases apart (this one trains their sum, Keras' one bias): its optimizer \
+         state does not fit this build's training. Resume it with the build that wrote it, \
+         {fresh}; `lstm-edge export` and `quantize` still read it"
+    );
+    // Other data also gives a word model another vocabulary: say the data differ then.
+    ensure!(
+        &ck.model == run.model || (ck.data != run.data && ck.model.differs_only_in_tokens(run.model)),
+        "{what} was written for another model (checkpoint vs this run: {}); resume with the checkpoint's settings, {fresh}",
+        ck.model.differences(run.model).join(", ")
+    );
+    ensure!(
+        ck.data == run.data,
+        "{what} was trained on other data: this run's {} differ from the checkpoint's. Resume \
+         with the first run's data and data options (--train/--corpus, --limit, --seed, \
+         --vocab-size, --maxlen, --truncate, --window-step, --validation-split, \
+         --keep-best/--patience, which set validation apart), {fresh}",
+        if ck.data.train == run.data.train {
+            "validation samples"
+        } else {
+            "training samples"
+        }
+    );
+    ensure!(
+        ck.optimizer == options.optimizer,
+        "{what} was written with optimizer {}, this run uses {}; resume with the first run's \
+         --optimizer, --lr, --clip-norm and --lr-decay, {fresh}",
+        ck.optimizer,
+        options.optimizer
+    );
+    // A checkpoint of format 3 did not record the start. Its vectors are in the
+    // checkpoint, so a file named by another path is only noted: it is not read.
+    match (&ck.embedding_origin, &options.embedding_origin) {
+        (None, _) => {}
+        (Some(EmbeddingOrigin::Vectors(first)), EmbeddingOrigin::Vectors(now)) => {
+            if first != now && options.progress {
+                eprintln!(
+                    "note: {what} started its embedding from {first}; {now} is not read (the \
+                     checkpoint holds the embedding)"
+                );
+            }
+        }
+        (Some(first), now) => ensure!(
+            first == now,
+            "{what} started its embedding from {first}, this run from {now}; resume with the \
+             first run's --word-vectors or --word2vec, {fresh}"
+        ),
+    }
+    ensure!(
+        ck.seed == options.seed && ck.batch_size == options.batch_size,
+        "{what} was written with seed {} and batch size {}, this run uses seed {} and batch \
+         size {}; resume with the first run's --seed and --batch, {fresh}",
+        ck.seed,
+        ck.batch_size,
+        options.seed,
+        options.batch_size
+    );
+    ensure!(
+        ck.epochs_done <= options.epochs,
+        "{what} already holds {} epochs, more than this run's --epochs {}: give --epochs {} or \
+         more to resume it, {fresh}",
+        ck.epochs_done,
+        options.epochs,
+        ck.epochs_done
+    );
+    Ok(ck)
+}
+
+/// Why a resumed run on `now` may not end bit for bit as an uninterrupted one on
+/// `first`: the two graphs sum repeated ids in another order (see [`Backend::row_sum`]).
+pub(super) fn backend_change(first: Option<Backend>, now: Backend) -> Option<String> {
+    let first = first.filter(|&first| first != now)?;
+    Some(format!(
+        "was trained on {}, this run trains on {}: their graphs sum repeated ids in another \
+         order, so the weights can differ in their last bits from a run never interrupted. \
+         Resume on {} to continue it bit for bit",
+        first.describe(),
+        now.describe(),
+        first.describe()
+    ))
+}
