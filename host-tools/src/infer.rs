@@ -172,14 +172,19 @@ pub struct GenerateOptions {
 
 /// Converts a user temperature to the runtime's thousandths.
 pub fn temperature(t: f32) -> Result<Temperature> {
-    if !(t.is_finite() && (0.0..=100.0).contains(&t)) {
-        bail!("temperature must be between 0 (greedy) and 100, got {t}");
-    }
-    let milli = (t * 1000.0).round() as u32;
-    if milli == 0 && t > 0.0 {
-        bail!("temperature {t} is below the smallest step, 0.001: give 0 for greedy sampling or at least 0.001");
-    }
-    Ok(Temperature::from_milli(milli))
+    Temperature::from_f32(t).with_context(|| {
+        if (0.0..=Temperature::MAX).contains(&t) {
+            format!(
+                "temperature {t} is below the smallest step, 0.001: give 0 for greedy sampling \
+                 or at least 0.001"
+            )
+        } else {
+            format!(
+                "temperature must be between 0 (greedy) and {}, got {t}",
+                Temperature::MAX
+            )
+        }
+    })
 }
 
 fn generate_with<N: Numeric>(

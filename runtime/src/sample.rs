@@ -20,6 +20,23 @@ impl Temperature {
     pub const fn milli(self) -> u32 {
         self.0
     }
+
+    /// The highest temperature [`Temperature::from_f32`] takes: sampling there is
+    /// all but uniform already.
+    pub const MAX: f32 = 100.0;
+
+    /// `t` to the nearest thousandth, for `t` from 0 (greedy) to
+    /// [`Temperature::MAX`]; `None` for NaN, a `t` outside that range, or a positive
+    /// `t` under 0.0005, which would round to greedy (a cast from a float would
+    /// turn each of these into greedy decoding without a word).
+    pub fn from_f32(t: f32) -> Option<Self> {
+        if !(0.0..=Self::MAX).contains(&t) {
+            return None;
+        }
+        // In range, so the product fits a u32 and rounds as `f32::round` would.
+        let milli = (t * 1000.0 + 0.5) as u32;
+        (milli > 0 || t == 0.0).then_some(Temperature(milli))
+    }
 }
 
 /// SplitMix64: small, fast, and the same sequence on every target for a seed.

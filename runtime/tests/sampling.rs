@@ -120,3 +120,17 @@ fn zero_and_tiny_temperatures_are_greedy() {
         }
     }
 }
+
+#[test]
+fn a_float_temperature_is_taken_in_range_and_refused_outside() {
+    let milli = |t: f32| Temperature::from_f32(t).map(Temperature::milli);
+    assert_eq!(milli(0.0), Some(0));
+    assert_eq!(milli(0.5), Some(500));
+    assert_eq!(milli(0.0005), Some(1));
+    assert_eq!(milli(1.2344), Some(1234));
+    assert_eq!(milli(Temperature::MAX), Some(100_000));
+    // Each of these would be greedy decoding through a cast.
+    for refused in [-0.1, 0.0004, 100.001, f32::NAN, f32::INFINITY] {
+        assert_eq!(milli(refused), None, "{refused}");
+    }
+}
