@@ -27,15 +27,8 @@ impl Input {
     /// An f32 input filled with reproducible values in `[-1, 1)`.
     pub(crate) fn random(dims: &[i64], seed: u64) -> Self {
         let n = dims.iter().product::<i64>() as usize;
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let data = (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect();
+        let mut rng = lstm_edge_runtime::Rng::new(seed);
+        let data = (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
         Input::F32 {
             dims: dims.to_vec(),
             data,

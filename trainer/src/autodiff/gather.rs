@@ -228,13 +228,8 @@ mod tests {
         // 20,000 ids into 4 rows: threads that split the ids would meet on
         // every row (ScatterND add lost updates here).
         let (n, width) = (20_000, 64);
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = lstm_edge_runtime::Rng::new(0x2545_F491_4F6C_DD1D);
+        let mut next = || rng.next_u64();
         let ids: Vec<i64> = (0..n).map(|_| (next() % 4) as i64).collect();
         let rows: Vec<f32> = (0..n * width)
             .map(|_| (next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)

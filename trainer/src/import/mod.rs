@@ -236,17 +236,12 @@ fn probe_sequences(foreign: &ForeignModel, count: usize, seed: u64) -> Vec<Vec<u
     let ids = foreign.input.ids() as u64;
     let skipped = foreign.rows_end_at.map(u64::from).filter(|&id| id < ids);
     let choices = (ids - u64::from(skipped.is_some())).max(1);
-    let mut state = seed;
+    let mut rng = lstm_edge_runtime::Rng::new(seed);
     (0..count)
         .map(|_| {
             (0..len)
                 .map(|_| {
-                    // SplitMix64: enough spread for probes, no extra dependency.
-                    state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                    let mut z = state;
-                    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                    let id = (z ^ (z >> 31)) % choices;
+                    let id = rng.next_u64() % choices;
                     match skipped {
                         Some(skip) if id >= skip => (id + 1) as u16,
                         _ => id as u16,

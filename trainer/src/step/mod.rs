@@ -513,13 +513,11 @@ mod gradient_checks {
     const FD_STEP: f64 = 1e-5;
     const BATCH: usize = 3;
 
-    struct Rng(u64);
+    /// The runtime's generator, as `f64`s in [0, 1) and uniform `f32`s.
+    struct Rng(lstm_edge_runtime::Rng);
     impl Rng {
         fn next(&mut self) -> f64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+            (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
         }
         fn uniform(&mut self, scale: f64) -> f32 {
             ((self.next() * 2.0 - 1.0) * scale) as f32
@@ -535,7 +533,9 @@ mod gradient_checks {
     }
 
     fn random_case(spec: &NetSpec, dropout: bool) -> Case {
-        let mut rng = Rng(0x5EED_0000 + spec.hidden as u64 * 7 + spec.steps as u64);
+        let mut rng = Rng(lstm_edge_runtime::Rng::new(
+            0x5EED_0000 + spec.hidden as u64 * 7 + spec.steps as u64,
+        ));
         let params: Vec<Vec<f32>> = spec
             .param_shapes()
             .iter()
