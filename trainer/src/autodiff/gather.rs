@@ -117,6 +117,42 @@ impl GatherGrad {
     }
 }
 
+/// A word model's embedding lookup, kept off the tape: the table's gradient is
+/// then the looked-up rows' gradients, for a row-sparse update, instead of a
+/// `[vocab, D]` matrix of mostly zeros.
+pub struct SparseLookup {
+    /// The looked-up rows (`ids.shape + [D]`): differentiate with respect to these.
+    pub rows: Value,
+    /// The ids.
+    pub ids: Value,
+}
+
+impl SparseLookup {
+    /// The table's gradient from the rows' gradient `d_rows`, as `(ids [N],
+    /// rows [N, dim])`: row `ids[k]` gets `rows[k]`, repeats allowed.
+    pub fn table_grad(&self, g: &mut Graph, d_rows: &Value, dim: usize) -> (Value, Value) {
+        let flat_ids = g.const_i64(&[1], &[-1]);
+        let ids = g.op("Reshape", &[&self.ids, &flat_ids], vec![]);
+        let flat_rows = g.const_i64(&[2], &[-1, dim as i64]);
+        let rows = g.op("Reshape", &[d_rows, &flat_rows], vec![]);
+        (ids, rows)
+    }
+}
+
+impl Tape {
+    /// `table[ids]` for a [`SparseLookup`]: not recorded, so `table` gets no
+    /// gradient from the tape.
+    pub fn sparse_lookup(&mut self, table: &Value, ids: &Value) -> SparseLookup {
+        let rows = self
+            .graph()
+            .op("Gather", &[table, ids], vec![Attr::Int("axis", 0)]);
+        SparseLookup {
+            rows,
+            ids: ids.clone(),
+        }
+    }
+}
+
 impl Tape {
     /// `table[ids]`: `table [V, D]`, `ids` int64 of any shape, result
     /// `ids.shape + [D]`. Only `table` gets a gradient.

@@ -24,7 +24,7 @@ mod slice;
 mod split;
 mod tanh;
 
-pub use gather::{scatter_add_rows, Backend, GatherGrad, RowSum};
+pub use gather::{scatter_add_rows, Backend, GatherGrad, RowSum, SparseLookup};
 
 use std::collections::{HashMap, HashSet};
 

@@ -13,7 +13,7 @@ pub use session::{Batch, BatchStats, BatchTargets, TrainSession};
 use anyhow::{ensure, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output};
 
-use crate::autodiff::{Backend, Tape};
+use crate::autodiff::{Backend, SparseLookup, Tape};
 use crate::bptt::Recurrence;
 use crate::model::{InputConfig, ModelConfig, Params, Tensor};
 use crate::onnx::{Attr, Dim, Elem, Graph, Value, OPSET};
@@ -193,14 +193,6 @@ pub fn forward(
     forward_with(tape, spec, params, ids, mask, how, false).0
 }
 
-/// The embedding lookup of a word model, kept out of the tape.
-pub struct Lookup {
-    /// The looked-up rows `[T, B, E]`: differentiate with respect to these.
-    pub rows: Value,
-    /// The ids, time-major `[T, B]`.
-    pub ids: Value,
-}
-
 /// [`forward`], optionally (`lookup_leaf`) with the embedding lookup outside
 /// the tape, returned so the caller can take the gradient of the looked-up
 /// rows and update only those rows of the table.
@@ -212,7 +204,7 @@ pub fn forward_with(
     mask: Option<&Value>,
     how: Recurrence,
     lookup_leaf: bool,
-) -> (Value, Option<Lookup>) {
+) -> (Value, Option<SparseLookup>) {
     let mut lookup = None;
     let hidden = spec.hidden as i64;
     let steps = spec.steps as i64;
@@ -234,13 +226,9 @@ pub fn forward_with(
     let xproj = match (embedding, spec.input) {
         (Some(table), InputKind::Embedding { vocab, dim }) => {
             let x = if lookup_leaf {
-                let x = tape
-                    .graph()
-                    .op("Gather", &[table, &ids_t], vec![Attr::Int("axis", 0)]);
-                lookup = Some(Lookup {
-                    rows: x.clone(),
-                    ids: ids_t.clone(),
-                });
+                let sparse = tape.sparse_lookup(table, &ids_t);
+                let x = sparse.rows.clone();
+                lookup = Some(sparse);
                 x
             } else {
                 tape.gather_rows(table, &ids_t, tape.lookup_grad(vocab))
@@ -444,13 +432,10 @@ pub fn build_train_graph(
     let (mut g, dense) = tape.gradients(&loss_v, &wrt);
     let mut grads: Vec<Grad> = dense.into_iter().map(Grad::Dense).collect();
     if let (Some(lookup), InputKind::Embedding { dim, .. }) = (&lookup, spec.input) {
-        let flat_ids = g.const_i64(&[1], &[-1]);
-        let ids = g.op("Reshape", &[&lookup.ids, &flat_ids], vec![]);
-        let flat_rows = g.const_i64(&[2], &[-1, dim as i64]);
         let Grad::Dense(d_rows) = &grads[0] else {
             unreachable!("tape gradients are dense")
         };
-        let rows = g.op("Reshape", &[d_rows, &flat_rows], vec![]);
+        let (ids, rows) = lookup.table_grad(&mut g, d_rows, dim);
         grads[0] = Grad::Rows { ids, rows };
     }
     let update = optimizer.emit(
