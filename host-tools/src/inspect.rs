@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use crate::blob::BlobFile;
+use crate::blob::{BlobFile, NumericPath};
 use anyhow::Result;
-use lstm_edge_runtime::format::{Header, Input, Params, RowConsts};
+use lstm_edge_runtime::format::{Header, Input, Output, Params, RowConsts};
 use lstm_edge_trainer::pipeline::FileStamp;
 
 /// A blob's description.
@@ -25,6 +25,8 @@ pub struct BlobInfo {
     pub head: String,
     pub output: String,
     pub numeric: String,
+    /// The runtime buffers a program needs for this model, at their smallest.
+    pub buffers: String,
     pub weight_scales: Option<String>,
     pub tensors: Vec<(String, usize)>,
 }
@@ -51,12 +53,25 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
         head: body.head.to_string(),
         output: body.output.to_string(),
         numeric: file.numeric_path()?.name().into(),
+        buffers: buffers(file.numeric_path()?, dims.hidden, body.output),
         weight_scales: scales,
         tensors: tensors
             .into_iter()
             .map(|(n, b)| (n.to_string(), b))
             .collect(),
     })
+}
+
+/// The `State` (and for generators `Logits`) a program declares for the model.
+fn buffers(path: NumericPath, hidden: usize, output: Output) -> String {
+    let n = match path {
+        NumericPath::Int => "Int",
+        NumericPath::F32 => "F32",
+    };
+    match output {
+        Output::Sigmoid => format!("State<{n}, {hidden}>"),
+        Output::Softmax { classes } => format!("State<{n}, {hidden}>, Logits<{n}, {classes}>"),
+    }
 }
 
 fn describe_input(input: Input<'_>, tokens: usize) -> String {
@@ -143,6 +158,7 @@ impl std::fmt::Display for BlobInfo {
             write!(f, ", weight scales {s}")?;
         }
         writeln!(f)?;
+        writeln!(f, "buffers     {}", self.buffers)?;
         writeln!(f, "tensors (bytes):")?;
         for (name, bytes) in &self.tensors {
             writeln!(f, "  {name:<16} {bytes}")?;

@@ -146,6 +146,11 @@ fn inspect_describes_a_blob_and_json_parses() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("Lstm (hidden 16)"), "{text}");
     assert!(text.contains("per row"), "{text}");
+    // 26 letters, space and UNK.
+    assert!(
+        text.contains("buffers     State<Int, 16>, Logits<Int, 28>\n"),
+        "{text}"
+    );
     let out = lstm_edge()
         .args(["inspect", "--json", arg(&m.sentiment)])
         .assert()
@@ -156,6 +161,7 @@ fn inspect_describes_a_blob_and_json_parses() {
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(json["hidden"], 8);
     assert_eq!(json["cell"], "Gru");
+    assert_eq!(json["buffers"], "State<Int, 8>");
     // The card's and `crc32`'s checksum, beside the header's one of the body.
     let file = lstm_edge_trainer::pipeline::FileStamp::of(&std::fs::read(&m.sentiment).unwrap());
     assert_eq!(json["file_crc32"], file.crc32);
