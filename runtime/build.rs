@@ -1,8 +1,9 @@
 //! Sets `cortex_m_dsp` where the Cortex-M DSP kernels can run: an Arm core with
 //! the DSP extension. A stable rustc does not show the unstable `dsp` target
-//! feature to `cfg`, so the target decides too: every ARMv7E-M core (Cortex-M4,
-//! M7) has the extension, and an ARMv8-M Mainline build (M33, M55) that enables
-//! it names `+dsp` in its flags.
+//! feature to `cfg`, so the target and the flags decide too: every ARMv7E-M
+//! core (Cortex-M4, M7) has the extension unless `-C target-feature=-dsp`
+//! turns it off, and an ARMv8-M Mainline build (M33, M55) that has it says
+//! `+dsp`.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(cortex_m_dsp)");
@@ -11,12 +12,21 @@ fn main() {
     if var("CARGO_CFG_TARGET_ARCH") != "arm" {
         return;
     }
-    let features = var("CARGO_CFG_TARGET_FEATURE");
+    // The last `+dsp` or `-dsp` in the target-feature flags wins, as in rustc.
     let flags = var("CARGO_ENCODED_RUSTFLAGS");
-    let dsp = features.split(',').any(|f| f == "dsp")
-        || var("TARGET").starts_with("thumbv7em")
-        || flags.contains("+dsp");
-    if dsp {
+    let from_flags = flags
+        .split(['\x1f', ','])
+        .filter_map(|flag| match flag.rsplit('=').next() {
+            Some("+dsp") => Some(true),
+            Some("-dsp") => Some(false),
+            _ => None,
+        })
+        .next_back();
+    let by_target = var("CARGO_CFG_TARGET_FEATURE")
+        .split(',')
+        .any(|feature| feature == "dsp")
+        || var("TARGET").starts_with("thumbv7em");
+    if from_flags.unwrap_or(by_target) {
         println!("cargo::rustc-cfg=cortex_m_dsp");
     }
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 /// if the command made it and it is still empty
 /// ([`lstm_edge_trainer::files::release_on_signal`]), then print the hint of
 /// [`say_on_interrupt`] if one was set, and end the process by that signal as
-/// if unhandled (so a shell sees 130 for Ctrl-C, and a script loop stops).
+/// if unhandled (so a shell sees 130 for Ctrl-C, and a script loop stops). A
+/// signal the process inherited as ignored stays ignored.
 /// Unix only; elsewhere a no-op.
 #[cfg(unix)]
 pub fn release_lock_on_interrupt() {
@@ -29,8 +30,16 @@ pub fn release_lock_on_interrupt() {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         action.sa_flags = libc::SA_RESETHAND | libc::SA_NODEFER;
-        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
-        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // A signal the parent ignores (`cmd &` in a script, `trap '' INT`) stays
+            // ignored, as it would without the handler.
+            let mut inherited: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut inherited) == 0
+                && inherited.sa_sigaction != libc::SIG_IGN
+            {
+                libc::sigaction(signal, &action, std::ptr::null_mut());
+            }
+        }
     }
 }
 

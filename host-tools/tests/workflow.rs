@@ -1223,10 +1223,12 @@ fn an_interrupted_run_says_how_to_resume() {
 }
 
 /// SIGTERM to a command that writes a model folder, other than `train`, removes
-/// its lock file too (rather than leaving it for the next command to take over).
+/// its lock file too (rather than leaving it for the next command to take over);
+/// a SIGINT the command inherited as ignored (`trap '' INT`) stays ignored.
 #[cfg(unix)]
 #[test]
 fn an_interrupted_quantize_leaves_no_lock() {
+    use std::os::unix::process::ExitStatusExt;
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("g");
     let out = dir.path().join("again");
@@ -1240,30 +1242,44 @@ fn an_interrupted_quantize_leaves_no_lock() {
         .args(["--out", arg(&model)])
         .assert()
         .success();
-    let mut child = KilledOnDrop(
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("lstm-edge"))
-            .args(["quantize", "--checkpoint", arg(&model), "--out", arg(&out)])
-            .arg("--corpus")
-            .arg(data("shakespeare/shakespeare-macbeth.txt"))
-            .args(["--calibration", "100000"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let lock = out.join(".lstm-edge.lock");
-    while !lock.exists() {
-        assert!(
-            child.0.try_wait().unwrap().is_none(),
-            "quantize ended before it took the lock"
+    // Sends `signal` to a quantize into `out` once it holds the lock; its status.
+    let quantize_until = |trap: &str, signal: &str| {
+        let mut child = KilledOnDrop(
+            std::process::Command::new("sh")
+                .args(["-c", &format!("{trap} exec \"$0\" \"$@\"")])
+                .arg(assert_cmd::cargo::cargo_bin("lstm-edge"))
+                .args(["quantize", "--checkpoint", arg(&model), "--out", arg(&out)])
+                .arg("--corpus")
+                .arg(data("shakespeare/shakespeare-macbeth.txt"))
+                .args(["--calibration", "100000"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
         );
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    send_signal(&child.0, "-TERM");
-    use std::os::unix::process::ExitStatusExt;
-    let status = child.0.wait().unwrap();
+        // The file names the process once the lock is taken and registered.
+        let lock = out.join(".lstm-edge.lock");
+        let pid = child.0.id().to_string();
+        while std::fs::read_to_string(&lock).ok().as_deref() != Some(pid.as_str()) {
+            assert!(
+                child.0.try_wait().unwrap().is_none(),
+                "quantize ended before it took the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        send_signal(&child.0, signal);
+        child.0.wait().unwrap()
+    };
+    let status = quantize_until("", "-TERM");
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    let lock = out.join(".lstm-edge.lock");
     assert!(
         !lock.exists(),
         "the interrupted quantize left its lock file"
     );
+    let status = quantize_until("trap '' INT;", "-INT");
+    assert!(
+        status.success(),
+        "an ignored SIGINT stopped quantize: {status:?}"
+    );
+    assert!(!lock.exists(), "quantize left its lock file");
 }

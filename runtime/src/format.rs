@@ -488,7 +488,7 @@ impl Header {
 fn checked_body(blob: &[u8]) -> Result<&[u8], Error> {
     let header = Header::read(blob)?;
     let rest = blob.get(HEADER_LEN..).ok_or(Error::Truncated)?;
-    let len = header.blob_len().saturating_sub(HEADER_LEN);
+    let len = usize::try_from(header.body_len).map_err(|_| Error::Truncated)?;
     let body = match rest.len().cmp(&len) {
         core::cmp::Ordering::Less => return Err(Error::Truncated),
         core::cmp::Ordering::Greater => return Err(Error::TrailingBytes),

@@ -278,8 +278,11 @@ impl<'a, N: Numeric> Network<'a, N> {
     /// buffer), as [`Network::feed_text`] feeds the last piece: the pieces then
     /// give the whole text's tokens. Word pieces must end at whitespace, and not
     /// inside an HTML line break (`<br />`); char pieces must not end inside a UTF-8
-    /// char. A [`Head::FlattenTail`] model, which must count a whole text's tokens
-    /// first, answers [`Error::WrongModelKind`].
+    /// char. The text's end must be known when its last piece comes: a piece fed
+    /// here is never the end, so a text that ends on a title or abbreviation
+    /// (`Dr.`, `U.S.`) keeps that period on its word, where [`Network::feed_text`]
+    /// splits it off. A [`Head::FlattenTail`] model, which must count a whole
+    /// text's tokens first, answers [`Error::WrongModelKind`].
     #[inline(always)]
     pub fn feed_text_piece<const H: usize>(
         &self,

@@ -33,8 +33,11 @@ impl Temperature {
         if !(0.0..=Self::MAX).contains(&t) {
             return None;
         }
-        // In range, so the product fits a u32 and rounds as `f32::round` would.
-        let milli = (t * 1000.0 + 0.5) as u32;
+        // In range, so the product fits a u32; halves round up, as `f32::round`
+        // rounds them (`core` has no `round` without std).
+        let thousandths = t * 1000.0;
+        let whole = thousandths as u32;
+        let milli = whole + u32::from(thousandths - whole as f32 >= 0.5);
         (milli > 0 || t == 0.0).then_some(Temperature(milli))
     }
 }

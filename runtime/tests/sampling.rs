@@ -130,7 +130,14 @@ fn a_float_temperature_is_taken_in_range_and_refused_outside() {
     assert_eq!(milli(1.2344), Some(1234));
     assert_eq!(milli(Temperature::MAX), Some(100_000));
     // Each of these would be greedy decoding through a cast.
-    for refused in [-0.1, 0.0004, 100.001, f32::NAN, f32::INFINITY] {
+    for refused in [
+        -0.1,
+        0.0004,
+        4.999_999_7e-4,
+        100.001,
+        f32::NAN,
+        f32::INFINITY,
+    ] {
         assert_eq!(milli(refused), None, "{refused}");
     }
 }

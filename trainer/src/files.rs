@@ -109,18 +109,20 @@ impl FolderLock {
             if !is_same_file(&file, &path) {
                 continue;
             }
+            // Before the file names this process: once it does, a signal removes it.
+            let lock = FolderLock {
+                registered: held::register(&path, None),
+                path,
+                _file: file,
+                made_folder: false,
+            };
+            let mut file = &lock._file;
             let named = file
                 .set_len(0)
                 .and_then(|()| file.rewind())
                 .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
-            named.with_context(|| format!("writing {}", path.display()))?;
-            let registered = held::register(&path, None);
-            return Ok(FolderLock {
-                path,
-                _file: file,
-                registered,
-                made_folder: false,
-            });
+            named.with_context(|| format!("writing {}", lock.path.display()))?;
+            return Ok(lock);
         }
         bail!(
             "cannot take {}: other lstm-edge commands keep replacing it; try again",

@@ -325,7 +325,7 @@ fn check_finite(foreign: &ForeignModel) -> Result<()> {
 /// Runs `work` that calls into tract, turning a panic there (tract indexes by
 /// the graph's constants, e.g. a Gather index out of range, while it folds
 /// them) into an error.
-pub fn in_tract<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn in_tract<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
     // The panic becomes this error, so its default report on stderr would only confuse.
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -510,14 +510,7 @@ impl std::fmt::Display for ImportSummary {
 /// Reads the ONNX model at `model` for an import into the folder `out`, refusing
 /// an empty file, an lstm-edge blob, and an `out` that holds a trained model.
 pub fn read_onnx_to_import(model: &Path, out: &Path) -> Result<Vec<u8>> {
-    let card = out.join(crate::pipeline::CARD_FILE);
-    ensure!(
-        !card.is_file(),
-        "{} holds a trained model ({} is there): import would replace its blobs and leave its \
-         card and ONNX describing a model that is gone; give another --out",
-        out.display(),
-        card.display()
-    );
+    refuse_trained_folder(out)?;
     let onnx = std::fs::read(model)
         .with_context(|| format!("cannot read ONNX model {}: check the path", model.display()))?;
     ensure!(
@@ -534,14 +527,31 @@ pub fn read_onnx_to_import(model: &Path, out: &Path) -> Result<Vec<u8>> {
     Ok(onnx)
 }
 
+/// An import would replace a trained model's blobs and leave its card and ONNX
+/// describing a model that is gone.
+fn refuse_trained_folder(out: &Path) -> Result<()> {
+    let card = out.join(crate::pipeline::CARD_FILE);
+    ensure!(
+        !card.is_file(),
+        "{} holds a trained model ({} is there): import would replace its blobs and leave its \
+         card and ONNX describing a model that is gone; give another --out",
+        out.display(),
+        card.display()
+    );
+    Ok(())
+}
+
 impl Imported {
     /// Writes `model.blob` (integer), `model-f32.blob` and `import.json` (the
-    /// returned summary) into the folder `out`, made if needed.
+    /// returned summary) into the folder `out`, made if needed; refuses a folder
+    /// that holds a trained model.
     pub fn write_folder(&self, out: &Path) -> Result<ImportSummary> {
         std::fs::create_dir_all(out)
             .with_context(|| format!("cannot create output directory {}", out.display()))?;
         let summary = self.summary();
         let _lock = FolderLock::take(out)?;
+        // Under the lock: no `train` can have written its card since.
+        refuse_trained_folder(out)?;
         for (name, bytes) in [
             ("model.blob", &self.int_blob),
             ("model-f32.blob", &self.f32_blob),
