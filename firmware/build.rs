@@ -9,7 +9,8 @@
 //! - `LSTM_EDGE_SEED`: sampling seed, u64 (default 42)
 //! - `LSTM_EDGE_MAX_HIDDEN`, `LSTM_EDGE_MAX_CLASSES`: state and logit capacity
 //!   (default 256 and 128)
-//! - `LSTM_EDGE_BOARD`: `mps2-an386` (QEMU, default) or `stm32f407`
+//! - `LSTM_EDGE_BOARD`: `mps2-an386` (QEMU, default), `mps2-an385` (QEMU, Cortex-M3;
+//!   build with `--target thumbv7m-none-eabi`) or `stm32f407`
 //!
 //! Relative paths are relative to this `firmware/` folder.
 
@@ -34,7 +35,7 @@ fn run() -> Result<(), String> {
     let memory = manifest_dir.join("memory").join(format!("{board}.x"));
     let layout = fs::read(&memory).map_err(|e| {
         format!(
-            "LSTM_EDGE_BOARD={board}: no memory map {} ({e}); boards: mps2-an386, stm32f407",
+            "LSTM_EDGE_BOARD={board}: no memory map {} ({e}); boards: mps2-an386, mps2-an385, stm32f407",
             memory.display()
         )
     })?;

@@ -1,5 +1,6 @@
-//! Builds the Cortex-M4F firmware (`firmware/`) for a model blob and runs it
-//! under QEMU (`mps2-an386`), parsing its line protocol.
+//! Builds the Cortex-M firmware (`firmware/`) for a model blob and a board, and
+//! runs it under QEMU (`mps2-an386`, Cortex-M4F; `mps2-an385`, Cortex-M3),
+//! parsing its line protocol.
 //!
 //! The device toolchain is Debian's: `rustc-web` and `cargo-web` (with
 //! `rust-web-src` for `-Zbuild-std=core`), `binutils-arm-none-eabi` for the
@@ -33,8 +34,6 @@ use anyhow::{bail, Context, Result};
 use lstm_edge_runtime::format::{Dims, Output, Params};
 use lstm_edge_runtime::numeric::{Int, Numeric};
 
-/// The target the firmware is built for.
-pub const TARGET: &str = "thumbv7em-none-eabihf";
 /// The version of the firmware's line protocol this module reads.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Under QEMU's `-icount shift=0` one instruction takes 1 ns of virtual time.
@@ -47,6 +46,10 @@ pub enum Board {
     #[default]
     #[value(name = "mps2-an386")]
     Mps2An386,
+    /// QEMU's `mps2-an385` (Cortex-M3: no FPU, no DSP extension; the same memory
+    /// map): the runtime's portable integer kernels, without float arithmetic.
+    #[value(name = "mps2-an385")]
+    Mps2An385,
     /// STM32F407 boards (1 MiB flash at 0x0800_0000, 128 KiB RAM), for probe-rs.
     #[value(name = "stm32f407")]
     Stm32f407,
@@ -56,7 +59,7 @@ impl Board {
     /// Flash size, as the board's `firmware/memory/*.x` gives it.
     pub fn flash_bytes(self) -> usize {
         match self {
-            Board::Mps2An386 => 4 << 20,
+            Board::Mps2An386 | Board::Mps2An385 => 4 << 20,
             Board::Stm32f407 => 1 << 20,
         }
     }
@@ -65,7 +68,31 @@ impl Board {
     pub fn name(self) -> &'static str {
         match self {
             Board::Mps2An386 => "mps2-an386",
+            Board::Mps2An385 => "mps2-an385",
             Board::Stm32f407 => "stm32f407",
+        }
+    }
+
+    /// The Rust target of the board's core (`firmware/.cargo/config.toml` sets its
+    /// CPU and linker).
+    pub fn target(self) -> &'static str {
+        match self {
+            Board::Mps2An386 | Board::Stm32f407 => "thumbv7em-none-eabihf",
+            Board::Mps2An385 => "thumbv7m-none-eabi",
+        }
+    }
+
+    /// QEMU's `-cpu` and `-machine` for the board; an error for a board QEMU
+    /// does not emulate.
+    pub fn emulated(self) -> Result<(&'static str, &'static str)> {
+        match self {
+            Board::Mps2An386 => Ok(("cortex-m4", "mps2-an386")),
+            Board::Mps2An385 => Ok(("cortex-m3", "mps2-an385")),
+            Board::Stm32f407 => bail!(
+                "QEMU does not emulate {0}: `firmware run` takes --board mps2-an386 or \
+                 mps2-an385 (build a {0} image with `firmware build` and flash it with probe-rs)",
+                self.name()
+            ),
         }
     }
 }
@@ -279,7 +306,7 @@ impl FirmwareProject {
         }
         let built = self
             .target_dir
-            .join(TARGET)
+            .join(inputs.board.target())
             .join("release/lstm-edge-firmware");
         let elf = staged.dir.join("lstm-edge-firmware.elf");
         // Through a temporary and a rename: a QEMU still reading the last ELF of
@@ -351,7 +378,7 @@ impl FirmwareProject {
             .current_dir(&self.dir)
             .args(["build", "--release", "--quiet", "-Zbuild-std=core"])
             .arg("--target")
-            .arg(TARGET)
+            .arg(inputs.board.target())
             .arg("--target-dir")
             .arg(&self.target_dir)
             .env("RUSTC", &toolchain.rustc)
@@ -573,19 +600,21 @@ impl std::error::Error for FirmwareFailed {}
 /// How long a firmware run may take before it is stopped.
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Runs `elf` under QEMU (`mps2-an386`, instruction-counting clock) and parses its output.
-pub fn run(elf: &Path) -> Result<FirmwareOutput> {
-    run_with_timeout(elf, DEFAULT_RUN_TIMEOUT)
+/// Runs `elf`, built for `board`, under QEMU (instruction-counting clock) and
+/// parses its output.
+pub fn run(elf: &Path, board: Board) -> Result<FirmwareOutput> {
+    run_with_timeout(elf, board, DEFAULT_RUN_TIMEOUT)
 }
 
 /// [`run`] with a time limit; a run past it is stopped and reported as failed.
-pub fn run_with_timeout(elf: &Path, timeout: Duration) -> Result<FirmwareOutput> {
+pub fn run_with_timeout(elf: &Path, board: Board, timeout: Duration) -> Result<FirmwareOutput> {
+    let machine = board.emulated()?;
     let qemu = find_qemu()?;
     if !elf.is_file() {
         bail!("firmware image {} does not exist", elf.display());
     }
     let mut child = Command::new(&qemu)
-        .args(qemu_args(elf))
+        .args(qemu_args(elf, machine))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -651,13 +680,14 @@ pub fn run_with_timeout(elf: &Path, timeout: Duration) -> Result<FirmwareOutput>
     })
 }
 
-/// QEMU's arguments for the reference board, with the instruction-counting clock.
-pub fn qemu_args(elf: &Path) -> Vec<OsString> {
+/// QEMU's arguments for a `(cpu, machine)` of [`Board::emulated`], with the
+/// instruction-counting clock.
+pub fn qemu_args(elf: &Path, (cpu, machine): (&str, &str)) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
         "-cpu",
-        "cortex-m4",
+        cpu,
         "-machine",
-        "mps2-an386",
+        machine,
         "-nographic",
         "-monitor",
         "none",

@@ -54,7 +54,7 @@ enum Command {
     /// Time the runtime's integer and f32 paths against tract and ONNX Runtime
     /// (per generated char for G, per review for W and C), with ratios.
     Bench(BenchArgs),
-    /// Build the Cortex-M4F firmware for a model and run it under QEMU.
+    /// Build the Cortex-M firmware for a model and run it under QEMU.
     Firmware {
         #[command(subcommand)]
         action: FirmwareAction,
@@ -71,10 +71,14 @@ enum FirmwareAction {
         #[arg(long, value_enum, default_value_t)]
         board: firmware::Board,
     },
-    /// Build it for QEMU's mps2-an386, run it there and print its results.
+    /// Build it for a board QEMU emulates, run it there and print its results.
     Run {
         #[command(flatten)]
         args: FirmwareArgs,
+        /// QEMU's board: mps2-an386 (Cortex-M4F) or mps2-an385 (Cortex-M3, no FPU
+        /// and no DSP extension).
+        #[arg(long, value_enum, default_value_t)]
+        board: firmware::Board,
         /// Print the run's output and counts as JSON.
         #[arg(long)]
         json: bool,
@@ -463,13 +467,15 @@ fn main() -> Result<()> {
             }
             FirmwareAction::Run {
                 args,
+                board,
                 json,
                 timeout,
             } => {
                 // Before the build, which takes minutes.
+                board.emulated()?;
                 firmware::find_qemu()?;
-                let (elf, inputs) = build_firmware(&args, firmware::Board::Mps2An386)?;
-                let out = firmware::run_with_timeout(&elf, Duration::from_secs(timeout))?;
+                let (elf, inputs) = build_firmware(&args, board)?;
+                let out = firmware::run_with_timeout(&elf, board, Duration::from_secs(timeout))?;
                 if json {
                     print_json(&firmware_summary(&out, inputs.gen_chars))?;
                 } else {

@@ -212,7 +212,8 @@ fn host_run(blob: &[u8], inputs: &FirmwareInputs) -> HostRun {
 fn device_run(name: &str, blob: &[u8], inputs: &FirmwareInputs) -> (FirmwareOutput, PathBuf) {
     let path = write_blob(name, blob);
     let elf = firmware::build(&path, inputs).expect("build the firmware");
-    let output = firmware::run(&elf).unwrap_or_else(|error| panic!("{name}: {error:#}"));
+    let output =
+        firmware::run(&elf, inputs.board).unwrap_or_else(|error| panic!("{name}: {error:#}"));
     (output, elf)
 }
 
@@ -386,7 +387,8 @@ fn assert_footprint(name: &str, elf: &Path, blob_bytes: u64, device: &FirmwareOu
 fn expect_failure(name: &str, blob: &[u8], error: Error) {
     let path = write_blob(name, blob);
     let elf = firmware::build(&path, &sentiment_inputs()).expect("a bad blob still builds");
-    let failure = firmware::run(&elf).expect_err("a bad blob must fail at boot");
+    let failure =
+        firmware::run(&elf, firmware::Board::default()).expect_err("a bad blob must fail at boot");
     let failure = failure
         .downcast_ref::<FirmwareFailed>()
         .unwrap_or_else(|| panic!("{name}: not a firmware failure: {failure:#}"));
@@ -435,4 +437,61 @@ fn firmware_default_model_loads_with_this_runtime() {
             classes: PLAY_CHARS.len() as u16
         }
     );
+}
+
+/// Whether a symbol is a soft-float routine (`__aeabi_fadd`, `__aeabi_i2d`,
+/// `__addsf3`, `__fixdfsi`, ...), which a core without an FPU would run.
+fn is_soft_float(symbol: &str) -> bool {
+    if let Some(rest) = symbol.strip_prefix("__aeabi_") {
+        return rest.starts_with(['f', 'd']) || rest.ends_with("2f") || rest.ends_with("2d");
+    }
+    symbol
+        .strip_prefix("__")
+        .is_some_and(|rest| rest.contains("sf") || rest.contains("df"))
+}
+
+/// On a Cortex-M3 (QEMU mps2-an385: no FPU, no DSP extension) the integer path
+/// runs the runtime's portable kernels: the same scores and text as the host,
+/// bit for bit, from an image with no float arithmetic in it.
+#[test]
+fn firmware_on_a_cortex_m3_matches_host_without_float() {
+    let on_m3 = |inputs: FirmwareInputs| FirmwareInputs {
+        board: firmware::Board::Mps2An385,
+        ..inputs
+    };
+    let words = model(Kind::Words, Cell::Lstm, 24, Head::Flatten { maxlen: 32 }, 1);
+    let generator = model(Kind::GeneratorWithUnk, Cell::Gru, 64, Head::Last, 6);
+    for (name, spec, inputs) in [
+        ("m3-words-lstm", &words, on_m3(sentiment_inputs())),
+        ("m3-generator-gru", &generator, on_m3(generator_inputs())),
+    ] {
+        let device = assert_bit_exact(name, spec, &inputs);
+        assert!(device.model.contains("path=int"), "{}", device.model);
+        let chars = (inputs.gen_chars * inputs.temperatures_milli.len()) as u64;
+        let ticks: u64 = device.generations.iter().map(|g| g.ticks).sum();
+        if !device.generations.is_empty() {
+            let per_char = ticks * device.instructions_per_tick() / chars;
+            println!("{name}: {per_char} instructions/char");
+        }
+        // The image just built and run (the same inputs build nothing new).
+        let elf = firmware::build(&write_blob(name, &int_blob(spec)), &inputs).unwrap();
+        let symbols = std::process::Command::new("arm-none-eabi-nm")
+            .arg(&elf)
+            .output()
+            .expect("arm-none-eabi-nm (binutils-arm-none-eabi)");
+        assert!(symbols.status.success());
+        let symbols = String::from_utf8_lossy(&symbols.stdout);
+        let float: Vec<&str> = symbols
+            .lines()
+            .filter_map(|line| line.split_whitespace().last())
+            .filter(|symbol| is_soft_float(symbol))
+            .collect();
+        assert!(float.is_empty(), "{name}: soft-float routines {float:?}");
+        assert!(
+            symbols.contains("__aeabi_uldivmod"),
+            "the symbols were read"
+        );
+    }
+    assert!(is_soft_float("__aeabi_fmul") && is_soft_float("__aeabi_ui2d"));
+    assert!(is_soft_float("__addsf3") && !is_soft_float("__udivmoddi4"));
 }
