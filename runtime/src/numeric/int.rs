@@ -158,15 +158,15 @@ fn le_i32(bytes: &[u8], index: usize) -> i32 {
 /// What the integer path reads once per step (see [`Numeric::begin_step`]).
 #[derive(Debug, Clone, Copy)]
 pub struct IntStep<'a> {
-    /// Cortex-M works unit by unit, with no per-step buffers.
-    #[cfg(cortex_m_dsp)]
+    /// Bare metal works unit by unit, with no per-step buffers.
+    #[cfg(unit_steps)]
     device: DeviceStep<'a>,
-    #[cfg(not(cortex_m_dsp))]
+    #[cfg(not(unit_steps))]
     _weights: core::marker::PhantomData<&'a [u8]>,
 }
 
-/// What a Cortex-M step reads for each unit.
-#[cfg(cortex_m_dsp)]
+/// What a bare-metal step reads for each unit.
+#[cfg(unit_steps)]
 #[derive(Debug, Clone, Copy)]
 struct DeviceStep<'a> {
     x: Token<'a>,
@@ -174,6 +174,7 @@ struct DeviceStep<'a> {
     /// A one-hot token's run of `W` (see `IntParams::w`); empty for words.
     w_token: &'a [u8],
     r: &'a [u8],
+    #[cfg(cortex_m_dsp)]
     plan: super::dsp::UnitPlan,
     units: &'a [[u8; RowConsts::BYTES]],
     /// Alignment of `W·x` before its multiplier.
@@ -188,7 +189,7 @@ struct DeviceStep<'a> {
 /// Sized for `H` units, so a small model's state stays small: each buffer holds `4 H`
 /// rows, read flattened and unit-major (`unit * gates + gate`; a GRU's three rows a
 /// unit do not line up with the inner arrays).
-#[cfg(not(cortex_m_dsp))]
+#[cfg(not(unit_steps))]
 #[derive(Debug, Clone)]
 pub struct HostScratch<const H: usize> {
     sums: [[i32; 4]; H],
@@ -200,7 +201,7 @@ pub struct HostScratch<const H: usize> {
     gates_ready: bool,
 }
 
-#[cfg(not(cortex_m_dsp))]
+#[cfg(not(unit_steps))]
 impl<const H: usize> Default for HostScratch<H> {
     fn default() -> Self {
         HostScratch {
@@ -217,7 +218,7 @@ impl<const H: usize> Default for HostScratch<H> {
 /// Fills [`HostScratch`] for one step: the recurrent sums, the input sums (a
 /// byte of `W` for one-hot chars), then both through the rows' multipliers
 /// and biases.
-#[cfg(not(cortex_m_dsp))]
+#[cfg(not(unit_steps))]
 #[inline(always)]
 fn host_pres<const H: usize>(
     w: &IntParams<'_>,
@@ -353,7 +354,7 @@ pub(super) fn tail_sums<const G: usize>(sums: &mut [i32; G], w_tail: &[u8], x_ta
 
 /// The recurrent sums of every gate row (unit-major, see [`IntStep`]) for
 /// hosts.
-#[cfg(not(cortex_m_dsp))]
+#[cfg(not(unit_steps))]
 #[inline(always)]
 fn recurrent_sums<const H: usize>(r: &[u8], dims: &Dims, h: &[i16], sums: &mut [i32]) {
     fn fill<const G: usize, const H: usize>(
@@ -377,7 +378,7 @@ fn recurrent_sums<const H: usize>(r: &[u8], dims: &Dims, h: &[i16], sums: &mut [
 /// Portable [`recurrent_sums`]: `x` repeated to the shape of a unit's block
 /// (see [`repeat_groups`]) turns each unit into one contiguous dot product
 /// whose lane `l` belongs to gate `l / 4`.
-#[cfg(not(cortex_m_dsp))]
+#[cfg(not(unit_steps))]
 #[inline(always)]
 fn portable_unit_sums<const G: usize, const H: usize>(
     r: &[u8],
@@ -404,7 +405,7 @@ fn portable_unit_sums<const G: usize, const H: usize>(
 
 /// Lane sums of `w · repeated` over whole blocks of `BLOCK = 4 * G` values,
 /// folded per gate (entries past `G` are 0).
-#[cfg(not(cortex_m_dsp))]
+#[cfg(not(unit_steps))]
 #[inline(always)]
 fn dot_repeated<const BLOCK: usize>(w: &[u8], repeated: &[i16]) -> [i32; 4] {
     let (w_blocks, _) = w.as_chunks::<BLOCK>();
@@ -425,7 +426,7 @@ fn dot_repeated<const BLOCK: usize>(w: &[u8], repeated: &[i16]) -> [i32; 4] {
 
 /// Each whole group of four `x` values written `gates` times in a row, the
 /// shape of a unit's block of a unit-major `R`.
-#[cfg(not(cortex_m_dsp))]
+#[cfg(not(unit_steps))]
 #[inline(always)]
 fn repeat_groups(x: &[i16], gates: usize, out: &mut [i16]) {
     let (groups, _) = x.as_chunks::<4>();
@@ -486,16 +487,49 @@ fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
     span(bytes, flat_index(row, width, 0), width)
 }
 
-/// [`Numeric::unit_pres`] on Cortex-M: the unit's recurrent sums, input
-/// sums and row constants, straight from flash.
-#[cfg(cortex_m_dsp)]
+/// The recurrent sums of the `G` gates of `unit` without the DSP extension: its
+/// block of a unit-major `r` (see `format::unit_major_index`) times `x`, one
+/// group of four columns at a time, then the tail (as [`tail_sums`]).
+#[cfg(all(unit_steps, not(cortex_m_dsp)))]
+#[inline(always)]
+fn portable_dot_unit<const G: usize>(r: &[u8], hidden: usize, unit: usize, x: &[i16]) -> [i32; G] {
+    let block = G.wrapping_mul(hidden);
+    let Some(w) = r
+        .get(unit.wrapping_mul(block)..)
+        .and_then(|b| b.get(..block))
+    else {
+        return [0; G];
+    };
+    let (x_groups, x_tail) = x.as_chunks::<4>();
+    let (grouped, w_tail) = w
+        .split_at_checked(x_groups.len().wrapping_mul(4 * G))
+        .unwrap_or((&[], w));
+    let (words, _) = grouped.as_chunks::<4>();
+    let mut sums = [0i32; G];
+    for (group, x4) in words.chunks_exact(G).zip(x_groups) {
+        for (sum, w4) in sums.iter_mut().zip(group) {
+            *sum = w4.iter().zip(x4).fold(*sum, |acc, (&w, &x)| {
+                acc.wrapping_add((w as i8 as i32) * (x as i32))
+            });
+        }
+    }
+    tail_sums(&mut sums, w_tail, x_tail);
+    sums
+}
+
+/// [`Numeric::unit_pres`] on microcontrollers: the unit's recurrent sums,
+/// input sums and row constants, straight from flash.
+#[cfg(unit_steps)]
 #[inline(always)]
 fn device_unit_pres<const G: usize>(
     step: &DeviceStep<'_>,
     unit: usize,
     h: &[i16],
 ) -> ([i32; G], [i32; G]) {
+    #[cfg(cortex_m_dsp)]
     let sums = dot_unit::<G>(&step.plan, step.r, unit, h);
+    #[cfg(not(cortex_m_dsp))]
+    let sums = portable_dot_unit::<G>(step.r, step.hidden, unit, h);
     let Some(consts) = step
         .units
         .get(unit.wrapping_mul(G)..)
@@ -538,9 +572,9 @@ impl Numeric for Int {
     type Prob = u32;
     type Weights<'a> = IntParams<'a>;
     type Step<'a> = IntStep<'a>;
-    #[cfg(not(cortex_m_dsp))]
+    #[cfg(not(unit_steps))]
     type Scratch<const H: usize> = HostScratch<H>;
-    #[cfg(cortex_m_dsp)]
+    #[cfg(unit_steps)]
     type Scratch<const H: usize> = ();
 
     #[inline(always)]
@@ -569,12 +603,12 @@ impl Numeric for Int {
         _scratch: &mut Self::Scratch<H>,
     ) -> IntStep<'a> {
         let shift = InputShift::of(x, w.w_pre_shift);
-        #[cfg(not(cortex_m_dsp))]
+        #[cfg(not(unit_steps))]
         host_pres(w, dims, x, _h, shift, _scratch);
         IntStep {
-            #[cfg(not(cortex_m_dsp))]
+            #[cfg(not(unit_steps))]
             _weights: core::marker::PhantomData,
-            #[cfg(cortex_m_dsp)]
+            #[cfg(unit_steps)]
             device: DeviceStep {
                 x,
                 w: w.w,
@@ -583,6 +617,7 @@ impl Numeric for Int {
                     Token::Vector { .. } => &[],
                 },
                 r: w.r,
+                #[cfg(cortex_m_dsp)]
                 plan: super::dsp::UnitPlan::new(w.r, _h, dims.gates, dims.hidden),
                 units: w.units.as_chunks().0,
                 shift,
@@ -606,7 +641,7 @@ impl Numeric for Int {
         unit: usize,
         _h: &[i16],
     ) -> ([i32; G], [i32; G]) {
-        #[cfg(not(cortex_m_dsp))]
+        #[cfg(not(unit_steps))]
         {
             let at = |rows: &[i32]| {
                 rows.get(unit.wrapping_mul(G)..)
@@ -616,11 +651,11 @@ impl Numeric for Int {
             };
             (at(_scratch.x.as_flattened()), at(_scratch.h.as_flattened()))
         }
-        #[cfg(cortex_m_dsp)]
+        #[cfg(unit_steps)]
         device_unit_pres::<G>(&_step.device, unit, _h)
     }
 
-    #[cfg(not(cortex_m_dsp))]
+    #[cfg(not(unit_steps))]
     #[inline(always)]
     fn lstm_gates<const H: usize>(scratch: &HostScratch<H>, unit: usize) -> Option<[i16; 4]> {
         if !scratch.gates_ready {
@@ -629,7 +664,7 @@ impl Numeric for Int {
         scratch.gates.get(unit).copied()
     }
 
-    #[cfg(not(cortex_m_dsp))]
+    #[cfg(not(unit_steps))]
     #[inline(always)]
     fn lstm_cells<const H: usize>(scratch: &HostScratch<H>, c: &mut [i16], h: &mut [i16]) -> usize {
         #[cfg(target_arch = "x86_64")]
@@ -641,7 +676,7 @@ impl Numeric for Int {
         0
     }
 
-    #[cfg(not(cortex_m_dsp))]
+    #[cfg(not(unit_steps))]
     #[inline(always)]
     fn gru_cells<const H: usize>(scratch: &HostScratch<H>, h_prev: &[i16], h: &mut [i16]) -> usize {
         #[cfg(target_arch = "x86_64")]
