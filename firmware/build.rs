@@ -8,7 +8,8 @@
 //! - `LSTM_EDGE_TEMPERATURES`: comma-separated, in thousandths (default `200,500,1000`)
 //! - `LSTM_EDGE_SEED`: sampling seed, u64 (default 42)
 //! - `LSTM_EDGE_MAX_HIDDEN`, `LSTM_EDGE_MAX_CLASSES`: state and logit capacity
-//!   (default 256 and 128)
+//!   (default: the model's hidden size and classes; 256 and 128 for a blob that
+//!   does not parse)
 //! - `LSTM_EDGE_BOARD`: `mps2-an386` (QEMU, default), `mps2-an385` (QEMU, Cortex-M3;
 //!   build with `--target thumbv7m-none-eabi`) or `stm32f407`
 //!
@@ -50,7 +51,14 @@ fn run() -> Result<(), String> {
         "a model blob from `lstm-edge quantize`",
     )?;
     // A copy in OUT_DIR keeps the image reproducible even if the source file changes later.
-    fs::write(out_dir.join("model.bin"), blob).map_err(|e| e.to_string())?;
+    fs::write(out_dir.join("model.bin"), &blob).map_err(|e| e.to_string())?;
+    // The state and logit buffers fit the model unless set: the RAM it needs, no
+    // more. A blob that does not parse (it fails at boot) gets room for any.
+    let dims = lstm_edge_runtime::Model::from_bytes(&blob)
+        .ok()
+        .map(|model| model.dims());
+    let model_hidden = dims.map_or(256, |d| d.hidden).to_string();
+    let model_classes = dims.map_or(128, |d| d.outputs.max(1)).to_string();
 
     let reviews_path = input_path(&manifest_dir, "LSTM_EDGE_REVIEWS", "inputs/reviews.txt");
     let reviews = read(&reviews_path, "LSTM_EDGE_REVIEWS", "reviews, one per line")?;
@@ -59,8 +67,8 @@ fn run() -> Result<(), String> {
 
     let gen_chars: usize = number("LSTM_EDGE_GEN_CHARS", "100")?;
     let seed: u64 = number("LSTM_EDGE_SEED", "42")?;
-    let max_hidden: usize = number("LSTM_EDGE_MAX_HIDDEN", "256")?;
-    let max_classes: usize = number("LSTM_EDGE_MAX_CLASSES", "128")?;
+    let max_hidden: usize = number("LSTM_EDGE_MAX_HIDDEN", &model_hidden)?;
+    let max_classes: usize = number("LSTM_EDGE_MAX_CLASSES", &model_classes)?;
     let temperatures = setting("LSTM_EDGE_TEMPERATURES", "200,500,1000")
         .split(',')
         .map(|t| {

@@ -31,7 +31,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use lstm_edge_runtime::format::{Dims, Output, Params};
+use lstm_edge_runtime::format::{Output, Params};
 use lstm_edge_runtime::numeric::{Int, Numeric};
 
 /// The version of the firmware's line protocol this module reads.
@@ -293,7 +293,7 @@ impl FirmwareProject {
         let staged = self.stage(&blob, inputs)?;
 
         let output = self
-            .cargo_build(&toolchain, &staged, parsed.map(|m| m.dims()), inputs)
+            .cargo_build(&toolchain, &staged, inputs)
             .output()
             .with_context(|| format!("cannot start {}", toolchain.cargo.display()))?;
         if !output.status.success() {
@@ -364,7 +364,6 @@ impl FirmwareProject {
         &self,
         toolchain: &Toolchain,
         staged: &Staged,
-        dims: Option<Dims>,
         inputs: &FirmwareInputs,
     ) -> Command {
         let temperatures = inputs
@@ -391,17 +390,10 @@ impl FirmwareProject {
             .env("LSTM_EDGE_SEED", inputs.seed.to_string())
             .env("LSTM_EDGE_BOARD", inputs.board.name())
             .stdin(Stdio::null());
-        // State and logit buffers sized for this model keep the measured RAM honest;
-        // a blob that does not parse keeps the defaults.
-        if let Some(dims) = dims {
-            command
-                .env("LSTM_EDGE_MAX_HIDDEN", dims.hidden.to_string())
-                .env("LSTM_EDGE_MAX_CLASSES", dims.outputs.max(1).to_string());
-        } else {
-            command
-                .env_remove("LSTM_EDGE_MAX_HIDDEN")
-                .env_remove("LSTM_EDGE_MAX_CLASSES");
-        }
+        // The build script fits the state and logit buffers to the model.
+        command
+            .env_remove("LSTM_EDGE_MAX_HIDDEN")
+            .env_remove("LSTM_EDGE_MAX_CLASSES");
         // Settings meant for the host build (or the calling cargo) must not
         // leak into the device build.
         for var in [
