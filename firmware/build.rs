@@ -33,6 +33,18 @@ fn run() -> Result<(), String> {
     );
 
     let board = setting("LSTM_EDGE_BOARD", "mps2-an386");
+    // An image for another core faults at its first instruction the core lacks.
+    // (A host target is clippy's check of the code, not an image.)
+    let target = env::var("TARGET").unwrap_or_default();
+    let core_target = match board.as_str() {
+        "mps2-an385" => "thumbv7m-none-eabi",
+        _ => "thumbv7em-none-eabihf",
+    };
+    if target.starts_with("thumb") && target != core_target {
+        return Err(format!(
+            "LSTM_EDGE_BOARD={board} needs --target {core_target}, not {target}"
+        ));
+    }
     let memory = manifest_dir.join("memory").join(format!("{board}.x"));
     let layout = fs::read(&memory).map_err(|e| {
         format!(

@@ -1,5 +1,6 @@
-//! lstm-edge firmware for Cortex-M4F: runs the embedded model on the embedded
-//! inputs (see `build.rs`) and reports over semihosting, one record per line:
+//! lstm-edge firmware for Cortex-M (M4F, or M3 without FPU): runs the embedded
+//! model on the embedded inputs (see `build.rs`) and reports over semihosting,
+//! one record per line:
 //!
 //! ```text
 //! lstm-edge-firmware 1

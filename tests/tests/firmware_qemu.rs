@@ -1,4 +1,5 @@
-//! The Cortex-M4F firmware under QEMU against the host's integer path: same blob,
+//! The firmware under QEMU (Cortex-M4F, and a Cortex-M3 without FPU or DSP)
+//! against the host's integer path: same blob,
 //! same inputs, byte-identical scores and generated text. Also the firmware's
 //! handling of a corrupt blob, and its footprint and instruction counts.
 //!
@@ -440,14 +441,23 @@ fn firmware_default_model_loads_with_this_runtime() {
 }
 
 /// Whether a symbol is a soft-float routine (`__aeabi_fadd`, `__aeabi_i2d`,
-/// `__addsf3`, `__fixdfsi`, ...), which a core without an FPU would run.
+/// `__addsf3`, `__fixdfsi`, `__gnu_h2f_ieee`, ...) or a float function of the C
+/// library (`fmodf`, `expf`, ...), which a core without an FPU would run.
 fn is_soft_float(symbol: &str) -> bool {
+    const LIBM: [&str; 11] = [
+        "fmod", "sqrt", "exp", "log", "pow", "floor", "ceil", "round", "trunc", "fabs", "tanh",
+    ];
     if let Some(rest) = symbol.strip_prefix("__aeabi_") {
-        return rest.starts_with(['f', 'd']) || rest.ends_with("2f") || rest.ends_with("2d");
+        return rest.starts_with(['f', 'd', 'h']) || rest.ends_with("2f") || rest.ends_with("2d");
     }
-    symbol
+    let libm = LIBM.iter().any(|name| {
+        symbol
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.is_empty() || rest == "f")
+    });
+    libm || symbol
         .strip_prefix("__")
-        .is_some_and(|rest| rest.contains("sf") || rest.contains("df"))
+        .is_some_and(|rest| rest.contains("sf") || rest.contains("df") || rest.starts_with("gnu_"))
 }
 
 /// On a Cortex-M3 (QEMU mps2-an385: no FPU, no DSP extension) the integer path
@@ -494,4 +504,6 @@ fn firmware_on_a_cortex_m3_matches_host_without_float() {
     }
     assert!(is_soft_float("__aeabi_fmul") && is_soft_float("__aeabi_ui2d"));
     assert!(is_soft_float("__addsf3") && !is_soft_float("__udivmoddi4"));
+    assert!(is_soft_float("fmodf") && is_soft_float("__gnu_h2f_ieee"));
+    assert!(!is_soft_float("__aeabi_uldivmod") && !is_soft_float("expected_sum"));
 }

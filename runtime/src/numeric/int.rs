@@ -280,7 +280,7 @@ fn host_pres<const H: usize>(
 /// kernel: the sums formed in ONNX row order in `s.x` (free until the prescale
 /// writes it), then aligned into `s.wx` in unit-major order. False, with
 /// `s.wx` untouched, when the kernel does not run.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(unit_steps)))]
 #[inline(always)]
 fn vector_sums_x86<const H: usize>(
     w: &IntParams<'_>,
@@ -490,7 +490,8 @@ fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
 /// The recurrent sums of the `G` gates of `unit` without the DSP extension: its
 /// block of a unit-major `r` (see `format::unit_major_index`) times `x`, one
 /// group of four columns at a time, then the tail (as [`tail_sums`]).
-#[cfg(all(unit_steps, not(cortex_m_dsp)))]
+// Compiled in tests too: hosts never run it, so its tests check it there.
+#[cfg(any(all(unit_steps, not(cortex_m_dsp)), test))]
 #[inline(always)]
 fn portable_dot_unit<const G: usize>(r: &[u8], hidden: usize, unit: usize, x: &[i16]) -> [i32; G] {
     let block = G.wrapping_mul(hidden);
@@ -918,6 +919,12 @@ mod tests {
                 &mut all,
             );
             for (unit, got) in all.iter().enumerate() {
+                // The bare-metal kernel, one unit at a time, gives the same sums.
+                assert_eq!(
+                    portable_dot_unit::<G>(&unit_major, hidden, unit, &h),
+                    *got,
+                    "G {G} hidden {hidden} unit {unit}"
+                );
                 for (gate, &sum) in got.iter().enumerate() {
                     let row = &row_major[(gate * hidden + unit) * hidden..][..hidden];
                     let want = row
