@@ -390,13 +390,12 @@ impl FirmwareProject {
             .env("LSTM_EDGE_SEED", inputs.seed.to_string())
             .env("LSTM_EDGE_BOARD", inputs.board.name())
             .stdin(Stdio::null());
-        // The build script fits the state and logit buffers to the model.
-        command
-            .env_remove("LSTM_EDGE_MAX_HIDDEN")
-            .env_remove("LSTM_EDGE_MAX_CLASSES");
         // Settings meant for the host build (or the calling cargo) must not
-        // leak into the device build.
+        // leak into the device build; the build script fits the state and logit
+        // buffers to the model.
         for var in [
+            "LSTM_EDGE_MAX_HIDDEN",
+            "LSTM_EDGE_MAX_CLASSES",
             "RUSTFLAGS",
             "CARGO_ENCODED_RUSTFLAGS",
             "CARGO_BUILD_RUSTFLAGS",

@@ -39,6 +39,7 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
     // Checked already, with the body, by `file.model()`.
     let header = Header::read(&file.bytes)?;
     let (tensors, scales) = tensor_sizes(body.params, dims.gates);
+    let path = file.numeric_path()?;
     Ok(BlobInfo {
         file: file.path.display().to_string(),
         bytes: file.bytes.len(),
@@ -52,8 +53,8 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
         input_width: dims.input,
         head: body.head.to_string(),
         output: body.output.to_string(),
-        numeric: file.numeric_path()?.name().into(),
-        buffers: buffers(file.numeric_path()?, dims.hidden, body.output),
+        numeric: path.name().into(),
+        buffers: buffers(path, dims.hidden, body.output),
         weight_scales: scales,
         tensors: tensors
             .into_iter()

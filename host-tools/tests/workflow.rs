@@ -1242,6 +1242,7 @@ fn an_interrupted_quantize_leaves_no_lock() {
         .args(["--out", arg(&model)])
         .assert()
         .success();
+    let lock = out.join(".lstm-edge.lock");
     // Sends `signal` to a quantize into `out` once it holds the lock; its status.
     let quantize_until = |trap: &str, signal: &str| {
         let mut child = KilledOnDrop(
@@ -1257,7 +1258,6 @@ fn an_interrupted_quantize_leaves_no_lock() {
                 .unwrap(),
         );
         // The file names the process once the lock is taken and registered.
-        let lock = out.join(".lstm-edge.lock");
         let pid = child.0.id().to_string();
         while std::fs::read_to_string(&lock).ok().as_deref() != Some(pid.as_str()) {
             assert!(
@@ -1271,7 +1271,6 @@ fn an_interrupted_quantize_leaves_no_lock() {
     };
     let status = quantize_until("", "-TERM");
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
-    let lock = out.join(".lstm-edge.lock");
     assert!(
         !lock.exists(),
         "the interrupted quantize left its lock file"

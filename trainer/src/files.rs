@@ -159,8 +159,9 @@ impl FolderLock {
 
 /// For a signal handler that ends the process: removes the file of the
 /// latest [`FolderLock`] taken and not yet dropped, then its folder if the
-/// command made it and it is empty (see [`FolderLock::remove_folder_if_made`]). Async-signal-safe: lock-free atomics, `unlink(2)` and
-/// `rmdir(2)` on paths that are never freed.
+/// command made it and it is empty (see [`FolderLock::remove_folder_if_made`]).
+/// Async-signal-safe: lock-free atomics, `unlink(2)` and `rmdir(2)` on paths
+/// that are never freed.
 pub fn release_on_signal() {
     held::release();
 }

@@ -115,7 +115,7 @@ pub const UNK_MARK: &str = "<unk>";
 
 impl TokenTable {
     /// Reads a vocab file: one token per line, line `k` (from 0) being id `k`.
-    pub fn vocab_file(path: &std::path::Path) -> Result<Self> {
+    pub fn vocab_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| {
             format!(
                 "cannot read vocab file {}: give a UTF-8 file with one token per line, line k being the model's id k",
@@ -472,6 +472,26 @@ impl Imported {
             self_check: self.self_check.clone(),
         }
     }
+
+    /// Writes `model.blob` (integer), `model-f32.blob` and `import.json` (the
+    /// returned summary) into the folder `out`, made if needed; refuses a folder
+    /// that holds a trained model.
+    pub fn write_folder(&self, out: &Path) -> Result<ImportSummary> {
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create output directory {}", out.display()))?;
+        let summary = self.summary();
+        let _lock = FolderLock::take(out)?;
+        // Under the lock: no `train` can have written its card since.
+        refuse_trained_folder(out)?;
+        for (name, bytes) in [
+            ("model.blob", &self.int_blob),
+            ("model-f32.blob", &self.f32_blob),
+            ("import.json", &serde_json::to_vec_pretty(&summary)?),
+        ] {
+            files::write_atomic(&out.join(name), bytes)?;
+        }
+        Ok(summary)
+    }
 }
 
 impl std::fmt::Display for ImportSummary {
@@ -539,26 +559,4 @@ fn refuse_trained_folder(out: &Path) -> Result<()> {
         card.display()
     );
     Ok(())
-}
-
-impl Imported {
-    /// Writes `model.blob` (integer), `model-f32.blob` and `import.json` (the
-    /// returned summary) into the folder `out`, made if needed; refuses a folder
-    /// that holds a trained model.
-    pub fn write_folder(&self, out: &Path) -> Result<ImportSummary> {
-        std::fs::create_dir_all(out)
-            .with_context(|| format!("cannot create output directory {}", out.display()))?;
-        let summary = self.summary();
-        let _lock = FolderLock::take(out)?;
-        // Under the lock: no `train` can have written its card since.
-        refuse_trained_folder(out)?;
-        for (name, bytes) in [
-            ("model.blob", &self.int_blob),
-            ("model-f32.blob", &self.f32_blob),
-            ("import.json", &serde_json::to_vec_pretty(&summary)?),
-        ] {
-            files::write_atomic(&out.join(name), bytes)?;
-        }
-        Ok(summary)
-    }
 }
