@@ -3,7 +3,8 @@
 #
 #   scripts/bench-training.sh [--json] [--rounds N] [--steps N] [--threads N] [--gru] [G] [W] [C]
 #
-# For each shape (default: G W C) and each round, both sides run the same number
+# The shapes are lstm-edge's presets (the bench prints their dimensions for
+# Keras to build the same models). For each shape (default: G W C) and each round, both sides run the same number
 # of whole training steps on one prepared random batch (RMSprop, the notebook's
 # batch sizes), one side after the other, the order flipping every round, so
 # both see the same machine load. Both stay warm between rounds: models are
@@ -59,13 +60,15 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+"$bench_bin" --shapes "${cell_flag[@]}" >"$work/shapes.json"
 mkfifo "$work/rust.in" "$work/rust.out" "$work/keras.in" "$work/keras.out"
 THREADS="$threads" "$bench_bin" --serve "${cell_flag[@]}" \
   <"$work/rust.in" >"$work/rust.out" 2>"$work/rust.err" &
 pids+=($!)
 exec 3>"$work/rust.in" 4<"$work/rust.out"
 keras_cell=lstm; ((${#cell_flag[@]})) && keras_cell=gru
-"$venv/bin/python" "$root/scripts/keras_bench.py" serve --threads "$threads" --cell "$keras_cell" \
+"$venv/bin/python" "$root/scripts/keras_bench.py" serve --shapes "$work/shapes.json" \
+  --threads "$threads" --cell "$keras_cell" \
   <"$work/keras.in" >"$work/keras.out" 2>"$work/keras.err" &
 pids+=($!)
 exec 5>"$work/keras.in" 6<"$work/keras.out"
@@ -104,6 +107,6 @@ for ((round = 0; round < rounds; round++)); do
 done
 printf '{"meta": {"load_after": "%s"}}\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$records"
 
-summary_args=("$records")
+summary_args=("$records" --shapes "$work/shapes.json")
 ((json)) && summary_args+=(--json)
 python3 "$root/scripts/keras_bench.py" summarize "${summary_args[@]}"

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Keras side of the training-speed comparison (scripts/bench-training.sh).
 
-  keras_bench.py serve [--threads N] [--cell lstm|gru]
-      Reads requests "SHAPE STEPS" (SHAPE one of G, W, C) on stdin, one per
+  keras_bench.py serve --shapes FILE [--threads N] [--cell lstm|gru]
+      FILE is the JSON object the lstm-edge bench prints with --shapes: the
+      dimensions of each shape, as lstm-edge's presets give them.
+      Reads requests "SHAPE STEPS" (SHAPE one of FILE's, e.g. G, W, C) on stdin, one per
       line, and answers each with one JSON line
       {"shape", "batch", "seconds": [wall time of each timed train_on_batch]}.
       A shape's model is built, compiled and warmed up (two steps) on its
       first request, outside the timed steps.
-  keras_bench.py summarize FILE [--json]
+  keras_bench.py summarize FILE [--shapes FILE] [--json]
       Reads the JSON lines both sides wrote ({"side", "shape", "batch",
       "seconds"}, and {"meta": {...}} lines about the machine) and prints
       the comparison table (or one JSON document).
@@ -22,42 +24,43 @@ import os
 import statistics
 import sys
 
-# Word models (W) read ids through an embedding; char models (G, C) read one-hot rows.
-SHAPES = {
-    "G": dict(batch=128, maxlen=40, onehot=50, vocab=50, hidden=128, head="last", lr=0.01),
-    "W": dict(batch=32, maxlen=200, embed=300, vocab=20_000, hidden=50, head="flatten", lr=0.001),
-    "C": dict(batch=32, maxlen=1500, onehot=46, vocab=46, hidden=40, head="flatten", lr=0.001),
-}
 WARMUP_STEPS = 2
 
 
-def build(shape, cell):
+def build(s, cell):
+    """Model, data and targets for one shape `s` (an entry of the --shapes file).
+
+    Word models (W) read ids through an embedding; char models (G, C) read
+    one-hot rows."""
     import numpy as np
     import keras
     from keras import layers
 
-    s = SHAPES[shape]
     rng = np.random.default_rng(1)
     recurrent = layers.LSTM if cell == "lstm" else layers.GRU
-    if "embed" in s:
+    if s["embed"]:
         inputs = keras.Input((s["maxlen"],), dtype="int32")
         x = layers.Embedding(s["vocab"], s["embed"])(inputs)
         data = rng.integers(0, s["vocab"], (s["batch"], s["maxlen"]), dtype=np.int32)
     else:
-        inputs = keras.Input((s["maxlen"], s["onehot"]))
+        inputs = keras.Input((s["maxlen"], s["vocab"]))
         x = inputs
         ids = rng.integers(0, s["vocab"], (s["batch"], s["maxlen"]))
-        data = np.eye(s["onehot"], dtype=np.float32)[ids]
+        data = np.eye(s["vocab"], dtype=np.float32)[ids]
     if s["head"] == "last":
         x = recurrent(s["hidden"])(x)
-        outputs = layers.Dense(s["vocab"], activation="softmax")(x)
-        classes = rng.integers(0, s["vocab"], s["batch"])
-        targets = np.eye(s["vocab"], dtype=np.float32)[classes]
-        loss = "categorical_crossentropy"
     else:
         x = recurrent(s["hidden"], return_sequences=True)(x)
-        x = layers.Dropout(0.2)(x)
+    if s["dropout"]:
+        x = layers.Dropout(s["dropout"])(x)
+    if s["head"] == "flatten":
         x = layers.Flatten()(x)
+    if s["classes"]:
+        outputs = layers.Dense(s["classes"], activation="softmax")(x)
+        classes = rng.integers(0, s["classes"], s["batch"])
+        targets = np.eye(s["classes"], dtype=np.float32)[classes]
+        loss = "categorical_crossentropy"
+    else:
         outputs = layers.Dense(1, activation="sigmoid")(x)
         targets = (np.arange(s["batch"]) % 2).astype(np.float32)
         loss = "binary_crossentropy"
@@ -80,6 +83,8 @@ def serve(args):
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    with open(args.shapes) as f:
+        shapes = json.load(f)
     built = {}
     # Announce readiness once TensorFlow is imported and configured.
     print(json.dumps({"ready": True, "tensorflow": tf.__version__}), flush=True)
@@ -87,20 +92,21 @@ def serve(args):
         words = line.split()
         if not words:
             continue
-        if len(words) != 2 or words[0] not in SHAPES or not words[1].isdigit():
-            print(json.dumps({"error": f"bad request {line.strip()!r}: want 'G|W|C STEPS'"}),
+        if len(words) != 2 or words[0] not in shapes or not words[1].isdigit():
+            want = "|".join(shapes)
+            print(json.dumps({"error": f"bad request {line.strip()!r}: want '{want} STEPS'"}),
                   flush=True)
             continue
         shape, steps = words[0], int(words[1])
         if shape not in built:
-            built[shape] = build(shape, args.cell)
+            built[shape] = build(shapes[shape], args.cell)
         model, data, targets = built[shape]
         seconds = []
         for _ in range(steps):
             started = time.perf_counter()
             model.train_on_batch(data, targets)
             seconds.append(time.perf_counter() - started)
-        reply = {"shape": shape, "batch": SHAPES[shape]["batch"], "seconds": seconds}
+        reply = {"shape": shape, "batch": shapes[shape]["batch"], "seconds": seconds}
         print(json.dumps(reply), flush=True)
 
 
@@ -121,10 +127,16 @@ def summarize(args):
                 sys.exit(f"{args.file}:{number}: not a bench record ({e}): {line.strip()!r}")
             per_side.setdefault((shape, side), []).extend(seconds)
             meta[shape] = batch
+    described = {}
+    if args.shapes:
+        with open(args.shapes) as f:
+            described = {name: s["describe"] for name, s in json.load(f).items()}
     rows = []
-    for shape in [s for s in SHAPES if s in meta]:
+    for shape in meta:
         batch = meta[shape]
         row = {"shape": shape, "batch": batch}
+        if shape in described:
+            row["describe"] = described[shape]
         for side in ("lstm-edge", "keras"):
             seconds = per_side.get((shape, side), [])
             if seconds:
@@ -153,17 +165,19 @@ def summarize(args):
         ratio = (f"{row['ratio_median']:.2f}x ({row['ratio_best']:.2f}x)"
                  if "ratio_median" in row else "-")
         print(f"{row['shape']:<6}{row['batch']:>6}  {cell('lstm-edge'):>18}  "
-              f"{cell('keras'):>18}  {ratio:>12}")
+              f"{cell('keras'):>18}  {ratio:>12}  {row.get('describe', '')}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve")
+    p.add_argument("--shapes", required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
     p = sub.add_parser("summarize")
     p.add_argument("file")
+    p.add_argument("--shapes")
     p.add_argument("--json", action="store_true")
     args = parser.parse_args()
     {"serve": serve, "summarize": summarize}[args.command](args)

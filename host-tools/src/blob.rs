@@ -41,7 +41,7 @@ impl BlobFile {
         let path = &resolve(path)?;
         let cannot_read = || {
             format!(
-                "cannot read model file {}: check the path (models are written by `lstm-edge quantize` or shipped in models/)",
+                "cannot read model file {}: check the path (`lstm-edge train` writes a model directory and its model.blob; models/ holds the shipped ones)",
                 path.display()
             )
         };

@@ -106,6 +106,18 @@ fn score_with<N: Numeric>(
         .collect()
 }
 
+/// Scores `texts` on the blob's numeric path; `name` says which text an error is in.
+fn score_texts(
+    file: &BlobFile,
+    texts: &[&[u8]],
+    name: impl Fn(usize) -> String,
+) -> Result<Vec<ScoreReport>> {
+    match file.numeric_path()? {
+        NumericPath::Int => score_with::<Int>(file, texts, name),
+        NumericPath::F32 => score_with::<F32>(file, texts, name),
+    }
+}
+
 /// "positive" from a score of 0.5 up, else "negative".
 pub fn sentiment_label(score: f64) -> &'static str {
     if score >= 0.5 {
@@ -117,11 +129,7 @@ pub fn sentiment_label(score: f64) -> &'static str {
 
 /// Scores `text` with a sentiment model; `source` names the text in errors.
 pub fn score(file: &BlobFile, text: &[u8], source: &str) -> Result<ScoreReport> {
-    let name = |_| source.to_string();
-    let mut reports = match file.numeric_path()? {
-        NumericPath::Int => score_with::<Int>(file, &[text], name)?,
-        NumericPath::F32 => score_with::<F32>(file, &[text], name)?,
-    };
+    let mut reports = score_texts(file, &[text], |_| source.to_string())?;
     reports.pop().context("no score")
 }
 
@@ -155,11 +163,9 @@ pub fn score_lines(file: &BlobFile, text: &[u8], source: &str) -> Result<Vec<Sco
             blank + 1
         );
     }
-    let name = |index: usize| format!("{source}, line {}", index + 1);
-    match file.numeric_path()? {
-        NumericPath::Int => score_with::<Int>(file, &lines, name),
-        NumericPath::F32 => score_with::<F32>(file, &lines, name),
-    }
+    score_texts(file, &lines, |index| {
+        format!("{source}, line {}", index + 1)
+    })
 }
 
 /// Settings for `generate`.

@@ -114,7 +114,8 @@ struct ScoreArgs {
     model: PathBuf,
     /// The review text (any bytes; UTF-8 or Latin-1).
     text: Option<OsString>,
-    /// Read the review from this file (any bytes; UTF-8 or Latin-1).
+    /// Read the review from this plain text file (UTF-8 or Latin-1; a .gz one is
+    /// unpacked). A labelled dataset (.jsonl, .csv) is for `eval --test`.
     #[arg(long, conflicts_with = "text")]
     file: Option<PathBuf>,
     /// Score each line as a review of its own, one result per line (with --json, one
@@ -140,10 +141,10 @@ struct GenerateArgs {
     temperature: f32,
     /// Chars to generate (a model whose corpus held chars beyond Latin-1 may sample
     /// UNK, which has no char: such samples are counted on stderr, not printed).
-    #[arg(long, short, default_value_t = 400)]
+    #[arg(long, short, default_value_t = 400, allow_negative_numbers = true)]
     length: usize,
     /// Sampling seed: the same seed gives the same text.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true)]
     seed: u64,
 }
 
@@ -202,7 +203,7 @@ fn decoded_text(bytes: &[u8]) -> String {
 fn score(args: ScoreArgs) -> Result<()> {
     let blob = BlobFile::read(&args.model)?;
     let source = match (&args.text, &args.file) {
-        (Some(_), _) => "the text".to_string(),
+        (Some(_), _) => "the review".to_string(),
         (None, Some(path)) => path.display().to_string(),
         (None, None) => "standard input".to_string(),
     };
@@ -298,10 +299,15 @@ fn bench(args: &BenchArgs) -> Result<()> {
         per_engine,
         ort_threads: args.ort_threads,
     };
+    let width = inference::workloads()
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
     let timings = inference::run(options, |t| {
         if !args.json {
             println!(
-                "{:<52} {:<12} {:>12.2} us  {:>6.2}x runtime int",
+                "{:<width$} {:<12} {:>12.2} us  {:>6.2}x runtime int",
                 t.workload, t.engine, t.micros, t.vs_runtime_int
             );
         }

@@ -480,6 +480,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 
 fn check_model_dir(dir: &Path) -> Result<()> {
     ensure!(
+        dir.exists(),
+        "{} does not exist: give the --out directory of `lstm-edge train`",
+        dir.display()
+    );
+    ensure!(
         dir.is_dir(),
         "{} is not a model directory: give the --out directory of `lstm-edge train`",
         dir.display()

@@ -545,7 +545,7 @@ fn score_cautions_when_most_of_the_text_is_unknown_to_the_model() {
         (Some(4), Some(4))
     );
     assert!(
-        stderr.contains("the text: 4 of the 4 tokens are not in the model's vocabulary"),
+        stderr.contains("note: the review: 4 of the 4 tokens are not in the model's vocabulary"),
         "{stderr}"
     );
     let (json, stderr) = run("the movie was good");

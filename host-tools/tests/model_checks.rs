@@ -97,7 +97,7 @@ fn verify_refuses_blobs_that_are_not_the_cards_model() {
     let err = refused(&mut verify_generator(&model));
     assert!(
         err.contains("model.blob is not the model its card.json describes")
-            && err.contains("cell Gru vs Lstm")
+            && err.contains("cell GRU vs LSTM")
             && err.contains("lstm-edge quantize"),
         "{err}"
     );

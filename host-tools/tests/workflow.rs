@@ -524,6 +524,28 @@ fn word_sentiment_trains_evaluates_and_verifies() {
         "{err}"
     );
 
+    // Its own training reviews, and a --limit past the file's end, are scored with a note.
+    let own = cli()
+        .args([
+            "eval",
+            "--no-record",
+            "--model",
+            arg(&model),
+            "--limit",
+            "5000",
+            "--test",
+        ])
+        .arg(data("imdb-sample/train.jsonl.gz"))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&own.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("is the file this model trained on")
+            && stderr.contains("--limit 5000, but")
+            && stderr.contains("holds 4000 reviews: all of them are scored"),
+        "{stderr}"
+    );
+
     // An empty sample would check nothing.
     for command in ["eval", "verify"] {
         let err = failure(cli().args([command, "--model", arg(&model), "--limit", "0"]));
@@ -810,7 +832,7 @@ fn eval_verify_export_quantize_reject_bad_input() {
     let missing = dir.path().join("missing");
     for sub in ["eval", "verify"] {
         let err = failure(cli().args([sub, "--model", arg(&missing)]));
-        assert!(err.contains("not a model directory"), "{sub}: {err}");
+        assert!(err.contains("missing does not exist"), "{sub}: {err}");
     }
     // A directory without a card.
     let err = failure(cli().args(["eval", "--model", arg(dir.path())]));
@@ -1072,7 +1094,7 @@ fn eval_refuses_blobs_that_are_not_the_cards_model() {
     .unwrap();
     let err = eval();
     assert!(
-        err.contains("model.blob is not the model its card.json describes") && err.contains("Gru"),
+        err.contains("model.blob is not the model its card.json describes") && err.contains("GRU"),
         "{err}"
     );
     std::fs::copy(model.join("model-f32.blob"), model.join("model.blob")).unwrap();

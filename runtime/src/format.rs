@@ -24,6 +24,15 @@ impl Cell {
     }
 }
 
+impl core::fmt::Display for Cell {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Cell::Lstm => "LSTM",
+            Cell::Gru => "GRU",
+        })
+    }
+}
+
 /// How per-step hidden states become the output layer's features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Head {

@@ -9,6 +9,9 @@
 //! `{"shape", "batch", "seconds": [...]}` each (Scan recurrence, LSTM unless
 //! `--gru`), so `scripts/bench-training.sh` can alternate it with Keras.
 //!
+//! `-- --shapes [--gru]` prints the shapes as one JSON object, for Keras to build
+//! the same models.
+//!
 //! `-- --dump DIR [FILTER]` writes each workload's training graph to
 //! `DIR/{name}-{cell}-{recurrence}-train.onnx` instead, for ONNX Runtime's profiler.
 
@@ -34,13 +37,21 @@ fn main() -> anyhow::Result<()> {
     let threads: usize = env("THREADS", "2").parse()?;
     let steps: usize = env("STEPS", "10").parse()?;
     let device: Device = env("DEVICE", "cpu").parse()?;
+    let cell = if args.iter().any(|a| a == "--gru") {
+        Cell::Gru
+    } else {
+        Cell::Lstm
+    };
     if args.iter().any(|a| a == "--serve") {
-        let cell = if args.iter().any(|a| a == "--gru") {
-            Cell::Gru
-        } else {
-            Cell::Lstm
-        };
         return serve(cell, device, threads);
+    }
+    if args.iter().any(|a| a == "--shapes") {
+        let shapes: serde_json::Map<String, serde_json::Value> = workloads(cell)
+            .iter()
+            .map(|w| (w.name.to_string(), w.keras_shape()))
+            .collect();
+        println!("{}", serde_json::Value::Object(shapes));
+        return Ok(());
     }
     if let Some(dir) = dump_dir {
         for cell in [Cell::Lstm, Cell::Gru] {
@@ -63,13 +74,16 @@ fn main() -> anyhow::Result<()> {
             }
             for how in [Recurrence::Scan, Recurrence::Unrolled] {
                 // Unrolling 1500 steps makes a graph of ~50k nodes: skip C.
-                if how == Recurrence::Unrolled && w.spec.steps > 400 {
+                if how == Recurrence::Unrolled && w.steps > 400 {
                     continue;
                 }
                 let rate = samples_per_second(&w, how, device, threads, steps)?;
                 println!(
-                    "{} {cell:?} T={} B={} H={} {how:?}: best {:.0} samples/s, median {:.0}",
-                    w.name, w.spec.steps, w.batch, w.spec.hidden, rate.best, rate.median
+                    "{} ({}) {how:?}: best {:.0} samples/s, median {:.0}",
+                    w.name,
+                    w.describe(),
+                    rate.best,
+                    rate.median
                 );
             }
         }

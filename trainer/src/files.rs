@@ -85,12 +85,7 @@ impl FolderLock {
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    let mut holder = String::new();
-                    let _ = file.read_to_string(&mut holder);
-                    let holder = match holder.trim() {
-                        "" => "another lstm-edge".to_string(),
-                        pid => format!("another lstm-edge (process {pid})"),
-                    };
+                    let holder = Self::holder_named_in(&mut file);
                     bail!(
                         "{holder} is writing to {}: wait for it to end, or use another folder",
                         dir.display()
@@ -128,6 +123,27 @@ impl FolderLock {
             "cannot take {}: other lstm-edge commands keep replacing it; try again",
             path.display()
         )
+    }
+}
+
+impl FolderLock {
+    /// Who holds `dir`'s lock now (`another lstm-edge (process N)`), if anyone: for
+    /// a reader to explain why the folder's files are not all there yet.
+    pub fn holder(dir: &Path) -> Option<String> {
+        let mut file = File::open(dir.join(Self::FILE)).ok()?;
+        match file.try_lock_shared() {
+            Err(std::fs::TryLockError::WouldBlock) => Some(Self::holder_named_in(&mut file)),
+            _ => None,
+        }
+    }
+
+    fn holder_named_in(file: &mut File) -> String {
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        match pid.trim() {
+            "" => "another lstm-edge".to_string(),
+            pid => format!("another lstm-edge (process {pid})"),
+        }
     }
 }
 
@@ -311,8 +327,16 @@ mod tests {
             )),
             "{err}"
         );
+        assert_eq!(
+            FolderLock::holder(dir.path()),
+            Some(format!(
+                "another lstm-edge (process {})",
+                std::process::id()
+            ))
+        );
         drop(lock);
         assert!(!dir.path().join(FolderLock::FILE).exists());
+        assert_eq!(FolderLock::holder(dir.path()), None);
         // The file a killed run left holds no lock: it is taken over, whatever
         // process its number names now.
         fs::write(
@@ -320,6 +344,7 @@ mod tests {
             std::process::id().to_string(),
         )
         .unwrap();
+        assert_eq!(FolderLock::holder(dir.path()), None);
         let again = FolderLock::take(dir.path()).unwrap();
         drop(again);
         assert!(!dir.path().join(FolderLock::FILE).exists());

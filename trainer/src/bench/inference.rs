@@ -15,12 +15,12 @@
 use std::time::{Duration, Instant};
 
 use crate::export::{export_onnx, export_step_onnx};
-use crate::model::{InputConfig, ModelConfig, Params};
+use crate::model::{ModelConfig, Params};
 use crate::ort_env::{session_from_bytes, Device};
 use crate::quantize::model_spec;
 use anyhow::{Context, Result};
 use lstm_edge_runtime::builder::ScaleScheme;
-use lstm_edge_runtime::format::{Cell, Head, Output, MAX_HIDDEN};
+use lstm_edge_runtime::format::{Cell, Head, MAX_HIDDEN};
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Logits, Model, Network, Rng, State, Temperature};
 use serde::Serialize;
@@ -54,60 +54,40 @@ impl Default for BenchOptions {
     }
 }
 
-/// The benchmark shapes: the notebook's workloads, as the presets hold them.
-pub fn workloads() -> Vec<(&'static str, ModelConfig)> {
-    let notebook_chars = b"abcdefghijklmnopqrstuvwxyz123456789\"'?!.,:; ".to_vec();
-    let (strings, offsets) = lstm_edge_runtime::tokenize::words::encode_vocab(
-        (0..5000).map(|i| format!("w{i:05}").into_bytes()),
-    );
-    let g = |cell| ModelConfig {
-        cell,
-        input: InputConfig::Chars {
-            table: (0..50u8).map(|i| b'!' + i).collect(),
-            lowercase: false,
-            unk: false,
-            pad: false,
-        },
-        hidden: 128,
-        head: Head::Last,
-        output: Output::Softmax { classes: 50 },
-        dropout: 0.0,
-    };
-    vec![
-        ("G (LSTM 128, 50 chars), per char", g(Cell::Lstm)),
-        ("G-GRU (GRU 128, 50 chars), per char", g(Cell::Gru)),
-        (
-            "W (emb 300, LSTM 50, maxlen 200), per review",
-            ModelConfig {
-                cell: Cell::Lstm,
-                input: InputConfig::Words {
-                    strings,
-                    offsets,
-                    embed_dim: 300,
-                },
-                hidden: 50,
-                head: Head::Flatten { maxlen: 200 },
-                output: Output::Sigmoid,
-                dropout: 0.0,
-            },
-        ),
-        (
-            "C (one-hot 46, LSTM 40, maxlen 1500), per review",
-            ModelConfig {
-                cell: Cell::Lstm,
-                input: InputConfig::Chars {
-                    table: notebook_chars,
-                    lowercase: true,
-                    unk: true,
-                    pad: true,
-                },
-                hidden: 40,
-                head: Head::Flatten { maxlen: 1500 },
-                output: Output::Sigmoid,
-                dropout: 0.0,
-            },
-        ),
+/// The training benchmark's shapes ([`super::workloads`]), G also as a GRU, each
+/// with how its time is counted.
+pub fn workloads() -> Vec<(String, ModelConfig)> {
+    let mut lstm = super::workloads(Cell::Lstm);
+    let g = lstm.remove(2);
+    let g_gru = super::workloads(Cell::Gru).remove(2);
+    let [w, c] = <[_; 2]>::try_from(lstm).expect("W and C");
+    [
+        ("G", "char", g),
+        ("G-GRU", "char", g_gru),
+        ("W", "review", w),
+        ("C", "review", c),
     ]
+    .into_iter()
+    .map(|(name, per, w)| {
+        let maxlen = w
+            .model
+            .head
+            .flatten_maxlen()
+            .map(|m| format!(", maxlen {m}"));
+        let label = format!(
+            "{name} ({}{}), per {per}",
+            w.describe_model(),
+            maxlen.unwrap_or_default()
+        );
+        (
+            label,
+            ModelConfig {
+                dropout: 0.0,
+                ..w.model
+            },
+        )
+    })
+    .collect()
 }
 
 /// Rounds in which the engines of a workload take turns.
@@ -334,7 +314,7 @@ pub fn run(opts: BenchOptions, mut progress: impl FnMut(&Timing)) -> Result<Vec<
         let int = seconds.first().copied().unwrap_or(1.0);
         for ((engine, _), s) in runners.iter().zip(seconds) {
             let t = Timing {
-                workload: name.to_string(),
+                workload: name.clone(),
                 engine: engine.to_string(),
                 micros: s * 1e6,
                 vs_runtime_int: s / int,

@@ -8,82 +8,125 @@ pub mod inference;
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use lstm_edge_runtime::format::{Cell, Head, Output};
+use lstm_edge_runtime::format::{Cell, Output};
+use lstm_edge_runtime::tokenize::words::encode_vocab;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::autodiff::Backend;
 use crate::bptt::Recurrence;
-use crate::model::{Params, Tensor};
+use crate::model::{InputConfig, ModelConfig, Params, Preset, Tensor};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::ort_env::Device;
+use crate::pipeline::{notebook_char_input, DEFAULT_VOCAB_SIZE};
 use crate::step::{build_train_graph, Batch, BatchTargets, InputKind, NetSpec, TrainSession};
 
-/// One benchmarked shape.
-#[derive(Clone, Copy, Debug)]
+/// One benchmarked shape: a preset's model and training settings, on a made-up
+/// vocabulary of the size training gives it.
+#[derive(Clone, Debug)]
 pub struct Workload {
+    /// The preset's letter: `W`, `C` or `G`.
     pub name: &'static str,
-    pub spec: NetSpec,
+    pub model: ModelConfig,
+    /// Sequence length of every batch: the flatten head's `maxlen`, G's window.
+    pub steps: usize,
     pub batch: usize,
-    pub dropout: f32,
     pub lr: f32,
 }
 
-/// The notebook's workloads W, C and G (the presets) (LSTM; `cell` swaps in a GRU for R).
+/// Distinct chars of the three plays, lowercased, which G trains on.
+const PLAYS_SYMBOLS: u8 = 50;
+
+impl Workload {
+    fn of_preset(name: &'static str, preset: Preset, cell: Cell, input: InputConfig) -> Self {
+        let hyper = preset.defaults();
+        let output = match preset {
+            Preset::W | Preset::C => Output::Sigmoid,
+            Preset::G | Preset::R => Output::Softmax {
+                classes: PLAYS_SYMBOLS.into(),
+            },
+        };
+        Workload {
+            name,
+            model: ModelConfig {
+                cell,
+                ..hyper.model_config(input, output)
+            },
+            steps: hyper.maxlen,
+            batch: hyper.batch_size,
+            lr: hyper.learning_rate,
+        }
+    }
+
+    /// The graphs' dimensions.
+    pub fn spec(&self) -> NetSpec {
+        NetSpec::new(&self.model, self.steps)
+    }
+
+    /// The model in a few words, e.g. `emb 300, 10002 ids, LSTM 50`.
+    pub fn describe_model(&self) -> String {
+        let input = match self.spec().input {
+            InputKind::Embedding { vocab, dim } => format!("emb {dim}, {vocab} ids"),
+            InputKind::OneHot { vocab } => format!("one-hot {vocab}"),
+        };
+        format!("{input}, {} {}", self.model.cell, self.model.hidden)
+    }
+
+    /// The training shape in a few words, e.g. `T 200, B 32, emb 300, 10002 ids, LSTM 50`.
+    pub fn describe(&self) -> String {
+        format!(
+            "T {}, B {}, {}",
+            self.steps,
+            self.batch,
+            self.describe_model()
+        )
+    }
+
+    /// What Keras needs to build the same model (`scripts/keras_bench.py`).
+    pub fn keras_shape(&self) -> serde_json::Value {
+        let spec = self.spec();
+        let (vocab, embed) = match spec.input {
+            InputKind::Embedding { vocab, dim } => (vocab, Some(dim)),
+            InputKind::OneHot { vocab } => (vocab, None),
+        };
+        serde_json::json!({
+            "batch": self.batch,
+            "maxlen": self.steps,
+            "vocab": vocab,
+            "embed": embed,
+            "hidden": self.model.hidden,
+            "head": if spec.head.flatten_maxlen().is_some() { "flatten" } else { "last" },
+            "classes": match spec.output {
+                Output::Sigmoid => None,
+                Output::Softmax { classes } => Some(classes),
+            },
+            "dropout": self.model.dropout,
+            "lr": self.lr,
+            "describe": self.describe(),
+        })
+    }
+}
+
+/// The notebook's workloads W, C and G, as the presets and the data give them
+/// (LSTM; `cell` swaps in a GRU for R): W's vocabulary is the default
+/// `--vocab-size`, C reads the notebook's chars with UNK and PAD, G the plays'.
 pub fn workloads(cell: Cell) -> Vec<Workload> {
-    let spec = |input, hidden, head, output, steps| NetSpec {
-        cell,
-        hidden,
-        input,
-        head,
-        output,
-        steps,
-        frozen_embedding: false,
-        pad: None,
+    let words = encode_vocab((0..DEFAULT_VOCAB_SIZE).map(|i| format!("w{i:05}").into_bytes()));
+    let word_input = InputConfig::Words {
+        strings: words.0,
+        offsets: words.1,
+        embed_dim: Preset::W.defaults().embed_dim,
+    };
+    let plays_input = InputConfig::Chars {
+        table: (0..PLAYS_SYMBOLS).map(|i| b'!' + i).collect(),
+        lowercase: true,
+        unk: false,
+        pad: false,
     };
     vec![
-        Workload {
-            name: "W",
-            spec: spec(
-                InputKind::Embedding {
-                    vocab: 20_000,
-                    dim: 300,
-                },
-                50,
-                Head::Flatten { maxlen: 200 },
-                Output::Sigmoid,
-                200,
-            ),
-            batch: 32,
-            dropout: 0.2,
-            lr: 0.001,
-        },
-        Workload {
-            name: "C",
-            spec: spec(
-                InputKind::OneHot { vocab: 46 },
-                40,
-                Head::Flatten { maxlen: 1500 },
-                Output::Sigmoid,
-                1500,
-            ),
-            batch: 32,
-            dropout: 0.2,
-            lr: 0.001,
-        },
-        Workload {
-            name: "G",
-            spec: spec(
-                InputKind::OneHot { vocab: 50 },
-                128,
-                Head::Last,
-                Output::Softmax { classes: 50 },
-                40,
-            ),
-            batch: 128,
-            dropout: 0.0,
-            lr: 0.01,
-        },
+        Workload::of_preset("W", Preset::W, cell, word_input),
+        Workload::of_preset("C", Preset::C, cell, notebook_char_input()),
+        Workload::of_preset("G", Preset::G, cell, plays_input),
     ]
 }
 
@@ -141,10 +184,11 @@ impl Prepared {
         device: Device,
         threads: usize,
     ) -> Result<Self> {
-        let spec = workload.spec;
+        let spec = workload.spec();
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let params = random_params(&spec, &mut rng)?;
-        let dropout = workload.dropout > 0.0;
+        let dropout_rate = workload.model.dropout;
+        let dropout = dropout_rate > 0.0;
         let session = TrainSession::new(
             spec,
             dropout,
@@ -166,11 +210,11 @@ impl Prepared {
         let class = (0..rows)
             .map(|_| rng.random_range(0..spec.output.width() as i64))
             .collect();
-        let keep = 1.0 / (1.0 - workload.dropout);
+        let keep = 1.0 / (1.0 - dropout_rate);
         let mask = dropout.then(|| {
             (0..spec.mask_shape(rows).iter().product())
                 .map(|_| {
-                    if rng.random::<f32>() < workload.dropout {
+                    if rng.random::<f32>() < dropout_rate {
                         0.0
                     } else {
                         keep
@@ -227,9 +271,9 @@ fn optimizer(workload: &Workload) -> OptimizerConfig {
 /// The ONNX model of one training step of `workload`, as [`Prepared`] runs it.
 pub fn train_graph(workload: &Workload, how: Recurrence, backend: Backend) -> Vec<u8> {
     build_train_graph(
-        &workload.spec,
+        &workload.spec(),
         &optimizer(workload),
-        workload.dropout > 0.0,
+        workload.model.dropout > 0.0,
         how,
         backend,
     )
@@ -251,15 +295,43 @@ pub fn samples_per_second(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lstm_edge_runtime::format::Head;
 
     #[test]
     fn tiny_workload_trains_at_a_positive_rate() {
-        let mut w = workloads(Cell::Gru)[2];
-        w.spec.hidden = 4;
-        w.spec.steps = 5;
+        let mut w = workloads(Cell::Gru).remove(2);
+        w.model.hidden = 4;
+        w.steps = 5;
         w.batch = 3;
         let rate = samples_per_second(&w, Recurrence::Scan, Device::Cpu, 1, 3).unwrap();
         assert!(rate.best.is_finite() && rate.best >= rate.median && rate.median > 0.0);
+    }
+
+    #[test]
+    fn workloads_are_the_presets_as_training_builds_them() {
+        let [w, c, g] = <[_; 3]>::try_from(workloads(Cell::Lstm)).unwrap();
+        assert_eq!(
+            w.describe(),
+            "T 200, B 32, emb 300, 10002 ids, LSTM 50",
+            "the default vocabulary with PAD and UNK"
+        );
+        assert_eq!(w.spec().head, Head::Flatten { maxlen: 200 });
+        assert_eq!((w.model.dropout, w.lr), (0.2, 0.001));
+        assert_eq!(c.describe(), "T 1500, B 32, one-hot 46, LSTM 40");
+        assert_eq!(g.describe(), "T 40, B 128, one-hot 50, LSTM 128");
+        assert_eq!(g.spec().output, Output::Softmax { classes: 50 });
+        assert_eq!((g.model.dropout, g.lr), (0.0, 0.01));
+        let keras = w.keras_shape();
+        assert_eq!(keras["vocab"], 10_002);
+        assert_eq!(keras["embed"], 300);
+        assert_eq!(keras["head"], "flatten");
+        assert!(keras["classes"].is_null());
+        let keras = g.keras_shape();
+        assert_eq!(keras["classes"], 50);
+        assert!(keras["embed"].is_null());
+        assert_eq!(keras["head"], "last");
+        let gru = workloads(Cell::Gru).remove(2);
+        assert_eq!(gru.describe(), "T 40, B 128, one-hot 50, GRU 128");
     }
 
     #[test]

@@ -19,15 +19,8 @@ pub fn read_corpus<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<u8>> {
         let start = text.len();
         std::io::Read::read_to_end(&mut super::reviews::open_text(path)?, &mut text)
             .map_err(|e| super::reviews::read_error(path, None, e.into()))?;
-        // Text never holds NUL; binary data does, and would train as symbols.
-        if let Some(at) = text[start..].iter().position(|&b| b == 0) {
-            bail!(
-                "{} holds a NUL byte (at byte {}): it is binary data, not text; give plain text \
-                 files (Latin-1 or UTF-8)",
-                path.display(),
-                at + 1
-            );
-        }
+        // Binary data would train as symbols.
+        super::reviews::refuse_binary(&text[start..], &path.display().to_string())?;
     }
     if text.is_empty() {
         let names: Vec<String> = paths

@@ -125,6 +125,35 @@ pub fn read_text(path: &Path) -> Result<Vec<u8>> {
     Ok(text)
 }
 
+/// Refuses `text` from `source` that holds a NUL byte: text never does, binary data
+/// does, and would otherwise be read as tokens.
+pub(crate) fn refuse_binary(text: &[u8], source: &str) -> Result<()> {
+    match text.iter().position(|&b| b == 0) {
+        Some(at) => bail!(
+            "{source} holds a NUL byte (at byte {}): it is binary data, not text; give plain \
+             text (UTF-8 or Latin-1)",
+            at + 1
+        ),
+        None => Ok(()),
+    }
+}
+
+/// What to do instead when a review file is a labelled dataset (`.jsonl`, `.csv`,
+/// gzipped or not), whose lines are records rather than reviews.
+fn dataset_fix(path: &Path) -> Option<String> {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    let plain = name.strip_suffix(".gz").unwrap_or(&name);
+    let kind = [".jsonl", ".csv"]
+        .into_iter()
+        .find(|k| plain.ends_with(k))?;
+    let file = path.display();
+    Some(format!(
+        "{file} is review data ({kind} records with labels), not review text: score its \
+         labelled reviews with `lstm-edge eval --model MODEL --test {file}`, or put the text \
+         of the reviews in a plain text file (one per line with --lines)"
+    ))
+}
+
 /// Whether a review holds nothing but whitespace (its score would be noise).
 pub fn is_blank(review: &[u8]) -> bool {
     review.iter().all(u8::is_ascii_whitespace)
@@ -135,13 +164,19 @@ pub fn is_blank(review: &[u8]) -> bool {
 /// closes its last line, which editors and `echo` add and a review does not mean.
 /// A blank review is an error that names its source.
 pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>> {
+    let from_stdin = text.is_none() && file.is_none();
     let bytes = match (text, file) {
         (Some(text), _) => text,
         (None, from) => {
             let bytes = match from {
                 // As training reads text files: a .gz unpacked, UTF-16 and archives refused.
-                Some(path) => read_text(path)
-                    .with_context(|| format!("cannot read review file {}", path.display()))?,
+                Some(path) => {
+                    if let Some(fix) = dataset_fix(path) {
+                        bail!(fix);
+                    }
+                    read_text(path)
+                        .with_context(|| format!("cannot read review file {}", path.display()))?
+                }
                 None => {
                     let mut buf = Vec::new();
                     std::io::stdin()
@@ -158,8 +193,13 @@ pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>
             bytes.strip_suffix(b"\r").unwrap_or(bytes).to_vec()
         }
     };
+    let source = match file {
+        Some(path) => path.display().to_string(),
+        None if from_stdin => "standard input".to_string(),
+        None => "the review".to_string(),
+    };
+    refuse_binary(&bytes, &source)?;
     if is_blank(&bytes) {
-        let source = file.map_or("the review".to_string(), |p| p.display().to_string());
         bail!("{source} is empty: give some text to score");
     }
     Ok(bytes)
@@ -281,12 +321,16 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
     }
     if let Some(first) = skipped.first() {
         loaded.warnings.push(format!(
-            "{}: skipped {} entr{} of its pos/ and neg/ folders that {} not .txt files (e.g. {}); \
+            "{}: skipped {} entr{} of its pos/ and neg/ folders that {} (e.g. {}); \
              a review must be a .txt file directly in pos/ or neg/",
             dir.display(),
             skipped.len(),
             if skipped.len() == 1 { "y" } else { "ies" },
-            if skipped.len() == 1 { "is" } else { "are" },
+            if skipped.len() == 1 {
+                "is not a .txt file"
+            } else {
+                "are not .txt files"
+            },
             first.display()
         ));
     }
@@ -449,11 +493,27 @@ fn csv_column(
         .collect();
     match found.as_slice() {
         [one] => Ok(one.clone()),
-        [] => bail!(
-            "{}:1: the CSV header has no `{name}` (or `{alias}`) column \
-             (expected `review,sentiment` or `text,label`)",
-            source.display()
-        ),
+        [] => {
+            // One column holding `;` or a tab: another separator than the comma.
+            let separator = match headers.iter().collect::<Vec<_>>().as_slice() {
+                [only] => [(b';', "`;`"), (b'\t', "tabs")]
+                    .into_iter()
+                    .find(|(byte, _)| only.contains(byte))
+                    .map(|(_, name)| {
+                        format!(
+                            "; its fields seem separated by {name}: save it with commas \
+                             (CSV, `,` between fields)"
+                        )
+                    }),
+                _ => None,
+            };
+            bail!(
+                "{}:1: the CSV header has no `{name}` (or `{alias}`) column \
+                 (expected `review,sentiment` or `text,label`){}",
+                source.display(),
+                separator.unwrap_or_default()
+            )
+        }
         [first, second, ..] => bail!(
             "{}:1: the CSV header has both `{}` (column {}) and `{}` (column {}): \
              keep one `{name}` (or `{alias}`) column",
@@ -652,6 +712,36 @@ mod tests {
         assert!(err.to_string().contains("the review is empty"), "{err}");
     }
 
+    #[test]
+    fn a_review_file_that_is_binary_or_a_dataset_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("model.bin");
+        std::fs::write(&binary, b"LSTE\x05\x00\x01").unwrap();
+        let err = read_review(None, Some(&binary)).unwrap_err().to_string();
+        assert!(
+            err.contains("model.bin holds a NUL byte (at byte 6): it is binary data"),
+            "{err}"
+        );
+        for name in [
+            "test.jsonl",
+            "test.JSONL.gz",
+            "reviews.csv",
+            "reviews.csv.gz",
+        ] {
+            let data = dir.path().join(name);
+            std::fs::write(&data, b"{\"label\": 1, \"text\": \"Great.\"}\n").unwrap();
+            let err = read_review(None, Some(&data)).unwrap_err().to_string();
+            assert!(
+                err.contains("is review data") && err.contains("lstm-edge eval --model MODEL"),
+                "{name}: {err}"
+            );
+        }
+        // A review is text of any name otherwise.
+        let txt = dir.path().join("review.jsonl.txt");
+        std::fs::write(&txt, b"Great.").unwrap();
+        assert_eq!(read_review(None, Some(&txt)).unwrap(), b"Great.");
+    }
+
     fn texts(reviews: &[Review]) -> Vec<(&str, u8)> {
         reviews
             .iter()
@@ -770,6 +860,26 @@ mod tests {
                 .contains("h.csv:1: the CSV header has no `review` (or `text`) column"),
             "{err}"
         );
+        assert!(!err.to_string().contains("separated by"), "{err}");
+        for (data, separator) in [
+            (
+                "review;sentiment
+",
+                "`;`",
+            ),
+            (
+                "review\tsentiment
+",
+                "tabs",
+            ),
+        ] {
+            let err = read_csv(data.as_bytes(), Path::new("h.csv")).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("its fields seem separated by {separator}")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

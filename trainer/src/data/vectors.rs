@@ -419,6 +419,10 @@ fn read_vectors_text(
                     excerpt(field, 40),
                     if binary {
                         format!(" ({data}: {not_text})")
+                    } else if index == first_entry {
+                        " (each line of a vectors file is a word and its numbers: is this a \
+                         GloVe or word2vec text file?)"
+                            .to_string()
                     } else {
                         String::new()
                     }
@@ -885,8 +889,10 @@ mod tests {
         std::fs::write(&path, "the 1 x 2\n").unwrap();
         let err = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap_err();
         assert!(
-            err.to_string()
-                .ends_with(":1: \"x\" is not a finite number"),
+            err.to_string().contains(
+                ":1: \"x\" is not a finite number (each line of a vectors file is a word and \
+                 its numbers: is this a GloVe or word2vec text file?)"
+            ),
             "{err}"
         );
     }

@@ -192,22 +192,10 @@ impl ModelConfig {
                 out.push(format!("{field} {a} vs {b}"));
             }
         };
-        compare(
-            "cell",
-            format!("{:?}", self.cell),
-            format!("{:?}", other.cell),
-        );
+        compare("cell", self.cell.to_string(), other.cell.to_string());
         compare("hidden", self.hidden.to_string(), other.hidden.to_string());
-        compare(
-            "head",
-            format!("{:?}", self.head),
-            format!("{:?}", other.head),
-        );
-        compare(
-            "output",
-            format!("{:?}", self.output),
-            format!("{:?}", other.output),
-        );
+        compare("head", self.head.to_string(), other.head.to_string());
+        compare("output", self.output.to_string(), other.output.to_string());
         compare(
             "dropout",
             self.dropout.to_string(),
@@ -490,7 +478,10 @@ mod tests {
         };
         assert_eq!(
             w.differences(&wider),
-            ["hidden 3 vs 8", "head Flatten { maxlen: 5 } vs Mean"]
+            [
+                "hidden 3 vs 8",
+                "head flatten (maxlen 5) vs mean over steps"
+            ]
         );
         let mut other_words = w.clone();
         if let InputConfig::Words { strings, .. } = &mut other_words.input {

@@ -191,6 +191,13 @@ impl TrainedCard {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(CARD_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| {
+            if let Some(holder) = crate::files::FolderLock::holder(dir) {
+                return format!(
+                    "cannot read {}: {holder} is writing to {}: wait for it to end",
+                    path.display(),
+                    dir.display()
+                );
+            }
             // A run stopped while writing its model leaves its checkpoint, not its card.
             let unfinished = match crate::checkpoint::is_checkpoint(&dir.join(super::CHECKPOINT_FILE)) {
                 true => " (it holds a checkpoint: if a `train` into it was stopped, its command with --resume finishes the model)",

@@ -18,7 +18,7 @@ use crate::model::{InputConfig, ModelConfig};
 use crate::plot;
 use crate::progress;
 
-use super::prepare::{describe_paths, held_out_name, load_nonempty_reviews};
+use super::prepare::{describe_paths, held_out_name, load_nonempty_reviews, same_file};
 use super::{
     DataSource, ModelFile, TrainedCard, CARD_FILE, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE,
     QUANT_ERROR_FILE, WITHOUT_CHECKPOINT,
@@ -372,8 +372,25 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
         (true, Some(path), true) => {
             let mut all = load_nonempty_reviews(&path)?;
             if let Some(limit) = limit {
+                if limit > all.len() && data.limit.is_some() {
+                    eprintln!(
+                        "note: --limit {limit}, but {} holds {} reviews: all of them are scored",
+                        path.display(),
+                        all.len()
+                    );
+                }
                 crate::data::shuffle(&mut all, hp.seed ^ 0x5445_5354);
                 all.truncate(limit);
+            }
+            if let DataSource::Reviews { train, .. } = &card.job.data {
+                if !from_card && same_file(train, &path) {
+                    eprintln!(
+                        "note: {} is the file this model trained on ({} says so): its scores \
+                         are not held out",
+                        path.display(),
+                        dir.join(CARD_FILE).display()
+                    );
+                }
             }
             // A card's relative path may name another file where eval runs.
             let recorded = card.card.data.test_samples;
@@ -542,12 +559,12 @@ impl Shape {
             format!("{:?}", c.iter().map(|&b| char::from(b)).collect::<String>())
         });
         [
-            ("cell", format!("{:?}", self.cell)),
+            ("cell", self.cell.to_string()),
             ("hidden", self.hidden.to_string()),
             ("input width", self.input.to_string()),
             ("tokens", self.tokens.to_string()),
-            ("head", format!("{:?}", self.head)),
-            ("output", format!("{:?}", self.output)),
+            ("head", self.head.to_string()),
+            ("output", self.output.to_string()),
             ("chars", chars),
             (
                 "lowercase",

@@ -17,7 +17,7 @@ pub use evaluate::{
     record_evaluation, tokenize_with_blob, verify_sequences, BlobMetrics, EvalData, EvalSet,
     Evaluation,
 };
-pub use prepare::length_stats;
+pub use prepare::{length_stats, notebook_char_input};
 pub use verify::{
     check_onnx_matches_blob, step_gap, verify, verify_model_dir, TractModel, VerifyReport,
     STEP_SEQUENCES, TRACT_F32_TOLERANCE,
@@ -133,6 +133,9 @@ pub struct TrainJob {
     pub command: String,
 }
 
+/// Words a word model keeps unless `--vocab-size` says otherwise.
+pub const DEFAULT_VOCAB_SIZE: usize = 10_000;
+
 impl TrainJob {
     /// Whether training picks an epoch by validation loss, so that validation must not
     /// overlap the test set.
@@ -159,7 +162,7 @@ impl TrainJob {
         TrainJob {
             name: name.to_string(),
             hyper: preset.defaults(),
-            vocab_size: 10_000,
+            vocab_size: DEFAULT_VOCAB_SIZE,
             data,
             word_vectors: None,
             word2vec_epochs: None,
@@ -287,19 +290,20 @@ pub fn write_onnx(
 }
 
 /// Before a run: says when an earlier model or run in `dir` will be replaced (unless
-/// a resumed run continues it). The earlier model's files stay until this run writes
+/// a resumed run continues it), and refuses `--resume` where a model has no
+/// checkpoint to continue. The earlier model's files stay until this run writes
 /// its own (its best-epoch checkpoint goes when `train` saves its first checkpoint),
 /// so a run that fails early leaves it whole.
 fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
     let resumable = checkpoint::is_checkpoint(&dir.join(CHECKPOINT_FILE));
     let has_model = dir.join(CARD_FILE).is_file();
-    if resume && !resumable && has_model {
-        eprintln!(
-            "warning: {} holds a model but no checkpoint to resume: this run trains from \
-             epoch 1 and replaces it",
-            dir.display()
-        );
-    } else if !resume && (has_model || resumable) {
+    ensure!(
+        !(resume && !resumable && has_model),
+        "{} holds a model but no checkpoint to resume ({CHECKPOINT_FILE}): drop --resume to \
+         train afresh and replace that model, or give another --out",
+        dir.display()
+    );
+    if !resume && (has_model || resumable) {
         eprintln!(
             "note: {} holds an earlier model or run; this run replaces it (--resume continues \
              the earlier run instead)",
@@ -704,22 +708,23 @@ fn card_of_checkpoint_model(
             b.val_accuracy,
         )
     };
-    let same_run = card.history.len() >= ck.history.len()
-        && card
-            .history
-            .iter()
-            .zip(&ck.history)
-            .all(|(a, b)| same_figures(a, b));
+    let shared_epochs_agree = card
+        .history
+        .iter()
+        .zip(&ck.history)
+        .all(|(a, b)| same_figures(a, b));
+    let same_run = shared_epochs_agree && card.history.len() >= ck.history.len();
     ensure!(
         same_run && ck.epochs_done == model_epoch,
         "{} holds the weights after epoch {} of {}, but {} describes {}: give another --out, or \
          remove that card.json to replace its model",
         checkpoint.display(),
         ck.epochs_done,
-        if same_run {
-            "the card's run"
-        } else {
-            "another run (its per-epoch losses differ)"
+        match (same_run, shared_epochs_agree) {
+            (true, _) => "the card's run",
+            (false, true) =>
+                "the card's run, trained on past the card's epochs (resumed with more --epochs)",
+            (false, false) => "another run (its per-epoch losses differ)",
         },
         dir.join(CARD_FILE).display(),
         match card.job.kept_epoch {
@@ -982,6 +987,20 @@ mod tests {
     }
 
     #[test]
+    fn resume_is_refused_where_a_model_has_no_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        prepare_out_dir(dir.path(), true).expect("an empty folder: nothing to resume, train");
+        std::fs::write(dir.path().join(CARD_FILE), "{}").unwrap();
+        let err = prepare_out_dir(dir.path(), true).unwrap_err().to_string();
+        assert!(
+            err.contains("holds a model but no checkpoint to resume")
+                && err.contains("drop --resume"),
+            "{err}"
+        );
+        prepare_out_dir(dir.path(), false).expect("without --resume the model is replaced");
+    }
+
+    #[test]
     fn export_refuses_a_checkpoint_of_another_epoch_into_a_model_folder() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let (two, one) = (dir.path().join("two"), dir.path().join("one"));
@@ -996,6 +1015,16 @@ mod tests {
         assert!(
             err.contains("holds the weights after epoch 1 of the card's run")
                 && err.contains("describes those after epoch 2"),
+            "{err}"
+        );
+        let three = dir.path().join("three");
+        run(&generator_job(&three, 3))?;
+        let err = format!(
+            "{:#}",
+            export_checkpoint(&three.join(CHECKPOINT_FILE), &two).unwrap_err()
+        );
+        assert!(
+            err.contains("after epoch 3 of the card's run, trained on past the card's epochs"),
             "{err}"
         );
         let mut other_seed = generator_job(&one, 2);

@@ -205,7 +205,7 @@ pub(super) fn prepare_reviews(
     let (input, encode, start) = match hp.preset {
         Preset::W => word_input(job, &train_reviews)?,
         Preset::C => {
-            let input = char_input();
+            let input = notebook_char_input();
             let encode = char_encoder(input.clone(), hp);
             (input, encode, None)
         }
@@ -435,7 +435,7 @@ fn split_three_ways(
 }
 
 /// Whether two paths name the same file or folder (after links and `..`).
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(super) fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
@@ -478,8 +478,8 @@ fn one_sided_warning(path: &Path, reviews: &[Review], what: &str) -> Option<Stri
     })
 }
 
-/// A char model's input: the notebook's chars, lowercased, with UNK and PAD.
-fn char_input() -> InputConfig {
+/// A char sentiment model's input: the notebook's chars, lowercased, with UNK and PAD.
+pub fn notebook_char_input() -> InputConfig {
     InputConfig::Chars {
         table: NOTEBOOK_CHARS.to_vec(),
         lowercase: true,
@@ -680,7 +680,7 @@ pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<LengthSta
         eprintln!("warning: {warning}");
     }
     let encoded = if chars {
-        let input = char_input();
+        let input = notebook_char_input();
         let table = input.char_table().context("char input")??;
         encode_chars(&reviews, &table, maxlen, Truncate::Post)?
     } else {
@@ -818,7 +818,7 @@ mod tests {
             text: text.as_bytes().to_vec(),
             label: 1,
         };
-        let input = char_input();
+        let input = notebook_char_input();
         let table = input.char_table().context("chars")??;
         let known = encode_chars(&[review("a fine film")], &table, 20, Truncate::Post)?;
         assert_eq!(unknown_chars_note(&input, &known)?, None);
