@@ -21,6 +21,7 @@
 #![no_main]
 
 mod clock;
+mod protocol;
 mod stack;
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
@@ -29,12 +30,11 @@ use lstm_edge_runtime::format::{Cell, Head, Input, Output, Params};
 use lstm_edge_runtime::numeric::Int;
 use lstm_edge_runtime::{Error, Logits, Model, Network, Rng, State, Temperature, Tokenizer};
 use panic_semihosting as _;
+use protocol::PROTOCOL_VERSION;
 
 mod inputs {
     include!(concat!(env!("OUT_DIR"), "/inputs.rs"));
 }
-
-const PROTOCOL_VERSION: u32 = 1;
 
 type DeviceState = State<Int, { inputs::MAX_HIDDEN }>;
 type DeviceLogits = Logits<Int, { inputs::MAX_CLASSES }>;

@@ -34,8 +34,10 @@ use anyhow::{bail, Context, Result};
 use lstm_edge_runtime::format::{Output, Params};
 use lstm_edge_runtime::numeric::{Int, Numeric};
 
-/// The version of the firmware's line protocol this module reads.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The version of the firmware's line protocol, from the firmware's own source.
+#[path = "../../firmware/src/protocol.rs"]
+mod protocol;
+pub use protocol::PROTOCOL_VERSION;
 /// Under QEMU's `-icount shift=0` one instruction takes 1 ns of virtual time.
 pub const INSTRUCTIONS_PER_SECOND: u64 = 1_000_000_000;
 
