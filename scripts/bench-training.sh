@@ -3,11 +3,11 @@
 #
 #   scripts/bench-training.sh [--json] [--rounds N] [--steps N] [--threads N] [--gru] [G] [W] [C]
 #
-# The shapes are lstm-edge's presets (the bench prints their dimensions for
-# Keras to build the same models). For each shape (default: G W C) and each round, both sides run the same number
-# of whole training steps on one prepared random batch (RMSprop, the notebook's
-# batch sizes), one side after the other, the order flipping every round, so
-# both see the same machine load. Both stay warm between rounds: models are
+# The shapes are lstm-edge's presets (the bench prints their dimensions, cell
+# included, for Keras to build the same models). For each shape (default: G W C)
+# and each round, both sides run the same number of whole training steps on one
+# prepared random batch (RMSprop, the notebook's batch sizes), one side after
+# the other, the order flipping every round, so both see the same machine load. Both stay warm between rounds: models are
 # built and warmed up (two steps) on their first request, outside the timing.
 # The table gives samples/s of the median and of the fastest step, and the
 # ratio lstm-edge / Keras; --json prints the same as one JSON document.
@@ -28,7 +28,7 @@ while (($#)); do
     --threads) threads="$2"; shift ;;
     --gru) cell_flag=(--gru) ;;
     G|W|C) shapes+=("$1") ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "error: unknown argument '$1' (see $0 --help)" >&2; exit 2 ;;
   esac
   shift
@@ -66,9 +66,9 @@ THREADS="$threads" "$bench_bin" --serve "${cell_flag[@]}" \
   <"$work/rust.in" >"$work/rust.out" 2>"$work/rust.err" &
 pids+=($!)
 exec 3>"$work/rust.in" 4<"$work/rust.out"
-keras_cell=lstm; ((${#cell_flag[@]})) && keras_cell=gru
+cell=lstm; ((${#cell_flag[@]})) && cell=gru
 "$venv/bin/python" "$root/scripts/keras_bench.py" serve --shapes "$work/shapes.json" \
-  --threads "$threads" --cell "$keras_cell" \
+  --threads "$threads" \
   <"$work/keras.in" >"$work/keras.out" 2>"$work/keras.err" &
 pids+=($!)
 exec 5>"$work/keras.in" 6<"$work/keras.out"
@@ -87,7 +87,7 @@ reply keras 6 >/dev/null
 
 records="$work/records.jsonl"
 printf '{"meta": {"cpus": %s, "threads": %s, "tensorflow": "%s", "cell": "%s", "ort_spinning": "%s", "load_before": "%s"}}\n' \
-  "$(nproc)" "$threads" "$TF_VERSION" "$keras_cell" "${LSTM_EDGE_ORT_SPINNING:-1}" \
+  "$(nproc)" "$threads" "$TF_VERSION" "$cell" "${LSTM_EDGE_ORT_SPINNING:-1}" \
   "$(cut -d' ' -f1-3 /proc/loadavg)" >"$records"
 for ((round = 0; round < rounds; round++)); do
   for shape in "${shapes[@]}"; do

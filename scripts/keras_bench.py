@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Keras side of the training-speed comparison (scripts/bench-training.sh).
 
-  keras_bench.py serve --shapes FILE [--threads N] [--cell lstm|gru]
+  keras_bench.py serve --shapes FILE [--threads N]
       FILE is the JSON object the lstm-edge bench prints with --shapes: the
       dimensions of each shape, as lstm-edge's presets give them.
       Reads requests "SHAPE STEPS" (SHAPE one of FILE's, e.g. G, W, C) on stdin, one per
@@ -27,7 +27,7 @@ import sys
 WARMUP_STEPS = 2
 
 
-def build(s, cell):
+def build(s):
     """Model, data and targets for one shape `s` (an entry of the --shapes file).
 
     Word models (W) read ids through an embedding; char models (G, C) read
@@ -37,7 +37,9 @@ def build(s, cell):
     from keras import layers
 
     rng = np.random.default_rng(1)
-    recurrent = layers.LSTM if cell == "lstm" else layers.GRU
+    recurrent = {"lstm": layers.LSTM, "gru": layers.GRU}[s["cell"]]
+    if s["head"] not in ("last", "flatten"):
+        raise ValueError(f"the Keras bench builds last-state and flatten heads, not {s['head']!r}")
     if s["embed"]:
         inputs = keras.Input((s["maxlen"],), dtype="int32")
         x = layers.Embedding(s["vocab"], s["embed"])(inputs)
@@ -99,7 +101,7 @@ def serve(args):
             continue
         shape, steps = words[0], int(words[1])
         if shape not in built:
-            built[shape] = build(shapes[shape], args.cell)
+            built[shape] = build(shapes[shape])
         model, data, targets = built[shape]
         seconds = []
         for _ in range(steps):
@@ -156,7 +158,7 @@ def summarize(args):
         return
     print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
     print("training samples/s (median step; best step in parentheses)")
-    print(f"{'shape':<6}{'batch':>6}  {'lstm-edge':>18}  {'keras':>18}  {'ratio':>12}")
+    print(f"{'shape':<6}{'batch':>6}  {'lstm-edge':>18}  {'keras':>18}  {'ratio':>12}  dimensions")
     for row in rows:
         def cell(side):
             r = row.get(side)
@@ -174,7 +176,6 @@ def main():
     p = sub.add_parser("serve")
     p.add_argument("--shapes", required=True)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
     p = sub.add_parser("summarize")
     p.add_argument("file")
     p.add_argument("--shapes")

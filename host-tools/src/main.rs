@@ -202,11 +202,7 @@ fn decoded_text(bytes: &[u8]) -> String {
 
 fn score(args: ScoreArgs) -> Result<()> {
     let blob = BlobFile::read(&args.model)?;
-    let source = match (&args.text, &args.file) {
-        (Some(_), _) => "the review".to_string(),
-        (None, Some(path)) => path.display().to_string(),
-        (None, None) => "standard input".to_string(),
-    };
+    let source = reviews::review_source(args.text.is_some(), args.file.as_deref());
     let text = reviews::read_review(args.text.as_deref().map(arg_bytes), args.file.as_deref())?;
     if !args.lines {
         let report = infer::score(&blob, &text, &source)?;

@@ -178,7 +178,7 @@ impl ModelCard {
         let mut conflicts = Vec::new();
         if d.gates != d.cell.gates() {
             conflicts.push(format!(
-                "dims.gates is {} but a {:?} cell has {}",
+                "dims.gates is {} but an {} cell has {}",
                 d.gates,
                 d.cell,
                 d.cell.gates()
@@ -298,7 +298,7 @@ mod tests {
     fn a_card_whose_fields_contradict_each_other_is_refused_by_field() {
         type Edit = fn(&mut ModelCard);
         let edits: [(&str, Edit); 5] = [
-            ("dims.gates is 3 but a Lstm cell has 4", |c| {
+            ("dims.gates is 3 but an LSTM cell has 4", |c| {
                 c.dims.gates = 3
             }),
             ("hyperparameters.cell is Gru but dims.cell is Lstm", |c| {

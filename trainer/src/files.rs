@@ -82,7 +82,7 @@ impl FolderLock {
                 .with_context(|| {
                     format!("cannot write in {}: give a writable --out", dir.display())
                 })?;
-            match file.try_lock() {
+            match Self::try_lock_briefly(&file) {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
                     let holder = Self::holder_named_in(&mut file);
@@ -127,19 +127,43 @@ impl FolderLock {
 }
 
 impl FolderLock {
-    /// Who holds `dir`'s lock now (`another lstm-edge (process N)`), if anyone: for
-    /// a reader to explain why the folder's files are not all there yet.
+    /// Who holds `dir`'s lock now (`another lstm-edge (process N)`), if another
+    /// process does: for a reader to explain why the folder's files are not all there
+    /// yet. The probe holds a shared lock for a moment, which [`Self::take`] waits out.
     pub fn holder(dir: &Path) -> Option<String> {
         let mut file = File::open(dir.join(Self::FILE)).ok()?;
+        let mut pid = String::new();
+        file.read_to_string(&mut pid).ok()?;
+        if pid.trim() == std::process::id().to_string() {
+            return None;
+        }
         match file.try_lock_shared() {
-            Err(std::fs::TryLockError::WouldBlock) => Some(Self::holder_named_in(&mut file)),
+            Err(std::fs::TryLockError::WouldBlock) => Some(Self::holder_named(&pid)),
             _ => None,
         }
+    }
+
+    /// `try_lock`, tried again for a few milliseconds: a [`Self::holder`] probe holds
+    /// the lock that briefly, and must not make a command fail.
+    fn try_lock_briefly(file: &File) -> Result<(), std::fs::TryLockError> {
+        for _ in 0..5 {
+            match file.try_lock() {
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                done => return done,
+            }
+        }
+        file.try_lock()
     }
 
     fn holder_named_in(file: &mut File) -> String {
         let mut pid = String::new();
         let _ = file.read_to_string(&mut pid);
+        Self::holder_named(&pid)
+    }
+
+    fn holder_named(pid: &str) -> String {
         match pid.trim() {
             "" => "another lstm-edge".to_string(),
             pid => format!("another lstm-edge (process {pid})"),
@@ -327,12 +351,12 @@ mod tests {
             )),
             "{err}"
         );
+        // This process's own lock is no other command's.
+        assert_eq!(FolderLock::holder(dir.path()), None);
+        fs::write(dir.path().join(FolderLock::FILE), "12345").unwrap();
         assert_eq!(
             FolderLock::holder(dir.path()),
-            Some(format!(
-                "another lstm-edge (process {})",
-                std::process::id()
-            ))
+            Some("another lstm-edge (process 12345)".to_string())
         );
         drop(lock);
         assert!(!dir.path().join(FolderLock::FILE).exists());
@@ -348,6 +372,23 @@ mod tests {
         let again = FolderLock::take(dir.path()).unwrap();
         drop(again);
         assert!(!dir.path().join(FolderLock::FILE).exists());
+    }
+
+    #[test]
+    fn a_holder_probe_does_not_make_a_taker_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FolderLock::FILE);
+        fs::write(&path, "12345").unwrap();
+        // As `holder` does, for longer than one try but less than all of them.
+        let probe = File::open(&path).unwrap();
+        probe.try_lock_shared().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(15));
+            drop(probe);
+        });
+        let lock = FolderLock::take(dir.path()).expect("taken once the probe let go");
+        release.join().unwrap();
+        drop(lock);
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod inference;
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use lstm_edge_runtime::format::{Cell, Output};
+use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_runtime::tokenize::words::encode_vocab;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -85,6 +85,8 @@ impl Workload {
     /// What Keras needs to build the same model (`scripts/keras_bench.py`).
     pub fn keras_shape(&self) -> serde_json::Value {
         let spec = self.spec();
+        // f32 settings as written (0.001), not as their f64 widening (0.0010000000474974513).
+        let short = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::from(x));
         let (vocab, embed) = match spec.input {
             InputKind::Embedding { vocab, dim } => (vocab, Some(dim)),
             InputKind::OneHot { vocab } => (vocab, None),
@@ -95,13 +97,22 @@ impl Workload {
             "vocab": vocab,
             "embed": embed,
             "hidden": self.model.hidden,
-            "head": if spec.head.flatten_maxlen().is_some() { "flatten" } else { "last" },
+            "cell": match self.model.cell {
+                Cell::Lstm => "lstm",
+                Cell::Gru => "gru",
+            },
+            "head": match spec.head {
+                Head::Flatten { .. } => "flatten",
+                Head::FlattenTail { .. } => "flatten_tail",
+                Head::Last => "last",
+                Head::Mean => "mean",
+            },
             "classes": match spec.output {
                 Output::Sigmoid => None,
                 Output::Softmax { classes } => Some(classes),
             },
-            "dropout": self.model.dropout,
-            "lr": self.lr,
+            "dropout": short(self.model.dropout),
+            "lr": short(self.lr),
             "describe": self.describe(),
         })
     }
@@ -117,9 +128,10 @@ pub fn workloads(cell: Cell) -> Vec<Workload> {
         offsets: words.1,
         embed_dim: Preset::W.defaults().embed_dim,
     };
+    // Stand-in symbols: the bench feeds ids, so only the table's size matters.
     let plays_input = InputConfig::Chars {
         table: (0..PLAYS_SYMBOLS).map(|i| b'!' + i).collect(),
-        lowercase: true,
+        lowercase: false,
         unk: false,
         pad: false,
     };
@@ -295,7 +307,6 @@ pub fn samples_per_second(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lstm_edge_runtime::format::Head;
 
     #[test]
     fn tiny_workload_trains_at_a_positive_rate() {
@@ -308,8 +319,22 @@ mod tests {
     }
 
     #[test]
-    fn workloads_are_the_presets_as_training_builds_them() {
+    fn workloads_carry_the_presets_and_the_inputs_training_builds() {
         let [w, c, g] = <[_; 3]>::try_from(workloads(Cell::Lstm)).unwrap();
+        for (workload, preset) in [(&w, Preset::W), (&c, Preset::C), (&g, Preset::G)] {
+            let hyper = preset.defaults();
+            assert_eq!(workload.model.hidden, hyper.hidden, "{}", workload.name);
+            assert_eq!(workload.model.head, hyper.head(), "{}", workload.name);
+            assert_eq!(workload.model.dropout, hyper.dropout, "{}", workload.name);
+            assert_eq!(
+                (workload.steps, workload.batch, workload.lr),
+                (hyper.maxlen, hyper.batch_size, hyper.learning_rate),
+                "{}",
+                workload.name
+            );
+        }
+        assert_eq!(c.model.input, notebook_char_input());
+        assert_eq!(w.model.input.words(), DEFAULT_VOCAB_SIZE);
         assert_eq!(
             w.describe(),
             "T 200, B 32, emb 300, 10002 ids, LSTM 50",
@@ -325,6 +350,10 @@ mod tests {
         assert_eq!(keras["vocab"], 10_002);
         assert_eq!(keras["embed"], 300);
         assert_eq!(keras["head"], "flatten");
+        assert_eq!(
+            (keras["cell"].as_str(), keras["lr"].as_f64()),
+            (Some("lstm"), Some(0.001))
+        );
         assert!(keras["classes"].is_null());
         let keras = g.keras_shape();
         assert_eq!(keras["classes"], 50);

@@ -31,33 +31,51 @@ pub fn load_reviews(path: &Path) -> Result<LoadedReviews> {
     if path.is_dir() {
         return load_acl_dir(path);
     }
+    match dataset_kind(path) {
+        Some(DatasetKind::Csv) => read_csv(open_text(path)?, path),
+        Some(DatasetKind::Jsonl) => read_jsonl(open_text(path)?, path),
+        None if !path.exists() => bail!("review data {} does not exist", path.display()),
+        None => {
+            // A download still packed (`.csv.xz`, `.zip`) gets the command that unpacks
+            // it; gzip is read directly, once the name says which format it holds.
+            let mut magic = [0u8; 2];
+            let gzip = File::open(path)
+                .and_then(|mut f| f.read_exact(&mut magic))
+                .is_ok_and(|()| magic == [0x1f, 0x8b]);
+            ensure!(
+                !gzip,
+                "{} is gzip-compressed review data: name it NAME.jsonl.gz or NAME.csv.gz, \
+                 after the format of its lines",
+                path.display()
+            );
+            open_text(path)?;
+            bail!(
+                "cannot tell the format of review data {}: expected a directory in the \
+                 aclImdb layout (pos/*.txt, neg/*.txt), or a .jsonl, .jsonl.gz, .csv or \
+                 .csv.gz file",
+                path.display()
+            )
+        }
+    }
+}
+
+/// The labelled-review file formats, told by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DatasetKind {
+    Csv,
+    Jsonl,
+}
+
+/// Which review format `path`'s name says (`.csv`, `.jsonl`, either gzipped), if any.
+fn dataset_kind(path: &Path) -> Option<DatasetKind> {
     let name = path.to_string_lossy().to_ascii_lowercase();
     let plain = name.strip_suffix(".gz").unwrap_or(&name);
     if plain.ends_with(".csv") {
-        read_csv(open_text(path)?, path)
+        Some(DatasetKind::Csv)
     } else if plain.ends_with(".jsonl") {
-        read_jsonl(open_text(path)?, path)
-    } else if !path.exists() {
-        bail!("review data {} does not exist", path.display())
+        Some(DatasetKind::Jsonl)
     } else {
-        // A download still packed (`.csv.xz`, `.zip`) gets the command that unpacks it;
-        // gzip is read directly, once the name says which format it holds.
-        let mut magic = [0u8; 2];
-        let gzip = File::open(path)
-            .and_then(|mut f| f.read_exact(&mut magic))
-            .is_ok_and(|()| magic == [0x1f, 0x8b]);
-        ensure!(
-            !gzip,
-            "{} is gzip-compressed review data: name it NAME.jsonl.gz or NAME.csv.gz, after \
-             the format of its lines",
-            path.display()
-        );
-        open_text(path)?;
-        bail!(
-            "cannot tell the format of review data {}: expected a directory in the aclImdb \
-             layout (pos/*.txt, neg/*.txt), or a .jsonl, .jsonl.gz, .csv or .csv.gz file",
-            path.display()
-        )
+        None
     }
 }
 
@@ -141,11 +159,10 @@ pub(crate) fn refuse_binary(text: &[u8], source: &str) -> Result<()> {
 /// What to do instead when a review file is a labelled dataset (`.jsonl`, `.csv`,
 /// gzipped or not), whose lines are records rather than reviews.
 fn dataset_fix(path: &Path) -> Option<String> {
-    let name = path.to_string_lossy().to_ascii_lowercase();
-    let plain = name.strip_suffix(".gz").unwrap_or(&name);
-    let kind = [".jsonl", ".csv"]
-        .into_iter()
-        .find(|k| plain.ends_with(k))?;
+    let kind = match dataset_kind(path).filter(|_| path.is_file())? {
+        DatasetKind::Csv => ".csv",
+        DatasetKind::Jsonl => ".jsonl",
+    };
     let file = path.display();
     Some(format!(
         "{file} is review data ({kind} records with labels), not review text: score its \
@@ -159,12 +176,22 @@ pub fn is_blank(review: &[u8]) -> bool {
     review.iter().all(u8::is_ascii_whitespace)
 }
 
+/// How messages name a review: `the review` given as an argument, else its file, else
+/// standard input.
+pub fn review_source(given: bool, file: Option<&Path>) -> String {
+    match (given, file) {
+        (true, _) => "the review".to_string(),
+        (false, Some(path)) => path.display().to_string(),
+        (false, None) => "standard input".to_string(),
+    }
+}
+
 /// A review to score, as given: `text` as it is; else the file at `file`, or
 /// standard input, without a leading UTF-8 byte-order mark or the line end that
 /// closes its last line, which editors and `echo` add and a review does not mean.
 /// A blank review is an error that names its source.
 pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>> {
-    let from_stdin = text.is_none() && file.is_none();
+    let given = text.is_some();
     let bytes = match (text, file) {
         (Some(text), _) => text,
         (None, from) => {
@@ -193,11 +220,7 @@ pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>
             bytes.strip_suffix(b"\r").unwrap_or(bytes).to_vec()
         }
     };
-    let source = match file {
-        Some(path) => path.display().to_string(),
-        None if from_stdin => "standard input".to_string(),
-        None => "the review".to_string(),
-    };
+    let source = review_source(given, file);
     refuse_binary(&bytes, &source)?;
     if is_blank(&bytes) {
         bail!("{source} is empty: give some text to score");
@@ -736,6 +759,12 @@ mod tests {
                 "{name}: {err}"
             );
         }
+        // A dataset name that names no file is a missing file, not a dataset.
+        let err = read_review(None, Some(&dir.path().join("gone.csv")))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("is review data"), "{err}");
+        assert!(err.contains("gone.csv"), "{err}");
         // A review is text of any name otherwise.
         let txt = dir.path().join("review.jsonl.txt");
         std::fs::write(&txt, b"Great.").unwrap();

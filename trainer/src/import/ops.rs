@@ -126,7 +126,7 @@ impl Walk<'_> {
         let hidden = wd[1] / gates;
         ensure!(
             wd[1] == gates * hidden && rd == [1, gates * hidden, hidden],
-            "{name}: W dims {wd:?} and R dims {rd:?} do not fit a {:?} cell",
+            "{name}: W dims {wd:?} and R dims {rd:?} do not fit an {} cell",
             cell
         );
         if let Some(h) = attr_int(node, "hidden_size") {

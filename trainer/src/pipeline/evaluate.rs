@@ -319,6 +319,23 @@ pub struct EvalData {
 /// Builds the evaluation set of the model in `dir` from `data`, or from the data recorded
 /// in its card when `data` names none. Returns the set and a description of it.
 pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(EvalSet, String)> {
+    eval_set(dir, card, data, Notes::Print)
+}
+
+/// Whether [`eval_set`] tells the user about the scores it sets up (a `--limit` past
+/// the data, the model's own training file); `verify` compares engines, not scores.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Notes {
+    Print,
+    Quiet,
+}
+
+fn eval_set(
+    dir: &Path,
+    card: &TrainedCard,
+    data: &EvalData,
+    notes: Notes,
+) -> Result<(EvalSet, String)> {
     let hp = card.card.hyperparameters.as_ref().with_context(|| {
         format!(
             "{}'s card.json has no `hyperparameters` (their seed, maxlen and window \
@@ -372,7 +389,7 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
         (true, Some(path), true) => {
             let mut all = load_nonempty_reviews(&path)?;
             if let Some(limit) = limit {
-                if limit > all.len() && data.limit.is_some() {
+                if notes == Notes::Print && limit > all.len() && data.limit.is_some() {
                     eprintln!(
                         "note: --limit {limit}, but {} holds {} reviews: all of them are scored",
                         path.display(),
@@ -383,7 +400,7 @@ pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(
                 all.truncate(limit);
             }
             if let DataSource::Reviews { train, .. } = &card.job.data {
-                if !from_card && same_file(train, &path) {
+                if notes == Notes::Print && !from_card && same_file(train, &path) {
                     eprintln!(
                         "note: {} is the file this model trained on ({} says so): its scores \
                          are not held out",
@@ -685,7 +702,7 @@ pub fn verify_sequences(dir: &Path, data: &EvalData, count: usize) -> Result<Vec
         limit: Some(data.limit.map_or(count, |l| l.min(count))),
         ..data.clone()
     };
-    let (mut set, name) = eval_set_for(dir, &card, &data)?;
+    let (mut set, name) = eval_set(dir, &card, &data, Notes::Quiet)?;
     ensure!(!set.is_empty(), "the evaluation set ({name}) is empty");
     set.sequences.truncate(count);
     Ok(set.sequences)

@@ -295,18 +295,27 @@ pub fn write_onnx(
 /// its own (its best-epoch checkpoint goes when `train` saves its first checkpoint),
 /// so a run that fails early leaves it whole.
 fn prepare_out_dir(dir: &Path, resume: bool) -> Result<()> {
+    refuse_resume_without_checkpoint(dir, resume)?;
     let resumable = checkpoint::is_checkpoint(&dir.join(CHECKPOINT_FILE));
     let has_model = dir.join(CARD_FILE).is_file();
-    ensure!(
-        !(resume && !resumable && has_model),
-        "{} holds a model but no checkpoint to resume ({CHECKPOINT_FILE}): drop --resume to \
-         train afresh and replace that model, or give another --out",
-        dir.display()
-    );
     if !resume && (has_model || resumable) {
         eprintln!(
             "note: {} holds an earlier model or run; this run replaces it (--resume continues \
              the earlier run instead)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `--resume` into a folder whose model has no checkpoint would silently train afresh
+/// and replace it.
+fn refuse_resume_without_checkpoint(dir: &Path, resume: bool) -> Result<()> {
+    let has_model = dir.join(CARD_FILE).is_file();
+    if resume && has_model && !checkpoint::is_checkpoint(&dir.join(CHECKPOINT_FILE)) {
+        bail!(
+            "{} holds a model but no checkpoint to resume ({CHECKPOINT_FILE}): drop --resume \
+             to train afresh and replace that model, or give another --out",
             dir.display()
         );
     }
@@ -399,6 +408,8 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         "--out {} is a file: give a directory for the model",
         job.out_dir.display()
     );
+    // Before the data is read (word2vec may train): checked again under the lock.
+    refuse_resume_without_checkpoint(&job.out_dir, job.resume)?;
     let prepared = match &job.data {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
@@ -722,8 +733,10 @@ fn card_of_checkpoint_model(
         ck.epochs_done,
         match (same_run, shared_epochs_agree) {
             (true, _) => "the card's run",
-            (false, true) =>
-                "the card's run, trained on past the card's epochs (resumed with more --epochs)",
+            (false, true) => {
+                "a run that agrees with the card's epochs and goes past them (resumed with \
+                 more --epochs, or a longer run with the same seed and data)"
+            }
             (false, false) => "another run (its per-epoch losses differ)",
         },
         dir.join(CARD_FILE).display(),
@@ -1024,7 +1037,7 @@ mod tests {
             export_checkpoint(&three.join(CHECKPOINT_FILE), &two).unwrap_err()
         );
         assert!(
-            err.contains("after epoch 3 of the card's run, trained on past the card's epochs"),
+            err.contains("after epoch 3 of a run that agrees with the card's epochs and goes past"),
             "{err}"
         );
         let mut other_seed = generator_job(&one, 2);
