@@ -24,8 +24,8 @@ fn g_shape_state_and_scratch_fit_in_2_kib() {
 
 #[test]
 fn the_integer_row_buffers_grow_with_the_states_hidden_size_not_the_runtimes_limit() {
-    // Cores without the DSP extension (Cortex-M0/M3, RISC-V) and hosts keep four
-    // rows a unit; a small model's state stays small there too.
+    // Hosts keep four rows a unit (bare-metal builds step unit by unit and keep
+    // none); a small model's state stays small there too.
     let small = size_of::<State<Int, 32>>();
     println!("State<Int, 32>: {small} bytes on this target");
     assert!(small <= 3 * 1024, "State<Int, 32> takes {small} bytes");
