@@ -84,6 +84,22 @@ impl Board {
         }
     }
 
+    /// The shell command that runs an image built for the board: QEMU for the
+    /// emulated boards, probe-rs (which flashes it and prints its semihosting
+    /// output) for a real one.
+    pub fn run_command(self, elf: &Path) -> String {
+        match self.emulated() {
+            Ok(emulated) => {
+                let args: Vec<String> = qemu_args(elf, emulated)
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                format!("qemu-system-arm {}", args.join(" "))
+            }
+            Err(_) => format!("probe-rs run --chip STM32F407VGTx {}", elf.display()),
+        }
+    }
+
     /// QEMU's `-cpu` and `-machine` for the board; an error for a board QEMU
     /// does not emulate.
     pub fn emulated(self) -> Result<(&'static str, &'static str)> {
@@ -967,6 +983,21 @@ mod tests {
         assert_eq!(
             (out.stack_peak_bytes, out.stack_region_bytes),
             (612, 4190000)
+        );
+    }
+
+    #[test]
+    fn each_board_says_how_its_image_runs() {
+        let elf = Path::new("/out/lstm-edge-firmware.elf");
+        assert_eq!(
+            Board::Stm32f407.run_command(elf),
+            "probe-rs run --chip STM32F407VGTx /out/lstm-edge-firmware.elf"
+        );
+        let m3 = Board::Mps2An385.run_command(elf);
+        assert!(
+            m3.starts_with("qemu-system-arm -cpu cortex-m3 -machine mps2-an385 ")
+                && m3.ends_with("-kernel /out/lstm-edge-firmware.elf"),
+            "{m3}"
         );
     }
 

@@ -17,13 +17,13 @@ pub struct ImportArgs {
     #[arg(long)]
     pub chars: Option<String>,
     /// The id after the chars is UNK (chars outside the table).
-    #[arg(long, requires = "chars")]
+    #[arg(long, requires = "chars", conflicts_with = "vocab")]
     pub unk: bool,
     /// The last id is PAD (flatten heads pad with it).
-    #[arg(long, requires = "chars")]
+    #[arg(long, requires = "chars", conflicts_with = "vocab")]
     pub pad: bool,
     /// Lowercase text before looking chars up.
-    #[arg(long, requires = "chars")]
+    #[arg(long, requires = "chars", conflicts_with = "vocab")]
     pub lowercase: bool,
     /// Word-level model: a file with one word per line, line k being id k;
     /// `<pad>` and `<unk>` lines mark those ids.

@@ -225,9 +225,18 @@ fn score(args: ScoreArgs) -> Result<()> {
             eprintln!("note: {source}, line {}: {caution}", index + 1);
         }
         if args.json {
-            let mut line = serde_json::to_value(report)?;
-            line["line"] = (index + 1).into();
-            writeln!(out, "{line}")?;
+            // The line number first, then the fields in `score --json`'s order.
+            #[derive(serde::Serialize)]
+            struct LineReport<'a> {
+                line: usize,
+                #[serde(flatten)]
+                report: &'a infer::ScoreReport,
+            }
+            let line = LineReport {
+                line: index + 1,
+                report,
+            };
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
         } else {
             writeln!(out, "{:.4} {}", report.score, report.label)?;
         }
@@ -484,7 +493,10 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench(&args)?,
         Command::Firmware { action } => match action {
             FirmwareAction::Build { args, board } => {
-                println!("{}", build_firmware(&args, board)?.0.display());
+                let elf = build_firmware(&args, board)?.0;
+                // stdout is the path alone, for scripts; the hint goes to stderr.
+                println!("{}", elf.display());
+                eprintln!("run it with: {}", board.run_command(&elf));
             }
             FirmwareAction::Run {
                 args,

@@ -655,9 +655,10 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
 pub struct DataStatsArgs {
     /// Reviews: aclImdb folder, .jsonl[.gz] or .csv[.gz].
     pub reviews: PathBuf,
-    /// Length that reviews are padded or truncated to.
-    #[arg(long, default_value_t = 200)]
-    pub maxlen: usize,
+    /// Length that reviews are padded or truncated to [default: 200 words, or with
+    /// --chars 1500 chars, as presets w and c train].
+    #[arg(long)]
+    pub maxlen: Option<usize>,
     /// Count chars of the notebook's set (workload C) instead of words.
     #[arg(long)]
     pub chars: bool,
@@ -667,7 +668,9 @@ pub struct DataStatsArgs {
 }
 
 pub fn data_stats(args: &DataStatsArgs) -> Result<()> {
-    let stats = pipeline::length_stats(&args.reviews, args.maxlen, args.chars)?;
+    let preset = if args.chars { Preset::C } else { Preset::W };
+    let maxlen = args.maxlen.unwrap_or(preset.defaults().maxlen);
+    let stats = pipeline::length_stats(&args.reviews, maxlen, args.chars)?;
     if args.json {
         println!(
             "{}",

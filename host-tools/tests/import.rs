@@ -233,6 +233,16 @@ fn a_wrong_token_table_size_names_both_counts() {
         format!("{err:#}").contains("--chars holds 'Q', which --lowercase makes unreachable"),
         "{err:#}"
     );
+
+    // A vocab file one line too long names its blank line.
+    let words = std::fs::read(fixtures().join("torch_lstm_state_words.onnx")).unwrap();
+    let mut lines: Vec<String> = (0..20).map(|i| format!("w{i}")).collect();
+    lines.insert(7, String::new());
+    let err = import(&words, &TokenTable::Words { lines }).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("21 lines but the model has 20 token ids (line 8 is blank"),
+        "{err:#}"
+    );
 }
 
 #[test]
@@ -295,6 +305,19 @@ fn cli_import_writes_both_blobs_that_score_text() {
         .arg("a bad idea")
         .assert()
         .success();
+    // An imported folder has no card for eval or verify: they say what it is.
+    let output = Command::cargo_bin("lstm-edge")
+        .unwrap()
+        .env("RUST_BACKTRACE", "0")
+        .args(["verify", "--model"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && err.contains("is a model imported by `lstm-edge import`"),
+        "{err}"
+    );
     let refusal = |onnx: &Path, out: &Path| -> String {
         let output = Command::cargo_bin("lstm-edge")
             .unwrap()
@@ -371,6 +394,27 @@ fn cli_import_needs_a_token_table() {
         .args(["--out", "/tmp/never-written"])
         .assert()
         .failure();
+    // The char table's flags mean nothing to a vocab file.
+    let dir = tempfile::tempdir().unwrap();
+    let vocab = dir.path().join("vocab.txt");
+    std::fs::write(&vocab, "<pad>\n<unk>\n").unwrap();
+    for flag in ["--unk", "--pad", "--lowercase"] {
+        let output = Command::cargo_bin("lstm-edge")
+            .unwrap()
+            .args(["import"])
+            .arg(fixtures().join("torch_lstm_state_words.onnx"))
+            .arg("--vocab")
+            .arg(&vocab)
+            .args([flag, "--out"])
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && err.contains("cannot be used with"),
+            "{flag}: {err}"
+        );
+    }
 }
 
 type ModelProto = tract_onnx::pb::ModelProto;
@@ -626,7 +670,7 @@ fn a_reshape_of_free_length_steps_into_the_batch_is_refused() {
         Err(e) => format!("{e:#}"),
     };
     assert!(
-        err.contains("puts its steps in the batch (one output per step)"),
+        err.contains("to [-1, 6], which puts its steps in the batch (one output per step)"),
         "{err}"
     );
 }

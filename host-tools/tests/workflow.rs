@@ -607,12 +607,20 @@ fn data_stats_counts_every_review_once() {
     assert_eq!(parts.iter().sum::<u64>(), n, "{stats}");
     assert!(parts[0] > 0 && parts[2] > 0, "{stats}");
     let words = stats["average_len"].as_f64().unwrap();
+    // Without --maxlen, chars are counted against preset c's 1500 and words against w's 200.
     let chars = json_of(
         cli()
-            .args(["data-stats", "--json", "--chars", "--maxlen", "1500"])
+            .args(["data-stats", "--json", "--chars"])
             .arg(data("imdb-sample/test.jsonl.gz")),
     );
     assert_eq!(chars["unit"], "chars");
+    assert_eq!(chars["maxlen"], 1500);
+    let default_words = json_of(
+        cli()
+            .args(["data-stats", "--json"])
+            .arg(data("imdb-sample/test.jsonl.gz")),
+    );
+    assert_eq!(default_words, stats);
     assert!(
         chars["average_len"].as_f64().unwrap() > 3.0 * words,
         "{chars}"

@@ -16,6 +16,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use ort::environment::Environment;
 use ort::session::Session;
 
+use crate::onnx::{Dim, Elem, Graph};
+
 /// The ONNX Runtime release the project pins (it matches `ort` 2.0.0-rc.15).
 pub const ORT_VERSION: &str = "1.31.1";
 
@@ -438,6 +440,19 @@ pub fn session_from_bytes(model: &[u8], device: Device, threads: usize) -> Resul
     })
 }
 
+/// Starts a one-op session on `device`, so that a device that cannot run (a CPU-only
+/// ONNX Runtime, missing CUDA libraries, no GPU) is an error before any data work.
+pub fn check_device(device: Device) -> Result<()> {
+    if device == Device::Cpu {
+        return Ok(());
+    }
+    let mut g = Graph::new("probe");
+    let x = g.input("x", Elem::F32, &[Dim::Fixed(1)]);
+    let y = g.op("Neg", &[&x], vec![]);
+    g.output(&y, "y", Elem::F32, &[Dim::Fixed(1)]);
+    session_from_bytes(&g.to_model_bytes(crate::onnx::OPSET), device, 1).map(drop)
+}
+
 /// Whether an ONNX Runtime error comes from CUDA or its libraries rather than the graph.
 fn mentions_cuda(error: &str) -> bool {
     ["CUDA", "cuda", "cuDNN", "cudnn", "cublas", "CUBLAS"]
@@ -448,7 +463,6 @@ fn mentions_cuda(error: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx::{Dim, Elem, Graph};
     use ort::value::Tensor;
 
     #[test]
@@ -512,12 +526,8 @@ mod tests {
         if capi.join("libonnxruntime_providers_cuda.so").exists() {
             return Ok(()); // the GPU build is installed: nothing to check here
         }
-        let mut g = Graph::new("neg");
-        let x = g.input("x", Elem::F32, &[Dim::Fixed(1)]);
-        let y = g.op("Neg", &[&x], vec![]);
-        g.output(&y, "y", Elem::F32, &[Dim::Fixed(1)]);
-        let bytes = g.to_model_bytes(crate::onnx::OPSET);
-        let Err(err) = session_from_bytes(&bytes, Device::Cuda { device_id: 0 }, 1) else {
+        check_device(Device::Cpu)?;
+        let Err(err) = check_device(Device::Cuda { device_id: 0 }) else {
             panic!("a CPU-only ONNX Runtime must refuse the CUDA device");
         };
         let msg = format!("{err:#}");

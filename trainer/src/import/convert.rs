@@ -130,12 +130,27 @@ const MAX_ONE_HOT_WORDS: usize = 4096;
 /// row.
 fn word_input(foreign: &ForeignModel, lines: &[String]) -> Result<MappedInput> {
     let ids = foreign.input.ids();
-    ensure!(
-        lines.len() == ids,
-        "the vocab file has {} lines but the model has {ids} token ids: give one line per id, in id order",
-        lines.len()
-    );
+    if lines.len() != ids {
+        let blank = lines
+            .iter()
+            .position(|line| line.trim().is_empty())
+            .map_or(String::new(), |k| {
+                format!(" (line {} is blank: remove it)", k + 1)
+            });
+        bail!(
+            "the vocab file has {} lines but the model has {ids} token ids{blank}: give one \
+             line per id, in id order",
+            lines.len()
+        );
+    }
     let (order, pad_line, unk_line) = word_order(lines)?;
+    if unk_line.is_none() {
+        eprintln!(
+            "warning: no vocab line is {UNK_MARK}: words outside the vocabulary will read a \
+             zero vector, not one the model trained; mark the unknown-word id's line with \
+             {UNK_MARK} if the model has one"
+        );
+    }
     let unreachable = unreachable_words(lines);
     if !unreachable.is_empty() {
         let shown: Vec<&str> = unreachable
@@ -208,16 +223,24 @@ fn word_input(foreign: &ForeignModel, lines: &[String]) -> Result<MappedInput> {
     })
 }
 
+/// The mark a vocab line is, if any: `<pad>` or `<unk>` in any case (`<PAD>` as
+/// many exports write it), never a word the tokenizer could give.
+fn vocab_mark(line: &str) -> Option<&'static str> {
+    [PAD_MARK, UNK_MARK]
+        .into_iter()
+        .find(|mark| line.eq_ignore_ascii_case(mark))
+}
+
 /// The word lines in the runtime's order (ASCII-lowercased, sorted), and the PAD
 /// and UNK lines, with errors naming the line.
 fn word_order(lines: &[String]) -> Result<(Vec<usize>, Option<usize>, Option<usize>)> {
     let (mut pad, mut unk) = (None, None);
     let mut words: Vec<(Vec<u8>, usize)> = Vec::new();
     for (k, line) in lines.iter().enumerate() {
-        let mark = match line.as_str() {
-            PAD_MARK => Some(&mut pad),
-            UNK_MARK => Some(&mut unk),
-            _ => None,
+        let mark = match vocab_mark(line) {
+            Some(PAD_MARK) => Some(&mut pad),
+            Some(_) => Some(&mut unk),
+            None => None,
         };
         if let Some(slot) = mark {
             if let Some(first) = slot.replace(k) {
@@ -255,7 +278,7 @@ fn unreachable_words(lines: &[String]) -> Vec<usize> {
     lines
         .iter()
         .enumerate()
-        .filter(|(_, line)| !matches!(line.as_str(), PAD_MARK | UNK_MARK))
+        .filter(|(_, line)| vocab_mark(line).is_none())
         .filter(|(_, line)| {
             // Mid-text, as words are met: a text's last period is always split off.
             let text = format!("{line} x");
@@ -326,6 +349,13 @@ mod tests {
             word_order(&lines(&["<pad>", "zebra", "<unk>", "Apple", "mango"])).unwrap();
         assert_eq!(order, vec![3, 4, 1]);
         assert_eq!((pad, unk), (Some(0), Some(2)));
+        // Marks in any case, as exports write them, are marks, not words.
+        let upper = lines(&["<PAD>", "zebra", "<Unk>", "Apple", "mango"]);
+        assert_eq!(
+            word_order(&upper).unwrap(),
+            (vec![3, 4, 1], Some(0), Some(2))
+        );
+        assert!(unreachable_words(&upper).is_empty());
     }
 
     #[test]

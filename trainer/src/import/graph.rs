@@ -32,6 +32,18 @@ pub(super) enum Dim {
     Of(Axis),
 }
 
+/// A computed shape as messages show it: `[batch, -1]`.
+pub(super) fn shape_text(dims: &[Dim]) -> String {
+    let entries: Vec<String> = dims
+        .iter()
+        .map(|d| match d {
+            Dim::Known(n) => n.to_string(),
+            Dim::Of(axis) => format!("{axis:?}").to_lowercase(),
+        })
+        .collect();
+    format!("[{}]", entries.join(", "))
+}
+
 pub(super) struct Graph<'a> {
     pub(super) graph: &'a GraphProto,
     pub(super) producer: HashMap<&'a str, &'a NodeProto>,

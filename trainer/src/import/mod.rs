@@ -108,6 +108,9 @@ pub enum TokenTable {
     Words { lines: Vec<String> },
 }
 
+/// What `import` read and checked, beside the blobs it writes.
+pub const IMPORT_FILE: &str = "import.json";
+
 /// Marks the padding id's line in a vocab file.
 pub const PAD_MARK: &str = "<pad>";
 /// Marks the unknown-word id's line in a vocab file.
@@ -483,10 +486,16 @@ impl Imported {
         let _lock = FolderLock::take(out)?;
         // Under the lock: no `train` can have written its card since.
         refuse_trained_folder(out)?;
+        if out.join(IMPORT_FILE).is_file() {
+            eprintln!(
+                "note: {} holds an earlier import; this one replaces it",
+                out.display()
+            );
+        }
         for (name, bytes) in [
             ("model.blob", &self.int_blob),
             ("model-f32.blob", &self.f32_blob),
-            ("import.json", &serde_json::to_vec_pretty(&summary)?),
+            (IMPORT_FILE, &serde_json::to_vec_pretty(&summary)?),
         ] {
             files::write_atomic(&out.join(name), bytes)?;
         }

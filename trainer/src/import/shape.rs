@@ -5,7 +5,9 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use lstm_edge_runtime::format::Head;
 use tract_onnx::pb::NodeProto;
 
-use super::graph::{attr_int, attr_ints, describe, input, is_unit, normalize_axis, Axis, Dim};
+use super::graph::{
+    attr_int, attr_ints, describe, input, is_unit, normalize_axis, shape_text, Axis, Dim,
+};
 use super::walk::Walk;
 use super::SUPPORTED;
 
@@ -237,8 +239,9 @@ impl Walk<'_> {
         let kept: Vec<Axis> = axes.iter().copied().filter(|&a| !is_unit(a)).collect();
         let refuse = || {
             anyhow!(
-                "{}: reshapes a value laid out as {axes:?} to {target:?}: unsupported; {SUPPORTED}",
-                describe(node)
+                "{}: reshapes a value laid out as {axes:?} to {}: unsupported; {SUPPORTED}",
+                describe(node),
+                shape_text(target)
             )
         };
         let [first, second] = target else {
@@ -259,10 +262,11 @@ impl Walk<'_> {
                 // a per-step output, not a flatten over a fixed number of steps.
                 ensure!(
                     !(*first == Dim::Known(-1) && self.seq_len.is_none()),
-                    "{}: reshapes a sequence of free length to {target:?}, which puts its steps \
+                    "{}: reshapes a sequence of free length to {}, which puts its steps \
                      in the batch (one output per step): unsupported; export with a fixed \
                      sequence length for a flatten head, or take the last step or the mean",
-                    describe(node)
+                    describe(node),
+                    shape_text(target)
                 );
                 let steps = match *second {
                     Dim::Known(-1) if *first != Dim::Known(-1) => self.seq_len.map(|t| t as i64),

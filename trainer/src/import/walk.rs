@@ -49,7 +49,7 @@ const MAX_STEPS: usize = 20_000;
 pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
     let proto = tract_onnx::onnx()
         .proto_model_for_read(&mut &onnx[..])
-        .map_err(|e| anyhow!("not an ONNX model: {e}"))?;
+        .map_err(|e| anyhow!("not an ONNX model, or a truncated one: {e}"))?;
     let graph = proto
         .graph
         .as_ref()
@@ -369,7 +369,8 @@ impl<'a> Walk<'a> {
                     {
                         bail!(
                             "unsupported ONNX op {} ({}): the recurrent layer was exported as a loop, not as an ONNX \
-                             LSTM/GRU op (tf2onnx does this for Keras 3 GRU layers; Keras 2 / tf_keras models convert to GRU); {SUPPORTED}",
+                             LSTM/GRU op (tf2onnx does this for Keras 3 GRU layers, and for Keras 2 / tf_keras GRU layers \
+                             with reset_after=False; a tf_keras GRU with reset_after=True, its default, converts to GRU); {SUPPORTED}",
                             r#loop.op_type,
                             describe(r#loop)
                         );

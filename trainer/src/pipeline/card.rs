@@ -191,6 +191,15 @@ impl TrainedCard {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(CARD_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| {
+            if dir.join(crate::import::IMPORT_FILE).is_file() {
+                return format!(
+                    "{} is a model imported by `lstm-edge import`, which has no {CARD_FILE}: \
+                     its blobs were checked against tract on import (the figures are in {}); \
+                     `score`, `generate`, `inspect` and `firmware` take it",
+                    dir.display(),
+                    dir.join(crate::import::IMPORT_FILE).display()
+                );
+            }
             if let Some(holder) = crate::files::FolderLock::holder(dir) {
                 return format!(
                     "cannot read {}: {holder} is writing to {}: wait for it to end",

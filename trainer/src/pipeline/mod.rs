@@ -410,6 +410,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     );
     // Before the data is read (word2vec may train): checked again under the lock.
     refuse_resume_without_checkpoint(&job.out_dir, job.resume)?;
+    crate::ort_env::check_device(job.device)?;
     let prepared = match &job.data {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,

@@ -87,8 +87,9 @@ fn word2vec_embedding(
     let (values, report) = train_word2vec(&sentences, rows, 2, cfg, &bar)?;
     if progress {
         eprintln!(
-            "word2vec: {} epochs over {} tokens of {} training reviews, {} words, {}-d, {:.1} s",
+            "word2vec: {} pass{} over {} tokens of {} training reviews, {} words, {}-d, {:.1} s",
             cfg.epochs,
+            if cfg.epochs == 1 { "" } else { "es" },
             report.tokens,
             reviews.len(),
             report.trained_rows,
@@ -233,7 +234,7 @@ pub(super) fn prepare_reviews(
     let train_set = eval_set_from_encoded(&train_enc, pad);
     let test_name = match test_path {
         Some(p) => p.display().to_string(),
-        None => format!("{} (held-out share)", train_path.display()),
+        None => format!("the held-out share of {}", train_path.display()),
     };
     let mut sources = vec![train_path];
     sources.extend(test_path);
