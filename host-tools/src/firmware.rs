@@ -41,6 +41,21 @@ pub use protocol::PROTOCOL_VERSION;
 /// Under QEMU's `-icount shift=0` one instruction takes 1 ns of virtual time.
 pub const INSTRUCTIONS_PER_SECOND: u64 = 1_000_000_000;
 
+/// probe-rs's name for the STM32F407 of the `stm32f407` board.
+pub const STM32F407_CHIP: &str = "STM32F407VGTx";
+
+/// `word` as a POSIX shell reads it back: as it is when it holds only safe
+/// characters, else in single quotes.
+fn shell_quoted(word: &std::ffi::OsStr) -> String {
+    let text = word.to_string_lossy();
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
 /// The board the firmware image is linked for (its memory map).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
 pub enum Board {
@@ -88,16 +103,21 @@ impl Board {
     /// emulated boards, probe-rs (which flashes it and prints its semihosting
     /// output) for a real one.
     pub fn run_command(self, elf: &Path) -> String {
-        match self.emulated() {
-            Ok(emulated) => {
-                let args: Vec<String> = qemu_args(elf, emulated)
-                    .iter()
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .collect();
-                format!("qemu-system-arm {}", args.join(" "))
+        let words: Vec<OsString> = match self {
+            Board::Mps2An386 | Board::Mps2An385 => {
+                let emulated = self.emulated().expect("an emulated board");
+                std::iter::once(OsString::from("qemu-system-arm"))
+                    .chain(qemu_args(elf, emulated))
+                    .collect()
             }
-            Err(_) => format!("probe-rs run --chip STM32F407VGTx {}", elf.display()),
-        }
+            Board::Stm32f407 => ["probe-rs", "run", "--chip", STM32F407_CHIP]
+                .iter()
+                .map(OsString::from)
+                .chain([elf.as_os_str().to_owned()])
+                .collect(),
+        };
+        let quoted: Vec<String> = words.iter().map(|w| shell_quoted(w)).collect();
+        quoted.join(" ")
     }
 
     /// QEMU's `-cpu` and `-machine` for the board; an error for a board QEMU
@@ -991,8 +1011,11 @@ mod tests {
         let elf = Path::new("/out/lstm-edge-firmware.elf");
         assert_eq!(
             Board::Stm32f407.run_command(elf),
-            "probe-rs run --chip STM32F407VGTx /out/lstm-edge-firmware.elf"
+            format!("probe-rs run --chip {STM32F407_CHIP} /out/lstm-edge-firmware.elf")
         );
+        // A path a shell would split or expand is quoted.
+        let spaced = Board::Stm32f407.run_command(Path::new("/my models/it's.elf"));
+        assert!(spaced.ends_with(r"'/my models/it'\''s.elf'"), "{spaced}");
         let m3 = Board::Mps2An385.run_command(elf);
         assert!(
             m3.starts_with("qemu-system-arm -cpu cortex-m3 -machine mps2-an385 ")

@@ -16,7 +16,8 @@ use crate::blob::{BlobFile, NumericPath};
 pub struct ScoreReport {
     /// Probability of the positive class.
     pub score: f64,
-    /// The runtime's own value (Q0.30 on the integer path; the f32 bits' value otherwise).
+    /// The runtime's own value, as text: on the integer path the Q0.30 probability,
+    /// on the f32 path the float as Rust prints it.
     pub raw: String,
     pub label: &'static str,
     /// Tokens that went through the cell, padding included.
@@ -24,6 +25,15 @@ pub struct ScoreReport {
     /// Tokens of the text, and how many of them the model does not know (UNK).
     pub tokens: usize,
     pub unknown: usize,
+}
+
+/// One line's report for `score --lines --json`: its line number first, then the
+/// fields in `score --json`'s order.
+#[derive(Debug, Serialize)]
+pub struct LineReport<'a> {
+    pub line: usize,
+    #[serde(flatten)]
+    pub report: &'a ScoreReport,
 }
 
 impl ScoreReport {

@@ -225,14 +225,7 @@ fn score(args: ScoreArgs) -> Result<()> {
             eprintln!("note: {source}, line {}: {caution}", index + 1);
         }
         if args.json {
-            // The line number first, then the fields in `score --json`'s order.
-            #[derive(serde::Serialize)]
-            struct LineReport<'a> {
-                line: usize,
-                #[serde(flatten)]
-                report: &'a infer::ScoreReport,
-            }
-            let line = LineReport {
+            let line = infer::LineReport {
                 line: index + 1,
                 report,
             };

@@ -507,8 +507,13 @@ fn score_lines_scores_each_line_as_its_own_review() {
             .args(["score", "--lines", "--json", "-m", arg(&m.sentiment)])
             .write_stdin(reviews.join("\n")),
     );
-    let rows: Vec<serde_json::Value> = String::from_utf8(out)
-        .unwrap()
+    let text = String::from_utf8(out).unwrap();
+    // The line number first, then score --json's fields in its order.
+    assert!(
+        text.starts_with("{\"line\":1,\"score\":") && text.contains(",\"raw\":"),
+        "{text}"
+    );
+    let rows: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();

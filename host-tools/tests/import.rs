@@ -351,6 +351,51 @@ fn cli_import_writes_both_blobs_that_score_text() {
 }
 
 #[test]
+fn cli_import_warns_of_a_vocab_without_unk_and_notes_a_replaced_import() {
+    let fixture = load_all()
+        .into_iter()
+        .find(|f| f.record["tokens"].get("vocab").is_some())
+        .expect("a word-vocab fixture");
+    let TokenTable::Words { lines } = tokens(&fixture.record) else {
+        unreachable!("a word fixture")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = fixtures().join(fixture.record["model"].as_str().unwrap());
+    let import = |lines: &[String], out: &Path| -> String {
+        let vocab = dir.path().join("vocab.txt");
+        std::fs::write(&vocab, lines.join("\n")).unwrap();
+        let output = Command::cargo_bin("lstm-edge")
+            .unwrap()
+            .arg("import")
+            .arg(&onnx)
+            .arg("--vocab")
+            .arg(&vocab)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        stderr
+    };
+    let out = dir.path().join("imported");
+    let first = import(&lines, &out);
+    assert!(!first.contains("no vocab line is <unk>"), "{first}");
+    assert!(!first.contains("earlier import"), "{first}");
+    let without_unk: Vec<String> = lines
+        .iter()
+        .map(|l| match l.as_str() {
+            "<unk>" => "zzzunknown".to_string(),
+            _ => l.clone(),
+        })
+        .collect();
+    assert_ne!(without_unk, lines, "the fixture vocab marks <unk>");
+    let again = import(&without_unk, &out);
+    assert!(again.contains("no vocab line is <unk>"), "{again}");
+    assert!(again.contains("holds an earlier import"), "{again}");
+}
+
+#[test]
 fn lstm_edge_exports_import_back_to_the_same_f32_blob() {
     // One model per head and output kind that the shipped models cover.
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");

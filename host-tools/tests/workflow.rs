@@ -1032,9 +1032,25 @@ fn a_run_that_fails_before_its_first_checkpoint_leaves_the_earlier_model_whole()
         .assert()
         .success();
     let best = std::fs::read(out.join("checkpoint.best.ckpt")).unwrap();
-    // No machine has GPU 999, so this run fails as its training session starts.
+    // No machine has GPU 999, so this run fails before it trains.
     let err = failure(tiny_generator(&out).args(["--hidden", "8", "--device", "cuda:999"]));
     assert!(err.contains("CUDA"), "{err}");
+    // The device is checked before the data is read (word2vec may train for minutes).
+    let err = failure(
+        cli()
+            .args(["train", "--preset", "g", "--corpus"])
+            .arg(dir.path().join("no-such-corpus.txt"))
+            .args([
+                "--device",
+                "cuda:999",
+                "--out",
+                arg(&dir.path().join("never")),
+            ]),
+    );
+    assert!(
+        err.contains("CUDA") && !err.contains("no-such-corpus"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read(out.join("checkpoint.best.ckpt")).unwrap(),
         best,

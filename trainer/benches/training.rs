@@ -96,6 +96,8 @@ fn main() -> anyhow::Result<()> {
 fn serve(cell: Cell, device: Device, threads: usize) -> anyhow::Result<()> {
     let mut prepared: HashMap<&'static str, Prepared> = HashMap::new();
     let shapes = workloads(cell);
+    // Ready means able to run: a device that cannot stops the bench before its rounds.
+    lstm_edge_trainer::ort_env::check_device(device)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", serde_json::json!({ "ready": true }))?;
     out.flush()?;

@@ -440,9 +440,11 @@ pub fn session_from_bytes(model: &[u8], device: Device, threads: usize) -> Resul
     })
 }
 
-/// Starts a one-op session on `device`, so that a device that cannot run (a CPU-only
-/// ONNX Runtime, missing CUDA libraries, no GPU) is an error before any data work.
+/// Loads ONNX Runtime and, for CUDA, starts a one-op session on the device, so that
+/// a missing library or a device that cannot run (a CPU-only ONNX Runtime, missing
+/// CUDA libraries, no GPU) is an error before any data work.
 pub fn check_device(device: Device) -> Result<()> {
+    loaded()?;
     if device == Device::Cpu {
         return Ok(());
     }
@@ -526,7 +528,6 @@ mod tests {
         if capi.join("libonnxruntime_providers_cuda.so").exists() {
             return Ok(()); // the GPU build is installed: nothing to check here
         }
-        check_device(Device::Cpu)?;
         let Err(err) = check_device(Device::Cuda { device_id: 0 }) else {
             panic!("a CPU-only ONNX Runtime must refuse the CUDA device");
         };

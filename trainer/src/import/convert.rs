@@ -131,12 +131,16 @@ const MAX_ONE_HOT_WORDS: usize = 4096;
 fn word_input(foreign: &ForeignModel, lines: &[String]) -> Result<MappedInput> {
     let ids = foreign.input.ids();
     if lines.len() != ids {
-        let blank = lines
-            .iter()
-            .position(|line| line.trim().is_empty())
-            .map_or(String::new(), |k| {
+        // Blank lines explain a file that is too long by as many lines.
+        let blanks: Vec<usize> = (0..lines.len())
+            .filter(|&k| lines[k].trim().is_empty())
+            .collect();
+        let blank = match blanks.first() {
+            Some(&k) if lines.len() > ids && blanks.len() == lines.len() - ids => {
                 format!(" (line {} is blank: remove it)", k + 1)
-            });
+            }
+            _ => String::new(),
+        };
         bail!(
             "the vocab file has {} lines but the model has {ids} token ids{blank}: give one \
              line per id, in id order",
@@ -144,6 +148,12 @@ fn word_input(foreign: &ForeignModel, lines: &[String]) -> Result<MappedInput> {
         );
     }
     let (order, pad_line, unk_line) = word_order(lines)?;
+    if matches!(foreign.head, Head::Flatten { .. }) {
+        ensure!(
+            pad_line.is_some(),
+            "the model's flatten head pads with a PAD id: mark that id's line in the vocab file with {PAD_MARK}"
+        );
+    }
     if unk_line.is_none() {
         eprintln!(
             "warning: no vocab line is {UNK_MARK}: words outside the vocabulary will read a \
@@ -168,12 +178,6 @@ fn word_input(foreign: &ForeignModel, lines: &[String]) -> Result<MappedInput> {
             } else {
                 ""
             }
-        );
-    }
-    if matches!(foreign.head, Head::Flatten { .. }) {
-        ensure!(
-            pad_line.is_some(),
-            "the model's flatten head pads with a PAD id: mark that id's line in the vocab file with {PAD_MARK}"
         );
     }
     let words: Vec<Vec<u8>> = order
@@ -223,12 +227,20 @@ fn word_input(foreign: &ForeignModel, lines: &[String]) -> Result<MappedInput> {
     })
 }
 
+/// The ids a vocab file marks rather than names a word for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Pad,
+    Unk,
+}
+
 /// The mark a vocab line is, if any: `<pad>` or `<unk>` in any case (`<PAD>` as
-/// many exports write it), never a word the tokenizer could give.
-fn vocab_mark(line: &str) -> Option<&'static str> {
-    [PAD_MARK, UNK_MARK]
+/// many exports write it). Never a word: the tokenizer splits `<` and `>` off.
+fn vocab_mark(line: &str) -> Option<Mark> {
+    [(PAD_MARK, Mark::Pad), (UNK_MARK, Mark::Unk)]
         .into_iter()
-        .find(|mark| line.eq_ignore_ascii_case(mark))
+        .find(|(text, _)| line.eq_ignore_ascii_case(text))
+        .map(|(_, mark)| mark)
 }
 
 /// The word lines in the runtime's order (ASCII-lowercased, sorted), and the PAD
@@ -238,14 +250,15 @@ fn word_order(lines: &[String]) -> Result<(Vec<usize>, Option<usize>, Option<usi
     let mut words: Vec<(Vec<u8>, usize)> = Vec::new();
     for (k, line) in lines.iter().enumerate() {
         let mark = match vocab_mark(line) {
-            Some(PAD_MARK) => Some(&mut pad),
-            Some(_) => Some(&mut unk),
+            Some(Mark::Pad) => Some(&mut pad),
+            Some(Mark::Unk) => Some(&mut unk),
             None => None,
         };
         if let Some(slot) = mark {
             if let Some(first) = slot.replace(k) {
                 bail!(
-                    "vocab line {}: {line} appears again (first on line {}): a model has one such id",
+                    "vocab line {}: {line} appears again (first on line {}; marks are read in any \
+                     case): a model has one such id",
                     k + 1,
                     first + 1
                 );

@@ -25,6 +25,31 @@ pub(super) enum Axis {
     Unit,
 }
 
+impl std::fmt::Display for Axis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Axis::Batch => "batch",
+            Axis::Time => "time",
+            Axis::Feature => "feature",
+            Axis::Dir => "direction",
+            Axis::Hidden => "hidden",
+            Axis::Flat => "time*hidden",
+            Axis::Out => "output",
+            Axis::Unit => "1",
+        })
+    }
+}
+
+/// A value's layout as messages show it: `[batch, time, hidden]`.
+pub(super) struct Layout<'a>(pub(super) &'a [Axis]);
+
+impl std::fmt::Display for Layout<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.0.iter().map(Axis::to_string).collect();
+        write!(f, "[{}]", names.join(", "))
+    }
+}
+
 /// An entry of a shape vector being computed in the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dim {
@@ -38,7 +63,7 @@ pub(super) fn shape_text(dims: &[Dim]) -> String {
         .iter()
         .map(|d| match d {
             Dim::Known(n) => n.to_string(),
-            Dim::Of(axis) => format!("{axis:?}").to_lowercase(),
+            Dim::Of(axis) => axis.to_string(),
         })
         .collect();
     format!("[{}]", entries.join(", "))

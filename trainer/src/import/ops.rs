@@ -8,7 +8,7 @@ use lstm_edge_runtime::format::{Cell, Head, Output};
 use tract_onnx::pb::NodeProto;
 
 use super::graph::{
-    attr, attr_int, attr_ints, attr_str, describe, is_unit, normalize_axis, output, Axis,
+    attr, attr_int, attr_ints, attr_str, describe, is_unit, normalize_axis, output, Axis, Layout,
 };
 use super::walk::{Recurrent, Walk};
 use super::{ForeignInput, SUPPORTED};
@@ -84,7 +84,9 @@ impl Walk<'_> {
         };
         ensure!(
             axes == expected,
-            "{name} gets its input laid out as {axes:?} but its layout {layout} reads it as {expected:?}: unsupported"
+            "{name} gets its input laid out as {} but its layout {layout} reads it as {}: unsupported",
+            Layout(axes),
+            Layout(expected)
         );
         self.recurrent = Some(self.recurrent_weights(node, cell, &name)?);
         let used: Vec<usize> = (0..node.output.len())
@@ -402,7 +404,8 @@ impl Walk<'_> {
         }
         ensure!(
             self.recurrent.is_some() && matches!(kept[..], [Axis::Batch, Axis::Hidden | Axis::Flat]),
-            "{name} takes a value laid out as {axes:?}: the dense layer must follow the recurrent layer's head"
+            "{name} takes a value laid out as {}: the dense layer must follow the recurrent layer's head",
+            Layout(&axes)
         );
         ensure!(
             axes.len() == 2,
@@ -505,7 +508,8 @@ impl Walk<'_> {
             .with_context(|| format!("{name} before the dense layer: {SUPPORTED}"))?;
         ensure!(
             axes.last() == Some(&Axis::Out),
-            "{name} on a value laid out as {axes:?}"
+            "{name} on a value laid out as {}",
+            Layout(&axes)
         );
         if node.op_type == "Sigmoid" {
             ensure!(

@@ -6,7 +6,7 @@ use lstm_edge_runtime::format::Head;
 use tract_onnx::pb::NodeProto;
 
 use super::graph::{
-    attr_int, attr_ints, describe, input, is_unit, normalize_axis, shape_text, Axis, Dim,
+    attr_int, attr_ints, describe, input, is_unit, normalize_axis, shape_text, Axis, Dim, Layout,
 };
 use super::walk::Walk;
 use super::SUPPORTED;
@@ -59,7 +59,7 @@ impl Walk<'_> {
         for &i in &drop {
             ensure!(
                 matches!(axes[i], Axis::Unit | Axis::Dir),
-                "{}: squeezes the {:?} axis, which is not of size 1",
+                "{}: squeezes the {} axis, which is not of size 1",
                 describe(node),
                 axes[i]
             );
@@ -140,8 +140,9 @@ impl Walk<'_> {
             .collect();
         ensure!(
             outer == [Axis::Batch],
-            "{}: flattens from axis {split} of a value laid out as {axes:?}: unsupported",
-            describe(node)
+            "{}: flattens from axis {split} of a value laid out as {}: unsupported",
+            describe(node),
+            Layout(&axes)
         );
         let target = [Dim::Of(Axis::Batch), Dim::Known(-1)];
         self.reshape(node, out, axes, &target)
@@ -239,8 +240,9 @@ impl Walk<'_> {
         let kept: Vec<Axis> = axes.iter().copied().filter(|&a| !is_unit(a)).collect();
         let refuse = || {
             anyhow!(
-                "{}: reshapes a value laid out as {axes:?} to {}: unsupported; {SUPPORTED}",
+                "{}: reshapes a value laid out as {} to {}: unsupported; {SUPPORTED}",
                 describe(node),
+                Layout(&axes),
                 shape_text(target)
             )
         };

@@ -44,6 +44,12 @@ pub(super) struct Walk<'a> {
 /// 3,000 of `c-mean` are well inside).
 const MAX_STEPS: usize = 20_000;
 
+/// Why a recurrent layer arrives as a Loop or Scan, and which export avoids it.
+const EXPORTED_AS_LOOP: &str = "the recurrent layer was exported as a loop, not as an ONNX \
+     LSTM/GRU op (tf2onnx does this for Keras 3 GRU layers, and for Keras 2 / tf_keras GRU \
+     layers with reset_after=False; a tf_keras GRU with reset_after=True, its default, \
+     converts to GRU)";
+
 /// Reads an ONNX model into a [`ForeignModel`], or says which op, attribute or
 /// shape it cannot take.
 pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
@@ -368,9 +374,7 @@ impl<'a> Walk<'a> {
                         .find(|n| matches!(n.op_type.as_str(), "Loop" | "Scan"))
                     {
                         bail!(
-                            "unsupported ONNX op {} ({}): the recurrent layer was exported as a loop, not as an ONNX \
-                             LSTM/GRU op (tf2onnx does this for Keras 3 GRU layers, and for Keras 2 / tf_keras GRU layers \
-                             with reset_after=False; a tf_keras GRU with reset_after=True, its default, converts to GRU); {SUPPORTED}",
+                            "unsupported ONNX op {} ({}): {EXPORTED_AS_LOOP}; {SUPPORTED}",
                             r#loop.op_type,
                             describe(r#loop)
                         );
@@ -511,8 +515,7 @@ impl<'a> Walk<'a> {
             "Add" => self.add_bias(node, slot, out, axes),
             "Sigmoid" | "Softmax" => self.activation(node, out, axes),
             "Loop" | "Scan" => bail!(
-                "unsupported ONNX op {op} ({}): the recurrent layer was exported as a loop, not as an ONNX LSTM/GRU op \
-                 (tf2onnx does this for Keras GRU layers and some LSTM ones); {SUPPORTED}",
+                "unsupported ONNX op {op} ({}): {EXPORTED_AS_LOOP}; {SUPPORTED}",
                 describe(node)
             ),
             _ => bail!("unsupported ONNX op {op} ({}) on the data path: {SUPPORTED}", describe(node)),

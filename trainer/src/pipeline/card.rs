@@ -191,15 +191,6 @@ impl TrainedCard {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(CARD_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| {
-            if dir.join(crate::import::IMPORT_FILE).is_file() {
-                return format!(
-                    "{} is a model imported by `lstm-edge import`, which has no {CARD_FILE}: \
-                     its blobs were checked against tract on import (the figures are in {}); \
-                     `score`, `generate`, `inspect` and `firmware` take it",
-                    dir.display(),
-                    dir.join(crate::import::IMPORT_FILE).display()
-                );
-            }
             if let Some(holder) = crate::files::FolderLock::holder(dir) {
                 return format!(
                     "cannot read {}: {holder} is writing to {}: wait for it to end",
@@ -208,12 +199,26 @@ impl TrainedCard {
                 );
             }
             // A run stopped while writing its model leaves its checkpoint, not its card.
-            let unfinished = match crate::checkpoint::is_checkpoint(&dir.join(super::CHECKPOINT_FILE)) {
-                true => " (it holds a checkpoint: if a `train` into it was stopped, its command with --resume finishes the model)",
-                false => "",
-            };
+            if crate::checkpoint::is_checkpoint(&dir.join(super::CHECKPOINT_FILE)) {
+                return format!(
+                    "cannot read {}: {} holds a checkpoint but no card: if a `train` into it \
+                     was stopped, its command with --resume finishes the model",
+                    path.display(),
+                    dir.display()
+                );
+            }
+            let import = dir.join(crate::import::IMPORT_FILE);
+            if import.is_file() {
+                return format!(
+                    "{} is a model imported by `lstm-edge import`, which has no {CARD_FILE}: \
+                     its blobs were checked against tract on import (the figures are in {}); \
+                     `score`, `generate`, `inspect` and `firmware` take it",
+                    dir.display(),
+                    import.display()
+                );
+            }
             format!(
-                "cannot read {}: is {} a model directory written by `lstm-edge train`?{unfinished}",
+                "cannot read {}: is {} a model directory written by `lstm-edge train`?",
                 path.display(),
                 dir.display()
             )
@@ -275,8 +280,18 @@ mod tests {
         .unwrap();
         let stopped = format!("{:#}", TrainedCard::read(dir.path()).unwrap_err());
         assert!(
-            stopped.contains("it holds a checkpoint: if a `train` into it was stopped, its command with --resume finishes the model"),
+            stopped.contains("holds a checkpoint but no card: if a `train` into it was stopped, its command with --resume finishes the model"),
             "{stopped}"
+        );
+        // An imported folder is named as one; a checkpoint beside it says more.
+        std::fs::write(dir.path().join(crate::import::IMPORT_FILE), b"{}").unwrap();
+        let stopped_again = format!("{:#}", TrainedCard::read(dir.path()).unwrap_err());
+        assert!(stopped_again.contains("--resume"), "{stopped_again}");
+        std::fs::remove_file(dir.path().join(super::super::CHECKPOINT_FILE)).unwrap();
+        let imported = format!("{:#}", TrainedCard::read(dir.path()).unwrap_err());
+        assert!(
+            imported.contains("is a model imported by `lstm-edge import`"),
+            "{imported}"
         );
     }
 

@@ -460,6 +460,8 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     // writing them leaves no card that names other files.
     remove_if_present(&dir.join(CARD_FILE))?;
     remove_if_present(&dir.join(QUANT_ERROR_FILE))?;
+    // An earlier import's record would describe blobs that are about to go.
+    remove_if_present(&dir.join(crate::import::IMPORT_FILE))?;
     let (int_blob, f32_blob, calibration) = write_quantized(blobs, dir)?;
     let mut files = ModelFiles::default();
     files.record(ModelFile::IntBlob, Some(int_blob));
