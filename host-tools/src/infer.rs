@@ -11,20 +11,24 @@ use serde::Serialize;
 
 use crate::blob::{BlobFile, NumericPath};
 
-/// A sentiment score.
+/// A sentiment score, or a classifier's most likely class.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScoreReport {
-    /// Probability of the positive class.
+    /// Probability of the positive class (sentiment), or of the most likely class.
     pub score: f64,
     /// The runtime's own value, as text: on the integer path the Q0.30 probability,
     /// on the f32 path the float as Rust prints it.
     pub raw: String,
-    pub label: &'static str,
+    /// `positive`/`negative`, or `class K` for a classifier.
+    pub label: String,
     /// Tokens that went through the cell, padding included.
     pub steps: u32,
     /// Tokens of the text, and how many of them the model does not know (UNK).
     pub tokens: usize,
     pub unknown: usize,
+    /// A classifier's probability of each class, in class order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<f64>>,
 }
 
 /// One line's report for `score --lines --json`: its line number first, then the
@@ -57,7 +61,8 @@ fn runtime_error(file: &BlobFile, what: &str, err: Error) -> anyhow::Error {
             model_chars(file).unwrap_or_default()
         ),
         Error::WrongModelKind => {
-            " (use `score` with sentiment models and `generate` with generator models)".into()
+            " (use `score` with sentiment models and classifiers, `generate` with generator models)"
+                .into()
         }
         _ => String::new(),
     };
@@ -80,20 +85,40 @@ fn score_with<N: Numeric>(
 ) -> Result<Vec<ScoreReport>> {
     let model = file.model()?;
     let net = Network::<N>::new(&model).map_err(|e| runtime_error(file, "loading", e))?;
-    if net.output() != Output::Sigmoid {
-        bail!(
-            "{} is a generator (softmax) model, not a sentiment model: use `lstm-edge generate`",
+    let classes = match net.output() {
+        Output::Sigmoid => None,
+        Output::Softmax { classes } if is_classifier(&net) => Some(classes as usize),
+        Output::Softmax { .. } => bail!(
+            "{} is a generator (softmax over its own tokens), not a sentiment model or \
+             classifier: use `lstm-edge generate`",
             file.path.display()
-        );
-    }
+        ),
+    };
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
+    let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
     texts
         .iter()
         .enumerate()
         .map(|(index, text)| {
-            let p = net
-                .score_text(&mut state, text)
-                .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
+            let scoring = |e| runtime_error(file, &format!("scoring {}", name(index)), e);
+            let (p, label, probabilities) = match classes {
+                None => {
+                    let p = net.score_text(&mut state, text).map_err(scoring)?;
+                    (p, sentiment_label(N::prob_to_f64(p)).to_string(), None)
+                }
+                Some(classes) => {
+                    state.reset();
+                    net.feed_text(&mut state, text).map_err(scoring)?;
+                    let mut probs = vec![N::Prob::default(); classes];
+                    net.probabilities(&state, &mut logits, &mut probs)
+                        .map_err(scoring)?;
+                    let as_f64: Vec<f64> = probs.iter().map(|&p| N::prob_to_f64(p)).collect();
+                    let top = (0..classes)
+                        .max_by(|&a, &b| as_f64[a].total_cmp(&as_f64[b]).then(b.cmp(&a)))
+                        .unwrap_or(0);
+                    (probs[top], format!("class {top}"), Some(as_f64))
+                }
+            };
             let score = N::prob_to_f64(p);
             let (mut tokens, mut unknown) = (0, 0);
             let unk = net.tokenizer().unk_id();
@@ -107,10 +132,11 @@ fn score_with<N: Numeric>(
             Ok(ScoreReport {
                 score,
                 raw: format!("{p:?}"),
-                label: sentiment_label(score),
+                label,
                 steps: state.steps(),
                 tokens,
                 unknown,
+                classes: probabilities,
             })
         })
         .collect()
@@ -126,6 +152,12 @@ fn score_texts(
         NumericPath::Int => score_with::<Int>(file, texts, name),
         NumericPath::F32 => score_with::<F32>(file, texts, name),
     }
+}
+
+/// A softmax model is a classifier when it has fewer classes than token ids; a
+/// generator's classes are its own tokens, the next one to emit.
+fn is_classifier<N: Numeric>(net: &Network<'_, N>) -> bool {
+    matches!(net.output(), Output::Softmax { classes } if (classes as usize) < net.dims().tokens)
 }
 
 /// "positive" from a score of 0.5 up, else "negative".
@@ -217,6 +249,15 @@ fn generate_with<N: Numeric>(
             file.path.display()
         );
     };
+    if is_classifier(&net) {
+        eprintln!(
+            "note: {} has {classes} classes over {} token ids, so it looks like a classifier: \
+             `lstm-edge score` prints its class probabilities; generating feeds class ids back \
+             as tokens",
+            file.path.display(),
+            net.dims().tokens
+        );
+    }
     if classes as usize > MAX_CLASSES {
         bail!(
             "{} has {classes} output classes; at most {MAX_CLASSES} are supported",

@@ -47,7 +47,8 @@ enum Command {
         json: bool,
     },
     /// Score the sentiment of a review (text argument, --file, or standard input), or
-    /// of each line with --lines.
+    /// of each line with --lines; an imported softmax classifier prints its most likely
+    /// class (with --json, every class's probability).
     Score(ScoreArgs),
     /// Generate text with a char-level generator model.
     Generate(GenerateArgs),

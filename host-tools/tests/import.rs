@@ -396,6 +396,82 @@ fn cli_import_warns_of_a_vocab_without_unk_and_notes_a_replaced_import() {
 }
 
 #[test]
+fn an_imported_softmax_classifier_scores_its_classes() {
+    let fixture = load_all()
+        .into_iter()
+        .find(|f| f.name == "torch_gru_last_softmax")
+        .expect("the softmax classifier fixture");
+    let chars = fixture.record["tokens"]["chars"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("classifier");
+    Command::cargo_bin("lstm-edge")
+        .unwrap()
+        .arg("import")
+        .arg(fixtures().join("torch_gru_last_softmax.onnx"))
+        .args(["--chars", chars, "--unk", "--pad", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    // Each probe as text: its chars, `~` (outside the table) for UNK; PAD has no text.
+    let unk = chars.len() as u64;
+    let mut scored = 0;
+    for (ids, expected) in fixture.record["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(rows(&fixture.record["outputs"]))
+    {
+        let ids: Vec<u64> = ids
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap())
+            .collect();
+        if ids.iter().any(|&id| id > unk) {
+            continue;
+        }
+        let text: String = ids
+            .iter()
+            .map(|&id| chars.chars().nth(id as usize).unwrap_or('~'))
+            .collect();
+        for (blob, tolerance) in [("model-f32.blob", 1e-5), ("model.blob", 0.02)] {
+            let output = Command::cargo_bin("lstm-edge")
+                .unwrap()
+                .args(["score", "--json", "--model"])
+                .arg(out.join(blob))
+                .arg(&text)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+            let classes: Vec<f64> = report["classes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_f64().unwrap())
+                .collect();
+            assert_eq!(classes.len(), expected.len());
+            for (got, want) in classes.iter().zip(&expected) {
+                assert!(
+                    (got - want).abs() <= tolerance,
+                    "{blob} {text}: {classes:?} vs {expected:?}"
+                );
+            }
+            let top = (0..classes.len())
+                .max_by(|&a, &b| classes[a].total_cmp(&classes[b]))
+                .unwrap();
+            assert_eq!(report["label"], format!("class {top}"), "{report}");
+        }
+        scored += 1;
+    }
+    assert!(scored >= 2, "only {scored} probes could be written as text");
+}
+
+#[test]
 fn lstm_edge_exports_import_back_to_the_same_f32_blob() {
     // One model per head and output kind that the shipped models cover.
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
