@@ -97,10 +97,7 @@ impl Workload {
             "vocab": vocab,
             "embed": embed,
             "hidden": self.model.hidden,
-            "cell": match self.model.cell {
-                Cell::Lstm => "lstm",
-                Cell::Gru => "gru",
-            },
+            "cell": self.model.cell.to_string().to_lowercase(),
             "head": match spec.head {
                 Head::Flatten { .. } => "flatten",
                 Head::FlattenTail { .. } => "flatten_tail",
