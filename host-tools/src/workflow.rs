@@ -571,11 +571,13 @@ pub struct QuantizeArgs {
     /// trained with --keep-best).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Calibration reviews (sentiment models).
+    /// Calibration reviews (sentiment models): a seeded sample, cut to the maxlen the
+    /// model trained on; its own training file gives the blobs `train` wrote.
     #[arg(long = "train", value_name = "PATH")]
     pub reviews: Option<PathBuf>,
-    /// Calibration text (generator models), cut into windows of the length the model
-    /// trained on (its card's maxlen; 40 when no card sits beside the checkpoint).
+    /// Calibration text (generator models), cut into windows of the length and stride
+    /// the model trained on (its card's maxlen and window step; 40 and 3 when no card
+    /// sits beside the checkpoint).
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub corpus: Vec<PathBuf>,
     /// Calibration sequences.

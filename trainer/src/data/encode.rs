@@ -130,10 +130,18 @@ pub enum Truncate {
 /// Truncates `tokens` to `maxlen` on the `truncate` side and post-pads it with `pad`
 /// up to `maxlen`.
 pub fn pad_truncate(tokens: &mut Vec<u16>, maxlen: usize, pad: u16, truncate: Truncate) {
-    if truncate == Truncate::Pre && tokens.len() > maxlen {
-        tokens.drain(..tokens.len() - maxlen);
-    }
+    truncate_to(tokens, maxlen, truncate);
     tokens.resize(maxlen, pad);
+}
+
+/// Truncates `tokens` to `maxlen` on the `truncate` side.
+pub fn truncate_to(tokens: &mut Vec<u16>, maxlen: usize, truncate: Truncate) {
+    match truncate {
+        Truncate::Pre if tokens.len() > maxlen => {
+            tokens.drain(..tokens.len() - maxlen);
+        }
+        _ => tokens.truncate(maxlen),
+    }
 }
 
 /// A whole text's ids, as the runtime's tokenizer gives them.

@@ -43,11 +43,8 @@ use crate::plot;
 use crate::quantize::{self, Calibration};
 use crate::train::{self, best_checkpoint_path, train, Dataset, TrainOptions, TrainRun};
 
-use evaluate::{corpus_ids, Shape};
-use prepare::{
-    load_nonempty_reviews, prepare_corpus, prepare_reviews, remove_stale_arrays, write_arrays,
-    Prepared,
-};
+use evaluate::Shape;
+use prepare::{prepare_corpus, prepare_reviews, remove_stale_arrays, write_arrays, Prepared};
 
 pub const ONNX_FILE: &str = "model.onnx";
 pub const STEP_ONNX_FILE: &str = "model-step.onnx";
@@ -751,14 +748,13 @@ fn card_of_checkpoint_model(
     Ok(Some(card))
 }
 
-/// The window a generator trained on, from the card beside its checkpoint or in
-/// `out_dir`; the G preset's window when neither has one.
-fn generator_window(checkpoint: &Path, out_dir: &Path) -> usize {
+/// The hyperparameters a checkpoint's model trained with, from the card beside the
+/// checkpoint or in `out_dir`.
+fn trained_hyperparameters(checkpoint: &Path, out_dir: &Path) -> Option<Hyperparams> {
     let dirs = [checkpoint.parent().unwrap_or(Path::new(".")), out_dir];
     dirs.iter()
         .filter(|dir| dir.join(CARD_FILE).is_file())
         .find_map(|dir| TrainedCard::read(dir).ok()?.card.hyperparameters)
-        .map_or(Preset::G.defaults().maxlen, |hp| hp.maxlen)
 }
 
 /// `quantize`: blobs from a checkpoint, calibrated on the first `count` texts of `texts`
@@ -774,33 +770,13 @@ pub fn quantize_checkpoint(
     let spec = quantize::model_spec(&ck.model, &ck.params)?;
     let f32_blob = spec.f32_blob()?;
     let sentiment = ck.model.output == Output::Sigmoid;
+    let hp = trained_hyperparameters(checkpoint, out_dir);
     let sequences = match (&data.reviews, data.corpus.is_empty(), sentiment) {
         (Some(path), true, true) => {
-            let mut reviews = load_nonempty_reviews(path)?;
-            // Review files are often sorted by label: calibrate on a seeded sample.
-            crate::data::shuffle(&mut reviews, ck.seed);
-            let texts: Vec<&[u8]> = reviews
-                .iter()
-                .take(count)
-                .map(|r| r.text.as_slice())
-                .collect();
-            tokenize_with_blob(&f32_blob, &texts)?
+            prepare::calibration_reviews(path, &f32_blob, ck.seed, count, hp.as_ref())?
         }
         (None, false, false) => {
-            let window = generator_window(checkpoint, out_dir);
-            let windows: Vec<Vec<u16>> = corpus_ids(&f32_blob, &data.corpus)?
-                .chunks(window)
-                .filter(|c| c.len() == window)
-                .take(count)
-                .map(<[u16]>::to_vec)
-                .collect();
-            ensure!(
-                !windows.is_empty(),
-                "the corpus ({}) is shorter than one {window}-char window: give more text to \
-                 calibrate on",
-                prepare::describe_paths(&data.corpus).join(", ")
-            );
-            windows
+            prepare::calibration_windows(&data.corpus, &f32_blob, count, hp.as_ref())?
         }
         (_, _, true) => bail!(
             "{} holds a sentiment model: calibrate it with --train PATH (labelled reviews)",
@@ -923,14 +899,18 @@ mod tests {
             "{eval:?}"
         );
 
-        // Re-quantizing from the checkpoint calibrates on the run's 10-char windows.
+        // Re-quantizing from the checkpoint calibrates on the run's 10-char windows,
+        // found from the card beside the checkpoint or in the output folder.
         let checkpoint = dir.path().join(CHECKPOINT_FILE);
         let elsewhere = tempfile::tempdir()?;
-        assert_eq!(generator_window(&checkpoint, elsewhere.path()), 10);
+        let window = |checkpoint: &Path, out: &Path| {
+            trained_hyperparameters(checkpoint, out).map(|hp| hp.maxlen)
+        };
+        assert_eq!(window(&checkpoint, elsewhere.path()), Some(10));
         let moved = elsewhere.path().join(CHECKPOINT_FILE);
         std::fs::copy(&checkpoint, &moved)?;
-        assert_eq!(generator_window(&moved, elsewhere.path()), 40);
-        assert_eq!(generator_window(&moved, dir.path()), 10);
+        assert_eq!(window(&moved, elsewhere.path()), None);
+        assert_eq!(window(&moved, dir.path()), Some(10));
 
         // Re-evaluating from the directory gives the same figures.
         let again = super::eval(dir.path(), &EvalData::default(), false)?;

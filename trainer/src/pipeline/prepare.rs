@@ -11,6 +11,7 @@ use lstm_edge_runtime::tokenize::NOTEBOOK_CHARS;
 
 use crate::card::DataInfo;
 use crate::checkpoint::EmbeddingOrigin;
+use crate::data::encode::truncate_to;
 use crate::data::{
     build_word_vocab, encode_chars, encode_words, load_reviews, load_vectors, read_corpus,
     split_reviews, text_ids, train_word2vec, CharSet, CharWindows, Encoded, LengthStats,
@@ -20,7 +21,9 @@ use crate::model::{Hyperparams, InputConfig, ModelConfig, Params, Preset};
 use crate::train::Dataset;
 
 use super::card::LengthRecord;
-use super::evaluate::{eval_set_from_encoded, eval_set_from_windows, EvalSet};
+use super::evaluate::{
+    corpus_ids, eval_set_from_encoded, eval_set_from_windows, tokenize_with_blob, EvalSet,
+};
 use super::{is_sentiment, remove_if_present, write_file, TrainJob, CORPUS_HELD_OUT};
 /// The rows of a word2vec / GloVe file for the vocabulary's words; words it lacks
 /// start random.
@@ -103,6 +106,61 @@ fn word2vec_embedding(
 /// The first `count` training sequences, for calibration.
 fn calibration_from(set: &EvalSet, count: usize) -> Vec<Vec<u16>> {
     set.sequences.iter().take(count).cloned().collect()
+}
+
+/// `quantize`'s calibration reviews, taken and cut as `train` takes them, so that the
+/// model's own training file rebuilds its blobs: the first `count` of the seeded
+/// shuffle that its training reviews lead, cut to `hp`'s maxlen on its side (the
+/// hyperparameters from the model's card; without them, as the runtime keeps them).
+pub(super) fn calibration_reviews(
+    path: &Path,
+    blob: &[u8],
+    seed: u64,
+    count: usize,
+    hp: Option<&Hyperparams>,
+) -> Result<Vec<Vec<u16>>> {
+    let mut reviews = load_nonempty_reviews(path)?;
+    // Review files are often sorted by label: calibrate on a seeded sample.
+    crate::data::shuffle(&mut reviews, seed);
+    let texts: Vec<&[u8]> = reviews
+        .iter()
+        .take(count)
+        .map(|r| r.text.as_slice())
+        .collect();
+    let mut sequences = tokenize_with_blob(blob, &texts)?;
+    if let Some(hp) = hp {
+        for ids in &mut sequences {
+            truncate_to(ids, hp.maxlen, hp.truncate);
+        }
+    }
+    Ok(sequences)
+}
+
+/// `quantize`'s calibration windows, as `train` takes them: the first `count` training
+/// windows, of `hp`'s length and stride (from the model's card; the G preset's
+/// without one).
+pub(super) fn calibration_windows(
+    files: &[PathBuf],
+    blob: &[u8],
+    count: usize,
+    hp: Option<&Hyperparams>,
+) -> Result<Vec<Vec<u16>>> {
+    let preset = Preset::G.defaults();
+    let hp = hp.unwrap_or(&preset);
+    let windows = CharWindows::from_ids(
+        corpus_ids(blob, files)?,
+        hp.maxlen,
+        hp.window_step,
+        CORPUS_HELD_OUT,
+    )
+    .with_context(|| {
+        format!(
+            "the corpus ({}) cannot calibrate the model: give more text",
+            describe_paths(files).join(", ")
+        )
+    })?;
+    let set = eval_set_from_windows(&windows, windows.train());
+    Ok(calibration_from(&set, count))
 }
 
 /// Data ready for training.
