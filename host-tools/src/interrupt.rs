@@ -12,25 +12,48 @@ use std::path::Path;
 /// Unix only; elsewhere a no-op.
 #[cfg(unix)]
 pub fn release_lock_on_interrupt() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Set by the first signal: a second one (a double Ctrl-C, or `timeout` signalling
+    /// the process and then its group) must not end the process mid-cleanup.
+    static ENDING: AtomicBool = AtomicBool::new(false);
+
     extern "C" fn on_signal(signal: libc::c_int) {
+        if ENDING.swap(true, Ordering::SeqCst) {
+            // Another thread is cleaning up and ends the process when done.
+            return;
+        }
         // First, so that a blocked stderr cannot keep the folder locked.
         lstm_edge_trainer::files::release_on_signal();
         hints::write();
-        // SAFETY: raise(2) is async-signal-safe. SA_RESETHAND has restored the
-        // default action and SA_NODEFER leaves the signal unblocked, so this ends
-        // the process now; _exit(2) is the fallback should it not.
+        // SAFETY: sigaction(2), raise(3), pthread_sigmask(3) and _exit(2) are
+        // async-signal-safe. With the default action back, the signal raised here
+        // (blocked while its handler runs) ends the process once unblocked; _exit(2)
+        // is the fallback should it not.
         unsafe {
+            let mut default: libc::sigaction = std::mem::zeroed();
+            default.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(signal, &default, std::ptr::null_mut());
             libc::raise(signal);
+            let mut unblock: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut unblock);
+            libc::sigaddset(&mut unblock, signal);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
             libc::_exit(128 + signal);
         }
     }
+    const HANDLED: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
     // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler calls
     // only async-signal-safe functions.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        action.sa_flags = libc::SA_RESETHAND | libc::SA_NODEFER;
-        for signal in [libc::SIGINT, libc::SIGTERM] {
+        // Both signals wait while the handler runs on this thread.
+        libc::sigemptyset(&mut action.sa_mask);
+        for signal in HANDLED {
+            libc::sigaddset(&mut action.sa_mask, signal);
+        }
+        for signal in HANDLED {
             // A signal the parent ignores (`cmd &` in a script, `trap '' INT`) stays
             // ignored, as it would without the handler.
             let mut inherited: libc::sigaction = std::mem::zeroed();

@@ -8,7 +8,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 mod common;
-use common::{arg, cli, data, failure, json_of, repo};
+use common::{arg, cli, data, failure, json_of, repo, success_stderr};
 
 /// `train` of a tiny generator into `out`, without `--epochs`.
 fn tiny_generator(out: &Path) -> Command {
@@ -644,6 +644,24 @@ fn data_stats_counts_every_review_once() {
 fn train_names_missing_or_unusable_data_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
+    let blank = dir.path().join("blank.jsonl");
+    let lines: String = (0..10)
+        .map(|i| format!("{{\"label\": {}, \"text\": \" \"}}\n", i % 2))
+        .collect();
+    std::fs::write(&blank, lines).unwrap();
+    let err = failure(cli().args([
+        "train",
+        "--preset",
+        "w",
+        "--train",
+        arg(&blank),
+        "--out",
+        arg(&out),
+    ]));
+    assert!(
+        err.contains("all 8 training reviews of") && err.contains("nothing to learn"),
+        "{err}"
+    );
     let err = failure(
         cli()
             .args([
@@ -933,6 +951,23 @@ fn a_mean_heads_card_figures_are_on_whole_reviews_as_eval_scores_them() {
     );
     assert_eq!(calibration["steps"], 8 * 20, "{calibration}");
     check_same_blobs_and_calibration(&model, &again, &calibration);
+    let blank = dir.path().join("blank.jsonl");
+    std::fs::write(&blank, "{\"label\": 1, \"text\": \"\"}\n".repeat(3)).unwrap();
+    let err = failure(
+        cli()
+            .args([
+                "quantize",
+                "--checkpoint",
+                arg(&model),
+                "--out",
+                arg(&again),
+            ])
+            .args(["--train", arg(&blank)]),
+    );
+    assert!(
+        err.contains("the 3 calibration texts are all empty"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -1093,13 +1128,7 @@ fn train_refuses_its_training_reviews_as_the_test_set_and_says_what_it_samples()
         "{err}"
     );
     // 4,000 bundled reviews, of which --limit takes 100: the run says so.
-    let out = tiny_char_sentiment(&dir.path().join("c"))
-        .assert()
-        .success()
-        .get_output()
-        .stderr
-        .clone();
-    let stderr = String::from_utf8_lossy(&out);
+    let stderr = success_stderr(&mut tiny_char_sentiment(&dir.path().join("c")));
     assert!(
         stderr.contains("note: using 100 of the 4000 reviews"),
         "{stderr}"
@@ -1108,6 +1137,42 @@ fn train_refuses_its_training_reviews_as_the_test_set_and_says_what_it_samples()
     assert!(
         card.contains("100 of the 4000 reviews of the training data"),
         "{card}"
+    );
+    assert!(!stderr.contains("word for word"), "{stderr}");
+
+    // A file that repeats its reviews puts some on both sides of the split.
+    let twice = dir.path().join("twice.jsonl");
+    let lines: String = (0..50)
+        .map(|i| {
+            format!(
+                "{{\"label\": {}, \"text\": \"review {i} of a film\"}}\n",
+                i % 2
+            )
+        })
+        .collect();
+    std::fs::write(&twice, lines.repeat(2)).unwrap();
+    let stderr = success_stderr(
+        cli()
+            .args(["train", "--preset", "c", "--train", arg(&twice)])
+            .args(["--maxlen", "20", "--hidden", "4", "--epochs", "1"])
+            .args(["--threads", "1", "--calibration", "8"])
+            .args(["--out", arg(&dir.path().join("twice"))]),
+    );
+    assert!(
+        stderr.contains("reviews are word for word among the training reviews")
+            && stderr.contains("twice.jsonl repeats reviews"),
+        "{stderr}"
+    );
+
+    // So does a corpus file given twice.
+    let macbeth = data("shakespeare/shakespeare-macbeth.txt");
+    let stderr = success_stderr(
+        tiny_generator(&dir.path().join("g"))
+            .args(["--hidden", "4", "--epochs", "1", "--corpus", &macbeth]),
+    );
+    assert!(
+        stderr.contains("shakespeare-macbeth.txt is given twice"),
+        "{stderr}"
     );
 }
 
@@ -1184,11 +1249,11 @@ fn send_signal(child: &std::process::Child, name: &str) {
     assert!(sent.success());
 }
 
-/// Starts `train --preset g` on hamlet with `args`, sends it SIGINT once a stderr
-/// line starts with `at`, and returns the signal that ended it and the stderr after
-/// that line.
+/// Starts `train --preset g` on hamlet with `args`, sends it SIGINT `times` in a
+/// row once a stderr line starts with `at`, and returns the signal that ended it and
+/// the stderr after that line.
 #[cfg(unix)]
-fn interrupt_training(args: &[&str], at: &str) -> (Option<i32>, String) {
+fn interrupt_training(args: &[&str], at: &str, times: usize) -> (Option<i32>, String) {
     use std::io::{BufRead, BufReader, Read};
     let mut child = KilledOnDrop(
         std::process::Command::new(assert_cmd::cargo::cargo_bin("lstm-edge"))
@@ -1210,7 +1275,9 @@ fn interrupt_training(args: &[&str], at: &str) -> (Option<i32>, String) {
             "training ended before a line starting {at:?}"
         );
     }
-    send_signal(&child.0, "-INT");
+    for _ in 0..times {
+        send_signal(&child.0, "-INT");
+    }
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
     use std::os::unix::process::ExitStatusExt;
@@ -1218,18 +1285,24 @@ fn interrupt_training(args: &[&str], at: &str) -> (Option<i32>, String) {
 }
 
 /// Ctrl-C before the first epoch is saved says there is nothing to resume, and
-/// removes the folder if the run made it, not one that was there before.
+/// removes the folder if the run made it, not one that was there before; pressed
+/// twice, too (`timeout -s INT` signals the process, then its group).
 #[cfg(unix)]
 #[test]
 fn a_run_interrupted_before_its_first_epoch_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let made = dir.path().join("g");
+    let twice = dir.path().join("twice");
     let earlier = dir.path().join("earlier");
     std::fs::create_dir(&earlier).unwrap();
-    for (out, name) in [(&made, "g: "), (&earlier, "earlier: ")] {
+    for (out, name, times) in [
+        (&made, "g: ", 1),
+        (&twice, "twice: ", 2),
+        (&earlier, "earlier: ", 1),
+    ] {
         // "NAME: N training, ..." comes once the folder is made and locked; an epoch
         // of LSTM(128) over every window of the play takes seconds more.
-        let (signal, rest) = interrupt_training(&["--epochs", "1", "--out", arg(out)], name);
+        let (signal, rest) = interrupt_training(&["--epochs", "1", "--out", arg(out)], name, times);
         assert_eq!(signal, Some(libc::SIGINT), "{rest}");
         assert!(
             rest.contains(
@@ -1238,10 +1311,13 @@ fn a_run_interrupted_before_its_first_epoch_leaves_nothing() {
             "{rest}"
         );
     }
-    assert!(
-        !made.exists(),
-        "the interrupted run left the folder it made"
-    );
+    for made in [made, twice] {
+        assert!(
+            !made.exists(),
+            "the interrupted run left the folder it made: {}",
+            made.display()
+        );
+    }
     let left: Vec<_> = std::fs::read_dir(&earlier).unwrap().collect();
     assert!(left.is_empty(), "the interrupted run left {left:?}");
 }
@@ -1256,6 +1332,7 @@ fn an_interrupted_run_says_how_to_resume() {
     let (signal, rest) = interrupt_training(
         &["--hidden", "16", "--epochs", "50", "--out", arg(&out)],
         "epoch 1/50",
+        1,
     );
     assert_eq!(signal, Some(libc::SIGINT), "{rest}");
     assert!(
@@ -1342,4 +1419,45 @@ fn an_interrupted_quantize_leaves_no_lock() {
         "an ignored SIGINT stopped quantize: {status:?}"
     );
     assert!(!lock.exists(), "quantize left its lock file");
+}
+
+/// `eval` from the card's recorded data refuses a file that changed since training
+/// (or another file of that name here) rather than recording other figures.
+#[test]
+fn eval_refuses_recorded_data_that_changed_since_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("play.txt");
+    std::fs::copy(data("shakespeare/shakespeare-macbeth.txt"), &corpus).unwrap();
+    let generator = dir.path().join("g");
+    cli()
+        .args(["train", "--preset", "g", "--corpus", arg(&corpus)])
+        .args(["--maxlen", "12", "--window-step", "40", "--hidden", "8"])
+        .args(["--epochs", "1", "--threads", "1", "--calibration", "8"])
+        .args(["--quiet", "--out", arg(&generator)])
+        .assert()
+        .success();
+    std::fs::write(
+        &corpus,
+        "other text, and much shorter than the play. ".repeat(40),
+    )
+    .unwrap();
+    let err = failure(cli().args(["eval", "--model", arg(&generator)]));
+    assert!(
+        err.contains("the text changed since training") && err.contains("give --corpus"),
+        "{err}"
+    );
+
+    let test = dir.path().join("test.jsonl.gz");
+    std::fs::copy(data("imdb-sample/test.jsonl.gz"), &test).unwrap();
+    let sentiment = dir.path().join("c");
+    tiny_char_sentiment(&sentiment)
+        .args(["--quiet", "--test", arg(&test)])
+        .assert()
+        .success();
+    std::fs::copy(data("imdb-sample/train.jsonl.gz"), &test).unwrap();
+    let err = failure(cli().args(["eval", "--model", arg(&sentiment)]));
+    assert!(
+        err.contains("it is another file of that name") && err.contains("give --test PATH"),
+        "{err}"
+    );
 }

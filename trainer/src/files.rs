@@ -11,13 +11,16 @@ use anyhow::{bail, Context, Result};
 /// [`is_leftover_temporary`]), renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temporary_of(path);
+    held::set_temporary(Some(&tmp));
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)
     };
-    write().with_context(|| {
+    let written = write();
+    held::set_temporary(None);
+    written.with_context(|| {
         let _ = fs::remove_file(&tmp);
         format!("writing {} (via {})", path.display(), tmp.display())
     })?;
@@ -27,6 +30,43 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = File::open(dir).and_then(|d| d.sync_all());
     }
     Ok(())
+}
+
+/// Makes the folder `dir` and its missing parents; true when it made `dir` itself.
+/// An error names the path in the way: a file, or a link to nothing.
+pub fn create_folder(dir: &Path) -> Result<bool> {
+    let made = || -> std::io::Result<bool> {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)?;
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    made().map_err(|e| {
+        // Only one path of the chain can exist without being a folder.
+        let in_the_way = dir
+            .ancestors()
+            .find(|p| !p.as_os_str().is_empty() && p.symlink_metadata().is_ok() && !p.is_dir());
+        let why = match in_the_way {
+            Some(p) if p.exists() => format!("{} is a file, not a folder", p.display()),
+            Some(p) => match fs::read_link(p) {
+                Ok(target) => format!(
+                    "{} is a link to {}, which does not exist",
+                    p.display(),
+                    target.display()
+                ),
+                Err(_) => e.to_string(),
+            },
+            None => e.to_string(),
+        };
+        anyhow::anyhow!(
+            "cannot create the folder {}: {why}; give another folder",
+            dir.display()
+        )
+    })
 }
 
 fn temporary_of(path: &Path) -> PathBuf {
@@ -80,7 +120,10 @@ impl FolderLock {
                 .truncate(false)
                 .open(&path)
                 .with_context(|| {
-                    format!("cannot write in {}: give a writable --out", dir.display())
+                    format!(
+                        "cannot write in {}: make it writable, or use another folder",
+                        dir.display()
+                    )
                 })?;
             match Self::try_lock_briefly(&file) {
                 Ok(()) => {}
@@ -197,9 +240,10 @@ impl FolderLock {
     }
 }
 
-/// For a signal handler that ends the process: removes the file of the
-/// latest [`FolderLock`] taken and not yet dropped, then its folder if the
-/// command made it and it is empty (see [`FolderLock::remove_folder_if_made`]).
+/// For a signal handler that ends the process: removes the temporary of a
+/// [`write_atomic`] under way, the file of the latest [`FolderLock`] taken and not
+/// yet dropped, then its folder if the command made it and it is empty (see
+/// [`FolderLock::remove_folder_if_made`]).
 /// Async-signal-safe: lock-free atomics, `unlink(2)` and `rmdir(2)` on paths
 /// that are never freed.
 pub fn release_on_signal() {
@@ -219,6 +263,13 @@ mod held {
     static NEW_FOLDER: AtomicPtr<c_char> = AtomicPtr::new(null_mut());
     /// Set once a handler has released a lock: no drop removes a file after that.
     static RELEASED: AtomicBool = AtomicBool::new(false);
+    /// The temporary file `write_atomic` is writing (null: none).
+    static TEMPORARY: AtomicPtr<c_char> = AtomicPtr::new(null_mut());
+
+    /// Leaks one path per write: a handler may still hold the previous one.
+    pub(super) fn set_temporary(path: Option<&Path>) {
+        TEMPORARY.store(path.map_or(null_mut(), leaked), Ordering::SeqCst);
+    }
 
     /// A registered lock file's string, compared to know whose registration is current.
     #[derive(Clone, Copy, Debug)]
@@ -252,6 +303,12 @@ mod held {
     }
 
     pub(super) fn release() {
+        let temporary = TEMPORARY.swap(null_mut(), Ordering::SeqCst);
+        if !temporary.is_null() {
+            // SAFETY: a NUL-terminated string that lives for the process. The name
+            // carries this process's id, so it is no other process's file.
+            unsafe { libc::unlink(temporary) };
+        }
         RELEASED.store(true, Ordering::SeqCst);
         let folder = NEW_FOLDER.swap(null_mut(), Ordering::SeqCst);
         let lock_file = LOCK_FILE.swap(null_mut(), Ordering::SeqCst);
@@ -283,6 +340,8 @@ mod held {
     }
 
     pub(super) fn release() {}
+
+    pub(super) fn set_temporary(_: Option<&std::path::Path>) {}
 }
 
 /// Whether the open `file` is the one at `path` now.
@@ -395,6 +454,35 @@ mod tests {
     fn a_folder_that_takes_no_files_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let err = FolderLock::take(&dir.path().join("missing")).unwrap_err();
-        assert!(err.to_string().contains("give a writable --out"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("make it writable, or use another folder"),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_that_cannot_be_made_names_what_is_in_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("afile");
+        fs::write(&file, b"x").unwrap();
+        for out in [file.join("sub"), file.clone()] {
+            let err = create_folder(&out).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{} is a file, not a folder", file.display())),
+                "{err}"
+            );
+        }
+        let link = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("gone"), &link).unwrap();
+        let err = create_folder(&link).unwrap_err().to_string();
+        assert!(
+            err.contains("dangling is a link to") && err.contains("gone, which does not exist"),
+            "{err}"
+        );
+        let made = dir.path().join("a/b");
+        assert!(create_folder(&made).unwrap());
+        assert!(!create_folder(&made).unwrap());
     }
 }

@@ -38,3 +38,9 @@ pub fn failure(cmd: &mut Command) -> String {
     let out = cmd.assert().failure().get_output().stderr.clone();
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The standard error of a command that succeeds.
+pub fn success_stderr(cmd: &mut Command) -> String {
+    let out = cmd.assert().success().get_output().stderr.clone();
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -20,7 +20,7 @@ pub fn read_corpus<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<u8>> {
         std::io::Read::read_to_end(&mut super::reviews::open_text(path)?, &mut text)
             .map_err(|e| super::reviews::read_error(path, None, e.into()))?;
         // Binary data would train as symbols.
-        super::reviews::refuse_binary(&text[start..], &path.display().to_string())?;
+        super::reviews::refuse_binary(&text[start..], &path.display().to_string(), Some(path))?;
     }
     if text.is_empty() {
         let names: Vec<String> = paths
@@ -364,5 +364,26 @@ mod tests {
             err.contains("b.bin holds a NUL byte (at byte 9): it is binary data"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_utf16_corpus_file_without_a_byte_order_mark_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("play.txt");
+        let wide: Vec<u8> = "To be, or not to be\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        std::fs::write(&file, wide).unwrap();
+        let err = read_corpus(&[&file]).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{} is UTF-16LE text without a byte-order mark",
+                file.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("iconv -f UTF-16LE -t UTF-8"), "{err}");
+        assert!(!err.contains("binary"), "{err}");
     }
 }

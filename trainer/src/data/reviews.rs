@@ -7,7 +7,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 /// One review: its text (bytes, as stored) and its label (1 positive, 0 negative).
@@ -86,7 +87,14 @@ pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let gzipped = is_gz(path);
     let mut reader: Box<dyn BufRead> = if gzipped {
-        Box::new(BufReader::new(MultiGzDecoder::new(file)))
+        let mut raw = BufReader::new(file);
+        let head = raw
+            .fill_buf()
+            .map_err(|e| read_error(path, None, e.into()))?;
+        if let Some(fix) = not_gzip_fix(path, head) {
+            bail!(fix);
+        }
+        Box::new(BufReader::new(MultiGzDecoder::new(raw)))
     } else {
         Box::new(BufReader::new(file))
     };
@@ -118,19 +126,71 @@ fn is_gz(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
 }
 
+/// What to do with a file named `.gz` whose first bytes (`head`) are not gzip's magic
+/// (1f 8b): read as gzip it would be called truncated or corrupt, which it is not.
+fn not_gzip_fix(path: &Path, head: &[u8]) -> Option<String> {
+    const MAGIC: [u8; 2] = [0x1f, 0x8b];
+    // An empty or 1-byte file is a truncated gzip file, as read_error says.
+    if head.is_empty() || head.starts_with(&MAGIC[..head.len().min(2)]) {
+        return None;
+    }
+    if let Some(fix) = archive_fix(path, head).or_else(|| utf16_fix(head, Some(path))) {
+        return Some(fix);
+    }
+    let file = path.display();
+    let plain = path.with_extension("");
+    let plain = plain.display();
+    Some(format!(
+        "{file} is not gzip-compressed although its name ends in .gz (it does not start with \
+         gzip's bytes 1f 8b): rename it to {plain}, or compress it (`mv {file} {plain} && \
+         gzip {plain}`)"
+    ))
+}
+
 /// What to do with text that starts with a UTF-16 byte-order mark, which would
 /// otherwise be read as bytes: `file`'s, or standard input's when `None`.
 pub fn utf16_fix(head: &[u8], file: Option<&Path>) -> Option<String> {
     if !(head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff])) {
         return None;
     }
-    let (name, example) = match file {
-        Some(path) => (path.display().to_string(), path.display().to_string()),
-        None => ("standard input".into(), "FILE".into()),
-    };
-    Some(format!(
-        "{name} is UTF-16 text: save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8 {example} > OUT`)"
-    ))
+    let name = file.map_or("standard input".into(), |path| path.display().to_string());
+    Some(utf16_message(&name, file, "UTF-16", ""))
+}
+
+/// The message for UTF-16 text from `name` (`file`, when it is one), with the iconv
+/// command that converts it.
+fn utf16_message(name: &str, file: Option<&Path>, encoding: &str, note: &str) -> String {
+    let example = file.map_or("FILE".into(), |path| path.display().to_string());
+    format!(
+        "{name} is {encoding} text{note}: save it as UTF-8 (e.g. `iconv -f {encoding} -t UTF-8 \
+         {example} > OUT`)"
+    )
+}
+
+/// Which UTF-16 `text` is when it has no byte-order mark: NUL bytes at nearly every
+/// odd byte (`UTF-16LE`) or even byte (`UTF-16BE`) of its start, as Latin text has in
+/// UTF-16, and almost none at the others, where binary data has them at random.
+fn utf16_without_bom(text: &[u8]) -> Option<&'static str> {
+    let sample = &text[..text.len().min(4096)];
+    let pairs = sample.len() / 2;
+    if pairs < 2 {
+        return None;
+    }
+    let (mut even, mut odd) = (0, 0);
+    for pair in sample.chunks_exact(2) {
+        even += usize::from(pair[0] == 0);
+        odd += usize::from(pair[1] == 0);
+    }
+    // At least 90% of one side, at most 10% of the other.
+    let most = |zeros: usize| zeros * 10 >= pairs * 9;
+    let few = |zeros: usize| zeros * 10 <= pairs;
+    if most(odd) && few(even) {
+        Some("UTF-16LE")
+    } else if most(even) && few(odd) {
+        Some("UTF-16BE")
+    } else {
+        None
+    }
 }
 
 /// The whole of a text file, read as review and corpus files are (a `.gz` one unpacked, past a
@@ -143,17 +203,26 @@ pub fn read_text(path: &Path) -> Result<Vec<u8>> {
     Ok(text)
 }
 
-/// Refuses `text` from `source` that holds a NUL byte: text never does, binary data
-/// does, and would otherwise be read as tokens.
-pub(crate) fn refuse_binary(text: &[u8], source: &str) -> Result<()> {
-    match text.iter().position(|&b| b == 0) {
-        Some(at) => bail!(
-            "{source} holds a NUL byte (at byte {}): it is binary data, not text; give plain \
-             text (UTF-8 or Latin-1)",
-            at + 1
-        ),
-        None => Ok(()),
+/// Refuses `text` from `source` (`file`, when it is one) that holds a NUL byte: text
+/// never does, binary data does, and would otherwise be read as tokens. UTF-16 text
+/// without a byte-order mark is named as such, with the command that converts it.
+pub(crate) fn refuse_binary(text: &[u8], source: &str, file: Option<&Path>) -> Result<()> {
+    let Some(at) = text.iter().position(|&b| b == 0) else {
+        return Ok(());
+    };
+    if let Some(encoding) = utf16_without_bom(text) {
+        bail!(utf16_message(
+            source,
+            file,
+            encoding,
+            " without a byte-order mark (a NUL byte at nearly every other byte)"
+        ));
     }
+    bail!(
+        "{source} holds a NUL byte (at byte {}): it is binary data, not text; give plain \
+         text (UTF-8 or Latin-1)",
+        at + 1
+    )
 }
 
 /// What to do instead when a review file is a labelled dataset (`.jsonl`, `.csv`,
@@ -221,7 +290,7 @@ pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>
         }
     };
     let source = review_source(given, file);
-    refuse_binary(&bytes, &source)?;
+    refuse_binary(&bytes, &source, file.filter(|_| !given))?;
     if is_blank(&bytes) {
         bail!("{source} is empty: give some text to score");
     }
@@ -287,6 +356,20 @@ pub(crate) fn excerpt(bytes: &[u8], max: usize) -> String {
     }
 }
 
+/// `text` with its control chars escaped (`\u{1a}`, `\t`), for a message that quotes
+/// it in backticks, where they would print raw or not at all (`{:?}` escapes them itself).
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A read failure at `path` (and `line`), with a hint when the file is gzipped: a
 /// truncated or corrupt download is the usual cause.
 pub(crate) fn read_error(path: &Path, line: Option<usize>, err: anyhow::Error) -> anyhow::Error {
@@ -311,6 +394,7 @@ pub(crate) fn read_error(path: &Path, line: Option<usize>, err: anyhow::Error) -
 pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
     let mut loaded = LoadedReviews::default();
     let mut skipped: Vec<PathBuf> = Vec::new();
+    let mut apple_double: Vec<PathBuf> = Vec::new();
     let mut empty = EmptyTexts::default();
     for (folder, label) in [("neg", 0u8), ("pos", 1u8)] {
         let sub = dir.join(folder);
@@ -332,12 +416,19 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
             .collect::<std::io::Result<_>>()
             .with_context(|| format!("cannot list {}", sub.display()))?;
         files.sort();
+        // macOS writes `._NAME` metadata (AppleDouble) beside each file it copies to a
+        // disk not its own: not reviews, though often named `.txt`.
+        let (apple, files): (Vec<PathBuf>, Vec<PathBuf>) =
+            files.into_iter().partition(|p| is_apple_double(p));
+        apple_double.extend(apple);
         let (reviews, others): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|p| {
             p.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt")) && !p.is_dir()
         });
         skipped.extend(others);
         for file in reviews {
             let text = read_text(&file)?;
+            // As corpus files and `score` refuse it: binary data would train as tokens.
+            refuse_binary(&text, &file.display().to_string(), Some(&file))?;
             empty.check(&text, || file.display().to_string());
             loaded.reviews.push(Review { text, label });
         }
@@ -357,6 +448,19 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
             first.display()
         ));
     }
+    if let Some(first) = apple_double.first() {
+        let many = apple_double.len() > 1;
+        loaded.warnings.push(format!(
+            "{}: skipped {} macOS metadata file{} in its pos/ and neg/ folders (e.g. {}): \
+             a `._NAME` file is what macOS writes beside each file it copies to a disk not \
+             its own, not a review; `find {} -name '._*' -delete` removes them",
+            dir.display(),
+            apple_double.len(),
+            if many { "s" } else { "" },
+            first.display(),
+            dir.display()
+        ));
+    }
     loaded.warnings.extend(empty.warning(loaded.reviews.len()));
     if loaded.reviews.is_empty() {
         bail!(
@@ -367,8 +471,16 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
     Ok(loaded)
 }
 
-/// Reviews whose text is empty or blank: kept, since their label is data too, but
-/// each trains as padding alone, which the user should hear about.
+/// Whether `path` is a macOS AppleDouble file (`._NAME`): metadata, not data.
+fn is_apple_double(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.as_encoded_bytes().starts_with(b"._"))
+        && !path.is_dir()
+}
+
+/// Reviews whose text is empty or blank: kept, since their label is data too, but a
+/// model reads each as padding alone (in training, testing or calibration alike),
+/// which the user should hear about.
 #[derive(Default)]
 struct EmptyTexts {
     count: usize,
@@ -386,8 +498,8 @@ impl EmptyTexts {
     fn warning(self, total: usize) -> Option<String> {
         let first = self.first?;
         Some(format!(
-            "{first}: empty review text ({} of the {total} reviews there are empty); \
-             each trains as padding alone under its label: drop such rows",
+            "{first}: empty review text ({} of the {total} reviews there are empty); a \
+             model reads each as padding alone: drop them unless that is meant",
             self.count
         ))
     }
@@ -454,7 +566,7 @@ fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> 
         };
         bail!(
             "{at}: not a JSON object (it starts `{}`); {JSONL_SHAPE}{array}",
-            excerpt(start.trim_ascii_end(), 12)
+            escape_controls(&excerpt(start.trim_ascii_end(), 12))
         );
     }
     let record: JsonReview = serde_json::from_slice(line).map_err(|e| {
@@ -463,11 +575,33 @@ fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> 
         let cause = message
             .rsplit_once(" at line ")
             .map_or(&*message, |(cause, _)| cause);
+        // serde names a key and its alias alike, and a lone surrogate as a bad escape:
+        // say what the line holds instead.
+        if cause.starts_with("duplicate field") {
+            if let Some(clash) = key_clash(line) {
+                return anyhow!("{at}: {clash}");
+            }
+        }
+        if cause.ends_with("hex escape") {
+            if let Some(escape) = unpaired_surrogate(line, e.column()) {
+                return anyhow!(
+                    "{at}:{}: the line holds an unpaired UTF-16 surrogate escape (`{escape}`): \
+                     a high one (\\ud800-\\udbff) must be followed by a low one \
+                     (\\udc00-\\udfff), and neither stands alone; remove it, or give it its pair",
+                    e.column()
+                );
+            }
+        }
         anyhow!("{at}:{}: {cause}; {JSONL_SHAPE}", e.column())
     })?;
     let label = match &record.label {
         serde_json::Value::Bool(b) => Some(u8::from(*b)),
-        serde_json::Value::Number(n) => n.as_u64().filter(|&v| v <= 1).map(|v| v as u8),
+        // 1 and 0, and 1.0 and 0.0 as some tools write them; 0.5 is no label.
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(1.0) => Some(1),
+            Some(0.0) => Some(0),
+            _ => None,
+        },
         serde_json::Value::String(text) => label_of(text.as_bytes()),
         _ => None,
     }
@@ -483,18 +617,115 @@ fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> 
     }))
 }
 
-/// `positive`/`negative` or `true`/`false` (any case, spaces around allowed), or
-/// `1`/`0`: what a JSONL label may be, in a CSV field too.
+/// `positive`/`negative`, `pos`/`neg` or `true`/`false` (any case, spaces around
+/// allowed), or `1`/`0` (also as `1.0`/`0.0`): what a JSONL label may be, in a CSV field
+/// too.
 fn label_of(text: &[u8]) -> Option<u8> {
     let text = text.trim_ascii();
     let is = |word: &[u8]| text.eq_ignore_ascii_case(word);
-    if is(b"positive") || is(b"true") || text == b"1" {
+    // `1`, `1.0`, `1.00`: the number exactly, as a float column writes it.
+    let number = |digit: u8| {
+        text.split_first().is_some_and(|(&first, rest)| {
+            first == digit
+                && (rest.is_empty()
+                    || rest
+                        .strip_prefix(b".")
+                        .is_some_and(|zeros| !zeros.is_empty() && zeros.iter().all(|&b| b == b'0')))
+        })
+    };
+    if is(b"positive") || is(b"pos") || is(b"true") || number(b'1') {
         Some(1)
-    } else if is(b"negative") || is(b"false") || text == b"0" {
+    } else if is(b"negative") || is(b"neg") || is(b"false") || number(b'0') {
         Some(0)
     } else {
         None
     }
+}
+
+/// What makes a JSONL object `line` that serde calls a duplicate field ambiguous: a
+/// key and its alias (`label` and `sentiment`, `text` and `review`), or a key twice.
+fn key_clash(line: &[u8]) -> Option<String> {
+    let mut keys = Vec::new();
+    // The keys before any error are kept: the clash comes first.
+    let _ = serde::Deserializer::deserialize_map(
+        &mut serde_json::Deserializer::from_slice(line),
+        KeyCollector(&mut keys),
+    );
+    [
+        ("label", "sentiment", "the label"),
+        ("text", "review", "the review text"),
+    ]
+    .into_iter()
+    .find_map(|(name, alias, what)| {
+        let found: Vec<&str> = keys
+            .iter()
+            .map(String::as_str)
+            .filter(|k| *k == name || *k == alias)
+            .collect();
+        match found.as_slice() {
+            [first, second, ..] if first == second => Some(format!(
+                "has `{first}` twice, which names {what} twice: keep one"
+            )),
+            [first, second, ..] => Some(format!(
+                "has both `{first}` and `{second}`, which both name {what}: keep one"
+            )),
+            _ => None,
+        }
+    })
+}
+
+/// Collects the top-level keys of a JSON object in order, repeats included (a map
+/// would keep one of each), ignoring the values.
+struct KeyCollector<'a>(&'a mut Vec<String>);
+
+impl<'de> Visitor<'de> for KeyCollector<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            self.0.push(key);
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+}
+
+/// The last `\uXXXX` escape of a UTF-16 surrogate without its pair that starts before
+/// byte `column` (1-based, where serde stopped) of a JSON `line`, as written.
+fn unpaired_surrogate(line: &[u8], column: usize) -> Option<String> {
+    // The code unit of a `\uXXXX` escape at `at`, if it is one.
+    let unit = |at: usize| {
+        let hex = line.get(at..at + 6)?.strip_prefix(b"\\u")?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let is_high = |u: u16| (0xd800..0xdc00).contains(&u);
+    let is_low = |u: u16| (0xdc00..0xe000).contains(&u);
+    let mut found = None;
+    let mut at = 0;
+    while at < line.len() && at < column {
+        if line[at] != b'\\' {
+            at += 1;
+            continue;
+        }
+        let Some(u) = unit(at) else {
+            // Any other escape is two bytes (`\\` among them, which must not start one).
+            at += 2;
+            continue;
+        };
+        if is_high(u) && unit(at + 6).is_some_and(is_low) {
+            at += 12;
+            continue;
+        }
+        if is_high(u) || is_low(u) {
+            found = Some(String::from_utf8_lossy(&line[at..at + 6]).into_owned());
+        }
+        at += 6;
+    }
+    found
 }
 
 /// The index and name of the CSV column called `name` or `alias` (any case, spaces
@@ -871,11 +1102,14 @@ mod tests {
         );
         // CR LF line ends and blank lines: the csv crate's own count is one short after each.
         for (data, line) in [
-            ("review,sentiment\r\ngood,positive\r\nbad,pos\r\n", 3),
-            ("review,sentiment\ngood,positive\n\nbad,pos\n", 4),
-            ("review,sentiment\r\n\r\n\"a\r\nb\",1\r\n\r\nbad,pos\r\n", 6),
+            ("review,sentiment\r\ngood,positive\r\nbad,maybe\r\n", 3),
+            ("review,sentiment\ngood,positive\n\nbad,maybe\n", 4),
+            (
+                "review,sentiment\r\n\r\n\"a\r\nb\",1\r\n\r\nbad,maybe\r\n",
+                6,
+            ),
             ("review,sentiment\r\nok,1\r\nbad,1,extra\r\n", 3),
-            ("review,sentiment\rgood,positive\r\rbad,pos\r", 4),
+            ("review,sentiment\rgood,positive\r\rbad,maybe\r", 4),
         ] {
             let err = read_csv(data.as_bytes(), Path::new("r.csv")).unwrap_err();
             assert!(
@@ -1183,5 +1417,255 @@ mod tests {
         assert!(format!("{err:#}").contains("cannot open"), "{err:#}");
         let err = load_reviews(&dir.path().join("gone.parquet")).unwrap_err();
         assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn jsonl_names_both_keys_when_a_key_and_its_alias_clash() {
+        let read = |text: &str| {
+            format!(
+                "{:#}",
+                read_jsonl(text.as_bytes(), Path::new("r.jsonl")).unwrap_err()
+            )
+        };
+        let good = "{\"label\": 1, \"text\": \"fine\"}\n";
+        let err = read(&format!(
+            "{good}{{\"label\":1,\"text\":\"good\",\"sentiment\":0.93}}\n"
+        ));
+        assert_eq!(
+            err,
+            "r.jsonl:2: has both `label` and `sentiment`, which both name the label: keep one"
+        );
+        let err = read("{\"label\":1,\"text\":\"x\",\"review\":\"y\"}\n");
+        assert!(
+            err.starts_with(
+                "r.jsonl:1: has both `text` and `review`, which both name the review text"
+            ),
+            "{err}"
+        );
+        let err = read("{\"label\":1,\"label\":0,\"text\":\"x\"}\n");
+        assert!(err.starts_with("r.jsonl:1: has `label` twice"), "{err}");
+        // The keys are named in the line's order, even when the line breaks off after them.
+        let err = read("{\"sentiment\":1,\"review\":\"a\",\"label\":0,\n");
+        assert!(
+            err.starts_with("r.jsonl:1: has both `sentiment` and `label`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_gz_file_that_is_not_gzip_is_told_apart_from_a_corrupt_one() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, data, plain) in [
+            ("r.jsonl.gz", JSONL, "r.jsonl"),
+            ("r.csv.gz", "review,sentiment\nok,1\n", "r.csv"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, data).unwrap();
+            let err = format!("{:#}", load_reviews(&path).unwrap_err());
+            assert!(
+                err.contains(&format!(
+                    "{} is not gzip-compressed although its name ends in .gz",
+                    path.display()
+                )),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!(
+                    "rename it to {}",
+                    dir.path().join(plain).display()
+                )),
+                "{err}"
+            );
+            assert!(!err.contains("truncated"), "{err}");
+        }
+        // Real gzip data cut short is still called truncated or corrupt.
+        let mut gz = GzEncoder::new(Vec::new(), Default::default());
+        gz.write_all(JSONL.as_bytes()).unwrap();
+        let zipped = gz.finish().unwrap();
+        let cut = dir.path().join("cut.jsonl.gz");
+        std::fs::write(&cut, &zipped[..zipped.len() - 12]).unwrap();
+        let err = format!("{:#}", load_reviews(&cut).unwrap_err());
+        assert!(err.contains("a truncated or corrupt gzip file"), "{err}");
+    }
+
+    #[test]
+    fn utf16_without_a_byte_order_mark_is_named_not_called_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let wide = |text: &str, big: bool| -> Vec<u8> {
+            text.encode_utf16()
+                .flat_map(|u| {
+                    if big {
+                        u.to_be_bytes()
+                    } else {
+                        u.to_le_bytes()
+                    }
+                })
+                .collect()
+        };
+        for (big, encoding) in [(false, "UTF-16LE"), (true, "UTF-16BE")] {
+            let file = dir.path().join(format!("{encoding}.txt"));
+            std::fs::write(&file, wide("A fine film, café.\n", big)).unwrap();
+            let err = read_review(None, Some(&file)).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!(
+                    "{} is {encoding} text without a byte-order mark",
+                    file.display()
+                )),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!(
+                    "iconv -f {encoding} -t UTF-8 {} > OUT",
+                    file.display()
+                )),
+                "{err}"
+            );
+        }
+        // Zeros on both sides, or on one side only now and then, are binary data.
+        for bytes in [&b"\0\0\0\0\0\0\0\0"[..], b"a\0b\0cdefgh\0ij\0kl"] {
+            let err = refuse_binary(bytes, "x.bin", None).unwrap_err().to_string();
+            assert!(err.contains("x.bin holds a NUL byte"), "{err}");
+        }
+        // From standard input the command names a FILE to convert.
+        let err = refuse_binary(&wide("ok", false), "standard input", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("standard input is UTF-16LE text")
+                && err.contains("iconv -f UTF-16LE -t UTF-8 FILE > OUT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn jsonl_names_an_unpaired_surrogate_escape() {
+        let read = |text: &str| read_jsonl(text.as_bytes(), Path::new("s.jsonl"));
+        for (line, escape) in [
+            (r#"{"label":1,"text":"\ud800"}"#, r"\ud800"),
+            (r#"{"label":1,"text":"a\uDC00b"}"#, r"\uDC00"),
+            (r#"{"label":1,"text":"\ud83d\u0041"}"#, r"\ud83d"),
+        ] {
+            let err = format!("{:#}", read(&format!("{line}\n")).unwrap_err());
+            assert!(
+                err.starts_with("s.jsonl:1:")
+                    && err.contains(&format!(
+                        "the line holds an unpaired UTF-16 surrogate escape (`{escape}`)"
+                    )),
+                "{line}: {err}"
+            );
+            assert!(err.contains("remove it, or give it its pair"), "{err}");
+            assert!(!err.contains("hex escape"), "{err}");
+        }
+        // A pair is one char, and an escaped backslash before `ud800` is text.
+        let loaded = read("{\"label\":1,\"text\":\"\\ud83d\\ude00 \\\\ud800\"}\n").unwrap();
+        assert_eq!(texts(&loaded.reviews), [("\u{1f600} \\ud800", 1)]);
+    }
+
+    #[test]
+    fn acl_folder_skips_apple_double_files_and_refuses_binary_reviews() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = b"\0\x05\x16\x07\0\x02\0\0Mac OS X        ";
+        for (name, text) in [
+            ("pos/1_9.txt", &b"good"[..]),
+            ("pos/._1_9.txt", meta),
+            ("neg/2_1.txt", b"bad"),
+            ("neg/._2_1.txt", meta),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let loaded = load_reviews(dir.path()).unwrap();
+        assert_eq!(texts(&loaded.reviews), [("bad", 0), ("good", 1)]);
+        let warnings = loaded.warnings.join("\n");
+        assert!(
+            warnings.contains(&format!(
+                "skipped 2 macOS metadata files in its pos/ and neg/ folders (e.g. {})",
+                dir.path().join("neg/._2_1.txt").display()
+            )),
+            "{warnings}"
+        );
+        assert!(!warnings.contains("not .txt"), "{warnings}");
+        let binary = dir.path().join("pos/3_9.txt");
+        std::fs::write(&binary, b"GIF89a\x01\0\x01\0\x80").unwrap();
+        let err = load_reviews(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{} holds a NUL byte (at byte 8): it is binary data",
+                binary.display()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_empty_review_warning_holds_outside_training_too() {
+        let loaded = read_jsonl(
+            "{\"label\":1,\"text\":\"a\"}\n{\"label\":0,\"text\":\" \"}\n".as_bytes(),
+            Path::new("t.jsonl"),
+        )
+        .unwrap();
+        let warning = loaded.warnings.join("\n");
+        assert!(
+            warning.contains("t.jsonl:2: empty review text (1 of the 2 reviews there are empty); a model reads each as padding alone"),
+            "{warning}"
+        );
+        assert!(!warning.contains("trains"), "{warning}");
+    }
+
+    #[test]
+    fn pos_neg_and_whole_floats_are_labels_in_jsonl_and_csv() {
+        let text =
+            "{\"label\": \"pos\", \"text\": \"a\"}\n{\"label\": \" NEG \", \"text\": \"b\"}\n\
+                    {\"label\": 1.0, \"text\": \"c\"}\n{\"label\": 0.0, \"text\": \"d\"}\n\
+                    {\"label\": \"1.0\", \"text\": \"e\"}\n";
+        let reviews = read_jsonl(text.as_bytes(), Path::new("r.jsonl"))
+            .unwrap()
+            .reviews;
+        assert_eq!(
+            texts(&reviews),
+            [("a", 1), ("b", 0), ("c", 1), ("d", 0), ("e", 1)]
+        );
+        let err = read_jsonl(
+            "{\"label\": 0.5, \"text\": \"x\"}\n".as_bytes(),
+            Path::new("r.jsonl"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("r.jsonl:1: field `label` must be 0 or 1"),
+            "{err}"
+        );
+        assert!(err.ends_with("found 0.5"), "{err}");
+        let data = "review,sentiment\na,Pos\nb,neg\nc,1.0\nd,0.0\n";
+        let reviews = read_csv(data.as_bytes(), Path::new("r.csv"))
+            .unwrap()
+            .reviews;
+        assert_eq!(texts(&reviews), [("a", 1), ("b", 0), ("c", 1), ("d", 0)]);
+        for bad in ["0.5", "1.", "10", "1.01", "posi"] {
+            let data = format!("review,sentiment\na,{bad}\n");
+            let err = read_csv(data.as_bytes(), Path::new("r.csv"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("r.csv:2: field `sentiment` must be positive/negative, 1/0 or true/false, found \"{bad}\"")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn control_chars_in_a_quoted_line_start_are_escaped() {
+        let err = read_jsonl(
+            &b"{\"label\":1,\"text\":\"a\"}\n\x1a\n"[..],
+            Path::new("d.jsonl"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("d.jsonl:2: not a JSON object (it starts `\\u{1a}`)"),
+            "{err}"
+        );
+        assert!(!err.contains('\x1a'), "{err}");
     }
 }

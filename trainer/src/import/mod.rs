@@ -480,8 +480,7 @@ impl Imported {
     /// returned summary) into the folder `out`, made if needed; refuses a folder
     /// that holds a trained model.
     pub fn write_folder(&self, out: &Path) -> Result<ImportSummary> {
-        std::fs::create_dir_all(out)
-            .with_context(|| format!("cannot create output directory {}", out.display()))?;
+        crate::files::create_folder(out)?;
         let summary = self.summary();
         let _lock = FolderLock::take(out)?;
         // Under the lock: no `train` can have written its card since.

@@ -436,6 +436,16 @@ fn eval_set(
                 CORPUS_HELD_OUT,
             )?;
             let held_out = windows.held_out();
+            let recorded = card.card.data.test_samples;
+            ensure!(
+                !from_card || data.limit.is_some() || recorded == 0 || held_out.len() == recorded,
+                "the corpus ({}) gives {} held-out windows, but {} records {recorded}: the text \
+                 changed since training, or the paths name other files here (paths on the card \
+                 are as training saw them); give --corpus FILE...",
+                describe_paths(&corpus).join(", "),
+                held_out.len(),
+                dir.join(CARD_FILE).display()
+            );
             let (held_out, first) = match limit {
                 Some(n) if n < held_out.len() => {
                     (held_out.start..held_out.start + n, format!("first {n} of the "))

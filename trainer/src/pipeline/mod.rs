@@ -319,18 +319,6 @@ fn refuse_resume_without_checkpoint(dir: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
-/// Makes `dir` and its parents; true when this call made `dir` itself.
-fn make_out_dir(dir: &Path) -> std::io::Result<bool> {
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// Takes `dir`'s [`FolderLock`], then removes the temporaries that killed writes
 /// left there (no other command can be writing them now).
 fn lock_model_dir(dir: &Path) -> Result<FolderLock> {
@@ -381,8 +369,9 @@ fn calibrated_blobs(
     sequences: &[Vec<u16>],
 ) -> Result<quantize::Quantized> {
     ensure!(
-        !sequences.is_empty(),
-        "no calibration sequences: give data with at least one text"
+        sequences.iter().any(|ids| !ids.is_empty()),
+        "no calibration steps: the {} calibration texts are all empty; give data with text",
+        sequences.len()
     );
     quantize::quantize(cfg, params, sequences).map_err(|e| e.context(UNFIT_WEIGHTS))
 }
@@ -412,8 +401,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
     };
-    let made = make_out_dir(&job.out_dir)
-        .with_context(|| format!("cannot create output directory {}", job.out_dir.display()))?;
+    let made = files::create_folder(&job.out_dir)?;
     // Before the folder is tidied: the stale files there are no other run's.
     let mut lock = lock_model_dir(&job.out_dir).inspect_err(|_| {
         if made {
@@ -612,8 +600,11 @@ fn describe_model(hp: &Hyperparams, epochs: usize) -> String {
         Preset::G | Preset::R => "char-level generator",
     };
     format!(
-        "{what}: {:?}({}) with a {:?} head, trained {epochs} epochs",
-        hp.cell, hp.hidden, hp.head
+        "{what}: {:?}({}) with a {:?} head, trained {epochs} epoch{}",
+        hp.cell,
+        hp.hidden,
+        hp.head,
+        if epochs == 1 { "" } else { "s" }
     )
 }
 
@@ -640,8 +631,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
 pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     let ck = load_model_checkpoint(checkpoint)?;
     let card = card_of_checkpoint_model(out_dir, &ck, checkpoint)?;
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    files::create_folder(out_dir)?;
     let _lock = lock_model_dir(out_dir)?;
     let mut files = card.as_ref().map(|c| c.files.clone()).unwrap_or_default();
     write_onnx(&ck.model, &ck.params, out_dir, &mut files)?;
@@ -787,8 +777,7 @@ pub fn quantize_checkpoint(
             checkpoint.display()
         ),
     };
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    files::create_folder(out_dir)?;
     let _lock = lock_model_dir(out_dir)?;
     let read = |name: &str| std::fs::read(out_dir.join(name)).ok();
     let before = (read(INT_BLOB_FILE), read(F32_BLOB_FILE));

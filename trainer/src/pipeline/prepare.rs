@@ -482,8 +482,41 @@ fn split_three_ways(
         train.len(),
         test.len()
     );
+    ensure!(
+        train.iter().any(|r| !r.text.trim_ascii().is_empty()),
+        "all {} training reviews of {} are empty or blank: there is nothing to learn; give \
+         reviews with text",
+        train.len(),
+        train_path.display()
+    );
     if let Some(warning) = one_sided_warning(train_path, &train, "training reviews") {
         eprintln!("warning: {warning}");
+    }
+    // Validation always comes out of the pool, so a file that repeats reviews
+    // can put some of them on both sides.
+    let seen: HashSet<&[u8]> = train.iter().map(|r| &r.text[..]).collect();
+    let held_out: Vec<&Review> = if has_test || !job.selects_on_validation() {
+        val.iter().collect()
+    } else {
+        val.iter().chain(&test).collect()
+    };
+    let repeated = held_out
+        .iter()
+        .filter(|r| seen.contains(&r.text[..]))
+        .count();
+    if repeated > 0 {
+        eprintln!(
+            "warning: {repeated} of the {} {} reviews are word for word among the training \
+             reviews ({} repeats reviews): their scores are not held out; remove the repeats{}",
+            held_out.len(),
+            if has_test { "validation" } else { "held-out" },
+            train_path.display(),
+            if has_test {
+                ""
+            } else {
+                ", or give --test PATH"
+            }
+        );
     }
     Ok(ReviewSets {
         train,
@@ -649,6 +682,16 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         "preset {:?} trains a sentiment model: give --train PATH with labelled reviews, not a corpus",
         hp.preset
     );
+    for (index, file) in files.iter().enumerate() {
+        if let Some(again) = files[..index].iter().find(|f| same_file(f, file)) {
+            eprintln!(
+                "warning: {} is given twice (also as {}): its text is read twice, so held-out \
+                 windows repeat text trained on; give each file once",
+                file.display(),
+                again.display()
+            );
+        }
+    }
     let text = read_corpus(files)?;
     let sources = describe_paths(files);
     let named = sources.join(", ");
@@ -673,9 +716,10 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         .with_context(|| format!("the corpus ({named}): give more text or a smaller --maxlen"))?;
     ensure!(
         !windows.train().is_empty() && !windows.held_out().is_empty(),
-        "the corpus ({named}) gives {} windows of {} chars taken every {}: too few to hold \
+        "the corpus ({named}) gives {} window{} of {} chars taken every {}: too few to hold \
          some out; give more text, or a smaller --window-step or --maxlen",
         windows.len(),
+        if windows.len() == 1 { "" } else { "s" },
         hp.maxlen,
         hp.window_step
     );
