@@ -17,14 +17,31 @@ pub fn release_lock_on_interrupt() {
     /// Set by the first signal: a second one (a double Ctrl-C, or `timeout` signalling
     /// the process and then its group) must not end the process mid-cleanup.
     static ENDING: AtomicBool = AtomicBool::new(false);
+    /// Set once the lock and folder are released.
+    static RELEASED: AtomicBool = AtomicBool::new(false);
 
     extern "C" fn on_signal(signal: libc::c_int) {
         if ENDING.swap(true, Ordering::SeqCst) {
-            // Another thread is cleaning up and ends the process when done.
+            // Another thread is cleaning up and ends the process when done. Give it
+            // a moment to print its hint; past that (stderr blocked), end it here,
+            // once nothing is left behind.
+            let tick = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 10_000_000,
+            };
+            for _ in 0..50 {
+                // SAFETY: nanosleep(2) is async-signal-safe.
+                unsafe { libc::nanosleep(&tick, std::ptr::null_mut()) };
+            }
+            if RELEASED.load(Ordering::SeqCst) {
+                // SAFETY: _exit(2) is async-signal-safe.
+                unsafe { libc::_exit(128 + signal) };
+            }
             return;
         }
         // First, so that a blocked stderr cannot keep the folder locked.
         lstm_edge_trainer::files::release_on_signal();
+        RELEASED.store(true, Ordering::SeqCst);
         hints::write();
         // SAFETY: sigaction(2), raise(3), pthread_sigmask(3) and _exit(2) are
         // async-signal-safe. With the default action back, the signal raised here

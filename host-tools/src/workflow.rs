@@ -618,9 +618,10 @@ pub struct QuantizeArgs {
     /// sits beside the checkpoint).
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub corpus: Vec<PathBuf>,
-    /// Calibration sequences.
-    #[arg(long, default_value_t = 256)]
-    pub calibration: usize,
+    /// Calibration sequences [default: as many as training took, from the model's
+    /// card; 256 without one].
+    #[arg(long)]
+    pub calibration: Option<usize>,
     /// Directory for model.blob and model-f32.blob; default: the checkpoint's.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -630,7 +631,10 @@ pub struct QuantizeArgs {
 }
 
 pub fn quantize(args: &QuantizeArgs) -> Result<()> {
-    ensure!(args.calibration > 0, "--calibration must be at least 1");
+    ensure!(
+        args.calibration != Some(0),
+        "--calibration must be at least 1"
+    );
     let checkpoint = pipeline::model_checkpoint(&args.checkpoint);
     let dir = out_dir(&args.out, &checkpoint);
     let data = EvalData {

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 /// [`is_leftover_temporary`]), renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temporary_of(path);
+    // A signal between this and the create leaves the file; the next lock removes it.
     held::set_temporary(Some(&tmp));
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&tmp)?;
@@ -119,11 +120,12 @@ impl FolderLock {
                 .create(true)
                 .truncate(false)
                 .open(&path)
-                .with_context(|| {
-                    format!(
+                .with_context(|| match dir.is_dir() {
+                    true => format!(
                         "cannot write in {}: make it writable, or use another folder",
                         dir.display()
-                    )
+                    ),
+                    false => format!("cannot write in {}: it does not exist", dir.display()),
                 })?;
             match Self::try_lock_briefly(&file) {
                 Ok(()) => {}
@@ -455,8 +457,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = FolderLock::take(&dir.path().join("missing")).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("make it writable, or use another folder"),
+            err.to_string().ends_with("missing: it does not exist"),
             "{err}"
         );
     }

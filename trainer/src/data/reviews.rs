@@ -150,12 +150,14 @@ fn not_gzip_fix(path: &Path, head: &[u8]) -> Option<String> {
 /// What to do with text that starts with a UTF-16 byte-order mark, which would
 /// otherwise be read as bytes: `file`'s, or standard input's when `None`.
 pub fn utf16_fix(head: &[u8], file: Option<&Path>) -> Option<String> {
-    if !(head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff])) {
-        return None;
-    }
     let name = file.map_or("standard input".into(), |path| path.display().to_string());
-    Some(utf16_message(&name, file, "UTF-16", ""))
+    if head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
+        return Some(utf16_message(&name, file, "UTF-16", ""));
+    }
+    utf16_without_bom(head).map(|encoding| utf16_message(&name, file, encoding, WITHOUT_BOM))
 }
+
+const WITHOUT_BOM: &str = " without a byte-order mark (a NUL byte at nearly every other byte)";
 
 /// The message for UTF-16 text from `name` (`file`, when it is one), with the iconv
 /// command that converts it.
@@ -171,6 +173,10 @@ fn utf16_message(name: &str, file: Option<&Path>, encoding: &str, note: &str) ->
 /// odd byte (`UTF-16LE`) or even byte (`UTF-16BE`) of its start, as Latin text has in
 /// UTF-16, and almost none at the others, where binary data has them at random.
 fn utf16_without_bom(text: &[u8]) -> Option<&'static str> {
+    // NumPy arrays of small 16-bit ids look the same, and are binary.
+    if text.starts_with(b"\x93NUMPY") {
+        return None;
+    }
     let sample = &text[..text.len().min(4096)];
     let pairs = sample.len() / 2;
     if pairs < 2 {
@@ -211,12 +217,7 @@ pub(crate) fn refuse_binary(text: &[u8], source: &str, file: Option<&Path>) -> R
         return Ok(());
     };
     if let Some(encoding) = utf16_without_bom(text) {
-        bail!(utf16_message(
-            source,
-            file,
-            encoding,
-            " without a byte-order mark (a NUL byte at nearly every other byte)"
-        ));
+        bail!(utf16_message(source, file, encoding, WITHOUT_BOM));
     }
     bail!(
         "{source} holds a NUL byte (at byte {}): it is binary data, not text; give plain \
@@ -358,7 +359,7 @@ pub(crate) fn excerpt(bytes: &[u8], max: usize) -> String {
 
 /// `text` with its control chars escaped (`\u{1a}`, `\t`), for a message that quotes
 /// it in backticks, where they would print raw or not at all (`{:?}` escapes them itself).
-fn escape_controls(text: &str) -> String {
+pub(crate) fn escape_controls(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() {
@@ -513,10 +514,10 @@ struct JsonReview {
     text: String,
 }
 
-const JSONL_SHAPE: &str = "each line must be a JSON object with `label` (0/1, true/false or \
-                           \"positive\"/\"negative\") and `text` (string) fields";
+const JSONL_SHAPE: &str = "each line must be a JSON object with `label` (0/1, true/false, \
+                           \"positive\"/\"negative\" or \"pos\"/\"neg\") and `text` (string) fields";
 
-/// Reads one JSON object per line with a `label` (0/1, true/false or positive/negative)
+/// Reads one JSON object per line with a `label` (0/1, true/false, positive/negative or pos/neg)
 /// and a `text` field (`sentiment` and `review` are taken too); other fields are ignored,
 /// blank lines skipped. `source` names the input in errors.
 pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<LoadedReviews> {
@@ -607,7 +608,7 @@ fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> 
     }
     .with_context(|| {
         format!(
-            "{at}: field `label` must be 0 or 1, true or false, or \"positive\"/\"negative\", found {}",
+            "{at}: field `label` must be 0 or 1, true or false, or \"positive\"/\"negative\" (or \"pos\"/\"neg\"), found {}",
             record.label
         )
     })?;
@@ -825,7 +826,7 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
         let sentiment = record.get(label_col).unwrap_or_default();
         let label = label_of(sentiment).with_context(|| {
             format!(
-                "{at}: field `{label_name}` must be positive/negative, 1/0 or true/false, found {:?}",
+                "{at}: field `{label_name}` must be positive/negative (or pos/neg), 1/0 or true/false, found {:?}",
                 String::from_utf8_lossy(sentiment.trim_ascii())
             )
         })?;
@@ -1045,7 +1046,7 @@ mod tests {
         let err = read("{\"label\": 1, \"text\": \"a\"}\n{\"label\": 2, \"text\": \"b\"}\n");
         assert!(
             format!("{err:#}").contains(
-                "bad.jsonl:2: field `label` must be 0 or 1, true or false, or \"positive\"/\"negative\", found 2"
+                "bad.jsonl:2: field `label` must be 0 or 1, true or false, or \"positive\"/\"negative\" (or \"pos\"/\"neg\"), found 2"
             ),
             "{err:#}"
         );
@@ -1096,7 +1097,7 @@ mod tests {
         .unwrap_err();
         assert!(
             err.to_string().contains(
-                "r.csv:5: field `sentiment` must be positive/negative, 1/0 or true/false, found \"maybe\""
+                "r.csv:5: field `sentiment` must be positive/negative (or pos/neg), 1/0 or true/false, found \"maybe\""
             ),
             "{err}"
         );
@@ -1289,6 +1290,18 @@ mod tests {
         std::fs::write(&utf16, b"\xff\xfer\0e\0").unwrap();
         let err = load_reviews(&utf16).unwrap_err().to_string();
         assert!(err.contains("is UTF-16 text: save it as UTF-8"), "{err}");
+        // Without the mark, a labelled file is named by its NUL bytes too.
+        let utf16: Vec<u8> = "{\"label\": 1, \"text\": \"good\"}\n"
+            .bytes()
+            .flat_map(|b| [b, 0])
+            .collect();
+        let bare = dir.path().join("bare.jsonl");
+        std::fs::write(&bare, utf16).unwrap();
+        let err = load_reviews(&bare).unwrap_err().to_string();
+        assert!(
+            err.contains("bare.jsonl is UTF-16LE text without a byte-order mark"),
+            "{err}"
+        );
         // Archives and other compressions, as downloaded, get the tool that unpacks them.
         let mut zip = b"PK\x03\x04".to_vec();
         zip.extend_from_slice(&[0; 22]);
@@ -1505,7 +1518,7 @@ mod tests {
         for (big, encoding) in [(false, "UTF-16LE"), (true, "UTF-16BE")] {
             let file = dir.path().join(format!("{encoding}.txt"));
             std::fs::write(&file, wide("A fine film, café.\n", big)).unwrap();
-            let err = read_review(None, Some(&file)).unwrap_err().to_string();
+            let err = format!("{:#}", read_review(None, Some(&file)).unwrap_err());
             assert!(
                 err.contains(&format!(
                     "{} is {encoding} text without a byte-order mark",
@@ -1648,7 +1661,7 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(
-                err.contains(&format!("r.csv:2: field `sentiment` must be positive/negative, 1/0 or true/false, found \"{bad}\"")),
+                err.contains(&format!("r.csv:2: field `sentiment` must be positive/negative (or pos/neg), 1/0 or true/false, found \"{bad}\"")),
                 "{err}"
             );
         }

@@ -10,7 +10,7 @@ use lstm_edge_runtime::tokenize::Vocab;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::reviews::{excerpt, open_text, read_error};
+use super::reviews::{escape_controls, excerpt, open_text, read_error};
 
 /// The layout of a vectors file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,7 +446,10 @@ fn read_vectors_text(
             // Numbers past the width may be part of the word (`route 66`): say so.
             let spaced = (vector.len() > rows.dim).then(|| {
                 let parts = &fields[..=vector.len() - rows.dim];
-                let parts: Vec<_> = parts.iter().map(|p| excerpt(p, 40)).collect();
+                let parts: Vec<_> = parts
+                    .iter()
+                    .map(|p| escape_controls(&excerpt(p, 40)))
+                    .collect();
                 format!(
                     ": a corrupt line, or a word with a space before a number (`{}`), which \
                      cannot be told apart: fix the line or drop it",

@@ -154,6 +154,9 @@ impl TrainJob {
         self.resume && checkpoint::is_checkpoint(&self.out_dir.join(CHECKPOINT_FILE))
     }
 
+    /// Training sequences that calibrate the integer blob, by default.
+    pub const DEFAULT_CALIBRATION_SEQUENCES: usize = 256;
+
     /// A job with the preset's notebook settings and the usual defaults.
     pub fn new(name: &str, preset: Preset, data: DataSource, out_dir: PathBuf) -> Self {
         TrainJob {
@@ -165,7 +168,7 @@ impl TrainJob {
             word2vec_epochs: None,
             freeze_embedding: false,
             test_limit: None,
-            calibration_sequences: 256,
+            calibration_sequences: Self::DEFAULT_CALIBRATION_SEQUENCES,
             device: Device::Cpu,
             threads: 0,
             out_dir,
@@ -370,8 +373,10 @@ fn calibrated_blobs(
 ) -> Result<quantize::Quantized> {
     ensure!(
         sequences.iter().any(|ids| !ids.is_empty()),
-        "no calibration steps: the {} calibration texts are all empty; give data with text",
-        sequences.len()
+        "no calibration steps: the {} calibration text{} all empty; give data with text, or \
+         raise --calibration",
+        sequences.len(),
+        if sequences.len() == 1 { " is" } else { "s are" }
     );
     quantize::quantize(cfg, params, sequences).map_err(|e| e.context(UNFIT_WEIGHTS))
 }
@@ -738,21 +743,37 @@ fn card_of_checkpoint_model(
     Ok(Some(card))
 }
 
-/// The hyperparameters a checkpoint's model trained with, from the card beside the
-/// checkpoint or in `out_dir`.
-fn trained_hyperparameters(checkpoint: &Path, out_dir: &Path) -> Option<Hyperparams> {
-    let dirs = [checkpoint.parent().unwrap_or(Path::new(".")), out_dir];
-    dirs.iter()
-        .filter(|dir| dir.join(CARD_FILE).is_file())
-        .find_map(|dir| TrainedCard::read(dir).ok()?.card.hyperparameters)
+/// The card of a checkpoint's model, beside the checkpoint or in `out_dir`: how its
+/// run cut and counted its calibration texts. Says so when there is none.
+fn calibration_card(checkpoint: &Path, out_dir: &Path) -> Option<TrainedCard> {
+    let beside = checkpoint.parent().unwrap_or(Path::new("."));
+    for dir in [beside, out_dir] {
+        if !dir.join(CARD_FILE).is_file() {
+            continue;
+        }
+        match TrainedCard::read(dir) {
+            Ok(card) if card.card.hyperparameters.is_some() => return Some(card),
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: {e:#}"),
+        }
+    }
+    eprintln!(
+        "note: no training card beside {} or in {}: calibrating on texts as the runtime \
+         reads them (a generator: the G preset's 40-char windows every 3), not necessarily \
+         as training did",
+        checkpoint.display(),
+        out_dir.display()
+    );
+    None
 }
 
 /// `quantize`: blobs from a checkpoint, calibrated on the first `count` texts of `texts`
-/// (reviews or corpus windows, tokenized with the model's own tokenizer).
+/// (reviews or corpus windows, tokenized with the model's own tokenizer); by default as
+/// many as its training run took (256 without its card).
 pub fn quantize_checkpoint(
     checkpoint: &Path,
     data: &EvalData,
-    count: usize,
+    count: Option<usize>,
     out_dir: &Path,
 ) -> Result<Calibration> {
     let ck = load_model_checkpoint(checkpoint)?;
@@ -760,7 +781,13 @@ pub fn quantize_checkpoint(
     let spec = quantize::model_spec(&ck.model, &ck.params)?;
     let f32_blob = spec.f32_blob()?;
     let sentiment = ck.model.output == Output::Sigmoid;
-    let hp = trained_hyperparameters(checkpoint, out_dir);
+    let trained = calibration_card(checkpoint, out_dir);
+    let hp = trained
+        .as_ref()
+        .and_then(|t| t.card.hyperparameters.clone());
+    let count = count
+        .or_else(|| Some(trained?.calibration?.sequences))
+        .unwrap_or(TrainJob::DEFAULT_CALIBRATION_SEQUENCES);
     let sequences = match (&data.reviews, data.corpus.is_empty(), sentiment) {
         (Some(path), true, true) => {
             prepare::calibration_reviews(path, &f32_blob, ck.seed, count, hp.as_ref())?
@@ -893,7 +920,7 @@ mod tests {
         let checkpoint = dir.path().join(CHECKPOINT_FILE);
         let elsewhere = tempfile::tempdir()?;
         let window = |checkpoint: &Path, out: &Path| {
-            trained_hyperparameters(checkpoint, out).map(|hp| hp.maxlen)
+            calibration_card(checkpoint, out).and_then(|t| Some(t.card.hyperparameters?.maxlen))
         };
         assert_eq!(window(&checkpoint, elsewhere.path()), Some(10));
         let moved = elsewhere.path().join(CHECKPOINT_FILE);

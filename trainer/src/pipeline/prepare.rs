@@ -290,6 +290,14 @@ pub(super) fn prepare_reviews(
             .data = values;
     }
     let train_set = eval_set_from_encoded(&train_enc, pad);
+    let calibration = calibration_from(&train_set, job.calibration_sequences);
+    // Checked before training, which would otherwise end without blobs.
+    ensure!(
+        calibration.iter().any(|ids| !ids.is_empty()),
+        "the first {} training reviews, which calibrate the integer blob, are all empty: \
+         raise --calibration, or give reviews with text",
+        calibration.len()
+    );
     let test_name = match test_path {
         Some(p) => p.display().to_string(),
         None => format!("the held-out share of {}", train_path.display()),
@@ -300,7 +308,7 @@ pub(super) fn prepare_reviews(
         params,
         train: Dataset::from_encoded(&train_enc)?,
         validation: Some(Dataset::from_encoded(&val_enc)?),
-        calibration: calibration_from(&train_set, job.calibration_sequences),
+        calibration,
         test: match cfg.head {
             Head::Flatten { .. } | Head::FlattenTail { .. } => {
                 eval_set_from_encoded(&test_enc, pad)
@@ -494,21 +502,23 @@ fn split_three_ways(
     }
     // Validation always comes out of the pool, so a file that repeats reviews
     // can put some of them on both sides.
-    let seen: HashSet<&[u8]> = train.iter().map(|r| &r.text[..]).collect();
-    let held_out: Vec<&Review> = if has_test || !job.selects_on_validation() {
-        val.iter().collect()
-    } else {
-        val.iter().chain(&test).collect()
-    };
-    let repeated = held_out
-        .iter()
-        .filter(|r| seen.contains(&r.text[..]))
-        .count();
+    // Without --test and with an epoch picked on validation, both come from the pool.
+    let (mut repeated, mut held_out) = (count_shared(&train, &val), val.len());
+    if !has_test && job.selects_on_validation() {
+        repeated += count_shared(&train, &test);
+        held_out += test.len();
+    }
     if repeated > 0 {
+        // IMDB's own training set repeats a few reviews: a handful is a note.
+        let level = if repeated * 100 < held_out {
+            "note"
+        } else {
+            "warning"
+        };
         eprintln!(
-            "warning: {repeated} of the {} {} reviews are word for word among the training \
+            "{level}: {repeated} of the {} {} reviews are word for word among the training \
              reviews ({} repeats reviews): their scores are not held out; remove the repeats{}",
-            held_out.len(),
+            held_out,
             if has_test { "validation" } else { "held-out" },
             train_path.display(),
             if has_test {
@@ -542,8 +552,7 @@ fn shared_texts(
     train_path: &Path,
     test_path: &Path,
 ) -> (usize, String) {
-    let seen: HashSet<&[u8]> = train.iter().map(|r| &r.text[..]).collect();
-    let shared = test.iter().filter(|r| seen.contains(&r.text[..])).count();
+    let shared = count_shared(train, test);
     let note = format!(
         "{shared} of the {} test reviews of {} are word for word among the {} reviews of {}",
         test.len(),
@@ -552,6 +561,17 @@ fn shared_texts(
         train_path.display()
     );
     (shared, note)
+}
+
+/// How many of `held_out` have a text, not blank, that is word for word in `train`.
+fn count_shared(train: &[Review], held_out: &[Review]) -> usize {
+    let has_text = |r: &&Review| !r.text.trim_ascii().is_empty();
+    let seen: HashSet<&[u8]> = train.iter().filter(has_text).map(|r| &r.text[..]).collect();
+    held_out
+        .iter()
+        .filter(has_text)
+        .filter(|r| seen.contains(&r.text[..]))
+        .count()
 }
 
 /// A warning when under a tenth of `reviews` carry one of the labels: always
@@ -685,8 +705,8 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
     for (index, file) in files.iter().enumerate() {
         if let Some(again) = files[..index].iter().find(|f| same_file(f, file)) {
             eprintln!(
-                "warning: {} is given twice (also as {}): its text is read twice, so held-out \
-                 windows repeat text trained on; give each file once",
+                "warning: {} is given twice (also as {}): its text is trained on twice, and \
+                 held-out windows may repeat it; give each file once",
                 file.display(),
                 again.display()
             );
