@@ -665,6 +665,34 @@ fn train_names_missing_or_unusable_data_and_the_fix() {
     );
     let err = failure(
         cli()
+            .args(["train", "--preset", "w", "--train"])
+            .arg(data("imdb-sample/train.jsonl.gz"))
+            .args(["--test", arg(&blank), "--out", arg(&out)]),
+    );
+    assert!(
+        err.contains("all 10 test reviews of") && err.contains("cannot test the model"),
+        "{err}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"bad\xffname.jsonl"));
+        std::fs::copy(data("imdb-sample/test.jsonl.gz"), &odd).unwrap();
+        let err = failure(
+            cli()
+                .args(["train", "--preset", "w", "--train"])
+                .arg(&odd)
+                .args(["--out", arg(&out)]),
+        );
+        assert!(
+            err.contains("bad\\xFFname.jsonl\" is not valid UTF-8") && err.contains("rename it"),
+            "{err}"
+        );
+    }
+    let err = failure(
+        cli()
             .args([
                 "train",
                 "--preset",
@@ -954,6 +982,7 @@ fn a_mean_heads_card_figures_are_on_whole_reviews_as_eval_scores_them() {
     check_same_blobs_and_calibration(&model, &again, &calibration);
     let blank = dir.path().join("blank.jsonl");
     std::fs::write(&blank, "{\"label\": 1, \"text\": \"\"}\n".repeat(3)).unwrap();
+    let nowhere = dir.path().join("nowhere");
     let err = failure(
         cli()
             .args([
@@ -961,13 +990,17 @@ fn a_mean_heads_card_figures_are_on_whole_reviews_as_eval_scores_them() {
                 "--checkpoint",
                 arg(&model),
                 "--out",
-                arg(&again),
+                arg(&nowhere),
             ])
             .args(["--train", arg(&blank)]),
     );
     assert!(
         err.contains("the 3 calibration texts are all empty"),
         "{err}"
+    );
+    assert!(
+        !nowhere.exists(),
+        "the failed quantize left the folder it made"
     );
 }
 

@@ -373,8 +373,8 @@ fn calibrated_blobs(
 ) -> Result<quantize::Quantized> {
     ensure!(
         sequences.iter().any(|ids| !ids.is_empty()),
-        "no calibration steps: the {} calibration text{} all empty; give data with text, or \
-         raise --calibration",
+        "no calibration steps: the {} calibration text{} all empty; give data with text (or \
+         a larger --calibration, if later texts have some)",
         sequences.len(),
         if sequences.len() == 1 { " is" } else { "s are" }
     );
@@ -480,6 +480,20 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
 /// Refuses a job whose settings or data do not fit its preset, before loading data.
 fn check_job(job: &TrainJob) -> Result<()> {
     check_hyper(&job.hyper)?;
+    let data: Vec<&PathBuf> = match &job.data {
+        DataSource::Reviews { train, test } => std::iter::once(train).chain(test).collect(),
+        DataSource::Corpus { files } => files.iter().collect(),
+    };
+    if let Some(path) = data
+        .into_iter()
+        .chain(&job.word_vectors)
+        .find(|p| p.to_str().is_none())
+    {
+        bail!(
+            "{path:?} is not valid UTF-8, and card.json records the data's paths as text: \
+             rename it, or link to it under a UTF-8 name"
+        );
+    }
     ensure!(
         !job.name.trim().is_empty() && !job.name.chars().any(char::is_control),
         "the model name {:?} (from --name, or else --out's folder name) is blank or holds \
@@ -605,7 +619,7 @@ fn describe_model(hp: &Hyperparams, epochs: usize) -> String {
         Preset::G | Preset::R => "char-level generator",
     };
     format!(
-        "{what}: {:?}({}) with a {:?} head, trained {epochs} epoch{}",
+        "{what}: {}({}) with a {:?} head, trained {epochs} epoch{}",
         hp.cell,
         hp.hidden,
         hp.head,
@@ -636,8 +650,10 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
 pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     let ck = load_model_checkpoint(checkpoint)?;
     let card = card_of_checkpoint_model(out_dir, &ck, checkpoint)?;
-    files::create_folder(out_dir)?;
-    let _lock = lock_model_dir(out_dir)?;
+    let made = files::create_folder(out_dir)?;
+    // A folder made here goes again, still empty, if the command fails.
+    let mut lock = lock_model_dir(out_dir)?;
+    lock.remove_folder_if_made(made);
     let mut files = card.as_ref().map(|c| c.files.clone()).unwrap_or_default();
     write_onnx(&ck.model, &ck.params, out_dir, &mut files)?;
     if let Some(mut card) = card.filter(|card| card.files != files) {
@@ -804,8 +820,10 @@ pub fn quantize_checkpoint(
             checkpoint.display()
         ),
     };
-    files::create_folder(out_dir)?;
-    let _lock = lock_model_dir(out_dir)?;
+    let made = files::create_folder(out_dir)?;
+    // A folder made here goes again, still empty, if the command fails.
+    let mut lock = lock_model_dir(out_dir)?;
+    lock.remove_folder_if_made(made);
     let read = |name: &str| std::fs::read(out_dir.join(name)).ok();
     let before = (read(INT_BLOB_FILE), read(F32_BLOB_FILE));
     let (int_blob, f32_blob, calibration) =

@@ -436,6 +436,9 @@ fn split_three_ways(
     }
     let explicit_test = test_path.map(load_nonempty_reviews).transpose()?;
     if let (Some(test), Some(test_path)) = (&explicit_test, test_path) {
+        refuse_all_blank(test, test_path, "test", "they cannot test the model")?;
+    }
+    if let (Some(test), Some(test_path)) = (&explicit_test, test_path) {
         // Against the whole file, whatever share of it --limit then trains on.
         let (shared, note) = shared_texts(&pool, test, train_path, test_path);
         ensure!(
@@ -490,13 +493,7 @@ fn split_three_ways(
         train.len(),
         test.len()
     );
-    ensure!(
-        train.iter().any(|r| !r.text.trim_ascii().is_empty()),
-        "all {} training reviews of {} are empty or blank: there is nothing to learn; give \
-         reviews with text",
-        train.len(),
-        train_path.display()
-    );
+    refuse_all_blank(&train, train_path, "training", "there is nothing to learn")?;
     if let Some(warning) = one_sided_warning(train_path, &train, "training reviews") {
         eprintln!("warning: {warning}");
     }
@@ -561,6 +558,17 @@ fn shared_texts(
         train_path.display()
     );
     (shared, note)
+}
+
+/// Refuses `reviews` (the `what` reviews of `path`) when every text is blank.
+fn refuse_all_blank(reviews: &[Review], path: &Path, what: &str, why: &str) -> Result<()> {
+    ensure!(
+        reviews.iter().any(|r| !r.text.trim_ascii().is_empty()),
+        "all {} {what} reviews of {} are empty or blank: {why}; give reviews with text",
+        reviews.len(),
+        path.display()
+    );
+    Ok(())
 }
 
 /// How many of `held_out` have a text, not blank, that is word for word in `train`.
