@@ -1473,6 +1473,15 @@ fn eval_refuses_recorded_data_that_changed_since_training() {
         .args(["--quiet", "--out", arg(&generator)])
         .assert()
         .success();
+    // As long, other letters: as many windows, other text.
+    let play = std::fs::read_to_string(&corpus).unwrap();
+    std::fs::write(&corpus, play.replace('a', "e")).unwrap();
+    let err = failure(cli().args(["eval", "--model", arg(&generator)]));
+    assert!(
+        err.contains("holds other texts or labels than the test set")
+            && err.contains("give --corpus"),
+        "{err}"
+    );
     std::fs::write(
         &corpus,
         "other text, and much shorter than the play. ".repeat(40),
@@ -1484,14 +1493,36 @@ fn eval_refuses_recorded_data_that_changed_since_training() {
         "{err}"
     );
 
-    let test = dir.path().join("test.jsonl.gz");
-    std::fs::copy(data("imdb-sample/test.jsonl.gz"), &test).unwrap();
+    let test = dir.path().join("test.jsonl");
+    let reviews = |labels: &dyn Fn(usize) -> usize, count: usize| -> String {
+        (0..count)
+            .map(|i| {
+                format!(
+                    "{{\"label\": {}, \"text\": \"film {i} was fine\"}}\n",
+                    labels(i)
+                )
+            })
+            .collect()
+    };
+    std::fs::write(&test, reviews(&|i| i % 2, 30)).unwrap();
     let sentiment = dir.path().join("c");
     tiny_char_sentiment(&sentiment)
         .args(["--quiet", "--test", arg(&test)])
         .assert()
         .success();
-    std::fs::copy(data("imdb-sample/train.jsonl.gz"), &test).unwrap();
+    cli()
+        .args(["eval", "--model", arg(&sentiment)])
+        .assert()
+        .success();
+    // Every label flipped: as many reviews, the same texts.
+    std::fs::write(&test, reviews(&|i| 1 - i % 2, 30)).unwrap();
+    let err = failure(cli().args(["eval", "--model", arg(&sentiment)]));
+    assert!(
+        err.contains("holds other texts or labels than the test set")
+            && err.contains("give --test PATH"),
+        "{err}"
+    );
+    std::fs::write(&test, reviews(&|i| i % 2, 31)).unwrap();
     let err = failure(cli().args(["eval", "--model", arg(&sentiment)]));
     assert!(
         err.contains("it is another file of that name") && err.contains("give --test PATH"),

@@ -36,6 +36,10 @@ pub struct DataInfo {
     pub train_samples: usize,
     pub validation_samples: usize,
     pub test_samples: usize,
+    /// [`EvalSet::fingerprint`](crate::pipeline::EvalSet::fingerprint) of the test set,
+    /// so that `eval` can tell a file that changed since training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_fingerprint: Option<u32>,
     /// Preprocessing in words (lowercasing, windowing, padding).
     pub preprocessing: String,
 }

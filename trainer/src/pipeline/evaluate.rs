@@ -33,6 +33,20 @@ pub struct EvalSet {
 }
 
 impl EvalSet {
+    /// A CRC-32 of each (sequence, target) pair, summed: the same pairs in any order
+    /// give the same value, as training and `eval` may order a test set differently.
+    pub fn fingerprint(&self) -> u32 {
+        let pairs = self.sequences.iter().zip(&self.targets);
+        pairs.fold(0u32, |sum, (ids, target)| {
+            let mut digest = crate::checkpoint::CRC.digest();
+            for id in ids {
+                digest.update(&id.to_le_bytes());
+            }
+            digest.update(&target.to_le_bytes());
+            sum.wrapping_add(digest.finalize())
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.sequences.len()
     }
@@ -385,7 +399,7 @@ fn eval_set(
             missing.display()
         );
     }
-    match (sentiment, reviews, corpus.is_empty()) {
+    let (set, name) = match (sentiment, reviews, corpus.is_empty()) {
         (true, Some(path), true) => {
             let mut all = load_nonempty_reviews(&path)?;
             if let Some(limit) = limit {
@@ -426,7 +440,7 @@ fn eval_set(
                 sequences,
                 targets: all.iter().map(|r| u16::from(r.label)).collect(),
             };
-            Ok((set, path.display().to_string()))
+            (set, path.display().to_string())
         }
         (false, None, false) => {
             let windows = CharWindows::from_ids(
@@ -453,7 +467,7 @@ fn eval_set(
                 _ => (held_out, String::new()),
             };
             let name = first + &held_out_name(hp.maxlen, &describe_paths(&corpus).join(", "));
-            Ok((eval_set_from_windows(&windows, held_out), name))
+            (eval_set_from_windows(&windows, held_out), name)
         }
         (true, _, _) => bail!(
             "{} is a sentiment model: evaluate it on labelled reviews with --test PATH, not --corpus",
@@ -463,7 +477,23 @@ fn eval_set(
             "{} is a generator model: evaluate it on text with --corpus FILE..., not --test",
             dir.display()
         ),
+    };
+    // The counts match (checked above); the texts and labels must too.
+    if let (true, None, Some(recorded)) = (from_card, data.limit, card.card.data.test_fingerprint) {
+        ensure!(
+            set.fingerprint() == recorded,
+            "{name} holds other texts or labels than the test set {} records (as many, but \
+             its CRC-32 differs): the data changed since training, or the paths name other \
+             files here (paths on the card are as training saw them); give {}",
+            dir.join(CARD_FILE).display(),
+            if sentiment {
+                "--test PATH"
+            } else {
+                "--corpus FILE..."
+            }
+        );
     }
+    Ok((set, name))
 }
 
 /// Reads a file of the model directory `dir`; a missing one says how to rebuild it.

@@ -402,10 +402,11 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     // Before the data is read (word2vec may train): checked again under the lock.
     refuse_resume_without_checkpoint(&job.out_dir, job.resume)?;
     crate::ort_env::check_device(job.device)?;
-    let prepared = match &job.data {
+    let mut prepared = match &job.data {
         DataSource::Reviews { train, test } => prepare_reviews(job, train, test.as_deref())?,
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
     };
+    prepared.info.test_fingerprint = Some(prepared.test.fingerprint());
     let made = files::create_folder(&job.out_dir)?;
     // Before the folder is tidied: the stale files there are no other run's.
     let mut lock = lock_model_dir(&job.out_dir).inspect_err(|_| {

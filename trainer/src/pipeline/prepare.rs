@@ -321,6 +321,7 @@ pub(super) fn prepare_reviews(
             train_samples: train_enc.len(),
             validation_samples: val_enc.len(),
             test_samples: test_enc.len(),
+            test_fingerprint: None,
             preprocessing: review_preprocessing(
                 job,
                 pool,
@@ -781,6 +782,7 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
             train_samples: train.len(),
             validation_samples: validation.len(),
             test_samples: windows.held_out().len(),
+            test_fingerprint: None,
             preprocessing: format!(
                 "{} chars lowercased, {} symbols{}; windows of {} every {}; last {:.0}% held out{}",
                 charset.chars,
