@@ -139,11 +139,12 @@ fn not_gzip_fix(path: &Path, head: &[u8]) -> Option<String> {
     }
     let file = path.display();
     let plain = path.with_extension("");
-    let plain = plain.display();
+    let (shell_file, shell_plain) = (shell_arg(path), shell_arg(&plain));
     Some(format!(
         "{file} is not gzip-compressed although its name ends in .gz (it does not start with \
-         gzip's bytes 1f 8b): rename it to {plain}, or compress it (`mv {file} {plain} && \
-         gzip {plain}`)"
+         gzip's bytes 1f 8b): rename it to {}, or compress it (`mv {shell_file} {shell_plain} \
+         && gzip {shell_plain}`)",
+        plain.display()
     ))
 }
 
@@ -162,7 +163,7 @@ const WITHOUT_BOM: &str = " without a byte-order mark (a NUL byte at nearly ever
 /// The message for UTF-16 text from `name` (`file`, when it is one), with the iconv
 /// command that converts it.
 fn utf16_message(name: &str, file: Option<&Path>, encoding: &str, note: &str) -> String {
-    let example = file.map_or("FILE".into(), |path| path.display().to_string());
+    let example = file.map_or("FILE".into(), shell_arg);
     format!(
         "{name} is {encoding} text{note}: save it as UTF-8 (e.g. `iconv -f {encoding} -t UTF-8 \
          {example} > OUT`)"
@@ -298,6 +299,11 @@ pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>
     Ok(bytes)
 }
 
+/// `path` as one argument of a shell command in a hint (quoted when it has spaces).
+fn shell_arg(path: &Path) -> String {
+    shell_words::quote(&path.to_string_lossy()).into_owned()
+}
+
 /// What to do with an archive or a compressed file other than gzip (as datasets are
 /// downloaded: GloVe comes as a .zip), told by its first bytes.
 fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
@@ -317,7 +323,8 @@ fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
     }
     if head.starts_with(b"7z\xbc\xaf\x27\x1c") {
         return Some(format!(
-            "{file} is a 7z archive: extract it (`7z x {file}`) and pass the file inside"
+            "{file} is a 7z archive: extract it (`7z x {}`) and pass the file inside",
+            shell_arg(path)
         ));
     }
     // bzip2: `BZh`, the block size digit, then a block's or the end's magic.
@@ -341,10 +348,11 @@ fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
     let out = name
         .strip_suffix(suffix)
         .filter(|plain| !plain.is_empty())
-        .unwrap_or("OUT");
+        .map_or("OUT".into(), |plain| shell_arg(Path::new(plain)));
     Some(format!(
-        "{file} is {what}-compressed: decompress it (`{tool} -dc {file} > {out}`) or recompress \
-         it with gzip (a .gz file is read directly)"
+        "{file} is {what}-compressed: decompress it (`{tool} -dc {} > {out}`) or recompress \
+         it with gzip (a .gz file is read directly)",
+        shell_arg(path)
     ))
 }
 
@@ -459,7 +467,7 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
             apple_double.len(),
             if many { "s" } else { "" },
             first.display(),
-            dir.display()
+            shell_arg(dir)
         ));
     }
     loaded.warnings.extend(empty.warning(loaded.reviews.len()));
@@ -555,7 +563,7 @@ fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> 
             "{at}: not UTF-8 (byte {} of the line); JSON Lines must be UTF-8: convert the \
              file, e.g. `iconv -f latin1 -t utf-8 {} > OUT`",
             e.valid_up_to() + 1,
-            source.display()
+            shell_arg(source)
         );
     }
     let start = line.trim_ascii_start();
@@ -800,7 +808,7 @@ fn merged_row_line(text: &[u8]) -> Option<(usize, String)> {
 
 /// Reads CSV with a header naming a `review` and a `sentiment` column (the Kaggle "IMDB
 /// Dataset.csv" layout), or `text` and `label` as in the JSONL files; sentiment is
-/// `positive`/`negative` or `true`/`false` (any case), or `1`/`0`.
+/// `positive`/`negative`, `pos`/`neg` or `true`/`false` (any case), or `1`/`0`.
 pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
     let mut csv = csv::ReaderBuilder::new().from_reader(LineEnds::new(reader));
     let headers = csv
@@ -1271,6 +1279,34 @@ mod tests {
         let bad_fourth = format!("{old_mac}{{\"label\": 2}}\r");
         let err = read_jsonl(bad_fourth.as_bytes(), source).unwrap_err();
         assert!(format!("{err:#}").starts_with("bad.jsonl:4:"), "{err:#}");
+    }
+
+    #[test]
+    fn hint_commands_quote_paths_with_spaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let spaced = dir.path().join("my reviews.txt.bz2");
+        std::fs::write(&spaced, b"BZh91AY&SY\x01").unwrap();
+        let err = open_text(&spaced).err().unwrap().to_string();
+        let quoted = |p: &Path| format!("'{}'", p.display());
+        assert!(
+            err.contains(&format!(
+                "`bzip2 -dc {} > {}`",
+                quoted(&spaced),
+                quoted(&dir.path().join("my reviews.txt"))
+            )),
+            "{err}"
+        );
+        let plain = dir.path().join("my reviews.jsonl.gz");
+        std::fs::write(&plain, b"{}\n").unwrap();
+        let err = open_text(&plain).err().unwrap().to_string();
+        assert!(
+            err.contains(&format!(
+                "`mv {} {}",
+                quoted(&plain),
+                quoted(&plain.with_extension(""))
+            )),
+            "{err}"
+        );
     }
 
     #[test]
