@@ -1205,7 +1205,22 @@ fn train_refuses_its_training_reviews_as_the_test_set_and_says_what_it_samples()
             .args(["--hidden", "4", "--epochs", "1", "--corpus", &macbeth]),
     );
     assert!(
-        stderr.contains("shakespeare-macbeth.txt is given twice"),
+        stderr.contains("shakespeare-macbeth.txt holds the text of")
+            && stderr.contains("trained on twice"),
+        "{stderr}"
+    );
+    let copy = dir.path().join("copy.txt");
+    std::fs::copy(&macbeth, &copy).unwrap();
+    let stderr = success_stderr(tiny_generator(&dir.path().join("g2")).args([
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--corpus",
+        arg(&copy),
+    ]));
+    assert!(
+        stderr.contains("copy.txt holds the text of") && stderr.contains("shakespeare-macbeth.txt"),
         "{stderr}"
     );
 }

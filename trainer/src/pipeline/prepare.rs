@@ -534,6 +534,15 @@ fn split_three_ways(
     })
 }
 
+/// Whether two corpus files hold the same bytes: the same file, or a copy of it
+/// (read only when their sizes match).
+fn same_text(a: &Path, b: &Path) -> bool {
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+    same_file(a, b)
+        || size(a).is_some_and(|n| size(b) == Some(n))
+            && matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
+}
+
 /// Whether two paths name the same file or folder (after links and `..`).
 pub(super) fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
@@ -712,10 +721,10 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         hp.preset
     );
     for (index, file) in files.iter().enumerate() {
-        if let Some(again) = files[..index].iter().find(|f| same_file(f, file)) {
+        if let Some(again) = files[..index].iter().find(|f| same_text(f, file)) {
             eprintln!(
-                "warning: {} is given twice (also as {}): its text is trained on twice, and \
-                 held-out windows may repeat it; give each file once",
+                "warning: {} holds the text of {} (the same file, or a copy): that text is \
+                 trained on twice, and held-out windows may repeat it; give each text once",
                 file.display(),
                 again.display()
             );
