@@ -39,7 +39,7 @@ pub struct DataInfo {
     /// [`EvalSet::fingerprint`](crate::pipeline::EvalSet::fingerprint) of the test set,
     /// so that `eval` can tell a file that changed since training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_fingerprint: Option<u32>,
+    pub test_fingerprint: Option<u64>,
     /// Preprocessing in words (lowercasing, windowing, padding).
     pub preprocessing: String,
 }

@@ -33,17 +33,18 @@ pub struct EvalSet {
 }
 
 impl EvalSet {
-    /// A CRC-32 of each (sequence, target) pair, summed: the same pairs in any order
-    /// give the same value, as training and `eval` may order a test set differently.
-    pub fn fingerprint(&self) -> u32 {
+    /// An order-free checksum of the set as the model reads it: each (target, ids)
+    /// pair's CRC-32, mixed to 64 bits, summed. Training and `eval` may order a test
+    /// set differently; the mixing keeps two changes (two labels swapped) from
+    /// cancelling out, as CRC-32's linear differences could in a plain sum.
+    pub fn fingerprint(&self) -> u64 {
         let pairs = self.sequences.iter().zip(&self.targets);
-        pairs.fold(0u32, |sum, (ids, target)| {
-            let mut digest = crate::checkpoint::CRC.digest();
-            for id in ids {
-                digest.update(&id.to_le_bytes());
-            }
-            digest.update(&target.to_le_bytes());
-            sum.wrapping_add(digest.finalize())
+        pairs.fold(0u64, |sum, (ids, target)| {
+            let mut bytes = Vec::with_capacity(2 * ids.len() + 2);
+            bytes.extend_from_slice(&target.to_le_bytes());
+            bytes.extend(ids.iter().flat_map(|id| id.to_le_bytes()));
+            let crc = crate::checkpoint::CRC.checksum(&bytes);
+            sum.wrapping_add(splitmix64(u64::from(crc) | (bytes.len() as u64) << 32))
         })
     }
 
@@ -134,6 +135,14 @@ pub(super) fn eval_set_from_windows(
         }
     }
     set
+}
+
+/// SplitMix64's finalizer: a bijection that spreads every input bit over the output.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The class `outputs` pick: a sigmoid's side of 0.5, else the largest (first on ties).
@@ -482,9 +491,10 @@ fn eval_set(
     if let (true, None, Some(recorded)) = (from_card, data.limit, card.card.data.test_fingerprint) {
         ensure!(
             set.fingerprint() == recorded,
-            "{name} holds other texts or labels than the test set {} records (as many, but \
-             its CRC-32 differs): the data changed since training, or the paths name other \
-             files here (paths on the card are as training saw them); give {}",
+            "{name} holds other texts or labels than the test set {} records (its checksum \
+             of the test set as the model reads it differs): the data changed since training, \
+             or the paths name other files here (paths on the card are as training saw them); \
+             give {}",
             dir.join(CARD_FILE).display(),
             if sentiment {
                 "--test PATH"
@@ -751,6 +761,35 @@ pub fn verify_sequences(dir: &Path, data: &EvalData, count: usize) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_test_set_checksum_ignores_order_and_sees_swapped_labels() {
+        let set = |pairs: &[(&[u16], u16)]| EvalSet {
+            sequences: pairs.iter().map(|(ids, _)| ids.to_vec()).collect(),
+            targets: pairs.iter().map(|&(_, target)| target).collect(),
+        };
+        let (a, b, c): (&[u16], &[u16], &[u16]) = (&[3, 1, 4], &[1, 5], &[9, 2, 6, 5]);
+        let base = set(&[(a, 1), (b, 0), (c, 1)]);
+        // Pinned: cards record it, so a change would refuse their data.
+        assert_eq!(
+            base.fingerprint(),
+            0xee56_6c64_0cc3_2d89,
+            "{:#x}",
+            base.fingerprint()
+        );
+        assert_eq!(
+            set(&[(c, 1), (a, 1), (b, 0)]).fingerprint(),
+            base.fingerprint()
+        );
+        for other in [
+            set(&[(a, 0), (b, 1), (c, 1)]),
+            set(&[(a, 1), (b, 0), (c, 0)]),
+            set(&[(a, 1), (&[1, 6], 0), (c, 1)]),
+            set(&[(a, 1), (b, 0)]),
+        ] {
+            assert_ne!(other.fingerprint(), base.fingerprint());
+        }
+    }
 
     #[test]
     fn trailing_pads_are_dropped_and_nothing_else() {

@@ -322,6 +322,20 @@ fn refuse_resume_without_checkpoint(dir: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
+/// Makes `dir` if needed and takes its lock ([`lock_model_dir`]). A command that
+/// fails, or is interrupted (the CLI's handler releases the lock), before it writes
+/// anything leaves no folder it made.
+fn make_and_lock_model_dir(dir: &Path) -> Result<FolderLock> {
+    let made = files::create_folder(dir)?;
+    let mut lock = lock_model_dir(dir).inspect_err(|_| {
+        if made {
+            let _ = std::fs::remove_dir(dir);
+        }
+    })?;
+    lock.remove_folder_if_made(made);
+    Ok(lock)
+}
+
 /// Takes `dir`'s [`FolderLock`], then removes the temporaries that killed writes
 /// left there (no other command can be writing them now).
 fn lock_model_dir(dir: &Path) -> Result<FolderLock> {
@@ -407,16 +421,8 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         DataSource::Corpus { files } => prepare_corpus(job, files)?,
     };
     prepared.info.test_fingerprint = Some(prepared.test.fingerprint());
-    let made = files::create_folder(&job.out_dir)?;
     // Before the folder is tidied: the stale files there are no other run's.
-    let mut lock = lock_model_dir(&job.out_dir).inspect_err(|_| {
-        if made {
-            let _ = std::fs::remove_dir(&job.out_dir);
-        }
-    })?;
-    // A run that fails, or is interrupted (the CLI's handler releases the lock),
-    // before it writes anything leaves no folder it made.
-    lock.remove_folder_if_made(made);
+    let _lock = make_and_lock_model_dir(&job.out_dir)?;
     prepare_out_dir(&job.out_dir, job.resume)?;
     if job.write_arrays {
         write_arrays(&prepared, &job.out_dir.join(ARRAYS_DIR))?;
@@ -651,10 +657,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
 pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     let ck = load_model_checkpoint(checkpoint)?;
     let card = card_of_checkpoint_model(out_dir, &ck, checkpoint)?;
-    let made = files::create_folder(out_dir)?;
-    // A folder made here goes again, still empty, if the command fails.
-    let mut lock = lock_model_dir(out_dir)?;
-    lock.remove_folder_if_made(made);
+    let _lock = make_and_lock_model_dir(out_dir)?;
     let mut files = card.as_ref().map(|c| c.files.clone()).unwrap_or_default();
     write_onnx(&ck.model, &ck.params, out_dir, &mut files)?;
     if let Some(mut card) = card.filter(|card| card.files != files) {
@@ -821,10 +824,7 @@ pub fn quantize_checkpoint(
             checkpoint.display()
         ),
     };
-    let made = files::create_folder(out_dir)?;
-    // A folder made here goes again, still empty, if the command fails.
-    let mut lock = lock_model_dir(out_dir)?;
-    lock.remove_folder_if_made(made);
+    let _lock = make_and_lock_model_dir(out_dir)?;
     let read = |name: &str| std::fs::read(out_dir.join(name)).ok();
     let before = (read(INT_BLOB_FILE), read(F32_BLOB_FILE));
     let (int_blob, f32_blob, calibration) =

@@ -1,7 +1,8 @@
 //! Data preparation: reviews or a corpus into encoded training, validation and test sets,
 //! with the embedding's starting vectors.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -437,9 +438,6 @@ fn split_three_ways(
     }
     let explicit_test = test_path.map(load_nonempty_reviews).transpose()?;
     if let (Some(test), Some(test_path)) = (&explicit_test, test_path) {
-        refuse_all_blank(test, test_path, "test", "they cannot test the model")?;
-    }
-    if let (Some(test), Some(test_path)) = (&explicit_test, test_path) {
         // Against the whole file, whatever share of it --limit then trains on.
         let (shared, note) = shared_texts(&pool, test, train_path, test_path);
         ensure!(
@@ -495,6 +493,8 @@ fn split_three_ways(
         test.len()
     );
     refuse_all_blank(&train, train_path, "training", "there is nothing to learn")?;
+    let test_source = test_path.unwrap_or(train_path);
+    refuse_all_blank(&test, test_source, "test", "they cannot test the model")?;
     if let Some(warning) = one_sided_warning(train_path, &train, "training reviews") {
         eprintln!("warning: {warning}");
     }
@@ -534,13 +534,40 @@ fn split_three_ways(
     })
 }
 
-/// Whether two corpus files hold the same bytes: the same file, or a copy of it
-/// (read only when their sizes match).
-fn same_text(a: &Path, b: &Path) -> bool {
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
-    same_file(a, b)
-        || size(a).is_some_and(|n| size(b) == Some(n))
-            && matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
+/// Each corpus file that holds the same bytes as an earlier one (the same file, or
+/// a copy), with that one. Only a file of another's size is read.
+fn repeated_files(files: &[PathBuf]) -> Vec<(&PathBuf, &PathBuf)> {
+    // Empty files repeat nothing; missing ones are named by the reader.
+    let sizes: Vec<Option<u64>> = files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f)
+                .ok()
+                .map(|m| m.len())
+                .filter(|&n| n > 0)
+        })
+        .collect();
+    let mut files_of_size: HashMap<u64, usize> = HashMap::new();
+    for size in sizes.iter().flatten() {
+        *files_of_size.entry(*size).or_default() += 1;
+    }
+    let mut first_of: HashMap<(u64, u32), &PathBuf> = HashMap::new();
+    let mut repeated = Vec::new();
+    for (file, size) in files.iter().zip(&sizes) {
+        let Some(size) = size.filter(|size| files_of_size[size] > 1) else {
+            continue;
+        };
+        let Ok(bytes) = std::fs::read(file) else {
+            continue;
+        };
+        match first_of.entry((size, crate::checkpoint::CRC.checksum(&bytes))) {
+            Entry::Occupied(first) => repeated.push((file, *first.get())),
+            Entry::Vacant(slot) => {
+                slot.insert(file);
+            }
+        }
+    }
+    repeated
 }
 
 /// Whether two paths name the same file or folder (after links and `..`).
@@ -720,15 +747,13 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         "preset {:?} trains a sentiment model: give --train PATH with labelled reviews, not a corpus",
         hp.preset
     );
-    for (index, file) in files.iter().enumerate() {
-        if let Some(again) = files[..index].iter().find(|f| same_text(f, file)) {
-            eprintln!(
-                "warning: {} holds the text of {} (the same file, or a copy): that text is \
+    for (file, again) in repeated_files(files) {
+        eprintln!(
+            "warning: {} holds the text of {} (the same file, or a copy): that text is \
                  trained on twice, and held-out windows may repeat it; give each text once",
-                file.display(),
-                again.display()
-            );
-        }
+            file.display(),
+            again.display()
+        );
     }
     let text = read_corpus(files)?;
     let sources = describe_paths(files);
