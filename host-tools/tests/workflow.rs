@@ -21,6 +21,16 @@ fn tiny_generator(out: &Path) -> Command {
     cmd
 }
 
+/// `train --preset w` on the bundled reviews, with the bundled test set.
+fn word_model_with_a_test_set() -> Command {
+    let mut cmd = cli();
+    cmd.args(["train", "--preset", "w", "--train"])
+        .arg(data("imdb-sample/train.jsonl.gz"))
+        .arg("--test")
+        .arg(data("imdb-sample/test.jsonl.gz"));
+    cmd
+}
+
 /// `train` of a tiny char sentiment model on 100 bundled reviews into `out`.
 fn tiny_char_sentiment(out: &Path) -> Command {
     let mut cmd = cli();
@@ -444,11 +454,7 @@ fn check_written_arrays(dir: &Path, train: usize, validation: usize, steps: usiz
 fn word_sentiment_trains_evaluates_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("w");
-    let trained = cli()
-        .args(["train", "--preset", "w", "--train"])
-        .arg(data("imdb-sample/train.jsonl.gz"))
-        .arg("--test")
-        .arg(data("imdb-sample/test.jsonl.gz"))
+    let trained = word_model_with_a_test_set()
         .args([
             "--limit",
             "600",
@@ -1471,6 +1477,53 @@ fn an_interrupted_quantize_leaves_no_lock() {
         "an ignored SIGINT stopped quantize: {status:?}"
     );
     assert!(!lock.exists(), "quantize left its lock file");
+}
+
+/// The test set `eval` rebuilds from the card is the one training recorded, for word
+/// models that keep a review's end or read it whole (its checksum matches).
+#[test]
+fn eval_rebuilds_the_recorded_test_set_of_word_models() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, options) in [
+        ("pre", &["--truncate", "pre"][..]),
+        ("last", &["--head", "last"]),
+        ("mean-gru", &["--head", "mean", "--cell", "gru"]),
+    ] {
+        let model = dir.path().join(name);
+        word_model_with_a_test_set()
+            .args([
+                "--limit",
+                "200",
+                "--test-limit",
+                "60",
+                "--vocab-size",
+                "300",
+            ])
+            .args(["--embed-dim", "4", "--hidden", "4", "--maxlen", "30"])
+            .args([
+                "--epochs",
+                "1",
+                "--threads",
+                "1",
+                "--calibration",
+                "8",
+                "--quiet",
+            ])
+            .args(options)
+            .args(["--out", arg(&model)])
+            .assert()
+            .success();
+        let card: Value =
+            serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap())
+                .unwrap();
+        assert!(card["data"]["test_fingerprint"].is_u64(), "{card}");
+        let eval = json_of(cli().args(["eval", "--json", "--model", arg(&model)]));
+        assert_eq!(eval["samples"], 60, "{name}: {eval}");
+        assert_eq!(
+            eval["float"]["accuracy"], card["evaluation"]["float"]["accuracy"],
+            "{name}"
+        );
+    }
 }
 
 /// `eval` from the card's recorded data refuses a file that changed since training
