@@ -44,18 +44,6 @@ pub const INSTRUCTIONS_PER_SECOND: u64 = 1_000_000_000;
 /// probe-rs's name for the STM32F407 of the `stm32f407` board.
 pub const STM32F407_CHIP: &str = "STM32F407VGTx";
 
-/// `word` as a POSIX shell reads it back: as it is when it holds only safe
-/// characters, else in single quotes.
-fn shell_quoted(word: &std::ffi::OsStr) -> String {
-    let text = word.to_string_lossy();
-    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c);
-    if !text.is_empty() && text.chars().all(safe) {
-        text.into_owned()
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
-    }
-}
-
 /// The board the firmware image is linked for (its memory map).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
 pub enum Board {
@@ -116,7 +104,7 @@ impl Board {
                 .chain([elf.as_os_str().to_owned()])
                 .collect(),
         };
-        let quoted: Vec<String> = words.iter().map(|w| shell_quoted(w)).collect();
+        let quoted: Vec<String> = words.iter().map(lstm_edge_trainer::shell::quoted).collect();
         quoted.join(" ")
     }
 

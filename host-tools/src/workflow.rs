@@ -234,37 +234,9 @@ pub fn command_line() -> String {
     let args: Vec<String> = std::env::args_os()
         .skip(1)
         .filter(|a| a != "--resume")
-        .map(|a| shell_quoted(&a))
+        .map(lstm_edge_trainer::shell::quoted)
         .collect();
     format!("lstm-edge {}", args.join(" "))
-}
-
-/// One argument quoted for a shell; bytes that are not UTF-8 (a path is any bytes on
-/// Unix) as bash's `$'\xHH'`, so the recorded command still names the same file.
-fn shell_quoted(arg: &std::ffi::OsStr) -> String {
-    if let Some(text) = arg.to_str() {
-        return shell_words::quote(text).into_owned();
-    }
-    let bytes = arg.as_encoded_bytes();
-    let mut quoted = String::from("$'");
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' | '\'' => quoted.extend(['\\', c]),
-                c if c.is_control() => {
-                    for byte in c.encode_utf8(&mut [0; 4]).bytes() {
-                        quoted.push_str(&format!("\\x{byte:02x}"));
-                    }
-                }
-                c => quoted.push(c),
-            }
-        }
-        for byte in chunk.invalid() {
-            quoted.push_str(&format!("\\x{byte:02x}"));
-        }
-    }
-    quoted.push('\'');
-    quoted
 }
 
 /// The data `train` reads: reviews for the sentiment presets, a corpus for the
@@ -769,23 +741,5 @@ mod tests {
                 .ends_with("holds the epochs that finished; the same command continues from there"),
             "{resumed}"
         );
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn arguments_that_are_not_utf8_are_recorded_in_bash_quoting() {
-        use std::os::unix::ffi::OsStrExt;
-        let arg = |bytes: &[u8]| shell_quoted(std::ffi::OsStr::from_bytes(bytes));
-        assert_eq!(arg(b"plain"), "plain");
-        assert_eq!(arg(b"with space"), "'with space'");
-        assert_eq!(
-            arg(b"caf\xe9 it's\\\n.txt"),
-            "$'caf\\xe9 it\\'s\\\\\\x0a.txt'"
-        );
-        let typed = std::process::Command::new("bash")
-            .args(["-c", &format!("printf %s {}", arg(b"a\xff\x01'\\b"))])
-            .output()
-            .unwrap();
-        assert_eq!(typed.stdout, b"a\xff\x01'\\b");
     }
 }

@@ -21,5 +21,6 @@ pub mod pipeline;
 pub mod plot;
 pub mod progress;
 pub mod quantize;
+pub mod shell;
 pub mod step;
 pub mod train;

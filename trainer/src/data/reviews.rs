@@ -11,6 +11,8 @@ use flate2::bufread::MultiGzDecoder;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
+use crate::shell;
+
 /// One review: its text (bytes, as stored) and its label (1 positive, 0 negative).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Review {
@@ -139,7 +141,7 @@ fn not_gzip_fix(path: &Path, head: &[u8]) -> Option<String> {
     }
     let file = path.display();
     let plain = path.with_extension("");
-    let (shell_file, shell_plain) = (shell_arg(path), shell_arg(&plain));
+    let (shell_file, shell_plain) = (shell::quoted(path), shell::quoted(&plain));
     Some(format!(
         "{file} is not gzip-compressed although its name ends in .gz (it does not start with \
          gzip's bytes 1f 8b): rename it to {}, or compress it (`mv {shell_file} {shell_plain} \
@@ -163,7 +165,7 @@ const WITHOUT_BOM: &str = " without a byte-order mark (a NUL byte at nearly ever
 /// The message for UTF-16 text from `name` (`file`, when it is one), with the iconv
 /// command that converts it.
 fn utf16_message(name: &str, file: Option<&Path>, encoding: &str, note: &str) -> String {
-    let example = file.map_or("FILE".into(), shell_arg);
+    let example = file.map_or("FILE".into(), shell::quoted);
     format!(
         "{name} is {encoding} text{note}: save it as UTF-8 (e.g. `iconv -f {encoding} -t UTF-8 \
          {example} > OUT`)"
@@ -299,11 +301,6 @@ pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>
     Ok(bytes)
 }
 
-/// `path` as one argument of a shell command in a hint (quoted when it has spaces).
-fn shell_arg(path: &Path) -> String {
-    shell_words::quote(&path.to_string_lossy()).into_owned()
-}
-
 /// What to do with an archive or a compressed file other than gzip (as datasets are
 /// downloaded: GloVe comes as a .zip), told by its first bytes.
 fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
@@ -324,7 +321,7 @@ fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
     if head.starts_with(b"7z\xbc\xaf\x27\x1c") {
         return Some(format!(
             "{file} is a 7z archive: extract it (`7z x {}`) and pass the file inside",
-            shell_arg(path)
+            shell::quoted(path)
         ));
     }
     // bzip2: `BZh`, the block size digit, then a block's or the end's magic.
@@ -348,11 +345,11 @@ fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
     let out = name
         .strip_suffix(suffix)
         .filter(|plain| !plain.is_empty())
-        .map_or("OUT".into(), |plain| shell_arg(Path::new(plain)));
+        .map_or("OUT".into(), shell::quoted);
     Some(format!(
         "{file} is {what}-compressed: decompress it (`{tool} -dc {} > {out}`) or recompress \
          it with gzip (a .gz file is read directly)",
-        shell_arg(path)
+        shell::quoted(path)
     ))
 }
 
@@ -467,7 +464,7 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
             apple_double.len(),
             if many { "s" } else { "" },
             first.display(),
-            shell_arg(dir)
+            shell::quoted(dir)
         ));
     }
     loaded.warnings.extend(empty.warning(loaded.reviews.len()));
@@ -498,7 +495,7 @@ struct EmptyTexts {
 
 impl EmptyTexts {
     fn check(&mut self, text: &[u8], at: impl FnOnce() -> String) {
-        if text.trim_ascii().is_empty() {
+        if is_blank(text) {
             self.count += 1;
             self.first.get_or_insert_with(at);
         }
@@ -563,7 +560,7 @@ fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> 
             "{at}: not UTF-8 (byte {} of the line); JSON Lines must be UTF-8: convert the \
              file, e.g. `iconv -f latin1 -t utf-8 {} > OUT`",
             e.valid_up_to() + 1,
-            shell_arg(source)
+            shell::quoted(source)
         );
     }
     let start = line.trim_ascii_start();

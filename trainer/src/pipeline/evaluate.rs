@@ -432,17 +432,6 @@ fn eval_set(
                     );
                 }
             }
-            // A card's relative path may name another file where eval runs.
-            let recorded = card.card.data.test_samples;
-            ensure!(
-                !from_card || data.limit.is_some() || recorded == 0 || all.len() == recorded,
-                "{} holds {} reviews, but the test set {} records had {recorded}: it is \
-                 another file of that name (paths on the card are as training saw them); give \
-                 --test PATH",
-                path.display(),
-                all.len(),
-                dir.join(CARD_FILE).display()
-            );
             let texts: Vec<&[u8]> = all.iter().map(|r| r.text.as_slice()).collect();
             let sequences = tokenize_with_blob(&blob, &texts)?;
             let set = EvalSet {
@@ -459,16 +448,6 @@ fn eval_set(
                 CORPUS_HELD_OUT,
             )?;
             let held_out = windows.held_out();
-            let recorded = card.card.data.test_samples;
-            ensure!(
-                !from_card || data.limit.is_some() || recorded == 0 || held_out.len() == recorded,
-                "the corpus ({}) gives {} held-out windows, but {} records {recorded}: the text \
-                 changed since training, or the paths name other files here (paths on the card \
-                 are as training saw them); give --corpus FILE...",
-                describe_paths(&corpus).join(", "),
-                held_out.len(),
-                dir.join(CARD_FILE).display()
-            );
             let (held_out, first) = match limit {
                 Some(n) if n < held_out.len() => {
                     (held_out.start..held_out.start + n, format!("first {n} of the "))
@@ -487,21 +466,47 @@ fn eval_set(
             dir.display()
         ),
     };
-    // The counts match (checked above); the texts and labels must too.
-    if let (true, None, Some(recorded)) = (from_card, data.limit, card.card.data.test_fingerprint) {
+    // The card's own data must be what training tested on: as many samples (a card's
+    // relative path may name another file here), and the same texts and labels.
+    if from_card && data.limit.is_none() {
+        let card_file = dir.join(CARD_FILE);
+        let recorded = card.card.data.test_samples;
+        let samples = set.len();
         ensure!(
-            set.fingerprint() == recorded,
-            "{name} holds other texts or labels than the test set {} records (its checksum \
-             of the test set as the model reads it differs): the data changed since training, \
-             or the paths name other files here (paths on the card are as training saw them); \
-             give {}",
-            dir.join(CARD_FILE).display(),
-            if sentiment {
-                "--test PATH"
-            } else {
-                "--corpus FILE..."
+            recorded == 0 || samples == recorded,
+            "{}",
+            match sentiment {
+                true => format!(
+                    "{name} holds {samples} reviews, but the test set {} records had \
+                     {recorded}: it is another file of that name (paths on the card are as \
+                     training saw them); give --test PATH",
+                    card_file.display()
+                ),
+                false => format!(
+                    "the corpus ({}) gives {samples} held-out windows, but {} records \
+                     {recorded}: the text changed since training, or the paths name other \
+                     files here (paths on the card are as training saw them); give --corpus \
+                     FILE...",
+                    describe_paths(&corpus).join(", "),
+                    card_file.display()
+                ),
             }
         );
+        if let Some(recorded) = card.card.data.test_fingerprint {
+            ensure!(
+                set.fingerprint() == recorded,
+                "{name} holds other texts or labels than the test set {} records (its \
+                 checksum of the test set as the model reads it differs): the data changed \
+                 since training, or the paths name other files here (paths on the card are as \
+                 training saw them); give {}",
+                card_file.display(),
+                if sentiment {
+                    "--test PATH"
+                } else {
+                    "--corpus FILE..."
+                }
+            );
+        }
     }
     Ok((set, name))
 }

@@ -13,6 +13,7 @@ use lstm_edge_runtime::tokenize::NOTEBOOK_CHARS;
 use crate::card::DataInfo;
 use crate::checkpoint::EmbeddingOrigin;
 use crate::data::encode::truncate_to;
+use crate::data::reviews::is_blank;
 use crate::data::{
     build_word_vocab, encode_chars, encode_words, load_reviews, load_vectors, read_corpus,
     split_reviews, text_ids, train_word2vec, CharSet, CharWindows, Encoded, LengthStats,
@@ -600,7 +601,7 @@ fn shared_texts(
 /// Refuses `reviews` (the `what` reviews of `path`) when every text is blank.
 fn refuse_all_blank(reviews: &[Review], path: &Path, what: &str, why: &str) -> Result<()> {
     ensure!(
-        reviews.iter().any(|r| !r.text.trim_ascii().is_empty()),
+        reviews.iter().any(|r| !is_blank(&r.text)),
         "all {} {what} reviews of {} are empty or blank: {why}; give reviews with text",
         reviews.len(),
         path.display()
@@ -610,7 +611,7 @@ fn refuse_all_blank(reviews: &[Review], path: &Path, what: &str, why: &str) -> R
 
 /// How many of `held_out` have a text, not blank, that is word for word in `train`.
 fn count_shared(train: &[Review], held_out: &[Review]) -> usize {
-    let has_text = |r: &&Review| !r.text.trim_ascii().is_empty();
+    let has_text = |r: &&Review| !is_blank(&r.text);
     let seen: HashSet<&[u8]> = train.iter().filter(has_text).map(|r| &r.text[..]).collect();
     held_out
         .iter()
@@ -750,7 +751,7 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
     for (file, again) in repeated_files(files) {
         eprintln!(
             "warning: {} holds the text of {} (the same file, or a copy): that text is \
-                 trained on twice, and held-out windows may repeat it; give each text once",
+             trained on twice, and held-out windows may repeat it; give each text once",
             file.display(),
             again.display()
         );
