@@ -1596,4 +1596,35 @@ fn eval_refuses_recorded_data_that_changed_since_training() {
         err.contains("it is another file of that name") && err.contains("give --test PATH"),
         "{err}"
     );
+
+    // A card written before test sets were checksummed takes its own set's checksum
+    // when eval scores that set, and not when it scores other data.
+    std::fs::write(&test, reviews(&|i| i % 2, 30)).unwrap();
+    let card_path = sentiment.join("card.json");
+    let card = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&card_path).unwrap()).unwrap()
+    };
+    let checksum = card()["data"]["test_fingerprint"].clone();
+    assert!(checksum.is_u64(), "{checksum}");
+    let mut old = card();
+    old["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("test_fingerprint");
+    std::fs::write(&card_path, old.to_string()).unwrap();
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(&other, reviews(&|i| i % 2, 31)).unwrap();
+    cli()
+        .args(["eval", "--model", arg(&sentiment), "--test", arg(&other)])
+        .assert()
+        .success();
+    assert!(card()["data"]["test_fingerprint"].is_null(), "{}", card());
+    cli()
+        .args(["eval", "--model", arg(&sentiment)])
+        .assert()
+        .success();
+    assert_eq!(card()["data"]["test_fingerprint"], checksum);
+    std::fs::write(&test, reviews(&|i| 1 - i % 2, 30)).unwrap();
+    let err = failure(cli().args(["eval", "--model", arg(&sentiment)]));
+    assert!(err.contains("holds other texts or labels"), "{err}");
 }

@@ -786,21 +786,25 @@ fn csv_column(
     }
 }
 
-/// Where a record that spans several lines holds a line that ends like a row of its
-/// own (`...,negative`): the mark of a quote left open, which merges the rows after it.
-fn merged_row_line(text: &[u8]) -> Option<(usize, String)> {
+/// The lines of a record that spans several lines that end like a row of their own
+/// (`...,negative`): the mark of a quote left open, which merges the rows after it. Each
+/// comes with its offset in the record, an excerpt, and its label as spelled (lowercase),
+/// so that only the spellings the file's own label column uses count.
+fn row_like_lines(text: &[u8]) -> Vec<(usize, String, Vec<u8>)> {
     let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
     lines[..lines.len() - 1]
         .iter()
         .enumerate()
-        .find_map(|(offset, line)| {
+        .filter_map(|(offset, line)| {
             let line = line.trim_ascii_end();
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let comma = line.iter().rposition(|&b| b == b',')?;
             let last = line[comma + 1..].trim_ascii();
             let last = last.strip_suffix(b"\"").unwrap_or(last);
-            label_of(last).map(|_| (offset, excerpt(line, 60)))
+            label_of(last)?;
+            Some((offset, excerpt(line, 60), last.to_ascii_lowercase()))
         })
+        .collect()
 }
 
 /// Reads CSV with a header naming a `review` and a `sentiment` column (the Kaggle "IMDB
@@ -817,7 +821,10 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
     let (label_col, label_name) = csv_column(&headers, "sentiment", "label", source)?;
     let mut loaded = LoadedReviews::default();
     let mut empty = EmptyTexts::default();
-    let (mut merged, mut merged_first) = (0, None);
+    // Label spellings the label column uses, and reviews with row-like lines in them
+    // (where in the file, and those lines); they are matched once every label is read.
+    let mut spellings = std::collections::HashSet::new();
+    let mut row_like = Vec::new();
     let mut record = csv::ByteRecord::new();
     loop {
         let more = csv.read_byte_record(&mut record);
@@ -835,27 +842,33 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
                 String::from_utf8_lossy(sentiment.trim_ascii())
             )
         })?;
+        spellings.insert(sentiment.trim_ascii().to_ascii_lowercase());
         empty.check(&text, || at.clone());
-        if let Some((offset, row)) = merged_row_line(&text) {
-            merged += 1;
+        let candidates = row_like_lines(&text);
+        if !candidates.is_empty() {
             // The review starts below the line breaks of the fields before it.
             let before: usize = record
                 .iter()
                 .take(text_col)
                 .map(|f| f.iter().filter(|&&b| b == b'\n').count())
                 .sum();
-            merged_first.get_or_insert_with(|| {
-                format!(
-                    "{at}: a review spans several lines, and line {} of the file, inside it, ends like a row \
-                     of its own ({row:?})",
-                    line + (before + offset) as u64
-                )
-            });
+            row_like.push((at, line + before as u64, candidates));
         }
         loaded.reviews.push(Review { text, label });
     }
     loaded.warnings.extend(empty.warning(loaded.reviews.len()));
-    if let Some(first) = merged_first {
+    let mut merged = row_like.iter().filter_map(|(at, start, candidates)| {
+        let (offset, row, _) = candidates
+            .iter()
+            .find(|(_, _, spelling)| spellings.contains(spelling))?;
+        Some(format!(
+            "{at}: a review spans several lines, and line {} of the file, inside it, ends like a row \
+             of its own ({row:?})",
+            start + *offset as u64
+        ))
+    });
+    if let Some(first) = merged.next() {
+        let merged = 1 + merged.count();
         loaded.warnings.push(format!(
             "{first}; {merged} review(s) in all look like merged rows: a quote left open \
              joins the rows after it into one review; close it (a quote inside a quoted \
@@ -1424,11 +1437,8 @@ mod tests {
         assert!(warnings.contains("close it"), "{warnings}");
         // With CR LF ends, and the review after another column holding a line break.
         for (data, line) in [
-            (
-                "review,sentiment\r\n\"a\r\nb, negative\r\nc\",1\r\nok,1\r\n",
-                3,
-            ),
-            ("id,text,label\n\"x\ny\",\"a\nb,negative\nc\",1\n", 4),
+            ("review,sentiment\r\n\"a\r\nb, 1\r\nc\",1\r\nok,1\r\n", 3),
+            ("id,text,label\n\"x\ny\",\"a\nb,1\nc\",1\n", 4),
         ] {
             let warnings = read_csv(data.as_bytes(), Path::new("q.csv"))
                 .unwrap()
@@ -1436,10 +1446,21 @@ mod tests {
             let expected = format!("q.csv:2: a review spans several lines, and line {line} ");
             assert!(warnings[0].starts_with(&expected), "{warnings:?}");
         }
-        // A quoted review with a line break of its own is fine.
-        let fine = "review,sentiment\n\"two\nlines\",1\n";
-        let loaded = read_csv(fine.as_bytes(), Path::new("f.csv")).unwrap();
-        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        // A quoted review with a line break of its own is fine, and so is a line that
+        // ends like a label the file's label column never spells that way.
+        for fine in [
+            "review,sentiment\n\"two\nlines\",1\n",
+            "review,sentiment\n\"rated, 1.0\nor, neg\nthen, Positive\",positive\nok,negative\n",
+        ] {
+            let loaded = read_csv(fine.as_bytes(), Path::new("f.csv")).unwrap();
+            assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        }
+        // The spelling is compared without case or spaces.
+        let odd = "review,sentiment\n\"a\nb, NEGATIVE\nc\",positive\nd, negative \n";
+        let warnings = read_csv(odd.as_bytes(), Path::new("o.csv"))
+            .unwrap()
+            .warnings;
+        assert!(warnings[0].contains("1 review(s) in all"), "{warnings:?}");
     }
 
     #[test]

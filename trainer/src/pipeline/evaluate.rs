@@ -80,6 +80,9 @@ pub struct Evaluation {
     /// |int - f32| of every output, for the histogram.
     #[serde(skip)]
     pub abs_diffs: Vec<f64>,
+    /// The checksum of the card's own test set, when that set is what was scored.
+    #[serde(skip)]
+    pub cards_set_checksum: Option<u64>,
 }
 
 impl std::fmt::Display for Evaluation {
@@ -290,6 +293,7 @@ pub fn evaluate_blobs(
         mean_abs_output_diff: mean_diff,
         seconds: started.elapsed().as_secs_f64(),
         abs_diffs: total.diffs,
+        cards_set_checksum: None,
     })
 }
 
@@ -337,6 +341,13 @@ pub struct EvalData {
     /// Corpus files; the last 10% of their windows are evaluated.
     pub corpus: Vec<PathBuf>,
     pub limit: Option<usize>,
+}
+
+impl EvalData {
+    /// Whether this names neither data nor a limit: the card's own test set, whole.
+    fn is_the_cards_set(&self) -> bool {
+        self.reviews.is_none() && self.corpus.is_empty() && self.limit.is_none()
+    }
 }
 
 /// Builds the evaluation set of the model in `dir` from `data`, or from the data recorded
@@ -468,7 +479,7 @@ fn eval_set(
     };
     // The card's own data must be what training tested on: as many samples (a card's
     // relative path may name another file here), and the same texts and labels.
-    if from_card && data.limit.is_none() {
+    if data.is_the_cards_set() {
         let card_file = dir.join(CARD_FILE);
         let recorded = card.card.data.test_samples;
         let samples = set.len();
@@ -530,7 +541,9 @@ pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
     let int_blob = read_model_file(dir, INT_BLOB_FILE)?;
     check_blobs_match_card(dir, &card, &f32_blob, &int_blob)?;
     let (set, name) = eval_set_for(dir, &card, data)?;
-    evaluate_blobs(&f32_blob, &int_blob, &set, &name, progress)
+    let mut evaluation = evaluate_blobs(&f32_blob, &int_blob, &set, &name, progress)?;
+    evaluation.cards_set_checksum = data.is_the_cards_set().then(|| set.fingerprint());
+    Ok(evaluation)
 }
 
 /// Puts `evaluation`'s figures into the card of `dir` and redraws its error histogram.
@@ -540,6 +553,11 @@ pub fn record_evaluation(dir: &Path, evaluation: &Evaluation) -> Result<()> {
     let mut card = TrainedCard::read(dir)?;
     let sentiment = card.card.dims.output == Output::Sigmoid;
     card.set_metrics(evaluation, sentiment);
+    // A card written before test sets were checksummed takes the checksum of its own
+    // set once it is scored (its count matched), so later changes are caught.
+    if card.card.data.test_fingerprint.is_none() {
+        card.card.data.test_fingerprint = evaluation.cards_set_checksum;
+    }
     // The plot first: a card holds figures only when everything was recorded.
     plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))?;
     card.write(dir)
