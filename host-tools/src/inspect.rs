@@ -46,7 +46,7 @@ pub fn inspect_blob(file: &BlobFile) -> Result<BlobInfo> {
         format_version: header.version,
         crc32: format!("{:08x}", header.crc),
         file_crc32: FileStamp::of(&file.bytes).crc32,
-        cell: format!("{:?}", body.cell),
+        cell: body.cell.to_string(),
         hidden: dims.hidden,
         input: describe_input(body.input, dims.tokens),
         tokens: dims.tokens,

@@ -41,7 +41,11 @@ enum Command {
     /// Show a model blob's dimensions, size, numeric scheme and CRC.
     Inspect {
         /// The model blob (.blob), or a model directory (its model.blob).
-        model: PathBuf,
+        #[arg(required_unless_present = "model_option")]
+        model: Option<PathBuf>,
+        /// The same, given as the other commands take it.
+        #[arg(long = "model", value_name = "MODEL", conflicts_with = "model")]
+        model_option: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -474,7 +478,14 @@ fn main() -> Result<()> {
         Command::Verify(args) => workflow::verify(&args)?,
         Command::DataStats(args) => workflow::data_stats(&args)?,
         Command::Import(args) => import::run(&args)?,
-        Command::Inspect { model, json } => {
+        Command::Inspect {
+            model,
+            model_option,
+            json,
+        } => {
+            let Some(model) = model.or(model_option) else {
+                bail!("inspect needs a model: `lstm-edge inspect MODEL`")
+            };
             let info = inspect::inspect_blob(&BlobFile::read(&model)?)?;
             if json {
                 print_json(&info)?;

@@ -144,7 +144,7 @@ fn inspect_describes_a_blob_and_json_parses() {
         .stdout
         .clone();
     let text = String::from_utf8(out).unwrap();
-    assert!(text.contains("Lstm (hidden 16)"), "{text}");
+    assert!(text.contains("cell        LSTM (hidden 16)"), "{text}");
     assert!(text.contains("per row"), "{text}");
     // 26 letters, space and UNK.
     assert!(
@@ -152,7 +152,7 @@ fn inspect_describes_a_blob_and_json_parses() {
         "{text}"
     );
     let out = lstm_edge()
-        .args(["inspect", "--json", arg(&m.sentiment)])
+        .args(["inspect", "--json", "--model", arg(&m.sentiment)])
         .assert()
         .success()
         .get_output()
@@ -160,7 +160,7 @@ fn inspect_describes_a_blob_and_json_parses() {
         .clone();
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(json["hidden"], 8);
-    assert_eq!(json["cell"], "Gru");
+    assert_eq!(json["cell"], "GRU");
     assert_eq!(json["buffers"], "State<Int, 8>");
     // The card's and `crc32`'s checksum, beside the header's one of the body.
     let file = lstm_edge_trainer::pipeline::FileStamp::of(&std::fs::read(&m.sentiment).unwrap());
