@@ -30,7 +30,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Output, Params};
 use lstm_edge_runtime::numeric::{Int, Numeric};
 
@@ -462,6 +462,16 @@ fn check_inputs(
             bail!(
                 "{} is an f32 blob; the firmware runs the integer one: give the model directory \
                  or its model.blob",
+                model.display()
+            );
+        }
+        if let Output::Softmax { classes } = parsed.body().output {
+            let tokens = parsed.dims().tokens;
+            ensure!(
+                usize::from(classes) == tokens,
+                "{} is a classifier of {classes} classes (an imported softmax model with fewer \
+                 classes than its {tokens} token ids): the firmware scores sigmoid sentiment \
+                 models and runs generators; score it on the host with `lstm-edge score`",
                 model.display()
             );
         }
@@ -955,6 +965,25 @@ mod tests {
             err.to_string().contains("review 2 contains a line break"),
             "{err}"
         );
+        // An imported classifier: neither a sentiment model nor a generator.
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/foreign");
+        let onnx = std::fs::read(fixtures.join("torch_gru_last_softmax.onnx")).unwrap();
+        let chars = lstm_edge_trainer::import::TokenTable::Chars {
+            table: b"abcdefghijklmnopqr".to_vec(),
+            lowercase: false,
+            unk: true,
+            pad: true,
+        };
+        let blob = lstm_edge_trainer::import::import(&onnx, &chars)
+            .unwrap()
+            .int_blob;
+        let parsed = lstm_edge_runtime::Model::from_bytes(&blob).unwrap();
+        for inputs in [prompt("abc"), reviews(&["abc"])] {
+            let err = check_inputs(Path::new("c.blob"), blob.len(), Some(&parsed), &inputs)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("c.blob is a classifier of 5 classes"), "{err}");
+        }
         let err = check_inputs(Path::new("big.blob"), 1 << 20, None, &stm32).unwrap_err();
         assert!(
             err.to_string()

@@ -56,6 +56,9 @@ pub fn run(args: &ImportArgs) -> Result<()> {
     let imported = import(&onnx, &tokens)
         .with_context(|| format!("cannot import {}{vocab}", args.model.display()))?;
     let summary = imported.write_folder(&args.out)?;
+    for warning in &summary.warnings {
+        eprintln!("warning: {warning}");
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -44,6 +44,14 @@ fn load_all() -> Vec<Fixture> {
     out
 }
 
+/// The fixture of that name.
+fn fixture(name: &str) -> Fixture {
+    load_all()
+        .into_iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no fixture {name}"))
+}
+
 fn tokens(record: &Value) -> TokenTable {
     let t = &record["tokens"];
     if let Some(vocab) = t["vocab"].as_array() {
@@ -397,10 +405,7 @@ fn cli_import_warns_of_a_vocab_without_unk_and_notes_a_replaced_import() {
 
 #[test]
 fn an_imported_softmax_classifier_scores_its_classes() {
-    let fixture = load_all()
-        .into_iter()
-        .find(|f| f.name == "torch_gru_last_softmax")
-        .expect("the softmax classifier fixture");
+    let fixture = fixture("torch_gru_last_softmax");
     let chars = fixture.record["tokens"]["chars"].as_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("classifier");
@@ -701,10 +706,7 @@ fn non_finite_or_huge_weights_are_errors_not_panics() {
     });
     assert!(cases > 50, "{cases} cases");
 
-    let fixture = load_all()
-        .into_iter()
-        .find(|f| f.name == "torch_lstm_flatten_sigmoid")
-        .unwrap();
+    let fixture = fixture("torch_lstm_flatten_sigmoid");
     let mut model: ModelProto = prost::Message::decode(&fixture.onnx[..]).unwrap();
     let r = graph_mut(&mut model)
         .node
@@ -738,10 +740,7 @@ fn non_finite_or_huge_weights_are_errors_not_panics() {
 #[test]
 fn malformed_graph_structure_is_refused_by_name() {
     use prost::Message;
-    let fixture = load_all()
-        .into_iter()
-        .find(|f| f.name == "torch_lstm_flatten_sigmoid")
-        .expect("the fixture exists");
+    let fixture = fixture("torch_lstm_flatten_sigmoid");
     let model: ModelProto = Message::decode(&fixture.onnx[..]).unwrap();
     let table = tokens(&fixture.record);
     let refusal = |variant: &ModelProto| -> String {
@@ -821,19 +820,28 @@ fn repeated_unsqueeze_axes_are_refused_by_name() {
     );
 }
 
-/// An lstm-edge char model over "abcdefg" + UNK (+ PAD), hidden 5, exported to ONNX
-/// with its weights, and the token table that imports it.
-fn seven_char_export(
-    cell: Cell,
-    head: Head,
-    output: Output,
-    pad: bool,
-) -> (
+type Export = (
     lstm_edge_trainer::model::ModelConfig,
     lstm_edge_trainer::model::Params,
     Vec<u8>,
     TokenTable,
-) {
+);
+
+/// An lstm-edge char model over "abcdefg" + UNK (+ PAD), hidden 5, exported to ONNX
+/// with its weights, and the token table that imports it.
+fn seven_char_export(cell: Cell, head: Head, output: Output, pad: bool) -> Export {
+    seven_char_export_sized(cell, head, output, pad, 5, 1.0)
+}
+
+/// The same with `hidden` units and the weights (not the biases) scaled by `scale`.
+fn seven_char_export_sized(
+    cell: Cell,
+    head: Head,
+    output: Output,
+    pad: bool,
+    hidden: usize,
+    scale: f32,
+) -> Export {
     use lstm_edge_trainer::model::{InputConfig, ModelConfig, Params};
     let cfg = ModelConfig {
         cell,
@@ -843,12 +851,16 @@ fn seven_char_export(
             unk: true,
             pad,
         },
-        hidden: 5,
+        hidden,
         head,
         output,
         dropout: 0.0,
     };
-    let params = Params::init(&cfg, 3);
+    let mut params = Params::init(&cfg, 3);
+    let weights = [&mut params.w, &mut params.r, &mut params.head_w];
+    for weight in weights.into_iter().flat_map(|t| &mut t.data) {
+        *weight *= scale;
+    }
     let onnx = lstm_edge_trainer::export::export_onnx(&cfg, &params, &[]).unwrap();
     let table = TokenTable::Chars {
         table: b"abcdefg".to_vec(),
@@ -911,4 +923,125 @@ fn a_sum_over_steps_without_the_pad_mask_is_refused() {
         err.contains("ReduceSum") && err.contains("without lstm-edge's PAD mask before it"),
         "{err}"
     );
+}
+
+/// What the runtime cannot hold is refused by name before quantizing, and what the
+/// blobs do differently from the ONNX model is said: an integer blob far from it, a
+/// fixed length that a last-state head does not keep, a softmax that is a generator.
+#[test]
+fn import_names_runtime_limits_and_warns_where_the_blobs_depart() {
+    use prost::Message;
+    let sigmoid = Output::Sigmoid;
+    let (_, _, onnx, table) =
+        seven_char_export_sized(Cell::Lstm, Head::Last, sigmoid, true, 257, 1.0);
+    let err = format!("{:#}", import(&onnx, &table).expect_err("257 units"));
+    assert!(
+        err.contains("LSTM has 257 units; the runtime takes at most 256"),
+        "{err}"
+    );
+    let many = Output::Softmax { classes: 12 };
+    let (_, _, onnx, table) = seven_char_export_sized(Cell::Gru, Head::Last, many, true, 5, 1.0);
+    let err = format!("{:#}", import(&onnx, &table).expect_err("12 classes"));
+    assert!(
+        err.contains("softmax has 12 classes, more than its 9 token ids"),
+        "{err}"
+    );
+
+    // As many classes as token ids: a generator; fewer: a classifier.
+    for (classes, runs_with) in [(9, "lstm-edge generate"), (4, "classifier of 4 classes")] {
+        let output = Output::Softmax { classes };
+        let (_, _, onnx, table) = seven_char_export(Cell::Lstm, Head::Last, output, true);
+        let summary = import(&onnx, &table).unwrap().summary();
+        assert!(summary.runs_with.contains(runs_with), "{summary:?}");
+        assert!(summary.warnings.is_empty(), "{summary:?}");
+    }
+
+    // Weights far past trained ranges: int8 holds them poorly.
+    let (_, _, onnx, table) =
+        seven_char_export_sized(Cell::Lstm, Head::Last, sigmoid, true, 256, 12.0);
+    let summary = import(&onnx, &table).unwrap().summary();
+    assert!(summary.self_check.max_abs_tract_vs_int > 0.2, "{summary:?}");
+    assert!(
+        summary.self_check.max_abs_tract_vs_f32 < 1e-4,
+        "{summary:?}"
+    );
+    assert!(
+        summary.warnings[0].contains("the integer blob departs from the ONNX model by up to"),
+        "{:?}",
+        summary.warnings
+    );
+
+    // The graph input fixed at 10 steps, as torch.onnx writes it without dynamic axes.
+    let (_, _, onnx, table) = seven_char_export(Cell::Gru, Head::Mean, sigmoid, false);
+    let mut model: ModelProto = Message::decode(&onnx[..]).unwrap();
+    let input = &mut graph_mut(&mut model).input[0];
+    let dims = input.r#type.as_mut().and_then(|t| match &mut t.value {
+        Some(tract_onnx::pb::type_proto::Value::TensorType(t)) => t.shape.as_mut(),
+        _ => None,
+    });
+    dims.expect("the ids input has a shape").dim[1].value =
+        Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(10));
+    let summary = import(&model.encode_to_vec(), &table).unwrap().summary();
+    assert_eq!(summary.self_check.length, 10);
+    assert!(
+        summary.warnings.iter().any(
+            |w| w.contains("takes exactly 10 ids per row, but the blobs' mean over steps head")
+        ),
+        "{:?}",
+        summary.warnings
+    );
+}
+
+/// Keras' default `Input` is float32: ids of any number type that a Cast turns into
+/// int64 before the lookup import as the int64 ids they stand for.
+#[test]
+fn ids_of_another_number_type_cast_to_int_import_as_ids() {
+    use prost::Message;
+    use tract_onnx::pb::type_proto::Value as TypeValue;
+    let fixture = fixture("torch_lstm_flatten_sigmoid");
+    let table = tokens(&fixture.record);
+    let plain = import(&fixture.onnx, &table).unwrap();
+    let model: ModelProto = Message::decode(&fixture.onnx[..]).unwrap();
+    // float32, uint8, int32.
+    for elem in [1, 2, 6] {
+        let mut variant = model.clone();
+        let graph = graph_mut(&mut variant);
+        let ids = graph.input[0].name.clone();
+        match graph.input[0]
+            .r#type
+            .as_mut()
+            .and_then(|t| t.value.as_mut())
+        {
+            Some(TypeValue::TensorType(t)) => t.elem_type = elem,
+            _ => panic!("the ids input is a tensor"),
+        }
+        let cast = format!("{ids}_as_int64");
+        for node in &mut graph.node {
+            for input in node.input.iter_mut().filter(|i| **i == ids) {
+                *input = cast.clone();
+            }
+        }
+        graph.node.insert(
+            0,
+            tract_onnx::pb::NodeProto {
+                op_type: "Cast".into(),
+                input: vec![ids],
+                output: vec![cast],
+                attribute: vec![tract_onnx::pb::AttributeProto {
+                    name: "to".into(),
+                    r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
+                    i: 7,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+        let imported = import(&variant.encode_to_vec(), &table)
+            .unwrap_or_else(|e| panic!("ids of ONNX type {elem}: {e:#}"));
+        assert!(
+            imported.f32_blob == plain.f32_blob,
+            "ids of ONNX type {elem}: another f32 blob"
+        );
+        assert!(imported.self_check.max_abs_tract_vs_f32 < 1e-5);
+    }
 }

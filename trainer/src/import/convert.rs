@@ -3,7 +3,7 @@
 
 use crate::model::{InputConfig, ModelConfig, Params, Tensor as ParamTensor};
 use anyhow::{bail, ensure, Context, Result};
-use lstm_edge_runtime::format::{Head, Output};
+use lstm_edge_runtime::format::{Head, Output, MAX_HIDDEN};
 use lstm_edge_runtime::tokenize::{encode_vocab, for_each_word};
 
 use super::{Converted, ForeignInput, ForeignModel, TokenTable, PAD_MARK, UNK_MARK};
@@ -22,12 +22,20 @@ pub fn convert(foreign: &ForeignModel, tokens: &TokenTable) -> Result<Converted>
     if matches!(foreign.head, Head::Flatten { .. } | Head::Mean) {
         ensure!(
             foreign.output == Output::Sigmoid,
-            "the model has a {:?} head with {:?}: the runtime's flatten and mean heads give a sigmoid score only \
-             (softmax takes the last step)",
+            "the model has a {} head with a {}: the runtime's flatten and mean heads give a \
+             sigmoid score only (a softmax reads the last step's state)",
             foreign.head,
             foreign.output
         );
     }
+    ensure!(
+        foreign.hidden <= MAX_HIDDEN,
+        "the model's {} has {} units; the runtime takes at most {MAX_HIDDEN} (its integer \
+         path's dot products are proven free of overflow up to there): export a model with at \
+         most {MAX_HIDDEN} units",
+        foreign.cell,
+        foreign.hidden
+    );
     let config = ModelConfig {
         cell: foreign.cell,
         input: mapped.input,
@@ -36,6 +44,15 @@ pub fn convert(foreign: &ForeignModel, tokens: &TokenTable) -> Result<Converted>
         output: foreign.output,
         dropout: 0.0,
     };
+    if let Output::Softmax { classes } = foreign.output {
+        let tokens = config.vocab_rows();
+        ensure!(
+            usize::from(classes) <= tokens,
+            "the model's softmax has {classes} classes, more than its {tokens} token ids: a \
+             runtime model has at most as many classes as token ids (a generator has exactly \
+             as many, the next token)"
+        );
+    }
     config
         .validate()
         .context("the imported model does not fit the runtime")?;
@@ -94,6 +111,16 @@ fn char_input(
          must be the model's last id)",
         foreign.head.flatten_maxlen().unwrap_or_default()
     );
+    let mut seen = [false; 256];
+    if let Some(&twice) = table
+        .iter()
+        .find(|&&b| std::mem::replace(&mut seen[usize::from(b)], true))
+    {
+        bail!(
+            "--chars lists {:?} twice: each char is one token id, so list it once, at its id",
+            char::from(twice)
+        );
+    }
     // The runtime's own lowercasing (Latin-1 capitals too) decides what is unreachable.
     let unreachable = table
         .iter()

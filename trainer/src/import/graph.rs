@@ -128,6 +128,28 @@ pub(super) fn attr_str(node: &NodeProto, name: &str) -> Option<String> {
 /// ONNX data types this reader loads (float, ints, bool, double).
 const LOADABLE_TYPES: [i32; 10] = [1, 2, 3, 4, 5, 6, 7, 9, 11, 12];
 
+/// The name of an ONNX `TensorProto.DataType`.
+pub(super) fn elem_name(elem: i32) -> &'static str {
+    match elem {
+        1 => "float32",
+        2 => "uint8",
+        3 => "int8",
+        4 => "uint16",
+        5 => "int16",
+        6 => "int32",
+        7 => "int64",
+        8 => "string",
+        9 => "bool",
+        10 => "float16",
+        11 => "float64",
+        12 => "uint32",
+        13 => "uint64",
+        14 | 15 => "complex",
+        16 => "bfloat16",
+        _ => "not a plain number type",
+    }
+}
+
 /// ONNX's `TensorProto.DataLocation.EXTERNAL`.
 const EXTERNAL_DATA: i32 = 1;
 
@@ -145,13 +167,7 @@ pub(super) fn load(t: &TensorProto) -> Result<Tensor> {
          model with float32 weights",
         t.name,
         t.data_type,
-        match t.data_type {
-            10 => "float16",
-            16 => "bfloat16",
-            8 => "string",
-            14 | 15 => "complex",
-            _ => "not a plain number type",
-        }
+        elem_name(t.data_type)
     );
     tract_onnx::tensor::load_tensor(&tract_onnx::data_resolver::FopenDataResolver, t, None).map_err(
         |e| {

@@ -42,6 +42,10 @@ const SUPPORTED: &str = "the importer takes token ids -> Gather or OneHot (or a 
 /// Largest |converted - tract| the import accepts on its probe sequences.
 pub const SELF_CHECK_TOLERANCE: f64 = 1e-4;
 
+/// Largest |int - tract| on the probe sequences before the import warns that the integer
+/// blob departs from the model (the shipped models stay under 0.1: `g` gives 0.063).
+pub const INT_WARNING_LEVEL: f64 = 0.2;
+
 /// How the foreign graph turns token ids into the recurrent layer's input.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ForeignInput {
@@ -454,13 +458,17 @@ pub struct ImportSummary {
     pub int_blob_bytes: usize,
     pub scale_scheme: String,
     pub self_check: SelfCheck,
+    /// The command that runs the blobs.
+    pub runs_with: String,
+    /// What the user should know before relying on the blobs.
+    pub warnings: Vec<String>,
 }
 
 impl Imported {
     pub fn summary(&self) -> ImportSummary {
         let f = &self.foreign;
         ImportSummary {
-            cell: format!("{:?}", f.cell),
+            cell: f.cell.to_string(),
             hidden: f.hidden,
             input: match &f.input {
                 ForeignInput::Embedding(e) => format!("embedding {}x{}", e.dims[0], e.dims[1]),
@@ -473,7 +481,48 @@ impl Imported {
             int_blob_bytes: self.int_blob.len(),
             scale_scheme: self.calibration.chosen.clone(),
             self_check: self.self_check.clone(),
+            runs_with: match f.output {
+                Output::Sigmoid => "lstm-edge score (a sentiment score)".into(),
+                Output::Softmax { classes }
+                    if usize::from(classes) < self.converted.config.vocab_rows() =>
+                {
+                    format!("lstm-edge score (a classifier of {classes} classes)")
+                }
+                Output::Softmax { .. } => "lstm-edge generate (a generator: its softmax has as \
+                     many classes as token ids, the next token)"
+                    .into(),
+            },
+            warnings: self.warnings(),
         }
+    }
+
+    /// What the blobs do differently from the ONNX model, or not well.
+    fn warnings(&self) -> Vec<String> {
+        let (f, check) = (&self.foreign, &self.self_check);
+        let mut warnings = Vec::new();
+        if check.max_abs_tract_vs_int > INT_WARNING_LEVEL {
+            let largest = |t: &ParamTensor| t.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+            warnings.push(format!(
+                "the integer blob departs from the ONNX model by up to {:.3} on the probe \
+                 sequences (the f32 blob by {:.1e}): int8 weights hold this model's weight \
+                 ranges poorly (largest |W| {:.3}, |R| {:.3}); compare model.blob with model-f32.blob \
+                 on your own texts (`lstm-edge score --model FILE`) before relying on it",
+                check.max_abs_tract_vs_int,
+                check.max_abs_tract_vs_f32,
+                largest(&f.w),
+                largest(&f.r)
+            ));
+        }
+        if let (Some(len), Head::Last | Head::Mean) = (f.seq_len, f.head) {
+            warnings.push(format!(
+                "the ONNX model takes exactly {len} ids per row, but the blobs' {} head reads a \
+                 text whole, at any length and unpadded: they agree with the ONNX model on texts \
+                 of {len} tokens, and read others as the model exported with a free length would \
+                 (torch.onnx: `dynamic_axes` on the sequence axis)",
+                f.head
+            ));
+        }
+        warnings
     }
 
     /// Writes `model.blob` (integer), `model-f32.blob` and `import.json` (the
@@ -531,7 +580,8 @@ impl std::fmt::Display for ImportSummary {
             f,
             "max |tract - int|        {:.3e}",
             self.self_check.max_abs_tract_vs_int
-        )
+        )?;
+        writeln!(f, "runs with                {}", self.runs_with)
     }
 }
 

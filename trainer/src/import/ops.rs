@@ -40,7 +40,8 @@ fn check_recurrent_attributes(node: &NodeProto, cell: Cell, name: &str) -> Resul
     for unsupported in ["activation_alpha", "activation_beta", "clip"] {
         ensure!(
             attr(node, unsupported).is_none(),
-            "{name} sets {unsupported}: unsupported (the runtime's cell has no {unsupported})"
+            "{name} sets {unsupported}: unsupported (the runtime's cell has no {unsupported}); \
+             export the layer without it"
         );
     }
     if cell == Cell::Lstm {
@@ -82,11 +83,20 @@ impl Walk<'_> {
             1 => &[Axis::Batch, Axis::Time, Axis::Feature],
             _ => bail!("{name} has layout {layout}: expected 0 or 1"),
         };
+        // PyTorch's default (batch_first=False) takes ids as [time, batch].
+        let seq_first = (layout == 0 && axes == [Axis::Batch, Axis::Time, Axis::Feature])
+            .then_some(
+                "; the importer reads the ids input as [batch, time], so export the model with \
+                 batch_first=True (PyTorch), or transpose the ids' steps and rows before the \
+                 recurrent layer",
+            );
         ensure!(
             axes == expected,
-            "{name} gets its input laid out as {} but its layout {layout} reads it as {}: unsupported",
+            "{name} gets its input laid out as {} but its layout {layout} reads it as {}: \
+             unsupported{}",
             Layout(axes),
-            Layout(expected)
+            Layout(expected),
+            seq_first.unwrap_or_default()
         );
         self.recurrent = Some(self.recurrent_weights(node, cell, &name)?);
         let used: Vec<usize> = (0..node.output.len())
@@ -174,7 +184,8 @@ impl Walk<'_> {
         if let Some(p) = optional(7) {
             ensure!(
                 self.g.is_zero(p)?,
-                "{name} has peephole weights P ('{p}'): unsupported"
+                "{name} has peephole weights P ('{p}'): unsupported, as the runtime's cells have \
+             none; train the model without peepholes"
             );
         }
         Ok(Recurrent {

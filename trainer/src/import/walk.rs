@@ -10,7 +10,7 @@ use tract_onnx::pb::{self, NodeProto};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
-use super::graph::{attr_int, describe, input, output, Axis, Graph};
+use super::graph::{attr_int, describe, elem_name, input, output, Axis, Graph};
 use super::pad_mask::PadMask;
 use super::shape::transpose;
 use super::{in_tract, ForeignInput, ForeignModel, SUPPORTED};
@@ -68,9 +68,15 @@ pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
         .collect();
     let [input] = inputs[..] else {
         bail!(
-            "the graph has {} inputs ({}): the importer takes one input of token ids or one-hot rows",
+            "the graph has {} inputs ({}): the importer takes one input of token ids or one-hot \
+             rows; export the model with its initial state as zero constants, not inputs \
+             (PyTorch: call the layer without (h0, c0))",
             inputs.len(),
-            inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+            inputs
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     };
     ensure!(
@@ -101,8 +107,9 @@ pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
         masked: false,
     };
     let (start, id_check) = match (elem, dims.len()) {
-        // int32 / int64 ids [batch, time].
-        (6 | 7, 2) => {
+        // Ids [batch, time]: int64 or int32, or another number type (Keras' default
+        // `Input` dtype is float32) cast to int on the way to the lookup.
+        (1..=7, 2) => {
             walk.seq_len = dims[1];
             walk.axes_of
                 .insert(input.name.clone(), vec![Axis::Batch, Axis::Time]);
@@ -129,9 +136,11 @@ pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
             (input.name.clone(), None)
         }
         _ => bail!(
-            "graph input '{}' has ONNX type {elem} and rank {}: the importer takes int ids [batch, time] \
-             or float one-hot rows [batch, time, ids]",
+            "graph input '{}' is {} with {} axes: the importer takes ids [batch, time] \
+             (int64, int32, or a number type cast to int before the lookup) or float one-hot rows \
+             [batch, time, ids]; export the ids input as int64 [batch, time]",
             input.name,
+            elem_name(elem),
             dims.len()
         ),
     };
@@ -420,7 +429,9 @@ impl<'a> Walk<'a> {
         })?;
         let output = self.output.with_context(|| {
             format!(
-                "the graph's output '{last}' comes from {}: the runtime's models end in Sigmoid or Softmax",
+                "the graph's output '{last}' comes from {}: the runtime's models end in Sigmoid \
+                 or Softmax; export the model with its probabilities as the output (not logits \
+                 or log-probabilities)",
                 self.g
                     .producer
                     .get(last)
