@@ -1045,3 +1045,60 @@ fn ids_of_another_number_type_cast_to_int_import_as_ids() {
         assert!(imported.self_check.max_abs_tract_vs_f32 < 1e-5);
     }
 }
+
+/// PyTorch's default `batch_first=False` feeds the ids `[time, batch]` straight to
+/// the recurrent layer: a batch-first export rewritten that way (no Transpose before
+/// the layer, the zero state sized from axis 1) imports to the same blob.
+#[test]
+fn time_first_ids_import_as_their_batch_first_export() {
+    use prost::Message;
+    use tract_onnx::pb::tensor_shape_proto::Dimension;
+    use tract_onnx::pb::type_proto::Value as TypeValue;
+    let fixture = fixture("torch_lstm_state_words");
+    let table = tokens(&fixture.record);
+    let plain = import(&fixture.onnx, &table).unwrap();
+    assert!(!plain.foreign.time_first);
+    let mut model: ModelProto = Message::decode(&fixture.onnx[..]).unwrap();
+    let graph = graph_mut(&mut model);
+    match graph.input[0]
+        .r#type
+        .as_mut()
+        .and_then(|t| t.value.as_mut())
+    {
+        Some(TypeValue::TensorType(t)) => {
+            let dims: &mut Vec<Dimension> = &mut t.shape.as_mut().unwrap().dim;
+            dims.swap(0, 1);
+        }
+        _ => panic!("the ids input is a tensor"),
+    }
+    let transpose = graph
+        .node
+        .iter()
+        .position(|n| n.op_type == "Transpose")
+        .expect("the batch-first export transposes the embedding");
+    let transposed = graph.node.remove(transpose);
+    for node in &mut graph.node {
+        for input in node
+            .input
+            .iter_mut()
+            .filter(|i| **i == transposed.output[0])
+        {
+            *input = transposed.input[0].clone();
+        }
+    }
+    // The zero state's batch size: axis 0 of the embedding's shape becomes axis 1.
+    let index = graph
+        .node
+        .iter_mut()
+        .find(|n| n.output[0] == "/rnn/Constant_output_0")
+        .expect("the Shape index constant");
+    let value = index.attribute[0].t.as_mut().unwrap();
+    assert_eq!(value.raw_data, 0i64.to_le_bytes());
+    value.raw_data = 1i64.to_le_bytes().to_vec();
+
+    let imported = import(&model.encode_to_vec(), &table).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(imported.foreign.time_first);
+    assert_eq!(imported.foreign.seq_len, plain.foreign.seq_len);
+    assert!(imported.f32_blob == plain.f32_blob, "another f32 blob");
+    assert!(imported.self_check.max_abs_tract_vs_f32 < 1e-5);
+}

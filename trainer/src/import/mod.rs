@@ -82,6 +82,9 @@ pub struct ForeignModel {
     pub input: ForeignInput,
     /// The graph input's fixed sequence length, when it has one.
     pub seq_len: Option<usize>,
+    /// The graph input is `[time, batch]` (PyTorch's default `batch_first=False`), not
+    /// `[batch, time]`.
+    pub time_first: bool,
     pub head: Head,
     pub output: Output,
     /// `[G*H, width]`, `[G*H, H]`, `[G*H]`, `[G*H]` (ONNX `W`, `R`, `B` halves).
@@ -96,6 +99,15 @@ pub struct ForeignModel {
     /// lstm-edge's own last-state and mean exports); the self-check's probes leave
     /// it out, as the runtime reads a text to its end.
     pub rows_end_at: Option<u16>,
+}
+
+impl ForeignModel {
+    /// The graph input's shape for one row of `len` steps: ids `[1, len]` or
+    /// `[len, 1]`, then the one-hot width (the third entry, for a float one-hot input).
+    pub fn input_shape(&self, len: usize) -> [usize; 3] {
+        let [first, second] = if self.time_first { [len, 1] } else { [1, len] };
+        [first, second, self.input.width()]
+    }
 }
 
 /// The token table the user supplies: the foreign model has no tokenizer.
@@ -359,6 +371,8 @@ pub struct ForeignRunner {
     plan: Plan,
     len: usize,
     input: ForeignInput,
+    /// The input's shape for one row ([`ForeignModel::input_shape`]).
+    shape: [usize; 3],
     dt: DatumType,
 }
 
@@ -378,17 +392,17 @@ impl ForeignRunner {
             .model_for_read(&mut &onnx[..])
             .map_err(|e| anyhow!("tract cannot read the ONNX model: {e:#}"))?;
         let declared = model.input_fact(0)?.datum_type.concretize();
+        let shape = foreign.input_shape(len);
         let (dt, fact) = match foreign.input {
             ForeignInput::OneHot {
-                depth,
-                float_input: true,
+                float_input: true, ..
             } => (
                 f32::datum_type(),
-                InferenceFact::dt_shape(f32::datum_type(), [1, len, depth]),
+                InferenceFact::dt_shape(f32::datum_type(), shape),
             ),
             _ => {
                 let dt = declared.unwrap_or(i64::datum_type());
-                (dt, InferenceFact::dt_shape(dt, [1, len]))
+                (dt, InferenceFact::dt_shape(dt, &shape[..2]))
             }
         };
         let plan = model
@@ -400,6 +414,7 @@ impl ForeignRunner {
             plan,
             len,
             input: foreign.input.clone(),
+            shape,
             dt,
         })
     }
@@ -421,11 +436,13 @@ impl ForeignRunner {
                 for (t, &id) in ids.iter().enumerate() {
                     rows[t * depth + id as usize] = 1.0;
                 }
-                tract_ndarray::Array3::from_shape_vec((1, ids.len(), depth), rows)?.into()
+                let [first, second, _] = self.shape;
+                tract_ndarray::Array3::from_shape_vec((first, second, depth), rows)?.into()
             }
             _ => {
                 let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-                let t: Tensor = tract_ndarray::Array2::from_shape_vec((1, ids.len()), ids)?.into();
+                let [first, second, _] = self.shape;
+                let t: Tensor = tract_ndarray::Array2::from_shape_vec((first, second), ids)?.into();
                 t.cast_to_dt(self.dt)?.into_owned()
             }
         };

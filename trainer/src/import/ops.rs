@@ -10,7 +10,7 @@ use tract_onnx::pb::NodeProto;
 use super::graph::{
     attr, attr_int, attr_ints, attr_str, describe, is_unit, normalize_axis, output, Axis, Layout,
 };
-use super::walk::{Recurrent, Walk};
+use super::walk::{Recurrent, TimeFirstInput, Walk};
 use super::{ForeignInput, SUPPORTED};
 
 /// Refuses the recurrent attributes the runtime's cells do not have: other directions
@@ -83,21 +83,21 @@ impl Walk<'_> {
             1 => &[Axis::Batch, Axis::Time, Axis::Feature],
             _ => bail!("{name} has layout {layout}: expected 0 or 1"),
         };
-        // PyTorch's default (batch_first=False) takes ids as [time, batch].
-        let seq_first = (layout == 0 && axes == [Axis::Batch, Axis::Time, Axis::Feature])
-            .then_some(
-                "; the importer reads the ids input as [batch, time], so export the model with \
-                 batch_first=True (PyTorch), or transpose the ids' steps and rows before the \
-                 recurrent layer",
-            );
-        ensure!(
-            axes == expected,
+        let mismatch = format!(
             "{name} gets its input laid out as {} but its layout {layout} reads it as {}: \
-             unsupported{}",
+             unsupported",
             Layout(axes),
-            Layout(expected),
-            seq_first.unwrap_or_default()
+            Layout(expected)
         );
+        // PyTorch's default (batch_first=False) takes the input as [time, batch]: the
+        // walk starts again from an input read that way.
+        if layout == 0
+            && axes == [Axis::Batch, Axis::Time, Axis::Feature]
+            && self.ids_axes == [Axis::Batch, Axis::Time]
+        {
+            return Err(TimeFirstInput(mismatch).into());
+        }
+        ensure!(axes == expected, "{mismatch}");
         self.recurrent = Some(self.recurrent_weights(node, cell, &name)?);
         let used: Vec<usize> = (0..node.output.len())
             .filter(|&i| !node.output[i].is_empty() && self.g.is_used(&node.output[i]))

@@ -38,7 +38,22 @@ pub(super) struct Walk<'a> {
     /// lstm-edge's PAD mask, when the graph has one, and whether the walk has met it.
     pub(super) mask: Option<PadMask>,
     pub(super) masked: bool,
+    /// The axes of the graph input's first two dimensions.
+    pub(super) ids_axes: [Axis; 2],
 }
+
+/// The first walk's finding that the graph reads its input as `[time, batch]`
+/// (PyTorch's default `batch_first=False`): the walk is run again that way.
+#[derive(Debug)]
+pub(super) struct TimeFirstInput(pub(super) String);
+
+impl std::fmt::Display for TimeFirstInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TimeFirstInput {}
 
 /// The longest fixed sequence a graph input may declare (C's 1,500 chars and the
 /// 3,000 of `c-mean` are well inside).
@@ -84,8 +99,26 @@ pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
         "the graph has {} outputs: the importer takes one (the probabilities)",
         graph.output.len()
     );
+    match read_graph(onnx, &proto, g, input, [Axis::Batch, Axis::Time]) {
+        Err(e) if e.downcast_ref::<TimeFirstInput>().is_some() => {
+            let g = Graph::new(graph)?;
+            read_graph(onnx, &proto, g, input, [Axis::Time, Axis::Batch])
+        }
+        read => read,
+    }
+}
+
+/// Walks the graph from `input`, whose first two axes are `ids_axes`.
+fn read_graph(
+    onnx: &[u8],
+    proto: &pb::ModelProto,
+    g: Graph<'_>,
+    input: &pb::ValueInfoProto,
+    ids_axes: [Axis; 2],
+) -> Result<ForeignModel> {
     let (elem, dims) = input_type(input)?;
-    if let Some(&Some(steps)) = dims.get(1) {
+    let time = usize::from(ids_axes[1] == Axis::Time);
+    if let Some(&Some(steps)) = dims.get(time) {
         // The self-check runs the graph on sequences of its fixed length.
         ensure!(
             steps <= MAX_STEPS,
@@ -105,20 +138,23 @@ pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
         output: None,
         mask: None,
         masked: false,
+        ids_axes,
     };
     let (start, id_check) = match (elem, dims.len()) {
         // Ids [batch, time]: int64 or int32, or another number type (Keras' default
         // `Input` dtype is float32) cast to int on the way to the lookup.
         (1..=7, 2) => {
-            walk.seq_len = dims[1];
-            walk.axes_of
-                .insert(input.name.clone(), vec![Axis::Batch, Axis::Time]);
-            walk.mask = PadMask::find(&proto, &walk.g, &input.name)?;
+            walk.seq_len = dims[time];
+            walk.axes_of.insert(input.name.clone(), ids_axes.to_vec());
+            // lstm-edge's exports, which the mask comes from, take ids [batch, time].
+            if time == 1 {
+                walk.mask = PadMask::find(proto, &walk.g, &input.name)?;
+            }
             walk.embedding_start(&input.name)?
         }
         // float one-hot [batch, time, ids].
         (1, 3) => {
-            walk.seq_len = dims[1];
+            walk.seq_len = dims[time];
             let depth = dims[2].with_context(|| {
                 format!(
                     "graph input '{}' has no fixed one-hot width: export it with a fixed last dimension",
@@ -131,7 +167,7 @@ pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
             });
             walk.axes_of.insert(
                 input.name.clone(),
-                vec![Axis::Batch, Axis::Time, Axis::Feature],
+                [ids_axes[0], ids_axes[1], Axis::Feature].to_vec(),
             );
             (input.name.clone(), None)
         }
@@ -200,12 +236,13 @@ fn run_id_computations(onnx: &[u8], check: &IdCheck, foreign: &ForeignModel) -> 
         .concretize()
         .unwrap_or(i64::datum_type());
     model.select_outputs_by_name([check.indices.as_str()])?;
-    let model = model.with_input_fact(0, InferenceFact::dt_shape(dt, [1, len]))?;
+    let shape = foreign.input_shape(len);
+    let model = model.with_input_fact(0, InferenceFact::dt_shape(dt, &shape[..2]))?;
     let plan = model.into_optimized()?.into_runnable()?;
     for chunk in (0..ids as i64).collect::<Vec<_>>().chunks(len) {
         let mut row = chunk.to_vec();
         row.resize(len, 0);
-        let input = tract_ndarray::Array2::from_shape_vec((1, len), row.clone())?;
+        let input = tract_ndarray::Array2::from_shape_vec((shape[0], shape[1]), row.clone())?;
         let input: Tensor = Tensor::from(input).cast_to_dt(dt)?.into_owned();
         let out = plan.run(tvec!(input.into_tvalue()))?;
         let out = out[0].cast_to::<i64>()?;
@@ -256,14 +293,15 @@ impl<'a> Walk<'a> {
             lookup: describe(node),
         });
         self.axes_of
-            .insert(indices.to_string(), vec![Axis::Batch, Axis::Time]);
+            .insert(indices.to_string(), self.ids_axes.to_vec());
         self.input = Some(match node.op_type.as_str() {
             "Gather" => self.embedding_table(node)?,
             _ => self.one_hot(node)?,
         });
         let out = output(node, 0)?.to_string();
+        let [first, second] = self.ids_axes;
         self.axes_of
-            .insert(out.clone(), vec![Axis::Batch, Axis::Time, Axis::Feature]);
+            .insert(out.clone(), vec![first, second, Axis::Feature]);
         Ok((out, check))
     }
 
@@ -455,6 +493,7 @@ impl<'a> Walk<'a> {
             hidden: recurrent.hidden,
             input,
             seq_len: self.seq_len,
+            time_first: self.ids_axes[0] == Axis::Time,
             head,
             output,
             w: recurrent.w,
