@@ -8,7 +8,7 @@ use lstm_edge_runtime::format::{Params, MAGIC};
 use lstm_edge_runtime::Model;
 use lstm_edge_trainer::checkpoint;
 use lstm_edge_trainer::pipeline::{
-    in_model_dir, CHECKPOINT_FILE, INT_BLOB_FILE, WITHOUT_CHECKPOINT,
+    in_model_dir, CHECKPOINT_FILE, F32_BLOB_FILE, INT_BLOB_FILE, WITHOUT_CHECKPOINT,
 };
 
 /// A model blob read into memory.
@@ -78,6 +78,10 @@ impl BlobFile {
             quantize_hint(&self.path)
         );
         anyhow::ensure!(
+            !self.bytes.is_empty(),
+            "{path} is empty: pass a model.blob or model-f32.blob, or a model directory"
+        );
+        anyhow::ensure!(
             self.bytes.starts_with(&MAGIC),
             "{path} is not an lstm-edge model blob (those start with {:?}): pass a model.blob or \
              model-f32.blob, or a model directory; an ONNX model goes through `lstm-edge import` first",
@@ -121,6 +125,14 @@ fn resolve(path: &Path) -> Result<PathBuf> {
             "{} holds a training checkpoint but no {INT_BLOB_FILE}: {}",
             path.display(),
             quantize_hint(path)
+        );
+        let f32_blob = path.join(F32_BLOB_FILE);
+        anyhow::ensure!(
+            !f32_blob.is_file(),
+            "{} holds {F32_BLOB_FILE} but no {INT_BLOB_FILE}: pass {} itself, or write both \
+             blobs with `lstm-edge quantize`",
+            path.display(),
+            f32_blob.display()
         );
         anyhow::bail!(
             "{} is a directory without {INT_BLOB_FILE}: pass a model directory written by `lstm-edge train` or `lstm-edge quantize`, or a .blob file",
@@ -224,5 +236,15 @@ mod tests {
             err.contains("is a directory without model.blob") && err.contains("lstm-edge train"),
             "{err}"
         );
+        std::fs::write(dir.path().join(F32_BLOB_FILE), b"").unwrap();
+        let err = resolve(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("holds model-f32.blob but no model.blob: pass"),
+            "{err}"
+        );
+        let err = BlobFile::read(&dir.path().join(F32_BLOB_FILE))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("model-f32.blob is empty: pass"), "{err}");
     }
 }

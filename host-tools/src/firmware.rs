@@ -449,6 +449,17 @@ fn check_inputs(
     inputs: &FirmwareInputs,
 ) -> Result<()> {
     let flash = inputs.board.flash_bytes();
+    // The reviews and the prompt are built into the image beside the blob.
+    let texts: usize = inputs.reviews.iter().map(Vec::len).sum::<usize>() + inputs.prompt.len();
+    if blob_len + FIRMWARE_CODE_BYTES <= flash && blob_len + FIRMWARE_CODE_BYTES + texts > flash {
+        bail!(
+            "the reviews and prompt take {texts} B, and with {} ({blob_len} B) and about \
+             {FIRMWARE_CODE_BYTES} B of firmware they overflow the {} flash of {flash} B: give \
+             fewer or shorter reviews",
+            model.display(),
+            inputs.board.name()
+        );
+    }
     if blob_len + FIRMWARE_CODE_BYTES > flash {
         bail!(
             "{} is {blob_len} B; the {} flash holds {flash} B, about {FIRMWARE_CODE_BYTES} B of \
@@ -677,8 +688,9 @@ pub fn run_with_timeout(elf: &Path, board: Board, timeout: Duration) -> Result<F
             status: None,
             message: format!(
                 "no exit within {} s; stopped (a long generation needs more time: \
-                 `lstm-edge firmware run --timeout SECONDS`)",
-                timeout.as_secs()
+                 `lstm-edge firmware run --timeout SECONDS`); {}",
+                timeout.as_secs(),
+                progress_of(&console)
             ),
             console,
         }
@@ -736,6 +748,32 @@ fn read_all(mut reader: impl Read) -> Vec<u8> {
     // A read error only shortens the captured console; the exit status still decides.
     let _ = reader.read_to_end(&mut buffer);
     buffer
+}
+
+/// How far a stopped run got: its complete records, and the chars of a generation
+/// it was printing (a `gen` record's text streams as hex).
+fn progress_of(console: &str) -> String {
+    let lines: Vec<&str> = console.split_inclusive('\n').collect();
+    let complete = |keyword: &str| {
+        lines
+            .iter()
+            .filter(|line| line.ends_with('\n') && line.starts_with(keyword))
+            .count()
+    };
+    let partial = lines
+        .last()
+        .filter(|line| !line.ends_with('\n') && line.starts_with("gen "))
+        .and_then(|line| line.split(' ').nth(3))
+        .map_or(0, |hex| hex.len() / 2);
+    let mut progress = format!(
+        "it had scored {} review(s) and finished {} generation(s)",
+        complete("score "),
+        complete("gen ")
+    );
+    if partial > 0 {
+        progress += &format!(", and printed {partial} chars of the next");
+    }
+    progress
 }
 
 fn last_lines(text: &str, count: usize) -> String {
@@ -984,11 +1022,36 @@ mod tests {
                 .to_string();
             assert!(err.contains("c.blob is a classifier of 5 classes"), "{err}");
         }
+        let long = "good ".repeat(200_000);
+        let long_on_stm32 = FirmwareInputs {
+            board: Board::Stm32f407,
+            ..reviews(&[&long])
+        };
+        let err = check_shipped("c-mean", "model.blob", &long_on_stm32).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the reviews and prompt take 1000004 B"),
+            "{err}"
+        );
         let err = check_inputs(Path::new("big.blob"), 1 << 20, None, &stm32).unwrap_err();
         assert!(
             err.to_string()
                 .contains("the stm32f407 flash holds 1048576 B"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_run_says_how_far_it_got() {
+        let console =
+            "lstm-edge-firmware 1\nscore 0 5 10 3\ngen 500 42 6162 1 2\ngen 1000 42 616263";
+        assert_eq!(
+            progress_of(console),
+            "it had scored 1 review(s) and finished 1 generation(s), and printed 3 chars of the next"
+        );
+        assert_eq!(
+            progress_of(""),
+            "it had scored 0 review(s) and finished 0 generation(s)"
         );
     }
 

@@ -77,12 +77,14 @@ fn model_chars(file: &BlobFile) -> Option<String> {
     }
 }
 
-/// Scores each of `texts` with one loaded network; `name` says which text an error is in.
+/// Scores each of `texts` with one loaded network and hands `each` its report as it
+/// comes; `name` says which text an error is in.
 fn score_with<N: Numeric>(
     file: &BlobFile,
     texts: &[&[u8]],
-    name: impl Fn(usize) -> String,
-) -> Result<Vec<ScoreReport>> {
+    name: &dyn Fn(usize) -> String,
+    each: &mut dyn FnMut(usize, ScoreReport) -> Result<()>,
+) -> Result<()> {
     let model = file.model()?;
     let net = Network::<N>::new(&model).map_err(|e| runtime_error(file, "loading", e))?;
     let classes = match net.output() {
@@ -96,10 +98,8 @@ fn score_with<N: Numeric>(
     };
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
     let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
-    texts
-        .iter()
-        .enumerate()
-        .map(|(index, text)| {
+    for (index, text) in texts.iter().enumerate() {
+        let report = {
             let scoring = |e| runtime_error(file, &format!("scoring {}", name(index)), e);
             let (p, label, probabilities) = match classes {
                 None => {
@@ -129,7 +129,14 @@ fn score_with<N: Numeric>(
                     Ok(())
                 })
                 .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
-            Ok(ScoreReport {
+            // Its score would be the initial state's, whatever the text.
+            ensure!(
+                tokens > 0,
+                "{} gives the model no tokens (its tokenizer skips every char there, such as \
+                 control chars or non-breaking spaces): give some text to score",
+                name(index)
+            );
+            ScoreReport {
                 score,
                 raw: format!("{p:?}"),
                 label,
@@ -137,20 +144,24 @@ fn score_with<N: Numeric>(
                 tokens,
                 unknown,
                 classes: probabilities,
-            })
-        })
-        .collect()
+            }
+        };
+        each(index, report)?;
+    }
+    Ok(())
 }
 
-/// Scores `texts` on the blob's numeric path; `name` says which text an error is in.
+/// Scores `texts` on the blob's numeric path, handing `each` each report as it comes;
+/// `name` says which text an error is in.
 fn score_texts(
     file: &BlobFile,
     texts: &[&[u8]],
-    name: impl Fn(usize) -> String,
-) -> Result<Vec<ScoreReport>> {
+    name: &dyn Fn(usize) -> String,
+    each: &mut dyn FnMut(usize, ScoreReport) -> Result<()>,
+) -> Result<()> {
     match file.numeric_path()? {
-        NumericPath::Int => score_with::<Int>(file, texts, name),
-        NumericPath::F32 => score_with::<F32>(file, texts, name),
+        NumericPath::Int => score_with::<Int>(file, texts, name, each),
+        NumericPath::F32 => score_with::<F32>(file, texts, name, each),
     }
 }
 
@@ -171,8 +182,12 @@ pub fn sentiment_label(score: f64) -> &'static str {
 
 /// Scores `text` with a sentiment model; `source` names the text in errors.
 pub fn score(file: &BlobFile, text: &[u8], source: &str) -> Result<ScoreReport> {
-    let mut reports = score_texts(file, &[text], |_| source.to_string())?;
-    reports.pop().context("no score")
+    let mut scored = None;
+    score_texts(file, &[text], &|_| source.to_string(), &mut |_, report| {
+        scored = Some(report);
+        Ok(())
+    })?;
+    scored.context("no score")
 }
 
 /// The lines of `text` as an editor shows them: each ends at `\n`, `\r\n` or a lone
@@ -191,9 +206,15 @@ fn editor_lines(text: &[u8]) -> Vec<&[u8]> {
     lines
 }
 
-/// Scores each line of `text` as a review of its own; a blank line is an error
-/// naming it, since its score would be noise.
-pub fn score_lines(file: &BlobFile, text: &[u8], source: &str) -> Result<Vec<ScoreReport>> {
+/// Scores each line of `text` as a review of its own, handing `each` the line's index
+/// and report as it comes; a blank line is an error naming it (before any is scored),
+/// since its score would be noise.
+pub fn score_lines(
+    file: &BlobFile,
+    text: &[u8],
+    source: &str,
+    each: &mut dyn FnMut(usize, ScoreReport) -> Result<()>,
+) -> Result<()> {
     let lines = editor_lines(text);
     ensure!(
         !lines.is_empty(),
@@ -205,9 +226,12 @@ pub fn score_lines(file: &BlobFile, text: &[u8], source: &str) -> Result<Vec<Sco
             blank + 1
         );
     }
-    score_texts(file, &lines, |index| {
-        format!("{source}, line {}", index + 1)
-    })
+    score_texts(
+        file,
+        &lines,
+        &|index| format!("{source}, line {}", index + 1),
+        each,
+    )
 }
 
 /// Settings for `generate`.

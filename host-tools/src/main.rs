@@ -142,7 +142,7 @@ struct GenerateArgs {
     prompt: OsString,
     /// Sampling temperature: p^(1/T) renormalised; 0 is greedy, at most 100 (in steps
     /// of 0.001).
-    #[arg(long, short, default_value_t = 0.5, allow_negative_numbers = true)]
+    #[arg(long, short, default_value_t = 0.5, allow_hyphen_values = true)]
     temperature: f32,
     /// Chars to generate (a model whose corpus held chars beyond Latin-1 may sample
     /// UNK, which has no char: such samples are counted on stderr, not printed).
@@ -179,10 +179,10 @@ struct FirmwareArgs {
     prompt: Option<OsString>,
     /// Chars to generate per temperature, for generator models [default: 100].
     #[arg(long)]
-    length: Option<usize>,
+    length: Option<u32>,
     /// Temperatures to sample at, for generator models (0 is greedy, at most 100)
     /// [default: 0.2 0.5 1].
-    #[arg(long = "temperature", allow_negative_numbers = true)]
+    #[arg(long = "temperature", allow_hyphen_values = true)]
     temperatures: Vec<f32>,
     /// Sampling seed for generator models: the same seed gives the same text
     /// [default: 42].
@@ -221,25 +221,23 @@ fn score(args: ScoreArgs) -> Result<()> {
             Ok(())
         };
     }
+    // Each line's result goes out as it is scored.
     let mut out = std::io::stdout().lock();
-    for (index, report) in infer::score_lines(&blob, &text, &source)?
-        .iter()
-        .enumerate()
-    {
+    infer::score_lines(&blob, &text, &source, &mut |index, report| {
         if let Some(caution) = report.caution() {
             eprintln!("note: {source}, line {}: {caution}", index + 1);
         }
         if args.json {
             let line = infer::LineReport {
                 line: index + 1,
-                report,
+                report: &report,
             };
-            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+            writeln!(out, "{}", serde_json::to_string(&line)?).map_err(stdout_failed)?;
         } else {
-            writeln!(out, "{:.4} {}", report.score, report.label)?;
+            writeln!(out, "{:.4} {}", report.score, report.label).map_err(stdout_failed)?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn generate(args: &GenerateArgs) -> Result<()> {
@@ -260,11 +258,11 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     let mut unprinted_prompt = Some(decoded_text(&prompt));
     let charless = infer::generate_each(&blob, &prompt, options, |byte| {
         if let Some(prompt) = unprinted_prompt.take() {
-            write!(out, "{prompt}")?;
+            write!(out, "{prompt}").map_err(stdout_failed)?;
         }
-        Ok(write!(out, "{}", byte as char)?)
+        write!(out, "{}", byte as char).map_err(stdout_failed)
     })?;
-    writeln!(out, "{}", unprinted_prompt.unwrap_or_default())?;
+    writeln!(out, "{}", unprinted_prompt.unwrap_or_default()).map_err(stdout_failed)?;
     if charless > 0 {
         eprintln!(
             "note: {charless} of the {} samples were UNK (a char beyond Latin-1 in the \
@@ -346,6 +344,12 @@ fn build_firmware(
         );
     }
     let inputs = firmware_inputs(args, board)?;
+    if sentiment {
+        // What the host refuses to score, the device would score as noise.
+        for (index, review) in inputs.reviews.iter().enumerate() {
+            infer::score(&blob, review, &format!("--review {}", index + 1))?;
+        }
+    }
     Ok((firmware::build(&blob.path, &inputs)?, inputs))
 }
 
@@ -365,7 +369,8 @@ fn firmware_inputs(
     if args.length == Some(0) {
         bail!("--length 0 generates nothing: give at least 1 char per temperature");
     }
-    // As `score` does: a blank review's score would be noise.
+    // As `score` does: a blank review's score would be noise (so would one of no
+    // tokens, which `build_firmware` scores on the host first).
     let reviews: Vec<Vec<u8>> = args.reviews.iter().map(|r| arg_bytes(r)).collect();
     if let Some(index) = reviews.iter().position(|r| reviews::is_blank(r)) {
         bail!(
@@ -376,7 +381,7 @@ fn firmware_inputs(
     Ok(firmware::FirmwareInputs {
         reviews,
         prompt: args.prompt.as_deref().map_or(defaults.prompt, arg_bytes),
-        gen_chars: args.length.unwrap_or(defaults.gen_chars),
+        gen_chars: args.length.map_or(defaults.gen_chars, |n| n as usize),
         temperatures_milli: temperatures,
         seed: args.seed.unwrap_or(defaults.seed),
         board,
@@ -444,6 +449,12 @@ fn die_on_closed_pipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// A failed write to standard output, worded as [`report_failed_prints`] words a
+/// failed `println!`.
+fn stdout_failed(reason: std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!("cannot write to standard output: {reason}")
 }
 
 /// `println!` panics when standard output cannot take the text (a full disk, a

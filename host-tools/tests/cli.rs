@@ -324,6 +324,41 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         stderr_of(lstm_edge().args(["score", "-m", arg(&m.sentiment), "--file", arg(&m.empty)]));
     assert!(err.contains("empty"), "{err}");
 
+    // Text the word tokenizer skips whole (a non-breaking space, a vertical tab) would
+    // score as the initial state, on the host and on the device.
+    let w = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/w");
+    let err = stderr_of(lstm_edge().args(["score", "-m", w, "\u{a0}"]));
+    assert!(
+        err.contains("the review gives the model no tokens"),
+        "{err}"
+    );
+    let lines = m.dir.join("lines.txt");
+    std::fs::write(&lines, "good film\n\x0b\n").unwrap();
+    let err = stderr_of(lstm_edge().args(["score", "-m", w, "--lines", "--file", arg(&lines)]));
+    assert!(
+        err.contains("lines.txt, line 2 gives the model no tokens"),
+        "{err}"
+    );
+    let firmware = ["firmware", "build", "-m", w, "--review", "good", "--review"];
+    let err = stderr_of(lstm_edge().args(firmware).arg("\u{a0}"));
+    assert!(
+        err.contains("--review 2 gives the model no tokens"),
+        "{err}"
+    );
+    let err =
+        stderr_of(lstm_edge().args(["generate", "-m", arg(&m.gen_int), "-p", "a", "-t", "-inf"]));
+    assert!(
+        err.contains("temperature must be between 0 (greedy) and 100, got -inf"),
+        "{err}"
+    );
+    let build_generator = ["firmware", "build", "-m", arg(&m.gen_int)];
+    let err = stderr_of(
+        lstm_edge()
+            .args(build_generator)
+            .args(["--length", "5000000000"]),
+    );
+    assert!(err.contains("5000000000 is not in 0..=4294967295"), "{err}");
+
     let err = stderr_of(lstm_edge().args(["firmware", "build", "-m", arg(&m.sentiment)]));
     assert!(err.contains("--review"), "{err}");
     let err =

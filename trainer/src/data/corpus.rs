@@ -361,7 +361,7 @@ mod tests {
         assert_eq!(read_corpus(&[&text]).unwrap(), b"to be, or not to be");
         let err = read_corpus(&[&text, &binary]).unwrap_err().to_string();
         assert!(
-            err.contains("b.bin holds a NUL byte (at byte 9): it is binary data"),
+            err.contains("b.bin holds a NUL byte (line 3, byte 9): it is binary data"),
             "{err}"
         );
     }

@@ -222,9 +222,10 @@ pub(crate) fn refuse_binary(text: &[u8], source: &str, file: Option<&Path>) -> R
     if let Some(encoding) = utf16_without_bom(text) {
         bail!(utf16_message(source, file, encoding, WITHOUT_BOM));
     }
+    let line = 1 + text[..at].iter().filter(|&&b| b == b'\n').count();
     bail!(
-        "{source} holds a NUL byte (at byte {}): it is binary data, not text; give plain \
-         text (UTF-8 or Latin-1)",
+        "{source} holds a NUL byte (line {line}, byte {}): it is binary data, not text; give \
+         plain text (UTF-8 or Latin-1)",
         at + 1
     )
 }
@@ -992,7 +993,7 @@ mod tests {
         std::fs::write(&binary, b"LSTE\x05\x00\x01").unwrap();
         let err = read_review(None, Some(&binary)).unwrap_err().to_string();
         assert!(
-            err.contains("model.bin holds a NUL byte (at byte 6): it is binary data"),
+            err.contains("model.bin holds a NUL byte (line 1, byte 6): it is binary data"),
             "{err}"
         );
         for name in [
@@ -1658,7 +1659,7 @@ mod tests {
         let err = load_reviews(dir.path()).unwrap_err().to_string();
         assert!(
             err.contains(&format!(
-                "{} holds a NUL byte (at byte 8): it is binary data",
+                "{} holds a NUL byte (line 1, byte 8): it is binary data",
                 binary.display()
             )),
             "{err}"
