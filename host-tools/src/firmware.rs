@@ -449,13 +449,17 @@ fn check_inputs(
     inputs: &FirmwareInputs,
 ) -> Result<()> {
     let flash = inputs.board.flash_bytes();
-    // The reviews and the prompt are built into the image beside the blob.
-    let texts: usize = inputs.reviews.iter().map(Vec::len).sum::<usize>() + inputs.prompt.len();
+    // The reviews (or a generator's prompt) are built into the image beside the blob.
+    let (texts, what, fix) = if inputs.reviews.is_empty() {
+        (inputs.prompt.len(), "the prompt takes", "a shorter prompt")
+    } else {
+        let bytes = inputs.reviews.iter().map(Vec::len).sum();
+        (bytes, "the reviews take", "fewer or shorter reviews")
+    };
     if blob_len + FIRMWARE_CODE_BYTES <= flash && blob_len + FIRMWARE_CODE_BYTES + texts > flash {
         bail!(
-            "the reviews and prompt take {texts} B, and with {} ({blob_len} B) and about \
-             {FIRMWARE_CODE_BYTES} B of firmware they overflow the {} flash of {flash} B: give \
-             fewer or shorter reviews",
+            "{what} {texts} B, and with {} ({blob_len} B) and about {FIRMWARE_CODE_BYTES} B \
+             of firmware they overflow the {} flash of {flash} B: give {fix}",
             model.display(),
             inputs.board.name()
         );
@@ -690,7 +694,7 @@ pub fn run_with_timeout(elf: &Path, board: Board, timeout: Duration) -> Result<F
                 "no exit within {} s; stopped (a long generation needs more time: \
                  `lstm-edge firmware run --timeout SECONDS`); {}",
                 timeout.as_secs(),
-                progress_of(&console)
+                progress_of(&String::from_utf8_lossy(&stdout))
             ),
             console,
         }
@@ -750,8 +754,9 @@ fn read_all(mut reader: impl Read) -> Vec<u8> {
     buffer
 }
 
-/// How far a stopped run got: its complete records, and the chars of a generation
-/// it was printing (a `gen` record's text streams as hex).
+/// How far a stopped run got, from its standard output (QEMU's stderr would end
+/// the last line): its complete records, and the chars of a generation it was
+/// printing (a `gen` record's text streams as hex).
 fn progress_of(console: &str) -> String {
     let lines: Vec<&str> = console.split_inclusive('\n').collect();
     let complete = |keyword: &str| {
@@ -1029,8 +1034,7 @@ mod tests {
         };
         let err = check_shipped("c-mean", "model.blob", &long_on_stm32).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("the reviews and prompt take 1000004 B"),
+            err.to_string().contains("the reviews take 1000000 B"),
             "{err}"
         );
         let err = check_inputs(Path::new("big.blob"), 1 << 20, None, &stm32).unwrap_err();

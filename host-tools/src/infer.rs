@@ -96,6 +96,28 @@ fn score_with<N: Numeric>(
             file.path.display()
         ),
     };
+    // Every text's tokens are counted before any is scored, so that a text the model
+    // cannot read stops the run before the first result goes out.
+    let unk = net.tokenizer().unk_id();
+    let mut counts = Vec::with_capacity(texts.len());
+    for (index, text) in texts.iter().enumerate() {
+        let (mut tokens, mut unknown) = (0, 0);
+        net.tokenizer()
+            .for_each_id(text, |id| {
+                tokens += 1;
+                unknown += usize::from(Some(id) == unk);
+                Ok(())
+            })
+            .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
+        // Its score would be the initial state's, whatever the text.
+        ensure!(
+            tokens > 0,
+            "{} gives the model no tokens (its tokenizer skips every char there, such as \
+             control chars or non-breaking spaces): give some text to score",
+            name(index)
+        );
+        counts.push((tokens, unknown));
+    }
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
     let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
     for (index, text) in texts.iter().enumerate() {
@@ -120,22 +142,7 @@ fn score_with<N: Numeric>(
                 }
             };
             let score = N::prob_to_f64(p);
-            let (mut tokens, mut unknown) = (0, 0);
-            let unk = net.tokenizer().unk_id();
-            net.tokenizer()
-                .for_each_id(text, |id| {
-                    tokens += 1;
-                    unknown += usize::from(Some(id) == unk);
-                    Ok(())
-                })
-                .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
-            // Its score would be the initial state's, whatever the text.
-            ensure!(
-                tokens > 0,
-                "{} gives the model no tokens (its tokenizer skips every char there, such as \
-                 control chars or non-breaking spaces): give some text to score",
-                name(index)
-            );
+            let (tokens, unknown) = counts[index];
             ScoreReport {
                 score,
                 raw: format!("{p:?}"),
@@ -207,8 +214,8 @@ fn editor_lines(text: &[u8]) -> Vec<&[u8]> {
 }
 
 /// Scores each line of `text` as a review of its own, handing `each` the line's index
-/// and report as it comes; a blank line is an error naming it (before any is scored),
-/// since its score would be noise.
+/// and report as it comes; a blank line, or one that gives the model no tokens, is an
+/// error naming it (before any line is scored), since its score would be noise.
 pub fn score_lines(
     file: &BlobFile,
     text: &[u8],

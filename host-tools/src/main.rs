@@ -44,7 +44,7 @@ enum Command {
         #[arg(required_unless_present = "model_option")]
         model: Option<PathBuf>,
         /// The same, given as the other commands take it.
-        #[arg(long = "model", value_name = "MODEL", conflicts_with = "model")]
+        #[arg(long = "model", short, value_name = "MODEL", conflicts_with = "model")]
         model_option: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]

@@ -530,7 +530,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     if args.no_record {
         return Ok(());
     }
-    pipeline::record_evaluation(&args.model, &evaluation).with_context(|| {
+    let adopted = pipeline::record_evaluation(&args.model, &evaluation).with_context(|| {
         format!(
             "the figures above are not recorded in {} (--no-record only prints them)",
             args.model.display()
@@ -543,6 +543,13 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         evaluation.data,
         evaluation.samples
     );
+    if adopted {
+        eprintln!(
+            "note: the card, from an earlier build, had no checksum of its test set; it now \
+             records this set's, so a later eval refuses changed data (check that this is the \
+             data the model was tested on)"
+        );
+    }
     Ok(())
 }
 

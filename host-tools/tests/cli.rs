@@ -334,11 +334,19 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
     );
     let lines = m.dir.join("lines.txt");
     std::fs::write(&lines, "good film\n\x0b\n").unwrap();
-    let err = stderr_of(lstm_edge().args(["score", "-m", w, "--lines", "--file", arg(&lines)]));
+    let out = lstm_edge()
+        .args(["score", "-m", w, "--lines", "--file", arg(&lines)])
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("lines.txt, line 2 gives the model no tokens"),
         "{err}"
     );
+    // Refused before the first line's score goes out.
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
     let firmware = ["firmware", "build", "-m", w, "--review", "good", "--review"];
     let err = stderr_of(lstm_edge().args(firmware).arg("\u{a0}"));
     assert!(

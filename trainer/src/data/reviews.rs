@@ -222,7 +222,12 @@ pub(crate) fn refuse_binary(text: &[u8], source: &str, file: Option<&Path>) -> R
     if let Some(encoding) = utf16_without_bom(text) {
         bail!(utf16_message(source, file, encoding, WITHOUT_BOM));
     }
-    let line = 1 + text[..at].iter().filter(|&&b| b == b'\n').count();
+    // As an editor counts lines: LF, CR LF or a lone CR ends one.
+    let line = 1 + text[..at]
+        .iter()
+        .enumerate()
+        .filter(|&(k, &b)| b == b'\n' || (b == b'\r' && text.get(k + 1) != Some(&b'\n')))
+        .count();
     bail!(
         "{source} holds a NUL byte (line {line}, byte {}): it is binary data, not text; give \
          plain text (UTF-8 or Latin-1)",
@@ -802,6 +807,7 @@ fn row_like_lines(text: &[u8]) -> Vec<(usize, String, Vec<u8>)> {
             let comma = line.iter().rposition(|&b| b == b',')?;
             let last = line[comma + 1..].trim_ascii();
             let last = last.strip_suffix(b"\"").unwrap_or(last);
+            let last = last.strip_prefix(b"\"").unwrap_or(last);
             label_of(last)?;
             Some((offset, excerpt(line, 60), last.to_ascii_lowercase()))
         })
@@ -984,6 +990,14 @@ mod tests {
         assert!(err.contains("review.txt is empty"), "{err}");
         let err = read_review(Some(b"  ".to_vec()), None).unwrap_err();
         assert!(err.to_string().contains("the review is empty"), "{err}");
+    }
+
+    #[test]
+    fn a_nul_byte_is_named_by_its_line_as_an_editor_counts_lines() {
+        for (text, line) in [(&b"a\nb\0"[..], 2), (b"a\rb\r\nc\0", 3), (b"\r\r\n\n\0", 4)] {
+            let err = refuse_binary(text, "t.txt", None).unwrap_err().to_string();
+            assert!(err.contains(&format!("(line {line}, byte")), "{err}");
+        }
     }
 
     #[test]
@@ -1451,7 +1465,7 @@ mod tests {
         // ends like a label the file's label column never spells that way.
         for fine in [
             "review,sentiment\n\"two\nlines\",1\n",
-            "review,sentiment\n\"rated, 1.0\nor, neg\nthen, Positive\",positive\nok,negative\n",
+            "review,sentiment\n\"rated, 1.0\nor, neg\nthen\",positive\nok,negative\n",
         ] {
             let loaded = read_csv(fine.as_bytes(), Path::new("f.csv")).unwrap();
             assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
@@ -1462,6 +1476,10 @@ mod tests {
             .unwrap()
             .warnings;
         assert!(warnings[0].contains("1 review(s) in all"), "{warnings:?}");
+        // A file that quotes every field quotes the label of a merged row too.
+        let lines = row_like_lines(b"x\n\"b\",\"Positive\"\ny");
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].2, b"positive");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::model::{InputConfig, ModelConfig, Params, Tensor as ParamTensor};
 use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Head, Output, MAX_HIDDEN};
+use lstm_edge_runtime::host::MAX_CLASSES;
 use lstm_edge_runtime::tokenize::{encode_vocab, for_each_word};
 
 use super::{Converted, ForeignInput, ForeignModel, TokenTable, PAD_MARK, UNK_MARK};
@@ -45,12 +46,23 @@ pub fn convert(foreign: &ForeignModel, tokens: &TokenTable) -> Result<Converted>
         dropout: 0.0,
     };
     if let Output::Softmax { classes } = foreign.output {
-        let tokens = config.vocab_rows();
+        let (classes, tokens) = (usize::from(classes), config.vocab_rows());
         ensure!(
-            usize::from(classes) <= tokens,
+            classes <= tokens,
             "the model's softmax has {classes} classes, more than its {tokens} token ids: a \
              runtime model has at most as many classes as token ids (a generator has exactly \
              as many, the next token)"
+        );
+        ensure!(
+            classes <= MAX_CLASSES,
+            "the model's softmax has {classes} classes; `score` and `generate` take at most \
+             {MAX_CLASSES}"
+        );
+        ensure!(
+            classes < tokens || matches!(config.input, InputConfig::Chars { .. }),
+            "the model's softmax has as many classes as token ids ({tokens}), as a generator's \
+             has, but the runtime generates from char models only: a word-level generator \
+             cannot run here"
         );
     }
     config
@@ -111,11 +123,7 @@ fn char_input(
          must be the model's last id)",
         foreign.head.flatten_maxlen().unwrap_or_default()
     );
-    let mut seen = [false; 256];
-    if let Some(&twice) = table
-        .iter()
-        .find(|&&b| std::mem::replace(&mut seen[usize::from(b)], true))
-    {
+    if let Some(twice) = crate::model::repeated_byte(table) {
         bail!(
             "--chars lists {:?} twice: each char is one token id, so list it once, at its id",
             char::from(twice)

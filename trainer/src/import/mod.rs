@@ -191,7 +191,6 @@ pub fn import(onnx: &[u8], tokens: &TokenTable) -> Result<Imported> {
         .collect::<Result<_>>()?;
     let quantized =
         quantize(&converted.config, &converted.params, &calibration).with_context(|| {
-            let largest = |t: &ParamTensor| t.data.iter().fold(0f32, |m, v| m.max(v.abs()));
             let mut sizes = vec![
                 format!("W {}", largest(&foreign.w)),
                 format!("R {}", largest(&foreign.r)),
@@ -307,6 +306,11 @@ fn self_check(
         max_abs_tract_vs_f32: f32_diff,
         max_abs_tract_vs_int: int_diff,
     })
+}
+
+/// The largest magnitude in `tensor`.
+fn largest(tensor: &ParamTensor) -> f32 {
+    tensor.data.iter().fold(0f32, |m, v| m.max(v.abs()))
 }
 
 /// Refuses NaN, infinite or huge weights, which would quantize to nonsense (and slip
@@ -518,7 +522,6 @@ impl Imported {
         let (f, check) = (&self.foreign, &self.self_check);
         let mut warnings = Vec::new();
         if check.max_abs_tract_vs_int > INT_WARNING_LEVEL {
-            let largest = |t: &ParamTensor| t.data.iter().fold(0f32, |m, v| m.max(v.abs()));
             warnings.push(format!(
                 "the integer blob departs from the ONNX model by up to {:.3} on the probe \
                  sequences (the f32 blob by {:.1e}): int8 weights hold this model's weight \
@@ -530,7 +533,8 @@ impl Imported {
                 largest(&f.r)
             ));
         }
-        if let (Some(len), Head::Last | Head::Mean) = (f.seq_len, f.head) {
+        // lstm-edge's own exports stop at PAD, so padded texts agree too.
+        if let (Some(len), Head::Last | Head::Mean, None) = (f.seq_len, f.head, f.rows_end_at) {
             warnings.push(format!(
                 "the ONNX model takes exactly {len} ids per row, but the blobs' {} head reads a \
                  text whole, at any length and unpadded: they agree with the ONNX model on texts \

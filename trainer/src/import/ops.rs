@@ -94,6 +94,7 @@ impl Walk<'_> {
         if layout == 0
             && axes == [Axis::Batch, Axis::Time, Axis::Feature]
             && self.ids_axes == [Axis::Batch, Axis::Time]
+            && self.input_tracked
         {
             return Err(TimeFirstInput(mismatch).into());
         }

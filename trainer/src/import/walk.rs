@@ -40,6 +40,9 @@ pub(super) struct Walk<'a> {
     pub(super) masked: bool,
     /// The axes of the graph input's first two dimensions.
     pub(super) ids_axes: [Axis; 2],
+    /// Whether the input reaches the recurrent layer's input without a layout op the
+    /// walk has not followed (the ops between ids and their lookup are not followed).
+    pub(super) input_tracked: bool,
 }
 
 /// The first walk's finding that the graph reads its input as `[time, batch]`
@@ -100,9 +103,14 @@ pub fn read_onnx(onnx: &[u8]) -> Result<ForeignModel> {
         graph.output.len()
     );
     match read_graph(onnx, &proto, g, input, [Axis::Batch, Axis::Time]) {
-        Err(e) if e.downcast_ref::<TimeFirstInput>().is_some() => {
+        Err(first) if first.downcast_ref::<TimeFirstInput>().is_some() => {
             let g = Graph::new(graph)?;
-            read_graph(onnx, &proto, g, input, [Axis::Time, Axis::Batch])
+            read_graph(onnx, &proto, g, input, [Axis::Time, Axis::Batch]).map_err(|retry| {
+                anyhow!(
+                    "{first}; read as [time, batch] (PyTorch's batch_first=False), the graph \
+                     fails too: {retry:#}"
+                )
+            })
         }
         read => read,
     }
@@ -139,11 +147,12 @@ fn read_graph(
         mask: None,
         masked: false,
         ids_axes,
+        input_tracked: true,
     };
     let (start, id_check) = match (elem, dims.len()) {
         // Ids [batch, time]: int64 or int32, or another number type (Keras' default
         // `Input` dtype is float32) cast to int on the way to the lookup.
-        (1..=7, 2) => {
+        (1..=7 | 11..=13, 2) => {
             walk.seq_len = dims[time];
             walk.axes_of.insert(input.name.clone(), ids_axes.to_vec());
             // lstm-edge's exports, which the mask comes from, take ids [batch, time].
@@ -181,6 +190,23 @@ fn read_graph(
         ),
     };
     let foreign = walk.run(start)?;
+    let capacity = match elem {
+        2 => Some(1 << 8),
+        3 => Some(1 << 7),
+        4 => Some(1 << 16),
+        5 => Some(1 << 15),
+        _ => None,
+    };
+    if let Some(capacity) = capacity.filter(|_| dims.len() == 2) {
+        ensure!(
+            foreign.input.ids() <= capacity,
+            "graph input '{}' is {}, which holds {capacity} ids, but the model has {} token \
+             ids: export the ids input as int64",
+            input.name,
+            elem_name(elem),
+            foreign.input.ids()
+        );
+    }
     if let Some(check) = id_check {
         check_ids_pass_through(onnx, &check, &foreign)?;
     }
@@ -287,6 +313,8 @@ impl<'a> Walk<'a> {
                 _ => break,
             }
         }
+        // A Transpose there would keep the ids' values but not their axes.
+        self.input_tracked = direct == ids;
         // E.g. TensorFlow's wrap of negative ids: it must leave valid ids as they are.
         let check = (direct != ids).then(|| IdCheck {
             indices: indices.to_string(),

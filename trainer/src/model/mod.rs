@@ -155,6 +155,15 @@ pub struct ModelConfig {
     pub dropout: f32,
 }
 
+/// The first byte that `table` lists twice (a char table holds each char once).
+pub fn repeated_byte(table: &[u8]) -> Option<u8> {
+    let mut seen = [false; 256];
+    table
+        .iter()
+        .copied()
+        .find(|&b| std::mem::replace(&mut seen[usize::from(b)], true))
+}
+
 impl ModelConfig {
     /// What differs from `other`, one `field: self's value vs other's` entry each.
     /// Whether `other` differs from this model only in the tokens its training text
@@ -265,12 +274,8 @@ impl ModelConfig {
         );
         match &self.input {
             InputConfig::Chars { table, .. } => {
-                let mut seen = [false; 256];
-                for &b in table {
-                    ensure!(
-                        !std::mem::replace(&mut seen[b as usize], true),
-                        "model config: char table lists byte {b:#04x} twice"
-                    );
+                if let Some(b) = repeated_byte(table) {
+                    bail!("model config: char table lists byte {b:#04x} twice");
                 }
             }
             InputConfig::Words {

@@ -547,7 +547,8 @@ pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
 }
 
 /// Puts `evaluation`'s figures into the card of `dir` and redraws its error histogram.
-pub fn record_evaluation(dir: &Path, evaluation: &Evaluation) -> Result<()> {
+/// Returns whether the card took its test set's checksum (a card of an earlier build).
+pub fn record_evaluation(dir: &Path, evaluation: &Evaluation) -> Result<bool> {
     // As the commands that write the model do: one writer at a time.
     let _lock = FolderLock::take(dir)?;
     let mut card = TrainedCard::read(dir)?;
@@ -555,12 +556,15 @@ pub fn record_evaluation(dir: &Path, evaluation: &Evaluation) -> Result<()> {
     card.set_metrics(evaluation, sentiment);
     // A card written before test sets were checksummed takes the checksum of its own
     // set once it is scored (its count matched), so later changes are caught.
-    if card.card.data.test_fingerprint.is_none() {
+    let adopted =
+        card.card.data.test_fingerprint.is_none() && evaluation.cards_set_checksum.is_some();
+    if adopted {
         card.card.data.test_fingerprint = evaluation.cards_set_checksum;
     }
     // The plot first: a card holds figures only when everything was recorded.
     plot::quantization_error(&evaluation.abs_diffs, &dir.join(QUANT_ERROR_FILE))?;
-    card.write(dir)
+    card.write(dir)?;
+    Ok(adopted)
 }
 
 /// What a card, a blob and a checkpoint must agree on to hold one model.
