@@ -254,12 +254,12 @@ pub fn temperature(t: f32) -> Result<Temperature> {
     Temperature::from_f32(t).with_context(|| {
         if (0.0..=Temperature::MAX).contains(&t) {
             format!(
-                "temperature {t} is below the smallest step, 0.001: give 0 for greedy sampling \
+                "--temperature {t} is below the smallest step, 0.001: give 0 for greedy sampling \
                  or at least 0.001"
             )
         } else {
             format!(
-                "temperature must be between 0 (greedy) and {}, got {t}",
+                "--temperature must be between 0 (greedy) and {}, got {t}",
                 Temperature::MAX
             )
         }

@@ -156,7 +156,7 @@ struct GenerateArgs {
 #[derive(clap::Args)]
 struct BenchArgs {
     /// Seconds spent measuring each engine on each workload.
-    #[arg(long, default_value_t = 1.5, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1.5, allow_hyphen_values = true)]
     seconds: f64,
     /// ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per core).
     #[arg(long, default_value_t = 1)]
@@ -280,7 +280,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
     ensure!(
         args.seconds > 0.0 && args.seconds <= MAX_BENCH_SECONDS,
         "--seconds must be above 0 and at most {MAX_BENCH_SECONDS} (per engine and \
-         workload), got {}",
+         workload), got {:e}",
         args.seconds
     );
     let per_engine = Duration::from_secs_f64(args.seconds);

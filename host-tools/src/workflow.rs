@@ -318,6 +318,11 @@ fn refuse_flags_the_run_cannot_use(args: &TrainArgs, preset: Preset) -> Result<(
         args.limit != Some(0),
         "--limit must be at least 1 (leave it out for the notebook's 16000, or give --all-reviews)"
     );
+    ensure!(
+        !(preset == R && matches!(args.cell, Some(CellArg::Lstm))),
+        "preset r is the generator with a GRU; with --cell lstm it is preset g: give --preset g, \
+         or drop --cell"
+    );
     if let (Some(head @ (HeadArg::Flatten | HeadArg::Mean)), G | R) = (args.head, preset) {
         bail!(
             "--head {} scores a whole review; a generator predicts the next char from its \
@@ -388,7 +393,7 @@ fn set_embedding_start(args: &TrainArgs, job: &mut TrainJob) -> Result<()> {
     if args.freeze_embedding {
         ensure!(
             job.word_vectors.is_some() || job.word2vec_epochs.is_some(),
-            "--freeze-embedding keeps the embedding's starting vectors: give them with --word-vectors FILE or --word2vec N"
+            "--freeze-embedding keeps the embedding's starting vectors: give them with --word-vectors FILE or --word2vec N (N at least 1)"
         );
         job.freeze_embedding = true;
     }
@@ -565,17 +570,24 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
 }
 
-fn out_dir(out: &Option<PathBuf>, checkpoint: &Path) -> PathBuf {
-    out.clone().unwrap_or_else(|| {
+/// The folder `--out` names, else the checkpoint's; a file given as `--out` is refused.
+fn out_dir(out: &Option<PathBuf>, checkpoint: &Path) -> Result<PathBuf> {
+    if let Some(out) = out.as_ref().filter(|out| out.is_file()) {
+        bail!(
+            "--out {} is a file: give a folder for the model",
+            out.display()
+        );
+    }
+    Ok(out.clone().unwrap_or_else(|| {
         checkpoint
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-    })
+    }))
 }
 
 pub fn export(args: &ExportArgs) -> Result<()> {
     let checkpoint = pipeline::model_checkpoint(&args.checkpoint);
-    for file in pipeline::export_checkpoint(&checkpoint, &out_dir(&args.out, &checkpoint))? {
+    for file in pipeline::export_checkpoint(&checkpoint, &out_dir(&args.out, &checkpoint)?)? {
         println!("{}", file.display());
     }
     Ok(())
@@ -615,7 +627,7 @@ pub fn quantize(args: &QuantizeArgs) -> Result<()> {
         "--calibration must be at least 1"
     );
     let checkpoint = pipeline::model_checkpoint(&args.checkpoint);
-    let dir = out_dir(&args.out, &checkpoint);
+    let dir = out_dir(&args.out, &checkpoint)?;
     let data = EvalData {
         reviews: args.reviews.clone(),
         corpus: args.corpus.clone(),

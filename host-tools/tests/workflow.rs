@@ -73,11 +73,19 @@ fn clip_norm_reaches_the_update_and_the_card() {
         plain, clipped,
         "a tiny clip norm changes the trained weights"
     );
-    let err = failure(tiny_generator(&dir.path().join("bad")).args(["--clip-norm", "0"]));
-    assert!(
-        err.contains("--clip-norm must be a finite number above 0"),
-        "{err}"
-    );
+    for (flag, value) in [
+        ("--clip-norm", "0"),
+        ("--clip-norm", "1e-45"),
+        ("--lr", "1e-45"),
+    ] {
+        let err = failure(tiny_generator(&dir.path().join("bad")).args([flag, value]));
+        assert!(
+            err.contains(&format!(
+                "{flag} must be a finite number of at least 1.1754944e-38"
+            )),
+            "{err}"
+        );
+    }
 }
 
 /// The validation loss of each epoch in a card's history.
@@ -862,6 +870,33 @@ fn train_rejects_options_of_another_preset() {
             .arg(&out),
     );
     assert!(err.contains("--test-limit samples the --test set"), "{err}");
+    // Settings that cannot mean what they say.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let too_many = (cores + 1).to_string();
+    let nonsense: [(&str, &[&str], &str); 3] = [
+        ("r", &["--cell", "lstm"], "with --cell lstm it is preset g"),
+        (
+            "g",
+            &["--threads", &too_many],
+            "cores, which only slows ONNX Runtime down",
+        ),
+        (
+            "g",
+            &["--threads", "4294967297"],
+            "cores, which only slows ONNX Runtime down",
+        ),
+    ];
+    for (preset, flags, expected) in nonsense {
+        let err = failure(
+            cli()
+                .args(["train", "--preset", preset])
+                .args(flags)
+                .args(&corpus)
+                .arg("--out")
+                .arg(&out),
+        );
+        assert!(err.contains(expected), "{preset} {flags:?}: {err}");
+    }
     for head in ["flatten", "mean"] {
         let err = failure(
             cli()
@@ -1625,4 +1660,62 @@ fn eval_refuses_recorded_data_that_changed_since_training() {
     std::fs::write(&test, reviews(&|i| 1 - i % 2, 30)).unwrap();
     let err = failure(cli().args(["eval", "--model", arg(&sentiment)]));
     assert!(err.contains("holds other texts or labels"), "{err}");
+}
+
+/// Settings that cannot act as given are named, even with --quiet: windows that skip
+/// text, a patience the run never reaches, a limit past the data, a resume of nothing.
+#[test]
+fn settings_that_cannot_act_as_given_are_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = success_stderr(tiny_generator(&dir.path().join("g")).args([
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+        "--patience",
+        "3",
+        "--resume",
+        "--quiet",
+    ]));
+    for expected in [
+        "warning: --window-step 40 is more than --maxlen 12: 70% of the text lies between windows",
+        "note: --patience 3 waits at least as many epochs as the run has (1)",
+        "note: nothing to resume (",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    let stderr = success_stderr(
+        cli()
+            .args(["train", "--preset", "c", "--train"])
+            .arg(data("imdb-sample/train.jsonl.gz"))
+            .args(["--limit", "1000000", "--maxlen", "20", "--hidden", "4"])
+            .args([
+                "--epochs",
+                "1",
+                "--threads",
+                "1",
+                "--calibration",
+                "8",
+                "--quiet",
+            ])
+            .args(["--out", arg(&dir.path().join("c"))]),
+    );
+    assert!(
+        stderr.contains("note: --limit 1000000, but ") && stderr.contains("all of them are used"),
+        "{stderr}"
+    );
+    // export and quantize name --out when it is a file.
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    for command in ["export", "quantize"] {
+        let err = failure(
+            cli()
+                .args([command, "--checkpoint", arg(&dir.path().join("g"))])
+                .args(["--out", arg(&file)]),
+        );
+        assert!(
+            err.contains("is a file: give a folder for the model"),
+            "{command}: {err}"
+        );
+    }
 }

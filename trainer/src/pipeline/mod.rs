@@ -222,15 +222,18 @@ fn check_hyper(hp: &Hyperparams) -> Result<()> {
     );
     ensure!(hp.epochs > 0, "--epochs must be at least 1");
     ensure!(hp.batch_size > 0, "--batch must be at least 1");
+    // A subnormal value is above 0 but moves no weight.
     ensure!(
-        hp.learning_rate.is_finite() && hp.learning_rate > 0.0,
-        "--lr must be a finite number above 0, got {}",
+        hp.learning_rate.is_normal() && hp.learning_rate > 0.0,
+        "--lr must be a finite number of at least {:e}, got {}",
+        f32::MIN_POSITIVE,
         hp.learning_rate
     );
     if let Some(norm) = hp.clip_norm {
         ensure!(
-            norm.is_finite() && norm > 0.0,
-            "--clip-norm must be a finite number above 0, got {norm}"
+            norm.is_normal() && norm > 0.0,
+            "--clip-norm must be a finite number of at least {:e}, got {norm}",
+            f32::MIN_POSITIVE
         );
     }
     if let Some(decay) = hp.lr_decay {
@@ -507,6 +510,20 @@ fn check_job(job: &TrainJob) -> Result<()> {
          a control char such as a line end or tab: give --name with one line of text",
         job.name
     );
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    ensure!(
+        job.threads <= cores,
+        "--threads {} is more than this machine's {cores} cores, which only slows ONNX \
+         Runtime down (its workers spin): give at most {cores} (0 takes one per core)",
+        job.threads
+    );
+    if let Some(patience) = job.patience.filter(|&p| p >= job.hyper.epochs) {
+        eprintln!(
+            "note: --patience {patience} waits at least as many epochs as the run has ({}): \
+             it cannot stop this run early",
+            job.hyper.epochs
+        );
+    }
     ensure!(
         job.calibration_sequences > 0,
         "--calibration must be at least 1 (the integer blob is calibrated on training sequences)"
@@ -778,9 +795,9 @@ fn calibration_card(checkpoint: &Path, out_dir: &Path) -> Option<TrainedCard> {
         }
     }
     eprintln!(
-        "note: no training card beside {} or in {}: calibrating on texts as the runtime \
-         reads them (a generator: the G preset's 40-char windows every 3), not necessarily \
-         as training did",
+        "note: no training card beside {} or in {}: calibrating on texts as the model's head \
+         reads them (reviews cut to a flatten head's length; for a generator, the G preset's \
+         40-char windows every 3), not necessarily as training did",
         checkpoint.display(),
         out_dir.display()
     );

@@ -437,6 +437,12 @@ fn split_three_ways(
             train_path.display()
         );
     }
+    if let Some(limit) = hp.train_samples.filter(|&limit| limit > loaded) {
+        eprintln!(
+            "note: --limit {limit}, but {} holds {loaded} reviews: all of them are used",
+            train_path.display()
+        );
+    }
     let explicit_test = test_path.map(load_nonempty_reviews).transpose()?;
     if let (Some(test), Some(test_path)) = (&explicit_test, test_path) {
         // Against the whole file, whatever share of it --limit then trains on.
@@ -757,6 +763,14 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         );
     }
     let text = read_corpus(files)?;
+    if hp.window_step > hp.maxlen {
+        let skipped = 100 * (hp.window_step - hp.maxlen) / hp.window_step;
+        eprintln!(
+            "warning: --window-step {} is more than --maxlen {}: {skipped}% of the text lies \
+             between windows and is never trained on; give a step of at most {}",
+            hp.window_step, hp.maxlen, hp.maxlen
+        );
+    }
     let sources = describe_paths(files);
     let named = sources.join(", ");
     let charset = CharSet::of(&text, true);
@@ -843,6 +857,11 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
 /// The notebook's length analysis of a review file at `maxlen`, in words or chars.
 pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<LengthStats> {
     ensure!(maxlen > 0, "--maxlen must be at least 1");
+    ensure!(
+        maxlen <= super::MAX_LEN,
+        "--maxlen must be at most {} (the longest that train takes), got {maxlen}",
+        super::MAX_LEN
+    );
     let reviews = load_nonempty_reviews(path)?;
     if let Some(warning) = one_sided_warning(path, &reviews, "reviews") {
         eprintln!("warning: {warning}");

@@ -152,7 +152,9 @@ pub fn train(
         (Some(path), true) if path.exists() => Some(resume_from(path, &run, options)?),
         _ => None,
     };
-    if options.progress && options.resume {
+    // Where the run starts is progress; that there was nothing to resume is a note
+    // that `--quiet` keeps, as it keeps the backend note below.
+    if options.resume && (options.progress || resumed.is_none()) {
         eprintln!("{}", describe_resume(options, resumed.as_ref()));
     }
     // A best checkpoint beside a run that is not resumed is an earlier run's: it goes
@@ -166,7 +168,7 @@ pub fn train(
     let note = resumed
         .as_ref()
         .and_then(|ck| backend_change(ck.backend, options.backend()));
-    if let (true, Some(note), Some(path)) = (options.progress, note, &options.checkpoint) {
+    if let (Some(note), Some(path)) = (note, &options.checkpoint) {
         eprintln!("note: {} {note}", path.display());
     }
     let (params, state, mut history, first_epoch) = match resumed {

@@ -16,7 +16,7 @@ pub(super) fn describe_resume(options: &TrainOptions, resumed: Option<&Checkpoin
         |p| p.display().to_string(),
     );
     match resumed {
-        None => format!("nothing to resume ({path} does not exist): training from epoch 1"),
+        None => format!("note: nothing to resume ({path} does not exist): training from epoch 1"),
         Some(ck) if ck.epochs_done >= options.epochs => format!(
             "{path} already holds {} of {} epochs: nothing left to train",
             ck.epochs_done, options.epochs
