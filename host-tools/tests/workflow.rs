@@ -1688,16 +1688,10 @@ fn settings_that_cannot_act_as_given_are_noted() {
         cli()
             .args(["train", "--preset", "c", "--train"])
             .arg(data("imdb-sample/train.jsonl.gz"))
-            .args(["--limit", "1000000", "--maxlen", "20", "--hidden", "4"])
             .args([
-                "--epochs",
-                "1",
-                "--threads",
-                "1",
-                "--calibration",
-                "8",
-                "--quiet",
+                "--limit", "1000000", "--maxlen", "20", "--hidden", "4", "--quiet",
             ])
+            .args(["--epochs=1", "--threads=1", "--calibration=8"])
             .args(["--out", arg(&dir.path().join("c"))]),
     );
     assert!(
