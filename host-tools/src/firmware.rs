@@ -449,16 +449,20 @@ fn check_inputs(
     inputs: &FirmwareInputs,
 ) -> Result<()> {
     let flash = inputs.board.flash_bytes();
-    // The reviews (or a generator's prompt) are built into the image beside the blob.
-    let (texts, what, fix) = if inputs.reviews.is_empty() {
-        (inputs.prompt.len(), "the prompt takes", "a shorter prompt")
+    // The reviews and the prompt are built into the image beside the blob.
+    let reviews: usize = inputs.reviews.iter().map(Vec::len).sum();
+    let texts = reviews + inputs.prompt.len();
+    let (what, fix) = if inputs.reviews.is_empty() {
+        (format!("the prompt takes {texts} B"), "a shorter prompt")
     } else {
-        let bytes = inputs.reviews.iter().map(Vec::len).sum();
-        (bytes, "the reviews take", "fewer or shorter reviews")
+        (
+            format!("the reviews take {reviews} B"),
+            "fewer or shorter reviews",
+        )
     };
     if blob_len + FIRMWARE_CODE_BYTES <= flash && blob_len + FIRMWARE_CODE_BYTES + texts > flash {
         bail!(
-            "{what} {texts} B, and with {} ({blob_len} B) and about {FIRMWARE_CODE_BYTES} B \
+            "{what}, and with {} ({blob_len} B) and about {FIRMWARE_CODE_BYTES} B \
              of firmware they overflow the {} flash of {flash} B: give {fix}",
             model.display(),
             inputs.board.name()

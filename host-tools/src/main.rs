@@ -280,7 +280,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
     ensure!(
         args.seconds > 0.0 && args.seconds <= MAX_BENCH_SECONDS,
         "--seconds must be above 0 and at most {MAX_BENCH_SECONDS} (per engine and \
-         workload), got {:e}",
+         workload), got {:?}",
         args.seconds
     );
     let per_engine = Duration::from_secs_f64(args.seconds);
@@ -289,7 +289,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
         "--seconds {} is under a millisecond, too short to time one run: give at least 0.001",
         args.seconds
     );
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = lstm_edge_trainer::ort_env::available_cores();
     ensure!(
         args.ort_threads <= cores,
         "--ort-threads {} is more than this machine's {cores} cores, which only slows ONNX \

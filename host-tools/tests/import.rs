@@ -830,11 +830,13 @@ type Export = (
 /// An lstm-edge char model over "abcdefg" + UNK (+ PAD), hidden 5, exported to ONNX
 /// with its weights, and the token table that imports it.
 fn seven_char_export(cell: Cell, head: Head, output: Output, pad: bool) -> Export {
-    seven_char_export_sized(cell, head, output, pad, 5, 1.0)
+    char_export(b"abcdefg", cell, head, output, pad, 5, 1.0)
 }
 
-/// The same with `hidden` units and the weights (not the biases) scaled by `scale`.
-fn seven_char_export_sized(
+/// The same over `chars`, with `hidden` units and the weights (not the biases) scaled
+/// by `scale`.
+fn char_export(
+    chars: &[u8],
     cell: Cell,
     head: Head,
     output: Output,
@@ -846,7 +848,7 @@ fn seven_char_export_sized(
     let cfg = ModelConfig {
         cell,
         input: InputConfig::Chars {
-            table: b"abcdefg".to_vec(),
+            table: chars.to_vec(),
             lowercase: false,
             unk: true,
             pad,
@@ -863,7 +865,7 @@ fn seven_char_export_sized(
     }
     let onnx = lstm_edge_trainer::export::export_onnx(&cfg, &params, &[]).unwrap();
     let table = TokenTable::Chars {
-        table: b"abcdefg".to_vec(),
+        table: chars.to_vec(),
         lowercase: false,
         unk: true,
         pad,
@@ -933,14 +935,14 @@ fn import_names_runtime_limits_and_warns_where_the_blobs_depart() {
     use prost::Message;
     let sigmoid = Output::Sigmoid;
     let (_, _, onnx, table) =
-        seven_char_export_sized(Cell::Lstm, Head::Last, sigmoid, true, 257, 1.0);
+        char_export(b"abcdefg", Cell::Lstm, Head::Last, sigmoid, true, 257, 1.0);
     let err = format!("{:#}", import(&onnx, &table).expect_err("257 units"));
     assert!(
         err.contains("LSTM has 257 units; the runtime takes at most 256"),
         "{err}"
     );
     let many = Output::Softmax { classes: 12 };
-    let (_, _, onnx, table) = seven_char_export_sized(Cell::Gru, Head::Last, many, true, 5, 1.0);
+    let (_, _, onnx, table) = char_export(b"abcdefg", Cell::Gru, Head::Last, many, true, 5, 1.0);
     let err = format!("{:#}", import(&onnx, &table).expect_err("12 classes"));
     assert!(
         err.contains("softmax has 12 classes, more than its 9 token ids"),
@@ -958,7 +960,7 @@ fn import_names_runtime_limits_and_warns_where_the_blobs_depart() {
 
     // Weights far past trained ranges: int8 holds them poorly.
     let (_, _, onnx, table) =
-        seven_char_export_sized(Cell::Lstm, Head::Last, sigmoid, true, 256, 12.0);
+        char_export(b"abcdefg", Cell::Lstm, Head::Last, sigmoid, true, 256, 12.0);
     let summary = import(&onnx, &table).unwrap().summary();
     assert!(summary.self_check.max_abs_tract_vs_int > 0.2, "{summary:?}");
     assert!(
@@ -974,13 +976,7 @@ fn import_names_runtime_limits_and_warns_where_the_blobs_depart() {
     // The graph input fixed at 10 steps, as torch.onnx writes it without dynamic axes.
     let (_, _, onnx, table) = seven_char_export(Cell::Gru, Head::Mean, sigmoid, false);
     let mut model: ModelProto = Message::decode(&onnx[..]).unwrap();
-    let input = &mut graph_mut(&mut model).input[0];
-    let dims = input.r#type.as_mut().and_then(|t| match &mut t.value {
-        Some(tract_onnx::pb::type_proto::Value::TensorType(t)) => t.shape.as_mut(),
-        _ => None,
-    });
-    dims.expect("the ids input has a shape").dim[1].value =
-        Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(10));
+    set_ids_steps(&mut model, 10);
     let summary = import(&model.encode_to_vec(), &table).unwrap().summary();
     assert_eq!(summary.self_check.length, 10);
     assert!(
@@ -990,6 +986,24 @@ fn import_names_runtime_limits_and_warns_where_the_blobs_depart() {
         "{:?}",
         summary.warnings
     );
+    // lstm-edge's own mean export stops at PAD, so padded texts agree: no warning.
+    let (_, _, onnx, table) = seven_char_export(Cell::Gru, Head::Mean, sigmoid, true);
+    let mut model: ModelProto = Message::decode(&onnx[..]).unwrap();
+    set_ids_steps(&mut model, 10);
+    let summary = import(&model.encode_to_vec(), &table).unwrap().summary();
+    assert_eq!(summary.self_check.length, 10);
+    assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+}
+
+/// Fixes the ids input's step axis at `steps`.
+fn set_ids_steps(model: &mut ModelProto, steps: i64) {
+    let input = &mut graph_mut(model).input[0];
+    let dims = input.r#type.as_mut().and_then(|t| match &mut t.value {
+        Some(tract_onnx::pb::type_proto::Value::TensorType(t)) => t.shape.as_mut(),
+        _ => None,
+    });
+    dims.expect("the ids input has a shape").dim[1].value =
+        Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(steps));
 }
 
 /// Keras' default `Input` is float32: ids of any number type that a Cast turns into
@@ -997,46 +1011,13 @@ fn import_names_runtime_limits_and_warns_where_the_blobs_depart() {
 #[test]
 fn ids_of_another_number_type_cast_to_int_import_as_ids() {
     use prost::Message;
-    use tract_onnx::pb::type_proto::Value as TypeValue;
     let fixture = fixture("torch_lstm_flatten_sigmoid");
     let table = tokens(&fixture.record);
     let plain = import(&fixture.onnx, &table).unwrap();
     let model: ModelProto = Message::decode(&fixture.onnx[..]).unwrap();
-    // float32, uint8, int32.
-    for elem in [1, 2, 6] {
-        let mut variant = model.clone();
-        let graph = graph_mut(&mut variant);
-        let ids = graph.input[0].name.clone();
-        match graph.input[0]
-            .r#type
-            .as_mut()
-            .and_then(|t| t.value.as_mut())
-        {
-            Some(TypeValue::TensorType(t)) => t.elem_type = elem,
-            _ => panic!("the ids input is a tensor"),
-        }
-        let cast = format!("{ids}_as_int64");
-        for node in &mut graph.node {
-            for input in node.input.iter_mut().filter(|i| **i == ids) {
-                *input = cast.clone();
-            }
-        }
-        graph.node.insert(
-            0,
-            tract_onnx::pb::NodeProto {
-                op_type: "Cast".into(),
-                input: vec![ids],
-                output: vec![cast],
-                attribute: vec![tract_onnx::pb::AttributeProto {
-                    name: "to".into(),
-                    r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
-                    i: 7,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            },
-        );
-        let imported = import(&variant.encode_to_vec(), &table)
+    // float32, uint8, int32, float64, uint32, uint64.
+    for elem in [1, 2, 6, 11, 12, 13] {
+        let imported = import(&ids_cast_from(&model, elem).encode_to_vec(), &table)
             .unwrap_or_else(|e| panic!("ids of ONNX type {elem}: {e:#}"));
         assert!(
             imported.f32_blob == plain.f32_blob,
@@ -1044,6 +1025,59 @@ fn ids_of_another_number_type_cast_to_int_import_as_ids() {
         );
         assert!(imported.self_check.max_abs_tract_vs_f32 < 1e-5);
     }
+    // int8 holds 128 ids; a model of 201 is refused, not misread (no PAD: the mask of
+    // lstm-edge's PAD-padded exports reads the ids input itself).
+    let chars: Vec<u8> = (32..232).collect();
+    let sigmoid = Output::Sigmoid;
+    let (_, _, onnx, table) = char_export(&chars, Cell::Lstm, Head::Last, sigmoid, false, 4, 1.0);
+    let model: ModelProto = Message::decode(&onnx[..]).unwrap();
+    let err = format!(
+        "{:#}",
+        import(&ids_cast_from(&model, 3).encode_to_vec(), &table).expect_err("int8 ids")
+    );
+    assert!(
+        err.contains("is int8, which holds 128 ids, but the model has 201 token ids"),
+        "{err}"
+    );
+}
+
+/// `model` with its ids input of ONNX type `elem`, cast to int64 before anything
+/// reads it.
+fn ids_cast_from(model: &ModelProto, elem: i32) -> ModelProto {
+    use tract_onnx::pb::type_proto::Value as TypeValue;
+    let mut variant = model.clone();
+    let graph = graph_mut(&mut variant);
+    let ids = graph.input[0].name.clone();
+    match graph.input[0]
+        .r#type
+        .as_mut()
+        .and_then(|t| t.value.as_mut())
+    {
+        Some(TypeValue::TensorType(t)) => t.elem_type = elem,
+        _ => panic!("the ids input is a tensor"),
+    }
+    let cast = format!("{ids}_as_int64");
+    for node in &mut graph.node {
+        for input in node.input.iter_mut().filter(|i| **i == ids) {
+            *input = cast.clone();
+        }
+    }
+    graph.node.insert(
+        0,
+        tract_onnx::pb::NodeProto {
+            op_type: "Cast".into(),
+            input: vec![ids],
+            output: vec![cast],
+            attribute: vec![tract_onnx::pb::AttributeProto {
+                name: "to".into(),
+                r#type: tract_onnx::pb::attribute_proto::AttributeType::Int as i32,
+                i: 7,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    variant
 }
 
 /// PyTorch's default `batch_first=False` feeds the ids `[time, batch]` straight to

@@ -370,6 +370,11 @@ fn parse_spinning(value: Result<String, std::env::VarError>) -> Result<bool> {
     }
 }
 
+/// The cores this process may use (its CPU quota and affinity included).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// Creates a session for an in-memory ONNX model on `device`. `threads` sets the
 /// intra-op thread count (0 lets ONNX Runtime choose). CUDA is registered with
 /// `error_on_failure`, so a missing GPU build or driver is an error, never a

@@ -206,6 +206,9 @@ fn is_sentiment(preset: Preset) -> bool {
 
 /// The model format stores lengths and widths as 16-bit numbers.
 const MAX_LEN: usize = u16::MAX as usize;
+/// More intra-op threads than any machine this runs on has cores (ONNX Runtime takes
+/// the count as a C int).
+const MAX_THREADS: usize = 1024;
 
 fn check_hyper(hp: &Hyperparams) -> Result<()> {
     ensure!(hp.maxlen > 0, "--maxlen must be at least 1");
@@ -225,20 +228,20 @@ fn check_hyper(hp: &Hyperparams) -> Result<()> {
     // A subnormal value is above 0 but moves no weight.
     ensure!(
         hp.learning_rate.is_normal() && hp.learning_rate > 0.0,
-        "--lr must be a finite number of at least {:e}, got {}",
+        "--lr must be a finite number of at least {:e}, got {:?}",
         f32::MIN_POSITIVE,
         hp.learning_rate
     );
     if let Some(norm) = hp.clip_norm {
         ensure!(
             norm.is_normal() && norm > 0.0,
-            "--clip-norm must be a finite number of at least {:e}, got {norm}",
+            "--clip-norm must be a finite number of at least {:e}, got {norm:?}",
             f32::MIN_POSITIVE
         );
     }
     if let Some(decay) = hp.lr_decay {
         ensure!(
-            decay > 0.0 && decay <= 1.0,
+            decay.is_normal() && decay > 0.0 && decay <= 1.0,
             "--lr-decay must be in (0, 1] (the learning rate's factor per epoch), got {decay}"
         );
     }
@@ -510,18 +513,27 @@ fn check_job(job: &TrainJob) -> Result<()> {
          a control char such as a line end or tab: give --name with one line of text",
         job.name
     );
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     ensure!(
-        job.threads <= cores,
-        "--threads {} is more than this machine's {cores} cores, which only slows ONNX \
-         Runtime down (its workers spin): give at most {cores} (0 takes one per core)",
+        job.threads <= MAX_THREADS,
+        "--threads must be at most {MAX_THREADS}, got {}",
         job.threads
     );
-    if let Some(patience) = job.patience.filter(|&p| p >= job.hyper.epochs) {
+    let cores = crate::ort_env::available_cores();
+    if job.threads > cores && job.device == Device::Cpu {
         eprintln!(
-            "note: --patience {patience} waits at least as many epochs as the run has ({}): \
-             it cannot stop this run early",
-            job.hyper.epochs
+            "warning: --threads {} is more than the {cores} cores this process may use, which \
+             only slows ONNX Runtime down (its workers spin): give at most {cores}",
+            job.threads
+        );
+    }
+    // A stall is checked before each epoch after the best one: stopping before the
+    // last epoch takes `patience + 1` epochs first.
+    if let Some(patience) = job.patience.filter(|&p| p + 1 >= job.hyper.epochs) {
+        eprintln!(
+            "note: --patience {patience} cannot stop a run of {} epochs early (that takes at \
+             least {} epochs)",
+            job.hyper.epochs,
+            patience + 2
         );
     }
     ensure!(

@@ -437,7 +437,9 @@ fn split_three_ways(
             train_path.display()
         );
     }
-    if let Some(limit) = hp.train_samples.filter(|&limit| limit > loaded) {
+    // The preset's own 16,000 is the notebook's sample size, not a request.
+    let given = hp.train_samples != hp.preset.defaults().train_samples;
+    if let Some(limit) = hp.train_samples.filter(|&limit| given && limit > loaded) {
         eprintln!(
             "note: --limit {limit}, but {} holds {loaded} reviews: all of them are used",
             train_path.display()
@@ -763,12 +765,15 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         );
     }
     let text = read_corpus(files)?;
-    if hp.window_step > hp.maxlen {
-        let skipped = 100 * (hp.window_step - hp.maxlen) / hp.window_step;
+    // A window reads maxlen chars and predicts the next one.
+    let span = hp.maxlen + 1;
+    if hp.window_step > span {
+        let skipped = 100 * (hp.window_step - span) / hp.window_step;
         eprintln!(
-            "warning: --window-step {} is more than --maxlen {}: {skipped}% of the text lies \
-             between windows and is never trained on; give a step of at most {}",
-            hp.window_step, hp.maxlen, hp.maxlen
+            "warning: --window-step {} is more than a window's {span} chars (--maxlen {} and \
+             the char it predicts): {skipped}% of the text lies between windows and is never \
+             trained on; give a step of at most {span}",
+            hp.window_step, hp.maxlen
         );
     }
     let sources = describe_paths(files);
