@@ -113,7 +113,7 @@ fn score_with<N: Numeric>(
         ensure!(
             tokens > 0,
             "{} gives the model no tokens (its tokenizer skips every char there, such as \
-             control chars or non-breaking spaces): give some text to score",
+             whitespace, vertical tabs or non-breaking spaces): give some text to score",
             name(index)
         );
         counts.push((tokens, unknown));
@@ -280,15 +280,14 @@ fn generate_with<N: Numeric>(
             file.path.display()
         );
     };
-    if is_classifier(&net) {
-        eprintln!(
-            "note: {} has {classes} classes over {} token ids, so it looks like a classifier: \
-             `lstm-edge score` prints its class probabilities; generating feeds class ids back \
-             as tokens",
-            file.path.display(),
-            net.dims().tokens
-        );
-    }
+    // A generator's classes are its tokens; a classifier's class ids are no text.
+    ensure!(
+        !is_classifier(&net),
+        "{} is a classifier of {classes} classes over {} token ids, not a generator: \
+         `lstm-edge score` prints its class probabilities",
+        file.path.display(),
+        net.dims().tokens
+    );
     if classes as usize > MAX_CLASSES {
         bail!(
             "{} has {classes} output classes; at most {MAX_CLASSES} are supported",

@@ -44,6 +44,13 @@ fn load_all() -> Vec<Fixture> {
     out
 }
 
+/// Runs `command`, which must fail, and returns its standard error.
+fn failure(command: &mut Command) -> String {
+    let output = command.env("RUST_BACKTRACE", "0").output().unwrap();
+    assert!(!output.status.success(), "{command:?} succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// The fixture of that name.
 fn fixture(name: &str) -> Fixture {
     load_all()
@@ -314,16 +321,14 @@ fn cli_import_writes_both_blobs_that_score_text() {
         .assert()
         .success();
     // An imported folder has no card for eval or verify: they say what it is.
-    let output = Command::cargo_bin("lstm-edge")
-        .unwrap()
-        .env("RUST_BACKTRACE", "0")
-        .args(["verify", "--model"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&output.stderr);
+    let err = failure(
+        Command::cargo_bin("lstm-edge")
+            .unwrap()
+            .args(["verify", "--model"])
+            .arg(&out),
+    );
     assert!(
-        !output.status.success() && err.contains("is a model imported by `lstm-edge import`"),
+        err.contains("is a model imported by `lstm-edge import`"),
         "{err}"
     );
     let refusal = |onnx: &Path, out: &Path| -> String {
@@ -474,6 +479,14 @@ fn an_imported_softmax_classifier_scores_its_classes() {
         scored += 1;
     }
     assert!(scored >= 2, "only {scored} probes could be written as text");
+    // Its class ids are no text to feed back.
+    let err = failure(
+        Command::cargo_bin("lstm-edge")
+            .unwrap()
+            .args(["generate", "--prompt", "abc", "--model"])
+            .arg(out.join("model.blob")),
+    );
+    assert!(err.contains("is a classifier of 5 classes"), "{err}");
 }
 
 #[test]

@@ -217,6 +217,19 @@ impl TrainedCard {
                     import.display()
                 );
             }
+            // `export` and `quantize` into another folder write no card.
+            let written = [super::INT_BLOB_FILE, super::ONNX_FILE]
+                .iter()
+                .any(|name| dir.join(name).is_file());
+            if written {
+                return format!(
+                    "cannot read {}: {} holds a model's files but no card (`export` and \
+                     `quantize` into a folder of their own write none): evaluate the folder \
+                     `train` wrote, or run these files with `score`, `generate` and `inspect`",
+                    path.display(),
+                    dir.display()
+                );
+            }
             format!(
                 "cannot read {}: is {} a model directory written by `lstm-edge train`?",
                 path.display(),
@@ -272,6 +285,10 @@ mod tests {
             "{plain}"
         );
         assert!(!plain.contains("--resume"), "{plain}");
+        let exported = tempfile::tempdir().unwrap();
+        std::fs::write(exported.path().join(super::super::ONNX_FILE), b"").unwrap();
+        let err = format!("{:#}", TrainedCard::read(exported.path()).unwrap_err());
+        assert!(err.contains("holds a model's files but no card"), "{err}");
         // Only a checkpoint's magic matters to the hint.
         std::fs::write(
             dir.path().join(super::super::CHECKPOINT_FILE),
