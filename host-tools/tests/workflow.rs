@@ -203,6 +203,11 @@ fn resume_says_where_it_starts_and_what_differs() {
         fresh.contains("nothing to resume") && fresh.contains("epoch 1/1"),
         "{fresh}"
     );
+    // No epoch is picked on validation: it is the held-out windows, the test set.
+    assert!(
+        fresh.contains("held-out samples (validation and test)"),
+        "{fresh}"
+    );
     let more = stderr(tiny_generator(&model).args(["--hidden", "8", "--epochs", "2", "--resume"]));
     assert!(
         more.contains("after epoch 1 of 2") && more.contains("epoch 2/2"),

@@ -434,12 +434,22 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
         write_arrays(&prepared, &job.out_dir.join(ARRAYS_DIR))?;
     }
     if job.progress {
+        let held_out = if prepared.validation_is_test {
+            format!(
+                "{} held-out samples (validation and test)",
+                prepared.test.len()
+            )
+        } else {
+            format!(
+                "{} validation, {} test samples",
+                prepared.validation.as_ref().map_or(0, Dataset::len),
+                prepared.test.len()
+            )
+        };
         eprintln!(
-            "{}: {} training, {} validation, {} test samples; {} parameters",
+            "{}: {} training, {held_out}; {} parameters",
             job.name,
             prepared.train.len(),
-            prepared.validation.as_ref().map_or(0, Dataset::len),
-            prepared.test.len(),
             prepared
                 .params
                 .named()

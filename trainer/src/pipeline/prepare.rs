@@ -171,6 +171,9 @@ pub(super) struct Prepared {
     pub(super) params: Params,
     pub(super) train: Dataset,
     pub(super) validation: Option<Dataset>,
+    /// Whether validation is the test set itself (no epoch is picked on it, and no
+    /// separate test data was given).
+    pub(super) validation_is_test: bool,
     pub(super) test: EvalSet,
     pub(super) test_name: String,
     pub(super) calibration: Vec<Vec<u16>>,
@@ -310,6 +313,7 @@ pub(super) fn prepare_reviews(
         params,
         train: Dataset::from_encoded(&train_enc)?,
         validation: Some(Dataset::from_encoded(&val_enc)?),
+        validation_is_test: test_path.is_none() && !job.selects_on_validation(),
         calibration,
         test: match cfg.head {
             Head::Flatten { .. } | Head::FlattenTail { .. } => {
@@ -828,6 +832,7 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         params: Params::init(&cfg, hp.seed),
         train: Dataset::from_windows(&windows, train.clone())?,
         validation: Some(Dataset::from_windows(&windows, validation.clone())?),
+        validation_is_test: !job.selects_on_validation(),
         calibration: calibration_from(&train_set, job.calibration_sequences),
         test: eval_set_from_windows(&windows, windows.held_out()),
         test_name: held_out_name(hp.maxlen, &named),
