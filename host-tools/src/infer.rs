@@ -96,28 +96,9 @@ fn score_with<N: Numeric>(
             file.path.display()
         ),
     };
-    // Every text's tokens are counted before any is scored, so that a text the model
-    // cannot read stops the run before the first result goes out.
-    let unk = net.tokenizer().unk_id();
-    let mut counts = Vec::with_capacity(texts.len());
-    for (index, text) in texts.iter().enumerate() {
-        let (mut tokens, mut unknown) = (0, 0);
-        net.tokenizer()
-            .for_each_id(text, |id| {
-                tokens += 1;
-                unknown += usize::from(Some(id) == unk);
-                Ok(())
-            })
-            .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
-        // Its score would be the initial state's, whatever the text.
-        ensure!(
-            tokens > 0,
-            "{} gives the model no tokens (its tokenizer skips every char there, such as \
-             whitespace, vertical tabs or non-breaking spaces): give some text to score",
-            name(index)
-        );
-        counts.push((tokens, unknown));
-    }
+    // Counted before any text is scored, so that a text the model cannot read stops
+    // the run before the first result goes out.
+    let counts = token_counts(file, texts, name)?;
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
     let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
     for (index, text) in texts.iter().enumerate() {
@@ -156,6 +137,39 @@ fn score_with<N: Numeric>(
         each(index, report)?;
     }
     Ok(())
+}
+
+/// Each text's tokens, and how many of them are unknown (UNK), as the blob's tokenizer
+/// reads them. A text it cannot read, or one that gives it no tokens (its score would be
+/// the initial state's, whatever the text), is an error named by `name`.
+pub fn token_counts(
+    file: &BlobFile,
+    texts: &[&[u8]],
+    name: &dyn Fn(usize) -> String,
+) -> Result<Vec<(usize, usize)>> {
+    let model = file.model()?;
+    let tokenizer =
+        Tokenizer::of_input(&model.body().input).map_err(|e| runtime_error(file, "loading", e))?;
+    let unk = tokenizer.unk_id();
+    let mut counts = Vec::with_capacity(texts.len());
+    for (index, text) in texts.iter().enumerate() {
+        let (mut tokens, mut unknown) = (0, 0);
+        tokenizer
+            .for_each_id(text, |id| {
+                tokens += 1;
+                unknown += usize::from(Some(id) == unk);
+                Ok(())
+            })
+            .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
+        ensure!(
+            tokens > 0,
+            "{} gives the model no tokens (its tokenizer skips every char there, such as \
+             whitespace, vertical tabs or non-breaking spaces): give some text to score",
+            name(index)
+        );
+        counts.push((tokens, unknown));
+    }
+    Ok(counts)
 }
 
 /// Scores `texts` on the blob's numeric path, handing `each` each report as it comes;

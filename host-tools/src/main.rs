@@ -345,10 +345,10 @@ fn build_firmware(
     }
     let inputs = firmware_inputs(args, board)?;
     if sentiment {
-        // What the host refuses to score, the device would score as noise.
-        for (index, review) in inputs.reviews.iter().enumerate() {
-            infer::score(&blob, review, &format!("--review {}", index + 1))?;
-        }
+        // A review the host cannot read, or that gives no tokens, the device would
+        // refuse, or score as noise.
+        let reviews: Vec<&[u8]> = inputs.reviews.iter().map(Vec::as_slice).collect();
+        infer::token_counts(&blob, &reviews, &|index| format!("--review {}", index + 1))?;
     }
     Ok((firmware::build(&blob.path, &inputs)?, inputs))
 }
@@ -370,7 +370,7 @@ fn firmware_inputs(
         bail!("--length 0 generates nothing: give at least 1 char per temperature");
     }
     // As `score` does: a blank review's score would be noise (so would one of no
-    // tokens, which `build_firmware` scores on the host first).
+    // tokens, which `build_firmware` counts on the host first).
     let reviews: Vec<Vec<u8>> = args.reviews.iter().map(|r| arg_bytes(r)).collect();
     if let Some(index) = reviews.iter().position(|r| reviews::is_blank(r)) {
         bail!(

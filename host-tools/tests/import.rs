@@ -987,25 +987,24 @@ fn import_names_runtime_limits_and_warns_where_the_blobs_depart() {
     );
 
     // The graph input fixed at 10 steps, as torch.onnx writes it without dynamic axes.
-    let (_, _, onnx, table) = seven_char_export(Cell::Gru, Head::Mean, sigmoid, false);
-    let mut model: ModelProto = Message::decode(&onnx[..]).unwrap();
-    set_ids_steps(&mut model, 10);
-    let summary = import(&model.encode_to_vec(), &table).unwrap().summary();
-    assert_eq!(summary.self_check.length, 10);
+    let fixed_length = |pad: bool| {
+        let (_, _, onnx, table) = seven_char_export(Cell::Gru, Head::Mean, sigmoid, pad);
+        let mut model: ModelProto = Message::decode(&onnx[..]).unwrap();
+        set_ids_steps(&mut model, 10);
+        let summary = import(&model.encode_to_vec(), &table).unwrap().summary();
+        assert_eq!(summary.self_check.length, 10);
+        summary.warnings
+    };
+    let warnings = fixed_length(false);
     assert!(
-        summary.warnings.iter().any(
+        warnings.iter().any(
             |w| w.contains("takes exactly 10 ids per row, but the blobs' mean over steps head")
         ),
-        "{:?}",
-        summary.warnings
+        "{warnings:?}"
     );
     // lstm-edge's own mean export stops at PAD, so padded texts agree: no warning.
-    let (_, _, onnx, table) = seven_char_export(Cell::Gru, Head::Mean, sigmoid, true);
-    let mut model: ModelProto = Message::decode(&onnx[..]).unwrap();
-    set_ids_steps(&mut model, 10);
-    let summary = import(&model.encode_to_vec(), &table).unwrap().summary();
-    assert_eq!(summary.self_check.length, 10);
-    assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+    let warnings = fixed_length(true);
+    assert!(warnings.is_empty(), "{warnings:?}");
 }
 
 /// Fixes the ids input's step axis at `steps`.

@@ -431,6 +431,7 @@ impl ForeignRunner {
             self.len,
             ids.len()
         );
+        let [first, second, _] = self.shape;
         let input: Tensor = match self.input {
             ForeignInput::OneHot {
                 depth,
@@ -440,12 +441,10 @@ impl ForeignRunner {
                 for (t, &id) in ids.iter().enumerate() {
                     rows[t * depth + id as usize] = 1.0;
                 }
-                let [first, second, _] = self.shape;
                 tract_ndarray::Array3::from_shape_vec((first, second, depth), rows)?.into()
             }
             _ => {
                 let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-                let [first, second, _] = self.shape;
                 let t: Tensor = tract_ndarray::Array2::from_shape_vec((first, second), ids)?.into();
                 t.cast_to_dt(self.dt)?.into_owned()
             }
