@@ -88,7 +88,7 @@ pub struct State<N: Numeric, const H: usize> {
     c: [N::Act; H],
     current: usize,
     steps: u32,
-    head_sum: N::Logit,
+    head_sum: N::HeadSum,
     scratch: N::Scratch<H>,
 }
 
@@ -106,7 +106,7 @@ impl<N: Numeric, const H: usize> State<N, H> {
             c: [N::Act::default(); H],
             current: 0,
             steps: 0,
-            head_sum: N::Logit::default(),
+            head_sum: N::HeadSum::default(),
             scratch: N::Scratch::<H>::default(),
         }
     }
@@ -409,7 +409,7 @@ impl<'a, N: Numeric> Network<'a, N> {
         let mut scratch = Aligned([N::Act::default(); H]);
         let h = self.kernel_hidden(state, &mut scratch);
         let dot = N::head_dot(&self.weights, &self.dims, 0, offset, h);
-        state.head_sum = N::logit_add(state.head_sum, dot);
+        state.head_sum = N::head_sum_add(state.head_sum, dot);
     }
 
     /// Sentiment score of the fed sequence: the probability of "positive", a `u32`
@@ -427,9 +427,9 @@ impl<'a, N: Numeric> Network<'a, N> {
                 while state.steps < maxlen {
                     self.feed(state, pad)?;
                 }
-                state.head_sum
+                N::head_sum_value(state.head_sum)
             }
-            Head::Mean => N::logit_div(state.head_sum, state.steps.max(1)),
+            Head::Mean => N::logit_div(N::head_sum_value(state.head_sum), state.steps.max(1)),
             Head::Last => {
                 let mut scratch = Aligned([N::Act::default(); H]);
                 let h = self.kernel_hidden(state, &mut scratch);

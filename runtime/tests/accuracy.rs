@@ -1,6 +1,7 @@
 //! Both numeric paths against the plain f64 reference over 400 steps:
 //! f32 within 1e-5, integer within 0.02, for LSTM and GRU, chars and words,
-//! and every head; and word models with one outsized embedding row.
+//! and every head; word models with one outsized embedding row; and a mean
+//! head over four million steps.
 
 mod common;
 
@@ -236,4 +237,33 @@ fn an_all_zero_weight_row_quantizes_to_zeros_without_costing_the_others_range() 
             &mut worst,
         );
     }
+}
+
+#[test]
+fn a_mean_over_millions_of_steps_keeps_the_f32_precision() {
+    let spec = random_model(Cell::Lstm, 8, false, Head::Mean, Output::Sigmoid, 0.5, 5);
+    let last = ModelSpec {
+        head: Head::Last,
+        ..spec.clone()
+    };
+    let id = random_ids(&spec, 1, 7)[0];
+    let bias = spec.weights.head_b[0] as f64;
+    let head_dot = |spec: &ModelSpec, steps: usize| {
+        let p = reference(spec, &vec![id; steps])[0];
+        (p / (1.0 - p)).ln() - bias
+    };
+    // One token over and over settles the state; from then on every step adds
+    // the same head dot, so the mean over any length follows from two short runs.
+    let settle = 2000;
+    let settled = head_dot(&last, settle);
+    assert!((head_dot(&last, settle / 2) - settled).abs() < 1e-12);
+    let settling_sum = settle as f64 * head_dot(&spec, settle);
+    let steps = 1 << 22;
+    let mean = (settling_sum + (steps - settle) as f64 * settled) / steps as f64;
+    let expected = 1.0 / (1.0 + (-(mean + bias)).exp());
+    let got = run::<F32>(&spec.f32_blob().unwrap(), &vec![id; steps])[0];
+    assert!(
+        (got - expected).abs() < 1e-5,
+        "f32 mean over {steps} steps: {got}, f64 reference {expected}"
+    );
 }

@@ -86,6 +86,8 @@ impl Numeric for F32 {
     type Act = f32;
     type Pre = f32;
     type Logit = f32;
+    // A plain f32 sum of a million steps' head dots drifts by a few thousandths.
+    type HeadSum = f64;
     type Prob = f32;
     type Weights<'a> = FloatParams<'a>;
     type Step<'a> = FloatStep<'a>;
@@ -186,6 +188,16 @@ impl Numeric for F32 {
     #[inline(always)]
     fn logit_add(a: f32, b: f32) -> f32 {
         a + b
+    }
+
+    #[inline(always)]
+    fn head_sum_add(sum: f64, dot: f32) -> f64 {
+        sum + dot as f64
+    }
+
+    #[inline(always)]
+    fn head_sum_value(sum: f64) -> f32 {
+        sum as f32
     }
 
     #[inline(always)]

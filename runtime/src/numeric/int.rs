@@ -570,6 +570,7 @@ impl Numeric for Int {
     type Act = i16;
     type Pre = i32;
     type Logit = i64;
+    type HeadSum = i64;
     type Prob = u32;
     type Weights<'a> = IntParams<'a>;
     type Step<'a> = IntStep<'a>;
@@ -785,6 +786,16 @@ impl Numeric for Int {
     #[inline(always)]
     fn logit_add(a: i64, b: i64) -> i64 {
         a.saturating_add(b)
+    }
+
+    #[inline(always)]
+    fn head_sum_add(sum: i64, dot: i64) -> i64 {
+        sum.saturating_add(dot)
+    }
+
+    #[inline(always)]
+    fn head_sum_value(sum: i64) -> i64 {
+        sum
     }
 
     #[inline(always)]

@@ -40,6 +40,9 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     type Pre: Copy;
     /// Dense-layer logits and their accumulators.
     type Logit: Copy + Default + PartialEq + core::fmt::Debug;
+    /// The flatten and mean heads' running sum over steps: f64 on the f32 path,
+    /// so a text of millions of tokens sums as closely as a short one.
+    type HeadSum: Copy + Default + core::fmt::Debug;
     /// Probabilities (sigmoid score or softmax entries).
     type Prob: Copy + Default + PartialEq + core::fmt::Debug;
     /// A validated view of this path's weights.
@@ -164,6 +167,10 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     fn head_bias(w: &Self::Weights<'_>, row: usize) -> Self::Logit;
     /// `a + b` (saturating on the integer path).
     fn logit_add(a: Self::Logit, b: Self::Logit) -> Self::Logit;
+    /// `sum + dot`, one step into the head's running sum.
+    fn head_sum_add(sum: Self::HeadSum, dot: Self::Logit) -> Self::HeadSum;
+    /// The head's running sum as a logit.
+    fn head_sum_value(sum: Self::HeadSum) -> Self::Logit;
     /// `sum / count` (mean head); `count` is never 0.
     fn logit_div(sum: Self::Logit, count: u32) -> Self::Logit;
     /// Sigmoid of a logit.
