@@ -705,7 +705,8 @@ pub struct DataStatsArgs {
 pub fn data_stats(args: &DataStatsArgs) -> Result<()> {
     let preset = if args.chars { Preset::C } else { Preset::W };
     let maxlen = args.maxlen.unwrap_or(preset.defaults().maxlen);
-    let stats = pipeline::length_stats(&args.reviews, maxlen, args.chars)?;
+    let (stats, positive) = pipeline::length_stats(&args.reviews, maxlen, args.chars)?;
+    let negative = stats.sequences - positive;
     if args.json {
         println!(
             "{}",
@@ -714,6 +715,8 @@ pub fn data_stats(args: &DataStatsArgs) -> Result<()> {
                 "unit": if args.chars { "chars" } else { "words" },
                 "maxlen": stats.maxlen,
                 "sequences": stats.sequences,
+                "positive": positive,
+                "negative": negative,
                 "padded": stats.padded,
                 "equal": stats.exact,
                 "truncated": stats.truncated,
@@ -722,7 +725,7 @@ pub fn data_stats(args: &DataStatsArgs) -> Result<()> {
         );
     } else {
         println!(
-            "{}: {} review{}, {} at maxlen {}",
+            "{}: {} review{} ({positive} positive, {negative} negative), {} at maxlen {}",
             args.reviews.display(),
             stats.sequences,
             if stats.sequences == 1 { "" } else { "s" },

@@ -629,6 +629,9 @@ fn data_stats_counts_every_review_once() {
     let parts = ["padded", "equal", "truncated"].map(|k| stats[k].as_u64().unwrap());
     assert_eq!(parts.iter().sum::<u64>(), n, "{stats}");
     assert!(parts[0] > 0 && parts[2] > 0, "{stats}");
+    // The sample's test reviews are half positive.
+    let classes = ["positive", "negative"].map(|k| stats[k].as_u64().unwrap());
+    assert_eq!(classes, [n / 2, n / 2], "{stats}");
     let words = stats["average_len"].as_f64().unwrap();
     // Without --maxlen, chars are counted against preset c's 1500 and words against w's 200.
     let chars = json_of(

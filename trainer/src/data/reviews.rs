@@ -45,6 +45,16 @@ pub fn load_reviews(path: &Path) -> Result<LoadedReviews> {
             let gzip = File::open(path)
                 .and_then(|mut f| f.read_exact(&mut magic))
                 .is_ok_and(|()| magic == [0x1f, 0x8b]);
+            if gzip {
+                // A gzipped tarball, as the IMDB download is, gets the command that unpacks it.
+                let mut head = Vec::new();
+                let _ = MultiGzDecoder::new(BufReader::new(File::open(path)?))
+                    .take(TAR_HEADER)
+                    .read_to_end(&mut head);
+                if let Some(fix) = archive_fix(path, &head) {
+                    bail!(fix);
+                }
+            }
             ensure!(
                 !gzip,
                 "{} is gzip-compressed review data: name it NAME.jsonl.gz or NAME.csv.gz, \
@@ -67,6 +77,11 @@ pub fn load_reviews(path: &Path) -> Result<LoadedReviews> {
 enum DatasetKind {
     Csv,
     Jsonl,
+}
+
+/// Whether `path`'s name says labelled review data (`.csv`, `.jsonl`, gzipped or not).
+pub(crate) fn names_review_data(path: &Path) -> bool {
+    dataset_kind(path).is_some()
 }
 
 /// Which review format `path`'s name says (`.csv`, `.jsonl`, either gzipped), if any.
@@ -222,17 +237,85 @@ pub(crate) fn refuse_binary(text: &[u8], source: &str, file: Option<&Path>) -> R
     if let Some(encoding) = utf16_without_bom(text) {
         bail!(utf16_message(source, file, encoding, WITHOUT_BOM));
     }
-    // As an editor counts lines: LF, CR LF or a lone CR ends one.
-    let line = 1 + text[..at]
-        .iter()
-        .enumerate()
-        .filter(|&(k, &b)| b == b'\n' || (b == b'\r' && text.get(k + 1) != Some(&b'\n')))
-        .count();
-    bail!(
-        "{source} holds a NUL byte (line {line}, byte {}): it is binary data, not text; give \
-         plain text (UTF-8 or Latin-1)",
-        at + 1
-    )
+    let mut guard = NulGuard::new(text);
+    let _ = std::io::copy(&mut guard, &mut std::io::sink());
+    let nul = guard.found.unwrap_or(NulByte {
+        line: 1,
+        byte: at as u64 + 1,
+    });
+    bail!("{source} {nul}")
+}
+
+/// Where a NUL byte is, as an editor counts lines (LF, CR LF or a lone CR ends one).
+#[derive(Clone, Copy, Debug)]
+struct NulByte {
+    line: u64,
+    byte: u64,
+}
+
+impl std::fmt::Display for NulByte {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "holds a NUL byte (line {}, byte {}): it is binary data, not text; give plain \
+             text (UTF-8 or Latin-1)",
+            self.line, self.byte
+        )
+    }
+}
+
+impl std::error::Error for NulByte {}
+
+/// Passes text through and fails at its first NUL byte, which text never holds:
+/// binary data named `.csv` or `.jsonl`, or an endless stream of zeros, is refused
+/// at once instead of read as reviews.
+struct NulGuard<R> {
+    inner: R,
+    read: u64,
+    line: u64,
+    after_cr: bool,
+    found: Option<NulByte>,
+}
+
+impl<R> NulGuard<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            line: 1,
+            after_cr: false,
+            found: None,
+        }
+    }
+}
+
+impl<R: Read> Read for NulGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            self.read += 1;
+            // A CR ends a line unless an LF follows it: CR LF is one line end.
+            if b == b'\n' || self.after_cr {
+                self.line += 1;
+            }
+            self.after_cr = b == b'\r';
+            if b == 0 {
+                let nul = NulByte {
+                    line: self.line,
+                    byte: self.read,
+                };
+                self.found = Some(nul);
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, nul));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The file's NUL byte, when `err` is [`NulGuard`]'s.
+fn nul_error(source: &Path, err: &std::io::Error) -> Option<anyhow::Error> {
+    let nul = err.get_ref()?.downcast_ref::<NulByte>()?;
+    Some(anyhow!("{} {nul}", source.display()))
 }
 
 /// What to do instead when a review file is a labelled dataset (`.jsonl`, `.csv`,
@@ -307,10 +390,21 @@ pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>
     Ok(bytes)
 }
 
+/// The bytes of a tar member's header, which [`archive_fix`] reads a tarball by.
+const TAR_HEADER: u64 = 512;
+
 /// What to do with an archive or a compressed file other than gzip (as datasets are
-/// downloaded: GloVe comes as a .zip), told by its first bytes.
+/// downloaded: GloVe comes as a .zip, IMDB as a .tar.gz), told by its first bytes.
 fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
     let file = path.display();
+    // A tar member's header holds `ustar` at byte 257.
+    if head.get(257..262) == Some(b"ustar") {
+        return Some(format!(
+            "{file} is a tar archive: unpack it (`tar xf {}`) and pass the folder or file \
+             inside (the IMDB download unpacks to aclImdb/train and aclImdb/test)",
+            shell::quoted(path)
+        ));
+    }
     if head.starts_with(b"PK\x03\x04") {
         // A zip entry's header: name length at byte 26, the name from byte 30.
         let first = head
@@ -400,8 +494,8 @@ pub(crate) fn read_error(path: &Path, line: Option<usize>, err: anyhow::Error) -
     err.context(format!("{at}: cannot read{hint}"))
 }
 
-/// Reads `<dir>/neg/*.txt` (label 0) then `<dir>/pos/*.txt` (label 1), each folder in
-/// file-name order, so the result does not depend on the file system. Anything else in
+/// Reads `<dir>/neg/*.txt` (label 0) then `<dir>/pos/*.txt` (label 1), gzipped
+/// `*.txt.gz` as well, each folder in file-name order, so the result does not depend on the file system. Anything else in
 /// those folders is skipped with a warning.
 pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
     let mut loaded = LoadedReviews::default();
@@ -433,9 +527,8 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
         let (apple, files): (Vec<PathBuf>, Vec<PathBuf>) =
             files.into_iter().partition(|p| is_apple_double(p));
         apple_double.extend(apple);
-        let (reviews, others): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|p| {
-            p.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt")) && !p.is_dir()
-        });
+        let (reviews, others): (Vec<PathBuf>, Vec<PathBuf>) =
+            files.into_iter().partition(|p| is_review_file(p));
         skipped.extend(others);
         for file in reviews {
             let text = read_text(&file)?;
@@ -448,14 +541,15 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
     if let Some(first) = skipped.first() {
         loaded.warnings.push(format!(
             "{}: skipped {} entr{} of its pos/ and neg/ folders that {} (e.g. {}); \
-             a review must be a .txt file directly in pos/ or neg/",
+             a review must be a .txt (or .txt.gz) file directly in pos/ or neg/, its name not \
+             starting with a dot",
             dir.display(),
             skipped.len(),
             if skipped.len() == 1 { "y" } else { "ies" },
             if skipped.len() == 1 {
-                "is not a .txt file"
+                "is not a review file"
             } else {
-                "are not .txt files"
+                "are not review files"
             },
             first.display()
         ));
@@ -481,6 +575,15 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
         );
     }
     Ok(loaded)
+}
+
+/// Whether `path` is a review in an aclImdb folder: a `.txt` file, or a gzipped one
+/// (`.txt.gz`), not hidden (a name starting with a dot is an editor's or a system's).
+fn is_review_file(path: &Path) -> bool {
+    let name = path.file_name().map_or(&b""[..], |n| n.as_encoded_bytes());
+    let name = name.to_ascii_lowercase();
+    let plain = name.strip_suffix(b".gz").unwrap_or(&name);
+    plain.ends_with(b".txt") && !name.starts_with(b".") && !path.is_dir()
 }
 
 /// Whether `path` is a macOS AppleDouble file (`._NAME`): metadata, not data.
@@ -535,8 +638,10 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<LoadedReviews> 
     let mut loaded = LoadedReviews::default();
     let mut empty = EmptyTexts::default();
     let mut number = 0;
-    for chunk in reader.split(b'\n') {
-        let chunk = chunk.map_err(|e| read_error(source, Some(number + 1), e.into()))?;
+    for chunk in BufReader::new(NulGuard::new(reader)).split(b'\n') {
+        let chunk = chunk.map_err(|e| {
+            nul_error(source, &e).unwrap_or_else(|| read_error(source, Some(number + 1), e.into()))
+        })?;
         let chunk = chunk.strip_suffix(b"\r").unwrap_or(&chunk);
         // JSON strings hold no raw CR, so one inside a line ends it (old Mac files),
         // and lines are counted as an editor counts them.
@@ -773,9 +878,20 @@ fn csv_column(
                     }),
                 _ => None,
             };
+            // A first line that ends in a label is a review: the header is missing.
+            let data = headers
+                .iter()
+                .next_back()
+                .is_some_and(|last| headers.len() > 1 && label_of(last).is_some());
+            let missing = if data {
+                "; line 1 looks like a review, not a header: add the line `review,sentiment` \
+                 above it"
+            } else {
+                ""
+            };
             bail!(
                 "{}:1: the CSV header has no `{name}` (or `{alias}`) column \
-                 (expected `review,sentiment` or `text,label`){}",
+                 (expected `review,sentiment` or `text,label`){}{missing}",
                 source.display(),
                 separator.unwrap_or_default()
             )
@@ -818,12 +934,29 @@ fn row_like_lines(text: &[u8]) -> Vec<(usize, String, Vec<u8>)> {
 /// Dataset.csv" layout), or `text` and `label` as in the JSONL files; sentiment is
 /// `positive`/`negative`, `pos`/`neg` or `true`/`false` (any case), or `1`/`0`.
 pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
-    let mut csv = csv::ReaderBuilder::new().from_reader(LineEnds::new(reader));
-    let headers = csv
-        .byte_headers()
-        .map_err(|e| read_error(source, Some(1), e.into()))
-        .context("cannot read the CSV header")?
-        .clone();
+    // Flexible, so that a line of spaces is skipped as blank lines are.
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(LineEnds::new(NulGuard::new(reader)));
+    let headers = match csv.byte_headers() {
+        Ok(headers) => headers.clone(),
+        Err(err) => {
+            // The reader reads ahead: a NUL byte below the header stops it here.
+            let binary =
+                matches!(err.kind(), csv::ErrorKind::Io(io) if nul_error(source, io).is_some());
+            let err = csv_error(source, err, csv.get_mut());
+            return Err(if binary {
+                err
+            } else {
+                err.context("cannot read the CSV header")
+            });
+        }
+    };
+    ensure!(
+        headers.iter().any(|h| !h.trim_ascii().is_empty()),
+        "{}: the file is empty: give a header line `review,sentiment` and one review per row",
+        source.display()
+    );
     let (text_col, _) = csv_column(&headers, "review", "text", source)?;
     let (label_col, label_name) = csv_column(&headers, "sentiment", "label", source)?;
     let mut loaded = LoadedReviews::default();
@@ -841,9 +974,31 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
         }
         let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
         let at = format!("{}:{line}", source.display());
+        if record.len() != headers.len() {
+            if record.len() == 1 && is_blank(&record[0]) {
+                continue;
+            }
+            bail!(
+                "{at}: this row has {} field{} but the header has {}: a field that holds \
+                 commas, quotes or line breaks must be in double quotes, with a quote inside \
+                 it written twice (\"\"); a quote left open runs on to the end of the file",
+                record.len(),
+                if record.len() == 1 { "" } else { "s" },
+                headers.len()
+            );
+        }
         let text = record.get(text_col).unwrap_or_default().to_vec();
         let sentiment = record.get(label_col).unwrap_or_default();
         let label = label_of(sentiment).with_context(|| {
+            let repeated = record
+                .iter()
+                .zip(&headers)
+                .all(|(field, name)| field.trim_ascii().eq_ignore_ascii_case(name.trim_ascii()));
+            if repeated {
+                return format!(
+                    "{at}: this row repeats the header (files joined with `cat`?): remove it"
+                );
+            }
             format!(
                 "{at}: field `{label_name}` must be positive/negative (or pos/neg), 1/0 or true/false, found {:?}",
                 String::from_utf8_lossy(sentiment.trim_ascii())
@@ -954,20 +1109,14 @@ impl<R: Read> Read for LineEnds<R> {
 
 /// A CSV record that cannot be read, with its line and what to do.
 fn csv_error<R>(source: &Path, err: csv::Error, lines: &mut LineEnds<R>) -> anyhow::Error {
-    let line = err.position().map(|p| lines.line_at(p.byte()));
-    match err.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => anyhow!(
-            "{}:{}: this row has {len} field{} but the header has {expected_len}: a field \
-             that holds commas, quotes or line breaks must be in double quotes, with a quote \
-             inside it written twice (\"\"); a quote left open runs on to the end of the file",
-            source.display(),
-            line.unwrap_or(0),
-            if *len == 1 { "" } else { "s" }
-        ),
-        _ => read_error(source, line.map(|l| l as usize), err.into()),
+    if let Some(nul) = match err.kind() {
+        csv::ErrorKind::Io(io) => nul_error(source, io),
+        _ => None,
+    } {
+        return nul;
     }
+    let line = err.position().map(|p| lines.line_at(p.byte()) as usize);
+    read_error(source, line, err.into())
 }
 
 #[cfg(test)]
@@ -1235,17 +1384,31 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, text).unwrap();
         }
+        // A gzipped review is read; a hidden one (an editor's, a system's) is skipped.
+        let gzipped = dir.path().join("neg/4_2.txt.gz");
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"dull").unwrap();
+        std::fs::write(&gzipped, gz.finish().unwrap()).unwrap();
+        std::fs::write(dir.path().join("pos/.5_9.txt"), "hidden").unwrap();
         let loaded = load_reviews(dir.path()).unwrap();
-        assert_eq!(texts(&loaded.reviews), vec![(" \n", 0), ("good", 1)]);
+        assert_eq!(
+            texts(&loaded.reviews),
+            vec![(" \n", 0), ("dull", 0), ("good", 1)]
+        );
         let warnings = loaded.warnings.join("\n");
-        assert!(warnings.contains("skipped 2 entries"), "{warnings}");
-        assert!(warnings.contains("pos/more"), "{warnings}");
+        assert!(warnings.contains("skipped 3 entries"), "{warnings}");
         assert!(
-            warnings.contains("3_1.txt: empty review text (1 of the 2 reviews"),
+            warnings.contains("its name not starting with a dot"),
             "{warnings}"
         );
-        std::fs::remove_file(dir.path().join("pos/1_9.txt")).unwrap();
-        std::fs::remove_file(dir.path().join("neg/3_1.txt")).unwrap();
+        assert!(warnings.contains("pos/.5_9.txt"), "{warnings}");
+        assert!(
+            warnings.contains("3_1.txt: empty review text (1 of the 3 reviews"),
+            "{warnings}"
+        );
+        for name in ["pos/1_9.txt", "neg/3_1.txt", "neg/4_2.txt.gz"] {
+            std::fs::remove_file(dir.path().join(name)).unwrap();
+        }
         let err = load_reviews(dir.path()).unwrap_err().to_string();
         assert!(err.contains("hold no .txt files"), "{err}");
     }
@@ -1671,7 +1834,7 @@ mod tests {
             )),
             "{warnings}"
         );
-        assert!(!warnings.contains("not .txt"), "{warnings}");
+        assert!(!warnings.contains("not a review file"), "{warnings}");
         let binary = dir.path().join("pos/3_9.txt");
         std::fs::write(&binary, b"GIF89a\x01\0\x01\0\x80").unwrap();
         let err = load_reviews(dir.path()).unwrap_err().to_string();
@@ -1753,5 +1916,92 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains('\x1a'), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod binary_and_layout_tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    #[test]
+    fn a_nul_byte_in_csv_or_jsonl_is_named_by_its_line() {
+        let err = |result: Result<LoadedReviews>| format!("{:#}", result.unwrap_err());
+        let csv = err(read_csv(
+            &b"review,sentiment\r\ngood\0 film,1\nbad,0\n"[..],
+            Path::new("r.csv"),
+        ));
+        assert_eq!(
+            csv,
+            "r.csv holds a NUL byte (line 2, byte 23): it is binary data, not text; give \
+             plain text (UTF-8 or Latin-1)"
+        );
+        let jsonl = err(read_jsonl(
+            &b"{\"label\": 1, \"text\": \"a\"}\r{\"label\": 0, \"text\": \"b\0\"}\n"[..],
+            Path::new("r.jsonl"),
+        ));
+        assert!(
+            jsonl.starts_with("r.jsonl holds a NUL byte (line 2, byte 50)"),
+            "{jsonl}"
+        );
+        // An escaped NUL is JSON text, not binary data.
+        let escaped = read_jsonl(
+            &b"{\"label\": 1, \"text\": \"a\\u0000b\"}\n"[..],
+            Path::new("e.jsonl"),
+        );
+        assert_eq!(escaped.unwrap().reviews[0].text, b"a\0b");
+    }
+
+    #[test]
+    fn csv_skips_lines_of_spaces_and_names_a_missing_or_repeated_header() {
+        let read = |text: &str| read_csv(text.as_bytes(), Path::new("r.csv"));
+        let loaded = read("review,sentiment\ngood,1\n   \nbad,0\n").unwrap();
+        assert_eq!(loaded.reviews.len(), 2);
+        let err = |text: &str| format!("{:#}", read(text).unwrap_err());
+        assert_eq!(
+            err(""),
+            "r.csv: the file is empty: give a header line `review,sentiment` and one review per row"
+        );
+        assert_eq!(
+            err("review,sentiment\ngood,1\nReview,Sentiment\nbad,0\n"),
+            "r.csv:3: this row repeats the header (files joined with `cat`?): remove it"
+        );
+        assert!(
+            err("good film,1\nbad,0\n").ends_with(
+                "line 1 looks like a review, not a header: add the line `review,sentiment` above it"
+            ),
+            "{}",
+            err("good film,1\nbad,0\n")
+        );
+        assert!(!err("body,label\na,1\n").contains("looks like a review"));
+        assert!(err("review,sentiment\ngood,1,3\n").starts_with("r.csv:2: this row has 3 fields"));
+    }
+
+    #[test]
+    fn a_tarball_gets_the_command_that_unpacks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tar = vec![0u8; 1024];
+        tar[..21].copy_from_slice(b"aclImdb/train/pos/1_9");
+        tar[257..263].copy_from_slice(b"ustar\0");
+        let plain = dir.path().join("imdb.tar");
+        std::fs::write(&plain, &tar).unwrap();
+        let gzipped = dir.path().join("aclImdb_v1.tar.gz");
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&tar).unwrap();
+        std::fs::write(&gzipped, gz.finish().unwrap()).unwrap();
+        let named_jsonl = dir.path().join("reviews.jsonl.gz");
+        std::fs::copy(&gzipped, &named_jsonl).unwrap();
+        for path in [plain, gzipped, named_jsonl] {
+            let err = format!("{:#}", load_reviews(&path).unwrap_err());
+            assert!(
+                err.starts_with(&format!(
+                    "{} is a tar archive: unpack it (`tar xf {}`)",
+                    path.display(),
+                    path.display()
+                )),
+                "{err}"
+            );
+        }
     }
 }

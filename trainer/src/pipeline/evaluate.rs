@@ -18,7 +18,9 @@ use crate::model::{InputConfig, ModelConfig};
 use crate::plot;
 use crate::progress;
 
-use super::prepare::{describe_paths, held_out_name, load_nonempty_reviews, same_file};
+use super::prepare::{
+    describe_paths, held_out_name, load_nonempty_reviews, one_sided_warning, same_file,
+};
 use super::{
     DataSource, ModelFile, TrainedCard, CARD_FILE, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE,
     QUANT_ERROR_FILE, WITHOUT_CHECKPOINT,
@@ -442,6 +444,9 @@ fn eval_set(
                         dir.join(CARD_FILE).display()
                     );
                 }
+            }
+            if let Some(warning) = one_sided_warning(&path, &all, "reviews scored") {
+                eprintln!("warning: {warning}");
             }
             let texts: Vec<&[u8]> = all.iter().map(|r| r.text.as_slice()).collect();
             let sequences = tokenize_with_blob(&blob, &texts)?;

@@ -13,7 +13,7 @@ use lstm_edge_runtime::tokenize::NOTEBOOK_CHARS;
 use crate::card::DataInfo;
 use crate::checkpoint::EmbeddingOrigin;
 use crate::data::encode::truncate_to;
-use crate::data::reviews::is_blank;
+use crate::data::reviews::{excerpt, is_blank, names_review_data};
 use crate::data::{
     build_word_vocab, encode_chars, encode_words, load_reviews, load_vectors, read_corpus,
     split_reviews, text_ids, train_word2vec, CharSet, CharWindows, Encoded, LengthStats,
@@ -286,6 +286,35 @@ pub(super) fn prepare_reviews(
     }
     let val_enc = encode(&val_reviews)?;
     let test_enc = encode(&test_reviews)?;
+    let validation_is_test = test_path.is_none() && !job.selects_on_validation();
+    let words = matches!(cfg.input, InputConfig::Words { .. });
+    let tokenless = |reviews: &[Review], encoded: &Encoded| Tokenless::count(reviews, encoded, pad);
+    let mut from_train = tokenless(&train_reviews, &train_enc);
+    ensure!(
+        from_train.empty_rows < train_reviews.len(),
+        "all {} training reviews of {} give the model no tokens{}: there is nothing to \
+         learn; give reviews with text",
+        train_reviews.len(),
+        train_path.display(),
+        Tokenless::why(words)
+    );
+    from_train.add(tokenless(&val_reviews, &val_enc));
+    let mut from_test = tokenless(&test_reviews, &test_enc);
+    if test_path.is_none() {
+        // Held out of --train, and counted already when it is the validation set.
+        if !validation_is_test {
+            from_train.add(from_test);
+        }
+        from_test = Tokenless::default();
+    }
+    for (found, path) in [
+        (from_train, train_path),
+        (from_test, test_path.unwrap_or(train_path)),
+    ] {
+        if let Some(warning) = found.warning(path, words) {
+            eprintln!("warning: {warning}");
+        }
+    }
     let mut params = Params::init(&cfg, hp.seed);
     if let Some(values) = start.as_ref().and_then(|s| s.values.clone()) {
         params
@@ -313,7 +342,7 @@ pub(super) fn prepare_reviews(
         params,
         train: Dataset::from_encoded(&train_enc)?,
         validation: Some(Dataset::from_encoded(&val_enc)?),
-        validation_is_test: test_path.is_none() && !job.selects_on_validation(),
+        validation_is_test,
         calibration,
         test: match cfg.head {
             Head::Flatten { .. } | Head::FlattenTail { .. } => {
@@ -511,6 +540,10 @@ fn split_three_ways(
     if let Some(warning) = one_sided_warning(train_path, &train, "training reviews") {
         eprintln!("warning: {warning}");
     }
+    if let Some(warning) = test_path.and_then(|path| one_sided_warning(path, &test, "test reviews"))
+    {
+        eprintln!("warning: {warning}");
+    }
     // Validation always comes out of the pool, so a file that repeats reviews
     // can put some of them on both sides.
     // Without --test and with an epoch picked on validation, both come from the pool.
@@ -610,6 +643,76 @@ fn shared_texts(
     (shared, note)
 }
 
+/// Reviews whose text is not blank but gives the model no tokens (a word model skips
+/// `<br />` tags and Unicode spaces): each reads as padding alone. The readers name
+/// blank ones; these only the tokenizer finds.
+#[derive(Default)]
+struct Tokenless {
+    count: usize,
+    /// Rows without a token, blank ones included.
+    empty_rows: usize,
+    total: usize,
+    first: Option<String>,
+}
+
+impl Tokenless {
+    /// `reviews` encoded (post-padded) as `encoded`: a row that starts with PAD is empty.
+    fn count(reviews: &[Review], encoded: &Encoded, pad: u16) -> Self {
+        let mut found = Tokenless {
+            total: reviews.len(),
+            ..Self::default()
+        };
+        for (index, review) in reviews.iter().enumerate() {
+            let empty = encoded
+                .row(index)
+                .is_some_and(|row| row.first() == Some(&pad));
+            found.check(&review.text, empty);
+        }
+        found
+    }
+
+    fn check(&mut self, text: &[u8], empty: bool) {
+        self.empty_rows += usize::from(empty);
+        if empty && !is_blank(text) {
+            self.count += 1;
+            self.first
+                .get_or_insert_with(|| format!("{:?}", excerpt(text, 40)));
+        }
+    }
+
+    fn add(&mut self, other: Tokenless) {
+        self.count += other.count;
+        self.empty_rows += other.empty_rows;
+        self.total += other.total;
+        self.first = self.first.take().or(other.first);
+    }
+
+    /// What a word model skips, for the messages.
+    fn why(words: bool) -> &'static str {
+        if words {
+            " (a word model skips whitespace, `<br />` tags and non-breaking spaces)"
+        } else {
+            ""
+        }
+    }
+
+    fn warning(&self, path: &Path, words: bool) -> Option<String> {
+        let first = self.first.as_ref()?;
+        Some(format!(
+            "{}: {} of the {} reviews used hold text that gives the model no tokens (e.g. \
+             {first}): {}each reads as padding alone; drop them unless that is meant",
+            path.display(),
+            self.count,
+            self.total,
+            if words {
+                "a word model skips whitespace, `<br />` tags and non-breaking spaces, so "
+            } else {
+                ""
+            }
+        ))
+    }
+}
+
 /// Refuses `reviews` (the `what` reviews of `path`) when every text is blank.
 fn refuse_all_blank(reviews: &[Review], path: &Path, what: &str, why: &str) -> Result<()> {
     ensure!(
@@ -634,7 +737,7 @@ fn count_shared(train: &[Review], held_out: &[Review]) -> usize {
 
 /// A warning when under a tenth of `reviews` carry one of the labels: always
 /// answering the other one then scores over 90%.
-fn one_sided_warning(path: &Path, reviews: &[Review], what: &str) -> Option<String> {
+pub(super) fn one_sided_warning(path: &Path, reviews: &[Review], what: &str) -> Option<String> {
     let positive = reviews.iter().filter(|r| r.label == 1).count();
     let share = positive as f64 / reviews.len().max(1) as f64;
     (!(0.1..=0.9).contains(&share)).then(|| {
@@ -768,6 +871,13 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
             again.display()
         );
     }
+    for file in files.iter().filter(|f| names_review_data(f)) {
+        eprintln!(
+            "warning: {} is named as labelled review data: a generator trains on every byte \
+             of a corpus, its field names, labels and quotes too; give plain text",
+            file.display()
+        );
+    }
     let text = read_corpus(files)?;
     // A window reads maxlen chars and predicts the next one.
     let span = hp.maxlen + 1;
@@ -864,8 +974,9 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         cfg,
     })
 }
-/// The notebook's length analysis of a review file at `maxlen`, in words or chars.
-pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<LengthStats> {
+/// The notebook's length analysis of a review file at `maxlen`, in words or chars, and
+/// how many of its reviews are positive.
+pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<(LengthStats, usize)> {
     ensure!(maxlen > 0, "--maxlen must be at least 1");
     ensure!(
         maxlen <= super::MAX_LEN,
@@ -876,12 +987,17 @@ pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<LengthSta
     if let Some(warning) = one_sided_warning(path, &reviews, "reviews") {
         eprintln!("warning: {warning}");
     }
+    let positive = reviews.iter().filter(|r| r.label == 1).count();
     let encoded = if chars {
         let input = notebook_char_input();
         let table = input.char_table().context("char input")??;
         encode_chars(&reviews, &table, maxlen, Truncate::Post)?
     } else {
         let mut stats = LengthStats::new(maxlen);
+        let mut tokenless = Tokenless {
+            total: reviews.len(),
+            ..Tokenless::default()
+        };
         for (index, review) in reviews.iter().enumerate() {
             let mut words = 0usize;
             lstm_edge_runtime::tokenize::for_each_word(&review.text, |_| {
@@ -890,10 +1006,14 @@ pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<LengthSta
             })
             .map_err(|e| anyhow::anyhow!("{} review {index}: {e}", path.display()))?;
             stats.add(words);
+            tokenless.check(&review.text, words == 0);
         }
-        return Ok(stats);
+        if let Some(warning) = tokenless.warning(path, true) {
+            eprintln!("warning: {warning}");
+        }
+        return Ok((stats, positive));
     };
-    Ok(encoded.stats)
+    Ok((encoded.stats, positive))
 }
 
 #[cfg(test)]
@@ -958,6 +1078,58 @@ mod tests {
         );
         job.keep_best = false;
         assert!(split_three_ways(&job, &train, Some(&test)).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn reviews_that_give_a_word_model_no_tokens_are_counted_and_all_of_them_refused() -> Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let train = dir.path().join("train.jsonl");
+        let lines: String = (0..10)
+            .map(|i| {
+                format!(
+                    "{{\"label\": {}, \"text\": \"<br /><br />\\u00a0\"}}\n",
+                    i % 2
+                )
+            })
+            .collect();
+        std::fs::write(&train, lines)?;
+        let data = super::super::DataSource::Reviews {
+            train: train.clone(),
+            test: None,
+        };
+        let job = TrainJob::new("w", Preset::W, data, dir.path().join("out"));
+        let err = format!(
+            "{:#}",
+            prepare_reviews(&job, &train, None)
+                .err()
+                .context("trained")?
+        );
+        assert!(
+            err.starts_with("all 8 training reviews of")
+                && err.contains("there is nothing to learn"),
+            "{err}"
+        );
+        // Counted among other reviews, blank ones aside (the reader names those).
+        let reviews: Vec<Review> = ["<br />", "a film", " ", "\u{a0}"]
+            .iter()
+            .map(|t| Review {
+                text: t.as_bytes().to_vec(),
+                label: 1,
+            })
+            .collect();
+        let (pad, maxlen) = (0u16, 3);
+        let encoded = Encoded {
+            ids: vec![pad, pad, pad, 5, 6, pad, pad, pad, pad, pad, pad, pad],
+            labels: vec![1; 4],
+            maxlen,
+            stats: LengthStats::new(maxlen),
+        };
+        let found = Tokenless::count(&reviews, &encoded, pad);
+        assert_eq!((found.count, found.empty_rows, found.total), (2, 3, 4));
+        let warning = found.warning(&train, true).context("no warning")?;
+        assert!(warning.contains("2 of the 4 reviews used hold text that gives the model no tokens (e.g. \"<br />\")"), "{warning}");
         Ok(())
     }
 
