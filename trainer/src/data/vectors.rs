@@ -385,6 +385,16 @@ fn read_vectors_text(
         let Some((word, values)) = fields.split_first() else {
             continue;
         };
+        // A first line of a few whole numbers is a word2vec header gone wrong, not a
+        // word with a vector of its own.
+        let whole = |f: &&[u8]| std::str::from_utf8(f).is_ok_and(|t| t.parse::<u64>().is_ok());
+        ensure!(
+            !(index == 1 && fields.len() <= 3 && fields.iter().all(whole)),
+            "{}: expected a word2vec header `count dim` (two numbers, dim above 0) or a \
+             word and its vector, found {:?}: fix the header",
+            at(),
+            excerpt(&line, 40).trim_end()
+        );
         // A word may hold spaces (GloVe 840B has `. . .`): the vector is the last fields,
         // and a word with spaces is never a vocabulary word. Once the width is known, extra
         // fields that are all finite numbers are a corrupt line instead, for the check
@@ -687,6 +697,21 @@ mod tests {
         assert!(unk.iter().all(|v| v.abs() <= 0.05 && *v != 0.0), "{unk:?}");
         // Seeded: the same rows again.
         assert_eq!(emb, load_vectors(&path, &vocab, missing, None).unwrap());
+        // A header of three numbers, or a zero width, is named, not read as a word.
+        for header in ["2 2 0", "2 0"] {
+            std::fs::write(&path, format!("{header}\nwas 0.5 0.25\nmovie 1 -1\n")).unwrap();
+            let err = format!(
+                "{:#}",
+                load_vectors(&path, &vocab, missing, Some(2)).unwrap_err()
+            );
+            assert!(
+                err.ends_with(&format!(
+                    "w2v.txt:1: expected a word2vec header `count dim` (two numbers, dim above 0) \
+                     or a word and its vector, found {header:?}: fix the header"
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]
