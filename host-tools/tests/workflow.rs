@@ -1187,6 +1187,20 @@ fn a_run_that_fails_before_its_first_checkpoint_leaves_the_earlier_model_whole()
         .arg(dir.path().join("exported"))
         .assert()
         .success();
+    // Another run's checkpoint in its place, the best one gone: the folder's card names
+    // the mismatch, as it does for the file.
+    let other = dir.path().join("other");
+    tiny_generator(&other)
+        .args(["--hidden", "8", "--epochs", "1", "--quiet", "--lr", "0.002"])
+        .assert()
+        .success();
+    std::fs::copy(other.join("checkpoint.ckpt"), out.join("checkpoint.ckpt")).unwrap();
+    std::fs::remove_file(out.join("checkpoint.best.ckpt")).unwrap();
+    let err = failure(cli().args(["export", "--checkpoint", arg(&out)]));
+    assert!(
+        err.contains("checkpoint.ckpt holds the weights after epoch 1 of another run"),
+        "{err}"
+    );
 }
 
 #[test]

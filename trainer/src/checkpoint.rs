@@ -141,6 +141,12 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 
 /// [`load`], with the format version the checkpoint was written in.
 pub fn load_with_format(path: &Path) -> Result<(Checkpoint, u32)> {
+    ensure!(
+        !path.is_dir(),
+        "{} is a folder, not a checkpoint: pass the checkpoint file (or the model folder that \
+         holds it)",
+        path.display()
+    );
     let bytes = fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
     let what = path.display();
     ensure!(
@@ -157,14 +163,14 @@ pub fn load_with_format(path: &Path) -> Result<(Checkpoint, u32)> {
     ensure!(
         body.len() as u64 == len,
         "{what}: header says the body is {len} bytes but {} follow: the file is truncated \
-         (a copy cut short?); restore it, or train afresh without --resume",
+         (a copy cut short?); restore it from a copy, or train the model afresh",
         body.len()
     );
     let actual = CRC.checksum(body);
     ensure!(
         actual == crc,
         "{what}: CRC-32 mismatch (header {crc:#010x}, body {actual:#010x}): the file is \
-         corrupt; restore it, or train afresh without --resume"
+         corrupt; restore it from a copy, or train the model afresh"
     );
     let decoded = match version {
         6.. => postcard::from_bytes(body),

@@ -675,13 +675,15 @@ fn describe_model(hp: &Hyperparams, epochs: usize) -> String {
 
 /// The checkpoint a command-line path names: the path itself, or in a model directory
 /// the checkpoint of the weights its blobs hold (`checkpoint.best.ckpt` when the run
-/// kept its best epoch, else `checkpoint.ckpt`).
+/// kept its best epoch and it is there, else `checkpoint.ckpt`, which the card check
+/// then places: a later run into the folder may have replaced both).
 pub fn model_checkpoint(path: &Path) -> PathBuf {
     let last = in_model_dir(path, CHECKPOINT_FILE);
     let kept_best =
         path.is_dir() && TrainedCard::read(path).is_ok_and(|card| card.job.kept_epoch.is_some());
-    if kept_best {
-        best_checkpoint_path(&last)
+    let best = best_checkpoint_path(&last);
+    if kept_best && (best.exists() || !last.exists()) {
+        best
     } else {
         last
     }
@@ -731,6 +733,12 @@ fn load_model_checkpoint(path: &Path) -> Result<Checkpoint> {
             command.map_or(String::new(), |c| format!(" ({c})"))
         );
     }
+    ensure!(
+        path.exists(),
+        "{} does not exist: pass a checkpoint file, or the model folder a run trained into \
+         (it holds {CHECKPOINT_FILE})",
+        path.display()
+    );
     load_checkpoint(path)
 }
 

@@ -12,7 +12,8 @@ mod resume;
 use dataset::{check_data, derive_seed, dropout_mask, epoch_order, BatchBuffers};
 pub use dataset::{Dataset, DatasetTargets};
 use resume::{
-    backend_change, describe_resume, lowest_val_loss, resume_best, resume_from, RunIdentity,
+    backend_change, describe_resume, lowest_val_loss, refuse_dropping_the_best, resume_best,
+    resume_from, RunIdentity,
 };
 
 use std::path::{Path, PathBuf};
@@ -148,8 +149,26 @@ pub fn train(
             validation: validation.map(Dataset::fingerprint),
         },
     };
+    if let Some(path) = &options.checkpoint {
+        // Found before an epoch is spent, not when its checkpoint cannot be saved.
+        for file in [path.clone(), best_checkpoint_path(path)] {
+            ensure!(
+                !file.is_dir(),
+                "{} is a folder, where this run saves a checkpoint: move it away",
+                file.display()
+            );
+        }
+    }
     let resumed = match (&options.checkpoint, options.resume) {
         (Some(path), true) if path.exists() => Some(resume_from(path, &run, options)?),
+        _ => None,
+    };
+    let mut best = match (&options.checkpoint, &resumed) {
+        (Some(path), Some(ck)) if options.keep_best => Some(resume_best(path, ck, &run, options)?),
+        (Some(path), Some(_)) => {
+            refuse_dropping_the_best(path)?;
+            None
+        }
         _ => None,
     };
     // Where the run starts is progress; that there was nothing to resume is a note
@@ -160,10 +179,6 @@ pub fn train(
     // A best checkpoint beside a run that is not resumed is an earlier run's: it goes
     // once this run has saved its own, so a run that fails early loses nothing.
     let mut stale_best = resumed.is_none();
-    let mut best = match (&options.checkpoint, &resumed) {
-        (Some(path), Some(ck)) if options.keep_best => Some(resume_best(path, ck, &run, options)?),
-        _ => None,
-    };
     // Once both checkpoints are accepted, and once for the two.
     let note = resumed
         .as_ref()
@@ -798,6 +813,31 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_where_a_checkpoint_goes_is_refused_before_an_epoch_is_spent() {
+        let cfg = model(Cell::Lstm);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        for folder in [path.clone(), dir.path().join("run.best.ckpt")] {
+            std::fs::create_dir(&folder).unwrap();
+            let err = overfit(&cfg, &overfitting(1, Some(path.clone()), false)).unwrap_err();
+            assert_eq!(
+                format!("{err:#}"),
+                format!(
+                    "{} is a folder, where this run saves a checkpoint: move it away",
+                    folder.display()
+                )
+            );
+            std::fs::remove_dir(&folder).unwrap();
+        }
+        std::fs::create_dir(&path).unwrap();
+        let err = crate::checkpoint::load(&path).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("is a folder, not a checkpoint"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
     fn a_resumed_run_keeps_the_best_epoch_from_before_the_interruption() {
         let cfg = model(Cell::Lstm);
         let dir = tempfile::tempdir().unwrap();
@@ -825,11 +865,19 @@ mod tests {
         assert!(straight.kept_epoch > 1, "the best epoch is not a later one");
         let gap = dir.path().join("d.ckpt");
         overfit(&cfg, &keep(1, &gap, false)).unwrap();
-        overfit(
-            &cfg,
-            &overfitting(straight.kept_epoch, Some(gap.clone()), true),
-        )
-        .unwrap();
+        let without = overfitting(straight.kept_epoch, Some(gap.clone()), true);
+        // Resuming without --keep-best is refused while the best is there ...
+        let err = overfit(&cfg, &without).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("give --keep-best to resume it"),
+            "{err:#}"
+        );
+        // ... so that a run gets there only with its best moved away and back.
+        let best = dir.path().join("d.best.ckpt");
+        let aside = dir.path().join("aside");
+        std::fs::rename(&best, &aside).unwrap();
+        overfit(&cfg, &without).unwrap();
+        std::fs::rename(&aside, &best).unwrap();
         let err = overfit(&cfg, &keep(10, &gap, true)).unwrap_err();
         assert!(
             format!("{err:#}").contains(&format!(

@@ -63,11 +63,12 @@ pub(super) fn resume_best(
     if let Some((epoch, loss)) = lowest_val_loss(longer).filter(|&(e, _)| e != best.epochs_done) {
         bail!(
             "{} holds epoch {}, but epoch {epoch} of the run in {} has a lower validation loss \
-             ({loss:.4}): it was trained without --keep-best, so its weights are gone; resume \
-             without --keep-best, or train afresh",
+             ({loss:.4}): it was trained without --keep-best, so its weights are gone; delete \
+             {} and resume without --keep-best, or train afresh",
             best_path.display(),
             best.epochs_done,
-            path.display()
+            path.display(),
+            best_path.display()
         );
     }
     Ok(BestEpoch {
@@ -75,6 +76,22 @@ pub(super) fn resume_best(
         val_loss,
         params: best.params,
     })
+}
+
+/// Refuses to resume without `--keep-best` a run that kept its best epoch beside
+/// `path`: its epochs go on without the best, which cannot be taken up again.
+pub(super) fn refuse_dropping_the_best(path: &Path) -> Result<()> {
+    let best_path = best_checkpoint_path(path);
+    ensure!(
+        !best_path.exists(),
+        "{} holds the best epoch of the run in {}, which kept its best epoch: give \
+         --keep-best to resume it; to go on without it (the model is then the last epoch's, \
+         and --keep-best cannot be taken up again), delete {} first",
+        best_path.display(),
+        path.display(),
+        best_path.display()
+    );
+    Ok(())
 }
 
 /// The epoch with the lowest validation loss (the first of equal ones) and that loss.
