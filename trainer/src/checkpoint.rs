@@ -160,10 +160,18 @@ pub fn load_with_format(path: &Path) -> Result<(Checkpoint, u32)> {
     let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
     let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
     let body = &bytes[HEADER_LEN..];
+    // A length no disk holds is a damaged header, not a file cut short.
+    let damage = if len > 1 << 48 {
+        "the header is corrupt"
+    } else if (body.len() as u64) < len {
+        "the file is truncated (a copy cut short?)"
+    } else {
+        "the file runs on past its end (written over, or joined to another?)"
+    };
     ensure!(
         body.len() as u64 == len,
-        "{what}: header says the body is {len} bytes but {} follow: the file is truncated \
-         (a copy cut short?); restore it from a copy, or train the model afresh",
+        "{what}: header says the body is {len} bytes but {} follow: {damage}; restore it \
+         from a copy, or train the model afresh",
         body.len()
     );
     let actual = CRC.checksum(body);
@@ -425,6 +433,12 @@ mod tests {
 
         fs::write(&path, &good[..good.len() - 3]).unwrap();
         assert!(format!("{:#}", load(&path).unwrap_err()).contains("truncated"));
+        fs::write(&path, [&good[..], b"more"].concat()).unwrap();
+        assert!(format!("{:#}", load(&path).unwrap_err()).contains("runs on past its end"));
+        let mut huge = good.clone();
+        huge[12..20].copy_from_slice(&(1u64 << 63).to_le_bytes());
+        fs::write(&path, &huge).unwrap();
+        assert!(format!("{:#}", load(&path).unwrap_err()).contains("the header is corrupt"));
 
         fs::write(&path, b"not a checkpoint at all").unwrap();
         assert!(format!("{:#}", load(&path).unwrap_err()).contains("bad magic"));

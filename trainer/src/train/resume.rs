@@ -18,7 +18,8 @@ pub(super) fn describe_resume(options: &TrainOptions, resumed: Option<&Checkpoin
     match resumed {
         None => format!("note: nothing to resume ({path} does not exist): training from epoch 1"),
         Some(ck) if ck.epochs_done >= options.epochs => format!(
-            "{path} already holds {} of {} epochs: nothing left to train",
+            "{path} already holds {} of {} epochs: nothing left to train; writing and \
+             evaluating the model again from it",
             ck.epochs_done, options.epochs
         ),
         Some(ck) => format!(
