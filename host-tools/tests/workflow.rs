@@ -1187,8 +1187,8 @@ fn a_run_that_fails_before_its_first_checkpoint_leaves_the_earlier_model_whole()
         .arg(dir.path().join("exported"))
         .assert()
         .success();
-    // Another run's checkpoint in its place, the best one gone: the folder's card names
-    // the mismatch, as it does for the file.
+    // Another run's checkpoint in its place, the best one gone: the folder names what
+    // is missing (export elsewhere must not read the other weights), the file the mismatch.
     let other = dir.path().join("other");
     tiny_generator(&other)
         .args(["--hidden", "8", "--epochs", "1", "--quiet", "--lr", "0.002"])
@@ -1196,7 +1196,22 @@ fn a_run_that_fails_before_its_first_checkpoint_leaves_the_earlier_model_whole()
         .success();
     std::fs::copy(other.join("checkpoint.ckpt"), out.join("checkpoint.ckpt")).unwrap();
     std::fs::remove_file(out.join("checkpoint.best.ckpt")).unwrap();
-    let err = failure(cli().args(["export", "--checkpoint", arg(&out)]));
+    let elsewhere = dir.path().join("elsewhere");
+    let err = failure(cli().args([
+        "export",
+        "--checkpoint",
+        arg(&out),
+        "--out",
+        arg(&elsewhere),
+    ]));
+    assert!(
+        err.contains(
+            "checkpoint.best.ckpt does not exist: the card beside it says its run kept epoch"
+        ) && err.contains("checkpoint.ckpt there holds another epoch's weights"),
+        "{err}"
+    );
+    assert!(!elsewhere.exists());
+    let err = failure(cli().args(["export", "--checkpoint", arg(&out.join("checkpoint.ckpt"))]));
     assert!(
         err.contains("checkpoint.ckpt holds the weights after epoch 1 of another run"),
         "{err}"

@@ -397,8 +397,9 @@ const TAR_HEADER: u64 = 512;
 /// downloaded: GloVe comes as a .zip, IMDB as a .tar.gz), told by its first bytes.
 fn archive_fix(path: &Path, head: &[u8]) -> Option<String> {
     let file = path.display();
-    // A tar member's header holds `ustar` at byte 257.
-    if head.get(257..262) == Some(b"ustar") {
+    // A tar member's header holds `ustar\0` (POSIX) or `ustar  \0` (GNU) at byte 257.
+    let magic = head.get(257..).unwrap_or_default();
+    if magic.starts_with(b"ustar\0") || magic.starts_with(b"ustar  \0") {
         return Some(format!(
             "{file} is a tar archive: unpack it (`tar xf {}`) and pass the folder or file \
              inside (the IMDB download unpacks to aclImdb/train and aclImdb/test)",
@@ -512,7 +513,7 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
             };
             bail!(
                 "{} is not in the aclImdb layout: it has no {folder}/ folder{hint}; a review \
-                 folder holds neg/ and pos/, with one review per .txt file in each",
+                 folder holds neg/ and pos/, with one review per .txt (or .txt.gz) file in each",
                 dir.display()
             );
         }
@@ -530,6 +531,18 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
         let (reviews, others): (Vec<PathBuf>, Vec<PathBuf>) =
             files.into_iter().partition(|p| is_review_file(p));
         skipped.extend(others);
+        // `gzip -k` leaves the review beside its gzipped copy: it would count twice.
+        if let Some(plain) = reviews
+            .iter()
+            .find(|p| is_gz(p) && reviews.contains(&p.with_extension("")))
+            .map(|p| p.with_extension(""))
+        {
+            bail!(
+                "{} and {}.gz are the same review, once gzipped: keep one of them",
+                plain.display(),
+                plain.display()
+            );
+        }
         for file in reviews {
             let text = read_text(&file)?;
             // As corpus files and `score` refuse it: binary data would train as tokens.
@@ -570,7 +583,8 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
     loaded.warnings.extend(empty.warning(loaded.reviews.len()));
     if loaded.reviews.is_empty() {
         bail!(
-            "{}: its pos/ and neg/ folders hold no .txt files: put one review per .txt file there",
+            "{}: its pos/ and neg/ folders hold no reviews: put one review per .txt (or \
+             .txt.gz) file there, its name not starting with a dot",
             dir.display()
         );
     }
@@ -883,11 +897,16 @@ fn csv_column(
                 .iter()
                 .next_back()
                 .is_some_and(|last| headers.len() > 1 && label_of(last).is_some());
-            let missing = if data {
-                "; line 1 looks like a review, not a header: add the line `review,sentiment` \
-                 above it"
-            } else {
-                ""
+            let missing = match (data, headers.len()) {
+                (false, _) => "",
+                (true, 2) => {
+                    "; line 1 looks like a review, not a header: add the line \
+                     `review,sentiment` above it"
+                }
+                (true, _) => {
+                    "; line 1 looks like a review, not a header: add a line above it that \
+                     names each column, `review` and `sentiment` among them"
+                }
             };
             bail!(
                 "{}:1: the CSV header has no `{name}` (or `{alias}`) column \
@@ -953,8 +972,14 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
         }
     };
     ensure!(
-        headers.iter().any(|h| !h.trim_ascii().is_empty()),
+        !headers.is_empty(),
         "{}: the file is empty: give a header line `review,sentiment` and one review per row",
+        source.display()
+    );
+    ensure!(
+        headers.iter().any(|h| !h.trim_ascii().is_empty()),
+        "{}:1: the header line is blank: the first line must name the columns \
+         (`review,sentiment`); remove the blank line",
         source.display()
     );
     let (text_col, _) = csv_column(&headers, "review", "text", source)?;
@@ -990,11 +1015,10 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
         let text = record.get(text_col).unwrap_or_default().to_vec();
         let sentiment = record.get(label_col).unwrap_or_default();
         let label = label_of(sentiment).with_context(|| {
-            let repeated = record
-                .iter()
-                .zip(&headers)
-                .all(|(field, name)| field.trim_ascii().eq_ignore_ascii_case(name.trim_ascii()));
-            if repeated {
+            // A file joined on with `cat` repeats its header, maybe after a byte-order mark.
+            let field = sentiment.strip_prefix(b"\xef\xbb\xbf").unwrap_or(sentiment);
+            let field = field.trim_ascii();
+            if field.eq_ignore_ascii_case(b"sentiment") || field.eq_ignore_ascii_case(b"label") {
                 return format!(
                     "{at}: this row repeats the header (files joined with `cat`?): remove it"
                 );
@@ -1406,11 +1430,23 @@ mod tests {
             warnings.contains("3_1.txt: empty review text (1 of the 3 reviews"),
             "{warnings}"
         );
-        for name in ["pos/1_9.txt", "neg/3_1.txt", "neg/4_2.txt.gz"] {
+        // `gzip -k` leaves both: one review, which must not count twice.
+        std::fs::write(dir.path().join("neg/4_2.txt"), "dull").unwrap();
+        let err = load_reviews(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("4_2.txt.gz are the same review, once gzipped: keep one of them"),
+            "{err}"
+        );
+        for name in [
+            "pos/1_9.txt",
+            "neg/3_1.txt",
+            "neg/4_2.txt.gz",
+            "neg/4_2.txt",
+        ] {
             std::fs::remove_file(dir.path().join(name)).unwrap();
         }
         let err = load_reviews(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("hold no .txt files"), "{err}");
+        assert!(err.contains("hold no reviews"), "{err}");
     }
 
     #[test]
@@ -1964,9 +2000,21 @@ mod binary_and_layout_tests {
             "r.csv: the file is empty: give a header line `review,sentiment` and one review per row"
         );
         assert_eq!(
-            err("review,sentiment\ngood,1\nReview,Sentiment\nbad,0\n"),
-            "r.csv:3: this row repeats the header (files joined with `cat`?): remove it"
+            err("   \nreview,sentiment\ngood,1\n"),
+            "r.csv:1: the header line is blank: the first line must name the columns \
+             (`review,sentiment`); remove the blank line"
         );
+        // Joined on with `cat`: the header again, maybe after a byte-order mark, or
+        // another file's column names.
+        for joined in ["Review,Sentiment", "\u{feff}review,sentiment", "text,label"] {
+            assert_eq!(
+                err(&format!("review,sentiment\ngood,1\n{joined}\nbad,0\n")),
+                "r.csv:3: this row repeats the header (files joined with `cat`?): remove it"
+            );
+        }
+        assert!(err("id,good film,1\n").ends_with(
+            "add a line above it that names each column, `review` and `sentiment` among them"
+        ));
         assert!(
             err("good film,1\nbad,0\n").ends_with(
                 "line 1 looks like a review, not a header: add the line `review,sentiment` above it"
@@ -1992,6 +2040,12 @@ mod binary_and_layout_tests {
         std::fs::write(&gzipped, gz.finish().unwrap()).unwrap();
         let named_jsonl = dir.path().join("reviews.jsonl.gz");
         std::fs::copy(&gzipped, &named_jsonl).unwrap();
+        // Text that spells `ustar` there is no archive.
+        let text = dir.path().join("custard.txt");
+        let mut review = vec![b'a'; 256];
+        review.extend_from_slice(b"custard pie");
+        std::fs::write(&text, &review).unwrap();
+        assert_eq!(read_text(&text).unwrap(), review);
         for path in [plain, gzipped, named_jsonl] {
             let err = format!("{:#}", load_reviews(&path).unwrap_err());
             assert!(

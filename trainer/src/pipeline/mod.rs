@@ -675,15 +675,13 @@ fn describe_model(hp: &Hyperparams, epochs: usize) -> String {
 
 /// The checkpoint a command-line path names: the path itself, or in a model directory
 /// the checkpoint of the weights its blobs hold (`checkpoint.best.ckpt` when the run
-/// kept its best epoch and it is there, else `checkpoint.ckpt`, which the card check
-/// then places: a later run into the folder may have replaced both).
+/// kept its best epoch, else `checkpoint.ckpt`).
 pub fn model_checkpoint(path: &Path) -> PathBuf {
     let last = in_model_dir(path, CHECKPOINT_FILE);
     let kept_best =
         path.is_dir() && TrainedCard::read(path).is_ok_and(|card| card.job.kept_epoch.is_some());
-    let best = best_checkpoint_path(&last);
-    if kept_best && (best.exists() || !last.exists()) {
-        best
+    if kept_best {
+        best_checkpoint_path(&last)
     } else {
         last
     }
@@ -718,10 +716,25 @@ fn load_model_checkpoint(path: &Path) -> Result<Checkpoint> {
     let dir = path.parent().filter(|dir| dir.join(CARD_FILE).is_file());
     let checkpoint_beside = dir.is_some_and(|dir| dir.join(CHECKPOINT_FILE).is_file());
     if !path.exists() && checkpoint_beside {
-        bail!(
-            "{} does not exist; its folder holds {CHECKPOINT_FILE}: pass the folder, or that file",
-            path.display()
-        );
+        // The card names the best epoch's checkpoint, which a later run into the
+        // folder replaces: the checkpoint there may be another run's.
+        let kept = dir
+            .and_then(|dir| TrainedCard::read(dir).ok())
+            .and_then(|card| card.job.kept_epoch)
+            .filter(|_| best_checkpoint_path(&path.with_file_name(CHECKPOINT_FILE)) == path);
+        match kept {
+            Some(epoch) => bail!(
+                "{} does not exist: the card beside it says its run kept epoch {epoch}, the \
+                 best one, whose checkpoint a later run into the folder removes; {CHECKPOINT_FILE} \
+                 there holds another epoch's weights, maybe another run's: pass that file to \
+                 read those, or train the model again",
+                path.display()
+            ),
+            None => bail!(
+                "{} does not exist; its folder holds {CHECKPOINT_FILE}: pass the folder, or that file",
+                path.display()
+            ),
+        }
     }
     if let (false, Some(dir)) = (path.exists(), dir) {
         let command = TrainedCard::read(dir).map(|card| card.command);

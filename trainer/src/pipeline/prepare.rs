@@ -700,15 +700,11 @@ impl Tokenless {
         let first = self.first.as_ref()?;
         Some(format!(
             "{}: {} of the {} reviews used hold text that gives the model no tokens (e.g. \
-             {first}): {}each reads as padding alone; drop them unless that is meant",
+             {first}){}; each reads as padding alone: drop them unless that is meant",
             path.display(),
             self.count,
             self.total,
-            if words {
-                "a word model skips whitespace, `<br />` tags and non-breaking spaces, so "
-            } else {
-                ""
-            }
+            Self::why(words)
         ))
     }
 }
