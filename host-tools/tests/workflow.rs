@@ -1714,6 +1714,27 @@ fn settings_that_cannot_act_as_given_are_noted() {
     ] {
         assert!(stderr.contains(expected), "{expected}: {stderr}");
     }
+    // A checkpoint that is a broken link, beside an earlier run's best checkpoint.
+    let linked = dir.path().join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    std::fs::write(linked.join("checkpoint.best.ckpt"), b"an earlier run's").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(dir.path().join("gone.ckpt"), linked.join("checkpoint.ckpt"))
+        .unwrap();
+    let stderr = success_stderr(
+        tiny_generator(&linked).args(["--hidden", "4", "--epochs", "1", "--resume", "--quiet"]),
+    );
+    #[cfg(unix)]
+    assert!(
+        stderr.contains(
+            "checkpoint.ckpt is a link to a file that does not exist): training from epoch 1;"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("checkpoint.best.ckpt there, an earlier run's, is replaced"),
+        "{stderr}"
+    );
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let stderr = success_stderr(
         cli()

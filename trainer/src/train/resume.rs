@@ -11,12 +11,27 @@ pub(super) struct RunIdentity<'a> {
 
 /// Where a `resume` run starts, for the progress output.
 pub(super) fn describe_resume(options: &TrainOptions, resumed: Option<&Checkpoint>) -> String {
-    let path = options.checkpoint.as_deref().map_or_else(
+    let checkpoint = options.checkpoint.as_deref();
+    let path = checkpoint.map_or_else(
         || "no checkpoint path given".into(),
         |p| p.display().to_string(),
     );
     match resumed {
-        None => format!("note: nothing to resume ({path} does not exist): training from epoch 1"),
+        None => {
+            let missing = if checkpoint.is_some_and(Path::is_symlink) {
+                "is a link to a file that does not exist"
+            } else {
+                "does not exist"
+            };
+            // A best checkpoint alone is an earlier run's, which this run replaces.
+            let best = checkpoint
+                .map(best_checkpoint_path)
+                .filter(|best| best.exists())
+                .map_or(String::new(), |best| {
+                    format!("; {} there, an earlier run's, is replaced", best.display())
+                });
+            format!("note: nothing to resume ({path} {missing}): training from epoch 1{best}")
+        }
         Some(ck) if ck.epochs_done >= options.epochs => format!(
             "{path} already holds {} of {} epochs: nothing left to train; writing and \
              evaluating the model again from it",
