@@ -575,6 +575,7 @@ fn read_binary(reader: &mut Box<dyn BufRead>, mut filler: Filler) -> Result<Embe
             .unwrap_or(word.len());
         reader
             .read_exact(&mut raw)
+            .map_err(|e| read_error(path, None, e.into()))
             .with_context(|| format!("{}: the file ends inside the vector", at()))?;
         if entry == 1
             && raw
@@ -595,8 +596,8 @@ fn read_binary(reader: &mut Box<dyn BufRead>, mut filler: Filler) -> Result<Embe
             .position(|v| !v.is_finite() || v.abs() > MAX_VALUE)
         {
             bail!(
-                "{}: value {} of the vector is {}, not a word vector's (is a word with a space \
-                 in it, or is the header's dimension wrong?)",
+                "{}: value {} of the vector is {}, not a word vector's (a word with a space in \
+                 it before, a header dimension that is wrong, or a damaged file?)",
                 at(),
                 k + 1,
                 vector[k]
@@ -808,6 +809,34 @@ mod tests {
             bytes.extend_from_slice(end);
         }
         std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_gzipped_binary_cut_inside_a_vector_gets_the_gzip_check() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let built = vocab_words();
+        let vocab = built.vocab().unwrap();
+        let plain = dir.path().join("v.bin");
+        write_binary(
+            &plain,
+            "2 2\n",
+            &[("was", [0.5, 0.25]), ("movie", [1.0, -1.0])],
+            b"\n",
+        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&std::fs::read(&plain).unwrap()).unwrap();
+        let gz = gz.finish().unwrap();
+        let cut = dir.path().join("v.bin.gz");
+        std::fs::write(&cut, &gz[..gz.len() - 12]).unwrap();
+        let err = format!(
+            "{:#}",
+            load_vectors(&cut, &vocab, MissingRows::Zeros, None).unwrap_err()
+        );
+        assert!(
+            err.contains("the file ends inside the vector") && err.contains("gzip -t"),
+            "{err}"
+        );
     }
 
     #[test]
