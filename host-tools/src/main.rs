@@ -400,7 +400,7 @@ fn firmware_summary(out: &firmware::FirmwareOutput, chars: usize) -> serde_json:
     serde_json::json!({
         "model": out.model,
         "scores": out.scores.iter().map(|s| serde_json::json!({
-            "review": s.index + 1, "score": s.probability(), "raw": s.value, "steps": s.steps,
+            "review": s.index + 1, "score": s.probability(), "raw": s.value.to_string(), "steps": s.steps,
             "instructions": s.ticks * per_tick,
         })).collect::<Vec<_>>(),
         "generations": out.generations.iter().map(|g| serde_json::json!({
