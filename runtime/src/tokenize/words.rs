@@ -322,8 +322,9 @@ impl<'a> Vocab<'a> {
     pub const PAD: u16 = 0;
     /// Id of words not in the vocabulary.
     pub const UNK: u16 = 1;
-    /// Most words a vocabulary can hold: ids run up to `u16::MAX`.
-    pub const MAX_WORDS: usize = u16::MAX as usize - 1;
+    /// Most words a vocabulary can hold: with PAD and UNK, a model's token count
+    /// (ids `0..=MAX_WORDS + 1`) must itself fit a `u16`, as the blob format checks.
+    pub const MAX_WORDS: usize = u16::MAX as usize - 2;
 
     /// Checks the offsets (count, first, last, increasing) and that the words are
     /// lowercase and strictly ascending; anything else is [`Error::BadVocab`].

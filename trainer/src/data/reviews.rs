@@ -713,6 +713,15 @@ fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> 
                 return anyhow!("{at}: {clash}");
             }
         }
+        if cause.starts_with("missing field") {
+            if let Some(key) = key_in_another_case(line) {
+                return anyhow!(
+                    "{at}:{}: {cause}; keys are case-sensitive: write `{}` for `{key}`",
+                    e.column(),
+                    key.to_ascii_lowercase()
+                );
+            }
+        }
         if cause.ends_with("hex escape") {
             if let Some(escape) = unpaired_surrogate(line, e.column()) {
                 return anyhow!(
@@ -737,8 +746,14 @@ fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> 
         _ => None,
     }
     .with_context(|| {
+        // The key as the line spells it: `label` or its alias.
+        let keys = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line);
+        let name = match keys {
+            Ok(keys) if !keys.contains_key("label") => "sentiment",
+            _ => "label",
+        };
         format!(
-            "{at}: field `label` must be 0 or 1, true or false, or \"positive\"/\"negative\" (or \"pos\"/\"neg\"), found {}",
+            "{at}: field `{name}` must be 0 or 1, true or false, or \"positive\"/\"negative\" (or \"pos\"/\"neg\"), found {}",
             record.label
         )
     })?;
@@ -746,6 +761,19 @@ fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> 
         text: record.text.into_bytes(),
         label,
     }))
+}
+
+/// A top-level key of `line` that is one of the review keys in another case
+/// (`Label`, `TEXT`): JSON keys are case-sensitive, CSV column names are not.
+fn key_in_another_case(line: &[u8]) -> Option<String> {
+    let keys = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line).ok()?;
+    keys.keys()
+        .find(|key| {
+            ["label", "sentiment", "text", "review"]
+                .iter()
+                .any(|name| key.eq_ignore_ascii_case(name) && key.as_str() != *name)
+        })
+        .cloned()
 }
 
 /// `positive`/`negative`, `pos`/`neg` or `true`/`false` (any case, spaces around
@@ -1263,6 +1291,20 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("at line"), "{message}");
+        // Keys in another case, and a bad label under the alias, are named as written.
+        let err = format!("{:#}", read("{\"Label\": 1, \"Text\": \"a\"}\n"));
+        assert!(
+            err.ends_with("keys are case-sensitive: write `label` for `Label`"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            read("{\"sentiment\": \"meh\", \"review\": \"a\"}\n")
+        );
+        assert!(
+            err.starts_with("bad.jsonl:1: field `sentiment` must be"),
+            "{err}"
+        );
         let err = read("\n\n{not json\n");
         assert!(
             format!("{err:#}").starts_with("bad.jsonl:3:2: key must be a string"),
