@@ -1158,6 +1158,15 @@ fn a_run_that_fails_before_its_first_checkpoint_leaves_the_earlier_model_whole()
         .assert()
         .success();
     let best = std::fs::read(out.join("checkpoint.best.ckpt")).unwrap();
+    // Resumed without --keep-best, which also set validation apart: named as such.
+    let err = failure(tiny_generator(&out).args(["--hidden", "8", "--epochs", "3", "--resume"]));
+    assert!(
+        err.contains(
+            "which kept its best epoch and set validation reviews apart for it: give \
+             --keep-best"
+        ),
+        "{err}"
+    );
     // No machine has GPU 999, so this run fails before it trains.
     let err = failure(tiny_generator(&out).args(["--hidden", "8", "--device", "cuda:999"]));
     assert!(err.contains("CUDA"), "{err}");

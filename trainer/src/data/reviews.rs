@@ -243,7 +243,7 @@ pub(crate) fn refuse_binary(text: &[u8], source: &str, file: Option<&Path>) -> R
         line: 1,
         byte: at as u64 + 1,
     });
-    bail!("{source} {nul}")
+    bail!("{source} {nul}; give plain text (UTF-8 or Latin-1)")
 }
 
 /// Where a NUL byte is, as an editor counts lines (LF, CR LF or a lone CR ends one).
@@ -257,8 +257,7 @@ impl std::fmt::Display for NulByte {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(
             f,
-            "holds a NUL byte (line {}, byte {}): it is binary data, not text; give plain \
-             text (UTF-8 or Latin-1)",
+            "holds a NUL byte (line {}, byte {}): it is binary data, not text",
             self.line, self.byte
         )
     }
@@ -312,10 +311,13 @@ impl<R: Read> Read for NulGuard<R> {
     }
 }
 
-/// The file's NUL byte, when `err` is [`NulGuard`]'s.
-fn nul_error(source: &Path, err: &std::io::Error) -> Option<anyhow::Error> {
+/// The file's NUL byte, when `err` is [`NulGuard`]'s; `encodings` are those the format takes.
+fn nul_error(source: &Path, err: &std::io::Error, encodings: &str) -> Option<anyhow::Error> {
     let nul = err.get_ref()?.downcast_ref::<NulByte>()?;
-    Some(anyhow!("{} {nul}", source.display()))
+    Some(anyhow!(
+        "{} {nul}; give plain text ({encodings})",
+        source.display()
+    ))
 }
 
 /// What to do instead when a review file is a labelled dataset (`.jsonl`, `.csv`,
@@ -538,7 +540,8 @@ pub fn load_acl_dir(dir: &Path) -> Result<LoadedReviews> {
             .map(|p| p.with_extension(""))
         {
             bail!(
-                "{} and {}.gz are the same review, once gzipped: keep one of them",
+                "{} and {}.gz are one review's file twice (the second gzipped), or two \
+                 reviews under one name: keep one of them",
                 plain.display(),
                 plain.display()
             );
@@ -654,7 +657,8 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<LoadedReviews> 
     let mut number = 0;
     for chunk in BufReader::new(NulGuard::new(reader)).split(b'\n') {
         let chunk = chunk.map_err(|e| {
-            nul_error(source, &e).unwrap_or_else(|| read_error(source, Some(number + 1), e.into()))
+            nul_error(source, &e, "UTF-8")
+                .unwrap_or_else(|| read_error(source, Some(number + 1), e.into()))
         })?;
         let chunk = chunk.strip_suffix(b"\r").unwrap_or(&chunk);
         // JSON strings hold no raw CR, so one inside a line ends it (old Mac files),
@@ -713,11 +717,22 @@ fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> 
                 return anyhow!("{at}: {clash}");
             }
         }
-        if cause.starts_with("missing field") {
-            if let Some(key) = key_in_another_case(line) {
+        let missing = cause
+            .strip_prefix("missing field `")
+            .and_then(|f| f.strip_suffix('`'));
+        if let Some(field) = missing {
+            // The field and its alias, as JsonReview names them.
+            let names = match field {
+                "label" => ["label", "sentiment"],
+                _ => ["text", "review"],
+            };
+            if let Some(key) = key_in_another_case(line, names) {
                 return anyhow!(
-                    "{at}:{}: {cause}; keys are case-sensitive: write `{}` for `{key}`",
+                    "{at}:{}: missing field `{}` (or `{}`); keys are case-sensitive: write `{}` \
+                     for `{key}`",
                     e.column(),
+                    names[0],
+                    names[1],
                     key.to_ascii_lowercase()
                 );
             }
@@ -763,13 +778,13 @@ fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> 
     }))
 }
 
-/// A top-level key of `line` that is one of the review keys in another case
-/// (`Label`, `TEXT`): JSON keys are case-sensitive, CSV column names are not.
-fn key_in_another_case(line: &[u8]) -> Option<String> {
+/// A top-level key of `line` that is one of `names` in another case (`Label`,
+/// `TEXT`): JSON keys are case-sensitive, CSV column names are not.
+fn key_in_another_case(line: &[u8], names: [&str; 2]) -> Option<String> {
     let keys = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line).ok()?;
     keys.keys()
         .find(|key| {
-            ["label", "sentiment", "text", "review"]
+            names
                 .iter()
                 .any(|name| key.eq_ignore_ascii_case(name) && key.as_str() != *name)
         })
@@ -990,7 +1005,7 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
         Err(err) => {
             // The reader reads ahead: a NUL byte below the header stops it here.
             let binary =
-                matches!(err.kind(), csv::ErrorKind::Io(io) if nul_error(source, io).is_some());
+                matches!(err.kind(), csv::ErrorKind::Io(io) if nul_error(source, io, "").is_some());
             let err = csv_error(source, err, csv.get_mut());
             return Err(if binary {
                 err
@@ -1162,7 +1177,7 @@ impl<R: Read> Read for LineEnds<R> {
 /// A CSV record that cannot be read, with its line and what to do.
 fn csv_error<R>(source: &Path, err: csv::Error, lines: &mut LineEnds<R>) -> anyhow::Error {
     if let Some(nul) = match err.kind() {
-        csv::ErrorKind::Io(io) => nul_error(source, io),
+        csv::ErrorKind::Io(io) => nul_error(source, io, "UTF-8 or Latin-1"),
         _ => None,
     } {
         return nul;
@@ -1295,6 +1310,12 @@ mod tests {
         let err = format!("{:#}", read("{\"Label\": 1, \"Text\": \"a\"}\n"));
         assert!(
             err.ends_with("keys are case-sensitive: write `label` for `Label`"),
+            "{err}"
+        );
+        // The hint names the key of the missing field, not another one.
+        let err = format!("{:#}", read("{\"Review\": \"a\", \"Sentiment\": 1}\n"));
+        assert!(
+            err.contains("missing field `label` (or `sentiment`); keys are case-sensitive: write `sentiment` for `Sentiment`"),
             "{err}"
         );
         let err = format!(
@@ -1476,7 +1497,7 @@ mod tests {
         std::fs::write(dir.path().join("neg/4_2.txt"), "dull").unwrap();
         let err = load_reviews(dir.path()).unwrap_err().to_string();
         assert!(
-            err.ends_with("4_2.txt.gz are the same review, once gzipped: keep one of them"),
+            err.ends_with("4_2.txt.gz are one review's file twice (the second gzipped), or two reviews under one name: keep one of them"),
             "{err}"
         );
         for name in [
@@ -2020,7 +2041,8 @@ mod binary_and_layout_tests {
             Path::new("r.jsonl"),
         ));
         assert!(
-            jsonl.starts_with("r.jsonl holds a NUL byte (line 2, byte 50)"),
+            jsonl.starts_with("r.jsonl holds a NUL byte (line 2, byte 50)")
+                && jsonl.ends_with("give plain text (UTF-8)"),
             "{jsonl}"
         );
         // An escaped NUL is JSON text, not binary data.

@@ -140,6 +140,15 @@ pub(super) fn resume_from(
         "{what} was written for another model (checkpoint vs this run: {}); resume with the checkpoint's settings, {fresh}",
         ck.model.differences(run.model).join(", ")
     );
+    // Without --test, --keep-best also sets validation apart: its data differ without it.
+    let best = best_checkpoint_path(path);
+    ensure!(
+        ck.data == run.data || options.keep_best || !best.exists(),
+        "{} holds the best epoch of the run in {what}, which kept its best epoch and set \
+         validation reviews apart for it: give --keep-best (and the first run's other \
+         options) to resume it, {fresh}",
+        best.display()
+    );
     ensure!(
         ck.data == run.data,
         "{what} was trained on other data: this run's {} differ from the checkpoint's. Resume \
