@@ -231,19 +231,17 @@ pub fn read_text(path: &Path) -> Result<Vec<u8>> {
 /// never does, binary data does, and would otherwise be read as tokens. UTF-16 text
 /// without a byte-order mark is named as such, with the command that converts it.
 pub(crate) fn refuse_binary(text: &[u8], source: &str, file: Option<&Path>) -> Result<()> {
-    let Some(at) = text.iter().position(|&b| b == 0) else {
+    let mut guard = NulGuard::new(text);
+    let Err(err) = std::io::copy(&mut guard, &mut std::io::sink()) else {
         return Ok(());
     };
     if let Some(encoding) = utf16_without_bom(text) {
         bail!(utf16_message(source, file, encoding, WITHOUT_BOM));
     }
-    let mut guard = NulGuard::new(text);
-    let _ = std::io::copy(&mut guard, &mut std::io::sink());
-    let nul = guard.found.unwrap_or(NulByte {
-        line: 1,
-        byte: at as u64 + 1,
-    });
-    bail!("{source} {nul}; give plain text (UTF-8 or Latin-1)")
+    match nul_byte(&err) {
+        Some(nul) => bail!("{source} {nul}; give plain text (UTF-8 or Latin-1)"),
+        None => Err(err.into()),
+    }
 }
 
 /// Where a NUL byte is, as an editor counts lines (LF, CR LF or a lone CR ends one).
@@ -273,7 +271,6 @@ struct NulGuard<R> {
     read: u64,
     line: u64,
     after_cr: bool,
-    found: Option<NulByte>,
 }
 
 impl<R> NulGuard<R> {
@@ -283,7 +280,6 @@ impl<R> NulGuard<R> {
             read: 0,
             line: 1,
             after_cr: false,
-            found: None,
         }
     }
 }
@@ -303,7 +299,6 @@ impl<R: Read> Read for NulGuard<R> {
                     line: self.line,
                     byte: self.read,
                 };
-                self.found = Some(nul);
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, nul));
             }
         }
@@ -311,9 +306,14 @@ impl<R: Read> Read for NulGuard<R> {
     }
 }
 
+/// The NUL byte [`NulGuard`] stopped at, when `err` is its.
+fn nul_byte(err: &std::io::Error) -> Option<NulByte> {
+    err.get_ref()?.downcast_ref::<NulByte>().copied()
+}
+
 /// The file's NUL byte, when `err` is [`NulGuard`]'s; `encodings` are those the format takes.
 fn nul_error(source: &Path, err: &std::io::Error, encodings: &str) -> Option<anyhow::Error> {
-    let nul = err.get_ref()?.downcast_ref::<NulByte>()?;
+    let nul = nul_byte(err)?;
     Some(anyhow!(
         "{} {nul}; give plain text ({encodings})",
         source.display()
@@ -1004,8 +1004,7 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
         Ok(headers) => headers.clone(),
         Err(err) => {
             // The reader reads ahead: a NUL byte below the header stops it here.
-            let binary =
-                matches!(err.kind(), csv::ErrorKind::Io(io) if nul_error(source, io, "").is_some());
+            let binary = matches!(err.kind(), csv::ErrorKind::Io(io) if nul_byte(io).is_some());
             let err = csv_error(source, err, csv.get_mut());
             return Err(if binary {
                 err

@@ -299,21 +299,22 @@ pub(super) fn prepare_reviews(
         Tokenless::why(words)
     );
     from_train.add(tokenless(&val_reviews, &val_enc));
-    let mut from_test = tokenless(&test_reviews, &test_enc);
-    if test_path.is_none() {
-        // Held out of --train, and counted already when it is the validation set.
-        if !validation_is_test {
+    let from_test = tokenless(&test_reviews, &test_enc);
+    let test_warning = match test_path {
+        Some(path) => from_test.warning(path, words),
+        // Held out of --train; counted already when it is the validation set.
+        None if !validation_is_test => {
             from_train.add(from_test);
+            None
         }
-        from_test = Tokenless::default();
-    }
-    for (found, path) in [
-        (from_train, train_path),
-        (from_test, test_path.unwrap_or(train_path)),
-    ] {
-        if let Some(warning) = found.warning(path, words) {
-            eprintln!("warning: {warning}");
-        }
+        None => None,
+    };
+    for warning in from_train
+        .warning(train_path, words)
+        .into_iter()
+        .chain(test_warning)
+    {
+        eprintln!("warning: {warning}");
     }
     let mut params = Params::init(&cfg, hp.seed);
     if let Some(values) = start.as_ref().and_then(|s| s.values.clone()) {
@@ -657,11 +658,16 @@ struct Tokenless {
 
 impl Tokenless {
     /// `reviews` encoded (post-padded) as `encoded`: a row that starts with PAD is empty.
-    fn count(reviews: &[Review], encoded: &Encoded, pad: u16) -> Self {
-        let mut found = Tokenless {
-            total: reviews.len(),
+    /// None found yet among `total` reviews.
+    fn new(total: usize) -> Self {
+        Tokenless {
+            total,
             ..Self::default()
-        };
+        }
+    }
+
+    fn count(reviews: &[Review], encoded: &Encoded, pad: u16) -> Self {
+        let mut found = Tokenless::new(reviews.len());
         for (index, review) in reviews.iter().enumerate() {
             let empty = encoded
                 .row(index)
@@ -990,10 +996,7 @@ pub fn length_stats(path: &Path, maxlen: usize, chars: bool) -> Result<(LengthSt
         encode_chars(&reviews, &table, maxlen, Truncate::Post)?
     } else {
         let mut stats = LengthStats::new(maxlen);
-        let mut tokenless = Tokenless {
-            total: reviews.len(),
-            ..Tokenless::default()
-        };
+        let mut tokenless = Tokenless::new(reviews.len());
         for (index, review) in reviews.iter().enumerate() {
             let mut words = 0usize;
             lstm_edge_runtime::tokenize::for_each_word(&review.text, |_| {

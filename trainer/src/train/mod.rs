@@ -12,8 +12,7 @@ mod resume;
 use dataset::{check_data, derive_seed, dropout_mask, epoch_order, BatchBuffers};
 pub use dataset::{Dataset, DatasetTargets};
 use resume::{
-    backend_change, describe_resume, lowest_val_loss, refuse_dropping_the_best, resume_best,
-    resume_from, RunIdentity,
+    backend_change, describe_resume, lowest_val_loss, resume_best, resume_from, RunIdentity,
 };
 
 use std::path::{Path, PathBuf};
@@ -165,10 +164,6 @@ pub fn train(
     };
     let mut best = match (&options.checkpoint, &resumed) {
         (Some(path), Some(ck)) if options.keep_best => Some(resume_best(path, ck, &run, options)?),
-        (Some(path), Some(_)) => {
-            refuse_dropping_the_best(path)?;
-            None
-        }
         _ => None,
     };
     // Where the run starts is progress; that there was nothing to resume is a note

@@ -95,19 +95,27 @@ pub(super) fn resume_best(
 }
 
 /// Refuses to resume without `--keep-best` a run that kept its best epoch beside
-/// `path`: its epochs go on without the best, which cannot be taken up again.
-pub(super) fn refuse_dropping_the_best(path: &Path) -> Result<()> {
-    let best_path = best_checkpoint_path(path);
-    ensure!(
-        !best_path.exists(),
-        "{} holds the best epoch of the run in {}, which kept its best epoch: give \
-         --keep-best to resume it; to go on without it (the model is then the last epoch's, \
-         and --keep-best cannot be taken up again), delete {} first",
-        best_path.display(),
-        path.display(),
-        best_path.display()
-    );
-    Ok(())
+/// `path`: its epochs would go on without the best, which cannot be taken up again.
+/// Where `--keep-best` also set validation apart (`same_data` false: no --test), the
+/// data differ without it, so giving the best up is no way out.
+fn refuse_dropping_the_best(path: &Path, same_data: bool, fresh: &str) -> Result<()> {
+    let best = best_checkpoint_path(path);
+    if !best.exists() {
+        return Ok(());
+    }
+    let (best, path) = (best.display(), path.display());
+    if same_data {
+        bail!(
+            "{best} holds the best epoch of the run in {path}, which kept its best epoch: give \
+             --keep-best to resume it; to go on without it (the model is then the last \
+             epoch's, and --keep-best cannot be taken up again), delete {best} first"
+        )
+    }
+    bail!(
+        "{best} holds the best epoch of the run in {path}, which kept its best epoch and set \
+         validation reviews apart for it: give --keep-best (and the first run's other \
+         options) to resume it, {fresh}"
+    )
 }
 
 /// The epoch with the lowest validation loss (the first of equal ones) and that loss.
@@ -140,15 +148,9 @@ pub(super) fn resume_from(
         "{what} was written for another model (checkpoint vs this run: {}); resume with the checkpoint's settings, {fresh}",
         ck.model.differences(run.model).join(", ")
     );
-    // Without --test, --keep-best also sets validation apart: its data differ without it.
-    let best = best_checkpoint_path(path);
-    ensure!(
-        ck.data == run.data || options.keep_best || !best.exists(),
-        "{} holds the best epoch of the run in {what}, which kept its best epoch and set \
-         validation reviews apart for it: give --keep-best (and the first run's other \
-         options) to resume it, {fresh}",
-        best.display()
-    );
+    if !options.keep_best {
+        refuse_dropping_the_best(path, ck.data == run.data, fresh)?;
+    }
     ensure!(
         ck.data == run.data,
         "{what} was trained on other data: this run's {} differ from the checkpoint's. Resume \
