@@ -10,7 +10,7 @@
 use anyhow::{bail, Result};
 use lstm_edge_runtime::format::{Cell, Head, Output};
 
-use crate::model::{ModelConfig, Params};
+use crate::model::{pad_pooling_weights, ModelConfig, Params};
 use crate::onnx::{Attr, Dim, Elem, Graph, Value};
 
 /// Opset of exported models: 18 takes `ReduceMean` axes as an input; ORT 1.31 and
@@ -228,38 +228,10 @@ fn recurrent(
 }
 
 /// The last-state or mean head over each row's steps before its first PAD, from `Y`
-/// `[seq, 1, batch, H]` to `[batch, H]`. A step is kept while no PAD has come yet;
-/// the last state is the kept step where the running count of kept steps reaches
-/// their number. An empty row gives zeros (the initial state), as on the runtime.
-/// Built from ops that tract and ONNX Runtime both run (`sequence_lens` is not one).
+/// `[seq, 1, batch, H]` to `[batch, H]`, with the training step's weights. Built from
+/// ops that tract and ONNX Runtime both run (`sequence_lens` is not one).
 fn masked_pool(g: &mut Graph, head: Head, ids: &Value, pad: u16, y: &Value) -> Value {
-    let pad = g.const_i64(&[], &[i64::from(pad)]);
-    let is_pad = g.op("Equal", &[ids, &pad], vec![]);
-    let is_pad = g.cast(&is_pad, Elem::F32);
-    let seq_axis = g.const_i64(&[], &[1]);
-    let pads_so_far = g.op("CumSum", &[&is_pad, &seq_axis], vec![]);
-    let half = g.const_f32(&[], &[0.5]);
-    let kept = g.op("Less", &[&pads_so_far, &half], vec![]);
-    let kept = g.cast(&kept, Elem::F32); // [batch, seq]
-    let seq_axes = g.const_i64(&[1], &[1]);
-    let count = g.op(
-        "ReduceSum",
-        &[&kept, &seq_axes],
-        vec![Attr::Int("keepdims", 1)],
-    ); // [batch, 1]
-    let weights = match head {
-        Head::Last => {
-            let running = g.op("CumSum", &[&kept, &seq_axis], vec![]);
-            let at_end = g.op("Equal", &[&running, &count], vec![]);
-            let at_end = g.cast(&at_end, Elem::F32);
-            g.op("Mul", &[&at_end, &kept], vec![])
-        }
-        _ => {
-            let one = g.const_f32(&[], &[1.0]);
-            let steps = g.op("Max", &[&count, &one], vec![]);
-            g.op("Div", &[&kept, &steps], vec![])
-        }
-    };
+    let weights = pad_pooling_weights(g, ids, 1, pad, head);
     // [batch, seq] -> [seq, batch, 1], against Y as [seq, batch, H].
     let weights = g.op(
         "Transpose",

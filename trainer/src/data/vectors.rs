@@ -112,6 +112,9 @@ pub struct Embedding {
     pub file_words: usize,
     /// Entries for a vocabulary word that already had one as good (the first is kept).
     pub repeats: usize,
+    /// A text file's last line when it has no line end, as a file cut short in its
+    /// last number would (`0.123` read as `0.1`).
+    pub unended_last_line: Option<usize>,
 }
 
 impl Embedding {
@@ -130,14 +133,16 @@ impl Embedding {
 impl fmt::Display for Embedding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let total = self.found + self.missing;
-        let share = if total == 0 {
-            0.0
-        } else {
-            100.0 * self.found as f64 / total as f64
+        let percent = 100.0 * self.found as f64 / total.max(1) as f64;
+        // Rounding never reads as none or all when it is neither.
+        let share = match percent {
+            p if self.found > 0 && p < 0.1 => "under 0.1".to_string(),
+            p if self.missing > 0 && p > 99.9 => "over 99.9".to_string(),
+            p => format!("{p:.1}"),
         };
         write!(
             f,
-            "{} of {} vocabulary words have a vector ({share:.1}%), dimension {}, {} entries read",
+            "{} of {} vocabulary words have a vector ({share}%), dimension {}, {} entries read",
             self.found, total, self.dim, self.file_words
         )?;
         if self.repeats > 0 {
@@ -222,6 +227,7 @@ impl<'v> Rows<'v> {
             missing: self.vocab.len() - found,
             file_words: self.entries,
             repeats: self.repeats,
+            unended_last_line: None,
         }
     }
 }
@@ -359,6 +365,7 @@ fn read_vectors_text(
         filler.rows(dim, width)?;
     }
     let first_entry = if declared.is_some() { 2 } else { 1 };
+    let mut unended = None;
     for index in first_entry.. {
         let at = || format!("{}:{index}", path.display());
         // Binary data right after a `count dim` header is word2vec binary named as text.
@@ -385,6 +392,7 @@ fn read_vectors_text(
         let Some((word, values)) = fields.split_first() else {
             continue;
         };
+        unended = (line.last() != Some(&b'\n')).then_some(index);
         // A first line of a few whole numbers is a word2vec header gone wrong, not a
         // word with a vector of its own.
         let whole = |f: &&[u8]| std::str::from_utf8(f).is_ok_and(|t| t.parse::<u64>().is_ok());
@@ -492,7 +500,9 @@ fn read_vectors_text(
             rows.entries
         );
     }
-    Ok(rows.finish())
+    let mut embedding = rows.finish();
+    embedding.unended_last_line = unended;
+    Ok(embedding)
 }
 
 /// Why a `.bin` file's first line is no word2vec header, and what to pass instead
@@ -663,6 +673,32 @@ mod tests {
             emb.to_string(),
             "2 of 4 vocabulary words have a vector (50.0%), dimension 3, 4 entries read"
         );
+        assert_eq!(emb.unended_last_line, None);
+        let few = Embedding {
+            found: 3,
+            missing: 9997,
+            ..emb.clone()
+        };
+        assert!(few
+            .to_string()
+            .starts_with("3 of 10000 vocabulary words have a vector (under 0.1%)"));
+        let most = Embedding {
+            found: 9997,
+            missing: 3,
+            ..emb.clone()
+        };
+        assert!(most.to_string().contains("(over 99.9%)"));
+        // A last line without its end is marked (a cut download reads `0.123` as `0.1`);
+        // trailing blanks after an ended line are not.
+        for (text, unended) in [
+            ("the 1 2 3\ngood -1 0.5 0.1", Some(2)),
+            ("the 1 2 3\r\ngood -1 0.5 0.1\r\n  ", None),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let emb = load_vectors(&path, &vocab, MissingRows::Zeros, None).unwrap();
+            assert_eq!(emb.row(vocab.lookup(b"good")).unwrap(), &[-1.0, 0.5, 0.1]);
+            assert_eq!(emb.unended_last_line, unended, "{text:?}");
+        }
     }
 
     #[test]

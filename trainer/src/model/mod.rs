@@ -6,6 +6,7 @@
 //! the reference pass and the presets each have a submodule, re-exported here.
 
 mod init;
+mod pooling;
 mod preset;
 mod reference;
 
@@ -15,6 +16,7 @@ use lstm_edge_runtime::tokenize::{CharTable, Vocab};
 use lstm_edge_runtime::Tokenizer;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use pooling::pad_pooling_weights;
 pub use preset::{HeadKind, Hyperparams, OptimizerKind, Preset};
 pub use reference::ReferenceState;
 

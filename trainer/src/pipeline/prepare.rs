@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Head, Output};
 use lstm_edge_runtime::tokenize::NOTEBOOK_CHARS;
 
@@ -53,6 +53,15 @@ fn file_embedding(
         );
     } else if progress {
         eprintln!("{embedding}");
+    }
+    // Writers end every line; a last line without an end may be a download cut
+    // inside its last number, which still reads as a number.
+    if let Some(line) = embedding.unended_last_line {
+        eprintln!(
+            "warning: {}:{line}: the last line has no line end, as in a download cut short: \
+             if its last value looks cut, fetch the file again; if it is whole, end the line",
+            path.display()
+        );
     }
     Ok(EmbeddingStart {
         account: format!("embedding from {}: {embedding}", path.display()),
@@ -267,7 +276,7 @@ pub(super) fn prepare_reviews(
         pool,
     } = split_three_ways(job, train_path, test_path)?;
     let (input, encode, start) = match hp.preset {
-        Preset::W => word_input(job, &train_reviews)?,
+        Preset::W => word_input(job, &train_reviews, train_path)?,
         Preset::C => {
             let input = notebook_char_input();
             let encode = char_encoder(input.clone(), hp);
@@ -290,14 +299,9 @@ pub(super) fn prepare_reviews(
     let words = matches!(cfg.input, InputConfig::Words { .. });
     let tokenless = |reviews: &[Review], encoded: &Encoded| Tokenless::count(reviews, encoded, pad);
     let mut from_train = tokenless(&train_reviews, &train_enc);
-    ensure!(
-        from_train.empty_rows < train_reviews.len(),
-        "all {} training reviews of {} give the model no tokens{}: there is nothing to \
-         learn; give reviews with text",
-        train_reviews.len(),
-        train_path.display(),
-        Tokenless::why(words)
-    );
+    if from_train.empty_rows == train_reviews.len() {
+        return Err(Tokenless::all_of(train_reviews.len(), train_path, words));
+    }
     from_train.add(tokenless(&val_reviews, &val_enc));
     let from_test = tokenless(&test_reviews, &test_enc);
     let test_warning = match test_path {
@@ -702,6 +706,16 @@ impl Tokenless {
         }
     }
 
+    /// Every one of the `reviews` training reviews of `path` gives no tokens.
+    fn all_of(reviews: usize, path: &Path, words: bool) -> anyhow::Error {
+        anyhow!(
+            "all {reviews} training reviews of {} give the model no tokens{}: there is nothing \
+             to learn; give reviews with text",
+            path.display(),
+            Self::why(words)
+        )
+    }
+
     fn warning(&self, path: &Path, words: bool) -> Option<String> {
         let first = self.first.as_ref()?;
         Some(format!(
@@ -804,6 +818,7 @@ fn unknown_chars_note(input: &InputConfig, encoded: &Encoded) -> Result<Option<S
 fn word_input(
     job: &TrainJob,
     train_reviews: &[Review],
+    train_path: &Path,
 ) -> Result<(InputConfig, Box<ReviewEncoder>, Option<EmbeddingStart>)> {
     let hp = &job.hyper;
     let vocab = build_word_vocab(
@@ -811,6 +826,10 @@ fn word_input(
         job.vocab_size,
     )?;
     let words = vocab.vocab()?.len();
+    // No word at all: refused before word vectors are sought for an empty vocabulary.
+    if words == 0 {
+        return Err(Tokenless::all_of(train_reviews.len(), train_path, true));
+    }
     if words < job.vocab_size && job.progress {
         eprintln!(
             "note: the vocabulary holds {}",
@@ -1098,18 +1117,22 @@ mod tests {
             train: train.clone(),
             test: None,
         };
-        let job = TrainJob::new("w", Preset::W, data, dir.path().join("out"));
-        let err = format!(
-            "{:#}",
-            prepare_reviews(&job, &train, None)
-                .err()
-                .context("trained")?
-        );
-        assert!(
-            err.starts_with("all 8 training reviews of")
-                && err.contains("there is nothing to learn"),
-            "{err}"
-        );
+        let mut job = TrainJob::new("w", Preset::W, data, dir.path().join("out"));
+        // Refused as such before word vectors are sought for the empty vocabulary.
+        for vectors in [None, Some(dir.path().join("vectors.txt"))] {
+            job.word_vectors = vectors;
+            let err = format!(
+                "{:#}",
+                prepare_reviews(&job, &train, None)
+                    .err()
+                    .context("trained")?
+            );
+            assert!(
+                err.starts_with("all 8 training reviews of")
+                    && err.contains("there is nothing to learn"),
+                "{err}"
+            );
+        }
         // Counted among other reviews, blank ones aside (the reader names those).
         let reviews: Vec<Review> = ["<br />", "a film", " ", "\u{a0}"]
             .iter()

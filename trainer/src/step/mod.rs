@@ -15,7 +15,7 @@ use lstm_edge_runtime::format::{Cell, Head, Output};
 
 use crate::autodiff::{Backend, SparseLookup, Tape};
 use crate::bptt::Recurrence;
-use crate::model::{InputConfig, ModelConfig, Params, Tensor};
+use crate::model::{pad_pooling_weights, InputConfig, ModelConfig, Params, Tensor};
 use crate::onnx::{Attr, Dim, Elem, Graph, Value, OPSET};
 use crate::optim::{Grad, OptimizerConfig};
 
@@ -263,7 +263,11 @@ pub fn forward_with(
         Head::Last | Head::Mean => {
             let pooled = match spec.pad {
                 Some(pad) => {
-                    let weights = pooling_weights(tape.graph(), &ids_t, pad, spec.head);
+                    // Time-major [T, B] -> [T, B, 1], against the states [T, B, H].
+                    let g = tape.graph();
+                    let weights = pad_pooling_weights(g, &ids_t, 0, pad, spec.head);
+                    let last_axis = g.const_i64(&[1], &[2]);
+                    let weights = g.op("Unsqueeze", &[&weights, &last_axis], vec![]);
                     let weighted = tape.weigh(&h_seq, &weights);
                     tape.reduce_sum(&weighted, &[0], false)
                 }
@@ -280,45 +284,6 @@ pub fn forward_with(
         }
     };
     (tape.linear(&features, head_w, Some(head_b)), lookup)
-}
-
-/// Time-major `[T, B, 1]` weights that pool a post-padded batch's hidden states
-/// by a sum over steps: a row's steps before its first `pad` id are its tokens;
-/// the mean head weighs each by `1 / len` and the last-state head puts 1 on the
-/// last one. A row without tokens pools to zeros, like the runtime's empty text.
-fn pooling_weights(g: &mut Graph, ids_t: &Value, pad: u16, head: Head) -> Value {
-    let pad_id = g.const_i64(&[], &[i64::from(pad)]);
-    let is_pad = g.op("Equal", &[ids_t, &pad_id], vec![]);
-    let is_pad = g.cast(&is_pad, Elem::F32);
-    let axis = g.const_i64(&[], &[0]);
-    let pads_so_far = g.op("CumSum", &[&is_pad, &axis], vec![]);
-    let zero = g.const_f32(&[], &[0.0]);
-    let is_token = g.op("Equal", &[&pads_so_far, &zero], vec![]);
-    let is_token = g.cast(&is_token, Elem::F32);
-    let weights = if head == Head::Last {
-        // 1 where the next step is no longer a token.
-        let (starts, ends, axes) = (
-            g.const_i64(&[1], &[1]),
-            g.const_i64(&[1], &[i64::MAX]),
-            g.const_i64(&[1], &[0]),
-        );
-        let next = g.op("Slice", &[&is_token, &starts, &ends, &axes], vec![]);
-        let after_end = g.const_i64(&[4], &[0, 0, 1, 0]);
-        let next = g.op("Pad", &[&next, &after_end], vec![]);
-        g.op("Sub", &[&is_token, &next], vec![])
-    } else {
-        let steps_axis = g.const_i64(&[1], &[0]);
-        let lengths = g.op(
-            "ReduceSum",
-            &[&is_token, &steps_axis],
-            vec![Attr::Int("keepdims", 1)],
-        );
-        let one = g.const_f32(&[], &[1.0]);
-        let lengths = g.op("Max", &[&lengths, &one], vec![]);
-        g.op("Div", &[&is_token, &lengths], vec![])
-    };
-    let last_axis = g.const_i64(&[1], &[2]);
-    g.op("Unsqueeze", &[&weights, &last_axis], vec![])
 }
 
 /// The mean loss of `logits` for the spec's output kind. `targets` is f32 `[B]`
