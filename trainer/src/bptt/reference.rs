@@ -1,14 +1,12 @@
-//! An independent f64 forward pass of the whole network (embedding or one-hot
-//! input, LSTM/GRU, head, dense layer, loss), written as plain loops. The
+//! An f64 forward pass of the whole network (embedding or one-hot input, LSTM/GRU
+//! with the reference pass's cell update, head, dense layer, loss) in the training
+//! layout, written as plain loops, independent of the graph builders. The
 //! gradient checks differentiate it by central differences: in f64 those are
 //! accurate to ~1e-9, so the comparison measures the graph's f32 gradients.
 
+use crate::model::cell_update;
 use crate::step::{InputKind, NetSpec, Targets};
-use lstm_edge_runtime::format::{Cell, Head, Output};
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
+use lstm_edge_runtime::format::{Head, Output};
 
 /// `m [rows, cols] · v` (row-major) added to `out`.
 fn mat_vec_add(m: &[f64], cols: usize, v: &[f64], out: &mut [f64]) {
@@ -57,29 +55,7 @@ pub(crate) fn loss(
             mat_vec_add(w, in_width, &x, &mut xp);
             let mut hr = rb.clone();
             mat_vec_add(r, h_size, &h, &mut hr);
-            match spec.cell {
-                Cell::Lstm => {
-                    for j in 0..h_size {
-                        let pre = |k: usize| xp[k * h_size + j] + hr[k * h_size + j];
-                        let (i, o, f, g) = (
-                            sigmoid(pre(0)),
-                            sigmoid(pre(1)),
-                            sigmoid(pre(2)),
-                            pre(3).tanh(),
-                        );
-                        c[j] = f * c[j] + i * g;
-                        h[j] = o * c[j].tanh();
-                    }
-                }
-                Cell::Gru => {
-                    for j in 0..h_size {
-                        let z = sigmoid(xp[j] + hr[j]);
-                        let rg = sigmoid(xp[h_size + j] + hr[h_size + j]);
-                        let n = (xp[2 * h_size + j] + rg * hr[2 * h_size + j]).tanh();
-                        h[j] = (1.0 - z) * n + z * h[j];
-                    }
-                }
-            }
+            cell_update(spec.cell, &xp, &hr, &mut h, &mut c);
             hs.push(h.clone());
         }
         // Last and mean heads pool the steps before the first PAD (all without one).

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use pooling::pad_pooling_weights;
 pub use preset::{HeadKind, Hyperparams, OptimizerKind, Preset};
+#[cfg(test)] // the gradient checks' reference
+pub(crate) use reference::cell_update;
 pub use reference::ReferenceState;
 
 /// A dense f32 tensor, row-major.

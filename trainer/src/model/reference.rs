@@ -74,7 +74,6 @@ impl Params {
 
     /// One recurrent step (ONNX equations; GRU with `linear_before_reset = 1`).
     pub fn step(&self, cfg: &ModelConfig, id: u16, state: &mut ReferenceState) {
-        let h = cfg.hidden;
         let id = id as usize;
         assert!(id < cfg.vocab_rows(), "token id {id} is out of range");
         // Input projection W x + Wb: a column of W for one-hot, W · embedding row for words.
@@ -110,27 +109,35 @@ impl Params {
                 dot + self.rb.data[row] as f64
             })
             .collect();
-        match cfg.cell {
-            Cell::Lstm => {
-                for k in 0..h {
-                    let gate = |g: usize| wx[g * h + k] + rh[g * h + k];
-                    let (i, o, f, c) = (
-                        sigmoid(gate(0)),
-                        sigmoid(gate(1)),
-                        sigmoid(gate(2)),
-                        gate(3).tanh(),
-                    );
-                    state.c[k] = f * state.c[k] + i * c;
-                    state.h[k] = o * state.c[k].tanh();
-                }
+        cell_update(cfg.cell, &wx, &rh, &mut state.h, &mut state.c);
+    }
+}
+
+/// One cell update in f64 from the gate pre-activations of the input (`wx`, W x + Wb)
+/// and of the state (`rh`, R h + Rb), in ONNX gate order: LSTM i, o, f, c; GRU z, r, h
+/// with `linear_before_reset = 1`. A GRU leaves `c` as it is.
+pub(crate) fn cell_update(cell: Cell, wx: &[f64], rh: &[f64], h: &mut [f64], c: &mut [f64]) {
+    let width = h.len();
+    match cell {
+        Cell::Lstm => {
+            for k in 0..width {
+                let gate = |g: usize| wx[g * width + k] + rh[g * width + k];
+                let (i, o, f, candidate) = (
+                    sigmoid(gate(0)),
+                    sigmoid(gate(1)),
+                    sigmoid(gate(2)),
+                    gate(3).tanh(),
+                );
+                c[k] = f * c[k] + i * candidate;
+                h[k] = o * c[k].tanh();
             }
-            Cell::Gru => {
-                for k in 0..h {
-                    let z = sigmoid(wx[k] + rh[k]);
-                    let r = sigmoid(wx[h + k] + rh[h + k]);
-                    let n = (wx[2 * h + k] + r * rh[2 * h + k]).tanh();
-                    state.h[k] = (1.0 - z) * n + z * state.h[k];
-                }
+        }
+        Cell::Gru => {
+            for k in 0..width {
+                let z = sigmoid(wx[k] + rh[k]);
+                let r = sigmoid(wx[width + k] + rh[width + k]);
+                let n = (wx[2 * width + k] + r * rh[2 * width + k]).tanh();
+                h[k] = (1.0 - z) * n + z * h[k];
             }
         }
     }
