@@ -6,20 +6,14 @@ use assert_cmd::Command;
 use lstm_edge_runtime::builder::{FloatWeights, InputSpec, ModelSpec, ScaleScheme};
 use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_runtime::tokenize::words::encode_vocab;
+use lstm_edge_runtime::Rng;
 
-fn weights(n: usize, seed: &mut u64) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            *seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.6
-        })
-        .collect()
+fn weights(n: usize, rng: &mut Rng) -> Vec<f32> {
+    (0..n).map(|_| (rng.next_f32() - 0.5) * 0.6).collect()
 }
 
 fn generator(symbols: &[u8], unk: bool) -> ModelSpec {
-    let mut seed = 7;
+    let mut seed = Rng::new(7);
     let (h, v) = (16, symbols.len() + unk as usize);
     ModelSpec {
         cell: Cell::Lstm,
@@ -45,7 +39,7 @@ fn generator(symbols: &[u8], unk: bool) -> ModelSpec {
 }
 
 fn sentiment() -> ModelSpec {
-    let mut seed = 9;
+    let mut seed = Rng::new(9);
     let (strings, offsets) =
         encode_vocab(["good", "bad", "movie", "the"].map(|w| w.as_bytes().to_vec()));
     let (h, e, rows, maxlen) = (8, 6, 6, 20);

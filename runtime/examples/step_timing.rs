@@ -7,16 +7,9 @@ use lstm_edge_runtime::{Logits, Model, Network, Rng, State, Temperature};
 use std::time::Instant;
 
 fn spec(cell: Cell) -> ModelSpec {
-    let mut seed = 1u64;
+    let mut rng = Rng::new(1);
     let mut vec = |n: usize, amp: f32| -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * amp
-            })
-            .collect()
+        (0..n).map(|_| (rng.next_f32() - 0.5) * 2.0 * amp).collect()
     };
     let (h, v, g) = (128, 50, cell.gates());
     ModelSpec {

@@ -48,15 +48,8 @@ mod bench {
 
     /// Deterministic pseudo-random bytes.
     fn bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (s >> 40) as u8
-            })
-            .collect()
+        let mut rng = lstm_edge_runtime::Rng::new(seed);
+        (0..n).map(|_| (rng.next_u64() >> 40) as u8).collect()
     }
 
     fn acts(n: usize, seed: u64) -> Vec<i16> {

@@ -515,13 +515,8 @@ mod tests {
 
     #[test]
     fn fast_rescale_equals_the_exact_rounded_product() {
-        let mut seed = 1u64;
-        let mut next = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 16) as u32
-        };
+        let mut rng = crate::Rng::new(1);
+        let mut next = || rng.next_u32();
         for _ in 0..200_000 {
             let x = next() as i32;
             let mult = (next() >> 1) as i32;

@@ -19,17 +19,12 @@ use lstm_edge_runtime::{Error, Logits, Model, Network, Rng, State, Temperature, 
 const PLAY_CHARS: &[u8] = b"\n !&'(),-.01234569:;?[]abcdefghijklmnopqrstuvwxyz\xe6";
 const REVIEW_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz123456789\"'?!.,:; ";
 
-/// SplitMix64 for test weights, so every model is the same on every run.
-struct WeightRng(u64);
+/// The runtime's generator for test weights, so every model is the same on every run.
+struct WeightRng(lstm_edge_runtime::Rng);
 
 impl WeightRng {
     fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 40) as f32 / (1u64 << 24) as f32
+        (self.0.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
 
     fn weights(&mut self, count: usize, amplitude: f32) -> Vec<f32> {
@@ -49,7 +44,7 @@ enum Kind {
 }
 
 fn model(kind: Kind, cell: Cell, hidden: usize, head: Head, seed: u64) -> ModelSpec {
-    let mut rng = WeightRng(seed);
+    let mut rng = WeightRng(lstm_edge_runtime::Rng::new(seed));
     let (input, input_dim, tokens) = match kind {
         Kind::Words => {
             let words = [

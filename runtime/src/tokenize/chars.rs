@@ -366,14 +366,11 @@ mod tests {
                 assert_eq!(n, code_points(&text).count() + dotted_capitals, "{text:?}");
             }
         }
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rng = crate::Rng::new(1);
         for _ in 0..2000 {
             let mut text = [0u8; 24];
             for byte in text.iter_mut() {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                *byte = (rng >> 24) as u8;
+                *byte = (rng.next_u64() >> 24) as u8;
             }
             let n = ids(&table, &text).unwrap().len();
             assert!(n <= 2 * text.len());

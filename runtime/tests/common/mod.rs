@@ -5,19 +5,15 @@ use lstm_edge_runtime::builder::{FloatWeights, InputSpec, ModelSpec};
 use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_runtime::tokenize::words::encode_vocab;
 
-/// Deterministic uniform numbers for test weights.
-pub struct TestRng(u64);
+/// Deterministic uniform numbers for test weights, from the runtime's own generator.
+pub struct TestRng(lstm_edge_runtime::Rng);
 
 impl TestRng {
     pub fn new(seed: u64) -> Self {
-        TestRng(seed)
+        TestRng(lstm_edge_runtime::Rng::new(seed))
     }
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in [lo, hi).
     pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {

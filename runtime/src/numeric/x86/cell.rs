@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn lstm_cells_equal_the_scalar_cell() {
-        let mut gen = Gen(5);
+        let mut gen = Gen::new(5);
         for (name, cells, pass) in lstm_kernels() {
             for units in [0, 1, 7, 8, 9, 15, 16, 17, 24, 40, 50, 128, 256] {
                 let gates = gen.acts(4 * units);
@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn gru_cells_equal_the_scalar_cell() {
-        let mut gen = Gen(9);
+        let mut gen = Gen::new(9);
         let extremes = [
             i32::MIN,
             i32::MIN + 1,

@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn dot_products_equal_the_scalar_definition() {
-        let mut gen = Gen(7);
+        let mut gen = Gen::new(7);
         let lengths = (0..=70).chain([300]);
         for n in lengths {
             let w = gen.bytes(n);
@@ -439,7 +439,7 @@ mod tests {
 
     #[test]
     fn dense_rows_equal_the_scalar_definition() {
-        let mut gen = Gen(23);
+        let mut gen = Gen::new(23);
         let widths = (0..=40).chain([63, 64, 65, 79, 127, 128, 129, 143, 256, 300]);
         for width in widths {
             for rows in [0, 1, 3, 4, 5, 8, 50] {
@@ -485,7 +485,7 @@ mod tests {
         if !has_avx2() {
             return;
         }
-        let mut gen = Gen(31);
+        let mut gen = Gen::new(31);
         for width in [1, 17, 31, 32, 33, 100, 300, 1000, 1024] {
             for rows in [1, 4, 7, 200] {
                 let (w, x) = (gen.bytes(rows * width), gen.acts(width));
@@ -513,7 +513,7 @@ mod tests {
 
     #[test]
     fn byte_rows_equal_the_scalar_definition() {
-        let mut gen = Gen(41);
+        let mut gen = Gen::new(41);
         let widths = (0..=130).chain([191, 192, 193, 300, 1000, 1024]);
         for width in widths {
             for rows in [0, 1, 3, 4, 5, 9, 16, 17, 33, 200] {

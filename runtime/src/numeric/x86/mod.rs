@@ -81,15 +81,14 @@ mod test_gen {
     use std::vec::Vec;
 
     /// Deterministic bytes and activations with the extremes mixed in.
-    pub(super) struct Gen(pub(super) u64);
+    pub(super) struct Gen(crate::Rng);
 
     impl Gen {
+        pub(super) fn new(seed: u64) -> Self {
+            Gen(crate::Rng::new(seed))
+        }
         pub(super) fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 16
+            self.0.next_u64()
         }
         pub(super) fn byte(&mut self) -> u8 {
             match self.next() % 8 {

@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn prescale_equals_the_scalar_definition() {
-        let mut gen = Gen(11);
+        let mut gen = Gen::new(11);
         let extremes = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX - 1, i32::MAX];
         let word = |gen: &mut Gen| match gen.next() % 4 {
             0 => extremes[(gen.next() % 7) as usize],

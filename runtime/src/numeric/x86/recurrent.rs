@@ -680,7 +680,7 @@ mod tests {
     #[test]
     fn unit_sums_equal_the_scalar_definition() {
         assert!(has_avx2(), "these tests need an AVX2 host");
-        let mut gen = Gen(42);
+        let mut gen = Gen::new(42);
         for hidden in [1, 3, 4, 5, 16, 50, 127, 128, 256] {
             check_units::<3>(&mut gen, hidden);
             check_units::<4>(&mut gen, hidden);

@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn sample_weights_equal_the_scalar_weights() {
-        let mut gen = Gen(3);
+        let mut gen = Gen::new(3);
         let extremes = [
             i64::MIN,
             i64::MIN + 1,
