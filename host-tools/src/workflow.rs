@@ -8,6 +8,7 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use lstm_edge_runtime::format::Cell;
 use lstm_edge_trainer::data::Truncate;
+use lstm_edge_trainer::files::FolderLock;
 use lstm_edge_trainer::model::{HeadKind, Hyperparams, OptimizerKind, Preset};
 use lstm_edge_trainer::ort_env::Device;
 use lstm_edge_trainer::pipeline::{self, DataSource, EvalData, TrainJob};
@@ -526,21 +527,29 @@ pub struct EvalArgs {
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
     check_model_dir(&args.model)?;
+    // Taken first: a folder another command is writing to is refused before the work.
+    let lock = match args.no_record {
+        true => None,
+        false => Some(FolderLock::take(&args.model).context(
+            "eval records its figures in the model's card: pass --no-record to only print them",
+        )?),
+    };
     let evaluation = pipeline::eval(&args.model, &args.data.eval_data()?, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&evaluation)?);
     } else {
         println!("{evaluation}");
     }
-    if args.no_record {
+    let Some(lock) = lock else {
         return Ok(());
-    }
-    let adopted = pipeline::record_evaluation(&args.model, &evaluation).with_context(|| {
-        format!(
-            "the figures above are not recorded in {} (--no-record only prints them)",
-            args.model.display()
-        )
-    })?;
+    };
+    let adopted =
+        pipeline::record_evaluation(&args.model, &evaluation, &lock).with_context(|| {
+            format!(
+                "the figures above are not recorded in {}",
+                args.model.display()
+            )
+        })?;
     eprintln!(
         "note: {}'s card.json and quant-error.png now hold these figures ({}, {} samples; \
          --no-record leaves them as they were)",

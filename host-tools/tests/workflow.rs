@@ -1022,6 +1022,26 @@ fn a_mean_heads_card_figures_are_on_whole_reviews_as_eval_scores_them() {
     );
     assert_eq!(calibration["steps"], 8 * 20, "{calibration}");
     check_same_blobs_and_calibration(&model, &again, &calibration);
+    // An empty review (scored as the initial state) is verified as the runtime reads it.
+    let with_empty = dir.path().join("with-empty.jsonl");
+    std::fs::write(
+        &with_empty,
+        "{\"label\": 1, \"text\": \"a fine film\"}\n{\"label\": 0, \"text\": \"\"}\n",
+    )
+    .unwrap();
+    let report = json_of(cli().args([
+        "verify",
+        "--json",
+        "--model",
+        arg(&model),
+        "--test",
+        arg(&with_empty),
+    ]));
+    assert_eq!(report["sequences"], 2, "{report}");
+    assert!(
+        report["max_abs_tract_vs_f32"].as_f64().unwrap() < 1e-4,
+        "{report}"
+    );
     let blank = dir.path().join("blank.jsonl");
     std::fs::write(&blank, "{\"label\": 1, \"text\": \"\"}\n".repeat(3)).unwrap();
     let nowhere = dir.path().join("nowhere");
@@ -1044,6 +1064,20 @@ fn a_mean_heads_card_figures_are_on_whole_reviews_as_eval_scores_them() {
         !nowhere.exists(),
         "the failed quantize left the folder it made"
     );
+
+    // A recording eval takes the folder's lock before it scores anything.
+    std::fs::create_dir(model.join(".lstm-edge.lock")).unwrap();
+    let err = failure(cli().args(["eval", "--model", arg(&model)]));
+    assert!(
+        err.contains("pass --no-record to only print them")
+            && err.contains("is a folder, where lstm-edge keeps its lock file: remove it")
+            && !err.contains("accuracy"),
+        "{err}"
+    );
+    cli()
+        .args(["eval", "--no-record", "--model", arg(&model)])
+        .assert()
+        .success();
 }
 
 #[test]
@@ -1618,12 +1652,18 @@ fn eval_refuses_recorded_data_that_changed_since_training() {
     // As long, other letters: as many windows, other text.
     let play = std::fs::read_to_string(&corpus).unwrap();
     std::fs::write(&corpus, play.replace('a', "e")).unwrap();
-    let err = failure(cli().args(["eval", "--model", arg(&generator)]));
-    assert!(
-        err.contains("holds other texts or labels than the test set")
-            && err.contains("give --corpus"),
-        "{err}"
-    );
+    // Scoring part of it (--limit, or verify's sample) checks it whole first.
+    for part in [
+        &["eval", "--limit", "5"][..],
+        &["verify", "--sequences", "5"],
+    ] {
+        let err = failure(cli().args(part).args(["--model", arg(&generator)]));
+        assert!(
+            err.contains("holds other texts or labels than the test set")
+                && err.contains("give --corpus"),
+            "{part:?}: {err}"
+        );
+    }
     std::fs::write(
         &corpus,
         "other text, and much shorter than the play. ".repeat(40),
@@ -1658,14 +1698,20 @@ fn eval_refuses_recorded_data_that_changed_since_training() {
         .success();
     // Every label flipped: as many reviews, the same texts.
     std::fs::write(&test, reviews(&|i| 1 - i % 2, 30)).unwrap();
-    let err = failure(cli().args(["eval", "--model", arg(&sentiment)]));
-    assert!(
-        err.contains("holds other texts or labels than the test set")
-            && err.contains("give --test PATH"),
-        "{err}"
-    );
+    for limit in [None, Some("3")] {
+        let err = failure(
+            cli()
+                .args(["eval", "--model", arg(&sentiment)])
+                .args(limit.map(|l| ["--limit", l]).into_iter().flatten()),
+        );
+        assert!(
+            err.contains("holds other texts or labels than the test set")
+                && err.contains("give --test PATH"),
+            "{limit:?}: {err}"
+        );
+    }
     std::fs::write(&test, reviews(&|i| i % 2, 31)).unwrap();
-    let err = failure(cli().args(["eval", "--model", arg(&sentiment)]));
+    let err = failure(cli().args(["eval", "--model", arg(&sentiment), "--limit", "3"]));
     assert!(
         err.contains("it is another file of that name") && err.contains("give --test PATH"),
         "{err}"

@@ -121,6 +121,10 @@ impl FolderLock {
                 .truncate(false)
                 .open(&path)
                 .with_context(|| match dir.is_dir() {
+                    _ if path.is_dir() => format!(
+                        "{} is a folder, where lstm-edge keeps its lock file: remove it",
+                        path.display()
+                    ),
                     true => format!(
                         "cannot write in {}: make it writable, or use another folder",
                         dir.display()

@@ -384,6 +384,15 @@ fn eval_set(
     parse_blob(&dir.join(F32_BLOB_FILE), &blob)?;
     let sentiment = card.card.dims.output == Output::Sigmoid;
     let from_card = data.reviews.is_none() && data.corpus.is_empty();
+    // Part of the card's own data (`--limit`, or verify's sample) is taken from that
+    // data only once it is checked whole against the card.
+    if from_card && data.limit.is_some() {
+        let whole = EvalData {
+            limit: None,
+            ..data.clone()
+        };
+        eval_set(dir, card, &whole, Notes::Quiet)?;
+    }
     let (reviews, corpus, limit) = if from_card {
         match &card.job.data {
             DataSource::Reviews { train, test } => match test {
@@ -556,9 +565,9 @@ pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
 
 /// Puts `evaluation`'s figures into the card of `dir` and redraws its error histogram.
 /// Returns whether the card took its test set's checksum (a card of an earlier build).
-pub fn record_evaluation(dir: &Path, evaluation: &Evaluation) -> Result<bool> {
-    // As the commands that write the model do: one writer at a time.
-    let _lock = FolderLock::take(dir)?;
+/// `_lock` is `dir`'s, taken before the evaluation, as the commands that write the
+/// model do, so that a folder busy with another writer is refused before the work.
+pub fn record_evaluation(dir: &Path, evaluation: &Evaluation, _lock: &FolderLock) -> Result<bool> {
     let mut card = TrainedCard::read(dir)?;
     let sentiment = card.card.dims.output == Output::Sigmoid;
     card.set_metrics(evaluation, sentiment);

@@ -332,7 +332,7 @@ pub fn verify(
     check_same_model(F32_BLOB_FILE, body, INT_BLOB_FILE, int_model.model().body())?;
     check_onnx_matches_blob(ONNX_FILE, &onnx, body)?;
     let (head, output) = (body.head, body.output);
-    let pad = pad_id(&body.input).unwrap_or_default();
+    let pad = pad_id(&body.input);
     let mut tract = TractModel::new(onnx);
     let mut report = VerifyReport {
         sequences: sequences.len(),
@@ -345,10 +345,15 @@ pub fn verify(
                 .kept(ids)
                 .iter()
                 .copied()
-                .chain(std::iter::repeat(pad))
+                .chain(std::iter::repeat(pad.unwrap_or_default()))
                 .take(maxlen as usize)
                 .collect(),
-            None => ids.clone(),
+            // The ONNX takes no empty sequence; a PAD alone reads as none, since its
+            // mask stops the row there (the runtime scores an empty text the same way).
+            None => match pad {
+                Some(pad) if ids.is_empty() => vec![pad],
+                _ => ids.clone(),
+            },
         };
         let t = tract.outputs(&tract_ids)?;
         let f = f32_model.outputs(ids)?;
