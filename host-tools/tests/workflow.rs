@@ -342,6 +342,32 @@ fn check_verify_agrees(model: &Path) {
         verify["max_abs_f32_vs_int"].as_f64().unwrap() < 0.05,
         "{verify}"
     );
+    // A damaged ONNX, or the model's ONNX where its step ONNX goes, is named by the
+    // card's record before tract reads it.
+    let copy = model.with_file_name("verify-copy");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(model).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let onnx = std::fs::read(model.join("model.onnx")).unwrap();
+    for (file, bytes) in [
+        ("model.onnx", &onnx[..0]),
+        ("model.onnx", &onnx[..onnx.len() / 2]),
+        ("model-step.onnx", &onnx[..]),
+    ] {
+        std::fs::write(copy.join(file), bytes).unwrap();
+        let err = failure(cli().args(["verify", "--model", arg(&copy)]));
+        assert!(
+            err.contains(&format!("{file} is ")) && err.contains("card.json records"),
+            "{file}, {} bytes: {err}",
+            bytes.len()
+        );
+        std::fs::copy(model.join(file), copy.join(file)).unwrap();
+    }
+    std::fs::remove_dir_all(&copy).unwrap();
 }
 
 /// `export` and `quantize` from the checkpoint rebuild the same files.
