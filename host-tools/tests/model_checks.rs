@@ -316,8 +316,16 @@ fn export_and_quantize_refuse_another_models_folder_and_keep_the_card_current() 
     assert_eq!(files["onnx"].as_u64(), Some(onnx.bytes));
     assert_eq!(files["onnx_crc32"].as_str(), Some(onnx.crc32.as_str()));
 
-    // A changed integer blob drops the card's figures of it; `eval` measures them again.
+    // A blob written again as the card records it keeps the card's figures, whatever
+    // the folder held before.
     std::fs::copy(tiny.join("model-f32.blob"), tiny.join("model.blob")).unwrap();
+    let note = success(&mut quantize_tiny(&tiny, None));
+    assert!(!note.contains("note:"), "{note}");
+    assert!(card(&tiny)["evaluation"].is_object());
+
+    // An integer blob other than the one the card's figures measured drops those
+    // figures; `eval` measures them again.
+    edit_card(&tiny, |card| card["files"]["int_blob_crc32"] = "0".into());
     let note = success(&mut quantize_tiny(&tiny, None));
     assert!(
         note.contains("model.blob changed") && note.contains("lstm-edge eval --model"),

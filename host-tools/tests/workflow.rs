@@ -446,9 +446,29 @@ fn check_generator_refuses_review_data(model: &Path, again: &Path) {
             .arg(data("imdb-sample/train.jsonl.gz")),
     );
     assert!(
-        err.contains("generator model") && err.contains("--corpus"),
+        err.contains("generator model") && err.contains("--corpus") && err.contains("not --train"),
         "{err}"
     );
+    // A folder where a blob goes is refused before either blob is written.
+    let blocked = again.with_file_name("blocked");
+    std::fs::create_dir_all(blocked.join("model.blob")).unwrap();
+    let err = failure(
+        cli()
+            .args([
+                "quantize",
+                "--checkpoint",
+                arg(model),
+                "--out",
+                arg(&blocked),
+            ])
+            .arg("--corpus")
+            .arg(data("shakespeare/shakespeare-macbeth.txt")),
+    );
+    assert!(
+        err.contains("is a folder, where lstm-edge writes the model's model.blob: move it away"),
+        "{err}"
+    );
+    assert!(!blocked.join("model-f32.blob").exists());
 }
 
 /// `--write-arrays` output: `.npy` shapes, ids within the vocabulary, 0/1 labels.

@@ -363,6 +363,15 @@ fn lock_model_dir(dir: &Path) -> Result<FolderLock> {
             remove_if_present(&entry.path())?;
         }
     }
+    // Refused before any work, and before one file of a pair is written.
+    for name in &names[2..] {
+        let path = dir.join(name);
+        ensure!(
+            !path.is_dir(),
+            "{} is a folder, where lstm-edge writes the model's {name}: move it away",
+            path.display()
+        );
+    }
     Ok(lock)
 }
 
@@ -868,22 +877,31 @@ pub fn quantize_checkpoint(
     let count = count
         .or_else(|| Some(trained?.calibration?.sequences))
         .unwrap_or(TrainJob::DEFAULT_CALIBRATION_SEQUENCES);
-    let sequences = match (&data.reviews, data.corpus.is_empty(), sentiment) {
-        (Some(path), true, true) => {
-            prepare::calibration_reviews(path, &f32_blob, ck.seed, count, hp.as_ref())?
-        }
-        (None, false, false) => {
-            prepare::calibration_windows(&data.corpus, &f32_blob, count, hp.as_ref())?
-        }
-        (_, _, true) => bail!(
-            "{} holds a sentiment model: calibrate it with --train PATH (labelled reviews)",
-            checkpoint.display()
-        ),
-        (_, _, false) => bail!(
-            "{} holds a generator model: calibrate it with --corpus FILE...",
-            checkpoint.display()
-        ),
-    };
+    let sequences =
+        match (&data.reviews, data.corpus.is_empty(), sentiment) {
+            (Some(path), true, true) => {
+                prepare::calibration_reviews(path, &f32_blob, ck.seed, count, hp.as_ref())?
+            }
+            (None, false, false) => {
+                prepare::calibration_windows(&data.corpus, &f32_blob, count, hp.as_ref())?
+            }
+            (_, _, true) => {
+                bail!(
+            "{} holds a sentiment model: calibrate it with --train PATH (labelled reviews){}",
+            checkpoint.display(),
+            if data.corpus.is_empty() { "" } else { ", not --corpus" }
+        )
+            }
+            (_, _, false) => bail!(
+                "{} holds a generator model: calibrate it with --corpus FILE...{}",
+                checkpoint.display(),
+                if data.reviews.is_none() {
+                    ""
+                } else {
+                    ", not --train"
+                }
+            ),
+        };
     let _lock = make_and_lock_model_dir(out_dir)?;
     let read = |name: &str| std::fs::read(out_dir.join(name)).ok();
     let before = (read(INT_BLOB_FILE), read(F32_BLOB_FILE));
@@ -891,14 +909,22 @@ pub fn quantize_checkpoint(
         write_blobs(&ck.model, &ck.params, &sequences, out_dir)?;
     // In a model directory, the card follows the new blobs.
     if let Some(mut card) = card {
+        // Its figures hold for a blob that is the one it records (a card of an earlier
+        // build records no CRC: then the file the folder held decides).
+        let changed: Vec<&str> = [
+            (ModelFile::IntBlob, &int_blob, before.0),
+            (ModelFile::F32Blob, &f32_blob, before.1),
+        ]
+        .into_iter()
+        .filter(|(file, stamp, old)| match card.files.recorded(*file) {
+            (size, Some(crc32)) => size != Some(stamp.bytes) || crc32 != stamp.crc32,
+            (_, None) => *old != read(file.file_name()),
+        })
+        .map(|(file, _, _)| file.file_name())
+        .collect();
         card.files.record(ModelFile::IntBlob, Some(int_blob));
         card.files.record(ModelFile::F32Blob, Some(f32_blob));
         card.calibration = Some(calibration.clone());
-        let changed: Vec<&str> = [(before.0, INT_BLOB_FILE), (before.1, F32_BLOB_FILE)]
-            .into_iter()
-            .filter(|(old, name)| *old != read(name))
-            .map(|(_, name)| name)
-            .collect();
         if !changed.is_empty() {
             clear_blob_figures(&mut card, &changed);
             eprintln!(
