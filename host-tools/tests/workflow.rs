@@ -433,18 +433,15 @@ fn check_generator_refuses_review_data(model: &Path, again: &Path) {
         err.contains("generator model") && err.contains("--corpus"),
         "{err}"
     );
-    let err = failure(
-        cli()
-            .args([
-                "quantize",
-                "--checkpoint",
-                arg(model),
-                "--out",
-                arg(again),
-                "--train",
-            ])
-            .arg(data("imdb-sample/train.jsonl.gz")),
-    );
+    let quantize_refused = |out: &Path, data_option: &str, path: &str| {
+        failure(
+            cli()
+                .args(["quantize", "--checkpoint", arg(model), "--out", arg(out)])
+                .arg(data_option)
+                .arg(data(path)),
+        )
+    };
+    let err = quantize_refused(again, "--train", "imdb-sample/train.jsonl.gz");
     assert!(
         err.contains("generator model") && err.contains("--corpus") && err.contains("not --train"),
         "{err}"
@@ -452,18 +449,7 @@ fn check_generator_refuses_review_data(model: &Path, again: &Path) {
     // A folder where a blob goes is refused before either blob is written.
     let blocked = again.with_file_name("blocked");
     std::fs::create_dir_all(blocked.join("model.blob")).unwrap();
-    let err = failure(
-        cli()
-            .args([
-                "quantize",
-                "--checkpoint",
-                arg(model),
-                "--out",
-                arg(&blocked),
-            ])
-            .arg("--corpus")
-            .arg(data("shakespeare/shakespeare-macbeth.txt")),
-    );
+    let err = quantize_refused(&blocked, "--corpus", "shakespeare/shakespeare-macbeth.txt");
     assert!(
         err.contains("is a folder, where lstm-edge writes the model's model.blob: move it away"),
         "{err}"
