@@ -527,20 +527,32 @@ pub struct EvalArgs {
 
 pub fn eval(args: &EvalArgs) -> Result<()> {
     check_model_dir(&args.model)?;
+    let data = args.data.eval_data()?;
+    let own_set = match args.no_record {
+        true => None,
+        false => pipeline::cards_own_set_unless_scored(&args.model, &data)?,
+    };
     // Taken first: a folder another command is writing to is refused before the work.
-    let lock = match args.no_record {
+    let lock = match args.no_record || own_set.is_some() {
         true => None,
         false => Some(FolderLock::take(&args.model).context(
             "eval records its figures in the model's card: pass --no-record to only print them",
         )?),
     };
-    let evaluation = pipeline::eval(&args.model, &args.data.eval_data()?, !args.json)?;
+    let evaluation = pipeline::eval(&args.model, &data, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&evaluation)?);
     } else {
         println!("{evaluation}");
     }
     let Some(lock) = lock else {
+        if let Some(own) = own_set {
+            eprintln!(
+                "note: not recorded: {}'s card keeps its figures of its own test set ({own}), \
+                 scored whole; these are of other data",
+                args.model.display()
+            );
+        }
         return Ok(());
     };
     let adopted =

@@ -352,6 +352,26 @@ impl EvalData {
     }
 }
 
+/// The card's own test set when `eval` on `data` scores other data (another file, or
+/// part of it with `--limit`): the card's figures and its data section describe that
+/// set, so figures on other data are not recorded. `None` when they may be: the card's
+/// own set whole, or any data for a card that keeps none (trained without a separate
+/// test set).
+pub fn cards_own_set_unless_scored(dir: &Path, data: &EvalData) -> Result<Option<String>> {
+    let card = TrainedCard::read(dir)?;
+    let own = match &card.job.data {
+        DataSource::Reviews {
+            test: Some(test), ..
+        } => std::slice::from_ref(test),
+        DataSource::Reviews { test: None, .. } => return Ok(None),
+        DataSource::Corpus { files } => files.as_slice(),
+    };
+    let given: Vec<&PathBuf> = data.reviews.iter().chain(&data.corpus).collect();
+    let same_data = given.is_empty()
+        || (given.len() == own.len() && given.iter().zip(own).all(|(a, b)| same_file(a, b)));
+    Ok((!same_data || data.limit.is_some()).then(|| describe_paths(own).join(", ")))
+}
+
 /// Builds the evaluation set of the model in `dir` from `data`, or from the data recorded
 /// in its card when `data` names none. Returns the set and a description of it.
 pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(EvalSet, String)> {

@@ -13,9 +13,9 @@ mod verify;
 
 pub use card::{FileStamp, JobRecord, LengthRecord, ModelFile, ModelFiles, TrainedCard};
 pub use evaluate::{
-    check_blobs_match_card, check_same_model, eval, eval_set_for, evaluate_blobs, read_model_file,
-    record_evaluation, tokenize_with_blob, verify_sequences, BlobMetrics, EvalData, EvalSet,
-    Evaluation,
+    cards_own_set_unless_scored, check_blobs_match_card, check_same_model, eval, eval_set_for,
+    evaluate_blobs, read_model_file, record_evaluation, tokenize_with_blob, verify_sequences,
+    BlobMetrics, EvalData, EvalSet, Evaluation,
 };
 pub use prepare::{length_stats, notebook_char_input};
 pub use verify::{
