@@ -1088,6 +1088,13 @@ fn a_mean_heads_card_figures_are_on_whole_reviews_as_eval_scores_them() {
         !nowhere.exists(),
         "the failed quantize left the folder it made"
     );
+    for command in ["eval", "verify"] {
+        let err = failure(cli().args([command, "--model", arg(&model), "--test", arg(&blank)]));
+        assert!(
+            err.contains("all 3 reviews scored from") && err.contains("nothing to score"),
+            "{command}: {err}"
+        );
+    }
 
     // A recording eval takes the folder's lock before it scores anything.
     std::fs::create_dir(model.join(".lstm-edge.lock")).unwrap();

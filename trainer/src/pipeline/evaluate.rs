@@ -482,6 +482,14 @@ fn eval_set(
             }
             let texts: Vec<&[u8]> = all.iter().map(|r| r.text.as_slice()).collect();
             let sequences = tokenize_with_blob(&blob, &texts)?;
+            // Each would score as the initial state: a figure that says nothing.
+            ensure!(
+                sequences.iter().any(|ids| !ids.is_empty()),
+                "all {} reviews scored from {} give the model no tokens (empty, blank, or only \
+                 what its tokenizer skips): there is nothing to score; give reviews with text",
+                sequences.len(),
+                path.display()
+            );
             let set = EvalSet {
                 sequences,
                 targets: all.iter().map(|r| u16::from(r.label)).collect(),
