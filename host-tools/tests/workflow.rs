@@ -1705,6 +1705,14 @@ fn eval_refuses_recorded_data_that_changed_since_training() {
         err.contains("the text changed since training") && err.contains("give --corpus"),
         "{err}"
     );
+    // A char the generator never saw is named with its file and line.
+    let other = dir.path().join("other.txt");
+    std::fs::write(&other, "the king is dead\nlong live act 5\n".repeat(40)).unwrap();
+    let err = failure(cli().args(["eval", "--model", arg(&generator), "--corpus", arg(&other)]));
+    assert!(
+        err.contains("other.txt:2: '5' (U+0035) is not among the model's chars"),
+        "{err}"
+    );
 
     let test = dir.path().join("test.jsonl");
     let reviews = |labels: &dyn Fn(usize) -> usize, count: usize| -> String {

@@ -16,6 +16,12 @@ pub fn read_corpus<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<u8>> {
     let mut text = Vec::new();
     for path in paths {
         let path = path.as_ref();
+        ensure!(
+            !path.is_dir(),
+            "{} is a folder: give the text files in it (`{}/*.txt`)",
+            path.display(),
+            path.display()
+        );
         let start = text.len();
         std::io::Read::read_to_end(&mut super::reviews::open_text(path)?, &mut text)
             .map_err(|e| super::reviews::read_error(path, None, e.into()))?;
@@ -264,6 +270,12 @@ mod tests {
         assert!(
             err.contains("empty.txt") && err.contains("is empty"),
             "{err}"
+        );
+        let err = read_corpus(&[dir.path()]).unwrap_err().to_string();
+        let folder = dir.path().display();
+        assert_eq!(
+            err,
+            format!("{folder} is a folder: give the text files in it (`{folder}/*.txt`)")
         );
     }
 

@@ -330,9 +330,40 @@ pub fn tokenize_with_blob(blob: &[u8], texts: &[&[u8]]) -> Result<Vec<Vec<u16>>>
 /// The ids of a corpus' files as a model's own tokenizer (from its blob) gives them.
 pub(super) fn corpus_ids(blob: &[u8], files: &[PathBuf]) -> Result<Vec<u16>> {
     let text = read_corpus(files)?;
-    let mut ids = tokenize_with_blob(blob, &[&text])
-        .with_context(|| format!("the corpus ({})", describe_paths(files).join(", ")))?;
-    Ok(ids.pop().unwrap_or_default())
+    match tokenize_with_blob(blob, &[&text]) {
+        Ok(mut ids) => Ok(ids.pop().unwrap_or_default()),
+        Err(err) => Err(match unreadable_char_at(blob, files) {
+            Some(place) => anyhow::anyhow!("{place}"),
+            None => err.context(format!("the corpus ({})", describe_paths(files).join(", "))),
+        }),
+    }
+}
+
+/// Where the first char a generator cannot read stands in its corpus: the file, the
+/// line, and the char, to find it by.
+fn unreadable_char_at(blob: &[u8], files: &[PathBuf]) -> Option<String> {
+    let model = lstm_edge_runtime::Model::from_bytes(blob).ok()?;
+    let net = Network::<F32>::new(&model).ok()?;
+    let tokenizer = net.tokenizer();
+    for file in files {
+        let text = read_corpus(std::slice::from_ref(file)).ok()?;
+        // A line end never falls inside a char, so lines tokenize alone.
+        for (index, line) in text.split(|&b| b == b'\n').enumerate() {
+            if let Err(lstm_edge_runtime::Error::UnknownChar(c)) =
+                tokenizer.for_each_id(line, |_| Ok(()))
+            {
+                let shown = char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER);
+                return Some(format!(
+                    "{}:{}: {shown:?} (U+{c:04X}) is not among the model's chars, and the \
+                     model has no UNK: give text without it (the model reads only the chars \
+                     it trained on)",
+                    file.display(),
+                    index + 1
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Evaluation data for `eval`/`verify`: reviews or a corpus.
@@ -502,7 +533,13 @@ fn eval_set(
                 hp.maxlen,
                 hp.window_step,
                 CORPUS_HELD_OUT,
-            )?;
+            )
+            .with_context(|| {
+                format!(
+                    "the corpus ({}) cannot test the model: give more text",
+                    describe_paths(&corpus).join(", ")
+                )
+            })?;
             let held_out = windows.held_out();
             let (held_out, first) = match limit {
                 Some(n) if n < held_out.len() => {
