@@ -308,6 +308,16 @@ fn check_eval_updates_the_card(model: &Path) {
             .arg(data("shakespeare/shakespeare-macbeth.txt")),
     );
     assert_eq!(named["samples"], 5);
+    let twice = success_stderr(
+        cli()
+            .args(["eval", "--no-record", "--limit", "5", "--model", arg(model)])
+            .arg("--corpus")
+            .args(vec![data("shakespeare/shakespeare-macbeth.txt"); 2]),
+    );
+    assert!(
+        twice.contains("(the same file, or a copy): the held-out windows"),
+        "{twice}"
+    );
     assert_ne!(sample["float"]["loss"], eval["float"]["loss"]);
     assert_eq!(
         std::fs::read_to_string(model.join("card.json")).unwrap(),

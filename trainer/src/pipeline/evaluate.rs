@@ -19,7 +19,8 @@ use crate::plot;
 use crate::progress;
 
 use super::prepare::{
-    describe_paths, held_out_name, load_nonempty_reviews, one_sided_warning, same_file,
+    describe_paths, held_out_name, load_nonempty_reviews, one_sided_warning, repeated_files,
+    same_file,
 };
 use super::{
     DataSource, ModelFile, TrainedCard, CARD_FILE, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE,
@@ -528,6 +529,17 @@ fn eval_set(
             (set, path.display().to_string())
         }
         (false, None, false) => {
+            if notes == Notes::Print {
+                for (file, again) in repeated_files(&corpus) {
+                    eprintln!(
+                        "warning: {} holds the text of {} (the same file, or a copy): the \
+                         held-out windows, the last of the text, then repeat its start, \
+                         which a model trained on that file saw; give each text once",
+                        file.display(),
+                        again.display()
+                    );
+                }
+            }
             let windows = CharWindows::from_ids(
                 corpus_ids(&blob, &corpus)?,
                 hp.maxlen,

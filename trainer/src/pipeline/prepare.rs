@@ -587,7 +587,7 @@ fn split_three_ways(
 
 /// Each corpus file that holds the same bytes as an earlier one (the same file, or
 /// a copy), with that one. Only a file of another's size is read.
-fn repeated_files(files: &[PathBuf]) -> Vec<(&PathBuf, &PathBuf)> {
+pub(super) fn repeated_files(files: &[PathBuf]) -> Vec<(&PathBuf, &PathBuf)> {
     // Empty files repeat nothing; missing ones are named by the reader.
     let sizes: Vec<Option<u64>> = files
         .iter()
