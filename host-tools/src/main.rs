@@ -155,7 +155,7 @@ struct GenerateArgs {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// Seconds spent measuring each engine on each workload.
+    /// Seconds spent measuring each engine on each workload (0.001 to 3600).
     #[arg(long, default_value_t = 1.5, allow_hyphen_values = true)]
     seconds: f64,
     /// ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per core).
@@ -277,25 +277,31 @@ fn generate(args: &GenerateArgs) -> Result<()> {
 const MAX_BENCH_SECONDS: f64 = 3600.0;
 
 fn bench(args: &BenchArgs) -> Result<()> {
+    // A millisecond times at least one run; an hour per engine and workload is more
+    // than any measurement needs.
     ensure!(
-        args.seconds > 0.0 && args.seconds <= MAX_BENCH_SECONDS,
-        "--seconds must be above 0 and at most {MAX_BENCH_SECONDS} (per engine and \
-         workload), got {:?}",
+        (0.001..=MAX_BENCH_SECONDS).contains(&args.seconds),
+        "--seconds must be from 0.001 to {MAX_BENCH_SECONDS} (per engine and workload), \
+         got {:?}",
         args.seconds
     );
     let per_engine = Duration::from_secs_f64(args.seconds);
+    let max_threads = lstm_edge_trainer::pipeline::MAX_THREADS;
     ensure!(
-        per_engine >= Duration::from_millis(1),
-        "--seconds {} is under a millisecond, too short to time one run: give at least 0.001",
-        args.seconds
-    );
-    let cores = lstm_edge_trainer::ort_env::available_cores();
-    ensure!(
-        args.ort_threads <= cores,
-        "--ort-threads {} is more than this machine's {cores} cores, which only slows ONNX \
-         Runtime down: give at most {cores} (0 takes its default, one per core)",
+        args.ort_threads <= max_threads,
+        "--ort-threads must be at most {max_threads}, got {}",
         args.ort_threads
     );
+    // As `train --threads` says it.
+    let cores = lstm_edge_trainer::ort_env::available_cores();
+    if args.ort_threads > cores {
+        eprintln!(
+            "warning: --ort-threads {} is more than the {cores} cores this process may use, \
+             which only slows ONNX Runtime down (its workers spin): give at most {cores} (0 \
+             takes its default, one per core)",
+            args.ort_threads
+        );
+    }
     let options = inference::BenchOptions {
         per_engine,
         ort_threads: args.ort_threads,
@@ -316,8 +322,23 @@ fn bench(args: &BenchArgs) -> Result<()> {
     if args.json {
         print_json(&timings)?;
     }
+    // Under a few calls a round, a cold cache or one interruption decides the figure.
+    if let Some(few) = timings
+        .iter()
+        .min_by_key(|t| t.calls)
+        .filter(|t| t.calls < FEW_BENCH_CALLS)
+    {
+        eprintln!(
+            "note: {} on {} ran {} times in all: figures from so few runs are rough; raise \
+             --seconds",
+            few.engine, few.workload, few.calls
+        );
+    }
     Ok(())
 }
+
+/// Calls per engine and workload, over all rounds, below which a timing is rough.
+const FEW_BENCH_CALLS: u64 = 50;
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

@@ -684,9 +684,9 @@ pub struct VerifyArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Sequences compared.
-    #[arg(long, default_value_t = 64)]
-    pub sequences: usize,
+    /// Sequences compared [default: 64].
+    #[arg(long)]
+    pub sequences: Option<usize>,
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
@@ -695,7 +695,13 @@ pub struct VerifyArgs {
 pub fn verify(args: &VerifyArgs) -> Result<()> {
     check_model_dir(&args.model)?;
     let data = args.data.eval_data()?;
-    let report = pipeline::verify_model_dir(&args.model, &data, args.sequences)?;
+    let report = pipeline::verify_model_dir(&args.model, &data, args.sequences.unwrap_or(64))?;
+    if let Some(asked) = args.sequences.filter(|&n| n > report.sequences) {
+        eprintln!(
+            "note: --sequences {asked}, but the data gives {}: all of them are compared",
+            report.sequences
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

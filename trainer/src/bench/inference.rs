@@ -35,6 +35,8 @@ pub struct Timing {
     pub micros: f64,
     /// This engine's time over the runtime integer path's.
     pub vs_runtime_int: f64,
+    /// Calls timed, over all rounds: a few give a rough figure.
+    pub calls: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -104,31 +106,34 @@ fn runner<'a>(mut f: impl FnMut() -> Result<()> + 'a) -> Result<Runner<'a>> {
     Ok(Box::new(f))
 }
 
-/// Mean seconds per call of `f`, over at least `budget` and three calls.
-fn time_per_call(budget: Duration, f: &mut Runner<'_>) -> Result<f64> {
+/// Mean seconds per call of `f`, over at least `budget` and three calls, and the calls.
+fn time_per_call(budget: Duration, f: &mut Runner<'_>) -> Result<(f64, u64)> {
     let start = Instant::now();
     let mut calls = 0u64;
     while start.elapsed() < budget || calls < 3 {
         f()?;
         calls += 1;
     }
-    Ok(start.elapsed().as_secs_f64() / calls as f64)
+    Ok((start.elapsed().as_secs_f64() / calls as f64, calls))
 }
 
-/// Median seconds per call of each runner over [`ROUNDS`] alternating rounds.
-fn time_in_rounds(budget: Duration, runners: &mut [(&str, Runner<'_>)]) -> Result<Vec<f64>> {
+/// Median seconds per call of each runner over [`ROUNDS`] alternating rounds, and the
+/// calls timed in all.
+fn time_in_rounds(budget: Duration, runners: &mut [(&str, Runner<'_>)]) -> Result<Vec<(f64, u64)>> {
     let share = budget / ROUNDS as u32;
-    let mut samples = vec![Vec::with_capacity(ROUNDS); runners.len()];
+    let mut samples = vec![(Vec::with_capacity(ROUNDS), 0u64); runners.len()];
     for _ in 0..ROUNDS {
-        for ((_, run), times) in runners.iter_mut().zip(&mut samples) {
-            times.push(time_per_call(share, run)?);
+        for ((_, run), (times, calls)) in runners.iter_mut().zip(&mut samples) {
+            let (seconds, made) = time_per_call(share, run)?;
+            times.push(seconds);
+            *calls += made;
         }
     }
     Ok(samples
         .into_iter()
-        .map(|mut times| {
+        .map(|(mut times, calls)| {
             times.sort_by(f64::total_cmp);
-            times[times.len() / 2]
+            (times[times.len() / 2], calls)
         })
         .collect())
 }
@@ -312,14 +317,15 @@ pub fn run(opts: BenchOptions, mut progress: impl FnMut(&Timing)) -> Result<Vec<
             }
             Head::Mean => unreachable!("no benchmark workload has a mean head"),
         };
-        let seconds = time_in_rounds(opts.per_engine, &mut runners)?;
-        let int = seconds.first().copied().unwrap_or(1.0);
-        for ((engine, _), s) in runners.iter().zip(seconds) {
+        let timed = time_in_rounds(opts.per_engine, &mut runners)?;
+        let int = timed.first().map_or(1.0, |&(s, _)| s);
+        for ((engine, _), (s, calls)) in runners.iter().zip(timed) {
             let t = Timing {
                 workload: name.clone(),
                 engine: engine.to_string(),
                 micros: s * 1e6,
                 vs_runtime_int: s / int,
+                calls,
             };
             progress(&t);
             out.push(t);
@@ -360,9 +366,10 @@ mod tests {
             })
         };
         let mut runners = vec![("a", engine("a")), ("b", engine("b"))];
-        let seconds = time_in_rounds(Duration::ZERO, &mut runners).unwrap();
-        assert_eq!(seconds.len(), 2);
-        assert!(seconds.iter().all(|&s| s >= 0.0 && s.is_finite()));
+        let timed = time_in_rounds(Duration::ZERO, &mut runners).unwrap();
+        assert_eq!(timed.len(), 2);
+        assert!(timed.iter().all(|&(s, _)| s >= 0.0 && s.is_finite()));
+        assert!(timed.iter().all(|&(_, calls)| calls == 3 * ROUNDS as u64));
         // Three calls per engine per round (the minimum), a's before b's.
         let calls = log.borrow();
         let expected: Vec<&str> = (0..ROUNDS)

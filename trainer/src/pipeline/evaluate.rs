@@ -553,6 +553,15 @@ fn eval_set(
                 )
             })?;
             let held_out = windows.held_out();
+            if let Some(n) = data.limit.filter(|&n| n > held_out.len()) {
+                if notes == Notes::Print {
+                    eprintln!(
+                        "note: --limit {n}, but the corpus gives {} held-out windows: all of \
+                         them are scored",
+                        held_out.len()
+                    );
+                }
+            }
             let (held_out, first) = match limit {
                 Some(n) if n < held_out.len() => {
                     (held_out.start..held_out.start + n, format!("first {n} of the "))
@@ -875,6 +884,7 @@ pub fn verify_sequences(dir: &Path, data: &EvalData, count: usize) -> Result<Vec
     };
     let (mut set, name) = eval_set(dir, &card, &data, Notes::Quiet)?;
     ensure!(!set.is_empty(), "the evaluation set ({name}) is empty");
+
     set.sequences.truncate(count);
     Ok(set.sequences)
 }

@@ -208,7 +208,7 @@ fn is_sentiment(preset: Preset) -> bool {
 const MAX_LEN: usize = u16::MAX as usize;
 /// More intra-op threads than any machine this runs on has cores (ONNX Runtime takes
 /// the count as a C int).
-const MAX_THREADS: usize = 1024;
+pub const MAX_THREADS: usize = 1024;
 
 fn check_hyper(hp: &Hyperparams) -> Result<()> {
     ensure!(hp.maxlen > 0, "--maxlen must be at least 1");
@@ -874,6 +874,7 @@ pub fn quantize_checkpoint(
     let hp = trained
         .as_ref()
         .and_then(|t| t.card.hyperparameters.clone());
+    let asked = count;
     let count = count
         .or_else(|| Some(trained?.calibration?.sequences))
         .unwrap_or(TrainJob::DEFAULT_CALIBRATION_SEQUENCES);
@@ -902,6 +903,12 @@ pub fn quantize_checkpoint(
                 }
             ),
         };
+    if let Some(asked) = asked.filter(|&n| n > sequences.len()) {
+        eprintln!(
+            "note: --calibration {asked}, but the data gives {} texts: all of them calibrate",
+            sequences.len()
+        );
+    }
     let _lock = make_and_lock_model_dir(out_dir)?;
     let read = |name: &str| std::fs::read(out_dir.join(name)).ok();
     let before = (read(INT_BLOB_FILE), read(F32_BLOB_FILE));
