@@ -148,9 +148,12 @@ impl ModelCard {
     }
 
     /// Parses a card; `origin` (a file name) is named in errors.
+    /// The card-reading fix, shared by the readers of the whole card and of its parts.
+    pub const RESTORE: &'static str = "restore the card.json that `lstm-edge train` wrote (a \
+        copy, or a rerun of the `command` it records)";
+
     pub fn from_json(text: &str, origin: &str) -> Result<Self> {
-        let fix = "restore the card.json that `lstm-edge train` wrote (a copy, or a rerun of \
-                   the `command` it records)";
+        let fix = Self::RESTORE;
         // serde would read a struct from an array too, and name the type in its message.
         let value: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| anyhow!("{origin}: not valid JSON ({e}): {fix}"))?;
@@ -166,8 +169,12 @@ impl ModelCard {
                  update lstm-edge"
             );
         }
-        let card: Self = serde_json::from_value(value)
-            .map_err(|e| anyhow!("{origin}: not a valid lstm-edge model card ({e}): {fix}"))?;
+        let card: Self = serde_path_to_error::deserialize(value).map_err(|e| {
+            anyhow!(
+                "{origin}: not a valid lstm-edge model card ({}): {fix}",
+                field_error(&e)
+            )
+        })?;
         if let Some(conflict) = card.conflict() {
             anyhow::bail!("{origin}: the card contradicts itself ({conflict}): {fix}");
         }
@@ -259,6 +266,15 @@ impl ModelCard {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading model card {}", path.display()))?;
         Self::from_json(&text, &path.display().to_string())
+    }
+}
+
+/// A serde error with the card field it is about (`dims.hidden: invalid value ...`);
+/// one about the whole card (a missing top-level field) is given as it is.
+pub fn field_error<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) -> String {
+    match err.path().to_string().as_str() {
+        "." => err.inner().to_string(),
+        path => format!("field `{path}`: {}", err.inner()),
     }
 }
 
@@ -362,6 +378,21 @@ mod tests {
                 "{err}"
             );
         }
+        // A bad value is named by its field.
+        let mut value: serde_json::Value = serde_json::from_str(&card.to_json()).unwrap();
+        value["card_version"] = CARD_VERSION.into();
+        value["dims"]["hidden"] = (-3).into();
+        let err = format!(
+            "{:#}",
+            ModelCard::from_json(&value.to_string(), "x.json").unwrap_err()
+        );
+        assert!(
+            err.starts_with(
+                "x.json: not a valid lstm-edge model card (field `dims.hidden`: invalid value: \
+                 integer `-3`, expected usize)"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

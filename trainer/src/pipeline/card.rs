@@ -238,10 +238,13 @@ impl TrainedCard {
         })?;
         // Checks the card version and names the file in errors.
         ModelCard::from_json(&text, &path.display().to_string())?;
-        serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{}: not a card written by `lstm-edge train`",
-                path.display()
+        let mut json = serde_json::Deserializer::from_str(&text);
+        serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a valid lstm-edge model card ({}): {}",
+                path.display(),
+                crate::card::field_error(&e),
+                ModelCard::RESTORE
             )
         })
     }
