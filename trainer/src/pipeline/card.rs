@@ -222,10 +222,14 @@ impl TrainedCard {
                 .iter()
                 .any(|name| dir.join(name).is_file());
             if written {
+                let blob = match dir.join(super::INT_BLOB_FILE).is_file() {
+                    true => ", or run its model.blob with `score`, `generate` and `inspect`",
+                    false => "",
+                };
                 return format!(
                     "cannot read {}: {} holds a model's files but no card (`export` and \
                      `quantize` into a folder of their own write none): evaluate the folder \
-                     `train` wrote, or run these files with `score`, `generate` and `inspect`",
+                     `train` wrote{blob}",
                     path.display(),
                     dir.display()
                 );
@@ -291,7 +295,17 @@ mod tests {
         let exported = tempfile::tempdir().unwrap();
         std::fs::write(exported.path().join(super::super::ONNX_FILE), b"").unwrap();
         let err = format!("{:#}", TrainedCard::read(exported.path()).unwrap_err());
-        assert!(err.contains("holds a model's files but no card"), "{err}");
+        assert!(
+            err.contains("holds a model's files but no card") && !err.contains("score"),
+            "{err}"
+        );
+        // A blob there runs with the blob commands.
+        std::fs::write(exported.path().join(super::super::INT_BLOB_FILE), b"").unwrap();
+        let err = format!("{:#}", TrainedCard::read(exported.path()).unwrap_err());
+        assert!(
+            err.contains("or run its model.blob with `score`, `generate` and `inspect`"),
+            "{err}"
+        );
         // Only a checkpoint's magic matters to the hint.
         std::fs::write(
             dir.path().join(super::super::CHECKPOINT_FILE),

@@ -609,10 +609,11 @@ fn eval_set(
         if let Some(recorded) = card.card.data.test_fingerprint {
             ensure!(
                 set.fingerprint() == recorded,
-                "{name} holds other texts or labels than the test set {} records (its \
-                 checksum of the test set as the model reads it differs): the data changed \
-                 since training, or the paths name other files here (paths on the card are as \
-                 training saw them); give {}",
+                "{name} holds other {} than the test set {} records (its checksum of the test \
+                 set as the model reads it differs): the data changed since training, or the \
+                 paths name other files here (paths on the card are as training saw them); \
+                 give {}",
+                if sentiment { "texts or labels" } else { "text" },
                 card_file.display(),
                 if sentiment {
                     "--test PATH"

@@ -707,6 +707,13 @@ pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBu
     let card = card_of_checkpoint_model(out_dir, &ck, checkpoint)?;
     let _lock = make_and_lock_model_dir(out_dir)?;
     let mut files = card.as_ref().map(|c| c.files.clone()).unwrap_or_default();
+    let stale_step = out_dir.join(STEP_ONNX_FILE);
+    if ck.model.head != Head::Last && stale_step.is_file() {
+        eprintln!(
+            "note: removing {}, an earlier export's: this model's head streams no steps",
+            stale_step.display()
+        );
+    }
     write_onnx(&ck.model, &ck.params, out_dir, &mut files)?;
     if let Some(mut card) = card.filter(|card| card.files != files) {
         card.files = files;
