@@ -247,6 +247,12 @@ fn verify_names_a_damaged_or_missing_file_and_the_fix() {
             && err.contains("lstm-edge quantize"),
         "{err}"
     );
+    std::fs::write(model.join("model-f32.blob"), b"").unwrap();
+    let err = refused(&mut verify_generator(&model));
+    assert!(
+        err.contains("model-f32.blob: the file is empty: rebuild it"),
+        "{err}"
+    );
     std::fs::write(model.join("model-f32.blob"), &f32_blob).unwrap();
     std::fs::remove_file(model.join("model.onnx")).unwrap();
     let err = refused(&mut verify_generator(&model));

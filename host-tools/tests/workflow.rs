@@ -1700,8 +1700,7 @@ fn eval_refuses_recorded_data_that_changed_since_training() {
     ] {
         let err = failure(cli().args(part).args(["--model", arg(&generator)]));
         assert!(
-            err.contains("holds other text than the test set")
-                && err.contains("give --corpus"),
+            err.contains("holds other text than the test set") && err.contains("give --corpus"),
             "{part:?}: {err}"
         );
     }

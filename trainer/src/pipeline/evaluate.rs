@@ -787,8 +787,13 @@ impl Shape {
 /// Decodes a blob, naming its file and the fix in errors.
 fn parse_blob<'a>(path: &Path, blob: &'a [u8]) -> Result<lstm_edge_runtime::Model<'a>> {
     lstm_edge_runtime::Model::from_bytes(blob).map_err(|e| {
+        // As `inspect` says it: an empty file is no cut-off blob.
+        let what = match blob.is_empty() {
+            true => "the file is empty".to_string(),
+            false => e.to_string(),
+        };
         anyhow::anyhow!(
-            "{}: {e}: rebuild it from the model's checkpoint with `lstm-edge quantize`\
+            "{}: {what}: rebuild it from the model's checkpoint with `lstm-edge quantize`\
              {WITHOUT_CHECKPOINT}",
             path.display()
         )
