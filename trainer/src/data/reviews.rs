@@ -101,7 +101,12 @@ fn dataset_kind(path: &Path) -> Option<DatasetKind> {
 /// past a UTF-8 byte-order mark. Refuses a gzip file without that suffix, archives and
 /// other compressions, and UTF-16 text, which would otherwise be read as garbage.
 pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            anyhow!("{} does not exist: check the path", path.display())
+        }
+        _ => anyhow::Error::new(e).context(format!("cannot open {}", path.display())),
+    })?;
     let gzipped = is_gz(path);
     let mut reader: Box<dyn BufRead> = if gzipped {
         let mut raw = BufReader::new(file);
@@ -1761,7 +1766,10 @@ mod tests {
         assert!(err.contains("cannot tell the format"), "{err}");
         assert!(err.contains(".jsonl.gz"), "{err}");
         let err = load_reviews(&dir.path().join("gone.jsonl")).unwrap_err();
-        assert!(format!("{err:#}").contains("cannot open"), "{err:#}");
+        assert!(
+            format!("{err:#}").ends_with("gone.jsonl does not exist: check the path"),
+            "{err:#}"
+        );
         let err = load_reviews(&dir.path().join("gone.parquet")).unwrap_err();
         assert!(err.to_string().contains("does not exist"), "{err}");
     }
