@@ -323,15 +323,15 @@ fn bench(args: &BenchArgs) -> Result<()> {
         print_json(&timings)?;
     }
     // Under a few calls a round, a cold cache or one interruption decides the figure.
-    if let Some(few) = timings
-        .iter()
-        .min_by_key(|t| t.calls)
-        .filter(|t| t.calls < FEW_BENCH_CALLS)
-    {
+    let rough = timings.iter().filter(|t| t.calls < FEW_BENCH_CALLS).count();
+    if let Some(fewest) = timings.iter().min_by_key(|t| t.calls).filter(|_| rough > 0) {
         eprintln!(
-            "note: {} on {} ran {} times in all: figures from so few runs are rough; raise \
-             --seconds",
-            few.engine, few.workload, few.calls
+            "note: {rough} of the {} timings ran under {FEW_BENCH_CALLS} times in all (fewest: \
+             {} on {}, {} times): figures from so few runs are rough; raise --seconds",
+            timings.len(),
+            fewest.engine,
+            fewest.workload,
+            fewest.calls
         );
     }
     Ok(())

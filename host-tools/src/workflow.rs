@@ -520,7 +520,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
     /// Leave card.json and quant-error.png as they are (by default they take these
-    /// figures).
+    /// figures when the set scored is the card's own test set, whole).
     #[arg(long)]
     pub no_record: bool,
 }
@@ -528,28 +528,27 @@ pub struct EvalArgs {
 pub fn eval(args: &EvalArgs) -> Result<()> {
     check_model_dir(&args.model)?;
     let data = args.data.eval_data()?;
-    let own_set = match args.no_record {
-        true => None,
-        false => pipeline::cards_own_set_unless_scored(&args.model, &data)?,
-    };
-    // Taken first: a folder another command is writing to is refused before the work.
-    let lock = match args.no_record || own_set.is_some() {
+    let prepared = pipeline::prepare_eval(&args.model, &data)?;
+    let other_than = prepared.other_than.clone().filter(|_| !args.no_record);
+    // Taken before the work: a folder another command is writing to is refused first.
+    let lock = match args.no_record || other_than.is_some() {
         true => None,
         false => Some(FolderLock::take(&args.model).context(
             "eval records its figures in the model's card: pass --no-record to only print them",
         )?),
     };
-    let evaluation = pipeline::eval(&args.model, &data, !args.json)?;
+    let evaluation = prepared.score(!args.json)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&evaluation)?);
     } else {
         println!("{evaluation}");
     }
     let Some(lock) = lock else {
-        if let Some(own) = own_set {
+        if let Some(own) = other_than {
             eprintln!(
                 "note: not recorded: {}'s card keeps its figures of its own test set ({own}), \
-                 scored whole; these are of other data",
+                 whose count and checksum it records; these are of other data (another \
+                 file, other text, or a part of it)",
                 args.model.display()
             );
         }

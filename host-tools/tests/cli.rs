@@ -448,7 +448,8 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
     assert!(calls.iter().all(|&c| c >= 15), "{calls:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("times in all: figures from so few runs are rough"),
+        err.contains("of the 16 timings ran under 50 times in all (fewest: ")
+            && err.contains("figures from so few runs are rough"),
         "{err}"
     );
 }

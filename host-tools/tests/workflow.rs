@@ -457,6 +457,21 @@ fn check_generator_refuses_review_data(model: &Path, again: &Path) {
         "{err}"
     );
     assert!(!blocked.join("model-f32.blob").exists());
+    // A folder at a file quantize does not write is no obstacle.
+    std::fs::remove_dir(blocked.join("model.blob")).unwrap();
+    std::fs::create_dir(blocked.join("curves.png")).unwrap();
+    cli()
+        .args([
+            "quantize",
+            "--checkpoint",
+            arg(model),
+            "--out",
+            arg(&blocked),
+        ])
+        .arg("--corpus")
+        .arg(data("shakespeare/shakespeare-macbeth.txt"))
+        .assert()
+        .success();
 }
 
 /// `--write-arrays` output: `.npy` shapes, ids within the vocabulary, 0/1 labels.
@@ -1036,6 +1051,17 @@ fn a_mean_heads_card_figures_are_on_whole_reviews_as_eval_scores_them() {
         serde_json::from_str(&std::fs::read_to_string(model.join("card.json")).unwrap()).unwrap();
     let eval = json_of(cli().args(["eval", "--json", "--model", arg(&model)]));
     assert_eq!(eval["samples"], 40, "{eval}");
+    // A --limit past the 40 the card's run sampled stays within them.
+    let limited = json_of(cli().args([
+        "eval",
+        "--json",
+        "--no-record",
+        "--limit",
+        "100",
+        "--model",
+        arg(&model),
+    ]));
+    assert_eq!(limited["samples"], 40, "{limited}");
     for path in ["float", "quantized"] {
         for metric in ["loss", "accuracy"] {
             assert_eq!(
@@ -1763,6 +1789,22 @@ fn eval_refuses_recorded_data_that_changed_since_training() {
     assert!(
         err.contains("it is another file of that name") && err.contains("give --test PATH"),
         "{err}"
+    );
+    // Named with --test, other data is scored but not recorded; the card's own reviews
+    // under another name are recorded, as their count and checksum say.
+    let card_text = || std::fs::read_to_string(sentiment.join("card.json")).unwrap();
+    let before = card_text();
+    let note =
+        success_stderr(cli().args(["eval", "--model", arg(&sentiment), "--test", arg(&test)]));
+    assert!(note.contains("note: not recorded"), "{note}");
+    assert_eq!(card_text(), before);
+    let copy = dir.path().join("copy.jsonl");
+    std::fs::write(&copy, reviews(&|i| i % 2, 30)).unwrap();
+    let note =
+        success_stderr(cli().args(["eval", "--model", arg(&sentiment), "--test", arg(&copy)]));
+    assert!(
+        !note.contains("not recorded") && note.contains("now hold these figures"),
+        "{note}"
     );
 
     // A card written before test sets were checksummed takes its own set's checksum

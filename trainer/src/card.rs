@@ -147,11 +147,11 @@ impl ModelCard {
         serde_json::to_string_pretty(self).expect("a model card always serialises")
     }
 
-    /// Parses a card; `origin` (a file name) is named in errors.
     /// The card-reading fix, shared by the readers of the whole card and of its parts.
     pub const RESTORE: &'static str = "restore the card.json that `lstm-edge train` wrote (a \
         copy, or a rerun of the `command` it records)";
 
+    /// Parses a card; `origin` (a file name) is named in errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Self> {
         let fix = Self::RESTORE;
         // serde would read a struct from an array too, and name the type in its message.

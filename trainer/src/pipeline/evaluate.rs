@@ -384,26 +384,6 @@ impl EvalData {
     }
 }
 
-/// The card's own test set when `eval` on `data` scores other data (another file, or
-/// part of it with `--limit`): the card's figures and its data section describe that
-/// set, so figures on other data are not recorded. `None` when they may be: the card's
-/// own set whole, or any data for a card that keeps none (trained without a separate
-/// test set).
-pub fn cards_own_set_unless_scored(dir: &Path, data: &EvalData) -> Result<Option<String>> {
-    let card = TrainedCard::read(dir)?;
-    let own = match &card.job.data {
-        DataSource::Reviews {
-            test: Some(test), ..
-        } => std::slice::from_ref(test),
-        DataSource::Reviews { test: None, .. } => return Ok(None),
-        DataSource::Corpus { files } => files.as_slice(),
-    };
-    let given: Vec<&PathBuf> = data.reviews.iter().chain(&data.corpus).collect();
-    let same_data = given.is_empty()
-        || (given.len() == own.len() && given.iter().zip(own).all(|(a, b)| same_file(a, b)));
-    Ok((!same_data || data.limit.is_some()).then(|| describe_paths(own).join(", ")))
-}
-
 /// Builds the evaluation set of the model in `dir` from `data`, or from the data recorded
 /// in its card when `data` names none. Returns the set and a description of it.
 pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(EvalSet, String)> {
@@ -448,10 +428,23 @@ fn eval_set(
     let (reviews, corpus, limit) = if from_card {
         match &card.job.data {
             DataSource::Reviews { train, test } => match test {
+                // A sample of the card's set stays within it.
                 Some(test) => (
                     Some(test.clone()),
                     Vec::new(),
-                    data.limit.or(card.job.test_limit),
+                    match (data.limit, card.job.test_limit) {
+                        (Some(asked), Some(sampled)) => {
+                            if asked > sampled && notes == Notes::Print {
+                                eprintln!(
+                                    "note: --limit {asked}, but the card's test set is the \
+                                     {sampled} reviews its training sampled: all of them are \
+                                     scored"
+                                );
+                            }
+                            Some(asked.min(sampled))
+                        }
+                        (asked, sampled) => asked.or(sampled),
+                    },
                 ),
                 None => bail!(
                     "{} was trained without a separate test set ({}): give --test PATH",
@@ -533,8 +526,8 @@ fn eval_set(
                 for (file, again) in repeated_files(&corpus) {
                     eprintln!(
                         "warning: {} holds the text of {} (the same file, or a copy): the \
-                         held-out windows, the last of the text, then repeat its start, \
-                         which a model trained on that file saw; give each text once",
+                         held-out windows, the last 10% of the text, then take in text that \
+                         a model trained on that file trained on; give each text once",
                         file.display(),
                         again.display()
                     );
@@ -640,14 +633,66 @@ pub fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
 /// Evaluates the model in `dir` on `data` (or its recorded test data); nothing is
 /// written ([`record_evaluation`] keeps the figures).
 pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
+    prepare_eval(dir, data)?.score(progress)
+}
+
+/// An evaluation set up and checked, not yet scored: whether its figures may go into
+/// the card is known before the work (so a recording `eval` locks the folder first).
+pub struct PreparedEval {
+    f32_blob: Vec<u8>,
+    int_blob: Vec<u8>,
+    set: EvalSet,
+    name: String,
+    cards_set_checksum: Option<u64>,
+    /// The card's own test set when the scored set is another: the card's figures and
+    /// its data section describe that set, so figures of other data are not recorded.
+    pub other_than: Option<String>,
+}
+
+/// Reads and checks the model in `dir` and builds the set `eval` scores on `data`.
+pub fn prepare_eval(dir: &Path, data: &EvalData) -> Result<PreparedEval> {
     let card = TrainedCard::read(dir)?;
     let f32_blob = read_model_file(dir, F32_BLOB_FILE)?;
     let int_blob = read_model_file(dir, INT_BLOB_FILE)?;
     check_blobs_match_card(dir, &card, &f32_blob, &int_blob)?;
     let (set, name) = eval_set_for(dir, &card, data)?;
-    let mut evaluation = evaluate_blobs(&f32_blob, &int_blob, &set, &name, progress)?;
-    evaluation.cards_set_checksum = data.is_the_cards_set().then(|| set.fingerprint());
-    Ok(evaluation)
+    let fingerprint = set.fingerprint();
+    // The same set is the same count and checksum, wherever it was read from; a card
+    // of an earlier build, without a checksum, knows its set by its paths alone.
+    let own = match &card.job.data {
+        DataSource::Reviews { test: None, .. } => None,
+        DataSource::Reviews {
+            test: Some(test), ..
+        } => Some(test.display().to_string()),
+        DataSource::Corpus { files } => Some(describe_paths(files).join(", ")),
+    };
+    let same_set = match card.card.data.test_fingerprint {
+        Some(recorded) => recorded == fingerprint && set.len() == card.card.data.test_samples,
+        None => data.is_the_cards_set(),
+    };
+    Ok(PreparedEval {
+        f32_blob,
+        int_blob,
+        cards_set_checksum: data.is_the_cards_set().then_some(fingerprint),
+        other_than: own.filter(|_| !same_set),
+        set,
+        name,
+    })
+}
+
+impl PreparedEval {
+    /// Both blobs on the set.
+    pub fn score(self, progress: bool) -> Result<Evaluation> {
+        let mut evaluation = evaluate_blobs(
+            &self.f32_blob,
+            &self.int_blob,
+            &self.set,
+            &self.name,
+            progress,
+        )?;
+        evaluation.cards_set_checksum = self.cards_set_checksum;
+        Ok(evaluation)
+    }
 }
 
 /// Puts `evaluation`'s figures into the card of `dir` and redraws its error histogram.

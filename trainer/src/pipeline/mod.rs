@@ -13,9 +13,9 @@ mod verify;
 
 pub use card::{FileStamp, JobRecord, LengthRecord, ModelFile, ModelFiles, TrainedCard};
 pub use evaluate::{
-    cards_own_set_unless_scored, check_blobs_match_card, check_same_model, eval, eval_set_for,
-    evaluate_blobs, read_model_file, record_evaluation, tokenize_with_blob, verify_sequences,
-    BlobMetrics, EvalData, EvalSet, Evaluation,
+    check_blobs_match_card, check_same_model, eval, eval_set_for, evaluate_blobs, prepare_eval,
+    read_model_file, record_evaluation, tokenize_with_blob, verify_sequences, BlobMetrics,
+    EvalData, EvalSet, Evaluation, PreparedEval,
 };
 pub use prepare::{length_stats, notebook_char_input};
 pub use verify::{
@@ -54,6 +54,17 @@ pub const CARD_FILE: &str = "card.json";
 const UNFIT_WEIGHTS: &str = "the weights do not fit the integer blob's format, which usually \
                              means training diverged: lower --lr or add --clip-norm, and train afresh";
 pub const CHECKPOINT_FILE: &str = "checkpoint.ckpt";
+
+/// The files of a model folder that `train` writes besides its checkpoints.
+const MODEL_FILES: &[&str] = &[
+    INT_BLOB_FILE,
+    F32_BLOB_FILE,
+    ONNX_FILE,
+    STEP_ONNX_FILE,
+    CARD_FILE,
+    CURVES_FILE,
+    QUANT_ERROR_FILE,
+];
 /// Follows each "rebuild it from the checkpoint" fix, for folders that have none.
 pub const WITHOUT_CHECKPOINT: &str =
     " (a model folder without its checkpoint, as shipped ones are: rerun the `command` its \
@@ -328,12 +339,12 @@ fn refuse_resume_without_checkpoint(dir: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
-/// Makes `dir` if needed and takes its lock ([`lock_model_dir`]). A command that
-/// fails, or is interrupted (the CLI's handler releases the lock), before it writes
-/// anything leaves no folder it made.
-fn make_and_lock_model_dir(dir: &Path) -> Result<FolderLock> {
+/// Makes `dir` if needed and takes its lock ([`lock_model_dir`]) for a command that
+/// `writes` those files there. A command that fails, or is interrupted (the CLI's
+/// handler releases the lock), before it writes anything leaves no folder it made.
+fn make_and_lock_model_dir(dir: &Path, writes: &[&str]) -> Result<FolderLock> {
     let made = files::create_folder(dir)?;
-    let mut lock = lock_model_dir(dir).inspect_err(|_| {
+    let mut lock = lock_model_dir(dir, writes).inspect_err(|_| {
         if made {
             let _ = std::fs::remove_dir(dir);
         }
@@ -343,28 +354,23 @@ fn make_and_lock_model_dir(dir: &Path) -> Result<FolderLock> {
 }
 
 /// Takes `dir`'s [`FolderLock`], then removes the temporaries that killed writes
-/// left there (no other command can be writing them now).
-fn lock_model_dir(dir: &Path) -> Result<FolderLock> {
+/// left there (no other command can be writing them now), and refuses a folder where
+/// the command `writes` a file: before any work, and before one file of a pair is
+/// written.
+fn lock_model_dir(dir: &Path, writes: &[&str]) -> Result<FolderLock> {
     let lock = FolderLock::take(dir)?;
     let best = train::best_checkpoint_path(Path::new(CHECKPOINT_FILE));
-    let names = [
-        CHECKPOINT_FILE,
-        &best.to_string_lossy(),
-        INT_BLOB_FILE,
-        F32_BLOB_FILE,
-        ONNX_FILE,
-        STEP_ONNX_FILE,
-        CARD_FILE,
-        CURVES_FILE,
-        QUANT_ERROR_FILE,
-    ];
+    let best = best.to_string_lossy();
+    let names: Vec<&str> = [CHECKPOINT_FILE, &best]
+        .into_iter()
+        .chain(MODEL_FILES.iter().copied())
+        .collect();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if files::is_leftover_temporary(&entry.file_name().to_string_lossy(), &names) {
             remove_if_present(&entry.path())?;
         }
     }
-    // Refused before any work, and before one file of a pair is written.
-    for name in &names[2..] {
+    for name in writes {
         let path = dir.join(name);
         ensure!(
             !path.is_dir(),
@@ -437,7 +443,7 @@ pub fn run(job: &TrainJob) -> Result<TrainReport> {
     };
     prepared.info.test_fingerprint = Some(prepared.test.fingerprint());
     // Before the folder is tidied: the stale files there are no other run's.
-    let _lock = make_and_lock_model_dir(&job.out_dir)?;
+    let _lock = make_and_lock_model_dir(&job.out_dir, MODEL_FILES)?;
     prepare_out_dir(&job.out_dir, job.resume)?;
     if job.write_arrays {
         write_arrays(&prepared, &job.out_dir.join(ARRAYS_DIR))?;
@@ -705,7 +711,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
 pub fn export_checkpoint(checkpoint: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     let ck = load_model_checkpoint(checkpoint)?;
     let card = card_of_checkpoint_model(out_dir, &ck, checkpoint)?;
-    let _lock = make_and_lock_model_dir(out_dir)?;
+    let _lock = make_and_lock_model_dir(out_dir, &[ONNX_FILE, STEP_ONNX_FILE, CARD_FILE])?;
     let mut files = card.as_ref().map(|c| c.files.clone()).unwrap_or_default();
     let stale_step = out_dir.join(STEP_ONNX_FILE);
     if ck.model.head != Head::Last && stale_step.is_file() {
@@ -912,11 +918,12 @@ pub fn quantize_checkpoint(
         };
     if let Some(asked) = asked.filter(|&n| n > sequences.len()) {
         eprintln!(
-            "note: --calibration {asked}, but the data gives {} texts: all of them calibrate",
-            sequences.len()
+            "note: --calibration {asked}, but the data gives {} {}: all of them calibrate",
+            sequences.len(),
+            if sentiment { "reviews" } else { "windows" }
         );
     }
-    let _lock = make_and_lock_model_dir(out_dir)?;
+    let _lock = make_and_lock_model_dir(out_dir, &[INT_BLOB_FILE, F32_BLOB_FILE, CARD_FILE])?;
     let read = |name: &str| std::fs::read(out_dir.join(name)).ok();
     let before = (read(INT_BLOB_FILE), read(F32_BLOB_FILE));
     let (int_blob, f32_blob, calibration) =
