@@ -546,9 +546,8 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let Some(lock) = lock else {
         if let Some(own) = other_than {
             eprintln!(
-                "note: not recorded: {}'s card keeps its figures of its own test set ({own}), \
-                 whose count and checksum it records; these are of other data (another \
-                 file, other text, or a part of it)",
+                "note: not recorded: {}'s card keeps its figures of {own}, scored whole; these \
+                 are of other data (not that set, whole)",
                 args.model.display()
             );
         }

@@ -644,8 +644,9 @@ pub struct PreparedEval {
     set: EvalSet,
     name: String,
     cards_set_checksum: Option<u64>,
-    /// The card's own test set when the scored set is another: the card's figures and
-    /// its data section describe that set, so figures of other data are not recorded.
+    /// The card's own test set, and how the card knows it, when the scored set is
+    /// another: the card's figures and its data section describe that set, so figures
+    /// of other data are not recorded.
     pub other_than: Option<String>,
 }
 
@@ -657,19 +658,43 @@ pub fn prepare_eval(dir: &Path, data: &EvalData) -> Result<PreparedEval> {
     check_blobs_match_card(dir, &card, &f32_blob, &int_blob)?;
     let (set, name) = eval_set_for(dir, &card, data)?;
     let fingerprint = set.fingerprint();
-    // The same set is the same count and checksum, wherever it was read from; a card
-    // of an earlier build, without a checksum, knows its set by its paths alone.
-    let own = match &card.job.data {
-        DataSource::Reviews { test: None, .. } => None,
+    let own_paths = match &card.job.data {
+        DataSource::Reviews { test: None, .. } => &[][..],
         DataSource::Reviews {
             test: Some(test), ..
-        } => Some(test.display().to_string()),
-        DataSource::Corpus { files } => Some(describe_paths(files).join(", ")),
+        } => std::slice::from_ref(test),
+        DataSource::Corpus { files } => files.as_slice(),
     };
-    let same_set = match card.card.data.test_fingerprint {
-        Some(recorded) => recorded == fingerprint && set.len() == card.card.data.test_samples,
-        None => data.is_the_cards_set(),
+    let recorded_samples = card.card.data.test_samples;
+    // The same set is the same count and checksum, wherever it was read from; a card
+    // of an earlier build, without a checksum, knows its set by its paths and count.
+    let (same_set, known_by) = match card.card.data.test_fingerprint {
+        Some(recorded) => (
+            recorded == fingerprint && set.len() == recorded_samples,
+            "whose count and checksum it records",
+        ),
+        None => {
+            let given: Vec<&PathBuf> = data.reviews.iter().chain(&data.corpus).collect();
+            let at_own_paths = given.is_empty()
+                || (given.len() == own_paths.len()
+                    && given.iter().zip(own_paths).all(|(a, b)| same_file(a, b)));
+            let whole = match recorded_samples {
+                0 => data.limit.is_none(),
+                samples => set.len() == samples,
+            };
+            (
+                at_own_paths && whole,
+                "which it knows by its paths and count (a card of an earlier build records no \
+                 checksum)",
+            )
+        }
     };
+    let own = (!own_paths.is_empty()).then(|| {
+        format!(
+            "its own test set ({}), {known_by}",
+            describe_paths(own_paths).join(", ")
+        )
+    });
     Ok(PreparedEval {
         f32_blob,
         int_blob,
