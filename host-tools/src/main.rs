@@ -107,7 +107,7 @@ enum FirmwareAction {
         #[arg(long)]
         json: bool,
         /// Seconds the emulated run may take before it is stopped.
-        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
         timeout: u64,
     },
 }
@@ -159,7 +159,7 @@ struct BenchArgs {
     #[arg(long, default_value_t = 1.5, allow_hyphen_values = true)]
     seconds: f64,
     /// ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per core).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     ort_threads: usize,
     /// Print the timings and ratios as JSON.
     #[arg(long)]
@@ -186,7 +186,7 @@ struct FirmwareArgs {
     temperatures: Vec<f32>,
     /// Sampling seed for generator models: the same seed gives the same text
     /// [default: 42].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
 }
 

@@ -72,12 +72,12 @@ pub struct DataArgs {
     /// Labelled reviews (aclImdb folder, .jsonl[.gz] or .csv[.gz]) for sentiment models.
     #[arg(long = "test", alias = "reviews", value_name = "PATH")]
     pub reviews: Option<PathBuf>,
-    /// Text files for generator models (their last 10% of windows are evaluated).
+    /// Text files for generator models (the last 10% of their windows are scored).
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub corpus: Vec<PathBuf>,
-    /// Evaluate only this many reviews (a seeded sample), or a generator's first this
-    /// many held-out windows.
-    #[arg(long)]
+    /// Score only this many reviews (a seeded sample, within the card's test set when
+    /// --test is left out), or a generator's first this many held-out windows.
+    #[arg(long, allow_negative_numbers = true)]
     pub limit: Option<usize>,
 }
 
@@ -123,34 +123,34 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub head: Option<HeadArg>,
     /// Recurrent units, at most 256 (default: w 50, c 40, g and r 128).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub hidden: Option<usize>,
     /// Word embedding width (W; default 300).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub embed_dim: Option<usize>,
     /// Words in the vocabulary (W; default 10000), besides PAD and UNK.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub vocab_size: Option<usize>,
     /// Sequence length: reviews are post-padded to it and cut to it (--truncate says
     /// which end goes), generators read windows of it (default: w 200, c 1500, g and r 40).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub maxlen: Option<usize>,
     /// Which end of a review longer than --maxlen is kept (W, C; default: post, as in
     /// the notebook). A flatten head's blob records it, so the runtime cuts texts alike.
     #[arg(long, value_enum)]
     pub truncate: Option<TruncateArg>,
     /// Stride between generator windows (default 3).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub window_step: Option<usize>,
     /// Dropout rate on the recurrent outputs, in training only (default: w and c 0.2,
     /// g and r 0).
     #[arg(long, allow_negative_numbers = true)]
     pub dropout: Option<f32>,
     /// Passes over the training data (default: w and c 2, g and r 12).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Sequences per update (default: w and c 32, g and r 128).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch: Option<usize>,
     /// Learning rate (default: w and c 0.001, g and r 0.01).
     #[arg(long, allow_negative_numbers = true)]
@@ -168,10 +168,10 @@ pub struct TrainArgs {
     pub optimizer: Option<OptimizerArg>,
     /// Seed of the data shuffle and split, the initial weights, the batch order and the
     /// dropout masks (default 42).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Training reviews used, train + validation (W and C default: the notebook's 16000).
-    #[arg(long, conflicts_with = "all_reviews")]
+    #[arg(long, conflicts_with = "all_reviews", allow_negative_numbers = true)]
     pub limit: Option<usize>,
     /// Use every training review instead of the notebook's 16000.
     #[arg(long)]
@@ -180,7 +180,7 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub validation_split: Option<f32>,
     /// Evaluate only this many test reviews (a seeded sample).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub test_limit: Option<usize>,
     /// word2vec binary (.bin) or GloVe/word2vec text file initialising the embedding
     /// (W); .gz is read directly. Its width must equal --embed-dim (default 300). Words
@@ -190,14 +190,14 @@ pub struct TrainArgs {
     pub word_vectors: Option<PathBuf>,
     /// Initialise the embedding (W) with skip-gram word2vec trained for N passes over the
     /// training reviews' text (0: keep the random start).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub word2vec: Option<usize>,
     /// Keep the embedding's initial vectors fixed (W, with --word-vectors or --word2vec);
     /// the random rows of words a vectors file lacks stay random too.
     #[arg(long)]
     pub freeze_embedding: bool,
     /// Training sequences used to calibrate the integer blob.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, allow_negative_numbers = true)]
     pub calibration: usize,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
@@ -205,7 +205,7 @@ pub struct TrainArgs {
     /// ONNX Runtime intra-op threads (0: one per core). Workers spin during a step;
     /// LSTM_EDGE_ORT_SPINNING=0 makes them sleep. On a machine busy with other
     /// work, 1 thread is fastest (and repeats the shipped models bit for bit).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub threads: usize,
     /// Continue from the output directory's checkpoint.
     #[arg(long)]
@@ -218,7 +218,7 @@ pub struct TrainArgs {
     pub keep_best: bool,
     /// Stop once the validation loss has not improved for N epochs (validation is then
     /// kept apart from the test set, as with --keep-best).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub patience: Option<usize>,
     /// Also write the encoded training and validation sets as NumPy arrays
     /// (OUT/arrays/*.npy, meta.json), to train the same sequences elsewhere.
@@ -630,7 +630,7 @@ pub struct QuantizeArgs {
     pub corpus: Vec<PathBuf>,
     /// Calibration sequences [default: as many as training took, from the model's
     /// card; 256 without one].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub calibration: Option<usize>,
     /// Directory for model.blob and model-f32.blob; default: the checkpoint's.
     #[arg(long)]
@@ -683,7 +683,7 @@ pub struct VerifyArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Sequences compared [default: 64].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub sequences: Option<usize>,
     /// Print the comparison as JSON.
     #[arg(long)]
@@ -717,7 +717,7 @@ pub struct DataStatsArgs {
     pub reviews: PathBuf,
     /// Length that reviews are padded or truncated to [default: 200 words, or with
     /// --chars 1500 chars, as presets w and c train].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub maxlen: Option<usize>,
     /// Count chars of the notebook's set (workload C) instead of words.
     #[arg(long)]

@@ -425,6 +425,18 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
             "{err}"
         );
     }
+    // A negative count is named as a bad value of its option, not taken for a flag.
+    for (command, option) in [
+        ("eval", "--limit"),
+        ("verify", "--sequences"),
+        ("bench", "--ort-threads"),
+    ] {
+        let err = stderr_of(lstm_edge().args([command, option, "-5"]));
+        assert!(
+            err.contains(&format!("invalid value '-5' for '{option} ")),
+            "{err}"
+        );
+    }
     let err = stderr_of(lstm_edge().args(["bench", "--ort-threads", "100000"]));
     assert!(err.contains("--ort-threads must be at most 1024"), "{err}");
     // A millisecond per engine times a few calls, which the timings count and a note names.
