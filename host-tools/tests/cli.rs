@@ -440,15 +440,11 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
     let err = stderr_of(lstm_edge().args(["bench", "--ort-threads", "100000"]));
     assert!(err.contains("--ort-threads must be at most 1024"), "{err}");
     // A millisecond per engine times a few calls, which the timings count and a note names.
-    let out = lstm_edge()
+    let run = lstm_edge()
         .args(["bench", "--seconds", "0.001", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success();
+    let out = run.get_output();
     let timings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let calls: Vec<u64> = timings
         .as_array()

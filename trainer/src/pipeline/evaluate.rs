@@ -19,8 +19,8 @@ use crate::plot;
 use crate::progress;
 
 use super::prepare::{
-    describe_paths, held_out_name, load_nonempty_reviews, one_sided_warning, repeated_files,
-    same_file,
+    describe_paths, held_out_name, load_nonempty_reviews, one_sided_warning, same_file,
+    warn_of_repeated_files,
 };
 use super::{
     DataSource, ModelFile, TrainedCard, CARD_FILE, CORPUS_HELD_OUT, F32_BLOB_FILE, INT_BLOB_FILE,
@@ -523,15 +523,11 @@ fn eval_set(
         }
         (false, None, false) => {
             if notes == Notes::Print {
-                for (file, again) in repeated_files(&corpus) {
-                    eprintln!(
-                        "warning: {} holds the text of {} (the same file, or a copy): the \
-                         held-out windows, the last 10% of the text, then take in text that \
-                         a model trained on that file trained on; give each text once",
-                        file.display(),
-                        again.display()
-                    );
-                }
+                warn_of_repeated_files(
+                    &corpus,
+                    "the held-out windows, the last 10% of the text, then take in text that a \
+                     model trained on that file trained on",
+                );
             }
             let windows = CharWindows::from_ids(
                 corpus_ids(&blob, &corpus)?,
@@ -630,12 +626,6 @@ pub fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
     })
 }
 
-/// Evaluates the model in `dir` on `data` (or its recorded test data); nothing is
-/// written ([`record_evaluation`] keeps the figures).
-pub fn eval(dir: &Path, data: &EvalData, progress: bool) -> Result<Evaluation> {
-    prepare_eval(dir, data)?.score(progress)
-}
-
 /// An evaluation set up and checked, not yet scored: whether its figures may go into
 /// the card is known before the work (so a recording `eval` locks the folder first).
 pub struct PreparedEval {
@@ -650,7 +640,9 @@ pub struct PreparedEval {
     pub other_than: Option<String>,
 }
 
-/// Reads and checks the model in `dir` and builds the set `eval` scores on `data`.
+/// Reads and checks the model in `dir` and builds the set `eval` scores on `data` (or
+/// its recorded test data); nothing is written ([`record_evaluation`] keeps the
+/// figures).
 pub fn prepare_eval(dir: &Path, data: &EvalData) -> Result<PreparedEval> {
     let card = TrainedCard::read(dir)?;
     let f32_blob = read_model_file(dir, F32_BLOB_FILE)?;
@@ -960,7 +952,6 @@ pub fn verify_sequences(dir: &Path, data: &EvalData, count: usize) -> Result<Vec
     };
     let (mut set, name) = eval_set(dir, &card, &data, Notes::Quiet)?;
     ensure!(!set.is_empty(), "the evaluation set ({name}) is empty");
-
     set.sequences.truncate(count);
     Ok(set.sequences)
 }

@@ -13,7 +13,7 @@ mod verify;
 
 pub use card::{FileStamp, JobRecord, LengthRecord, ModelFile, ModelFiles, TrainedCard};
 pub use evaluate::{
-    check_blobs_match_card, check_same_model, eval, eval_set_for, evaluate_blobs, prepare_eval,
+    check_blobs_match_card, check_same_model, eval_set_for, evaluate_blobs, prepare_eval,
     read_model_file, record_evaluation, tokenize_with_blob, verify_sequences, BlobMetrics,
     EvalData, EvalSet, Evaluation, PreparedEval,
 };
@@ -891,31 +891,33 @@ pub fn quantize_checkpoint(
     let count = count
         .or_else(|| Some(trained?.calibration?.sequences))
         .unwrap_or(TrainJob::DEFAULT_CALIBRATION_SEQUENCES);
-    let sequences =
-        match (&data.reviews, data.corpus.is_empty(), sentiment) {
-            (Some(path), true, true) => {
-                prepare::calibration_reviews(path, &f32_blob, ck.seed, count, hp.as_ref())?
-            }
-            (None, false, false) => {
-                prepare::calibration_windows(&data.corpus, &f32_blob, count, hp.as_ref())?
-            }
-            (_, _, true) => {
-                bail!(
-            "{} holds a sentiment model: calibrate it with --train PATH (labelled reviews){}",
+    let sequences = match (&data.reviews, data.corpus.is_empty(), sentiment) {
+        (Some(path), true, true) => {
+            prepare::calibration_reviews(path, &f32_blob, ck.seed, count, hp.as_ref())?
+        }
+        (None, false, false) => {
+            prepare::calibration_windows(&data.corpus, &f32_blob, count, hp.as_ref())?
+        }
+        (_, _, true) => bail!(
+            "{} holds a sentiment model: calibrate it with --train PATH (labelled \
+             reviews){}",
             checkpoint.display(),
-            if data.corpus.is_empty() { "" } else { ", not --corpus" }
-        )
+            if data.corpus.is_empty() {
+                ""
+            } else {
+                ", not --corpus"
             }
-            (_, _, false) => bail!(
-                "{} holds a generator model: calibrate it with --corpus FILE...{}",
-                checkpoint.display(),
-                if data.reviews.is_none() {
-                    ""
-                } else {
-                    ", not --train"
-                }
-            ),
-        };
+        ),
+        (_, _, false) => bail!(
+            "{} holds a generator model: calibrate it with --corpus FILE...{}",
+            checkpoint.display(),
+            if data.reviews.is_none() {
+                ""
+            } else {
+                ", not --train"
+            }
+        ),
+    };
     if let Some(asked) = asked.filter(|&n| n > sequences.len()) {
         eprintln!(
             "note: --calibration {asked}, but the data gives {} {}: all of them calibrate",
@@ -1055,7 +1057,7 @@ mod tests {
         assert_eq!(window(&moved, dir.path()), Some(10));
 
         // Re-evaluating from the directory gives the same figures.
-        let again = super::eval(dir.path(), &EvalData::default(), false)?;
+        let again = super::prepare_eval(dir.path(), &EvalData::default())?.score(false)?;
         assert_eq!(again.samples, eval.samples);
         assert!((again.float.loss - eval.float.loss).abs() < 1e-9);
         assert!((again.quantized.accuracy - eval.quantized.accuracy).abs() < 1e-12);

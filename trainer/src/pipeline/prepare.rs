@@ -585,9 +585,22 @@ fn split_three_ways(
     })
 }
 
+/// Warns of each corpus file that repeats an earlier one, and says what that does
+/// (`consequence`).
+pub(super) fn warn_of_repeated_files(files: &[PathBuf], consequence: &str) {
+    for (file, again) in repeated_files(files) {
+        eprintln!(
+            "warning: {} holds the text of {} (the same file, or a copy): {consequence}; give \
+             each text once",
+            file.display(),
+            again.display()
+        );
+    }
+}
+
 /// Each corpus file that holds the same bytes as an earlier one (the same file, or
 /// a copy), with that one. Only a file of another's size is read.
-pub(super) fn repeated_files(files: &[PathBuf]) -> Vec<(&PathBuf, &PathBuf)> {
+fn repeated_files(files: &[PathBuf]) -> Vec<(&PathBuf, &PathBuf)> {
     // Empty files repeat nothing; missing ones are named by the reader.
     let sizes: Vec<Option<u64>> = files
         .iter()
@@ -884,14 +897,10 @@ pub(super) fn prepare_corpus(job: &TrainJob, files: &[PathBuf]) -> Result<Prepar
         "preset {:?} trains a sentiment model: give --train PATH with labelled reviews, not a corpus",
         hp.preset
     );
-    for (file, again) in repeated_files(files) {
-        eprintln!(
-            "warning: {} holds the text of {} (the same file, or a copy): that text is \
-             trained on twice, and held-out windows may repeat it; give each text once",
-            file.display(),
-            again.display()
-        );
-    }
+    warn_of_repeated_files(
+        files,
+        "that text is trained on twice, and held-out windows may repeat it",
+    );
     for file in files.iter().filter(|f| names_review_data(f)) {
         eprintln!(
             "warning: {} is named as labelled review data: a generator trains on every byte \
