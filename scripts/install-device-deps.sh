@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that build and emulate the Cortex-M4 firmware:
 # rustc-web/cargo-web/rust-web-src (a rustc whose core source matches it, for
-# -Zbuild-std=core), binutils-arm-none-eabi (the linker) and qemu-system-arm.
+# -Zbuild-std=core), binutils-arm-none-eabi (the linker) and qemu-system-arm;
+# and qemu-user, whose qemu-x86_64 runs the runtime on x86-64 CPUs without
+# AVX-512 or AVX2 (scripts/test-x86-levels.sh).
 # Idempotent: when every package is already installed it only checks and exits.
 set -euo pipefail
 
-packages=(rustc-web cargo-web rust-web-src binutils-arm-none-eabi qemu-system-arm)
+packages=(rustc-web cargo-web rust-web-src binutils-arm-none-eabi qemu-system-arm qemu-user)
 
 missing=()
 for package in "${packages[@]}"; do

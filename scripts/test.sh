@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command. Installs what it needs, then: formatting, lints,
 # the workspace tests, the runtime's Cortex-M4F build, and the firmware under
-# QEMU (bit-exact against the host). Stops at the first failure.
+# QEMU (bit-exact against the host), and the runtime on emulated x86-64 CPUs
+# without AVX-512 and without AVX2. Stops at the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +39,9 @@ fi
 
 section "doc tests"
 cargo test --workspace --doc
+
+section "runtime on emulated x86-64 CPUs: AVX2 without AVX-512, and neither"
+bash scripts/test-x86-levels.sh
 
 section "device build: runtime for thumbv7em-none-eabihf"
 device_cargo build -p lstm-edge-runtime --release --target thumbv7em-none-eabihf \

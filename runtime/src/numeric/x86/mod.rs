@@ -112,3 +112,61 @@ mod test_gen {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without AVX2 each kernel refuses and writes nothing, so its caller runs
+    /// the portable code. (`scripts/test-x86-levels.sh` runs these tests on
+    /// emulated CPUs without AVX2 and without AVX-512.)
+    #[test]
+    fn without_avx2_every_kernel_refuses() {
+        if has_avx2() {
+            return; // the kernels' own tests compare them with the scalar code
+        }
+        let (w, x, b) = ([1u8; 64], [1i16; 32], [1u8; 32]);
+        let mut sums = [7i32; 2];
+        assert_eq!(dot_i8_i16(&w, &x), None);
+        assert_eq!(dot_i8_i8(&w, &b), None);
+        assert!(!rows_dot_i8_i16(&w, 32, &x, &mut sums));
+        assert!(!rows_dot_i8_i8(&w, 32, &b, &mut sums));
+        let (wx, mut pre) = ([1i32; 16], [7i32; 16]);
+        let mut h_pre = [7i32; 16];
+        assert!(!prescale(&[[0; 16]; 16], &wx, &wx, &mut pre, &mut h_pre));
+        let mut acts = [7i16; 16];
+        assert!(!lstm_activations(&wx, &wx, 16, &mut acts));
+        let (gates, mut c, mut h) = ([1i16; 64], [7i16; 16], [7i16; 16]);
+        assert_eq!(lstm_cells(&gates, &mut c, &mut h), 0);
+        assert_eq!(lstm_cells_avx2(&gates, &mut c, &mut h), 0);
+        let gru_in = [1i32; 48];
+        assert_eq!(gru_cells(&gru_in, &gru_in, &[1; 16], &mut h), 0);
+        let r = [1u8; 4 * 8 * 8];
+        let mut units = [[7i32; 4]; 8];
+        assert!(!unit_sums::<4>(&r, 8, &x[..8], &mut units));
+        assert!(!unit_sums_avx2::<4>(&r, 8, &x[..8], &mut units));
+        let mut weights = [7u32; 8];
+        assert_eq!(sample_weights(&[0; 8], 0, 1 << 16, &mut weights), 0);
+        assert_eq!(sums, [7; 2]);
+        assert!(pre.iter().chain(&h_pre).all(|&v| v == 7));
+        assert!(acts.iter().chain(&c).chain(&h).all(|&v| v == 7));
+        assert!(units.iter().all(|u| *u == [7; 4]));
+        assert_eq!(weights, [7; 8]);
+    }
+
+    /// On an emulated CPU, the kernels this CPU picks are the ones the
+    /// emulation is meant to leave: `LSTM_EDGE_X86_KERNELS` (set by
+    /// `scripts/test-x86-levels.sh`) names the best of them.
+    #[test]
+    fn detection_finds_the_expected_kernels() {
+        let Ok(expected) = std::env::var("LSTM_EDGE_X86_KERNELS") else {
+            return;
+        };
+        let found = match (has_avx512(), has_avx2()) {
+            (true, _) => "avx512",
+            (false, true) => "avx2",
+            (false, false) => "portable",
+        };
+        assert_eq!(found, expected, "LSTM_EDGE_X86_KERNELS");
+    }
+}
