@@ -1,0 +1,250 @@
+//! Telling text from what is not: a NUL byte (binary data) or UTF-16, each refused with
+//! where it is or the command that converts it.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::shell;
+
+/// What to do with text that starts with a UTF-16 byte-order mark, which would
+/// otherwise be read as bytes: `file`'s, or standard input's when `None`.
+pub fn utf16_fix(head: &[u8], file: Option<&Path>) -> Option<String> {
+    let name = file.map_or("standard input".into(), |path| path.display().to_string());
+    if head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
+        return Some(utf16_message(&name, file, "UTF-16", ""));
+    }
+    utf16_without_bom(head).map(|encoding| utf16_message(&name, file, encoding, WITHOUT_BOM))
+}
+
+const WITHOUT_BOM: &str = " without a byte-order mark (a NUL byte at nearly every other byte)";
+
+/// The message for UTF-16 text from `name` (`file`, when it is one), with the iconv
+/// command that converts it.
+fn utf16_message(name: &str, file: Option<&Path>, encoding: &str, note: &str) -> String {
+    let example = file.map_or("FILE".into(), shell::quoted);
+    format!(
+        "{name} is {encoding} text{note}: save it as UTF-8 (e.g. `iconv -f {encoding} -t UTF-8 \
+         {example} > OUT`)"
+    )
+}
+
+/// Which UTF-16 `text` is when it has no byte-order mark: NUL bytes at nearly every
+/// odd byte (`UTF-16LE`) or even byte (`UTF-16BE`) of its start, as Latin text has in
+/// UTF-16, and almost none at the others, where binary data has them at random.
+fn utf16_without_bom(text: &[u8]) -> Option<&'static str> {
+    // NumPy arrays of small 16-bit ids look the same, and are binary.
+    if text.starts_with(b"\x93NUMPY") {
+        return None;
+    }
+    let sample = &text[..text.len().min(4096)];
+    let pairs = sample.len() / 2;
+    if pairs < 2 {
+        return None;
+    }
+    let (mut even, mut odd) = (0, 0);
+    for pair in sample.chunks_exact(2) {
+        even += usize::from(pair[0] == 0);
+        odd += usize::from(pair[1] == 0);
+    }
+    // At least 90% of one side, at most 10% of the other.
+    let most = |zeros: usize| zeros * 10 >= pairs * 9;
+    let few = |zeros: usize| zeros * 10 <= pairs;
+    if most(odd) && few(even) {
+        Some("UTF-16LE")
+    } else if most(even) && few(odd) {
+        Some("UTF-16BE")
+    } else {
+        None
+    }
+}
+
+/// Refuses `text` from `source` (`file`, when it is one) that holds a NUL byte: text
+/// never does, binary data does, and would otherwise be read as tokens. UTF-16 text
+/// without a byte-order mark is named as such, with the command that converts it.
+pub(crate) fn refuse_binary(text: &[u8], source: &str, file: Option<&Path>) -> Result<()> {
+    let mut guard = NulGuard::new(text);
+    let Err(err) = std::io::copy(&mut guard, &mut std::io::sink()) else {
+        return Ok(());
+    };
+    if let Some(encoding) = utf16_without_bom(text) {
+        bail!(utf16_message(source, file, encoding, WITHOUT_BOM));
+    }
+    match nul_byte(&err) {
+        Some(nul) => bail!("{source} {nul}; give plain text (UTF-8 or Latin-1)"),
+        None => Err(err.into()),
+    }
+}
+
+/// Where a NUL byte is, as an editor counts lines (LF, CR LF or a lone CR ends one).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct NulByte {
+    line: u64,
+    byte: u64,
+}
+
+impl std::fmt::Display for NulByte {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "holds a NUL byte (line {}, byte {}): it is binary data, not text",
+            self.line, self.byte
+        )
+    }
+}
+
+impl std::error::Error for NulByte {}
+
+/// Passes text through and fails at its first NUL byte, which text never holds:
+/// binary data named `.csv` or `.jsonl`, or an endless stream of zeros, is refused
+/// at once instead of read as reviews.
+pub(super) struct NulGuard<R> {
+    inner: R,
+    read: u64,
+    line: u64,
+    after_cr: bool,
+}
+
+impl<R> NulGuard<R> {
+    pub(super) fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            line: 1,
+            after_cr: false,
+        }
+    }
+}
+
+impl<R: Read> Read for NulGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            self.read += 1;
+            // A CR ends a line unless an LF follows it: CR LF is one line end.
+            if b == b'\n' || self.after_cr {
+                self.line += 1;
+            }
+            self.after_cr = b == b'\r';
+            if b == 0 {
+                let nul = NulByte {
+                    line: self.line,
+                    byte: self.read,
+                };
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, nul));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The NUL byte [`NulGuard`] stopped at, when `err` is its.
+pub(super) fn nul_byte(err: &std::io::Error) -> Option<NulByte> {
+    err.get_ref()?.downcast_ref::<NulByte>().copied()
+}
+
+/// The file's NUL byte, when `err` is [`NulGuard`]'s; `encodings` are those the format takes.
+pub(super) fn nul_error(
+    source: &Path,
+    err: &std::io::Error,
+    encodings: &str,
+) -> Option<anyhow::Error> {
+    let nul = nul_byte(err)?;
+    Some(anyhow!(
+        "{} {nul}; give plain text ({encodings})",
+        source.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::reviews::{read_csv, read_jsonl, read_review, LoadedReviews};
+
+    #[test]
+    fn a_nul_byte_is_named_by_its_line_as_an_editor_counts_lines() {
+        for (text, line) in [(&b"a\nb\0"[..], 2), (b"a\rb\r\nc\0", 3), (b"\r\r\n\n\0", 4)] {
+            let err = refuse_binary(text, "t.txt", None).unwrap_err().to_string();
+            assert!(err.contains(&format!("(line {line}, byte")), "{err}");
+        }
+    }
+
+    #[test]
+    fn utf16_without_a_byte_order_mark_is_named_not_called_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let wide = |text: &str, big: bool| -> Vec<u8> {
+            text.encode_utf16()
+                .flat_map(|u| {
+                    if big {
+                        u.to_be_bytes()
+                    } else {
+                        u.to_le_bytes()
+                    }
+                })
+                .collect()
+        };
+        for (big, encoding) in [(false, "UTF-16LE"), (true, "UTF-16BE")] {
+            let file = dir.path().join(format!("{encoding}.txt"));
+            std::fs::write(&file, wide("A fine film, café.\n", big)).unwrap();
+            let err = format!("{:#}", read_review(None, Some(&file)).unwrap_err());
+            assert!(
+                err.contains(&format!(
+                    "{} is {encoding} text without a byte-order mark",
+                    file.display()
+                )),
+                "{err}"
+            );
+            assert!(
+                err.contains(&format!(
+                    "iconv -f {encoding} -t UTF-8 {} > OUT",
+                    file.display()
+                )),
+                "{err}"
+            );
+        }
+        // Zeros on both sides, or on one side only now and then, are binary data.
+        for bytes in [&b"\0\0\0\0\0\0\0\0"[..], b"a\0b\0cdefgh\0ij\0kl"] {
+            let err = refuse_binary(bytes, "x.bin", None).unwrap_err().to_string();
+            assert!(err.contains("x.bin holds a NUL byte"), "{err}");
+        }
+        // From standard input the command names a FILE to convert.
+        let err = refuse_binary(&wide("ok", false), "standard input", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("standard input is UTF-16LE text")
+                && err.contains("iconv -f UTF-16LE -t UTF-8 FILE > OUT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_nul_byte_in_csv_or_jsonl_is_named_by_its_line() {
+        let err = |result: Result<LoadedReviews>| format!("{:#}", result.unwrap_err());
+        let csv = err(read_csv(
+            &b"review,sentiment\r\ngood\0 film,1\nbad,0\n"[..],
+            Path::new("r.csv"),
+        ));
+        assert_eq!(
+            csv,
+            "r.csv holds a NUL byte (line 2, byte 23): it is binary data, not text; give \
+             plain text (UTF-8 or Latin-1)"
+        );
+        let jsonl = err(read_jsonl(
+            &b"{\"label\": 1, \"text\": \"a\"}\r{\"label\": 0, \"text\": \"b\0\"}\n"[..],
+            Path::new("r.jsonl"),
+        ));
+        assert!(
+            jsonl.starts_with("r.jsonl holds a NUL byte (line 2, byte 50)")
+                && jsonl.ends_with("give plain text (UTF-8)"),
+            "{jsonl}"
+        );
+        // An escaped NUL is JSON text, not binary data.
+        let escaped = read_jsonl(
+            &b"{\"label\": 1, \"text\": \"a\\u0000b\"}\n"[..],
+            Path::new("e.jsonl"),
+        );
+        assert_eq!(escaped.unwrap().reviews[0].text, b"a\0b");
+    }
+}
