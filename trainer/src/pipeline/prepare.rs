@@ -26,7 +26,8 @@ use super::card::LengthRecord;
 use super::evaluate::{
     corpus_ids, eval_set_from_encoded, eval_set_from_windows, tokenize_with_blob, EvalSet,
 };
-use super::{is_sentiment, remove_if_present, write_file, TrainJob, CORPUS_HELD_OUT};
+use super::model_dir::{remove_if_present, write_file};
+use super::{is_sentiment, TrainJob, CORPUS_HELD_OUT};
 /// The rows of a word2vec / GloVe file for the vocabulary's words; words it lacks
 /// start random.
 fn file_embedding(
