@@ -10,8 +10,8 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::quantize::{self, Calibration};
 use crate::train::best_checkpoint_path;
 
-use super::evaluate::Shape;
 use super::model_dir::{in_model_dir, make_and_lock_model_dir, write_blobs, write_onnx};
+use super::same_model::Shape;
 use super::{
     prepare, EvalData, ModelFile, TrainJob, TrainedCard, CARD_FILE, CHECKPOINT_FILE, F32_BLOB_FILE,
     INT_BLOB_FILE, ONNX_FILE, STEP_ONNX_FILE,

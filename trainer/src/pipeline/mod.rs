@@ -7,23 +7,33 @@
 //! `quant-error.png` and the training checkpoint `checkpoint.ckpt`.
 
 mod card;
+mod embedding_start;
+mod eval_data;
 mod evaluate;
 mod from_checkpoint;
 mod model_dir;
+mod npy_arrays;
 mod prepare;
+mod prepare_corpus;
+mod prepare_reviews;
+mod repeated_files;
+mod review_sets;
+mod same_model;
 mod verify;
 
 pub use card::{FileStamp, JobRecord, LengthRecord, ModelFile, ModelFiles, TrainedCard};
-pub use evaluate::{
-    check_blobs_match_card, check_same_model, eval_set_for, evaluate_blobs, prepare_eval,
-    read_model_file, record_evaluation, tokenize_with_blob, verify_sequences, BlobMetrics,
-    EvalData, EvalSet, Evaluation, PreparedEval,
+pub use eval_data::{
+    eval_set_for, prepare_eval, read_model_file, record_evaluation, verify_sequences, EvalData,
+    PreparedEval,
 };
+pub use evaluate::{evaluate_blobs, tokenize_with_blob, BlobMetrics, EvalSet, Evaluation};
 pub use from_checkpoint::{
     export_checkpoint, load_checkpoint, model_checkpoint, quantize_checkpoint,
 };
 pub use model_dir::{in_model_dir, write_blobs, write_onnx};
-pub use prepare::{length_stats, notebook_char_input};
+pub use prepare::length_stats;
+pub use prepare_reviews::notebook_char_input;
+pub use same_model::{check_blobs_match_card, check_same_model};
 pub use verify::{
     check_onnx_matches_blob, step_gap, verify, verify_model_dir, TractModel, VerifyReport,
     STEP_SEQUENCES, TRACT_F32_TOLERANCE,
@@ -51,7 +61,10 @@ use model_dir::{
     calibrated_blobs, make_and_lock_model_dir, prepare_out_dir, refuse_resume_without_checkpoint,
     remove_if_present, write_quantized, MODEL_FILES,
 };
-use prepare::{prepare_corpus, prepare_reviews, remove_stale_arrays, write_arrays, Prepared};
+use npy_arrays::{remove_stale_arrays, write_arrays};
+use prepare::Prepared;
+use prepare_corpus::prepare_corpus;
+use prepare_reviews::prepare_reviews;
 
 pub const ONNX_FILE: &str = "model.onnx";
 pub const STEP_ONNX_FILE: &str = "model-step.onnx";
