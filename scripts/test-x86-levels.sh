@@ -21,7 +21,7 @@ levels=("Haswell-v4,-pcid,-x2apic,-tsc-deadline,-invpcid,-spec-ctrl avx2" "Nehal
 # test build made them (a single-package or plain build would unify features
 # or optimise differently, and build again).
 mapfile -t built < <(
-    cargo test --workspace --no-run --message-format=json 2>/dev/null | python3 -c '
+    cargo test --workspace --no-run -q --message-format=json-render-diagnostics | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
