@@ -164,6 +164,10 @@ struct BenchArgs {
     /// Print the timings and ratios as JSON.
     #[arg(long)]
     json: bool,
+    /// Also time the integer path held to each lower x86-64 kernel level this CPU
+    /// has (AVX2, then portable), as it runs on CPUs without AVX-512 or AVX2.
+    #[arg(long)]
+    kernel_levels: bool,
 }
 
 #[derive(clap::Args)]
@@ -305,7 +309,20 @@ fn bench(args: &BenchArgs) -> Result<()> {
     let options = inference::BenchOptions {
         per_engine,
         ort_threads: args.ort_threads,
+        kernel_levels: args.kernel_levels,
     };
+    let int_engines = inference::int_kernel_levels(args.kernel_levels);
+    if !args.json {
+        if let Some(kernels) = int_engines.first().and_then(|(_, kernels)| *kernels) {
+            println!("runtime int runs the {kernels} kernels, the best this CPU has");
+        }
+    }
+    let engine_width = int_engines
+        .iter()
+        .map(|(engine, _)| engine.len())
+        .chain(["onnxruntime".len()])
+        .max()
+        .unwrap_or(0);
     let width = inference::workloads()
         .iter()
         .map(|(name, _)| name.len())
@@ -314,7 +331,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
     let timings = inference::run(options, |t| {
         if !args.json {
             println!(
-                "{:<width$} {:<12} {:>12.2} us  {:>6.2}x runtime int",
+                "{:<width$} {:<engine_width$} {:>12.2} us  {:>6.2}x runtime int",
                 t.workload, t.engine, t.micros, t.vs_runtime_int
             );
         }

@@ -460,6 +460,55 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
             && err.contains("figures from so few runs are rough"),
         "{err}"
     );
+    assert_bench_int_engines(&timings, false);
+    let run = lstm_edge()
+        .args(["bench", "--seconds", "0.001", "--json", "--kernel-levels"])
+        .assert()
+        .success();
+    let timings: serde_json::Value = serde_json::from_slice(&run.get_output().stdout).unwrap();
+    assert_bench_int_engines(&timings, true);
+}
+
+/// Each workload's integer engines in a bench's JSON: the best kernels as
+/// `runtime int`, then (with `--kernel-levels`) each lower level down to portable.
+fn assert_bench_int_engines(timings: &serde_json::Value, kernel_levels: bool) {
+    let levels = ["avx512", "avx2", "portable"];
+    let timings = timings.as_array().unwrap();
+    let mut workloads: Vec<&str> = timings
+        .iter()
+        .map(|t| t["workload"].as_str().unwrap())
+        .collect();
+    workloads.dedup();
+    assert_eq!(workloads.len(), 4, "{timings:?}");
+    for workload in workloads {
+        let ints: Vec<(&str, Option<&str>)> = timings
+            .iter()
+            .filter(|t| t["workload"] == workload && t["engine"].as_str().unwrap().contains("int"))
+            .map(|t| (t["engine"].as_str().unwrap(), t["kernels"].as_str()))
+            .collect();
+        if !cfg!(target_arch = "x86_64") {
+            assert_eq!(ints, [("runtime int", None)]);
+            continue;
+        }
+        let best = ints[0].1.unwrap();
+        let from = levels.iter().position(|&l| l == best).unwrap();
+        let expected: Vec<(String, Option<&str>)> = match kernel_levels {
+            false => vec![("runtime int".to_string(), Some(best))],
+            true => levels[from..]
+                .iter()
+                .enumerate()
+                .map(|(i, &level)| match i {
+                    0 => ("runtime int".to_string(), Some(level)),
+                    _ => (format!("int {level}"), Some(level)),
+                })
+                .collect(),
+        };
+        let ints: Vec<(String, Option<&str>)> =
+            ints.into_iter().map(|(e, k)| (e.to_string(), k)).collect();
+        assert_eq!(ints, expected, "{workload}");
+        let others = timings.iter().filter(|t| t["workload"] == workload).count() - ints.len();
+        assert_eq!(others, 3, "{workload}: f32, tract and ONNX Runtime");
+    }
 }
 
 /// `lstm-edge generate ... | head -1`: the reader goes away mid-output. The command must

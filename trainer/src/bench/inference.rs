@@ -11,6 +11,10 @@
 //! time each, and each figure is the median of an engine's rounds: a slow
 //! spell of a shared machine then slows every engine alike instead of the one
 //! that happened to be running, so the ratios hold better than the times.
+//!
+//! On x86-64 the integer path runs the best kernels the CPU has; with
+//! [`BenchOptions::kernel_levels`] it is also timed held to each lower level
+//! (AVX2, portable), as it runs on CPUs without AVX-512 or AVX2.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +39,8 @@ pub struct Timing {
     pub micros: f64,
     /// This engine's time over the runtime integer path's.
     pub vs_runtime_int: f64,
+    /// The x86-64 kernels an integer engine ran: `avx512`, `avx2` or `portable`.
+    pub kernels: Option<&'static str>,
     /// Calls timed, over all rounds: a few give a rough figure.
     pub calls: u64,
 }
@@ -45,6 +51,8 @@ pub struct BenchOptions {
     pub per_engine: Duration,
     /// ORT intra-op threads (tract is single-threaded).
     pub ort_threads: usize,
+    /// Also time the integer path held to each lower x86-64 kernel level.
+    pub kernel_levels: bool,
 }
 
 impl Default for BenchOptions {
@@ -52,6 +60,7 @@ impl Default for BenchOptions {
         BenchOptions {
             per_engine: Duration::from_millis(1500),
             ort_threads: 1,
+            kernel_levels: false,
         }
     }
 }
@@ -119,11 +128,11 @@ fn time_per_call(budget: Duration, f: &mut Runner<'_>) -> Result<(f64, u64)> {
 
 /// Median seconds per call of each runner over [`ROUNDS`] alternating rounds, and the
 /// calls timed in all.
-fn time_in_rounds(budget: Duration, runners: &mut [(&str, Runner<'_>)]) -> Result<Vec<(f64, u64)>> {
+fn time_in_rounds(budget: Duration, runners: &mut [Runner<'_>]) -> Result<Vec<(f64, u64)>> {
     let share = budget / ROUNDS as u32;
     let mut samples = vec![(Vec::with_capacity(ROUNDS), 0u64); runners.len()];
     for _ in 0..ROUNDS {
-        for ((_, run), (times, calls)) in runners.iter_mut().zip(&mut samples) {
+        for (run, (times, calls)) in runners.iter_mut().zip(&mut samples) {
             let (seconds, made) = time_per_call(share, run)?;
             times.push(seconds);
             *calls += made;
@@ -168,6 +177,49 @@ fn runtime_review<'a, N: Numeric>(blob: &'a [u8], review: &'a [u16]) -> Result<R
         std::hint::black_box(net.finish(&mut state)?);
         Ok(())
     })
+}
+
+/// The kernel levels to time the integer path at, best first, with their engine
+/// names: the best this CPU has, then (with `all`) each lower one.
+#[cfg(target_arch = "x86_64")]
+pub fn int_kernel_levels(all: bool) -> Vec<(String, Option<&'static str>)> {
+    use lstm_edge_runtime::numeric::x86::{kernel_level, KernelLevel};
+    let best = kernel_level();
+    let lower = KernelLevel::ALL
+        .into_iter()
+        .rev()
+        .filter(|&level| level < best && all);
+    std::iter::once(("runtime int".to_string(), Some(best.name())))
+        .chain(lower.map(|level| (format!("int {}", level.name()), Some(level.name()))))
+        .collect()
+}
+
+/// Elsewhere the integer path has no kernel levels to choose from.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn int_kernel_levels(_all: bool) -> Vec<(String, Option<&'static str>)> {
+    vec![("runtime int".to_string(), None)]
+}
+
+/// `run` held to the kernels named `kernels` (an [`int_kernel_levels`] name) while it
+/// runs; other engines are not affected.
+fn at_kernel_level<'a>(kernels: Option<&'static str>, mut run: Runner<'a>) -> Runner<'a> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use lstm_edge_runtime::numeric::x86::{limit_kernels, KernelLevel};
+        let level = KernelLevel::ALL
+            .into_iter()
+            .find(|level| Some(level.name()) == kernels);
+        if let Some(level) = level.filter(|&level| level != KernelLevel::Avx512) {
+            return Box::new(move || {
+                limit_kernels(level);
+                let result = run();
+                limit_kernels(KernelLevel::Avx512);
+                result
+            });
+        }
+    }
+    let _ = kernels;
+    run
 }
 
 fn pick(probs: &[f32], rng: &mut Rng) -> usize {
@@ -296,35 +348,52 @@ pub fn run(opts: BenchOptions, mut progress: impl FnMut(&Timing)) -> Result<Vec<
             }
             None => Vec::new(),
         };
-        let mut runners: Vec<(&str, Runner<'_>)> = match cfg.head {
-            Head::Last => {
-                let step = export_step_onnx(&cfg, &params, &[])?;
-                vec![
-                    ("runtime int", runtime_generate::<Int>(&int_blob)?),
-                    ("runtime f32", runtime_generate::<F32>(&f32_blob)?),
-                    ("tract", tract_generate(&step, &cfg)?),
-                    ("onnxruntime", ort_generate(&step, &cfg, opts.ort_threads)?),
-                ]
-            }
-            Head::Flatten { .. } | Head::FlattenTail { .. } => {
-                let onnx = export_onnx(&cfg, &params, &[])?;
-                vec![
-                    ("runtime int", runtime_review::<Int>(&int_blob, &review)?),
-                    ("runtime f32", runtime_review::<F32>(&f32_blob, &review)?),
-                    ("tract", tract_review(&onnx, &review)?),
-                    ("onnxruntime", ort_review(&onnx, &review, opts.ort_threads)?),
-                ]
-            }
+        let generator = match cfg.head {
+            Head::Last => true,
+            Head::Flatten { .. } | Head::FlattenTail { .. } => false,
             Head::Mean => unreachable!("no benchmark workload has a mean head"),
         };
+        let mut engines: Vec<(String, Option<&'static str>, Runner<'_>)> = Vec::new();
+        for (engine, kernels) in int_kernel_levels(opts.kernel_levels) {
+            let run = match generator {
+                true => runtime_generate::<Int>(&int_blob)?,
+                false => runtime_review::<Int>(&int_blob, &review)?,
+            };
+            engines.push((engine, kernels, at_kernel_level(kernels, run)));
+        }
+        let others: [(&str, Runner<'_>); 3] = if generator {
+            let step = export_step_onnx(&cfg, &params, &[])?;
+            [
+                ("runtime f32", runtime_generate::<F32>(&f32_blob)?),
+                ("tract", tract_generate(&step, &cfg)?),
+                ("onnxruntime", ort_generate(&step, &cfg, opts.ort_threads)?),
+            ]
+        } else {
+            let onnx = export_onnx(&cfg, &params, &[])?;
+            [
+                ("runtime f32", runtime_review::<F32>(&f32_blob, &review)?),
+                ("tract", tract_review(&onnx, &review)?),
+                ("onnxruntime", ort_review(&onnx, &review, opts.ort_threads)?),
+            ]
+        };
+        engines.extend(
+            others
+                .into_iter()
+                .map(|(engine, run)| (engine.to_string(), None, run)),
+        );
+        let (names, mut runners): (Vec<_>, Vec<_>) = engines
+            .into_iter()
+            .map(|(engine, kernels, run)| ((engine, kernels), run))
+            .unzip();
         let timed = time_in_rounds(opts.per_engine, &mut runners)?;
         let int = timed.first().map_or(1.0, |&(s, _)| s);
-        for ((engine, _), (s, calls)) in runners.iter().zip(timed) {
+        for ((engine, kernels), (s, calls)) in names.into_iter().zip(timed) {
             let t = Timing {
                 workload: name.clone(),
-                engine: engine.to_string(),
+                engine,
                 micros: s * 1e6,
                 vs_runtime_int: s / int,
+                kernels,
                 calls,
             };
             progress(&t);
@@ -365,7 +434,7 @@ mod tests {
                 Ok(())
             })
         };
-        let mut runners = vec![("a", engine("a")), ("b", engine("b"))];
+        let mut runners = vec![engine("a"), engine("b")];
         let timed = time_in_rounds(Duration::ZERO, &mut runners).unwrap();
         assert_eq!(timed.len(), 2);
         assert!(timed.iter().all(|&(s, _)| s >= 0.0 && s.is_finite()));
@@ -380,8 +449,7 @@ mod tests {
 
     #[test]
     fn an_engine_error_stops_the_rounds() {
-        let mut runners: Vec<(&str, Runner<'_>)> =
-            vec![("broken", Box::new(|| Err(anyhow::anyhow!("no session"))))];
+        let mut runners: Vec<Runner<'_>> = vec![Box::new(|| Err(anyhow::anyhow!("no session")))];
         let err = time_in_rounds(Duration::ZERO, &mut runners).unwrap_err();
         assert!(err.to_string().contains("no session"));
     }

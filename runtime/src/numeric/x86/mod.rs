@@ -9,7 +9,8 @@
 //!   detection said the CPU has their features: [`has_avx2`] for AVX2,
 //!   [`has_avx512`] for AVX-512 BW and VNNI, and [`has_avx512dq`] as well
 //!   where DQ is used (run-time detection with the `std` feature, else the
-//!   compile-time target features).
+//!   compile-time target features). [`limit_kernels`] can only turn these
+//!   answers from true to false, never the other way.
 //! - The kernels' only other `unsafe` operations are pointer offsets into
 //!   slices, unaligned vector loads from them (`loadu`, no alignment needed;
 //!   `maskz_loadu` reads only its unmasked bytes), and unaligned stores of
@@ -40,6 +41,8 @@ pub use prescale::prescale;
 pub use recurrent::{unit_sums, unit_sums_avx2};
 pub use sample::sample_weights;
 
+use core::sync::atomic::{AtomicU8, Ordering};
+
 /// Whether the CPU has all of the given target features: detected at run
 /// time with the `std` feature (cached by std), else fixed by the
 /// compile-time target.
@@ -56,16 +59,69 @@ macro_rules! detected {
     }};
 }
 
-/// Whether the AVX2 kernels run on this CPU.
-#[inline]
-pub fn has_avx2() -> bool {
-    detected!("avx2")
+/// The integer kernels of one x86-64 CPU class, from the least to the most capable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KernelLevel {
+    /// No vector kernels: the portable code, as on CPUs without AVX2.
+    Portable,
+    /// The AVX2 kernels, as on CPUs without AVX-512.
+    Avx2,
+    /// The AVX-512 kernels (BW and VNNI) and the AVX2 ones.
+    Avx512,
 }
 
-/// Whether the AVX-512 kernels (BW and VNNI) run on this CPU.
+impl KernelLevel {
+    /// Every level, from the least capable.
+    pub const ALL: [KernelLevel; 3] = [Self::Portable, Self::Avx2, Self::Avx512];
+
+    /// Lowercase name, as `LSTM_EDGE_X86_KERNELS` and `lstm-edge bench` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Portable => "portable",
+            Self::Avx2 => "avx2",
+            Self::Avx512 => "avx512",
+        }
+    }
+}
+
+/// The most capable kernels the runtime may pick ([`limit_kernels`]).
+static KERNEL_LIMIT: AtomicU8 = AtomicU8::new(KernelLevel::Avx512 as u8);
+
+/// Keeps the runtime to kernels no more capable than `level`, in every thread,
+/// until the next call: so that one host can time (or test) the code paths of
+/// CPUs without AVX-512 or AVX2. Results do not change, as every kernel equals
+/// the portable code exactly. `KernelLevel::Avx512` lifts the limit.
+pub fn limit_kernels(level: KernelLevel) {
+    KERNEL_LIMIT.store(level as u8, Ordering::Relaxed);
+}
+
+/// The kernels the runtime picks now: the best this CPU has, within [`limit_kernels`].
+pub fn kernel_level() -> KernelLevel {
+    if has_avx512() {
+        KernelLevel::Avx512
+    } else if has_avx2() {
+        KernelLevel::Avx2
+    } else {
+        KernelLevel::Portable
+    }
+}
+
+/// Whether [`limit_kernels`] allows `level`.
+#[inline]
+fn allowed(level: KernelLevel) -> bool {
+    KERNEL_LIMIT.load(Ordering::Relaxed) >= level as u8
+}
+
+/// Whether the AVX2 kernels run on this CPU (and are allowed).
+#[inline]
+pub fn has_avx2() -> bool {
+    allowed(KernelLevel::Avx2) && detected!("avx2")
+}
+
+/// Whether the AVX-512 kernels (BW and VNNI) run on this CPU (and are allowed).
 #[inline]
 pub fn has_avx512() -> bool {
-    detected!("avx512bw", "avx512vnni")
+    allowed(KernelLevel::Avx512) && detected!("avx512bw", "avx512vnni")
 }
 
 /// Whether the CPU has AVX-512 DQ (64-bit lane products), which the sampling
@@ -162,11 +218,6 @@ mod tests {
         let Ok(expected) = std::env::var("LSTM_EDGE_X86_KERNELS") else {
             return;
         };
-        let found = match (has_avx512(), has_avx2()) {
-            (true, _) => "avx512",
-            (false, true) => "avx2",
-            (false, false) => "portable",
-        };
-        assert_eq!(found, expected, "LSTM_EDGE_X86_KERNELS");
+        assert_eq!(kernel_level().name(), expected, "LSTM_EDGE_X86_KERNELS");
     }
 }
