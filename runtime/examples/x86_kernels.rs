@@ -476,9 +476,23 @@ mod bench {
                 black_box(&mut b),
             ));
         });
+        // The same rows held to the AVX2 kernels, as on a CPU without AVX-512.
+        x86::limit_kernels(x86::KernelLevel::Avx2);
+        assert!(x86::rows_dot_i8_i8(&w, width, &x, &mut b));
+        assert_eq!(a, b);
+        let avx2 = time(|| {
+            black_box(x86::rows_dot_i8_i8(
+                black_box(&w),
+                width,
+                black_box(&x),
+                black_box(&mut b),
+            ));
+        });
+        x86::limit_kernels(x86::KernelLevel::Avx512);
         let tag = format!("embedding rows {rows}x{width}, rows_dot_i8_i8");
         report(&format!("{tag} scalar"), macs, scalar, &[]);
         report(&format!("{tag} x86"), macs, kernel, &[("scalar", scalar)]);
+        report(&format!("{tag} AVX2"), macs, avx2, &[("scalar", scalar)]);
     }
 
     fn sample_weights(classes: usize) {
