@@ -423,6 +423,8 @@ mod bench {
         }
     }
 
+    type GruCells = fn(&[i32], &[i32], &[i16], &mut [i16]) -> usize;
+
     fn gru_cells(units: usize) {
         let (x, h_pre, h_prev) = (pres(3 * units, 13), pres(3 * units, 14), acts(units, 15));
         let (mut a, mut b) = (vec![0i16; units], vec![0i16; units]);
@@ -436,21 +438,30 @@ mod bench {
             }
         };
         scalar_cells(&mut a);
-        let done = x86::gru_cells(&x, &h_pre, &h_prev, &mut b);
-        assert_eq!(done, units / 16 * 16, "this host runs no vector GRU cell");
-        assert_eq!(a, b);
         let scalar = time(|| scalar_cells(black_box(&mut a)));
-        let kernel = time(|| {
-            black_box(x86::gru_cells(
-                black_box(&x),
-                black_box(&h_pre),
-                black_box(&h_prev),
-                black_box(&mut b),
-            ));
-        });
         let tag = format!("GRU cells units={units}");
         report(&format!("{tag}, scalar reference"), 0, scalar, &[]);
-        report(&format!("{tag}, AVX-512"), 0, kernel, &[("scalar", scalar)]);
+        let kernels: [(&str, GruCells); 2] =
+            [("x86", x86::gru_cells), ("AVX2", x86::gru_cells_avx2)];
+        for (name, cells) in kernels {
+            b.fill(0);
+            let done = cells(&x, &h_pre, &h_prev, &mut b);
+            assert_eq!(
+                done,
+                units / 8 * 8,
+                "{name}: this host runs no vector GRU cell"
+            );
+            assert_eq!(a[..done], b[..done]);
+            let kernel = time(|| {
+                black_box(cells(
+                    black_box(&x),
+                    black_box(&h_pre),
+                    black_box(&h_prev),
+                    black_box(&mut b),
+                ));
+            });
+            report(&format!("{tag}, {name}"), 0, kernel, &[("scalar", scalar)]);
+        }
     }
 
     fn byte_rows(rows: usize, width: usize) {

@@ -60,7 +60,7 @@ pub(super) fn clamp_x8(v: __m256i, lo: i32, hi: i32) -> __m256i {
 /// `int::sigmoid_q12` of eight Q3.12 lanes, one gather per lookup.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn sigmoid_x8(x: __m256i) -> __m256i {
+pub(super) fn sigmoid_x8(x: __m256i) -> __m256i {
     let u = _mm256_add_epi32(
         clamp_x8(x, -(1 << 15), (1 << 15) - 1),
         _mm256_set1_epi32(1 << 15),

@@ -1,24 +1,27 @@
-//! The cell updates of sixteen units per pass with AVX-512: the LSTM's from
-//! the gate outputs that [`super::lstm_activations`] formed for the whole
-//! step, the GRU's from the gate pre-activations.
+//! The cell updates of sixteen units per pass with AVX-512, and of eight with
+//! AVX2: the LSTM's from the gate outputs that [`super::lstm_activations`]
+//! formed for the whole step, the GRU's from the gate pre-activations.
 
 use core::arch::x86_64::{
-    __m256i, __m512i, _mm256_add_epi32, _mm256_loadu_si256, _mm256_set1_epi32, _mm256_srai_epi32,
-    _mm256_storeu_si256, _mm512_add_epi32, _mm512_add_epi64, _mm512_castsi512_si256,
-    _mm512_cvtepi16_epi32, _mm512_cvtepi32_epi16, _mm512_extracti64x4_epi64, _mm512_loadu_si512,
-    _mm512_mask_blend_epi32, _mm512_mul_epi32, _mm512_mullo_epi32, _mm512_permutex2var_epi16,
-    _mm512_permutex2var_epi32, _mm512_set1_epi32, _mm512_set1_epi64, _mm512_setzero_si512,
-    _mm512_slli_epi64, _mm512_srai_epi32, _mm512_srai_epi64, _mm512_srli_epi64, _mm512_sub_epi32,
+    __m256i, __m512i, _mm256_add_epi32, _mm256_and_si256, _mm256_loadu_si256, _mm256_mullo_epi32,
+    _mm256_set1_epi32, _mm256_setzero_si256, _mm256_slli_epi32, _mm256_srai_epi32,
+    _mm256_storeu_si256, _mm256_sub_epi32, _mm512_add_epi32, _mm512_add_epi64,
+    _mm512_castsi512_si256, _mm512_cvtepi16_epi32, _mm512_cvtepi32_epi16,
+    _mm512_extracti64x4_epi64, _mm512_loadu_si512, _mm512_mask_blend_epi32, _mm512_mul_epi32,
+    _mm512_mullo_epi32, _mm512_permutex2var_epi16, _mm512_permutex2var_epi32, _mm512_set1_epi32,
+    _mm512_set1_epi64, _mm512_setzero_si512, _mm512_slli_epi64, _mm512_srai_epi32,
+    _mm512_srai_epi64, _mm512_srli_epi64, _mm512_sub_epi32,
 };
 
 use super::activations::{
-    clamp_x16, clamp_x8, saturating_add_x16, tanh_x16, tanh_x8, SigmoidTable,
+    clamp_x16, clamp_x8, saturating_add_x16, sigmoid_x8, tanh_x16, tanh_x8, SigmoidTable,
 };
+use super::prescale::saturating_add_x8;
 use super::{has_avx2, has_avx512};
 
 /// Units per pass of the AVX-512 kernels.
 const UNITS: usize = 16;
-/// Units per pass of the AVX2 LSTM kernel.
+/// Units per pass of the AVX2 kernels.
 const UNITS_AVX2: usize = 8;
 
 /// The LSTM cell of the first units, all that whole passes of the kernels
@@ -215,30 +218,170 @@ fn lstm_cells_wide(gates: &[i16], c: &mut [i16], h: &mut [i16]) {
     }
 }
 
-/// The GRU cell of the first `16 * k` units, all that fit `h_prev` and `h`:
-/// with the pre-activations of `[z, r, n]` at `x[3 * unit..]` (input side)
-/// and `h_pre[3 * unit..]` (recurrent side),
+/// The GRU cell of the first units, all that whole passes of the kernels fit
+/// in `h_prev` and `h` (16 units with AVX-512, then 8 with AVX2): with the
+/// pre-activations of `[z, r, n]` at `x[3 * unit..]` (input side) and
+/// `h_pre[3 * unit..]` (recurrent side),
 /// `z = σ(xz +sat hz)`, `r = σ(xr +sat hr)`, `n = tanh(xn +sat round(r hn, 15))`
 /// and `h = sat16(n + round(z (h_prev - n), 15))`, exactly as `Int`'s
 /// `sigmoid`, `gate_mul`, `tanh` and `gru_hidden` compute them. Returns the
-/// number of units done; 0 (writing nothing) without AVX-512 BW.
+/// number of units done; 0 (writing nothing) without AVX2.
 pub fn gru_cells(x: &[i32], h_pre: &[i32], h_prev: &[i16], h: &mut [i16]) -> usize {
+    gru_cells_on(x, h_pre, h_prev, h, has_avx512())
+}
+
+/// [`gru_cells`] on the AVX2 kernel even where AVX-512 is present (to
+/// compare the two).
+pub fn gru_cells_avx2(x: &[i32], h_pre: &[i32], h_prev: &[i16], h: &mut [i16]) -> usize {
+    gru_cells_on(x, h_pre, h_prev, h, false)
+}
+
+/// `wide` only where [`has_avx512`]: whole passes of 16 units, then one of
+/// eight with AVX2 where eight or more remain.
+fn gru_cells_on(x: &[i32], h_pre: &[i32], h_prev: &[i16], h: &mut [i16], wide: bool) -> usize {
     let fit = x.len().min(h_pre.len()) / 3;
-    let units = h_prev.len().min(h.len()).min(fit) / UNITS * UNITS;
-    if units == 0 || !has_avx512() {
+    let units = h_prev.len().min(h.len()).min(fit);
+    if !has_avx2() {
         return 0;
     }
-    let (Some(x), Some(h_pre), Some(h_prev), Some(h)) = (
-        x.get(..3 * units),
-        h_pre.get(..3 * units),
-        h_prev.get(..units),
-        h.get_mut(..units),
+    let wide_units = if wide { units / UNITS * UNITS } else { 0 };
+    let done = wide_units + (units - wide_units) / UNITS_AVX2 * UNITS_AVX2;
+    let (Some((x_wide, x_narrow)), Some((pre_wide, pre_narrow)), Some((prev_wide, prev_narrow))) = (
+        x.get(..3 * done)
+            .and_then(|x| x.split_at_checked(3 * wide_units)),
+        h_pre
+            .get(..3 * done)
+            .and_then(|p| p.split_at_checked(3 * wide_units)),
+        h_prev
+            .get(..done)
+            .and_then(|p| p.split_at_checked(wide_units)),
     ) else {
         return 0;
     };
-    // SAFETY: AVX-512 BW is present (checked just above).
-    unsafe { gru_cells_wide(x, h_pre, h_prev, h) };
-    units
+    let Some((h_wide, h_narrow)) = h
+        .get_mut(..done)
+        .and_then(|h| h.split_at_mut_checked(wide_units))
+    else {
+        return 0;
+    };
+    // SAFETY: AVX2 is present (checked just above), and AVX-512 BW where
+    // `wide`, the only case with wide units.
+    unsafe {
+        if !h_wide.is_empty() {
+            gru_cells_wide(x_wide, pre_wide, prev_wide, h_wide);
+        }
+        if !h_narrow.is_empty() {
+            gru_cells_narrow(x_narrow, pre_narrow, prev_narrow, h_narrow);
+        }
+    }
+    done
+}
+
+/// Per register, the dword indices of a permute and the lanes it supplies.
+type GatePlan = ([[i32; 8]; 3], [[i32; 8]; 3]);
+
+/// Dword indices, and lane masks of the register each lane comes from, that
+/// take gate `gate` of eight units from 24 unit-major rows in three registers:
+/// lane `u` is row `3u + gate`, lane `(3u + gate) % 8` of register
+/// `(3u + gate) / 8`.
+// Evaluated at compile time: an index out of range fails the build.
+#[allow(clippy::indexing_slicing)]
+const fn gate_rows_x8(gate: usize) -> GatePlan {
+    let (mut index, mut from) = ([[0i32; 8]; 3], [[0i32; 8]; 3]);
+    let mut u = 0;
+    while u < UNITS_AVX2 {
+        let p = 3 * u + gate;
+        index[p / 8][u] = (p % 8) as i32;
+        from[p / 8][u] = -1;
+        u += 1;
+    }
+    (index, from)
+}
+const GRU_ROWS_X8: [GatePlan; 3] = [gate_rows_x8(0), gate_rows_x8(1), gate_rows_x8(2)];
+
+/// `round(a * b, 15)` on eight i32 lanes ([`gate_mul_x16`]) for an i16 `a`,
+/// in 32-bit lanes: with `b = 2^16 hi + lo` (`lo` unsigned), the result is
+/// `2 a hi + round(a lo, 15)`, as `a hi 2^16` is a multiple of `2^15`. Each
+/// product fits i32 (`|a lo| < 2^31`), and the wrapping sum is the exact
+/// result modulo `2^32`, as the scalar code's cast to i32 is. (AVX2 has no
+/// 64-bit arithmetic shift for the way [`gate_mul_x16`] goes.)
+#[target_feature(enable = "avx2")]
+#[inline]
+fn gate_mul_x8(a: __m256i, b: __m256i) -> __m256i {
+    let high = _mm256_mullo_epi32(a, _mm256_srai_epi32::<16>(b));
+    let low = _mm256_mullo_epi32(a, _mm256_and_si256(b, _mm256_set1_epi32(0xFFFF)));
+    let low = _mm256_srai_epi32::<15>(_mm256_add_epi32(low, _mm256_set1_epi32(1 << 14)));
+    _mm256_add_epi32(_mm256_slli_epi32::<1>(high), low)
+}
+
+/// The three gates' rows of eight units, from 24 unit-major rows.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn split_gates_x8(
+    rows: &[i32; 3 * UNITS_AVX2],
+    plans: &[([__m256i; 3], [__m256i; 3]); 3],
+) -> [__m256i; 3] {
+    use core::arch::x86_64::{_mm256_blendv_epi8, _mm256_permutevar8x32_epi32};
+    let (parts, _) = rows.as_chunks::<8>();
+    let mut regs = [_mm256_setzero_si256(); 3];
+    for (r, part) in regs.iter_mut().zip(parts) {
+        // SAFETY: 32 bytes from an 8-entry part.
+        *r = unsafe { _mm256_loadu_si256(part.as_ptr().cast()) };
+    }
+    let [a, b, c] = regs;
+    let mut gates = [_mm256_setzero_si256(); 3];
+    for (gate, ([ia, ib, ic], [_, from_b, from_c])) in gates.iter_mut().zip(plans) {
+        let ab = _mm256_blendv_epi8(
+            _mm256_permutevar8x32_epi32(a, *ia),
+            _mm256_permutevar8x32_epi32(b, *ib),
+            *from_b,
+        );
+        *gate = _mm256_blendv_epi8(ab, _mm256_permutevar8x32_epi32(c, *ic), *from_c);
+    }
+    gates
+}
+
+/// [`gru_cells_wide`] on eight units per pass with AVX2.
+#[target_feature(enable = "avx2")]
+fn gru_cells_narrow(x: &[i32], h_pre: &[i32], h_prev: &[i16], h: &mut [i16]) {
+    use core::arch::x86_64::{
+        _mm256_castsi256_si128, _mm256_cvtepi16_epi32, _mm256_packs_epi32,
+        _mm256_permute4x64_epi64, _mm_loadu_si128, _mm_storeu_si128,
+    };
+    // SAFETY: 32 bytes from an 8-entry array.
+    let load = |v: &[i32; 8]| unsafe { _mm256_loadu_si256(v.as_ptr().cast()) };
+    let mut plans = [([_mm256_setzero_si256(); 3], [_mm256_setzero_si256(); 3]); 3];
+    for ((index, from), (index_regs, from_regs)) in GRU_ROWS_X8.iter().zip(plans.iter_mut()) {
+        for (reg, i) in index_regs.iter_mut().zip(index) {
+            *reg = load(i);
+        }
+        for (reg, m) in from_regs.iter_mut().zip(from) {
+            *reg = load(m);
+        }
+    }
+    let split = |rows: &[i32; 3 * UNITS_AVX2]| split_gates_x8(rows, &plans);
+    let (x_blocks, _) = x.as_chunks::<{ 3 * UNITS_AVX2 }>();
+    let (h_pre_blocks, _) = h_pre.as_chunks::<{ 3 * UNITS_AVX2 }>();
+    let (prev_blocks, _) = h_prev.as_chunks::<UNITS_AVX2>();
+    let (out_blocks, _) = h.as_chunks_mut::<UNITS_AVX2>();
+    let blocks = x_blocks.iter().zip(h_pre_blocks).zip(prev_blocks);
+    for (((xb, hb), pb), ob) in blocks.zip(out_blocks.iter_mut()) {
+        let [xz, xr, xn] = split(xb);
+        let [hz, hr, hn] = split(hb);
+        let z = sigmoid_x8(saturating_add_x8(xz, hz));
+        let r = sigmoid_x8(saturating_add_x8(xr, hr));
+        let n = tanh_x8(saturating_add_x8(xn, gate_mul_x8(r, hn)));
+        // SAFETY: `pb` holds 8 i16 (16 bytes).
+        let prev = _mm256_cvtepi16_epi32(unsafe { _mm_loadu_si128(pb.as_ptr().cast()) });
+        let mix = gate_mul_x8(z, _mm256_sub_epi32(prev, n));
+        let next = clamp_x8(_mm256_add_epi32(n, mix), i16::MIN.into(), i16::MAX.into());
+        // The values fit i16: the saturating pack is exact; qwords 0 and 2
+        // hold units 0..3 and 4..7.
+        let packed = _mm256_packs_epi32(next, next);
+        let packed = _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b00_00_10_00>(packed));
+        // SAFETY: `ob` holds 8 i16 (16 bytes).
+        unsafe { _mm_storeu_si128(ob.as_mut_ptr().cast(), packed) };
+    }
 }
 
 /// Dword indices that take gate `gate` of sixteen units from 48 unit-major
@@ -330,6 +473,7 @@ mod tests {
     use std::vec::Vec;
 
     type Cells = fn(&[i16], &mut [i16], &mut [i16]) -> usize;
+    type GruCells = fn(&[i32], &[i32], &[i16], &mut [i16]) -> usize;
 
     /// Both entry points, with the units per pass each covers on this CPU (0
     /// where it runs none): eight, as the dispatch ends on an AVX2 pass.
@@ -414,26 +558,29 @@ mod tests {
             1 => (gen.next() as i32) >> 12,
             _ => gen.next() as i32,
         };
-        for units in [0, 1, 15, 16, 17, 48, 50, 128, 256] {
-            let x: Vec<i32> = (0..3 * units).map(|_| word(&mut gen)).collect();
-            let h_pre: Vec<i32> = (0..3 * units).map(|_| word(&mut gen)).collect();
-            let h_prev = gen.acts(units);
-            let mut h = std::vec![9i16; units];
-            let done = gru_cells(&x, &h_pre, &h_prev, &mut h);
-            let want = if has_avx512() { units / 16 * 16 } else { 0 };
-            assert_eq!(done, want, "units={units}");
-            for j in 0..units {
-                let want_h = if j < done {
-                    let [xz, xr, xn] = [0, 1, 2].map(|g| x[3 * j + g]);
-                    let [hz, hr, hn] = [0, 1, 2].map(|g| h_pre[3 * j + g]);
-                    let z = Int::sigmoid(Int::add(xz, hz));
-                    let r = Int::sigmoid(Int::add(xr, hr));
-                    let n = Int::tanh(Int::add(xn, Int::gate_mul(r, hn)));
-                    Int::gru_hidden(z, n, h_prev[j])
-                } else {
-                    9
-                };
-                assert_eq!(h[j], want_h, "units={units} unit {j}");
+        let kernels: [(&str, GruCells); 2] = [("dispatch", gru_cells), ("AVX2", gru_cells_avx2)];
+        for (name, cells) in kernels {
+            for units in [0, 1, 7, 8, 9, 15, 16, 17, 24, 40, 48, 50, 128, 256] {
+                let x: Vec<i32> = (0..3 * units).map(|_| word(&mut gen)).collect();
+                let h_pre: Vec<i32> = (0..3 * units).map(|_| word(&mut gen)).collect();
+                let h_prev = gen.acts(units);
+                let mut h = std::vec![9i16; units];
+                let done = cells(&x, &h_pre, &h_prev, &mut h);
+                let want = if has_avx2() { units / 8 * 8 } else { 0 };
+                assert_eq!(done, want, "{name}, units={units}");
+                for j in 0..units {
+                    let want_h = if j < done {
+                        let [xz, xr, xn] = [0, 1, 2].map(|g| x[3 * j + g]);
+                        let [hz, hr, hn] = [0, 1, 2].map(|g| h_pre[3 * j + g]);
+                        let z = Int::sigmoid(Int::add(xz, hz));
+                        let r = Int::sigmoid(Int::add(xr, hr));
+                        let n = Int::tanh(Int::add(xn, Int::gate_mul(r, hn)));
+                        Int::gru_hidden(z, n, h_prev[j])
+                    } else {
+                        9
+                    };
+                    assert_eq!(h[j], want_h, "{name}, units={units} unit {j}");
+                }
             }
         }
     }

@@ -35,7 +35,7 @@ mod recurrent;
 mod sample;
 
 pub use activations::lstm_activations;
-pub use cell::{gru_cells, lstm_cells, lstm_cells_avx2};
+pub use cell::{gru_cells, gru_cells_avx2, lstm_cells, lstm_cells_avx2};
 pub use dot::{dot_i8_i16, dot_i8_i8, rows_dot_i8_i16, rows_dot_i8_i8};
 pub use prescale::prescale;
 pub use recurrent::{unit_sums, unit_sums_avx2};
@@ -197,6 +197,7 @@ mod tests {
         assert_eq!(lstm_cells_avx2(&gates, &mut c, &mut h), 0);
         let gru_in = [1i32; 48];
         assert_eq!(gru_cells(&gru_in, &gru_in, &[1; 16], &mut h), 0);
+        assert_eq!(gru_cells_avx2(&gru_in, &gru_in, &[1; 16], &mut h), 0);
         let r = [1u8; 4 * 8 * 8];
         let mut units = [[7i32; 4]; 8];
         assert!(!unit_sums::<4>(&r, 8, &x[..8], &mut units));
