@@ -3,10 +3,10 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use lstm_edge::blob::BlobFile;
 use lstm_edge::{firmware, import, infer, inspect, interrupt, workflow};
@@ -57,7 +57,8 @@ enum Command {
     /// Generate text with a char-level generator model.
     Generate(GenerateArgs),
     /// Time the runtime's integer and f32 paths against tract and ONNX Runtime
-    /// (per generated char for G, per review for W and C), with ratios.
+    /// (per generated char for G, per review for W and C), with ratios; --model
+    /// times a model directory's own files.
     Bench(BenchArgs),
     /// Build the Cortex-M firmware for a model and run it under QEMU.
     Firmware {
@@ -168,6 +169,19 @@ struct BenchArgs {
     /// has (AVX2, then portable), as it runs on CPUs without AVX-512 or AVX2.
     #[arg(long)]
     kernel_levels: bool,
+    /// Time a model directory's own files instead of the preset shapes: model.blob,
+    /// and those of model-f32.blob, model.onnx and model-step.onnx it has.
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// Tokens per review with --model, for a sentiment model without a flatten
+    /// head (a flatten head reads its maxlen).
+    #[arg(
+        long,
+        default_value_t = 200,
+        requires = "model",
+        allow_negative_numbers = true
+    )]
+    tokens: usize,
 }
 
 #[derive(clap::Args)]
@@ -280,6 +294,46 @@ fn generate(args: &GenerateArgs) -> Result<()> {
 /// An hour per engine and workload is more than any measurement needs.
 const MAX_BENCH_SECONDS: f64 = 3600.0;
 
+/// Longest review `bench --tokens` takes: a million tokens time in seconds per call.
+const MAX_BENCH_TOKENS: usize = 1_000_000;
+
+/// A model directory's name and the files `bench --model` times.
+fn bench_model_dir(dir: &Path) -> Result<(String, inference::ModelDir)> {
+    ensure!(
+        dir.is_dir(),
+        "--model {} is not a model directory: give the folder `lstm-edge train --out` \
+         (or `import`) wrote",
+        dir.display()
+    );
+    let read = |file: &str| -> Result<Option<Vec<u8>>> {
+        let path = dir.join(file);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    };
+    let int_blob = read("model.blob")?.with_context(|| {
+        format!(
+            "{} has no model.blob, the integer blob that bench times first: give a model \
+             directory written by `lstm-edge train --out`, or run `lstm-edge quantize` in it",
+            dir.display()
+        )
+    })?;
+    let files = inference::ModelDir {
+        int_blob,
+        f32_blob: read("model-f32.blob")?,
+        onnx: read("model.onnx")?,
+        step_onnx: read("model-step.onnx")?,
+    };
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| dir.display().to_string());
+    Ok((name, files))
+}
+
 fn bench(args: &BenchArgs) -> Result<()> {
     // A millisecond times at least one run; an hour per engine and workload is more
     // than any measurement needs.
@@ -323,19 +377,34 @@ fn bench(args: &BenchArgs) -> Result<()> {
         .chain(["onnxruntime".len()])
         .max()
         .unwrap_or(0);
-    let width = inference::workloads()
-        .iter()
-        .map(|(name, _)| name.len())
-        .max()
-        .unwrap_or(0);
-    let timings = inference::run(options, |t| {
+    let width = match args.model {
+        Some(_) => 0,
+        None => inference::workloads()
+            .iter()
+            .map(|(name, _)| name.len())
+            .max()
+            .unwrap_or(0),
+    };
+    let print = |t: &inference::Timing| {
         if !args.json {
             println!(
                 "{:<width$} {:<engine_width$} {:>12.2} us  {:>6.2}x runtime int",
                 t.workload, t.engine, t.micros, t.vs_runtime_int
             );
         }
-    })?;
+    };
+    let timings = match &args.model {
+        None => inference::run(options, print)?,
+        Some(dir) => {
+            ensure!(
+                (1..=MAX_BENCH_TOKENS).contains(&args.tokens),
+                "--tokens must be from 1 to {MAX_BENCH_TOKENS}, got {}",
+                args.tokens
+            );
+            let (name, files) = bench_model_dir(dir)?;
+            inference::run_model(&name, files, args.tokens, options, print)?
+        }
+    };
     if args.json {
         print_json(&timings)?;
     }

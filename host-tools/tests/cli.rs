@@ -677,3 +677,73 @@ fn score_cautions_when_most_of_the_text_is_unknown_to_the_model() {
     );
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+/// `lstm-edge bench --model DIR` times the directory's own files: each engine it
+/// has a file for, per char for a generator, per review for a sentiment model.
+#[test]
+fn bench_times_a_model_directory_with_the_engines_its_files_allow() {
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
+    let engines_of = |dir: &str, extra: &[&str]| {
+        let out = lstm_edge()
+            .args(["bench", "--seconds", "0.001", "--json", "--model", dir])
+            .args(extra)
+            .assert()
+            .success();
+        let timings: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        timings
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let workload = t["workload"].as_str().unwrap().to_string();
+                (workload, t["engine"].as_str().unwrap().to_string())
+            })
+            .collect::<Vec<_>>()
+    };
+    let all = ["runtime int", "runtime f32", "tract", "onnxruntime"];
+    let g = engines_of(&format!("{models}/g"), &[]);
+    assert_eq!(g.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>(), all);
+    assert!(g.iter().all(|(w, _)| w == "g, per char"), "{g:?}");
+    let c = engines_of(&format!("{models}/c-mean"), &["--tokens", "37"]);
+    assert!(
+        c.iter()
+            .all(|(w, _)| w == "c-mean, per review of 37 tokens"),
+        "{c:?}"
+    );
+    assert_eq!(c.len(), 4, "{c:?}");
+    // A flatten head reads its maxlen, whatever --tokens says.
+    let flatten = engines_of(&format!("{models}/c"), &["--tokens", "37"]);
+    assert!(
+        flatten
+            .iter()
+            .all(|(w, _)| w == "c, per review of 1500 tokens"),
+        "{flatten:?}"
+    );
+
+    // Only the integer blob: the other engines are left out.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{models}/w/model.blob"),
+        dir.path().join("model.blob"),
+    )
+    .unwrap();
+    let only = engines_of(dir.path().to_str().unwrap(), &[]);
+    assert_eq!(only.len(), 1, "{only:?}");
+    assert_eq!(only[0].1, "runtime int");
+
+    // What is not a model directory, or lacks its integer blob, is named.
+    std::fs::remove_file(dir.path().join("model.blob")).unwrap();
+    let err = stderr_of(lstm_edge().args(["bench", "--model", arg(dir.path())]));
+    assert!(
+        err.contains("has no model.blob") && err.contains("lstm-edge quantize"),
+        "{err}"
+    );
+    let file = format!("{models}/w/model.blob");
+    let err = stderr_of(lstm_edge().args(["bench", "--model", &file]));
+    assert!(err.contains("is not a model directory"), "{err}");
+    let err =
+        stderr_of(lstm_edge().args(["bench", "--model", &format!("{models}/w"), "--tokens", "0"]));
+    assert!(err.contains("--tokens must be from 1 to 1000000"), "{err}");
+    let err = stderr_of(lstm_edge().args(["bench", "--tokens", "5"]));
+    assert!(err.contains("--model"), "{err}");
+}

@@ -22,11 +22,12 @@ use crate::export::{export_onnx, export_step_onnx};
 use crate::model::{ModelConfig, Params};
 use crate::ort_env::{session_from_bytes, Device};
 use crate::quantize::model_spec;
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use lstm_edge_runtime::builder::ScaleScheme;
 use lstm_edge_runtime::format::{Cell, Head, MAX_HIDDEN};
+use lstm_edge_runtime::host::MAX_CLASSES;
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
-use lstm_edge_runtime::{Logits, Model, Network, Rng, State, Temperature};
+use lstm_edge_runtime::{Logits, Model, Network, Output, Rng, State, Temperature};
 use serde::Serialize;
 use tract_onnx::prelude::*;
 
@@ -151,7 +152,7 @@ fn runtime_generate<N: Numeric>(blob: &[u8]) -> Result<Runner<'_>> {
     let model = Model::from_bytes(blob)?;
     let net = Network::<N>::new(&model)?;
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
-    let mut logits = Box::new(Logits::<N, 64>::new());
+    let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
     let mut rng = Rng::new(1);
     net.feed(&mut state, 0)?;
     runner(move || {
@@ -234,9 +235,7 @@ fn pick(probs: &[f32], rng: &mut Rng) -> usize {
         .unwrap_or(0)
 }
 
-fn tract_generate(onnx: &[u8], cfg: &ModelConfig) -> Result<Runner<'static>> {
-    let h = cfg.hidden;
-    let lstm = cfg.cell == Cell::Lstm;
+fn tract_generate(onnx: &[u8], h: usize, lstm: bool) -> Result<Runner<'static>> {
     let mut model = tract_onnx::onnx().model_for_read(&mut &onnx[..])?;
     model.set_input_fact(0, i64::fact([1, 1]).into())?;
     model.set_input_fact(1, f32::fact([1, h]).into())?;
@@ -284,9 +283,7 @@ fn tract_review(onnx: &[u8], review: &[u16]) -> Result<Runner<'static>> {
     })
 }
 
-fn ort_generate(onnx: &[u8], cfg: &ModelConfig, threads: usize) -> Result<Runner<'static>> {
-    let h = cfg.hidden;
-    let lstm = cfg.cell == Cell::Lstm;
+fn ort_generate(onnx: &[u8], h: usize, lstm: bool, threads: usize) -> Result<Runner<'static>> {
     let mut session = session_from_bytes(onnx, Device::Cpu, threads)?;
     let mut hs = vec![0f32; h];
     let mut cs = vec![0f32; h];
@@ -330,77 +327,171 @@ fn ort_review(onnx: &[u8], review: &[u16], threads: usize) -> Result<Runner<'sta
     })
 }
 
+/// One model's files as the engines read them: the integer blob, and where there
+/// are, the f32 blob and the ONNX model the other engines run (the step-wise one
+/// for a generator, the whole-sequence one for reviews).
+pub struct ModelFiles {
+    pub int_blob: Vec<u8>,
+    pub f32_blob: Option<Vec<u8>>,
+    pub onnx: Option<Vec<u8>>,
+}
+
+/// What one model's timing does: generate chars, or score a review of these ids.
+enum Job {
+    Generate { hidden: usize, lstm: bool },
+    Review(Vec<u16>),
+}
+
+/// Times every engine that `files` has on `job`, in alternating rounds, as
+/// workload `name`.
+fn time_model(
+    name: &str,
+    files: &ModelFiles,
+    job: &Job,
+    opts: BenchOptions,
+    progress: &mut impl FnMut(&Timing),
+) -> Result<Vec<Timing>> {
+    let mut engines: Vec<(String, Option<&'static str>, Runner<'_>)> = Vec::new();
+    for (engine, kernels) in int_kernel_levels(opts.kernel_levels) {
+        let run = match job {
+            Job::Generate { .. } => runtime_generate::<Int>(&files.int_blob)?,
+            Job::Review(review) => runtime_review::<Int>(&files.int_blob, review)?,
+        };
+        engines.push((engine, kernels, at_kernel_level(kernels, run)));
+    }
+    if let Some(blob) = &files.f32_blob {
+        let run = match job {
+            Job::Generate { .. } => runtime_generate::<F32>(blob)?,
+            Job::Review(review) => runtime_review::<F32>(blob, review)?,
+        };
+        engines.push(("runtime f32".to_string(), None, run));
+    }
+    if let Some(onnx) = &files.onnx {
+        let (tract, ort) = match job {
+            &Job::Generate { hidden, lstm } => (
+                tract_generate(onnx, hidden, lstm)?,
+                ort_generate(onnx, hidden, lstm, opts.ort_threads)?,
+            ),
+            Job::Review(review) => (
+                tract_review(onnx, review)?,
+                ort_review(onnx, review, opts.ort_threads)?,
+            ),
+        };
+        engines.push(("tract".to_string(), None, tract));
+        engines.push(("onnxruntime".to_string(), None, ort));
+    }
+    let (names, mut runners): (Vec<_>, Vec<_>) = engines
+        .into_iter()
+        .map(|(engine, kernels, run)| ((engine, kernels), run))
+        .unzip();
+    let timed = time_in_rounds(opts.per_engine, &mut runners)?;
+    let int = timed.first().map_or(1.0, |&(s, _)| s);
+    let mut out = Vec::new();
+    for ((engine, kernels), (s, calls)) in names.into_iter().zip(timed) {
+        let t = Timing {
+            workload: name.to_string(),
+            engine,
+            micros: s * 1e6,
+            vs_runtime_int: s / int,
+            kernels,
+            calls,
+        };
+        progress(&t);
+        out.push(t);
+    }
+    Ok(out)
+}
+
 /// Runs every engine on every workload, in alternating rounds.
 pub fn run(opts: BenchOptions, mut progress: impl FnMut(&Timing)) -> Result<Vec<Timing>> {
     let mut out = Vec::new();
     for (k, (name, cfg)) in workloads().into_iter().enumerate() {
         let params = Params::init(&cfg, 7 + k as u64);
         let spec = model_spec(&cfg, &params)?;
-        let int_blob = spec.int_blob(ScaleScheme::PerRow)?;
-        let f32_blob = spec.f32_blob()?;
-        // A review exactly maxlen tokens long (no padding work skipped).
-        let review: Vec<u16> = match cfg.head.flatten_maxlen() {
-            Some(maxlen) => {
+        let job = match cfg.head {
+            Head::Last => Job::Generate {
+                hidden: cfg.hidden,
+                lstm: cfg.cell == Cell::Lstm,
+            },
+            Head::Flatten { maxlen } | Head::FlattenTail { maxlen } => {
+                // A review exactly maxlen tokens long (no padding work skipped).
                 let rows = cfg.vocab_rows() as u16;
-                (0..maxlen as u16)
-                    .map(|t| 1 + (t * 7) % (rows - 2))
-                    .collect()
+                Job::Review(
+                    (0..maxlen as u16)
+                        .map(|t| 1 + (t * 7) % (rows - 2))
+                        .collect(),
+                )
             }
-            None => Vec::new(),
-        };
-        let generator = match cfg.head {
-            Head::Last => true,
-            Head::Flatten { .. } | Head::FlattenTail { .. } => false,
             Head::Mean => unreachable!("no benchmark workload has a mean head"),
         };
-        let mut engines: Vec<(String, Option<&'static str>, Runner<'_>)> = Vec::new();
-        for (engine, kernels) in int_kernel_levels(opts.kernel_levels) {
-            let run = match generator {
-                true => runtime_generate::<Int>(&int_blob)?,
-                false => runtime_review::<Int>(&int_blob, &review)?,
-            };
-            engines.push((engine, kernels, at_kernel_level(kernels, run)));
-        }
-        let others: [(&str, Runner<'_>); 3] = if generator {
-            let step = export_step_onnx(&cfg, &params, &[])?;
-            [
-                ("runtime f32", runtime_generate::<F32>(&f32_blob)?),
-                ("tract", tract_generate(&step, &cfg)?),
-                ("onnxruntime", ort_generate(&step, &cfg, opts.ort_threads)?),
-            ]
-        } else {
-            let onnx = export_onnx(&cfg, &params, &[])?;
-            [
-                ("runtime f32", runtime_review::<F32>(&f32_blob, &review)?),
-                ("tract", tract_review(&onnx, &review)?),
-                ("onnxruntime", ort_review(&onnx, &review, opts.ort_threads)?),
-            ]
+        let onnx = match job {
+            Job::Generate { .. } => export_step_onnx(&cfg, &params, &[])?,
+            Job::Review(_) => export_onnx(&cfg, &params, &[])?,
         };
-        engines.extend(
-            others
-                .into_iter()
-                .map(|(engine, run)| (engine.to_string(), None, run)),
-        );
-        let (names, mut runners): (Vec<_>, Vec<_>) = engines
-            .into_iter()
-            .map(|(engine, kernels, run)| ((engine, kernels), run))
-            .unzip();
-        let timed = time_in_rounds(opts.per_engine, &mut runners)?;
-        let int = timed.first().map_or(1.0, |&(s, _)| s);
-        for ((engine, kernels), (s, calls)) in names.into_iter().zip(timed) {
-            let t = Timing {
-                workload: name.clone(),
-                engine,
-                micros: s * 1e6,
-                vs_runtime_int: s / int,
-                kernels,
-                calls,
-            };
-            progress(&t);
-            out.push(t);
-        }
+        let files = ModelFiles {
+            int_blob: spec.int_blob(ScaleScheme::PerRow)?,
+            f32_blob: Some(spec.f32_blob()?),
+            onnx: Some(onnx),
+        };
+        out.extend(time_model(&name, &files, &job, opts, &mut progress)?);
     }
     Ok(out)
+}
+
+/// A model directory's files (`lstm-edge bench --model`), those it has.
+pub struct ModelDir {
+    /// `model.blob`.
+    pub int_blob: Vec<u8>,
+    /// `model-f32.blob`.
+    pub f32_blob: Option<Vec<u8>>,
+    /// `model.onnx`: whole sequences, which a sentiment model's timing runs.
+    pub onnx: Option<Vec<u8>>,
+    /// `model-step.onnx`: one token with its state, which a generator's runs.
+    pub step_onnx: Option<Vec<u8>>,
+}
+
+/// Times one model's own files: per generated char for a generator, else per
+/// review of `tokens` ids (a flatten head's maxlen), none of them PAD. Engines
+/// whose file the directory lacks are left out.
+pub fn run_model(
+    name: &str,
+    dir: ModelDir,
+    tokens: usize,
+    opts: BenchOptions,
+    mut progress: impl FnMut(&Timing),
+) -> Result<Vec<Timing>> {
+    let model = Model::from_bytes(&dir.int_blob).context("reading the integer blob")?;
+    let body = model.body();
+    let generator = matches!(body.output, Output::Softmax { .. });
+    let (label, job) = if generator {
+        let job = Job::Generate {
+            hidden: body.hidden as usize,
+            lstm: body.cell == Cell::Lstm,
+        };
+        (format!("{name}, per char"), job)
+    } else {
+        let ids = model.dims().tokens;
+        let pad = Network::<Int>::new(&model)?.tokenizer().pad_id();
+        let len = body.head.flatten_maxlen().map_or(tokens, |m| m as usize);
+        ensure!(len > 0, "a review needs at least one token");
+        let review: Vec<u16> = (0..len)
+            .map(|t| (1 + t * 7) % ids.max(1))
+            .map(|id| match Some(id as u16) == pad {
+                true => ((id + 1) % ids) as u16,
+                false => id as u16,
+            })
+            .collect();
+        (
+            format!("{name}, per review of {len} tokens"),
+            Job::Review(review),
+        )
+    };
+    let files = ModelFiles {
+        int_blob: dir.int_blob.clone(),
+        f32_blob: dir.f32_blob,
+        onnx: if generator { dir.step_onnx } else { dir.onnx },
+    };
+    time_model(&label, &files, &job, opts, &mut progress)
 }
 
 #[cfg(test)]
