@@ -13,6 +13,7 @@ use lstm_edge::{firmware, import, infer, inspect, interrupt, workflow};
 use lstm_edge_runtime::tokenize::chars::code_points;
 use lstm_edge_trainer::bench::inference;
 use lstm_edge_trainer::data::reviews;
+use lstm_edge_trainer::pipeline::{F32_BLOB_FILE, INT_BLOB_FILE, ONNX_FILE, STEP_ONNX_FILE};
 
 /// Train small recurrent text models on a workstation; run them on microcontrollers.
 #[derive(Parser)]
@@ -313,18 +314,18 @@ fn bench_model_dir(dir: &Path) -> Result<(String, inference::ModelDir)> {
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
     };
-    let int_blob = read("model.blob")?.with_context(|| {
-        format!(
-            "{} has no model.blob, the integer blob that bench times first: give a model \
-             directory written by `lstm-edge train --out`, or run `lstm-edge quantize` in it",
-            dir.display()
-        )
-    })?;
+    // BlobFile names what is wrong with a blob that is there.
+    ensure!(
+        dir.join(INT_BLOB_FILE).exists(),
+        "{} has no {INT_BLOB_FILE}, the integer blob that bench times first: give a model \
+         directory written by `lstm-edge train --out`, or run `lstm-edge quantize` in it",
+        dir.display()
+    );
     let files = inference::ModelDir {
-        int_blob,
-        f32_blob: read("model-f32.blob")?,
-        onnx: read("model.onnx")?,
-        step_onnx: read("model-step.onnx")?,
+        int_blob: BlobFile::read(dir)?.bytes,
+        f32_blob: read(F32_BLOB_FILE)?,
+        onnx: read(ONNX_FILE)?,
+        step_onnx: read(STEP_ONNX_FILE)?,
     };
     let name = dir
         .canonicalize()

@@ -342,6 +342,14 @@ enum Job {
     Review(Vec<u16>),
 }
 
+/// The runtime on path `N` doing `job` with `blob`.
+fn runtime_job<'a, N: Numeric>(blob: &'a [u8], job: &'a Job) -> Result<Runner<'a>> {
+    match job {
+        Job::Generate { .. } => runtime_generate::<N>(blob),
+        Job::Review(review) => runtime_review::<N>(blob, review),
+    }
+}
+
 /// Times every engine that `files` has on `job`, in alternating rounds, as
 /// workload `name`.
 fn time_model(
@@ -353,18 +361,15 @@ fn time_model(
 ) -> Result<Vec<Timing>> {
     let mut engines: Vec<(String, Option<&'static str>, Runner<'_>)> = Vec::new();
     for (engine, kernels) in int_kernel_levels(opts.kernel_levels) {
-        let run = match job {
-            Job::Generate { .. } => runtime_generate::<Int>(&files.int_blob)?,
-            Job::Review(review) => runtime_review::<Int>(&files.int_blob, review)?,
-        };
+        let run = runtime_job::<Int>(&files.int_blob, job)?;
         engines.push((engine, kernels, at_kernel_level(kernels, run)));
     }
     if let Some(blob) = &files.f32_blob {
-        let run = match job {
-            Job::Generate { .. } => runtime_generate::<F32>(blob)?,
-            Job::Review(review) => runtime_review::<F32>(blob, review)?,
-        };
-        engines.push(("runtime f32".to_string(), None, run));
+        engines.push((
+            "runtime f32".to_string(),
+            None,
+            runtime_job::<F32>(blob, job)?,
+        ));
     }
     if let Some(onnx) = &files.onnx {
         let (tract, ort) = match job {
@@ -460,10 +465,24 @@ pub fn run_model(
     opts: BenchOptions,
     mut progress: impl FnMut(&Timing),
 ) -> Result<Vec<Timing>> {
-    let model = Model::from_bytes(&dir.int_blob).context("reading the integer blob")?;
+    let (label, job) = model_job(name, &dir.int_blob, tokens)?;
+    let onnx = match job {
+        Job::Generate { .. } => dir.step_onnx,
+        Job::Review(_) => dir.onnx,
+    };
+    let files = ModelFiles {
+        int_blob: dir.int_blob,
+        f32_blob: dir.f32_blob,
+        onnx,
+    };
+    time_model(&label, &files, &job, opts, &mut progress)
+}
+
+/// The job a model's integer blob does, and its workload label.
+fn model_job(name: &str, int_blob: &[u8], tokens: usize) -> Result<(String, Job)> {
+    let model = Model::from_bytes(int_blob).context("reading the integer blob")?;
     let body = model.body();
-    let generator = matches!(body.output, Output::Softmax { .. });
-    let (label, job) = if generator {
+    Ok(if matches!(body.output, Output::Softmax { .. }) {
         let job = Job::Generate {
             hidden: body.hidden as usize,
             lstm: body.cell == Cell::Lstm,
@@ -485,13 +504,7 @@ pub fn run_model(
             format!("{name}, per review of {len} tokens"),
             Job::Review(review),
         )
-    };
-    let files = ModelFiles {
-        int_blob: dir.int_blob.clone(),
-        f32_blob: dir.f32_blob,
-        onnx: if generator { dir.step_onnx } else { dir.onnx },
-    };
-    time_model(&label, &files, &job, opts, &mut progress)
+    })
 }
 
 #[cfg(test)]

@@ -49,8 +49,7 @@ fn lstm_cells_on(gates: &[i16], c: &mut [i16], h: &mut [i16], wide: bool) -> usi
     if !has_avx2() {
         return 0;
     }
-    let wide_units = if wide { units / UNITS * UNITS } else { 0 };
-    let done = wide_units + (units - wide_units) / UNITS_AVX2 * UNITS_AVX2;
+    let (wide_units, done) = passes(units, wide);
     let (Some((gates_wide, gates_narrow)), Some((c_wide, c_narrow)), Some((h_wide, h_narrow))) = (
         gates
             .get(..4 * done)
@@ -73,6 +72,16 @@ fn lstm_cells_on(gates: &[i16], c: &mut [i16], h: &mut [i16], wide: bool) -> usi
         }
     }
     done
+}
+
+/// Units in whole AVX-512 passes (none unless `wide`), and those plus the units
+/// in whole AVX2 passes after them.
+fn passes(units: usize, wide: bool) -> (usize, usize) {
+    let wide_units = if wide { units / UNITS * UNITS } else { 0 };
+    (
+        wide_units,
+        wide_units + (units - wide_units) / UNITS_AVX2 * UNITS_AVX2,
+    )
 }
 
 /// `(v + 2^(shift - 1)) >> shift` on eight lanes (`round_shift32`).
@@ -244,8 +253,7 @@ fn gru_cells_on(x: &[i32], h_pre: &[i32], h_prev: &[i16], h: &mut [i16], wide: b
     if !has_avx2() {
         return 0;
     }
-    let wide_units = if wide { units / UNITS * UNITS } else { 0 };
-    let done = wide_units + (units - wide_units) / UNITS_AVX2 * UNITS_AVX2;
+    let (wide_units, done) = passes(units, wide);
     let (Some((x_wide, x_narrow)), Some((pre_wide, pre_narrow)), Some((prev_wide, prev_narrow))) = (
         x.get(..3 * done)
             .and_then(|x| x.split_at_checked(3 * wide_units)),
@@ -359,15 +367,14 @@ fn gru_cells_narrow(x: &[i32], h_pre: &[i32], h_prev: &[i16], h: &mut [i16]) {
             *reg = load(m);
         }
     }
-    let split = |rows: &[i32; 3 * UNITS_AVX2]| split_gates_x8(rows, &plans);
     let (x_blocks, _) = x.as_chunks::<{ 3 * UNITS_AVX2 }>();
     let (h_pre_blocks, _) = h_pre.as_chunks::<{ 3 * UNITS_AVX2 }>();
     let (prev_blocks, _) = h_prev.as_chunks::<UNITS_AVX2>();
     let (out_blocks, _) = h.as_chunks_mut::<UNITS_AVX2>();
     let blocks = x_blocks.iter().zip(h_pre_blocks).zip(prev_blocks);
     for (((xb, hb), pb), ob) in blocks.zip(out_blocks.iter_mut()) {
-        let [xz, xr, xn] = split(xb);
-        let [hz, hr, hn] = split(hb);
+        let [xz, xr, xn] = split_gates_x8(xb, &plans);
+        let [hz, hr, hn] = split_gates_x8(hb, &plans);
         let z = sigmoid_x8(saturating_add_x8(xz, hz));
         let r = sigmoid_x8(saturating_add_x8(xr, hr));
         let n = tanh_x8(saturating_add_x8(xn, gate_mul_x8(r, hn)));
