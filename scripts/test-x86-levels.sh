@@ -29,7 +29,8 @@ for line in sys.stdin:
         continue
     if m["profile"]["test"] and "lstm-edge-runtime" in m["package_id"]:
         print("runtime", m["executable"])
-    elif m["target"]["name"] == "lstm-edge" and "bin" in m["target"]["kind"]:
+    # The binary itself, not the test harness of its own unit tests.
+    elif m["target"]["name"] == "lstm-edge" and "bin" in m["target"]["kind"] and not m["profile"]["test"]:
         print("cli", m["executable"])'
 )
 runtime_tests=() cli=

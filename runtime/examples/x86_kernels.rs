@@ -558,6 +558,7 @@ mod bench {
         prescales(512);
         prescales(13);
         byte_rows(200, 300);
+        byte_rows(128, 16);
         activations(512);
         activations(200);
         lstm_cells(128);

@@ -5,9 +5,10 @@ use core::arch::x86_64::{
     __m128i, __m256i, __m512i, _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi8_epi16,
     _mm256_extracti128_si256, _mm256_hadd_epi32, _mm256_loadu_si256, _mm256_madd_epi16,
     _mm256_permute2x128_si256, _mm256_setzero_si256, _mm256_storeu_si256, _mm512_add_epi32,
-    _mm512_castsi512_si256, _mm512_cvtepi8_epi16, _mm512_dpbusd_epi32, _mm512_dpwssd_epi32,
-    _mm512_loadu_epi16, _mm512_loadu_si512, _mm512_maskz_loadu_epi8, _mm512_reduce_add_epi32,
-    _mm512_set1_epi32, _mm512_set1_epi8, _mm512_setzero_si512, _mm512_shuffle_i32x4,
+    _mm512_broadcast_i32x4, _mm512_castsi512_si256, _mm512_cvtepi8_epi16, _mm512_dpbusd_epi32,
+    _mm512_dpwssd_epi32, _mm512_loadu_epi16, _mm512_loadu_si512, _mm512_mask_storeu_epi32,
+    _mm512_maskz_loadu_epi8, _mm512_permutexvar_epi32, _mm512_reduce_add_epi32, _mm512_set1_epi32,
+    _mm512_set1_epi8, _mm512_setr_epi32, _mm512_setzero_si512, _mm512_shuffle_i32x4,
     _mm512_storeu_si512, _mm512_sub_epi32, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64,
     _mm512_unpacklo_epi32, _mm512_unpacklo_epi64, _mm512_xor_si512, _mm_add_epi32,
     _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm_storeu_si128,
@@ -77,7 +78,10 @@ pub fn rows_dot_i8_i8(w: &[u8], width: usize, x: &[u8], out: &mut [i32]) -> bool
     let rows = out.len().checked_mul(width).and_then(|n| w.get(..n));
     if let Some(rows) = rows.filter(|_| width > 0 && has_avx512()) {
         // SAFETY: the CPU has AVX-512 BW and VNNI (checked just above).
-        unsafe { rows_bytes(rows, x, out) };
+        match x.as_array::<16>() {
+            Some(x) => unsafe { rows_bytes_16(rows, x, out) },
+            None => unsafe { rows_bytes(rows, x, out) },
+        }
         return true;
     }
     let mut wide = [0i16; WIDE_ROWS_MAX];
@@ -337,6 +341,63 @@ fn rows_bytes(w: &[u8], x: &[u8], out: &mut [i32]) {
         x_chunk,
         madd,
     );
+}
+
+/// [`rows_bytes`] for rows exactly 16 bytes wide (a 16-wide embedding, as
+/// `w`'s): a masked 64-byte load per row would leave three quarters of it
+/// unused, so each load takes four whole rows against `x` repeated four
+/// times, and the four lanes of each row are summed across four loads at
+/// once. Rows past the end of `w` load as zeros and are not stored.
+#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
+fn rows_bytes_16(w: &[u8], x: &[u8; 16], out: &mut [i32]) {
+    let offset = x
+        .iter()
+        .fold(0i32, |acc, &v| acc.wrapping_add(i32::from(v as i8)))
+        .wrapping_mul(128);
+    let offsets = _mm512_set1_epi32(offset);
+    // SAFETY: 16 bytes from `x`.
+    let xs = _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(x.as_ptr().cast()) });
+    let flip = _mm512_set1_epi8(i8::MIN);
+    // Lane `4k + i` of the summed loads is row `4i + k` of the block.
+    let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    let block_sums = |loads: [__m512i; 4]| {
+        let [a0, a1, a2, a3] = loads
+            .map(|wv| _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(wv, flip), xs));
+        let pairs =
+            |a, b| _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+        let (p01, p23) = (pairs(a0, a1), pairs(a2, a3));
+        let quads = _mm512_add_epi32(
+            _mm512_unpacklo_epi64(p01, p23),
+            _mm512_unpackhi_epi64(p01, p23),
+        );
+        _mm512_sub_epi32(_mm512_permutexvar_epi32(order, quads), offsets)
+    };
+    let w = w.get(..16 * out.len()).unwrap_or(&[]);
+    let (blocks, last_rows) = w.as_chunks::<256>();
+    let (outs, last_outs) = out.as_chunks_mut::<16>();
+    for (block, o) in blocks.iter().zip(outs) {
+        let mut loads = [_mm512_setzero_si512(); 4];
+        for (l, rows) in loads.iter_mut().zip(block.as_chunks::<64>().0) {
+            // SAFETY: 64 bytes from a 64-byte chunk.
+            *l = unsafe { _mm512_loadu_si512(rows.as_ptr().cast()) };
+        }
+        // SAFETY: `o` holds 16 i32s (64 bytes).
+        unsafe { _mm512_storeu_si512(o.as_mut_ptr().cast(), block_sums(loads)) };
+    }
+    if last_outs.is_empty() {
+        return;
+    }
+    // The last rows (fewer than 16): masked loads and store; the missing
+    // rows load as zeros and are not stored.
+    let mut loads = [_mm512_setzero_si512(); 4];
+    for (l, rows) in loads.iter_mut().zip(last_rows.chunks(64)) {
+        let mask = u64::MAX >> (64 - rows.len());
+        // SAFETY: the mask reads `rows`' bytes only (1 to 64 of them).
+        *l = unsafe { _mm512_maskz_loadu_epi8(mask, rows.as_ptr().cast::<i8>()) };
+    }
+    let store = u16::MAX >> (16 - last_outs.len());
+    // SAFETY: the mask writes `last_outs`' lanes only (1 to 15 of them).
+    unsafe { _mm512_mask_storeu_epi32(last_outs.as_mut_ptr().cast(), store, block_sums(loads)) };
 }
 
 /// The row driver of [`rows_wide`] and [`rows_bytes`]: `out[r]` is the lane

@@ -22,9 +22,24 @@ use crate::format::MAX_HIDDEN;
 /// `h` in natural order, `h.len() == hidden <= MAX_HIDDEN`, `out.len() >= hidden`.
 /// Returns false, and writes nothing, when AVX2 is missing or the shapes do not
 /// match, so the caller can fall back. Runs the AVX-512 kernels where
-/// [`has_avx512`], else the AVX2 ones.
+/// [`has_avx512`] and they are the faster at this size (`wide_pays`), else
+/// the AVX2 ones.
 pub fn unit_sums<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) -> bool {
-    unit_sums_on(r, hidden, h, out, has_avx512())
+    unit_sums_on(r, hidden, h, out, has_avx512() && wide_pays::<G>(hidden))
+}
+
+/// Whether the AVX-512 kernel beats the AVX2 one at this size (its time
+/// against the AVX2 kernel's, measured on AVX-512 VNNI from 8 to 256 units).
+/// - LSTM: above 32 units (0.75 to 0.99; 1.10 to 1.34 at 8 to 32, where the
+///   pairs of column groups are too few to pay for their set-up).
+/// - GRU: where its pairs of 48-byte quads cover every column, at multiples
+///   of 32 (0.61 to 0.72). Elsewhere it hands the rest to the AVX2 pass for
+///   each run of units, which costs about what the pairs save (0.95 to 1.29).
+fn wide_pays<const G: usize>(hidden: usize) -> bool {
+    match G {
+        4 => hidden > 32,
+        _ => hidden.is_multiple_of(32),
+    }
 }
 
 /// [`unit_sums`] on the AVX2 kernels even where AVX-512 is present (to compare
@@ -65,8 +80,12 @@ fn unit_sums_on<const G: usize>(
     // where the wide kernels run.
     unsafe {
         match (G == 4, wide) {
-            (true, true) => sums_g4_wide(r, hidden, h, out),
-            (true, false) => sums_g4(r, hidden, h, out),
+            (true, true) if hidden <= SMALL_HIDDEN => {
+                sums_g4_wide::<G, SMALL_SLOTS>(r, hidden, h, out)
+            }
+            (true, true) => sums_g4_wide::<G, ALL_SLOTS>(r, hidden, h, out),
+            (true, false) if hidden <= SMALL_HIDDEN => sums_g4::<G, SMALL_SLOTS>(r, hidden, h, out),
+            (true, false) => sums_g4::<G, ALL_SLOTS>(r, hidden, h, out),
             (false, true) => sums_g3_wide(r, hidden, h, out),
             (false, false) => sums_g3(r, hidden, h, out),
         }
@@ -198,18 +217,26 @@ impl Tail {
 }
 
 /// `h[4k..4k + 4]` repeated over a 256-bit register, one per column group:
-/// the `h` side of [`sums_g4`] and [`sums_g4_wide`].
-struct G4Operands {
-    broadcast: [__m256i; MAX_HIDDEN / 4],
+/// the `h` side of [`sums_g4`] and [`sums_g4_wide`], in `SLOTS` registers.
+struct G4Operands<const SLOTS: usize> {
+    broadcast: [__m256i; SLOTS],
     len: usize,
 }
 
-impl G4Operands {
+/// Column groups of the largest layer.
+const ALL_SLOTS: usize = MAX_HIDDEN / 4;
+/// Layers up to this size take operands of [`SMALL_SLOTS`] registers: zeroing
+/// and moving all [`ALL_SLOTS`] every step cost them more than their products.
+const SMALL_HIDDEN: usize = 64;
+const SMALL_SLOTS: usize = SMALL_HIDDEN / 4;
+
+impl<const SLOTS: usize> G4Operands<SLOTS> {
     #[target_feature(enable = "avx2")]
     #[inline]
     fn new(h: &[i16]) -> Self {
         let (groups, _) = h.as_chunks::<4>();
-        let mut broadcast = [_mm256_setzero_si256(); MAX_HIDDEN / 4];
+        debug_assert!(groups.len() <= SLOTS, "the caller picks SLOTS for hidden");
+        let mut broadcast = [_mm256_setzero_si256(); SLOTS];
         for (slot, q) in broadcast.iter_mut().zip(groups) {
             *slot = _mm256_set1_epi64x(pack4(q));
         }
@@ -276,8 +303,13 @@ macro_rules! sums_g4_kernel {
     ($(#[$doc:meta])* $name:ident, $features:literal, $accumulate:ident) => {
         $(#[$doc])*
         #[target_feature(enable = $features)]
-        fn $name<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [[i32; G]]) {
-            let operands = G4Operands::new(h);
+        fn $name<const G: usize, const SLOTS: usize>(
+            r: &[u8],
+            hidden: usize,
+            h: &[i16],
+            out: &mut [[i32; G]],
+        ) {
+            let operands = G4Operands::<SLOTS>::new(h);
             let hb = operands.groups();
             let tail = Tail::new::<G>(hidden, h);
             let block = G * hidden;
@@ -286,6 +318,14 @@ macro_rules! sums_g4_kernel {
             let mut first = 0;
             for outs in &mut outs {
                 let acc = $accumulate::<UNITS_G4>(r, first, block, hb, tail.as_ref());
+                // Every unit's tail in the vector sums (all but tiny layers):
+                // the folded sums go straight to `out`.
+                let direct = tail.is_none() || Tail::window(first, block).is_some();
+                if let (true, Ok(dst)) = (direct, outs.as_flattened_mut().try_into()) {
+                    fold_g4(&acc, dst);
+                    first += UNITS_G4;
+                    continue;
+                }
                 fold_g4(&acc, &mut lanes);
                 for (u, (o, l)) in outs.iter_mut().zip(lanes.chunks_exact(4)).enumerate() {
                     let scalar = Tail::scalar::<G>(tail.as_ref(), r, first + u, hidden, h);
@@ -472,6 +512,26 @@ fn accumulate_g3<const U: usize>(
             }
         }
     }
+    // Apart, so that the quads' loop stays small enough to inline: returned
+    // through memory, the accumulators cost more than their products.
+    if !hl.is_empty() || tail.is_some() {
+        add_g3_rest(r, first, block, quad_bytes, hl, tail, &mut acc);
+    }
+    acc
+}
+
+/// Adds the leftover groups (from byte `quad_bytes` of each unit's block) and
+/// the tail to the accumulators of [`accumulate_g3`].
+#[target_feature(enable = "avx2")]
+fn add_g3_rest<const U: usize>(
+    r: &[u8],
+    first: usize,
+    block: usize,
+    quad_bytes: usize,
+    hl: &[__m128i],
+    tail: Option<&Tail>,
+    acc: &mut [[__m256i; 3]; U],
+) {
     for (u, a) in acc.iter_mut().enumerate() {
         let j = first + u;
         let unit = r.get(j * block..(j + 1) * block).unwrap_or(&[]);
@@ -496,7 +556,6 @@ fn accumulate_g3<const U: usize>(
             *a0 = _mm256_add_epi32(*a0, p);
         }
     }
-    acc
 }
 
 /// Sums one unit's GRU accumulators per gate into `out[0..3]`.
@@ -662,8 +721,10 @@ mod tests {
             (vec![0x80; G * hidden * hidden], vec![i16::MIN; hidden]),
             (vec![0x80; G * hidden * hidden], vec![i16::MAX; hidden]),
         ];
-        // Both paths: AVX-512 (where the CPU has it) and AVX2.
-        let paths: [UnitSums<G>; 2] = [unit_sums::<G>, unit_sums_avx2::<G>];
+        // The dispatch, AVX2, and AVX-512 (where the CPU has it) at every size,
+        // where the dispatch would pick it or not.
+        let wide: UnitSums<G> = |r, hidden, h, out| unit_sums_on(r, hidden, h, out, has_avx512());
+        let paths: [UnitSums<G>; 3] = [unit_sums::<G>, unit_sums_avx2::<G>, wide];
         for ((r, h), sums) in cases.iter().flat_map(|c| paths.map(|p| (c, p))) {
             // One spare entry checks that nothing past `hidden` is written.
             let mut out = vec![[7i32; G]; hidden + 1];
@@ -683,7 +744,7 @@ mod tests {
             return; // the refusal: `without_avx2_every_kernel_refuses`
         }
         let mut gen = Gen::new(42);
-        for hidden in [1, 3, 4, 5, 16, 50, 127, 128, 256] {
+        for hidden in [1, 3, 4, 5, 16, 50, 64, 65, 127, 128, 200, 250, 256] {
             check_units::<3>(&mut gen, hidden);
             check_units::<4>(&mut gen, hidden);
         }
