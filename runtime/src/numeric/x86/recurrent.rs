@@ -28,18 +28,13 @@ pub fn unit_sums<const G: usize>(r: &[u8], hidden: usize, h: &[i16], out: &mut [
     unit_sums_on(r, hidden, h, out, has_avx512() && wide_pays::<G>(hidden))
 }
 
-/// Whether the AVX-512 kernel beats the AVX2 one at this size (its time
-/// against the AVX2 kernel's, measured on AVX-512 VNNI from 8 to 256 units).
-/// - LSTM: above 32 units (0.75 to 0.99; 1.10 to 1.34 at 8 to 32, where the
-///   pairs of column groups are too few to pay for their set-up).
-/// - GRU: where its pairs of 48-byte quads cover every column, at multiples
-///   of 32 (0.61 to 0.72). Elsewhere it hands the rest to the AVX2 pass for
-///   each run of units, which costs about what the pairs save (0.95 to 1.29).
+/// Whether the AVX-512 kernel beats the AVX2 one at this size. The LSTM's
+/// does above 32 units (its time against the AVX2 kernel's, measured on
+/// AVX-512 VNNI from 8 to 256 units: 0.75 to 0.99; 1.10 to 1.34 at 8 to 32,
+/// where its pairs of column groups are too few to pay for their set-up). The
+/// GRU's runs wherever it can (see [`accumulate_g3_wide`]).
 fn wide_pays<const G: usize>(hidden: usize) -> bool {
-    match G {
-        4 => hidden > 32,
-        _ => hidden.is_multiple_of(32),
-    }
+    G != 4 || hidden > 32
 }
 
 /// [`unit_sums`] on the AVX2 kernels even where AVX-512 is present (to compare
@@ -86,8 +81,9 @@ fn unit_sums_on<const G: usize>(
             (true, true) => sums_g4_wide::<G, ALL_SLOTS>(r, hidden, h, out),
             (true, false) if hidden <= SMALL_HIDDEN => sums_g4::<G, SMALL_SLOTS>(r, hidden, h, out),
             (true, false) => sums_g4::<G, ALL_SLOTS>(r, hidden, h, out),
-            (false, true) => sums_g3_wide(r, hidden, h, out),
-            (false, false) => sums_g3(r, hidden, h, out),
+            // Whole pairs of quads only (see `accumulate_g3_wide`).
+            (false, true) if hidden.is_multiple_of(32) => sums_g3_wide(r, hidden, h, out),
+            (false, _) => sums_g3(r, hidden, h, out),
         }
     }
     true
@@ -636,8 +632,12 @@ sums_g3_kernel!(
 /// [`accumulate_g3`] over pairs of quads in 512-bit registers: the runs of
 /// quads `2p` and `2p + 1` are `[0 1 | 2 0' | 1' 2']`, so run 0 sums the low
 /// half of the first accumulator and the high half of the second, and so on.
-/// The last odd quad, leftover groups and the tail go through
-/// [`accumulate_g3`].
+/// Whole pairs only: the dispatch runs it where the hidden size is a multiple
+/// of 32 (no odd quad, leftover group or tail), and the AVX2 kernel elsewhere.
+/// Handing the rest to [`accumulate_g3`] for each run of units cost about what
+/// the pairs saved (0.95 to 1.29 times the AVX2 kernel's time), and as its
+/// second caller kept it from being inlined into the AVX2 kernel, which was
+/// then 25 to 30% slower (hidden 32 to 200).
 #[target_feature(enable = "avx2,avx512bw,avx512vnni")]
 #[inline]
 fn accumulate_g3_wide<const U: usize>(
@@ -648,6 +648,7 @@ fn accumulate_g3_wide<const U: usize>(
     hl: &[__m128i],
     tail: Option<&Tail>,
 ) -> [[__m256i; 3]; U] {
+    debug_assert!(hc.len().is_multiple_of(2) && hl.is_empty() && tail.is_none());
     let mut acc = [[_mm512_setzero_si512(); 3]; U];
     let (pairs, _) = hc.as_chunks::<2>();
     if r.len() >= (first + U) * block && hc.len() * 48 + hl.len() * 12 <= block {
@@ -668,7 +669,7 @@ fn accumulate_g3_wide<const U: usize>(
             }
         }
     }
-    let runs = acc.map(|[x, y, z]| {
+    acc.map(|[x, y, z]| {
         let lo = |v| _mm512_castsi512_si256(v);
         let hi = |v| _mm512_extracti64x4_epi64::<1>(v);
         [
@@ -676,12 +677,7 @@ fn accumulate_g3_wide<const U: usize>(
             _mm256_add_epi32(hi(x), lo(z)),
             _mm256_add_epi32(lo(y), hi(z)),
         ]
-    });
-    if 2 * pairs.len() == hc.len() && hl.is_empty() && tail.is_none() {
-        // Nothing left for the narrow pass (hidden a multiple of 32).
-        return runs;
-    }
-    accumulate_g3::<U>(r, first, block, hc, hl, tail, (2 * pairs.len(), runs))
+    })
 }
 
 /// The sum of the two 256-bit halves.
@@ -721,8 +717,8 @@ mod tests {
             (vec![0x80; G * hidden * hidden], vec![i16::MIN; hidden]),
             (vec![0x80; G * hidden * hidden], vec![i16::MAX; hidden]),
         ];
-        // The dispatch, AVX2, and AVX-512 (where the CPU has it) at every size,
-        // where the dispatch would pick it or not.
+        // The dispatch, AVX2, and AVX-512 (where the CPU has it) wherever it
+        // can run, whether the dispatch would pick it or not.
         let wide: UnitSums<G> = |r, hidden, h, out| unit_sums_on(r, hidden, h, out, has_avx512());
         let paths: [UnitSums<G>; 3] = [unit_sums::<G>, unit_sums_avx2::<G>, wide];
         for ((r, h), sums) in cases.iter().flat_map(|c| paths.map(|p| (c, p))) {
