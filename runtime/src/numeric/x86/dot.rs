@@ -305,10 +305,7 @@ fn rows_bytes(w: &[u8], x: &[u8], out: &mut [i32]) {
     }
     let mut padded = [0u8; WIDE_ROWS_MAX];
     padded.iter_mut().zip(x).for_each(|(p, &v)| *p = v);
-    let offset = x
-        .iter()
-        .fold(0i32, |acc, &v| acc.wrapping_add(i32::from(v as i8)))
-        .wrapping_mul(128);
+    let offset = flip_offset(x);
     let (full, rest) = (width / 64, width % 64);
     let mask = |c: usize| {
         if c < full {
@@ -350,10 +347,7 @@ fn rows_bytes(w: &[u8], x: &[u8], out: &mut [i32]) {
 /// once. Rows past the end of `w` load as zeros and are not stored.
 #[target_feature(enable = "avx2,avx512bw,avx512vnni")]
 fn rows_bytes_16(w: &[u8], x: &[u8; 16], out: &mut [i32]) {
-    let offset = x
-        .iter()
-        .fold(0i32, |acc, &v| acc.wrapping_add(i32::from(v as i8)))
-        .wrapping_mul(128);
+    let offset = flip_offset(x);
     let offsets = _mm512_set1_epi32(offset);
     // SAFETY: 16 bytes from `x`.
     let xs = _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(x.as_ptr().cast()) });
@@ -363,14 +357,8 @@ fn rows_bytes_16(w: &[u8], x: &[u8; 16], out: &mut [i32]) {
     let block_sums = |loads: [__m512i; 4]| {
         let [a0, a1, a2, a3] = loads
             .map(|wv| _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(wv, flip), xs));
-        let pairs =
-            |a, b| _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
-        let (p01, p23) = (pairs(a0, a1), pairs(a2, a3));
-        let quads = _mm512_add_epi32(
-            _mm512_unpacklo_epi64(p01, p23),
-            _mm512_unpackhi_epi64(p01, p23),
-        );
-        _mm512_sub_epi32(_mm512_permutexvar_epi32(order, quads), offsets)
+        let sums = block_sums_x4(a0, a1, a2, a3);
+        _mm512_sub_epi32(_mm512_permutexvar_epi32(order, sums), offsets)
     };
     let w = w.get(..16 * out.len()).unwrap_or(&[]);
     let (blocks, last_rows) = w.as_chunks::<256>();
@@ -450,10 +438,6 @@ fn rows_by_16(
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn lane_sums_x16(v: &[__m512i; 16]) -> __m512i {
-    // Lanes 0, 2 of each 128-bit block hold `a`'s part, lanes 1, 3 `b`'s.
-    let pairs = |a, b| _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
-    // Each 128-bit block holds the four rows' parts, in order.
-    let quads = |a, b| _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
     // Blocks 0, 1 hold `a`'s rows (its even and odd blocks), 2, 3 `b`'s.
     let halves = |a, b| {
         _mm512_add_epi32(
@@ -462,11 +446,31 @@ fn lane_sums_x16(v: &[__m512i; 16]) -> __m512i {
         )
     };
     let [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15] = *v;
-    let q0 = quads(pairs(a0, a1), pairs(a2, a3));
-    let q1 = quads(pairs(a4, a5), pairs(a6, a7));
-    let q2 = quads(pairs(a8, a9), pairs(a10, a11));
-    let q3 = quads(pairs(a12, a13), pairs(a14, a15));
+    let q0 = block_sums_x4(a0, a1, a2, a3);
+    let q1 = block_sums_x4(a4, a5, a6, a7);
+    let q2 = block_sums_x4(a8, a9, a10, a11);
+    let q3 = block_sums_x4(a12, a13, a14, a15);
     halves(halves(q0, q1), halves(q2, q3))
+}
+
+/// Sums within the 128-bit blocks of four vectors: lane `i` of block `k` of
+/// the result is the wrapping sum of block `k` of the `i`th vector.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn block_sums_x4(a: __m512i, b: __m512i, c: __m512i, d: __m512i) -> __m512i {
+    // Lanes 0, 2 of each block hold the first vector's part, lanes 1, 3 the second's.
+    let pairs = |a, b| _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+    let (ab, cd) = (pairs(a, b), pairs(c, d));
+    _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd))
+}
+
+/// `128 Σ x` (wrapping), which [`rows_bytes`] and [`rows_bytes_16`] take off
+/// their `vpdpbusd` sums for feeding the weights in as `w + 128`.
+#[inline]
+fn flip_offset(x: &[u8]) -> i32 {
+    x.iter()
+        .fold(0i32, |acc, &v| acc.wrapping_add(i32::from(v as i8)))
+        .wrapping_mul(128)
 }
 
 /// Rows per pass of [`rows_fixed`] (they share the vectors of `x`).
