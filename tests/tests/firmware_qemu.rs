@@ -36,7 +36,9 @@ impl WeightRng {
 
 #[derive(Clone, Copy)]
 enum Kind {
-    Words,
+    /// Words with embedding rows of this many dims (a width that is not a
+    /// multiple of 4 takes the DSP kernels' column tail).
+    Words(usize),
     Chars,
     Generator,
     /// A generator over the review chars, whose UNK and PAD ids have no char.
@@ -46,13 +48,12 @@ enum Kind {
 fn model(kind: Kind, cell: Cell, hidden: usize, head: Head, seed: u64) -> ModelSpec {
     let mut rng = WeightRng(lstm_edge_runtime::Rng::new(seed));
     let (input, input_dim, tokens) = match kind {
-        Kind::Words => {
+        Kind::Words(embed_dim) => {
             let words = [
                 "the", "movie", "film", "was", "good", "great", "bad", "boring", "not", "plot",
                 "acting", "loved", "hated", "it", "i", ".", ",", "!",
             ];
             let (strings, offsets) = encode_vocab(words.iter().map(|w| w.as_bytes().to_vec()));
-            let embed_dim = 16;
             (
                 InputSpec::Words {
                     strings,
@@ -98,7 +99,7 @@ fn model(kind: Kind, cell: Cell, hidden: usize, head: Head, seed: u64) -> ModelS
     let embedding = match kind {
         // Rows from 0.5 down to 0.5 / 2^8, as trained embeddings spread, so
         // the device meets every row shift the integer format has.
-        Kind::Words => rng
+        Kind::Words(_) => rng
             .weights(tokens * input_dim, 0.5)
             .chunks(input_dim)
             .enumerate()
@@ -299,7 +300,13 @@ fn generator_inputs() -> FirmwareInputs {
 
 #[test]
 fn firmware_word_sentiment_lstm_matches_host() {
-    let spec = model(Kind::Words, Cell::Lstm, 24, Head::Flatten { maxlen: 32 }, 1);
+    let spec = model(
+        Kind::Words(22),
+        Cell::Lstm,
+        24,
+        Head::Flatten { maxlen: 32 },
+        1,
+    );
     let (out, _) = assert_bit_exact("words-lstm", &spec, &sentiment_inputs());
     assert_eq!(out.scores.len(), reviews().len());
     assert!(
@@ -310,7 +317,7 @@ fn firmware_word_sentiment_lstm_matches_host() {
 
 #[test]
 fn firmware_word_sentiment_gru_matches_host() {
-    let spec = model(Kind::Words, Cell::Gru, 24, Head::Mean, 2);
+    let spec = model(Kind::Words(18), Cell::Gru, 24, Head::Mean, 2);
     assert_bit_exact("words-gru", &spec, &sentiment_inputs());
 }
 
@@ -468,7 +475,13 @@ fn firmware_on_a_cortex_m3_matches_host_without_float() {
         board: firmware::Board::Mps2An385,
         ..inputs
     };
-    let words = model(Kind::Words, Cell::Lstm, 24, Head::Flatten { maxlen: 32 }, 1);
+    let words = model(
+        Kind::Words(16),
+        Cell::Lstm,
+        24,
+        Head::Flatten { maxlen: 32 },
+        1,
+    );
     let generator = model(Kind::GeneratorWithUnk, Cell::Gru, 64, Head::Last, 6);
     for (name, spec, inputs) in [
         ("m3-words-lstm", &words, on_m3(sentiment_inputs())),

@@ -9,7 +9,11 @@
 //! - one loop ([`grouped_sums`]) that reads, never writes, a unit's weight
 //!   block and `h` with two-word loads (LDRD). Its one caller checks the
 //!   lengths and the word alignment LDRD needs, and falls back to the
-//!   single-word loop otherwise.
+//!   single-word loop otherwise;
+//! - one loop ([`pair_sums`]) that reads, never writes, two rows of a word
+//!   model's `W` and the embedding row with single-word loads (LDR, which
+//!   needs no alignment), and its column tail. Its one caller checks once
+//!   that every gate row of the unit lies inside `W`.
 //!
 //! SMLAD may set the sticky Q flag, which nothing in this crate reads. Results equal the portable kernel's
 //! exactly (the sums cannot overflow: see `format::MAX_HIDDEN`), so host and
@@ -89,25 +93,6 @@ pub fn dot_i8_i16(w: &[u8], x: &[i16]) -> i32 {
     })
 }
 
-/// `Σ w[k] * x[k]` for int8 `w` and int8 `x` (a word model's embedding row):
-/// SXTB16 splits both words into the same lanes, so four products take two
-/// SMLADs, where the portable loop takes a load, a load and a multiply-add
-/// each.
-#[inline(always)]
-pub fn dot_i8_i8(w: &[u8], x: &[u8]) -> i32 {
-    let (w_blocks, w_tail) = w.as_chunks::<4>();
-    let (x_blocks, x_tail) = x.as_chunks::<4>();
-    let mut acc = 0i32;
-    for (&w4, &x4) in w_blocks.iter().zip(x_blocks) {
-        let (wv, xv) = (u32::from_le_bytes(w4), u32::from_le_bytes(x4));
-        acc = smlad(sxtb16(wv), sxtb16(xv), acc);
-        acc = smlad(sxtb16_ror8(wv), sxtb16_ror8(xv), acc);
-    }
-    w_tail.iter().zip(x_tail).fold(acc, |acc, (&w, &x)| {
-        acc.wrapping_add((w as i8 as i32) * (x as i8 as i32))
-    })
-}
-
 /// Two rows against the same `x` (in [`pair_layout`] order): each `x` word is
 /// loaded once for both.
 #[inline(always)]
@@ -158,6 +143,96 @@ macro_rules! gate_word {
             "}\n",
         )
     };
+}
+
+/// `(Σ a[k] * x[k], Σ b[k] * x[k])` for int8 rows `a` and `b` and an int8 `x`
+/// (a word model's embedding row): each `x` word is loaded and split once for
+/// both rows, and the loop costs 15 instructions per four columns of the pair.
+///
+/// # Safety
+/// `a` and `b` are valid for reads of `x.len()` bytes.
+#[inline(always)]
+unsafe fn pair_sums(a: *const u8, b: *const u8, x: &[u8]) -> (i32, i32) {
+    let grouped = x.len() & !3;
+    let (mut sa, mut sb) = (0i32, 0i32);
+    if grouped > 0 {
+        let end = x.as_ptr().wrapping_add(grouped);
+        // SAFETY: the caller's bounds; the loop reads the first `grouped`
+        // bytes of `x`, `a` and `b`, a word at a time (LDR, which takes any
+        // alignment on these cores), and writes only registers.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {xo}, [{x}], #4",
+                "sxtb16 {xe}, {xo}",
+                "sxtb16 {xo}, {xo}, ror #8",
+                "ldr {p}, [{a}], #4",
+                gate_word!("sa", "p"),
+                "ldr {p}, [{b}], #4",
+                gate_word!("sb", "p"),
+                "cmp {x}, {end}",
+                "bne 2b",
+                x = inout(reg) x.as_ptr() => _,
+                a = inout(reg) a => _,
+                b = inout(reg) b => _,
+                end = in(reg) end,
+                sa = inout(reg) sa, sb = inout(reg) sb,
+                xe = out(reg) _, xo = out(reg) _, p = out(reg) _, t = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+    }
+    for (k, &x) in x.iter().enumerate().skip(grouped) {
+        // SAFETY: `k < x.len()`, inside both rows (the caller's bounds).
+        let (wa, wb) = unsafe { (*a.add(k), *b.add(k)) };
+        let x = x as i8 as i32;
+        sa = sa.wrapping_add((wa as i8 as i32) * x);
+        sb = sb.wrapping_add((wb as i8 as i32) * x);
+    }
+    (sa, sb)
+}
+
+/// The input sums of the `G` gates of `unit` for a word model: rows `gate *
+/// hidden + unit` of `W` (ONNX row order, `e.len()` bytes a row) times the
+/// embedding row `e`, two gates at a time. One bounds check covers all the
+/// rows; all sums are 0 when one would lie outside `w` (the format's checks
+/// rule that out for a loaded blob).
+#[inline(always)]
+pub fn dot_gate_rows<const G: usize>(w: &[u8], hidden: usize, unit: usize, e: &[u8]) -> [i32; G] {
+    dot_gate_rows_checked(w, hidden, unit, e).unwrap_or([0; G])
+}
+
+#[inline(always)]
+fn dot_gate_rows_checked<const G: usize>(
+    w: &[u8],
+    hidden: usize,
+    unit: usize,
+    e: &[u8],
+) -> Option<[i32; G]> {
+    let input = e.len();
+    let stride = hidden.checked_mul(input)?;
+    let first = unit.checked_mul(input)?;
+    let last = G.checked_sub(1)?.checked_mul(stride)?.checked_add(first)?;
+    if last.checked_add(input)? > w.len() {
+        return None;
+    }
+    // Gate `g`'s row starts at `g * stride + first <= last`: no overflow.
+    let row = |gate: usize| {
+        w.as_ptr()
+            .wrapping_add(gate.wrapping_mul(stride).wrapping_add(first))
+    };
+    let mut sums = [0i32; G];
+    for (pair, out) in sums.chunks_mut(2).enumerate() {
+        let gate = 2 * pair;
+        // SAFETY: every gate's row holds `input` bytes of `w` (checked above).
+        match out {
+            [sa, sb] => (*sa, *sb) = unsafe { pair_sums(row(gate), row(gate + 1), e) },
+            // A GRU's last gate alone, as a pair with itself.
+            [s] => *s = unsafe { pair_sums(row(gate), row(gate), e) }.0,
+            _ => {}
+        }
+    }
+    Some(sums)
 }
 
 /// One group of four columns of a 4-gate unit block: the `x` pair words and

@@ -179,6 +179,7 @@ struct DeviceStep<'a> {
     units: &'a [[u8; RowConsts::BYTES]],
     /// Alignment of `W·x` before its multiplier.
     shift: InputShift,
+    #[cfg(not(cortex_m_dsp))]
     input: usize,
     hidden: usize,
 }
@@ -336,7 +337,7 @@ const LANES: usize = 16;
 const LANES: usize = 4;
 
 #[cfg(cortex_m_dsp)]
-use super::dsp::{dot_i8_i16, dot_i8_i8, dot_unit};
+use super::dsp::{dot_i8_i16, dot_unit};
 
 /// Adds the last `x_tail.len()` columns of a unit-major block (one run per
 /// gate, see `format::unit_major_index`) to the gate sums.
@@ -544,10 +545,16 @@ fn device_unit_pres<const G: usize>(
             .get(unit.wrapping_mul(G)..)
             .and_then(|w| w.first_chunk::<G>())
             .map_or([0; G], |w| w.map(|b| step.shift.one_hot(b))),
-        Token::Vector { row: e, .. } => core::array::from_fn(|gate| {
-            let row = row_of(step.w, flat_index(gate, step.hidden, unit), step.input);
-            step.shift.apply(dot_i8_i8(row, e))
-        }),
+        Token::Vector { row: e, .. } => {
+            #[cfg(cortex_m_dsp)]
+            let sums = super::dsp::dot_gate_rows::<G>(step.w, step.hidden, unit, e);
+            #[cfg(not(cortex_m_dsp))]
+            let sums: [i32; G] = core::array::from_fn(|gate| {
+                let row = row_of(step.w, flat_index(gate, step.hidden, unit), step.input);
+                dot_i8_i8(row, e)
+            });
+            sums.map(|sum| step.shift.apply(sum))
+        }
     };
     let mut input_pres = [0i32; G];
     let mut hidden_pres = [0i32; G];
@@ -623,6 +630,7 @@ impl Numeric for Int {
                 plan: super::dsp::UnitPlan::new(w.r, _h, dims.gates, dims.hidden),
                 units: w.units.as_chunks().0,
                 shift,
+                #[cfg(not(cortex_m_dsp))]
                 input: dims.input,
                 hidden: dims.hidden,
             },
