@@ -10,10 +10,11 @@
 //!   block and `h` with two-word loads (LDRD). Its one caller checks the
 //!   lengths and the word alignment LDRD needs, and falls back to the
 //!   single-word loop otherwise;
-//! - one loop ([`pair_sums`]) that reads, never writes, two rows of a word
-//!   model's `W` and the embedding row with single-word loads (LDR, which
-//!   needs no alignment), and its column tail. Its one caller checks once
-//!   that every gate row of the unit lies inside `W`.
+//! - two loops ([`pair_sums`], and [`row_sum`] for one row) that read, never
+//!   write, rows of a word model's `W` and the embedding row with
+//!   single-word loads (LDR, which needs no alignment), and their column
+//!   tails. Their one caller checks once that every gate row of the unit
+//!   lies inside `W`.
 //!
 //! SMLAD may set the sticky Q flag, which nothing in this crate reads. Results equal the portable kernel's
 //! exactly (the sums cannot overflow: see `format::MAX_HIDDEN`), so host and
@@ -145,6 +146,23 @@ macro_rules! gate_word {
     };
 }
 
+/// A loop over the words of an int8 `x` (from `{x}` to `{end}`): each word is
+/// loaded and split into the `xe` and `xo` lanes of [`gate_word!`], then each
+/// `(sum, row)` takes the next weight word of its row.
+macro_rules! rows_loop {
+    ($(($acc:literal, $row:literal)),+) => {
+        concat!(
+            "2:\n",
+            "ldr {xo}, [{x}], #4\n",
+            "sxtb16 {xe}, {xo}\n",
+            "sxtb16 {xo}, {xo}, ror #8\n",
+            $("ldr {p}, [{", $row, "}], #4\n", gate_word!($acc, "p"),)+
+            "cmp {x}, {end}\n",
+            "bne 2b\n",
+        )
+    };
+}
+
 /// `(Σ a[k] * x[k], Σ b[k] * x[k])` for int8 rows `a` and `b` and an int8 `x`
 /// (a word model's embedding row): each `x` word is loaded and split once for
 /// both rows, and the loop costs 15 instructions per four columns of the pair.
@@ -162,16 +180,7 @@ unsafe fn pair_sums(a: *const u8, b: *const u8, x: &[u8]) -> (i32, i32) {
         // alignment on these cores), and writes only registers.
         unsafe {
             asm!(
-                "2:",
-                "ldr {xo}, [{x}], #4",
-                "sxtb16 {xe}, {xo}",
-                "sxtb16 {xo}, {xo}, ror #8",
-                "ldr {p}, [{a}], #4",
-                gate_word!("sa", "p"),
-                "ldr {p}, [{b}], #4",
-                gate_word!("sb", "p"),
-                "cmp {x}, {end}",
-                "bne 2b",
+                rows_loop!(("sa", "a"), ("sb", "b")),
                 x = inout(reg) x.as_ptr() => _,
                 a = inout(reg) a => _,
                 b = inout(reg) b => _,
@@ -190,6 +199,38 @@ unsafe fn pair_sums(a: *const u8, b: *const u8, x: &[u8]) -> (i32, i32) {
         sb = sb.wrapping_add((wb as i8 as i32) * x);
     }
     (sa, sb)
+}
+
+/// `Σ a[k] * x[k]`: [`pair_sums`] for one row (a GRU's third gate), 10
+/// instructions per four columns.
+///
+/// # Safety
+/// `a` is valid for reads of `x.len()` bytes.
+#[inline(always)]
+unsafe fn row_sum(a: *const u8, x: &[u8]) -> i32 {
+    let grouped = x.len() & !3;
+    let mut sum = 0i32;
+    if grouped > 0 {
+        let end = x.as_ptr().wrapping_add(grouped);
+        // SAFETY: as in `pair_sums`, for one row.
+        unsafe {
+            asm!(
+                rows_loop!(("sum", "a")),
+                x = inout(reg) x.as_ptr() => _,
+                a = inout(reg) a => _,
+                end = in(reg) end,
+                sum = inout(reg) sum,
+                xe = out(reg) _, xo = out(reg) _, p = out(reg) _, t = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+    }
+    for (k, &x) in x.iter().enumerate().skip(grouped) {
+        // SAFETY: `k < x.len()`, inside the row (the caller's bounds).
+        let w = unsafe { *a.add(k) };
+        sum = sum.wrapping_add((w as i8 as i32) * (x as i8 as i32));
+    }
+    sum
 }
 
 /// The input sums of the `G` gates of `unit` for a word model: rows `gate *
@@ -227,8 +268,8 @@ fn dot_gate_rows_checked<const G: usize>(
         // SAFETY: every gate's row holds `input` bytes of `w` (checked above).
         match out {
             [sa, sb] => (*sa, *sb) = unsafe { pair_sums(row(gate), row(gate + 1), e) },
-            // A GRU's last gate alone, as a pair with itself.
-            [s] => *s = unsafe { pair_sums(row(gate), row(gate), e) }.0,
+            // A GRU's last gate alone.
+            [s] => *s = unsafe { row_sum(row(gate), e) },
             _ => {}
         }
     }
