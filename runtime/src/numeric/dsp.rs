@@ -238,7 +238,12 @@ unsafe fn row_sum(a: *const u8, x: &[u8]) -> i32 {
 /// embedding row `e`, two gates at a time. One bounds check covers all the
 /// rows; all sums are 0 when one would lie outside `w` (the format's checks
 /// rule that out for a loaded blob).
-#[inline(always)]
+///
+/// Not inlined: inside the step loop, which every model's image holds, its
+/// ten registers at once cost every model, char models included, 64 to 72
+/// bytes of stack; the call costs word models at most 4% of their
+/// instructions (see the README's device figures).
+#[inline(never)]
 pub fn dot_gate_rows<const G: usize>(w: &[u8], hidden: usize, unit: usize, e: &[u8]) -> [i32; G] {
     dot_gate_rows_checked(w, hidden, unit, e).unwrap_or([0; G])
 }
