@@ -1,6 +1,7 @@
-//! The f32 path, for hosts and FPU cores. `libm` gives correctly rounded-ish
-//! exp/tanh (musl's), which keeps 400-step runs within 1e-5 of f64.
+//! The f32 path, for hosts and FPU cores. Its exp and tanh ([`super::float_math`])
+//! are within about 1 ulp, which keeps 400-step runs within 1e-5 of f64.
 
+use super::float_math::{exp, sigmoid, tanh};
 use super::{argmax, flat_index, span, Numeric, Token};
 use crate::format::{Dims, FloatParams, Params};
 use crate::sample::{Rng, Temperature};
@@ -23,39 +24,159 @@ fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
     span(bytes, flat_index(row, row_bytes, 0), row_bytes)
 }
 
-/// Independent partial sums, so the compiler can keep them in vector registers
-/// (a single float sum cannot be reordered, so it would stay scalar).
-const LANES: usize = 16;
+/// Independent partial sums per row, so the compiler can keep them in vector
+/// registers (a single float sum cannot be reordered, so it would stay scalar).
+const LANES: usize = 8;
 
-/// `Σ w[k] * value(x[k])` over little-endian f32 weights, in [`LANES`] partial sums.
+/// `Σ w[k] * value(x[k])` of each of the `R` rows of little-endian f32
+/// weights: the rows share each load of `x`, and each keeps [`LANES`] partial
+/// sums, added as a tree at the end. A row's sum does not depend on `R` or on
+/// the other rows, so hosts (four rows at a time) and bare metal (a unit's
+/// gate rows) agree bit for bit. The sums run over the columns that `x` and
+/// every row have.
 #[inline(always)]
-fn dot_with<X: Copy>(w: &[u8], x: &[X], value: impl Fn(X) -> f32) -> f32 {
-    let (w_blocks, w_tail) = w.as_chunks::<4>().0.as_chunks::<LANES>();
-    let (x_blocks, x_tail) = x.as_chunks::<LANES>();
-    let mut lanes = [0f32; LANES];
-    for (wb, xb) in w_blocks.iter().zip(x_blocks) {
-        for ((acc, &w), &x) in lanes.iter_mut().zip(wb).zip(xb) {
-            *acc += f32::from_le_bytes(w) * value(x);
+fn dot_rows_with<const R: usize, X: Copy>(
+    rows: [&[u8]; R],
+    x: &[X],
+    value: impl Fn(X) -> f32,
+) -> [f32; R] {
+    let columns = rows
+        .iter()
+        .map(|row| row.len() / 4)
+        .fold(x.len(), usize::min);
+    let blocks = columns / LANES;
+    let row_blocks = rows.map(|row| {
+        let blocks_of_row = row.as_chunks::<4>().0.as_chunks::<LANES>().0;
+        blocks_of_row.get(..blocks).unwrap_or(&[])
+    });
+    let (x_blocks, _) = x.as_chunks::<LANES>();
+    let mut lanes = [[0f32; LANES]; R];
+    for (block, xb) in x_blocks.iter().take(blocks).enumerate() {
+        let xv = xb.map(&value);
+        for (acc, row) in lanes.iter_mut().zip(&row_blocks) {
+            if let Some(wb) = row.get(block) {
+                for ((a, &w), &v) in acc.iter_mut().zip(wb).zip(&xv) {
+                    *a += f32::from_le_bytes(w) * v;
+                }
+            }
         }
     }
-    let tail: f32 = w_tail
-        .iter()
-        .zip(x_tail)
-        .map(|(&w, &x)| f32::from_le_bytes(w) * value(x))
-        .sum();
-    lanes.iter().sum::<f32>() + tail
+    let done = blocks * LANES;
+    let mut sums = [0f32; R];
+    for ((sum, row), acc) in sums.iter_mut().zip(rows).zip(lanes) {
+        let tail: f32 = (done..columns)
+            .map(|k| le_f32(row, k) * x.get(k).map_or(0.0, |&v| value(v)))
+            .sum();
+        *sum = sum_lanes(acc) + tail;
+    }
+    sums
+}
+
+/// The lanes summed as a tree, halves onto halves: vector adds, where a sum
+/// in order is a chain of dependent scalar adds.
+#[inline(always)]
+fn sum_lanes(lanes: [f32; LANES]) -> f32 {
+    let [a, b, c, d, e, f, g, h] = lanes;
+    ((a + e) + (c + g)) + ((b + f) + (d + h))
 }
 
 #[inline(always)]
 fn dot(w: &[u8], x: &[f32]) -> f32 {
-    dot_with(w, x, |v| v)
+    let [sum] = dot_rows_with([w], x, |v| v);
+    sum
 }
 
-/// [`dot`] with `x` as little-endian f32 bytes too (an embedding row), read in
-/// place: no decoded copy per gate row.
+/// The f32 path's per-step buffers on hosts (see [`Numeric::Scratch`]): every
+/// row's pre-activations, formed four rows at a time, then the cells of all
+/// units in loops the compiler vectorises (activations included). Rows are in
+/// ONNX order (`gate * hidden + unit`), in `4 H` entries, read flattened.
+#[cfg(not(unit_steps))]
+#[derive(Debug, Clone)]
+pub struct FloatScratch<const H: usize> {
+    /// `W·x + wb` of every row; an LSTM's gate outputs once the step formed them.
+    x: [[f32; 4]; H],
+    /// `R·h + rb` of every row.
+    h: [[f32; 4]; H],
+    /// How many units the buffers hold (0 where the model's rows do not fit).
+    units: usize,
+}
+
+#[cfg(not(unit_steps))]
+impl<const H: usize> Default for FloatScratch<H> {
+    fn default() -> Self {
+        FloatScratch {
+            x: [[0.0; 4]; H],
+            h: [[0.0; 4]; H],
+            units: 0,
+        }
+    }
+}
+
+/// Fills [`FloatScratch`] for one step: both pre-activations of every row, four
+/// rows at a time (the rows' sums are those of [`Numeric::unit_pres`], bit for
+/// bit), then an LSTM's gate outputs in place of its input pre-activations.
+#[cfg(not(unit_steps))]
 #[inline(always)]
-fn dot_bytes(w: &[u8], x: &[u8]) -> f32 {
-    dot_with(w, x.as_chunks::<4>().0, f32::from_le_bytes)
+fn host_pres<const H: usize>(
+    w: &FloatParams<'_>,
+    dims: &Dims,
+    x: Token<'_>,
+    h: &[f32],
+    s: &mut FloatScratch<H>,
+) {
+    let rows = dims.rows();
+    let (Some(xs), Some(hs)) = (
+        s.x.as_flattened_mut().get_mut(..rows),
+        s.h.as_flattened_mut().get_mut(..rows),
+    ) else {
+        s.units = 0;
+        return;
+    };
+    s.units = dims.hidden;
+    let mut quads = xs.chunks_exact_mut(4).zip(hs.chunks_exact_mut(4));
+    for (quad, (xq, hq)) in (&mut quads).enumerate() {
+        let rows: [usize; 4] = core::array::from_fn(|k| quad * 4 + k);
+        for ((xv, hv), (x_pre, h_pre)) in xq.iter_mut().zip(hq.iter_mut()).zip(
+            input_pres(w, dims, rows, x)
+                .into_iter()
+                .zip(hidden_pres(w, dims, rows, h)),
+        ) {
+            *xv = x_pre;
+            *hv = h_pre;
+        }
+    }
+    let done = rows - rows % 4;
+    let rest = xs.iter_mut().zip(hs.iter_mut()).enumerate().skip(done);
+    for (row, (xv, hv)) in rest {
+        let [x_pre] = input_pres(w, dims, [row], x);
+        let [h_pre] = hidden_pres(w, dims, [row], h);
+        *xv = x_pre;
+        *hv = h_pre;
+    }
+    let lstm_split = (dims.gates == 4)
+        .then(|| xs.split_at_mut_checked(3 * dims.hidden))
+        .flatten()
+        .zip(hs.split_at_checked(3 * dims.hidden));
+    if let Some(((sigmoids, candidates), (h_sigmoids, h_candidates))) = lstm_split {
+        // i, o and f are sigmoids; the candidate g (the last gate) a tanh.
+        for (v, &r) in sigmoids.iter_mut().zip(h_sigmoids) {
+            *v = sigmoid(*v + r);
+        }
+        for (v, &r) in candidates.iter_mut().zip(h_candidates) {
+            *v = tanh(*v + r);
+        }
+    }
+}
+
+/// The first `G` gates' blocks of `hidden` rows each, of rows in ONNX order
+/// (empty where `rows` runs out).
+#[cfg(not(unit_steps))]
+#[inline(always)]
+fn gate_blocks<const G: usize>(rows: &[f32], hidden: usize) -> [&[f32]; G] {
+    core::array::from_fn(|gate| {
+        let start = flat_index(gate, hidden, 0);
+        rows.get(start..start.wrapping_add(hidden)).unwrap_or(&[])
+    })
 }
 
 /// The weights, sizes and input of one step.
@@ -66,20 +187,72 @@ pub struct FloatStep<'a> {
     x: Token<'a>,
 }
 
-/// `W[row]·x + wb[row]`.
+/// [`dot_rows_with`] as each target runs it faster: hosts take the rows
+/// together, bare metal two at a time (an FPU core has 32 single registers and
+/// no vectors: four rows' partial sums spill). The sums are the same.
 #[inline(always)]
-fn input_pre(w: &FloatParams<'_>, dims: &Dims, row: usize, x: Token<'_>) -> f32 {
-    let wx = match x {
-        Token::OneHot(id) => le_f32(w.w, flat_index(row, dims.input, id)),
-        Token::Vector { row: e, .. } => dot_bytes(row_of(w.w, row, dims.input), e),
-    };
-    wx + le_f32(w.wb, row)
+fn dot_rows<const R: usize, X: Copy>(
+    rows: [&[u8]; R],
+    x: &[X],
+    value: impl Fn(X) -> f32,
+) -> [f32; R] {
+    #[cfg(unit_steps)]
+    {
+        let mut sums = [0f32; R];
+        let mut outs = sums.chunks_exact_mut(2);
+        let mut pairs = rows.chunks_exact(2);
+        for (out, pair) in (&mut outs).zip(&mut pairs) {
+            if let ([a, b], &[ra, rb]) = (out, pair) {
+                [*a, *b] = dot_rows_with([ra, rb], x, &value);
+            }
+        }
+        for (out, &row) in outs.into_remainder().iter_mut().zip(pairs.remainder()) {
+            [*out] = dot_rows_with([row], x, &value);
+        }
+        sums
+    }
+    #[cfg(not(unit_steps))]
+    dot_rows_with(rows, x, value)
 }
 
-/// `R[row]·h + rb[row]`.
+/// `sums[g] + bias[rows[g]]` for each `g`.
 #[inline(always)]
-fn hidden_pre(w: &FloatParams<'_>, dims: &Dims, row: usize, h: &[f32]) -> f32 {
-    dot(row_of(w.r, row, dims.hidden), h) + le_f32(w.rb, row)
+fn plus_bias<const G: usize>(mut sums: [f32; G], bias: &[u8], rows: [usize; G]) -> [f32; G] {
+    for (sum, row) in sums.iter_mut().zip(rows) {
+        *sum += le_f32(bias, row);
+    }
+    sums
+}
+
+/// `W[r]·x + wb[r]` of each row `r` of `rows`.
+#[inline(always)]
+fn input_pres<const G: usize>(
+    w: &FloatParams<'_>,
+    dims: &Dims,
+    rows: [usize; G],
+    x: Token<'_>,
+) -> [f32; G] {
+    let wx = match x {
+        Token::OneHot(id) => rows.map(|row| le_f32(w.w, flat_index(row, dims.input, id))),
+        Token::Vector { row: e, .. } => dot_rows(
+            rows.map(|row| row_of(w.w, row, dims.input)),
+            e.as_chunks::<4>().0,
+            f32::from_le_bytes,
+        ),
+    };
+    plus_bias(wx, w.wb, rows)
+}
+
+/// `R[r]·h + rb[r]` of each row `r` of `rows`.
+#[inline(always)]
+fn hidden_pres<const G: usize>(
+    w: &FloatParams<'_>,
+    dims: &Dims,
+    rows: [usize; G],
+    h: &[f32],
+) -> [f32; G] {
+    let rh = dot_rows(rows.map(|row| row_of(w.r, row, dims.hidden)), h, |v| v);
+    plus_bias(rh, w.rb, rows)
 }
 
 impl Numeric for F32 {
@@ -91,6 +264,9 @@ impl Numeric for F32 {
     type Prob = f32;
     type Weights<'a> = FloatParams<'a>;
     type Step<'a> = FloatStep<'a>;
+    #[cfg(not(unit_steps))]
+    type Scratch<const H: usize> = FloatScratch<H>;
+    #[cfg(unit_steps)]
     type Scratch<const H: usize> = ();
 
     #[inline(always)]
@@ -115,8 +291,10 @@ impl Numeric for F32 {
         dims: &Dims,
         x: Token<'a>,
         _h: &[f32],
-        _scratch: &mut (),
+        _scratch: &mut Self::Scratch<H>,
     ) -> FloatStep<'a> {
+        #[cfg(not(unit_steps))]
+        host_pres(w, dims, x, _h, _scratch);
         FloatStep {
             w: *w,
             dims: *dims,
@@ -127,15 +305,55 @@ impl Numeric for F32 {
     #[inline(always)]
     fn unit_pres<const G: usize, const H: usize>(
         step: &FloatStep<'_>,
-        _scratch: &(),
+        _scratch: &Self::Scratch<H>,
         unit: usize,
         h: &[f32],
     ) -> ([f32; G], [f32; G]) {
-        let row = |gate: usize| flat_index(gate, step.dims.hidden, unit);
+        let rows = core::array::from_fn(|gate| flat_index(gate, step.dims.hidden, unit));
         (
-            core::array::from_fn(|gate| input_pre(&step.w, &step.dims, row(gate), step.x)),
-            core::array::from_fn(|gate| hidden_pre(&step.w, &step.dims, row(gate), h)),
+            input_pres(&step.w, &step.dims, rows, step.x),
+            hidden_pres(&step.w, &step.dims, rows, h),
         )
+    }
+
+    #[cfg(not(unit_steps))]
+    #[inline(always)]
+    fn lstm_cells<const H: usize>(s: &FloatScratch<H>, c: &mut [f32], h: &mut [f32]) -> usize {
+        let [i, o, f, g] = gate_blocks(s.x.as_flattened(), s.units);
+        let units = c
+            .iter_mut()
+            .zip(h.iter_mut())
+            .zip(i.iter().zip(o))
+            .zip(f.iter().zip(g));
+        let mut done = 0;
+        for (((c, h), (&i, &o)), (&f, &g)) in units {
+            *c = Self::lstm_cell(f, *c, i, g);
+            *h = Self::lstm_hidden(o, *c);
+            done += 1;
+        }
+        done
+    }
+
+    #[cfg(not(unit_steps))]
+    #[inline(always)]
+    fn gru_cells<const H: usize>(s: &FloatScratch<H>, h_prev: &[f32], h: &mut [f32]) -> usize {
+        let [xz, xr, xn] = gate_blocks(s.x.as_flattened(), s.units);
+        let [hz, hr, hn] = gate_blocks(s.h.as_flattened(), s.units);
+        let units = h
+            .iter_mut()
+            .zip(h_prev)
+            .zip(xz.iter().zip(hz))
+            .zip(xr.iter().zip(hr))
+            .zip(xn.iter().zip(hn));
+        let mut done = 0;
+        for ((((h, &h_prev), (&xz, &hz)), (&xr, &hr)), (&xn, &hn)) in units {
+            let z = sigmoid(xz + hz);
+            let r = sigmoid(xr + hr);
+            let n = tanh(xn + r * hn);
+            *h = Self::gru_hidden(z, n, h_prev);
+            done += 1;
+        }
+        done
     }
 
     #[inline(always)]
@@ -150,12 +368,12 @@ impl Numeric for F32 {
 
     #[inline(always)]
     fn sigmoid(x: f32) -> f32 {
-        1.0 / (1.0 + libm::expf(-x))
+        sigmoid(x)
     }
 
     #[inline(always)]
     fn tanh(x: f32) -> f32 {
-        libm::tanhf(x)
+        tanh(x)
     }
 
     #[inline(always)]
@@ -165,7 +383,7 @@ impl Numeric for F32 {
 
     #[inline(always)]
     fn lstm_hidden(o: f32, c: f32) -> f32 {
-        o * libm::tanhf(c)
+        o * tanh(c)
     }
 
     #[inline(always)]
@@ -213,9 +431,9 @@ impl Numeric for F32 {
     #[inline(always)]
     fn softmax(logits: &[f32], out: &mut [f32]) {
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let total: f32 = logits.iter().map(|&l| libm::expf(l - max)).sum();
+        let total: f32 = logits.iter().map(|&l| exp(l - max)).sum();
         for (p, &l) in out.iter_mut().zip(logits) {
-            *p = libm::expf(l - max) / total;
+            *p = exp(l - max) / total;
         }
     }
 
@@ -229,7 +447,7 @@ impl Numeric for F32 {
         // A NaN logit, or an infinite one (inf - inf against the max), weighs nothing
         // rather than poisoning the total; if nothing is drawn, argmax below decides.
         let weight = |l: f32| {
-            let w = libm::expf((l - max) / t);
+            let w = exp((l - max) / t);
             if w.is_nan() {
                 0.0
             } else {

@@ -4,6 +4,7 @@
 #[cfg(cortex_m_dsp)]
 mod dsp;
 mod float;
+mod float_math;
 pub mod int;
 mod tables;
 #[cfg(target_arch = "x86_64")]

@@ -1,0 +1,87 @@
+//! The f32 path forms a host's step for all rows at once (`Numeric::Scratch`);
+//! bare metal steps unit by unit through `Numeric::unit_pres`. Both must give
+//! the same hidden state, bit for bit, so an FPU core computes what the host
+//! does. Checked for LSTM and GRU, chars and words, at hidden sizes whose rows
+//! fill whole groups of four (128, 40) or leave some over (19, 3).
+
+mod common;
+
+use common::{random_ids, random_model};
+use lstm_edge_runtime::format::{Cell, Head, Output};
+use lstm_edge_runtime::numeric::{Numeric, Token, F32};
+use lstm_edge_runtime::{Model, Network, State};
+
+const H: usize = 128;
+
+/// One step unit by unit, as bare metal runs it: the new `h`, and `c` updated.
+fn unit_step(model: &Model<'_>, x: Token<'_>, h: &[f32], c: &mut [f32]) -> Vec<f32> {
+    let dims = model.dims();
+    let w = F32::weights(&model.body().params).unwrap();
+    let mut scratch = <F32 as Numeric>::Scratch::<H>::default();
+    let step = F32::begin_step::<H>(&w, &dims, x, h, &mut scratch);
+    (0..dims.hidden)
+        .map(|j| {
+            if dims.gates == 4 {
+                let ([xi, xo, xf, xc], [hi, ho, hf, hc]) =
+                    F32::unit_pres::<4, H>(&step, &scratch, j, h);
+                let i = F32::sigmoid(F32::add(xi, hi));
+                let o = F32::sigmoid(F32::add(xo, ho));
+                let f = F32::sigmoid(F32::add(xf, hf));
+                let g = F32::tanh(F32::add(xc, hc));
+                c[j] = F32::lstm_cell(f, c[j], i, g);
+                F32::lstm_hidden(o, c[j])
+            } else {
+                let ([xz, xr, xn], [hz, hr, hn]) = F32::unit_pres::<3, H>(&step, &scratch, j, h);
+                let z = F32::sigmoid(F32::add(xz, hz));
+                let r = F32::sigmoid(F32::add(xr, hr));
+                let n = F32::tanh(F32::add(xn, F32::gate_mul(r, hn)));
+                F32::gru_hidden(z, n, h[j])
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_hosts_whole_step_equals_unit_by_unit_steps_bit_for_bit() {
+    for cell in [Cell::Lstm, Cell::Gru] {
+        for words in [false, true] {
+            for hidden in [128, 40, 19, 3] {
+                let spec = random_model(
+                    cell,
+                    hidden,
+                    words,
+                    Head::Last,
+                    Output::Sigmoid,
+                    0.6,
+                    hidden as u64,
+                );
+                let blob = spec.f32_blob().unwrap();
+                let model = Model::from_bytes(&blob).unwrap();
+                let net = Network::<F32>::new(&model).unwrap();
+                let w = F32::weights(&model.body().params).unwrap();
+                let mut state = State::<F32, H>::new();
+                let (mut h, mut c) = (vec![0f32; hidden], vec![0f32; hidden]);
+                for (t, &id) in random_ids(&spec, 60, 7).iter().enumerate() {
+                    net.feed(&mut state, id).unwrap();
+                    let x = if words {
+                        F32::embedding_row(&w, &model.dims(), id as usize)
+                    } else {
+                        Token::OneHot(id as usize)
+                    };
+                    h = unit_step(&model, x, &h, &mut c);
+                    let host: Vec<u32> = state.hidden(hidden).iter().map(|v| v.to_bits()).collect();
+                    let units: Vec<u32> = h.iter().map(|v| v.to_bits()).collect();
+                    assert_eq!(
+                        host, units,
+                        "{cell:?} words={words} hidden {hidden}, step {t}"
+                    );
+                }
+                // The states moved: a test of zeros would prove nothing.
+                assert!(
+                    h.iter().any(|&v| v.abs() > 0.01),
+                    "{cell:?} {hidden}: {h:?}"
+                );
+            }
+        }
+    }
+}
