@@ -2,7 +2,7 @@
 # The runtime on x86-64 CPUs without this host's kernels: under qemu-x86_64,
 # an emulated Haswell (AVX2, no AVX-512) and Nehalem (neither) run the
 # runtime's tests, then score and generate with the shipped models, whose
-# output must equal this host's byte for byte (the integer kernels equal the
+# output must equal this host's byte for byte (the kernels of both paths equal the
 # portable code exactly). Needs qemu-x86_64 (Debian's qemu-user, installed by
 # scripts/install-device-deps.sh) and the workspace's test build.
 set -euo pipefail
@@ -72,18 +72,23 @@ with gzip.open(sys.argv[1], "rt", encoding="utf-8") as f:
         print(" ".join(json.loads(line)["text"].split()))' \
     data/imdb-sample/test.jsonl.gz >"$work/reviews.txt"
 
-# Each shipped model's integer blob (the f32 path has no CPU-specific
-# kernels): per-review scores, or 600 sampled chars and 200 greedy ones.
+# Each shipped model's integer and f32 blobs (both paths have x86 kernels):
+# per-review scores, or 600 sampled chars and 200 greedy ones.
 run_models() {
-    local prefix=("$@") model
+    local prefix=("$@") model blob
     for model in w c c-mean; do
-        "${prefix[@]}" "$cli" score --model "models/$model" --lines --json --file "$work/reviews.txt"
+        for blob in model.blob model-f32.blob; do
+            "${prefix[@]}" "$cli" score --model "models/$model/$blob" --lines --json \
+                --file "$work/reviews.txt"
+        done
     done
     for model in g g-gru; do
-        "${prefix[@]}" "$cli" generate --model "models/$model" --prompt "ROMEO: " \
-            --length 600 --temperature 0.8
-        "${prefix[@]}" "$cli" generate --model "models/$model" --prompt "JULIET: " \
-            --length 200 --temperature 0
+        for blob in model.blob model-f32.blob; do
+            "${prefix[@]}" "$cli" generate --model "models/$model/$blob" --prompt "ROMEO: " \
+                --length 600 --temperature 0.8
+            "${prefix[@]}" "$cli" generate --model "models/$model/$blob" --prompt "JULIET: " \
+                --length 200 --temperature 0
+        done
     done
 }
 

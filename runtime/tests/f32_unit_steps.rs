@@ -2,12 +2,15 @@
 //! bare metal steps unit by unit through `Numeric::unit_pres`. Both must give
 //! the same hidden state, bit for bit, so an FPU core computes what the host
 //! does. Checked for LSTM and GRU, chars and words, at hidden sizes whose rows
-//! fill whole groups of four (128, 40) or leave some over (19, 3).
+//! fill whole groups of four (128, 40) or leave some over (19, 3), and on
+//! x86-64 at each kernel level.
 
 mod common;
 
 use common::{random_ids, random_model};
 use lstm_edge_runtime::format::{Cell, Head, Output};
+#[cfg(target_arch = "x86_64")]
+use lstm_edge_runtime::numeric::x86::{limit_kernels, KernelLevel};
 use lstm_edge_runtime::numeric::{Numeric, Token, F32};
 use lstm_edge_runtime::{Model, Network, State};
 
@@ -41,6 +44,40 @@ fn unit_step(model: &Model<'_>, x: Token<'_>, h: &[f32], c: &mut [f32]) -> Vec<f
         .collect()
 }
 
+/// The hidden state after each of `ids`, stepping the network (the host's way).
+fn host_states(model: &Model<'_>, ids: &[u16]) -> Vec<Vec<u32>> {
+    let net = Network::<F32>::new(model).unwrap();
+    let hidden = model.dims().hidden;
+    let mut state = State::<F32, H>::new();
+    ids.iter()
+        .map(|&id| {
+            net.feed(&mut state, id).unwrap();
+            state.hidden(hidden).iter().map(|v| v.to_bits()).collect()
+        })
+        .collect()
+}
+
+/// The hidden state after each of `ids`, unit by unit (bare metal's way).
+fn unit_states(model: &Model<'_>, ids: &[u16], words: bool) -> Vec<Vec<u32>> {
+    let w = F32::weights(&model.body().params).unwrap();
+    let hidden = model.dims().hidden;
+    let (mut h, mut c) = (vec![0f32; hidden], vec![0f32; hidden]);
+    ids.iter()
+        .map(|&id| {
+            let x = if words {
+                F32::embedding_row(&w, &model.dims(), id as usize)
+            } else {
+                Token::OneHot(id as usize)
+            };
+            h = unit_step(model, x, &h, &mut c);
+            h.iter().map(|v| v.to_bits()).collect()
+        })
+        .collect()
+}
+
+/// On x86-64 the host also runs at each lower kernel level (the f32 path's
+/// AVX2 row sums, then the portable code), against unit steps taken with the
+/// portable code. One test only: the kernel limit is global to the process.
 #[test]
 fn the_hosts_whole_step_equals_unit_by_unit_steps_bit_for_bit() {
     for cell in [Cell::Lstm, Cell::Gru] {
@@ -57,30 +94,31 @@ fn the_hosts_whole_step_equals_unit_by_unit_steps_bit_for_bit() {
                 );
                 let blob = spec.f32_blob().unwrap();
                 let model = Model::from_bytes(&blob).unwrap();
-                let net = Network::<F32>::new(&model).unwrap();
-                let w = F32::weights(&model.body().params).unwrap();
-                let mut state = State::<F32, H>::new();
-                let (mut h, mut c) = (vec![0f32; hidden], vec![0f32; hidden]);
-                for (t, &id) in random_ids(&spec, 60, 7).iter().enumerate() {
-                    net.feed(&mut state, id).unwrap();
-                    let x = if words {
-                        F32::embedding_row(&w, &model.dims(), id as usize)
-                    } else {
-                        Token::OneHot(id as usize)
-                    };
-                    h = unit_step(&model, x, &h, &mut c);
-                    let host: Vec<u32> = state.hidden(hidden).iter().map(|v| v.to_bits()).collect();
-                    let units: Vec<u32> = h.iter().map(|v| v.to_bits()).collect();
-                    assert_eq!(
-                        host, units,
-                        "{cell:?} words={words} hidden {hidden}, step {t}"
-                    );
-                }
+                let ids = random_ids(&spec, 60, 7);
+                #[cfg(target_arch = "x86_64")]
+                limit_kernels(KernelLevel::Portable);
+                let units = unit_states(&model, &ids, words);
                 // The states moved: a test of zeros would prove nothing.
+                let last = units.last().unwrap();
                 assert!(
-                    h.iter().any(|&v| v.abs() > 0.01),
-                    "{cell:?} {hidden}: {h:?}"
+                    last.iter().any(|&v| f32::from_bits(v).abs() > 0.01),
+                    "{cell:?} {hidden}"
                 );
+                #[cfg(target_arch = "x86_64")]
+                let levels = KernelLevel::ALL;
+                #[cfg(not(target_arch = "x86_64"))]
+                let levels = [()];
+                for level in levels {
+                    #[cfg(target_arch = "x86_64")]
+                    limit_kernels(level);
+                    let host = host_states(&model, &ids);
+                    for (t, (host, units)) in host.iter().zip(&units).enumerate() {
+                        assert_eq!(
+                            host, units,
+                            "{cell:?} words={words} hidden {hidden}, {level:?}, step {t}"
+                        );
+                    }
+                }
             }
         }
     }

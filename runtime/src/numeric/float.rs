@@ -28,23 +28,92 @@ fn row_of(bytes: &[u8], row: usize, width: usize) -> &[u8] {
 /// registers (a single float sum cannot be reordered, so it would stay scalar).
 const LANES: usize = 8;
 
-/// `Σ w[k] * value(x[k])` of each of the `R` rows of little-endian f32
-/// weights: the rows share each load of `x`, and each keeps [`LANES`] partial
-/// sums, added as a tree at the end. A row's sum does not depend on `R` or on
-/// the other rows, so hosts (four rows at a time) and bare metal (a unit's
-/// gate rows) agree bit for bit. The sums run over the columns that `x` and
-/// every row have.
+/// An input of a row sum: an f32, or one as little-endian bytes (an embedding
+/// row, read in place).
+trait RowInput: Copy {
+    fn value(self) -> f32;
+    /// The partial sums of four rows' first `blocks` blocks against `x` (see
+    /// [`dot_rows_with`]), where a vector kernel runs on this CPU.
+    fn kernel_lanes(rows: [&[u8]; 4], x: &[Self], blocks: usize) -> Option<[[f32; LANES]; 4]>;
+}
+
+impl RowInput for f32 {
+    #[inline(always)]
+    fn value(self) -> f32 {
+        self
+    }
+
+    #[inline(always)]
+    fn kernel_lanes(_rows: [&[u8]; 4], _x: &[f32], _blocks: usize) -> Option<[[f32; LANES]; 4]> {
+        #[cfg(target_arch = "x86_64")]
+        return super::x86::f32_rows4_lanes_of(_rows, _x, _blocks);
+        #[cfg(not(target_arch = "x86_64"))]
+        None
+    }
+}
+
+impl RowInput for [u8; 4] {
+    #[inline(always)]
+    fn value(self) -> f32 {
+        f32::from_le_bytes(self)
+    }
+
+    #[inline(always)]
+    fn kernel_lanes(
+        _rows: [&[u8]; 4],
+        _x: &[[u8; 4]],
+        _blocks: usize,
+    ) -> Option<[[f32; LANES]; 4]> {
+        #[cfg(target_arch = "x86_64")]
+        return super::x86::f32_rows4_lanes(_rows, _x.as_flattened(), _blocks);
+        #[cfg(not(target_arch = "x86_64"))]
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(LANES == super::x86::F32_LANES);
+
+/// `Σ w[k] * x[k]` of each of the `R` rows of little-endian f32 weights: the
+/// rows share each load of `x`, and each keeps [`LANES`] partial sums, added
+/// as a tree at the end. A row's sum does not depend on `R` or on the other
+/// rows, so hosts (four rows at a time) and bare metal (a unit's gate rows)
+/// agree bit for bit. The sums run over the columns that `x` and every row
+/// have. Four rows on a host take a vector kernel's partial sums where one
+/// runs (the same values).
 #[inline(always)]
-fn dot_rows_with<const R: usize, X: Copy>(
-    rows: [&[u8]; R],
-    x: &[X],
-    value: impl Fn(X) -> f32,
-) -> [f32; R] {
+fn dot_rows_with<const R: usize, X: RowInput>(rows: [&[u8]; R], x: &[X]) -> [f32; R] {
     let columns = rows
         .iter()
         .map(|row| row.len() / 4)
         .fold(x.len(), usize::min);
     let blocks = columns / LANES;
+    let kernel = || -> Option<[[f32; LANES]; R]> {
+        if cfg!(unit_steps) {
+            return None;
+        }
+        let lanes = X::kernel_lanes(rows.as_slice().try_into().ok()?, x, blocks)?;
+        lanes.as_slice().try_into().ok()
+    };
+    let lanes = kernel().unwrap_or_else(|| portable_lanes(rows, x, blocks));
+    let done = blocks * LANES;
+    let mut sums = [0f32; R];
+    for ((sum, row), acc) in sums.iter_mut().zip(rows).zip(lanes) {
+        let tail: f32 = (done..columns)
+            .map(|k| le_f32(row, k) * x.get(k).map_or(0.0, |&v| v.value()))
+            .sum();
+        *sum = sum_lanes(acc) + tail;
+    }
+    sums
+}
+
+/// The partial sums of the rows' first `blocks` blocks (see [`dot_rows_with`]).
+#[inline(always)]
+fn portable_lanes<const R: usize, X: RowInput>(
+    rows: [&[u8]; R],
+    x: &[X],
+    blocks: usize,
+) -> [[f32; LANES]; R] {
     let row_blocks = rows.map(|row| {
         let blocks_of_row = row.as_chunks::<4>().0.as_chunks::<LANES>().0;
         blocks_of_row.get(..blocks).unwrap_or(&[])
@@ -52,7 +121,7 @@ fn dot_rows_with<const R: usize, X: Copy>(
     let (x_blocks, _) = x.as_chunks::<LANES>();
     let mut lanes = [[0f32; LANES]; R];
     for (block, xb) in x_blocks.iter().take(blocks).enumerate() {
-        let xv = xb.map(&value);
+        let xv = xb.map(X::value);
         for (acc, row) in lanes.iter_mut().zip(&row_blocks) {
             if let Some(wb) = row.get(block) {
                 for ((a, &w), &v) in acc.iter_mut().zip(wb).zip(&xv) {
@@ -61,15 +130,7 @@ fn dot_rows_with<const R: usize, X: Copy>(
             }
         }
     }
-    let done = blocks * LANES;
-    let mut sums = [0f32; R];
-    for ((sum, row), acc) in sums.iter_mut().zip(rows).zip(lanes) {
-        let tail: f32 = (done..columns)
-            .map(|k| le_f32(row, k) * x.get(k).map_or(0.0, |&v| value(v)))
-            .sum();
-        *sum = sum_lanes(acc) + tail;
-    }
-    sums
+    lanes
 }
 
 /// The lanes summed as a tree, halves onto halves: vector adds, where a sum
@@ -82,7 +143,7 @@ fn sum_lanes(lanes: [f32; LANES]) -> f32 {
 
 #[inline(always)]
 fn dot(w: &[u8], x: &[f32]) -> f32 {
-    let [sum] = dot_rows_with([w], x, |v| v);
+    let [sum] = dot_rows_with([w], x);
     sum
 }
 
@@ -191,11 +252,7 @@ pub struct FloatStep<'a> {
 /// together, bare metal two at a time (an FPU core has 32 single registers and
 /// no vectors: four rows' partial sums spill). The sums are the same.
 #[inline(always)]
-fn dot_rows<const R: usize, X: Copy>(
-    rows: [&[u8]; R],
-    x: &[X],
-    value: impl Fn(X) -> f32,
-) -> [f32; R] {
+fn dot_rows<const R: usize, X: RowInput>(rows: [&[u8]; R], x: &[X]) -> [f32; R] {
     #[cfg(unit_steps)]
     {
         let mut sums = [0f32; R];
@@ -203,16 +260,16 @@ fn dot_rows<const R: usize, X: Copy>(
         let mut pairs = rows.chunks_exact(2);
         for (out, pair) in (&mut outs).zip(&mut pairs) {
             if let ([a, b], &[ra, rb]) = (out, pair) {
-                [*a, *b] = dot_rows_with([ra, rb], x, &value);
+                [*a, *b] = dot_rows_with([ra, rb], x);
             }
         }
         for (out, &row) in outs.into_remainder().iter_mut().zip(pairs.remainder()) {
-            [*out] = dot_rows_with([row], x, &value);
+            [*out] = dot_rows_with([row], x);
         }
         sums
     }
     #[cfg(not(unit_steps))]
-    dot_rows_with(rows, x, value)
+    dot_rows_with(rows, x)
 }
 
 /// `sums[g] + bias[rows[g]]` for each `g`.
@@ -237,7 +294,6 @@ fn input_pres<const G: usize>(
         Token::Vector { row: e, .. } => dot_rows(
             rows.map(|row| row_of(w.w, row, dims.input)),
             e.as_chunks::<4>().0,
-            f32::from_le_bytes,
         ),
     };
     plus_bias(wx, w.wb, rows)
@@ -251,7 +307,7 @@ fn hidden_pres<const G: usize>(
     rows: [usize; G],
     h: &[f32],
 ) -> [f32; G] {
-    let rh = dot_rows(rows.map(|row| row_of(w.r, row, dims.hidden)), h, |v| v);
+    let rh = dot_rows(rows.map(|row| row_of(w.r, row, dims.hidden)), h);
     plus_bias(rh, w.rb, rows)
 }
 

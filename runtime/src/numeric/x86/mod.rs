@@ -1,7 +1,7 @@
 //! AVX2 and AVX-512 kernels for the integer path on x86-64 hosts: int8
 //! weights times int16 (or int8) inputs summed in wrapping i32, the row
 //! prescale, the LSTM activations, the LSTM and GRU cells, and the sampling
-//! weights.
+//! weights; and one AVX2 kernel for the f32 path, its gate rows' partial sums.
 //!
 //! Audit of the `unsafe` here, the runtime's second exception to
 //! `deny(unsafe_code)`:
@@ -19,17 +19,21 @@
 //!   the loop that reads it, or follows from `chunks_exact`; each block states
 //!   the bound it relies on, and the masked row loads assert it in tests. Nothing
 //!   reads or writes past a slice, not even in the leftover columns.
+//! - One view of an f32 slice as its own bytes (`f32_rows4_lanes_of`): the
+//!   same memory and length in bytes, and any byte value is a valid `u8`.
 //!
 //! Results equal the portable definition exactly: every product fits i32 (and a
 //! `vpmaddwd` pair sum as well, since one factor is a sign-extended byte), and
 //! wrapping i32 addition is associative and commutative, so the lane order of
-//! the vector sums does not change the result. Each kernel's tests compare it
-//! with the scalar code, extremes included.
+//! the vector sums does not change the result. The f32 kernel does each lane's
+//! IEEE multiplies and adds in the portable code's order. Each kernel's tests
+//! compare it with the scalar code, extremes included.
 #![allow(unsafe_code)]
 
 mod activations;
 mod cell;
 mod dot;
+mod float_dot;
 mod prescale;
 mod recurrent;
 mod sample;
@@ -37,6 +41,7 @@ mod sample;
 pub use activations::lstm_activations;
 pub use cell::{gru_cells, gru_cells_avx2, lstm_cells, lstm_cells_avx2};
 pub use dot::{dot_i8_i16, dot_i8_i8, rows_dot_i8_i16, rows_dot_i8_i8};
+pub use float_dot::{f32_rows4_lanes, f32_rows4_lanes_of, F32_LANES};
 pub use prescale::prescale;
 pub use recurrent::{unit_sums, unit_sums_avx2};
 pub use sample::sample_weights;
