@@ -3,7 +3,8 @@
 //! the same hidden state, bit for bit, so an FPU core computes what the host
 //! does. Checked for LSTM and GRU, chars and words, at hidden sizes whose rows
 //! fill whole groups of four (128, 40) or leave some over (19, 3), and on
-//! x86-64 at each kernel level.
+//! x86-64 at each kernel level; and a softmax head's rows taken four at a
+//! time equal them taken one at a time.
 
 mod common;
 
@@ -75,6 +76,24 @@ fn unit_states(model: &Model<'_>, ids: &[u16], words: bool) -> Vec<Vec<u32>> {
         .collect()
 }
 
+/// Holds the runtime to its portable code (where it has other kernels).
+fn hold_to_portable() {
+    #[cfg(target_arch = "x86_64")]
+    limit_kernels(KernelLevel::Portable);
+}
+
+/// The kernel levels to run at, each set in turn as the iterator reaches it:
+/// on x86-64 every level, elsewhere the one there is.
+fn each_level() -> impl Iterator<Item = &'static str> {
+    #[cfg(target_arch = "x86_64")]
+    return KernelLevel::ALL.into_iter().map(|level| {
+        limit_kernels(level);
+        level.name()
+    });
+    #[cfg(not(target_arch = "x86_64"))]
+    ["portable"].into_iter()
+}
+
 /// On x86-64 the host also runs at each lower kernel level (the f32 path's
 /// AVX2 row sums, then the portable code), against unit steps taken with the
 /// portable code. One test only: the kernel limit is global to the process.
@@ -95,8 +114,7 @@ fn the_hosts_whole_step_equals_unit_by_unit_steps_bit_for_bit() {
                 let blob = spec.f32_blob().unwrap();
                 let model = Model::from_bytes(&blob).unwrap();
                 let ids = random_ids(&spec, 60, 7);
-                #[cfg(target_arch = "x86_64")]
-                limit_kernels(KernelLevel::Portable);
+                hold_to_portable();
                 let units = unit_states(&model, &ids, words);
                 // The states moved: a test of zeros would prove nothing.
                 let last = units.last().unwrap();
@@ -104,22 +122,48 @@ fn the_hosts_whole_step_equals_unit_by_unit_steps_bit_for_bit() {
                     last.iter().any(|&v| f32::from_bits(v).abs() > 0.01),
                     "{cell:?} {hidden}"
                 );
-                #[cfg(target_arch = "x86_64")]
-                let levels = KernelLevel::ALL;
-                #[cfg(not(target_arch = "x86_64"))]
-                let levels = [()];
-                for level in levels {
-                    #[cfg(target_arch = "x86_64")]
-                    limit_kernels(level);
+                for level in each_level() {
                     let host = host_states(&model, &ids);
                     for (t, (host, units)) in host.iter().zip(&units).enumerate() {
                         assert_eq!(
                             host, units,
-                            "{cell:?} words={words} hidden {hidden}, {level:?}, step {t}"
+                            "{cell:?} words={words} hidden {hidden}, {level}, step {t}"
                         );
                     }
                 }
             }
+        }
+    }
+    // The dense rows of a softmax head, four at a time, equal them one at a time.
+    for (hidden, classes) in [(128, 33), (19, 7), (40, 3)] {
+        let spec = random_model(
+            Cell::Lstm,
+            hidden,
+            false,
+            Head::Last,
+            Output::Softmax { classes },
+            0.6,
+            5,
+        );
+        let blob = spec.f32_blob().unwrap();
+        let model = Model::from_bytes(&blob).unwrap();
+        let w = F32::weights(&model.body().params).unwrap();
+        let h: Vec<f32> = (0..hidden)
+            .map(|j| ((j * 37 % 11) as f32 - 5.0) * 0.13)
+            .collect();
+        hold_to_portable();
+        let one_by_one: Vec<u32> = (0..classes as usize)
+            .map(|row| F32::head_dot(&w, &model.dims(), row, 0, &h).to_bits())
+            .collect();
+        assert!(one_by_one.iter().any(|&v| f32::from_bits(v).abs() > 0.01));
+        for level in each_level() {
+            let mut rows = vec![0f32; classes as usize];
+            F32::head_rows(&w, &model.dims(), &h, &mut rows);
+            let rows: Vec<u32> = rows.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(
+                rows, one_by_one,
+                "hidden {hidden}, {classes} classes, {level}"
+            );
         }
     }
 }

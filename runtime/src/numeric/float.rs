@@ -31,6 +31,7 @@ const LANES: usize = 8;
 /// An input of a row sum: an f32, or one as little-endian bytes (an embedding
 /// row, read in place).
 trait RowInput: Copy {
+    /// The input as an f32.
     fn value(self) -> f32;
     /// The partial sums of four rows' first `blocks` blocks against `x` (see
     /// [`dot_rows_with`]), where a vector kernel runs on this CPU.
@@ -272,6 +273,19 @@ fn dot_rows<const R: usize, X: RowInput>(rows: [&[u8]; R], x: &[X]) -> [f32; R] 
     dot_rows_with(rows, x)
 }
 
+/// `len` weights of dense row `row` from column `offset`, as bytes.
+#[inline(always)]
+fn head_row<'a>(
+    w: &FloatParams<'a>,
+    dims: &Dims,
+    row: usize,
+    offset: usize,
+    len: usize,
+) -> &'a [u8] {
+    let start = flat_index(row, dims.features, offset).wrapping_mul(4);
+    span(w.head_w, start, len.wrapping_mul(4))
+}
+
 /// `sums[g] + bias[rows[g]]` for each `g`.
 #[inline(always)]
 fn plus_bias<const G: usize>(mut sums: [f32; G], bias: &[u8], rows: [usize; G]) -> [f32; G] {
@@ -449,9 +463,23 @@ impl Numeric for F32 {
 
     #[inline(always)]
     fn head_dot(w: &FloatParams<'_>, dims: &Dims, row: usize, offset: usize, h: &[f32]) -> f32 {
-        let start = flat_index(row, dims.features, offset).wrapping_mul(4);
-        let weights = span(w.head_w, start, h.len().wrapping_mul(4));
-        dot(weights, h)
+        dot(head_row(w, dims, row, offset, h.len()), h)
+    }
+
+    /// Four rows at a time, as the cell's rows (the same sums as one at a time).
+    #[inline(always)]
+    fn head_rows(w: &FloatParams<'_>, dims: &Dims, h: &[f32], out: &mut [f32]) {
+        let done = out.len() - out.len() % 4;
+        for (quad, sums) in out.chunks_exact_mut(4).enumerate() {
+            let rows: [usize; 4] = core::array::from_fn(|k| quad * 4 + k);
+            let weights = rows.map(|row| head_row(w, dims, row, 0, h.len()));
+            for (sum, value) in sums.iter_mut().zip(dot_rows(weights, h)) {
+                *sum = value;
+            }
+        }
+        for (row, sum) in out.iter_mut().enumerate().skip(done) {
+            *sum = Self::head_dot(w, dims, row, 0, h);
+        }
     }
 
     #[inline(always)]
