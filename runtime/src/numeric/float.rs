@@ -89,10 +89,8 @@ fn dot_rows_with<const R: usize, X: RowInput>(rows: [&[u8]; R], x: &[X]) -> [f32
         .map(|row| row.len() / 4)
         .fold(x.len(), usize::min);
     let blocks = columns / LANES;
+    // Only four rows at a time take a kernel: hosts, never bare metal's pairs.
     let kernel = || -> Option<[[f32; LANES]; R]> {
-        if cfg!(unit_steps) {
-            return None;
-        }
         let lanes = X::kernel_lanes(rows.as_slice().try_into().ok()?, x, blocks)?;
         lanes.as_slice().try_into().ok()
     };
@@ -195,26 +193,16 @@ fn host_pres<const H: usize>(
         return;
     };
     s.units = dims.hidden;
-    let mut quads = xs.chunks_exact_mut(4).zip(hs.chunks_exact_mut(4));
-    for (quad, (xq, hq)) in (&mut quads).enumerate() {
-        let rows: [usize; 4] = core::array::from_fn(|k| quad * 4 + k);
-        for ((xv, hv), (x_pre, h_pre)) in xq.iter_mut().zip(hq.iter_mut()).zip(
-            input_pres(w, dims, rows, x)
-                .into_iter()
-                .zip(hidden_pres(w, dims, rows, h)),
-        ) {
-            *xv = x_pre;
-            *hv = h_pre;
-        }
-    }
-    let done = rows - rows % 4;
-    let rest = xs.iter_mut().zip(hs.iter_mut()).enumerate().skip(done);
-    for (row, (xv, hv)) in rest {
-        let [x_pre] = input_pres(w, dims, [row], x);
-        let [h_pre] = hidden_pres(w, dims, [row], h);
-        *xv = x_pre;
-        *hv = h_pre;
-    }
+    fill_rows_in_fours(
+        xs,
+        |rows| input_pres(w, dims, rows, x),
+        |row| input_pres(w, dims, [row], x),
+    );
+    fill_rows_in_fours(
+        hs,
+        |rows| hidden_pres(w, dims, rows, h),
+        |row| hidden_pres(w, dims, [row], h),
+    );
     let lstm_split = (dims.gates == 4)
         .then(|| xs.split_at_mut_checked(3 * dims.hidden))
         .flatten()
@@ -227,6 +215,27 @@ fn host_pres<const H: usize>(
         for (v, &r) in candidates.iter_mut().zip(h_candidates) {
             *v = tanh(*v + r);
         }
+    }
+}
+
+/// `out[row]` for every row: four rows at a time through `four`, the rows
+/// left over one at a time through `one` (the same values: see
+/// [`dot_rows_with`]).
+#[inline(always)]
+fn fill_rows_in_fours(
+    out: &mut [f32],
+    mut four: impl FnMut([usize; 4]) -> [f32; 4],
+    mut one: impl FnMut(usize) -> [f32; 1],
+) {
+    let done = out.len() - out.len() % 4;
+    for (quad, values) in out.chunks_exact_mut(4).enumerate() {
+        let rows = core::array::from_fn(|k| quad * 4 + k);
+        for (value, sum) in values.iter_mut().zip(four(rows)) {
+            *value = sum;
+        }
+    }
+    for (row, value) in out.iter_mut().enumerate().skip(done) {
+        [*value] = one(row);
     }
 }
 
@@ -469,17 +478,12 @@ impl Numeric for F32 {
     /// Four rows at a time, as the cell's rows (the same sums as one at a time).
     #[inline(always)]
     fn head_rows(w: &FloatParams<'_>, dims: &Dims, h: &[f32], out: &mut [f32]) {
-        let done = out.len() - out.len() % 4;
-        for (quad, sums) in out.chunks_exact_mut(4).enumerate() {
-            let rows: [usize; 4] = core::array::from_fn(|k| quad * 4 + k);
-            let weights = rows.map(|row| head_row(w, dims, row, 0, h.len()));
-            for (sum, value) in sums.iter_mut().zip(dot_rows(weights, h)) {
-                *sum = value;
-            }
-        }
-        for (row, sum) in out.iter_mut().enumerate().skip(done) {
-            *sum = Self::head_dot(w, dims, row, 0, h);
-        }
+        let row_of_head = |row| head_row(w, dims, row, 0, h.len());
+        fill_rows_in_fours(
+            out,
+            |rows| dot_rows(rows.map(row_of_head), h),
+            |row| dot_rows([row_of_head(row)], h),
+        );
     }
 
     #[inline(always)]

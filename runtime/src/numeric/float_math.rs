@@ -58,12 +58,11 @@ pub(crate) fn tanh(x: f32) -> f32 {
             + x;
     let magnitude = x.abs();
     let far = (1.0 - 2.0 / (exp(magnitude + magnitude) + 1.0)).copysign(x);
+    // NaN takes `far`, which is NaN too.
     if magnitude < TANH_POLY_BELOW {
         near_zero
-    } else if magnitude >= TANH_POLY_BELOW {
-        far
     } else {
-        x
+        far
     }
 }
 
