@@ -66,9 +66,14 @@ fn run() -> Result<(), String> {
     fs::write(out_dir.join("model.bin"), &blob).map_err(|e| e.to_string())?;
     // The state and logit buffers fit the model unless set: the RAM it needs, no
     // more. A blob that does not parse (it fails at boot) gets room for any.
-    let dims = lstm_edge_runtime::Model::from_bytes(&blob)
-        .ok()
-        .map(|model| model.dims());
+    let parsed = lstm_edge_runtime::Model::from_bytes(&blob).ok();
+    let dims = parsed.as_ref().map(|model| model.dims());
+    // The image holds the blob's numeric path only, so an integer image has no
+    // float arithmetic in it. A blob that does not parse gets the integer path.
+    let numeric = match parsed.map(|model| model.body().params) {
+        Some(lstm_edge_runtime::format::Params::F32(_)) => "F32",
+        _ => "Int",
+    };
     let model_hidden = dims.map_or(256, |d| d.hidden).to_string();
     let model_classes = dims.map_or(128, |d| d.outputs.max(1)).to_string();
 
@@ -120,6 +125,8 @@ pub const SEED: u64 = {seed};
 pub const MAX_HIDDEN: usize = {max_hidden};
 /// Output classes the logit buffer can hold.
 pub const MAX_CLASSES: usize = {max_classes};
+/// The numeric path of the embedded blob.
+pub type Numeric = lstm_edge_runtime::numeric::{numeric};
 "#
     );
     fs::write(out_dir.join("inputs.rs"), code).map_err(|e| e.to_string())?;

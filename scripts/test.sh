@@ -61,7 +61,7 @@ timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
 
 # Selected from the whole workspace, so the test binary built above is reused
 # (a single-package build would unify features differently and rebuild).
-section "firmware: QEMU tests against the host integer path"
+section "firmware: QEMU tests against the host, integer and f32 paths"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace -E 'binary(firmware_qemu)'
 else

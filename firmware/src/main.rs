@@ -3,16 +3,19 @@
 //! one record per line:
 //!
 //! ```text
-//! lstm-edge-firmware 1
+//! lstm-edge-firmware 2
 //! clock <SysTick hz>
-//! model <cell> hidden=<h> input=<chars|words>:<tokens> head=<head> output=<output> path=int blob=<bytes>
+//! model <cell> hidden=<h> input=<chars|words>:<tokens> head=<head> output=<output> path=<int|f32> blob=<bytes>
 //! score <review index> <score> <ticks> <steps>          (sentiment models)
 //! gen <temperature milli> <seed> <text hex> <prompt ticks> <ticks>   (generator models)
 //! stack <peak bytes> <region bytes>
 //! end
 //! ```
 //!
-//! `score` is the integer path's sigmoid output as the runtime returns it.
+//! The image runs the embedded blob's numeric path (`path=`), chosen when it is
+//! built. `score` is the sigmoid output as the runtime returns it: the integer
+//! path's fixed-point value, or the bits of the f32 path's `f32` as an unsigned
+//! integer, so that the host compares either exactly.
 //! Each `gen` run starts from a fresh state fed the prompt and a generator seeded
 //! with the seed; the text holds `GEN_CHARS` samples, as Latin-1 bytes, less any
 //! UNK or PAD samples, which have no char and are left out (as on the host).
@@ -27,7 +30,6 @@ mod stack;
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hprint, hprintln};
 use lstm_edge_runtime::format::{Cell, Head, Input, Output, Params};
-use lstm_edge_runtime::numeric::Int;
 use lstm_edge_runtime::{Error, Logits, Model, Network, Rng, State, Temperature, Tokenizer};
 use panic_semihosting as _;
 use protocol::PROTOCOL_VERSION;
@@ -36,8 +38,9 @@ mod inputs {
     include!(concat!(env!("OUT_DIR"), "/inputs.rs"));
 }
 
-type DeviceState = State<Int, { inputs::MAX_HIDDEN }>;
-type DeviceLogits = Logits<Int, { inputs::MAX_CLASSES }>;
+type DeviceState = State<inputs::Numeric, { inputs::MAX_HIDDEN }>;
+type DeviceLogits = Logits<inputs::Numeric, { inputs::MAX_CLASSES }>;
+type DeviceNetwork<'a> = Network<'a, inputs::Numeric>;
 
 #[entry]
 fn main() -> ! {
@@ -55,7 +58,7 @@ fn main() -> ! {
         Err(error) => fail_with("model", error),
     };
     print_model(&model);
-    let net = match Network::<Int>::new(&model) {
+    let net = match DeviceNetwork::new(&model) {
         Ok(net) => net,
         Err(error) => fail_with("model", error),
     };
@@ -109,17 +112,40 @@ fn print_model(model: &Model<'_>) {
     hprintln!(" path={} blob={}", path, inputs::MODEL.len());
 }
 
-fn score_reviews(net: &Network<'_, Int>, state: &mut DeviceState) -> Result<(), Error> {
+fn score_reviews(net: &DeviceNetwork<'_>, state: &mut DeviceState) -> Result<(), Error> {
     for (index, review) in inputs::REVIEWS.iter().enumerate() {
         let start = clock::now();
         let score = net.score_text(state, review)?;
         let ticks = clock::now() - start;
-        hprintln!("score {} {} {} {}", index, score, ticks, state.steps());
+        hprintln!(
+            "score {} {} {} {}",
+            index,
+            score.raw(),
+            ticks,
+            state.steps()
+        );
     }
     Ok(())
 }
 
-fn generate(net: &Network<'_, Int>, state: &mut DeviceState) -> Result<(), Error> {
+/// A score as the protocol prints it (see the module docs).
+trait RawScore {
+    fn raw(self) -> u32;
+}
+
+impl RawScore for u32 {
+    fn raw(self) -> u32 {
+        self
+    }
+}
+
+impl RawScore for f32 {
+    fn raw(self) -> u32 {
+        self.to_bits()
+    }
+}
+
+fn generate(net: &DeviceNetwork<'_>, state: &mut DeviceState) -> Result<(), Error> {
     let symbols = match net.tokenizer() {
         Tokenizer::Chars(table) => table.symbols(),
         Tokenizer::Words(_) => return Err(Error::WrongModelKind),

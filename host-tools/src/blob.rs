@@ -129,8 +129,8 @@ fn resolve(path: &Path) -> Result<PathBuf> {
         let f32_blob = path.join(F32_BLOB_FILE);
         anyhow::ensure!(
             !f32_blob.is_file(),
-            "{} holds {F32_BLOB_FILE} but no {INT_BLOB_FILE}: `score` and `generate` take {} \
-             itself; the firmware runs the integer blob, which `lstm-edge quantize` writes",
+            "{} holds {F32_BLOB_FILE} but no {INT_BLOB_FILE}: `score`, `generate` and `firmware` \
+             take {} itself, and `lstm-edge quantize` writes the integer blob",
             path.display(),
             f32_blob.display()
         );
@@ -239,7 +239,9 @@ mod tests {
         std::fs::write(dir.path().join(F32_BLOB_FILE), b"").unwrap();
         let err = resolve(dir.path()).unwrap_err().to_string();
         assert!(
-            err.contains("holds model-f32.blob but no model.blob: `score` and `generate` take"),
+            err.contains(
+                "holds model-f32.blob but no model.blob: `score`, `generate` and `firmware` take"
+            ),
             "{err}"
         );
         let err = BlobFile::read(&dir.path().join(F32_BLOB_FILE))

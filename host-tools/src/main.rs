@@ -187,7 +187,8 @@ struct BenchArgs {
 
 #[derive(clap::Args)]
 struct FirmwareArgs {
-    /// The model blob (.blob), or a model directory (its model.blob).
+    /// The model blob, or a model directory (its model.blob). The image runs the
+    /// blob's path: integer for model.blob, f32 for model-f32.blob.
     #[arg(long, short)]
     model: PathBuf,
     /// A review to score (repeatable; a sentiment model needs at least one).
@@ -508,7 +509,7 @@ fn firmware_summary(out: &firmware::FirmwareOutput, chars: usize) -> serde_json:
     serde_json::json!({
         "model": out.model,
         "scores": out.scores.iter().map(|s| serde_json::json!({
-            "review": s.index + 1, "score": s.probability(), "raw": s.value.to_string(), "steps": s.steps,
+            "review": s.index + 1, "score": out.probability(s), "raw": out.raw_text(s), "steps": s.steps,
             "instructions": s.ticks * per_tick,
         })).collect::<Vec<_>>(),
         "generations": out.generations.iter().map(|g| serde_json::json!({
@@ -524,14 +525,14 @@ fn print_firmware(out: &firmware::FirmwareOutput, chars: usize) {
     let per_tick = out.instructions_per_tick();
     println!("model: {}", out.model);
     for s in &out.scores {
-        let score = match s.probability() {
+        let score = match out.probability(s) {
             Some(p) => format!("{p:.4} {}", infer::sentiment_label(p)),
             None => "out of range".into(),
         };
         println!(
             "review {}: {score} (raw {}, {} steps, ~{} instructions)",
             s.index + 1,
-            s.value,
+            out.raw_text(s),
             s.steps,
             s.ticks * per_tick
         );

@@ -1,7 +1,7 @@
 //! The firmware under QEMU (Cortex-M4F, and a Cortex-M3 without FPU or DSP)
-//! against the host's integer path: same blob,
-//! same inputs, byte-identical scores and generated text. Also the firmware's
-//! handling of a corrupt blob, and its footprint and instruction counts.
+//! against the host: same blob, same inputs, byte-identical scores and generated
+//! text, on the integer path and on the f32 path. Also the firmware's handling of
+//! a corrupt blob, and its footprint and instruction counts.
 //!
 //! Needs the Debian device toolchain (`scripts/install-device-deps.sh`).
 //! `LSTM_EDGE_BLESS=1` rewrites `firmware/models/default.bin` from its recipe.
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use lstm_edge::firmware::{self, FirmwareFailed, FirmwareInputs, FirmwareOutput};
 use lstm_edge_runtime::builder::{FloatWeights, InputSpec, ModelSpec, ScaleScheme};
 use lstm_edge_runtime::format::{Cell, Head, Output};
-use lstm_edge_runtime::numeric::Int;
+use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::tokenize::words::encode_vocab;
 use lstm_edge_runtime::{Error, Logits, Model, Network, Rng, State, Temperature, Tokenizer};
 
@@ -156,30 +156,31 @@ fn reviews() -> Vec<Vec<u8>> {
     ]
 }
 
-/// What the host's integer path gives for `inputs`, in the firmware's terms.
+/// What the host's path `N` gives for `inputs`: each review's probability and
+/// steps, and each generated text.
 struct HostRun {
-    scores: Vec<(i64, u32)>,
+    scores: Vec<(Option<f64>, u32)>,
     texts: Vec<Vec<u8>>,
 }
 
-fn host_run(blob: &[u8], inputs: &FirmwareInputs) -> HostRun {
+fn host_run<N: Numeric>(blob: &[u8], inputs: &FirmwareInputs) -> HostRun {
     let model = Model::from_bytes(blob).expect("valid test blob");
-    let net = Network::<Int>::new(&model).expect("integer blob");
-    let mut state = State::<Int, 256>::new();
+    let net = Network::<N>::new(&model).expect("a blob of this path");
+    let mut state = State::<N, 256>::new();
     let mut scores = Vec::new();
     let mut texts = Vec::new();
     match net.output() {
         Output::Sigmoid => {
             for review in &inputs.reviews {
                 let score = net.score_text(&mut state, review).expect("host score");
-                scores.push((i64::from(score), state.steps()));
+                scores.push((Some(N::prob_to_f64(score)), state.steps()));
             }
         }
         Output::Softmax { .. } => {
             let Tokenizer::Chars(table) = net.tokenizer() else {
                 panic!("a generator reads chars");
             };
-            let mut logits = Logits::<Int, 128>::new();
+            let mut logits = Logits::<N, 128>::new();
             for &temperature in &inputs.temperatures_milli {
                 state.reset();
                 net.feed_text(&mut state, &inputs.prompt)
@@ -214,17 +215,42 @@ fn device_run(name: &str, blob: &[u8], inputs: &FirmwareInputs) -> (FirmwareOutp
     (output, elf)
 }
 
-/// Builds, runs and compares one model with the host, prints and checks its
-/// footprint; returns the device output and the image.
+/// Builds, runs and compares one model's integer blob with the host, prints and
+/// checks its footprint; returns the device output and the image.
 fn assert_bit_exact(
     name: &str,
     spec: &ModelSpec,
     inputs: &FirmwareInputs,
 ) -> (FirmwareOutput, PathBuf) {
-    let blob = int_blob(spec);
-    let host = host_run(&blob, inputs);
-    let (device, elf) = device_run(name, &blob, inputs);
-    let device_scores: Vec<(i64, u32)> = device.scores.iter().map(|s| (s.value, s.steps)).collect();
+    assert_bit_exact_on::<Int>(name, spec, &int_blob(spec), inputs)
+}
+
+/// [`assert_bit_exact`] for `spec`'s f32 blob, on the host's and the device's f32 path.
+fn assert_f32_bit_exact(
+    name: &str,
+    spec: &ModelSpec,
+    inputs: &FirmwareInputs,
+) -> (FirmwareOutput, PathBuf) {
+    let blob = spec.f32_blob().expect("encode the f32 test model");
+    let (device, elf) = assert_bit_exact_on::<F32>(name, spec, &blob, inputs);
+    assert!(device.model.contains("path=f32"), "{}", device.model);
+    (device, elf)
+}
+
+/// Scores and texts compare exactly: each path's probability is exact in f64.
+fn assert_bit_exact_on<N: Numeric>(
+    name: &str,
+    spec: &ModelSpec,
+    blob: &[u8],
+    inputs: &FirmwareInputs,
+) -> (FirmwareOutput, PathBuf) {
+    let host = host_run::<N>(blob, inputs);
+    let (device, elf) = device_run(name, blob, inputs);
+    let device_scores: Vec<(Option<f64>, u32)> = device
+        .scores
+        .iter()
+        .map(|s| (device.probability(s), s.steps))
+        .collect();
     assert_eq!(
         device_scores, host.scores,
         "{name}: scores differ from the host"
@@ -357,9 +383,7 @@ fn firmware_generator_lstm_matches_host_with_footprint() {
         .iter()
         .all(|g| g.text.len() == inputs.gen_chars));
 
-    let chars = (inputs.gen_chars * inputs.temperatures_milli.len()) as u64;
-    let ticks: u64 = out.generations.iter().map(|g| g.ticks).sum();
-    let instructions_per_char = ticks * out.instructions_per_tick() / chars;
+    let instructions_per_char = instructions_per_char(&out, &inputs);
     let macs_per_char = macs_per_step(&spec);
     let model_macs = model_macs_per_step(&spec);
     println!(
@@ -373,6 +397,47 @@ fn firmware_generator_lstm_matches_host_with_footprint() {
         instructions_per_char >= macs_per_char / 4,
         "the clock must count work"
     );
+}
+
+/// Instructions per generated char, over every temperature's run.
+fn instructions_per_char(out: &FirmwareOutput, inputs: &FirmwareInputs) -> u64 {
+    let chars = (inputs.gen_chars * inputs.temperatures_milli.len()) as u64;
+    let ticks: u64 = out.generations.iter().map(|g| g.ticks).sum();
+    ticks * out.instructions_per_tick() / chars
+}
+
+/// The f32 path on the Cortex-M4F's FPU gives the host f32 path's bits: the same
+/// operations in the same order (bare metal steps unit by unit, which
+/// `runtime/tests/f32_unit_steps.rs` checks against the host's whole steps).
+#[test]
+fn firmware_f32_path_matches_host_f32_path() {
+    let words = model(
+        Kind::Words(22),
+        Cell::Lstm,
+        24,
+        Head::Flatten { maxlen: 32 },
+        1,
+    );
+    assert_f32_bit_exact("f32-words-lstm", &words, &sentiment_inputs());
+    let chars = model(Kind::Chars, Cell::Gru, 40, Head::Mean, 4);
+    assert_f32_bit_exact("f32-chars-gru", &chars, &sentiment_inputs());
+    let generator = model(Kind::GeneratorWithUnk, Cell::Gru, 64, Head::Last, 6);
+    assert_f32_bit_exact("f32-generator-gru", &generator, &generator_inputs());
+
+    let g_shape = model(Kind::Generator, Cell::Lstm, 128, Head::Last, 5);
+    let inputs = generator_inputs();
+    let (f32_out, _) = assert_f32_bit_exact("f32-generator-lstm", &g_shape, &inputs);
+    let (int_out, _) = device_run("int-generator-lstm", &int_blob(&g_shape), &inputs);
+    let (f32_cost, int_cost) = (
+        instructions_per_char(&f32_out, &inputs),
+        instructions_per_char(&int_out, &inputs),
+    );
+    println!(
+        "G shape on Cortex-M4F: f32 path {f32_cost} instructions/char, integer path \
+         {int_cost} ({:.2}x)",
+        f32_cost as f64 / int_cost as f64
+    );
+    assert!(f32_cost > 0 && int_cost > 0, "the clock must count work");
 }
 
 /// Prints the image's sections and peak stack; the blob must sit in flash and
@@ -415,10 +480,10 @@ fn firmware_corrupt_blob_prints_runtime_error_and_fails() {
     wrong_magic[0] ^= 0xFF;
     expect_failure("bad-magic", &wrong_magic, Error::BadMagic);
 
-    // The host refuses the f32 blob before a build, with the fix.
-    let f32_blob = write_blob("f32", &spec.f32_blob().expect("encode f32"));
-    let err = firmware::build(&f32_blob, &sentiment_inputs()).expect_err("an f32 blob");
-    assert!(format!("{err:#}").contains("is an f32 blob"), "{err:#}");
+    let mut f32_blob = spec.f32_blob().expect("encode f32");
+    let last = f32_blob.len() - 1;
+    f32_blob[last] ^= 0x01;
+    expect_failure("corrupt-f32", &f32_blob, Error::BadChecksum);
 }
 
 /// The default model embedded when `LSTM_EDGE_MODEL` is not set: a small G-shaped
@@ -471,10 +536,6 @@ fn is_soft_float(symbol: &str) -> bool {
 /// bit for bit, from an image with no float arithmetic in it.
 #[test]
 fn firmware_on_a_cortex_m3_matches_host_without_float() {
-    let on_m3 = |inputs: FirmwareInputs| FirmwareInputs {
-        board: firmware::Board::Mps2An385,
-        ..inputs
-    };
     let words = model(
         Kind::Words(16),
         Cell::Lstm,
@@ -495,20 +556,11 @@ fn firmware_on_a_cortex_m3_matches_host_without_float() {
             let per_char = ticks * device.instructions_per_tick() / chars;
             println!("{name}: {per_char} instructions/char");
         }
-        let symbols = std::process::Command::new("arm-none-eabi-nm")
-            .arg(&elf)
-            .output()
-            .expect("arm-none-eabi-nm (binutils-arm-none-eabi)");
-        assert!(symbols.status.success());
-        let symbols = String::from_utf8_lossy(&symbols.stdout);
-        let float: Vec<&str> = symbols
-            .lines()
-            .filter_map(|line| line.split_whitespace().last())
-            .filter(|symbol| is_soft_float(symbol))
-            .collect();
+        let symbols = symbols(&elf);
+        let float: Vec<&String> = symbols.iter().filter(|s| is_soft_float(s)).collect();
         assert!(float.is_empty(), "{name}: soft-float routines {float:?}");
         assert!(
-            symbols.contains("__aeabi_uldivmod"),
+            symbols.iter().any(|s| s == "__aeabi_uldivmod"),
             "the symbols were read"
         );
     }
@@ -516,4 +568,50 @@ fn firmware_on_a_cortex_m3_matches_host_without_float() {
     assert!(is_soft_float("__addsf3") && !is_soft_float("__udivmoddi4"));
     assert!(is_soft_float("fmodf") && is_soft_float("__gnu_h2f_ieee"));
     assert!(!is_soft_float("__aeabi_uldivmod") && !is_soft_float("expected_sum"));
+}
+
+fn on_m3(inputs: FirmwareInputs) -> FirmwareInputs {
+    FirmwareInputs {
+        board: firmware::Board::Mps2An385,
+        ..inputs
+    }
+}
+
+/// The image's symbol names.
+fn symbols(elf: &Path) -> Vec<String> {
+    let listing = std::process::Command::new("arm-none-eabi-nm")
+        .arg(elf)
+        .output()
+        .expect("arm-none-eabi-nm (binutils-arm-none-eabi)");
+    assert!(listing.status.success());
+    String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().last().map(str::to_owned))
+        .collect()
+}
+
+/// An f32 blob on a Cortex-M3 runs in software float, the compiler's IEEE
+/// routines, and still gives the host's bits.
+#[test]
+fn firmware_f32_on_a_cortex_m3_matches_host_in_software_float() {
+    let generator = model(Kind::GeneratorWithUnk, Cell::Gru, 32, Head::Last, 6);
+    let inputs = on_m3(FirmwareInputs {
+        gen_chars: 40,
+        ..generator_inputs()
+    });
+    let (device, elf) = assert_f32_bit_exact("m3-f32-generator-gru", &generator, &inputs);
+    assert!(
+        symbols(&elf).iter().any(|s| s.starts_with("__aeabi_f")),
+        "an f32 image for the Cortex-M3 runs software float"
+    );
+    let (int_device, _) = device_run("m3-int-generator-gru", &int_blob(&generator), &inputs);
+    let (f32_cost, int_cost) = (
+        instructions_per_char(&device, &inputs),
+        instructions_per_char(&int_device, &inputs),
+    );
+    println!(
+        "GRU 32 generator on Cortex-M3: f32 path in software float {f32_cost} \
+         instructions/char, integer path {int_cost} ({:.1}x)",
+        f32_cost as f64 / int_cost as f64
+    );
 }

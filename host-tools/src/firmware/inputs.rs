@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use anyhow::{bail, ensure, Result};
-use lstm_edge_runtime::format::{Output, Params};
-use lstm_edge_runtime::numeric::Int;
+use lstm_edge_runtime::format::Output;
 
 use super::Board;
 
@@ -76,13 +75,6 @@ pub(super) fn check_inputs(
         );
     }
     if let Some(parsed) = parsed {
-        if matches!(parsed.body().params, Params::F32(_)) {
-            bail!(
-                "{} is an f32 blob; the firmware runs the integer one: give the model directory \
-                 or its model.blob",
-                model.display()
-            );
-        }
         if let Output::Softmax { classes } = parsed.body().output {
             let tokens = parsed.dims().tokens;
             ensure!(
@@ -133,9 +125,9 @@ const FIRMWARE_CODE_BYTES: usize = 64 * 1024;
 
 /// A generator's prompt must map to its table on the host as it will on the device.
 fn check_prompt(model: &Path, parsed: &lstm_edge_runtime::Model<'_>, prompt: &[u8]) -> Result<()> {
-    let net = lstm_edge_runtime::Network::<Int>::new(parsed)
+    let tokenizer = lstm_edge_runtime::Tokenizer::of_input(&parsed.body().input)
         .map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
-    let unknown = net.tokenizer().for_each_id(prompt, |_| Ok(())).err();
+    let unknown = tokenizer.for_each_id(prompt, |_| Ok(())).err();
     if let Some(lstm_edge_runtime::Error::UnknownChar(c)) = unknown {
         bail!(
             "the prompt holds {:?}, which is not among {}'s chars: remove it",
@@ -172,18 +164,19 @@ mod tests {
             ..FirmwareInputs::default()
         };
         check_shipped("c-mean", "model.blob", &reviews(&["good", ""])).unwrap();
-        let err = check_shipped("c-mean", "model-f32.blob", &reviews(&["good"])).unwrap_err();
-        assert!(err.to_string().contains("is an f32 blob"), "{err}");
+        check_shipped("c-mean", "model-f32.blob", &reviews(&["good"])).unwrap();
         let prompt = |text: &str| FirmwareInputs {
             prompt: text.as_bytes().to_vec(),
             ..FirmwareInputs::default()
         };
-        check_shipped("g", "model.blob", &prompt("the king")).unwrap();
-        let err = check_shipped("g", "model.blob", &prompt("the \u{2014} king")).unwrap_err();
-        assert!(
-            err.to_string().contains("'\u{2014}', which is not among"),
-            "{err}"
-        );
+        for blob in ["model.blob", "model-f32.blob"] {
+            check_shipped("g", blob, &prompt("the king")).unwrap();
+            let err = check_shipped("g", blob, &prompt("the \u{2014} king")).unwrap_err();
+            assert!(
+                err.to_string().contains("'\u{2014}', which is not among"),
+                "{err}"
+            );
+        }
         let stm32 = FirmwareInputs {
             board: Board::Stm32f407,
             ..reviews(&["good"])

@@ -10,7 +10,7 @@
 //! The firmware prints one record per line (see `firmware/src/main.rs`):
 //!
 //! ```text
-//! lstm-edge-firmware 1
+//! lstm-edge-firmware 2
 //! clock <systick hz>
 //! model <cell> hidden=<h> input=<chars|words>:<tokens> head=<head> output=<output> path=<int|f32> blob=<bytes>
 //! score <index> <score> <ticks> <steps>

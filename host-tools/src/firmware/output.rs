@@ -4,26 +4,19 @@
 use lstm_edge_runtime::numeric::{Int, Numeric};
 
 use super::{INSTRUCTIONS_PER_SECOND, PROTOCOL_VERSION};
+use crate::blob::NumericPath;
 
 /// A review's score as the firmware printed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Score {
     pub index: usize,
-    /// The integer path's sigmoid output, as the runtime returns it.
+    /// The sigmoid output as the runtime returns it: the integer path's
+    /// fixed-point value, or the f32 path's `f32` bits.
     pub value: i64,
     /// SysTick ticks spent scoring it.
     pub ticks: u64,
     /// Cell steps it took (padding included).
     pub steps: u32,
-}
-
-impl Score {
-    /// The score as a probability (the integer path's fixed-point sigmoid, decoded),
-    /// or `None` if the printed value is not one.
-    pub fn probability(&self) -> Option<f64> {
-        let raw = u32::try_from(self.value).ok()?;
-        Some(<Int as Numeric>::prob_to_f64(raw))
-    }
 }
 
 /// One generation run as the firmware printed it.
@@ -46,6 +39,8 @@ pub struct FirmwareOutput {
     pub clock_hz: u64,
     /// The `model` line, after the keyword.
     pub model: String,
+    /// The numeric path the image ran (the `model` line's `path=`).
+    pub path: NumericPath,
     pub scores: Vec<Score>,
     pub generations: Vec<Generation>,
     /// Peak stack use found by stack painting, and the painted region's size.
@@ -59,6 +54,39 @@ impl FirmwareOutput {
     /// Instructions per SysTick tick under `-icount shift=0`.
     pub fn instructions_per_tick(&self) -> u64 {
         INSTRUCTIONS_PER_SECOND / self.clock_hz.max(1)
+    }
+
+    /// A score as `lstm-edge score --json` gives `raw`: the Q30 value, or the f32.
+    pub fn raw_text(&self, score: &Score) -> String {
+        match (self.path, u32::try_from(score.value)) {
+            (NumericPath::F32, Ok(bits)) => format!("{:?}", f32::from_bits(bits)),
+            _ => score.value.to_string(),
+        }
+    }
+
+    /// A score as a probability, decoded for the path the image ran, or `None`
+    /// if the printed value is not one.
+    pub fn probability(&self, score: &Score) -> Option<f64> {
+        let raw = u32::try_from(score.value).ok()?;
+        match self.path {
+            NumericPath::Int => Some(<Int as Numeric>::prob_to_f64(raw)),
+            NumericPath::F32 => {
+                let p = f64::from(f32::from_bits(raw));
+                (0.0..=1.0).contains(&p).then_some(p)
+            }
+        }
+    }
+}
+
+/// The `path=` field of a `model` line.
+fn model_path(fields: &[&str]) -> Option<NumericPath> {
+    match fields
+        .iter()
+        .find_map(|field| field.strip_prefix("path="))?
+    {
+        "int" => Some(NumericPath::Int),
+        "f32" => Some(NumericPath::F32),
+        _ => None,
     }
 }
 
@@ -90,7 +118,11 @@ pub fn parse_output(console: &str) -> Result<FirmwareOutput, String> {
         match keyword {
             "lstm-edge-firmware" => version = Some(int(0, "protocol version")?),
             "clock" => clock_hz = Some(int(0, "clock hz")?),
-            "model" => model = Some(fields.join(" ")),
+            "model" => {
+                let path =
+                    model_path(&fields).ok_or_else(|| bad("no `path=int` or `path=f32` field"))?;
+                model = Some((fields.join(" "), path));
+            }
             "score" => {
                 let value = fields
                     .get(1)
@@ -134,9 +166,11 @@ pub fn parse_output(console: &str) -> Result<FirmwareOutput, String> {
     }
     let (stack_peak_bytes, stack_region_bytes) =
         stack.ok_or_else(|| "no `stack` line in the output".to_owned())?;
+    let (model, path) = model.ok_or_else(|| "no `model` line in the output".to_owned())?;
     Ok(FirmwareOutput {
         clock_hz: clock_hz.ok_or_else(|| "no `clock` line in the output".to_owned())?,
-        model: model.ok_or_else(|| "no `model` line in the output".to_owned())?,
+        model,
+        path,
         scores,
         generations,
         stack_peak_bytes,
@@ -162,7 +196,7 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "lstm-edge-firmware 1\nclock 25000000\n\
+    const GOOD: &str = "lstm-edge-firmware 2\nclock 25000000\n\
         model lstm hidden=8 input=chars:30 head=last output=softmax:30 path=int blob=1234\n\
         score 0 536870912 120 12\n\
         gen 500 7 68690a 10 99\n\
@@ -183,12 +217,13 @@ mod tests {
                 steps: 12
             }]
         );
-        assert_eq!(out.scores[0].probability(), Some(0.5));
+        assert_eq!(out.path, NumericPath::Int);
+        assert_eq!(out.probability(&out.scores[0]), Some(0.5));
         let negative = Score {
             value: -1,
             ..out.scores[0].clone()
         };
-        assert_eq!(negative.probability(), None);
+        assert_eq!(out.probability(&negative), None);
         assert_eq!(out.generations.len(), 1);
         assert_eq!(out.generations[0].text, b"hi\n");
         assert_eq!(out.generations[0].temperature_milli, 500);
@@ -215,8 +250,27 @@ mod tests {
         assert!(parse_output(&odd_hex).unwrap_err().contains("not hex"));
         let word = GOOD.replace("536870912", "high");
         assert!(parse_output(&word).unwrap_err().contains("not an integer"));
-        let newer = GOOD.replace("lstm-edge-firmware 1", "lstm-edge-firmware 2");
-        assert!(parse_output(&newer).unwrap_err().contains("protocol 2"));
+        let newer = GOOD.replace("lstm-edge-firmware 2", "lstm-edge-firmware 3");
+        assert!(parse_output(&newer).unwrap_err().contains("protocol 3"));
+        let older = GOOD.replace("lstm-edge-firmware 2", "lstm-edge-firmware 1");
+        assert!(parse_output(&older).unwrap_err().contains("protocol 1"));
+        let pathless = GOOD.replace(" path=int", "");
+        assert!(parse_output(&pathless).unwrap_err().contains("path="));
+    }
+
+    #[test]
+    fn an_f32_image_prints_its_score_as_bits() {
+        let half = 0.75f32.to_bits().to_string();
+        let f32_run = GOOD
+            .replace("path=int", "path=f32")
+            .replace("536870912", &half);
+        let out = parse_output(&f32_run).unwrap();
+        assert_eq!(out.path, NumericPath::F32);
+        assert_eq!(out.probability(&out.scores[0]), Some(0.75));
+        assert_eq!(out.raw_text(&out.scores[0]), "0.75");
+        let nan = f32::NAN.to_bits().to_string();
+        let out = parse_output(&f32_run.replace(&half, &nan)).unwrap();
+        assert_eq!(out.probability(&out.scores[0]), None);
     }
 
     #[test]
