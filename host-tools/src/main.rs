@@ -97,7 +97,8 @@ enum FirmwareAction {
         #[arg(long, value_enum, default_value_t)]
         board: firmware::Board,
     },
-    /// Build it for a board QEMU emulates, run it there and print its results.
+    /// Build it for a board QEMU emulates, run it there and print its results, checked
+    /// against the same blob on the host (a difference is an error).
     Run {
         #[command(flatten)]
         args: FirmwareArgs,
@@ -634,10 +635,30 @@ fn main() -> Result<()> {
                 firmware::find_qemu()?;
                 let (elf, inputs) = build_firmware(&args, board)?;
                 let out = firmware::run_with_timeout(&elf, board, Duration::from_secs(timeout))?;
+                // The same blob on the host: the device must give the same bits.
+                let blob = BlobFile::read(&args.model)?;
+                let host = firmware::host_run(&blob.bytes, &inputs)?;
+                let same = out.compare_with_host(&host);
                 if json {
-                    print_json(&firmware_summary(&out, inputs.gen_chars))?;
+                    let mut summary = firmware_summary(&out, inputs.gen_chars);
+                    summary["matches_host"] = same.is_ok().into();
+                    print_json(&summary)?;
                 } else {
                     print_firmware(&out, inputs.gen_chars);
+                    if same.is_ok() {
+                        println!(
+                            "host: the same {}, bit for bit ({} path)",
+                            if out.scores.is_empty() {
+                                "text"
+                            } else {
+                                "scores"
+                            },
+                            out.path.name()
+                        );
+                    }
+                }
+                if let Err(difference) = same {
+                    bail!("the device's output differs from the host's: {difference}");
                 }
             }
         },

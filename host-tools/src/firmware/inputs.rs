@@ -39,7 +39,7 @@ impl Default for FirmwareInputs {
 
 /// Inputs the firmware cannot take, caught before a build is started: a
 /// sentiment model needs reviews; a generator takes none, and its
-/// prompt must be in its table; the blob must be the integer one and fit the flash.
+/// prompt must be in its table; the blob must fit the flash.
 pub(super) fn check_inputs(
     model: &Path,
     blob_len: usize,

@@ -20,6 +20,7 @@
 //! error <message>      (then it exits non-zero)
 //! ```
 
+mod host;
 mod inputs;
 mod output;
 mod project;
@@ -32,6 +33,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
+pub use host::{host_run, HostRun};
 pub use inputs::FirmwareInputs;
 pub use output::{parse_output, FirmwareOutput, Generation, Score};
 pub use project::{build, FirmwareProject};
