@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
-use lstm_edge::blob::BlobFile;
+use lstm_edge::blob::{BlobFile, NumericPath};
 use lstm_edge::{firmware, import, infer, inspect, interrupt, workflow};
 use lstm_edge_runtime::tokenize::chars::code_points;
 use lstm_edge_trainer::bench::inference;
@@ -454,6 +454,14 @@ fn build_firmware(
         );
     }
     let inputs = firmware_inputs(args, board)?;
+    if blob.numeric_path()? == NumericPath::F32 && board.target() == "thumbv7m-none-eabi" {
+        eprintln!(
+            "note: {} is an f32 blob and the {} core has no FPU: it runs in software \
+             float, tens of times slower than the integer blob",
+            blob.path.display(),
+            board.name()
+        );
+    }
     if sentiment {
         // A review the host cannot read, or that gives no tokens, the device would
         // refuse, or score as noise.
