@@ -236,6 +236,18 @@ pub fn score_lines(
     source: &str,
     each: &mut dyn FnMut(usize, ScoreReport) -> Result<()>,
 ) -> Result<()> {
+    let lines = review_lines(text, source)?;
+    score_texts(
+        file,
+        &lines,
+        &|index| format!("{source}, line {}", index + 1),
+        each,
+    )
+}
+
+/// The reviews of `text`, one a line; no lines, or a blank one, is an error naming
+/// `source` (and the line).
+pub fn review_lines<'t>(text: &'t [u8], source: &str) -> Result<Vec<&'t [u8]>> {
     let lines = editor_lines(text);
     ensure!(
         !lines.is_empty(),
@@ -247,12 +259,7 @@ pub fn score_lines(
             blank + 1
         );
     }
-    score_texts(
-        file,
-        &lines,
-        &|index| format!("{source}, line {}", index + 1),
-        each,
-    )
+    Ok(lines)
 }
 
 /// Settings for `generate`.

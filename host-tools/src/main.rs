@@ -195,6 +195,10 @@ struct FirmwareArgs {
     /// A review to score (repeatable; a sentiment model needs at least one).
     #[arg(long = "review")]
     reviews: Vec<OsString>,
+    /// Reviews to score, one per line, from this file (as `score --lines` reads it),
+    /// after any --review.
+    #[arg(long)]
+    review_file: Option<PathBuf>,
     /// Prompt for generator models [default: "the "].
     #[arg(long)]
     prompt: Option<OsString>,
@@ -449,7 +453,7 @@ fn build_firmware(
     if sentiment && generation_flags {
         bail!(
             "{} is a sentiment model: --prompt, --length, --temperature and --seed are for \
-             generators; give it --review TEXT only",
+             generators; give it --review TEXT or --review-file FILE only",
             blob.path.display()
         );
     }
@@ -466,7 +470,7 @@ fn build_firmware(
         // A review the host cannot read, or that gives no tokens, the device would
         // refuse, or score as noise.
         let reviews: Vec<&[u8]> = inputs.reviews.iter().map(Vec::as_slice).collect();
-        infer::token_counts(&blob, &reviews, &|index| format!("--review {}", index + 1))?;
+        infer::token_counts(&blob, &reviews, &|index| review_name(args, index))?;
     }
     Ok((firmware::build(&blob.path, &inputs)?, inputs))
 }
@@ -489,11 +493,20 @@ fn firmware_inputs(
     }
     // As `score` does: a blank review's score would be noise (so would one of no
     // tokens, which `build_firmware` counts on the host first).
-    let reviews: Vec<Vec<u8>> = args.reviews.iter().map(|r| arg_bytes(r)).collect();
+    let mut reviews: Vec<Vec<u8>> = args.reviews.iter().map(|r| arg_bytes(r)).collect();
     if let Some(index) = reviews.iter().position(|r| reviews::is_blank(r)) {
         bail!(
             "--review {} is blank: give each review some text to score",
             index + 1
+        );
+    }
+    if let Some(path) = &args.review_file {
+        let text = reviews::read_review(None, Some(path))?;
+        let source = path.display().to_string();
+        reviews.extend(
+            infer::review_lines(&text, &source)?
+                .into_iter()
+                .map(<[u8]>::to_vec),
         );
     }
     Ok(firmware::FirmwareInputs {
@@ -504,6 +517,14 @@ fn firmware_inputs(
         seed: args.seed.unwrap_or(defaults.seed),
         board,
     })
+}
+
+/// How a review is named in messages: its `--review`, or its line of `--review-file`.
+fn review_name(args: &FirmwareArgs, index: usize) -> String {
+    match (index.checked_sub(args.reviews.len()), &args.review_file) {
+        (Some(line), Some(path)) => format!("{}, line {}", path.display(), line + 1),
+        _ => format!("--review {}", index + 1),
+    }
 }
 
 /// A generation's instructions per sampled char: the ticks count every draw,

@@ -347,6 +347,27 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         err.contains("--review 2 gives the model no tokens"),
         "{err}"
     );
+    // A file's reviews, one a line, come after the --reviews and are named by line.
+    let err = stderr_of(
+        lstm_edge()
+            .args(["firmware", "build", "-m", w, "--review", "good"])
+            .args(["--review-file", arg(&lines)]),
+    );
+    assert!(
+        err.contains("lines.txt, line 2 gives the model no tokens"),
+        "{err}"
+    );
+    std::fs::write(&lines, "good film\n\nbad\n").unwrap();
+    let err =
+        stderr_of(lstm_edge().args(["firmware", "build", "-m", w, "--review-file", arg(&lines)]));
+    assert!(
+        err.contains("lines.txt, line 2: the line is blank"),
+        "{err}"
+    );
+    std::fs::write(&lines, "good film\n").unwrap();
+    let generator_file = ["firmware", "build", "-m", arg(&m.gen_int), "--review-file"];
+    let err = stderr_of(lstm_edge().args(generator_file).arg(arg(&lines)));
+    assert!(err.contains("generator model: it takes --prompt"), "{err}");
     let err =
         stderr_of(lstm_edge().args(["generate", "-m", arg(&m.gen_int), "-p", "a", "-t", "-inf"]));
     assert!(
@@ -386,7 +407,7 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         assert!(
             err.contains("sentiment model")
                 && err.contains("--temperature and --seed are for generators")
-                && err.contains("--review TEXT only"),
+                && err.contains("--review TEXT or --review-file FILE only"),
             "{err}"
         );
     }
