@@ -1,7 +1,8 @@
 //! Chooses the board's memory map and embeds the model and its inputs.
 //!
 //! Environment (all optional):
-//! - `LSTM_EDGE_MODEL`: model blob (default `models/default.bin`)
+//! - `LSTM_EDGE_MODEL`: model blob (default `models/default.bin`), integer or f32:
+//!   the image holds the code of the blob's numeric path only
 //! - `LSTM_EDGE_REVIEWS`: reviews to score, one per line (default `inputs/reviews.txt`)
 //! - `LSTM_EDGE_PROMPT`: prompt file, used as is (default `inputs/prompt.txt`)
 //! - `LSTM_EDGE_GEN_CHARS`: characters generated per temperature (default 100)
