@@ -208,14 +208,79 @@ fn host_pres<const H: usize>(
         .flatten()
         .zip(hs.split_at_checked(3 * dims.hidden));
     if let Some(((sigmoids, candidates), (h_sigmoids, h_candidates))) = lstm_split {
-        // i, o and f are sigmoids; the candidate g (the last gate) a tanh.
-        for (v, &r) in sigmoids.iter_mut().zip(h_sigmoids) {
-            *v = sigmoid(*v + r);
+        #[cfg(target_arch = "x86_64")]
+        if super::x86::f32_lstm_gate_outputs(sigmoids, h_sigmoids, candidates, h_candidates) {
+            return;
         }
-        for (v, &r) in candidates.iter_mut().zip(h_candidates) {
-            *v = tanh(*v + r);
-        }
+        lstm_gate_outputs(sigmoids, h_sigmoids, candidates, h_candidates);
     }
+}
+
+/// An LSTM's gate outputs in place of its input pre-activations, given the
+/// recurrent ones: i, o and f are sigmoids; the candidate g (the last gate) a
+/// tanh. Loops the compiler vectorises, at whatever width the caller is
+/// compiled for (each lane does the same IEEE operations).
+#[cfg(not(unit_steps))]
+#[inline(always)]
+pub(crate) fn lstm_gate_outputs(
+    sigmoids: &mut [f32],
+    h_sigmoids: &[f32],
+    candidates: &mut [f32],
+    h_candidates: &[f32],
+) {
+    for (v, &r) in sigmoids.iter_mut().zip(h_sigmoids) {
+        *v = sigmoid(*v + r);
+    }
+    for (v, &r) in candidates.iter_mut().zip(h_candidates) {
+        *v = tanh(*v + r);
+    }
+}
+
+/// The LSTM cells of every unit from its gate outputs; returns how many.
+#[cfg(not(unit_steps))]
+#[inline(always)]
+pub(crate) fn lstm_cell_updates(gates: [&[f32]; 4], c: &mut [f32], h: &mut [f32]) -> usize {
+    let [i, o, f, g] = gates;
+    let units = c
+        .iter_mut()
+        .zip(h.iter_mut())
+        .zip(i.iter().zip(o))
+        .zip(f.iter().zip(g));
+    let mut done = 0;
+    for (((c, h), (&i, &o)), (&f, &g)) in units {
+        *c = F32::lstm_cell(f, *c, i, g);
+        *h = F32::lstm_hidden(o, *c);
+        done += 1;
+    }
+    done
+}
+
+/// The GRU cells of every unit from its input and recurrent pre-activations;
+/// returns how many.
+#[cfg(not(unit_steps))]
+#[inline(always)]
+pub(crate) fn gru_cell_updates(
+    x: [&[f32]; 3],
+    r: [&[f32]; 3],
+    h_prev: &[f32],
+    h: &mut [f32],
+) -> usize {
+    let ([xz, xr, xn], [hz, hr, hn]) = (x, r);
+    let units = h
+        .iter_mut()
+        .zip(h_prev)
+        .zip(xz.iter().zip(hz))
+        .zip(xr.iter().zip(hr))
+        .zip(xn.iter().zip(hn));
+    let mut done = 0;
+    for ((((h, &h_prev), (&xz, &hz)), (&xr, &hr)), (&xn, &hn)) in units {
+        let z = sigmoid(xz + hz);
+        let r = sigmoid(xr + hr);
+        let n = tanh(xn + r * hn);
+        *h = F32::gru_hidden(z, n, h_prev);
+        done += 1;
+    }
+    done
 }
 
 /// `out[row]` for every row: four rows at a time through `four`, the rows
@@ -398,41 +463,24 @@ impl Numeric for F32 {
     #[cfg(not(unit_steps))]
     #[inline(always)]
     fn lstm_cells<const H: usize>(s: &FloatScratch<H>, c: &mut [f32], h: &mut [f32]) -> usize {
-        let [i, o, f, g] = gate_blocks(s.x.as_flattened(), s.units);
-        let units = c
-            .iter_mut()
-            .zip(h.iter_mut())
-            .zip(i.iter().zip(o))
-            .zip(f.iter().zip(g));
-        let mut done = 0;
-        for (((c, h), (&i, &o)), (&f, &g)) in units {
-            *c = Self::lstm_cell(f, *c, i, g);
-            *h = Self::lstm_hidden(o, *c);
-            done += 1;
+        let gates = gate_blocks(s.x.as_flattened(), s.units);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(done) = super::x86::f32_lstm_cell_updates(gates, c, h) {
+            return done;
         }
-        done
+        lstm_cell_updates(gates, c, h)
     }
 
     #[cfg(not(unit_steps))]
     #[inline(always)]
     fn gru_cells<const H: usize>(s: &FloatScratch<H>, h_prev: &[f32], h: &mut [f32]) -> usize {
-        let [xz, xr, xn] = gate_blocks(s.x.as_flattened(), s.units);
-        let [hz, hr, hn] = gate_blocks(s.h.as_flattened(), s.units);
-        let units = h
-            .iter_mut()
-            .zip(h_prev)
-            .zip(xz.iter().zip(hz))
-            .zip(xr.iter().zip(hr))
-            .zip(xn.iter().zip(hn));
-        let mut done = 0;
-        for ((((h, &h_prev), (&xz, &hz)), (&xr, &hr)), (&xn, &hn)) in units {
-            let z = sigmoid(xz + hz);
-            let r = sigmoid(xr + hr);
-            let n = tanh(xn + r * hn);
-            *h = Self::gru_hidden(z, n, h_prev);
-            done += 1;
+        let x = gate_blocks(s.x.as_flattened(), s.units);
+        let r = gate_blocks(s.h.as_flattened(), s.units);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(done) = super::x86::f32_gru_cell_updates(x, r, h_prev, h) {
+            return done;
         }
-        done
+        gru_cell_updates(x, r, h_prev, h)
     }
 
     #[inline(always)]

@@ -33,6 +33,7 @@
 mod activations;
 mod cell;
 mod dot;
+mod float_cells;
 mod float_dot;
 mod prescale;
 mod recurrent;
@@ -41,6 +42,7 @@ mod sample;
 pub use activations::lstm_activations;
 pub use cell::{gru_cells, gru_cells_avx2, lstm_cells, lstm_cells_avx2};
 pub use dot::{dot_i8_i16, dot_i8_i8, rows_dot_i8_i16, rows_dot_i8_i8};
+pub use float_cells::{f32_gru_cell_updates, f32_lstm_cell_updates, f32_lstm_gate_outputs};
 pub use float_dot::{f32_rows4_lanes, f32_rows4_lanes_of, F32_LANES};
 pub use prescale::prescale;
 pub use recurrent::{unit_sums, unit_sums_avx2};
