@@ -265,7 +265,7 @@ pub fn review_lines<'t>(text: &'t [u8], source: &str) -> Result<Vec<&'t [u8]>> {
 /// Settings for `generate`.
 #[derive(Debug, Clone, Copy)]
 pub struct GenerateOptions {
-    pub temperature: f32,
+    pub temperature: Temperature,
     pub length: usize,
     pub seed: u64,
 }
@@ -327,11 +327,10 @@ fn generate_with<N: Numeric>(
         .map_err(|e| runtime_error(file, "reading the prompt", e))?;
     let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
     let mut rng = Rng::new(opts.seed);
-    let t = temperature(opts.temperature)?;
     let mut charless = 0;
     for _ in 0..opts.length {
         let id = net
-            .sample_next(&mut state, &mut logits, t, &mut rng)
+            .sample_next(&mut state, &mut logits, opts.temperature, &mut rng)
             .map_err(|e| runtime_error(file, "generating", e))?;
         // UNK and PAD have no char; they are counted, not emitted.
         match table.symbol(id) {

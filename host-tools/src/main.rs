@@ -272,7 +272,7 @@ fn generate(args: &GenerateArgs) -> Result<()> {
     );
     let blob = BlobFile::read(&args.model)?;
     let options = infer::GenerateOptions {
-        temperature: args.temperature,
+        temperature: infer::temperature(args.temperature)?,
         length: args.length,
         seed: args.seed,
     };
@@ -439,11 +439,11 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 }
 
 /// Checks the blob (a model directory stands for its model.blob) and builds the ELF for
-/// it; returns the ELF and the inputs it was built with.
+/// it; returns the ELF, the inputs it was built with, and the blob.
 fn build_firmware(
     args: &FirmwareArgs,
     board: firmware::Board,
-) -> Result<(PathBuf, firmware::FirmwareInputs)> {
+) -> Result<(PathBuf, firmware::FirmwareInputs, BlobFile)> {
     let blob = BlobFile::read(&args.model)?;
     let sentiment = blob.model()?.body().output == lstm_edge_runtime::Output::Sigmoid;
     let generation_flags = args.prompt.is_some()
@@ -458,7 +458,7 @@ fn build_firmware(
         );
     }
     let inputs = firmware_inputs(args, board)?;
-    if blob.numeric_path()? == NumericPath::F32 && board.target() == "thumbv7m-none-eabi" {
+    if blob.numeric_path()? == NumericPath::F32 && !board.has_fpu() {
         eprintln!(
             "note: {} is an f32 blob and the {} core has no FPU: it runs in software \
              float, tens of times slower than the integer blob",
@@ -472,7 +472,7 @@ fn build_firmware(
         let reviews: Vec<&[u8]> = inputs.reviews.iter().map(Vec::as_slice).collect();
         infer::token_counts(&blob, &reviews, &|index| review_name(args, index))?;
     }
-    Ok((firmware::build(&blob.path, &inputs)?, inputs))
+    Ok((firmware::build(&blob.path, &inputs)?, inputs, blob))
 }
 
 fn firmware_inputs(
@@ -662,11 +662,10 @@ fn main() -> Result<()> {
                 let board = firmware::Board::from(board);
                 // Before the build, which takes minutes.
                 firmware::find_qemu()?;
-                let (elf, inputs) = build_firmware(&args, board)?;
+                let (elf, inputs, blob) = build_firmware(&args, board)?;
                 let out = firmware::run_with_timeout(&elf, board, Duration::from_secs(timeout))?;
                 // The same blob on the host: the device must give the same bits.
-                let blob = BlobFile::read(&args.model)?;
-                let host = firmware::host_run(&blob.bytes, &inputs)?;
+                let host = firmware::host_run(&blob, &inputs)?;
                 let same = out.compare_with_host(&host);
                 if json {
                     let mut summary = firmware_summary(&out, inputs.gen_chars);

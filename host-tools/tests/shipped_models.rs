@@ -75,7 +75,7 @@ fn shipped_char_model_tells_praise_from_panning() {
 fn shipped_generator_continues_a_prompt() {
     let blob = BlobFile::read(&models_dir().join("g/model.blob")).unwrap();
     let options = infer::GenerateOptions {
-        temperature: 0.2,
+        temperature: lstm_edge_runtime::Temperature::from_milli(200),
         length: 200,
         seed: 1,
     };

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use lstm_edge::blob::BlobFile;
 use lstm_edge::firmware::{self, FirmwareFailed, FirmwareInputs, FirmwareOutput};
 use lstm_edge_runtime::builder::{FloatWeights, InputSpec, ModelSpec, ScaleScheme};
 use lstm_edge_runtime::format::{Cell, Head, Output};
@@ -157,8 +158,11 @@ fn reviews() -> Vec<Vec<u8>> {
 }
 
 fn device_run(name: &str, blob: &[u8], inputs: &FirmwareInputs) -> (FirmwareOutput, PathBuf) {
-    let path = write_blob(name, blob);
-    let elf = firmware::build(&path, inputs).expect("build the firmware");
+    device_run_file(name, &write_blob(name, blob), inputs)
+}
+
+fn device_run_file(name: &str, path: &Path, inputs: &FirmwareInputs) -> (FirmwareOutput, PathBuf) {
+    let elf = firmware::build(path, inputs).expect("build the firmware");
     let output =
         firmware::run(&elf, inputs.board).unwrap_or_else(|error| panic!("{name}: {error:#}"));
     (output, elf)
@@ -194,12 +198,16 @@ fn assert_bit_exact_on(
     blob: &[u8],
     inputs: &FirmwareInputs,
 ) -> (FirmwareOutput, PathBuf) {
-    let host = firmware::host_run(blob, inputs).expect("the host runs the test blob");
+    let file = BlobFile {
+        path: write_blob(name, blob),
+        bytes: blob.to_vec(),
+    };
+    let host = firmware::host_run(&file, inputs).expect("the host runs the test blob");
     assert!(
         !host.scores.is_empty() || !host.texts.is_empty(),
         "{name}: the host ran the inputs"
     );
-    let (device, elf) = device_run(name, blob, inputs);
+    let (device, elf) = device_run_file(name, &file.path, inputs);
     if let Err(difference) = device.compare_with_host(&host) {
         panic!("{name}: {difference}");
     }
@@ -494,9 +502,7 @@ fn firmware_on_a_cortex_m3_matches_host_without_float() {
         let (device, elf) = assert_bit_exact(name, spec, &inputs);
         assert!(device.model.contains("path=int"), "{}", device.model);
         if !device.generations.is_empty() {
-            let chars = (inputs.gen_chars * inputs.temperatures_milli.len()) as u64;
-            let ticks: u64 = device.generations.iter().map(|g| g.ticks).sum();
-            let per_char = ticks * device.instructions_per_tick() / chars;
+            let per_char = instructions_per_char(&device, &inputs);
             println!("{name}: {per_char} instructions/char");
         }
         let symbols = symbols(&elf);

@@ -1,13 +1,14 @@
 //! What the host's runtime gives for the firmware's inputs, and the check that a
 //! device run gave the same: the blob's path is bit-identical on host and device.
 
-use anyhow::{anyhow, bail, Result};
-use lstm_edge_runtime::format::{Params, MAX_HIDDEN};
-use lstm_edge_runtime::host::MAX_CLASSES;
+use anyhow::{anyhow, Result};
+use lstm_edge_runtime::format::MAX_HIDDEN;
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
-use lstm_edge_runtime::{Logits, Model, Network, Output, Rng, State, Temperature, Tokenizer};
+use lstm_edge_runtime::{Model, Network, Output, State, Temperature};
 
 use super::{FirmwareInputs, FirmwareOutput};
+use crate::blob::{BlobFile, NumericPath};
+use crate::infer::{self, GenerateOptions};
 
 /// Each review's probability and steps, and each generated text (UNK and PAD
 /// left out, as the firmware and the CLI leave them out).
@@ -17,57 +18,55 @@ pub struct HostRun {
     pub texts: Vec<Vec<u8>>,
 }
 
-/// Runs `blob` on the host's path for it (integer or f32) with the firmware's inputs.
-pub fn host_run(blob: &[u8], inputs: &FirmwareInputs) -> Result<HostRun> {
-    let model = Model::from_bytes(blob).map_err(|e| anyhow!("the model blob: {e}"))?;
-    match model.body().params {
-        Params::Int(_) => run_on::<Int>(&model, inputs),
-        Params::F32(_) => run_on::<F32>(&model, inputs),
+/// Runs `file` on the host's path for it (integer or f32) with the firmware's
+/// inputs: a sentiment model scores the reviews, a generator continues the prompt
+/// at each temperature, as `lstm-edge generate` does.
+pub fn host_run(file: &BlobFile, inputs: &FirmwareInputs) -> Result<HostRun> {
+    let model = file.model()?;
+    if model.body().output == Output::Sigmoid {
+        let scores = match file.numeric_path()? {
+            NumericPath::Int => scores_on::<Int>(&model, &inputs.reviews)?,
+            NumericPath::F32 => scores_on::<F32>(&model, &inputs.reviews)?,
+        };
+        return Ok(HostRun {
+            scores,
+            texts: Vec::new(),
+        });
     }
+    let texts = inputs
+        .temperatures_milli
+        .iter()
+        .map(|&milli| {
+            let options = GenerateOptions {
+                temperature: Temperature::from_milli(milli),
+                length: inputs.gen_chars,
+                seed: inputs.seed,
+            };
+            infer::generate(file, &inputs.prompt, options)
+        })
+        .collect::<Result<_>>()?;
+    Ok(HostRun {
+        scores: Vec::new(),
+        texts,
+    })
 }
 
-fn run_on<N: Numeric>(model: &Model<'_>, inputs: &FirmwareInputs) -> Result<HostRun> {
+/// Each review's probability and steps. Unlike `lstm-edge score`, an empty review
+/// is scored too, as the firmware scores it.
+fn scores_on<N: Numeric>(model: &Model<'_>, reviews: &[Vec<u8>]) -> Result<Vec<(f64, u32)>> {
     let net = Network::<N>::new(model).map_err(|e| anyhow!("the model blob: {e}"))?;
-    // The runtime's largest sizes: any blob that loads fits.
+    // The runtime's largest size: any blob that loads fits.
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
-    let mut scores = Vec::new();
-    let mut texts = Vec::new();
-    match net.output() {
-        Output::Sigmoid => {
-            for (index, review) in inputs.reviews.iter().enumerate() {
-                let score = net
-                    .score_text(&mut state, review)
-                    .map_err(|e| anyhow!("review {}: {e}", index + 1))?;
-                scores.push((N::prob_to_f64(score), state.steps()));
-            }
-        }
-        Output::Softmax { .. } => {
-            let Tokenizer::Chars(table) = net.tokenizer() else {
-                bail!("a generator reads chars");
-            };
-            let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
-            for &temperature in &inputs.temperatures_milli {
-                state.reset();
-                net.feed_text(&mut state, &inputs.prompt)
-                    .map_err(|e| anyhow!("the prompt: {e}"))?;
-                let mut rng = Rng::new(inputs.seed);
-                let mut text = Vec::with_capacity(inputs.gen_chars);
-                for _ in 0..inputs.gen_chars {
-                    let id = net
-                        .sample_next(
-                            &mut state,
-                            &mut logits,
-                            Temperature::from_milli(temperature),
-                            &mut rng,
-                        )
-                        .map_err(|e| anyhow!("sampling: {e}"))?;
-                    text.extend(table.symbol(id));
-                }
-                texts.push(text);
-            }
-        }
-    }
-    Ok(HostRun { scores, texts })
+    reviews
+        .iter()
+        .enumerate()
+        .map(|(index, review)| {
+            let score = net
+                .score_text(&mut state, review)
+                .map_err(|e| anyhow!("review {}: {e}", index + 1))?;
+            Ok((N::prob_to_f64(score), state.steps()))
+        })
+        .collect()
 }
 
 impl FirmwareOutput {
@@ -124,12 +123,12 @@ mod tests {
     use super::*;
     use crate::firmware::parse_output;
 
-    fn shipped(model: &str, blob: &str) -> Vec<u8> {
+    fn shipped(model: &str, blob: &str) -> BlobFile {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../models")
             .join(model)
             .join(blob);
-        std::fs::read(path).unwrap()
+        BlobFile::read(&path).unwrap()
     }
 
     /// A console as the firmware would print `host`'s results.

@@ -85,6 +85,12 @@ impl Board {
         }
     }
 
+    /// Whether the board's core has an FPU (an f32 blob runs in software float
+    /// on one without).
+    pub fn has_fpu(self) -> bool {
+        self != Board::Mps2An385
+    }
+
     /// The Rust target of the board's core (`firmware/.cargo/config.toml` sets its
     /// CPU and linker).
     pub fn target(self) -> &'static str {
