@@ -33,9 +33,19 @@ const LANES: usize = 8;
 trait RowInput: Copy {
     /// The input as an f32.
     fn value(self) -> f32;
-    /// The partial sums of four rows' first `blocks` blocks against `x` (see
-    /// [`dot_rows_with`]), where a vector kernel runs on this CPU.
-    fn kernel_lanes(rows: [&[u8]; 4], x: &[Self], blocks: usize) -> Option<[[f32; LANES]; 4]>;
+    /// Where a vector kernel runs on this CPU: the sums of the first `blocks`
+    /// blocks of rows `stride` bytes apart in `matrix` against `x`, their lanes
+    /// added as [`sum_lanes`] adds them (see [`dot_rows_with`]), into `out`, a
+    /// row each, for its whole fours of rows; returns how many rows (0 where
+    /// none runs).
+    #[cfg(not(unit_steps))]
+    fn kernel_row_sums(
+        matrix: &[u8],
+        stride: usize,
+        x: &[Self],
+        blocks: usize,
+        out: &mut [f32],
+    ) -> usize;
 }
 
 impl RowInput for f32 {
@@ -44,12 +54,19 @@ impl RowInput for f32 {
         self
     }
 
+    #[cfg(not(unit_steps))]
     #[inline(always)]
-    fn kernel_lanes(_rows: [&[u8]; 4], _x: &[f32], _blocks: usize) -> Option<[[f32; LANES]; 4]> {
+    fn kernel_row_sums(
+        _matrix: &[u8],
+        _stride: usize,
+        _x: &[f32],
+        _blocks: usize,
+        _out: &mut [f32],
+    ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        return super::x86::f32_rows4_lanes_of(_rows, _x, _blocks);
+        return super::x86::f32_row_sums_of(_matrix, _stride, _x, _blocks, _out);
         #[cfg(not(target_arch = "x86_64"))]
-        None
+        0
     }
 }
 
@@ -59,16 +76,19 @@ impl RowInput for [u8; 4] {
         f32::from_le_bytes(self)
     }
 
+    #[cfg(not(unit_steps))]
     #[inline(always)]
-    fn kernel_lanes(
-        _rows: [&[u8]; 4],
+    fn kernel_row_sums(
+        _matrix: &[u8],
+        _stride: usize,
         _x: &[[u8; 4]],
         _blocks: usize,
-    ) -> Option<[[f32; LANES]; 4]> {
+        _out: &mut [f32],
+    ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        return super::x86::f32_rows4_lanes(_rows, _x.as_flattened(), _blocks);
+        return super::x86::f32_row_sums(_matrix, _stride, _x.as_flattened(), _blocks, _out);
         #[cfg(not(target_arch = "x86_64"))]
-        None
+        0
     }
 }
 
@@ -80,8 +100,7 @@ const _: () = assert!(LANES == super::x86::F32_LANES);
 /// as a tree at the end. A row's sum does not depend on `R` or on the other
 /// rows, so hosts (four rows at a time) and bare metal (a unit's gate rows)
 /// agree bit for bit. The sums run over the columns that `x` and every row
-/// have. Four rows on a host take a vector kernel's partial sums where one
-/// runs (the same values).
+/// have. (Hosts' vector kernel gives the same values: see [`row_sums`].)
 #[inline(always)]
 fn dot_rows_with<const R: usize, X: RowInput>(rows: [&[u8]; R], x: &[X]) -> [f32; R] {
     let columns = rows
@@ -89,21 +108,59 @@ fn dot_rows_with<const R: usize, X: RowInput>(rows: [&[u8]; R], x: &[X]) -> [f32
         .map(|row| row.len() / 4)
         .fold(x.len(), usize::min);
     let blocks = columns / LANES;
-    // Only four rows at a time take a kernel: hosts, never bare metal's pairs.
-    let kernel = || -> Option<[[f32; LANES]; R]> {
-        let lanes = X::kernel_lanes(rows.as_slice().try_into().ok()?, x, blocks)?;
-        lanes.as_slice().try_into().ok()
-    };
-    let lanes = kernel().unwrap_or_else(|| portable_lanes(rows, x, blocks));
-    let done = blocks * LANES;
-    let mut sums = [0f32; R];
-    for ((sum, row), acc) in sums.iter_mut().zip(rows).zip(lanes) {
-        let tail: f32 = (done..columns)
-            .map(|k| le_f32(row, k) * x.get(k).map_or(0.0, |&v| v.value()))
-            .sum();
-        *sum = sum_lanes(acc) + tail;
+    let mut sums = portable_lanes(rows, x, blocks).map(sum_lanes);
+    for (sum, row) in sums.iter_mut().zip(rows) {
+        *sum += row_tail(row, x, blocks * LANES, columns);
     }
     sums
+}
+
+/// `Σ row[k] * x[k]` over the columns `from..columns` in order: those past a
+/// row's whole blocks.
+#[inline(always)]
+fn row_tail<X: RowInput>(row: &[u8], x: &[X], from: usize, columns: usize) -> f32 {
+    (from..columns)
+        .map(|k| le_f32(row, k) * x.get(k).map_or(0.0, |&v| v.value()))
+        .sum()
+}
+
+/// `out[r]` for every row `r` of `matrix`, whose rows are `width` weights
+/// long and `stride` weights apart: the sum [`dot_rows`] gives of that row and
+/// `x`. On hosts with a vector kernel, one call of it sums the whole fours of
+/// rows (the same lanes, added in the same tree), and the rest go four rows
+/// at a time.
+#[cfg(not(unit_steps))]
+#[inline(always)]
+fn row_sums<X: RowInput>(matrix: &[u8], stride: usize, width: usize, x: &[X], out: &mut [f32]) {
+    let row = |r: usize| {
+        let start = flat_index(r, stride, 0).wrapping_mul(4);
+        span(matrix, start, width.wrapping_mul(4))
+    };
+    // The kernel reads rows in place, so it runs where every row is whole, and
+    // each row then has the columns `dot_rows` finds.
+    let whole = out.len().checked_sub(1).is_none_or(|last| {
+        last.checked_mul(stride)
+            .and_then(|start| start.checked_add(width))
+            .and_then(|end| end.checked_mul(4))
+            .is_some_and(|end| end <= matrix.len())
+    });
+    let columns = width.min(x.len());
+    let blocks = columns / LANES;
+    let done = match whole {
+        true => X::kernel_row_sums(matrix, stride.wrapping_mul(4), x, blocks, out),
+        false => 0,
+    };
+    let (summed, rest) = out.split_at_mut(done.min(out.len()));
+    if columns > blocks * LANES {
+        for (r, sum) in summed.iter_mut().enumerate() {
+            *sum += row_tail(row(r), x, blocks * LANES, columns);
+        }
+    }
+    fill_rows_in_fours(
+        rest,
+        |rows| dot_rows(rows.map(|r| row(done + r)), x),
+        |r| dot_rows([row(done + r)], x),
+    );
 }
 
 /// The partial sums of the rows' first `blocks` blocks (see [`dot_rows_with`]).
@@ -193,16 +250,19 @@ fn host_pres<const H: usize>(
         return;
     };
     s.units = dims.hidden;
-    fill_rows_in_fours(
-        xs,
-        |rows| input_pres(w, dims, rows, x),
-        |row| input_pres(w, dims, [row], x),
-    );
-    fill_rows_in_fours(
-        hs,
-        |rows| hidden_pres(w, dims, rows, h),
-        |row| hidden_pres(w, dims, [row], h),
-    );
+    match x {
+        Token::OneHot(_) => fill_rows_in_fours(
+            xs,
+            |rows| input_pres(w, dims, rows, x),
+            |row| input_pres(w, dims, [row], x),
+        ),
+        Token::Vector { row: e, .. } => {
+            row_sums(w.w, dims.input, dims.input, e.as_chunks::<4>().0, xs);
+            add_biases(xs, w.wb);
+        }
+    }
+    row_sums(w.r, dims.hidden, dims.hidden, h, hs);
+    add_biases(hs, w.rb);
     let lstm_split = (dims.gates == 4)
         .then(|| xs.split_at_mut_checked(3 * dims.hidden))
         .flatten()
@@ -358,6 +418,21 @@ fn head_row<'a>(
 ) -> &'a [u8] {
     let start = flat_index(row, dims.features, offset).wrapping_mul(4);
     span(w.head_w, start, len.wrapping_mul(4))
+}
+
+/// `sums[r] + bias[r]` for each row `r`, as [`plus_bias`] adds them.
+#[cfg(not(unit_steps))]
+#[inline(always)]
+fn add_biases(sums: &mut [f32], bias: &[u8]) {
+    let (biases, _) = bias.as_chunks::<4>();
+    let (with_bias, past_bias) = sums.split_at_mut(biases.len().min(sums.len()));
+    for (sum, &b) in with_bias.iter_mut().zip(biases) {
+        *sum += f32::from_le_bytes(b);
+    }
+    // As `le_f32` reads a bias past the end.
+    for sum in past_bias {
+        *sum += 0.0;
+    }
 }
 
 /// `sums[g] + bias[rows[g]]` for each `g`.
@@ -523,15 +598,21 @@ impl Numeric for F32 {
         dot(head_row(w, dims, row, offset, h.len()), h)
     }
 
-    /// Four rows at a time, as the cell's rows (the same sums as one at a time).
+    /// All rows together on hosts, as the cell's rows (the same sums as one at a
+    /// time).
     #[inline(always)]
     fn head_rows(w: &FloatParams<'_>, dims: &Dims, h: &[f32], out: &mut [f32]) {
-        let row_of_head = |row| head_row(w, dims, row, 0, h.len());
-        fill_rows_in_fours(
-            out,
-            |rows| dot_rows(rows.map(row_of_head), h),
-            |row| dot_rows([row_of_head(row)], h),
-        );
+        #[cfg(not(unit_steps))]
+        row_sums(w.head_w, dims.features, h.len(), h, out);
+        #[cfg(unit_steps)]
+        {
+            let row_of_head = |row| head_row(w, dims, row, 0, h.len());
+            fill_rows_in_fours(
+                out,
+                |rows| dot_rows(rows.map(row_of_head), h),
+                |row| dot_rows([row_of_head(row)], h),
+            );
+        }
     }
 
     #[inline(always)]

@@ -1,11 +1,14 @@
-//! The f32 path's gate-row sums with AVX2: four rows against each block of
-//! eight inputs, one 256-bit accumulator a row. Lane `l` of a row's accumulator
+//! The f32 path's row sums with AVX2, a whole matrix's in one call: four rows
+//! against each block of eight inputs, one 256-bit accumulator a row. Lane `l` of a row's accumulator
 //! adds the products of columns `l`, `l + 8`, ... in order, a multiply then an
-//! add (no FMA), as the portable code's partial sums do: the lanes, and so the
-//! sums, are equal bit for bit.
+//! add (no FMA), as the portable code's partial sums do, and the eight lanes
+//! are then added as the portable code's tree adds them, four rows at once:
+//! the sums are equal bit for bit.
 
 use core::arch::x86_64::{
-    __m256, _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    __m128, __m256, _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps,
+    _mm256_mul_ps, _mm256_setzero_ps, _mm_add_ps, _mm_movehl_ps, _mm_movelh_ps, _mm_storeu_ps,
+    _mm_unpackhi_ps, _mm_unpacklo_ps,
 };
 
 use super::has_avx2;
@@ -13,55 +16,102 @@ use super::has_avx2;
 /// Inputs per block: the lanes of a 256-bit f32 vector.
 pub const F32_LANES: usize = 8;
 
-/// The partial sums of four rows of little-endian f32 weights against `x`
-/// (little-endian f32 too: an embedding row, or `h` as bytes) over their first
-/// `blocks` blocks of [`F32_LANES`] columns: `lanes[r][l]` is
-/// `Σ_b w_r[8 b + l] * x[8 b + l]`, summed in `b` order. `None` (nothing read)
-/// without AVX2, or where a row or `x` is shorter than `blocks` blocks.
+/// The sums of rows of little-endian f32 weights, `stride` bytes apart in
+/// `matrix` (row `r` from byte `r * stride`), against `x` (little-endian f32
+/// too: an embedding row, or `h` as bytes) over their first `blocks` blocks of
+/// [`F32_LANES`] columns, into `out` for its whole fours of rows; returns how
+/// many rows. Row `r`'s lane `l` is `Σ_b w_r[8 b + l] * x[8 b + l]`, summed in
+/// `b` order, and its sum is the lanes `[a, b, c, d, e, f, g, h]` added as
+/// `((a + e) + (c + g)) + ((b + f) + (d + h))`. 0 (nothing read or written)
+/// without AVX2, or where `x` or the last of those rows is shorter than
+/// `blocks` blocks.
 #[inline]
-pub fn f32_rows4_lanes(rows: [&[u8]; 4], x: &[u8], blocks: usize) -> Option<[[f32; F32_LANES]; 4]> {
-    let bytes = blocks.checked_mul(4 * F32_LANES)?;
-    if !has_avx2() || x.len() < bytes || rows.iter().any(|row| row.len() < bytes) {
-        return None;
+pub fn f32_row_sums(
+    matrix: &[u8],
+    stride: usize,
+    x: &[u8],
+    blocks: usize,
+    out: &mut [f32],
+) -> usize {
+    let rows = out.len() - out.len() % 4;
+    let end = rows
+        .checked_sub(1)
+        .and_then(|last| last.checked_mul(stride))
+        .zip(blocks.checked_mul(4 * F32_LANES))
+        .and_then(|(start, bytes)| Some((start.checked_add(bytes)?, bytes)));
+    let Some((end, bytes)) = end else {
+        return 0;
+    };
+    if !has_avx2() || x.len() < bytes || matrix.len() < end {
+        return 0;
     }
-    // SAFETY: the CPU has AVX2, and `x` and every row hold `bytes` bytes (checked above).
-    Some(unsafe { rows4_lanes_avx2(rows, x, blocks) })
+    let (quads, _) = out.as_chunks_mut::<4>();
+    // SAFETY: the CPU has AVX2; `x` holds `bytes` bytes, and each row of the
+    // quads, the last ending at `end`, lies within `matrix` (checked above).
+    unsafe { row_sums_avx2(matrix, stride, x, blocks, quads) };
+    rows
 }
 
-/// [`f32_rows4_lanes`] with `x` as f32 values.
+/// [`f32_row_sums`] with `x` as f32 values.
 #[inline]
-pub fn f32_rows4_lanes_of(
-    rows: [&[u8]; 4],
+pub fn f32_row_sums_of(
+    matrix: &[u8],
+    stride: usize,
     x: &[f32],
     blocks: usize,
-) -> Option<[[f32; F32_LANES]; 4]> {
+    out: &mut [f32],
+) -> usize {
     // SAFETY: the bytes of `x`'s own f32 values (any bit pattern is a valid u8).
     let x_bytes = unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), size_of_val(x)) };
-    f32_rows4_lanes(rows, x_bytes, blocks)
+    f32_row_sums(matrix, stride, x_bytes, blocks, out)
 }
 
-/// Reads `blocks * 32` bytes of `x` and of each row, which the caller checked.
+/// Reads `blocks * 32` bytes of `x`, and as many from byte `r * stride` of
+/// `matrix` for each row `r` of `quads`, which the caller checked.
 #[target_feature(enable = "avx2")]
-unsafe fn rows4_lanes_avx2(rows: [&[u8]; 4], x: &[u8], blocks: usize) -> [[f32; F32_LANES]; 4] {
-    let mut acc: [__m256; 4] = [_mm256_setzero_ps(); 4];
-    for block in 0..blocks {
-        let offset = block * 4 * F32_LANES;
-        // SAFETY: `offset + 32 <= blocks * 32`, within `x` and every row (the
-        // caller's bound); unaligned loads need no alignment.
-        unsafe {
-            let xv = _mm256_loadu_ps(x.as_ptr().add(offset).cast());
-            for (sum, row) in acc.iter_mut().zip(rows) {
-                let wv = _mm256_loadu_ps(row.as_ptr().add(offset).cast());
-                *sum = _mm256_add_ps(*sum, _mm256_mul_ps(wv, xv));
+unsafe fn row_sums_avx2(
+    matrix: &[u8],
+    stride: usize,
+    x: &[u8],
+    blocks: usize,
+    quads: &mut [[f32; 4]],
+) {
+    for (quad, sums) in quads.iter_mut().enumerate() {
+        let first = quad * 4 * stride;
+        let mut acc: [__m256; 4] = [_mm256_setzero_ps(); 4];
+        for block in 0..blocks {
+            let offset = block * 4 * F32_LANES;
+            // SAFETY: `offset + 32 <= blocks * 32`, within `x` and each of
+            // the quad's rows (the caller's bound); unaligned loads need no
+            // alignment.
+            unsafe {
+                let xv = _mm256_loadu_ps(x.as_ptr().add(offset).cast());
+                for (row, sum) in acc.iter_mut().enumerate() {
+                    let at = first + row * stride + offset;
+                    let wv = _mm256_loadu_ps(matrix.as_ptr().add(at).cast());
+                    *sum = _mm256_add_ps(*sum, _mm256_mul_ps(wv, xv));
+                }
             }
         }
+        // SAFETY: `sums` is four f32s, one unaligned 128-bit store.
+        unsafe { _mm_storeu_ps(sums.as_mut_ptr(), tree_sums(acc)) };
     }
-    let mut lanes = [[0f32; F32_LANES]; 4];
-    for (out, sum) in lanes.iter_mut().zip(acc) {
-        // SAFETY: `out` is eight f32s, one unaligned 256-bit store.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
-    }
-    lanes
+}
+
+/// Each accumulator's eight lanes `[a, b, c, d, e, f, g, h]` added as
+/// `((a + e) + (c + g)) + ((b + f) + (d + h))`, the four rows' sums in one
+/// vector: the same adds of the same pairs as the portable tree (an IEEE add
+/// gives the same bits either way round).
+#[target_feature(enable = "avx2")]
+fn tree_sums(acc: [__m256; 4]) -> __m128 {
+    // [a + e, b + f, c + g, d + h] of each row.
+    let [p0, p1, p2, p3] =
+        acc.map(|v| _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)));
+    // [q0 of rows 0 and 1, q1 of rows 0 and 1], where q0 = (a + e) + (c + g)
+    // and q1 = (b + f) + (d + h); the same of rows 2 and 3.
+    let low = _mm_add_ps(_mm_unpacklo_ps(p0, p1), _mm_unpackhi_ps(p0, p1));
+    let high = _mm_add_ps(_mm_unpacklo_ps(p2, p3), _mm_unpackhi_ps(p2, p3));
+    _mm_add_ps(_mm_movelh_ps(low, high), _mm_movehl_ps(high, low))
 }
 
 #[cfg(test)]
@@ -70,43 +120,56 @@ mod tests {
     use std::vec::Vec;
 
     #[test]
-    fn the_lanes_equal_products_summed_in_block_order() {
+    fn the_sums_equal_products_summed_in_block_order_then_as_a_tree() {
+        let mut out = [0f32; 4];
         if !has_avx2() {
-            assert_eq!(f32_rows4_lanes([&[0; 32]; 4], &[0; 32], 1), None);
+            assert_eq!(f32_row_sums(&[0; 128], 32, &[0; 32], 1, &mut out), 0);
             return;
         }
         let mut gen = super::super::test_gen::Gen::new(3);
         let mut value = || (gen.next() as i32 as f32) * 1e-9;
-        for blocks in [0usize, 1, 2, 5, 16] {
-            let n = blocks * F32_LANES + 3; // a tail the kernel leaves alone
-            let weights: Vec<Vec<u8>> = (0..4)
-                .map(|_| (0..n).flat_map(|_| value().to_le_bytes()).collect())
+        let mut trees_differ = false;
+        for (blocks, rows) in [(0usize, 4usize), (1, 5), (2, 8), (5, 7), (16, 12)] {
+            // A tail the kernel leaves alone, and rows 5 weights apart past it.
+            let width = blocks * F32_LANES + 3;
+            let stride = width + 5;
+            let matrix: Vec<u8> = (0..rows * stride)
+                .flat_map(|_| value().to_le_bytes())
                 .collect();
-            let x: Vec<f32> = (0..n).map(|_| value()).collect();
-            let rows = [
-                &weights[0][..],
-                &weights[1][..],
-                &weights[2][..],
-                &weights[3][..],
-            ];
-            let lanes = f32_rows4_lanes_of(rows, &x, blocks).unwrap();
-            for (r, (row, got)) in rows.iter().zip(lanes).enumerate() {
-                for (l, got) in got.into_iter().enumerate() {
-                    let mut want = 0f32;
+            let x: Vec<f32> = (0..width).map(|_| value()).collect();
+            let mut sums = [f32::NAN; 12];
+            let done = f32_row_sums_of(&matrix, 4 * stride, &x, blocks, &mut sums[..rows]);
+            assert_eq!(done, rows / 4 * 4);
+            assert!(
+                sums[done..].iter().all(|s| s.is_nan()),
+                "written past the quads"
+            );
+            for (r, got) in sums[..done].iter().enumerate() {
+                let weight = |k: usize| {
+                    let at = 4 * (r * stride + k);
+                    f32::from_le_bytes(matrix[at..at + 4].try_into().unwrap())
+                };
+                let mut lanes = [0f32; F32_LANES];
+                for (l, lane) in lanes.iter_mut().enumerate() {
                     for b in 0..blocks {
                         let k = b * F32_LANES + l;
-                        let w = f32::from_le_bytes(row[4 * k..4 * k + 4].try_into().unwrap());
-                        want += w * x[k];
+                        *lane += weight(k) * x[k];
                     }
-                    assert_eq!(got.to_bits(), want.to_bits(), "{blocks} {r} {l}");
                 }
+                let [a, b, c, d, e, f, g, h] = lanes;
+                let want = ((a + e) + (c + g)) + ((b + f) + (d + h));
+                assert_eq!(got.to_bits(), want.to_bits(), "{blocks} {r}");
+                let in_order: f32 = lanes.iter().sum();
+                trees_differ |= in_order.to_bits() != want.to_bits();
             }
         }
-        // Too short a row or input: nothing is read.
-        assert_eq!(f32_rows4_lanes([&[0; 64]; 4], &[0; 32], 2), None);
-        assert_eq!(
-            f32_rows4_lanes([&[0; 64], &[0; 32], &[0; 64], &[0; 64]], &[0; 64], 2),
-            None
-        );
+        // The data tells the orders apart, so a kernel adding its lanes in
+        // another order would fail above.
+        assert!(trees_differ);
+        // Too short a matrix or input: nothing is read or written.
+        assert_eq!(f32_row_sums(&[0; 64 * 4 - 1], 64, &[0; 64], 2, &mut out), 0);
+        assert_eq!(f32_row_sums(&[0; 64 * 4], 64, &[0; 63], 2, &mut out), 0);
+        assert_eq!(f32_row_sums(&[0; 64 * 4], 64, &[0; 64], 2, &mut out), 4);
+        assert_eq!(f32_row_sums(&[0; 64], 64, &[0; 64], 2, &mut out[..3]), 0);
     }
 }

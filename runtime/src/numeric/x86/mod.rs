@@ -19,7 +19,7 @@
 //!   the loop that reads it, or follows from `chunks_exact`; each block states
 //!   the bound it relies on, and the masked row loads assert it in tests. Nothing
 //!   reads or writes past a slice, not even in the leftover columns.
-//! - One view of an f32 slice as its own bytes (`f32_rows4_lanes_of`): the
+//! - One view of an f32 slice as its own bytes (`f32_row_sums_of`): the
 //!   same memory and length in bytes, and any byte value is a valid `u8`.
 //!
 //! Results equal the portable definition exactly: every product fits i32 (and a
@@ -43,7 +43,7 @@ pub use activations::lstm_activations;
 pub use cell::{gru_cells, gru_cells_avx2, lstm_cells, lstm_cells_avx2};
 pub use dot::{dot_i8_i16, dot_i8_i8, rows_dot_i8_i16, rows_dot_i8_i8};
 pub use float_cells::{f32_gru_cell_updates, f32_lstm_cell_updates, f32_lstm_gate_outputs};
-pub use float_dot::{f32_rows4_lanes, f32_rows4_lanes_of, F32_LANES};
+pub use float_dot::{f32_row_sums, f32_row_sums_of, F32_LANES};
 pub use prescale::prescale;
 pub use recurrent::{unit_sums, unit_sums_avx2};
 pub use sample::sample_weights;
