@@ -1,9 +1,9 @@
 //! The f32 path's row sums with AVX2, a whole matrix's in one call: four rows
-//! against each block of eight inputs, one 256-bit accumulator a row. Lane `l` of a row's accumulator
-//! adds the products of columns `l`, `l + 8`, ... in order, a multiply then an
-//! add (no FMA), as the portable code's partial sums do, and the eight lanes
-//! are then added as the portable code's tree adds them, four rows at once:
-//! the sums are equal bit for bit.
+//! against each block of eight inputs, one 256-bit accumulator a row. Lane `l`
+//! of a row's accumulator adds the products of columns `l`, `l + 8`, ... in
+//! order, a multiply then an add (no FMA), as the portable code's partial sums
+//! do, and the eight lanes are then added as the portable code's tree adds
+//! them, four rows at once: the sums are equal bit for bit.
 
 use core::arch::x86_64::{
     __m128, __m256, _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps,
@@ -100,8 +100,7 @@ unsafe fn row_sums_avx2(
 
 /// Each accumulator's eight lanes `[a, b, c, d, e, f, g, h]` added as
 /// `((a + e) + (c + g)) + ((b + f) + (d + h))`, the four rows' sums in one
-/// vector: the same adds of the same pairs as the portable tree (an IEEE add
-/// gives the same bits either way round).
+/// vector: the portable tree's adds, with the same operands in the same order.
 #[target_feature(enable = "avx2")]
 fn tree_sums(acc: [__m256; 4]) -> __m128 {
     // [a + e, b + f, c + g, d + h] of each row.
