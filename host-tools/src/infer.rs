@@ -96,22 +96,22 @@ fn score_with<N: Numeric>(
             file.path.display()
         ),
     };
-    // Counted before any text is scored, so that a text the model cannot read stops
-    // the run before the first result goes out.
-    let counts = token_counts(file, texts, name)?;
+    // Tokenized before any text is scored, so that a text the model cannot read
+    // stops the run before the first result goes out.
+    let tokenized = tokenize_texts(file, texts, name)?;
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
     let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
-    for (index, text) in texts.iter().enumerate() {
+    for (index, text) in tokenized.iter().enumerate() {
         let report = {
             let scoring = |e| runtime_error(file, &format!("scoring {}", name(index)), e);
+            state.reset();
+            net.feed_ids(&mut state, &text.ids).map_err(scoring)?;
             let (p, label, probabilities) = match classes {
                 None => {
-                    let p = net.score_text(&mut state, text).map_err(scoring)?;
+                    let p = net.finish(&mut state).map_err(scoring)?;
                     (p, sentiment_label(N::prob_to_f64(p)).to_string(), None)
                 }
                 Some(classes) => {
-                    state.reset();
-                    net.feed_text(&mut state, text).map_err(scoring)?;
                     let mut probs = vec![N::Prob::default(); classes];
                     net.probabilities(&state, &mut logits, &mut probs)
                         .map_err(scoring)?;
@@ -123,14 +123,13 @@ fn score_with<N: Numeric>(
                 }
             };
             let score = N::prob_to_f64(p);
-            let (tokens, unknown) = counts[index];
             ScoreReport {
                 score,
                 raw: format!("{p:?}"),
                 label,
                 steps: state.steps(),
-                tokens,
-                unknown,
+                tokens: text.ids.len(),
+                unknown: text.unknown,
                 classes: probabilities,
             }
         };
@@ -139,37 +138,53 @@ fn score_with<N: Numeric>(
     Ok(())
 }
 
-/// Each text's tokens, and how many of them are unknown (UNK), as the blob's tokenizer
-/// reads them. A text it cannot read, or one that gives it no tokens (its score would be
-/// the initial state's, whatever the text), is an error named by `name`.
-pub fn token_counts(
+/// A text's token ids as the blob's tokenizer reads them, and how many are unknown (UNK).
+struct TokenizedText {
+    ids: Vec<u16>,
+    unknown: usize,
+}
+
+/// Each text's tokens, as the blob's tokenizer reads them. A text it cannot read, or
+/// one that gives it no tokens (its score would be the initial state's, whatever the
+/// text), is an error named by `name`.
+fn tokenize_texts(
     file: &BlobFile,
     texts: &[&[u8]],
     name: &dyn Fn(usize) -> String,
-) -> Result<Vec<(usize, usize)>> {
+) -> Result<Vec<TokenizedText>> {
     let model = file.model()?;
     let tokenizer =
         Tokenizer::of_input(&model.body().input).map_err(|e| runtime_error(file, "loading", e))?;
     let unk = tokenizer.unk_id();
-    let mut counts = Vec::with_capacity(texts.len());
+    let mut tokenized = Vec::with_capacity(texts.len());
     for (index, text) in texts.iter().enumerate() {
-        let (mut tokens, mut unknown) = (0, 0);
+        let mut ids = Vec::new();
         tokenizer
             .for_each_id(text, |id| {
-                tokens += 1;
-                unknown += usize::from(Some(id) == unk);
+                ids.push(id);
                 Ok(())
             })
             .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
         ensure!(
-            tokens > 0,
+            !ids.is_empty(),
             "{} gives the model no tokens (its tokenizer skips every char there, such as \
              whitespace, vertical tabs or non-breaking spaces): give some text to score",
             name(index)
         );
-        counts.push((tokens, unknown));
+        let unknown = ids.iter().filter(|&&id| Some(id) == unk).count();
+        tokenized.push(TokenizedText { ids, unknown });
     }
-    Ok(counts)
+    Ok(tokenized)
+}
+
+/// Checks that the blob's tokenizer reads each text and finds tokens in it (see
+/// [`tokenize_texts`]).
+pub fn check_texts_tokenize(
+    file: &BlobFile,
+    texts: &[&[u8]],
+    name: &dyn Fn(usize) -> String,
+) -> Result<()> {
+    tokenize_texts(file, texts, name).map(drop)
 }
 
 /// Scores `texts` on the blob's numeric path, handing `each` each report as it comes;

@@ -470,7 +470,7 @@ fn build_firmware(
         // A review the host cannot read, or that gives no tokens, the device would
         // refuse, or score as noise.
         let reviews: Vec<&[u8]> = inputs.reviews.iter().map(Vec::as_slice).collect();
-        infer::token_counts(&blob, &reviews, &|index| review_name(args, index))?;
+        infer::check_texts_tokenize(&blob, &reviews, &|index| review_name(args, index))?;
     }
     Ok((firmware::build(&blob.path, &inputs)?, inputs, blob))
 }

@@ -274,6 +274,25 @@ impl<'a, N: Numeric> Network<'a, N> {
         self.feed_tokens_of(state, text, true)
     }
 
+    /// Feeds a whole text's token ids, as [`Network::feed_text`] feeds its text's (a
+    /// [`Head::FlattenTail`] model gets the last `maxlen`); returns how many went
+    /// through the cell. For a caller that has the ids already, such as one that
+    /// checked every text before scoring any: the text is not tokenized again.
+    pub fn feed_ids<const H: usize>(
+        &self,
+        state: &mut State<N, H>,
+        ids: &[u16],
+    ) -> Result<usize, Error> {
+        let skip = self.head.skipped_tokens(ids.len());
+        let mut stepped = 0;
+        for &id in ids.get(skip..).unwrap_or_default() {
+            if self.feed(state, id)? == Fed::Stepped {
+                stepped += 1;
+            }
+        }
+        Ok(stepped)
+    }
+
     /// Feeds a piece of a text that more of it follows (a line from a UART, a
     /// buffer), as [`Network::feed_text`] feeds the last piece: the pieces then
     /// give the whole text's tokens. Word pieces must end at whitespace, and not

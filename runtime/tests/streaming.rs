@@ -1,5 +1,6 @@
 //! The state is the caller's value: feeding text in pieces, or pausing and
-//! resuming a copied state, gives exactly the same result as one pass.
+//! resuming a copied state, gives exactly the same result as one pass; so do a
+//! text's ids fed whole (`feed_ids`).
 
 mod common;
 
@@ -157,5 +158,44 @@ fn flatten_tail_head_keeps_a_texts_last_maxlen_tokens() {
             host.outputs(&ids).unwrap(),
             vec![Int::prob_to_f64(tail_score)]
         );
+    }
+}
+
+/// `feed_ids` with the tokenizer's ids of a text steps and scores as `feed_text` on
+/// the text: for a flatten tail, only the last `maxlen` ids.
+fn ids_score_as_their_text<N: Numeric>(blob: &[u8]) {
+    let model = Model::from_bytes(blob).unwrap();
+    let net = Network::<N>::new(&model).unwrap();
+    let mut ids = Vec::new();
+    net.tokenizer()
+        .for_each_id(TEXT, |id| {
+            ids.push(id);
+            Ok(())
+        })
+        .unwrap();
+    assert!(ids.len() > 5, "{ids:?}");
+    let (mut by_text, mut by_ids) = (State::<N, 32>::new(), State::<N, 32>::new());
+    let stepped = net.feed_text(&mut by_text, TEXT).unwrap();
+    assert_eq!(net.feed_ids(&mut by_ids, &ids).unwrap(), stepped);
+    assert_eq!(by_ids.steps(), by_text.steps());
+    assert_eq!(
+        net.finish(&mut by_ids).unwrap(),
+        net.finish(&mut by_text).unwrap()
+    );
+}
+
+#[test]
+fn ids_fed_whole_score_as_their_text_for_every_head() {
+    for words in [false, true] {
+        for head in [
+            Head::Last,
+            Head::Mean,
+            Head::Flatten { maxlen: 5 },
+            Head::FlattenTail { maxlen: 5 },
+        ] {
+            let spec = random_model(Cell::Lstm, 16, words, head, Output::Sigmoid, 0.5, 7);
+            ids_score_as_their_text::<F32>(&spec.f32_blob().unwrap());
+            ids_score_as_their_text::<Int>(&spec.int_blob(ScaleScheme::PerRow).unwrap());
+        }
     }
 }
