@@ -127,13 +127,7 @@ fn flatten_tail_head_keeps_a_texts_last_maxlen_tokens() {
         );
         let tail = Network::<Int>::new(&tail_model).unwrap();
         let head = Network::<Int>::new(&head_model).unwrap();
-        let mut ids = Vec::new();
-        tail.tokenizer()
-            .for_each_id(text, |id| {
-                ids.push(id);
-                Ok(())
-            })
-            .unwrap();
+        let ids = ids_of(&tail, text);
         assert!(ids.len() > 6, "{ids:?}");
 
         let mut state = State::<Int, 8>::new();
@@ -161,18 +155,24 @@ fn flatten_tail_head_keeps_a_texts_last_maxlen_tokens() {
     }
 }
 
+/// The ids the network's tokenizer reads in `text`.
+fn ids_of<N: Numeric>(net: &Network<'_, N>, text: &[u8]) -> Vec<u16> {
+    let mut ids = Vec::new();
+    net.tokenizer()
+        .for_each_id(text, |id| {
+            ids.push(id);
+            Ok(())
+        })
+        .unwrap();
+    ids
+}
+
 /// `feed_ids` with the tokenizer's ids of a text steps and scores as `feed_text` on
 /// the text: for a flatten tail, only the last `maxlen` ids.
 fn ids_score_as_their_text<N: Numeric>(blob: &[u8]) {
     let model = Model::from_bytes(blob).unwrap();
     let net = Network::<N>::new(&model).unwrap();
-    let mut ids = Vec::new();
-    net.tokenizer()
-        .for_each_id(TEXT, |id| {
-            ids.push(id);
-            Ok(())
-        })
-        .unwrap();
+    let ids = ids_of(&net, TEXT);
     assert!(ids.len() > 5, "{ids:?}");
     let (mut by_text, mut by_ids) = (State::<N, 32>::new(), State::<N, 32>::new());
     let stepped = net.feed_text(&mut by_text, TEXT).unwrap();
