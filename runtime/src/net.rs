@@ -283,9 +283,8 @@ impl<'a, N: Numeric> Network<'a, N> {
         state: &mut State<N, H>,
         ids: &[u16],
     ) -> Result<usize, Error> {
-        let skip = self.head.skipped_tokens(ids.len());
         let mut stepped = 0;
-        for &id in ids.get(skip..).unwrap_or_default() {
+        for &id in self.head.kept(ids) {
             if self.feed(state, id)? == Fed::Stepped {
                 stepped += 1;
             }
