@@ -177,8 +177,8 @@ fn tokenize_texts(
     Ok(tokenized)
 }
 
-/// Checks that the blob's tokenizer reads each text and finds tokens in it (see
-/// [`tokenize_texts`]).
+/// Checks that the blob's tokenizer reads each text and finds tokens in it: a text
+/// it cannot read, or one that gives it no tokens, is an error named by `name`.
 pub fn check_texts_tokenize(
     file: &BlobFile,
     texts: &[&[u8]],
