@@ -38,7 +38,6 @@ trait RowInput: Copy {
     /// added as [`sum_lanes`] adds them (see [`dot_rows_with`]), into `out`, a
     /// row each, for its whole fours of rows; returns how many rows (0 where
     /// none runs).
-    #[cfg(not(unit_steps))]
     fn kernel_row_sums(
         matrix: &[u8],
         stride: usize,
@@ -54,7 +53,6 @@ impl RowInput for f32 {
         self
     }
 
-    #[cfg(not(unit_steps))]
     #[inline(always)]
     fn kernel_row_sums(
         _matrix: &[u8],
@@ -76,7 +74,6 @@ impl RowInput for [u8; 4] {
         f32::from_le_bytes(self)
     }
 
-    #[cfg(not(unit_steps))]
     #[inline(always)]
     fn kernel_row_sums(
         _matrix: &[u8],
@@ -129,7 +126,6 @@ fn row_tail<X: RowInput>(row: &[u8], x: &[X], from: usize, columns: usize) -> f3
 /// `x`. On hosts with a vector kernel, one call of it sums the whole fours of
 /// rows (the same lanes, added in the same tree), and the rest go four rows
 /// at a time.
-#[cfg(not(unit_steps))]
 #[inline(always)]
 fn row_sums<X: RowInput>(matrix: &[u8], stride: usize, width: usize, x: &[X], out: &mut [f32]) {
     let row = |r: usize| {
@@ -424,14 +420,9 @@ fn head_row<'a>(
 #[cfg(not(unit_steps))]
 #[inline(always)]
 fn add_biases(sums: &mut [f32], bias: &[u8]) {
-    let (biases, _) = bias.as_chunks::<4>();
-    let (with_bias, past_bias) = sums.split_at_mut(biases.len().min(sums.len()));
-    for (sum, &b) in with_bias.iter_mut().zip(biases) {
+    // A loaded blob holds a bias for every row (`from_bytes` checks it).
+    for (sum, &b) in sums.iter_mut().zip(bias.as_chunks::<4>().0) {
         *sum += f32::from_le_bytes(b);
-    }
-    // As `le_f32` reads a bias past the end.
-    for sum in past_bias {
-        *sum += 0.0;
     }
 }
 
@@ -598,21 +589,10 @@ impl Numeric for F32 {
         dot(head_row(w, dims, row, offset, h.len()), h)
     }
 
-    /// All rows together on hosts, as the cell's rows (the same sums as one at a
-    /// time).
+    /// All rows together, as the cell's rows (the same sums as one at a time).
     #[inline(always)]
     fn head_rows(w: &FloatParams<'_>, dims: &Dims, h: &[f32], out: &mut [f32]) {
-        #[cfg(not(unit_steps))]
         row_sums(w.head_w, dims.features, h.len(), h, out);
-        #[cfg(unit_steps)]
-        {
-            let row_of_head = |row| head_row(w, dims, row, 0, h.len());
-            fill_rows_in_fours(
-                out,
-                |rows| dot_rows(rows.map(row_of_head), h),
-                |row| dot_rows([row_of_head(row)], h),
-            );
-        }
     }
 
     #[inline(always)]
