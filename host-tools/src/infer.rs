@@ -6,7 +6,7 @@ use lstm_edge_runtime::format::{Input, Output, MAX_HIDDEN};
 use lstm_edge_runtime::host::MAX_CLASSES;
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Error, Logits, Network, Rng, State, Temperature, Tokenizer};
-use lstm_edge_trainer::data::reviews;
+use lstm_edge_trainer::data::{reviews, text_ids};
 use serde::Serialize;
 
 use crate::blob::{BlobFile, NumericPath};
@@ -158,12 +158,7 @@ fn tokenize_texts(
     let unk = tokenizer.unk_id();
     let mut tokenized = Vec::with_capacity(texts.len());
     for (index, text) in texts.iter().enumerate() {
-        let mut ids = Vec::new();
-        tokenizer
-            .for_each_id(text, |id| {
-                ids.push(id);
-                Ok(())
-            })
+        let ids = text_ids(&tokenizer, text)
             .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
         ensure!(
             !ids.is_empty(),
