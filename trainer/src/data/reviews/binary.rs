@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 
+use super::text::skipped_bom;
 use crate::shell;
 
 /// What to do with text that starts with a UTF-16 byte-order mark, which would
@@ -60,9 +61,10 @@ fn utf16_without_bom(text: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Refuses `text` from `source` (`file`, when it is one) that holds a NUL byte: text
-/// never does, binary data does, and would otherwise be read as tokens. UTF-16 text
-/// without a byte-order mark is named as such, with the command that converts it.
+/// Refuses `text` from `source` (`file`, when it is one, read past its byte-order mark)
+/// that holds a NUL byte: text never does, binary data does, and would otherwise be read
+/// as tokens. UTF-16 text without a byte-order mark is named as such, with the command
+/// that converts it.
 pub(crate) fn refuse_binary(text: &[u8], source: &str, file: Option<&Path>) -> Result<()> {
     let mut guard = NulGuard::new(text);
     let Err(err) = std::io::copy(&mut guard, &mut std::io::sink()) else {
@@ -72,7 +74,10 @@ pub(crate) fn refuse_binary(text: &[u8], source: &str, file: Option<&Path>) -> R
         bail!(utf16_message(source, file, encoding, WITHOUT_BOM));
     }
     match nul_byte(&err) {
-        Some(nul) => bail!("{source} {nul}; give plain text (UTF-8 or Latin-1)"),
+        Some(nul) => {
+            let nul = nul.after(file.map_or(0, skipped_bom));
+            bail!("{source} {nul}; give plain text (UTF-8 or Latin-1)")
+        }
         None => Err(err.into()),
     }
 }
@@ -95,6 +100,17 @@ impl std::fmt::Display for NulByte {
 }
 
 impl std::error::Error for NulByte {}
+
+impl NulByte {
+    /// The position in a file whose first `skipped` bytes (a byte-order mark) the
+    /// reader never saw.
+    fn after(self, skipped: u64) -> Self {
+        Self {
+            byte: self.byte + skipped,
+            ..self
+        }
+    }
+}
 
 /// Passes text through and fails at its first NUL byte, which text never holds:
 /// binary data named `.csv` or `.jsonl`, or an endless stream of zeros, is refused
@@ -144,13 +160,14 @@ pub(super) fn nul_byte(err: &std::io::Error) -> Option<NulByte> {
     err.get_ref()?.downcast_ref::<NulByte>().copied()
 }
 
-/// The file's NUL byte, when `err` is [`NulGuard`]'s; `encodings` are those the format takes.
+/// The file's NUL byte, when `err` is [`NulGuard`]'s; `encodings` are those the format
+/// takes. `source` was read past its byte-order mark.
 pub(super) fn nul_error(
     source: &Path,
     err: &std::io::Error,
     encodings: &str,
 ) -> Option<anyhow::Error> {
-    let nul = nul_byte(err)?;
+    let nul = nul_byte(err)?.after(skipped_bom(source));
     Some(anyhow!(
         "{} {nul}; give plain text ({encodings})",
         source.display()
@@ -217,6 +234,72 @@ mod tests {
                 && err.contains("iconv -f UTF-16LE -t UTF-8 FILE > OUT"),
             "{err}"
         );
+    }
+
+    /// The position a message gives for the first NUL byte of `file`, `None` without one.
+    fn nul_position(err: &anyhow::Error) -> Option<(u64, u64)> {
+        let text = format!("{err:#}");
+        let at = text.split("holds a NUL byte (line ").nth(1)?;
+        let (line, rest) = at.split_once(", byte ")?;
+        let byte = rest.split_once(')')?.0;
+        Some((line.parse().ok()?, byte.parse().ok()?))
+    }
+
+    #[test]
+    fn a_nul_byte_after_a_byte_order_mark_is_placed_as_an_editor_counts_bytes() {
+        use crate::data::corpus::read_corpus;
+        use crate::data::reviews::load_reviews;
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let acl = dir.path().join("acl");
+        std::fs::create_dir_all(acl.join("neg")).unwrap();
+        std::fs::create_dir_all(acl.join("pos")).unwrap();
+        let cases: [(&str, &[u8]); 4] = [
+            ("r.csv", b"review,sentiment\ngood\0 film,1\n"),
+            ("r.jsonl", b"{\"label\": 1, \"text\": \"a\0\"}\n"),
+            ("acl/pos/1_9.txt", b"good\r\nfilm\0"),
+            ("play.txt", b"To be\nor not\0"),
+        ];
+        for (name, body) in cases {
+            for gzip in [false, true] {
+                if gzip && name.ends_with(".txt") {
+                    continue;
+                }
+                let mut bytes = b"\xef\xbb\xbf".to_vec();
+                bytes.extend_from_slice(body);
+                let nul = bytes.iter().position(|&b| b == 0).unwrap();
+                let line = 1 + bytes[..nul].iter().filter(|&&b| b == b'\n').count() as u64;
+                let nul = nul as u64 + 1;
+                let file = dir.path().join(if gzip {
+                    format!("{name}.gz")
+                } else {
+                    name.into()
+                });
+                if gzip {
+                    let mut gz = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+                    gz.write_all(&bytes).unwrap();
+                    std::fs::write(&file, gz.finish().unwrap()).unwrap();
+                } else {
+                    std::fs::write(&file, &bytes).unwrap();
+                }
+                let err = if name.starts_with("acl/") {
+                    load_reviews(&acl).unwrap_err()
+                } else if name == "play.txt" {
+                    read_corpus(&[&file]).unwrap_err()
+                } else {
+                    load_reviews(&file).unwrap_err()
+                };
+                assert_eq!(
+                    nul_position(&err),
+                    Some((line, nul)),
+                    "{name} {gzip}: {err:#}"
+                );
+                if name == "play.txt" {
+                    let err = read_review(None, Some(&file)).unwrap_err();
+                    assert_eq!(nul_position(&err), Some((line, nul)), "{err:#}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -40,8 +40,12 @@ pub fn review_source(given: bool, file: Option<&Path>) -> String {
 /// A blank review is an error that names its source.
 pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>> {
     let given = text.is_some();
+    let source = review_source(given, file);
     let bytes = match (text, file) {
-        (Some(text), _) => text,
+        (Some(text), _) => {
+            refuse_binary(&text, &source, None)?;
+            text
+        }
         (None, from) => {
             let bytes = match from {
                 // As training reads text files: a .gz unpacked, UTF-16 and archives refused.
@@ -63,13 +67,13 @@ pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>
                     buf
                 }
             };
+            // Before the byte-order mark goes, so that a NUL byte's position counts it.
+            refuse_binary(&bytes, &source, from)?;
             let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
             let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
             bytes.strip_suffix(b"\r").unwrap_or(bytes).to_vec()
         }
     };
-    let source = review_source(given, file);
-    refuse_binary(&bytes, &source, file.filter(|_| !given))?;
     if is_blank(&bytes) {
         bail!("{source} is empty: give some text to score");
     }

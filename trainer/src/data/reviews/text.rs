@@ -11,10 +11,40 @@ use flate2::bufread::MultiGzDecoder;
 use super::binary::utf16_fix;
 use crate::shell;
 
+/// A UTF-8 byte-order mark, as some Windows editors write: not text.
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
 /// Opens a file for buffered reading, decompressing it when its name ends in `.gz`,
 /// past a UTF-8 byte-order mark. Refuses a gzip file without that suffix, archives and
 /// other compressions, and UTF-16 text, which would otherwise be read as garbage.
 pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
+    let mut reader = open_checked(path)?;
+    if starts_with_bom(&mut reader) {
+        reader.consume(UTF8_BOM.len());
+    }
+    Ok(reader)
+}
+
+/// The bytes of the UTF-8 byte-order mark that [`open_text`] skips at the start of
+/// `path`'s text (3, or 0 without one, or when the file cannot be read): a position
+/// in a message counts them, as an editor does.
+pub(super) fn skipped_bom(path: &Path) -> u64 {
+    let bom = open_checked(path).is_ok_and(|mut reader| starts_with_bom(&mut reader));
+    if bom {
+        UTF8_BOM.len() as u64
+    } else {
+        0
+    }
+}
+
+fn starts_with_bom(reader: &mut dyn BufRead) -> bool {
+    reader
+        .fill_buf()
+        .is_ok_and(|head| head.starts_with(UTF8_BOM))
+}
+
+/// [`open_text`] before it skips a byte-order mark.
+fn open_checked(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             anyhow!("{} does not exist: check the path", path.display())
@@ -49,10 +79,6 @@ pub(crate) fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
     }
     if let Some(fix) = utf16_fix(head, Some(path)) {
         bail!(fix);
-    }
-    if head.starts_with(b"\xef\xbb\xbf") {
-        // A UTF-8 byte-order mark, as some Windows editors write: not text.
-        reader.consume(3);
     }
     Ok(reader)
 }
