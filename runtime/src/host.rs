@@ -14,15 +14,26 @@ pub const MAX_CLASSES: usize = 1024;
 /// A blob ready to run on the host, whatever its numeric path.
 pub struct HostModel<'a> {
     model: Model<'a>,
-    integer: bool,
+    // Built once: building a network checks its whole vocabulary.
+    network: PathNetwork<'a>,
+}
+
+/// The network of a blob on the numeric path the blob holds.
+enum PathNetwork<'a> {
+    Int(Network<'a, Int>),
+    F32(Network<'a, F32>),
 }
 
 impl<'a> HostModel<'a> {
-    /// Checks `blob` as [`Model::from_bytes`] does and notes its numeric path.
+    /// Checks `blob` as [`Model::from_bytes`] and [`Network::new`] do, on the
+    /// blob's numeric path.
     pub fn new(blob: &'a [u8]) -> Result<Self, Error> {
         let model = Model::from_bytes(blob)?;
-        let integer = matches!(model.body().params, Params::Int(_));
-        Ok(HostModel { model, integer })
+        let network = match model.body().params {
+            Params::Int(_) => PathNetwork::Int(Network::new(&model)?),
+            Params::F32(_) => PathNetwork::F32(Network::new(&model)?),
+        };
+        Ok(HostModel { model, network })
     }
 
     /// The checked model.
@@ -32,23 +43,21 @@ impl<'a> HostModel<'a> {
 
     /// Whether the blob holds the integer path.
     pub fn is_integer(&self) -> bool {
-        self.integer
+        matches!(self.network, PathNetwork::Int(_))
     }
 
     /// Feeds `ids` from a zero state, then returns the sigmoid score (flatten
     /// heads pad to maxlen; a flatten-tail head reads only the last maxlen ids) or
     /// the softmax probabilities for the next token.
     pub fn outputs(&self, ids: &[u16]) -> Result<Vec<f64>, Error> {
-        if self.integer {
-            run::<Int>(&self.model, ids)
-        } else {
-            run::<F32>(&self.model, ids)
+        match &self.network {
+            PathNetwork::Int(net) => run(net, ids),
+            PathNetwork::F32(net) => run(net, ids),
         }
     }
 }
 
-fn run<N: Numeric>(model: &Model<'_>, ids: &[u16]) -> Result<Vec<f64>, Error> {
-    let net = Network::<N>::new(model)?;
+fn run<N: Numeric>(net: &Network<'_, N>, ids: &[u16]) -> Result<Vec<f64>, Error> {
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
     for &id in net.head().kept(ids) {
         net.feed(&mut state, id)?;
