@@ -236,7 +236,7 @@ mod tests {
         );
     }
 
-    /// The position a message gives for the first NUL byte of `file`, `None` without one.
+    /// The line and byte a NUL-byte message gives, `None` for another message.
     fn nul_position(err: &anyhow::Error) -> Option<(u64, u64)> {
         let text = format!("{err:#}");
         let at = text.split("holds a NUL byte (line ").nth(1)?;

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{bail, ensure, Context, Result};
 
 use super::binary::{nul_byte, nul_error, NulGuard};
-use super::text::read_error;
+use super::text::{read_error, UTF8_BOM};
 use super::{excerpt, is_blank, label_of, EmptyTexts, LoadedReviews, Review};
 
 /// The index and name of the CSV column called `name` or `alias` (any case, spaces
@@ -167,7 +167,7 @@ pub fn read_csv(reader: impl Read, source: &Path) -> Result<LoadedReviews> {
         let sentiment = record.get(label_col).unwrap_or_default();
         let label = label_of(sentiment).with_context(|| {
             // A file joined on with `cat` repeats its header, maybe after a byte-order mark.
-            let field = sentiment.strip_prefix(b"\xef\xbb\xbf").unwrap_or(sentiment);
+            let field = sentiment.strip_prefix(UTF8_BOM).unwrap_or(sentiment);
             let field = field.trim_ascii();
             if field.eq_ignore_ascii_case(b"sentiment") || field.eq_ignore_ascii_case(b"label") {
                 return format!(

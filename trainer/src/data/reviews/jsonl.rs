@@ -9,7 +9,7 @@ use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::binary::{nul_error, NulGuard};
-use super::text::read_error;
+use super::text::{read_error, UTF8_BOM};
 use super::{escape_controls, excerpt, label_of, EmptyTexts, LoadedReviews, Review};
 use crate::shell;
 
@@ -56,7 +56,7 @@ pub fn read_jsonl(reader: impl BufRead, source: &Path) -> Result<LoadedReviews> 
 fn jsonl_review(line: &[u8], at: &str, source: &Path) -> Result<Option<Review>> {
     // A byte-order mark, as some Windows editors write (on a later line when files
     // were joined with `cat`).
-    let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+    let line = line.strip_prefix(UTF8_BOM).unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

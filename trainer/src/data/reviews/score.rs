@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use super::binary::{refuse_binary, utf16_fix};
-use super::text::read_text;
+use super::text::{read_text, UTF8_BOM};
 use super::{dataset_kind, is_blank, DatasetKind};
 
 /// What to do instead when a review file is a labelled dataset (`.jsonl`, `.csv`,
@@ -41,38 +41,35 @@ pub fn review_source(given: bool, file: Option<&Path>) -> String {
 pub fn read_review(text: Option<Vec<u8>>, file: Option<&Path>) -> Result<Vec<u8>> {
     let given = text.is_some();
     let source = review_source(given, file);
-    let bytes = match (text, file) {
-        (Some(text), _) => {
-            refuse_binary(&text, &source, None)?;
-            text
+    let read = match (text, file) {
+        (Some(text), _) => text,
+        // As training reads text files: a .gz unpacked, UTF-16 and archives refused.
+        (None, Some(path)) => {
+            if let Some(fix) = dataset_fix(path) {
+                bail!(fix);
+            }
+            read_text(path)
+                .with_context(|| format!("cannot read review file {}", path.display()))?
         }
-        (None, from) => {
-            let bytes = match from {
-                // As training reads text files: a .gz unpacked, UTF-16 and archives refused.
-                Some(path) => {
-                    if let Some(fix) = dataset_fix(path) {
-                        bail!(fix);
-                    }
-                    read_text(path)
-                        .with_context(|| format!("cannot read review file {}", path.display()))?
-                }
-                None => {
-                    let mut buf = Vec::new();
-                    std::io::stdin()
-                        .read_to_end(&mut buf)
-                        .context("reading the review from standard input")?;
-                    if let Some(fix) = utf16_fix(&buf, None) {
-                        bail!(fix);
-                    }
-                    buf
-                }
-            };
-            // Before the byte-order mark goes, so that a NUL byte's position counts it.
-            refuse_binary(&bytes, &source, from)?;
-            let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
-            let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-            bytes.strip_suffix(b"\r").unwrap_or(bytes).to_vec()
+        (None, None) => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading the review from standard input")?;
+            if let Some(fix) = utf16_fix(&buf, None) {
+                bail!(fix);
+            }
+            buf
         }
+    };
+    // Before the byte-order mark goes, so that a NUL byte's position counts it.
+    refuse_binary(&read, &source, file.filter(|_| !given))?;
+    let bytes = if given {
+        read
+    } else {
+        let bytes = read.strip_prefix(UTF8_BOM).unwrap_or(&read);
+        let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        bytes.strip_suffix(b"\r").unwrap_or(bytes).to_vec()
     };
     if is_blank(&bytes) {
         bail!("{source} is empty: give some text to score");

@@ -12,7 +12,7 @@ use super::binary::utf16_fix;
 use crate::shell;
 
 /// A UTF-8 byte-order mark, as some Windows editors write: not text.
-const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+pub(super) const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Opens a file for buffered reading, decompressing it when its name ends in `.gz`,
 /// past a UTF-8 byte-order mark. Refuses a gzip file without that suffix, archives and
