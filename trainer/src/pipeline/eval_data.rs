@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::Output;
 
-use crate::data::CharWindows;
+use crate::data::{CharWindows, Review};
 use crate::files::FolderLock;
 use crate::plot;
 
@@ -40,7 +40,48 @@ impl EvalData {
 /// Builds the evaluation set of the model in `dir` from `data`, or from the data recorded
 /// in its card when `data` names none. Returns the set and a description of it.
 pub fn eval_set_for(dir: &Path, card: &TrainedCard, data: &EvalData) -> Result<(EvalSet, String)> {
-    eval_set(dir, card, data, Notes::Print)
+    eval_set(dir, card, data, Notes::Print, &mut ReadOnce::default())
+}
+
+/// The data files as read, kept by the check of the card's whole set so that the
+/// sample taken after it reads them only once (and warns of them once).
+#[derive(Default)]
+struct ReadOnce {
+    keep: bool,
+    reviews: Option<(PathBuf, Vec<Review>)>,
+    corpus: Option<(Vec<PathBuf>, Vec<u16>)>,
+}
+
+impl ReadOnce {
+    /// A reader that keeps what it reads for the next call.
+    fn keeping() -> Self {
+        ReadOnce {
+            keep: true,
+            ..ReadOnce::default()
+        }
+    }
+
+    fn reviews(&mut self, path: &Path) -> Result<Vec<Review>> {
+        if let Some((_, reviews)) = self.reviews.take().filter(|(kept, _)| kept == path) {
+            return Ok(reviews);
+        }
+        let reviews = load_nonempty_reviews(path)?;
+        if self.keep {
+            self.reviews = Some((path.to_path_buf(), reviews.clone()));
+        }
+        Ok(reviews)
+    }
+
+    fn corpus_ids(&mut self, blob: &[u8], files: &[PathBuf]) -> Result<Vec<u16>> {
+        if let Some((_, ids)) = self.corpus.take().filter(|(kept, _)| kept == files) {
+            return Ok(ids);
+        }
+        let ids = corpus_ids(blob, files)?;
+        if self.keep {
+            self.corpus = Some((files.to_vec(), ids.clone()));
+        }
+        Ok(ids)
+    }
 }
 
 /// Whether [`eval_set`] tells the user about the scores it sets up (a `--limit` past
@@ -56,6 +97,7 @@ fn eval_set(
     card: &TrainedCard,
     data: &EvalData,
     notes: Notes,
+    read: &mut ReadOnce,
 ) -> Result<(EvalSet, String)> {
     let hp = card.card.hyperparameters.as_ref().with_context(|| {
         format!(
@@ -76,7 +118,8 @@ fn eval_set(
             limit: None,
             ..data.clone()
         };
-        eval_set(dir, card, &whole, Notes::Quiet)?;
+        *read = ReadOnce::keeping();
+        eval_set(dir, card, &whole, Notes::Quiet, read)?;
     }
     let (reviews, corpus, limit) = if from_card {
         match &card.job.data {
@@ -130,7 +173,7 @@ fn eval_set(
     }
     let (set, name) = match (sentiment, reviews, corpus.is_empty()) {
         (true, Some(path), true) => {
-            let mut all = load_nonempty_reviews(&path)?;
+            let mut all = read.reviews(&path)?;
             if let Some(limit) = limit {
                 if notes == Notes::Print && limit > all.len() && data.limit.is_some() {
                     eprintln!(
@@ -183,7 +226,7 @@ fn eval_set(
                 );
             }
             let windows = CharWindows::from_ids(
-                corpus_ids(&blob, &corpus)?,
+                read.corpus_ids(&blob, &corpus)?,
                 hp.maxlen,
                 hp.window_step,
                 CORPUS_HELD_OUT,
@@ -395,8 +438,39 @@ pub fn verify_sequences(dir: &Path, data: &EvalData, count: usize) -> Result<Vec
         limit: Some(data.limit.map_or(count, |l| l.min(count))),
         ..data.clone()
     };
-    let (mut set, name) = eval_set(dir, &card, &data, Notes::Quiet)?;
+    let (mut set, name) = eval_set(dir, &card, &data, Notes::Quiet, &mut ReadOnce::default())?;
     ensure!(!set.is_empty(), "the evaluation set ({name}) is empty");
     set.sequences.truncate(count);
     Ok(set.sequences)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadOnce;
+
+    #[test]
+    fn a_kept_read_is_handed_on_without_reading_the_file_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.jsonl");
+        std::fs::write(
+            &path,
+            "{\"label\": 1, \"text\": \"fine\"}\n{\"label\": 0, \"text\": \"dull\"}\n",
+        )
+        .unwrap();
+        let mut read = ReadOnce::keeping();
+        let first = read.reviews(&path).unwrap();
+        assert_eq!(first.len(), 2);
+        // The next call gets the same reviews from memory: the file is gone.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(read.reviews(&path).unwrap(), first);
+        // Handed on once, then read again; a reader that does not keep always reads.
+        assert!(read.reviews(&path).is_err());
+        assert!(ReadOnce::default().reviews(&path).is_err());
+        // Another file is read, not answered from what was kept.
+        let other = dir.path().join("other.jsonl");
+        std::fs::write(&other, "{\"label\": 0, \"text\": \"bad\"}\n").unwrap();
+        let mut read = ReadOnce::keeping();
+        read.reviews(&other).unwrap();
+        assert!(read.reviews(&path).is_err());
+    }
 }
