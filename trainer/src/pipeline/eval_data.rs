@@ -62,26 +62,36 @@ impl ReadOnce {
     }
 
     fn reviews(&mut self, path: &Path) -> Result<Vec<Review>> {
-        if let Some((_, reviews)) = self.reviews.take().filter(|(kept, _)| kept == path) {
-            return Ok(reviews);
-        }
-        let reviews = load_nonempty_reviews(path)?;
-        if self.keep {
-            self.reviews = Some((path.to_path_buf(), reviews.clone()));
-        }
-        Ok(reviews)
+        let keep = self.keep;
+        kept_or_read(&mut self.reviews, path.to_path_buf(), keep, || {
+            load_nonempty_reviews(path)
+        })
     }
 
     fn corpus_ids(&mut self, blob: &[u8], files: &[PathBuf]) -> Result<Vec<u16>> {
-        if let Some((_, ids)) = self.corpus.take().filter(|(kept, _)| kept == files) {
-            return Ok(ids);
-        }
-        let ids = corpus_ids(blob, files)?;
-        if self.keep {
-            self.corpus = Some((files.to_vec(), ids.clone()));
-        }
-        Ok(ids)
+        let keep = self.keep;
+        kept_or_read(&mut self.corpus, files.to_vec(), keep, || {
+            corpus_ids(blob, files)
+        })
     }
+}
+
+/// What `slot` kept for `key` (handed on once), else `read()`, a copy of it kept in
+/// `slot` when `keep`.
+fn kept_or_read<K: PartialEq, T: Clone>(
+    slot: &mut Option<(K, T)>,
+    key: K,
+    keep: bool,
+    read: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    if let Some((_, kept)) = slot.take().filter(|(kept_key, _)| *kept_key == key) {
+        return Ok(kept);
+    }
+    let value = read()?;
+    if keep {
+        *slot = Some((key, value.clone()));
+    }
+    Ok(value)
 }
 
 /// Whether [`eval_set`] tells the user about the scores it sets up (a `--limit` past
