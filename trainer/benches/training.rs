@@ -14,6 +14,9 @@
 //!
 //! `-- --dump DIR [FILTER]` writes each workload's training graph to
 //! `DIR/{name}-{cell}-{recurrence}-train.onnx` instead, for ONNX Runtime's profiler.
+//! With `THREADS` above 1 the graphs add repeated ids with the trainer's own
+//! `lstm_edge.AddRowsInOrder` (`lstm_edge_trainer::ort_ops`), which other ONNX
+//! Runtime sessions do not know; `THREADS=1` writes standard operators only.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};

@@ -17,6 +17,7 @@ pub mod model;
 pub mod onnx;
 pub mod optim;
 pub mod ort_env;
+pub mod ort_ops;
 pub mod pipeline;
 pub mod plot;
 pub mod progress;

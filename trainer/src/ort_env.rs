@@ -403,6 +403,13 @@ pub fn session_from_bytes(model: &[u8], device: Device, threads: usize) -> Resul
             .with_config_entry("session.force_spinning_stop", "1")
             .map_err(|e| anyhow!("stopping spinning between runs: {e}"))?;
     }
+    if device == Device::Cpu {
+        let domain = crate::ort_ops::domain()
+            .map_err(|e| anyhow!("registering lstm-edge's training operators: {e}"))?;
+        builder = builder
+            .with_operators(domain)
+            .map_err(|e| anyhow!("registering lstm-edge's training operators: {e}"))?;
+    }
     if let Device::Cuda { device_id } = device {
         preload_cuda_libraries(&loaded.path);
         // CUDA kernels may otherwise sum in a varying order (atomics), which makes

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{zeros_like, Tape};
 use crate::onnx::{Attr, Graph, Value};
 use crate::ort_env::Device;
+use crate::ort_ops;
 
 /// Where a training step runs, as far as its sums over repeated ids care. Checkpoints
 /// record it by variant index: add variants at the end only.
@@ -43,14 +44,12 @@ impl Backend {
     /// `ScatterND` add splits the ids between its threads and adds into shared
     /// rows without a lock, losing updates when two threads meet a row; on one
     /// thread it is exact, and on CUDA it adds with atomics (exact, in a varying
-    /// order). `ScatterElements` adds on one thread, in the ids' order, so its
-    /// sums equal one-thread `ScatterND`'s bit for bit. On ORT 1.31's CPU it is
-    /// slower: adding W's 6,400 rows of 300 took 0.3 ms with `ScatterND` and
-    /// 6 ms with the flat `ScatterElements` that [`scatter_add_rows`] builds
-    /// (12 ms on two axes).
+    /// order). On several CPU threads this crate's own operator adds in the ids'
+    /// order (`crate::ort_ops`), so its sums equal one-thread `ScatterND`'s bit
+    /// for bit.
     pub fn row_sum(self) -> RowSum {
         match self {
-            Backend::CpuThreads => RowSum::ScatterElements,
+            Backend::CpuThreads => RowSum::InOrder,
             Backend::CpuOneThread | Backend::Cuda => RowSum::ScatterNd,
         }
     }
@@ -60,15 +59,11 @@ impl Backend {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RowSum {
     ScatterNd,
-    ScatterElements,
+    /// `lstm_edge.AddRowsInOrder`, which CPU sessions register.
+    InOrder,
 }
 
 /// `base [R, D]` with `rows [N, D]` added into its rows `row_ids [N]` (int64).
-///
-/// `ScatterElements` runs on base, index and rows flattened to one axis
-/// (element `(i, c)` goes to `row_ids[i]·D + c`): ONNX Runtime's CPU kernel
-/// works out every element's offset over all axes, and on one axis that is
-/// the index itself: about twice as fast for W's rows as on two axes.
 pub fn scatter_add_rows(
     g: &mut Graph,
     base: &Value,
@@ -76,29 +71,19 @@ pub fn scatter_add_rows(
     rows: &Value,
     sum: RowSum,
 ) -> Value {
-    let minus_one = g.const_i64(&[1], &[-1]);
-    let column = g.op("Unsqueeze", &[row_ids, &minus_one], vec![]);
-    let add = Attr::Str("reduction", "add".into());
     match sum {
-        RowSum::ScatterNd => g.op("ScatterND", &[base, &column, rows], vec![add]),
-        RowSum::ScatterElements => {
-            let width = g.op("Shape", &[rows], vec![Attr::Int("start", 1)]);
-            let width_scalar = g.op("Squeeze", &[&width], vec![]);
-            let (zero, one) = (g.const_i64(&[], &[0]), g.const_i64(&[], &[1]));
-            let columns = g.op("Range", &[&zero, &width_scalar, &one], vec![]);
-            let row_start = g.op("Mul", &[&column, &width], vec![]);
-            let index = g.op("Add", &[&row_start, &columns], vec![]);
-            let flat = |g: &mut Graph, v: &Value| g.op("Reshape", &[v, &minus_one], vec![]);
-            let (flat_base, flat_index, flat_rows) =
-                (flat(g, base), flat(g, &index), flat(g, rows));
-            let sum = g.op(
-                "ScatterElements",
-                &[&flat_base, &flat_index, &flat_rows],
-                vec![Attr::Int("axis", 0), add],
-            );
-            let shape = g.op("Shape", &[base], vec![]);
-            g.op("Reshape", &[&sum, &shape], vec![])
+        RowSum::ScatterNd => {
+            let minus_one = g.const_i64(&[1], &[-1]);
+            let column = g.op("Unsqueeze", &[row_ids, &minus_one], vec![]);
+            let add = Attr::Str("reduction", "add".into());
+            g.op("ScatterND", &[base, &column, rows], vec![add])
         }
+        RowSum::InOrder => g.op_in_domain(
+            ort_ops::DOMAIN,
+            ort_ops::ADD_ROWS_IN_ORDER,
+            &[base, row_ids, rows],
+            vec![],
+        ),
     }
 }
 
@@ -113,19 +98,19 @@ pub enum GatherGrad {
 }
 
 /// The largest table (any char vocabulary) whose gradient is the one-hot
-/// product wherever `ScatterND` is not the best choice.
+/// product on CUDA.
 pub const ONE_HOT_MAX_ROWS: usize = 256;
 
 impl GatherGrad {
     /// The method for a table of `rows` rows on `backend`. On one CPU thread,
     /// G's shape (5,120 ids into a `[50, 512]` table) trains 2-6% faster with
     /// `ScatterND` than with the one-hot product, which grows with the rows, so
-    /// the product is kept for tiny tables. Elsewhere char tables take the
-    /// product: on several CPU threads `ScatterElements` halved G's speed
-    /// (2,400 samples/s against 4,350), and on CUDA the product's sums come in
-    /// a fixed order, so seeded runs repeat bit for bit.
+    /// the product is kept for tiny tables; on two, 4-11% faster with
+    /// `AddRowsInOrder`, whose sums are one thread's. On CUDA char tables take
+    /// the product: its sums come in a fixed order, so seeded runs repeat bit
+    /// for bit.
     pub fn for_rows(rows: usize, backend: Backend) -> Self {
-        if rows <= 32 || (backend != Backend::CpuOneThread && rows <= ONE_HOT_MAX_ROWS) {
+        if rows <= 32 || (backend == Backend::Cuda && rows <= ONE_HOT_MAX_ROWS) {
             GatherGrad::OneHotMatMul
         } else {
             GatherGrad::ScatterAdd(backend.row_sum())
@@ -233,7 +218,7 @@ mod tests {
     #[test]
     fn scatter_add_gradient_matches_finite_differences() {
         check(GatherGrad::ScatterAdd(RowSum::ScatterNd));
-        check(GatherGrad::ScatterAdd(RowSum::ScatterElements));
+        check(GatherGrad::ScatterAdd(RowSum::InOrder));
     }
 
     #[test]
@@ -286,8 +271,8 @@ mod tests {
         let rows: Vec<f32> = (0..n * width)
             .map(|_| (next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
             .collect();
-        // In f32, in the ids' order: one thread's `ScatterND` and the flat
-        // `ScatterElements` both add this way, so they agree bit for bit.
+        // In f32, in the ids' order: one thread's `ScatterND` and
+        // `AddRowsInOrder` both add this way, so they agree bit for bit.
         let mut want = vec![0.0f32; 4 * width];
         for (k, &id) in ids.iter().enumerate() {
             for c in 0..width {
@@ -309,7 +294,7 @@ mod tests {
     fn each_backend_gets_its_lookup_gradient() {
         use super::ONE_HOT_MAX_ROWS as CHARS;
         use GatherGrad::{OneHotMatMul as Product, ScatterAdd};
-        use RowSum::{ScatterElements, ScatterNd};
+        use RowSum::{InOrder, ScatterNd};
         let one = Backend::of(Device::Cpu, 1);
         let threads = Backend::of(Device::Cpu, 0);
         let cuda = Backend::of(Device::Cuda { device_id: 0 }, 0);
@@ -318,12 +303,12 @@ mod tests {
             assert_eq!(GatherGrad::for_rows(32, backend), Product);
         }
         assert_eq!(GatherGrad::for_rows(50, one), ScatterAdd(ScatterNd));
-        assert_eq!(GatherGrad::for_rows(50, threads), Product);
+        assert_eq!(GatherGrad::for_rows(50, threads), ScatterAdd(InOrder));
         assert_eq!(GatherGrad::for_rows(CHARS, cuda), Product);
         assert_eq!(GatherGrad::for_rows(CHARS + 1, one), ScatterAdd(ScatterNd));
         assert_eq!(
             GatherGrad::for_rows(CHARS + 1, threads),
-            ScatterAdd(ScatterElements)
+            ScatterAdd(InOrder)
         );
         assert_eq!(GatherGrad::for_rows(CHARS + 1, cuda), ScatterAdd(ScatterNd));
     }

@@ -301,10 +301,27 @@ impl Graph {
 
     /// Adds a node with one output and returns it.
     pub fn op(&mut self, op_type: &str, inputs: &[&Value], attrs: Vec<Attr>) -> Value {
+        self.op_in_domain("", op_type, inputs, attrs)
+    }
+
+    /// [`Graph::op`] for an operator of `domain` (`""`: the default domain). The
+    /// model imports each domain its nodes use at version 1.
+    pub fn op_in_domain(
+        &mut self,
+        domain: &str,
+        op_type: &str,
+        inputs: &[&Value],
+        attrs: Vec<Attr>,
+    ) -> Value {
         let inputs: Vec<Option<&Value>> = inputs.iter().map(|v| Some(*v)).collect();
-        self.op_multi(op_type, &inputs, attrs, 1)
+        let out = self
+            .op_multi(op_type, &inputs, attrs, 1)
             .pop()
-            .expect("op_multi returns exactly one output")
+            .expect("op_multi returns exactly one output");
+        if let Some(node) = self.nodes.last_mut() {
+            node.domain = domain.into();
+        }
+        out
     }
 
     /// Adds a node with `outputs` outputs; `None` inputs are ONNX's empty optional
@@ -385,12 +402,21 @@ impl Graph {
 
     /// The graph wrapped in a `ModelProto`.
     pub fn to_model(&self, opset: i64, metadata: &[(String, String)]) -> proto::ModelProto {
+        let mut opset_import = vec![proto::OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }];
+        for node in &self.nodes {
+            if !opset_import.iter().any(|o| o.domain == node.domain) {
+                opset_import.push(proto::OperatorSetIdProto {
+                    domain: node.domain.clone(),
+                    version: 1,
+                });
+            }
+        }
         proto::ModelProto {
             ir_version: ir_version_for(opset),
-            opset_import: vec![proto::OperatorSetIdProto {
-                domain: String::new(),
-                version: opset,
-            }],
+            opset_import,
             producer_name: "lstm-edge".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
             graph: Some(self.to_proto()),
@@ -438,7 +464,7 @@ mod tests {
         let m = decode(&g.to_model_bytes_with_metadata(17, &meta));
 
         assert_eq!(m.ir_version, 8);
-        assert_eq!(m.opset_import.len(), 1);
+        assert_eq!(m.opset_import.len(), 1, "the default domain alone");
         assert_eq!(m.opset_import[0].domain, "");
         assert_eq!(m.opset_import[0].version, 17);
         assert_eq!(m.metadata_props[0].key, "k");
@@ -472,6 +498,26 @@ mod tests {
         assert_eq!(dims[0].value, Some(D::DimParam("batch".into())));
         assert_eq!(dims[1].value, Some(D::DimValue(3)));
         assert_eq!(gp.output[0].name, "y");
+    }
+
+    #[test]
+    fn an_operator_of_another_domain_imports_it_once() {
+        let mut g = Graph::new("d");
+        let x = g.input("x", Elem::F32, &[Dim::Fixed(2)]);
+        let y = g.op_in_domain("my.ops", "Twice", &[&x], vec![]);
+        let z = g.op_in_domain("my.ops", "Twice", &[&y], vec![]);
+        let z = g.op("Neg", &[&z], vec![]);
+        g.output(&z, "z", Elem::F32, &[Dim::Fixed(2)]);
+        let m = decode(&g.to_model_bytes(17));
+        let imports: Vec<(&str, i64)> = m
+            .opset_import
+            .iter()
+            .map(|o| (o.domain.as_str(), o.version))
+            .collect();
+        assert_eq!(imports, [("", 17), ("my.ops", 1)]);
+        let graph = m.graph.expect("graph");
+        let domains: Vec<&str> = graph.node[..3].iter().map(|n| n.domain.as_str()).collect();
+        assert_eq!(domains, ["my.ops", "my.ops", ""]);
     }
 
     #[test]

@@ -781,21 +781,26 @@ mod gradient_checks {
             clip_norm: None,
             lr_decay: None,
         };
-        // (ScatterND adds, ScatterElements adds) in the training graph.
+        // (ScatterND adds, lstm_edge.AddRowsInOrder nodes) in the training graph.
         let adds = |input, backend| {
             let spec = spec(Cell::Lstm, Head::Last, input, SOFTMAX);
             let bytes = build_train_graph(&spec, &optimizer, false, Recurrence::Scan, backend);
             let model = crate::onnx::proto::ModelProto::decode(&bytes[..]).expect("decodes");
             let graph = model.graph.expect("graph");
-            let count = |op: &str| {
-                graph
-                    .node
-                    .iter()
-                    .filter(|n| n.op_type == op)
-                    .filter(|n| n.attribute.iter().any(|a| a.s == b"add"))
-                    .count()
-            };
-            (count("ScatterND"), count("ScatterElements"))
+            let count = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
+            let scatter_adds = graph
+                .node
+                .iter()
+                .filter(|n| n.op_type == "ScatterND")
+                .filter(|n| n.attribute.iter().any(|a| a.s == b"add"))
+                .count();
+            let in_order = graph
+                .node
+                .iter()
+                .filter(|n| n.domain == crate::ort_ops::DOMAIN)
+                .count();
+            assert_eq!(in_order, count(crate::ort_ops::ADD_ROWS_IN_ORDER));
+            (scatter_adds, in_order)
         };
         let chars = InputKind::OneHot { vocab: 50 };
         let words = InputKind::Embedding { vocab: 300, dim: 2 };
@@ -805,8 +810,8 @@ mod gradient_checks {
         // One CPU thread: ScatterND is exact there, and fastest.
         assert_eq!(adds(chars, one), (1, 0));
         assert_eq!(adds(words, one), (1, 0));
-        // Several threads: ScatterND would lose updates; chars take the product.
-        assert_eq!(adds(chars, threads), (0, 0));
+        // Several threads: ScatterND would lose updates; both add in the ids' order.
+        assert_eq!(adds(chars, threads), (0, 1));
         assert_eq!(adds(words, threads), (0, 1));
         // CUDA: chars take the product, whose sums come in a fixed order.
         assert_eq!(adds(chars, cuda), (0, 0));

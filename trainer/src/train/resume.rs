@@ -209,13 +209,16 @@ pub(super) fn resume_from(
 }
 
 /// Why a resumed run on `now` may not end bit for bit as an uninterrupted one on
-/// `first`: the two graphs sum repeated ids in another order (see [`Backend::row_sum`]).
+/// `first`: ONNX Runtime's kernels can round otherwise there. CUDA sums repeated ids
+/// in another order (see [`Backend::row_sum`]); one CPU thread and several add them
+/// in the same order, but some kernels round otherwise on several threads at some
+/// shapes (G's backward `Scan` at batches of 13 to 64 windows, not at 128).
 pub(super) fn backend_change(first: Option<Backend>, now: Backend) -> Option<String> {
     let first = first.filter(|&first| first != now)?;
     Some(format!(
-        "was trained on {}, this run trains on {}: their graphs sum repeated ids in another \
-         order, so the weights can differ in their last bits from a run never interrupted. \
-         Resume on {} to continue it bit for bit",
+        "was trained on {}, this run trains on {}: ONNX Runtime's kernels can round \
+         otherwise there, so the weights can differ in their last bits from a run never \
+         interrupted. Resume on {} to continue it bit for bit",
         first.describe(),
         now.describe(),
         first.describe()
