@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use anyhow::{anyhow, bail, Context, Result};
 use ort::environment::Environment;
@@ -370,6 +370,9 @@ fn parse_spinning(value: Result<String, std::env::VarError>) -> Result<bool> {
     }
 }
 
+/// Whether a CPU session has registered `crate::ort_ops::DOMAIN` with ONNX Runtime.
+static DOMAIN_KNOWN: Mutex<bool> = Mutex::new(false);
+
 /// The cores this process may use (its CPU quota and affinity included).
 pub fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
@@ -432,7 +435,24 @@ pub fn session_from_bytes(model: &[u8], device: Device, threads: usize) -> Resul
             )
         })?;
     }
-    builder.commit_from_memory(model).map_err(|e| {
+    let committed = if device == Device::Cpu {
+        // ONNX Runtime adds a session's custom domain to a process-wide table, without
+        // a lock, when the table lacks it: two sessions created at once could both add
+        // it ("the domain is already exist"). So the first CPU session is created
+        // alone; later ones find the domain there and only read the table.
+        let mut domain_known = DOMAIN_KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
+        if *domain_known {
+            drop(domain_known);
+            builder.commit_from_memory(model)
+        } else {
+            let session = builder.commit_from_memory(model);
+            *domain_known = session.is_ok();
+            session
+        }
+    } else {
+        builder.commit_from_memory(model)
+    };
+    committed.map_err(|e| {
         let error = e.to_string();
         match device {
             // ONNX Runtime starts the CUDA provider (device, streams, libraries) only
