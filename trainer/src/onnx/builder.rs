@@ -314,20 +314,27 @@ impl Graph {
         attrs: Vec<Attr>,
     ) -> Value {
         let inputs: Vec<Option<&Value>> = inputs.iter().map(|v| Some(*v)).collect();
-        let out = self
-            .op_multi(op_type, &inputs, attrs, 1)
+        self.node(domain, op_type, &inputs, attrs, 1)
             .pop()
-            .expect("op_multi returns exactly one output");
-        if let Some(node) = self.nodes.last_mut() {
-            node.domain = domain.into();
-        }
-        out
+            .expect("node returns exactly one output")
     }
 
     /// Adds a node with `outputs` outputs; `None` inputs are ONNX's empty optional
     /// input `""`.
     pub fn op_multi(
         &mut self,
+        op_type: &str,
+        inputs: &[Option<&Value>],
+        attrs: Vec<Attr>,
+        outputs: usize,
+    ) -> Vec<Value> {
+        self.node("", op_type, inputs, attrs, outputs)
+    }
+
+    /// [`Graph::op_multi`] for an operator of `domain`.
+    fn node(
+        &mut self,
+        domain: &str,
         op_type: &str,
         inputs: &[Option<&Value>],
         attrs: Vec<Attr>,
@@ -355,6 +362,7 @@ impl Graph {
             output: out.iter().map(|v| v.0.clone()).collect(),
             name: node_name,
             op_type: op_type.into(),
+            domain: domain.into(),
             attribute: attrs.iter().map(Attr::to_proto).collect(),
             ..Default::default()
         });
