@@ -11,6 +11,7 @@ use lstm_edge_runtime::format::Head;
 use tract_onnx::pb;
 
 use super::graph::{describe, output, Graph};
+use crate::export::pooling_head;
 
 /// The PAD-mask branch of a graph.
 pub(super) struct PadMask {
@@ -36,10 +37,8 @@ impl PadMask {
                 .find(|p| p.key == key)
                 .map(|p| p.value.as_str())
         };
-        let head = match meta("lstm_edge.head") {
-            Some("Last") => Head::Last,
-            Some("Mean") => Head::Mean,
-            _ => return Ok(None),
+        let Some(head) = pooling_head(meta("lstm_edge.head")) else {
+            return Ok(None);
         };
         let Some(pad) = meta("lstm_edge.pad_id") else {
             return Ok(None);

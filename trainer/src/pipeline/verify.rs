@@ -19,6 +19,7 @@ use super::{
     ModelFile, TrainedCard, F32_BLOB_FILE, INT_BLOB_FILE, ONNX_FILE, STEP_ONNX_FILE,
     WITHOUT_CHECKPOINT,
 };
+use crate::export::ModelMetadata;
 use crate::import::in_tract;
 
 type Plan = std::sync::Arc<TypedSimplePlan>;
@@ -118,26 +119,14 @@ pub fn check_onnx_matches_blob(name: &str, onnx: &[u8], body: &Body<'_>) -> Resu
     let mut differences = Vec::new();
     // Exports that predate the metadata still get their table checked below.
     if meta.keys().any(|key| key.starts_with("lstm_edge.")) {
-        let expected = [
-            ("lstm_edge.cell", Some(format!("{:?}", body.cell))),
-            ("lstm_edge.hidden", Some(body.hidden.to_string())),
-            ("lstm_edge.head", Some(format!("{:?}", body.head))),
-            ("lstm_edge.output", Some(format!("{:?}", body.output))),
-            (
-                "lstm_edge.pad_id",
-                pad_id(&body.input).map(|p| p.to_string()),
-            ),
-        ];
-        for (key, want) in expected {
-            let got = meta.get(key).copied();
-            if got != want.as_deref() {
-                differences.push(format!(
-                    "{key} {} vs the blob's {}",
-                    got.unwrap_or("absent"),
-                    want.as_deref().unwrap_or("absent")
-                ));
-            }
-        }
+        let model = ModelMetadata {
+            cell: body.cell,
+            hidden: body.hidden.into(),
+            head: body.head,
+            output: body.output,
+            pad_id: pad_id(&body.input),
+        };
+        differences.extend(model.differences(&meta));
     }
     let table = proto
         .graph

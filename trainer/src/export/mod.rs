@@ -13,6 +13,9 @@ use lstm_edge_runtime::format::{Cell, Head, Output};
 use crate::model::{pad_pooling_weights, ModelConfig, Params};
 use crate::onnx::{Attr, Dim, Elem, Graph, Value};
 
+mod metadata;
+pub use metadata::{pooling_head, ModelMetadata};
+
 /// Opset of exported models: 18 takes `ReduceMean` axes as an input; ORT 1.31 and
 /// tract 0.23 both run it.
 pub const EXPORT_OPSET: i64 = 18;
@@ -53,17 +56,18 @@ pub fn output_name(output: Output) -> &'static str {
 }
 
 fn with_model_metadata(cfg: &ModelConfig, extra: &[(String, String)]) -> Vec<(String, String)> {
-    let mut out = vec![
-        ("lstm_edge.cell".to_string(), format!("{:?}", cfg.cell)),
-        ("lstm_edge.hidden".to_string(), cfg.hidden.to_string()),
-        ("lstm_edge.head".to_string(), format!("{:?}", cfg.head)),
-        ("lstm_edge.output".to_string(), format!("{:?}", cfg.output)),
-    ];
-    if let Some(pad) = cfg.input.pad_id() {
-        out.push(("lstm_edge.pad_id".to_string(), pad.to_string()));
-    }
-    out.extend(extra.iter().cloned());
-    out
+    let model = ModelMetadata {
+        cell: cfg.cell,
+        hidden: cfg.hidden,
+        head: cfg.head,
+        output: cfg.output,
+        pad_id: cfg.input.pad_id(),
+    };
+    let entries = model.entries().into_iter();
+    entries
+        .map(|(key, value)| (key.to_string(), value))
+        .chain(extra.iter().cloned())
+        .collect()
 }
 
 /// The whole-sequence inference graph. A flatten head fixes `seq` to `maxlen`
