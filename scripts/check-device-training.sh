@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains G on a device and checks that seeded runs repeat there, then times the
-# training step. This is the check behind the README's "On an NVIDIA GPU" figures.
+# training step. This is the check behind the GPU figures in docs/training-speed.md.
 #
 #   scripts/check-device-training.sh [--device cuda|cuda:N|cpu] [--epochs N] [--out DIR]
 #
