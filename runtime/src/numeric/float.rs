@@ -33,16 +33,16 @@ const LANES: usize = 8;
 trait RowInput: Copy {
     /// The input as an f32.
     fn value(self) -> f32;
-    /// Where a vector kernel runs on this CPU: the sums of the first `blocks`
-    /// blocks of rows `stride` bytes apart in `matrix` against `x`, their lanes
-    /// added as [`sum_lanes`] adds them (see [`dot_rows_with`]), into `out`, a
-    /// row each, for its whole fours of rows; returns how many rows (0 where
-    /// none runs).
+    /// Where a vector kernel runs on this CPU: the sums of the first `columns`
+    /// columns of rows `stride` bytes apart in `matrix` against `x`, as
+    /// [`dot_rows_with`] forms them (lanes added as [`sum_lanes`] adds them,
+    /// then the tail in order), into `out`, a row each, for its whole fours of
+    /// rows; returns how many rows (0 where none runs).
     fn kernel_row_sums(
         matrix: &[u8],
         stride: usize,
         x: &[Self],
-        blocks: usize,
+        columns: usize,
         out: &mut [f32],
     ) -> usize;
 }
@@ -58,11 +58,11 @@ impl RowInput for f32 {
         _matrix: &[u8],
         _stride: usize,
         _x: &[f32],
-        _blocks: usize,
+        _columns: usize,
         _out: &mut [f32],
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        return super::x86::f32_row_sums_of(_matrix, _stride, _x, _blocks, _out);
+        return super::x86::f32_row_sums_of(_matrix, _stride, _x, _columns, _out);
         #[cfg(not(target_arch = "x86_64"))]
         0
     }
@@ -79,11 +79,11 @@ impl RowInput for [u8; 4] {
         _matrix: &[u8],
         _stride: usize,
         _x: &[[u8; 4]],
-        _blocks: usize,
+        _columns: usize,
         _out: &mut [f32],
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        return super::x86::f32_row_sums(_matrix, _stride, _x.as_flattened(), _blocks, _out);
+        return super::x86::f32_row_sums(_matrix, _stride, _x.as_flattened(), _columns, _out);
         #[cfg(not(target_arch = "x86_64"))]
         0
     }
@@ -124,8 +124,8 @@ fn row_tail<X: RowInput>(row: &[u8], x: &[X], from: usize, columns: usize) -> f3
 /// `out[r]` for every row `r` of `matrix`, whose rows are `width` weights
 /// long and `stride` weights apart: the sum [`dot_rows`] gives of that row and
 /// `x`. On hosts with a vector kernel, one call of it sums the whole fours of
-/// rows (the same lanes, added in the same tree), and the rest go four rows
-/// at a time.
+/// rows (the same lanes, added in the same tree, then the tail in order), and
+/// the rest go four rows at a time.
 #[inline(always)]
 fn row_sums<X: RowInput>(matrix: &[u8], stride: usize, width: usize, x: &[X], out: &mut [f32]) {
     let row = |r: usize| {
@@ -141,17 +141,11 @@ fn row_sums<X: RowInput>(matrix: &[u8], stride: usize, width: usize, x: &[X], ou
             .is_some_and(|end| end <= matrix.len())
     });
     let columns = width.min(x.len());
-    let blocks = columns / LANES;
     let done = match whole {
-        true => X::kernel_row_sums(matrix, stride.wrapping_mul(4), x, blocks, out),
+        true => X::kernel_row_sums(matrix, stride.wrapping_mul(4), x, columns, out),
         false => 0,
     };
-    let (summed, rest) = out.split_at_mut(done.min(out.len()));
-    if columns > blocks * LANES {
-        for (r, sum) in summed.iter_mut().enumerate() {
-            *sum += row_tail(row(r), x, blocks * LANES, columns);
-        }
-    }
+    let rest = out.get_mut(done..).unwrap_or_default();
     fill_rows_in_fours(
         rest,
         |rows| dot_rows(rows.map(|r| row(done + r)), x),

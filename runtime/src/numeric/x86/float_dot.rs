@@ -3,12 +3,15 @@
 //! of a row's accumulator adds the products of columns `l`, `l + 8`, ... in
 //! order, a multiply then an add (no FMA), as the portable code's partial sums
 //! do, and the eight lanes are then added as the portable code's tree adds
-//! them, four rows at once: the sums are equal bit for bit.
+//! them, four rows at once. The columns past the whole blocks (a row's tail:
+//! W's 300 embedding columns leave 4, hidden 50 leaves 2) are summed in order,
+//! four rows at once, and added last, as the portable code adds them: the sums
+//! are equal bit for bit.
 
 use core::arch::x86_64::{
     __m128, __m256, _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_loadu_ps,
-    _mm256_mul_ps, _mm256_setzero_ps, _mm_add_ps, _mm_movehl_ps, _mm_movelh_ps, _mm_storeu_ps,
-    _mm_unpackhi_ps, _mm_unpacklo_ps,
+    _mm256_mul_ps, _mm256_setzero_ps, _mm_add_ps, _mm_movehl_ps, _mm_movelh_ps, _mm_mul_ps,
+    _mm_set1_ps, _mm_set_ps, _mm_storeu_ps, _mm_unpackhi_ps, _mm_unpacklo_ps,
 };
 
 use super::has_avx2;
@@ -18,26 +21,27 @@ pub const F32_LANES: usize = 8;
 
 /// The sums of rows of little-endian f32 weights, `stride` bytes apart in
 /// `matrix` (row `r` from byte `r * stride`), against `x` (little-endian f32
-/// too: an embedding row, or `h` as bytes) over their first `blocks` blocks of
-/// [`F32_LANES`] columns, into `out` for its whole fours of rows; returns how
-/// many rows. Row `r`'s lane `l` is `Σ_b w_r[8 b + l] * x[8 b + l]`, summed in
-/// `b` order, and its sum is the lanes `[a, b, c, d, e, f, g, h]` added as
-/// `((a + e) + (c + g)) + ((b + f) + (d + h))`. 0 (nothing read or written)
-/// without AVX2, or where `x` or the last of those rows is shorter than
-/// `blocks` blocks.
+/// too: an embedding row, or `h` as bytes) over their first `columns` columns,
+/// into `out` for its whole fours of rows; returns how many rows. Over the
+/// whole blocks of [`F32_LANES`] columns, row `r`'s lane `l` is `Σ_b w_r[8 b +
+/// l] * x[8 b + l]`, summed in `b` order, and the lanes `[a, b, c, d, e, f, g,
+/// h]` are added as `((a + e) + (c + g)) + ((b + f) + (d + h))`; the products of
+/// the columns past them are summed in order from -0.0 (as `Iterator::sum`
+/// does) and added to that. 0 (nothing read or written) without AVX2, or where
+/// `x` or the last of those rows is shorter than `columns`.
 #[inline]
 pub fn f32_row_sums(
     matrix: &[u8],
     stride: usize,
     x: &[u8],
-    blocks: usize,
+    columns: usize,
     out: &mut [f32],
 ) -> usize {
     let rows = out.len() - out.len() % 4;
     let end = rows
         .checked_sub(1)
         .and_then(|last| last.checked_mul(stride))
-        .zip(blocks.checked_mul(4 * F32_LANES))
+        .zip(columns.checked_mul(4))
         .and_then(|(start, bytes)| Some((start.checked_add(bytes)?, bytes)));
     let Some((end, bytes)) = end else {
         return 0;
@@ -48,7 +52,7 @@ pub fn f32_row_sums(
     let (quads, _) = out.as_chunks_mut::<4>();
     // SAFETY: the CPU has AVX2; `x` holds `bytes` bytes, and each row of the
     // quads, the last ending at `end`, lies within `matrix` (checked above).
-    unsafe { row_sums_avx2(matrix, stride, x, blocks, quads) };
+    unsafe { row_sums_avx2(matrix, stride, x, columns, quads) };
     rows
 }
 
@@ -58,24 +62,25 @@ pub fn f32_row_sums_of(
     matrix: &[u8],
     stride: usize,
     x: &[f32],
-    blocks: usize,
+    columns: usize,
     out: &mut [f32],
 ) -> usize {
     // SAFETY: the bytes of `x`'s own f32 values (any bit pattern is a valid u8).
     let x_bytes = unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), size_of_val(x)) };
-    f32_row_sums(matrix, stride, x_bytes, blocks, out)
+    f32_row_sums(matrix, stride, x_bytes, columns, out)
 }
 
-/// Reads `blocks * 32` bytes of `x`, and as many from byte `r * stride` of
+/// Reads `columns * 4` bytes of `x`, and as many from byte `r * stride` of
 /// `matrix` for each row `r` of `quads`, which the caller checked.
 #[target_feature(enable = "avx2")]
 unsafe fn row_sums_avx2(
     matrix: &[u8],
     stride: usize,
     x: &[u8],
-    blocks: usize,
+    columns: usize,
     quads: &mut [[f32; 4]],
 ) {
+    let blocks = columns / F32_LANES;
     for (quad, sums) in quads.iter_mut().enumerate() {
         let first = quad * 4 * stride;
         let mut acc: [__m256; 4] = [_mm256_setzero_ps(); 4];
@@ -93,8 +98,27 @@ unsafe fn row_sums_avx2(
                 }
             }
         }
+        let mut total = tree_sums(acc);
+        if columns > blocks * F32_LANES {
+            // The four rows' tails, one column at a time: lane `r` is row `r`'s.
+            let mut tail = _mm_set1_ps(-0.0);
+            for k in blocks * F32_LANES..columns {
+                let at = |row: usize| first + row * stride + 4 * k;
+                // SAFETY: column `k < columns` lies within `x` and each of the
+                // quad's rows (the caller's bound); unaligned reads.
+                unsafe {
+                    let read = |offset: usize| {
+                        core::ptr::read_unaligned(matrix.as_ptr().add(offset).cast::<f32>())
+                    };
+                    let wv = _mm_set_ps(read(at(3)), read(at(2)), read(at(1)), read(at(0)));
+                    let xk = core::ptr::read_unaligned(x.as_ptr().add(4 * k).cast::<f32>());
+                    tail = _mm_add_ps(tail, _mm_mul_ps(wv, _mm_set1_ps(xk)));
+                }
+            }
+            total = _mm_add_ps(total, tail);
+        }
         // SAFETY: `sums` is four f32s, one unaligned 128-bit store.
-        unsafe { _mm_storeu_ps(sums.as_mut_ptr(), tree_sums(acc)) };
+        unsafe { _mm_storeu_ps(sums.as_mut_ptr(), total) };
     }
 }
 
@@ -119,25 +143,32 @@ mod tests {
     use std::vec::Vec;
 
     #[test]
-    fn the_sums_equal_products_summed_in_block_order_then_as_a_tree() {
+    fn the_sums_equal_products_summed_in_block_order_then_as_a_tree_then_the_tail() {
         let mut out = [0f32; 4];
         if !has_avx2() {
-            assert_eq!(f32_row_sums(&[0; 128], 32, &[0; 32], 1, &mut out), 0);
+            assert_eq!(f32_row_sums(&[0; 128], 32, &[0; 32], 8, &mut out), 0);
             return;
         }
         let mut gen = super::super::test_gen::Gen::new(3);
         let mut value = || (gen.next() as i32 as f32) * 1e-9;
-        let mut trees_differ = false;
-        for (blocks, rows) in [(0usize, 4usize), (1, 5), (2, 8), (5, 7), (16, 12)] {
-            // A tail the kernel leaves alone, and rows 5 weights apart past it.
-            let width = blocks * F32_LANES + 3;
+        let (mut trees_differ, mut tails_differ) = (false, false);
+        for (blocks, tail, rows) in [
+            (0usize, 3usize, 4usize),
+            (1, 0, 5),
+            (2, 7, 8),
+            (5, 3, 7),
+            (16, 4, 12),
+            (37, 4, 8),
+        ] {
+            // Rows 5 weights apart past their columns.
+            let width = blocks * F32_LANES + tail;
             let stride = width + 5;
             let matrix: Vec<u8> = (0..rows * stride)
                 .flat_map(|_| value().to_le_bytes())
                 .collect();
             let x: Vec<f32> = (0..width).map(|_| value()).collect();
             let mut sums = [f32::NAN; 12];
-            let done = f32_row_sums_of(&matrix, 4 * stride, &x, blocks, &mut sums[..rows]);
+            let done = f32_row_sums_of(&matrix, 4 * stride, &x, width, &mut sums[..rows]);
             assert_eq!(done, rows / 4 * 4);
             assert!(
                 sums[done..].iter().all(|s| s.is_nan()),
@@ -156,19 +187,32 @@ mod tests {
                     }
                 }
                 let [a, b, c, d, e, f, g, h] = lanes;
-                let want = ((a + e) + (c + g)) + ((b + f) + (d + h));
-                assert_eq!(got.to_bits(), want.to_bits(), "{blocks} {r}");
+                let tree = ((a + e) + (c + g)) + ((b + f) + (d + h));
+                let products = (blocks * F32_LANES..width).map(|k| weight(k) * x[k]);
+                let tail_sum: f32 = products.clone().sum();
+                let want = if tail > 0 { tree + tail_sum } else { tree };
+                assert_eq!(got.to_bits(), want.to_bits(), "{blocks} {tail} {r}");
                 let in_order: f32 = lanes.iter().sum();
-                trees_differ |= in_order.to_bits() != want.to_bits();
+                trees_differ |= in_order.to_bits() != tree.to_bits();
+                // The tail's products added to the tree one by one instead.
+                let folded = products.fold(tree, |sum, p| sum + p);
+                tails_differ |= folded.to_bits() != want.to_bits();
             }
         }
-        // The data tells the orders apart, so a kernel adding its lanes in
-        // another order would fail above.
-        assert!(trees_differ);
+        // The data tells the orders apart, so a kernel adding its lanes, or its
+        // tail, in another order would fail above.
+        assert!(trees_differ && tails_differ);
         // Too short a matrix or input: nothing is read or written.
-        assert_eq!(f32_row_sums(&[0; 64 * 4 - 1], 64, &[0; 64], 2, &mut out), 0);
-        assert_eq!(f32_row_sums(&[0; 64 * 4], 64, &[0; 63], 2, &mut out), 0);
-        assert_eq!(f32_row_sums(&[0; 64 * 4], 64, &[0; 64], 2, &mut out), 4);
-        assert_eq!(f32_row_sums(&[0; 64], 64, &[0; 64], 2, &mut out[..3]), 0);
+        assert_eq!(
+            f32_row_sums(&[0; 64 * 4 - 1], 64, &[0; 64], 16, &mut out),
+            0
+        );
+        assert_eq!(f32_row_sums(&[0; 64 * 4], 64, &[0; 63], 16, &mut out), 0);
+        assert_eq!(
+            f32_row_sums(&[0; 64 * 4 - 1], 64, &[0; 64], 15, &mut out),
+            4
+        );
+        assert_eq!(f32_row_sums(&[0; 64 * 4], 64, &[0; 64], 16, &mut out), 4);
+        assert_eq!(f32_row_sums(&[0; 64], 64, &[0; 64], 16, &mut out[..3]), 0);
     }
 }
