@@ -47,14 +47,14 @@ impl ModelMetadata {
             ("lstm_edge.cell", cell.to_string()),
             ("lstm_edge.hidden", self.hidden.to_string()),
         ];
-        let (head, truncate) = match self.head {
-            Head::Flatten { .. } => ("flatten", Some("post")),
-            Head::FlattenTail { .. } => ("flatten", Some("pre")),
+        let (head, flatten) = match self.head {
+            Head::Flatten { maxlen } => ("flatten", Some((maxlen, "post"))),
+            Head::FlattenTail { maxlen } => ("flatten", Some((maxlen, "pre"))),
             Head::Last => ("last", None),
             Head::Mean => ("mean", None),
         };
         out.push(("lstm_edge.head", head.to_string()));
-        if let (Some(maxlen), Some(truncate)) = (self.head.flatten_maxlen(), truncate) {
+        if let Some((maxlen, truncate)) = flatten {
             out.push(("lstm_edge.maxlen", maxlen.to_string()));
             out.push(("lstm_edge.truncate", truncate.to_string()));
         }

@@ -63,8 +63,9 @@ fn with_model_metadata(cfg: &ModelConfig, extra: &[(String, String)]) -> Vec<(St
         output: cfg.output,
         pad_id: cfg.input.pad_id(),
     };
-    let entries = model.entries().into_iter();
-    entries
+    model
+        .entries()
+        .into_iter()
         .map(|(key, value)| (key.to_string(), value))
         .chain(extra.iter().cloned())
         .collect()
