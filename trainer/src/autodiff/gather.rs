@@ -53,6 +53,15 @@ impl Backend {
             Backend::CpuOneThread | Backend::Cuda => RowSum::ScatterNd,
         }
     }
+
+    /// Whether the recurrence's long matrix products are summed block by block,
+    /// as one CPU thread sums them (`crate::bptt`): on several threads ONNX
+    /// Runtime may split a product's columns between them and sum a narrower
+    /// slice in longer blocks, which round otherwise. One thread needs no
+    /// blocks, and CUDA sums its own way.
+    pub fn sums_products_in_blocks(self) -> bool {
+        self == Backend::CpuThreads
+    }
 }
 
 /// The op that adds rows into a table by id (see [`Backend::row_sum`]).

@@ -66,6 +66,11 @@ impl Tape {
         self
     }
 
+    /// The backend the gradients are built for.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// How this tape differentiates a lookup into a table of `rows` rows.
     pub fn lookup_grad(&self, rows: usize) -> GatherGrad {
         GatherGrad::for_rows(rows, self.backend)

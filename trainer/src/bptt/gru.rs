@@ -12,21 +12,23 @@
 
 use super::{
     one_minus, scan_node, shifted_states, sigmoid_slope, split, sum_outer, tanh_slope, zeros_state,
-    Body,
+    BlockedWeights, Body,
 };
 use crate::autodiff::Tape;
 use crate::onnx::{Attr, Value};
 
 pub(super) fn scan(tape: &mut Tape, xproj: &Value, r: &Value, rb: &Value, hidden: i64) -> Value {
+    let in_blocks = tape.backend().sums_products_in_blocks();
     let g = tape.graph();
     let h0 = zeros_state(g, xproj, 1, hidden);
     // `h · Rᵀ` with `Rᵀ` formed once (see lstm.rs).
     let r_t = g.op("Transpose", &[r], vec![Attr::Ints("perm", vec![1, 0])]);
+    let r_t = BlockedWeights::new(g, &r_t, hidden, 3 * hidden, in_blocks);
     let mut body = Body::new(g, "gru_fwd");
     let h_prev = body.input("h", hidden);
     let xp = body.input("xp", 3 * hidden);
     let b = &mut body.graph;
-    let hr = b.op("Gemm", &[&h_prev, &r_t, rb], vec![]);
+    let hr = r_t.product(b, &h_prev, Some(rb));
     let xs = split(b, &xp, 1, &[2 * hidden, hidden]);
     let hs = split(b, &hr, 1, &[2 * hidden, hidden]);
     let zr_pre = b.op("Add", &[&xs[0], &hs[0]], vec![]);
@@ -60,6 +62,7 @@ pub(super) fn scan(tape: &mut Tape, xproj: &Value, r: &Value, rb: &Value, hidden
         let r_slope = sigmoid_slope(g, r_gate);
         let to_dr = g.op("Mul", &[&hn_seq, &r_slope], vec![]);
 
+        let r_blocks = BlockedWeights::new(g, &r_c, 3 * hidden, hidden, in_blocks);
         let mut body = Body::new(g, "gru_bwd");
         let dh_rec = body.input("dh", hidden);
         let dh_out = body.input("dh_out", hidden);
@@ -77,8 +80,9 @@ pub(super) fn scan(tape: &mut Tape, xproj: &Value, r: &Value, rb: &Value, hidden
         let dxp = b.op("Concat", &[&dz, &dr, &dn], vec![Attr::Int("axis", 1)]);
         let dhr = b.op("Concat", &[&dz, &dr, &dhn], vec![Attr::Int("axis", 1)]);
         let direct = b.op("Mul", &[&dh, &z_t], vec![]);
-        let through_r = b.op("MatMul", &[&dhr, &r_c], vec![]);
-        let dh_prev = b.op("Add", &[&direct, &through_r], vec![]);
+        // `direct` as the product's bias: ONNX Runtime fuses `MatMul` + `Add` into
+        // a `Gemm` that starts from it, and so does this.
+        let dh_prev = r_blocks.product(b, &dhr, Some(&direct));
         body.outputs(&[&dh_prev, &dxp, &dhr]);
         let zeros = zeros_state(g, &h0, 0, hidden);
         let outs = scan_node(

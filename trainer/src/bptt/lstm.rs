@@ -11,7 +11,9 @@
 //! depend on the carried gradients is formed by the forward body, so the
 //! reverse body is seven small ops.
 
-use super::{one_minus, scan_node, shifted_states, split, sum_outer, zeros_state, Body};
+use super::{
+    one_minus, scan_node, shifted_states, split, sum_outer, zeros_state, BlockedWeights, Body,
+};
 use crate::autodiff::Tape;
 use crate::onnx::{Attr, Value};
 
@@ -30,17 +32,19 @@ struct Saved {
 /// the step's values are in cache: done afterwards, over whole `[T, B, 4H]`
 /// tensors, the same arithmetic took about twice as long (memory bound).
 fn scan_forward(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> (Value, Saved, Value) {
+    let in_blocks = tape.backend().sums_products_in_blocks();
     let g = tape.graph();
     let h0 = zeros_state(g, xproj, 1, hidden);
     // `h · Rᵀ` with `Rᵀ` formed once: a transposed operand would be repacked
     // on every step.
     let r_t = g.op("Transpose", &[r], vec![Attr::Ints("perm", vec![1, 0])]);
+    let r_t = BlockedWeights::new(g, &r_t, hidden, 4 * hidden, in_blocks);
     let mut body = Body::new(g, "lstm_fwd");
     let h_prev = body.input("h", hidden);
     let c_prev = body.input("c", hidden);
     let xp = body.input("xp", 4 * hidden);
     let b = &mut body.graph;
-    let gates = b.op("Gemm", &[&h_prev, &r_t, &xp], vec![]);
+    let gates = r_t.product(b, &h_prev, Some(&xp));
     let parts = split(b, &gates, 1, &[3 * hidden, hidden]);
     let sig = b.op("Sigmoid", &[&parts[0]], vec![]);
     let cand = b.op("Tanh", &[&parts[1]], vec![]);
@@ -83,11 +87,13 @@ fn scan_forward(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> (Valu
 
 pub(super) fn scan(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> Value {
     let (h_seq, saved, h0) = scan_forward(tape, xproj, r, hidden);
+    let in_blocks = tape.backend().sums_products_in_blocks();
     let (h_seq_c, r_c) = (h_seq.clone(), r.clone());
     tape.record(&[xproj, r], &[&h_seq], move |g, dys, needed| {
         let Some(dh_seq) = &dys[0] else {
             return vec![None, None];
         };
+        let r_blocks = BlockedWeights::new(g, &r_c, 4 * hidden, hidden, in_blocks);
         let mut body = Body::new(g, "lstm_bwd");
         let dh_rec = body.input("dh", hidden);
         let dc_next = body.input("dc", hidden);
@@ -102,7 +108,7 @@ pub(super) fn scan(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> Va
         let spread = b.op("Concat", &[&dc, &dh, &dc, &dc], vec![Attr::Int("axis", 1)]);
         let dgates = b.op("Mul", &[&spread, &factors_t], vec![]);
         let dc_prev = b.op("Mul", &[&dc, &f_t], vec![]);
-        let dh_prev = b.op("MatMul", &[&dgates, &r_c], vec![]);
+        let dh_prev = r_blocks.product(b, &dgates, None);
         body.outputs(&[&dh_prev, &dc_prev, &dgates]);
         let zeros = zeros_state(g, &h0, 0, hidden);
         let outs = scan_node(

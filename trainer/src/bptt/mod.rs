@@ -141,6 +141,76 @@ fn split(g: &mut Graph, x: &Value, axis: i64, sizes: &[i64]) -> Vec<Value> {
     )
 }
 
+/// The blocks of the contraction length `k` in which ONNX Runtime's CPU matrix
+/// product (MLAS) sums `[M, k] · [k, n]` on one thread: its `StrideK` for `n`
+/// output columns (`MLAS_SGEMM_STRIDEN` and `MLAS_SGEMM_STRIDEK` are both 128).
+///
+/// On several threads MLAS may hand each thread a slice of the `n` columns, and
+/// a narrower slice gets longer blocks, which round otherwise. Products whose
+/// blocks are separate ops, added in order, sum alike on any number of threads,
+/// and as one thread summed the whole product.
+fn product_blocks(n: i64, k: i64) -> Vec<i64> {
+    let (mut stride_n, mut stride_k) = (128, 128);
+    if n >= k {
+        // A wide product halves the block (doubling the column slice) down to `k`.
+        while stride_k / 2 >= k {
+            stride_k /= 2;
+        }
+    } else {
+        // A narrow one doubles it for each halving of the column slice.
+        while stride_n > 16 && stride_n / 2 >= n {
+            stride_k *= 2;
+            stride_n /= 2;
+        }
+    }
+    let mut blocks = vec![stride_k; (k / stride_k) as usize];
+    if k % stride_k != 0 {
+        blocks.push(k % stride_k);
+    }
+    blocks
+}
+
+/// A recurrent weight matrix `[k, n]` split once, in the outer graph, into the
+/// row blocks of [`product_blocks`], for products inside a `Scan` body.
+struct BlockedWeights {
+    blocks: Vec<i64>,
+    parts: Vec<Value>,
+}
+
+impl BlockedWeights {
+    /// `weights [k, n]` in blocks when `in_blocks`, else whole.
+    fn new(g: &mut Graph, weights: &Value, k: i64, n: i64, in_blocks: bool) -> Self {
+        let blocks = if in_blocks {
+            product_blocks(n, k)
+        } else {
+            vec![k]
+        };
+        let parts = match blocks.len() {
+            1 => vec![weights.clone()],
+            _ => split(g, weights, 0, &blocks),
+        };
+        BlockedWeights { blocks, parts }
+    }
+
+    /// `x [B, k] · weights (+ bias)` in `body`, one product per block, added in
+    /// order after the first (which takes the bias).
+    fn product(&self, body: &mut Graph, x: &Value, bias: Option<&Value>) -> Value {
+        let x_parts = match self.blocks.len() {
+            1 => vec![x.clone()],
+            _ => split(body, x, 1, &self.blocks),
+        };
+        let mut sum = match bias {
+            Some(bias) => body.op("Gemm", &[&x_parts[0], &self.parts[0], bias], vec![]),
+            None => body.op("MatMul", &[&x_parts[0], &self.parts[0]], vec![]),
+        };
+        for (x_part, w_part) in x_parts.iter().zip(&self.parts).skip(1) {
+            let term = body.op("MatMul", &[x_part, w_part], vec![]);
+            sum = body.op("Add", &[&sum, &term], vec![]);
+        }
+        sum
+    }
+}
+
 /// A Scan body under construction: its graph and its declared state/scan inputs.
 struct Body {
     graph: Graph,
@@ -203,4 +273,25 @@ fn scan_node(
         ],
         states.len() + n_scan_outputs,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::product_blocks;
+
+    #[test]
+    fn products_split_where_one_thread_of_onnx_runtime_splits_them() {
+        // G's LSTM: `dgates [B, 512] · R [512, 128]` in MLAS's 128-wide blocks.
+        assert_eq!(product_blocks(128, 512), [128; 4]);
+        // The notebook's W (hidden 50): 50 columns take blocks of 256, so 200 is one.
+        assert_eq!(product_blocks(50, 200), [200]);
+        assert_eq!(product_blocks(64, 256), [256]);
+        assert_eq!(product_blocks(32, 128), [128]);
+        // Hidden 200: the backward's 800 and the forward's `h · Rᵀ` (200 into 800 columns).
+        assert_eq!(product_blocks(200, 800), [128, 128, 128, 128, 128, 128, 32]);
+        assert_eq!(product_blocks(800, 200), [128, 72]);
+        // A wide product of a short contraction is one block.
+        assert_eq!(product_blocks(512, 128), [128]);
+        assert_eq!(product_blocks(512, 40), [40]);
+    }
 }

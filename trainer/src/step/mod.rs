@@ -425,8 +425,8 @@ pub fn build_train_graph(
 
 /// The forward pass only (no dropout): inputs as [`build_train_graph`] without
 /// state and mask; outputs `loss` (batch mean), `correct` and `logits`.
-pub fn build_eval_graph(spec: &NetSpec, how: Recurrence) -> Vec<u8> {
-    let mut tape = Tape::new(Graph::new("eval"));
+pub fn build_eval_graph(spec: &NetSpec, how: Recurrence, backend: Backend) -> Vec<u8> {
+    let mut tape = Tape::new(Graph::new("eval")).for_backend(backend);
     let (params, ids, targets) = declare_inputs(&mut tape, spec);
     let logits = forward(&mut tape, spec, &params, &ids, None, how);
     let loss_v = loss(&mut tape, spec, &logits, &targets);

@@ -144,11 +144,12 @@ impl TrainSession {
         );
         // The sessions come first: registering the device's provider is where a
         // missing GPU build or driver gives its clearest error.
-        let train_bytes =
-            build_train_graph(&spec, optimizer, dropout, how, Backend::of(device, threads));
+        let backend = Backend::of(device, threads);
+        let train_bytes = build_train_graph(&spec, optimizer, dropout, how, backend);
         let train = ort_env::session_from_bytes(&train_bytes, device, threads)
             .context("loading the training graph")?;
-        let eval = ort_env::session_from_bytes(&build_eval_graph(&spec, how), device, threads)
+        let eval_bytes = build_eval_graph(&spec, how, backend);
+        let eval = ort_env::session_from_bytes(&eval_bytes, device, threads)
             .context("loading the evaluation graph")?;
         let mut param_values = Vec::new();
         for ((name, tensor), (want_name, dims)) in named.iter().zip(&param_shapes) {

@@ -994,6 +994,43 @@ mod tests {
         }
     }
 
+    /// ONNX Runtime may hand each of several threads a slice of a product's
+    /// columns, and sums a narrower slice in longer blocks; the recurrence's
+    /// products with over 128 terms (hidden 128: `dgates · R` sums 512) are
+    /// therefore summed block by block, as one thread sums them. 18 rows against
+    /// 128 columns are split by columns. Hidden 200 also sums `h · Rᵀ` in blocks.
+    #[test]
+    fn weights_are_the_same_on_one_thread_and_several() {
+        for (cell, hidden) in [(Cell::Lstm, 128), (Cell::Gru, 128), (Cell::Lstm, 200)] {
+            let cfg = ModelConfig {
+                hidden,
+                head: Head::Last,
+                ..model(cell)
+            };
+            let set = data(18, 4);
+            let run = |threads| {
+                let mut o = options(2, None, false);
+                (o.batch_size, o.threads) = (18, threads);
+                train(&cfg, Params::init(&cfg, 3), &set, None, &o).unwrap()
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                let several = run(threads);
+                let (a, b) = (bits(&several.params), bits(&one.params));
+                let differ = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+                assert_eq!(
+                    differ,
+                    0,
+                    "{cell:?}: {differ} of {} weights differ on {threads} threads",
+                    a.len()
+                );
+                let losses =
+                    |r: &TrainRun| r.history.iter().map(|e| e.train_loss).collect::<Vec<_>>();
+                assert_eq!(losses(&several), losses(&one), "{cell:?} {threads}");
+            }
+        }
+    }
+
     #[test]
     fn a_frozen_embedding_keeps_its_values_while_the_rest_learns() {
         let (cfg, set) = word_task();
