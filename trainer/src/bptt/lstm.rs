@@ -9,7 +9,8 @@
 //! `[dc⊙g, dh⊙tanh c_t, dc⊙c_{t-1}, dc⊙i] ⊙ [σ', σ', σ', tanh']`,
 //! `dc_{t-1} = dc ⊙ f`, `dh_{t-1} = dgates · R`. Every factor that does not
 //! depend on the carried gradients is formed by the forward body, so the
-//! reverse body is seven small ops.
+//! reverse body is seven small ops (more on several CPU threads past hidden 32,
+//! where `dgates · R` is summed in blocks; see `product_blocks`).
 
 use super::{
     one_minus, scan_node, shifted_states, split, sum_outer, zeros_state, BlockedWeights, Body,

@@ -211,8 +211,9 @@ pub(super) fn resume_from(
 /// Why a resumed run on `now` may not end bit for bit as an uninterrupted one on
 /// `first`: ONNX Runtime's kernels can round otherwise there. CUDA sums repeated ids
 /// in another order (see [`Backend::row_sum`]); one CPU thread and several add them
-/// in the same order, but some kernels round otherwise on several threads at some
-/// shapes (G's backward `Scan` at batches of 13 to 64 windows, not at 128).
+/// in the same order, and sum the recurrence's products alike
+/// ([`Backend::sums_products_in_blocks`]), but a sigmoid head over many flattened
+/// steps still rounds otherwise where a batch has under two rows per thread.
 pub(super) fn backend_change(first: Option<Backend>, now: Backend) -> Option<String> {
     let first = first.filter(|&first| first != now)?;
     Some(format!(
