@@ -204,7 +204,8 @@ pub struct TrainArgs {
     pub device: Device,
     /// ONNX Runtime intra-op threads (0: one per core). Workers spin during a step;
     /// LSTM_EDGE_ORT_SPINNING=0 makes them sleep. On a machine busy with other
-    /// work, 1 thread is fastest (and repeats the shipped models bit for bit).
+    /// work, 1 thread is fastest. The weights do not depend on the number of threads
+    /// (save a flatten sigmoid head's, at batches of under two rows per thread).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub threads: usize,
     /// Continue from the output directory's checkpoint.
