@@ -1007,11 +1007,11 @@ mod tests {
                 head: Head::Last,
                 ..model(cell)
             };
-            let set = data(18, 4);
+            let (set, val) = (data(18, 4), data(8, 5));
             let run = |threads| {
                 let mut o = options(2, None, false);
                 (o.batch_size, o.threads) = (18, threads);
-                train(&cfg, Params::init(&cfg, 3), &set, None, &o).unwrap()
+                train(&cfg, Params::init(&cfg, 3), &set, Some(&val), &o).unwrap()
             };
             let one = run(1);
             for threads in [2, 3] {
@@ -1024,8 +1024,10 @@ mod tests {
                     "{cell:?}: {differ} of {} weights differ on {threads} threads",
                     a.len()
                 );
-                let losses =
-                    |r: &TrainRun| r.history.iter().map(|e| e.train_loss).collect::<Vec<_>>();
+                let losses = |r: &TrainRun| {
+                    let h = r.history.iter();
+                    h.map(|e| (e.train_loss, e.val_loss)).collect::<Vec<_>>()
+                };
                 assert_eq!(losses(&several), losses(&one), "{cell:?} {threads}");
             }
         }
