@@ -32,8 +32,13 @@ struct Saved {
 /// The forward recurrence. Its body also forms the backward factors while
 /// the step's values are in cache: done afterwards, over whole `[T, B, 4H]`
 /// tensors, the same arithmetic took about twice as long (memory bound).
-fn scan_forward(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> (Value, Saved, Value) {
-    let in_blocks = tape.backend().sums_products_in_blocks();
+fn scan_forward(
+    tape: &mut Tape,
+    xproj: &Value,
+    r: &Value,
+    hidden: i64,
+    in_blocks: bool,
+) -> (Value, Saved, Value) {
     let g = tape.graph();
     let h0 = zeros_state(g, xproj, 1, hidden);
     // `h · Rᵀ` with `Rᵀ` formed once: a transposed operand would be repacked
@@ -87,8 +92,8 @@ fn scan_forward(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> (Valu
 }
 
 pub(super) fn scan(tape: &mut Tape, xproj: &Value, r: &Value, hidden: i64) -> Value {
-    let (h_seq, saved, h0) = scan_forward(tape, xproj, r, hidden);
     let in_blocks = tape.backend().sums_products_in_blocks();
+    let (h_seq, saved, h0) = scan_forward(tape, xproj, r, hidden, in_blocks);
     let (h_seq_c, r_c) = (h_seq.clone(), r.clone());
     tape.record(&[xproj, r], &[&h_seq], move |g, dys, needed| {
         let Some(dh_seq) = &dys[0] else {
