@@ -204,8 +204,7 @@ pub struct TrainArgs {
     pub device: Device,
     /// ONNX Runtime intra-op threads (0: one per core). Workers spin during a step;
     /// LSTM_EDGE_ORT_SPINNING=0 makes them sleep. On a machine busy with other
-    /// work, 1 thread is fastest. The weights do not depend on the number of threads
-    /// (save a flatten sigmoid head's, at batches of under two rows per thread).
+    /// work, 1 thread is fastest. The weights do not depend on the number of threads.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub threads: usize,
     /// Continue from the output directory's checkpoint.

@@ -62,6 +62,15 @@ impl Backend {
     pub fn sums_products_in_blocks(self) -> bool {
         self == Backend::CpuThreads
     }
+
+    /// Whether dense layers sum each row of a batch alike, however many rows
+    /// the batch or a thread's share of it holds ([`Tape::linear_rows_alike`]):
+    /// on the CPU, where ONNX Runtime sums a single row in another order.
+    ///
+    /// [`Tape::linear_rows_alike`]: crate::autodiff::Tape::linear_rows_alike
+    pub fn sums_rows_alike(self) -> bool {
+        self != Backend::Cuda
+    }
 }
 
 /// The op that adds rows into a table by id (see [`Backend::row_sum`]).
@@ -113,13 +122,15 @@ pub const ONE_HOT_MAX_ROWS: usize = 256;
 impl GatherGrad {
     /// The method for a table of `rows` rows on `backend`. On one CPU thread,
     /// G's shape (5,120 ids into a `[50, 512]` table) trains 2-6% faster with
-    /// `ScatterND` than with the one-hot product, which grows with the rows, so
-    /// the product is kept for tiny tables; on two, 4-11% faster with
-    /// `AddRowsInOrder`, whose sums are one thread's. On CUDA char tables take
-    /// the product: its sums come in a fixed order, so seeded runs repeat bit
-    /// for bit.
+    /// `ScatterND` than with the one-hot product; on two, 4-11% faster with
+    /// `AddRowsInOrder`, whose sums are one thread's. The CPU takes no product
+    /// for tiny tables either: several threads would split its columns and sum
+    /// them in other blocks than one thread (see `crate::bptt`), and its long
+    /// sums (all the batch's ids) cannot be cut into fixed blocks in the graph.
+    /// On CUDA char tables take the product: its sums come in a fixed order, so
+    /// seeded runs repeat bit for bit.
     pub fn for_rows(rows: usize, backend: Backend) -> Self {
-        if rows <= 32 || (backend == Backend::Cuda && rows <= ONE_HOT_MAX_ROWS) {
+        if backend == Backend::Cuda && rows <= ONE_HOT_MAX_ROWS {
             GatherGrad::OneHotMatMul
         } else {
             GatherGrad::ScatterAdd(backend.row_sum())
@@ -308,9 +319,9 @@ mod tests {
         let threads = Backend::of(Device::Cpu, 0);
         let cuda = Backend::of(Device::Cuda { device_id: 0 }, 0);
         assert_eq!(Backend::of(Device::Cpu, 2), threads);
-        for backend in [one, threads, cuda] {
-            assert_eq!(GatherGrad::for_rows(32, backend), Product);
-        }
+        assert_eq!(GatherGrad::for_rows(6, one), ScatterAdd(ScatterNd));
+        assert_eq!(GatherGrad::for_rows(6, threads), ScatterAdd(InOrder));
+        assert_eq!(GatherGrad::for_rows(6, cuda), Product);
         assert_eq!(GatherGrad::for_rows(50, one), ScatterAdd(ScatterNd));
         assert_eq!(GatherGrad::for_rows(50, threads), ScatterAdd(InOrder));
         assert_eq!(GatherGrad::for_rows(CHARS, cuda), Product);

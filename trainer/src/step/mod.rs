@@ -283,7 +283,12 @@ pub fn forward_with(
             }
         }
     };
-    (tape.linear(&features, head_w, Some(head_b)), lookup)
+    let logits = if tape.backend().sums_rows_alike() {
+        tape.linear_rows_alike(&features, head_w, head_b)
+    } else {
+        tape.linear(&features, head_w, Some(head_b))
+    };
+    (logits, lookup)
 }
 
 /// The mean loss of `logits` for the spec's output kind. `targets` is f32 `[B]`

@@ -210,12 +210,13 @@ pub(super) fn resume_from(
 
 /// Why a resumed run on `now` may not end bit for bit as an uninterrupted one on
 /// `first`: ONNX Runtime's kernels can round otherwise there. CUDA sums repeated ids
-/// in another order (see [`Backend::row_sum`]); one CPU thread and several add them
-/// in the same order, and sum the recurrence's products alike
-/// ([`Backend::sums_products_in_blocks`]), but a sigmoid head over many flattened
-/// steps still rounds otherwise where a batch has under two rows per thread.
+/// in another order (see [`Backend::row_sum`]). One CPU thread and several add them
+/// in the same order, sum the recurrence's products alike
+/// ([`Backend::sums_products_in_blocks`]) and each row of a dense layer alike
+/// ([`Backend::sums_rows_alike`]), so a change of threads needs no note.
 pub(super) fn backend_change(first: Option<Backend>, now: Backend) -> Option<String> {
-    let first = first.filter(|&first| first != now)?;
+    let on_cuda = |backend| backend == Backend::Cuda;
+    let first = first.filter(|&first| on_cuda(first) != on_cuda(now))?;
     Some(format!(
         "was trained on {}, this run trains on {}: ONNX Runtime's kernels can round \
          otherwise there, so the weights can differ in their last bits from a run never \
