@@ -9,13 +9,10 @@ impl Tape {
     ///
     /// Gradients: `dx = dy · w`, `dw = dyᵀ · x`, `dbias = Σ_rows dy`.
     pub fn linear(&mut self, x: &Value, w: &Value, bias: Option<&Value>) -> Value {
+        let g = self.graph();
         let y = match bias {
-            Some(b) => self
-                .graph()
-                .op("Gemm", &[x, w, b], vec![Attr::Int("transB", 1)]),
-            None => self
-                .graph()
-                .op("Gemm", &[x, w], vec![Attr::Int("transB", 1)]),
+            Some(b) => g.op("Gemm", &[x, w, b], vec![Attr::Int("transB", 1)]),
+            None => g.op("Gemm", &[x, w], vec![Attr::Int("transB", 1)]),
         };
         self.record_linear(x, w, bias, y)
     }
