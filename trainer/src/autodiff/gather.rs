@@ -64,10 +64,10 @@ impl Backend {
     }
 
     /// Whether dense layers sum each row of a batch alike, however many rows
-    /// the batch or a thread's share of it holds ([`Tape::linear_rows_alike`]):
-    /// on the CPU, where ONNX Runtime sums a single row in another order.
+    /// the batch or a thread's share of it holds ([`Tape::linear`]): on the
+    /// CPU, where ONNX Runtime sums a single row in another order.
     ///
-    /// [`Tape::linear_rows_alike`]: crate::autodiff::Tape::linear_rows_alike
+    /// [`Tape::linear`]: crate::autodiff::Tape::linear
     pub fn sums_rows_alike(self) -> bool {
         self != Backend::Cuda
     }

@@ -7,34 +7,30 @@ impl Tape {
     /// `x [N, K] · wᵀ + bias`, with `w [M, K]` (ONNX's weight layout) and an
     /// optional `bias [M]`; one `Gemm` with `transB = 1`.
     ///
+    /// Where the backend sums rows alike ([`Backend::sums_rows_alike`]) the
+    /// `Gemm` takes the doubled bias at `beta = 0.5` (both exact). ONNX
+    /// Runtime's CPU sums a product of a single row (a batch of one, or a
+    /// thread's share of a batch split between threads) with a one-row kernel,
+    /// in another order than several rows, and MLAS takes that kernel only at
+    /// `beta` 0 or 1: so several rows get the sums they had, and one row gets them too.
+    ///
     /// Gradients: `dx = dy · w`, `dw = dyᵀ · x`, `dbias = Σ_rows dy`.
+    ///
+    /// [`Backend::sums_rows_alike`]: crate::autodiff::Backend::sums_rows_alike
     pub fn linear(&mut self, x: &Value, w: &Value, bias: Option<&Value>) -> Value {
+        let rows_alike = self.backend().sums_rows_alike();
         let g = self.graph();
+        let trans_b = Attr::Int("transB", 1);
         let y = match bias {
-            Some(b) => g.op("Gemm", &[x, w, b], vec![Attr::Int("transB", 1)]),
-            None => g.op("Gemm", &[x, w], vec![Attr::Int("transB", 1)]),
+            Some(b) if rows_alike => {
+                let two = g.const_f32(&[], &[2.0]);
+                let doubled = g.op("Mul", &[b, &two], vec![]);
+                let attrs = vec![trans_b, Attr::Float("beta", 0.5)];
+                g.op("Gemm", &[x, w, &doubled], attrs)
+            }
+            Some(b) => g.op("Gemm", &[x, w, b], vec![trans_b]),
+            None => g.op("Gemm", &[x, w], vec![trans_b]),
         };
-        self.record_linear(x, w, bias, y)
-    }
-
-    /// [`Tape::linear`] with a `bias`, each row summed alike however many rows
-    /// there are. ONNX Runtime's CPU sums a product of a single row (a batch of
-    /// one, or a thread's share of a batch split between threads) with a
-    /// one-row kernel, in another order than several rows. MLAS takes that
-    /// kernel only at `beta` 0 or 1, so this `Gemm` takes the doubled bias at
-    /// `beta = 0.5` (both exact): the same sums as [`Tape::linear`] for several
-    /// rows, and for one.
-    pub fn linear_rows_alike(&mut self, x: &Value, w: &Value, bias: &Value) -> Value {
-        let g = self.graph();
-        let two = g.const_f32(&[], &[2.0]);
-        let doubled = g.op("Mul", &[bias, &two], vec![]);
-        let attrs = vec![Attr::Int("transB", 1), Attr::Float("beta", 0.5)];
-        let y = g.op("Gemm", &[x, w, &doubled], attrs);
-        self.record_linear(x, w, Some(bias), y)
-    }
-
-    /// Records `y = x · wᵀ + bias`'s gradients.
-    fn record_linear(&mut self, x: &Value, w: &Value, bias: Option<&Value>, y: Value) -> Value {
         let (xc, wc) = (x.clone(), w.clone());
         let mut inputs = vec![x, w];
         if let Some(b) = bias {
@@ -85,12 +81,10 @@ mod tests {
             Input::random(&[2, 4], 2),
             Input::random(&[2], 3),
         ];
+        // On the CPU the bias comes in doubled at `beta = 0.5`: a wrong scale
+        // would show, as the finite differences follow it.
         check_op(&inputs, 2e-3, 1e-2, |t, v| {
             t.linear(&v[0], &v[1], Some(&v[2]))
-        });
-        // A wrong scale of the doubled bias would show: the finite differences follow it.
-        check_op(&inputs, 2e-3, 1e-2, |t, v| {
-            t.linear_rows_alike(&v[0], &v[1], &v[2])
         });
     }
 

@@ -283,12 +283,7 @@ pub fn forward_with(
             }
         }
     };
-    let logits = if tape.backend().sums_rows_alike() {
-        tape.linear_rows_alike(&features, head_w, head_b)
-    } else {
-        tape.linear(&features, head_w, Some(head_b))
-    };
-    (logits, lookup)
+    (tape.linear(&features, head_w, Some(head_b)), lookup)
 }
 
 /// The mean loss of `logits` for the spec's output kind. `targets` is f32 `[B]`
