@@ -664,10 +664,11 @@ mod gradient_checks {
                     "{what}: gradient of {name} has the wrong size"
                 );
                 for (j, (&graph, &fd)) in grad.iter().zip(fd).enumerate() {
-                    let err = (graph as f64 - fd).abs();
-                    worst = worst.max(err / (ABS_TOL + REL_TOL * fd.abs()));
+                    let (err, tolerance) =
+                        ((graph as f64 - fd).abs(), ABS_TOL + REL_TOL * fd.abs());
+                    worst = worst.max(err / tolerance);
                     assert!(
-                        err <= ABS_TOL + REL_TOL * fd.abs(),
+                        err <= tolerance,
                         "{what}: d loss / d {name}[{j}]: graph {graph} vs finite difference {fd}"
                     );
                 }
