@@ -538,6 +538,9 @@ fn firmware_summary(out: &firmware::FirmwareOutput, chars: usize) -> serde_json:
     let per_tick = out.instructions_per_tick();
     serde_json::json!({
         "model": out.model,
+        "open_instructions": {
+            "check": out.open.check * per_tick, "network": out.open.network * per_tick,
+        },
         "scores": out.scores.iter().map(|s| serde_json::json!({
             "review": s.index + 1, "score": out.probability(s), "raw": out.raw_text(s), "steps": s.steps,
             "instructions": s.ticks * per_tick,
@@ -554,6 +557,12 @@ fn firmware_summary(out: &firmware::FirmwareOutput, chars: usize) -> serde_json:
 fn print_firmware(out: &firmware::FirmwareOutput, chars: usize) {
     let per_tick = out.instructions_per_tick();
     println!("model: {}", out.model);
+    println!(
+        "opened in ~{} instructions (blob check ~{}, network ~{})",
+        (out.open.check + out.open.network) * per_tick,
+        out.open.check * per_tick,
+        out.open.network * per_tick
+    );
     for s in &out.scores {
         let score = match out.probability(s) {
             Some(p) => format!("{p:.4} {}", infer::sentiment_label(p)),

@@ -217,6 +217,14 @@ fn assert_bit_exact_on(
         assert!(generation.text.len() <= inputs.gen_chars);
     }
     println!("{name}: {}", device.model);
+    let per_tick = device.instructions_per_tick();
+    let (check, network) = (device.open.check * per_tick, device.open.network * per_tick);
+    println!("{name}: opened in {check} instructions (blob check), {network} (network)");
+    assert!(
+        check >= blob.len() as u64,
+        "{name}: {check} instructions cannot have checked the CRC of {} bytes",
+        blob.len()
+    );
     assert_footprint(name, &elf, blob.len() as u64, &device);
     let steps: u64 = device.scores.iter().map(|s| u64::from(s.steps)).sum();
     let ticks: u64 = device.scores.iter().map(|s| s.ticks).sum();

@@ -134,7 +134,7 @@ mod tests {
     /// A console as the firmware would print `host`'s results.
     fn console(path: &str, scores: &[(u32, u32)], texts: &[Vec<u8>]) -> String {
         let mut out = format!(
-            "lstm-edge-firmware {}\nclock 25000000\nmodel lstm path={path}\n",
+            "lstm-edge-firmware {}\nclock 25000000\nmodel lstm path={path}\nopen 1 1\n",
             super::super::PROTOCOL_VERSION
         );
         for (index, (raw, steps)) in scores.iter().enumerate() {

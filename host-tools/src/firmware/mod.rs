@@ -10,11 +10,12 @@
 //! The firmware prints one record per line (see `firmware/src/main.rs`):
 //!
 //! ```text
-//! lstm-edge-firmware 2
+//! lstm-edge-firmware 3
 //! clock <systick hz>
 //! model <cell> hidden=<h> input=<chars|words>:<tokens> head=<head> output=<output> path=<int|f32> blob=<bytes>
 //! score <index> <score> <ticks> <steps>
 //! gen <temperature milli> <seed> <text as hex> <prompt ticks> <generation ticks>
+//! open <check ticks> <network ticks>
 //! stack <peak bytes> <region bytes>
 //! end
 //! error <message>      (then it exits non-zero)
@@ -35,7 +36,7 @@ use anyhow::{bail, Result};
 
 pub use host::{host_run, HostRun};
 pub use inputs::FirmwareInputs;
-pub use output::{parse_output, FirmwareOutput, Generation, Score};
+pub use output::{parse_output, FirmwareOutput, Generation, OpenTicks, Score};
 pub use project::{build, FirmwareProject};
 pub use run::{qemu_args, run, run_with_timeout, FirmwareFailed, DEFAULT_RUN_TIMEOUT};
 pub use size::{section_sizes, SectionSizes};

@@ -31,6 +31,15 @@ pub struct Generation {
     pub text: Vec<u8>,
 }
 
+/// What opening the model cost at boot, in SysTick ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenTicks {
+    /// `Model::from_bytes`: the CRC-32 and the structure checks.
+    pub check: u64,
+    /// `Network::new`: the tokenizer's checks (a vocabulary's order).
+    pub network: u64,
+}
+
 /// Everything a successful firmware run printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirmwareOutput {
@@ -41,6 +50,7 @@ pub struct FirmwareOutput {
     pub model: String,
     /// The numeric path the image ran (the `model` line's `path=`).
     pub path: NumericPath,
+    pub open: OpenTicks,
     pub scores: Vec<Score>,
     pub generations: Vec<Generation>,
     /// Peak stack use found by stack painting, and the painted region's size.
@@ -95,6 +105,7 @@ pub fn parse_output(console: &str) -> Result<FirmwareOutput, String> {
     let mut version = None;
     let mut clock_hz = None;
     let mut model = None;
+    let mut open = None;
     let mut scores = Vec::new();
     let mut generations = Vec::new();
     let mut stack = None;
@@ -122,6 +133,12 @@ pub fn parse_output(console: &str) -> Result<FirmwareOutput, String> {
                 let path =
                     model_path(&fields).ok_or_else(|| bad("no `path=int` or `path=f32` field"))?;
                 model = Some((fields.join(" "), path));
+            }
+            "open" => {
+                open = Some(OpenTicks {
+                    check: int(0, "check ticks")?,
+                    network: int(1, "network ticks")?,
+                })
             }
             "score" => {
                 let value = fields
@@ -171,6 +188,7 @@ pub fn parse_output(console: &str) -> Result<FirmwareOutput, String> {
         clock_hz: clock_hz.ok_or_else(|| "no `clock` line in the output".to_owned())?,
         model,
         path,
+        open: open.ok_or_else(|| "no `open` line in the output".to_owned())?,
         scores,
         generations,
         stack_peak_bytes,
@@ -196,8 +214,9 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "lstm-edge-firmware 2\nclock 25000000\n\
+    const GOOD: &str = "lstm-edge-firmware 3\nclock 25000000\n\
         model lstm hidden=8 input=chars:30 head=last output=softmax:30 path=int blob=1234\n\
+        open 4567 89\n\
         score 0 536870912 120 12\n\
         gen 500 7 68690a 10 99\n\
         stack 612 4190000\nend\n";
@@ -218,6 +237,13 @@ mod tests {
             }]
         );
         assert_eq!(out.path, NumericPath::Int);
+        assert_eq!(
+            out.open,
+            OpenTicks {
+                check: 4567,
+                network: 89
+            }
+        );
         assert_eq!(out.probability(&out.scores[0]), Some(0.5));
         let negative = Score {
             value: -1,
@@ -250,10 +276,16 @@ mod tests {
         assert!(parse_output(&odd_hex).unwrap_err().contains("not hex"));
         let word = GOOD.replace("536870912", "high");
         assert!(parse_output(&word).unwrap_err().contains("not an integer"));
-        let newer = GOOD.replace("lstm-edge-firmware 2", "lstm-edge-firmware 3");
-        assert!(parse_output(&newer).unwrap_err().contains("protocol 3"));
-        let older = GOOD.replace("lstm-edge-firmware 2", "lstm-edge-firmware 1");
-        assert!(parse_output(&older).unwrap_err().contains("protocol 1"));
+        let newer = GOOD.replace("lstm-edge-firmware 3", "lstm-edge-firmware 4");
+        assert!(parse_output(&newer).unwrap_err().contains("protocol 4"));
+        let older = GOOD.replace("lstm-edge-firmware 3", "lstm-edge-firmware 2");
+        assert!(parse_output(&older).unwrap_err().contains("protocol 2"));
+        let unopened = GOOD.replace("open 4567 89\n", "");
+        assert!(parse_output(&unopened).unwrap_err().contains("`open`"));
+        let half_open = GOOD.replace("open 4567 89", "open 4567");
+        assert!(parse_output(&half_open)
+            .unwrap_err()
+            .contains("network ticks"));
         let pathless = GOOD.replace(" path=int", "");
         assert!(parse_output(&pathless).unwrap_err().contains("path="));
     }

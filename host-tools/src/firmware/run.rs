@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn a_stopped_run_says_how_far_it_got() {
         let console =
-            "lstm-edge-firmware 2\nscore 0 5 10 3\ngen 500 42 6162 1 2\ngen 1000 42 616263";
+            "lstm-edge-firmware 3\nscore 0 5 10 3\ngen 500 42 6162 1 2\ngen 1000 42 616263";
         assert_eq!(
             progress_of(console),
             "it had scored 1 review(s) and finished 1 generation(s), and printed 3 chars of the next"

@@ -337,32 +337,38 @@ impl<'a> Vocab<'a> {
 
     /// Checks the offsets (count, first, last, increasing) and that the words are
     /// lowercase and strictly ascending; anything else is [`Error::BadVocab`].
+    ///
+    /// A device runs this at every boot, so it reads each offset once, compares
+    /// neighbours in place (no `memcmp` call per word) and checks the case of all
+    /// the words' bytes together, four at a time. Not inlined: it runs once, and
+    /// out of line its speed does not depend on the code around the call.
+    #[inline(never)]
     pub fn new(strings: &'a [u8], offsets: &'a [u8]) -> Result<Self, Error> {
-        if !offsets.len().is_multiple_of(4) || offsets.is_empty() {
+        let (ends, rest) = offsets.as_chunks::<4>();
+        let Some((&first, ends)) = ends.split_first().filter(|_| rest.is_empty()) else {
+            return Err(Error::BadVocab);
+        };
+        let len = ends.len();
+        if len > Self::MAX_WORDS || u32::from_le_bytes(first) != 0 || has_ascii_uppercase(strings) {
             return Err(Error::BadVocab);
         }
-        let len = offsets.len() / 4 - 1;
-        if len > Self::MAX_WORDS {
+        let (mut start, mut previous): (usize, &[u8]) = (0, &[]);
+        for &end in ends {
+            let end = usize::try_from(u32::from_le_bytes(end)).map_err(|_| Error::BadVocab)?;
+            let word = strings
+                .get(start..end)
+                .filter(|word| ascends(previous, word))
+                .ok_or(Error::BadVocab)?;
+            (start, previous) = (end, word);
+        }
+        if start != strings.len() {
             return Err(Error::BadVocab);
         }
-        let vocab = Self {
+        Ok(Self {
             strings,
             offsets,
             len,
-        };
-        if vocab.offset(0) != Some(0) || vocab.offset(len) != Some(strings.len()) {
-            return Err(Error::BadVocab);
-        }
-        let mut previous: Option<&[u8]> = None;
-        for index in 0..len {
-            let word = vocab.word_at(index).ok_or(Error::BadVocab)?;
-            let ascending = previous.is_none_or(|p| p < word);
-            if word.is_empty() || !ascending || word.iter().any(u8::is_ascii_uppercase) {
-                return Err(Error::BadVocab);
-            }
-            previous = Some(word);
-        }
-        Ok(vocab)
+        })
     }
 
     /// Number of words (without PAD and UNK).
@@ -446,6 +452,31 @@ impl<'a> Vocab<'a> {
     ) -> Result<(), Error> {
         for_each_word_of_piece(text, ends_text, |word| f(self.lookup(word)))
     }
+}
+
+/// Whether `word` comes strictly after `previous` bytewise (so it is not empty).
+#[inline(always)]
+fn ascends(previous: &[u8], word: &[u8]) -> bool {
+    match previous.iter().zip(word).find(|(p, w)| p != w) {
+        Some((p, w)) => p < w,
+        None => previous.len() < word.len(),
+    }
+}
+
+/// Whether any byte is an ASCII capital, tested four bytes at a time: with the
+/// top bit of each byte set, subtracting `A` (or `Z + 1`) from every byte borrows
+/// nowhere, and leaves a byte's top bit set exactly when it was at least `A` (or
+/// past `Z`); bytes from 0x80 up are masked out.
+fn has_ascii_uppercase(bytes: &[u8]) -> bool {
+    const LANES: u32 = 0x0101_0101;
+    let (words, tail) = bytes.as_chunks::<4>();
+    words.iter().any(|&word| {
+        let x = u32::from_ne_bytes(word);
+        let high = x | (0x80 * LANES);
+        let at_least_a = high.wrapping_sub(u32::from(b'A') * LANES);
+        let past_z = high.wrapping_sub(u32::from(b'Z' + 1) * LANES);
+        at_least_a & !past_z & !x & (0x80 * LANES) != 0
+    }) || tail.iter().any(u8::is_ascii_uppercase)
 }
 
 /// Orders a vocabulary word against a text word char by char, both read as the
@@ -815,6 +846,49 @@ mod tests {
         // Prefix order is bytewise: "a" < "ab".
         assert_eq!(bad(b"aab", &offsets(&[0, 1, 3])), Ok(()));
         assert_eq!(bad(b"aba", &offsets(&[0, 2, 3])), Err(Error::BadVocab));
+    }
+
+    #[test]
+    fn the_four_byte_case_test_finds_each_capital_in_each_lane() {
+        for byte in 0..=u8::MAX {
+            for lane in 0..6 {
+                // Lanes 0 to 3 sit in the first word, 4 and 5 in the tail.
+                let mut bytes = *b"abc.\xe9z";
+                bytes[lane] = byte;
+                assert_eq!(
+                    has_ascii_uppercase(&bytes),
+                    byte.is_ascii_uppercase(),
+                    "byte {byte:#04x} in lane {lane}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ascends_is_the_strict_bytewise_order() {
+        let words: [&[u8]; 12] = [
+            b"",
+            b"a",
+            b"aa",
+            b"ab",
+            b"abcd",
+            b"abcde",
+            b"abce",
+            b"abcdefghij",
+            b"abcdefghik",
+            b"b",
+            b"\xe9",
+            b"\xe9a",
+        ];
+        for previous in words {
+            for word in words {
+                assert_eq!(
+                    ascends(previous, word),
+                    previous < word,
+                    "{previous:?} {word:?}"
+                );
+            }
+        }
     }
 
     #[test]
