@@ -77,14 +77,92 @@ fn model_chars(file: &BlobFile) -> Option<String> {
     }
 }
 
-/// Scores each of `texts` with one loaded network and hands `each` its report as it
-/// comes; `name` says which text an error is in.
+/// Texts each thread scores per round; a round's reports go out together, in order.
+const TEXTS_PER_THREAD: usize = 256;
+
+/// The threads that tokenize and score texts: one per core this process may use.
+fn scoring_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `f` of each item, in order, on up to `threads` threads, each over its own
+/// run of items with its own scratch from `scratch`.
+fn map_on_threads<T: Sync, S, R: Send>(
+    items: &[T],
+    threads: usize,
+    scratch: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, &T) -> R + Sync,
+) -> Vec<R> {
+    let run = |part: &[T]| {
+        let mut s = scratch();
+        part.iter().map(|item| f(&mut s, item)).collect::<Vec<R>>()
+    };
+    if threads <= 1 || items.len() <= 1 {
+        return run(items);
+    }
+    let part_len = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(part_len)
+            .map(|part| scope.spawn(move || run(part)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| part.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// A scoring thread's state and logits buffers.
+type Scratch<N> = (Box<State<N, MAX_HIDDEN>>, Box<Logits<N, MAX_CLASSES>>);
+
+/// One text's report: its sentiment, or with `classes` its most likely class.
+fn score_one<N: Numeric>(
+    net: &Network<'_, N>,
+    (state, logits): &mut Scratch<N>,
+    classes: Option<usize>,
+    text: &TokenizedText,
+) -> Result<ScoreReport, Error> {
+    state.reset();
+    net.feed_ids(state, &text.ids)?;
+    let (p, label, probabilities) = match classes {
+        None => {
+            let p = net.finish(state)?;
+            (p, sentiment_label(N::prob_to_f64(p)).to_string(), None)
+        }
+        Some(classes) => {
+            let mut probs = vec![N::Prob::default(); classes];
+            net.probabilities(state, logits, &mut probs)?;
+            let as_f64: Vec<f64> = probs.iter().map(|&p| N::prob_to_f64(p)).collect();
+            let top = (0..classes)
+                .max_by(|&a, &b| as_f64[a].total_cmp(&as_f64[b]).then(b.cmp(&a)))
+                .unwrap_or(0);
+            (probs[top], format!("class {top}"), Some(as_f64))
+        }
+    };
+    Ok(ScoreReport {
+        score: N::prob_to_f64(p),
+        raw: format!("{p:?}"),
+        label,
+        steps: state.steps(),
+        tokens: text.ids.len(),
+        unknown: text.unknown,
+        classes: probabilities,
+    })
+}
+
+/// Scores each of `texts` with one loaded network, on every core, and hands `each`
+/// the reports in order, a round of texts at a time; `name` says which text an
+/// error is in (the first in order, after the reports before it).
 fn score_with<N: Numeric>(
     file: &BlobFile,
     texts: &[&[u8]],
     name: &dyn Fn(usize) -> String,
     each: &mut dyn FnMut(usize, ScoreReport) -> Result<()>,
-) -> Result<()> {
+) -> Result<()>
+where
+    for<'w> N::Weights<'w>: Sync,
+{
     let model = file.model()?;
     let net = Network::<N>::new(&model).map_err(|e| runtime_error(file, "loading", e))?;
     let classes = match net.output() {
@@ -96,44 +174,21 @@ fn score_with<N: Numeric>(
             file.path.display()
         ),
     };
+    let threads = scoring_threads();
     // Tokenized before any text is scored, so that a text the model cannot read
     // stops the run before the first result goes out.
-    let tokenized = tokenize_texts(file, texts, name)?;
-    let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
-    let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
-    for (index, text) in tokenized.iter().enumerate() {
-        let report = {
-            let scoring = |e| runtime_error(file, &format!("scoring {}", name(index)), e);
-            state.reset();
-            net.feed_ids(&mut state, &text.ids).map_err(scoring)?;
-            let (p, label, probabilities) = match classes {
-                None => {
-                    let p = net.finish(&mut state).map_err(scoring)?;
-                    (p, sentiment_label(N::prob_to_f64(p)).to_string(), None)
-                }
-                Some(classes) => {
-                    let mut probs = vec![N::Prob::default(); classes];
-                    net.probabilities(&state, &mut logits, &mut probs)
-                        .map_err(scoring)?;
-                    let as_f64: Vec<f64> = probs.iter().map(|&p| N::prob_to_f64(p)).collect();
-                    let top = (0..classes)
-                        .max_by(|&a, &b| as_f64[a].total_cmp(&as_f64[b]).then(b.cmp(&a)))
-                        .unwrap_or(0);
-                    (probs[top], format!("class {top}"), Some(as_f64))
-                }
-            };
-            let score = N::prob_to_f64(p);
-            ScoreReport {
-                score,
-                raw: format!("{p:?}"),
-                label,
-                steps: state.steps(),
-                tokens: text.ids.len(),
-                unknown: text.unknown,
-                classes: probabilities,
-            }
-        };
-        each(index, report)?;
+    let tokenized = tokenize_texts(file, texts, name, threads)?;
+    let round = threads * TEXTS_PER_THREAD;
+    for (first, texts) in (0..).step_by(round).zip(tokenized.chunks(round)) {
+        let scratch = || (Box::new(State::new()), Box::new(Logits::new()));
+        let reports = map_on_threads(texts, threads, scratch, |scratch, text| {
+            score_one(&net, scratch, classes, text)
+        });
+        for (index, report) in (first..).zip(reports) {
+            let report =
+                report.map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
+            each(index, report)?;
+        }
     }
     Ok(())
 }
@@ -144,22 +199,24 @@ struct TokenizedText {
     unknown: usize,
 }
 
-/// Each text's tokens, as the blob's tokenizer reads them. A text it cannot read, or
-/// one that gives it no tokens (its score would be the initial state's, whatever the
-/// text), is an error named by `name`.
+/// Each text's tokens, as the blob's tokenizer reads them, on up to `threads`
+/// threads. A text it cannot read, or one that gives it no tokens (its score would
+/// be the initial state's, whatever the text), is an error named by `name`: the
+/// first such text in order.
 fn tokenize_texts(
     file: &BlobFile,
     texts: &[&[u8]],
     name: &dyn Fn(usize) -> String,
+    threads: usize,
 ) -> Result<Vec<TokenizedText>> {
     let model = file.model()?;
     let tokenizer =
         Tokenizer::of_input(&model.body().input).map_err(|e| runtime_error(file, "loading", e))?;
     let unk = tokenizer.unk_id();
+    let all_ids = map_on_threads(texts, threads, || (), |_, text| text_ids(&tokenizer, text));
     let mut tokenized = Vec::with_capacity(texts.len());
-    for (index, text) in texts.iter().enumerate() {
-        let ids = text_ids(&tokenizer, text)
-            .map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
+    for (index, ids) in all_ids.into_iter().enumerate() {
+        let ids = ids.map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
         ensure!(
             !ids.is_empty(),
             "{} gives the model no tokens (its tokenizer skips every char there, such as \
@@ -179,7 +236,7 @@ pub fn check_texts_tokenize(
     texts: &[&[u8]],
     name: &dyn Fn(usize) -> String,
 ) -> Result<()> {
-    tokenize_texts(file, texts, name).map(drop)
+    tokenize_texts(file, texts, name, scoring_threads()).map(drop)
 }
 
 /// Scores `texts` on the blob's numeric path, handing `each` each report as it comes;
@@ -388,7 +445,36 @@ pub fn latin1_to_string(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::editor_lines;
+    use super::{editor_lines, map_on_threads};
+
+    #[test]
+    fn threads_hand_back_results_in_order_each_with_its_own_scratch() {
+        let items: Vec<u32> = (0..10).collect();
+        for threads in [1, 3, 4, 16] {
+            // The scratch counts the items its thread has seen: each thread's run
+            // starts again from 0.
+            let out = map_on_threads(
+                &items,
+                threads,
+                || 0u32,
+                |seen, &item| {
+                    *seen += 1;
+                    (item, *seen)
+                },
+            );
+            let order: Vec<u32> = out.iter().map(|&(item, _)| item).collect();
+            assert_eq!(order, items, "{threads} threads");
+            let part = items.len().div_ceil(threads);
+            for (index, &(_, seen)) in out.iter().enumerate() {
+                assert_eq!(
+                    seen as usize,
+                    index % part + 1,
+                    "{threads} threads, item {index}"
+                );
+            }
+        }
+        assert!(map_on_threads(&[] as &[u32], 4, || (), |_, &x| x).is_empty());
+    }
 
     #[test]
     fn lines_end_at_lf_crlf_or_a_lone_cr() {
