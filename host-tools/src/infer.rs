@@ -239,7 +239,7 @@ pub fn check_texts_tokenize(
     tokenize_texts(file, texts, name, scoring_threads()).map(drop)
 }
 
-/// Scores `texts` on the blob's numeric path, handing `each` each report as it comes;
+/// Scores `texts` on the blob's numeric path, handing `each` the reports in order;
 /// `name` says which text an error is in.
 fn score_texts(
     file: &BlobFile,
@@ -295,7 +295,7 @@ fn editor_lines(text: &[u8]) -> Vec<&[u8]> {
 }
 
 /// Scores each line of `text` as a review of its own, handing `each` the line's index
-/// and report as it comes; a blank line, or one that gives the model no tokens, is an
+/// and report in order; a blank line, or one that gives the model no tokens, is an
 /// error naming it (before any line is scored), since its score would be noise.
 pub fn score_lines(
     file: &BlobFile,

@@ -127,7 +127,7 @@ struct ScoreArgs {
     #[arg(long, conflicts_with = "text")]
     file: Option<PathBuf>,
     /// Score each line as a review of its own, one result per line (with --json, one
-    /// JSON object per line).
+    /// JSON object per line), on every core.
     #[arg(long)]
     lines: bool,
     /// Print the score and label as JSON.
@@ -246,7 +246,7 @@ fn score(args: ScoreArgs) -> Result<()> {
             Ok(())
         };
     }
-    // Each line's result goes out as it is scored.
+    // Results go out a round of lines at a time, in line order.
     let mut out = std::io::stdout().lock();
     infer::score_lines(&blob, &text, &source, &mut |index, report| {
         if let Some(caution) = report.caution() {
