@@ -536,11 +536,10 @@ fn instructions_per_char(g: &firmware::Generation, per_tick: u64, chars: usize) 
 /// Reviews are numbered from 1, as their `--review`s are given.
 fn firmware_summary(out: &firmware::FirmwareOutput, chars: usize) -> serde_json::Value {
     let per_tick = out.instructions_per_tick();
+    let (check, network) = out.open_instructions();
     serde_json::json!({
         "model": out.model,
-        "open_instructions": {
-            "check": out.open.check * per_tick, "network": out.open.network * per_tick,
-        },
+        "open_instructions": { "check": check, "network": network },
         "scores": out.scores.iter().map(|s| serde_json::json!({
             "review": s.index + 1, "score": out.probability(s), "raw": out.raw_text(s), "steps": s.steps,
             "instructions": s.ticks * per_tick,
@@ -557,11 +556,10 @@ fn firmware_summary(out: &firmware::FirmwareOutput, chars: usize) -> serde_json:
 fn print_firmware(out: &firmware::FirmwareOutput, chars: usize) {
     let per_tick = out.instructions_per_tick();
     println!("model: {}", out.model);
+    let (check, network) = out.open_instructions();
     println!(
-        "opened in ~{} instructions (blob check ~{}, network ~{})",
-        (out.open.check + out.open.network) * per_tick,
-        out.open.check * per_tick,
-        out.open.network * per_tick
+        "opened in ~{} instructions (blob check ~{check}, network ~{network})",
+        check + network
     );
     for s in &out.scores {
         let score = match out.probability(s) {

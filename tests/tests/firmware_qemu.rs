@@ -217,8 +217,7 @@ fn assert_bit_exact_on(
         assert!(generation.text.len() <= inputs.gen_chars);
     }
     println!("{name}: {}", device.model);
-    let per_tick = device.instructions_per_tick();
-    let (check, network) = (device.open.check * per_tick, device.open.network * per_tick);
+    let (check, network) = device.open_instructions();
     println!("{name}: opened in {check} instructions (blob check), {network} (network)");
     assert!(
         check >= blob.len() as u64,

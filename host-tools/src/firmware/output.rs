@@ -66,6 +66,13 @@ impl FirmwareOutput {
         INSTRUCTIONS_PER_SECOND / self.clock_hz.max(1)
     }
 
+    /// What opening the model took at boot, in instructions: the blob check's
+    /// and the network's.
+    pub fn open_instructions(&self) -> (u64, u64) {
+        let per_tick = self.instructions_per_tick();
+        (self.open.check * per_tick, self.open.network * per_tick)
+    }
+
     /// A score as `lstm-edge score --json` gives `raw`: the Q30 value, or the f32.
     pub fn raw_text(&self, score: &Score) -> String {
         match (self.path, u32::try_from(score.value)) {
