@@ -73,6 +73,22 @@ impl InputShift {
         down.wrapping_shl(self.left)
     }
 
+    /// [`InputShift::apply`] to every sum in place, deciding the rounding once
+    /// rather than per value, so that each loop vectorises.
+    #[cfg(all(target_arch = "x86_64", not(unit_steps)))]
+    #[inline(always)]
+    fn apply_all(self, sums: &mut [i32]) {
+        if self.right > 0 {
+            for v in sums.iter_mut() {
+                *v = round_shift32(*v, self.right).wrapping_shl(self.left);
+            }
+        } else {
+            for v in sums.iter_mut() {
+                *v = v.wrapping_shl(self.left);
+            }
+        }
+    }
+
     /// [`InputShift::apply`] to a one-hot token's byte of `W`, whose shift
     /// is left only: no rounding branch in the step's inner loop.
     #[inline(always)]
@@ -297,19 +313,20 @@ fn vector_sums_x86<const H: usize>(
     if e.len() != dims.input || !super::x86::rows_dot_i8_i8(w.w, dims.input, e, sums) {
         return false;
     }
+    shift.apply_all(sums);
     let gate_sums = |g: usize| {
         sums.get(flat_index(g, dims.hidden, 0)..flat_index(g.wrapping_add(1), dims.hidden, 0))
             .unwrap_or(&[])
     };
     if gates == 4 {
-        // The LSTM's four gates at once, which the compiler vectorises.
+        // The LSTM's four gates at once.
         let lanes = gate_sums(0)
             .iter()
             .zip(gate_sums(1))
             .zip(gate_sums(2))
             .zip(gate_sums(3));
         for (out, (((&i, &f), &c), &o)) in s.wx.iter_mut().zip(lanes) {
-            *out = [i, f, c, o].map(|v| shift.apply(v));
+            *out = [i, f, c, o];
         }
         return true;
     }
@@ -317,11 +334,10 @@ fn vector_sums_x86<const H: usize>(
     let wx = s.wx.as_flattened_mut();
     for (unit, out) in wx.chunks_exact_mut(gates).take(dims.hidden).enumerate() {
         for (gate, v) in out.iter_mut().enumerate() {
-            *v = shift.apply(
-                sums.get(flat_index(gate, dims.hidden, unit))
-                    .copied()
-                    .unwrap_or(0),
-            );
+            *v = sums
+                .get(flat_index(gate, dims.hidden, unit))
+                .copied()
+                .unwrap_or(0);
         }
     }
     true
