@@ -52,9 +52,14 @@ for level in "${levels[@]}"; do
     read -r cpu kernels <<<"$level"
     echo "runtime tests on an emulated ${cpu%%,*} ($kernels kernels):"
     for test in "${runtime_tests[@]}"; do
-        # Cargo runs a package's tests from its folder.
+        # Cargo runs a package's tests from its folder. The mean over four
+        # million steps (2 s natively) took over 12 minutes under QEMU's
+        # emulated AVX2 on an Intel Xeon host; it checks the head's f64 sum,
+        # not a kernel, and the kernels' bits are checked at each level by the
+        # rest, and natively by runtime/tests/kernel_levels.rs.
         if ! (cd runtime && LSTM_EDGE_X86_KERNELS=$kernels \
-            qemu-x86_64 -cpu "$cpu" "$test" -q >"$work/log" 2>&1); then
+            qemu-x86_64 -cpu "$cpu" "$test" -q \
+            --skip a_mean_over_millions_of_steps_keeps_the_f32_precision >"$work/log" 2>&1); then
             cat "$work/log"
             echo "error: $(basename "$test") failed on the emulated ${cpu%%,*}" >&2
             exit 1
