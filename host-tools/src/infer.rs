@@ -7,6 +7,7 @@ use lstm_edge_runtime::host::MAX_CLASSES;
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Error, Logits, Network, Rng, State, Temperature, Tokenizer};
 use lstm_edge_trainer::data::{reviews, text_ids};
+use lstm_edge_trainer::ort_env::available_cores;
 use serde::Serialize;
 
 use crate::blob::{BlobFile, NumericPath};
@@ -79,11 +80,6 @@ fn model_chars(file: &BlobFile) -> Option<String> {
 
 /// Texts each thread scores per round; a round's reports go out together, in order.
 const TEXTS_PER_THREAD: usize = 256;
-
-/// The threads that tokenize and score texts: one per core this process may use.
-fn scoring_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
 
 /// `f` of each item, in order, on up to `threads` threads, each over its own
 /// run of items with its own scratch from `scratch`.
@@ -174,13 +170,14 @@ where
             file.path.display()
         ),
     };
-    let threads = scoring_threads();
+    // One thread per core this process may use.
+    let threads = available_cores();
     // Tokenized before any text is scored, so that a text the model cannot read
     // stops the run before the first result goes out.
     let tokenized = tokenize_texts(file, texts, name, threads)?;
     let round = threads * TEXTS_PER_THREAD;
+    let scratch = || (Box::new(State::new()), Box::new(Logits::new()));
     for (first, texts) in (0..).step_by(round).zip(tokenized.chunks(round)) {
-        let scratch = || (Box::new(State::new()), Box::new(Logits::new()));
         let reports = map_on_threads(texts, threads, scratch, |scratch, text| {
             score_one(&net, scratch, classes, text)
         });
@@ -236,7 +233,7 @@ pub fn check_texts_tokenize(
     texts: &[&[u8]],
     name: &dyn Fn(usize) -> String,
 ) -> Result<()> {
-    tokenize_texts(file, texts, name, scoring_threads()).map(drop)
+    tokenize_texts(file, texts, name, available_cores()).map(drop)
 }
 
 /// Scores `texts` on the blob's numeric path, handing `each` the reports in order;

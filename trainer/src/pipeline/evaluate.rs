@@ -237,7 +237,7 @@ pub fn evaluate_blobs(
     );
     let started = Instant::now();
     let bar = progress::bar(set.len(), "evaluating".into(), progress);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::ort_env::available_cores();
     let chunk = set.len().div_ceil(threads);
     let tallies: Vec<Result<Tally>> = std::thread::scope(|scope| {
         let handles: Vec<_> = set
