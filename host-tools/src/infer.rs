@@ -3,7 +3,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use lstm_edge_runtime::format::{Input, Output, MAX_HIDDEN};
-use lstm_edge_runtime::host::MAX_CLASSES;
+use lstm_edge_runtime::host::{MemoBuffers, MAX_CLASSES};
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Error, Logits, Network, Rng, State, Temperature, Tokenizer};
 use lstm_edge_trainer::data::{reviews, text_ids};
@@ -81,26 +81,27 @@ fn model_chars(file: &BlobFile) -> Option<String> {
 /// Texts each thread scores per round; a round's reports go out together, in order.
 const TEXTS_PER_THREAD: usize = 256;
 
-/// `f` of each item, in order, on up to `threads` threads, each over its own
-/// run of items with its own scratch from `scratch`.
-fn map_on_threads<T: Sync, S, R: Send>(
+/// `f` of each item, in order, on one thread per entry of `scratches` (at
+/// least one), each over its own run of items with its own scratch, which it
+/// keeps for the next call.
+fn map_on_threads<T: Sync, S: Send, R: Send>(
     items: &[T],
-    threads: usize,
-    scratch: impl Fn() -> S + Sync,
+    scratches: &mut [S],
     f: impl Fn(&mut S, &T) -> R + Sync,
 ) -> Vec<R> {
-    let run = |part: &[T]| {
-        let mut s = scratch();
-        part.iter().map(|item| f(&mut s, item)).collect::<Vec<R>>()
-    };
-    if threads <= 1 || items.len() <= 1 {
-        return run(items);
+    let run = |s: &mut S, part: &[T]| part.iter().map(|item| f(s, item)).collect::<Vec<R>>();
+    let threads = scratches.len();
+    match scratches {
+        [] => return Vec::new(),
+        [s, ..] if threads == 1 || items.len() <= 1 => return run(s, items),
+        _ => {}
     }
     let part_len = items.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let parts: Vec<_> = items
             .chunks(part_len)
-            .map(|part| scope.spawn(move || run(part)))
+            .zip(scratches.iter_mut())
+            .map(|(part, s)| scope.spawn(move || run(s, part)))
             .collect();
         parts
             .into_iter()
@@ -109,21 +110,26 @@ fn map_on_threads<T: Sync, S, R: Send>(
     })
 }
 
-/// A scoring thread's state and logits buffers.
-type Scratch<N> = (Box<State<N, MAX_HIDDEN>>, Box<Logits<N, MAX_CLASSES>>);
+/// A scoring thread's state, logits and memo buffers.
+type Scratch<N> = (
+    Box<State<N, MAX_HIDDEN>>,
+    Box<Logits<N, MAX_CLASSES>>,
+    MemoBuffers<N>,
+);
 
 /// One text's report: its sentiment, or with `classes` its most likely class.
 fn score_one<N: Numeric>(
     net: &Network<'_, N>,
-    (state, logits): &mut Scratch<N>,
+    (state, logits, memo): &mut Scratch<N>,
     classes: Option<usize>,
     text: &TokenizedText,
 ) -> Result<ScoreReport, Error> {
     state.reset();
-    net.feed_ids(state, &text.ids)?;
+    let mut memo = memo.memo(net)?;
+    memo.feed_ids(state, &text.ids)?;
     let (p, label, probabilities) = match classes {
         None => {
-            let p = net.finish(state)?;
+            let p = memo.finish(state)?;
             (p, sentiment_label(N::prob_to_f64(p)).to_string(), None)
         }
         Some(classes) => {
@@ -158,6 +164,7 @@ fn score_with<N: Numeric>(
 ) -> Result<()>
 where
     for<'w> N::Weights<'w>: Sync,
+    Scratch<N>: Send,
 {
     let model = file.model()?;
     let net = Network::<N>::new(&model).map_err(|e| runtime_error(file, "loading", e))?;
@@ -176,9 +183,18 @@ where
     // stops the run before the first result goes out.
     let tokenized = tokenize_texts(file, texts, name, threads)?;
     let round = threads * TEXTS_PER_THREAD;
-    let scratch = || (Box::new(State::new()), Box::new(Logits::new()));
+    // Kept across rounds, so that each thread's memo of word inputs grows.
+    let mut scratches: Vec<Scratch<N>> = (0..threads)
+        .map(|_| {
+            (
+                Box::new(State::new()),
+                Box::new(Logits::new()),
+                MemoBuffers::new(&net),
+            )
+        })
+        .collect();
     for (first, texts) in (0..).step_by(round).zip(tokenized.chunks(round)) {
-        let reports = map_on_threads(texts, threads, scratch, |scratch, text| {
+        let reports = map_on_threads(texts, &mut scratches, |scratch, text| {
             score_one(&net, scratch, classes, text)
         });
         for (index, report) in (first..).zip(reports) {
@@ -210,7 +226,9 @@ fn tokenize_texts(
     let tokenizer =
         Tokenizer::of_input(&model.body().input).map_err(|e| runtime_error(file, "loading", e))?;
     let unk = tokenizer.unk_id();
-    let all_ids = map_on_threads(texts, threads, || (), |_, text| text_ids(&tokenizer, text));
+    let all_ids = map_on_threads(texts, &mut vec![(); threads], |_, text| {
+        text_ids(&tokenizer, text)
+    });
     let mut tokenized = Vec::with_capacity(texts.len());
     for (index, ids) in all_ids.into_iter().enumerate() {
         let ids = ids.map_err(|e| runtime_error(file, &format!("scoring {}", name(index)), e))?;
@@ -449,28 +467,27 @@ mod tests {
         let items: Vec<u32> = (0..10).collect();
         for threads in [1, 3, 4, 16] {
             // The scratch counts the items its thread has seen: each thread's run
-            // starts again from 0.
-            let out = map_on_threads(
-                &items,
-                threads,
-                || 0u32,
-                |seen, &item| {
+            // starts from what it saw in the calls before.
+            let mut scratches = vec![0u32; threads];
+            let part = items.len().div_ceil(threads);
+            for call in 0..2 {
+                let out = map_on_threads(&items, &mut scratches, |seen, &item| {
                     *seen += 1;
                     (item, *seen)
-                },
-            );
-            let order: Vec<u32> = out.iter().map(|&(item, _)| item).collect();
-            assert_eq!(order, items, "{threads} threads");
-            let part = items.len().div_ceil(threads);
-            for (index, &(_, seen)) in out.iter().enumerate() {
-                assert_eq!(
-                    seen as usize,
-                    index % part + 1,
-                    "{threads} threads, item {index}"
-                );
+                });
+                let order: Vec<u32> = out.iter().map(|&(item, _)| item).collect();
+                assert_eq!(order, items, "{threads} threads");
+                for (index, &(_, seen)) in out.iter().enumerate() {
+                    let before = part.min(items.len() - index / part * part) * call;
+                    assert_eq!(
+                        seen as usize,
+                        before + index % part + 1,
+                        "{threads} threads, call {call}, item {index}"
+                    );
+                }
             }
         }
-        assert!(map_on_threads(&[] as &[u32], 4, || (), |_, &x| x).is_empty());
+        assert!(map_on_threads(&[] as &[u32], &mut [(); 4], |_, &x| x).is_empty());
     }
 
     #[test]

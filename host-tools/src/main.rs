@@ -381,6 +381,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
     let engine_width = int_engines
         .iter()
         .map(|(engine, _)| engine.len())
+        .chain(inference::MEMO_ENGINES.map(str::len))
         .chain(["onnxruntime".len()])
         .max()
         .unwrap_or(0);

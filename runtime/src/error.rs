@@ -37,6 +37,14 @@ pub enum Error {
         /// The buffer's entries.
         capacity: usize,
     },
+    /// An [`crate::InputMemo`]'s buffers hold fewer entries than the model's
+    /// tokens (and their tokens times gate rows) need.
+    MemoTooSmall {
+        /// Entries the buffer needs.
+        needed: usize,
+        /// Entries the buffer holds.
+        capacity: usize,
+    },
     /// A token id is outside the model's input table.
     BadToken(u32),
     /// The model kind does not support this call (e.g. sampling from a sentiment model).
@@ -70,6 +78,10 @@ impl core::fmt::Display for Error {
             Error::BufferTooSmall { needed, capacity } => write!(
                 f,
                 "buffer holds {capacity} entries but the model has {needed} output classes"
+            ),
+            Error::MemoTooSmall { needed, capacity } => write!(
+                f,
+                "input memo buffer holds {capacity} entries but the model needs {needed}"
             ),
             Error::BadToken(t) => write!(f, "token id {t} is outside the model's input table"),
             Error::WrongModelKind => f.write_str("this model kind does not support that call"),

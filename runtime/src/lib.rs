@@ -12,6 +12,11 @@
 //! flash partition of its own). `lstm-edge inspect` prints a blob's hidden size and
 //! classes, for `H` and `V`.
 //!
+//! A host that scores many texts with a word model can keep each word's input
+//! pre-activations (`W·x`, most of a word step) after its first step, in an
+//! [`InputMemo`] of caller buffers (`host::MemoBuffers` allocates them with
+//! the `std` feature); the results do not change.
+//!
 //! A blob on a 4-byte boundary lets Cortex-M kernels load whole words (a
 //! misaligned one runs, more slowly); `include_bytes!` alone gives no alignment:
 //!
@@ -96,6 +101,7 @@ pub mod error;
 pub mod format;
 #[cfg(feature = "std")]
 pub mod host;
+pub mod memo;
 pub mod net;
 pub mod numeric;
 pub mod sample;
@@ -103,5 +109,6 @@ pub mod tokenize;
 
 pub use error::Error;
 pub use format::{Head, Model, Output};
+pub use memo::InputMemo;
 pub use net::{Fed, Logits, Network, State, Tokenizer};
 pub use sample::{Rng, Temperature};

@@ -4,6 +4,7 @@
 use core::cell::Cell as Shared;
 
 use crate::format::{Cell, Dims, Head, Input, Model, Output};
+use crate::memo::MemoSlots;
 use crate::numeric::{Numeric, Token};
 use crate::sample::{Rng, Temperature};
 use crate::tokenize::{CharTable, Vocab};
@@ -237,6 +238,23 @@ impl<'a, N: Numeric> Network<'a, N> {
     /// start at the text's last `maxlen` tokens itself (or use
     /// [`Network::feed_text`], which does).
     pub fn feed<const H: usize>(&self, state: &mut State<N, H>, id: u16) -> Result<Fed, Error> {
+        self.feed_with(state, id, None)
+    }
+
+    /// Whether a memo of the input pre-activations serves this model: word
+    /// models only, whose `W·x` is most of a step.
+    pub(crate) fn memoises_input(&self) -> bool {
+        !self.one_hot
+    }
+
+    /// [`Network::feed`], taking the token's input pre-activations from
+    /// `memo` where they are there, and leaving them there where they are not.
+    pub(crate) fn feed_with<const H: usize>(
+        &self,
+        state: &mut State<N, H>,
+        id: u16,
+        memo: Option<&mut MemoSlots<'_, N::Pre>>,
+    ) -> Result<Fed, Error> {
         self.check(state)?;
         let id = id as usize;
         if id >= self.dims.tokens {
@@ -252,6 +270,9 @@ impl<'a, N: Numeric> Network<'a, N> {
         } else {
             N::embedding_row(&self.weights, &self.dims, id)
         };
+        if let Some(memo) = memo.filter(|_| self.memoises_input()) {
+            self.memo_input(state, x, id, memo);
+        }
         self.step(state, x);
         self.accumulate_head(state);
         state.steps = state.steps.saturating_add(1);
@@ -283,9 +304,19 @@ impl<'a, N: Numeric> Network<'a, N> {
         state: &mut State<N, H>,
         ids: &[u16],
     ) -> Result<usize, Error> {
+        self.feed_ids_with(state, ids, None)
+    }
+
+    /// [`Network::feed_ids`] through [`Network::feed_with`].
+    pub(crate) fn feed_ids_with<const H: usize>(
+        &self,
+        state: &mut State<N, H>,
+        ids: &[u16],
+        mut memo: Option<&mut MemoSlots<'_, N::Pre>>,
+    ) -> Result<usize, Error> {
         let mut stepped = 0;
         for &id in self.head.kept(ids) {
-            if self.feed(state, id)? == Fed::Stepped {
+            if self.feed_with(state, id, memo.as_deref_mut())? == Fed::Stepped {
                 stepped += 1;
             }
         }
@@ -342,6 +373,32 @@ impl<'a, N: Numeric> Network<'a, N> {
         self.tokenizer
             .for_each_id_of_piece(text, ends_text, &mut on_id)?;
         Ok(stepped.get())
+    }
+
+    /// Puts token `id`'s input pre-activations in the state's scratch for the
+    /// next step: from `memo` where it holds them, else formed and kept there.
+    fn memo_input<const H: usize>(
+        &self,
+        state: &mut State<N, H>,
+        x: Token<'a>,
+        id: usize,
+        memo: &mut MemoSlots<'_, N::Pre>,
+    ) {
+        let start = id.saturating_mul(memo.rows);
+        let (Some(formed), Some(slot)) = (
+            memo.formed.get_mut(id),
+            memo.pres.get_mut(start..start.saturating_add(memo.rows)),
+        ) else {
+            return;
+        };
+        if *formed {
+            N::take_input(&self.dims, slot, &mut state.scratch);
+        } else if let Some(pres) = N::form_input(&self.weights, &self.dims, x, &mut state.scratch) {
+            if pres.len() == slot.len() {
+                slot.copy_from_slice(pres);
+                *formed = true;
+            }
+        }
     }
 
     /// One cell step: unit by unit, reading the previous hidden buffer and
@@ -435,6 +492,15 @@ impl<'a, N: Numeric> Network<'a, N> {
     /// flatten head first runs the PAD steps up to `maxlen`, as the notebook's
     /// post-padding does, so a finished state takes no more tokens.
     pub fn finish<const H: usize>(&self, state: &mut State<N, H>) -> Result<N::Prob, Error> {
+        self.finish_with(state, None)
+    }
+
+    /// [`Network::finish`], padding through [`Network::feed_with`].
+    pub(crate) fn finish_with<const H: usize>(
+        &self,
+        state: &mut State<N, H>,
+        mut memo: Option<&mut MemoSlots<'_, N::Pre>>,
+    ) -> Result<N::Prob, Error> {
         self.check(state)?;
         if self.output != Output::Sigmoid {
             return Err(Error::WrongModelKind);
@@ -443,7 +509,7 @@ impl<'a, N: Numeric> Network<'a, N> {
             Head::Flatten { maxlen } | Head::FlattenTail { maxlen } => {
                 let pad = self.tokenizer.pad_id().ok_or(Error::WrongModelKind)?;
                 while state.steps < maxlen {
-                    self.feed(state, pad)?;
+                    self.feed_with(state, pad, memo.as_deref_mut())?;
                 }
                 N::head_sum_value(state.head_sum)
             }

@@ -206,6 +206,9 @@ pub struct FloatScratch<const H: usize> {
     h: [[f32; 4]; H],
     /// How many units the buffers hold (0 where the model's rows do not fit).
     units: usize,
+    /// `x` holds the next step's input pre-activations already
+    /// (`Numeric::form_input`).
+    input_formed: bool,
 }
 
 #[cfg(not(unit_steps))]
@@ -215,12 +218,31 @@ impl<const H: usize> Default for FloatScratch<H> {
             x: [[0.0; 4]; H],
             h: [[0.0; 4]; H],
             units: 0,
+            input_formed: false,
         }
     }
 }
 
-/// Fills [`FloatScratch`] for one step: both pre-activations of every row, four
-/// rows at a time (the rows' sums are those of [`Numeric::unit_pres`], bit for
+/// `W·x + wb` of every row into `xs` (`dims.rows()` long), four rows at a time.
+#[cfg(not(unit_steps))]
+#[inline(always)]
+fn host_input_pres(w: &FloatParams<'_>, dims: &Dims, x: Token<'_>, xs: &mut [f32]) {
+    match x {
+        Token::OneHot(_) => fill_rows_in_fours(
+            xs,
+            |rows| input_pres(w, dims, rows, x),
+            |row| input_pres(w, dims, [row], x),
+        ),
+        Token::Vector { row: e, .. } => {
+            row_sums(w.w, dims.input, dims.input, e.as_chunks::<4>().0, xs);
+            add_biases(xs, w.wb);
+        }
+    }
+}
+
+/// Fills [`FloatScratch`] for one step: both pre-activations of every row
+/// (the input ones unless [`Numeric::form_input`] or [`Numeric::take_input`]
+/// put them there), four rows at a time (the rows' sums are those of [`Numeric::unit_pres`], bit for
 /// bit), then an LSTM's gate outputs in place of its input pre-activations.
 #[cfg(not(unit_steps))]
 #[inline(always)]
@@ -240,16 +262,8 @@ fn host_pres<const H: usize>(
         return;
     };
     s.units = dims.hidden;
-    match x {
-        Token::OneHot(_) => fill_rows_in_fours(
-            xs,
-            |rows| input_pres(w, dims, rows, x),
-            |row| input_pres(w, dims, [row], x),
-        ),
-        Token::Vector { row: e, .. } => {
-            row_sums(w.w, dims.input, dims.input, e.as_chunks::<4>().0, xs);
-            add_biases(xs, w.wb);
-        }
+    if !core::mem::take(&mut s.input_formed) {
+        host_input_pres(w, dims, x, xs);
     }
     row_sums(w.r, dims.hidden, dims.hidden, h, hs);
     add_biases(hs, w.rb);
@@ -504,6 +518,27 @@ impl Numeric for F32 {
             dims: *dims,
             x,
         }
+    }
+
+    #[cfg(not(unit_steps))]
+    #[inline(always)]
+    fn form_input<'s, const H: usize>(
+        w: &FloatParams<'_>,
+        dims: &Dims,
+        x: Token<'_>,
+        s: &'s mut FloatScratch<H>,
+    ) -> Option<&'s [f32]> {
+        let xs = s.x.as_flattened_mut().get_mut(..dims.rows())?;
+        host_input_pres(w, dims, x, xs);
+        s.input_formed = true;
+        Some(&*xs)
+    }
+
+    #[cfg(not(unit_steps))]
+    #[inline(always)]
+    fn take_input<const H: usize>(dims: &Dims, pres: &[f32], s: &mut FloatScratch<H>) -> bool {
+        let rows = s.x.as_flattened_mut().get_mut(..dims.rows());
+        super::take_rows(rows, pres, &mut s.input_formed)
     }
 
     #[inline(always)]

@@ -216,6 +216,8 @@ pub struct HostScratch<const H: usize> {
     /// LSTM gate outputs of every row, when a vector kernel formed them.
     gates: [[i16; 4]; H],
     gates_ready: bool,
+    /// `wx` holds the next step's input sums already (`Numeric::form_input`).
+    input_formed: bool,
 }
 
 #[cfg(not(unit_steps))]
@@ -228,24 +230,22 @@ impl<const H: usize> Default for HostScratch<H> {
             h: [[0; 4]; H],
             gates: [[0; 4]; H],
             gates_ready: false,
+            input_formed: false,
         }
     }
 }
 
-/// Fills [`HostScratch`] for one step: the recurrent sums, the input sums (a
-/// byte of `W` for one-hot chars), then both through the rows' multipliers
-/// and biases.
+/// The aligned input sums `W·x` of every row into `s.wx`, unit-major (a byte
+/// of `W` for one-hot chars).
 #[cfg(not(unit_steps))]
 #[inline(always)]
-fn host_pres<const H: usize>(
+fn host_input_sums<const H: usize>(
     w: &IntParams<'_>,
     dims: &Dims,
     x: Token<'_>,
-    h: &[i16],
     shift: InputShift,
     s: &mut HostScratch<H>,
 ) {
-    recurrent_sums::<H>(w.r, dims, h, s.sums.as_flattened_mut());
     match x {
         Token::OneHot(id) => {
             let wx = s.wx.as_flattened_mut();
@@ -265,6 +265,25 @@ fn host_pres<const H: usize>(
                 }
             }
         }
+    }
+}
+
+/// Fills [`HostScratch`] for one step: the recurrent sums, the input sums
+/// (unless [`Numeric::form_input`] or [`Numeric::take_input`] put them there),
+/// then both through the rows' multipliers and biases.
+#[cfg(not(unit_steps))]
+#[inline(always)]
+fn host_pres<const H: usize>(
+    w: &IntParams<'_>,
+    dims: &Dims,
+    x: Token<'_>,
+    h: &[i16],
+    shift: InputShift,
+    s: &mut HostScratch<H>,
+) {
+    recurrent_sums::<H>(w.r, dims, h, s.sums.as_flattened_mut());
+    if !core::mem::take(&mut s.input_formed) {
+        host_input_sums(w, dims, x, shift, s);
     }
     let (records, _) = w.units.as_chunks::<{ RowConsts::BYTES }>();
     let (wx, sums) = (s.wx.as_flattened(), s.sums.as_flattened());
@@ -651,6 +670,26 @@ impl Numeric for Int {
                 hidden: dims.hidden,
             },
         }
+    }
+
+    #[cfg(not(unit_steps))]
+    #[inline(always)]
+    fn form_input<'s, const H: usize>(
+        w: &IntParams<'_>,
+        dims: &Dims,
+        x: Token<'_>,
+        s: &'s mut HostScratch<H>,
+    ) -> Option<&'s [i32]> {
+        host_input_sums(w, dims, x, InputShift::of(x, w.w_pre_shift), s);
+        s.input_formed = true;
+        s.wx.as_flattened().get(..dims.rows())
+    }
+
+    #[cfg(not(unit_steps))]
+    #[inline(always)]
+    fn take_input<const H: usize>(dims: &Dims, pres: &[i32], s: &mut HostScratch<H>) -> bool {
+        let rows = s.wx.as_flattened_mut().get_mut(..dims.rows());
+        super::take_rows(rows, pres, &mut s.input_formed)
     }
 
     #[cfg(cortex_m_dsp)]

@@ -38,7 +38,7 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     /// Hidden state, cell state and gate outputs.
     type Act: Copy + Default + PartialEq + core::fmt::Debug;
     /// Gate pre-activations.
-    type Pre: Copy;
+    type Pre: Copy + Default;
     /// Dense-layer logits and their accumulators.
     type Logit: Copy + Default + PartialEq + core::fmt::Debug;
     /// The flatten and mean heads' running sum over steps: f64 on the f32 path,
@@ -69,6 +69,32 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
         h: &[Self::Act],
         scratch: &mut Self::Scratch<H>,
     ) -> Self::Step<'a>;
+    /// Host steps: forms token `x`'s input pre-activations in `scratch` ahead
+    /// of [`Numeric::begin_step`], which then takes them as they are, and
+    /// returns them (`dims.rows()` long) for a caller that keeps them for the
+    /// token's later steps ([`crate::InputMemo`]). `None` where the path forms
+    /// them unit by unit (the device's steps); `begin_step` then forms them.
+    #[inline(always)]
+    fn form_input<'s, const H: usize>(
+        _w: &Self::Weights<'_>,
+        _dims: &Dims,
+        _x: Token<'_>,
+        _scratch: &'s mut Self::Scratch<H>,
+    ) -> Option<&'s [Self::Pre]> {
+        None
+    }
+    /// Host steps: puts `pres`, a token's input pre-activations as
+    /// [`Numeric::form_input`] returned them, in `scratch` for the next
+    /// [`Numeric::begin_step`]. False, with nothing taken, where the path has no
+    /// such buffer or `pres` is not `dims.rows()` long.
+    #[inline(always)]
+    fn take_input<const H: usize>(
+        _dims: &Dims,
+        _pres: &[Self::Pre],
+        _scratch: &mut Self::Scratch<H>,
+    ) -> bool {
+        false
+    }
     /// The hidden state in the layout [`Numeric::unit_pres`] and
     /// [`Numeric::head_dot`] read: `h` itself, unless a kernel needs another
     /// order, which it then writes into `scratch` (same length as `h`).
@@ -182,6 +208,22 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     fn sample(logits: &[Self::Logit], temperature: Temperature, rng: &mut Rng) -> usize;
     /// A probability as f64, for reports and tests on the host.
     fn prob_to_f64(p: Self::Prob) -> f64;
+}
+
+/// [`Numeric::take_input`] into a path's buffer of input pre-activations
+/// (`None` where the model's rows do not fit it): copies `pres` there and
+/// marks them `formed`, when `pres` has the buffer's length.
+#[cfg(not(unit_steps))]
+#[inline(always)]
+pub(crate) fn take_rows<T: Copy>(rows: Option<&mut [T]>, pres: &[T], formed: &mut bool) -> bool {
+    match rows {
+        Some(rows) if rows.len() == pres.len() => {
+            rows.copy_from_slice(pres);
+            *formed = true;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// [`Numeric::head_rows`] two rows at a time, so kernels can share loads of `h`.
