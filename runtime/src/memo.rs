@@ -47,7 +47,8 @@ pub(crate) struct MemoSlots<'m, P> {
 
 /// A network that memoises its tokens' input pre-activations in the caller's
 /// buffers. Char models have nothing to memoise (a one-hot token's input is a
-/// column of `W`) and run as [`Network`] does.
+/// column of `W`), nor has bare metal, whose steps go unit by unit: they need
+/// no buffers and run as [`Network`] does.
 pub struct InputMemo<'n, 'a, N: Numeric> {
     net: &'n Network<'a, N>,
     slots: MemoSlots<'n, N::Pre>,
@@ -56,7 +57,7 @@ pub struct InputMemo<'n, 'a, N: Numeric> {
 impl<'n, 'a, N: Numeric> InputMemo<'n, 'a, N> {
     /// The entries `net` needs in the `pres` and `formed` buffers: for a word
     /// model its tokens times its gate rows, and its tokens; `(0, 0)` for a
-    /// char model.
+    /// char model, and on bare metal.
     pub fn sizes(net: &Network<'_, N>) -> (usize, usize) {
         if !net.memoises_input() {
             return (0, 0);

@@ -242,9 +242,10 @@ impl<'a, N: Numeric> Network<'a, N> {
     }
 
     /// Whether a memo of the input pre-activations serves this model: word
-    /// models only, whose `W·x` is most of a step.
+    /// models only, whose `W·x` is most of a step, on targets whose steps form
+    /// every row at once (not bare metal's unit-by-unit steps).
     pub(crate) fn memoises_input(&self) -> bool {
-        !self.one_hot
+        !self.one_hot && !cfg!(unit_steps)
     }
 
     /// [`Network::feed`], taking the token's input pre-activations from
