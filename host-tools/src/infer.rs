@@ -6,7 +6,7 @@ use lstm_edge_runtime::format::{Input, Output, MAX_HIDDEN};
 use lstm_edge_runtime::host::{MemoBuffers, MAX_CLASSES};
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Error, Logits, Network, Rng, State, Temperature, Tokenizer};
-use lstm_edge_trainer::data::{reviews, text_ids};
+use lstm_edge_trainer::data::{reviews, text_ids, HostTokenizer};
 use lstm_edge_trainer::ort_env::available_cores;
 use serde::Serialize;
 
@@ -223,9 +223,10 @@ fn tokenize_texts(
     threads: usize,
 ) -> Result<Vec<TokenizedText>> {
     let model = file.model()?;
-    let tokenizer =
+    let runtime_tokenizer =
         Tokenizer::of_input(&model.body().input).map_err(|e| runtime_error(file, "loading", e))?;
-    let unk = tokenizer.unk_id();
+    let unk = runtime_tokenizer.unk_id();
+    let tokenizer = HostTokenizer::new(&runtime_tokenizer);
     let all_ids = map_on_threads(texts, &mut vec![(); threads], |_, text| {
         text_ids(&tokenizer, text)
     });

@@ -51,14 +51,39 @@ pub struct HostModel<'a> {
 
 /// The network of a blob on the numeric path the blob holds.
 enum PathNetwork<'a> {
-    Int(Network<'a, Int>, RefCell<MemoBuffers<Int>>),
-    F32(Network<'a, F32>, RefCell<MemoBuffers<F32>>),
+    Int(MemoisedNetwork<'a, Int>),
+    F32(MemoisedNetwork<'a, F32>),
 }
 
-impl<'a> PathNetwork<'a> {
-    fn with_memo<N: Numeric>(net: Network<'a, N>) -> (Network<'a, N>, RefCell<MemoBuffers<N>>) {
+/// A network and its memo, kept across calls.
+struct MemoisedNetwork<'a, N: Numeric> {
+    net: Network<'a, N>,
+    memo: RefCell<MemoBuffers<N>>,
+}
+
+impl<'a, N: Numeric> MemoisedNetwork<'a, N> {
+    fn new(model: &Model<'a>) -> Result<Self, Error> {
+        let net = Network::new(model)?;
         let memo = RefCell::new(MemoBuffers::new(&net));
-        (net, memo)
+        Ok(MemoisedNetwork { net, memo })
+    }
+
+    /// See [`HostModel::outputs`].
+    fn outputs(&self, ids: &[u16]) -> Result<Vec<f64>, Error> {
+        let net = &self.net;
+        let mut buffers = self.memo.borrow_mut();
+        let mut memo = buffers.memo(net)?;
+        let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
+        memo.feed_ids(&mut state, ids)?;
+        match net.output() {
+            Output::Sigmoid => Ok(std::vec![N::prob_to_f64(memo.finish(&mut state)?)]),
+            Output::Softmax { classes } => {
+                let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
+                let mut probs = std::vec![N::Prob::default(); classes as usize];
+                net.probabilities(&state, &mut logits, &mut probs)?;
+                Ok(probs.into_iter().map(N::prob_to_f64).collect())
+            }
+        }
     }
 }
 
@@ -68,14 +93,8 @@ impl<'a> HostModel<'a> {
     pub fn new(blob: &'a [u8]) -> Result<Self, Error> {
         let model = Model::from_bytes(blob)?;
         let network = match model.body().params {
-            Params::Int(_) => {
-                let (net, memo) = PathNetwork::with_memo(Network::new(&model)?);
-                PathNetwork::Int(net, memo)
-            }
-            Params::F32(_) => {
-                let (net, memo) = PathNetwork::with_memo(Network::new(&model)?);
-                PathNetwork::F32(net, memo)
-            }
+            Params::Int(_) => PathNetwork::Int(MemoisedNetwork::new(&model)?),
+            Params::F32(_) => PathNetwork::F32(MemoisedNetwork::new(&model)?),
         };
         Ok(HostModel { model, network })
     }
@@ -87,7 +106,7 @@ impl<'a> HostModel<'a> {
 
     /// Whether the blob holds the integer path.
     pub fn is_integer(&self) -> bool {
-        matches!(self.network, PathNetwork::Int(..))
+        matches!(self.network, PathNetwork::Int(_))
     }
 
     /// Feeds `ids` from a zero state, then returns the sigmoid score (flatten
@@ -95,27 +114,8 @@ impl<'a> HostModel<'a> {
     /// the softmax probabilities for the next token.
     pub fn outputs(&self, ids: &[u16]) -> Result<Vec<f64>, Error> {
         match &self.network {
-            PathNetwork::Int(net, memo) => run(net, &mut memo.borrow_mut(), ids),
-            PathNetwork::F32(net, memo) => run(net, &mut memo.borrow_mut(), ids),
-        }
-    }
-}
-
-fn run<N: Numeric>(
-    net: &Network<'_, N>,
-    buffers: &mut MemoBuffers<N>,
-    ids: &[u16],
-) -> Result<Vec<f64>, Error> {
-    let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
-    let mut memo = buffers.memo(net)?;
-    memo.feed_ids(&mut state, ids)?;
-    match net.output() {
-        Output::Sigmoid => Ok(std::vec![N::prob_to_f64(memo.finish(&mut state)?)]),
-        Output::Softmax { classes } => {
-            let mut logits = Box::new(Logits::<N, MAX_CLASSES>::new());
-            let mut probs = std::vec![N::Prob::default(); classes as usize];
-            net.probabilities(&state, &mut logits, &mut probs)?;
-            Ok(probs.into_iter().map(N::prob_to_f64).collect())
+            PathNetwork::Int(net) => net.outputs(ids),
+            PathNetwork::F32(net) => net.outputs(ids),
         }
     }
 }

@@ -7,10 +7,9 @@ use std::fmt;
 
 use anyhow::{ensure, Context, Result};
 use lstm_edge_runtime::tokenize::{encode_vocab, for_each_word, vocabulary_form, CharTable, Vocab};
-use lstm_edge_runtime::Tokenizer;
 use serde::{Deserialize, Serialize};
 
-use super::Review;
+use super::{HostTokenizer, Review, WordIndex};
 
 /// How sequence lengths compare with `maxlen`, as the notebook's `test_len`/`avg_len` report.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -146,7 +145,7 @@ pub fn truncate_to(tokens: &mut Vec<u16>, maxlen: usize, truncate: Truncate) {
 
 /// A whole text's ids, as the runtime's tokenizer gives them.
 pub fn text_ids(
-    tokenizer: &Tokenizer<'_>,
+    tokenizer: &HostTokenizer<'_>,
     text: &[u8],
 ) -> std::result::Result<Vec<u16>, lstm_edge_runtime::Error> {
     let mut ids = Vec::new();
@@ -193,8 +192,9 @@ pub fn encode_words(
     maxlen: usize,
     truncate: Truncate,
 ) -> Result<Encoded> {
+    let index = HostTokenizer::Words(WordIndex::new(*vocab));
     encode_with(reviews, maxlen, truncate, Vocab::PAD, |text, row| {
-        Ok(vocab.for_each_id(text, |id| {
+        Ok(index.for_each_id(text, |id| {
             row.push(id);
             Ok(())
         })?)

@@ -11,6 +11,7 @@ pub mod npy;
 pub mod reviews;
 pub mod vectors;
 pub mod word2vec;
+pub mod word_index;
 
 #[cfg(test)]
 mod bundled;
@@ -27,6 +28,7 @@ pub use encode::{
 pub use reviews::{load_reviews, Review};
 pub use vectors::{load_vectors, Embedding, MissingRows, VectorFormat};
 pub use word2vec::{train_word2vec, Word2VecConfig, Word2VecReport};
+pub use word_index::{HostTokenizer, WordIndex};
 
 /// Shuffles `items` in place: the same seed gives the same order on every platform
 /// (ChaCha8 with rand's portable index sampling).

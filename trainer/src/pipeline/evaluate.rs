@@ -8,10 +8,10 @@ use anyhow::{bail, ensure, Context, Result};
 use indicatif::ProgressBar;
 use lstm_edge_runtime::host::HostModel;
 use lstm_edge_runtime::numeric::F32;
-use lstm_edge_runtime::{Network, Tokenizer};
+use lstm_edge_runtime::Network;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{read_corpus, text_ids, CharWindows, Encoded};
+use crate::data::{read_corpus, text_ids, CharWindows, Encoded, HostTokenizer};
 use crate::progress;
 
 use super::prepare::describe_paths;
@@ -296,13 +296,13 @@ pub fn evaluate_blobs(
 pub fn tokenize_with_blob(blob: &[u8], texts: &[&[u8]]) -> Result<Vec<Vec<u16>>> {
     let model = lstm_edge_runtime::Model::from_bytes(blob)?;
     let net = Network::<F32>::new(&model)?;
-    let tokenizer: &Tokenizer<'_> = net.tokenizer();
+    let tokenizer = HostTokenizer::new(net.tokenizer());
     let head = net.head();
     texts
         .iter()
         .enumerate()
         .map(|(index, text)| {
-            let ids = text_ids(tokenizer, text).map_err(|e| {
+            let ids = text_ids(&tokenizer, text).map_err(|e| {
                 let fix = match e {
                     lstm_edge_runtime::Error::UnknownChar(_) => {
                         ": remove it, or retrain on text that holds it"

@@ -10,8 +10,8 @@ use lstm_edge_runtime::tokenize::NOTEBOOK_CHARS;
 use crate::card::DataInfo;
 use crate::checkpoint::EmbeddingOrigin;
 use crate::data::{
-    build_word_vocab, encode_chars, encode_words, text_ids, Encoded, Review, Truncate,
-    Word2VecConfig,
+    build_word_vocab, encode_chars, encode_words, text_ids, Encoded, HostTokenizer, Review,
+    Truncate, Word2VecConfig,
 };
 use crate::model::{Hyperparams, InputConfig, Params, Preset};
 use crate::train::Dataset;
@@ -145,6 +145,7 @@ pub(super) fn prepare_reviews(
 /// what `eval`, `score` and the device give.
 fn whole_reviews(input: &InputConfig, reviews: &[Review]) -> Result<EvalSet> {
     let tokenizer = input.tokenizer()?;
+    let tokenizer = HostTokenizer::new(&tokenizer);
     let mut set = EvalSet::default();
     for (index, review) in reviews.iter().enumerate() {
         let ids =
