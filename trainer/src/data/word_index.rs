@@ -87,20 +87,10 @@ impl<'a> HostTokenizer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::text_ids;
     use lstm_edge_runtime::tokenize::encode_vocab;
 
     fn ids_of(tokenizer: &Tokenizer<'_>, text: &[u8]) -> Vec<u16> {
-        let mut ids = Vec::new();
-        tokenizer
-            .for_each_id(text, |id| {
-                ids.push(id);
-                Ok(())
-            })
-            .unwrap();
-        ids
-    }
-
-    fn host_ids_of(tokenizer: &HostTokenizer<'_>, text: &[u8]) -> Vec<u16> {
         let mut ids = Vec::new();
         tokenizer
             .for_each_id(text, |id| {
@@ -172,7 +162,7 @@ mod tests {
             let host = HostTokenizer::new(&tokenizer);
             let ids = ids_of(&tokenizer, text);
             assert!(ids.len() > 10);
-            assert_eq!(host_ids_of(&host, text), ids);
+            assert_eq!(text_ids(&host, text).unwrap(), ids);
         }
     }
 }
