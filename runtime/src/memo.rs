@@ -3,7 +3,8 @@
 //! texts forms it once per word and copies it after. The caller owns the
 //! buffers (nothing is allocated here), and the results are those of
 //! [`Network`]'s own calls, bit for bit. The memo pays on hosts, whose steps
-//! form every row at once; the device's unit-by-unit steps ignore it.
+//! form every row at once; on bare metal, whose steps go unit by unit, it
+//! asks for no buffers.
 //!
 //! ```
 //! use lstm_edge_runtime::numeric::Int;

@@ -404,22 +404,12 @@ fn time_model(
     }
     if let Job::Review(review) = job {
         let [int_memo, f32_memo] = MEMO_ENGINES;
-        let memoised = [
-            (
-                int_memo,
-                runtime_review_memo::<Int>(&files.int_blob, review)?,
-            ),
-            (
-                f32_memo,
-                match &files.f32_blob {
-                    Some(blob) => runtime_review_memo::<F32>(blob, review)?,
-                    None => None,
-                },
-            ),
-        ];
-        for (engine, run) in memoised {
-            if let Some(run) = run {
-                engines.push((engine.to_string(), None, run));
+        if let Some(run) = runtime_review_memo::<Int>(&files.int_blob, review)? {
+            engines.push((int_memo.to_string(), None, run));
+        }
+        if let Some(blob) = &files.f32_blob {
+            if let Some(run) = runtime_review_memo::<F32>(blob, review)? {
+                engines.push((f32_memo.to_string(), None, run));
             }
         }
     }

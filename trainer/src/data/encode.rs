@@ -192,7 +192,7 @@ pub fn encode_words(
     maxlen: usize,
     truncate: Truncate,
 ) -> Result<Encoded> {
-    let index = HostTokenizer::Words(WordIndex::new(*vocab));
+    let index = WordIndex::new(*vocab);
     encode_with(reviews, maxlen, truncate, Vocab::PAD, |text, row| {
         Ok(index.for_each_id(text, |id| {
             row.push(id);

@@ -47,6 +47,16 @@ impl<'v> WordIndex<'v> {
             None => self.vocab.lookup(word),
         }
     }
+
+    /// [`Vocab::for_each_id`]: splits a whole `text` and calls `f` with each
+    /// word's id.
+    pub fn for_each_id(
+        &self,
+        text: &[u8],
+        mut f: impl FnMut(u16) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        for_each_word(text, |word| f(self.lookup(word)))
+    }
 }
 
 /// A model's tokenizer as the host runs it: chars through the runtime's table,
@@ -75,11 +85,11 @@ impl<'a> HostTokenizer<'a> {
     pub fn for_each_id(
         &self,
         text: &[u8],
-        mut f: impl FnMut(u16) -> Result<(), Error>,
+        f: impl FnMut(u16) -> Result<(), Error>,
     ) -> Result<(), Error> {
         match self {
             HostTokenizer::Chars(table) => table.for_each_id(text, f),
-            HostTokenizer::Words(index) => for_each_word(text, |word| f(index.lookup(word))),
+            HostTokenizer::Words(index) => index.for_each_id(text, f),
         }
     }
 }

@@ -6,9 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::data::{
-    load_vectors, train_word2vec, HostTokenizer, MissingRows, Review, Word2VecConfig, WordIndex,
-};
+use crate::data::{load_vectors, train_word2vec, MissingRows, Review, Word2VecConfig, WordIndex};
 use crate::model::Hyperparams;
 
 /// The rows of a word2vec / GloVe file for the vocabulary's words; words it lacks
@@ -70,7 +68,7 @@ pub(super) fn word2vec_embedding(
 ) -> Result<Vec<f32>> {
     let start = Instant::now();
     let mut sentences = Vec::with_capacity(reviews.len());
-    let words = HostTokenizer::Words(WordIndex::new(*vocab));
+    let words = WordIndex::new(*vocab);
     for (index, review) in reviews.iter().enumerate() {
         let mut ids = Vec::new();
         words
