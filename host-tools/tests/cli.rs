@@ -473,12 +473,13 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         .iter()
         .map(|t| t["calls"].as_u64().unwrap())
         .collect();
-    // Four engines a workload, and W's word model also through the memo, both paths.
-    assert_eq!(calls.len(), 18, "{timings}");
+    // Four engines a workload, and W's word model also through the memo, kept
+    // and new, on both paths.
+    assert_eq!(calls.len(), 20, "{timings}");
     assert!(calls.iter().all(|&c| c >= 15), "{calls:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("of the 18 timings ran under 50 times in all (fewest: ")
+        err.contains("of the 20 timings ran under 50 times in all (fewest: ")
             && err.contains("figures from so few runs are rough"),
         "{err}"
     );
@@ -507,7 +508,7 @@ fn assert_bench_int_engines(timings: &serde_json::Value, kernel_levels: bool) {
             .iter()
             .filter(|t| t["workload"] == workload && t["engine"].as_str().unwrap().contains("int"))
             .map(|t| (t["engine"].as_str().unwrap(), t["kernels"].as_str()))
-            .filter(|(engine, _)| !engine.ends_with(", memo"))
+            .filter(|(engine, _)| !engine.ends_with(" memo"))
             .collect();
         if !cfg!(target_arch = "x86_64") {
             assert_eq!(ints, [("runtime int", None)]);
@@ -537,7 +538,12 @@ fn assert_bench_int_engines(timings: &serde_json::Value, kernel_levels: bool) {
             .collect();
         let mut expected = vec!["runtime f32"];
         if workload.starts_with("W ") {
-            expected.extend(["runtime int, memo", "runtime f32, memo"]);
+            expected.extend([
+                "runtime int, memo",
+                "runtime f32, memo",
+                "runtime int, new memo",
+                "runtime f32, new memo",
+            ]);
         }
         expected.extend(["tract", "onnxruntime"]);
         assert_eq!(others, expected, "{workload}");
@@ -745,6 +751,8 @@ fn bench_times_a_model_directory_with_the_engines_its_files_allow() {
             "runtime f32",
             "runtime int, memo",
             "runtime f32, memo",
+            "runtime int, new memo",
+            "runtime f32, new memo",
             "tract",
             "onnxruntime"
         ]
@@ -775,7 +783,10 @@ fn bench_times_a_model_directory_with_the_engines_its_files_allow() {
     .unwrap();
     let only = engines_of(dir.path().to_str().unwrap(), &[]);
     let only: Vec<&str> = only.iter().map(|(_, e)| e.as_str()).collect();
-    assert_eq!(only, ["runtime int", "runtime int, memo"]);
+    assert_eq!(
+        only,
+        ["runtime int", "runtime int, memo", "runtime int, new memo"]
+    );
 
     // What is not a model directory, or lacks its integer blob, is named.
     std::fs::remove_file(dir.path().join("model.blob")).unwrap();

@@ -27,6 +27,12 @@ impl<N: Numeric> MemoBuffers<N> {
         }
     }
 
+    /// Forgets every entry, as new buffers would (without allocating them
+    /// again): a memo in them forms each token's entries anew.
+    pub fn clear(&mut self) {
+        self.formed.fill(false);
+    }
+
     /// The memo of `net` in these buffers, which must have been made for
     /// `net` (another model of the same size would read this one's values).
     pub fn memo<'n, 'a>(

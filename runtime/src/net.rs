@@ -10,6 +10,10 @@ use crate::sample::{Rng, Temperature};
 use crate::tokenize::{CharTable, Vocab};
 use crate::Error;
 
+/// How many new tokens a host forms the input pre-activations of together
+/// (each load of `W` then serves them all).
+const FORMED_TOGETHER: usize = 4;
+
 /// The tokenizer a model was trained with.
 // Built once per network; the char table's id map is the large variant.
 #[allow(clippy::large_enum_variant)]
@@ -315,8 +319,12 @@ impl<'a, N: Numeric> Network<'a, N> {
         ids: &[u16],
         mut memo: Option<&mut MemoSlots<'_, N::Pre>>,
     ) -> Result<usize, Error> {
+        let ids = self.head.kept(ids);
+        if let Some(memo) = memo.as_deref_mut().filter(|_| self.memoises_input()) {
+            self.form_ahead(state.steps, ids, memo);
+        }
         let mut stepped = 0;
-        for &id in self.head.kept(ids) {
+        for &id in ids {
             if self.feed_with(state, id, memo.as_deref_mut())? == Fed::Stepped {
                 stepped += 1;
             }
@@ -374,6 +382,52 @@ impl<'a, N: Numeric> Network<'a, N> {
         self.tokenizer
             .for_each_id_of_piece(text, ends_text, &mut on_id)?;
         Ok(stepped.get())
+    }
+
+    /// Forms the input pre-activations of the tokens among `ids` that `memo`
+    /// lacks, [`FORMED_TOGETHER`] at a time ([`Numeric::form_inputs`]: each
+    /// load of `W` then serves them all), into `memo`, ahead of their steps;
+    /// `steps` is the state's count, so that tokens a flatten head truncates
+    /// are left out. The last few, short of a group, are left for their steps
+    /// to form.
+    fn form_ahead(&self, steps: u32, ids: &[u16], memo: &mut MemoSlots<'_, N::Pre>) {
+        let stepping = match self.head.flatten_maxlen() {
+            Some(maxlen) => maxlen.saturating_sub(steps) as usize,
+            None => ids.len(),
+        };
+        let mut group = [0usize; FORMED_TOGETHER];
+        let mut waiting = 0;
+        for &id in ids.iter().take(stepping) {
+            let id = id as usize;
+            let new = id < self.dims.tokens && memo.formed.get(id).is_some_and(|formed| !*formed);
+            let queued = group.iter().take(waiting).any(|&t| t == id);
+            let Some(slot) = group.get_mut(waiting).filter(|_| new && !queued) else {
+                continue;
+            };
+            *slot = id;
+            waiting += 1;
+            if waiting < FORMED_TOGETHER {
+                continue;
+            }
+            waiting = 0;
+            let rows = memo.rows;
+            let ranges = group.map(|t| {
+                let start = t.saturating_mul(rows);
+                start..start.saturating_add(rows)
+            });
+            let Ok(outs) = memo.pres.get_disjoint_mut(ranges) else {
+                return;
+            };
+            let tokens = group.map(|t| N::embedding_row(&self.weights, &self.dims, t));
+            if !N::form_inputs(&self.weights, &self.dims, tokens, outs) {
+                return;
+            }
+            for &t in &group {
+                if let Some(formed) = memo.formed.get_mut(t) {
+                    *formed = true;
+                }
+            }
+        }
     }
 
     /// Puts token `id`'s input pre-activations in the state's scratch for the

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{random_ids, random_model};
-use lstm_edge_runtime::builder::ScaleScheme;
+use common::{random_ids, random_model, TestRng};
+use lstm_edge_runtime::builder::{InputSpec, ModelSpec, ScaleScheme};
 use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Error, InputMemo, Model, Network, State};
@@ -59,6 +59,73 @@ fn a_memoised_word_model_scores_as_the_network_does() {
             }
         }
     }
+}
+
+/// `spec` with an embedding `width` values wide, and input weights to match.
+fn widened(mut spec: ModelSpec, width: u16, seed: u64) -> ModelSpec {
+    let mut rng = TestRng::new(seed);
+    let InputSpec::Words { embed_dim, .. } = &mut spec.input else {
+        panic!("a word model");
+    };
+    *embed_dim = width;
+    let (rows, tokens) = (spec.weights.wb.len(), 12);
+    spec.weights.embedding = rng.vec(tokens * width as usize, 0.5);
+    spec.weights.w = rng.vec(rows * width as usize, 0.5);
+    spec
+}
+
+/// A text's new words have their input sums formed together, ahead of their
+/// steps (on hosts with a vector kernel, several embedding rows of 64 or more
+/// values against each load of `W`): the same bits as each step's own,
+/// whether a row's columns end on a whole block of 8 or leave a tail, and
+/// whether the gate rows come in whole fours or not (a GRU of 5 units has 15).
+#[test]
+fn words_formed_ahead_give_the_sums_each_step_forms() {
+    for (cell, hidden) in [(Cell::Lstm, 16), (Cell::Gru, 5), (Cell::Lstm, 3)] {
+        for width in [16, 64, 67, 300] {
+            let spec = random_model(cell, hidden, true, Head::Mean, Output::Sigmoid, 0.5, 3);
+            let spec = widened(spec, width, u64::from(width));
+            let texts: Vec<Vec<u16>> = (0..4)
+                .map(|k| random_ids(&spec, 9 + 5 * k, k as u64))
+                .collect();
+            memo_agrees::<F32>(&spec.f32_blob().unwrap(), &texts);
+            memo_agrees::<Int>(&spec.int_blob(ScaleScheme::PerRow).unwrap(), &texts);
+        }
+    }
+}
+
+/// Words a flatten head truncates are not formed ahead: fed in two calls,
+/// the second counts the steps of the first.
+#[test]
+fn a_flatten_head_forms_no_word_past_its_maxlen() {
+    let spec = random_model(
+        Cell::Lstm,
+        16,
+        true,
+        Head::Flatten { maxlen: 6 },
+        Output::Sigmoid,
+        0.5,
+        7,
+    );
+    let spec = widened(spec, 64, 1);
+    let blob = spec.f32_blob().unwrap();
+    let model = Model::from_bytes(&blob).unwrap();
+    let net = Network::<F32>::new(&model).unwrap();
+    let (pres_len, tokens) = InputMemo::sizes(&net);
+    let mut pres = vec![0.0; pres_len];
+    let mut formed = vec![false; tokens];
+    let mut memo = InputMemo::new(&net, &mut pres, &mut formed).unwrap();
+    // Every word once: the 6th (id 6) is the last a step reads.
+    let ids: Vec<u16> = (1..=11).collect();
+    let mut state = State::<F32, 16>::new();
+    assert_eq!(memo.feed_ids(&mut state, &ids[..3]).unwrap(), 3);
+    assert_eq!(memo.feed_ids(&mut state, &ids[3..]).unwrap(), 3);
+    let score = memo.finish(&mut state).unwrap();
+    let mut plain = State::<F32, 16>::new();
+    net.feed_ids(&mut plain, &ids).unwrap();
+    assert_eq!(score, net.finish(&mut plain).unwrap());
+    let formed_ids: Vec<usize> = (0..tokens).filter(|&id| formed[id]).collect();
+    assert_eq!(formed_ids, [1, 2, 3, 4, 5, 6]);
 }
 
 #[test]

@@ -83,6 +83,21 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     ) -> Option<&'s [Self::Pre]> {
         None
     }
+    /// Host steps: the input pre-activations of the `T` tokens `xs`, each into
+    /// its entry of `outs` (`dims.rows()` long), as [`Numeric::form_input`]
+    /// forms them one by one: formed together, so that a kernel shares its
+    /// loads of `W` between them. False, with nothing written, where the path
+    /// forms no such rows (a one-hot token, bare metal) or an entry of `outs`
+    /// has another length.
+    #[inline(always)]
+    fn form_inputs<const T: usize>(
+        _w: &Self::Weights<'_>,
+        _dims: &Dims,
+        _xs: [Token<'_>; T],
+        _outs: [&mut [Self::Pre]; T],
+    ) -> bool {
+        false
+    }
     /// Host steps: puts `pres`, a token's input pre-activations as
     /// [`Numeric::form_input`] returned them, in `scratch` for the next
     /// [`Numeric::begin_step`]. False, with nothing taken, where the path has no

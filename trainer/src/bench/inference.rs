@@ -105,9 +105,14 @@ pub fn workloads() -> Vec<(String, ModelConfig)> {
 }
 
 /// The engines that score a word model's reviews through an [`InputMemo`],
-/// integer and f32, every word seen before (the steady state of scoring many
-/// texts).
-pub const MEMO_ENGINES: [&str; 2] = ["runtime int, memo", "runtime f32, memo"];
+/// integer and f32: every word seen before (the steady state of scoring many
+/// texts), then every word new (a text scored alone).
+pub const MEMO_ENGINES: [&str; 4] = [
+    "runtime int, memo",
+    "runtime f32, memo",
+    "runtime int, new memo",
+    "runtime f32, new memo",
+];
 
 /// Rounds in which the engines of a workload take turns.
 pub const ROUNDS: usize = 5;
@@ -171,12 +176,15 @@ fn runtime_generate<N: Numeric>(blob: &[u8]) -> Result<Runner<'_>> {
     })
 }
 
-/// [`runtime_review`] through an [`InputMemo`] kept across calls, so every
-/// word has been seen before (the warm-up call formed them): the steady state
-/// of scoring many texts. `None` for a char model, which memoises nothing.
+/// [`runtime_review`] through an [`InputMemo`], as the host tools score: kept
+/// across calls, so every word has been seen before (the warm-up call formed
+/// them), the steady state of scoring many texts; or with `fresh`, cleared
+/// before each review, whose words are then all new, as a text scored alone.
+/// `None` for a char model, which memoises nothing.
 fn runtime_review_memo<'a, N: Numeric>(
     blob: &'a [u8],
     review: &'a [u16],
+    fresh: bool,
 ) -> Result<Option<Runner<'a>>> {
     let model = Model::from_bytes(blob)?;
     let net = Network::<N>::new(&model)?;
@@ -187,10 +195,11 @@ fn runtime_review_memo<'a, N: Numeric>(
     let mut state = Box::new(State::<N, MAX_HIDDEN>::new());
     let run = runner(move || {
         state.reset();
-        let mut memo = buffers.memo(&net)?;
-        for &id in review {
-            memo.feed(&mut state, id)?;
+        if fresh {
+            buffers.clear();
         }
+        let mut memo = buffers.memo(&net)?;
+        memo.feed_ids(&mut state, review)?;
         std::hint::black_box(memo.finish(&mut state)?);
         Ok(())
     })?;
@@ -403,13 +412,17 @@ fn time_model(
         ));
     }
     if let Job::Review(review) = job {
-        let [int_memo, f32_memo] = MEMO_ENGINES;
-        if let Some(run) = runtime_review_memo::<Int>(&files.int_blob, review)? {
-            engines.push((int_memo.to_string(), None, run));
-        }
-        if let Some(blob) = &files.f32_blob {
-            if let Some(run) = runtime_review_memo::<F32>(blob, review)? {
-                engines.push((f32_memo.to_string(), None, run));
+        let [int_memo, f32_memo, int_new, f32_new] = MEMO_ENGINES;
+        for (fresh, int_engine, f32_engine) in
+            [(false, int_memo, f32_memo), (true, int_new, f32_new)]
+        {
+            if let Some(run) = runtime_review_memo::<Int>(&files.int_blob, review, fresh)? {
+                engines.push((int_engine.to_string(), None, run));
+            }
+            if let Some(blob) = &files.f32_blob {
+                if let Some(run) = runtime_review_memo::<F32>(blob, review, fresh)? {
+                    engines.push((f32_engine.to_string(), None, run));
+                }
             }
         }
     }

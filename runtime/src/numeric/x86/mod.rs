@@ -43,7 +43,7 @@ pub use activations::lstm_activations;
 pub use cell::{gru_cells, gru_cells_avx2, lstm_cells, lstm_cells_avx2};
 pub use dot::{dot_i8_i16, dot_i8_i8, rows_dot_i8_i16, rows_dot_i8_i8};
 pub use float_cells::{f32_gru_cell_updates, f32_lstm_cell_updates, f32_lstm_gate_outputs};
-pub use float_dot::{f32_row_sums, f32_row_sums_of, F32_LANES};
+pub use float_dot::{f32_row_sums, f32_row_sums_of, f32_rows_of_inputs, F32_LANES};
 pub use prescale::prescale;
 pub use recurrent::{unit_sums, unit_sums_avx2};
 pub use sample::sample_weights;
@@ -129,6 +129,13 @@ pub fn has_avx2() -> bool {
 #[inline]
 pub fn has_avx512() -> bool {
     allowed(KernelLevel::Avx512) && detected!("avx512bw", "avx512vnni")
+}
+
+/// Whether the CPU has AVX-512 VL (its 32 registers at 256 bits), which the
+/// f32 row sums of several inputs use besides [`has_avx512`].
+#[inline]
+pub fn has_avx512vl() -> bool {
+    detected!("avx512f", "avx512vl")
 }
 
 /// Whether the CPU has AVX-512 DQ (64-bit lane products), which the sampling
