@@ -3,11 +3,11 @@
 
 mod common;
 
-use common::random_model;
+use common::{random_model, widened};
 use lstm_edge_runtime::builder::ScaleScheme;
 use lstm_edge_runtime::format::{Cell, Head, Header, Output, HEADER_LEN, VERSION};
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
-use lstm_edge_runtime::{Error, Logits, Model, Network, Rng, State, Temperature};
+use lstm_edge_runtime::{Error, InputMemo, Logits, Model, Network, Rng, State, Temperature};
 
 fn small_blobs() -> Vec<(&'static str, Vec<u8>)> {
     let sentiment = random_model(
@@ -61,6 +61,19 @@ fn exercise_path<N: Numeric>(model: &Model<'_>) {
         let _ = net.feed(&mut state, id);
     }
     let _ = net.finish(&mut state);
+    // Through a memo, whose words may be formed together ahead of their steps.
+    let (pres_len, tokens) = InputMemo::sizes(&net);
+    if pres_len <= 1 << 20 {
+        let mut pres = vec![N::Pre::default(); pres_len];
+        let mut formed = vec![false; tokens];
+        if let Ok(mut memo) = InputMemo::new(&net, &mut pres, &mut formed) {
+            state.reset();
+            let ids = [1u16, 2, 3, 4, 5, 1, 400, 6, 7, 8, 9, u16::MAX, 10, 11];
+            let _ = memo.feed_ids(&mut state, &ids);
+            let _ = memo.feed(&mut state, 2);
+            let _ = memo.finish(&mut state);
+        }
+    }
     let mut logits = Logits::<N, 8>::new();
     let mut rng = Rng::new(3);
     for milli in [0, 1, 500, 1000, u32::MAX] {
@@ -149,6 +162,21 @@ fn with_fixed_crc(blob: &mut [u8]) {
     blob[12..16].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// `count` copies of `blob` with one to four random body bytes replaced, and
+/// the CRC fixed, through [`exercise`].
+fn exercise_corruptions(blob: &[u8], count: usize, seed: u64) {
+    let mut rng = common::TestRng::new(seed);
+    for _ in 0..count {
+        let mut bad = blob.to_vec();
+        for _ in 0..1 + rng.below(4) {
+            let at = HEADER_LEN + rng.below(blob.len() - HEADER_LEN);
+            bad[at] = rng.next_u64() as u8;
+        }
+        with_fixed_crc(&mut bad);
+        exercise(&bad);
+    }
+}
+
 #[test]
 fn corrupt_bodies_with_a_valid_crc_never_panic() {
     for (_, blob) in small_blobs() {
@@ -158,17 +186,11 @@ fn corrupt_bodies_with_a_valid_crc_never_panic() {
             with_fixed_crc(&mut bad);
             exercise(&bad);
         }
-        let mut rng = common::TestRng::new(9);
-        for _ in 0..2000 {
-            let mut bad = blob.clone();
-            for _ in 0..1 + rng.below(4) {
-                let at = HEADER_LEN + rng.below(blob.len() - HEADER_LEN);
-                bad[at] = rng.next_u64() as u8;
-            }
-            with_fixed_crc(&mut bad);
-            exercise(&bad);
-        }
+        exercise_corruptions(&blob, 2000, 9);
     }
+    // A word model wide enough for a host to form its words together.
+    let wide = random_model(Cell::Gru, 3, true, Head::Last, Output::Sigmoid, 0.5, 4);
+    exercise_corruptions(&widened(wide, 64, 5).f32_blob().unwrap(), 1000, 11);
 }
 
 #[test]

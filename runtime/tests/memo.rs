@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{random_ids, random_model, TestRng};
-use lstm_edge_runtime::builder::{InputSpec, ModelSpec, ScaleScheme};
+use common::{random_ids, random_model, widened};
+use lstm_edge_runtime::builder::ScaleScheme;
 use lstm_edge_runtime::format::{Cell, Head, Output};
 use lstm_edge_runtime::numeric::{Int, Numeric, F32};
 use lstm_edge_runtime::{Error, InputMemo, Model, Network, State};
@@ -59,19 +59,6 @@ fn a_memoised_word_model_scores_as_the_network_does() {
             }
         }
     }
-}
-
-/// `spec` with an embedding `width` values wide, and input weights to match.
-fn widened(mut spec: ModelSpec, width: u16, seed: u64) -> ModelSpec {
-    let mut rng = TestRng::new(seed);
-    let InputSpec::Words { embed_dim, .. } = &mut spec.input else {
-        panic!("a word model");
-    };
-    *embed_dim = width;
-    let (rows, tokens) = (spec.weights.wb.len(), 12);
-    spec.weights.embedding = rng.vec(tokens * width as usize, 0.5);
-    spec.weights.w = rng.vec(rows * width as usize, 0.5);
-    spec
 }
 
 /// A text's new words have their input sums formed together, ahead of their

@@ -107,6 +107,20 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// `spec` with an embedding `width` values wide, and input weights to match.
+pub fn widened(mut spec: ModelSpec, width: u16, seed: u64) -> ModelSpec {
+    let mut rng = TestRng::new(seed);
+    let InputSpec::Words { embed_dim, .. } = &mut spec.input else {
+        panic!("widened: a word model");
+    };
+    let tokens = spec.weights.embedding.len() / usize::from((*embed_dim).max(1));
+    *embed_dim = width;
+    let rows = spec.weights.wb.len();
+    spec.weights.embedding = rng.vec(tokens * width as usize, 0.5);
+    spec.weights.w = rng.vec(rows * width as usize, 0.5);
+    spec
+}
+
 /// The plain f64 reference: runs `ids` (already padded/truncated by the caller)
 /// and returns the output layer's values (sigmoid score or softmax probabilities).
 pub fn reference(spec: &ModelSpec, ids: &[u16]) -> Vec<f64> {
