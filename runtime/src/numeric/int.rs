@@ -312,6 +312,85 @@ fn host_pres<const H: usize>(
     }
 }
 
+/// [`Numeric::form_inputs`] on x86-64 hosts with AVX-512 VNNI: each pair of
+/// tokens' `W·x` from one pass over `W` ([`super::x86::rows_dot_i8_i8_pair`];
+/// an odd last token alone), each then shifted and laid out unit by unit, as
+/// [`vector_sums_x86`] leaves one token's in `s.wx`. False, with nothing
+/// written, where the embedding is narrower than 64 (no gain: see the f32
+/// path's `FORMED_TOGETHER_MIN_WIDTH`), a token is not an embedding row of
+/// `dims.input` values, an output is not `dims.rows()` long, or the CPU lacks
+/// the kernel.
+#[cfg(all(target_arch = "x86_64", not(unit_steps)))]
+fn input_sums_together_x86<'x, const T: usize>(
+    w: &IntParams<'_>,
+    dims: &Dims,
+    xs: [Token<'x>; T],
+    outs: [&mut [i32]; T],
+) -> bool {
+    const MAX_ROWS: usize = 4 * crate::format::MAX_HIDDEN;
+    let rows = dims.rows();
+    let embedding = |x: &Token<'x>| -> Option<&'x [u8]> {
+        match *x {
+            Token::Vector { row, .. } if row.len() == dims.input => Some(row),
+            _ => None,
+        }
+    };
+    let fits = dims.input >= 64
+        && rows <= MAX_ROWS
+        && xs.iter().all(|x| embedding(x).is_some())
+        && outs.iter().all(|out| out.len() == rows)
+        && super::x86::has_avx512();
+    if !fits {
+        return false;
+    }
+    let lay_out = |x: Token<'_>, sums: &mut [i32], out: &mut [i32]| {
+        InputShift::of(x, w.w_pre_shift).apply_all(sums);
+        let gates = dims.gates.max(1);
+        for (unit, entries) in out.chunks_exact_mut(gates).take(dims.hidden).enumerate() {
+            for (gate, v) in entries.iter_mut().enumerate() {
+                *v = sums
+                    .get(flat_index(gate, dims.hidden, unit))
+                    .copied()
+                    .unwrap_or(0);
+            }
+        }
+    };
+    // Each row's sum alone, where the kernel refuses (it does not, given `fits`).
+    let row_sums = |e: &[u8], sums: &mut [i32]| {
+        for (r, sum) in sums.iter_mut().enumerate() {
+            *sum = dot_i8_i8(row_of(w.w, r, dims.input), e);
+        }
+    };
+    let mut sums = [[0i32; MAX_ROWS]; 2];
+    let [sums_a, sums_b] = &mut sums;
+    let (Some(sums_a), Some(sums_b)) = (sums_a.get_mut(..rows), sums_b.get_mut(..rows)) else {
+        return false;
+    };
+    let mut tokens = xs.into_iter().zip(outs);
+    while let Some((a, out_a)) = tokens.next() {
+        let e_a = embedding(&a).unwrap_or_default();
+        match tokens.next() {
+            Some((b, out_b)) => {
+                let e_b = embedding(&b).unwrap_or_default();
+                let pair = [&mut *sums_a, &mut *sums_b];
+                if !super::x86::rows_dot_i8_i8_pair(w.w, dims.input, [e_a, e_b], pair) {
+                    row_sums(e_a, sums_a);
+                    row_sums(e_b, sums_b);
+                }
+                lay_out(a, sums_a, out_a);
+                lay_out(b, sums_b, out_b);
+            }
+            None => {
+                if !super::x86::rows_dot_i8_i8(w.w, dims.input, e_a, sums_a) {
+                    row_sums(e_a, sums_a);
+                }
+                lay_out(a, sums_a, out_a);
+            }
+        }
+    }
+    true
+}
+
 /// `W·x` of every row for an embedding row `e`, through the x86 dense-rows
 /// kernel: the sums formed in ONNX row order in `s.x` (free until the prescale
 /// writes it), then aligned into `s.wx` in unit-major order. False, with
@@ -683,6 +762,23 @@ impl Numeric for Int {
         host_input_sums(w, dims, x, InputShift::of(x, w.w_pre_shift), s);
         s.input_formed = true;
         s.wx.as_flattened().get(..dims.rows())
+    }
+
+    #[cfg(not(unit_steps))]
+    #[inline(always)]
+    fn form_inputs<const T: usize>(
+        w: &IntParams<'_>,
+        dims: &Dims,
+        xs: [Token<'_>; T],
+        outs: [&mut [i32]; T],
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return input_sums_together_x86(w, dims, xs, outs);
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (w, dims, xs, outs);
+            false
+        }
     }
 
     #[cfg(not(unit_steps))]

@@ -6,12 +6,13 @@ use core::arch::x86_64::{
     _mm256_extracti128_si256, _mm256_hadd_epi32, _mm256_loadu_si256, _mm256_madd_epi16,
     _mm256_permute2x128_si256, _mm256_setzero_si256, _mm256_storeu_si256, _mm512_add_epi32,
     _mm512_broadcast_i32x4, _mm512_castsi512_si256, _mm512_cvtepi8_epi16, _mm512_dpbusd_epi32,
-    _mm512_dpwssd_epi32, _mm512_loadu_epi16, _mm512_loadu_si512, _mm512_mask_storeu_epi32,
-    _mm512_maskz_loadu_epi8, _mm512_permutexvar_epi32, _mm512_reduce_add_epi32, _mm512_set1_epi32,
-    _mm512_set1_epi8, _mm512_setr_epi32, _mm512_setzero_si512, _mm512_shuffle_i32x4,
-    _mm512_storeu_si512, _mm512_sub_epi32, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64,
-    _mm512_unpacklo_epi32, _mm512_unpacklo_epi64, _mm512_xor_si512, _mm_add_epi32,
-    _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm_storeu_si128,
+    _mm512_dpwssd_epi32, _mm512_extracti64x4_epi64, _mm512_loadu_epi16, _mm512_loadu_si512,
+    _mm512_mask_blend_epi32, _mm512_mask_storeu_epi32, _mm512_maskz_loadu_epi8,
+    _mm512_permutexvar_epi32, _mm512_reduce_add_epi32, _mm512_set1_epi32, _mm512_set1_epi8,
+    _mm512_setr_epi32, _mm512_setzero_si512, _mm512_shuffle_i32x4, _mm512_storeu_si512,
+    _mm512_sub_epi32, _mm512_unpackhi_epi32, _mm512_unpackhi_epi64, _mm512_unpacklo_epi32,
+    _mm512_unpacklo_epi64, _mm512_xor_si512, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128,
+    _mm_shuffle_epi32, _mm_storeu_si128,
 };
 
 use super::{has_avx2, has_avx512};
@@ -89,6 +90,27 @@ pub fn rows_dot_i8_i8(w: &[u8], width: usize, x: &[u8], out: &mut [i32]) -> bool
         *to = i16::from(b as i8);
     }
     rows_dot_i8_i16(w, width, &wide, out)
+}
+
+/// [`rows_dot_i8_i8`] of two int8 `xs` at once, `xs[0]`'s sums into
+/// `outs[0]` and `xs[1]`'s into `outs[1]`, each the same as alone (wrapping
+/// i32 sums do not depend on their order): each load of a row's weights
+/// serves both. With AVX-512 VNNI only: false, and nothing written, without
+/// it, where [`rows_dot_i8_i8`] would refuse either input, or where the
+/// outputs' lengths differ.
+pub fn rows_dot_i8_i8_pair(w: &[u8], width: usize, xs: [&[u8]; 2], outs: [&mut [i32]; 2]) -> bool {
+    let [Some(a), Some(b)] = xs.map(|x| x.get(..width)) else {
+        return false;
+    };
+    let [out_a, out_b] = outs;
+    let rows = out_a.len().checked_mul(width).and_then(|n| w.get(..n));
+    let usable = width > 0 && width <= WIDE_ROWS_MAX && out_a.len() == out_b.len();
+    match rows.filter(|_| usable && has_avx512()) {
+        // SAFETY: the CPU has AVX-512 BW and VNNI (checked just above).
+        Some(rows) => unsafe { rows_bytes_pair(rows, [a, b], [out_a, out_b]) },
+        None => return false,
+    }
+    true
 }
 
 /// Rows of any width (`w.len() == out.len() * x.len()`) with AVX2. Blocks of
@@ -307,13 +329,7 @@ fn rows_bytes(w: &[u8], x: &[u8], out: &mut [i32]) {
     padded.iter_mut().zip(x).for_each(|(p, &v)| *p = v);
     let offset = flip_offset(x);
     let (full, rest) = (width / 64, width % 64);
-    let mask = |c: usize| {
-        if c < full {
-            u64::MAX
-        } else {
-            (1u64 << rest) - 1
-        }
-    };
+    let mask = |c: usize| chunk_mask(width, c);
     let flip = _mm512_set1_epi8(i8::MIN);
     let x_chunk = |c: usize| {
         // SAFETY: `padded` holds every chunk (64 * c + 64 <= WIDE_ROWS_MAX, as
@@ -338,6 +354,100 @@ fn rows_bytes(w: &[u8], x: &[u8], out: &mut [i32]) {
         x_chunk,
         madd,
     );
+}
+
+/// [`rows_bytes`] of two inputs of the same width (`0 < width <=
+/// WIDE_ROWS_MAX`, `w.len() == out.len() * width` for both outputs): blocks
+/// of 8 rows, each masked load of a row's chunk taken into both inputs'
+/// accumulators, whose 16 sums (8 rows of each) come out of one transpose
+/// tree.
+#[target_feature(enable = "avx2,avx512bw,avx512vnni")]
+fn rows_bytes_pair(w: &[u8], xs: [&[u8]; 2], outs: [&mut [i32]; 2]) {
+    let width = xs[0].len();
+    if width == 0 || width > WIDE_ROWS_MAX {
+        return;
+    }
+    let mut padded = [[0u8; WIDE_ROWS_MAX]; 2];
+    for (p, x) in padded.iter_mut().zip(xs) {
+        p.iter_mut().zip(x).for_each(|(p, &v)| *p = v);
+    }
+    let [offset_a, offset_b] = xs.map(flip_offset);
+    let chunks = width.div_ceil(64);
+    let mask = |c: usize| chunk_mask(width, c);
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let x_chunks = |c: usize| {
+        // SAFETY: `padded` holds every chunk (64 * c + 64 <= WIDE_ROWS_MAX, as
+        // c <= width / 64 and WIDE_ROWS_MAX is a multiple of 64).
+        padded
+            .each_ref()
+            .map(|p| unsafe { _mm512_loadu_si512(p.as_ptr().add(64 * c).cast()) })
+    };
+    let weights = |row: &[u8], c: usize| {
+        debug_assert!(64 * c + (64 - mask(c).leading_zeros() as usize) <= row.len());
+        // SAFETY: the mask reads bytes 64c.. of the row only up to its
+        // `width`th (rows hold `width` bytes).
+        let wv = unsafe { _mm512_maskz_loadu_epi8(mask(c), row.as_ptr().add(64 * c).cast::<i8>()) };
+        // Masked-out weights become 128 here, against zeros of `padded`.
+        _mm512_xor_si512(wv, flip)
+    };
+    // Lanes 0..8 of a block's sums are input a's rows, 8..16 input b's.
+    let offsets = _mm512_mask_blend_epi32(
+        0xFF00,
+        _mm512_set1_epi32(offset_a),
+        _mm512_set1_epi32(offset_b),
+    );
+    let [out_a, out_b] = outs;
+    let blocks = out_a
+        .chunks_exact_mut(8)
+        .zip(out_b.chunks_exact_mut(8))
+        .zip(w.chunks_exact(8 * width));
+    let blocked = 8 * blocks.len();
+    for ((block_a, block_b), rows) in blocks {
+        let mut acc = [_mm512_setzero_si512(); 16];
+        for c in 0..chunks {
+            let [xa, xb] = x_chunks(c);
+            let (acc_a, acc_b) = acc.split_at_mut(8);
+            for ((a, b), row) in acc_a.iter_mut().zip(acc_b).zip(rows.chunks_exact(width)) {
+                let wv = weights(row, c);
+                *a = _mm512_dpbusd_epi32(*a, wv, xa);
+                *b = _mm512_dpbusd_epi32(*b, wv, xb);
+            }
+        }
+        let sums = _mm512_sub_epi32(lane_sums_x16(&acc), offsets);
+        // SAFETY: each block holds 8 i32s (32 bytes).
+        unsafe {
+            _mm256_storeu_si256(block_a.as_mut_ptr().cast(), _mm512_castsi512_si256(sums));
+            let high = _mm512_extracti64x4_epi64::<1>(sums);
+            _mm256_storeu_si256(block_b.as_mut_ptr().cast(), high);
+        }
+    }
+    let rest_rows = out_a
+        .iter_mut()
+        .zip(out_b.iter_mut())
+        .zip(w.chunks_exact(width));
+    for ((a, b), row) in rest_rows.skip(blocked) {
+        let (mut acc_a, mut acc_b) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+        for c in 0..chunks {
+            let [xa, xb] = x_chunks(c);
+            let wv = weights(row, c);
+            acc_a = _mm512_dpbusd_epi32(acc_a, wv, xa);
+            acc_b = _mm512_dpbusd_epi32(acc_b, wv, xb);
+        }
+        *a = _mm512_reduce_add_epi32(acc_a).wrapping_sub(offset_a);
+        *b = _mm512_reduce_add_epi32(acc_b).wrapping_sub(offset_b);
+    }
+}
+
+/// The bytes of chunk `c` (64 bytes from `64 c`) that a row of `width` bytes
+/// holds, as a load mask: all of a whole chunk, the first `width % 64` of the
+/// last one.
+#[inline(always)]
+fn chunk_mask(width: usize, c: usize) -> u64 {
+    if c < width / 64 {
+        u64::MAX
+    } else {
+        (1u64 << (width % 64)) - 1
+    }
 }
 
 /// [`rows_bytes`] for rows exactly 16 bytes wide (a 16-wide embedding, as
@@ -688,6 +798,75 @@ mod tests {
         assert!(!rows_dot_i8_i8(&[1; 4 * 64 - 1], 64, &[1; 64], &mut out));
         assert!(!rows_dot_i8_i8(&[1; 4 * 2000], 2000, &[1; 2000], &mut out));
         assert_eq!(out, [9; 4]);
+    }
+
+    /// Two inputs' byte rows at once are each input's alone (which the test
+    /// above compares with the scalar definition), in whole blocks of 8 rows
+    /// and past them, extremes included.
+    #[test]
+    fn byte_rows_of_two_inputs_are_each_alone() {
+        let mut out = [[9i32; 4]; 2];
+        let [a, b] = &mut out;
+        if !has_avx512() {
+            assert!(!rows_dot_i8_i8_pair(
+                &[1; 4 * 64],
+                64,
+                [&[1; 64], &[1; 64]],
+                [a, b]
+            ));
+            assert_eq!(out, [[9; 4]; 2]);
+            return;
+        }
+        let mut gen = Gen::new(43);
+        for width in [1, 63, 64, 65, 100, 128, 300, 1024] {
+            for rows in [1, 7, 8, 9, 16, 21, 200] {
+                let w = gen.bytes(rows * width);
+                let xs = [gen.bytes(width), gen.bytes(width)];
+                let (wm, xm) = (vec![0x80u8; rows * width], vec![0x80u8; width]);
+                let (wp, xp) = (vec![0x7fu8; rows * width], vec![0x80u8; width]);
+                let cases = [
+                    (&w, [&xs[0], &xs[1]]),
+                    (&wm, [&xm, &xs[0]]),
+                    (&wp, [&xs[1], &xp]),
+                ];
+                for (w, [x0, x1]) in cases {
+                    let alone = [x0, x1].map(|x| {
+                        let mut out = vec![0i32; rows];
+                        assert!(rows_dot_i8_i8(w, width, x, &mut out));
+                        out
+                    });
+                    let (mut out0, mut out1) = (vec![5i32; rows + 1], vec![5i32; rows + 1]);
+                    let outs = [&mut out0[..rows], &mut out1[..rows]];
+                    assert!(rows_dot_i8_i8_pair(w, width, [x0, x1], outs));
+                    assert_eq!(out0[..rows], alone[0][..], "rows={rows} width={width}");
+                    assert_eq!(out1[..rows], alone[1][..], "rows={rows} width={width}");
+                    assert_eq!((out0[rows], out1[rows]), (5, 5));
+                }
+            }
+        }
+        // Refused: outputs of different lengths, a short input or matrix, too wide.
+        let (x, mut c, mut d) = ([1u8; 64], [9i32; 3], [9i32; 4]);
+        assert!(!rows_dot_i8_i8_pair(
+            &[1; 4 * 64],
+            64,
+            [&x, &x],
+            [&mut c, &mut d]
+        ));
+        assert!(!rows_dot_i8_i8_pair(
+            &[1; 4 * 64],
+            64,
+            [&x, &x[1..]],
+            [a, b]
+        ));
+        assert!(!rows_dot_i8_i8_pair(&[1; 4 * 64 - 1], 64, [&x, &x], [a, b]));
+        let wide = [1u8; 2000];
+        assert!(!rows_dot_i8_i8_pair(
+            &[1; 4 * 2000],
+            2000,
+            [&wide, &wide],
+            [a, b]
+        ));
+        assert_eq!((c, d, out), ([9; 3], [9; 4], [[9; 4]; 2]));
     }
 
     #[test]

@@ -41,7 +41,7 @@ mod sample;
 
 pub use activations::lstm_activations;
 pub use cell::{gru_cells, gru_cells_avx2, lstm_cells, lstm_cells_avx2};
-pub use dot::{dot_i8_i16, dot_i8_i8, rows_dot_i8_i16, rows_dot_i8_i8};
+pub use dot::{dot_i8_i16, dot_i8_i8, rows_dot_i8_i16, rows_dot_i8_i8, rows_dot_i8_i8_pair};
 pub use float_cells::{f32_gru_cell_updates, f32_lstm_cell_updates, f32_lstm_gate_outputs};
 pub use float_dot::{f32_row_sums, f32_row_sums_of, f32_rows_of_inputs, F32_LANES};
 pub use prescale::prescale;
