@@ -105,7 +105,9 @@ impl<'n, 'a, N: Numeric> InputMemo<'n, 'a, N> {
         self.net.feed_with(state, id, Some(&mut self.slots))
     }
 
-    /// [`Network::feed_ids`], memoised.
+    /// [`Network::feed_ids`], memoised: the words the memo lacks are formed
+    /// first, together where the path has a kernel for several at once (each
+    /// load of `W` then serves them all), and the steps take them from it.
     pub fn feed_ids<const H: usize>(
         &mut self,
         state: &mut State<N, H>,
