@@ -240,10 +240,6 @@ fn host_input_pres(w: &FloatParams<'_>, dims: &Dims, x: Token<'_>, xs: &mut [f32
     }
 }
 
-/// The narrowest embedding whose tokens [`Numeric::form_inputs`] forms together.
-#[cfg(not(unit_steps))]
-const FORMED_TOGETHER_MIN_WIDTH: usize = 64;
-
 /// [`host_input_pres`] of `T` embedding rows at once, `embeddings[t]`'s into
 /// `outs[t]` (`dims.rows()` long each): the vector kernel shares each load of
 /// `W` between them, and each token's sums are its own, bit for bit.
@@ -584,12 +580,6 @@ impl Numeric for F32 {
         xs: [Token<'_>; T],
         outs: [&mut [f32]; T],
     ) -> bool {
-        // Narrower rows gain nothing: `w`'s 16 and a 32-wide model's steps took
-        // 8% and 1% longer with their new words formed together, 64- and
-        // 128-wide ones 22% and 33% less time (`lstm-edge bench`, new memo).
-        if dims.input < FORMED_TOGETHER_MIN_WIDTH {
-            return false;
-        }
         let rows = dims.rows();
         let embeddings = xs.map(|x| match x {
             Token::Vector { row, .. } => Some(row),

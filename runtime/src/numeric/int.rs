@@ -315,11 +315,9 @@ fn host_pres<const H: usize>(
 /// [`Numeric::form_inputs`] on x86-64 hosts with AVX-512 VNNI: each pair of
 /// tokens' `W·x` from one pass over `W` ([`super::x86::rows_dot_i8_i8_pair`];
 /// an odd last token alone), each then shifted and laid out unit by unit, as
-/// [`vector_sums_x86`] leaves one token's in `s.wx`. False, with nothing
-/// written, where the embedding is narrower than 64 (no gain: see the f32
-/// path's `FORMED_TOGETHER_MIN_WIDTH`), a token is not an embedding row of
-/// `dims.input` values, an output is not `dims.rows()` long, or the CPU lacks
-/// the kernel.
+/// [`vector_sums_x86`] leaves one token's in `s.wx`. False where a token is
+/// not an embedding row of `dims.input` values, an output is not
+/// `dims.rows()` long, or the kernel does not run.
 #[cfg(all(target_arch = "x86_64", not(unit_steps)))]
 fn input_sums_together_x86<'x, const T: usize>(
     w: &IntParams<'_>,
@@ -335,36 +333,20 @@ fn input_sums_together_x86<'x, const T: usize>(
             _ => None,
         }
     };
-    let fits = dims.input >= 64
-        && rows <= MAX_ROWS
-        && xs.iter().all(|x| embedding(x).is_some())
+    let fits = xs.iter().all(|x| embedding(x).is_some())
         && outs.iter().all(|out| out.len() == rows)
         && super::x86::has_avx512();
     if !fits {
         return false;
     }
-    let lay_out = |x: Token<'_>, sums: &mut [i32], out: &mut [i32]| {
-        InputShift::of(x, w.w_pre_shift).apply_all(sums);
-        let gates = dims.gates.max(1);
-        for (unit, entries) in out.chunks_exact_mut(gates).take(dims.hidden).enumerate() {
-            for (gate, v) in entries.iter_mut().enumerate() {
-                *v = sums
-                    .get(flat_index(gate, dims.hidden, unit))
-                    .copied()
-                    .unwrap_or(0);
-            }
-        }
-    };
-    // Each row's sum alone, where the kernel refuses (it does not, given `fits`).
-    let row_sums = |e: &[u8], sums: &mut [i32]| {
-        for (r, sum) in sums.iter_mut().enumerate() {
-            *sum = dot_i8_i8(row_of(w.w, r, dims.input), e);
-        }
-    };
     let mut sums = [[0i32; MAX_ROWS]; 2];
     let [sums_a, sums_b] = &mut sums;
     let (Some(sums_a), Some(sums_b)) = (sums_a.get_mut(..rows), sums_b.get_mut(..rows)) else {
         return false;
+    };
+    let lay_out = |x: Token<'_>, sums: &mut [i32], out: &mut [i32]| {
+        InputShift::of(x, w.w_pre_shift).apply_all(sums);
+        unit_major(dims, sums, out);
     };
     let mut tokens = xs.into_iter().zip(outs);
     while let Some((a, out_a)) = tokens.next() {
@@ -374,21 +356,54 @@ fn input_sums_together_x86<'x, const T: usize>(
                 let e_b = embedding(&b).unwrap_or_default();
                 let pair = [&mut *sums_a, &mut *sums_b];
                 if !super::x86::rows_dot_i8_i8_pair(w.w, dims.input, [e_a, e_b], pair) {
-                    row_sums(e_a, sums_a);
-                    row_sums(e_b, sums_b);
+                    return false;
                 }
                 lay_out(a, sums_a, out_a);
                 lay_out(b, sums_b, out_b);
             }
             None => {
                 if !super::x86::rows_dot_i8_i8(w.w, dims.input, e_a, sums_a) {
-                    row_sums(e_a, sums_a);
+                    return false;
                 }
                 lay_out(a, sums_a, out_a);
             }
         }
     }
     true
+}
+
+/// `sums`, one per row in ONNX row order (`gate * hidden + unit`), into `wx`
+/// unit by unit, each unit's gates together: the input sums' layout in
+/// [`HostScratch::wx`].
+#[cfg(all(target_arch = "x86_64", not(unit_steps)))]
+#[inline(always)]
+fn unit_major(dims: &Dims, sums: &[i32], wx: &mut [i32]) {
+    let gates = dims.gates.max(1);
+    let gate_sums = |g: usize| {
+        sums.get(flat_index(g, dims.hidden, 0)..flat_index(g.wrapping_add(1), dims.hidden, 0))
+            .unwrap_or(&[])
+    };
+    if gates == 4 {
+        // The LSTM's four gates at once.
+        let lanes = gate_sums(0)
+            .iter()
+            .zip(gate_sums(1))
+            .zip(gate_sums(2))
+            .zip(gate_sums(3));
+        for (out, (((&i, &f), &c), &o)) in wx.as_chunks_mut::<4>().0.iter_mut().zip(lanes) {
+            *out = [i, f, c, o];
+        }
+        return;
+    }
+    // Unit by unit, gate by gate: no division per row.
+    for (unit, out) in wx.chunks_exact_mut(gates).take(dims.hidden).enumerate() {
+        for (gate, v) in out.iter_mut().enumerate() {
+            *v = sums
+                .get(flat_index(gate, dims.hidden, unit))
+                .copied()
+                .unwrap_or(0);
+        }
+    }
 }
 
 /// `W·x` of every row for an embedding row `e`, through the x86 dense-rows
@@ -404,7 +419,7 @@ fn vector_sums_x86<const H: usize>(
     shift: InputShift,
     s: &mut HostScratch<H>,
 ) -> bool {
-    let (rows, gates) = (dims.rows(), dims.gates.max(1));
+    let rows = dims.rows();
     let Some(sums) = s.x.as_flattened_mut().get_mut(..rows) else {
         return false;
     };
@@ -412,32 +427,7 @@ fn vector_sums_x86<const H: usize>(
         return false;
     }
     shift.apply_all(sums);
-    let gate_sums = |g: usize| {
-        sums.get(flat_index(g, dims.hidden, 0)..flat_index(g.wrapping_add(1), dims.hidden, 0))
-            .unwrap_or(&[])
-    };
-    if gates == 4 {
-        // The LSTM's four gates at once.
-        let lanes = gate_sums(0)
-            .iter()
-            .zip(gate_sums(1))
-            .zip(gate_sums(2))
-            .zip(gate_sums(3));
-        for (out, (((&i, &f), &c), &o)) in s.wx.iter_mut().zip(lanes) {
-            *out = [i, f, c, o];
-        }
-        return true;
-    }
-    // Unit by unit, gate by gate: no division per row.
-    let wx = s.wx.as_flattened_mut();
-    for (unit, out) in wx.chunks_exact_mut(gates).take(dims.hidden).enumerate() {
-        for (gate, v) in out.iter_mut().enumerate() {
-            *v = sums
-                .get(flat_index(gate, dims.hidden, unit))
-                .copied()
-                .unwrap_or(0);
-        }
-    }
+    unit_major(dims, sums, s.wx.as_flattened_mut());
     true
 }
 

@@ -86,9 +86,10 @@ pub trait Numeric: Copy + core::fmt::Debug + 'static {
     /// Host steps: the input pre-activations of the `T` tokens `xs`, each into
     /// its entry of `outs` (`dims.rows()` long), as [`Numeric::form_input`]
     /// forms them one by one: formed together, so that a kernel shares its
-    /// loads of `W` between them. False, with nothing written, where the path
-    /// forms no such rows (a one-hot token, bare metal) or an entry of `outs`
-    /// has another length.
+    /// loads of `W` between them. False where the path does not (a one-hot
+    /// token, bare metal, no kernel for it) or an entry of `outs` has another
+    /// length: `outs` then holds nothing to use, and each token's step forms
+    /// its own.
     #[inline(always)]
     fn form_inputs<const T: usize>(
         _w: &Self::Weights<'_>,
